@@ -1,0 +1,32 @@
+"""symshape: symbolic shapes for PyTorch models.
+
+``analyze(model, input_shape)`` traces a model and gives every layer's output size, and each
+Linear's ``in_features``, as an exact formula of the input size.
+"""
+
+import warnings
+
+# torch warns at import when NumPy is absent; symshape never uses NumPy, so that one message is
+# noise on a fresh machine's first `symshape formula`.
+warnings.filterwarnings("ignore", message="Failed to initialize NumPy", category=UserWarning)
+
+from .analysis import Analysis, Evaluation, analyze, in_features
+from .errors import InvalidInputSize, SymshapeError, UnsupportedOperation, UntraceableModel
+from .rules import function_rule, method_rule, module_rule
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Analysis",
+    "Evaluation",
+    "InvalidInputSize",
+    "SymshapeError",
+    "UnsupportedOperation",
+    "UntraceableModel",
+    "analyze",
+    "function_rule",
+    "in_features",
+    "method_rule",
+    "module_rule",
+    "__version__",
+]

@@ -1,0 +1,167 @@
+"""Symbolic sizes and the one floor-division helper every rule uses.
+
+Sizes are sympy expressions over positive-integer symbols (``H``, ``W``, ``L``, ``N`` ...).
+Every rounding torch applies goes through :func:`floor_div` (``ceil_div`` is expressed with
+it), which builds a :class:`FloorDiv` node. ``FloorDiv`` keeps the numerator whole, so the MNIST
+net prints as ``20*floor((H - 12)/4)*floor((W - 12)/4)`` rather than sympy's rewritten
+``(20*floor(H/4) - 60)*(floor(W/4) - 3)``, and it folds chains of divisions where that is exact:
+
+    floor((floor((x + a)/m) + b)/n) = floor((x + a + b*m)/(m*n))     (a, b integers; m, n > 0)
+
+Expressions built here are exact for *every* integer value of the symbols, not only for large
+ones: no rewrite assumes a size is big enough.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import reduce
+from typing import Iterable, Union
+
+import sympy
+from sympy import Add, Integer, Mul, S
+
+__all__ = [
+    "FloorDiv",
+    "SizeExpr",
+    "canonical",
+    "ceil_div",
+    "floor_div",
+    "free_size_symbols",
+    "has_floor",
+    "size_symbol",
+    "to_int",
+]
+
+SizeExpr = Union[sympy.Expr, int]
+
+_SYMBOLS: dict[str, sympy.Symbol] = {}
+
+
+def size_symbol(name: str) -> sympy.Symbol:
+    """The positive-integer symbol called ``name`` (one object per name)."""
+    if not name.isidentifier():
+        raise ValueError(f"size name {name!r} is not an identifier (use names like H, W, L)")
+    sym = _SYMBOLS.get(name)
+    if sym is None:
+        sym = _SYMBOLS[name] = sympy.Symbol(name, integer=True, positive=True)
+    return sym
+
+
+class FloorDiv(sympy.Function):
+    """``floor(p/q)`` for an integer-valued expression ``p`` and a positive integer ``q``.
+
+    Evaluation keeps a canonical, short form (each rewrite is exact for all integers):
+
+    * ``floor((q*A + r)/q) = A + floor(r/q)`` for integer-valued ``A`` with a coefficient that is
+      a multiple of ``q`` (constants stay inside, so ``floor((H - 12)/4)`` is kept as written);
+    * ``floor((g*A + c)/(g*q')) = floor((A + floor(c/g))/q')`` where ``g`` divides ``q`` and
+      every non-constant coefficient;
+    * ``floor((floor(x/m) + b)/n) = floor((x + b*m)/(m*n))`` when the inner floor is the only
+      one and ``b`` is an integer.
+    """
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, p, q):
+        if not (q.is_Integer and q > 0):
+            raise ValueError(f"FloorDiv needs a positive integer divisor, got {q}")
+        if q == 1:
+            return p
+        if p.is_Integer:
+            return Integer(int(p) // int(q))
+        terms = Add.make_args(p)
+        coeffs = [t.as_coeff_Mul() for t in terms]
+        if any(not c.is_Integer for c, _ in coeffs):
+            return None  # rational coefficients: leave it alone, the identities need integers
+        qi = int(q)
+        whole = [c * m for c, m in coeffs if m is not S.One and int(c) % qi == 0]
+        if whole:
+            rest = [c * m for c, m in coeffs if not (m is not S.One and int(c) % qi == 0)]
+            return Add(*[w / q for w in whole]) + cls(Add(*rest), q)
+        const = sum((int(c) for c, m in coeffs if m is S.One), 0)
+        variable = [(int(c), m) for c, m in coeffs if m is not S.One]
+        g = reduce(math.gcd, (abs(c) for c, _ in variable), qi)
+        if g > 1:
+            num = Add(*[Integer(c // g) * m for c, m in variable]) + Integer(const // g)
+            return cls(num, Integer(qi // g))
+        floors = [(c, m) for c, m in variable if m.has(FloorDiv)]
+        if len(floors) == 1 and floors[0][0] == 1 and isinstance(floors[0][1], FloorDiv):
+            inner = floors[0][1]
+            x, m = inner.args
+            b = Add(*[Integer(c) * t for c, t in variable if t is not inner]) + Integer(const)
+            return cls(x + b * m, m * q)
+        return None
+
+    def _eval_is_integer(self):
+        return True
+
+    def _eval_is_nonnegative(self):
+        if self.args[0].is_nonnegative:
+            return True
+        return None
+
+    def _sympystr(self, printer):
+        p, q = self.args
+        text = printer._print(p)
+        if isinstance(p, Add):
+            text = f"({text})"
+        return f"floor({text}/{q})"
+
+    def _latex(self, printer):
+        p, q = self.args
+        return rf"\left\lfloor \frac{{{printer._print(p)}}}{{{printer._print(q)}}} \right\rfloor"
+
+    def _eval_rewrite_as_floor(self, p, q, **kwargs):
+        return sympy.floor(p / q)
+
+
+def floor_div(p: SizeExpr, q: int) -> sympy.Expr:
+    """``floor(p/q)``: torch's integer division of a size (``div_rtn``, round toward -inf)."""
+    return FloorDiv(sympy.sympify(p), Integer(q))
+
+
+def ceil_div(p: SizeExpr, q: int) -> sympy.Expr:
+    """``ceil(p/q) = floor((p + q - 1)/q)`` for integer ``p`` and positive ``q``."""
+    return floor_div(sympy.sympify(p) + q - 1, q)
+
+
+def canonical(expr: SizeExpr) -> sympy.Expr:
+    """One short form per value: ``floor(a/q) + c`` becomes ``floor((a + c*q)/q)``.
+
+    Applied to every size a rule produces, so that ``floor((H - 7)/2) + 1`` (a conv) and
+    ``floor((H - 5)/2)`` (a different layer with the same arithmetic) compare equal.
+    """
+    expr = sympy.sympify(expr)
+    if isinstance(expr, Add):
+        const, rest = expr.as_coeff_Add()
+        if const.is_Integer and const != 0 and isinstance(rest, FloorDiv):
+            p, q = rest.args
+            return FloorDiv(p + const * q, q)
+    return expr
+
+
+def has_floor(expr: SizeExpr) -> bool:
+    return isinstance(expr, sympy.Basic) and expr.has(FloorDiv)
+
+
+def free_size_symbols(exprs: Iterable[SizeExpr]) -> set[sympy.Symbol]:
+    out: set[sympy.Symbol] = set()
+    for e in exprs:
+        if isinstance(e, sympy.Basic):
+            out |= e.free_symbols
+    return out
+
+
+def to_int(expr: SizeExpr) -> int | None:
+    """The Python int of a constant size expression, else None."""
+    if isinstance(expr, int):
+        return expr
+    if isinstance(expr, sympy.Integer):
+        return int(expr)
+    return None
+
+
+def product(exprs: Iterable[SizeExpr]) -> sympy.Expr:
+    return Mul(*[sympy.sympify(e) for e in exprs])

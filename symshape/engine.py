@@ -1,0 +1,198 @@
+"""Propagate symbolic shapes through a traced graph, one rule per op, recording every step."""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy
+import torch
+import torch.fx
+import torch.nn as nn
+
+from .dims import canonical, floor_div
+from .errors import SymshapeError, UnsupportedOperation
+from .requirements import Requirement
+from .rules import Context, Rule, rule_for_function, rule_for_method, rule_for_module, target_name
+from .tensor import SymTensor
+from .trace import Traced, scope_of
+
+__all__ = ["Propagation", "Step", "propagate"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One executed tensor op: where it ran, what it is, its input shapes and output shape."""
+
+    name: str  # module qualified name, or the traced node name for functions and methods
+    op: str  # nn.Conv2d, F.max_pool2d, Tensor.view ...
+    inputs: tuple  # input shapes (tuples of sympy expressions)
+    output: Any  # output shape, or a tuple of shapes for ops returning several tensors
+    rule: str  # the rule family that computed it
+    requirements: tuple[Requirement, ...] = ()
+    node: str = ""  # the fx node name
+    kind: str = "module"  # module | function | method
+    module: nn.Module | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass
+class Propagation:
+    steps: list[Step]
+    output: Any
+    in_features: dict[str, sympy.Expr]
+    #: op name -> rule family, for every op a rule handled (size queries included)
+    rules_applied: dict[str, str] = field(default_factory=dict)
+
+
+def _shapes(value: Any):
+    if isinstance(value, SymTensor):
+        return value.shape
+    if isinstance(value, (list, tuple)):
+        return tuple(_shapes(v) for v in value)
+    return value
+
+
+def _tensors_in(value: Any) -> list[SymTensor]:
+    if isinstance(value, SymTensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _tensors_in(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _tensors_in(v)]
+    return []
+
+
+def _has_tensor(value: Any) -> bool:
+    return bool(_tensors_in(value))
+
+
+def _canonical_value(value: Any) -> Any:
+    if isinstance(value, SymTensor):
+        return SymTensor(tuple(canonical(s) for s in value.shape))
+    if isinstance(value, tuple):
+        return tuple(_canonical_value(v) for v in value)
+    return value
+
+
+def _size_arithmetic(target, args, kwargs, node: torch.fx.Node, where: str):
+    """Evaluate a call on sizes (no tensor involved): ``x.size(0) * 4``, ``shape[1:]`` ..."""
+    if target is operator.floordiv:
+        a, b = args
+        if all(isinstance(v, (int, sympy.Integer)) for v in (a, b)):
+            return int(a) // int(b)
+        if isinstance(b, (int, sympy.Integer)) and int(b) > 0:
+            return canonical(floor_div(a, int(b)))
+        quotient = sympy.sympify(a) / sympy.sympify(b)
+        if quotient.is_integer:  # e.g. x.numel() // x.size(0): the batch size cancels exactly
+            return canonical(quotient)
+        raise UnsupportedOperation(
+            "operator.floordiv", where, node.format_node(),
+            f"{a} // {b}: symshape divides sizes by a positive int, or exactly",
+        )
+    if target is operator.truediv and any(isinstance(v, sympy.Basic) for v in args):
+        raise UnsupportedOperation(
+            "operator.truediv", where, node.format_node(),
+            "dividing sizes with / gives a float, which view/reshape reject; use //",
+        )
+    try:
+        return target(*args, **kwargs)
+    except Exception as e:
+        raise UnsupportedOperation(target_name(target), where, node.format_node(), f"{type(e).__name__}: {e}") from e
+
+
+def _attr(root: nn.Module, target: str, node: torch.fx.Node):
+    obj: Any = root
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    if isinstance(obj, torch.nn.parameter.UninitializedParameter) or isinstance(obj, torch.nn.parameter.UninitializedBuffer):
+        raise UnsupportedOperation("get_attr", target, node.format_node(), "an uninitialized lazy parameter has no shape yet")
+    if isinstance(obj, torch.Tensor):
+        return SymTensor(tuple(obj.shape))
+    return obj
+
+
+def propagate(traced: Traced, x: SymTensor) -> Propagation:
+    """Run the graph on symbolic shapes. Raises UnsupportedOperation for an op without a rule."""
+    env: dict[torch.fx.Node, Any] = {}
+    steps: list[Step] = []
+    in_features: dict[str, sympy.Expr] = {}
+    rules_applied: dict[str, str] = {}
+    output: Any = None
+    first_input = True
+    root = traced.root
+
+    def load(a):
+        return torch.fx.node.map_arg(a, lambda n: env[n])
+
+    for node in traced.graph.nodes:
+        if node.op == "placeholder":
+            if first_input:
+                env[node], first_input = x, False
+            elif node.args:
+                env[node] = node.args[0]
+            else:
+                raise SymshapeError(
+                    f"forward takes a second input {node.target!r} without a default; symshape "
+                    "analyzes models called with one tensor"
+                )
+            continue
+        if node.op == "get_attr":
+            env[node] = _attr(root, node.target, node)
+            continue
+        if node.op == "output":
+            output = load(node.args[0])
+            continue
+        args, kwargs = load(node.args), load(node.kwargs)
+        scope = scope_of(node)
+        module = None
+        if node.op == "call_module":
+            module = root.get_submodule(node.target)
+            name, op, kind = node.target or "(model)", target_name(type(module)), "module"
+            rule = rule_for_module(module)
+            call_args = (module, *args)
+        else:
+            name = f"{scope}.{node.name}" if scope else node.name
+            if node.op == "call_function":
+                op, kind = target_name(node.target), "function"
+                if not _has_tensor((args, kwargs)):
+                    env[node] = _size_arithmetic(node.target, args, kwargs, node, scope or "(model)")
+                    continue
+                rule = rule_for_function(node.target)
+            else:
+                op, kind = f"Tensor.{node.target}", "method"
+                if not isinstance(args[0], SymTensor):
+                    env[node] = _size_arithmetic(
+                        lambda s, *a, **k: getattr(s, node.target)(*a, **k), args, kwargs, node, scope or "(model)"
+                    )
+                    continue
+                rule = rule_for_method(node.target)
+            call_args = args
+        if rule is None:
+            raise UnsupportedOperation(op, name, node.format_node())
+        ctx = Context(name, op, node.format_node())
+        value = _apply(rule, ctx, call_args, kwargs)
+        rules_applied[op] = rule.name
+        value = _canonical_value(value)
+        env[node] = value
+        if _has_tensor(value):
+            inputs = tuple(t.shape for t in _tensors_in((args, kwargs)))
+            steps.append(Step(ctx.step, op, inputs, _shapes(value), rule.name,
+                              tuple(ctx.requirements), node.name, kind, module))
+            if ctx.linear_input is not None and kind == "module":
+                in_features.setdefault(name, canonical(ctx.linear_input))
+        elif ctx.requirements:
+            # a size query with a requirement (rare): attach it to a step so it is still checked
+            steps.append(Step(ctx.step, op, tuple(t.shape for t in _tensors_in(args)), (), rule.name,
+                              tuple(ctx.requirements), node.name, kind, module))
+    return Propagation(steps, output, in_features, rules_applied)
+
+
+def _apply(rule: Rule, ctx: Context, args, kwargs):
+    try:
+        return rule.fn(ctx, *args, **kwargs, **rule.bound)
+    except TypeError as e:
+        # The call does not fit the signature the rule implements: refuse rather than guess.
+        if e.__traceback__ is not None and e.__traceback__.tb_next is None:
+            raise UnsupportedOperation(ctx.op, ctx.step, ctx.node, f"unexpected arguments: {e}") from e
+        raise

@@ -1,0 +1,90 @@
+"""Conditions torch checks at run time, recorded during analysis and checked at concrete sizes.
+
+A requirement compares an expression of the input sizes (``lhs``) with a bound (``rhs``). Its
+``reason`` is a template whose ``{lhs}`` and ``{rhs}`` are filled with concrete values, so a
+failure reads like ``kernel 5 needs at least 5 rows, gets 4``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy
+
+__all__ = ["Requirement", "RELATIONS", "KINDS"]
+
+RELATIONS = (">=", "==", "!=", "divisible", "broadcast", "never")
+#: ``size``: torch raises at sizes that break it. ``declared``: a layer's declared feature count
+#: (Linear.in_features, Conv.in_channels ...) differs from what reaches it; analysis goes on with
+#: the layer's declared output so later layers are still checked.
+KINDS = ("size", "declared")
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """``lhs >= rhs``, ``lhs == rhs``, ``lhs != rhs``, ``lhs`` divisible by ``rhs``, ``broadcast`` (equal, or one
+    of them is 1), or ``never`` (fails at every size)."""
+
+    lhs: sympy.Expr
+    relation: str
+    rhs: sympy.Expr
+    reason: str
+    kind: str = "size"
+
+    def __post_init__(self):
+        if self.relation not in RELATIONS:
+            raise ValueError(f"unknown relation {self.relation!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown requirement kind {self.kind!r}")
+        object.__setattr__(self, "lhs", sympy.sympify(self.lhs))
+        object.__setattr__(self, "rhs", sympy.sympify(self.rhs))
+
+    def holds(self, lhs: int, rhs: int) -> bool:
+        if self.relation == ">=":
+            return lhs >= rhs
+        if self.relation == "==":
+            return lhs == rhs
+        if self.relation == "!=":
+            return lhs != rhs
+        if self.relation == "divisible":
+            return rhs != 0 and lhs % rhs == 0
+        if self.relation == "broadcast":
+            return lhs == rhs or lhs == 1 or rhs == 1
+        return False
+
+    def message(self, lhs: int, rhs: int) -> str:
+        return self.reason.format(lhs=lhs, rhs=rhs)
+
+    def decided(self) -> bool | None:
+        """True/False when the requirement holds/fails at every size, else None."""
+        if self.relation == "never":
+            return False
+        if self.relation == ">=":
+            rel = sympy.Ge(self.lhs, self.rhs)
+        elif self.relation == "==":
+            rel = sympy.Eq(self.lhs, self.rhs)
+        elif self.relation == "!=":
+            rel = sympy.Ne(self.lhs, self.rhs)
+        elif self.relation == "broadcast":
+            return True if self.lhs == self.rhs else None
+        else:
+            if self.rhs.is_Integer and self.lhs.is_Integer:
+                return int(self.rhs) != 0 and int(self.lhs) % int(self.rhs) == 0
+            if self.rhs == 0:
+                return False
+            # lhs = rhs * (an integer expression): divisible wherever rhs != 0, and a
+            # zero rhs is refused by its own requirement.
+            return True if (self.lhs / self.rhs).is_integer else None
+        if rel is sympy.true:
+            return True
+        if rel is sympy.false:
+            return False
+        return None
+
+    def __str__(self) -> str:
+        if self.relation == "never":
+            return f"never: {self.reason}"
+        if self.relation == "broadcast":
+            return f"{self.lhs} == {self.rhs} or {self.lhs} == 1 or {self.rhs} == 1"
+        op = {">=": ">=", "==": "==", "!=": "!=", "divisible": "divisible by"}[self.relation]
+        return f"{self.lhs} {op} {self.rhs}"

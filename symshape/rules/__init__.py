@@ -1,0 +1,28 @@
+"""Shape rules, one module per layer family, registered on import."""
+
+from .registry import (
+    Context,
+    Rule,
+    function_rule,
+    method_rule,
+    module_rule,
+    registered,
+    rule_for_function,
+    rule_for_method,
+    rule_for_module,
+    target_name,
+)
+from . import combine, conv, linear, pad, pointwise, pool, reshape  # noqa: E402,F401  (registration)
+
+__all__ = [
+    "Context",
+    "Rule",
+    "function_rule",
+    "method_rule",
+    "module_rule",
+    "registered",
+    "rule_for_function",
+    "rule_for_method",
+    "rule_for_module",
+    "target_name",
+]

@@ -1,0 +1,113 @@
+"""Ops on several tensors: broadcasting arithmetic (``+``, ``*`` ...), torch.cat, torch.stack.
+
+Broadcasting (per dim, right-aligned, a missing dim counts as 1)::
+
+    out = b if a == 1 else a        and torch needs  a == b  or  a == 1  or  b == 1
+
+When the two sizes are different expressions that rule is kept whole (a Piecewise), because a
+size such as ``floor(H/4)`` may well be 1 at some input. ``torch.cat`` needs every other dim
+equal and adds the sizes along ``dim``; ``torch.stack`` needs equal shapes and inserts a dim.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import sympy
+import torch
+
+from ..dims import canonical
+from ..tensor import SymTensor
+from .common import as_int, tensor_arg
+from .registry import Context, function_rule, method_rule
+
+__all__ = ["broadcast_shape"]
+
+
+def broadcast_shape(ctx: Context, a: SymTensor, b: SymTensor) -> SymTensor:
+    n = max(a.ndim, b.ndim)
+    sa = (sympy.Integer(1),) * (n - a.ndim) + a.shape
+    sb = (sympy.Integer(1),) * (n - b.ndim) + b.shape
+    out = []
+    for i, (x, y) in enumerate(zip(sa, sb)):
+        if x == y or y == 1:
+            out.append(x)
+        elif x == 1:
+            out.append(y)
+        else:
+            reason = (f"the size of tensor a ({{lhs}}) must match the size of tensor b ({{rhs}}) "
+                      f"at non-singleton dimension {i}")
+            if x.is_Integer and y.is_Integer:
+                ctx.never(reason.format(lhs=x, rhs=y))
+                out.append(x)
+            else:
+                ctx.require(x, "broadcast", y, reason)
+                out.append(sympy.Piecewise((y, sympy.Eq(x, 1)), (x, True)))
+    return SymTensor(tuple(out))
+
+
+# (fx records ``x += y`` on traced values as operator.add: proxies have no in-place dunders)
+_BINARY = (
+    operator.add, operator.sub, operator.mul, operator.truediv, operator.floordiv, operator.pow,
+    torch.add, torch.sub, torch.mul, torch.div, torch.maximum, torch.minimum,
+)
+
+
+@function_rule(*_BINARY)
+def elementwise(ctx: Context, a, b, *args, **kwargs):
+    """Broadcast two tensors; a number broadcasts to anything. (Without a tensor among the
+    arguments the engine never calls a rule: that is size arithmetic.)"""
+    if isinstance(a, SymTensor) and isinstance(b, SymTensor):
+        return broadcast_shape(ctx, a, b)
+    return a if isinstance(a, SymTensor) else b
+
+
+@method_rule("add", "sub", "mul", "div", "add_", "sub_", "mul_", "div_", "maximum", "minimum")
+def elementwise_method(ctx: Context, self, other, *args, **kwargs):
+    """``x.add(y)`` and friends: broadcast."""
+    return elementwise(ctx, tensor_arg(self, "self", ctx), other)
+
+
+def _tensors(ctx: Context, tensors, what: str) -> list[SymTensor]:
+    if not isinstance(tensors, (list, tuple)) or not tensors:
+        ctx.refuse(f"{what} expects a non-empty list of tensors")
+    return [tensor_arg(t, "tensors", ctx) for t in tensors]
+
+
+@function_rule(torch.cat, torch.concat, torch.concatenate)
+def cat(ctx: Context, tensors, dim=0, *, axis=None) -> SymTensor:
+    """``out[dim] = sum of in[dim]``; every other dim must be equal."""
+    ts = _tensors(ctx, tensors, "torch.cat")
+    dim = as_int(axis if axis is not None else dim, "dim", ctx)
+    first = ts[0]
+    try:
+        d = first.dim(dim)
+    except IndexError as e:
+        ctx.refuse(f"torch.cat: {e}")
+    for j, t in enumerate(ts[1:], start=1):
+        if t.ndim != first.ndim:
+            ctx.refuse(f"torch.cat: tensors must have the same rank, gets {first} and {t}")
+        for i, (x, y) in enumerate(zip(first.shape, t.shape)):
+            if i != d:
+                ctx.equal(y, x, f"torch.cat: sizes must match except in dim {d}; "
+                                f"tensor {j} has {{lhs}} at dim {i}, tensor 0 has {{rhs}}")
+    total = canonical(sympy.Add(*[t.shape[d] for t in ts]))
+    return SymTensor((*first.shape[:d], total, *first.shape[d + 1 :]))
+
+
+@function_rule(torch.stack)
+def stack(ctx: Context, tensors, dim=0) -> SymTensor:
+    """``out`` inserts ``len(tensors)`` at ``dim``; all shapes must be equal."""
+    ts = _tensors(ctx, tensors, "torch.stack")
+    first = ts[0]
+    dim = as_int(dim, "dim", ctx)
+    n = first.ndim + 1
+    if not -n <= dim < n:
+        ctx.refuse(f"torch.stack: dim {dim} out of range for {n} dims")
+    for j, t in enumerate(ts[1:], start=1):
+        if t.ndim != first.ndim:
+            ctx.refuse(f"torch.stack: tensors must have the same shape, gets {first} and {t}")
+        for i, (x, y) in enumerate(zip(first.shape, t.shape)):
+            ctx.equal(y, x, f"torch.stack: tensor {j} has {{lhs}} at dim {i}, tensor 0 has {{rhs}}")
+    d = dim % n
+    return SymTensor((*first.shape[:d], len(ts), *first.shape[d:]))

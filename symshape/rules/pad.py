@@ -1,0 +1,113 @@
+"""Padding: ZeroPad, ConstantPad, ReflectionPad, ReplicationPad, CircularPad (1d/2d/3d) and F.pad.
+
+Every mode adds ``left + right`` to a padded dim:  ``out = in + left + right``. The modes differ
+in what torch accepts (measured against torch, see tests/test_rules.py):
+
+* constant: negative padding crops; ``in + min(left, 0) + min(right, 0) >= 0``;
+* reflect:  non-empty input dims, ``left < in`` and ``right < in``, every ``out >= 0`` and at
+  least one padded ``out >= 1`` (a single padded dim: ``out >= 1``);
+* replicate: as reflect without the ``left < in`` bound;
+* circular: ``left <= in`` and ``right <= in`` (negative circular padding is refused: torch's
+  results there are irregular).
+"""
+
+from __future__ import annotations
+
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..dims import canonical
+from ..tensor import SymTensor
+from .common import as_int, spatial_unit, tensor_arg
+from .registry import Context, function_rule, module_rule
+
+__all__ = ["pad_shape"]
+
+_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+def pad_shape(ctx: Context, x: SymTensor, pad: tuple[int, ...], mode: str, layer: str) -> SymTensor:
+    """``out = in + left + right`` for each padded dim; ``pad`` is F.pad's (last dim first) list."""
+    if mode not in _MODES:
+        ctx.unsupported(f"padding mode {mode!r}")
+    if len(pad) % 2:
+        ctx.refuse(f"{layer}: padding length must be divisible by 2, gets {len(pad)}")
+    k = len(pad) // 2
+    if mode == "constant":
+        if k > x.ndim:
+            ctx.refuse(
+                f"{layer}: padding length {len(pad)} needs at least {k} dims, gets {x.ndim}D {x}"
+            )
+    else:
+        if x.ndim not in (k + 1, k + 2):
+            ctx.refuse(
+                f"{layer}: {mode} padding of {k} dims expects a {k + 1}D or {k + 2}D input, "
+                f"gets {x.ndim}D {x}"
+            )
+        if mode == "circular" and any(p < 0 for p in pad):
+            ctx.unsupported("negative circular padding")
+    shape = list(x.shape)
+    if mode in ("reflect", "replicate"):
+        for i in range(x.ndim - k - 1 if x.ndim == k + 2 else 0, x.ndim):
+            ctx.at_least(shape[i], 1, f"{mode} padding needs non-empty dims, gets {{lhs}} at dim {i}")
+    outs = []
+    for j in range(k):
+        dim = x.ndim - 1 - j
+        left, right = pad[2 * j], pad[2 * j + 1]
+        size = shape[dim]
+        unit = spatial_unit(k - 1 - j, k) if k <= 3 else "entries"
+        out = canonical(size + left + right)
+        if mode == "constant":
+            crop = min(left, 0) + min(right, 0)
+            if crop < 0:
+                ctx.at_least(
+                    size, -crop,
+                    f"negative padding ({left}, {right}) crops {-crop} {unit}, gets {{lhs}}",
+                )
+        elif mode == "circular":
+            ctx.at_least(
+                size, max(left, right),
+                f"circular padding ({left}, {right}) wraps around more than once "
+                f"below {{rhs}} {unit}, gets {{lhs}}",
+            )
+        else:
+            if mode == "reflect" and max(left, right) > 0:
+                ctx.at_least(
+                    size, max(left, right) + 1,
+                    f"reflection padding ({left}, {right}) needs more than {max(left, right)} {unit}, "
+                    f"gets {{lhs}}",
+                )
+            if left + right < 0:
+                least = 1 if k == 1 else 0  # with several padded dims, torch lets one be empty
+                ctx.at_least(
+                    size, least - left - right,
+                    f"{mode} padding ({left}, {right}) needs at least {{rhs}} {unit}, gets {{lhs}}",
+                )
+        outs.append(out)
+        shape[dim] = out
+    shrinking = all(left + right < 0 for left, right in zip(pad[::2], pad[1::2]))
+    if mode in ("reflect", "replicate") and k > 1 and shrinking:
+        # torch's check is "some padded dim of the output is non-empty"; with all of them >= 0
+        # that is "their sum is at least 1" (a dim that does not shrink is never empty)
+        ctx.at_least(sum(outs), 1, f"{mode} padding {pad} leaves every padded dim empty")
+    return SymTensor(tuple(shape))
+
+
+@module_rule(nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d, nn.ConstantPad1d, nn.ConstantPad2d,
+             nn.ConstantPad3d, mode="constant")
+@module_rule(nn.ReflectionPad1d, nn.ReflectionPad2d, nn.ReflectionPad3d, mode="reflect")
+@module_rule(nn.ReplicationPad1d, nn.ReplicationPad2d, nn.ReplicationPad3d, mode="replicate")
+@module_rule(nn.CircularPad1d, nn.CircularPad2d, nn.CircularPad3d, mode="circular")
+def pad(ctx: Context, module: nn.Module, x, *, mode: str) -> SymTensor:
+    """``out = in + left + right`` on each padded dim (module.padding is F.pad's order)."""
+    x = tensor_arg(x, "input", ctx)
+    pads = tuple(as_int(p, "padding", ctx) for p in module.padding)
+    return pad_shape(ctx, x, pads, mode, type(module).__name__)
+
+
+@function_rule(F.pad)
+def pad_function(ctx: Context, input, pad, mode: str = "constant", value=None) -> SymTensor:
+    """``out = in + left + right`` on each dim ``pad`` names, last dim first."""
+    x = tensor_arg(input, "input", ctx)
+    pads = tuple(as_int(p, "pad", ctx) for p in pad)
+    return pad_shape(ctx, x, pads, mode, "F.pad")

@@ -1,0 +1,236 @@
+"""Shape-preserving layers: ``out = in``.
+
+Activations, dropout, normalization, Identity and their functional and method forms keep the
+shape; several still refuse some inputs, and those checks are rules too:
+
+* BatchNorm{1,2,3}d: rank 2|3, 4, 5; channels == num_features (with running stats or affine);
+  with batch statistics (training) more than one value per channel: ``N * prod(spatial) >= 2``.
+* InstanceNorm{1,2,3}d: channels == num_features (when affine); with input statistics more than
+  one spatial element.
+* GroupNorm: more than one value per group (``floor(N*C/G) * prod(spatial) != 1``, in any mode),
+  ``C % num_groups == 0`` and ``C == num_channels`` (affine).
+* LayerNorm / RMSNorm: the last dims equal ``normalized_shape``.
+* PReLU(num_parameters > 1): channels == num_parameters.
+* Dropout1d: a 2D or 3D input. Softmax2d / LocalResponseNorm: at least 3D. Softmax(dim): dim in range.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..dims import floor_div, product
+from ..tensor import SymTensor
+from .common import as_int, check_rank, tensor_arg
+from .registry import Context, function_rule, method_rule, module_rule
+
+_PLAIN_MODULES = (
+    nn.Identity, nn.Threshold, nn.ReLU, nn.RReLU, nn.Hardtanh, nn.ReLU6, nn.Sigmoid,
+    nn.Hardsigmoid, nn.Tanh, nn.SiLU, nn.Mish, nn.Hardswish, nn.ELU, nn.CELU, nn.SELU, nn.GELU,
+    nn.Hardshrink, nn.LeakyReLU, nn.LogSigmoid, nn.Softplus, nn.Softshrink, nn.Softsign,
+    nn.Tanhshrink, nn.Dropout, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout,
+)
+
+_PLAIN_FUNCTIONS = (
+    F.relu, F.relu_, torch.relu, torch.relu_, F.relu6, F.elu, F.elu_, F.selu, F.celu, F.gelu,
+    F.silu, F.mish, F.hardswish, F.hardsigmoid, F.hardtanh, F.hardtanh_, F.leaky_relu,
+    F.leaky_relu_, F.rrelu, F.threshold, F.hardshrink, F.softshrink, F.tanhshrink, F.softsign,
+    F.softplus, F.logsigmoid, torch.sigmoid, torch.tanh, torch.exp, torch.abs,
+    torch.neg, torch.sqrt, torch.clamp, F.dropout, F.dropout2d, F.dropout3d, F.alpha_dropout,
+    F.feature_alpha_dropout, torch.square,
+)
+
+_PLAIN_METHODS = (
+    "relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "exp", "abs", "neg", "sqrt", "clamp",
+    "clamp_", "contiguous", "clone", "detach", "float", "double", "half", "to", "square",
+)
+
+
+@module_rule(*_PLAIN_MODULES)
+def same_shape(ctx: Context, module: nn.Module, x, *args, **kwargs) -> SymTensor:
+    """``out = in``."""
+    return tensor_arg(x, "input", ctx)
+
+
+@function_rule(*_PLAIN_FUNCTIONS)
+def same_shape_function(ctx: Context, input, *args, **kwargs) -> SymTensor:
+    """``out = in``."""
+    return tensor_arg(input, "input", ctx)
+
+
+@method_rule(*_PLAIN_METHODS)
+def same_shape_method(ctx: Context, self, *args, **kwargs) -> SymTensor:
+    """``out = in``."""
+    return tensor_arg(self, "self", ctx)
+
+
+def _check_dim(ctx: Context, x: SymTensor, dim, what: str) -> None:
+    if dim is None:
+        return
+    try:
+        x.dim(as_int(dim, "dim", ctx))
+    except IndexError as e:
+        ctx.refuse(f"{what}: {e}")
+
+
+@module_rule(nn.Softmax, nn.LogSoftmax, nn.Softmin)
+def softmax(ctx: Context, module: nn.Module, x) -> SymTensor:
+    """``out = in``; ``dim`` must exist."""
+    x = tensor_arg(x, "input", ctx)
+    _check_dim(ctx, x, module.dim, type(module).__name__)
+    return x
+
+
+@function_rule(F.softmax, F.log_softmax, F.softmin, torch.softmax, torch.log_softmax)
+@method_rule("softmax", "log_softmax")
+def softmax_function(ctx: Context, input, dim=None, *args, **kwargs) -> SymTensor:
+    """``out = in``; ``dim`` must exist."""
+    x = tensor_arg(input, "input", ctx)
+    _check_dim(ctx, x, dim, "softmax")
+    return x
+
+
+@module_rule(nn.Softmax2d)
+def softmax2d(ctx: Context, module: nn.Module, x) -> SymTensor:
+    """``out = in`` for a 3D or 4D input."""
+    x = tensor_arg(x, "input", ctx)
+    check_rank(ctx, x, (3, 4), "Softmax2d")
+    return x
+
+
+def _dropout1d(ctx: Context, x) -> SymTensor:
+    x = tensor_arg(x, "input", ctx)
+    check_rank(ctx, x, (2, 3), "dropout1d")
+    return x
+
+
+@module_rule(nn.Dropout1d)
+def dropout1d(ctx: Context, module: nn.Module, x) -> SymTensor:
+    """``out = in`` for a 2D or 3D input (channel-wise dropout over one spatial dim)."""
+    return _dropout1d(ctx, x)
+
+
+@function_rule(F.dropout1d)
+def dropout1d_function(ctx: Context, input, *args, **kwargs) -> SymTensor:
+    """``out = in`` for a 2D or 3D input."""
+    return _dropout1d(ctx, input)
+
+
+def _glu(ctx: Context, x, dim) -> SymTensor:
+    x = tensor_arg(x, "input", ctx)
+    try:
+        i = x.dim(as_int(dim, "dim", ctx))
+    except IndexError as e:
+        ctx.refuse(f"GLU: {e}")
+    ctx.divisible(x.shape[i], 2, f"GLU halves dim {i}, which must be even, gets {{lhs}}")
+    return SymTensor((*x.shape[:i], x.shape[i] / 2, *x.shape[i + 1 :]))
+
+
+@module_rule(nn.GLU)
+def glu(ctx: Context, module: nn.GLU, x) -> SymTensor:
+    """``out[dim] = in[dim] / 2``; ``in[dim]`` must be even."""
+    return _glu(ctx, x, module.dim)
+
+
+@function_rule(F.glu)
+def glu_function(ctx: Context, input, dim=-1) -> SymTensor:
+    """``out[dim] = in[dim] / 2``; ``in[dim]`` must be even."""
+    return _glu(ctx, input, dim)
+
+
+@module_rule(nn.PReLU)
+def prelu(ctx: Context, module: nn.PReLU, x) -> SymTensor:
+    """``out = in``; with ``num_parameters > 1`` the channel dim must equal it."""
+    x = tensor_arg(x, "input", ctx)
+    if module.num_parameters > 1:
+        if x.ndim < 2:
+            ctx.refuse(f"PReLU with {module.num_parameters} parameters needs a channel dim, gets {x}")
+        ctx.equal(x.shape[1], module.num_parameters,
+                  "PReLU has {rhs} parameters, the input has {lhs} channels", kind="declared")
+    return x
+
+
+def _lazy(module: nn.Module) -> bool:
+    return getattr(module, "has_uninitialized_params", lambda: False)()
+
+
+@module_rule(nn.BatchNorm1d, nn.LazyBatchNorm1d, ranks=(2, 3))
+@module_rule(nn.BatchNorm2d, nn.LazyBatchNorm2d, ranks=(4,))
+@module_rule(nn.BatchNorm3d, nn.LazyBatchNorm3d, ranks=(5,))
+def batch_norm(ctx: Context, module: nn.Module, x, *, ranks) -> SymTensor:
+    """``out = in``; channels == num_features; in training, more than 1 value per channel."""
+    x = tensor_arg(x, "input", ctx)
+    check_rank(ctx, x, ranks, type(module).__name__)
+    if not _lazy(module) and (module.running_mean is not None or module.weight is not None):
+        ctx.equal(x.shape[1], module.num_features,
+                  "num_features is {rhs}, the input has {lhs} channels", kind="declared")
+    uses_batch_stats = module.training or (module.running_mean is None and module.running_var is None)
+    if uses_batch_stats:
+        ctx.at_least(
+            product([x.shape[0], *x.shape[2:]]), 2,
+            "in training mode batch norm needs more than 1 value per channel, gets {lhs} "
+            "(call model.eval() for inference)",
+        )
+    return x
+
+
+@module_rule(nn.InstanceNorm1d, nn.LazyInstanceNorm1d, ranks=(2, 3))
+@module_rule(nn.InstanceNorm2d, nn.LazyInstanceNorm2d, ranks=(3, 4))
+@module_rule(nn.InstanceNorm3d, nn.LazyInstanceNorm3d, ranks=(4, 5))
+def instance_norm(ctx: Context, module: nn.Module, x, *, ranks) -> SymTensor:
+    """``out = in``; channels == num_features (affine); with input statistics > 1 spatial element."""
+    x = tensor_arg(x, "input", ctx)
+    check_rank(ctx, x, ranks, type(module).__name__)
+    batched = x.ndim == ranks[-1]
+    channel = x.shape[1] if batched else x.shape[0]
+    if not _lazy(module) and (module.affine or module.track_running_stats):
+        ctx.equal(channel, module.num_features,
+                  "num_features is {rhs}, the input has {lhs} channels", kind="declared")
+    if module.training or not module.track_running_stats:
+        spatial = x.shape[2:] if batched else x.shape[1:]
+        ctx.at_least(product(spatial), 2,
+                     "instance norm with input statistics needs more than 1 spatial element, gets {lhs}")
+    return x
+
+
+@module_rule(nn.GroupNorm)
+def group_norm(ctx: Context, module: nn.GroupNorm, x) -> SymTensor:
+    """``out = in``; more than 1 value per group, ``C % num_groups == 0``, ``C == num_channels`` (affine)."""
+    x = tensor_arg(x, "input", ctx)
+    if x.ndim < 2:
+        ctx.refuse(f"GroupNorm needs at least a 2D input, gets {x}")
+    per_group = floor_div(x.shape[0] * x.shape[1], module.num_groups)
+    ctx.require(
+        product([per_group, *x.shape[2:]]), "!=", 1,
+        "group norm needs more than 1 value per group, gets {lhs}",
+    )
+    ctx.divisible(x.shape[1], module.num_groups,
+                  "channels must be divisible by num_groups={rhs}, gets {lhs}")
+    if module.affine:
+        ctx.equal(x.shape[1], module.num_channels,
+                  "num_channels is {rhs}, the input has {lhs} channels", kind="declared")
+    return x
+
+
+@module_rule(nn.LayerNorm, nn.RMSNorm)
+def layer_norm(ctx: Context, module: nn.Module, x) -> SymTensor:
+    """``out = in``; the last ``len(normalized_shape)`` dims must equal ``normalized_shape``."""
+    x = tensor_arg(x, "input", ctx)
+    shape = tuple(module.normalized_shape)
+    if x.ndim < len(shape):
+        ctx.refuse(f"{type(module).__name__}{shape} needs at least {len(shape)} dims, gets {x}")
+    for j, want in enumerate(shape):
+        i = x.ndim - len(shape) + j
+        ctx.equal(x.shape[i], want, f"normalized_shape needs size {{rhs}} at dim {i}, gets {{lhs}}",
+                  kind="declared")
+    return x
+
+
+@module_rule(nn.LocalResponseNorm)
+def local_response_norm(ctx: Context, module: nn.Module, x) -> SymTensor:
+    """``out = in`` for an input with at least 3 dims."""
+    x = tensor_arg(x, "input", ctx)
+    if x.ndim < 3:
+        ctx.refuse(f"LocalResponseNorm needs at least a 3D input, gets {x.ndim}D {x}")
+    return x

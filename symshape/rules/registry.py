@@ -1,0 +1,192 @@
+"""The rule registry: one pure shape rule per layer family.
+
+Module rules are looked up along the class hierarchy, so a subclass of ``nn.Conv2d`` uses the
+Conv2d rule -- unless the subclass (or a class between it and the registered one) defines its own
+``forward``; then its forward is traced instead, because the rule no longer describes it.
+Function rules are keyed by the function object (``F.max_pool2d``), method rules by the tensor
+method name (``view``). A rule receives a :class:`Context` and the call's arguments, where a
+tensor is a :class:`~symshape.tensor.SymTensor` and a size is a sympy expression.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import sympy
+import torch
+
+from ..errors import InvalidInputSize, UnsupportedOperation
+from ..requirements import Requirement
+
+__all__ = [
+    "Context",
+    "Rule",
+    "function_rule",
+    "method_rule",
+    "module_rule",
+    "registered",
+    "rule_for_function",
+    "rule_for_method",
+    "rule_for_module",
+]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A registered shape rule: ``name`` is the family (``conv``), ``fn`` the implementation."""
+
+    name: str
+    fn: Callable[..., Any]
+    kind: str  # "module" | "function" | "method"
+    target: Any
+    bound: dict = field(default_factory=dict)
+    overridable: tuple[str, ...] = ("forward",)
+
+    @property
+    def target_name(self) -> str:
+        return target_name(self.target)
+
+
+_MODULE_RULES: dict[type, Rule] = {}
+_FUNCTION_RULES: dict[Any, Rule] = {}
+_METHOD_RULES: dict[str, Rule] = {}
+
+
+def _public_names() -> dict[int, str]:
+    import torch.nn.functional as F
+
+    names: dict[int, str] = {}
+    for prefix, namespace in (("torch", torch), ("F", F)):  # F last: its spelling wins
+        for name in dir(namespace):
+            if not name.startswith("_"):
+                names[id(getattr(namespace, name))] = f"{prefix}.{name}"
+    return names
+
+
+_NAMES: dict[int, str] = {}
+
+
+def target_name(target: Any) -> str:
+    """``nn.Conv2d``, ``F.max_pool2d``, ``torch.flatten``, ``Tensor.view``, ``operator.add``."""
+    if isinstance(target, str):
+        return f"Tensor.{target}"
+    if isinstance(target, type):
+        mod = target.__module__
+        if mod.startswith("torch.nn.modules"):
+            return f"nn.{target.__qualname__}"
+        return f"{mod}.{target.__qualname__}"
+    if not _NAMES:
+        _NAMES.update(_public_names())
+    known = _NAMES.get(id(target))
+    if known is not None:
+        return known
+    name = getattr(target, "__name__", repr(target))
+    mod = getattr(target, "__module__", None) or ""
+    if mod in ("_operator", "operator"):
+        return f"operator.{name}"
+    return f"{mod}.{name}" if mod else name
+
+
+def module_rule(*classes: type, overridable: tuple[str, ...] = ("forward",), **bound):
+    """Register ``fn(ctx, module, *args, **kwargs)`` for ``classes`` and their subclasses."""
+
+    def deco(fn):
+        for cls in classes:
+            _MODULE_RULES[cls] = Rule(fn.__name__, fn, "module", cls, dict(bound), overridable)
+        return fn
+
+    return deco
+
+
+def function_rule(*functions: Any, **bound):
+    """Register ``fn(ctx, *args, **kwargs)`` for calls of ``functions``; ``bound`` is passed too."""
+
+    def deco(fn):
+        for f in functions:
+            _FUNCTION_RULES[f] = Rule(fn.__name__, fn, "function", f, dict(bound))
+        return fn
+
+    return deco
+
+
+def method_rule(*names: str, **bound):
+    """Register ``fn(ctx, tensor, *args, **kwargs)`` for the tensor methods ``names``."""
+
+    def deco(fn):
+        for n in names:
+            _METHOD_RULES[n] = Rule(fn.__name__, fn, "method", n, dict(bound))
+        return fn
+
+    return deco
+
+
+def rule_for_module(module: torch.nn.Module) -> Rule | None:
+    """The rule of the nearest registered class in ``type(module)``'s MRO, or None.
+
+    None also when a class before the registered one overrides a method the rule stands for
+    (``forward`` by default): the module does something else, so it is traced, not guessed.
+    """
+    seen: list[type] = []
+    for cls in type(module).__mro__:
+        rule = _MODULE_RULES.get(cls)
+        if rule is not None:
+            if any(name in vars(c) for c in seen for name in rule.overridable):
+                return None
+            return rule
+        seen.append(cls)
+    return None
+
+
+def rule_for_function(fn: Any) -> Rule | None:
+    try:
+        return _FUNCTION_RULES.get(fn)
+    except TypeError:  # unhashable target
+        return None
+
+
+def rule_for_method(name: str) -> Rule | None:
+    return _METHOD_RULES.get(name)
+
+
+def registered() -> list[Rule]:
+    """Every registered rule, modules first, in registration order."""
+    return [*_MODULE_RULES.values(), *_FUNCTION_RULES.values(), *_METHOD_RULES.values()]
+
+
+class Context:
+    """What a rule sees besides its arguments: the step it computes and its requirements."""
+
+    def __init__(self, step: str, op: str, node: str):
+        self.step, self.op, self.node = step, op, node
+        self.requirements: list[Requirement] = []
+        #: set by the Linear rule: the size that reaches the layer's in_features
+        self.linear_input = None
+
+    def require(self, lhs, relation: str, rhs, reason: str, kind: str = "size") -> None:
+        req = Requirement(lhs, relation, rhs, reason, kind)
+        decided = req.decided()
+        if decided is True:
+            return
+        self.requirements.append(req)
+
+    def at_least(self, lhs, bound, reason: str) -> None:
+        """torch raises unless ``lhs >= bound``; ``reason`` may use ``{lhs}`` and ``{rhs}``."""
+        self.require(lhs, ">=", bound, reason)
+
+    def equal(self, lhs, value, reason: str, kind: str = "size") -> None:
+        self.require(lhs, "==", value, reason, kind)
+
+    def divisible(self, lhs, divisor, reason: str) -> None:
+        self.require(lhs, "divisible", divisor, reason)
+
+    def never(self, reason: str) -> None:
+        """torch raises at every size (a static misconfiguration), but the shape is still known."""
+        self.requirements.append(Requirement(0, "never", 0, reason))
+
+    def refuse(self, reason: str) -> InvalidInputSize:
+        """For failures that leave no output shape at all (wrong rank): raise at analysis time."""
+        raise InvalidInputSize(self.step, reason)
+
+    def unsupported(self, detail: str) -> UnsupportedOperation:
+        raise UnsupportedOperation(self.op, self.step, self.node, detail)

@@ -1,0 +1,164 @@
+"""Reshaping and size queries: Flatten, Unflatten, view/reshape, flatten, size/shape/dim/numel.
+
+    flatten(start, end):  out[start] = in[start] * ... * in[end]
+    view/reshape(*sizes): out = sizes, with one -1 standing for numel / (product of the others)
+
+torch refuses a view or reshape whose sizes do not multiply up to the element count (with a -1:
+do not divide it), and an unflatten whose sizes do not multiply up to the unflattened dim.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+import sympy
+import torch
+import torch.nn as nn
+
+from ..dims import canonical, product
+from ..tensor import SymTensor
+from .common import as_int, tensor_arg
+from .registry import Context, function_rule, method_rule, module_rule
+
+__all__ = ["flatten_shape", "view_shape"]
+
+
+def flatten_shape(ctx: Context, x: SymTensor, start_dim: int, end_dim: int) -> SymTensor:
+    """``out[start] = in[start] * ... * in[end]``; a 0-dim tensor becomes 1-dim."""
+    if x.ndim == 0:
+        return SymTensor((1,))
+    try:
+        start, end = x.dim(start_dim), x.dim(end_dim)
+    except IndexError as e:
+        ctx.refuse(f"flatten: {e}")
+    if start > end:
+        ctx.refuse(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for a {x.ndim}D input")
+    merged = canonical(product(x.shape[start : end + 1]))
+    return SymTensor((*x.shape[:start], merged, *x.shape[end + 1 :]))
+
+
+def _size_list(sizes) -> list:
+    if len(sizes) == 1 and isinstance(sizes[0], (list, tuple, torch.Size)):
+        return list(sizes[0])
+    return list(sizes)
+
+
+def _shown(sizes) -> str:
+    return "(" + ", ".join(str(s) for s in sizes) + ")"
+
+
+def view_shape(ctx: Context, x: SymTensor, sizes: list, what: str) -> SymTensor:
+    """``out = sizes``; a single -1 is ``numel / product(others)``, which must divide exactly."""
+    sizes = [sympy.sympify(s) for s in sizes]
+    inferred = [i for i, s in enumerate(sizes) if s == -1]
+    if len(inferred) > 1:
+        ctx.refuse(f"{what}{_shown(sizes)}: only one dimension can be inferred")
+    for s in sizes:
+        if s.is_Integer and s < -1:
+            ctx.refuse(f"{what}{_shown(sizes)}: invalid shape dimension {s}")
+    numel = x.numel()
+    if inferred:
+        i = inferred[0]
+        known = product(s for j, s in enumerate(sizes) if j != i)
+        ctx.at_least(known, 1, f"{what}{_shown(sizes)} cannot infer -1 when the other sizes multiply to 0")
+        ctx.divisible(numel, known, f"{what}{_shown(sizes)} needs a multiple of {{rhs}} elements, gets {{lhs}}")
+        sizes[i] = numel / known  # sympy cancels common factors such as the batch size N
+    else:
+        ctx.equal(numel, product(sizes), f"{what}{_shown(sizes)} needs {{rhs}} elements, gets {{lhs}}")
+    return SymTensor(tuple(canonical(s) for s in sizes))
+
+
+@method_rule("view", what="view")
+@method_rule("reshape", what="reshape")
+def view(ctx: Context, self, *sizes, what: str) -> SymTensor:
+    """``out = sizes`` with one -1 inferred: ``numel / product(others)``."""
+    x = tensor_arg(self, "self", ctx)
+    if len(sizes) == 1 and isinstance(sizes[0], torch.dtype):
+        ctx.unsupported("view(dtype)")
+    return view_shape(ctx, x, _size_list(sizes), what)
+
+
+@function_rule(torch.reshape)
+def reshape_function(ctx: Context, input, shape) -> SymTensor:
+    """``torch.reshape(input, shape)``: the view rule."""
+    return view_shape(ctx, tensor_arg(input, "input", ctx), list(shape), "reshape")
+
+
+@module_rule(nn.Flatten)
+def flatten_module(ctx: Context, module: nn.Flatten, x) -> SymTensor:
+    """``out[start] = in[start] * ... * in[end]`` (start_dim=1, end_dim=-1 by default)."""
+    return flatten_shape(ctx, tensor_arg(x, "input", ctx), module.start_dim, module.end_dim)
+
+
+@function_rule(torch.flatten)
+@method_rule("flatten")
+def flatten(ctx: Context, input, start_dim=0, end_dim=-1) -> SymTensor:
+    """``out[start] = in[start] * ... * in[end]`` (start_dim=0 by default)."""
+    x = tensor_arg(input, "input", ctx)
+    return flatten_shape(ctx, x, as_int(start_dim, "start_dim", ctx), as_int(end_dim, "end_dim", ctx))
+
+
+def unflatten_shape(ctx: Context, x: SymTensor, dim: int, sizes, what: str) -> SymTensor:
+    """``in[dim]`` becomes ``sizes`` (one -1 allowed), which must multiply up to ``in[dim]``."""
+    try:
+        i = x.dim(as_int(dim, "dim", ctx))
+    except IndexError as e:
+        ctx.refuse(f"{what}: {e}")
+    part = SymTensor((x.shape[i],))
+    out = view_shape(ctx, part, list(sizes), what)
+    return SymTensor((*x.shape[:i], *out.shape, *x.shape[i + 1 :]))
+
+
+@module_rule(nn.Unflatten)
+def unflatten_module(ctx: Context, module: nn.Unflatten, x) -> SymTensor:
+    """``in[dim]`` becomes ``unflattened_size``, whose product must equal ``in[dim]``."""
+    x = tensor_arg(x, "input", ctx)
+    if isinstance(module.dim, str):
+        ctx.unsupported("named-tensor Unflatten")
+    return unflatten_shape(ctx, x, module.dim, module.unflattened_size, "unflatten")
+
+
+@function_rule(torch.unflatten)
+@method_rule("unflatten")
+def unflatten(ctx: Context, input, dim, sizes) -> SymTensor:
+    """``in[dim]`` becomes ``sizes``, whose product must equal ``in[dim]``."""
+    return unflatten_shape(ctx, tensor_arg(input, "input", ctx), dim, sizes, "unflatten")
+
+
+# Size queries return sizes (sympy expressions), not tensors; they are not steps.
+
+
+@method_rule("size")
+def size(ctx: Context, self, dim=None):
+    """``x.size()`` is the shape tuple, ``x.size(i)`` one size."""
+    x = tensor_arg(self, "self", ctx)
+    if dim is None:
+        return tuple(x.shape)
+    try:
+        return x.shape[x.dim(as_int(dim, "dim", ctx))]
+    except IndexError as e:
+        ctx.refuse(f"size: {e}")
+
+
+@method_rule("dim", "ndimension")
+def ndim(ctx: Context, self) -> int:
+    """``x.dim()``: the rank, a fixed int."""
+    return tensor_arg(self, "self", ctx).ndim
+
+
+@method_rule("numel", "nelement")
+def numel(ctx: Context, self):
+    """``x.numel()``: the product of the sizes."""
+    return tensor_arg(self, "self", ctx).numel()
+
+
+@function_rule(builtins.getattr)
+def tensor_attribute(ctx: Context, obj, name, *default):
+    """``x.shape`` and ``x.ndim``; other attributes of a traced tensor have no rule."""
+    if isinstance(obj, SymTensor):
+        if name == "shape":
+            return tuple(obj.shape)
+        if name == "ndim":
+            return obj.ndim
+        ctx.unsupported(f"tensor attribute {name!r}")
+    return getattr(obj, name, *default)

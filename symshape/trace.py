@@ -1,0 +1,135 @@
+"""nn.Module -> a torch.fx Graph of the ops its forward executes, without running or changing it.
+
+Modules with a shape rule are leaves (one ``call_module`` node each); other torch.nn modules are
+leaves too, so that a missing rule is reported by name instead of traced into. Everything else is
+traced through with torch.fx. An ``nn.Sequential`` of leaves takes a fast path: its graph is a
+straight chain built directly, with no tracing.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from dataclasses import dataclass
+
+import torch
+import torch.fx
+import torch.nn as nn
+
+from .errors import UntraceableModel
+from .rules import rule_for_module
+
+__all__ = ["Traced", "scope_of", "trace"]
+
+_TORCH_DIR = os.path.dirname(torch.__file__)
+_OWN_DIR = os.path.dirname(__file__)
+
+HINT = (
+    "symshape follows forward with torch.fx, which cannot run Python control flow (if, for, "
+    "while, int(), math.*) on tensor sizes or values. What you can do:\n"
+    "  - analyze a part that traces, e.g. symshape.analyze(model.features, input_shape);\n"
+    "  - move the size-dependent code into its own nn.Module and register a shape rule for it "
+    "with @symshape.module_rule (see docs/extending.md);\n"
+    "  - express the computation with tensor ops (x.flatten(1), x.view(x.size(0), -1)) "
+    "instead of Python arithmetic on sizes."
+)
+
+
+@dataclass(frozen=True)
+class Traced:
+    """The graph of ``root``'s forward; node targets of ``call_module`` are qualified names."""
+
+    graph: torch.fx.Graph
+    root: nn.Module
+
+
+def _is_leaf(m: nn.Module) -> bool:
+    if rule_for_module(m) is not None:
+        return True
+    if isinstance(m, nn.Sequential) and type(m).forward is nn.Sequential.forward:
+        return False
+    mod = type(m).__module__
+    return mod.startswith("torch.nn") or mod.startswith("torch.ao.nn")
+
+
+class _Tracer(torch.fx.Tracer):
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return _is_leaf(m)
+
+
+def _sequential_leaves(seq: nn.Sequential, prefix: str, out: list) -> bool:
+    """Collect ``(qualname, module)`` of a Sequential of leaves and plain Sequentials."""
+    for name, child in seq._modules.items():
+        if child is None:
+            continue
+        qual = f"{prefix}.{name}" if prefix else name
+        if _is_leaf(child):
+            out.append(qual)
+        elif type(child) is nn.Sequential:
+            if not _sequential_leaves(child, qual, out):
+                return False
+        else:
+            return False
+    return True
+
+
+def _fast_sequential(model: nn.Module) -> torch.fx.Graph | None:
+    if type(model) is not nn.Sequential:
+        return None
+    leaves: list[str] = []
+    if not _sequential_leaves(model, "", leaves):
+        return None
+    graph = torch.fx.Graph()
+    value = graph.placeholder("input")
+    for qual in leaves:
+        value = graph.call_module(qual, (value,))
+        value.meta["nn_module_stack"] = {qual: (qual, type(model.get_submodule(qual)))}
+    graph.output(value)
+    return graph
+
+
+def _user_frame(tb) -> str:
+    """The innermost traceback frame outside torch and symshape: the user's line."""
+    for frame in reversed(traceback.extract_tb(tb)):
+        path = os.path.abspath(frame.filename)
+        if not (path.startswith(_TORCH_DIR) or path.startswith(_OWN_DIR)):
+            line = (frame.line or "").strip()
+            return f"{frame.filename}:{frame.lineno}: {line}"
+    return ""
+
+
+def trace(model: nn.Module) -> Traced:
+    """Trace ``model``'s forward into a graph; raises :class:`UntraceableModel` when fx cannot."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"symshape analyzes an nn.Module, got {type(model).__name__}")
+    if _is_leaf(model):
+        graph = torch.fx.Graph()
+        x = graph.placeholder("input")
+        node = graph.call_module("", (x,))
+        node.meta["nn_module_stack"] = {"": ("", type(model))}
+        graph.output(node)
+        return Traced(graph, model)
+    graph = _fast_sequential(model)
+    if graph is not None:
+        return Traced(graph, model)
+    tracer = _Tracer()
+    try:
+        graph = tracer.trace(model)
+    except Exception as e:  # fx raises TraceError, TypeError, ... from inside user code
+        stack = list(tracer.module_stack.values())
+        where = stack[-1][0] if stack else ""
+        cls = stack[-1][1] if stack else type(model)
+        name = f"{cls.__name__} at {where!r}" if where else f"{cls.__name__} (the model itself)"
+        raise UntraceableModel(name, f"{type(e).__name__}: {e}", _user_frame(e.__traceback__), HINT) from e
+    return Traced(graph, model)
+
+
+def scope_of(node: torch.fx.Node) -> str:
+    """The qualified name of the module whose forward made ``node`` ('' for the model itself)."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return ""
+    names = [v[0] for v in stack.values()]
+    if node.op == "call_module":
+        names = names[:-1]
+    return names[-1] if names else ""

@@ -1,0 +1,264 @@
+"""One or more cross-checked cases for every registered rule target (see test_rules.py).
+
+A case is a small model, an input shape and a grid of sizes that includes sizes torch refuses.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from oracle import grid
+
+
+class Fn(nn.Module):
+    """``forward(x) = fn(x, *args, **kwargs)``, optionally after ``pre``."""
+
+    def __init__(self, fn, *args, pre: nn.Module | None = None, **kwargs):
+        super().__init__()
+        self.fn, self.args, self.kwargs, self.pre = fn, args, kwargs, pre
+
+    def forward(self, x):
+        if self.pre is not None:
+            x = self.pre(x)
+        return self.fn(x, *self.args, **self.kwargs)
+
+
+class Method(nn.Module):
+    """``forward(x) = x.<name>(*args)``."""
+
+    def __init__(self, name, *args, **kwargs):
+        super().__init__()
+        self.name, self.args, self.kwargs = name, args, kwargs
+
+    def forward(self, x):
+        return getattr(x, self.name)(*self.args, **self.kwargs)
+
+
+class Branches(nn.Module):
+    """``forward(x) = combine(a(x), b(x))``: residual adds, cat skips, broadcasting."""
+
+    def __init__(self, combine, a: nn.Module, b: nn.Module):
+        super().__init__()
+        self.combine, self.a, self.b = combine, a, b
+
+    def forward(self, x):
+        return self.combine(self.a(x), self.b(x))
+
+
+class FunctionalConv(nn.Module):
+    def __init__(self, fn, weight_shape, **kwargs):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(*weight_shape))
+        self.fn, self.kwargs = fn, kwargs
+
+    def forward(self, x):
+        return self.fn(x, self.weight, **self.kwargs)
+
+
+class FunctionalLinear(nn.Module):
+    def __init__(self, in_f, out_f):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_f, in_f))
+
+    def forward(self, x):
+        return F.linear(x.flatten(1), self.weight)
+
+
+class ShapeView(nn.Module):
+    """``x.view(x.shape[0], x.shape[1] * x.shape[2], -1)``: getattr(shape), getitem, arithmetic."""
+
+    def forward(self, x):
+        return x.view(x.shape[0], x.shape[1] * x.shape[2], -1)
+
+
+class SizeQueries(nn.Module):
+    """``x.dim()``, ``x.numel()``, ``x.nelement()``, ``x.ndimension()``, ``x.ndim`` feeding a reshape."""
+
+    def forward(self, x):
+        n = x.numel() // x.size(0)
+        assert_rank = x.dim() + x.ndimension() + x.ndim
+        return x.reshape(x.size(0), n + 0 * assert_rank).view(x.nelement() // n, -1)
+
+
+@dataclass
+class Case:
+    id: str
+    make: Callable[[], nn.Module]
+    input_shape: tuple
+    sizes: list[dict[str, Any]]
+
+
+S1 = grid(("L",), range(1, 21))
+S2 = grid(("H", "W"), [1, 2, 3, 4, 5, 7, 8, 9, 12])
+S2_SMALL = grid(("H", "W"), [1, 2, 3, 5, 8])
+S3 = grid(("T", "H", "W"), [1, 2, 3, 5])
+SHAPES = {1: (2, "L"), 2: (2, "H", "W"), 3: (2, "T", "H", "W")}
+SIZES = {1: S1, 2: S2, 3: S3}
+
+
+def _per_dim(make_by_d: Callable[[int], nn.Module], label: str) -> list[Case]:
+    return [Case(f"{label}{d}d", lambda d=d: make_by_d(d), SHAPES[d], SIZES[d]) for d in (1, 2, 3)]
+
+
+CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+MAXPOOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
+AVGPOOL = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}
+F_MAX = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
+T_MAX = {1: torch.max_pool1d, 2: torch.max_pool2d, 3: torch.max_pool3d}
+F_AVG = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+F_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+ADAPT = {1: (nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d), 2: (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d),
+         3: (nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool3d)}
+F_ADAPT = {1: (F.adaptive_avg_pool1d, F.adaptive_max_pool1d), 2: (F.adaptive_avg_pool2d, F.adaptive_max_pool2d),
+           3: (F.adaptive_avg_pool3d, F.adaptive_max_pool3d)}
+PADS = {
+    "zero": {1: nn.ZeroPad1d, 2: nn.ZeroPad2d, 3: nn.ZeroPad3d},
+    "constant": {1: nn.ConstantPad1d, 2: nn.ConstantPad2d, 3: nn.ConstantPad3d},
+    "reflect": {1: nn.ReflectionPad1d, 2: nn.ReflectionPad2d, 3: nn.ReflectionPad3d},
+    "replicate": {1: nn.ReplicationPad1d, 2: nn.ReplicationPad2d, 3: nn.ReplicationPad3d},
+    "circular": {1: nn.CircularPad1d, 2: nn.CircularPad2d, 3: nn.CircularPad3d},
+}
+BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+IN = {1: nn.InstanceNorm1d, 2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
+
+
+def _pad_arg(d: int, left: int, right: int) -> tuple:
+    return (left, right) * d
+
+
+def build_cases() -> list[Case]:
+    cases: list[Case] = []
+    add = cases.append
+    # convolution
+    cases += _per_dim(lambda d: CONV[d](2, 3, 3, stride=2, padding=1), "conv_s2p1_")
+    cases += _per_dim(lambda d: CONV[d](2, 2, 3, dilation=2, padding="same", padding_mode="reflect"), "conv_same_reflect_")
+    cases += _per_dim(lambda d: CONV[d](2, 4, 2, padding="same", groups=2), "conv_same_even_")
+    cases += _per_dim(lambda d: CONV[d](2, 3, 3, padding=1, padding_mode="circular", stride=3), "conv_circular_")
+    cases += _per_dim(lambda d: CONV[d](2, 3, 2, padding=2, padding_mode="replicate", dilation=3), "conv_replicate_")
+    cases += _per_dim(lambda d: CONV[d](2, 3, 4, padding="valid"), "conv_valid_")
+    cases += _per_dim(lambda d: CONV[d](3, 3, 1), "conv_wrong_channels_")
+    add(Case("lazy_conv2d", lambda: nn.LazyConv2d(3, 3, stride=2), SHAPES[2], S2))
+    add(Case("conv2d_tuple", lambda: nn.Conv2d(2, 3, (3, 1), stride=(1, 2), padding=(0, 1), dilation=(2, 1)), SHAPES[2], S2))
+    cases += _per_dim(lambda d: FunctionalConv(F_CONV[d], (4, 1, *(3,) * d), stride=2, padding=1, groups=2), "F_conv_")
+    add(Case("F_conv2d_same", lambda: FunctionalConv(F.conv2d, (3, 2, 4, 4), padding="same"), SHAPES[2], S2))
+    # pooling
+    cases += _per_dim(lambda d: MAXPOOL[d](3, 2, padding=1, dilation=2), "maxpool_dil_")
+    cases += _per_dim(lambda d: MAXPOOL[d](3, 2, ceil_mode=True), "maxpool_ceil_")
+    cases += _per_dim(lambda d: MAXPOOL[d](2, 3, padding=1, ceil_mode=True), "maxpool_ceil_lastwin_")
+    cases += _per_dim(lambda d: MAXPOOL[d](2, return_indices=True), "maxpool_indices_")
+    cases += _per_dim(lambda d: MAXPOOL[d](3, 1, padding=2), "maxpool_badpad_")
+    cases += _per_dim(lambda d: AVGPOOL[d](3, 2, padding=1, ceil_mode=True), "avgpool_ceil_")
+    cases += _per_dim(lambda d: AVGPOOL[d](2, 3, padding=1, ceil_mode=True, count_include_pad=False), "avgpool_lastwin_")
+    cases += _per_dim(lambda d: AVGPOOL[d](4), "avgpool_")
+    cases += _per_dim(lambda d: Fn(F_MAX[d], 2, 2, 1, 1, True), "F_maxpool_")
+    cases += _per_dim(lambda d: Fn(F_MAX[d], 3, 1, 1, return_indices=True), "F_maxpool_indices_")
+    cases += _per_dim(lambda d: Fn(T_MAX[d], 3, 2, ceil_mode=True), "torch_maxpool_")
+    cases += _per_dim(lambda d: Fn(F_AVG[d], 3, stride=2, padding=1, ceil_mode=True), "F_avgpool_")
+    cases += _per_dim(lambda d: ADAPT[d][0]((2,) * d), "adaptive_avg_")
+    cases += _per_dim(lambda d: ADAPT[d][1]((None,) + (3,) * (d - 1) if d > 1 else 3), "adaptive_max_")
+    cases += _per_dim(lambda d: Fn(F_ADAPT[d][0], 2), "F_adaptive_avg_")
+    cases += _per_dim(lambda d: Fn(F_ADAPT[d][1], 1, return_indices=True), "F_adaptive_max_indices_")
+    cases += _per_dim(lambda d: Fn(F_ADAPT[d][1], 2), "F_adaptive_max_")
+    add(Case("adaptive_after_crop", lambda: nn.Sequential(nn.ConstantPad2d((-2, -1, 0, 0), 0.0), nn.AdaptiveAvgPool2d(2)), SHAPES[2], S2))
+    # padding
+    for label, by_d in PADS.items():
+        spec = {"zero": (2, -1), "constant": (-2, 1), "reflect": (2, -1), "replicate": (-2, 1), "circular": (3, 1)}[label]
+        if label == "constant":
+            cases += _per_dim(lambda d, by_d=by_d, spec=spec: by_d[d](_pad_arg(d, *spec), 0.5), f"pad_{label}_")
+        else:
+            cases += _per_dim(lambda d, by_d=by_d, spec=spec: by_d[d](_pad_arg(d, *spec)), f"pad_{label}_")
+    add(Case("pad_constant_both_negative", lambda: nn.ConstantPad1d((-2, -3), 0.0), SHAPES[1], S1))
+    add(Case("pad_reflect_shrinks", lambda: nn.ReflectionPad1d((-2, -1)), SHAPES[1], S1))
+    for mode in ("constant", "reflect", "replicate", "circular"):
+        add(Case(f"F_pad_{mode}", lambda mode=mode: Fn(F.pad, (1, 2, 2, 0), mode=mode), SHAPES[2], S2))
+    # linear
+    add(Case("linear_fixed", lambda: nn.Sequential(nn.Flatten(), nn.Linear(8, 3)), SHAPES[2], S2))
+    add(Case("lazy_linear", lambda: nn.Sequential(nn.Flatten(), nn.LazyLinear(3)), SHAPES[2], S2))
+    add(Case("linear_last_dim", lambda: nn.Linear(4, 3), SHAPES[2], S2))
+    add(Case("F_linear", lambda: FunctionalLinear(18, 2), SHAPES[2], S2))
+    # reshaping
+    add(Case("flatten_module", lambda: nn.Flatten(2), SHAPES[3], S3))
+    add(Case("unflatten_module", lambda: nn.Sequential(nn.Flatten(), nn.Unflatten(1, (2, -1, 2))), SHAPES[2], S2))
+    add(Case("unflatten_fixed", lambda: nn.Sequential(nn.Flatten(), nn.Unflatten(1, (2, 4))), SHAPES[2], S2))
+    add(Case("torch_unflatten", lambda: Fn(torch.unflatten, 2, (-1, 2)), SHAPES[2], S2))
+    add(Case("method_unflatten", lambda: Method("unflatten", -1, (2, -1)), SHAPES[2], S2))
+    add(Case("view_batch", lambda: Method("view", -1, 4), SHAPES[2], S2))
+    add(Case("view_tuple", lambda: Method("view", (2, -1)), SHAPES[2], S2))
+    add(Case("view_fixed", lambda: Method("view", 1, 2, 4, 2), SHAPES[2], S2))
+    add(Case("reshape_method", lambda: Method("reshape", -1, 3), SHAPES[2], S2))
+    add(Case("torch_reshape", lambda: Fn(torch.reshape, (-1,)), SHAPES[2], S2))
+    add(Case("torch_flatten", lambda: Fn(torch.flatten, 1), SHAPES[3], S3))
+    add(Case("method_flatten", lambda: Method("flatten", 1, 2), SHAPES[3], S3))
+    add(Case("shape_view", ShapeView, SHAPES[2], S2))
+    add(Case("size_queries", SizeQueries, SHAPES[2], S2))
+    # shape-preserving
+    from symshape.rules.pointwise import _PLAIN_FUNCTIONS, _PLAIN_METHODS, _PLAIN_MODULES
+
+    special = {nn.Threshold: lambda: nn.Threshold(0.1, 0.0)}
+    for cls in _PLAIN_MODULES:
+        add(Case(f"plain_{cls.__name__}", special.get(cls, cls), SHAPES[2], S2_SMALL))
+    fn_args = {F.threshold: (0.1, 0.0), torch.clamp: (0.0, 1.0)}
+    for fn in _PLAIN_FUNCTIONS:
+        add(Case(f"plain_fn_{fn.__name__}", lambda fn=fn: Fn(fn, *fn_args.get(fn, ())), SHAPES[2], S2_SMALL))
+    m_args = {"clamp": (0.0, 1.0), "clamp_": (0.0, 1.0), "to": (torch.float32,)}
+    for name in _PLAIN_METHODS:
+        add(Case(f"plain_method_{name}", lambda name=name: Method(name, *m_args.get(name, ())), SHAPES[2], S2_SMALL))
+    for cls in (nn.Softmax, nn.LogSoftmax, nn.Softmin):
+        add(Case(f"{cls.__name__}", lambda cls=cls: cls(dim=1), SHAPES[2], S2_SMALL))
+    for fn in (F.softmax, F.log_softmax, F.softmin, torch.softmax, torch.log_softmax):
+        add(Case(f"fn_{fn.__name__}", lambda fn=fn: Fn(fn, -1), SHAPES[2], S2_SMALL))
+    add(Case("method_softmax", lambda: Method("softmax", 1), SHAPES[2], S2_SMALL))
+    add(Case("method_log_softmax", lambda: Method("log_softmax", dim=2), SHAPES[2], S2_SMALL))
+    add(Case("softmax2d", nn.Softmax2d, SHAPES[2], S2_SMALL))
+    add(Case("dropout1d", nn.Dropout1d, SHAPES[1], S1))
+    add(Case("F_dropout1d", lambda: Fn(F.dropout1d, 0.5), SHAPES[1], S1))
+    add(Case("glu", lambda: nn.GLU(dim=2), SHAPES[2], S2))
+    add(Case("F_glu", lambda: Fn(F.glu, -1), SHAPES[2], S2))
+    add(Case("prelu", lambda: nn.PReLU(2), SHAPES[2], S2_SMALL))
+    add(Case("prelu_wrong", lambda: nn.PReLU(3), SHAPES[2], S2_SMALL))
+    cases += _per_dim(lambda d: BN[d](2), "batchnorm_train_")
+    cases += _per_dim(lambda d: BN[d](2).eval(), "batchnorm_eval_")
+    add(Case("batchnorm_wrong", lambda: nn.BatchNorm2d(3).eval(), SHAPES[2], S2_SMALL))
+    add(Case("batchnorm_no_stats", lambda: nn.BatchNorm2d(3, affine=False, track_running_stats=False), SHAPES[2], S2_SMALL))
+    lazy_norms = {"LazyBatchNorm": (nn.LazyBatchNorm1d, nn.LazyBatchNorm2d, nn.LazyBatchNorm3d),
+                  "LazyInstanceNorm": (nn.LazyInstanceNorm1d, nn.LazyInstanceNorm2d, nn.LazyInstanceNorm3d)}
+    for label, classes in lazy_norms.items():
+        cases += _per_dim(lambda d, classes=classes: classes[d - 1](), f"{label}_")
+    cases += _per_dim(lambda d: IN[d](2, affine=True), "instancenorm_")
+    add(Case("instancenorm_eval_stats", lambda: nn.InstanceNorm2d(2, track_running_stats=True).eval(), SHAPES[2], S2_SMALL))
+    add(Case("instancenorm_wrong", lambda: nn.InstanceNorm2d(3, affine=True), SHAPES[2], S2_SMALL))
+    add(Case("groupnorm", lambda: nn.GroupNorm(2, 2), SHAPES[2], S2_SMALL))
+    add(Case("groupnorm_wrong", lambda: nn.GroupNorm(3, 3), SHAPES[2], S2_SMALL))
+    add(Case("layernorm", lambda: nn.LayerNorm([5]), SHAPES[2], S2))
+    add(Case("layernorm_2", lambda: nn.LayerNorm([2, 3, 4]), SHAPES[2], S2))
+    add(Case("rmsnorm", lambda: nn.RMSNorm(3), SHAPES[2], S2))
+    add(Case("local_response_norm", lambda: nn.LocalResponseNorm(2), SHAPES[1], S1))
+    # several tensors
+    conv_a = lambda: nn.Conv2d(2, 2, 3)  # noqa: E731
+    conv_b = lambda: nn.Conv2d(2, 2, 1, stride=2)  # noqa: E731
+    for op in (operator.add, operator.sub, operator.mul, operator.truediv, torch.add, torch.sub,
+               torch.mul, torch.div, torch.maximum, torch.minimum):
+        add(Case(f"broadcast_{op.__name__}", lambda op=op: Branches(op, conv_a(), conv_b()), SHAPES[2], S2))
+    add(Case("floordiv", lambda: Branches(operator.floordiv, nn.Identity(), nn.AdaptiveAvgPool2d((1, None))), SHAPES[2], S2_SMALL))
+    add(Case("pow", lambda: Branches(operator.pow, nn.Identity(), nn.AdaptiveAvgPool2d(1)), SHAPES[2], S2_SMALL))
+    for op in (operator.iadd, operator.isub, operator.imul, operator.itruediv):  # traced as add, sub ...
+        add(Case(f"inplace_{op.__name__}", lambda op=op: Branches(op, nn.ReLU(), nn.AdaptiveAvgPool2d((None, 1))), SHAPES[2], S2_SMALL))
+    for name in ("add", "sub", "mul", "div", "add_", "sub_", "mul_", "div_", "maximum", "minimum"):
+        add(Case(f"method_{name}", lambda name=name: Branches(lambda a, b, name=name: getattr(a, name)(b), nn.ReLU(), conv_b()), SHAPES[2], S2))
+    add(Case("scalar_mul", lambda: Fn(operator.mul, 2.0), SHAPES[2], S2_SMALL))
+    add(Case("broadcast_static_mismatch", lambda: Branches(operator.add, nn.Conv2d(2, 3, 1), nn.Conv2d(2, 2, 1)), SHAPES[2], S2_SMALL))
+    for fn in (torch.cat, torch.concat, torch.concatenate):
+        add(Case(f"cat_{fn.__name__}", lambda fn=fn: Branches(lambda a, b, fn=fn: fn([a, b], 1), nn.Conv2d(2, 3, 3, padding=1), nn.Identity()), SHAPES[2], S2))
+    add(Case("cat_mismatch", lambda: Branches(lambda a, b: torch.cat([a, b], dim=1), conv_a(), conv_b()), SHAPES[2], S2))
+    add(Case("cat_spatial", lambda: Branches(lambda a, b: torch.cat((a, b), -1), nn.MaxPool2d(2), nn.AvgPool2d(2, ceil_mode=True)), SHAPES[2], S2))
+    add(Case("stack", lambda: Branches(lambda a, b: torch.stack([a, b], 2), nn.MaxPool2d(2), nn.AvgPool2d(2, ceil_mode=True)), SHAPES[2], S2))
+    return cases
+
+
+CASES = build_cases()

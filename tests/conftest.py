@@ -1,0 +1,38 @@
+import os
+import sys
+import warnings
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = os.path.join(ROOT, "examples")
+sys.path.insert(0, EXAMPLES)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+warnings.filterwarnings("ignore", category=UserWarning)
+
+settings.register_profile(
+    "default", deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+settings.register_profile(
+    "ci", parent=settings.get_profile("default"), derandomize=True, print_blob=True
+)
+settings.load_profile("ci" if os.environ.get("CI") else "default")
+
+collect_ignore = []
+
+
+@pytest.fixture
+def examples_dir():
+    return EXAMPLES
+
+
+def pytest_terminal_summary(terminalreporter):
+    tally = sys.modules.get("test_random_models")
+    if tally is not None and tally.TALLY["models"]:
+        t = tally.TALLY
+        terminalreporter.write_line(
+            f"symshape random models: {t['models']} models, {t['sizes']} sizes checked against torch "
+            f"({t['accepted']} accepted, {t['refused']} refused), {t['disagreements']} disagreements"
+        )

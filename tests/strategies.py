@@ -1,0 +1,237 @@
+"""Hypothesis strategies for random models built from the supported layers.
+
+A model is a stack of layer specs drawn for a spatial rank d (1, 2 or 3), written either as an
+nn.Sequential of modules or as a module whose forward makes functional calls (F.max_pool2d,
+F.pad, F.conv2d with its own weight, x.view(x.size(0), -1) ...). Some stacks carry residual
+adds or cat skips around a block; most end in a Linear that is lazy, right at some size, or wrong.
+Parameters may be invalid for torch on purpose (a pool padding above half its kernel, a wrong
+channel count): symshape must refuse exactly where torch does.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from hypothesis import strategies as st
+
+NAMES = {1: ("L",), 2: ("H", "W"), 3: ("T", "H", "W")}
+MAX_SIZE = {1: 48, 2: 32, 3: 9}
+
+CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+F_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+MAXPOOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
+AVGPOOL = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}
+F_MAX = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
+F_AVG = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+ADAPT = {1: (nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d), 2: (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d),
+         3: (nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool3d)}
+PAD = {
+    "constant": {1: nn.ConstantPad1d, 2: nn.ConstantPad2d, 3: nn.ConstantPad3d},
+    "reflect": {1: nn.ReflectionPad1d, 2: nn.ReflectionPad2d, 3: nn.ReflectionPad3d},
+    "replicate": {1: nn.ReplicationPad1d, 2: nn.ReplicationPad2d, 3: nn.ReplicationPad3d},
+    "circular": {1: nn.CircularPad1d, 2: nn.CircularPad2d, 3: nn.CircularPad3d},
+}
+BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+IN = {1: nn.InstanceNorm1d, 2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
+
+
+class WeightConv(nn.Module):
+    """F.conv{d}d with the module's own weight (a get_attr in the traced graph)."""
+
+    def __init__(self, d, c_in, c_out, k, **kwargs):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(c_out, c_in, *(k,) * d) * 0.1)
+        self.fn, self.kwargs = F_CONV[d], kwargs
+
+    def forward(self, x):
+        return self.fn(x, self.weight, **self.kwargs)
+
+    def extra_repr(self):
+        return f"{self.fn.__name__}, weight={tuple(self.weight.shape)}, {self.kwargs}"
+
+
+class Functional(nn.Module):
+    """A forward made of functional calls and submodules, in order."""
+
+    def __init__(self, ops):
+        super().__init__()
+        self.mods = nn.ModuleList()
+        self.plan = []
+        for op in ops:
+            if isinstance(op, nn.Module):
+                self.plan.append(("m", len(self.mods)))
+                self.mods.append(op)
+            else:
+                self.plan.append(("f", op))
+
+    def extra_repr(self):
+        return "plan: " + ", ".join(f"mods[{op}]" if kind == "m" else repr(op) for kind, op in self.plan)
+
+    def forward(self, x):
+        for kind, op in self.plan:
+            x = self.mods[op](x) if kind == "m" else op(x)
+        return x
+
+
+class Skip(nn.Module):
+    """``combine(x, block(x))``: a residual add or a cat along channels."""
+
+    def __init__(self, block: nn.Module, cat: bool):
+        super().__init__()
+        self.block, self.cat = block, cat
+
+    def forward(self, x):
+        y = self.block(x)
+        return torch.cat([x, y], dim=1) if self.cat else x + y
+
+
+def _view_flat(x):
+    return x.view(x.size(0), -1)
+
+
+def _flatten_fn(x):
+    return torch.flatten(x, 1)
+
+
+def _flatten_method(x):
+    return x.flatten(1)
+
+
+@st.composite
+def conv_layer(draw, d, c, functional):
+    out_c = draw(st.integers(1, 4))
+    k = draw(st.integers(1, 5))
+    mode = draw(st.sampled_from(["int", "int", "same", "valid"]))
+    stride = 1 if mode == "same" else draw(st.integers(1, 3))
+    dilation = draw(st.integers(1, 2))
+    padding = {"int": draw(st.integers(0, 3)), "same": "same", "valid": "valid"}[mode]
+    groups = draw(st.sampled_from([g for g in (1, 2) if c % g == 0 and out_c % g == 0]))
+    c_in = c if draw(st.integers(0, 19)) else c + 1  # a wrong channel count now and then
+    if functional:
+        op = WeightConv(d, c_in // groups if c_in % groups == 0 else c_in, out_c, k,
+                        stride=stride, padding=padding, dilation=dilation, groups=groups)
+        return op, out_c
+    padding_mode = draw(st.sampled_from(["zeros", "zeros", "reflect", "replicate", "circular"]))
+    return CONV[d](c_in, out_c, k, stride=stride, padding=padding, dilation=dilation,
+                   groups=groups if c_in % groups == 0 else 1, padding_mode=padding_mode), out_c
+
+
+@st.composite
+def pool_layer(draw, d, c, functional):
+    k = draw(st.integers(1, 4))
+    stride = draw(st.one_of(st.none(), st.integers(1, 3)))
+    padding = draw(st.integers(0, k // 2 + (1 if draw(st.integers(0, 14)) == 0 else 0)))
+    ceil_mode = draw(st.booleans())
+    if draw(st.booleans()):
+        dilation = draw(st.integers(1, 2))
+        if functional:
+            return functools.partial(F_MAX[d], kernel_size=k, stride=stride, padding=padding,
+                                     dilation=dilation, ceil_mode=ceil_mode), c
+        return MAXPOOL[d](k, stride, padding, dilation, ceil_mode=ceil_mode), c
+    if functional:
+        return functools.partial(F_AVG[d], kernel_size=k, stride=stride, padding=padding,
+                                 ceil_mode=ceil_mode), c
+    return AVGPOOL[d](k, stride, padding, ceil_mode=ceil_mode,
+                      count_include_pad=draw(st.booleans())), c
+
+
+@st.composite
+def adaptive_layer(draw, d, c, functional):
+    sizes = tuple(draw(st.one_of(st.none(), st.integers(1, 4))) for _ in range(d))
+    cls = ADAPT[d][draw(st.integers(0, 1))]
+    return cls(sizes if d > 1 else (sizes[0] or 2)), c
+
+
+@st.composite
+def pad_layer(draw, d, c, functional):
+    mode = draw(st.sampled_from(sorted(PAD)))
+    low = {"constant": -3, "reflect": -2, "replicate": -2, "circular": 0}[mode]
+    pads = tuple(draw(st.integers(low, 3)) for _ in range(2 * d))
+    if functional:
+        return functools.partial(F.pad, pad=pads, mode=mode), c
+    if mode == "constant":
+        return PAD[mode][d](pads, 0.0), c
+    return PAD[mode][d](pads), c
+
+
+@st.composite
+def pointwise_layer(draw, d, c, functional):
+    kind = draw(st.sampled_from(["relu", "bn", "bn_eval", "instance", "group", "dropout", "identity",
+                                 "softmax", "prelu", "gelu"]))
+    if functional and kind in ("relu", "dropout", "softmax", "gelu"):
+        fn = {"relu": F.relu, "dropout": functools.partial(F.dropout, p=0.0),
+              "softmax": functools.partial(F.softmax, dim=1), "gelu": F.gelu}[kind]
+        return fn, c
+    if kind == "bn":
+        return BN[d](c), c
+    if kind == "bn_eval":
+        return BN[d](c).eval(), c
+    if kind == "instance":
+        return IN[d](c, affine=draw(st.booleans())), c
+    if kind == "group":
+        return nn.GroupNorm(draw(st.sampled_from([g for g in (1, 2) if c % g == 0])), c), c
+    if kind == "prelu":
+        return nn.PReLU(draw(st.sampled_from([1, c]))), c
+    return {"relu": nn.ReLU(), "dropout": nn.Dropout(0.0), "identity": nn.Identity(),
+            "softmax": nn.Softmax(dim=1), "gelu": nn.GELU()}[kind], c
+
+
+LAYERS = [conv_layer, conv_layer, pool_layer, pool_layer, pad_layer, pointwise_layer, adaptive_layer]
+
+
+@st.composite
+def stack(draw, d, c, functional, n_min=1, n_max=5):
+    ops = []
+    for _ in range(draw(st.integers(n_min, n_max))):
+        make = draw(st.sampled_from(LAYERS))
+        op, c = draw(make(d, c, functional))
+        ops.append(op)
+    return ops, c
+
+
+@st.composite
+def models(draw):
+    """(model, input_shape, [sizes, ...], description)."""
+    d = draw(st.sampled_from([1, 2, 2, 3]))
+    c = draw(st.integers(1, 3))
+    functional = draw(st.booleans())
+    ops, c_out = draw(stack(d, c, functional))
+    if draw(st.integers(0, 3)) == 0:
+        # a skip around a channel-keeping block
+        block_ops, c_block = draw(stack(d, c_out, False, 1, 2))
+        if c_block != c_out:
+            block_ops.append(CONV[d](c_block, c_out, 1))
+        ops.append(Skip(nn.Sequential(*block_ops), cat=draw(st.booleans())))
+        if ops[-1].cat:
+            c_out *= 2
+    tail = draw(st.sampled_from(["none", "flatten", "view", "flatten_fn", "flatten_method"]))
+    linear = None
+    if tail != "none":
+        flat = {"flatten": nn.Flatten(), "view": _view_flat, "flatten_fn": _flatten_fn,
+                "flatten_method": _flatten_method}[tail]
+        ops.append(flat if functional or tail == "flatten" else nn.Flatten())
+    names = NAMES[d]
+    n_sizes = draw(st.integers(2, 4))
+    sizes = [dict(zip(names, draw(st.tuples(*[st.integers(1, MAX_SIZE[d])] * d)))) for _ in range(n_sizes)]
+    build = Functional if functional else nn.Sequential
+    if tail != "none":
+        linear = draw(st.sampled_from(["lazy", "right", "wrong"]))
+        if linear == "lazy":
+            ops.append(nn.LazyLinear(3))
+        else:
+            # "right": the flat size torch produces at the first drawn size, when it runs there
+            flat = draw(st.integers(1, 64))
+            if linear == "right":
+                try:
+                    with torch.no_grad():
+                        x = torch.rand(1, c, *(sizes[0][n] for n in names))
+                        flat = build(*ops)(x).shape[-1] if not functional else build(ops)(x).shape[-1]
+                except Exception:
+                    pass
+            ops.append(nn.Linear(flat, 3))
+    model = build(ops) if functional else build(*ops)
+    return model, (c, *names), sizes, f"d={d} functional={functional} tail={tail} linear={linear}"

@@ -1,0 +1,104 @@
+"""FloorDiv: exact folding and canonical forms, checked with hypothesis over the integers."""
+
+import sympy
+from hypothesis import given
+from hypothesis import strategies as st
+
+from symshape.compiled import compile_exprs
+from symshape.dims import FloorDiv, canonical, ceil_div, floor_div, size_symbol
+
+H = size_symbol("H")
+W = size_symbol("W")
+ints = st.integers(-50, 50)
+pos = st.integers(1, 12)
+
+
+def floor_depth(expr) -> int:
+    """How deeply FloorDivs nest in ``expr``."""
+    if isinstance(expr, FloorDiv):
+        return 1 + floor_depth(expr.args[0])
+    if isinstance(expr, sympy.Basic) and expr.args:
+        return max(floor_depth(a) for a in expr.args)
+    return 0
+
+
+def value(expr, h, w=1):
+    return int(expr.subs({H: h, W: w}))
+
+
+@given(x=st.integers(-200, 200), a=ints, b=ints, m=pos, n=pos)
+def test_nested_floor_folds_exactly(x, a, b, m, n):
+    expr = floor_div(floor_div(H + a, m) + b, n)
+    assert floor_depth(expr) <= 1
+    assert value(expr, x) == ((x + a) // m + b) // n
+
+
+@given(x=st.integers(-200, 200), a=ints, b=ints, m=pos, n=pos)
+def test_nested_ceil_folds_exactly(x, a, b, m, n):
+    expr = ceil_div(ceil_div(H + a, m) + b, n)
+    ceil = lambda p, q: -((-p) // q)  # noqa: E731
+    assert value(expr, x) == ceil(ceil(x + a, m) + b, n)
+    assert floor_depth(expr) <= 1
+
+
+@given(x=st.integers(-200, 200), c=st.integers(-6, 6), k=st.integers(-40, 40), q=pos)
+def test_floor_div_of_linear_forms(x, c, k, q):
+    expr = floor_div(c * H + k, q)
+    assert value(expr, x) == (c * x + k) // q
+
+
+@given(x=st.integers(-100, 100), y=st.integers(-100, 100), m=pos, n=pos, b=ints, c=st.integers(-5, 5))
+def test_two_variable_and_multiplied_floors(x, y, m, n, b, c):
+    inner = floor_div(H + b, m)
+    for expr, want in [
+        (floor_div(inner + W, n), ((x + b) // m + y) // n),
+        (floor_div(c * m * inner + W + b, n), (c * m * ((x + b) // m) + y + b) // n),
+        (floor_div(2 * inner + floor_div(W, 2), n), (2 * ((x + b) // m) + y // 2) // n),
+    ]:
+        assert value(expr, x, y) == want
+
+
+@given(x=st.integers(-100, 100), a=ints, c=ints, q=pos)
+def test_canonical_absorbs_constant(x, a, c, q):
+    expr = floor_div(H + a, q) + c
+    canon = canonical(expr)
+    assert value(canon, x) == value(expr, x)
+    if q > 1:
+        assert isinstance(canon, FloorDiv)
+
+
+def test_seed000_chain_prints_short():
+    h = canonical(floor_div(canonical(floor_div(H - 4, 2)) - 4, 2))
+    assert h == FloorDiv(H - 12, 4)
+    assert str(h) == "floor((H - 12)/4)"
+    w = canonical(floor_div(canonical(floor_div(W - 4, 2)) - 4, 2))
+    assert str(20 * h * w) == "20*floor((H - 12)/4)*floor((W - 12)/4)"
+    assert sympy.latex(h) == r"\left\lfloor \frac{H - 12}{4} \right\rfloor"
+
+
+def test_gcd_reduction_and_whole_parts():
+    assert floor_div(2 * H - 1, 4) == FloorDiv(H - 1, 2)
+    assert floor_div(4 * floor_div(H, 2) - 3, 2) == 2 * FloorDiv(H, 2) - 2
+    assert floor_div(6 * H + 3, 3) == 2 * H + 1
+    assert floor_div(H, 1) == H
+    assert floor_div(sympy.Integer(-7), 2) == -4
+
+
+def test_rewrite_as_floor_agrees():
+    expr = floor_div(H - 12, 4)
+    for h in range(-20, 20):
+        assert expr.rewrite(sympy.floor).subs(H, h) == expr.subs(H, h)
+
+
+@given(x=st.integers(1, 10_000), y=st.integers(1, 10_000), a=ints, m=pos, n=pos)
+def test_compiled_matches_sympy(x, y, a, m, n):
+    exprs = [
+        20 * floor_div(floor_div(H + a, m) - 4, n) * floor_div(W - 12, 4),
+        (H * W * floor_div(H, m)) / n,
+        sympy.Piecewise((W, sympy.Eq(floor_div(H, m), 1)), (floor_div(H, m), True)),
+    ]
+    fn = compile_exprs([H, W], exprs)
+    got = fn(x, y)
+    assert got[0] == value(exprs[0], x, y)
+    assert got[1] == (x * y * (x // m)) // n
+    assert got[2] == (y if x // m == 1 else x // m)

@@ -1,0 +1,124 @@
+"""Errors, never guesses: unsupported ops, untraceable forwards, bad input shapes and sizes."""
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import seed000_mnist
+import symshape
+from oracle import assert_agrees, grid
+
+
+class Branchy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+
+    def forward(self, x):
+        x = self.conv(x)
+        if x.size(2) > 10:  # Python control flow on a size
+            x = F.max_pool2d(x, 2)
+        return x
+
+
+class Outer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = Branchy()
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def test_untraceable_forward_names_module_line_and_remedy():
+    with pytest.raises(symshape.UntraceableModel) as e:
+        symshape.analyze(Outer(), (1, "H", "W"))
+    err = e.value
+    assert err.module == "Branchy at 'body'"
+    assert "if x.size(2) > 10:" in err.line and "test_errors.py" in err.line
+    assert "control flow" in str(err) and "symshape.analyze(model.features" in str(err)
+
+
+def test_unsupported_module_names_op_path_and_node():
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Sequential(nn.LSTM(3, 4)))
+    with pytest.raises(symshape.UnsupportedOperation) as e:
+        symshape.analyze(net, (1, "H", "W"))
+    assert e.value.op == "nn.LSTM"
+    assert e.value.where == "1.0"
+    assert "call_module[target=1.0]" in e.value.node
+
+
+def test_unsupported_function_names_it():
+    class T(nn.Module):
+        def forward(self, x):
+            return torch.transpose(x, 1, 2)
+
+    with pytest.raises(symshape.UnsupportedOperation, match=r"no shape rule for torch\.transpose"):
+        symshape.analyze(T(), (1, "H", "W"))
+
+
+def test_subclass_uses_parent_rule_unless_forward_is_overridden():
+    class MyConv(nn.Conv2d):
+        pass
+
+    class PaddedConv(nn.Conv2d):  # its own forward: traced, not matched to the Conv2d rule
+        def forward(self, x):
+            return super().forward(F.pad(x, (1, 1, 1, 1)))
+
+    a = symshape.analyze(MyConv(1, 2, 3), (1, "H", "W"))
+    assert a.steps[0].rule == "conv" and a.steps[0].op.endswith("MyConv")
+    assert str(a.output_shape) == "(N, 2, H - 2, W - 2)"
+    b = symshape.analyze(PaddedConv(1, 2, 3), (1, "H", "W"))
+    assert [s.rule for s in b.steps] == ["pad_function", "conv_function"]
+    assert str(b.output_shape) == "(N, 2, H, W)"
+    assert_agrees(PaddedConv(1, 2, 3), (1, "H", "W"), grid(("H", "W"), [1, 2, 3]))
+
+
+def test_wrong_rank_is_refused_at_analysis():
+    with pytest.raises(symshape.InvalidInputSize, match="input_shape excludes the batch dim"):
+        symshape.analyze(nn.Conv2d(1, 2, 3), (1, 1, "H", "W"))
+
+
+@pytest.mark.parametrize(
+    "shape, error, match",
+    [
+        ((1, "N", "W"), ValueError, "batch dim"),
+        ((1, 0, "W"), ValueError, "positive"),
+        ("1,H,W", TypeError, "tuple"),
+        ((1, 2.5, "W"), TypeError, "ints or size names"),
+        ((1, "H W", 3), ValueError, "identifier"),
+    ],
+)
+def test_bad_input_shapes(shape, error, match):
+    with pytest.raises(error, match=match):
+        symshape.analyze(seed000_mnist.Net(), shape)
+
+
+def test_at_checks_its_arguments():
+    a = symshape.analyze(seed000_mnist.Net(), (1, "H", "W"))
+    with pytest.raises(TypeError, match="missing size"):
+        a.at(H=28)
+    with pytest.raises(TypeError, match="unknown size name"):
+        a.at(H=28, W=28, X=3)
+    with pytest.raises(ValueError, match="positive int"):
+        a.at(H=28, W=0)
+    assert a.at(H=28, W=28, N=5).steps[0].output == (5, 10, 24, 24)
+
+
+def test_in_features_helper():
+    net = seed000_mnist.Net()
+    assert str(symshape.in_features(net, (1, "H", "W"))) == "20*floor((H - 12)/4)*floor((W - 12)/4)"
+    assert symshape.in_features(net, (1, "H", "W"), layer="fc2") == 50
+    with pytest.raises(KeyError, match="fc1, fc2"):
+        symshape.in_features(net, (1, "H", "W"), layer="fc3")
+    with pytest.raises(symshape.SymshapeError, match="no nn.Linear"):
+        symshape.in_features(nn.Conv2d(1, 2, 3), (1, "H", "W"))
+
+
+def test_static_misconfiguration_refuses_every_size():
+    net = nn.Sequential(nn.MaxPool2d(3, padding=2))
+    a = symshape.analyze(net, (1, "H", "W"))
+    with pytest.raises(symshape.InvalidInputSize, match="pad should be at most half of kernel size"):
+        a.at(H=30, W=30)
+    assert_agrees(net, (1, "H", "W"), [{"H": 30, "W": 30}])

@@ -1,0 +1,81 @@
+"""Analysis never changes the user's model: parameters, buffers, flags, lazy state, hooks."""
+
+import copy
+
+import torch
+import torch.nn as nn
+
+import seed000_mnist
+import symshape
+from oracle import check_sizes
+
+
+def snapshot(model: nn.Module):
+    return {
+        "state": {k: v.clone() for k, v in model.state_dict().items()
+                  if not isinstance(v, nn.parameter.UninitializedParameter)},
+        "training": [m.training for m in model.modules()],
+        "lazy": [getattr(m, "has_uninitialized_params", lambda: False)() for m in model.modules()],
+        "hooks": [(len(m._forward_hooks), len(m._forward_pre_hooks)) for m in model.modules()],
+        "types": [type(m) for m in model.modules()],
+        "grad": [p.requires_grad for p in model.parameters()],
+    }
+
+
+def same(a, b) -> bool:
+    if a.keys() != b.keys():
+        return False
+    for k in a:
+        if k == "state":
+            if a[k].keys() != b[k].keys() or any(not torch.equal(a[k][n], b[k][n]) for n in a[k]):
+                return False
+        elif a[k] != b[k]:
+            return False
+    return True
+
+
+def make_models():
+    lazy = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.LazyLinear(5))
+    hooked = seed000_mnist.Net()
+    hooked.conv1.register_forward_hook(lambda m, i, o: None)
+    evald = seed000_mnist.NetMaxPool().eval()
+    return [lazy, hooked, evald]
+
+
+def test_analyze_and_evaluate_leave_the_model_alone():
+    for model in make_models():
+        before = snapshot(model)
+        a = symshape.analyze(model, (1, "H", "W"))
+        a.evaluate(H=28, W=28)
+        a.at(H=28, W=28) if not a.evaluate(H=28, W=28).mismatches else None
+        assert same(before, snapshot(model)), model
+
+
+def test_observing_torch_leaves_lazy_modules_uninitialized():
+    model = make_models()[0]
+    before = snapshot(model)
+    a = symshape.analyze(model, (1, "H", "W"))
+    ok, bad = check_sizes(a, {"H": 12, "W": 9})
+    assert ok and not bad
+    assert model[3].has_uninitialized_params()
+    assert same(before, snapshot(model))
+    # and a second size still works on the still-lazy model
+    ok, bad = check_sizes(a, {"H": 20, "W": 7})
+    assert ok and not bad
+
+
+def test_deepcopy_of_analysis_target_not_needed():
+    model = seed000_mnist.Net()
+    ref = copy.deepcopy(model)
+    symshape.analyze(model, (1, 28, 28))
+    for (n1, p1), (n2, p2) in zip(model.named_parameters(), ref.named_parameters()):
+        assert n1 == n2 and torch.equal(p1, p2)
+
+
+def test_observing_torch_restores_batch_norm_statistics():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
+    before = snapshot(model)
+    a = symshape.analyze(model, (1, "H", "W"))
+    ok, bad = check_sizes(a, {"H": 12, "W": 9})
+    assert ok and not bad
+    assert same(before, snapshot(model))
