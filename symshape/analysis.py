@@ -152,7 +152,7 @@ class Analysis:
             exprs: list = []
             for s in self.steps:
                 for r in s.requirements:
-                    exprs += [r.lhs, r.rhs]
+                    exprs += r.exprs()
                 exprs += list(_flat_dims(s.inputs)) + list(_flat_dims(s.output))
             exprs += list(self.in_features.values()) + list(_flat_dims(self.output_shape))
             symbols = [self.batch, *(size_symbol(n) for n in self.size_names)]
@@ -183,9 +183,9 @@ class Analysis:
         failure = None
         for i, s in enumerate(self.steps):
             for r in s.requirements:
-                lhs, rhs = next(flat), next(flat)
-                if failure is None and not r.holds(lhs, rhs):
-                    f = Failure(s.name, i, r.message(lhs, rhs), r)
+                got = [next(flat) for _ in r.exprs()]
+                if failure is None and not r.check(got):
+                    f = Failure(s.name, i, r.message(got[0], got[1]), r)
                     if r.kind == "declared":
                         mismatches.append(f)
                     else:

@@ -30,6 +30,8 @@ class Requirement:
     rhs: sympy.Expr
     reason: str
     kind: str = "size"
+    #: torch skips this check where ``unless`` holds (a fast path, e.g. adaptive pooling to 1x1)
+    unless: "Requirement | None" = None
 
     def __post_init__(self):
         if self.relation not in RELATIONS:
@@ -52,11 +54,30 @@ class Requirement:
             return lhs == rhs or lhs == 1 or rhs == 1
         return False
 
+    def exprs(self) -> list[sympy.Expr]:
+        """The expressions :meth:`check` needs, in order."""
+        return [self.lhs, self.rhs, *(self.unless.exprs() if self.unless is not None else [])]
+
+    def check(self, values: list[int]) -> bool:
+        """Whether torch accepts, given the values of :meth:`exprs`."""
+        if self.holds(values[0], values[1]):
+            return True
+        return self.unless is not None and self.unless.check(values[2:])
+
     def message(self, lhs: int, rhs: int) -> str:
         return self.reason.format(lhs=lhs, rhs=rhs)
 
     def decided(self) -> bool | None:
         """True/False when the requirement holds/fails at every size, else None."""
+        own = self._decided()
+        if own is True or self.unless is None:
+            return own
+        other = self.unless.decided()
+        if other is True:
+            return True
+        return False if own is False and other is False else None
+
+    def _decided(self) -> bool | None:
         if self.relation == "never":
             return False
         if self.relation == ">=":
@@ -82,6 +103,10 @@ class Requirement:
         return None
 
     def __str__(self) -> str:
+        text = self._str()
+        return f"{text} unless {self.unless}" if self.unless is not None else text
+
+    def _str(self) -> str:
         if self.relation == "never":
             return f"never: {self.reason}"
         if self.relation == "broadcast":

@@ -165,7 +165,16 @@ def build_cases() -> list[Case]:
     cases += _per_dim(lambda d: Fn(F_ADAPT[d][0], 2), "F_adaptive_avg_")
     cases += _per_dim(lambda d: Fn(F_ADAPT[d][1], 1, return_indices=True), "F_adaptive_max_indices_")
     cases += _per_dim(lambda d: Fn(F_ADAPT[d][1], 2), "F_adaptive_max_")
-    add(Case("adaptive_after_crop", lambda: nn.Sequential(nn.ConstantPad2d((-2, -1, 0, 0), 0.0), nn.AdaptiveAvgPool2d(2)), SHAPES[2], S2))
+    crop = {1: lambda: nn.ConstantPad1d((-2, -1), 0.0), 2: lambda: nn.ConstantPad2d((-2, -1, 0, -1), 0.0),
+            3: lambda: nn.ConstantPad3d((-2, -1, 0, 0, -1, 0), 0.0)}
+    for d in (1, 2, 3):
+        avg, mx = ADAPT[d]
+        outs = [(2,) * d, (1,) * d, ((None,) + (1,) * (d - 1)) if d > 1 else 1]
+        for j, o in enumerate(outs):
+            for cls in (avg, mx):
+                add(Case(f"adaptive_empty_{cls.__name__}_{j}", lambda cls=cls, o=o, d=d: nn.Sequential(crop[d](), cls(o)),
+                         SHAPES[d], SIZES[d]))
+    add(Case("adaptive_avg_rank2_fast", lambda: nn.Sequential(nn.Flatten(), nn.Unflatten(1, (1, -1)), nn.Flatten(0), nn.Unflatten(0, (1, -1)), nn.AdaptiveAvgPool2d(1)), SHAPES[1], S1))
     # padding
     for label, by_d in PADS.items():
         spec = {"zero": (2, -1), "constant": (-2, 1), "reflect": (2, -1), "replicate": (-2, 1), "circular": (3, 1)}[label]

@@ -4,8 +4,8 @@ Activations, dropout, normalization, Identity and their functional and method fo
 shape; several still refuse some inputs, and those checks are rules too:
 
 * BatchNorm{1,2,3}d: rank 2|3, 4, 5; channels == num_features (with running stats or affine);
-  with batch statistics (training) more than one value per channel: ``N * prod(spatial) >= 2``.
-* InstanceNorm{1,2,3}d: channels == num_features (when affine); with input statistics more than
+  with batch statistics (training) not exactly one value per channel: ``N * prod(spatial) != 1``.
+* InstanceNorm{1,2,3}d: channels == num_features (when affine); with input statistics not exactly
   one spatial element.
 * GroupNorm: more than one value per group (``floor(N*C/G) * prod(spatial) != 1``, in any mode),
   ``C % num_groups == 0`` and ``C == num_channels`` (affine).
@@ -167,8 +167,9 @@ def batch_norm(ctx: Context, module: nn.Module, x, *, ranks) -> SymTensor:
                   "num_features is {rhs}, the input has {lhs} channels", kind="declared")
     uses_batch_stats = module.training or (module.running_mean is None and module.running_var is None)
     if uses_batch_stats:
-        ctx.at_least(
-            product([x.shape[0], *x.shape[2:]]), 2,
+        # torch's check is exactly "not 1" (an empty batch passes it)
+        ctx.require(
+            product([x.shape[0], *x.shape[2:]]), "!=", 1,
             "in training mode batch norm needs more than 1 value per channel, gets {lhs} "
             "(call model.eval() for inference)",
         )
@@ -189,8 +190,8 @@ def instance_norm(ctx: Context, module: nn.Module, x, *, ranks) -> SymTensor:
                   "num_features is {rhs}, the input has {lhs} channels", kind="declared")
     if module.training or not module.track_running_stats:
         spatial = x.shape[2:] if batched else x.shape[1:]
-        ctx.at_least(product(spatial), 2,
-                     "instance norm with input statistics needs more than 1 spatial element, gets {lhs}")
+        ctx.require(product(spatial), "!=", 1,
+                    "instance norm with input statistics needs more than 1 spatial element, gets {lhs}")
     return x
 
 

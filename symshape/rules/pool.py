@@ -22,7 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..dims import canonical, ceil_div, floor_div
+from ..dims import canonical, ceil_div, floor_div, product
+from ..requirements import Requirement
 from ..tensor import SymTensor
 from .common import as_int, check_rank, ntuple, spatial_unit, tensor_arg
 from .registry import Context, function_rule, module_rule
@@ -147,41 +148,68 @@ def avg_pool_function(ctx: Context, input, kernel_size, stride=None, padding=0, 
                       unpadded_kernel=d == 3)
 
 
-def adaptive_shape(ctx: Context, x: SymTensor, d: int, output_size, layer: str) -> SymTensor:
-    """``out = output_size`` per dim (``None`` keeps ``in``); every non-batch dim must be non-empty."""
-    check_rank(ctx, x, (d + 1, d + 2), layer)
+def adaptive_shape(ctx: Context, x: SymTensor, d: int, output_size, layer: str, kind: str) -> SymTensor:
+    """``out = output_size`` per dim (``None`` keeps ``in``).
+
+    torch checks the rank and that dims are non-empty (average pooling in 1d/2d: the pooled dims;
+    otherwise every non-batch dim) -- except on average pooling's fast path: when every output
+    size resolves to 1, torch takes a mean over the pooled dims and checks no size (nor, in 2d and
+    3d, the rank).
+    """
     if isinstance(output_size, (list, tuple)):
         sizes = list(output_size)
         if len(sizes) != d:
             ctx.unsupported(f"output_size needs {d} values, got {tuple(sizes)}")
     else:
         sizes = [output_size] * d
-    for i in range(-(d + 1), 0):
-        unit = "channels" if i == -(d + 1) else spatial_unit(i + d, d)
-        ctx.at_least(x.shape[i], 1, f"adaptive pooling needs a non-empty input, gets {{lhs}} {unit}")
-    out = [size if o is None else as_int(o, "output_size", ctx) for size, o in zip(x.shape[-d:], sizes)]
+    if d == 1 and sizes[0] is None:
+        ctx.refuse(f"{layer}: output_size must be an int")
+    sizes = [None if o is None else as_int(o, "output_size", ctx) for o in sizes]
+    if x.ndim < d:
+        ctx.refuse(f"{layer} pools {d} dims, gets a {x.ndim}D input {x}")
+    out = [size if o is None else o for size, o in zip(x.shape[-d:], sizes)]
+    fast = None  # where average pooling takes its fast path
+    if kind == "avg" and all(o in (None, 1) for o in sizes):
+        kept = [size for size, o in zip(x.shape[-d:], sizes) if o is None]
+        fast = Requirement(product(kept), "==", 1, "every output size is 1")
+    if d == 1 or fast is None:
+        check_rank(ctx, x, (d + 1, d + 2), layer)
+    elif x.ndim not in (d + 1, d + 2):
+        ctx.require(0, ">=", 1, f"{layer} expects a {d + 1}D or {d + 2}D input, gets {x.ndim}D",
+                    unless=fast)
+    first = x.ndim - d if kind == "avg" and d < 3 else max(x.ndim - d - 1, 0)
+    for i in range(first, x.ndim):
+        unit = spatial_unit(i - (x.ndim - d), d) if i >= x.ndim - d else "channels"
+        ctx.require(x.shape[i], ">=", 1,
+                    f"adaptive pooling needs a non-empty input, gets {{lhs}} {unit}", unless=fast)
     return SymTensor((*x.shape[:-d], *out))
 
 
-@module_rule(nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d, d=1)
-@module_rule(nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, d=2)
-@module_rule(nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool3d, d=3)
-def adaptive_pool(ctx: Context, module: nn.Module, x, *, d: int):
+@module_rule(nn.AdaptiveAvgPool1d, d=1, kind="avg")
+@module_rule(nn.AdaptiveAvgPool2d, d=2, kind="avg")
+@module_rule(nn.AdaptiveAvgPool3d, d=3, kind="avg")
+@module_rule(nn.AdaptiveMaxPool1d, d=1, kind="max")
+@module_rule(nn.AdaptiveMaxPool2d, d=2, kind="max")
+@module_rule(nn.AdaptiveMaxPool3d, d=3, kind="max")
+def adaptive_pool(ctx: Context, module: nn.Module, x, *, d: int, kind: str):
     """``out = output_size`` (``None`` entries keep the input size)."""
     x = tensor_arg(x, "input", ctx)
-    out = adaptive_shape(ctx, x, d, module.output_size, type(module).__name__)
+    out = adaptive_shape(ctx, x, d, module.output_size, type(module).__name__, kind)
     return _maybe_indices(out, bool(getattr(module, "return_indices", False)))
 
 
-@function_rule(F.adaptive_avg_pool1d, F.adaptive_max_pool1d, d=1)
-@function_rule(F.adaptive_avg_pool2d, F.adaptive_max_pool2d, d=2)
-@function_rule(F.adaptive_avg_pool3d, F.adaptive_max_pool3d, d=3)
-@function_rule(F.adaptive_max_pool1d_with_indices, d=1, indices=True)
-@function_rule(F.adaptive_max_pool2d_with_indices, d=2, indices=True)
-@function_rule(F.adaptive_max_pool3d_with_indices, d=3, indices=True)
+@function_rule(F.adaptive_avg_pool1d, d=1, kind="avg")
+@function_rule(F.adaptive_avg_pool2d, d=2, kind="avg")
+@function_rule(F.adaptive_avg_pool3d, d=3, kind="avg")
+@function_rule(F.adaptive_max_pool1d, d=1, kind="max")
+@function_rule(F.adaptive_max_pool2d, d=2, kind="max")
+@function_rule(F.adaptive_max_pool3d, d=3, kind="max")
+@function_rule(F.adaptive_max_pool1d_with_indices, d=1, kind="max", indices=True)
+@function_rule(F.adaptive_max_pool2d_with_indices, d=2, kind="max", indices=True)
+@function_rule(F.adaptive_max_pool3d_with_indices, d=3, kind="max", indices=True)
 def adaptive_pool_function(ctx: Context, input, output_size, return_indices=False, *, d: int,
-                           indices: bool = False):
+                           kind: str, indices: bool = False):
     """The adaptive pooling rule for the F forms (``_with_indices``: always a pair)."""
     x = tensor_arg(input, "input", ctx)
-    out = adaptive_shape(ctx, x, d, output_size, f"adaptive_pool{d}d")
+    out = adaptive_shape(ctx, x, d, output_size, f"adaptive_{kind}_pool{d}d", kind)
     return _maybe_indices(out, indices or bool(return_indices))

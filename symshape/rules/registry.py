@@ -163,8 +163,9 @@ class Context:
         #: set by the Linear rule: the size that reaches the layer's in_features
         self.linear_input = None
 
-    def require(self, lhs, relation: str, rhs, reason: str, kind: str = "size") -> None:
-        req = Requirement(lhs, relation, rhs, reason, kind)
+    def require(self, lhs, relation: str, rhs, reason: str, kind: str = "size",
+                unless: Requirement | None = None) -> None:
+        req = Requirement(lhs, relation, rhs, reason, kind, unless)
         decided = req.decided()
         if decided is True:
             return
