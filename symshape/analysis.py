@@ -211,6 +211,35 @@ class Analysis:
             raise InvalidInputSize(problem.step, problem.reason, ev.sizes)
         return ev
 
+    # -- the inverse problem (symshape.solve) ----------------------------------------------
+
+    def valid_sizes(self, batch: int = 1):
+        """Exactly the input sizes at which torch runs the forward (at batch size ``batch``).
+
+        Every check torch makes is solved exactly: kernels that must fit, shapes that must
+        agree at a cat or an add, a Linear whose in_features is fixed, a view's element count.
+        Returns a :class:`~symshape.sizes.SizeSet`; infinite sets are represented exactly.
+        """
+        from .solve import valid_sizes
+
+        return valid_sizes(self, batch)
+
+    def solve(self, flat: int, layer: str | None = None, square: bool = False, batch: int = 1):
+        """The valid sizes whose in_features at the first Linear (or ``layer``) is ``flat``.
+
+        ``square=True`` ties the spatial sizes together. When no size works, the returned empty
+        set's ``note`` and ``nearest`` give the nearest achievable values and their sizes.
+        """
+        from .solve import solve_flat
+
+        return solve_flat(self, flat, layer, square, batch)
+
+    def exact_sizes(self, batch: int = 1):
+        """The valid sizes at which no layer rounds (every stride and adaptive pool divides)."""
+        from .solve import exact_sizes
+
+        return exact_sizes(self, batch)
+
     # -- rendering ------------------------------------------------------------------------
 
     def __str__(self) -> str:

@@ -7,6 +7,7 @@ it divides); common subexpressions are computed once.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Callable, Sequence
 
 import sympy
@@ -91,13 +92,21 @@ class _Emitter:
         raise NotImplementedError(f"cannot compile {e!r}")
 
 
-def compile_exprs(symbols: Sequence[sympy.Symbol], exprs: Sequence) -> Callable[..., list[int]]:
-    """A function ``f(*values_of_symbols) -> [value of each expr]`` computed with Python ints."""
+def _exact_div(a, b):
+    return Fraction(a, b) if b else Fraction(0)
+
+
+def compile_exprs(symbols: Sequence[sympy.Symbol], exprs: Sequence, exact: bool = False) -> Callable[..., list]:
+    """A function ``f(*values_of_symbols) -> [value of each expr]`` computed with Python ints.
+
+    ``exact=True`` keeps fractions exact (``Fraction``) instead of dividing with ``//``; floors
+    stay floors either way.
+    """
     names = {s: f"_s{i}" for i, s in enumerate(symbols)}
     em = _Emitter(names)
     results = [em.emit(sympy.sympify(e)) for e in exprs]
     src = [f"def _compiled({', '.join(names.values())}):", *em.lines, f"    return [{', '.join(results)}]"]
-    namespace = {"_div": _div}
+    namespace = {"_div": _exact_div if exact else _div}
     exec(compile("\n".join(src), "<symshape-compiled>", "exec"), namespace)  # noqa: S102 - our own code
     fn = namespace["_compiled"]
     fn.source = "\n".join(src)

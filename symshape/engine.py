@@ -13,7 +13,7 @@ import torch.nn as nn
 
 from .dims import canonical, floor_div
 from .errors import SymshapeError, UnsupportedOperation
-from .requirements import Requirement
+from .requirements import Requirement, Rounding
 from .rules import Context, Rule, rule_for_function, rule_for_method, rule_for_module, target_name
 from .tensor import SymTensor
 from .trace import Traced, scope_of
@@ -34,6 +34,7 @@ class Step:
     node: str = ""  # the fx node name
     kind: str = "module"  # module | function | method
     module: nn.Module | None = field(default=None, repr=False, compare=False)
+    roundings: tuple[Rounding, ...] = ()  # the divisions the op rounds (exact where they divide)
 
 
 @dataclass
@@ -178,7 +179,7 @@ def propagate(traced: Traced, x: SymTensor) -> Propagation:
         if _has_tensor(value):
             inputs = tuple(t.shape for t in _tensors_in((args, kwargs)))
             steps.append(Step(ctx.step, op, inputs, _shapes(value), rule.name,
-                              tuple(ctx.requirements), node.name, kind, module))
+                              tuple(ctx.requirements), node.name, kind, module, tuple(ctx.roundings)))
             if ctx.linear_input is not None and kind == "module":
                 in_features.setdefault(name, canonical(ctx.linear_input))
         elif ctx.requirements:

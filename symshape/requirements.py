@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import sympy
 
-__all__ = ["Requirement", "RELATIONS", "KINDS"]
+__all__ = ["Requirement", "Rounding", "RELATIONS", "KINDS"]
 
 RELATIONS = (">=", "==", "!=", "divisible", "broadcast", "never")
 #: ``size``: torch raises at sizes that break it. ``declared``: a layer's declared feature count
@@ -113,3 +113,18 @@ class Requirement:
             return f"{self.lhs} == {self.rhs} or {self.lhs} == 1 or {self.rhs} == 1"
         op = {">=": ">=", "==": "==", "!=": "!=", "divisible": "divisible by"}[self.relation]
         return f"{self.lhs} {op} {self.rhs}"
+
+
+@dataclass(frozen=True)
+class Rounding:
+    """A layer computes ``floor(numerator / divisor)``: it rounds unless the division is exact.
+
+    ``what`` says what is rounded, e.g. ``stride 2``.
+    """
+
+    numerator: sympy.Expr
+    divisor: int
+    what: str
+
+    def exact(self, numerator: int) -> bool:
+        return numerator % self.divisor == 0

@@ -86,6 +86,28 @@ class SizeQueries(nn.Module):
         return x.reshape(x.size(0), n + 0 * assert_rank).view(x.nelement() // n, -1)
 
 
+class UpTo(nn.Module):
+    """U-Net style: ``up(x, output_size=skip.size())`` then a sum with the skip."""
+
+    def __init__(self, up, down):
+        super().__init__()
+        self.up, self.down = up, down
+
+    def forward(self, x):
+        y = self.down(x)
+        z = nn.functional.max_pool2d(y, 2)
+        return self.up(z, output_size=y.size()) + y
+
+
+class UpToFixed(nn.Module):
+    def __init__(self, up, size):
+        super().__init__()
+        self.up, self.size = up, size
+
+    def forward(self, x):
+        return self.up(x, output_size=self.size)
+
+
 @dataclass
 class Case:
     id: str
@@ -147,6 +169,17 @@ def build_cases() -> list[Case]:
     add(Case("conv2d_tuple", lambda: nn.Conv2d(2, 3, (3, 1), stride=(1, 2), padding=(0, 1), dilation=(2, 1)), SHAPES[2], S2))
     cases += _per_dim(lambda d: FunctionalConv(F_CONV[d], (4, 1, *(3,) * d), stride=2, padding=1, groups=2), "F_conv_")
     add(Case("F_conv2d_same", lambda: FunctionalConv(F.conv2d, (3, 2, 4, 4), padding="same"), SHAPES[2], S2))
+    CT = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
+    F_CT = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+    cases += _per_dim(lambda d: CT[d](2, 3, 3, stride=2, padding=2, output_padding=1), "convT_")
+    cases += _per_dim(lambda d: CT[d](2, 3, 2, stride=3, padding=1, dilation=2, output_padding=2), "convT_dil_")
+    cases += _per_dim(lambda d: nn.Sequential(nn.ConstantPad1d((-1, 0), 0.0), CT[d](2, 2, 2, 2)), "convT_empty_")
+    cases += _per_dim(lambda d: CT[d](2, 2, 2, stride=1, padding=3), "convT_small_")
+    cases += _per_dim(lambda d: CT[d](3, 2, 2, stride=2), "convT_wrong_channels_")
+    add(Case("lazy_convT2d", lambda: nn.LazyConvTranspose2d(3, 3, stride=2), SHAPES[2], S2))
+    cases += _per_dim(lambda d: FunctionalConv(F_CT[d], (2, 2, *(3,) * d), stride=2, padding=1, output_padding=1, groups=1), "F_convT_")
+    add(Case("convT_output_size", lambda: UpTo(nn.ConvTranspose2d(2, 2, 3, stride=2, padding=1), nn.Conv2d(2, 2, 3, padding=1)), SHAPES[2], S2))
+    add(Case("convT_output_size_fixed", lambda: UpToFixed(nn.ConvTranspose2d(2, 2, 3, stride=3), (10, 11)), SHAPES[2], S2))
     # pooling
     cases += _per_dim(lambda d: MAXPOOL[d](3, 2, padding=1, dilation=2), "maxpool_dil_")
     cases += _per_dim(lambda d: MAXPOOL[d](3, 2, ceil_mode=True), "maxpool_ceil_")

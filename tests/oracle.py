@@ -37,3 +37,37 @@ def assert_agrees(model, input_shape, sizes_list) -> int:
 
 def grid(names, values) -> list[dict[str, int]]:
     return [dict(zip(names, combo)) for combo in itertools.product(values, repeat=len(names))]
+
+
+def torch_runs(model, input_shape, sizes: dict[str, int]) -> bool:
+    """Does the real forward run at these sizes (batch 1)? Lazy models run on a fresh copy."""
+    from symshape.verify import _copy, _has_lazy
+
+    m = _copy(model) if _has_lazy(model) else model
+    x = torch.rand(1, *(sizes[d] if isinstance(d, str) else d for d in input_shape))
+    saved = {n: b.detach().clone() for n, b in m.named_buffers()} if m is model else {}
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            m(x)
+        return True
+    except Exception:
+        return False
+    finally:
+        with torch.no_grad():
+            for n, b in m.named_buffers():
+                if n in saved:
+                    b.copy_(saved[n])
+
+
+def scan(model, input_shape, names, upto: int) -> set[tuple[int, ...]]:
+    """Brute force, the test oracle: every size combination in 1..upto that torch runs."""
+    found = set()
+    for combo in itertools.product(range(1, upto + 1), repeat=len(names)):
+        if torch_runs(model, input_shape, dict(zip(names, combo))):
+            found.add(combo)
+    return found
+
+
+def members(sizeset, names, upto: int) -> set[tuple[int, ...]]:
+    return {tuple(r[n] for n in names) for r in sizeset.enumerate(upto)}

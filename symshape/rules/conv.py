@@ -1,4 +1,4 @@
-"""Convolution: Conv1d/2d/3d (and their Lazy forms) and F.conv1d/2d/3d.
+"""Convolution: Conv1d/2d/3d, ConvTranspose1d/2d/3d (and their Lazy forms) and the F forms.
 
     out = floor((in + 2*padding - dilation*(kernel - 1) - 1)/stride) + 1
 
@@ -7,10 +7,15 @@ torch refuses a size when the padded input is shorter than the dilated kernel
 in total (the extra one on the right when odd) and keeps the size; ``'valid'`` pads nothing.
 A ``padding_mode`` other than ``'zeros'`` is an explicit F.pad in that mode followed by an
 unpadded convolution, exactly as ``nn.Conv2d._conv_forward`` does.
+
+Transposed:  out = (in - 1)*stride - 2*padding + dilation*(kernel - 1) + output_padding + 1,
+or the ``output_size=`` given in the call, which torch accepts between that value with
+output_padding 0 and ``stride - 1`` above it.
 """
 
 from __future__ import annotations
 
+import sympy
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -20,7 +25,7 @@ from .common import check_rank, ntuple, spatial_unit, tensor_arg
 from .pad import pad_shape
 from .registry import Context, function_rule, module_rule
 
-__all__ = ["conv_out", "conv_shape"]
+__all__ = ["conv_out", "conv_shape", "conv_transpose_out", "conv_transpose_shape"]
 
 
 def conv_out(size, kernel: int, stride: int, pad_total: int, dilation: int):
@@ -73,6 +78,7 @@ def conv_shape(
             ctx.at_least(size, 1, f"convolution needs a non-empty input, gets {{lhs}} {unit}")
         else:
             ctx.at_least(size, span - pl - pr, _kernel_reason(k, dl, (pl, pr), unit))
+        ctx.rounding(size + pl + pr - span, s, f"stride {s}")
         out.append(conv_out(size, k, s, pl + pr, dl))
     return SymTensor((*x.shape[: -(d + 1)], out_channels, *out))
 
@@ -115,4 +121,77 @@ def conv_function(ctx: Context, input, weight, bias=None, stride=1, padding=0, d
         ctx, x, d, in_per_group * groups, out_c, tuple(kernel),
         ntuple(stride, d, "stride", ctx), padding, ntuple(dilation, d, "dilation", ctx),
         f"conv{d}d",
+    )
+
+
+def conv_transpose_out(size, kernel: int, stride: int, padding: int, dilation: int, output_padding: int):
+    """``(in - 1)*stride - 2*padding + dilation*(kernel - 1) + output_padding + 1``."""
+    return canonical((size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1)
+
+
+def conv_transpose_shape(ctx: Context, x: SymTensor, d: int, in_channels: int | None, out_channels: int,
+                         kernel, stride, padding, dilation, output_padding, output_size, layer: str) -> SymTensor:
+    check_rank(ctx, x, (d + 1, d + 2), layer)
+    for op, s, dl in zip(output_padding, stride, dilation):
+        if not (op < s or op < dl):
+            ctx.never(f"output padding {op} must be smaller than either stride {s} or dilation {dl}")
+    if in_channels is not None:
+        ctx.equal(x.shape[-(d + 1)], in_channels, "expects {rhs} input channels, gets {lhs}", kind="declared")
+    spatial = list(x.shape[-d:])
+    if output_size is not None:
+        sizes = list(output_size)
+        if len(sizes) == d + (x.ndim - d):
+            sizes = sizes[x.ndim - d:]
+        if len(sizes) != d:
+            ctx.refuse(f"{layer}: output_size must have {d} or {x.ndim} elements, gets {len(sizes)}")
+    out = []
+    for i, (size, k, s, p, dl, op) in enumerate(zip(spatial, kernel, stride, padding, dilation, output_padding)):
+        unit = spatial_unit(i, d)
+        ctx.at_least(size, 1, f"transposed convolution needs a non-empty input, gets {{lhs}} {unit}")
+        if output_size is not None:
+            low = conv_transpose_out(size, k, s, p, dl, 0)
+            want = sympy.sympify(sizes[i])
+            ctx.at_least(want, low, f"output_size {{lhs}} is below the smallest size {{rhs}} ({unit})")
+            ctx.at_least(low + s - 1, want, f"output_size {{rhs}} is above the largest size {{lhs}} ({unit})")
+            out.append(canonical(want))
+        else:
+            value = conv_transpose_out(size, k, s, p, dl, op)
+            ctx.at_least(value, 1, f"transposed convolution output would be {{lhs}} {unit}, needs at least 1")
+            out.append(value)
+    return SymTensor((*x.shape[: -(d + 1)], out_channels, *out))
+
+
+@module_rule(nn.ConvTranspose1d, d=1)
+@module_rule(nn.ConvTranspose2d, d=2)
+@module_rule(nn.ConvTranspose3d, d=3)
+def conv_transpose(ctx: Context, module: nn.Module, x, output_size=None, *, d: int) -> SymTensor:
+    """``(in - 1)*stride - 2*padding + dilation*(kernel - 1) + output_padding + 1`` per spatial dim."""
+    x = tensor_arg(x, "input", ctx)
+    layer = type(module).__name__
+    if module.padding_mode != "zeros":
+        ctx.refuse(f"{layer}: only 'zeros' padding mode is supported for transposed convolutions")
+    lazy = getattr(module, "has_uninitialized_params", lambda: False)()
+    return conv_transpose_shape(
+        ctx, x, d, None if lazy else module.in_channels, module.out_channels,
+        tuple(module.kernel_size), tuple(module.stride), tuple(module.padding), tuple(module.dilation),
+        tuple(module.output_padding), output_size, layer,
+    )
+
+
+@function_rule(F.conv_transpose1d, d=1)
+@function_rule(F.conv_transpose2d, d=2)
+@function_rule(F.conv_transpose3d, d=3)
+def conv_transpose_function(ctx: Context, input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                            groups=1, dilation=1, *, d: int) -> SymTensor:
+    """The ConvTranspose rule with channels and kernel read off ``weight`` (in, out/groups, *kernel)."""
+    x = tensor_arg(input, "input", ctx)
+    w = tensor_arg(weight, "weight", ctx)
+    if w.ndim != d + 2 or not all(s.is_Integer for s in w.shape):
+        ctx.unsupported(f"weight must have a fixed {d + 2}D shape, got {w}")
+    in_c, out_per_group, *kernel = (int(s) for s in w.shape)
+    groups = ntuple(groups, 1, "groups", ctx)[0]
+    return conv_transpose_shape(
+        ctx, x, d, in_c, out_per_group * groups, tuple(kernel), ntuple(stride, d, "stride", ctx),
+        ntuple(padding, d, "padding", ctx), ntuple(dilation, d, "dilation", ctx),
+        ntuple(output_padding, d, "output_padding", ctx), None, f"conv_transpose{d}d",
     )

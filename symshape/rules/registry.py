@@ -17,7 +17,7 @@ import sympy
 import torch
 
 from ..errors import InvalidInputSize, UnsupportedOperation
-from ..requirements import Requirement
+from ..requirements import Requirement, Rounding
 
 __all__ = [
     "Context",
@@ -162,6 +162,7 @@ class Context:
         self.requirements: list[Requirement] = []
         #: set by the Linear rule: the size that reaches the layer's in_features
         self.linear_input = None
+        self.roundings: list[Rounding] = []
 
     def require(self, lhs, relation: str, rhs, reason: str, kind: str = "size",
                 unless: Requirement | None = None) -> None:
@@ -180,6 +181,13 @@ class Context:
 
     def divisible(self, lhs, divisor, reason: str) -> None:
         self.require(lhs, "divisible", divisor, reason)
+
+    def rounding(self, numerator, divisor: int, what: str) -> None:
+        """The rule computes ``floor(numerator / divisor)``; exact only where it divides."""
+        numerator = sympy.sympify(numerator)
+        if divisor <= 1 or (numerator.is_Integer and int(numerator) % divisor == 0):
+            return  # exact at every size
+        self.roundings.append(Rounding(numerator, divisor, what))
 
     def never(self, reason: str) -> None:
         """torch raises at every size (a static misconfiguration), but the shape is still known."""

@@ -1,0 +1,299 @@
+"""Univariate size expressions as quasi-polynomials, and exact integer solving.
+
+Every size expression of one symbol ``x`` that symshape builds (sums, products, integer
+multiples and ``floor(p/q)``) is a *quasi-polynomial*: there is a period ``P`` such that on each
+residue class ``x = r + k*P`` it is an ordinary polynomial in ``k``. ``floor(p/q)`` with ``p``
+linear on a class has period ``q`` times ``p``'s (then ``q`` divides the class slope, so the floor
+is linear again); products add degrees. So solving ``e(x) >= c`` or ``e(x) == c`` over the positive
+integers is: for each residue class, solve a polynomial inequality in ``k`` exactly -- giving, per
+class, an eventually periodic set, and together an :class:`~symshape.sizes.IntSet`.
+
+The polynomial of each class is found by interpolation through ``degree + 1`` exact evaluations
+and confirmed at two more points; a disagreement raises rather than guesses.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from functools import lru_cache
+
+import sympy
+
+from .compiled import compile_exprs
+from .dims import FloorDiv
+from .errors import SymshapeError
+from .sizes import IntSet
+
+__all__ = ["QuasiPoly", "Unsolvable", "quasi"]
+
+MAX_PERIOD = 1 << 16
+
+
+class Unsolvable(SymshapeError):
+    """A constraint outside what the exact solver handles (it says which; it never guesses)."""
+
+
+def degree(e, x) -> int:
+    if not e.has(x):
+        return 0
+    if e == x:
+        return 1
+    if isinstance(e, FloorDiv):
+        return degree(e.args[0], x)
+    if isinstance(e, sympy.Add):
+        return max(degree(a, x) for a in e.args)
+    if isinstance(e, sympy.Mul):
+        return sum(degree(a, x) for a in e.args)
+    if isinstance(e, sympy.Pow) and e.exp.is_Integer and int(e.exp) >= 0:
+        return int(e.exp) * degree(e.base, x)
+    raise Unsolvable(f"{e} is not a quasi-polynomial in {x}")
+
+
+def _denominator(e) -> int:
+    return math.lcm(1, *(int(a.q) for a in e.atoms(sympy.Rational)))
+
+
+def period(e, x) -> int:
+    """A period ``P`` such that ``e`` is a polynomial on each residue class modulo ``P``."""
+    if not e.has(x) or e == x:
+        return 1
+    if isinstance(e, FloorDiv):
+        p, q = e.args
+        deg = degree(p, x)
+        return int(q) * period(p, x) * _denominator(p) * (math.factorial(deg) if deg >= 2 else 1)
+    if isinstance(e, (sympy.Add, sympy.Mul)):
+        return math.lcm(*(period(a, x) for a in e.args))
+    if isinstance(e, sympy.Pow):
+        return period(e.base, x)
+    raise Unsolvable(f"{e} is not a quasi-polynomial in {x}")
+
+
+def _interpolate(points: list[tuple[int, Fraction]]) -> list[Fraction]:
+    """Coefficients (constant first) of the polynomial through ``points`` (Lagrange, exact)."""
+    n = len(points)
+    coeffs = [Fraction(0)] * n
+    for i, (xi, yi) in enumerate(points):
+        basis = [Fraction(1)]
+        denom = Fraction(1)
+        for j, (xj, _) in enumerate(points):
+            if j == i:
+                continue
+            basis = [Fraction(0)] + basis  # multiply by (k - xj)
+            for t in range(len(basis) - 1):
+                basis[t] -= xj * basis[t + 1]
+            denom *= xi - xj
+        for t in range(n):
+            coeffs[t] += yi * basis[t] / denom
+    while len(coeffs) > 1 and coeffs[-1] == 0:
+        coeffs.pop()
+    return coeffs
+
+
+def _eval(coeffs: list[Fraction], k) -> Fraction:
+    v = Fraction(0)
+    for c in reversed(coeffs):
+        v = v * k + c
+    return v
+
+
+def _ceil(f: Fraction) -> int:
+    return -((-f.numerator) // f.denominator)
+
+
+def _floor(f: Fraction) -> int:
+    return f.numerator // f.denominator
+
+
+def _real_root_brackets(coeffs: list[Fraction]) -> list[int]:
+    """Integers next to every real root of the polynomial (each root lies within one of them)."""
+    deg = len(coeffs) - 1
+    if deg == 2:
+        c, b, a = coeffs
+        disc = b * b - 4 * a * c
+        if disc < 0:
+            return []
+        num, den = disc.numerator, disc.denominator
+        r = math.isqrt(num * den) / den  # sqrt(disc) up to rounding, bracketed below
+        roots = [(-float(b) - r) / (2 * float(a)), (-float(b) + r) / (2 * float(a))]
+    else:
+        k = sympy.Symbol("k")
+        poly = sympy.Poly(sum(sympy.Rational(c.numerator, c.denominator) * k**i for i, c in enumerate(coeffs)), k)
+        roots = [float(rt.evalf(30)) for rt in poly.real_roots()]
+    out: list[int] = []
+    for rt in roots:
+        f = math.floor(rt)
+        out += [f - 1, f, f + 1, f + 2]
+    return out
+
+
+def _integer_roots(coeffs: list[Fraction]) -> list[int]:
+    """The non-negative integer roots of a polynomial with rational coefficients.
+
+    Scaled to integer coefficients, a root ``k > 0`` of ``k^j * q(k)`` with ``q(0) != 0`` divides
+    ``q(0)`` (the rational root theorem), so the candidates are finitely many divisors.
+    """
+    den = math.lcm(*(c.denominator for c in coeffs))
+    ints = [int(c * den) for c in coeffs]
+    roots = []
+    if ints[0] == 0:
+        roots.append(0)
+    while ints and ints[0] == 0:
+        ints.pop(0)
+    if len(ints) <= 1:
+        return roots
+    c0 = abs(ints[0])
+    small = [d for d in range(1, math.isqrt(c0) + 1) if c0 % d == 0]
+    for d in sorted(set(small + [c0 // d for d in small])):
+        v = 0
+        for c in reversed(ints):
+            v = v * d + c
+        if v == 0:
+            roots.append(d)
+    return roots
+
+
+def _solve_poly(coeffs: list[Fraction], op: str, k0: int) -> list[tuple[int, int | None]]:
+    """Integer ``k >= k0`` with ``poly(k) op 0`` (op: '>=' or '=='), as intervals (None: no end)."""
+    deg = len(coeffs) - 1
+    if deg == 0:
+        holds = coeffs[0] >= 0 if op == ">=" else coeffs[0] == 0
+        return [(k0, None)] if holds else []
+    if deg == 1:
+        b, a = coeffs
+        root = -b / a
+        if op == "==":
+            return [(int(root), int(root))] if root.denominator == 1 and root >= k0 else []
+        if a > 0:
+            return [(max(k0, _ceil(root)), None)]
+        hi = _floor(root)
+        return [(k0, hi)] if hi >= k0 else []
+    if op == "==":
+        return [(k, k) for k in _integer_roots(coeffs) if k >= k0]
+    marks = sorted({k0} | {m for m in _real_root_brackets(coeffs) if m >= k0})
+    members: list[tuple[int, int | None]] = []
+
+    def holds(k: int) -> bool:
+        v = _eval(coeffs, k)
+        return v >= 0 if op == ">=" else v == 0
+
+    def add(lo: int, hi: int | None) -> None:
+        if members and members[-1][1] is not None and members[-1][1] + 1 == lo:
+            members[-1] = (members[-1][0], hi)
+        else:
+            members.append((lo, hi))
+
+    for i, m in enumerate(marks):
+        if holds(m):
+            add(m, m)
+        nxt = marks[i + 1] if i + 1 < len(marks) else None
+        gap_lo = m + 1
+        if nxt is not None and gap_lo <= nxt - 1:
+            if op == ">=" and holds(gap_lo):  # no root strictly inside: constant sign
+                add(gap_lo, nxt - 1)
+        elif nxt is None and op == ">=" and holds(gap_lo):
+            add(gap_lo, None)
+    return members
+
+
+class QuasiPoly:
+    """``e(x)`` as one polynomial in ``k`` per residue class ``x = r + k*period``."""
+
+    def __init__(self, expr: sympy.Expr, x: sympy.Symbol):
+        self.expr, self.x = expr, x
+        self.degree = degree(expr, x)
+        self.period = period(expr, x)
+        if self.period > MAX_PERIOD:
+            raise Unsolvable(f"{expr} repeats only every {self.period} sizes, beyond the solver's {MAX_PERIOD}")
+        fn = compile_exprs([x], [expr], exact=True)
+        self.classes: list[tuple[int, int, list[Fraction]]] = []  # (r, k0, coefficients)
+        npts = self.degree + 1
+        for r in range(self.period):
+            k0 = 0 if r >= 1 else 1
+            pts = [(k, Fraction(fn(r + k * self.period)[0])) for k in range(k0, k0 + npts + 2)]
+            coeffs = _interpolate(pts[:npts])
+            if any(_eval(coeffs, k) != v for k, v in pts[npts:]):
+                raise Unsolvable(f"{expr} is not a polynomial on x = {r} (mod {self.period})")
+            self.classes.append((r, k0, coeffs))
+
+    def _set(self, pieces: list[tuple[int, list[tuple[int, int | None]]]]) -> IntSet:
+        out = IntSet.empty()
+        P = self.period
+        for r, ranges in pieces:
+            for lo, hi in ranges:
+                part = IntSet.periodic(r + lo * P, P, [r]) if P > 1 else IntSet.at_least(r + lo * P)
+                if hi is not None:
+                    part = part & IntSet.interval(1, r + hi * P)
+                out = out | part
+        return out
+
+    def solve(self, op: str, value) -> IntSet:
+        """``{x >= 1 : e(x) op value}`` for op in ``>=``, ``<=``, ``==``, ``!=``, ``>``, ``<``."""
+        value = Fraction(value)
+        if op == "!=":
+            return self.solve("==", value).complement()
+        if op == ">":
+            return self.solve(">=", value + 1) if value.denominator == 1 else self.solve(">=", value)
+        if op == "<":
+            return self.solve(">=", value).complement()
+        if op == "<=":
+            return self.solve(">", value).complement()
+        pieces = []
+        for r, k0, coeffs in self.classes:
+            shifted = list(coeffs)
+            shifted[0] -= value
+            while len(shifted) > 1 and shifted[-1] == 0:
+                shifted.pop()
+            pieces.append((r, _solve_poly(shifted, op, k0)))
+        return self._set(pieces)
+
+
+    def _kset(self, domain: IntSet, r: int, k0: int) -> IntSet:
+        """``{k + 1 : k >= k0, r + k*period in domain}`` (shifted by one to stay positive)."""
+        P = self.period
+        head = []
+        for lo, hi in domain.head:
+            a, b = max(k0, -((r - lo) // P)), (hi - r) // P
+            if a <= b:
+                head.append((a + 1, b + 1))
+        if not domain.residues:
+            return IntSet.from_intervals(head)
+        Q = domain.period
+        kq = Q // math.gcd(P, Q)
+        kt = max(k0, -((r - domain.start) // P))
+        res = [k for k in range(kq) if (r + k * P) % Q in domain.residues]
+        return IntSet.periodic(kt + 1, kq, [(k + 1) % kq for k in res], head)
+
+    def image(self, domain: IntSet) -> IntSet | None:
+        """``{e(x) : x in domain}`` for a quasi-linear ``e`` with positive values, else None."""
+        if self.degree > 1:
+            return None
+        out = IntSet.empty()
+        for r, k0, coeffs in self.classes:
+            ks = self._kset(domain, r, k0)
+            if ks.is_empty:
+                continue
+            b = coeffs[0]
+            a = coeffs[1] if len(coeffs) > 1 else Fraction(0)
+            if a.denominator != 1 or b.denominator != 1 or a < 0:
+                return None
+            a, b = int(a), int(b)
+            if a == 0:
+                if b < 1:
+                    return None
+                out = out | IntSet.of([b])
+                continue
+            c = b - a  # value at j = k + 1 is a*j + c
+            if a * ks.min() + c < 1:
+                return None
+            for lo, hi in ks.head:
+                out = out | (IntSet.periodic(a * lo + c, a, [(a * lo + c) % a]) & IntSet.interval(1, a * hi + c))
+            if ks.residues:
+                out = out | IntSet.periodic(a * ks.start + c, a * ks.period,
+                                            [(a * rr + c) % (a * ks.period) for rr in ks.residues])
+        return out
+
+
+@lru_cache(maxsize=4096)
+def quasi(expr: sympy.Expr, x: sympy.Symbol) -> QuasiPoly:
+    return QuasiPoly(expr, x)

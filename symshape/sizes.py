@@ -1,0 +1,413 @@
+"""Exact sets of input sizes: :class:`IntSet` for one size, :class:`SizeSet` for several.
+
+Every set symshape computes is *eventually periodic*: below some start it is a finite list of
+intervals, from the start on membership depends only on the size modulo a period. That covers
+intervals (``H >= 16``), congruences (``H = 0 (mod 4)``), finite sets (``{31, 32}``) and their
+unions, intersections and complements, and it never cuts an infinite set off.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Mapping, Sequence
+
+__all__ = ["IntSet", "SizeSet"]
+
+Interval = tuple[int, int]  # inclusive
+
+
+def _merge(intervals: Iterable[Interval]) -> tuple[Interval, ...]:
+    out: list[list[int]] = []
+    for lo, hi in sorted(i for i in intervals if i[0] <= i[1]):
+        if out and lo <= out[-1][1] + 1:
+            out[-1][1] = max(out[-1][1], hi)
+        else:
+            out.append([lo, hi])
+    return tuple((lo, hi) for lo, hi in out)
+
+
+def _intersect(a: Sequence[Interval], b: Sequence[Interval]) -> tuple[Interval, ...]:
+    out, i, j = [], 0, 0
+    while i < len(a) and j < len(b):
+        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if lo <= hi:
+            out.append((lo, hi))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return tuple(out)
+
+
+def _complement(a: Sequence[Interval], lo: int, hi: int) -> tuple[Interval, ...]:
+    out, cur = [], lo
+    for x, y in a:
+        if x > cur:
+            out.append((cur, min(x - 1, hi)))
+        cur = max(cur, y + 1)
+    if cur <= hi:
+        out.append((cur, hi))
+    return tuple(i for i in out if i[0] <= i[1])
+
+
+def _runs(period: int, residues: frozenset[int], lo: int, hi: int) -> list[Interval]:
+    """The members of ``{n : n % period in residues}`` in ``[lo, hi]``, as intervals."""
+    if hi < lo or not residues:
+        return []
+    if len(residues) == period:
+        return [(lo, hi)]
+    out: list[Interval] = []
+    base = lo - lo % period
+    for start in range(base, hi + 1, period):
+        for r in sorted(residues):
+            n = start + r
+            if lo <= n <= hi:
+                if out and out[-1][1] == n - 1:
+                    out[-1] = (out[-1][0], n)
+                else:
+                    out.append((n, n))
+    return out
+
+
+@dataclass(frozen=True)
+class IntSet:
+    """A set of positive integers: the intervals ``head`` below ``start``, and from ``start`` on
+    every ``n`` with ``n % period in residues``."""
+
+    head: tuple[Interval, ...] = ()
+    start: int = 1
+    period: int = 1
+    residues: frozenset[int] = field(default_factory=frozenset)
+
+    # -- construction ---------------------------------------------------------------------
+
+    @staticmethod
+    def all() -> "IntSet":
+        return IntSet((), 1, 1, frozenset({0}))
+
+    @staticmethod
+    def empty() -> "IntSet":
+        return IntSet()
+
+    @staticmethod
+    def at_least(lo: int) -> "IntSet":
+        lo = max(lo, 1)
+        return IntSet((), lo, 1, frozenset({0})).normalized()
+
+    @staticmethod
+    def interval(lo: int, hi: int | None = None) -> "IntSet":
+        if hi is None:
+            return IntSet.at_least(lo)
+        lo = max(lo, 1)
+        if hi < lo:
+            return IntSet.empty()
+        return IntSet(((lo, hi),), hi + 1, 1, frozenset()).normalized()
+
+    @staticmethod
+    def of(values: Iterable[int]) -> "IntSet":
+        vals = [v for v in values if v >= 1]
+        if not vals:
+            return IntSet.empty()
+        return IntSet(_merge((v, v) for v in vals), max(vals) + 1, 1, frozenset()).normalized()
+
+    @staticmethod
+    def from_intervals(intervals: Iterable[Interval]) -> "IntSet":
+        """A finite set: the union of inclusive intervals."""
+        head = _merge((max(lo, 1), hi) for lo, hi in intervals)
+        if not head:
+            return IntSet.empty()
+        return IntSet(head, head[-1][1] + 1, 1, frozenset()).normalized()
+
+    @staticmethod
+    def periodic(start: int, period: int, residues: Iterable[int], head: Iterable[Interval] = ()) -> "IntSet":
+        start = max(start, 1)
+        head = _intersect(_merge(head), ((1, start - 1),)) if start > 1 else ()
+        return IntSet(head, start, period, frozenset(r % period for r in residues)).normalized()
+
+    @staticmethod
+    def congruent(residue: int, modulus: int, lo: int = 1) -> "IntSet":
+        return IntSet.periodic(lo, modulus, [residue])
+
+    # -- normal form ----------------------------------------------------------------------
+
+    def normalized(self) -> "IntSet":
+        period, residues = self.period, self.residues
+        if not residues:
+            period = 1
+        elif len(residues) == period:
+            period, residues = 1, frozenset({0})
+        else:
+            for d in sorted(_divisors(period)):
+                if d < period and all(((r + d) % period) in residues for r in residues):
+                    residues = frozenset(r % d for r in residues)
+                    period = d
+                    break
+        head = list(_merge(self.head))
+        start = self.start
+
+        def periodic_member(n: int) -> bool:
+            return (n % period) in residues
+
+        # move start down while the head agrees with the periodic rule just below it
+        while start > 1:
+            n = start - 1
+            in_head = bool(head) and head[-1][1] == n
+            if in_head != periodic_member(n):
+                break
+            if period == 1:  # a whole interval (all residues) or a whole gap (none) agrees
+                if in_head:
+                    start = head.pop()[0]
+                else:
+                    start = head[-1][1] + 1 if head else 1
+                continue
+            if in_head:
+                lo = head.pop()[0]
+                if lo <= n - 1:
+                    head.append((lo, n - 1))
+            start = n
+        if not residues and not head:
+            start = 1
+        return IntSet(tuple(head), start, period, residues)
+
+    def _aligned(self, start: int, period: int) -> tuple[tuple[Interval, ...], frozenset[int]]:
+        """This set with the periodic part from ``start`` on, with ``period`` (a multiple of ours)."""
+        head = _merge([*self.head, *_runs(self.period, self.residues, self.start, start - 1)])
+        residues = frozenset(r for r in range(period) if (r % self.period) in self.residues)
+        return head, residues
+
+    def _combine(self, other: "IntSet", op) -> "IntSet":
+        start = max(self.start, other.start)
+        period = math.lcm(self.period, other.period)
+        h1, r1 = self._aligned(start, period)
+        h2, r2 = other._aligned(start, period)
+        if op == "and":
+            head, res = _intersect(h1, h2), r1 & r2
+        else:
+            head, res = _merge([*h1, *h2]), r1 | r2
+        return IntSet(head, start, period, frozenset(res)).normalized()
+
+    def __and__(self, other: "IntSet") -> "IntSet":
+        return self._combine(other, "and")
+
+    def __or__(self, other: "IntSet") -> "IntSet":
+        return self._combine(other, "or")
+
+    def complement(self) -> "IntSet":
+        head = _complement(self.head, 1, self.start - 1)
+        residues = frozenset(range(self.period)) - self.residues
+        return IntSet(head, self.start, self.period, residues).normalized()
+
+    def __sub__(self, other: "IntSet") -> "IntSet":
+        return self & other.complement()
+
+    # -- queries --------------------------------------------------------------------------
+
+    def __contains__(self, n: int) -> bool:
+        if n < 1:
+            return False
+        if n >= self.start:
+            return (n % self.period) in self.residues
+        i = bisect_right(self.head, (n, math.inf)) - 1
+        return i >= 0 and self.head[i][0] <= n <= self.head[i][1]
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.head and not self.residues
+
+    @property
+    def is_finite(self) -> bool:
+        return not self.residues
+
+    def min(self) -> int | None:
+        if self.head:
+            return self.head[0][0]
+        if not self.residues:
+            return None
+        return next(n for n in range(self.start, self.start + self.period) if n % self.period in self.residues)
+
+    def max(self) -> int | None:
+        """The largest member, or None when the set is empty or infinite."""
+        if self.residues or not self.head:
+            return None
+        return self.head[-1][1]
+
+    def intervals(self, upto: int) -> list[Interval]:
+        """The members up to ``upto`` as intervals."""
+        head = list(_intersect(self.head, ((1, upto),)))
+        return list(_merge([*head, *_runs(self.period, self.residues, self.start, upto)]))
+
+    def values(self, upto: int) -> Iterator[int]:
+        for lo, hi in self.intervals(upto):
+            yield from range(lo, hi + 1)
+
+    def count(self, upto: int) -> int:
+        return sum(hi - lo + 1 for lo, hi in self.intervals(upto))
+
+    def is_subset(self, other: "IntSet") -> bool:
+        return (self - other).is_empty
+
+    # -- rendering ------------------------------------------------------------------------
+
+    def describe(self, name: str) -> str:
+        """``H ∈ [28, 31]``, ``H ≥ 16, H ≡ 0 (mod 4)``, ``H ∈ {31, 32}``, joined by ``or``."""
+        if self.is_empty:
+            return f"no {name}"
+        parts = [_interval_text(name, lo, hi) for lo, hi in self.head]
+        if self.residues:
+            first = self.min() if not self.head else next(
+                n for n in range(self.start, self.start + self.period) if n % self.period in self.residues)
+            tail = f"{name} ≥ {first}"
+            if self.period > 1:
+                if len(self.residues) == 1:
+                    tail += f", {name} ≡ {next(iter(self.residues))} (mod {self.period})"
+                else:
+                    rs = ", ".join(str(r) for r in sorted(self.residues))
+                    tail += f", {name} mod {self.period} ∈ {{{rs}}}"
+            parts.append(tail)
+        if len(parts) > 1 and all(lo == hi for lo, hi in self.head) and not self.residues:
+            return f"{name} ∈ {{{', '.join(str(lo) for lo, _ in self.head)}}}"
+        return " or ".join(parts)
+
+    def __str__(self) -> str:
+        return self.describe("n")
+
+
+def _interval_text(name: str, lo: int, hi: int) -> str:
+    if lo == hi:
+        return f"{name} = {lo}"
+    if hi == lo + 1:
+        return f"{name} ∈ {{{lo}, {hi}}}"
+    return f"{name} ∈ [{lo}, {hi}]"
+
+
+def _divisors(n: int) -> list[int]:
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return sorted(set(small + [n // d for d in small]))
+
+
+Box = Mapping[str, IntSet]
+
+
+class SizeSet:
+    """A set of input sizes: a union of boxes, each box one :class:`IntSet` per size name.
+
+    ``groups`` ties names that must be equal (``square=True``): a box then holds one IntSet per
+    group, keyed by the group's first name.
+    """
+
+    def __init__(self, names: Sequence[str], boxes: Iterable[Box], groups: Sequence[Sequence[str]] | None = None,
+                 note: str = ""):
+        self.names = tuple(names)
+        self.groups = tuple(tuple(g) for g in (groups or [[n] for n in self.names]))
+        self.keys = tuple(g[0] for g in self.groups)
+        kept = [dict(b) for b in boxes if all(not b[k].is_empty for k in self.keys)]
+        self.boxes: tuple[dict[str, IntSet], ...] = tuple(_merge_boxes(kept, self.keys))
+        #: more about the set (why it is empty, the nearest achievable values ...)
+        self.note = note
+        self.nearest: dict = {}
+
+    # -- queries --------------------------------------------------------------------------
+
+    def _values(self, sizes: Mapping[str, int]) -> dict[str, int] | None:
+        missing = [n for n in self.names if n not in sizes]
+        unknown = [n for n in sizes if n not in self.names]
+        if missing or unknown:
+            raise TypeError(f"sizes must name exactly {', '.join(self.names)}")
+        out = {}
+        for g in self.groups:
+            vals = {sizes[n] for n in g}
+            if len(vals) != 1:
+                return None
+            out[g[0]] = vals.pop()
+        return out
+
+    def contains(self, **sizes: int) -> bool:
+        vals = self._values(sizes)
+        if vals is None:
+            return False
+        return any(all(vals[k] in box[k] for k in self.keys) for box in self.boxes)
+
+    def __contains__(self, sizes: Mapping[str, int]) -> bool:
+        return self.contains(**sizes)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.boxes
+
+    @property
+    def is_finite(self) -> bool:
+        return all(any(box[k].is_finite for k in self.keys) for box in self.boxes)
+
+    def enumerate(self, max_size: int) -> list[dict[str, int]]:
+        """Every member with all sizes <= max_size, sorted (by the sizes in name order)."""
+        found: set[tuple[int, ...]] = set()
+        for box in self.boxes:
+            ranges = [list(box[k].values(max_size)) for k in self.keys]
+            for combo in itertools.product(*ranges):
+                found.add(combo)
+        rows = []
+        for combo in found:
+            vals = dict(zip(self.keys, combo))
+            rows.append({n: vals[g[0]] for g in self.groups for n in g})
+        rows.sort(key=lambda r: tuple(r[n] for n in self.names))
+        return rows
+
+    def min(self) -> dict[str, int] | None:
+        """The smallest member: fewest elements (product of sizes), then smallest in name order."""
+        best = None
+        for box in self.boxes:
+            corner = {k: box[k].min() for k in self.keys}
+            full = {n: corner[g[0]] for g in self.groups for n in g}
+            key = (math.prod(full.values()), tuple(full[n] for n in self.names))
+            if best is None or key < best[0]:
+                best = (key, full)
+        return None if best is None else best[1]
+
+    # -- rendering ------------------------------------------------------------------------
+
+    def _box_text(self, box: Box) -> str:
+        parts = []
+        for g in self.groups:
+            s = box[g[0]]
+            if s == IntSet.all():
+                continue
+            name = " = ".join(g)
+            text = s.describe(name)
+            parts.append(f"({text})" if " or " in text and len(self.groups) > 1 else text)
+        if not parts:
+            return "any " + " and ".join(" = ".join(g) for g in self.groups)
+        return " and ".join(parts)
+
+    def __str__(self) -> str:
+        if self.is_empty:
+            return "no input size" + (f" ({self.note})" if self.note else "")
+        text = "; or ".join(self._box_text(b) for b in self.boxes)
+        return text + (f"\n{self.note}" if self.note else "")
+
+    def __repr__(self) -> str:
+        return f"SizeSet({str(self)!r})"
+
+    def _repr_markdown_(self) -> str:
+        return str(self)
+
+
+def _merge_boxes(boxes: list[dict[str, IntSet]], keys: Sequence[str]) -> list[dict[str, IntSet]]:
+    """Merge boxes that differ in one component (a readable, equal union)."""
+    changed = True
+    while changed and len(boxes) > 1:
+        changed = False
+        for i, j in itertools.combinations(range(len(boxes)), 2):
+            a, b = boxes[i], boxes[j]
+            diff = [k for k in keys if a[k] != b[k]]
+            if len(diff) <= 1:
+                merged = dict(a)
+                if diff:
+                    merged[diff[0]] = a[diff[0]] | b[diff[0]]
+                boxes[i] = merged
+                del boxes[j]
+                changed = True
+                break
+    return sorted(boxes, key=lambda b: tuple((b[k].min() or 0) for k in keys))

@@ -1,0 +1,517 @@
+"""The inverse problem: which input sizes the model accepts, which give a flat size, which round.
+
+Every requirement torch checks (a kernel must fit, a Linear's in_features must match, shapes
+must agree at a cat ...) is a condition on the input sizes. Conditions on one size are solved
+exactly as quasi-polynomials (:mod:`symshape.quasi`); conditions that couple sizes are solved
+when they separate:
+
+* a product ``c * g1(H) * g2(W) == K`` splits through the divisors of ``K/c``, each factor
+  value giving one box (an interval per size, a preimage of a monotone floor map);
+* ``c * g1 * g2 >= K`` is a staircase of boxes; ``!=`` is a box difference;
+* ``c * g1 * g2`` divisible by ``m`` splits by ``gcd(g1, m)``;
+* a sum ``g1(H) + g2(W) >= K`` of non-negative terms is a staircase too.
+
+Anything else raises :class:`~symshape.quasi.Unsolvable` naming the requirement: symshape does
+not scan sizes to answer.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Iterable, Sequence
+
+import sympy
+
+from .dims import FloorDiv, floor_div, size_symbol
+from .errors import SymshapeError
+from .quasi import Unsolvable, quasi
+from .requirements import Requirement
+from .sizes import IntSet, SizeSet
+
+__all__ = ["Unsolvable", "exact_sizes", "solve_flat", "solve_requirements", "valid_sizes"]
+
+Box = dict  # symbol name -> IntSet
+
+#: the most boxes a staircase (a product or sum >= K) may produce before symshape gives up
+MAX_STAIRS = 20000
+
+
+def _signed_divisors(n: int) -> list[int]:
+    n = abs(n)
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    pos = sorted(set(small + [n // d for d in small]))
+    return pos + [-d for d in pos]
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in _signed_divisors(n) if d > 0]
+
+
+# -- one size ---------------------------------------------------------------------------------
+
+
+def _univariate(expr: sympy.Expr, op: str, value, x: sympy.Symbol) -> IntSet:
+    """``{x >= 1 : expr(x) op value}``, with Piecewise (broadcasting) split into its cases."""
+    pw = next(iter(expr.atoms(sympy.Piecewise)), None)
+    if pw is not None:
+        out, rest = IntSet.empty(), IntSet.all()
+        for branch, cond in pw.args:
+            where = rest & _condition(cond, x)
+            out = out | (where & _univariate(expr.xreplace({pw: branch}), op, value, x))
+            rest = rest - where
+        return out
+    if not expr.has(x):
+        v = sympy.sympify(expr)
+        ok = {">=": v >= value, "==": v == value, "!=": v != value}[op]
+        return IntSet.all() if bool(ok) else IntSet.empty()
+    return quasi(sympy.sympify(expr), x).solve(op, value)
+
+
+def _condition(cond, x) -> IntSet:
+    if cond is sympy.true:
+        return IntSet.all()
+    if cond is sympy.false:
+        return IntSet.empty()
+    rel = {sympy.Eq: "==", sympy.Ne: "!=", sympy.Ge: ">=", sympy.Gt: ">", sympy.Le: "<=", sympy.Lt: "<"}
+    for cls, op in rel.items():
+        if isinstance(cond, cls):
+            diff = cond.lhs - cond.rhs
+            if op in (">", "<", "<="):
+                q = quasi(diff, x)
+                return q.solve(op, 0)
+            return _univariate(diff, op, 0, x)
+    raise Unsolvable(f"condition {cond}")
+
+
+def _divisible_1d(expr, m: int, x) -> IntSet:
+    """``{x : m divides expr(x)}``."""
+    if m == 1:
+        return IntSet.all()
+    return _univariate(expr - m * floor_div(expr, m), "==", 0, x)
+
+
+def _gcd_is(expr, a: int, m: int, x) -> IntSet:
+    """``{x : gcd(expr(x), m) == a}`` for a divisor ``a`` of ``m``."""
+    out = _divisible_1d(expr, a, x)
+    for b in _divisors(m):
+        if b > a and b % a == 0:
+            out = out - _divisible_1d(expr, b, x)
+    return out
+
+
+# -- several sizes ----------------------------------------------------------------------------
+
+
+def _split_product(expr: sympy.Expr, names: Sequence[str]):
+    """``expr = c * prod(g_i(x_i))`` -> (c, {name: g}) or None when some factor mixes sizes."""
+    c, factors = sympy.Integer(1), {}
+    for f in sympy.Mul.make_args(expr):
+        syms = [s for s in f.free_symbols if s.name in names]
+        if not syms:
+            c *= f
+        elif len(syms) == 1:
+            n = syms[0].name
+            factors[n] = factors.get(n, sympy.Integer(1)) * f
+        else:
+            return None
+    return c, factors
+
+
+def _split_sum(expr: sympy.Expr, names: Sequence[str]):
+    """``expr = c + sum(g_i(x_i))`` -> (c, {name: g}) or None."""
+    c, terms = sympy.Integer(0), {}
+    for t in sympy.Add.make_args(expr):
+        syms = [s for s in t.free_symbols if s.name in names]
+        if not syms:
+            c += t
+        elif len(syms) == 1:
+            n = syms[0].name
+            terms[n] = terms.get(n, sympy.Integer(0)) + t
+        else:
+            return None
+    return c, terms
+
+
+def _at_least_everywhere(g, lo: int, domain: IntSet, x) -> bool:
+    return domain.is_subset(_univariate(g, ">=", lo, x))
+
+
+def _product_eq(factors: list[tuple[str, sympy.Expr]], target: int, box: Box) -> list[Box]:
+    """Boxes inside ``box`` where ``prod(g_i) == target`` (target an int)."""
+    if not factors:
+        return [dict(box)] if target == 1 else []
+    (name, g), rest = factors[0], factors[1:]
+    x = size_symbol(name)
+    if target == 0:
+        out = []
+        here = box[name] & _univariate(g, "==", 0, x)
+        if not here.is_empty:
+            out.append({**box, name: here})
+        others = box[name] - here
+        if not others.is_empty:
+            out += _product_eq(rest, 0, {**box, name: others})
+        return out
+    if not rest:
+        here = box[name] & _univariate(g, "==", target, x)
+        return [] if here.is_empty else [{**box, name: here}]
+    nonneg = _at_least_everywhere(g, 0, box[name], x)
+    out = []
+    for v in _divisors(target) if nonneg else _signed_divisors(target):
+        here = box[name] & _univariate(g, "==", v, x)
+        if not here.is_empty:
+            out += _product_eq(rest, target // v, {**box, name: here})
+    return out
+
+
+def _product_ge(factors: list[tuple[str, sympy.Expr]], target: int, box: Box, budget: list[int]) -> list[Box]:
+    """Boxes where ``prod(g_i) >= target``, every g_i >= 1 on the box (checked by the caller)."""
+    if target <= 1:
+        return [dict(box)]
+    (name, g), rest = factors[0], factors[1:]
+    x = size_symbol(name)
+    if not rest:
+        here = box[name] & _univariate(g, ">=", target, x)
+        return [] if here.is_empty else [{**box, name: here}]
+    out = []
+    big = box[name] & _univariate(g, ">=", target, x)
+    if not big.is_empty:
+        out.append({**box, name: big})
+    for v in range(1, target):
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise Unsolvable(f"a product >= {target} needs more than {MAX_STAIRS} boxes")
+        here = box[name] & _univariate(g, "==", v, x)
+        if here.is_empty:
+            continue
+        out += _product_ge(rest, -(-target // v), {**box, name: here}, budget)
+    return out
+
+
+def _sum_ge(terms: list[tuple[str, sympy.Expr]], target: int, box: Box, budget: list[int]) -> list[Box]:
+    """Boxes where ``sum(g_i) >= target``, every g_i >= 0 on the box (checked by the caller)."""
+    if target <= 0:
+        return [dict(box)]
+    (name, g), rest = terms[0], terms[1:]
+    x = size_symbol(name)
+    if not rest:
+        here = box[name] & _univariate(g, ">=", target, x)
+        return [] if here.is_empty else [{**box, name: here}]
+    out = []
+    big = box[name] & _univariate(g, ">=", target, x)
+    if not big.is_empty:
+        out.append({**box, name: big})
+    for v in range(0, target):
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise Unsolvable(f"a sum >= {target} needs more than {MAX_STAIRS} boxes")
+        here = box[name] & _univariate(g, "==", v, x)
+        if here.is_empty:
+            continue
+        out += _sum_ge(rest, target - v, {**box, name: here}, budget)
+    return out
+
+
+def _product_divisible(factors: list[tuple[str, sympy.Expr]], m: int, box: Box) -> list[Box]:
+    """Boxes where ``m`` divides ``prod(g_i)``; split by ``gcd(g_1, m)`` so boxes are disjoint."""
+    if m == 1:
+        return [dict(box)]
+    if not factors:
+        return []
+    (name, g), rest = factors[0], factors[1:]
+    x = size_symbol(name)
+    out = []
+    for a in _divisors(m):
+        here = box[name] & (_gcd_is(g, a, m, x) if rest else _divisible_1d(g, m, x))
+        if here.is_empty:
+            continue
+        out += _product_divisible(rest, m // a, {**box, name: here})
+        if not rest:
+            break
+    return out
+
+
+def _difference(box: Box, remove: list[Box], names: Sequence[str]) -> list[Box]:
+    """``box`` minus a union of boxes, as disjoint boxes."""
+    pieces = [dict(box)]
+    for r in remove:
+        nxt = []
+        for p in pieces:
+            cur = dict(p)
+            for n in names:
+                outside = cur[n] - r[n]
+                if not outside.is_empty:
+                    nxt.append({**cur, n: outside})
+                cur[n] = cur[n] & r[n]
+                if cur[n].is_empty:
+                    break
+        pieces = nxt
+    return pieces
+
+
+def _multivariate(req_lhs, relation: str, rhs, box: Box, names: Sequence[str], text: str) -> list[Box]:
+    if not rhs.is_number:
+        raise Unsolvable(f"{text}: both sides depend on the input size")
+    rhs_value = sympy.Rational(rhs)
+    if relation in ("==", "!="):
+        split = _split_product(req_lhs, names)
+        if split is not None:
+            c, fs = split
+            factors = sorted(fs.items())
+            if c == 0:
+                hit = [dict(box)] if rhs_value == 0 else []
+            elif rhs_value == 0:
+                hit = _product_eq(factors, 0, box)
+            else:
+                q = rhs_value / c
+                hit = _product_eq(factors, int(q), box) if q.q == 1 else []
+            return hit if relation == "==" else _difference(box, hit, names)
+        split = _split_sum(req_lhs, names)
+        if split is not None and relation == "!=":
+            c, ts = split
+            if all(_at_least_everywhere(g, 0, box[n], size_symbol(n)) for n, g in ts.items()) \
+                    and rhs_value - c == 0:
+                zeros = {**box, **{n: box[n] & _univariate(g, "==", 0, size_symbol(n)) for n, g in ts.items()}}
+                return _difference(box, [zeros], names)
+    if relation == ">=":
+        split = _split_product(req_lhs, names)
+        if split is not None:
+            c, fs = split
+            factors = sorted(fs.items())
+            if c > 0 and all(_at_least_everywhere(g, 1, box[n], size_symbol(n)) for n, g in factors):
+                return _product_ge(factors, math.ceil(rhs_value / c), box, [MAX_STAIRS])
+        split = _split_sum(req_lhs, names)
+        if split is not None:
+            c, ts = split
+            terms = sorted(ts.items())
+            if all(_at_least_everywhere(g, 0, box[n], size_symbol(n)) for n, g in terms):
+                return _sum_ge(terms, math.ceil(rhs_value - c), box, [MAX_STAIRS])
+    if relation == "divisible" and rhs_value.q == 1 and rhs_value != 0:
+        split = _split_product(req_lhs, names)
+        if split is not None:
+            c, fs = split
+            if c.is_Integer:
+                m = abs(int(rhs_value)) // math.gcd(abs(int(rhs_value)), int(c))
+                return _product_divisible(sorted(fs.items()), m, box)
+    raise Unsolvable(f"{text}: symshape solves conditions on one size, products of per-size "
+                     f"terms (==, >=, !=, divisible) and sums of non-negative per-size terms (>=)")
+
+
+def _apply(req: Requirement, boxes: list[Box], names: Sequence[str], subs: dict, where: str) -> list[Box]:
+    """The part of ``boxes`` where torch accepts ``req`` (and its ``unless`` fast path)."""
+    accepted = _accepting(req, boxes, names, subs, where)
+    if req.unless is not None:
+        accepted = _union(accepted, _accepting(req.unless, boxes, names, subs, where))
+    return accepted
+
+
+def _union(a: list[Box], b: list[Box]) -> list[Box]:
+    # a and b are both parts of the same boxes; keep a, add what b adds
+    out = list(a)
+    for box in b:
+        out += _difference(box, a, list(box)) if a else [box]
+    return out
+
+
+def _accepting(req: Requirement, boxes: list[Box], names, subs, where: str) -> list[Box]:
+    text = f"{where}: {req}"
+    if req.relation == "never":
+        return []
+    lhs = sympy.sympify(req.lhs).xreplace(subs)
+    rhs = sympy.sympify(req.rhs).xreplace(subs)
+    if req.relation == "broadcast":
+        parts = [Requirement(lhs - rhs, "==", 0, req.reason), Requirement(lhs, "==", 1, req.reason),
+                 Requirement(rhs, "==", 1, req.reason)]
+        out: list[Box] = []
+        for p in parts:
+            out = _union(out, _accepting(p, boxes, names, {}, where))
+        return out
+    syms = {s.name for s in (lhs.free_symbols | rhs.free_symbols)} & set(names)
+    if req.relation in ("==", "!=", ">=") and rhs.free_symbols:
+        lhs, rhs = lhs - rhs, sympy.Integer(0)
+    out = []
+    if len(syms) == 0:
+        value = _constant_holds(req.relation, lhs, rhs)
+        return [dict(b) for b in boxes] if value else []
+    if len(syms) == 1:
+        name = syms.pop()
+        x = size_symbol(name)
+        if req.relation == "divisible":
+            if not rhs.is_Integer:
+                raise Unsolvable(f"{text}: a size-dependent divisor")
+            accepted = _divisible_1d(lhs, abs(int(rhs)), x) if int(rhs) != 0 else IntSet.empty()
+        else:
+            accepted = _univariate(lhs, req.relation, rhs, x)
+        for b in boxes:
+            part = b[name] & accepted
+            if not part.is_empty:
+                out.append({**b, name: part})
+        return out
+    for b in boxes:
+        out += _multivariate(lhs, req.relation, rhs, b, names, text)
+    return out
+
+
+def _constant_holds(relation: str, lhs, rhs) -> bool:
+    lhs, rhs = sympy.Rational(lhs), sympy.Rational(rhs)
+    if relation == ">=":
+        return bool(lhs >= rhs)
+    if relation == "==":
+        return bool(lhs == rhs)
+    if relation == "!=":
+        return bool(lhs != rhs)
+    if relation == "divisible":
+        return rhs != 0 and (lhs / rhs).q == 1
+    raise Unsolvable(f"relation {relation}")
+
+
+def solve_requirements(names: Sequence[str], requirements: Iterable[tuple[str, Requirement]],
+                       batch: int = 1, ties: dict[str, str] | None = None,
+                       groups: Sequence[Sequence[str]] | None = None) -> SizeSet:
+    """The sizes (each >= 1) where every requirement holds, with the batch size fixed.
+
+    ``ties`` maps a name to the name it equals (square inputs); the solve runs over the rest.
+    """
+    ties = ties or {}
+    free = [n for n in names if n not in ties]
+    subs: dict = {size_symbol("N"): sympy.Integer(batch)}
+    for n, to in ties.items():
+        subs[size_symbol(n)] = size_symbol(to)
+    reqs = list(requirements)
+
+    def order(item):  # one-size conditions first: they make the coupled ones easier
+        where, r = item
+        syms = {s.name for s in (sympy.sympify(r.lhs).free_symbols | sympy.sympify(r.rhs).free_symbols)}
+        return len(syms & set(names))
+
+    boxes: list[Box] = [{n: IntSet.all() for n in free}]
+    for where, req in sorted(reqs, key=order):
+        boxes = _apply(req, boxes, free, subs, where)
+        if not boxes:
+            break
+    return SizeSet(names, boxes, groups=groups)
+
+
+# -- the questions users ask -----------------------------------------------------------------
+
+
+def valid_sizes(analysis, batch: int = 1) -> SizeSet:
+    """Exactly the sizes at which the forward runs (batch ``batch``)."""
+    return solve_requirements(analysis.size_names, analysis.requirements, batch)
+
+
+def exact_sizes(analysis, batch: int = 1) -> SizeSet:
+    """The valid sizes at which no layer rounds."""
+    reqs = list(analysis.requirements)
+    for step in analysis.steps:
+        for rd in step.roundings:
+            reqs.append((step.name, Requirement(rd.numerator, "divisible", rd.divisor, rd.what)))
+    return solve_requirements(analysis.size_names, reqs, batch)
+
+
+def _flat_expr(analysis, layer: str | None):
+    if not analysis.in_features:
+        raise SymshapeError("the forward calls no nn.Linear / nn.LazyLinear")
+    if layer is None:
+        return next(iter(analysis.in_features.items()))
+    if layer not in analysis.in_features:
+        raise KeyError(f"no Linear called {layer!r}; the forward calls: {', '.join(analysis.in_features)}")
+    return layer, analysis.in_features[layer]
+
+
+def _square_ties(analysis) -> tuple[dict[str, str], list[list[str]]]:
+    spatial = [d.name for d in analysis.input_shape[1:] if isinstance(d, sympy.Symbol)]
+    spatial = list(dict.fromkeys(spatial))
+    if len(spatial) < 2:
+        return {}, [[n] for n in analysis.size_names]
+    ties = {n: spatial[0] for n in spatial[1:]}
+    groups = [spatial] + [[n] for n in analysis.size_names if n not in spatial]
+    return ties, groups
+
+
+def _value_test(expr, boxes: list[Box], free: Sequence[str], subs: dict):
+    """A fast exact test "does some size in ``boxes`` give ``expr == t``?" for many ``t``.
+
+    For a product of per-size terms it precomputes each term's set of values on each box and
+    tests ``t`` through its divisors; otherwise it solves ``expr == t`` on the boxes.
+    """
+    expr = sympy.sympify(expr).xreplace(subs)
+    split = _split_product(expr, free)
+    plans = []
+    if split is not None and split[0].is_Integer and int(split[0]) > 0 and not expr.has(sympy.Piecewise):
+        c, fs = int(split[0]), sorted(split[1].items())
+        for b in boxes:
+            images = [quasi(g, size_symbol(n)).image(b[n]) for n, g in fs]
+            if any(img is None for img in images):
+                plans = None
+                break
+            plans.append(images)
+    else:
+        plans = None
+
+    def reachable(m: int, images) -> bool:
+        if len(images) == 1:
+            return m in images[0]
+        return any(v in images[0] and reachable(m // v, images[1:]) for v in _divisors(m))
+
+    def test(t: int) -> bool:
+        if plans is not None:
+            if t % c:
+                return False
+            return any(reachable(t // c, images) if images else t == c for images in plans)
+        req = Requirement(expr, "==", t, "")
+        return bool(_apply(req, boxes, free, {}, "flat"))
+
+    return test
+
+
+def solve_flat(analysis, flat: int, layer: str | None = None, square: bool = False, batch: int = 1,
+               search: int = 100000) -> SizeSet:
+    """The valid sizes whose in_features at ``layer`` (default: the first Linear) equals ``flat``.
+
+    The Linear's own declared in_features is left out (it is the number being chosen); every other
+    check stays. When no size works, ``SizeSet.nearest`` holds the nearest achievable values below
+    and above with the sizes that give them (searched up to ``search`` away; the note says if that
+    ran out).
+    """
+    if isinstance(flat, bool) or not isinstance(flat, int) or flat < 0:
+        raise ValueError(f"flat must be a non-negative int, got {flat!r}")
+    name, expr = _flat_expr(analysis, layer)
+    ties, groups = _square_ties(analysis) if square else ({}, None)
+    names = analysis.size_names
+    free = [n for n in names if n not in ties]
+    subs: dict = {size_symbol("N"): sympy.Integer(batch)}
+    subs.update({size_symbol(n): size_symbol(to) for n, to in ties.items()})
+    base = [(w, r) for w, r in analysis.requirements if not (w == name and r.kind == "declared")]
+    valid = solve_requirements(names, base, batch, ties, groups)
+    boxes = [dict(b) for b in valid.boxes]
+
+    def restrict(value: int) -> SizeSet:
+        req = Requirement(expr, "==", value, f"in_features of {name} is {value}")
+        return SizeSet(names, _apply(req, boxes, free, subs, name), groups=groups)
+
+    result = restrict(flat)
+    if not result.is_empty:
+        return result
+    if valid.is_empty:
+        result.note = "the model accepts no input size at all"
+        return result
+    test = _value_test(expr, boxes, free, subs)
+    nearest = {}
+    for label, values in (("below", range(flat - 1, max(-1, flat - search - 1), -1)),
+                          ("above", range(flat + 1, flat + search + 1))):
+        hit = next((v for v in values if test(v)), None)
+        if hit is not None:
+            nearest[label] = (hit, restrict(hit))
+    result.nearest = nearest
+    parts = [f"no valid input size gives {name} in_features = {flat}"]
+    for label in ("below", "above"):
+        if label in nearest:
+            value, sizes = nearest[label]
+            parts.append(f"nearest {label}: {value} at {sizes}")
+        elif label == "below" and flat <= search:
+            parts.append("nothing smaller is reachable")
+        else:
+            parts.append(f"nearest {label}: none within {search}")
+    result.note = "; ".join(parts)
+    return result

@@ -1,0 +1,103 @@
+"""IntSet and SizeSet: exact set algebra, checked against plain Python sets with hypothesis."""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from symshape.sizes import IntSet, SizeSet
+
+LIMIT = 120
+
+
+@st.composite
+def intsets(draw):
+    kind = draw(st.sampled_from(["interval", "at_least", "of", "periodic", "all", "empty"]))
+    if kind == "interval":
+        lo = draw(st.integers(-3, 60))
+        return IntSet.interval(lo, lo + draw(st.integers(-2, 40)))
+    if kind == "at_least":
+        return IntSet.at_least(draw(st.integers(-3, 60)))
+    if kind == "of":
+        return IntSet.of(draw(st.lists(st.integers(-2, 80), max_size=8)))
+    if kind == "periodic":
+        period = draw(st.integers(1, 8))
+        residues = draw(st.lists(st.integers(0, period - 1), max_size=period))
+        head = draw(st.lists(st.tuples(st.integers(1, 40), st.integers(0, 6)), max_size=3))
+        return IntSet.periodic(draw(st.integers(1, 50)), period, residues, [(a, a + b) for a, b in head])
+    return IntSet.all() if kind == "all" else IntSet.empty()
+
+
+def members(s: IntSet) -> set[int]:
+    return {n for n in range(1, LIMIT + 1) if n in s}
+
+
+@given(intsets(), intsets())
+def test_set_algebra_matches_python_sets(a, b):
+    assert members(a & b) == members(a) & members(b)
+    assert members(a | b) == members(a) | members(b)
+    assert members(a - b) == members(a) - members(b)
+    assert members(a.complement()) == set(range(1, LIMIT + 1)) - members(a)
+    assert list(a.values(LIMIT)) == sorted(members(a))
+    assert a.count(LIMIT) == len(members(a))
+    assert a.is_empty == (not members(a) and a.is_finite)
+
+
+@given(intsets())
+def test_normal_form_is_canonical(a):
+    # the same set built another way has the same representation
+    rebuilt = a | IntSet.empty()
+    assert rebuilt == a.normalized() == (a & IntSet.all())
+    if a.min() is not None:
+        assert a.min() == min(members(a) | {10**9})
+    if a.is_finite and not a.is_empty:
+        assert a.max() == max(members(a))
+
+
+def test_descriptions():
+    assert IntSet.at_least(16).describe("H") == "H ≥ 16"
+    assert (IntSet.at_least(16) & IntSet.congruent(0, 4)).describe("H") == "H ≥ 16, H ≡ 0 (mod 4)"
+    assert IntSet.interval(28, 31).describe("H") == "H ∈ [28, 31]"
+    assert IntSet.of([31, 32]).describe("S") == "S ∈ {31, 32}"
+    assert IntSet.of([3, 7, 9]).describe("S") == "S ∈ {3, 7, 9}"
+    assert IntSet.empty().describe("H") == "no H"
+    assert (IntSet.interval(1, 3) | IntSet.at_least(10)).describe("H") == "H ∈ [1, 3] or H ≥ 10"
+    assert (IntSet.at_least(5) & IntSet.periodic(1, 6, [1, 5])).describe("L") == "L ≥ 5, L mod 6 ∈ {1, 5}"
+
+
+def test_sizeset_queries_and_rendering():
+    s = SizeSet(["H", "W"], [
+        {"H": IntSet.interval(28, 31), "W": IntSet.interval(28, 31)},
+        {"H": IntSet.interval(20, 23), "W": IntSet.interval(44, 47)},
+    ])
+    assert str(s) == "H ∈ [20, 23] and W ∈ [44, 47]; or H ∈ [28, 31] and W ∈ [28, 31]"
+    assert s.contains(H=29, W=31) and not s.contains(H=29, W=44)
+    assert s.min() == {"H": 28, "W": 28}  # fewest elements: 28*28 < 20*44
+    assert len(s.enumerate(40)) == 16 and s.enumerate(40)[0] == {"H": 28, "W": 28}
+    assert s.is_finite and not s.is_empty
+    sq = SizeSet(["H", "W"], [{"H": IntSet.of([31, 32])}], groups=[["H", "W"]])
+    assert str(sq) == "H = W ∈ {31, 32}"
+    assert sq.contains(H=31, W=31) and not sq.contains(H=31, W=32)
+    assert sq.enumerate(100) == [{"H": 31, "W": 31}, {"H": 32, "W": 32}]
+    merged = SizeSet(["H", "W"], [{"H": IntSet.interval(1, 3), "W": IntSet.at_least(5)},
+                                  {"H": IntSet.interval(4, 9), "W": IntSet.at_least(5)}])
+    assert str(merged) == "H ∈ [1, 9] and W ≥ 5"
+    assert str(SizeSet(["H"], [{"H": IntSet.empty()}], note="nothing")) == "no input size (nothing)"
+
+
+@given(st.integers(1, 6), st.integers(-5, 5), intsets(), st.booleans())
+def test_quasi_image_is_exactly_the_set_of_values(q, c, domain, finite):
+    from symshape.compiled import compile_exprs
+    from symshape.dims import floor_div, size_symbol
+    from symshape.quasi import quasi
+
+    x = size_symbol("x")
+    if finite:
+        domain = domain & IntSet.interval(1, LIMIT)
+    for expr in (floor_div(x + c, q) + 3, 2 * floor_div(x + c, q) + 5, x + 4, floor_div(3 * x + c, q) + 2):
+        img = quasi(expr, x).image(domain)
+        upto = LIMIT if finite else 6 * LIMIT + 40  # slopes are at least 1/6
+        fn = compile_exprs([x], [expr])
+        vals = {fn(n)[0] for n in domain.values(upto)}
+        if img is None:  # only when some value is not positive
+            assert any(v < 1 for v in vals)
+            continue
+        assert {v for v in vals if v <= LIMIT} == members(img)

@@ -1,0 +1,189 @@
+"""The inverse problem against brute-force scans of real torch forward passes."""
+
+import itertools
+import os
+
+import pytest
+import torch
+import torch.nn as nn
+from hypothesis import HealthCheck, given, settings
+
+import seed000_mnist
+import seed001_cnnclf
+import seed003_cs231n
+import symshape
+from oracle import members, scan, torch_runs
+from solver_models import NAMES, UPTO, UpCat, solver_models
+from symshape.verify import _copy
+
+EXAMPLES = int(os.environ.get("SYMSHAPE_SOLVER_EXAMPLES", "40"))
+TALLY = {"models": 0, "sizes": 0}
+
+
+class Probe(nn.Module):
+    """Stands in for the Linear in the oracle's copy: records in_features, never refuses."""
+
+    def __init__(self, out_features):
+        super().__init__()
+        self.out_features, self.seen = out_features, []
+
+    def forward(self, x):
+        self.seen.append(x.shape[-1])
+        return x.new_zeros(*x.shape[:-1], self.out_features)
+
+
+def _tup(v, d):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v,) * d
+
+
+def _exact_hook(flags):
+    """A forward hook: clears flags[0] when the layer rounds (observed input and output sizes)."""
+
+    def check(mod, args, out):
+        x = args[0]
+        out = out[0] if isinstance(out, tuple) else out
+        spatial_in, spatial_out = x.shape[2:], out.shape[2:]
+        d = len(spatial_in)
+        if isinstance(mod, (nn.Conv1d, nn.Conv2d)):
+            k, s, dl = mod.kernel_size, mod.stride, mod.dilation
+            r = mod._reversed_padding_repeated_twice
+            pads = [r[2 * (d - 1 - i)] + r[2 * (d - 1 - i) + 1] for i in range(d)]
+            if mod.padding_mode == "zeros" and not isinstance(mod.padding, str):
+                pads = [2 * p for p in mod.padding]
+        elif isinstance(mod, (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d)):
+            k = _tup(mod.kernel_size, d)
+            s = _tup(mod.stride or mod.kernel_size, d)
+            dl = _tup(getattr(mod, "dilation", 1), d)
+            pads = [2 * p for p in _tup(mod.padding, d)]
+        elif isinstance(mod, (nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+            for i, o, want in zip(spatial_in, spatial_out, _tup(mod.output_size, d)):
+                if want is not None and i % o:
+                    flags[0] = False
+            return
+        else:
+            return
+        for i, o, kk, ss, dd, pp in zip(spatial_in, spatial_out, k, s, dl, pads):
+            if (o - 1) * ss + dd * (kk - 1) + 1 != i + pp:  # the last window misses or overshoots
+                flags[0] = False
+
+    return check
+
+
+def brute_force(model, input_shape, names, upto):
+    """The oracle: for every size in 1..upto per name, (torch runs, no layer rounds, in_features).
+
+    It runs a copy whose first Linear is a Probe, so the Linear's own check is applied here, by
+    comparing with its declared in_features.
+    """
+    m = _copy(model)
+    index = next((i for i, mod in enumerate(m) if isinstance(mod, nn.Linear)), None)
+    declared = None
+    if index is not None:
+        lin = m[index]
+        lazy = getattr(lin, "has_uninitialized_params", lambda: False)()
+        declared = None if lazy else lin.in_features
+        m[index] = Probe(lin.out_features)
+    flags = [True]
+    for mod in m.modules():
+        mod.register_forward_hook(_exact_hook(flags))
+    out = {}
+    for combo in itertools.product(range(1, upto + 1), repeat=len(names)):
+        flags[0] = True
+        if index is not None:
+            m[index].seen.clear()
+        ran = torch_runs(m, input_shape, dict(zip(names, combo)))
+        flat = m[index].seen[0] if index is not None and m[index].seen else None
+        if ran and declared is not None and flat != declared:
+            ran_original = False
+        else:
+            ran_original = ran
+        out[combo] = (ran, ran_original, ran_original and flags[0], flat)
+    return out
+
+
+@settings(max_examples=EXAMPLES, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(solver_models())
+def test_valid_solve_exact_match_brute_force(drawn):
+    model, input_shape, d = drawn
+    names, upto = NAMES[d], UPTO[d]
+    try:
+        analysis = symshape.analyze(model, input_shape)
+    except symshape.InvalidInputSize:
+        return
+    valid, exact = analysis.valid_sizes(), analysis.exact_sizes()
+    truth = brute_force(model, input_shape, names, upto)
+    TALLY["models"] += 1
+    TALLY["sizes"] += len(truth)
+    assert members(valid, names, upto) == {c for c, t in truth.items() if t[1]}, f"{model}\nvalid: {valid}"
+    assert members(exact, names, upto) == {c for c, t in truth.items() if t[2]}, f"{model}\nexact: {exact}"
+    if analysis.in_features:
+        values: dict[int, set] = {}
+        for combo, (ran, _, _, flat) in truth.items():
+            if ran:
+                values.setdefault(flat, set()).add(combo)
+        for flat in sorted(values)[:3] + [max(values, default=1) + 1]:
+            got = analysis.solve(flat)
+            assert members(got, names, upto) == values.get(flat, set()), f"{model}\nflat {flat}: {got}"
+
+
+def test_seed003_square_5408_is_31_and_32():
+    a = symshape.analyze(seed003_cs231n.simple_model, (3, "H", "W"))
+    got = a.solve(5408, square=True)
+    assert got.enumerate(1000) == [{"H": 31, "W": 31}, {"H": 32, "W": 32}]
+    assert str(got) == "H = W ∈ {31, 32}"
+    for s in range(1, 60):
+        x = torch.rand(1, 3, s, s)
+        flat = seed003_cs231n.simple_model[:3](x).shape[-1] if s >= 7 else None
+        assert (flat == 5408) == got.contains(H=s, W=s)
+
+
+def test_seed000_valid_exact_and_nearest():
+    features = nn.Sequential(*list(seed000_mnist.NetMaxPool().children())[:1])
+    net = seed000_mnist.Net()
+    a = symshape.analyze(net, (1, "H", "W"))
+    # with fc1 = Linear(320, 50) fixed, only sizes that give exactly 320 run
+    assert str(a.valid_sizes()).startswith("H ∈ [16, 19] and W ∈ [76, 79]; or H ∈ [20, 23]")
+    assert a.valid_sizes().min() == {"H": 28, "W": 28}
+    lazy = nn.Sequential(nn.Conv2d(1, 10, 5), nn.MaxPool2d(2), nn.ReLU(), nn.Conv2d(10, 20, 5),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.LazyLinear(50))
+    b = symshape.analyze(lazy, (1, "H", "W"))
+    assert str(b.valid_sizes()) == "H ≥ 16 and W ≥ 16"
+    assert str(b.exact_sizes()) == "H ≥ 16, H ≡ 0 (mod 4) and W ≥ 16, W ≡ 0 (mod 4)"
+    none = b.solve(20000, square=True)
+    assert none.is_empty
+    below, above = none.nearest["below"], none.nearest["above"]
+    assert (below[0], str(below[1])) == (19220, "H = W ∈ [136, 139]")
+    assert (above[0], str(above[1])) == (20480, "H = W ∈ [140, 143]")
+    for value, sizes in (below, above):
+        s = sizes.min()["H"]
+        assert lazy[:6](torch.rand(1, 1, s, s)).shape[-1] == value
+    assert not b.solve(20000).is_empty  # with H != W, 20000 = 20 * 25 * 40 is reachable
+    assert features is not None
+
+
+def test_seed001_valid_sizes_are_28_to_39():
+    a = symshape.analyze(seed001_cnnclf.CNNclf(), (1, "H", "W"))
+    assert str(a.valid_sizes()) == "H ∈ [28, 39] and W ∈ [28, 39]"
+    assert symshape.analyze(seed001_cnnclf.fixed(), (1, "H", "W")).solve(3136).min() == {"H": 100, "W": 100}
+
+
+def test_unet_admits_only_multiples_of_two_to_the_depth():
+    inner = None
+    c = 2
+    inner_c = c
+    for _ in range(3):
+        inner = UpCat(2, c, inner, inner_c, 2, 2, cat=True)
+        inner_c = 2 * c
+    net = nn.Sequential(nn.Conv2d(1, c, 3, padding=1), inner)
+    a = symshape.analyze(net, (1, "H", "W"))
+    valid = a.valid_sizes()
+    assert str(valid) == "H ≥ 8, H ≡ 0 (mod 8) and W ≥ 8, W ≡ 0 (mod 8)"
+    assert members(valid, ("H", "W"), 20) == scan(net, (1, "H", "W"), ("H", "W"), 20)
+
+
+def test_solver_errors_are_clear():
+    a = symshape.analyze(seed000_mnist.Net(), (1, "H", "W"))
+    with pytest.raises(ValueError, match="non-negative int"):
+        a.solve(-1)
+    with pytest.raises(KeyError, match="fc1, fc2"):
+        a.solve(10, layer="fc9")
