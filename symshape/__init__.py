@@ -1,7 +1,9 @@
 """symshape: symbolic shapes for PyTorch models.
 
 ``analyze(model, input_shape)`` traces a model and gives every layer's output size, and each
-Linear's ``in_features``, as an exact formula of the input size.
+Linear's ``in_features``, as an exact formula of the input size; the resulting ``Analysis``
+evaluates it at concrete sizes (``at``) and solves it backwards (``valid_sizes``, ``solve``,
+``exact_sizes``).
 """
 
 import warnings
@@ -13,13 +15,16 @@ warnings.filterwarnings("ignore", message="Failed to initialize NumPy", category
 from .analysis import Analysis, Evaluation, analyze, in_features
 from .errors import InvalidInputSize, SymshapeError, UnsupportedOperation, UntraceableModel
 from .rules import function_rule, method_rule, module_rule
+from .sizes import IntSet, SizeSet
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Analysis",
     "Evaluation",
+    "IntSet",
     "InvalidInputSize",
+    "SizeSet",
     "SymshapeError",
     "UnsupportedOperation",
     "UntraceableModel",

@@ -140,6 +140,16 @@ class Analysis:
     def output_shape(self):
         return _shape_of(self._output)
 
+    def linear(self, layer: str | None = None) -> tuple[str, sympy.Expr]:
+        """``(name, in_features expression)`` of the first Linear called, or of ``layer``."""
+        if not self.in_features:
+            raise SymshapeError("the forward calls no nn.Linear / nn.LazyLinear")
+        if layer is None:
+            return next(iter(self.in_features.items()))
+        if layer not in self.in_features:
+            raise KeyError(f"no Linear called {layer!r}; the forward calls: {', '.join(self.in_features)}")
+        return layer, self.in_features[layer]
+
     @property
     def requirements(self) -> list[tuple[str, Requirement]]:
         """Every runtime check torch makes, as ``(step name, requirement)``, in execution order."""
@@ -303,11 +313,4 @@ def in_features(model: nn.Module, input_shape: Sequence, layer: str | None = Non
     >>> symshape.in_features(nn.Sequential(nn.Conv1d(1, 4, 5), nn.Flatten(), nn.LazyLinear(2)), (1, "L"))
     4*L - 16
     """
-    a = analyze(model, input_shape)
-    if not a.in_features:
-        raise SymshapeError("the forward calls no nn.Linear / nn.LazyLinear")
-    if layer is None:
-        return next(iter(a.in_features.values()))
-    if layer not in a.in_features:
-        raise KeyError(f"no Linear called {layer!r}; the forward calls: {', '.join(a.in_features)}")
-    return a.in_features[layer]
+    return analyze(model, input_shape).linear(layer)[1]

@@ -1,7 +1,8 @@
 """The ``symshape`` command: parse, call the public API, print, set the exit code.
 
-Exit codes: 0 success, 1 a finding (a Linear whose in_features does not fit), 2 a usage error
-(bad model spec, malformed --input, a size torch refuses, a model symshape cannot analyze).
+Exit codes: 0 success, 1 a finding (a Linear whose in_features does not fit; no size solves the
+question asked), 2 a usage error (bad model spec, malformed --input, a size torch refuses, a
+model symshape cannot analyze or solve).
 """
 
 from __future__ import annotations
@@ -76,6 +77,67 @@ def cmd_formula(args) -> int:
     return FINDING if wrong else OK
 
 
+def _symbolic(args):
+    model, shape = _model_and_input(args)
+    analysis = analyze(model, shape)
+    if not analysis.size_names:
+        raise _UsageError("--input has no size name to solve for; use names, e.g. --input 1,H,W")
+    return analysis
+
+
+def _show(label: str, sizes) -> str:
+    """``label: the set`` on one line, or one line per box when there are several."""
+    lines = sizes.lines()
+    if len(lines) <= 1:
+        return f"{label} {lines[0] if lines else sizes}"
+    return "\n".join([label.rstrip()] + [f"  {line}" for line in lines])
+
+
+def _listing(sizes, max_size: int | None) -> list[str]:
+    if max_size is None:
+        return []
+    rows = sizes.enumerate(max_size)
+    lines = [f"sizes up to {max_size} ({len(rows)}):"]
+    lines += ["  " + ", ".join(f"{k}={v}" for k, v in r.items()) for r in rows]
+    return lines
+
+
+def cmd_solve(args) -> int:
+    """The input sizes whose in_features equals --flat (exit 1 when there are none)."""
+    analysis = _symbolic(args)
+    layer = args.layer or next(iter(analysis.in_features), None)
+    sizes = analysis.solve(args.flat, layer=args.layer, square=args.square)
+    if sizes.is_empty:
+        print(f"no input size gives {layer} in_features = {args.flat}" + (" with square inputs" if args.square else ""))
+        for label in ("below", "above"):
+            if label in sizes.nearest:
+                value, where = sizes.nearest[label]
+                print(_show(f"nearest {label}: {value} at", where))
+            else:
+                print(f"nearest {label}: none")
+        return FINDING
+    print(_show(f"{layer} in_features = {args.flat} at", sizes))
+    print("\n".join(_listing(sizes, args.max)) or "", end="\n" if args.max is not None else "")
+    return OK
+
+
+def cmd_sizes(args) -> int:
+    """The input sizes the model accepts, the smallest, and those with no rounding."""
+    analysis = _symbolic(args)
+    valid = analysis.valid_sizes()
+    if valid.is_empty:
+        print("valid:       no input size (torch refuses every size)")
+        return FINDING
+    exact = analysis.exact_sizes()
+    smallest = ", ".join(f"{k}={v}" for k, v in valid.min().items())
+    print(_show("valid:      ", valid))
+    print(f"smallest:    {smallest}")
+    print(_show("no rounding:", exact))
+    if args.max is not None:
+        print("\n".join(_listing(valid, args.max)))
+    return OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="symshape", description="Symbolic shapes for PyTorch models.")
     parser.add_argument("--version", action="version", version=f"symshape {__version__}")
@@ -91,6 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
     model_command("formula", "print each Linear's in_features as a formula of the input size").set_defaults(
         func=cmd_formula
     )
+    p = model_command("solve", "the input sizes that give a flat size at a Linear")
+    p.add_argument("--flat", type=int, required=True, help="the in_features value to reach")
+    p.add_argument("--layer", help="the Linear's qualified name (default: the first one called)")
+    p.add_argument("--square", action="store_true", help="require all spatial sizes to be equal")
+    p.add_argument("--max", type=int, metavar="N", help="also list every solution with all sizes <= N")
+    p.set_defaults(func=cmd_solve)
+    p = model_command("sizes", "the input sizes the model accepts, and those with no rounding")
+    p.add_argument("--max", type=int, metavar="N", help="also list every valid size with all sizes <= N")
+    p.set_defaults(func=cmd_sizes)
     return parser
 
 

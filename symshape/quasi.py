@@ -205,6 +205,8 @@ class QuasiPoly:
         self.period = period(expr, x)
         if self.period > MAX_PERIOD:
             raise Unsolvable(f"{expr} repeats only every {self.period} sizes, beyond the solver's {MAX_PERIOD}")
+        #: (c0, c1, a, b, q) when e = c0 + c1*floor((a*x + b)/q) with c1, a > 0: solved directly
+        self.affine = _affine_floor(expr, x)
         fn = compile_exprs([x], [expr], exact=True)
         self.classes: list[tuple[int, int, list[Fraction]]] = []  # (r, k0, coefficients)
         npts = self.degree + 1
@@ -217,19 +219,26 @@ class QuasiPoly:
             self.classes.append((r, k0, coeffs))
 
     def _set(self, pieces: list[tuple[int, list[tuple[int, int | None]]]]) -> IntSet:
-        out = IntSet.empty()
+        """Per-class k-ranges (x = r + k*period) -> one IntSet, built in a single pass."""
         P = self.period
-        for r, ranges in pieces:
-            for lo, hi in ranges:
-                part = IntSet.periodic(r + lo * P, P, [r]) if P > 1 else IntSet.at_least(r + lo * P)
-                if hi is not None:
-                    part = part & IntSet.interval(1, r + hi * P)
-                out = out | part
-        return out
+        tails = [(r, r + lo * P) for r, ranges in pieces for lo, hi in ranges if hi is None]
+        finite = [(r + lo * P, r + hi * P) for r, ranges in pieces for lo, hi in ranges if hi is not None]
+        start = max([n for _, n in tails] + [hi + 1 for _, hi in finite] + [1])
+        values: list[tuple[int, int]] = []
+        for lo, hi in finite:
+            values += [(n, n) for n in range(lo, hi + 1, P)] if P > 1 else [(lo, hi)]
+        for r, n0 in tails:
+            if P == 1:
+                values.append((n0, start - 1))
+            else:
+                values += [(n, n) for n in range(n0, start, P)]
+        return IntSet.periodic(start, P, [r % P for r, _ in tails], values)
 
     def solve(self, op: str, value) -> IntSet:
         """``{x >= 1 : e(x) op value}`` for op in ``>=``, ``<=``, ``==``, ``!=``, ``>``, ``<``."""
         value = Fraction(value)
+        if self.affine is not None and op in (">=", "=="):
+            return self._solve_affine(op, value)
         if op == "!=":
             return self.solve("==", value).complement()
         if op == ">":
@@ -248,6 +257,20 @@ class QuasiPoly:
         return self._set(pieces)
 
 
+    def _solve_affine(self, op: str, value: Fraction) -> IntSet:
+        # c0 + c1*floor(y) op value, y = (a*x + b)/q, c1 > 0, a > 0: monotone, so an interval
+        c0, c1, a, b, q = self.affine
+        t = (value - c0) / c1
+        if op == ">=":
+            lo = _ceil((q * _ceil(t) - b) / Fraction(a))
+            return IntSet.at_least(lo)
+        if t.denominator != 1:
+            return IntSet.empty()
+        t = int(t)
+        lo = _ceil(Fraction(q * t - b, a))
+        hi = _ceil(Fraction(q * (t + 1) - b, a)) - 1
+        return IntSet.interval(lo, hi)
+
     def _kset(self, domain: IntSet, r: int, k0: int) -> IntSet:
         """``{k + 1 : k >= k0, r + k*period in domain}`` (shifted by one to stay positive)."""
         P = self.period
@@ -265,9 +288,11 @@ class QuasiPoly:
         return IntSet.periodic(kt + 1, kq, [(k + 1) % kq for k in res], head)
 
     def image(self, domain: IntSet) -> IntSet | None:
-        """``{e(x) : x in domain}`` for a quasi-linear ``e`` with positive values, else None."""
+        """The positive values ``{e(x) >= 1 : x in domain}`` of a quasi-linear ``e``; None if ``e``
+        is not quasi-linear or decreases on some class (callers then solve value by value)."""
         if self.degree > 1:
             return None
+        domain = domain & self.solve(">=", 1)
         out = IntSet.empty()
         for r, k0, coeffs in self.classes:
             ks = self._kset(domain, r, k0)
@@ -279,19 +304,32 @@ class QuasiPoly:
                 return None
             a, b = int(a), int(b)
             if a == 0:
-                if b < 1:
-                    return None
                 out = out | IntSet.of([b])
                 continue
             c = b - a  # value at j = k + 1 is a*j + c
-            if a * ks.min() + c < 1:
-                return None
             for lo, hi in ks.head:
                 out = out | (IntSet.periodic(a * lo + c, a, [(a * lo + c) % a]) & IntSet.interval(1, a * hi + c))
             if ks.residues:
                 out = out | IntSet.periodic(a * ks.start + c, a * ks.period,
                                             [(a * rr + c) % (a * ks.period) for rr in ks.residues])
         return out
+
+
+def _affine_floor(expr, x):
+    """``(c0, c1, a, b, q)`` with ``expr = c0 + c1*floor((a*x + b)/q)``, ``c1, a, q > 0`` ints."""
+    c0, rest = sympy.sympify(expr).as_coeff_Add()
+    c1, core = rest.as_coeff_Mul()
+    if not (c0.is_Integer and c1.is_Integer and int(c1) > 0):
+        return None
+    if core == x:
+        return int(c0), int(c1), 1, 0, 1
+    if isinstance(core, FloorDiv):
+        p, q = core.args
+        b, ax = p.as_coeff_Add()
+        a, xx = ax.as_coeff_Mul()
+        if xx == x and b.is_Integer and a.is_Integer and int(a) > 0:
+            return int(c0), int(c1), int(a), int(b), int(q)
+    return None
 
 
 @lru_cache(maxsize=4096)

@@ -32,6 +32,9 @@ class Requirement:
     kind: str = "size"
     #: torch skips this check where ``unless`` holds (a fast path, e.g. adaptive pooling to 1x1)
     unless: "Requirement | None" = None
+    #: set when some torch backends skip this check (the text says which): symshape applies the
+    #: check, as torch's reference path does, and verification reports such a size separately
+    backend_dependent: str = ""
 
     def __post_init__(self):
         if self.relation not in RELATIONS:

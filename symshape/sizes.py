@@ -356,12 +356,13 @@ class SizeSet:
         return rows
 
     def min(self) -> dict[str, int] | None:
-        """The smallest member: fewest elements (product of sizes), then smallest in name order."""
+        """The smallest member: fewest elements (product of sizes), then the smallest largest
+        size (the squarest), then the smallest in name order."""
         best = None
         for box in self.boxes:
             corner = {k: box[k].min() for k in self.keys}
             full = {n: corner[g[0]] for g in self.groups for n in g}
-            key = (math.prod(full.values()), tuple(full[n] for n in self.names))
+            key = (math.prod(full.values()), max(full.values()), tuple(full[n] for n in self.names))
             if best is None or key < best[0]:
                 best = (key, full)
         return None if best is None else best[1]
@@ -381,10 +382,14 @@ class SizeSet:
             return "any " + " and ".join(" = ".join(g) for g in self.groups)
         return " and ".join(parts)
 
+    def lines(self) -> list[str]:
+        """One line per box (the set is their union)."""
+        return [self._box_text(b) for b in self.boxes]
+
     def __str__(self) -> str:
         if self.is_empty:
             return "no input size" + (f" ({self.note})" if self.note else "")
-        text = "; or ".join(self._box_text(b) for b in self.boxes)
+        text = "; or ".join(self.lines())
         return text + (f"\n{self.note}" if self.note else "")
 
     def __repr__(self) -> str:

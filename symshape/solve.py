@@ -24,7 +24,6 @@ from typing import Iterable, Sequence
 import sympy
 
 from .dims import FloorDiv, floor_div, size_symbol
-from .errors import SymshapeError
 from .quasi import Unsolvable, quasi
 from .requirements import Requirement
 from .sizes import IntSet, SizeSet
@@ -164,52 +163,36 @@ def _product_eq(factors: list[tuple[str, sympy.Expr]], target: int, box: Box) ->
     return out
 
 
-def _product_ge(factors: list[tuple[str, sympy.Expr]], target: int, box: Box, budget: list[int]) -> list[Box]:
-    """Boxes where ``prod(g_i) >= target``, every g_i >= 1 on the box (checked by the caller)."""
-    if target <= 1:
-        return [dict(box)]
-    (name, g), rest = factors[0], factors[1:]
-    x = size_symbol(name)
-    if not rest:
-        here = box[name] & _univariate(g, ">=", target, x)
-        return [] if here.is_empty else [{**box, name: here}]
-    out = []
-    big = box[name] & _univariate(g, ">=", target, x)
-    if not big.is_empty:
-        out.append({**box, name: big})
-    for v in range(1, target):
-        budget[0] -= 1
-        if budget[0] < 0:
-            raise Unsolvable(f"a product >= {target} needs more than {MAX_STAIRS} boxes")
-        here = box[name] & _univariate(g, "==", v, x)
-        if here.is_empty:
-            continue
-        out += _product_ge(rest, -(-target // v), {**box, name: here}, budget)
-    return out
-
-
-def _sum_ge(terms: list[tuple[str, sympy.Expr]], target: int, box: Box, budget: list[int]) -> list[Box]:
-    """Boxes where ``sum(g_i) >= target``, every g_i >= 0 on the box (checked by the caller)."""
-    if target <= 0:
+def _staircase(terms: list[tuple[str, sympy.Expr]], target: int, box: Box, budget: list[int],
+               lowest: int, rest_target) -> list[Box]:
+    """Boxes where ``combine(g_i) >= target`` for a product (``lowest`` 1, ``rest_target`` =
+    ceil(target / v)) or a sum (``lowest`` 0, ``target - v``) of terms that are all at least
+    ``lowest`` on the box (checked by the caller): the first term is either already large
+    enough, or one of the values below ``target`` and the rest make up the difference."""
+    if target <= lowest:
         return [dict(box)]
     (name, g), rest = terms[0], terms[1:]
     x = size_symbol(name)
-    if not rest:
-        here = box[name] & _univariate(g, ">=", target, x)
-        return [] if here.is_empty else [{**box, name: here}]
-    out = []
     big = box[name] & _univariate(g, ">=", target, x)
-    if not big.is_empty:
-        out.append({**box, name: big})
-    for v in range(0, target):
+    out = [] if big.is_empty else [{**box, name: big}]
+    if not rest:
+        return out
+    for v in range(lowest, target):
         budget[0] -= 1
         if budget[0] < 0:
-            raise Unsolvable(f"a sum >= {target} needs more than {MAX_STAIRS} boxes")
+            raise Unsolvable(f"a condition >= {target} needs more than {MAX_STAIRS} boxes")
         here = box[name] & _univariate(g, "==", v, x)
-        if here.is_empty:
-            continue
-        out += _sum_ge(rest, target - v, {**box, name: here}, budget)
+        if not here.is_empty:
+            out += _staircase(rest, rest_target(target, v), {**box, name: here}, budget, lowest, rest_target)
     return out
+
+
+def _product_ge(factors, target: int, box: Box) -> list[Box]:
+    return _staircase(factors, target, box, [MAX_STAIRS], 1, lambda t, v: -(-t // v))
+
+
+def _sum_ge(terms, target: int, box: Box) -> list[Box]:
+    return _staircase(terms, target, box, [MAX_STAIRS], 0, lambda t, v: t - v)
 
 
 def _product_divisible(factors: list[tuple[str, sympy.Expr]], m: int, box: Box) -> list[Box]:
@@ -279,13 +262,13 @@ def _multivariate(req_lhs, relation: str, rhs, box: Box, names: Sequence[str], t
             c, fs = split
             factors = sorted(fs.items())
             if c > 0 and all(_at_least_everywhere(g, 1, box[n], size_symbol(n)) for n, g in factors):
-                return _product_ge(factors, math.ceil(rhs_value / c), box, [MAX_STAIRS])
+                return _product_ge(factors, math.ceil(rhs_value / c), box)
         split = _split_sum(req_lhs, names)
         if split is not None:
             c, ts = split
             terms = sorted(ts.items())
             if all(_at_least_everywhere(g, 0, box[n], size_symbol(n)) for n, g in terms):
-                return _sum_ge(terms, math.ceil(rhs_value - c), box, [MAX_STAIRS])
+                return _sum_ge(terms, math.ceil(rhs_value - c), box)
     if relation == "divisible" and rhs_value.q == 1 and rhs_value != 0:
         split = _split_product(req_lhs, names)
         if split is not None:
@@ -409,16 +392,6 @@ def exact_sizes(analysis, batch: int = 1) -> SizeSet:
     return solve_requirements(analysis.size_names, reqs, batch)
 
 
-def _flat_expr(analysis, layer: str | None):
-    if not analysis.in_features:
-        raise SymshapeError("the forward calls no nn.Linear / nn.LazyLinear")
-    if layer is None:
-        return next(iter(analysis.in_features.items()))
-    if layer not in analysis.in_features:
-        raise KeyError(f"no Linear called {layer!r}; the forward calls: {', '.join(analysis.in_features)}")
-    return layer, analysis.in_features[layer]
-
-
 def _square_ties(analysis) -> tuple[dict[str, str], list[list[str]]]:
     spatial = [d.name for d in analysis.input_shape[1:] if isinstance(d, sympy.Symbol)]
     spatial = list(dict.fromkeys(spatial))
@@ -429,38 +402,68 @@ def _square_ties(analysis) -> tuple[dict[str, str], list[list[str]]]:
     return ties, groups
 
 
-def _value_test(expr, boxes: list[Box], free: Sequence[str], subs: dict):
-    """A fast exact test "does some size in ``boxes`` give ``expr == t``?" for many ``t``.
+def _settle_piecewise(expr, box: Box, names: Sequence[str]):
+    """Replace each Piecewise whose condition is decided on ``box`` by its branch."""
+    for pw in expr.atoms(sympy.Piecewise):
+        for branch, cond in pw.args:
+            syms = [s for s in cond.free_symbols if s.name in names]
+            if cond is sympy.true:
+                expr = expr.xreplace({pw: branch})
+                break
+            if len(syms) != 1:
+                return expr
+            where = _condition(cond, syms[0])
+            if box[syms[0].name].is_subset(where):
+                expr = expr.xreplace({pw: branch})
+                break
+            if not (box[syms[0].name] & where).is_empty:
+                return expr  # undecided on this box
+    return expr
 
-    For a product of per-size terms it precomputes each term's set of values on each box and
-    tests ``t`` through its divisors; otherwise it solves ``expr == t`` on the boxes.
+
+def _value_test(expr, boxes: list[Box], free: Sequence[str], subs: dict):
+    """A fast exact test "does some size in ``boxes`` give ``expr == t``?" for many ``t >= 1``.
+
+    For a product of non-negative per-size terms it precomputes each term's positive values on
+    each box and tests ``t`` through its divisors; a single size is solved directly; anything
+    else solves ``expr == t`` on the boxes (slower).
     """
     expr = sympy.sympify(expr).xreplace(subs)
-    split = _split_product(expr, free)
-    plans = []
-    if split is not None and split[0].is_Integer and int(split[0]) > 0 and not expr.has(sympy.Piecewise):
+    plans: list = []
+    for b in boxes:
+        e = _settle_piecewise(expr, b, free)
+        split = _split_product(e, free)
+        if split is None or e.has(sympy.Piecewise) or not split[0].is_Integer or int(split[0]) <= 0:
+            plans.append(("solve", e, b))
+            continue
         c, fs = int(split[0]), sorted(split[1].items())
-        for b in boxes:
-            images = [quasi(g, size_symbol(n)).image(b[n]) for n, g in fs]
-            if any(img is None for img in images):
-                plans = None
-                break
-            plans.append(images)
-    else:
-        plans = None
+        if not all(_at_least_everywhere(g, 0, b[n], size_symbol(n)) for n, g in fs):
+            plans.append(("solve", e, b))
+            continue
+        images = [quasi(g, size_symbol(n)).image(b[n]) for n, g in fs]
+        if any(img is None for img in images):
+            plans.append(("solve", e, b))
+        else:
+            plans.append(("images", c, images))
 
     def reachable(m: int, images) -> bool:
+        if not images:
+            return m == 1
         if len(images) == 1:
             return m in images[0]
         return any(v in images[0] and reachable(m // v, images[1:]) for v in _divisors(m))
 
     def test(t: int) -> bool:
-        if plans is not None:
-            if t % c:
-                return False
-            return any(reachable(t // c, images) if images else t == c for images in plans)
-        req = Requirement(expr, "==", t, "")
-        return bool(_apply(req, boxes, free, {}, "flat"))
+        for plan in plans:
+            if plan[0] == "images":
+                _, c, images = plan
+                if t % c == 0 and reachable(t // c, images):
+                    return True
+            else:
+                _, e, b = plan
+                if _apply(Requirement(e, "==", t, ""), [b], free, {}, "flat"):
+                    return True
+        return False
 
     return test
 
@@ -476,7 +479,7 @@ def solve_flat(analysis, flat: int, layer: str | None = None, square: bool = Fal
     """
     if isinstance(flat, bool) or not isinstance(flat, int) or flat < 0:
         raise ValueError(f"flat must be a non-negative int, got {flat!r}")
-    name, expr = _flat_expr(analysis, layer)
+    name, expr = analysis.linear(layer)
     ties, groups = _square_ties(analysis) if square else ({}, None)
     names = analysis.size_names
     free = [n for n in names if n not in ties]

@@ -31,6 +31,8 @@ class Observation:
     module_outputs: dict[str, list] = field(default_factory=dict)  # qualname -> output shapes per call
     node_outputs: dict[str, Any] = field(default_factory=dict)  # fx node name -> output shape(s)
     failed_node: str | None = None  # where the interpreted graph raised
+    #: set when torch skipped a check some backends skip (see Requirement.backend_dependent)
+    backend_dependent: str = ""
 
 
 def _shape(value: Any):
@@ -125,6 +127,13 @@ def _observe(model: nn.Module, x: torch.Tensor, graph: torch.fx.Graph | None) ->
     return obs
 
 
+def _empty_output_at(analysis: Analysis, problem, obs: Observation) -> bool:
+    """torch ran the step symshape refuses, and its output there is empty (a size of 0)."""
+    step = analysis.steps[problem.index]
+    seen = obs.module_outputs.get(step.name) if step.kind == "module" else [obs.node_outputs.get(step.node)]
+    return bool(seen) and any(isinstance(o, tuple) and 0 in o for o in seen)
+
+
 def disagreements(analysis: Analysis, sizes: dict[str, int], obs: Observation) -> list[str]:
     """Every way the prediction at ``sizes`` differs from what torch did; empty when they agree.
 
@@ -147,6 +156,10 @@ def disagreements(analysis: Analysis, sizes: dict[str, int], obs: Observation) -
         if actual != concrete.output:
             out.append(f"{step.name} ({step.op}, rule {step.rule}): predicted {concrete.output}, "
                        f"torch gave {actual}")
+    if problem is not None and problem.requirement.backend_dependent and _empty_output_at(analysis, problem, obs):
+        # torch's backend ran a step its reference path refuses; past it there is nothing to predict
+        obs.backend_dependent = f"{problem.step}: {problem.requirement.backend_dependent}"
+        return out
     if (obs.error is None) != (obs.failed_node is None):
         out.append(f"the model and its traced graph disagree: the model "
                    f"{'raised' if obs.error is not None else 'ran'}, the graph "

@@ -128,26 +128,7 @@ def _per_dim(make_by_d: Callable[[int], nn.Module], label: str) -> list[Case]:
     return [Case(f"{label}{d}d", lambda d=d: make_by_d(d), SHAPES[d], SIZES[d]) for d in (1, 2, 3)]
 
 
-CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
-MAXPOOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
-AVGPOOL = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}
-F_MAX = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
-T_MAX = {1: torch.max_pool1d, 2: torch.max_pool2d, 3: torch.max_pool3d}
-F_AVG = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
-F_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-ADAPT = {1: (nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d), 2: (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d),
-         3: (nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool3d)}
-F_ADAPT = {1: (F.adaptive_avg_pool1d, F.adaptive_max_pool1d), 2: (F.adaptive_avg_pool2d, F.adaptive_max_pool2d),
-           3: (F.adaptive_avg_pool3d, F.adaptive_max_pool3d)}
-PADS = {
-    "zero": {1: nn.ZeroPad1d, 2: nn.ZeroPad2d, 3: nn.ZeroPad3d},
-    "constant": {1: nn.ConstantPad1d, 2: nn.ConstantPad2d, 3: nn.ConstantPad3d},
-    "reflect": {1: nn.ReflectionPad1d, 2: nn.ReflectionPad2d, 3: nn.ReflectionPad3d},
-    "replicate": {1: nn.ReplicationPad1d, 2: nn.ReplicationPad2d, 3: nn.ReplicationPad3d},
-    "circular": {1: nn.CircularPad1d, 2: nn.CircularPad2d, 3: nn.CircularPad3d},
-}
-BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
-IN = {1: nn.InstanceNorm1d, 2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
+from layers import ADAPT, AVGPOOL, BN, CONV, CONVT, F_ADAPT, F_AVG, F_CONV, F_CONVT, F_MAX, IN, MAXPOOL, PADS, T_MAX  # noqa: E402
 
 
 def _pad_arg(d: int, left: int, right: int) -> tuple:
@@ -169,15 +150,13 @@ def build_cases() -> list[Case]:
     add(Case("conv2d_tuple", lambda: nn.Conv2d(2, 3, (3, 1), stride=(1, 2), padding=(0, 1), dilation=(2, 1)), SHAPES[2], S2))
     cases += _per_dim(lambda d: FunctionalConv(F_CONV[d], (4, 1, *(3,) * d), stride=2, padding=1, groups=2), "F_conv_")
     add(Case("F_conv2d_same", lambda: FunctionalConv(F.conv2d, (3, 2, 4, 4), padding="same"), SHAPES[2], S2))
-    CT = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
-    F_CT = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
-    cases += _per_dim(lambda d: CT[d](2, 3, 3, stride=2, padding=2, output_padding=1), "convT_")
-    cases += _per_dim(lambda d: CT[d](2, 3, 2, stride=3, padding=1, dilation=2, output_padding=2), "convT_dil_")
-    cases += _per_dim(lambda d: nn.Sequential(nn.ConstantPad1d((-1, 0), 0.0), CT[d](2, 2, 2, 2)), "convT_empty_")
-    cases += _per_dim(lambda d: CT[d](2, 2, 2, stride=1, padding=3), "convT_small_")
-    cases += _per_dim(lambda d: CT[d](3, 2, 2, stride=2), "convT_wrong_channels_")
+    cases += _per_dim(lambda d: CONVT[d](2, 3, 3, stride=2, padding=2, output_padding=1), "convT_")
+    cases += _per_dim(lambda d: CONVT[d](2, 3, 2, stride=3, padding=1, dilation=2, output_padding=2), "convT_dil_")
+    cases += _per_dim(lambda d: nn.Sequential(nn.ConstantPad1d((-1, 0), 0.0), CONVT[d](2, 2, 2, 2)), "convT_empty_")
+    cases += _per_dim(lambda d: CONVT[d](2, 2, 2, stride=1, padding=3), "convT_small_")
+    cases += _per_dim(lambda d: CONVT[d](3, 2, 2, stride=2), "convT_wrong_channels_")
     add(Case("lazy_convT2d", lambda: nn.LazyConvTranspose2d(3, 3, stride=2), SHAPES[2], S2))
-    cases += _per_dim(lambda d: FunctionalConv(F_CT[d], (2, 2, *(3,) * d), stride=2, padding=1, output_padding=1, groups=1), "F_convT_")
+    cases += _per_dim(lambda d: FunctionalConv(F_CONVT[d], (2, 2, *(3,) * d), stride=2, padding=1, output_padding=1, groups=1), "F_convT_")
     add(Case("convT_output_size", lambda: UpTo(nn.ConvTranspose2d(2, 2, 3, stride=2, padding=1), nn.Conv2d(2, 2, 3, padding=1)), SHAPES[2], S2))
     add(Case("convT_output_size_fixed", lambda: UpToFixed(nn.ConvTranspose2d(2, 2, 3, stride=3), (10, 11)), SHAPES[2], S2))
     # pooling

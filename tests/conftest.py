@@ -36,3 +36,9 @@ def pytest_terminal_summary(terminalreporter):
             f"symshape random models: {t['models']} models, {t['sizes']} sizes checked against torch "
             f"({t['accepted']} accepted, {t['refused']} refused), {t['disagreements']} disagreements"
         )
+    oracle = sys.modules.get("oracle")
+    if oracle is not None and oracle.BACKEND_DEPENDENT["count"]:
+        terminalreporter.write_line(
+            f"symshape: {oracle.BACKEND_DEPENDENT['count']} sizes where torch's backend skipped a check "
+            "symshape applies (empty transposed-convolution outputs; see docs/how-it-works.md)"
+        )

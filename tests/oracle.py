@@ -16,12 +16,17 @@ def sample_input(analysis, sizes: dict[str, int]) -> torch.Tensor:
     return torch.rand(1, *shape)
 
 
+BACKEND_DEPENDENT = {"count": 0}
+
+
 def check_sizes(analysis, sizes: dict[str, int]) -> tuple[bool, list[str]]:
     """Run torch at ``sizes``; returns (torch accepted it, disagreements)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         obs = observe(analysis.model, sample_input(analysis, sizes), analysis.graph)
-    return obs.error is None, disagreements(analysis, sizes, obs)
+    bad = disagreements(analysis, sizes, obs)
+    BACKEND_DEPENDENT["count"] += bool(obs.backend_dependent)
+    return obs.error is None, bad
 
 
 def assert_agrees(model, input_shape, sizes_list) -> int:

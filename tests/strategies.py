@@ -21,22 +21,10 @@ from hypothesis import strategies as st
 NAMES = {1: ("L",), 2: ("H", "W"), 3: ("T", "H", "W")}
 MAX_SIZE = {1: 48, 2: 32, 3: 9}
 
-CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
-F_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-MAXPOOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
-AVGPOOL = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}
-F_MAX = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
-F_AVG = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
-ADAPT = {1: (nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d), 2: (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d),
-         3: (nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool3d)}
-PAD = {
-    "constant": {1: nn.ConstantPad1d, 2: nn.ConstantPad2d, 3: nn.ConstantPad3d},
-    "reflect": {1: nn.ReflectionPad1d, 2: nn.ReflectionPad2d, 3: nn.ReflectionPad3d},
-    "replicate": {1: nn.ReplicationPad1d, 2: nn.ReplicationPad2d, 3: nn.ReplicationPad3d},
-    "circular": {1: nn.CircularPad1d, 2: nn.CircularPad2d, 3: nn.CircularPad3d},
-}
-BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
-IN = {1: nn.InstanceNorm1d, 2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
+from layers import ADAPT, AVGPOOL, BN, CONV, CONVT, F_AVG, F_CONV, F_CONVT, F_MAX, IN, MAXPOOL  # noqa: E402
+from layers import PADS as _PADS  # noqa: E402
+
+PAD = {mode: by_d for mode, by_d in _PADS.items() if mode != "zero"}
 
 
 class WeightConv(nn.Module):
@@ -46,6 +34,21 @@ class WeightConv(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(c_out, c_in, *(k,) * d) * 0.1)
         self.fn, self.kwargs = F_CONV[d], kwargs
+
+    def forward(self, x):
+        return self.fn(x, self.weight, **self.kwargs)
+
+    def extra_repr(self):
+        return f"{self.fn.__name__}, weight={tuple(self.weight.shape)}, {self.kwargs}"
+
+
+class WeightConvT(nn.Module):
+    """F.conv_transpose{d}d with the module's own weight."""
+
+    def __init__(self, d, c_in, c_out, k, **kwargs):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(c_in, c_out, *(k,) * d) * 0.1)
+        self.fn, self.kwargs = F_CONVT[d], kwargs
 
     def forward(self, x):
         return self.fn(x, self.weight, **self.kwargs)
@@ -121,6 +124,20 @@ def conv_layer(draw, d, c, functional):
 
 
 @st.composite
+def conv_transpose_layer(draw, d, c, functional):
+    out_c = draw(st.integers(1, 3))
+    k, stride, dilation = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 2))
+    padding = draw(st.integers(0, 3))
+    output_padding = draw(st.integers(0, max(stride, dilation) - 1))
+    if functional:
+        op = WeightConvT(d, c, out_c, k, stride=stride, padding=padding, output_padding=output_padding,
+                         dilation=dilation)
+        return op, out_c
+    return CONVT[d](c, out_c, k, stride=stride, padding=padding, output_padding=output_padding,
+                    dilation=dilation), out_c
+
+
+@st.composite
 def pool_layer(draw, d, c, functional):
     k = draw(st.integers(1, 4))
     stride = draw(st.one_of(st.none(), st.integers(1, 3)))
@@ -180,7 +197,8 @@ def pointwise_layer(draw, d, c, functional):
             "softmax": nn.Softmax(dim=1), "gelu": nn.GELU()}[kind], c
 
 
-LAYERS = [conv_layer, conv_layer, pool_layer, pool_layer, pad_layer, pointwise_layer, adaptive_layer]
+LAYERS = [conv_layer, conv_layer, pool_layer, pool_layer, pad_layer, pointwise_layer, adaptive_layer,
+          conv_transpose_layer]
 
 
 @st.composite

@@ -89,3 +89,30 @@ def test_console_script_end_to_end():
     assert bad.returncode == 2 and "no such file" in bad.stderr
     usage = subprocess.run([sys.executable, "-m", "symshape", "formula"], capture_output=True, text=True)
     assert usage.returncode == 2 and "--input" in usage.stderr
+
+
+def test_solve_command(capsys):
+    code, out, _ = run(capsys, "solve", os.path.join(EX, "seed003_cs231n.py:simple_model"), "--input", "3,H,W",
+                       "--flat", "5408", "--square", "--max", "40")
+    assert code == 0
+    assert out.splitlines() == ["3 in_features = 5408 at H = W ∈ {31, 32}", "sizes up to 40 (2):",
+                                "  H=31, W=31", "  H=32, W=32"]
+    code, out, _ = run(capsys, "solve", os.path.join(EX, "seed003_cs231n.py:simple_model"), "--input", "3,H,W",
+                       "--flat", "5000", "--square")
+    assert code == 1
+    assert out.splitlines() == ["no input size gives 3 in_features = 5000 with square inputs",
+                                "nearest below: 4608 at H = W ∈ {29, 30}",
+                                "nearest above: 5408 at H = W ∈ {31, 32}"]
+
+
+def test_sizes_command(capsys):
+    code, out, _ = run(capsys, "sizes", os.path.join(EX, "seed001_cnnclf.py:CNNclf"), "--input", "1,H,W")
+    assert code == 0
+    assert out.splitlines() == ["valid:       H ∈ [28, 39] and W ∈ [28, 39]", "smallest:    H=28, W=28",
+                                "no rounding: H = 28 and W = 28"]
+    code, out, _ = run(capsys, "sizes", os.path.join(EX, "unet.py:UNet"), "--input", "1,H,W", "--kwargs", '{"levels": 3}')
+    # in training mode the bottleneck's batch norm refuses 1x1 (8x8 in): one value per channel
+    assert code == 0 and out.splitlines()[:3] == ["valid:", "  H = 8 and W ≥ 16, W ≡ 0 (mod 8)",
+                                                  "  H ≥ 16, H ≡ 0 (mod 8) and W ≥ 8, W ≡ 0 (mod 8)"]
+    code, out, err = run(capsys, "sizes", os.path.join(EX, "seed001_cnnclf.py:CNNclf"), "--input", "1,28,28")
+    assert code == 2 and "no size name" in err

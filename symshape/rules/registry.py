@@ -165,8 +165,8 @@ class Context:
         self.roundings: list[Rounding] = []
 
     def require(self, lhs, relation: str, rhs, reason: str, kind: str = "size",
-                unless: Requirement | None = None) -> None:
-        req = Requirement(lhs, relation, rhs, reason, kind, unless)
+                unless: Requirement | None = None, backend_dependent: str = "") -> None:
+        req = Requirement(lhs, relation, rhs, reason, kind, unless, backend_dependent)
         decided = req.decided()
         if decided is True:
             return
