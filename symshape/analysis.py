@@ -250,6 +250,19 @@ class Analysis:
 
         return exact_sizes(self, batch)
 
+    # -- proof against torch (symshape.verify) ---------------------------------------------
+
+    def verify(self, samples: int = 20, sizes=None, seed: int = 0, device: str = "cpu"):
+        """Run the real model (eval mode, no_grad, batch 1) at sampled sizes -- the smallest
+        valid size, sizes just below it, both sides of every rounding edge, random sizes -- or at
+        ``sizes``, and compare every step's shape, each Linear's in_features, and where torch
+        refuses, with the prediction. ``device="meta"`` runs a meta copy (no kernels). The model
+        is left exactly as it was. Returns a :class:`~symshape.verify.VerifyReport`.
+        """
+        from .verify import verify
+
+        return verify(self, samples, sizes, seed, device)
+
     # -- rendering ------------------------------------------------------------------------
 
     def __str__(self) -> str:

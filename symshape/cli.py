@@ -1,7 +1,7 @@
 """The ``symshape`` command: parse, call the public API, print, set the exit code.
 
 Exit codes: 0 success, 1 a finding (a Linear whose in_features does not fit; no size solves the
-question asked), 2 a usage error (bad model spec, malformed --input, a size torch refuses, a
+question asked; a prediction torch contradicts), 2 a usage error (bad model spec, malformed --input, a size torch refuses, a
 model symshape cannot analyze or solve).
 """
 
@@ -138,6 +138,16 @@ def cmd_sizes(args) -> int:
     return OK
 
 
+def cmd_verify(args) -> int:
+    """Run the real model at sampled sizes and compare every step (exit 1 on any mismatch)."""
+    model, shape = _model_and_input(args)
+    if args.samples < 1:
+        raise _UsageError("--samples must be at least 1")
+    report = analyze(model, shape).verify(samples=args.samples, seed=args.seed, device=args.device)
+    print(report)
+    return OK if report.ok else FINDING
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="symshape", description="Symbolic shapes for PyTorch models.")
     parser.add_argument("--version", action="version", version=f"symshape {__version__}")
@@ -159,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--square", action="store_true", help="require all spatial sizes to be equal")
     p.add_argument("--max", type=int, metavar="N", help="also list every solution with all sizes <= N")
     p.set_defaults(func=cmd_solve)
+    p = model_command("verify", "check every prediction against real torch forward passes")
+    p.add_argument("--samples", type=int, default=20, help="how many sizes to check (default 20)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the random sizes (default 0)")
+    p.add_argument("--device", choices=("cpu", "meta"), default="cpu",
+                   help="cpu runs the kernels; meta only torch's shape checks (faster, see docs)")
+    p.set_defaults(func=cmd_verify)
     p = model_command("sizes", "the input sizes the model accepts, and those with no rounding")
     p.add_argument("--max", type=int, metavar="N", help="also list every valid size with all sizes <= N")
     p.set_defaults(func=cmd_sizes)

@@ -28,7 +28,7 @@ from .quasi import Unsolvable, quasi
 from .requirements import Requirement
 from .sizes import IntSet, SizeSet
 
-__all__ = ["Unsolvable", "exact_sizes", "solve_flat", "solve_requirements", "valid_sizes"]
+__all__ = ["Unsolvable", "divisible_set", "exact_sizes", "solve_flat", "solve_requirements", "valid_sizes"]
 
 Box = dict  # symbol name -> IntSet
 
@@ -83,7 +83,7 @@ def _condition(cond, x) -> IntSet:
     raise Unsolvable(f"condition {cond}")
 
 
-def _divisible_1d(expr, m: int, x) -> IntSet:
+def divisible_set(expr, m: int, x) -> IntSet:
     """``{x : m divides expr(x)}``."""
     if m == 1:
         return IntSet.all()
@@ -92,10 +92,10 @@ def _divisible_1d(expr, m: int, x) -> IntSet:
 
 def _gcd_is(expr, a: int, m: int, x) -> IntSet:
     """``{x : gcd(expr(x), m) == a}`` for a divisor ``a`` of ``m``."""
-    out = _divisible_1d(expr, a, x)
+    out = divisible_set(expr, a, x)
     for b in _divisors(m):
         if b > a and b % a == 0:
-            out = out - _divisible_1d(expr, b, x)
+            out = out - divisible_set(expr, b, x)
     return out
 
 
@@ -203,14 +203,14 @@ def _product_divisible(factors: list[tuple[str, sympy.Expr]], m: int, box: Box) 
         return []
     (name, g), rest = factors[0], factors[1:]
     x = size_symbol(name)
+    if not rest:  # the last factor takes whatever is left of m
+        here = box[name] & divisible_set(g, m, x)
+        return [] if here.is_empty else [{**box, name: here}]
     out = []
     for a in _divisors(m):
-        here = box[name] & (_gcd_is(g, a, m, x) if rest else _divisible_1d(g, m, x))
-        if here.is_empty:
-            continue
-        out += _product_divisible(rest, m // a, {**box, name: here})
-        if not rest:
-            break
+        here = box[name] & _gcd_is(g, a, m, x)
+        if not here.is_empty:
+            out += _product_divisible(rest, m // a, {**box, name: here})
     return out
 
 
@@ -322,7 +322,7 @@ def _accepting(req: Requirement, boxes: list[Box], names, subs, where: str) -> l
         if req.relation == "divisible":
             if not rhs.is_Integer:
                 raise Unsolvable(f"{text}: a size-dependent divisor")
-            accepted = _divisible_1d(lhs, abs(int(rhs)), x) if int(rhs) != 0 else IntSet.empty()
+            accepted = divisible_set(lhs, abs(int(rhs)), x) if int(rhs) != 0 else IntSet.empty()
         else:
             accepted = _univariate(lhs, req.relation, rhs, x)
         for b in boxes:

@@ -1,25 +1,34 @@
-"""Real torch forward passes, observed step by step, to check predictions against.
+"""Prove an analysis on the model itself: real torch forward passes, compared step by step.
 
-:func:`observe` runs the model itself (forward hooks record every module's output) and then the
-traced graph with a torch.fx Interpreter (recording every function and method output, and the
-node where torch raises). The model is left as it was: hooks are removed, and a model holding
-uninitialized lazy modules is run on a copy so that it stays uninitialized.
+:func:`observe` runs the model (forward hooks record every module's input and output) and then
+the traced graph with a torch.fx Interpreter (recording every function and method output, and
+the node where torch raises). :func:`verify` samples sizes -- the smallest valid size, sizes just
+below it, both sides of every rounding edge, random sizes -- and compares every step's shape,
+every Linear's in_features, and where torch refuses with ``valid_sizes()``.
+
+The model is left exactly as it was: hooks are removed, the train/eval flags restored, buffers a
+forward updates are restored, and a model holding uninitialized lazy modules runs on a copy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import random
+import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator, Sequence
 
 import torch
 import torch.fx
 import torch.nn as nn
 
-from .analysis import Analysis
+from .analysis import Analysis, analyze
+from .dims import size_symbol
+from .render import text_table
 from .trace import trace
 
-__all__ = ["Observation", "observe", "disagreements"]
+__all__ = ["Mismatch", "Observation", "VerifyReport", "disagreements", "observe", "sample_sizes", "verify"]
 
 
 @dataclass
@@ -29,10 +38,28 @@ class Observation:
     output: Any = None  # output shape(s) of the real forward, or None if it raised
     error: BaseException | None = None  # the real forward's exception
     module_outputs: dict[str, list] = field(default_factory=dict)  # qualname -> output shapes per call
+    module_inputs: dict[str, list] = field(default_factory=dict)  # qualname -> first input's shape per call
     node_outputs: dict[str, Any] = field(default_factory=dict)  # fx node name -> output shape(s)
     failed_node: str | None = None  # where the interpreted graph raised
     #: set when torch skipped a check some backends skip (see Requirement.backend_dependent)
     backend_dependent: str = ""
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """A disagreement: at ``sizes``, ``layer`` (by ``rule``) was predicted one thing, torch did another."""
+
+    layer: str
+    sizes: dict
+    predicted: Any
+    actual: Any
+    rule: str = ""
+    what: str = "output shape"
+
+    def __str__(self) -> str:
+        at = ", ".join(f"{k}={v}" for k, v in self.sizes.items())
+        rule = f", rule {self.rule}" if self.rule else ""
+        return f"{self.layer} at {at} ({self.what}{rule}): predicted {self.predicted}, torch gave {self.actual}"
 
 
 def _shape(value: Any):
@@ -47,16 +74,40 @@ def _has_lazy(model: nn.Module) -> bool:
     return any(getattr(m, "has_uninitialized_params", lambda: False)() for m in model.modules())
 
 
-def _copy(model: nn.Module) -> nn.Module:
-    """A deep copy; uninitialized lazy buffers (which refuse deepcopy) get fresh counterparts."""
+def _copy(model: nn.Module, device: str | None = None) -> nn.Module:
+    """A deep copy. Uninitialized lazy tensors (which refuse deepcopy) get fresh counterparts;
+    with ``device="meta"`` every parameter and buffer is a meta tensor, so nothing is duplicated."""
     memo: dict[int, Any] = {}
     for m in model.modules():
-        for name, buf in m._buffers.items():
-            if isinstance(buf, torch.nn.parameter.UninitializedBuffer):
-                memo[id(buf)] = torch.nn.parameter.UninitializedBuffer(
-                    requires_grad=buf.requires_grad, device=buf.device, dtype=buf.dtype
-                )
+        for name, p in m._parameters.items():
+            if p is None:
+                continue
+            if isinstance(p, nn.parameter.UninitializedParameter):
+                memo[id(p)] = nn.parameter.UninitializedParameter(
+                    requires_grad=p.requires_grad, device=device or p.device, dtype=p.dtype)
+            elif device is not None:
+                memo[id(p)] = nn.Parameter(torch.empty_like(p, device=device), requires_grad=p.requires_grad)
+        for name, b in m._buffers.items():
+            if b is None:
+                continue
+            if isinstance(b, nn.parameter.UninitializedBuffer):
+                memo[id(b)] = nn.parameter.UninitializedBuffer(
+                    requires_grad=b.requires_grad, device=device or b.device, dtype=b.dtype)
+            elif device is not None:
+                memo[id(b)] = torch.empty_like(b, device=device)
     return copy.deepcopy(model, memo)
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """``model.eval()`` for the duration; every module's own flag restored afterwards."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, flag in flags:
+            m.training = flag
 
 
 class _Recorder(torch.fx.Interpreter):
@@ -75,12 +126,18 @@ class _Recorder(torch.fx.Interpreter):
         return result
 
 
-def observe(model: nn.Module, x: torch.Tensor, graph: torch.fx.Graph | None = None) -> Observation:
+def observe(model: nn.Module, x: torch.Tensor, graph: torch.fx.Graph | None = None,
+            device: str = "cpu") -> Observation:
     """Run ``model(x)`` with module hooks, then its traced graph node by node, under no_grad.
 
-    The model runs in the mode it is in; buffers a forward updates (batch norm's running
-    statistics in training mode) are restored afterwards.
+    The model runs in the mode it is in. With ``device="meta"`` a meta copy runs instead (no
+    kernels, only torch's meta shape checks); otherwise buffers a forward updates (batch norm's
+    running statistics in training mode) are restored afterwards.
     """
+    if device == "meta":
+        return _observe(_copy(model, "meta"), x.to("meta"), graph)
+    if device != "cpu":
+        raise ValueError(f"device must be 'cpu' or 'meta', got {device!r}")
     if _has_lazy(model):
         return _observe(_copy(model), x, graph)  # a throwaway copy keeps the model lazy
     saved = {name: buf.detach().clone() for name, buf in model.named_buffers()}
@@ -98,13 +155,19 @@ def _observe(model: nn.Module, x: torch.Tensor, graph: torch.fx.Graph | None) ->
     names = {id(m): n for n, m in model.named_modules()}
     handles = []
 
+    def pre_hook(mod, args):
+        first = args[0] if args else None
+        obs.module_inputs.setdefault(names[id(mod)], []).append(_shape(first))
+
     def hook(mod, args, out):
         obs.module_outputs.setdefault(names[id(mod)], []).append(_shape(out))
 
     for m in model.modules():
+        handles.append(m.register_forward_pre_hook(pre_hook))
         handles.append(m.register_forward_hook(hook))
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the model's own warnings say nothing about shapes
             try:
                 obs.output = _shape(model(x))
             except Exception as e:  # torch's refusal is an observation, not an error here
@@ -119,7 +182,8 @@ def _observe(model: nn.Module, x: torch.Tensor, graph: torch.fx.Graph | None) ->
         obs.failed_node = nodes[0].name if obs.error is not None else None
         return obs
     gm = torch.fx.GraphModule(model, graph)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         try:
             _Recorder(gm, obs).run(x)
         except Exception:
@@ -134,50 +198,191 @@ def _empty_output_at(analysis: Analysis, problem, obs: Observation) -> bool:
     return bool(seen) and any(isinstance(o, tuple) and 0 in o for o in seen)
 
 
-def disagreements(analysis: Analysis, sizes: dict[str, int], obs: Observation) -> list[str]:
-    """Every way the prediction at ``sizes`` differs from what torch did; empty when they agree.
+def _module_key(name: str) -> str:
+    return "" if name == "(model)" else name
 
-    Steps before the first failure are compared shape by shape; then torch must raise exactly
-    at the step where symshape predicts the failure (or not at all).
+
+def compare(analysis: Analysis, sizes: dict[str, int], obs: Observation) -> tuple[list[Mismatch], int]:
+    """The mismatches between the prediction at ``sizes`` and what torch did, and how many
+    comparisons were made.
+
+    Steps before the first predicted failure are compared shape by shape (and each Linear's
+    in_features); then torch must raise exactly at the step where symshape predicts the
+    failure, or not at all.
     """
     ev = analysis.evaluate(**sizes)
     problem = ev.first_problem()
-    out: list[str] = []
+    out: list[Mismatch] = []
+    checked = 0
     limit = problem.index if problem is not None else len(analysis.steps)
     calls: dict[str, int] = {}
     for step, concrete in zip(analysis.steps[:limit], ev.steps):
+        checked += 1
         if step.kind == "module":
             k = calls.get(step.name, 0)
             calls[step.name] = k + 1
-            seen = obs.module_outputs.get(step.name if step.name != "(model)" else "", [])
+            seen = obs.module_outputs.get(_module_key(step.name), [])
             actual = seen[k] if k < len(seen) else "<not called>"
+            if step.name in ev.in_features and k == 0:
+                inputs = obs.module_inputs.get(_module_key(step.name), [])
+                got = inputs[0][-1] if inputs and isinstance(inputs[0], tuple) and inputs[0] else "<not called>"
+                checked += 1
+                if got != ev.in_features[step.name]:
+                    out.append(Mismatch(step.name, sizes, ev.in_features[step.name], got, step.rule, "in_features"))
         else:
             actual = obs.node_outputs.get(step.node, "<not run>")
         if actual != concrete.output:
-            out.append(f"{step.name} ({step.op}, rule {step.rule}): predicted {concrete.output}, "
-                       f"torch gave {actual}")
+            out.append(Mismatch(step.name, sizes, concrete.output, actual, step.rule))
+    checked += 1  # where torch refuses (or not)
     if problem is not None and problem.requirement.backend_dependent and _empty_output_at(analysis, problem, obs):
         # torch's backend ran a step its reference path refuses; past it there is nothing to predict
         obs.backend_dependent = f"{problem.step}: {problem.requirement.backend_dependent}"
-        return out
+        return out, checked
     if (obs.error is None) != (obs.failed_node is None):
-        out.append(f"the model and its traced graph disagree: the model "
-                   f"{'raised' if obs.error is not None else 'ran'}, the graph "
-                   f"{'raised at ' + str(obs.failed_node) if obs.failed_node else 'ran'}")
+        out.append(Mismatch("(model)", sizes, "the traced graph behaves like the model",
+                            f"the model {'raised' if obs.error is not None else 'ran'}, the graph "
+                            f"{'raised at ' + str(obs.failed_node) if obs.failed_node else 'ran'}",
+                            what="tracing"))
     if obs.error is not None:
+        first = f"{type(obs.error).__name__}: {str(obs.error).splitlines()[0] if str(obs.error) else ''}"
         if problem is None:
-            out.append(f"torch raised at node {obs.failed_node} ({type(obs.error).__name__}: "
-                       f"{str(obs.error).splitlines()[0]}), symshape predicted success")
-            return out
-        step = analysis.steps[problem.index]
-        if obs.failed_node is not None and step.node != obs.failed_node:
-            out.append(f"torch raised at node {obs.failed_node}, symshape predicted {step.node} "
-                       f"({problem.reason})")
-        return out
+            out.append(Mismatch(obs.failed_node or "(model)", sizes, "runs", f"raises {first}", what="refusal"))
+        else:
+            step = analysis.steps[problem.index]
+            if obs.failed_node is not None and step.node != obs.failed_node:
+                out.append(Mismatch(step.name, sizes, f"raises here ({problem.reason})",
+                                    f"raises at node {obs.failed_node} ({first})", step.rule, "refusal"))
+        return out, checked
     if problem is not None:
-        out.append(f"symshape predicted a failure at {problem.step} ({problem.reason}, rule "
-                   f"{analysis.steps[problem.index].rule}), torch ran and gave output {obs.output}")
-        return out
+        out.append(Mismatch(problem.step, sizes, f"raises ({problem.reason})", f"runs, output {obs.output}",
+                            analysis.steps[problem.index].rule, "refusal"))
+        return out, checked
+    checked += 1
     if obs.output != ev.output_shape:
-        out.append(f"model output: predicted {ev.output_shape}, torch gave {obs.output}")
+        out.append(Mismatch("(model)", sizes, ev.output_shape, obs.output, what="model output"))
+    return out, checked
+
+
+def disagreements(analysis: Analysis, sizes: dict[str, int], obs: Observation) -> list[Mismatch]:
+    """Every way the prediction at ``sizes`` differs from what torch did; empty when they agree."""
+    return compare(analysis, sizes, obs)[0]
+
+
+# -- sampling -----------------------------------------------------------------------------------
+
+
+def _add(out: list[dict], sizes: dict[str, int]) -> None:
+    if all(v >= 1 for v in sizes.values()) and sizes not in out:
+        out.append(dict(sizes))
+
+
+def sample_sizes(analysis: Analysis, valid, samples: int, seed: int = 0) -> list[dict[str, int]]:
+    """Sizes worth checking: the smallest valid size and the sizes just below it; both sides of
+    every rounding edge near it (all of these always); then random sizes up to ``samples``."""
+    names = list(analysis.size_names)
+    out: list[dict[str, int]] = []
+    if not names:
+        return [{}]
+    smallest = valid.min() if valid is not None and not valid.is_empty else None
+    base = smallest or {n: 8 for n in names}
+    if smallest is not None:
+        _add(out, smallest)
+        for n in names:
+            _add(out, {**smallest, n: smallest[n] - 1})
+    from .solve import divisible_set  # the exact edge of each rounding
+
+    for step in analysis.steps:
+        for rd in step.roundings:
+            syms = [s for s in rd.numerator.free_symbols if s.name in names]
+            if len(syms) != 1:
+                continue
+            n = syms[0].name
+            num = rd.numerator.xreplace({s: base[s.name] for s in rd.numerator.free_symbols
+                                         if s.name in names and s.name != n})
+            num = num.xreplace({size_symbol("N"): 1})
+            try:
+                exact = divisible_set(num, rd.divisor, syms[0])
+            except Exception:  # an edge the solver cannot place: random sizes still cover it
+                continue
+            edge = next((v for v in exact.values(base[n] + 4 * rd.divisor) if v >= base[n]), None)
+            if edge is not None:
+                for v in (edge - 1, edge, edge + 1):
+                    _add(out, {**base, n: v})
+    rng = random.Random(seed)
+    top = 2 * max(base.values()) + 32
+    tries = 0
+    while len(out) < samples and tries < 20 * samples:
+        tries += 1
+        _add(out, {n: rng.randint(1, top) for n in names})
     return out
+
+
+# -- the report ---------------------------------------------------------------------------------
+
+
+@dataclass
+class VerifyReport:
+    """The outcome of :func:`verify`: ``ok`` when every comparison agreed."""
+
+    sizes: list[dict[str, int]]
+    results: list[tuple[dict, bool, bool, int]]  # (sizes, torch ran, symshape predicted run, mismatches)
+    mismatches: list[Mismatch]
+    checked: int
+    device: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+    def __str__(self) -> str:
+        rows = []
+        for sizes, ran, predicted, bad in self.results:
+            at = ", ".join(f"{k}={v}" for k, v in sizes.items()) or "(fixed)"
+            rows.append((at, "runs" if ran else "raises", "runs" if predicted else "raises",
+                         "ok" if not bad else f"{bad} mismatch{'es' if bad > 1 else ''}"))
+        head = (f"verified on {self.device}: {len(self.sizes)} sizes, {self.checked} checks, "
+                f"{len(self.mismatches)} mismatches")
+        out = [head, text_table(("size", "torch", "symshape", "result"), rows)]
+        out += [f"mismatch: {m}" for m in self.mismatches]
+        out += [f"note: {n}" for n in self.notes]
+        return "\n".join(out)
+
+    __repr__ = __str__
+
+
+def verify(analysis: Analysis, samples: int = 20, sizes: Sequence[dict] | None = None, seed: int = 0,
+           device: str = "cpu") -> VerifyReport:
+    """Check the analysis against real torch forward passes (eval mode, no_grad, batch 1)."""
+    from .quasi import Unsolvable
+
+    model = analysis.model
+    notes: list[str] = []
+    with _eval_mode(model):
+        predicted = analyze(model, analysis.input_shape)  # eval-mode predictions
+        try:
+            valid = predicted.valid_sizes()
+        except Unsolvable as e:
+            valid = None
+            notes.append(f"valid_sizes() could not be solved exactly ({e}); sizes sampled at random")
+        todo = [dict(s) for s in sizes] if sizes is not None else sample_sizes(predicted, valid, samples, seed)
+        mismatches: list[Mismatch] = []
+        results = []
+        checked = 0
+        for s in todo:
+            x = torch.rand(1, *(s[str(d)] if not d.is_Integer else int(d) for d in predicted.input_shape))
+            obs = observe(model, x, predicted.graph, device)
+            bad, n = compare(predicted, s, obs)
+            if valid is not None:
+                n += 1
+                says = valid.contains(**s)
+                if says != (obs.error is None) and not obs.backend_dependent:
+                    bad.append(Mismatch("(model)", s, "runs" if says else "raises", "runs" if obs.error is None else "raises",
+                                        what="valid_sizes()"))
+            if obs.backend_dependent:
+                notes.append(f"at {s}: {obs.backend_dependent}")
+            ev = predicted.evaluate(**s)
+            mismatches += bad
+            checked += n
+            results.append((s, obs.error is None, ev.first_problem() is None, len(bad)))
+    return VerifyReport(todo, results, mismatches, checked, device, notes)

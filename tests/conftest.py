@@ -34,7 +34,8 @@ def pytest_terminal_summary(terminalreporter):
         t = tally.TALLY
         terminalreporter.write_line(
             f"symshape random models: {t['models']} models, {t['sizes']} sizes checked against torch "
-            f"({t['accepted']} accepted, {t['refused']} refused), {t['disagreements']} disagreements"
+            f"({t['accepted']} accepted, {t['refused']} refused), {t['disagreements']} disagreements; "
+            f"Analysis.verify: {t['verify_checks']} checks in eval mode, all agreeing"
         )
     oracle = sys.modules.get("oracle")
     if oracle is not None and oracle.BACKEND_DEPENDENT["count"]:

@@ -24,7 +24,7 @@ def check_sizes(analysis, sizes: dict[str, int]) -> tuple[bool, list[str]]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         obs = observe(analysis.model, sample_input(analysis, sizes), analysis.graph)
-    bad = disagreements(analysis, sizes, obs)
+    bad = [str(m) for m in disagreements(analysis, sizes, obs)]
     BACKEND_DEPENDENT["count"] += bool(obs.backend_dependent)
     return obs.error is None, bad
 

@@ -14,6 +14,17 @@ UPTO = {1: 90, 2: 24}
 CT = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d}
 
 
+class Rows(nn.Module):
+    """``x.view(-1, k)``: runs only where k divides the element count."""
+
+    def __init__(self, k):
+        super().__init__()
+        self.k = k
+
+    def forward(self, x):
+        return x.view(-1, self.k)
+
+
 class UpCat(nn.Module):
     """A U-Net level: pool down, convolve, transposed-conv up, cat with the skip."""
 
@@ -70,6 +81,6 @@ def solver_models(draw):
         ops.append(net)
     linear = draw(st.sampled_from(["none", "lazy", "fixed"]))
     if linear != "none":
-        ops.append(nn.Flatten())
+        ops.append(nn.Flatten() if draw(st.integers(0, 3)) else Rows(draw(st.integers(1, 6))))
         ops.append(nn.LazyLinear(2) if linear == "lazy" else nn.Linear(draw(st.integers(1, 40)), 2))
     return nn.Sequential(*ops), (c0, *NAMES[d]), d

@@ -96,6 +96,10 @@ def _view_flat(x):
     return x.view(x.size(0), -1)
 
 
+def _view_rows(x, k):
+    return x.view(-1, k)  # the batch dim becomes numel / k: it must divide
+
+
 def _flatten_fn(x):
     return torch.flatten(x, 1)
 
@@ -178,7 +182,23 @@ def pad_layer(draw, d, c, functional):
 @st.composite
 def pointwise_layer(draw, d, c, functional):
     kind = draw(st.sampled_from(["relu", "bn", "bn_eval", "instance", "group", "dropout", "identity",
-                                 "softmax", "prelu", "gelu"]))
+                                 "softmax", "prelu", "gelu", "glu", "lrn", "layernorm", "rmsnorm",
+                                 "dropout_nd", "softmax2d", "hardtanh", "leaky"]))
+    if kind == "glu":
+        if c % 2:
+            return nn.GLU(dim=draw(st.sampled_from([-1, 1]))), c  # halving an odd size: refused, or the last dim
+        return (F.glu if functional else nn.GLU(dim=1)), c // 2
+    if kind in ("layernorm", "rmsnorm"):
+        size = draw(st.integers(1, 6))  # runs only where the last dim has that size
+        return (nn.LayerNorm(size) if kind == "layernorm" else nn.RMSNorm(size)), c
+    if kind == "lrn":
+        return nn.LocalResponseNorm(draw(st.integers(1, 3))), c
+    if kind == "dropout_nd":
+        return {1: nn.Dropout1d, 2: nn.Dropout2d, 3: nn.Dropout3d}[d](0.0), c
+    if kind == "softmax2d":
+        return nn.Softmax2d(), c
+    if kind in ("hardtanh", "leaky"):
+        return (nn.Hardtanh() if kind == "hardtanh" else nn.LeakyReLU(0.1)), c
     if functional and kind in ("relu", "dropout", "softmax", "gelu"):
         fn = {"relu": F.relu, "dropout": functools.partial(F.dropout, p=0.0),
               "softmax": functools.partial(F.softmax, dim=1), "gelu": F.gelu}[kind]
@@ -226,12 +246,16 @@ def models(draw):
         ops.append(Skip(nn.Sequential(*block_ops), cat=draw(st.booleans())))
         if ops[-1].cat:
             c_out *= 2
-    tail = draw(st.sampled_from(["none", "flatten", "view", "flatten_fn", "flatten_method"]))
+    tail = draw(st.sampled_from(["none", "flatten", "view", "flatten_fn", "flatten_method", "unflatten",
+                                 "view_fixed"]))
     linear = None
     if tail != "none":
         flat = {"flatten": nn.Flatten(), "view": _view_flat, "flatten_fn": _flatten_fn,
-                "flatten_method": _flatten_method}[tail]
-        ops.append(flat if functional or tail == "flatten" else nn.Flatten())
+                "flatten_method": _flatten_method, "unflatten": nn.Flatten(),
+                "view_fixed": functools.partial(_view_rows, k=draw(st.integers(1, 12)))}[tail]
+        ops.append(flat if functional or tail in ("flatten", "unflatten") else nn.Flatten())
+        if tail == "unflatten":  # a round trip through Unflatten, whose sizes must multiply up
+            ops += [nn.Unflatten(1, (c_out, -1)), nn.Flatten()]
     names = NAMES[d]
     n_sizes = draw(st.integers(2, 4))
     sizes = [dict(zip(names, draw(st.tuples(*[st.integers(1, MAX_SIZE[d])] * d)))) for _ in range(n_sizes)]

@@ -9,7 +9,7 @@ from strategies import models
 import symshape
 
 EXAMPLES = int(os.environ.get("SYMSHAPE_FUZZ_EXAMPLES", "300"))
-TALLY = {"models": 0, "sizes": 0, "accepted": 0, "refused": 0, "disagreements": 0}
+TALLY = {"models": 0, "sizes": 0, "accepted": 0, "refused": 0, "disagreements": 0, "verify_checks": 0}
 
 
 @settings(max_examples=EXAMPLES)
@@ -30,6 +30,14 @@ def test_random_models_agree_with_torch(drawn):
         TALLY["accepted" if ok else "refused"] += 1
         TALLY["disagreements"] += bool(bad)
         assert not bad, f"{description}\n{model}\ninput {input_shape} at {sizes}:\n" + "\n".join(bad)
+    # and Analysis.verify in eval mode: its own sampled sizes (smallest valid, just below,
+    # rounding edges) plus the drawn ones
+    report = analysis.verify(samples=len(sizes_list) + 4, seed=len(TALLY))
+    TALLY["verify_checks"] += report.checked
+    assert report.ok, f"{description}\n{model}\n{report}"
+    report = analysis.verify(sizes=sizes_list)
+    TALLY["verify_checks"] += report.checked
+    assert report.ok, f"{description}\n{model}\n{report}"
 
 
 def check_sizes_without_analysis(model, input_shape, sizes):

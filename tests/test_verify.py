@@ -1,0 +1,97 @@
+"""Analysis.verify: sampled sizes, mismatch reports, the model left alone, the CLI."""
+
+import os
+
+import pytest
+import torch
+import torch.nn as nn
+
+import seed000_mnist
+import seed003_cs231n
+import symshape
+from symshape.cli import main
+from symshape.rules import registry
+from test_unchanged import same, snapshot
+
+EX = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+
+
+def test_verify_samples_the_edges_and_agrees():
+    a = symshape.analyze(seed000_mnist.Net(), (1, "H", "W"))
+    report = a.verify()
+    assert report.ok and not report.mismatches
+    assert report.sizes[:3] == [{"H": 28, "W": 28}, {"H": 27, "W": 28}, {"H": 28, "W": 27}]
+    assert len(report.sizes) == 20 and report.checked > 100
+    assert [r[1] for r in report.results[:3]] == [True, False, False]  # torch ran at the smallest only
+    assert str(report).startswith("verified on cpu: 20 sizes")
+
+
+def test_verify_checks_rounding_edges_and_given_sizes():
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2), nn.Flatten(), nn.LazyLinear(3))
+    a = symshape.analyze(net, (1, "H", "W"))
+    report = a.verify(samples=1)
+    # the smallest valid size 3x3 (where the stride-2 division is exact), just below it, and the
+    # first size past the edge, where the division rounds
+    assert report.sizes == [{"H": 3, "W": 3}, {"H": 2, "W": 3}, {"H": 3, "W": 2}, {"H": 4, "W": 3}, {"H": 3, "W": 4}]
+    given = a.verify(sizes=[{"H": 9, "W": 7}, {"H": 1, "W": 7}])
+    assert given.sizes == [{"H": 9, "W": 7}, {"H": 1, "W": 7}] and given.ok
+
+
+def test_a_wrong_rule_is_caught_with_layer_size_values_and_rule(monkeypatch):
+    rule = registry._MODULE_RULES[nn.MaxPool2d]
+    original = rule.fn
+
+    def off_by_one(ctx, module, x, **kw):
+        out = original(ctx, module, x, **kw)
+        return symshape.tensor.SymTensor((*out.shape[:-1], out.shape[-1] + 1))
+
+    monkeypatch.setitem(registry._MODULE_RULES, nn.MaxPool2d, rule.__class__(
+        rule.name, off_by_one, rule.kind, rule.target, rule.bound, rule.overridable))
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2), nn.Flatten(), nn.LazyLinear(2))
+    report = symshape.analyze(net, (1, "H", "W")).verify(samples=4)
+    assert not report.ok
+    first = report.mismatches[0]
+    assert (first.layer, first.rule, first.what) == ("1", "max_pool", "output shape")
+    assert first.predicted[-1] == first.actual[-1] + 1
+    assert str(first).startswith(f"1 at H={first.sizes['H']}, W={first.sizes['W']} (output shape, rule max_pool)")
+    # the in_features check notices the same error one layer later
+    assert any(m.what == "in_features" and m.layer == "3" for m in report.mismatches)
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_verify_leaves_the_model_alone(device):
+    lazy = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Dropout(0.5), nn.Flatten(), nn.LazyLinear(5))
+    hooked = seed000_mnist.Net()
+    hooked.conv1.register_forward_hook(lambda m, i, o: None)
+    hooked.fc2.eval()  # mixed flags must come back mixed
+    for model in (lazy, hooked, seed003_cs231n.case2_model):
+        before = snapshot(model)
+        report = symshape.analyze(model, (model is seed003_cs231n.case2_model and 3 or 1, "H", "W")).verify(
+            samples=5, device=device)
+        assert report.checked > 0
+        assert same(before, snapshot(model)), (model, device)
+    assert lazy[4].has_uninitialized_params()
+    assert hooked.training and not hooked.fc2.training
+
+
+def test_meta_agrees_on_the_seed_nets():
+    for model, shape in ((seed000_mnist.Net(), (1, "H", "W")), (seed003_cs231n.case2_model, (3, "H", "W"))):
+        assert symshape.analyze(model, shape).verify(samples=8, device="meta").ok
+
+
+def test_verify_cli(capsys):
+    code = main(["verify", os.path.join(EX, "seed003_cs231n.py:simple_model"), "--input", "3,H,W", "--samples", "5"])
+    out, err = capsys.readouterr()
+    assert code == 0 and out.startswith("verified on cpu: ") and "0 mismatches" in out and err == ""
+    code = main(["verify", os.path.join(EX, "seed003_cs231n.py:simple_model"), "--input", "3,H,W", "--samples", "0"])
+    assert code == 2
+
+
+def test_verify_cli_reports_a_mismatch(capsys, monkeypatch):
+    rule = registry._MODULE_RULES[nn.Conv2d]
+    monkeypatch.setitem(registry._MODULE_RULES, nn.Conv2d, rule.__class__(
+        rule.name, lambda ctx, module, x, **kw: symshape.tensor.SymTensor((*x.shape[:1], module.out_channels, 5, 5)),
+        rule.kind, rule.target, rule.bound, rule.overridable))
+    code = main(["verify", os.path.join(EX, "seed003_cs231n.py:simple_model"), "--input", "3,H,W", "--samples", "3"])
+    out, _ = capsys.readouterr()
+    assert code == 1 and "mismatch: 0 at H=" in out and "rule conv" in out
