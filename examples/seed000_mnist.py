@@ -30,29 +30,27 @@ class Net(nn.Module):
 
 
 class NetMaxPool(nn.Module):
-    """The thread's second version, with an nn.MaxPool2d module, and fc1 = Linear(in_features, 50).
+    """The thread's second version, with an nn.MaxPool2d module and its "Approach 1": start from
+    ``any_number = 20000`` and wait for the crash. (The thread also prints ``x.size()`` in
+    forward, its "Approach 2"; symshape needs neither.)
 
-    The thread's "Approach 1" starts from ``in_features=20000`` and waits for the crash.
+        symshape check examples/seed000_mnist.py:NetMaxPool --input 1,28,28
     """
 
-    def __init__(self, in_features=320):
+    def __init__(self):
         super().__init__()
         self.conv1 = nn.Conv2d(1, 10, kernel_size=5)
         self.conv2 = nn.Conv2d(10, 20, kernel_size=5)
         self.mp = nn.MaxPool2d(2)
-        self.fc1 = nn.Linear(in_features, 50)
+        any_number = 20000
+        self.fc1 = nn.Linear(any_number, 50)  # first try
         self.fc2 = nn.Linear(50, 10)
 
     def forward(self, x):
         x = F.relu(self.mp(self.conv1(x)))
         x = F.relu(self.mp(self.conv2(x)))
-        x = x.view(x.size(0), -1)
+        x = x.view(x.size(0), -1)  # flatten the tensor
         x = F.relu(self.fc1(x))
         x = F.dropout(x, training=self.training)
         x = F.relu(self.fc2(x))
         return F.log_softmax(x, dim=1)
-
-
-def any_number_net():
-    """Approach 1 of the thread: ``nn.Linear(20000, 50)``, a wrong guess."""
-    return NetMaxPool(in_features=20000)

@@ -4,14 +4,15 @@ The thread's classifier starts with ``nn.Linear(64, 20)``; at 1x100x100 the feat
 64x7x7 = 3136, hence "mat1 and mat2 shapes cannot be multiplied".
 
     symshape formula examples/seed001_cnnclf.py:CNNclf --input 1,H,W
-    symshape formula examples/seed001_cnnclf.py:CNNclf --input 1,100,100    # 3136
+    symshape formula examples/seed001_cnnclf.py:CNNclf --input 1,100,100    # 3136, not 64
+    symshape check examples/seed001_cnnclf.py:CNNclf --input 1,100,100      # and the fix
 """
 
 import torch.nn as nn
 
 
 class CNNclf(nn.Module):
-    def __init__(self, in_features=64):
+    def __init__(self):
         super().__init__()
         self.net = nn.Sequential(
             nn.Conv2d(in_channels=1, out_channels=64, kernel_size=3),
@@ -26,7 +27,7 @@ class CNNclf(nn.Module):
         )
         self.clf = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(in_features, 20, bias=True),
+            nn.Linear(64, 20, bias=True),
             nn.ReLU(),
             nn.Linear(20, 10, bias=True),
         )
@@ -37,6 +38,8 @@ class CNNclf(nn.Module):
         return x
 
 
-def fixed():
+def answer():
     """The answer's fix: ``nn.Linear(3136, 20)`` for 1x100x100 inputs."""
-    return CNNclf(in_features=3136)
+    model = CNNclf()
+    model.clf[1] = nn.Linear(3136, 20, bias=True)
+    return model

@@ -250,6 +250,17 @@ class Analysis:
 
         return exact_sizes(self, batch)
 
+    # -- wrong Linear layers (symshape.check) ----------------------------------------------
+
+    def check(self, **sizes: int):
+        """Every Linear whose in_features does not fit what reaches it, at ``sizes`` (or, with no
+        sizes, for every size): torch's error, the right value and its formula, the sizes at which
+        the declared value would be right, and the fix. Returns a :class:`~symshape.check.CheckReport`.
+        """
+        from .check import check
+
+        return check(self, sizes)
+
     # -- proof against torch (symshape.verify) ---------------------------------------------
 
     def verify(self, samples: int = 20, sizes=None, seed: int = 0, device: str = "cpu"):

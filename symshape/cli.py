@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Sequence
 
@@ -138,6 +139,69 @@ def cmd_sizes(args) -> int:
     return OK
 
 
+_SPATIAL_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("T", "H", "W")}
+
+
+def _named(shape: tuple) -> tuple[tuple, dict]:
+    """``(1, 28, 28)`` -> ``((1, "H", "W"), {"H": 28, "W": 28})``: numbers after the channel dim
+    become named sizes, so answers come with formulas; names already given stay."""
+    if any(isinstance(d, str) for d in shape) or len(shape) < 2:
+        return shape, {}
+    spatial = len(shape) - 1
+    names = _SPATIAL_NAMES.get(spatial, tuple(f"D{i}" for i in range(1, spatial + 1)))
+    return (shape[0], *names), dict(zip(names, shape[1:]))
+
+
+def _source_file(model, layer: str, spec: str) -> str:
+    """The file that builds ``layer``: the nearest user-defined class above it, else the spec's file."""
+    import inspect
+
+    parts = layer.split(".") if layer not in ("", "(model)") else []
+    for i in range(len(parts) - 1, -1, -1):
+        owner = model.get_submodule(".".join(parts[:i])) if i else model
+        if not type(owner).__module__.startswith("torch."):
+            try:
+                return inspect.getsourcefile(type(owner))
+            except TypeError:
+                break
+    where = spec.rpartition(":")[0]
+    return where if where.endswith(".py") else ""
+
+
+def cmd_check(args) -> int:
+    """Every Linear whose in_features does not fit (exit 1), with the fix; --fix edits the source."""
+    from .fix import apply_edits, plan_fixes, unified_diff
+
+    model, shape = _model_and_input(args)
+    named, sizes = _named(shape)
+    report = analyze(model, named).check(**sizes)
+    print(report)
+    if report.ok or not args.fix:
+        return OK if report.ok else FINDING
+    by_file: dict[str, list] = {}
+    for f in report.findings:
+        by_file.setdefault(_source_file(model, f.layer, args.model), []).append(f)
+    fixed = 0
+    for path, findings in by_file.items():
+        if not path:
+            for f in findings:
+                print(f"not fixed: {f.layer}: no source file to edit")
+            continue
+        with open(path, encoding="utf-8") as fh:
+            source = fh.read()
+        edits, refusals = plan_fixes(source, findings, path)
+        for r in refusals:
+            print(f"not fixed: {r.layer}: {r.reason}")
+        if edits:
+            new = apply_edits(source, edits)
+            print(unified_diff(source, new, os.path.relpath(path)), end="")
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(new)
+            fixed += len(edits)
+            print(f"fixed {', '.join(e.layer for e in edits)} in {os.path.relpath(path)}")
+    return OK if fixed == len(report.findings) else FINDING
+
+
 def cmd_verify(args) -> int:
     """Run the real model at sampled sizes and compare every step (exit 1 on any mismatch)."""
     model, shape = _model_and_input(args)
@@ -169,6 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--square", action="store_true", help="require all spatial sizes to be equal")
     p.add_argument("--max", type=int, metavar="N", help="also list every solution with all sizes <= N")
     p.set_defaults(func=cmd_solve)
+    p = model_command("check", "find Linear layers whose in_features does not fit, and the fix")
+    p.add_argument("--fix", action="store_true",
+                   help="rewrite a wrong in_features in the source file when it is a literal (prints a diff)")
+    p.set_defaults(func=cmd_check)
     p = model_command("verify", "check every prediction against real torch forward passes")
     p.add_argument("--samples", type=int, default=20, help="how many sizes to check (default 20)")
     p.add_argument("--seed", type=int, default=0, help="seed for the random sizes (default 0)")

@@ -386,6 +386,13 @@ class SizeSet:
         """One line per box (the set is their union)."""
         return [self._box_text(b) for b in self.boxes]
 
+    def summary(self, max_boxes: int = 3) -> str:
+        """Like ``str``, with at most ``max_boxes`` boxes written out and a count of the rest."""
+        lines = self.lines()
+        if len(lines) <= max_boxes:
+            return str(self) if not self.note else "; or ".join(lines)
+        return "; or ".join(lines[:max_boxes]) + f"; or {len(lines) - max_boxes} more boxes"
+
     def __str__(self) -> str:
         if self.is_empty:
             return "no input size" + (f" ({self.note})" if self.note else "")

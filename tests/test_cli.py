@@ -23,8 +23,7 @@ def run(capsys, *argv):
     "spec, shape, fc, formula, value",
     [
         ("seed000_mnist.py:Net", "1,{}", "fc1", "20*floor((H - 12)/4)*floor((W - 12)/4)", "320"),
-        ("seed000_mnist.py:NetMaxPool", "1,{}", "fc1", "20*floor((H - 12)/4)*floor((W - 12)/4)", "320"),
-        ("seed001_cnnclf.py:fixed", "1,{}", "clf.1", "64*floor((H - 16)/12)*floor((W - 16)/12)", "3136"),
+        ("seed001_cnnclf.py:answer", "1,{}", "clf.1", "64*floor((H - 16)/12)*floor((W - 16)/12)", "3136"),
         ("seed002_pytorch_mnist.py:Net", "1,{}", "fc1", "64*floor((H - 4)/2)*floor((W - 4)/2)", "9216"),
         ("seed003_cs231n.py:simple_model", "3,{}", "3", "32*floor((H - 5)/2)*floor((W - 5)/2)", "5408"),
         ("seed003_cs231n.py:case2_model", "3,{}", "4", "64*floor(H/8)*floor(W/8)", "1024"),
@@ -43,16 +42,18 @@ def test_formula_on_seed_examples(capsys, spec, shape, fc, formula, value):
 
 
 def test_formula_wrong_linear_is_a_finding(capsys):
-    code, out, _ = run(capsys, "formula", os.path.join(EX, "seed000_mnist.py:any_number_net"), "--input", "1,28,28")
+    code, out, _ = run(capsys, "formula", os.path.join(EX, "seed000_mnist.py:NetMaxPool"), "--input", "1,H,W")
+    assert code == 0 and "fc1    20*floor((H - 12)/4)*floor((W - 12)/4)  20000" in out
+    code, out, _ = run(capsys, "formula", os.path.join(EX, "seed000_mnist.py:NetMaxPool"), "--input", "1,28,28")
     assert code == 1
     assert "fc1    320          20000  <- does not fit" in out
     assert "in_features is 20000 but the input's last dim is 320" in out
 
 
 def test_formula_kwargs(capsys):
-    code, out, _ = run(capsys, "formula", os.path.join(EX, "seed001_cnnclf.py:CNNclf"), "--input", "1,100,100",
-                       "--kwargs", '{"in_features": 3136}')
-    assert code == 0 and "3136         3136" in out
+    code, out, _ = run(capsys, "formula", os.path.join(EX, "unet.py:UNet"), "--input", "1,64,64",
+                       "--kwargs", '{"levels": 2, "classes": 3}')
+    assert code == 0 and "the forward calls no nn.Linear; output shape: (N, 3, 64, 64)" in out
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ H, W = sympy.symbols("H W", integer=True, positive=True)
 def test_seed000_formula_and_320(make):
     a = symshape.analyze(make(), (1, "H", "W"))
     assert str(a.in_features["fc1"]) == "20*floor((H - 12)/4)*floor((W - 12)/4)"
-    assert a.at(H=28, W=28).in_features["fc1"] == 320
+    assert a.evaluate(H=28, W=28).in_features["fc1"] == 320  # what reaches fc1 (NetMaxPool declares 20000)
     assert list(a.in_features) == ["fc1", "fc2"]
 
 
@@ -41,7 +41,7 @@ def test_seed000_too_small_names_the_layer():
 
 
 def test_seed000_any_number_refused_at_fc1():
-    a = symshape.analyze(seed000_mnist.any_number_net(), (1, 28, 28))
+    a = symshape.analyze(seed000_mnist.NetMaxPool(), (1, 28, 28))
     ev = a.evaluate()
     assert ev.in_features["fc1"] == 320
     assert [f.step for f in ev.mismatches] == ["fc1"]
@@ -58,7 +58,7 @@ def test_seed001_cnnclf_3136():
     assert a.evaluate(H=100, W=100).in_features["clf.1"] == 3136
     with pytest.raises(symshape.InvalidInputSize, match="clf.1: in_features is 64 but the input's last dim is 3136"):
         a.at(H=100, W=100)
-    assert symshape.analyze(seed001_cnnclf.fixed(), (1, 100, 100)).at().in_features["clf.1"] == 3136
+    assert symshape.analyze(seed001_cnnclf.answer(), (1, 100, 100)).at().in_features["clf.1"] == 3136
 
 
 def test_seed002_9216_step_by_step():
@@ -86,16 +86,17 @@ def test_seed003_case1_5408_and_case2_1024():
 
 
 @pytest.mark.parametrize(
-    "model, shape, sizes",
+    "model, shape, sizes, some_run",
     [
-        (seed000_mnist.Net, (1, "H", "W"), grid(("H", "W"), [1, 11, 12, 15, 16, 17, 28, 31])),
-        (seed000_mnist.NetMaxPool, (1, "H", "W"), grid(("H", "W"), [12, 16, 28, 29])),
-        (seed001_cnnclf.fixed, (1, "H", "W"), grid(("H", "W"), [15, 16, 27, 28, 100, 101])),
-        (seed002_pytorch_mnist.Net, (1, "H", "W"), grid(("H", "W"), [5, 6, 27, 28, 29])),
-        (lambda: seed003_cs231n.simple_model, (3, "H", "W"), grid(("H", "W"), [6, 7, 31, 32, 33])),
-        (lambda: seed003_cs231n.case2_model, (3, "H", "W"), grid(("H", "W"), [7, 8, 31, 32, 39, 40])),
+        (seed000_mnist.Net, (1, "H", "W"), grid(("H", "W"), [1, 11, 12, 15, 16, 17, 28, 31]), True),
+        # fc1 = Linear(20000, 50): torch refuses all of these at fc1, as symshape says
+        (seed000_mnist.NetMaxPool, (1, "H", "W"), grid(("H", "W"), [12, 16, 28, 29]), False),
+        (seed001_cnnclf.answer, (1, "H", "W"), grid(("H", "W"), [15, 16, 27, 28, 100, 101]), True),
+        (seed002_pytorch_mnist.Net, (1, "H", "W"), grid(("H", "W"), [5, 6, 27, 28, 29]), True),
+        (lambda: seed003_cs231n.simple_model, (3, "H", "W"), grid(("H", "W"), [6, 7, 31, 32, 33]), True),
+        (lambda: seed003_cs231n.case2_model, (3, "H", "W"), grid(("H", "W"), [7, 8, 31, 32, 39, 40]), True),
     ],
 )
-def test_seeds_agree_with_torch(model, shape, sizes):
+def test_seeds_agree_with_torch(model, shape, sizes, some_run):
     accepted = assert_agrees(model(), shape, sizes)
-    assert accepted > 0
+    assert (accepted > 0) == some_run
