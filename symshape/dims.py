@@ -23,6 +23,8 @@ from sympy import Add, Integer, Mul, S
 
 __all__ = [
     "FloorDiv",
+    "always_divisible",
+    "integer_polynomial",
     "SizeExpr",
     "canonical",
     "ceil_div",
@@ -76,9 +78,12 @@ class FloorDiv(sympy.Function):
         if any(not c.is_Integer for c, _ in coeffs):
             return None  # rational coefficients: leave it alone, the identities need integers
         qi = int(q)
-        whole = [c * m for c, m in coeffs if m is not S.One and int(c) % qi == 0]
+        def pulls_out(c, m):
+            return m is not S.One and int(c) % qi == 0 and integer_polynomial(m)
+
+        whole = [c * m for c, m in coeffs if pulls_out(c, m)]
         if whole:
-            rest = [c * m for c, m in coeffs if not (m is not S.One and int(c) % qi == 0)]
+            rest = [c * m for c, m in coeffs if not pulls_out(c, m)]
             return Add(*[w / q for w in whole]) + cls(Add(*rest), q)
         const = sum((int(c) for c, m in coeffs if m is S.One), 0)
         variable = [(int(c), m) for c, m in coeffs if m is not S.One]
@@ -140,6 +145,36 @@ def canonical(expr: SizeExpr) -> sympy.Expr:
             p, q = rest.args
             return FloorDiv(p + const * q, q)
     return expr
+
+
+def integer_polynomial(expr: SizeExpr) -> bool:
+    """Whether ``expr`` is a sum of integer multiples of products of symbols and floors -- so an
+    integer at every integer size. Decided from the structure alone: sympy's ``is_integer``
+    can be wrong on fractions of products (``N*(4*H - 2)/10`` claims to be an integer)."""
+    expr = sympy.sympify(expr)
+    if expr.is_Integer or expr.is_Symbol or isinstance(expr, FloorDiv):
+        return bool(expr.is_Integer or expr.is_Symbol and expr.is_integer or isinstance(expr, FloorDiv))
+    if isinstance(expr, (Add, Mul)):
+        return all(integer_polynomial(a) for a in expr.args)
+    if isinstance(expr, sympy.Pow):
+        return expr.exp.is_Integer and int(expr.exp) >= 0 and integer_polynomial(expr.base)
+    return False
+
+
+def always_divisible(expr: SizeExpr, divisor: SizeExpr) -> bool:
+    """Whether ``divisor`` divides ``expr`` at every integer size (a sufficient test: False only
+    means "not proved")."""
+    expr, divisor = sympy.sympify(expr), sympy.sympify(divisor)
+    if divisor.is_Integer:
+        m = abs(int(divisor))
+        if m == 0:
+            return False
+        if m == 1:
+            return integer_polynomial(expr)
+        expanded = sympy.expand(expr)
+        terms = [t.as_coeff_Mul() for t in Add.make_args(expanded)]
+        return all(c.is_Integer and int(c) % m == 0 and integer_polynomial(rest) for c, rest in terms)
+    return integer_polynomial(expr / divisor)
 
 
 def has_floor(expr: SizeExpr) -> bool:

@@ -11,7 +11,7 @@ import torch
 import torch.fx
 import torch.nn as nn
 
-from .dims import canonical, floor_div
+from .dims import always_divisible, canonical, floor_div
 from .errors import SymshapeError, UnsupportedOperation
 from .requirements import Requirement, Rounding
 from .rules import Context, Rule, rule_for_function, rule_for_method, rule_for_module, target_name
@@ -84,9 +84,8 @@ def _size_arithmetic(target, args, kwargs, node: torch.fx.Node, where: str):
             return int(a) // int(b)
         if isinstance(b, (int, sympy.Integer)) and int(b) > 0:
             return canonical(floor_div(a, int(b)))
-        quotient = sympy.sympify(a) / sympy.sympify(b)
-        if quotient.is_integer:  # e.g. x.numel() // x.size(0): the batch size cancels exactly
-            return canonical(quotient)
+        if always_divisible(a, b):  # e.g. x.numel() // x.size(0): the batch size cancels exactly
+            return canonical(sympy.sympify(a) / sympy.sympify(b))
         raise UnsupportedOperation(
             "operator.floordiv", where, node.format_node(),
             f"{a} // {b}: symshape divides sizes by a positive int, or exactly",

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import sympy
 
+from .dims import always_divisible
+
 __all__ = ["Requirement", "Rounding", "RELATIONS", "KINDS"]
 
 RELATIONS = (">=", "==", "!=", "divisible", "broadcast", "never")
@@ -98,7 +100,7 @@ class Requirement:
                 return False
             # lhs = rhs * (an integer expression): divisible wherever rhs != 0, and a
             # zero rhs is refused by its own requirement.
-            return True if (self.lhs / self.rhs).is_integer else None
+            return True if always_divisible(self.lhs, self.rhs) else None
         if rel is sympy.true:
             return True
         if rel is sympy.false:

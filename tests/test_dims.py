@@ -102,3 +102,16 @@ def test_compiled_matches_sympy(x, y, a, m, n):
     assert got[0] == value(exprs[0], x, y)
     assert got[1] == (x * y * (x // m)) // n
     assert got[2] == (y if x // m == 1 else x // m)
+
+
+@given(st.integers(-6, 6), st.integers(-6, 6), st.integers(1, 12))
+def test_always_divisible_is_never_wrong(a, b, m):
+    from symshape.dims import always_divisible
+
+    N = size_symbol("N")
+    for expr in (N * (a * H + b) * (4 * W - 2), (a * H + b) * floor_div(H, 2), 2 * m * H + a * m, N * H * W):
+        if always_divisible(expr, m):
+            fn = compile_exprs([N, H, W], [expr])
+            assert all(fn(n, h, w)[0] % m == 0 for n in (1, 2, 3) for h in range(1, 9) for w in range(1, 9))
+    assert not always_divisible(N * (4 * H - 2) * (4 * W - 2), 10)  # sympy's is_integer says it is
+    assert always_divisible(N * H * W, N) and always_divisible(20 * H, 10)
