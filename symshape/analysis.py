@@ -261,6 +261,25 @@ class Analysis:
 
         return check(self, sizes)
 
+    # -- derivations for docs (symshape.explain) --------------------------------------------
+
+    def explain(self, format: str = "text", **sizes: int):
+        """Every layer's arithmetic: symbolically, or at ``sizes`` with each formula's numbers,
+        the exact value before rounding, the rounding torch applies and what it means; closing
+        with each Linear's in_features, the other sizes that give it, and the no-rounding sizes.
+        ``format``: ``text`` (fits 100 columns), ``markdown`` (tables and math) or ``latex``
+        (an amsmath ``align*`` fragment). Returns a str that renders itself in Jupyter.
+        """
+        from .explain import explain
+
+        return explain(self, format, **sizes)
+
+    def _repr_markdown_(self) -> str:
+        return self.explain("markdown")
+
+    def _repr_latex_(self) -> str:
+        return "$$" + self.explain("latex") + "$$"
+
     # -- proof against torch (symshape.verify) ---------------------------------------------
 
     def verify(self, samples: int = 20, sizes=None, seed: int = 0, device: str = "cpu"):

@@ -202,6 +202,14 @@ def cmd_check(args) -> int:
     return OK if fixed == len(report.findings) else FINDING
 
 
+def cmd_explain(args) -> int:
+    """Every layer's arithmetic, symbolic or at the sizes given, as text, Markdown or LaTeX."""
+    model, shape = _model_and_input(args)
+    named, sizes = _named(shape)
+    print(analyze(model, named).explain(args.format, **sizes), end="")
+    return OK
+
+
 def cmd_verify(args) -> int:
     """Run the real model at sampled sizes and compare every step (exit 1 on any mismatch)."""
     model, shape = _model_and_input(args)
@@ -233,6 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--square", action="store_true", help="require all spatial sizes to be equal")
     p.add_argument("--max", type=int, metavar="N", help="also list every solution with all sizes <= N")
     p.set_defaults(func=cmd_solve)
+    p = model_command("explain", "write out every layer's arithmetic (why 13.5 becomes 13)")
+    p.add_argument("--format", choices=("text", "md", "markdown", "latex"), default="text",
+                   help="text (default, fits 100 columns), md (tables and math) or latex (amsmath)")
+    p.set_defaults(func=cmd_explain)
     p = model_command("check", "find Linear layers whose in_features does not fit, and the fix")
     p.add_argument("--fix", action="store_true",
                    help="rewrite a wrong in_features in the source file when it is a literal (prints a diff)")

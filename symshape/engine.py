@@ -35,6 +35,7 @@ class Step:
     kind: str = "module"  # module | function | method
     module: nn.Module | None = field(default=None, repr=False, compare=False)
     roundings: tuple[Rounding, ...] = ()  # the divisions the op rounds (exact where they divide)
+    derivations: tuple = ()  # how each dim was sized (symshape.derivations), for explanations
 
 
 @dataclass
@@ -178,7 +179,8 @@ def propagate(traced: Traced, x: SymTensor) -> Propagation:
         if _has_tensor(value):
             inputs = tuple(t.shape for t in _tensors_in((args, kwargs)))
             steps.append(Step(ctx.step, op, inputs, _shapes(value), rule.name,
-                              tuple(ctx.requirements), node.name, kind, module, tuple(ctx.roundings)))
+                              tuple(ctx.requirements), node.name, kind, module, tuple(ctx.roundings),
+                              tuple(ctx.derivations)))
             if ctx.linear_input is not None and kind == "module":
                 in_features.setdefault(name, canonical(ctx.linear_input))
         elif ctx.requirements:

@@ -383,9 +383,10 @@ def valid_sizes(analysis, batch: int = 1) -> SizeSet:
     return solve_requirements(analysis.size_names, analysis.requirements, batch)
 
 
-def exact_sizes(analysis, batch: int = 1) -> SizeSet:
-    """The valid sizes at which no layer rounds."""
-    reqs = list(analysis.requirements)
+def exact_sizes(analysis, batch: int = 1, ignore_declared: bool = False) -> SizeSet:
+    """The valid sizes at which no layer rounds (``ignore_declared``: whatever the Linear layers'
+    declared in_features, as when choosing them)."""
+    reqs = [(w, r) for w, r in analysis.requirements if not (ignore_declared and r.kind == "declared")]
     for step in analysis.steps:
         for rd in step.roundings:
             reqs.append((step.name, Requirement(rd.numerator, "divisible", rd.divisor, rd.what)))

@@ -23,6 +23,10 @@ settings.load_profile("ci" if os.environ.get("CI") else "default")
 collect_ignore = []
 
 
+def pytest_addoption(parser):
+    parser.addoption("--regen-golden", action="store_true", help="rewrite tests/golden/ from the current output")
+
+
 @pytest.fixture
 def examples_dir():
     return EXAMPLES

@@ -19,6 +19,7 @@ import sympy
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..derivations import Transposed, Window
 from ..dims import canonical, floor_div
 from ..tensor import SymTensor
 from .common import check_rank, ntuple, spatial_unit, tensor_arg
@@ -78,8 +79,8 @@ def conv_shape(
             ctx.at_least(size, 1, f"convolution needs a non-empty input, gets {{lhs}} {unit}")
         else:
             ctx.at_least(size, span - pl - pr, _kernel_reason(k, dl, (pl, pr), unit))
-        ctx.rounding(size + pl + pr - span, s, f"stride {s}")
         out.append(conv_out(size, k, s, pl + pr, dl))
+        ctx.derive(Window(unit, size, k, s, (pl, pr), dl, False, out[-1]))
     return SymTensor((*x.shape[: -(d + 1)], out_channels, *out))
 
 
@@ -162,6 +163,7 @@ def conv_transpose_shape(ctx: Context, x: SymTensor, d: int, in_channels: int | 
             out.append(canonical(want))
         else:
             value = conv_transpose_out(size, k, s, p, dl, op)
+            ctx.derive(Transposed(unit, size, k, s, p, dl, op, value))
             ctx.require(value, ">=", 1, f"transposed convolution output would be {{lhs}} {unit}, needs at least 1",
                         backend_dependent=_EMPTY_TRANSPOSED)
             out.append(value)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..derivations import Padded
 from ..dims import canonical
 from ..tensor import SymTensor
 from .common import as_int, spatial_unit, tensor_arg
@@ -51,6 +52,7 @@ def pad_shape(ctx: Context, x: SymTensor, pad: tuple[int, ...], mode: str, layer
         for i in range(x.ndim - k - 1 if x.ndim == k + 2 else 0, x.ndim):
             ctx.at_least(shape[i], 1, f"{mode} padding needs non-empty dims, gets {{lhs}} at dim {i}")
     outs = []
+    derived: list[Padded] = []
     for j in range(k):
         dim = x.ndim - 1 - j
         left, right = pad[2 * j], pad[2 * j + 1]
@@ -84,7 +86,10 @@ def pad_shape(ctx: Context, x: SymTensor, pad: tuple[int, ...], mode: str, layer
                     f"{mode} padding ({left}, {right}) needs at least {{rhs}} {unit}, gets {{lhs}}",
                 )
         outs.append(out)
+        derived.insert(0, Padded(unit, size, left, right, mode, out))  # F.pad lists the last dim first
         shape[dim] = out
+    for d in derived:
+        ctx.derive(d)
     shrinking = all(left + right < 0 for left, right in zip(pad[::2], pad[1::2]))
     if mode in ("reflect", "replicate") and k > 1 and shrinking:
         # torch's check is "some padded dim of the output is non-empty"; with all of them >= 0

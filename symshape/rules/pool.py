@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..derivations import Adaptive, Window
 from ..dims import canonical, ceil_div, floor_div, product
 from ..requirements import Requirement
 from ..tensor import SymTensor
@@ -82,8 +83,8 @@ def pool_shape(ctx: Context, x: SymTensor, d: int, kernel, stride, padding, dila
         if ceil_mode:
             text += " (ceil_mode)"
         ctx.at_least(size, need, f"{short} {text} needs at least {{rhs}} {spatial_unit(i, d)}, gets {{lhs}}")
-        ctx.rounding(size + 2 * p - (dl * (k - 1) + 1), s, f"stride {s}" + (" (ceil_mode)" if ceil_mode else ""))
         out.append(pool_out(size, k, s, p, dl, ceil_mode))
+        ctx.derive(Window(spatial_unit(i, d), size, k, s, (p, p), dl, ceil_mode, out[-1]))
     return SymTensor((*x.shape[:-d], *out))
 
 
@@ -178,9 +179,9 @@ def adaptive_shape(ctx: Context, x: SymTensor, d: int, output_size, layer: str, 
     elif x.ndim not in (d + 1, d + 2):
         ctx.require(0, ">=", 1, f"{layer} expects a {d + 1}D or {d + 2}D input, gets {x.ndim}D",
                     unless=fast)
-    for size, o in zip(x.shape[-d:], sizes):
+    for i, (size, o) in enumerate(zip(x.shape[-d:], sizes)):
         if o is not None:
-            ctx.rounding(size, o, f"adaptive output {o}")
+            ctx.derive(Adaptive(spatial_unit(i, d), size, o))
     first = x.ndim - d if kind == "avg" and d < 3 else max(x.ndim - d - 1, 0)
     for i in range(first, x.ndim):
         unit = spatial_unit(i - (x.ndim - d), d) if i >= x.ndim - d else "channels"

@@ -163,6 +163,7 @@ class Context:
         #: set by the Linear rule: the size that reaches the layer's in_features
         self.linear_input = None
         self.roundings: list[Rounding] = []
+        self.derivations: list = []
 
     def require(self, lhs, relation: str, rhs, reason: str, kind: str = "size",
                 unless: Requirement | None = None, backend_dependent: str = "") -> None:
@@ -182,12 +183,13 @@ class Context:
     def divisible(self, lhs, divisor, reason: str) -> None:
         self.require(lhs, "divisible", divisor, reason)
 
-    def rounding(self, numerator, divisor: int, what: str) -> None:
-        """The rule computes ``floor(numerator / divisor)``; exact only where it divides."""
-        numerator = sympy.sympify(numerator)
-        if divisor <= 1 or (numerator.is_Integer and int(numerator) % divisor == 0):
+    def derive(self, derivation) -> None:
+        """Record how one dim was sized (see :mod:`symshape.derivations`), and its rounding."""
+        self.derivations.append(derivation)
+        rd = derivation.rounding
+        if rd is None or (rd.numerator.is_Integer and int(rd.numerator) % rd.divisor == 0):
             return  # exact at every size
-        self.roundings.append(Rounding(numerator, divisor, what))
+        self.roundings.append(rd)
 
     def never(self, reason: str) -> None:
         """torch raises at every size (a static misconfiguration), but the shape is still known."""

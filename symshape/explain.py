@@ -1,0 +1,407 @@
+"""Derivations for docs: every layer's arithmetic, symbolically or at a size, as text, Markdown or LaTeX.
+
+At a size, each windowed layer shows torch's formula with its own parameters, the exact value
+before rounding (a fraction and a decimal), the rounding torch applies and what it means: which
+rows no window covers, how many padded rows the windows use, which nearby sizes need no
+rounding, and -- with ceil_mode -- whether torch keeps or drops the last window.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import sympy
+
+from .compiled import compile_exprs
+from .derivations import Adaptive, Padded, Transposed, Window
+from .dims import size_symbol
+from .tensor import shape_str
+
+__all__ = ["Explanation", "explain"]
+
+FORMATS = {"text": "text", "txt": "text", "markdown": "markdown", "md": "markdown", "latex": "latex", "tex": "latex"}
+WIDTH = 100
+
+
+class Explanation(str):
+    """A derivation as a string, in one format; renders itself in Jupyter in the others too."""
+
+    analysis = None
+    sizes: dict = {}
+
+    def _repr_markdown_(self) -> str:
+        return explain(self.analysis, "markdown", **self.sizes)
+
+    def _repr_latex_(self) -> str:
+        return "$$" + explain(self.analysis, "latex", **self.sizes) + "$$"
+
+
+# -- a format-neutral description ----------------------------------------------------------------
+
+
+@dataclass
+class Line:
+    """One dim's arithmetic: a formula and its value (math), and notes (prose)."""
+
+    dim: str
+    formula: tuple  # (text, latex)
+    value: tuple = ("", "")  # (text, latex)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Block:
+    name: str
+    op: str
+    shapes: str
+    lines: list[Line] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _tex_text(s: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
+                 ("$", r"\$"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\^{}"),
+                 ("→", r"$\to$"), ("≥", r"$\geq$"), ("≡", r"$\equiv$"), ("∈", r"$\in$"), ("·", r"$\cdot$"),
+                 ("×", r"$\times$"), ("−", "-"), ("…", r"\ldots{}")):
+        s = s.replace(a, b)
+    return s
+
+
+def _num(v) -> tuple[str, str]:
+    """An exact value: ``27/2 = 13.5`` (text) / ``\\frac{27}{2} = 13.5`` (LaTeX)."""
+    f = Fraction(v)
+    if f.denominator == 1:
+        return str(f.numerator), str(f.numerator)
+    dec = f"{float(f):.4g}"
+    exact = Fraction(dec) == f
+    dots_t, dots_l = ("", "") if exact else ("…", r"\ldots")
+    return (f"{f.numerator}/{f.denominator} = {dec}{dots_t}",
+            rf"\frac{{{f.numerator}}}{{{f.denominator}}} = {dec}{dots_l}")
+
+
+def _sym(e) -> tuple[str, str]:
+    e = sympy.sympify(e)
+    return str(e), sympy.latex(e)
+
+
+def _window_formula(w: Window, size) -> tuple[str, str]:
+    """torch's formula with this layer's parameters; ``size`` is a number or an expression."""
+    st, sl = (str(size), str(size)) if not isinstance(size, sympy.Basic) else _sym(size)
+    pl, pr = w.pad
+    pad_t = f"2·{pl}" if pl == pr else f"{pl} + {pr}"
+    pad_l = rf"2 \cdot {pl}" if pl == pr else f"{pl} + {pr}"
+    text = f"({st} + {pad_t} − {w.dilation}·({w.kernel} − 1) − 1)/{w.stride} + 1"
+    latex = rf"\frac{{{sl} + {pad_l} - {w.dilation} \cdot ({w.kernel} - 1) - 1}}{{{w.stride}}} + 1"
+    return text, latex
+
+
+def _plural(n: int, unit: str) -> str:
+    return f"{n} {unit if n != 1 else unit.rstrip('s')}"
+
+
+def _last(n: int, unit: str) -> str:
+    """``the last row`` / ``the last 2 rows``."""
+    return f"the last {unit.rstrip('s')}" if n == 1 else f"the last {n} {unit}"
+
+
+def _window_concrete(w: Window, size: int, out: int) -> Line:
+    ft, fl = _window_formula(w, size)
+    pl, pr = w.pad
+    num = size + pl + pr - w.span
+    exact = Fraction(num, w.stride) + 1
+    vt, vl = _num(exact)
+    notes: list[str] = []
+    unit = w.dim
+    if exact.denominator == 1:
+        value = (f"{vt}", vl)
+        if w.stride > 1:
+            where = f"the {size + pl + pr} padded {unit}" if pl or pr else f"the {_plural(size, unit)}"
+            notes.append(f"exact: the last {w.span}-wide window ends on the last of {where}")
+    else:
+        r = num % w.stride
+        if not w.ceil_mode:
+            value = (f"{vt} → {out}", rf"{vl} \to {out}")
+            uncovered = max(0, r - pr)
+            if uncovered:
+                notes.append(f"floor: {_last(uncovered, unit)} of the {size} "
+                             f"{'is' if uncovered == 1 else 'are'} never covered by a {w.span}-wide window "
+                             f"at stride {w.stride}")
+            else:
+                notes.append(f"floor: only padding goes unused ({_plural(r, unit)} at the end)")
+        else:
+            first = math.ceil(Fraction(num, w.stride)) + 1
+            value = (f"{vt} → {out}", rf"{vl} \to {out}")
+            if out < first:
+                notes.append(f"ceil_mode rounds up to {first}, but window {first} would start at padded "
+                             f"{unit.rstrip('s')} {(first - 1) * w.stride}, where the input and its left "
+                             f"padding ({size + pl} {unit}) have already ended, so torch drops it")
+            else:
+                over = (out - 1) * w.stride + w.span - (size + pl + pr)
+                notes.append(f"ceil_mode rounds up: the last window starts inside the input and reaches "
+                             f"{_plural(over, unit)} past the padded end")
+        low, high = size - r, size + (w.stride - r)
+        nearest = " or ".join(str(v) for v in (low, high) if v >= 1)
+        notes.append(f"{nearest} {unit} would need no rounding here")
+    if w.stride > w.span:
+        notes.append(f"with stride {w.stride} > the {w.span}-wide window, "
+                     f"{_plural(w.stride - w.span, unit)} between windows {'is' if w.stride - w.span == 1 else 'are'} "
+                     f"never read")
+    if pl or pr:
+        last_end = (out - 1) * w.stride + w.span  # in padded coordinates, exclusive
+        used_right = max(0, min(pr, last_end - (pl + size)))
+        parts = []
+        if pl:
+            parts.append(f"{_plural(pl, unit)} at the start (used by the first window)")
+        if pr:
+            used = "all used" if used_right == pr else "unused" if used_right == 0 else f"{used_right} used"
+            parts.append(f"{_plural(pr, unit)} at the end ({used})")
+        notes.append("padding: " + "; ".join(parts))
+    return Line(unit, (ft, fl), value, notes)
+
+
+def _window_symbolic(w: Window) -> Line:
+    ft, fl = _window_formula(w, w.size)
+    rounding = "ceil" if w.ceil_mode else "floor"
+    ft = f"{rounding}({ft[:ft.rindex(' + 1')]}) + 1" if w.stride > 1 else ft
+    if w.stride > 1:
+        core = fl[: fl.rindex(" + 1")]
+        fl = (rf"\left\lceil {core} \right\rceil + 1" if w.ceil_mode else rf"\left\lfloor {core} \right\rfloor + 1")
+    ot, ol = _sym(w.out)
+    notes = ["ceil_mode: torch drops a last window that would start in the right padding"] if w.ceil_mode else []
+    return Line(w.dim, (ft, fl), (ot, ol), notes)
+
+
+def _adaptive(a: Adaptive, size) -> Line:
+    if isinstance(size, int):
+        lengths = [math.ceil(Fraction((i + 1) * size, a.out)) - math.floor(Fraction(i * size, a.out))
+                   for i in range(a.out)]
+        lo, hi = min(lengths), max(lengths)
+        note = (f"{a.out} windows of {lo} {a.dim}" if lo == hi else
+                f"{a.out} windows of {lo} to {hi} {a.dim}: {size} is not a multiple of {a.out}")
+        return Line(a.dim, (f"adaptive: {size} → {a.out}", rf"\text{{adaptive: }} {size} \to {a.out}"),
+                    notes=[note])
+    st, sl = _sym(size)
+    return Line(a.dim, (f"adaptive: {st} → {a.out}", rf"\text{{adaptive: }} {sl} \to {a.out}"))
+
+
+def _transposed(t: Transposed, size) -> Line:
+    st, sl = (str(size), str(size)) if isinstance(size, int) else _sym(size)
+    text = f"({st} − 1)·{t.stride} − 2·{t.padding} + {t.dilation}·({t.kernel} − 1) + {t.output_padding} + 1"
+    latex = (rf"({sl} - 1) \cdot {t.stride} - 2 \cdot {t.padding} + {t.dilation} \cdot ({t.kernel} - 1)"
+             rf" + {t.output_padding} + 1")
+    return Line(t.dim, (text, latex))
+
+
+def _padded(p: Padded, size) -> Line:
+    st, sl = (str(size), str(size)) if isinstance(size, int) else _sym(size)
+    return Line(p.dim, (f"{st} + {p.left} + {p.right} ({p.mode})", rf"{sl} + {p.left} + {p.right}"))
+
+
+def _op_label(step) -> str:
+    if step.module is not None and step.kind == "module":
+        text = repr(step.module)
+        return text if "\n" not in text and len(text) <= 90 else step.op
+    return step.op
+
+
+def _blocks(analysis, sizes: dict | None):
+    ev = analysis.evaluate(**sizes) if sizes is not None else None
+    if ev is not None:
+        exprs = [d.size for s in analysis.steps for d in s.derivations]
+        exprs += [d.out for s in analysis.steps for d in s.derivations]
+        names = [size_symbol("N"), *(size_symbol(n) for n in analysis.size_names)]
+        vals = compile_exprs(names, exprs)(1, *(sizes[n] for n in analysis.size_names))
+        flat = iter(vals)
+        sized = [[next(flat) for _ in s.derivations] for s in analysis.steps]
+        outs = [[next(flat) for _ in s.derivations] for s in analysis.steps]
+    blocks = []
+    for i, step in enumerate(analysis.steps):
+        if ev is not None and i >= len(ev.steps):
+            break
+        if ev is not None:
+            shapes = " → ".join(shape_str(x[1:]) for x in (*ev.steps[i].inputs[:1], ev.steps[i].output)
+                                if isinstance(x, tuple) and x and not isinstance(x[0], tuple))
+        else:
+            shapes = " → ".join(shape_str(x[1:]) for x in (*step.inputs[:1], step.output)
+                                if isinstance(x, tuple) and x and not isinstance(x[0], tuple))
+        block = Block(step.name, _op_label(step), shapes)
+        for j, d in enumerate(step.derivations):
+            size = sized[i][j] if ev is not None else d.size
+            if isinstance(d, Window):
+                line = _window_concrete(d, size, outs[i][j]) if ev is not None else _window_symbolic(d)
+            elif isinstance(d, Adaptive):
+                line = _adaptive(d, size)
+            elif isinstance(d, Transposed):
+                line = _transposed(d, size)
+                line.value = (str(outs[i][j]), str(outs[i][j])) if ev is not None else _sym(d.out)
+            else:
+                line = _padded(d, size)
+                line.value = (str(outs[i][j]), str(outs[i][j])) if ev is not None else _sym(d.out)
+            block.lines.append(line)
+        if step.name in analysis.in_features and step.kind == "module":
+            declared = getattr(step.module, "in_features", None)
+            lazy = getattr(step.module, "has_uninitialized_params", lambda: False)()
+            got = ev.in_features.get(step.name) if ev is not None else analysis.in_features[step.name]
+            if lazy:
+                block.notes.append(f"in_features = {got} (LazyLinear: set at the first call)")
+            elif ev is not None:
+                mark = "matches" if got == declared else "does NOT match"
+                block.notes.append(f"in_features = {got}, which {mark} the declared {declared}")
+            else:
+                block.notes.append(f"in_features = {got} (declared {declared})")
+        _dedupe(block)
+        blocks.append(block)
+    failure = None
+    if ev is not None and ev.first_problem() is not None:
+        p = ev.first_problem()
+        failure = f"torch refuses this size at {p.step}: {p.reason}"
+    return blocks, ev, failure
+
+
+def _dedupe(block: Block) -> None:
+    """``columns: same as rows`` when a dim has the very same arithmetic as an earlier one."""
+
+    def neutral(text: str, dim: str) -> str:
+        return text.replace(dim, "<dim>").replace(dim.rstrip("s"), "<dim>")
+
+    seen: dict = {}
+    for k, line in enumerate(block.lines):
+        key = (line.formula, line.value, tuple(neutral(n, line.dim) for n in line.notes))
+        if key in seen:
+            block.lines[k] = Line(line.dim, (f"same as {seen[key]}", rf"\text{{same as {seen[key]}}}"))
+        else:
+            seen[key] = line.dim
+
+
+def _summary(analysis, ev) -> list[tuple[str, str]]:
+    """(label, text) rows: each Linear's formula (and value), other sizes, no-rounding condition."""
+    from .quasi import Unsolvable
+    from .solve import exact_sizes
+
+    rows = []
+    for name, expr in analysis.in_features.items():
+        if ev is not None and name in ev.in_features:
+            value = ev.in_features[name]
+            rows.append((f"in_features of {name}", f"{expr} = {value}" if expr.free_symbols else str(value)))
+            if analysis.size_names and expr.free_symbols:
+                try:
+                    same = analysis.solve(ev.in_features[name], layer=name)
+                    rows.append((f"sizes giving {ev.in_features[name]}", same.summary()))
+                except Unsolvable:
+                    pass
+        else:
+            rows.append((f"in_features of {name}", str(expr)))
+    if analysis.size_names:
+        try:
+            rows.append(("no layer rounds at", exact_sizes(analysis, ignore_declared=True).summary()))
+        except Unsolvable:
+            pass
+    return rows
+
+
+# -- renderers -----------------------------------------------------------------------------------
+
+
+def _title(analysis, sizes) -> str:
+    at = ", ".join(f"{k}={v}" for k, v in (sizes or {}).items())
+    model = type(analysis.model).__name__
+    shape = shape_str(analysis.input_shape)
+    return f"{model} on input {shape}" + (f" at {at}" if at else "")
+
+
+def _render_text(analysis, sizes, blocks, failure, summary) -> str:
+    out = [f"Derivation: {_title(analysis, sizes)}", ""]
+    wrap = textwrap.TextWrapper(width=WIDTH, initial_indent=" " * 14, subsequent_indent=" " * 14)
+    for b in blocks:
+        head = f"{b.name}  {b.op}"
+        shapes = b.shapes
+        parts = shapes.split(" → ")
+        if len(parts) == 2 and parts[0] == parts[1] and not b.lines and not b.notes:
+            shapes = "shape unchanged"
+        out.append(head if len(head) + len(shapes) + 4 > WIDTH else f"{head}    {shapes}")
+        if len(head) + len(shapes) + 4 > WIDTH:
+            out.append(f"    {shapes}")
+        for line in b.lines:
+            value = f" = {line.value[0]}" if line.value[0] else ""
+            first = f"  {line.dim + ':':<11} {line.formula[0]}{value}"
+            out += textwrap.wrap(first, WIDTH, subsequent_indent=" " * 14)
+            for note in line.notes:
+                out += wrap.wrap(note)
+        for note in b.notes:
+            out += textwrap.wrap(note, WIDTH, initial_indent="  ", subsequent_indent="    ")
+    if failure:
+        out += ["", *textwrap.wrap(failure, WIDTH)]
+    if summary:
+        out.append("")
+        width = max(len(label) for label, _ in summary) + 2
+        for label, text in summary:
+            out += textwrap.wrap(f"{label + ':':<{width}} {text}", WIDTH, subsequent_indent=" " * (width + 1))
+    return "\n".join(out) + "\n"
+
+
+def _render_markdown(analysis, sizes, blocks, failure, summary) -> str:
+    out = [f"### Derivation: {_md_code(_title(analysis, sizes))}", ""]
+    for b in blocks:
+        shapes = " → ".join(f"`{part}`" for part in b.shapes.split(" → "))
+        out.append(f"**`{b.name}`** `{b.op}`: {shapes}")
+        out.append("")
+        if b.lines:
+            out += ["| dim | torch's arithmetic | value |", "| --- | --- | --- |"]
+            for line in b.lines:
+                value = f"${line.value[1]}$" if line.value[1] else ""
+                formula = line.formula[0] if line.formula[0].startswith("same as") else f"${line.formula[1]}$"
+                out.append(f"| {line.dim} | {formula} | {value} |")
+            out.append("")
+            for line in b.lines:
+                for note in line.notes:
+                    out.append(f"- {line.dim}: {note}")
+        for note in b.notes:
+            out.append(f"- {_md_code(note)}")
+        if out[-1] != "":
+            out.append("")
+    if failure:
+        out += [f"**{failure}**", ""]
+    if summary:
+        out += ["| summary | |", "| --- | --- |"]
+        out += [f"| {label} | {_md_code(text)} |" for label, text in summary]
+        out.append("")
+    return "\n".join(out)
+
+
+def _md_code(text: str) -> str:
+    return text.replace("|", "\\|").replace("*", "\\*")
+
+
+def _render_latex(analysis, sizes, blocks, failure, summary) -> str:
+    rows = [rf"&\text{{{_tex_text('Derivation: ' + _title(analysis, sizes))}}}"]
+    for b in blocks:
+        rows.append(rf"&\textbf{{{_tex_text(b.name)}}}\ \text{{{_tex_text(b.op + ': ' + b.shapes)}}}")
+        for line in b.lines:
+            value = f" = {line.value[1]}" if line.value[1] else ""
+            rows.append(rf"&\quad \text{{{_tex_text(line.dim)}: }} {line.formula[1]}{value}")
+            rows += [rf"&\qquad \text{{{_tex_text(n)}}}" for n in line.notes]
+        rows += [rf"&\quad \text{{{_tex_text(n)}}}" for n in b.notes]
+    if failure:
+        rows.append(rf"&\text{{{_tex_text(failure)}}}")
+    rows += [rf"&\text{{{_tex_text(label + ': ' + text)}}}" for label, text in summary]
+    body = " \\\\\n".join(rows)
+    return "% symshape derivation; needs \\usepackage{amsmath}\n\\begin{align*}\n" + body + "\n\\end{align*}\n"
+
+
+_RENDER = {"text": _render_text, "markdown": _render_markdown, "latex": _render_latex}
+
+
+def explain(analysis, format: str = "text", **sizes: int) -> Explanation:
+    """The derivation of every layer's size: symbolic, or at ``sizes``; text, Markdown or LaTeX."""
+    fmt = FORMATS.get(format)
+    if fmt is None:
+        raise ValueError(f"format must be one of text, markdown (md), latex; got {format!r}")
+    concrete = sizes or (not analysis.size_names)
+    blocks, ev, failure = _blocks(analysis, dict(sizes) if concrete else None)
+    summary = _summary(analysis, ev) if ev is None or ev.failure is None else []
+    out = Explanation(_RENDER[fmt](analysis, sizes if concrete else None, blocks, failure, summary))
+    out.analysis, out.sizes = analysis, dict(sizes)
+    return out
