@@ -223,8 +223,9 @@ class Analysis:
 
     # -- the inverse problem (symshape.solve) ----------------------------------------------
 
-    def valid_sizes(self, batch: int = 1):
-        """Exactly the input sizes at which torch runs the forward (at batch size ``batch``).
+    def valid_sizes(self, batch: int = 1, square: bool = False):
+        """Exactly the input sizes at which torch runs the forward (at batch size ``batch``;
+        ``square=True`` ties the spatial sizes, for the smallest square image and the like).
 
         Every check torch makes is solved exactly: kernels that must fit, shapes that must
         agree at a cat or an add, a Linear whose in_features is fixed, a view's element count.
@@ -232,7 +233,7 @@ class Analysis:
         """
         from .solve import valid_sizes
 
-        return valid_sizes(self, batch)
+        return valid_sizes(self, batch, square)
 
     def solve(self, flat: int, layer: str | None = None, square: bool = False, batch: int = 1):
         """The valid sizes whose in_features at the first Linear (or ``layer``) is ``flat``.
@@ -244,11 +245,11 @@ class Analysis:
 
         return solve_flat(self, flat, layer, square, batch)
 
-    def exact_sizes(self, batch: int = 1):
+    def exact_sizes(self, batch: int = 1, square: bool = False):
         """The valid sizes at which no layer rounds (every stride and adaptive pool divides)."""
         from .solve import exact_sizes
 
-        return exact_sizes(self, batch)
+        return exact_sizes(self, batch, square=square)
 
     # -- wrong Linear layers (symshape.check) ----------------------------------------------
 

@@ -36,6 +36,8 @@ class Step:
     module: nn.Module | None = field(default=None, repr=False, compare=False)
     roundings: tuple[Rounding, ...] = ()  # the divisions the op rounds (exact where they divide)
     derivations: tuple = ()  # how each dim was sized (symshape.derivations), for explanations
+    #: the op returns a number of tensors that depends on the size (chunk): missing ones show as empty
+    variable_count: bool = False
 
 
 @dataclass
@@ -71,10 +73,15 @@ def _has_tensor(value: Any) -> bool:
 
 def _canonical_value(value: Any) -> Any:
     if isinstance(value, SymTensor):
-        return SymTensor(tuple(canonical(s) for s in value.shape))
+        return value.with_shape(canonical(s) for s in value.shape)
     if isinstance(value, tuple):
-        return tuple(_canonical_value(v) for v in value)
+        items = [_canonical_value(v) for v in value]
+        return type(value)(items, value.requires, value.dim) if hasattr(value, "requires") else tuple(items)
     return value
+
+
+_COMPARISONS = {operator.eq: sympy.Eq, operator.ne: sympy.Ne, operator.ge: sympy.Ge, operator.gt: sympy.Gt,
+                operator.le: sympy.Le, operator.lt: sympy.Lt}
 
 
 def _size_arithmetic(target, args, kwargs, node: torch.fx.Node, where: str):
@@ -91,6 +98,9 @@ def _size_arithmetic(target, args, kwargs, node: torch.fx.Node, where: str):
             "operator.floordiv", where, node.format_node(),
             f"{a} // {b}: symshape divides sizes by a positive int, or exactly",
         )
+    if target in _COMPARISONS and any(isinstance(v, sympy.Basic) and not v.is_number for v in args):
+        # a comparison of sizes stays symbolic, for torch._assert to turn into a requirement
+        return _COMPARISONS[target](*(sympy.sympify(v) for v in args))
     if target is operator.truediv and any(isinstance(v, sympy.Basic) for v in args):
         raise UnsupportedOperation(
             "operator.truediv", where, node.format_node(),
@@ -111,6 +121,15 @@ def _attr(root: nn.Module, target: str, node: torch.fx.Node):
     if isinstance(obj, torch.Tensor):
         return SymTensor(tuple(obj.shape))
     return obj
+
+
+def _load_vision_rules(target) -> bool:
+    """torchvision's wrapped functions get rules on first sight (torchvision is imported by then)."""
+    if not (getattr(target, "__module__", "") or "").startswith("torchvision"):
+        return False
+    from .rules import vision
+
+    return vision.register()
 
 
 def propagate(traced: Traced, x: SymTensor) -> Propagation:
@@ -156,10 +175,10 @@ def propagate(traced: Traced, x: SymTensor) -> Propagation:
             name = f"{scope}.{node.name}" if scope else node.name
             if node.op == "call_function":
                 op, kind = target_name(node.target), "function"
-                if not _has_tensor((args, kwargs)):
+                rule = rule_for_function(node.target)
+                if not _has_tensor((args, kwargs)) and not (rule is not None and rule.on_sizes):
                     env[node] = _size_arithmetic(node.target, args, kwargs, node, scope or "(model)")
                     continue
-                rule = rule_for_function(node.target)
             else:
                 op, kind = f"Tensor.{node.target}", "method"
                 if not isinstance(args[0], SymTensor):
@@ -169,6 +188,8 @@ def propagate(traced: Traced, x: SymTensor) -> Propagation:
                     continue
                 rule = rule_for_method(node.target)
             call_args = args
+        if rule is None and _load_vision_rules(node.target):
+            rule = rule_for_function(node.target)
         if rule is None:
             raise UnsupportedOperation(op, name, node.format_node())
         ctx = Context(name, op, node.format_node())
@@ -180,7 +201,7 @@ def propagate(traced: Traced, x: SymTensor) -> Propagation:
             inputs = tuple(t.shape for t in _tensors_in((args, kwargs)))
             steps.append(Step(ctx.step, op, inputs, _shapes(value), rule.name,
                               tuple(ctx.requirements), node.name, kind, module, tuple(ctx.roundings),
-                              tuple(ctx.derivations)))
+                              tuple(ctx.derivations), bool(getattr(value, "requires", ()))))
             if ctx.linear_input is not None and kind == "module":
                 in_features.setdefault(name, canonical(ctx.linear_input))
         elif ctx.requirements:

@@ -37,6 +37,9 @@ class Requirement:
     #: set when some torch backends skip this check (the text says which): symshape applies the
     #: check, as torch's reference path does, and verification reports such a size separately
     backend_dependent: str = ""
+    #: set when torch's refusal depends on the tensor's values, not only its size (the text says
+    #: why): symshape refuses where torch may, and verification does not count a run as a mismatch
+    data_dependent: str = ""
 
     def __post_init__(self):
         if self.relation not in RELATIONS:

@@ -236,6 +236,10 @@ def _multivariate(req_lhs, relation: str, rhs, box: Box, names: Sequence[str], t
     if not rhs.is_number:
         raise Unsolvable(f"{text}: both sides depend on the input size")
     rhs_value = sympy.Rational(rhs)
+    if relation in ("==", "!=", ">="):  # a constant term moves to the right: c*g1*g2 + 1 == 197
+        const, rest = sympy.sympify(req_lhs).as_coeff_Add()
+        if const != 0 and isinstance(rest, sympy.Mul):
+            req_lhs, rhs_value = rest, rhs_value - const
     if relation in ("==", "!="):
         split = _split_product(req_lhs, names)
         if split is not None:
@@ -378,19 +382,21 @@ def solve_requirements(names: Sequence[str], requirements: Iterable[tuple[str, R
 # -- the questions users ask -----------------------------------------------------------------
 
 
-def valid_sizes(analysis, batch: int = 1) -> SizeSet:
-    """Exactly the sizes at which the forward runs (batch ``batch``)."""
-    return solve_requirements(analysis.size_names, analysis.requirements, batch)
+def valid_sizes(analysis, batch: int = 1, square: bool = False) -> SizeSet:
+    """Exactly the sizes at which the forward runs (batch ``batch``; ``square``: spatial sizes tied)."""
+    ties, groups = _square_ties(analysis) if square else ({}, None)
+    return solve_requirements(analysis.size_names, analysis.requirements, batch, ties, groups)
 
 
-def exact_sizes(analysis, batch: int = 1, ignore_declared: bool = False) -> SizeSet:
+def exact_sizes(analysis, batch: int = 1, ignore_declared: bool = False, square: bool = False) -> SizeSet:
     """The valid sizes at which no layer rounds (``ignore_declared``: whatever the Linear layers'
-    declared in_features, as when choosing them)."""
+    declared in_features, as when choosing them; ``square``: spatial sizes tied)."""
     reqs = [(w, r) for w, r in analysis.requirements if not (ignore_declared and r.kind == "declared")]
     for step in analysis.steps:
         for rd in step.roundings:
             reqs.append((step.name, Requirement(rd.numerator, "divisible", rd.divisor, rd.what)))
-    return solve_requirements(analysis.size_names, reqs, batch)
+    ties, groups = _square_ties(analysis) if square else ({}, None)
+    return solve_requirements(analysis.size_names, reqs, batch, ties, groups)
 
 
 def _square_ties(analysis) -> tuple[dict[str, str], list[list[str]]]:

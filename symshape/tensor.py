@@ -16,6 +16,11 @@ class SymTensor:
     """A tensor whose sizes are sympy expressions of the input sizes (batch first)."""
 
     shape: tuple[sympy.Expr, ...]
+    #: False once a permute, transpose, expand or slice may have left the memory non-contiguous
+    #: (a ``view`` is then refused: whether torch accepts it depends on the strides)
+    contiguous: bool = True
+    #: for the indices of a max pooling: they point into that many positions of its input
+    index_bound: sympy.Expr | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "shape", tuple(sympy.sympify(s) for s in self.shape))
@@ -33,6 +38,15 @@ class SymTensor:
         if not -n <= i < n:
             raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {i})")
         return i % n
+
+    def with_shape(self, shape, contiguous: bool | None = None) -> "SymTensor":
+        """The same tensor with another shape (the index bound goes with it only if the shape stays)."""
+        shape = tuple(shape)
+        keep = self.index_bound if len(shape) == len(self.shape) else None
+        return SymTensor(shape, self.contiguous if contiguous is None else contiguous, keep)
+
+    def as_indices(self, bound) -> "SymTensor":
+        return SymTensor(self.shape, self.contiguous, sympy.sympify(bound))
 
     def __str__(self) -> str:
         return shape_str(self.shape)

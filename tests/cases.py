@@ -86,6 +86,31 @@ class SizeQueries(nn.Module):
         return x.reshape(x.size(0), n + 0 * assert_rank).view(x.nelement() // n, -1)
 
 
+class Custom(nn.Module):
+    """``forward(x) = fn(self, x)``: small forwards written inline in the case table."""
+
+    def __init__(self, fn, **modules):
+        super().__init__()
+        self.fn = fn
+        for k, m in modules.items():
+            setattr(self, k, m)
+
+    def forward(self, x):
+        return self.fn(self, x)
+
+
+class PoolUnpool(nn.Module):
+    """``unpool(*pool(x))``, optionally back to ``x.size()``."""
+
+    def __init__(self, pool, unpool, sized=False):
+        super().__init__()
+        self.pool, self.unpool, self.sized = pool, unpool, sized
+
+    def forward(self, x):
+        y, i = self.pool(x)
+        return self.unpool(y, i, output_size=x.size()) if self.sized else self.unpool(y, i)
+
+
 class UpTo(nn.Module):
     """U-Net style: ``up(x, output_size=skip.size())`` then a sum with the skip."""
 
@@ -229,6 +254,8 @@ def build_cases() -> list[Case]:
         add(Case(f"plain_fn_{fn.__name__}", lambda fn=fn: Fn(fn, *fn_args.get(fn, ())), SHAPES[2], S2_SMALL))
     m_args = {"clamp": (0.0, 1.0), "clamp_": (0.0, 1.0), "to": (torch.float32,)}
     for name in _PLAIN_METHODS:
+        if name == "type_as":
+            continue  # takes a tensor: case "int_bool_type_as"
         add(Case(f"plain_method_{name}", lambda name=name: Method(name, *m_args.get(name, ())), SHAPES[2], S2_SMALL))
     for cls in (nn.Softmax, nn.LogSoftmax, nn.Softmin):
         add(Case(f"{cls.__name__}", lambda cls=cls: cls(dim=1), SHAPES[2], S2_SMALL))
@@ -279,6 +306,121 @@ def build_cases() -> list[Case]:
     add(Case("cat_mismatch", lambda: Branches(lambda a, b: torch.cat([a, b], dim=1), conv_a(), conv_b()), SHAPES[2], S2))
     add(Case("cat_spatial", lambda: Branches(lambda a, b: torch.cat((a, b), -1), nn.MaxPool2d(2), nn.AvgPool2d(2, ceil_mode=True)), SHAPES[2], S2))
     add(Case("stack", lambda: Branches(lambda a, b: torch.stack([a, b], 2), nn.MaxPool2d(2), nn.AvgPool2d(2, ceil_mode=True)), SHAPES[2], S2))
+    cases += more_cases()
+    return cases
+
+
+def more_cases() -> list[Case]:
+    """Dims rearranged, reduced and split; sequence layers; resampling; blocks; unpooling."""
+    cases: list[Case] = []
+    add = cases.append
+    S = S2
+    # layout
+    add(Case("permute_reshape", lambda: Custom(lambda m, x: x.permute(0, 2, 3, 1).reshape(x.size(0), -1)), SHAPES[2], S))
+    add(Case("torch_permute_contiguous_view", lambda: Custom(lambda m, x: torch.permute(x, (0, 3, 2, 1)).contiguous().view(-1, 2)), SHAPES[2], S))
+    for name, fn in (("transpose", lambda x: x.transpose(1, 3)), ("torch_transpose", lambda x: torch.transpose(x, 2, 3)),
+                     ("swapaxes", lambda x: x.swapaxes(1, 2)), ("torch_swapaxes", lambda x: torch.swapaxes(x, 1, 2)),
+                     ("swapdims", lambda x: x.swapdims(1, 2)), ("torch_swapdims", lambda x: torch.swapdims(x, 1, 2)),
+                     ("t", lambda x: x.flatten(1).t()), ("torch_t", lambda x: torch.t(x.flatten(1))),
+                     ("unsqueeze", lambda x: x.unsqueeze(-1)), ("torch_unsqueeze", lambda x: torch.unsqueeze(x, 0)),
+                     ("squeeze", lambda x: x.mean(1, keepdim=True).squeeze(1)),
+                     ("torch_squeeze", lambda x: torch.squeeze(x[:, :1], 1)),
+                     ("expand", lambda x: x[:, :1].expand(-1, 3, -1, -1)),
+                     ("expand_as", lambda x: x[:, :1].expand_as(x)),
+                     ("slice_inner", lambda x: x[:, :, 1:-1]), ("slice_index", lambda x: x[:, 0]),
+                     ("slice_step", lambda x: x[..., ::2]), ("slice_none", lambda x: x[:, None, :, 2:5:2]),
+                     ("slice_tail", lambda x: x[:, :, -3:, 4]), ("slice_neg_index", lambda x: x[:, :, -2])):
+        add(Case(f"layout_{name}", lambda fn=fn: Custom(lambda m, x, fn=fn: fn(x)), SHAPES[2], S))
+    reductions = [torch.mean, torch.sum, torch.amax, torch.amin, torch.prod, torch.logsumexp, torch.nansum,
+                  torch.nanmean, torch.argmax, torch.argmin]
+    for fn in reductions:
+        add(Case(f"reduce_{fn.__name__}", lambda fn=fn: Custom(lambda m, x, fn=fn: fn(x, 2, keepdim=True)), SHAPES[2], S2_SMALL))
+    for name in ("mean", "sum", "amax", "amin", "prod", "logsumexp", "nansum", "nanmean", "argmax", "argmin"):
+        add(Case(f"reduce_method_{name}", lambda name=name: Custom(lambda m, x, name=name: getattr(x, name)(-1)), SHAPES[2], S2_SMALL))
+    add(Case("reduce_all_any", lambda: Custom(lambda m, x: (torch.all(x > 0, 1), torch.any(x > 0, dim=(2, 3)), (x > 0).all(), (x > 0).any(1))), SHAPES[2], S2_SMALL))
+    add(Case("reduce_mean_dims", lambda: Custom(lambda m, x: x.mean([2, 3])), SHAPES[2], S2_SMALL))
+    add(Case("reduce_std_var", lambda: Custom(lambda m, x: (torch.std(x, 1), torch.var(x, (2, 3), keepdim=True), x.std(2, True, True), x.var())), SHAPES[2], S2_SMALL))
+    add(Case("max_min", lambda: Custom(lambda m, x: (torch.max(x, 1)[0], torch.min(x, 2, keepdim=True)[1], x.max(), x.min(3), torch.max(x, x[:, :1]))), SHAPES[2], S2_SMALL))
+    add(Case("chunk_spatial", lambda: Custom(lambda m, x: torch.cat(x.chunk(3, dim=2), 2)), SHAPES[2], S))
+    add(Case("chunk_channels", lambda: Custom(lambda m, x: torch.chunk(x, 2, 1)[1]), SHAPES[2], S2_SMALL))
+    add(Case("split_sections", lambda: Custom(lambda m, x: torch.split(x, [1, 1], 1)[0] + x.split(1, dim=1)[1]), SHAPES[2], S2_SMALL))
+    add(Case("unbind", lambda: Custom(lambda m, x: x.unbind(1)[0] * torch.unbind(x, 1)[1]), SHAPES[2], S2_SMALL))
+    add(Case("assert_size", lambda: Custom(lambda m, x: (torch._assert(x.shape[2] == 8, "H must be 8"), x)[1]), SHAPES[2], S))
+    add(Case("assert_ge", lambda: Custom(lambda m, x: (torch._assert(x.size(3) > 4, "W > 4"), x)[1]), SHAPES[2], S))
+    add(Case("F_layer_norm", lambda: Custom(lambda m, x: F.layer_norm(x, (5,))), SHAPES[2], S))
+    # sequence
+    add(Case("embedding", lambda: nn.Sequential(Custom(lambda m, x: (x * 0).long()), nn.Embedding(10, 4)), SHAPES[2], S2_SMALL))
+    add(Case("int_bool_type_as", lambda: Custom(lambda m, x: x.int().type_as(x) + x.bool().float()), SHAPES[2], S2_SMALL))
+    seq = ("L", 3)
+    seqs = grid(("L",), [1, 2, 5])
+    add(Case("rnn", lambda: nn.RNN(3, 4, batch_first=True), seq, seqs))
+    add(Case("gru_bidirectional", lambda: nn.GRU(3, 4, num_layers=2, bidirectional=True, batch_first=True), seq, seqs))
+    add(Case("lstm_proj", lambda: nn.LSTM(3, 4, proj_size=2, batch_first=True), seq, seqs))
+    add(Case("lstm_seq_first", lambda: nn.LSTM(3, 4), seq, seqs))
+    add(Case("rnn_wrong", lambda: nn.RNN(5, 4, batch_first=True), seq, seqs))
+    add(Case("mha", lambda: Custom(lambda m, x: m.att(x, x, x), att=nn.MultiheadAttention(3, 1, batch_first=True)), seq, seqs))
+    add(Case("mha_heads", lambda: Custom(lambda m, x: m.att(x, x, x, need_weights=True, average_attn_weights=False)[1],
+                                          att=nn.MultiheadAttention(4, 2)), ("L", 4), seqs))
+    add(Case("mha_no_weights", lambda: Custom(lambda m, x: m.att(x, x[:, :1], x[:, :1], need_weights=False)[0],
+                                               att=nn.MultiheadAttention(3, 3, batch_first=True)), seq, seqs))
+    add(Case("transformer_encoder", lambda: nn.TransformerEncoderLayer(4, 2, 8, dropout=0.0, batch_first=True), ("L", 4), seqs))
+    add(Case("transformer_decoder", lambda: Custom(lambda m, x: m.dec(x, x), dec=nn.TransformerDecoderLayer(4, 2, 8, dropout=0.0, batch_first=True)), ("L", 4), seqs))
+    # resampling
+    add(Case("upsample_2", lambda: nn.Upsample(scale_factor=2), SHAPES[2], S))
+    add(Case("upsample_size", lambda: nn.Upsample(size=(5, 7), mode="bilinear"), SHAPES[2], S))
+    add(Case("upsample_1_5", lambda: nn.Upsample(scale_factor=1.5, mode="bilinear"), SHAPES[2], S))
+    add(Case("upsample_nearest2d", lambda: nn.UpsamplingNearest2d(scale_factor=0.5), SHAPES[2], S))
+    add(Case("upsample_bilinear2d", lambda: nn.UpsamplingBilinear2d(scale_factor=(2, 0.75)), SHAPES[2], S))
+    add(Case("upsample_linear1d", lambda: nn.Upsample(scale_factor=0.25, mode="linear"), SHAPES[1], S1))
+    add(Case("upsample_trilinear", lambda: nn.Upsample(scale_factor=1.5, mode="trilinear"), SHAPES[3], S3))
+    add(Case("F_interpolate", lambda: Custom(lambda m, x: F.interpolate(x, scale_factor=0.5, mode="bicubic")), SHAPES[2], S))
+    add(Case("F_interpolate_size", lambda: Custom(lambda m, x: F.interpolate(x, size=(x.size(2) * 2, 3))), SHAPES[2], S))
+    add(Case("F_upsample", lambda: Custom(lambda m, x: F.upsample(x, scale_factor=2)), SHAPES[2], S))
+    add(Case("F_upsample_nearest", lambda: Custom(lambda m, x: F.upsample_nearest(x, scale_factor=3)), SHAPES[2], S))
+    add(Case("F_upsample_bilinear", lambda: Custom(lambda m, x: F.upsample_bilinear(x, size=(4, 6))), SHAPES[2], S))  # via F.interpolate
+    add(Case("pixel_shuffle", lambda: nn.Sequential(nn.Conv2d(2, 8, 1), nn.PixelShuffle(2)), SHAPES[2], S))
+    add(Case("pixel_shuffle_wrong", lambda: nn.PixelShuffle(2), SHAPES[2], S2_SMALL))
+    add(Case("F_pixel_shuffle", lambda: Custom(lambda m, x: F.pixel_shuffle(torch.cat([x, x], 1), 2)), SHAPES[2], S))
+    add(Case("pixel_unshuffle", lambda: nn.PixelUnshuffle(2), SHAPES[2], S))
+    add(Case("F_pixel_unshuffle", lambda: Custom(lambda m, x: F.pixel_unshuffle(x, 3)), SHAPES[2], S))
+    add(Case("channel_shuffle", lambda: nn.ChannelShuffle(2), SHAPES[2], S2_SMALL))
+    add(Case("channel_shuffle_wrong", lambda: nn.ChannelShuffle(3), SHAPES[2], S2_SMALL))
+    add(Case("torch_channel_shuffle", lambda: Custom(lambda m, x: torch.channel_shuffle(x, 2)), SHAPES[2], S2_SMALL))
+    add(Case("torch_native_channel_shuffle", lambda: Custom(lambda m, x: torch.native_channel_shuffle(x, 2)), SHAPES[2], S2_SMALL))
+    # blocks
+    add(Case("unfold", lambda: nn.Unfold(3, padding=1, stride=2), SHAPES[2], S))
+    add(Case("F_unfold", lambda: Custom(lambda m, x: F.unfold(x, (2, 3), dilation=2)), SHAPES[2], S))
+    add(Case("fold", lambda: nn.Sequential(nn.Unfold(2, stride=2), nn.Fold((8, 8), 2, stride=2)), SHAPES[2], S))
+    add(Case("F_fold", lambda: Custom(lambda m, x: F.fold(F.unfold(x, 2), (5, 5), 2)), SHAPES[2], S))
+    # pooling extras
+    LP = {1: nn.LPPool1d, 2: nn.LPPool2d, 3: nn.LPPool3d}
+    F_LP = {1: F.lp_pool1d, 2: F.lp_pool2d, 3: F.lp_pool3d}
+    cases += _per_dim(lambda d: LP[d](2, 3, 2, ceil_mode=True), "lp_pool_")
+    cases += _per_dim(lambda d: Custom(lambda m, x, d=d: F_LP[d](x.abs(), 1.5, 2)), "F_lp_pool_")
+    add(Case("lp_pool_inf", lambda: nn.LPPool2d(float("inf"), 3), SHAPES[2], S))
+    UN = {1: nn.MaxUnpool1d, 2: nn.MaxUnpool2d, 3: nn.MaxUnpool3d}
+    F_UN = {1: F.max_unpool1d, 2: F.max_unpool2d, 3: F.max_unpool3d}
+    cases += _per_dim(lambda d: PoolUnpool(MAXPOOL[d](2, return_indices=True), UN[d](2)), "max_unpool_")
+    cases += _per_dim(lambda d: PoolUnpool(MAXPOOL[d](3, 2, 1, return_indices=True), lambda y, i, d=d: F_UN[d](y, i, 3, 2, 1)), "F_max_unpool_")
+    add(Case("max_unpool_size", lambda: PoolUnpool(nn.MaxPool2d(2, return_indices=True), nn.MaxUnpool2d(2), sized=True), SHAPES[2], S))
+    add(Case("fractional_ratio", lambda: nn.FractionalMaxPool2d(2, output_ratio=0.5), SHAPES[2], S))
+    add(Case("fractional_size", lambda: nn.FractionalMaxPool2d(3, output_size=(4, 2)), SHAPES[2], S))
+    add(Case("fractional_3d", lambda: nn.FractionalMaxPool3d(2, output_ratio=(0.5, 0.75, 0.5), return_indices=True), SHAPES[3], S3))
+    add(Case("F_fractional", lambda: Custom(lambda m, x: F.fractional_max_pool2d(x, 2, output_size=3)), SHAPES[2], S))
+    add(Case("F_fractional_3d_indices", lambda: Custom(lambda m, x: F.fractional_max_pool3d(x, 2, output_ratio=0.5, return_indices=True)), SHAPES[3], S3))
+    add(Case("F_fractional_2d_indices", lambda: Custom(lambda m, x: F.fractional_max_pool2d(x, 2, output_ratio=0.5, return_indices=True)[1]), SHAPES[2], S))
+    add(Case("F_fractional_2d_tuple", lambda: Custom(lambda m, x: F.fractional_max_pool2d(x, 2, output_ratio=(0.5, 0.75), return_indices=True)[1]), SHAPES[2], S))
+    add(Case("chunk_unpacked", lambda: Custom(lambda m, x: x.chunk(3, dim=2)[2]), SHAPES[2], S))
+    add(Case("F_fractional_3d", lambda: Custom(lambda m, x: F.fractional_max_pool3d(x, 2, output_size=1)), SHAPES[3], S3))
+    # comparisons and logic, broadcasting like arithmetic
+    conv_b = lambda: nn.Conv2d(2, 2, 1, stride=2)  # noqa: E731
+    for op in (operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge, operator.mod,
+               torch.eq, torch.ne, torch.lt, torch.le, torch.gt, torch.ge, torch.pow):
+        add(Case(f"compare_{op.__name__}", lambda op=op: Branches(op, nn.ReLU(), conv_b()), SHAPES[2], S))
+    for op in (operator.and_, operator.or_, operator.xor, torch.logical_and, torch.logical_or):
+        add(Case(f"logic_{op.__name__}", lambda op=op: Branches(lambda a, b, op=op: op(a > 0, b > 0), nn.ReLU(), conv_b()), SHAPES[2], S))
+    for name in ("eq", "ne", "lt", "le", "gt", "ge", "pow"):
+        add(Case(f"method_{name}", lambda name=name: Branches(lambda a, b, name=name: getattr(a, name)(b), nn.ReLU(), conv_b()), SHAPES[2], S))
     return cases
 
 

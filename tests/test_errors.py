@@ -41,10 +41,10 @@ def test_untraceable_forward_names_module_line_and_remedy():
 
 
 def test_unsupported_module_names_op_path_and_node():
-    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Sequential(nn.LSTM(3, 4)))
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Sequential(nn.Bilinear(3, 3, 4)))
     with pytest.raises(symshape.UnsupportedOperation) as e:
         symshape.analyze(net, (1, "H", "W"))
-    assert e.value.op == "nn.LSTM"
+    assert e.value.op == "nn.Bilinear"
     assert e.value.where == "1.0"
     assert "call_module[target=1.0]" in e.value.node
 
@@ -52,10 +52,19 @@ def test_unsupported_module_names_op_path_and_node():
 def test_unsupported_function_names_it():
     class T(nn.Module):
         def forward(self, x):
-            return torch.transpose(x, 1, 2)
+            return torch.roll(x, 1, 2)
 
-    with pytest.raises(symshape.UnsupportedOperation, match=r"no shape rule for torch\.transpose"):
+    with pytest.raises(symshape.UnsupportedOperation, match=r"no shape rule for torch\.roll"):
         symshape.analyze(T(), (1, "H", "W"))
+
+
+def test_view_after_permute_is_refused_not_guessed():
+    class P(nn.Module):
+        def forward(self, x):
+            return x.permute(0, 2, 3, 1).view(x.size(0), -1)
+
+    with pytest.raises(symshape.UnsupportedOperation, match="may not be contiguous"):
+        symshape.analyze(P(), (1, "H", "W"))
 
 
 def test_subclass_uses_parent_rule_unless_forward_is_overridden():

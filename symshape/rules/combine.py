@@ -49,7 +49,10 @@ def broadcast_shape(ctx: Context, a: SymTensor, b: SymTensor) -> SymTensor:
 # (fx records ``x += y`` on traced values as operator.add: proxies have no in-place dunders)
 _BINARY = (
     operator.add, operator.sub, operator.mul, operator.truediv, operator.floordiv, operator.pow,
-    torch.add, torch.sub, torch.mul, torch.div, torch.maximum, torch.minimum,
+    operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge, operator.and_,
+    operator.or_, operator.xor, operator.mod,
+    torch.add, torch.sub, torch.mul, torch.div, torch.maximum, torch.minimum, torch.eq, torch.ne,
+    torch.lt, torch.le, torch.gt, torch.ge, torch.logical_and, torch.logical_or, torch.pow,
 )
 
 
@@ -62,7 +65,8 @@ def elementwise(ctx: Context, a, b, *args, **kwargs):
     return a if isinstance(a, SymTensor) else b
 
 
-@method_rule("add", "sub", "mul", "div", "add_", "sub_", "mul_", "div_", "maximum", "minimum")
+@method_rule("add", "sub", "mul", "div", "add_", "sub_", "mul_", "div_", "maximum", "minimum", "eq", "ne",
+             "lt", "le", "gt", "ge", "pow")
 def elementwise_method(ctx: Context, self, other, *args, **kwargs):
     """``x.add(y)`` and friends: broadcast."""
     return elementwise(ctx, tensor_arg(self, "self", ctx), other)
@@ -71,6 +75,8 @@ def elementwise_method(ctx: Context, self, other, *args, **kwargs):
 def _tensors(ctx: Context, tensors, what: str) -> list[SymTensor]:
     if not isinstance(tensors, (list, tuple)) or not tensors:
         ctx.refuse(f"{what} expects a non-empty list of tensors")
+    if any(getattr(tensors, "requires", ())) and what != "torch.cat":
+        ctx.unsupported(f"{what} of chunks whose number depends on the input size")
     return [tensor_arg(t, "tensors", ctx) for t in tensors]
 
 
@@ -84,6 +90,8 @@ def cat(ctx: Context, tensors, dim=0, *, axis=None) -> SymTensor:
         d = first.dim(dim)
     except IndexError as e:
         ctx.refuse(f"torch.cat: {e}")
+    if any(getattr(tensors, "requires", ())) and d != tensors.dim:
+        ctx.unsupported("torch.cat, along another dim, of chunks whose number depends on the input size")
     for j, t in enumerate(ts[1:], start=1):
         if t.ndim != first.ndim:
             ctx.refuse(f"torch.cat: tensors must have the same rank, gets {first} and {t}")

@@ -43,7 +43,8 @@ _PLAIN_FUNCTIONS = (
 
 _PLAIN_METHODS = (
     "relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "exp", "abs", "neg", "sqrt", "clamp",
-    "clamp_", "contiguous", "clone", "detach", "float", "double", "half", "to", "square",
+    "clamp_", "clone", "detach", "float", "double", "half", "to", "square", "long", "int", "bool",
+    "type_as",
 )
 
 
@@ -63,6 +64,12 @@ def same_shape_function(ctx: Context, input, *args, **kwargs) -> SymTensor:
 def same_shape_method(ctx: Context, self, *args, **kwargs) -> SymTensor:
     """``out = in``."""
     return tensor_arg(self, "self", ctx)
+
+
+@method_rule("contiguous")
+def contiguous(ctx: Context, self, *args, **kwargs) -> SymTensor:
+    """``out = in``, contiguous in memory."""
+    return tensor_arg(self, "self", ctx).with_shape(self.shape, contiguous=True)
 
 
 def _check_dim(ctx: Context, x: SymTensor, dim, what: str) -> None:

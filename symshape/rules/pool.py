@@ -18,6 +18,7 @@ non-empty size to its ``output_size`` (``None`` keeps the size).
 
 from __future__ import annotations
 
+import sympy
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -97,8 +98,12 @@ def _pool_args(ctx, d, kernel_size, stride, padding, dilation):
     return kernel, stride, ntuple(padding, d, "padding", ctx), ntuple(dilation, d, "dilation", ctx)
 
 
-def _maybe_indices(out: SymTensor, return_indices: bool):
-    return (out, out) if return_indices else out
+def _maybe_indices(out: SymTensor, return_indices: bool, x: SymTensor | None = None, d: int = 0):
+    """``(out, indices)`` when asked; the indices point into the pooled dims of ``x``."""
+    if not return_indices:
+        return out
+    bound = product(x.shape[-d:]) if x is not None and d else None
+    return out, (out.as_indices(bound) if bound is not None else out)
 
 
 @module_rule(nn.MaxPool1d, d=1)
@@ -109,7 +114,7 @@ def max_pool(ctx: Context, module: nn.Module, x, *, d: int):
     x = tensor_arg(x, "input", ctx)
     k, s, p, dl = _pool_args(ctx, d, module.kernel_size, module.stride, module.padding, module.dilation)
     out = pool_shape(ctx, x, d, k, s, p, dl, bool(module.ceil_mode), type(module).__name__, "max pooling")
-    return _maybe_indices(out, bool(module.return_indices))
+    return _maybe_indices(out, bool(module.return_indices), x, d)
 
 
 @module_rule(nn.AvgPool1d, d=1)
@@ -135,7 +140,7 @@ def max_pool_function(ctx: Context, input, kernel_size, stride=None, padding=0, 
     x = tensor_arg(input, "input", ctx)
     k, s, p, dl = _pool_args(ctx, d, kernel_size, stride, padding, dilation)
     out = pool_shape(ctx, x, d, k, s, p, dl, bool(ceil_mode), f"max_pool{d}d", "max pooling")
-    return _maybe_indices(out, indices or bool(return_indices))
+    return _maybe_indices(out, indices or bool(return_indices), x, d)
 
 
 @function_rule(F.avg_pool1d, d=1)
@@ -218,3 +223,146 @@ def adaptive_pool_function(ctx: Context, input, output_size, return_indices=Fals
     x = tensor_arg(input, "input", ctx)
     out = adaptive_shape(ctx, x, d, output_size, f"adaptive_{kind}_pool{d}d", kind)
     return _maybe_indices(out, indices or bool(return_indices))
+
+
+# -- LPPool: avg_pool of x**p (max pooling of |x| for p = inf), no padding ----------------------
+
+
+@module_rule(nn.LPPool1d, d=1)
+@module_rule(nn.LPPool2d, d=2)
+@module_rule(nn.LPPool3d, d=3)
+def lp_pool(ctx: Context, module: nn.Module, x, *, d: int) -> SymTensor:
+    """``floor((in - k)/s) + 1`` (ceil_mode too): torch computes it as an average pooling."""
+    x = tensor_arg(x, "input", ctx)
+    return _lp_pool(ctx, x, d, module.norm_type, module.kernel_size, module.stride, bool(module.ceil_mode),
+                    type(module).__name__)
+
+
+@function_rule(F.lp_pool1d, d=1)
+@function_rule(F.lp_pool2d, d=2)
+@function_rule(F.lp_pool3d, d=3)
+def lp_pool_function(ctx: Context, input, norm_type, kernel_size, stride=None, ceil_mode=False, *, d: int):
+    """``floor((in - k)/s) + 1`` (ceil_mode too)."""
+    return _lp_pool(ctx, tensor_arg(input, "input", ctx), d, norm_type, kernel_size, stride, bool(ceil_mode),
+                    f"lp_pool{d}d")
+
+
+def _lp_pool(ctx, x, d, norm_type, kernel_size, stride, ceil_mode, layer):
+    k, s, p, dl = _pool_args(ctx, d, kernel_size, stride, 0, 1)
+    is_max = float(norm_type) in (float("inf"), float("-inf"))
+    return pool_shape(ctx, x, d, k, s, p, dl, ceil_mode, layer, "max pooling" if is_max else "average pooling",
+                      unpadded_kernel=d == 3 and not is_max)
+
+
+# -- MaxUnpool ------------------------------------------------------------------------------------
+
+
+def _unpool(ctx: Context, x: SymTensor, indices, d: int, kernel, stride, padding, output_size, layer: str):
+    check_rank(ctx, x, (d + 1, d + 2), layer)
+    idx = tensor_arg(indices, "indices", ctx)
+    if idx.ndim != x.ndim:
+        ctx.refuse(f"{layer}: indices must have the input's shape, gets {idx} for {x}")
+    for i, (a, b) in enumerate(zip(idx.shape, x.shape)):
+        ctx.equal(a, b, f"{layer}: indices have {{lhs}} at dim {i}, the input {{rhs}}")
+    default = [canonical((n - 1) * s + k - 2 * p) for n, k, s, p in zip(x.shape[-d:], kernel, stride, padding)]
+    if output_size is None:
+        out = default
+    else:
+        sizes = list(output_size)
+        if len(sizes) == d + 2:
+            sizes = sizes[2:]
+        if len(sizes) != d:
+            ctx.refuse(f"{layer}: output_size must have {d} or {d + 2} entries, gets {len(sizes)}")
+        out = []
+        for i, (want, base, s) in enumerate(zip(sizes, default, stride)):
+            ctx.at_least(want, base - s + 1, f"{layer}: output_size {{lhs}} must be above {{rhs}} - 1 (dim {i})")
+            ctx.at_least(base + s - 1, want, f"{layer}: output_size {{rhs}} must be below {{lhs}} + 1 (dim {i})")
+            out.append(canonical(want))
+    for i, o in enumerate(out):
+        ctx.at_least(o, 1, f"{layer}: the output would have {{lhs}} {spatial_unit(i, d)}")
+    if idx.index_bound is not None:
+        ctx.require(product(out), ">=", idx.index_bound,
+                    f"{layer}: the output holds {{lhs}} positions, the indices may point up to {{rhs}} - 1",
+                    data_dependent="torch raises 'invalid max index' only if a maximum actually lies beyond "
+                                   "the output, which depends on the values")
+    return SymTensor((*x.shape[:-d], *out))
+
+
+@module_rule(nn.MaxUnpool1d, d=1)
+@module_rule(nn.MaxUnpool2d, d=2)
+@module_rule(nn.MaxUnpool3d, d=3)
+def max_unpool(ctx: Context, module: nn.Module, x, indices, output_size=None, *, d: int) -> SymTensor:
+    """``(in - 1)*stride + kernel - 2*padding``, or ``output_size`` within ``stride`` of that."""
+    x = tensor_arg(x, "input", ctx)
+    k, s, p, _ = _pool_args(ctx, d, module.kernel_size, module.stride, module.padding, 1)
+    return _unpool(ctx, x, indices, d, k, s, p, output_size, type(module).__name__)
+
+
+@function_rule(F.max_unpool1d, d=1)
+@function_rule(F.max_unpool2d, d=2)
+@function_rule(F.max_unpool3d, d=3)
+def max_unpool_function(ctx: Context, input, indices, kernel_size, stride=None, padding=0, output_size=None, *,
+                        d: int) -> SymTensor:
+    """``(in - 1)*stride + kernel - 2*padding``, or ``output_size`` within ``stride`` of that."""
+    x = tensor_arg(input, "input", ctx)
+    k, s, p, _ = _pool_args(ctx, d, kernel_size, stride, padding, 1)
+    return _unpool(ctx, x, indices, d, k, s, p, output_size, f"max_unpool{d}d")
+
+
+# -- FractionalMaxPool ---------------------------------------------------------------------------
+
+
+def _fractional(ctx: Context, x: SymTensor, d: int, kernel, output_size, output_ratio, return_indices, layer: str):
+    from fractions import Fraction
+
+    check_rank(ctx, x, (d + 1, d + 2), layer)
+    kernel = ntuple(kernel, d, "kernel_size", ctx)
+    if output_size is not None:
+        out = [as_int(o, "output_size", ctx) for o in ntuple(output_size, d, "output_size", ctx)]
+        out = [sympy.Integer(o) for o in out]
+    elif output_ratio is not None:
+        ratios = list(output_ratio) if isinstance(output_ratio, (list, tuple)) else [output_ratio] * d
+        out = []
+        for n, r in zip(x.shape[-d:], ratios):
+            f = Fraction(float(r))
+            if not 0 < f < 1:
+                ctx.refuse(f"{layer}: output_ratio must be between 0 and 1, gets {r}")
+            if f.denominator > 1 << 20 or f.numerator > 1 << 20:
+                ctx.unsupported(f"output_ratio {r} is not a short binary fraction: torch's int(in * {r}) then "
+                                "depends on floating-point rounding; pass output_size= instead")
+            out.append(canonical(floor_div(n * f.numerator, f.denominator)))
+    else:
+        ctx.refuse(f"{layer} requires either an output_size or an output_ratio")
+    slack = 0 if d == 2 else 1  # torch: out + k - 1 <= in in 2d, but < in in 3d
+    for i, (n, o, k) in enumerate(zip(x.shape[-d:], out, kernel)):
+        unit = spatial_unit(i, d)
+        ctx.at_least(n, 1, f"{layer}: needs a non-empty input, gets {{lhs}} {unit}")
+        ctx.at_least(n - k + 1 - slack, o, f"{layer}: kernel {k} is too large for {{rhs}} outputs from "
+                                           f"{{lhs}} + {k - 1 + slack} {unit}")
+    for c in x.shape[:-d]:
+        ctx.at_least(c, 1, f"{layer}: needs non-empty batch and channels, gets {{lhs}}")
+    y = SymTensor((*x.shape[:-d], *out))
+    return (y, y) if return_indices else y
+
+
+@module_rule(nn.FractionalMaxPool2d, d=2)
+@module_rule(nn.FractionalMaxPool3d, d=3)
+def fractional_max_pool(ctx: Context, module: nn.Module, x, *, d: int):
+    """``out = output_size``, or ``int(in * output_ratio)``; ``out + kernel - 1 <= in``."""
+    x = tensor_arg(x, "input", ctx)
+    return _fractional(ctx, x, d, module.kernel_size, module.output_size, module.output_ratio,
+                       module.return_indices, type(module).__name__)
+
+
+@function_rule(F.fractional_max_pool2d, d=2)
+@function_rule(F.fractional_max_pool3d, d=3)
+@function_rule(F.fractional_max_pool2d_with_indices, d=2, indices=True)
+@function_rule(F.fractional_max_pool3d_with_indices, d=3, indices=True)
+def fractional_max_pool_function(ctx: Context, input, kernel_size, output_size=None, output_ratio=None,
+                                 return_indices=False, _random_samples=None, *, d: int, indices: bool = False):
+    """``out = output_size``, or ``int(in * output_ratio)``; ``out + kernel - 1 <= in``."""
+    x = tensor_arg(input, "input", ctx)
+    if d == 2 and output_size is None and output_ratio is not None and not isinstance(output_ratio, (list, tuple)):
+        ctx.never("F.fractional_max_pool2d takes len() of output_ratio: give a tuple (torch raises TypeError)")
+    return _fractional(ctx, x, d, kernel_size, output_size, output_ratio, indices or return_indices,
+                       f"fractional_max_pool{d}d")

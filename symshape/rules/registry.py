@@ -42,6 +42,8 @@ class Rule:
     target: Any
     bound: dict = field(default_factory=dict)
     overridable: tuple[str, ...] = ("forward",)
+    #: also applies when no tensor is among the arguments (torch._assert on sizes)
+    on_sizes: bool = False
 
     @property
     def target_name(self) -> str:
@@ -99,12 +101,13 @@ def module_rule(*classes: type, overridable: tuple[str, ...] = ("forward",), **b
     return deco
 
 
-def function_rule(*functions: Any, **bound):
-    """Register ``fn(ctx, *args, **kwargs)`` for calls of ``functions``; ``bound`` is passed too."""
+def function_rule(*functions: Any, on_sizes: bool = False, **bound):
+    """Register ``fn(ctx, *args, **kwargs)`` for calls of ``functions``; ``bound`` is passed too.
+    ``on_sizes``: the rule also takes calls without a tensor argument."""
 
     def deco(fn):
         for f in functions:
-            _FUNCTION_RULES[f] = Rule(fn.__name__, fn, "function", f, dict(bound))
+            _FUNCTION_RULES[f] = Rule(fn.__name__, fn, "function", f, dict(bound), on_sizes=on_sizes)
         return fn
 
     return deco
@@ -166,8 +169,8 @@ class Context:
         self.derivations: list = []
 
     def require(self, lhs, relation: str, rhs, reason: str, kind: str = "size",
-                unless: Requirement | None = None, backend_dependent: str = "") -> None:
-        req = Requirement(lhs, relation, rhs, reason, kind, unless, backend_dependent)
+                unless: Requirement | None = None, backend_dependent: str = "", data_dependent: str = "") -> None:
+        req = Requirement(lhs, relation, rhs, reason, kind, unless, backend_dependent, data_dependent)
         decided = req.decided()
         if decided is True:
             return

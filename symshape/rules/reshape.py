@@ -75,6 +75,10 @@ def view(ctx: Context, self, *sizes, what: str) -> SymTensor:
     x = tensor_arg(self, "self", ctx)
     if len(sizes) == 1 and isinstance(sizes[0], torch.dtype):
         ctx.unsupported("view(dtype)")
+    if what == "view" and not x.contiguous:
+        ctx.unsupported("view of a tensor that may not be contiguous (after permute, transpose, expand "
+                        "or slicing): whether torch accepts it depends on the strides; use reshape, or "
+                        ".contiguous() before view")
     return view_shape(ctx, x, _size_list(sizes), what)
 
 

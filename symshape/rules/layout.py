@@ -1,0 +1,365 @@
+"""Dims rearranged, added, removed or reduced: permute, transpose, unsqueeze, squeeze, expand,
+slicing, reductions over dims, split and chunk, and torch._assert on sizes.
+
+    permute(dims):        out[i] = in[dims[i]]
+    x[a:b:c]:             out = max(0, ceil((min(b, n) - min(a, n))/c)), negative bounds counted from n
+    x[i]:                 drops the dim; torch needs -n <= i < n
+    mean(dims, keepdim):  the reduced dims become 1 (keepdim) or go
+    chunk(k, dim):        pieces of ceil(n/k); the i-th exists only while i*ceil(n/k) < n
+
+Permuted, transposed, expanded and sliced tensors are marked possibly non-contiguous, so a later
+``view`` is refused rather than guessed (torch's answer depends on the strides).
+"""
+
+from __future__ import annotations
+
+import operator
+
+import sympy
+import torch
+
+from ..dims import canonical, ceil_div
+from ..tensor import SymTensor
+from .common import as_int, tensor_arg
+from .registry import Context, function_rule, method_rule
+
+__all__ = ["slice_length"]
+
+
+def _dims(ctx: Context, x: SymTensor, dims, what: str) -> list[int]:
+    if isinstance(dims, (list, tuple)) and len(dims) == 1 and isinstance(dims[0], (list, tuple)):
+        dims = dims[0]
+    dims = list(dims) if isinstance(dims, (list, tuple)) else [dims]
+    try:
+        return [x.dim(as_int(d, "dim", ctx)) for d in dims]
+    except IndexError as e:
+        ctx.refuse(f"{what}: {e}")
+        raise
+
+
+@function_rule(torch.permute)
+@method_rule("permute")
+def permute(ctx: Context, input, *dims) -> SymTensor:
+    """``out[i] = in[dims[i]]``."""
+    x = tensor_arg(input, "input", ctx)
+    order = _dims(ctx, x, dims, "permute")
+    if sorted(order) != list(range(x.ndim)):
+        ctx.refuse(f"permute: dims {tuple(order)} are not a permutation of {x.ndim} dims")
+    identity = order == list(range(x.ndim))
+    return x.with_shape([x.shape[i] for i in order], contiguous=x.contiguous and identity)
+
+
+@function_rule(torch.transpose, torch.swapaxes, torch.swapdims)
+@method_rule("transpose", "swapaxes", "swapdims")
+def transpose(ctx: Context, input, dim0, dim1) -> SymTensor:
+    """``in[dim0]`` and ``in[dim1]`` swap."""
+    x = tensor_arg(input, "input", ctx)
+    a, b = _dims(ctx, x, [dim0, dim1], "transpose")
+    shape = list(x.shape)
+    shape[a], shape[b] = shape[b], shape[a]
+    return x.with_shape(shape, contiguous=x.contiguous and a == b)
+
+
+@function_rule(torch.t)
+@method_rule("t")
+def t(ctx: Context, input) -> SymTensor:
+    """A 2D transpose (0D and 1D tensors unchanged)."""
+    x = tensor_arg(input, "input", ctx)
+    if x.ndim > 2:
+        ctx.refuse(f"t() expects a tensor with <= 2 dimensions, gets {x.ndim}D")
+    return x.with_shape(tuple(reversed(x.shape)), contiguous=x.contiguous and x.ndim < 2)
+
+
+@function_rule(torch.unsqueeze)
+@method_rule("unsqueeze")
+def unsqueeze(ctx: Context, input, dim) -> SymTensor:
+    """Inserts a dim of size 1 at ``dim`` (counted in the output)."""
+    x = tensor_arg(input, "input", ctx)
+    d = as_int(dim, "dim", ctx)
+    n = x.ndim + 1
+    if not -n <= d < n:
+        ctx.refuse(f"unsqueeze: dim {d} out of range for {n} dims")
+    d %= n
+    return x.with_shape([*x.shape[:d], 1, *x.shape[d:]])
+
+
+@function_rule(torch.squeeze)
+@method_rule("squeeze")
+def squeeze(ctx: Context, input, dim=None) -> SymTensor:
+    """Drops the named dims (all, without ``dim``) whose size is 1; sizes must be known there."""
+    x = tensor_arg(input, "input", ctx)
+    dims = range(x.ndim) if dim is None else _dims(ctx, x, dim, "squeeze")
+    keep = []
+    for i, s in enumerate(x.shape):
+        if i in dims and not s.is_Integer:
+            ctx.unsupported(f"squeeze of dim {i}, whose size {s} depends on the input (1 or not changes the rank)")
+        if not (i in dims and s == 1):
+            keep.append(s)
+    return x.with_shape(keep)
+
+
+@method_rule("expand")
+def expand(ctx: Context, self, *sizes) -> SymTensor:
+    """``-1`` keeps a size; a size-1 dim may grow; new leading dims may be added."""
+    x = tensor_arg(self, "self", ctx)
+    if len(sizes) == 1 and isinstance(sizes[0], (list, tuple, torch.Size)):
+        sizes = tuple(sizes[0])
+    if len(sizes) < x.ndim:
+        ctx.refuse(f"expand: the number of sizes ({len(sizes)}) must be at least the number of dims ({x.ndim})")
+    lead = len(sizes) - x.ndim
+    out = []
+    for i, want in enumerate(sizes):
+        want = sympy.sympify(want)
+        if i < lead:
+            if want == -1:
+                ctx.refuse("expand: -1 is not allowed in a new leading dim")
+            out.append(want)
+            continue
+        have = x.shape[i - lead]
+        if want == -1 or want == have:
+            out.append(have)
+        elif have == 1:
+            out.append(want)
+        else:
+            ctx.equal(have, want, f"expand: size {{lhs}} must match {{rhs}} at non-singleton dim {i}")
+            out.append(have)
+    return x.with_shape(out, contiguous=False)
+
+
+@method_rule("expand_as")
+def expand_as(ctx: Context, self, other) -> SymTensor:
+    """``expand(other.size())``."""
+    return expand(ctx, self, tuple(tensor_arg(other, "other", ctx).shape))
+
+
+# -- indexing ----------------------------------------------------------------------------------
+
+
+def _bound(v, n, default):
+    """A slice bound as a position in 0..n (Python's clamping)."""
+    if v is None:
+        return default
+    v = sympy.sympify(v)
+    if v.is_Integer and v < 0:
+        return sympy.Max(n + v, 0)
+    return sympy.Min(v, n)
+
+
+def slice_length(n, start, stop, step) -> sympy.Expr:
+    """``len(range(n)[start:stop:step])`` for a positive step."""
+    a = _bound(start, n, sympy.Integer(0))
+    b = _bound(stop, n, n)
+    return canonical(sympy.Max(0, ceil_div(b - a, step)))
+
+
+@function_rule(operator.getitem)
+def getitem(ctx: Context, value, index):
+    """``x[...]`` with ints, slices, None and Ellipsis (a tuple of tensors: the element)."""
+    if isinstance(value, (tuple, list)):
+        if isinstance(value, Pieces):
+            if not isinstance(index, int) or index < 0:
+                ctx.unsupported("indexing the chunks of a size-dependent chunk() other than by a position >= 0")
+            if index < len(value.requires) and value.requires[index]:
+                ctx.at_least(*value.requires[index])
+        return value[index]
+    x = tensor_arg(value, "value", ctx)
+    items = list(index) if isinstance(index, tuple) else [index]
+    if any(isinstance(i, SymTensor) for i in items):
+        ctx.unsupported("indexing with a tensor (advanced indexing)")
+    real = [i for i in items if i is not None and i is not Ellipsis]
+    if len(real) > x.ndim:
+        ctx.refuse(f"too many indices for a tensor of dimension {x.ndim}")
+    if Ellipsis in items:
+        k = items.index(Ellipsis)
+        items = items[:k] + [slice(None)] * (x.ndim - len(real)) + items[k + 1:]
+    items += [slice(None)] * (x.ndim - len([i for i in items if i is not None]))
+    out, d, contiguous = [], 0, x.contiguous
+    for i, item in enumerate(items):
+        if item is None:
+            out.append(sympy.Integer(1))
+            continue
+        n = x.shape[d]
+        if isinstance(item, slice):
+            step = 1 if item.step is None else as_int(item.step, "step", ctx)
+            if step <= 0:
+                ctx.refuse("slice step must be positive")
+            full = item.start in (None, 0) and item.stop is None and step == 1
+            out.append(n if full else slice_length(n, item.start, item.stop, step))
+            contiguous = contiguous and (full or d == 0)
+        else:
+            k = sympy.sympify(item)
+            if not k.is_Integer:
+                ctx.unsupported(f"an index that depends on the input size ({k})")
+            need = int(k) + 1 if k >= 0 else -int(k)
+            ctx.at_least(n, need, f"index {int(k)} is out of bounds for dim {d} with size {{lhs}}")
+            contiguous = contiguous and d == 0
+        d += 1
+    return x.with_shape(out, contiguous=contiguous)
+
+
+# -- reductions --------------------------------------------------------------------------------
+
+
+def _reduce(ctx: Context, x: SymTensor, dim, keepdim: bool, what: str) -> SymTensor:
+    if dim is None:
+        return SymTensor(tuple(sympy.Integer(1) for _ in x.shape) if keepdim else ())
+    dims = set(_dims(ctx, x, dim, what))
+    shape = [1 if i in dims else s for i, s in enumerate(x.shape) if keepdim or i not in dims]
+    return SymTensor(tuple(shape))
+
+
+_REDUCTIONS = ("mean", "sum", "amax", "amin", "prod", "logsumexp", "nansum", "nanmean", "argmax",
+               "argmin", "all", "any")
+
+
+@function_rule(torch.mean, torch.sum, torch.amax, torch.amin, torch.prod, torch.logsumexp, torch.nansum,
+               torch.nanmean, torch.argmax, torch.argmin, torch.all, torch.any)
+@method_rule(*_REDUCTIONS)
+def reduction(ctx: Context, input, dim=None, keepdim=False, *, dtype=None, out=None) -> SymTensor:
+    """The reduced dims become 1 (``keepdim``) or go; no ``dim``: everything is reduced."""
+    x = tensor_arg(input, "input", ctx)
+    if isinstance(dim, torch.dtype):  # x.sum(torch.float64)
+        dim = None
+    return _reduce(ctx, x, dim, bool(keepdim), "reduction")
+
+
+@function_rule(torch.std, torch.var)
+@method_rule("std", "var")
+def std_var(ctx: Context, input, dim=None, *args, correction=None, unbiased=None, keepdim=False) -> SymTensor:
+    """As a reduction; the legacy positional ``(dim, unbiased, keepdim)`` form is understood."""
+    x = tensor_arg(input, "input", ctx)
+    if isinstance(dim, bool):  # std(x, unbiased)
+        dim = None
+    if len(args) >= 2:
+        keepdim = args[1]
+    return _reduce(ctx, x, dim, bool(keepdim), "std/var")
+
+
+@function_rule(torch.max, torch.min)
+@method_rule("max", "min")
+def max_min(ctx: Context, input, dim=None, keepdim=False, *args, **kwargs):
+    """``max(x)``: a 0-dim tensor; ``max(x, dim)``: (values, indices); ``max(x, y)``: broadcasting."""
+    from .combine import broadcast_shape
+
+    x = tensor_arg(input, "input", ctx)
+    if isinstance(dim, SymTensor):
+        return broadcast_shape(ctx, x, dim)
+    if dim is None:
+        return SymTensor(())
+    out = _reduce(ctx, x, dim, bool(keepdim), "max")
+    return out, out
+
+
+# -- splitting ---------------------------------------------------------------------------------
+
+
+class Pieces(tuple):
+    """The pieces of a chunk whose count depends on the size: piece ``i`` exists only where
+    ``requires[i]`` = ``(lhs, rhs, reason)`` has ``lhs >= rhs``; a missing piece has size 0 here,
+    which torch.cat treats alike, and taking it (``pieces[i]``) is refused where it is missing."""
+
+    requires: tuple = ()
+    dim: int = 0
+
+    def __new__(cls, items, requires=(), dim: int = 0):
+        obj = super().__new__(cls, items)
+        obj.requires, obj.dim = tuple(requires), dim
+        return obj
+
+
+def _pieces(ctx: Context, x: SymTensor, sizes: list, d: int, requires=()) -> tuple[SymTensor, ...]:
+    items = [x.with_shape([*x.shape[:d], s, *x.shape[d + 1:]], contiguous=x.contiguous and d == 0) for s in sizes]
+    return Pieces(items, requires, d) if any(requires) else tuple(items)
+
+
+@function_rule(torch.chunk)
+@method_rule("chunk")
+def chunk(ctx: Context, input, chunks, dim=0):
+    """Pieces of ``ceil(n/chunks)``; piece ``i`` exists only while ``i*ceil(n/chunks) < n``."""
+    x = tensor_arg(input, "input", ctx)
+    k = as_int(chunks, "chunks", ctx)
+    (d,) = _dims(ctx, x, dim, "chunk")
+    n = x.shape[d]
+    size = ceil_div(n, k)
+    if n.is_Integer:
+        count = -(-int(n) // int(size)) if int(n) else 1
+        sizes = [min(int(size), int(n) - i * int(size)) for i in range(count)]
+        return _pieces(ctx, x, sizes, d)
+    sizes, requires = [], []
+    for i in range(k):
+        requires.append((n, i * size + 1, f"chunk {i} of {k} exists only above {{rhs}} - 1 entries, gets {{lhs}}")
+                        if i else None)
+        sizes.append(canonical(sympy.Max(0, sympy.Min(size, n - i * size))))
+    return _pieces(ctx, x, sizes, d, requires)
+
+
+@function_rule(torch.split)
+@method_rule("split")
+def split(ctx: Context, input, split_size_or_sections, dim=0):
+    """Equal pieces of ``split_size`` (the last one shorter), or the given section sizes."""
+    x = tensor_arg(input, "input", ctx)
+    (d,) = _dims(ctx, x, dim, "split")
+    n = x.shape[d]
+    if isinstance(split_size_or_sections, (list, tuple)):
+        sizes = [sympy.sympify(s) for s in split_size_or_sections]
+        ctx.equal(n, sympy.Add(*sizes), f"split sizes must add up to the dim's size {{lhs}}, they add up to {{rhs}}")
+        return _pieces(ctx, x, sizes, d)
+    s = as_int(split_size_or_sections, "split_size", ctx)
+    if not n.is_Integer:
+        ctx.unsupported(f"split into pieces of {s} along a dim whose size {n} depends on the input "
+                        "(the number of pieces would too)")
+    count = max(-(-int(n) // s), 1)
+    return _pieces(ctx, x, [min(s, int(n) - i * s) for i in range(count)], d)
+
+
+@function_rule(torch.unbind)
+@method_rule("unbind")
+def unbind(ctx: Context, input, dim=0):
+    """One tensor per entry of ``dim``, which must have a fixed size."""
+    x = tensor_arg(input, "input", ctx)
+    (d,) = _dims(ctx, x, dim, "unbind")
+    if not x.shape[d].is_Integer:
+        ctx.unsupported(f"unbind along a dim whose size {x.shape[d]} depends on the input")
+    one = x.with_shape([*x.shape[:d], *x.shape[d + 1:]], contiguous=x.contiguous and d == 0)
+    return tuple(one for _ in range(int(x.shape[d])))
+
+
+# -- assertions on sizes -------------------------------------------------------------------------
+
+
+@function_rule(torch._assert, on_sizes=True)
+def assert_(ctx: Context, condition, message="") -> None:
+    """``torch._assert(h == 224, ...)``: torch raises where the condition fails."""
+    if isinstance(condition, (bool, sympy.logic.boolalg.BooleanAtom)):
+        if not bool(condition):
+            ctx.never(f"torch._assert fails: {message}")
+        return None
+    rel = condition
+    if isinstance(rel, sympy.Eq):
+        ctx.equal(rel.lhs, rel.rhs, f"torch._assert: {{lhs}} must equal {{rhs}} ({rel})")
+    elif isinstance(rel, sympy.Ne):
+        ctx.require(rel.lhs, "!=", rel.rhs, f"torch._assert: {{lhs}} must differ from {{rhs}} ({rel})")
+    elif isinstance(rel, (sympy.Ge, sympy.Gt, sympy.Le, sympy.Lt)):
+        big, small = (rel.lhs, rel.rhs) if isinstance(rel, (sympy.Ge, sympy.Gt)) else (rel.rhs, rel.lhs)
+        strict = isinstance(rel, (sympy.Gt, sympy.Lt))
+        ctx.at_least(big, small + 1 if strict else small, f"torch._assert: {{lhs}} must be at least {{rhs}} ({rel})")
+    else:
+        ctx.unsupported(f"torch._assert on {condition!r}")
+    return None
+
+
+# -- F.layer_norm ------------------------------------------------------------------------------
+
+
+@function_rule(torch.nn.functional.layer_norm)
+def layer_norm_function(ctx: Context, input, normalized_shape, weight=None, bias=None, eps=1e-5) -> SymTensor:
+    """``out = in``; the last dims must equal ``normalized_shape``."""
+    x = tensor_arg(input, "input", ctx)
+    shape = tuple(normalized_shape) if isinstance(normalized_shape, (list, tuple, torch.Size)) else (normalized_shape,)
+    if x.ndim < len(shape):
+        ctx.refuse(f"layer_norm{shape} needs at least {len(shape)} dims, gets {x}")
+    for j, want in enumerate(shape):
+        i = x.ndim - len(shape) + j
+        ctx.equal(x.shape[i], want, f"normalized_shape needs size {{rhs}} at dim {i}, gets {{lhs}}", kind="declared")
+    return x
+

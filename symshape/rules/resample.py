@@ -1,0 +1,145 @@
+"""Resampling: Upsample / F.interpolate, PixelShuffle / PixelUnshuffle, ChannelShuffle.
+
+    interpolate(size=s):          out = s
+    interpolate(scale_factor=f):  out = floor(in * f)   (torch multiplies in double precision)
+    PixelShuffle(r):              (C, H, W) -> (C/r^2, H*r, W*r);  C must be a multiple of r^2
+    PixelUnshuffle(r):            (C, H, W) -> (C*r^2, H/r, W/r);  H and W multiples of r
+    ChannelShuffle(g):            out = in;  C a multiple of g
+
+``floor(in * f)`` is exact here only when ``f`` is a binary fraction with a short numerator
+(2, 0.5, 1.5, 0.25 ...): then the double product has no rounding error for any realistic size.
+Other factors (0.1, 1/3) make torch's result depend on floating-point rounding; symshape refuses
+them and suggests ``size=``.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..dims import canonical, floor_div
+from ..tensor import SymTensor
+from .common import as_int, spatial_unit, tensor_arg
+from .registry import Context, function_rule, module_rule
+
+_MODE_RANKS = {"linear": 3, "bilinear": 4, "bicubic": 4, "trilinear": 5}
+
+
+def _scale(ctx: Context, f) -> Fraction:
+    value = Fraction(float(f))
+    if value <= 0:
+        ctx.refuse(f"scale_factor must be positive, gets {f}")
+    if value.denominator > 1 << 20 or value.numerator > 1 << 20:
+        ctx.unsupported(f"scale_factor {f} is not a short binary fraction: torch's floor(in * {f}) then "
+                        "depends on floating-point rounding; pass size= instead")
+    return value
+
+
+def interpolate_shape(ctx: Context, x: SymTensor, size, scale_factor, mode: str, layer: str) -> SymTensor:
+    d = x.ndim - 2
+    if d < 1:
+        ctx.refuse(f"{layer} expects a 3D, 4D or 5D input (batch, channels, spatial), gets {x.ndim}D {x}")
+    if mode in _MODE_RANKS and x.ndim != _MODE_RANKS[mode]:
+        ctx.refuse(f"{layer}: mode {mode!r} expects a {_MODE_RANKS[mode]}D input, gets {x.ndim}D")
+    if (size is None) == (scale_factor is None):
+        ctx.refuse(f"{layer}: give exactly one of size and scale_factor")
+    out = []
+    if size is not None:
+        sizes = list(size) if isinstance(size, (list, tuple, torch.Size)) else [size] * d
+        if len(sizes) != d:
+            ctx.refuse(f"{layer}: size has {len(sizes)} entries for {d} spatial dims")
+        out = [canonical(s) for s in sizes]
+    else:
+        factors = list(scale_factor) if isinstance(scale_factor, (list, tuple)) else [scale_factor] * d
+        if len(factors) != d:
+            ctx.refuse(f"{layer}: scale_factor has {len(factors)} entries for {d} spatial dims")
+        for i, (n, f) in enumerate(zip(x.shape[2:], factors)):
+            value = _scale(ctx, f)
+            o = canonical(floor_div(n * value.numerator, value.denominator))
+            ctx.at_least(o, 1, f"{layer}: scaling {spatial_unit(i, d)} by {f} leaves {{lhs}}, needs at least 1")
+            out.append(o)
+    for i, n in enumerate(x.shape[2:]):
+        ctx.at_least(n, 1, f"{layer}: input {spatial_unit(i, d)} must be non-empty, gets {{lhs}}")
+    return SymTensor((*x.shape[:2], *out))
+
+
+@module_rule(nn.Upsample)
+def upsample(ctx: Context, module: nn.Upsample, x) -> SymTensor:
+    """``out = size``, or ``floor(in * scale_factor)``."""
+    x = tensor_arg(x, "input", ctx)
+    return interpolate_shape(ctx, x, module.size, module.scale_factor, module.mode, type(module).__name__)
+
+
+@function_rule(F.interpolate)
+def interpolate(ctx: Context, input, size=None, scale_factor=None, mode="nearest", *args, **kwargs) -> SymTensor:
+    """``out = size``, or ``floor(in * scale_factor)``."""
+    return interpolate_shape(ctx, tensor_arg(input, "input", ctx), size, scale_factor, mode, "interpolate")
+
+
+# (F.upsample, F.upsample_nearest and F.upsample_bilinear call F.interpolate, which is what fx records)
+
+
+def _pixel_shuffle(ctx: Context, x: SymTensor, r: int, layer: str) -> SymTensor:
+    if x.ndim < 3:
+        ctx.refuse(f"{layer} expects at least a 3D input, gets {x.ndim}D {x}")
+    c, h, w = x.shape[-3:]
+    ctx.divisible(c, r * r, f"{layer}: channels {{lhs}} must be a multiple of {r}^2 = {{rhs}}")
+    return SymTensor((*x.shape[:-3], c / (r * r), h * r, w * r))
+
+
+def _pixel_unshuffle(ctx: Context, x: SymTensor, r: int, layer: str) -> SymTensor:
+    if x.ndim < 3:
+        ctx.refuse(f"{layer} expects at least a 3D input, gets {x.ndim}D {x}")
+    c, h, w = x.shape[-3:]
+    ctx.divisible(h, r, f"{layer}: rows {{lhs}} must be a multiple of {r}")
+    ctx.divisible(w, r, f"{layer}: columns {{lhs}} must be a multiple of {r}")
+    return SymTensor((*x.shape[:-3], c * r * r, h / r, w / r))
+
+
+@module_rule(nn.PixelShuffle)
+def pixel_shuffle(ctx: Context, module: nn.PixelShuffle, x) -> SymTensor:
+    """``(C, H, W) -> (C/r^2, H*r, W*r)``."""
+    return _pixel_shuffle(ctx, tensor_arg(x, "input", ctx), module.upscale_factor, "PixelShuffle")
+
+
+@function_rule(F.pixel_shuffle)
+def pixel_shuffle_function(ctx: Context, input, upscale_factor) -> SymTensor:
+    """``(C, H, W) -> (C/r^2, H*r, W*r)``."""
+    return _pixel_shuffle(ctx, tensor_arg(input, "input", ctx), as_int(upscale_factor, "upscale_factor", ctx),
+                          "pixel_shuffle")
+
+
+@module_rule(nn.PixelUnshuffle)
+def pixel_unshuffle(ctx: Context, module: nn.PixelUnshuffle, x) -> SymTensor:
+    """``(C, H, W) -> (C*r^2, H/r, W/r)``."""
+    return _pixel_unshuffle(ctx, tensor_arg(x, "input", ctx), module.downscale_factor, "PixelUnshuffle")
+
+
+@function_rule(F.pixel_unshuffle)
+def pixel_unshuffle_function(ctx: Context, input, downscale_factor) -> SymTensor:
+    """``(C, H, W) -> (C*r^2, H/r, W/r)``."""
+    return _pixel_unshuffle(ctx, tensor_arg(input, "input", ctx),
+                            as_int(downscale_factor, "downscale_factor", ctx), "pixel_unshuffle")
+
+
+def _channel_shuffle(ctx: Context, x: SymTensor, groups: int, layer: str) -> SymTensor:
+    if x.ndim < 3:
+        ctx.refuse(f"{layer} expects at least a 3D input, gets {x.ndim}D {x}")
+    ctx.divisible(x.shape[1], groups, f"{layer}: channels {{lhs}} must be a multiple of groups={{rhs}}")
+    return x
+
+
+@module_rule(nn.ChannelShuffle)
+def channel_shuffle(ctx: Context, module: nn.ChannelShuffle, x) -> SymTensor:
+    """``out = in``; the channels must split into ``groups``."""
+    return _channel_shuffle(ctx, tensor_arg(x, "input", ctx), module.groups, "ChannelShuffle")
+
+
+@function_rule(torch.channel_shuffle, torch.native_channel_shuffle)
+def channel_shuffle_function(ctx: Context, input, groups) -> SymTensor:
+    """``out = in``; the channels must split into ``groups``."""
+    return _channel_shuffle(ctx, tensor_arg(input, "input", ctx), as_int(groups, "groups", ctx), "channel_shuffle")
+
