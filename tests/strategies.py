@@ -217,8 +217,60 @@ def pointwise_layer(draw, d, c, functional):
             "softmax": nn.Softmax(dim=1), "gelu": nn.GELU()}[kind], c
 
 
+class Rearrange(nn.Module):
+    """A forward of dim ops: permute + reshape round trips, slicing, chunks, reductions."""
+
+    def __init__(self, kind: str, arg: int, d: int):
+        super().__init__()
+        self.kind, self.arg, self.d = kind, arg, d
+
+    def extra_repr(self):
+        return f"{self.kind}, {self.arg}"
+
+    def forward(self, x):
+        k = self.arg
+        if self.kind == "permute":  # channels last and back, through a reshape
+            n = self.d + 2
+            y = x.permute(0, *range(2, n), 1)
+            return y.reshape(y.shape).permute(0, n - 1, *range(1, n - 1)).contiguous()
+        if self.kind == "slice":  # slicing the last dim keeps a later view(N, -1) decidable
+            return x[..., k:-1].contiguous()
+        if self.kind == "step":
+            return x[..., ::k].contiguous()
+        if self.kind == "chunk":
+            return torch.cat(x.chunk(k, dim=-1), -1)
+        if self.kind == "mean":
+            return x.mean(-1, keepdim=True)
+        if self.kind == "index":
+            return x[..., k].unsqueeze(-1).contiguous()
+        raise ValueError(self.kind)
+
+
+@st.composite
+def resample_layer(draw, d, c, functional):
+    kind = draw(st.sampled_from(["upsample", "upsample", "pixel", "unshuffle", "channel", "lp", "rearrange"]))
+    if kind == "upsample":
+        scale = draw(st.sampled_from([2, 0.5, 1.5, 0.75, 3]))
+        mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[d] if draw(st.booleans()) else "nearest"
+        if functional:
+            return functools.partial(F.interpolate, scale_factor=scale, mode=mode), c
+        return nn.Upsample(scale_factor=scale, mode=mode), c
+    if kind == "pixel" and d == 2:
+        return nn.Sequential(CONV[2](c, 4 * c, 1), nn.PixelShuffle(2)), c
+    if kind == "unshuffle" and d == 2:
+        return nn.PixelUnshuffle(2), 4 * c
+    if kind == "channel" and c % 2 == 0:
+        return nn.ChannelShuffle(2), c
+    if kind == "lp":
+        lp = {1: nn.LPPool1d, 2: nn.LPPool2d, 3: nn.LPPool3d}[d]
+        return lp(draw(st.sampled_from([1.0, 2.0])), draw(st.integers(1, 3)), draw(st.integers(1, 3)),
+                  ceil_mode=draw(st.booleans())), c
+    rearrange = draw(st.sampled_from(["permute", "slice", "step", "chunk", "mean", "index"]))
+    return Rearrange(rearrange, draw(st.integers(1, 3)), d), c
+
+
 LAYERS = [conv_layer, conv_layer, pool_layer, pool_layer, pad_layer, pointwise_layer, adaptive_layer,
-          conv_transpose_layer]
+          conv_transpose_layer, resample_layer]
 
 
 @st.composite
