@@ -177,6 +177,44 @@ def always_divisible(expr: SizeExpr, divisor: SizeExpr) -> bool:
     return integer_polynomial(expr / divisor)
 
 
+def smallest_value(expr: SizeExpr):
+    """The value of ``expr`` with every size at its smallest (1), when ``expr`` provably never
+    decreases as a size grows (sums, non-negative multiples and floors of such, products of such
+    that are non-negative); else None. Then that value is ``expr``'s minimum over all sizes."""
+    expr = sympy.sympify(expr)
+
+    def low(e):
+        if e.is_Integer:
+            return int(e)
+        if e.is_Symbol:
+            return 1 if e.is_positive and e.is_integer else None
+        if isinstance(e, FloorDiv):
+            if not (e.args[1].is_Integer and e.args[1] > 0):
+                return None
+            v = low(e.args[0])
+            return None if v is None else v // int(e.args[1])
+        if isinstance(e, Add):
+            parts = [low(a) for a in e.args]
+            return None if None in parts else sum(parts)
+        if isinstance(e, Mul):
+            c, rest = e.as_coeff_Mul()
+            if not c.is_Integer or c < 0:
+                return None
+            parts = [low(a) for a in Mul.make_args(rest)]
+            if None in parts or any(v < 0 for v in parts):
+                return None  # a product is non-decreasing only while its factors are non-negative
+            out = int(c)
+            for v in parts:
+                out *= v
+            return out
+        if isinstance(e, sympy.Pow) and e.exp.is_Integer and e.exp > 0:
+            v = low(e.base)
+            return None if v is None or v < 0 else v ** int(e.exp)
+        return None
+
+    return low(expr)
+
+
 def has_floor(expr: SizeExpr) -> bool:
     return isinstance(expr, sympy.Basic) and expr.has(FloorDiv)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import sympy
 
-from .dims import always_divisible
+from .dims import always_divisible, smallest_value
 
 __all__ = ["Requirement", "Rounding", "RELATIONS", "KINDS"]
 
@@ -86,29 +86,26 @@ class Requirement:
         return False if own is False and other is False else None
 
     def _decided(self) -> bool | None:
+        # Decided from the structure, not with sympy's relational assumptions: those are slow
+        # (a tenth of a second on first use) and a wrong "decided" would drop a real check.
+        lhs, rhs = self.lhs, self.rhs
         if self.relation == "never":
             return False
+        if lhs.is_Integer and rhs.is_Integer:
+            return self.holds(int(lhs), int(rhs))
         if self.relation == ">=":
-            rel = sympy.Ge(self.lhs, self.rhs)
-        elif self.relation == "==":
-            rel = sympy.Eq(self.lhs, self.rhs)
-        elif self.relation == "!=":
-            rel = sympy.Ne(self.lhs, self.rhs)
-        elif self.relation == "broadcast":
-            return True if self.lhs == self.rhs else None
-        else:
-            if self.rhs.is_Integer and self.lhs.is_Integer:
-                return int(self.rhs) != 0 and int(self.lhs) % int(self.rhs) == 0
-            if self.rhs == 0:
-                return False
-            # lhs = rhs * (an integer expression): divisible wherever rhs != 0, and a
-            # zero rhs is refused by its own requirement.
-            return True if always_divisible(self.lhs, self.rhs) else None
-        if rel is sympy.true:
-            return True
-        if rel is sympy.false:
+            low = smallest_value(lhs - rhs)
+            return True if low is not None and low >= 0 else None
+        if self.relation in ("==", "broadcast"):
+            return True if lhs == rhs else None
+        if self.relation == "!=":
+            low = smallest_value(lhs - rhs)
+            return True if low is not None and low > 0 else None
+        if rhs == 0:
             return False
-        return None
+        # lhs = rhs * (an integer expression): divisible wherever rhs != 0, and a
+        # zero rhs is refused by its own requirement.
+        return True if always_divisible(lhs, rhs) else None
 
     def __str__(self) -> str:
         text = self._str()

@@ -115,3 +115,16 @@ def test_always_divisible_is_never_wrong(a, b, m):
             assert all(fn(n, h, w)[0] % m == 0 for n in (1, 2, 3) for h in range(1, 9) for w in range(1, 9))
     assert not always_divisible(N * (4 * H - 2) * (4 * W - 2), 10)  # sympy's is_integer says it is
     assert always_divisible(N * H * W, N) and always_divisible(20 * H, 10)
+
+
+@given(st.integers(-5, 5), st.integers(-9, 9), st.integers(1, 4), st.integers(0, 3))
+def test_smallest_value_is_a_true_minimum(a, b, q, c):
+    from symshape.dims import smallest_value
+
+    for expr in (a * H + b, floor_div(a * H + b, q) + c * W, (floor_div(H + b, q) + c) * W, H * W + b):
+        low = smallest_value(expr)
+        if low is None:
+            continue
+        fn = compile_exprs([H, W], [expr])
+        values = [fn(h, w)[0] for h in range(1, 30) for w in range(1, 30)]
+        assert min(values) == low, expr
