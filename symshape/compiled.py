@@ -1,8 +1,12 @@
-"""Compile size expressions to plain Python integer code: exact and fast.
+"""Compile size expressions to plain integer code: exact and fast.
 
 ``floor(p/q)`` becomes ``p // q``; a fraction (from a ``view(-1, 320)``) becomes an exact integer
 division of its numerator by its denominator (only reached where a requirement has already said
 it divides); common subexpressions are computed once.
+
+Two backends share one code generator: ``python`` (Python ints, for one size at a time) and
+``torch`` (int64 tensors that broadcast, for every size of a grid at once). Both are exact: torch's
+``//`` and ``%`` on integer tensors round towards minus infinity, as Python's do.
 """
 
 from __future__ import annotations
@@ -14,11 +18,68 @@ import sympy
 
 from .dims import FloorDiv
 
-__all__ = ["compile_exprs"]
+__all__ = ["compile_exprs", "compile_checked", "compile_method", "BACKENDS"]
+
+BACKENDS = ("python", "torch")
 
 
 def _div(a: int, b: int) -> int:
     return a // b if b else 0
+
+
+def _mod(a: int, b: int) -> int:
+    return a % b if b else 0
+
+
+def _divisible(a: int, b: int) -> bool:
+    return b != 0 and a % b == 0
+
+
+def _where(c, a, b):
+    return a if c else b
+
+
+def _torch_helpers() -> dict:
+    import torch
+
+    def tensor(x):
+        return x if isinstance(x, torch.Tensor) else torch.tensor(x)
+
+    def nonzero(b):
+        return torch.where(tensor(b) == 0, 1, b)
+
+    def where(c, a, b):
+        if not isinstance(c, torch.Tensor):
+            return a if c else b
+        return torch.where(c, a, b)
+
+    def div(a, b):
+        if not isinstance(b, torch.Tensor):
+            return a // b if b else a * 0
+        return torch.where(b == 0, 0, a // nonzero(b))
+
+    def mod(a, b):
+        if not isinstance(b, torch.Tensor):
+            return a % b if b else a * 0
+        return torch.where(b == 0, 0, a % nonzero(b))
+
+    def divisible(a, b):
+        if not isinstance(b, torch.Tensor):
+            return (a % b == 0) if b else False
+        return (b != 0) & (a % nonzero(b) == 0)
+
+    def fold(fn, pyfn):
+        def reduce(*args):
+            if not any(isinstance(a, torch.Tensor) for a in args):
+                return pyfn(args)
+            out = tensor(args[0])
+            for a in args[1:]:
+                out = fn(out, tensor(a))
+            return out
+        return reduce
+
+    return {"_div": div, "_mod": mod, "_divisible": divisible, "_where": where,
+            "_max": fold(torch.maximum, max), "_min": fold(torch.minimum, min)}
 
 
 class _Emitter:
@@ -66,14 +127,14 @@ class _Emitter:
             if isinstance(e, sympy.Pow) and e.exp.is_Integer and e.exp > 0:
                 return f"({self.emit(e.base)}) ** {int(e.exp)}"
         if isinstance(e, sympy.Piecewise):
-            code = "None"
+            code = "0"  # no case applies: a size torch refuses elsewhere
             for value, cond in reversed(e.args):
-                code = f"({self.emit(value)} if {self.emit(cond)} else {code})"
+                code = f"_where({self.emit(cond)}, {self.emit(value)}, {code})"
             return code
         if isinstance(e, sympy.Mod):
-            return f"{self.emit(e.args[0])} % {self.emit(e.args[1])}"
+            return f"_mod({self.emit(e.args[0])}, {self.emit(e.args[1])})"
         if isinstance(e, (sympy.Max, sympy.Min)):
-            fn = "max" if isinstance(e, sympy.Max) else "min"
+            fn = "_max" if isinstance(e, sympy.Max) else "_min"
             return f"{fn}({', '.join(self.emit(a) for a in e.args)})"
         if isinstance(e, sympy.floor):
             num, den = e.args[0].as_numer_denom()
@@ -86,28 +147,114 @@ class _Emitter:
             if isinstance(e, cls):
                 return f"{self.emit(e.lhs)} {op} {self.emit(e.rhs)}"
         if isinstance(e, sympy.And):
-            return " and ".join(f"({self.emit(a)})" for a in e.args)
+            return " & ".join(f"({self.emit(a)})" for a in e.args)
         if isinstance(e, sympy.Or):
-            return " or ".join(f"({self.emit(a)})" for a in e.args)
+            return " | ".join(f"({self.emit(a)})" for a in e.args)
         raise NotImplementedError(f"cannot compile {e!r}")
+
+    def check(self, r) -> str:
+        """Code for "torch accepts" under requirement ``r`` (and the fast path it skips to)."""
+        lhs, rhs = self.emit(r.lhs), self.emit(r.rhs)
+        if r.relation in (">=", "==", "!="):
+            code = f"({lhs} {r.relation} {rhs})"
+        elif r.relation == "divisible":
+            code = f"_divisible({lhs}, {rhs})"
+        elif r.relation == "broadcast":
+            code = f"(({lhs} == {rhs}) | ({lhs} == 1) | ({rhs} == 1))"
+        elif r.relation == "never":
+            code = "False"
+        else:
+            raise NotImplementedError(f"cannot compile the relation {r.relation!r}")
+        if r.unless is not None:
+            code = f"({code} | {self.check(r.unless)})"
+        return code
 
 
 def _exact_div(a, b):
     return Fraction(a, b) if b else Fraction(0)
 
 
-def compile_exprs(symbols: Sequence[sympy.Symbol], exprs: Sequence, exact: bool = False) -> Callable[..., list]:
-    """A function ``f(*values_of_symbols) -> [value of each expr]`` computed with Python ints.
+def _namespace(backend: str, exact: bool) -> dict:
+    if backend == "torch":
+        if exact:
+            raise ValueError("exact=True keeps Fractions, which only the python backend has")
+        return _torch_helpers()
+    if backend != "python":
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    return {"_div": _exact_div if exact else _div, "_mod": _mod, "_divisible": _divisible,
+            "_where": _where, "_max": max, "_min": min}
 
-    ``exact=True`` keeps fractions exact (``Fraction``) instead of dividing with ``//``; floors
-    stay floors either way.
-    """
-    names = {s: f"_s{i}" for i, s in enumerate(symbols)}
-    em = _Emitter(names)
-    results = [em.emit(sympy.sympify(e)) for e in exprs]
-    src = [f"def _compiled({', '.join(names.values())}):", *em.lines, f"    return [{', '.join(results)}]"]
-    namespace = {"_div": _exact_div if exact else _div}
-    exec(compile("\n".join(src), "<symshape-compiled>", "exec"), namespace)  # noqa: S102 - our own code
+
+def _build(symbols, lines, result: str, backend: str, exact: bool):
+    names = ", ".join(f"_s{i}" for i in range(len(symbols)))
+    src = "\n".join([f"def _compiled({names}):", *lines, f"    return {result}"])
+    namespace = _namespace(backend, exact)
+    exec(compile(src, "<symshape-compiled>", "exec"), namespace)  # noqa: S102 - our own code
     fn = namespace["_compiled"]
-    fn.source = "\n".join(src)
+    fn.source = src
+    return fn
+
+
+def compile_exprs(symbols: Sequence[sympy.Symbol], exprs: Sequence, exact: bool = False,
+                  backend: str = "python") -> Callable[..., list]:
+    """A function ``f(*values_of_symbols) -> [value of each expr]``.
+
+    ``backend="python"`` computes with Python ints; ``backend="torch"`` also takes int64 tensors
+    that broadcast against each other (one value per element). ``exact=True`` (python only)
+    keeps fractions exact (``Fraction``) instead of dividing with ``//``; floors stay floors.
+    """
+    em = _Emitter({s: f"_s{i}" for i, s in enumerate(symbols)})
+    results = [em.emit(sympy.sympify(e)) for e in exprs]
+    return _build(symbols, em.lines, f"[{', '.join(results)}]", backend, exact)
+
+
+def compile_checked(symbols: Sequence[sympy.Symbol], requirements: Sequence, exprs: Sequence,
+                    backend: str = "python") -> Callable[..., tuple]:
+    """A function ``f(*values_of_symbols) -> (accepted, [value of each expr])``: ``accepted`` is
+    whether every requirement (:class:`~symshape.requirements.Requirement`) holds, a bool or,
+    with the torch backend and tensor arguments, a bool tensor. Values are computed at every
+    size; where ``accepted`` is false they mean nothing."""
+    em = _Emitter({s: f"_s{i}" for i, s in enumerate(symbols)})
+    checks = [em.check(r) for r in requirements]
+    results = [em.emit(sympy.sympify(e)) for e in exprs]
+    lines = list(em.lines)
+    if backend == "python":
+        # Python's `and` stops at the first refusal
+        ok = " and ".join(checks) or "True"
+    else:
+        ok = " & ".join(checks) or "True"
+    return _build(symbols, lines, f"({ok}), [{', '.join(results)}]", backend, False)
+
+
+def compile_method(params: Sequence[str], symbols: Sequence[sympy.Symbol], requirements: Sequence,
+                   expr, constants: dict | None = None) -> Callable[..., int]:
+    """A method ``m(self, <params>=None)`` returning ``expr`` when every argument is a positive
+    int and every requirement holds, else ``self._slow(<params>)``: the whole fast path is one
+    Python call with the checks and the formula inline. ``params`` name the ``symbols`` (Python
+    identifiers, not starting with an underscore); ``constants`` maps other symbols to fixed
+    ints (the batch size)."""
+    for p in params:
+        if not p.isidentifier() or p.startswith("_") or p == "self":
+            raise ValueError(f"cannot use {p!r} as a parameter name")
+    names = dict(zip(symbols, params))
+    em = _Emitter({**names, **{s: str(int(v)) for s, v in (constants or {}).items()}})
+    checks = [em.check(r) for r in requirements]
+    value = em.emit(sympy.sympify(expr))
+    # a requirement `H >= c` with c >= 1 already says H is positive
+    implied = {names[r.lhs] for r in requirements if r.lhs in names and r.relation == ">="
+               and r.unless is None and r.rhs.is_Integer and r.rhs >= 1}
+    typed = " and ".join([f"type({p}) is int" for p in params]
+                         + [f"{p} >= 1" for p in params if p not in implied]) or "True"
+    signature = ", ".join(["self", *(f"{p}=None" for p in params)])
+    src = [f"def _compiled({signature}):",
+           f"    if {typed}:",
+           *("    " + line for line in em.lines),
+           f"        if {' and '.join(checks) or 'True'}:",
+           f"            return {value}",
+           f"    return self._slow(({''.join(p + ', ' for p in params)}))"]
+    namespace = _namespace("python", False)
+    src_text = "\n".join(src)
+    exec(compile(src_text, "<symshape-compiled>", "exec"), namespace)  # noqa: S102 - our own code
+    fn = namespace["_compiled"]
+    fn.source = src_text
     return fn

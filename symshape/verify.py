@@ -286,9 +286,31 @@ def _add(out: list[dict], sizes: dict[str, int]) -> None:
         out.append(dict(sizes))
 
 
-def sample_sizes(analysis: Analysis, valid, samples: int, seed: int = 0) -> list[dict[str, int]]:
+#: random sizes whose largest predicted tensor has more elements than this are not drawn (a stack
+#: of transposed convolutions and upsampling can turn a 30-cube into gigabytes)
+MAX_SAMPLED_ELEMENTS = 2 ** 22
+
+
+def _largest(analysis: Analysis, sizes: dict[str, int]) -> int:
+    """The most elements of any tensor the forward makes at ``sizes`` (batch 1), as predicted."""
+    def most(value) -> int:
+        if isinstance(value, (tuple, list)) and value and all(isinstance(d, int) for d in value):
+            n = 1
+            for d in value:
+                n *= d
+            return n
+        if isinstance(value, (tuple, list)):
+            return max((most(v) for v in value), default=0)
+        return 0
+
+    return max((most(step.output) for step in analysis.evaluate(**sizes).steps), default=0)
+
+
+def sample_sizes(analysis: Analysis, valid, samples: int, seed: int = 0,
+                 max_elements: int = MAX_SAMPLED_ELEMENTS) -> list[dict[str, int]]:
     """Sizes worth checking: the smallest valid size and the sizes just below it; both sides of
-    every rounding edge near it (all of these always); then random sizes up to ``samples``."""
+    every rounding edge near it (all of these always); then random sizes up to ``samples``,
+    skipping those whose largest predicted tensor exceeds ``max_elements``."""
     names = list(analysis.size_names)
     out: list[dict[str, int]] = []
     if not names:
@@ -323,7 +345,9 @@ def sample_sizes(analysis: Analysis, valid, samples: int, seed: int = 0) -> list
     tries = 0
     while len(out) < samples and tries < 20 * samples:
         tries += 1
-        _add(out, {n: rng.randint(1, top) for n in names})
+        candidate = {n: rng.randint(1, top) for n in names}
+        if _largest(analysis, candidate) <= max_elements:
+            _add(out, candidate)
     return out
 
 

@@ -90,6 +90,14 @@ def test_console_script_end_to_end():
     assert bad.returncode == 2 and "no such file" in bad.stderr
     usage = subprocess.run([sys.executable, "-m", "symshape", "formula"], capture_output=True, text=True)
     assert usage.returncode == 2 and "--input" in usage.stderr
+    # a finding (exit 1) through the fast exit: the whole report still arrives through a pipe
+    finding = subprocess.run([sys.executable, "-m", "symshape", "check", os.path.join(EX, "seed000_mnist.py:NetMaxPool"),
+                              "--input", "1,28,28"], capture_output=True, text=True)
+    slow = subprocess.run([sys.executable, "-m", "symshape", "check", os.path.join(EX, "seed000_mnist.py:NetMaxPool"),
+                           "--input", "1,28,28"], capture_output=True, text=True,
+                          env={**os.environ, "SYMSHAPE_SLOW_EXIT": "1"})
+    assert finding.returncode == slow.returncode == 1
+    assert "nn.Linear(320, 50)" in finding.stdout and finding.stdout == slow.stdout
 
 
 def test_solve_command(capsys):

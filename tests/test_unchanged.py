@@ -48,6 +48,8 @@ def test_analyze_and_evaluate_leave_the_model_alone():
         a = symshape.analyze(model, (1, "H", "W"))
         a.evaluate(H=28, W=28)
         a.at(H=28, W=28) if not a.evaluate(H=28, W=28).mismatches else None
+        f = a.formula()
+        f(H=28, W=28), f.grid(H=range(1, 30), W=range(1, 30))
         assert same(before, snapshot(model)), model
 
 

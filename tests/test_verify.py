@@ -95,3 +95,17 @@ def test_verify_cli_reports_a_mismatch(capsys, monkeypatch):
     code = main(["verify", os.path.join(EX, "seed003_cs231n.py:simple_model"), "--input", "3,H,W", "--samples", "3"])
     out, _ = capsys.readouterr()
     assert code == 1 and "mismatch: 0 at H=" in out and "rule conv" in out
+
+
+def test_random_sizes_stay_within_the_element_budget():
+    # x3 then x3 per dim: at a 30-cube the last tensor would hold 264^3 = 18.4M elements per channel
+    net = nn.Sequential(nn.ConvTranspose3d(1, 2, 1, stride=3), nn.Upsample(scale_factor=3.0))
+    a = symshape.analyze(net, (1, "T", "H", "W"))
+    from symshape.verify import MAX_SAMPLED_ELEMENTS, _largest, sample_sizes
+
+    sizes = sample_sizes(a, a.valid_sizes(), samples=12)
+    assert len(sizes) == 12
+    assert all(_largest(a, s) <= MAX_SAMPLED_ELEMENTS for s in sizes)
+    assert _largest(a, {"T": 30, "H": 30, "W": 30}) == 2 * 264 ** 3
+    assert net(torch.rand(1, 1, 2, 3, 4)).numel() == _largest(a, {"T": 2, "H": 3, "W": 4})
+    assert a.verify(samples=12).ok
