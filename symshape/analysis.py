@@ -356,8 +356,24 @@ def analyze(model: nn.Module, input_shape: Sequence) -> Analysis:
     dims = parse_input_shape(input_shape)
     traced = trace(model)
     prop = propagate(traced, SymTensor((size_symbol(BATCH), *dims)))
+    _refuse_if_never_runs(prop.steps, dims)
     return Analysis(model, dims, prop.steps, prop.output, prop.in_features, traced.graph,
                     prop.rules_applied)
+
+
+def _refuse_if_never_runs(steps: list[Step], dims: tuple) -> None:
+    """Raise InvalidInputSize when a check fails whatever the sizes are (a Conv2d given one
+    row, a pool padded more than half its kernel): torch refuses every input, and the shapes
+    after that step (negative sizes) mean nothing. Checks whose outcome depends on the backend
+    or on the data stay checks; a wrong declared in_features is reported by ``check``.
+    """
+    for step in steps:
+        for r in step.requirements:
+            if r.kind != "size" or r.backend_dependent or r.data_dependent or r.decided() is not False:
+                continue
+            names = list(dict.fromkeys(d.name for d in dims if isinstance(d, sympy.Symbol)))
+            every = f" (whatever {', '.join(names)} {'is' if len(names) == 1 else 'are'})" if names else ""
+            raise InvalidInputSize(step.name, r.message(r.lhs, r.rhs) + every)
 
 
 def in_features(model: nn.Module, input_shape: Sequence, layer: str | None = None) -> sympy.Expr:

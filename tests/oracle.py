@@ -30,8 +30,17 @@ def check_sizes(analysis, sizes: dict[str, int]) -> tuple[bool, list[str]]:
 
 
 def assert_agrees(model, input_shape, sizes_list) -> int:
-    """Analyze once, compare at every size; returns how many sizes torch accepted."""
-    analysis = symshape.analyze(model, input_shape)
+    """Analyze once, compare at every size; returns how many sizes torch accepted.
+
+    When the analysis itself refuses (a check that fails whatever the sizes are), torch must
+    refuse every size too.
+    """
+    try:
+        analysis = symshape.analyze(model, input_shape)
+    except symshape.InvalidInputSize as e:
+        ran = [s for s in sizes_list if torch_runs(model, input_shape, s)]
+        assert not ran, f"{model}\ninput {input_shape}: symshape refuses every size ({e}), torch runs at {ran}"
+        return 0
     accepted = 0
     for sizes in sizes_list:
         ok, bad = check_sizes(analysis, sizes)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 import seed000_mnist
 import symshape
-from oracle import assert_agrees, grid
+from oracle import assert_agrees, grid, torch_runs
 
 
 class Branchy(nn.Module):
@@ -127,7 +127,23 @@ def test_in_features_helper():
 
 def test_static_misconfiguration_refuses_every_size():
     net = nn.Sequential(nn.MaxPool2d(3, padding=2))
-    a = symshape.analyze(net, (1, "H", "W"))
-    with pytest.raises(symshape.InvalidInputSize, match="pad should be at most half of kernel size"):
-        a.at(H=30, W=30)
-    assert_agrees(net, (1, "H", "W"), [{"H": 30, "W": 30}])
+    with pytest.raises(symshape.InvalidInputSize, match=r"^0: pad should be at most half of kernel size, "
+                       r"gets padding 2 and kernel 3 \(whatever H, W are\)$"):
+        symshape.analyze(net, (1, "H", "W"))
+    assert not torch_runs(net, (1, "H", "W"), {"H": 30, "W": 30})
+    assert_agrees(net, (1, "H", "W"), grid(("H", "W"), [1, 7, 30]))
+
+
+def test_a_check_that_fails_at_every_size_is_refused_at_analysis():
+    # (1, "H") into a Conv2d net: torch reads the 3-D input as unbatched (C=N, H=1, W=H), so the
+    # 5x5 kernel never fits one row. The formula after it would be negative nonsense.
+    net = seed000_mnist.Net()
+    with pytest.raises(symshape.InvalidInputSize, match=r"^conv1: kernel 5 needs at least 5 rows, gets 1 \(whatever H is\)$") as e:
+        symshape.analyze(net, (1, "H"))
+    assert e.value.layer == "conv1"
+    assert not any(torch_runs(net, (1, "H"), {"H": h}) for h in (5, 28, 100))
+    # a fixed size torch refuses is refused at analysis, naming the layer
+    with pytest.raises(symshape.InvalidInputSize, match=r"^max_pool2d: max pooling kernel 2 needs at least 2 rows, gets 1$"):
+        symshape.analyze(net, (1, 5, 5))
+    # a wrong declared in_features is not a refusal of every size: check reports it
+    assert symshape.analyze(seed000_mnist.NetMaxPool(), (1, 28, 28)).evaluate().mismatches

@@ -127,7 +127,11 @@ def test_both_backends_agree_with_evaluate_on_every_rule(case):
     """The torch backend (grids) and the python one (single sizes) compute every check and every
     output dim as Analysis.evaluate does, whose answers test_rules proves against torch, on a
     case for every rule: broadcasting Piecewise, slicing's Max/Min, divisibility, fast paths."""
-    a = symshape.analyze(case.make(), case.input_shape)
+    try:
+        a = symshape.analyze(case.make(), case.input_shape)
+    except symshape.InvalidInputSize:
+        pytest.skip("refused at analysis (a check that fails at every size): nothing to compile; "
+                    "test_rules proves torch refuses these sizes too")
     reqs = [r for _, r in a.requirements if r.kind == "size"]
     outs = [d for s in a.steps for d in _flat_dims(s.output)]
     symbols = [a.batch, *(size_symbol(n) for n in a.size_names)]
