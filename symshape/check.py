@@ -89,6 +89,8 @@ class CheckReport:
     linears: list[str]
     sizes: dict
     fits: dict[str, SizeSet] = field(default_factory=dict)
+    #: LazyLinear layers (nothing to check: they take in_features from their first call)
+    lazy: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -98,10 +100,13 @@ class CheckReport:
         out = [line for f in self.findings for line in f.lines()]
         for name, where in self.fits.items():
             out.append(f"{name}: fits only at {where.summary()}")
-        if self.ok:
-            names = ", ".join(self.linears) or "no Linear"
-            out.append(f"all Linear layers fit ({names})" if not self.fits else
-                       f"every Linear fits at some size ({names})")
+        lazy = f"{', '.join(self.lazy)} {'is' if len(self.lazy) == 1 else 'are'} lazy (in_features is set at the first call)"
+        if self.ok and self.linears:
+            names = ", ".join(self.linears)
+            out.append((f"all Linear layers fit ({names})" if not self.fits else
+                        f"every Linear fits at some size ({names})") + (f"; {lazy}" if self.lazy else ""))
+        elif self.ok:
+            out.append(f"nothing to check: {lazy}" if self.lazy else "nothing to check: the forward calls no nn.Linear")
         return "\n".join(out)
 
     __repr__ = __str__
@@ -120,6 +125,7 @@ def _declared(analysis: Analysis) -> dict[str, nn.Linear]:
 def check(analysis: Analysis, sizes: dict[str, int] | None = None) -> CheckReport:
     """Check every Linear at ``sizes`` (all size names), or for every size when none are given."""
     linears = _declared(analysis)
+    lazy = [name for name in analysis.in_features if name not in linears]
     findings = []
     if sizes or not analysis.size_names:
         ev = analysis.evaluate(**(sizes or {}))
@@ -148,8 +154,8 @@ def check(analysis: Analysis, sizes: dict[str, int] | None = None) -> CheckRepor
                 continue
             findings.append(LinearFinding(name, m.in_features, m.out_features, m.bias is not None,
                                           formula, None, "", fits))
-        return CheckReport(findings, list(linears), {}, fitting)
-    return CheckReport(findings, list(linears), dict(sizes or {}))
+        return CheckReport(findings, list(linears), {}, fitting, lazy)
+    return CheckReport(findings, list(linears), dict(sizes or {}), lazy=lazy)
 
 
 def _fits(analysis: Analysis, layer: str, value: int) -> SizeSet | None:

@@ -103,10 +103,21 @@ def _listing(sizes, max_size: int | None) -> list[str]:
     return lines
 
 
+def _linear_name(analysis, layer: str | None) -> str:
+    """--layer, or the first Linear called; a usage error when there is no such Linear."""
+    if not analysis.in_features:
+        raise _UsageError("the forward calls no nn.Linear / nn.LazyLinear: there is no in_features to solve for")
+    if layer is None:
+        return next(iter(analysis.in_features))
+    if layer not in analysis.in_features:
+        raise _UsageError(f"--layer {layer!r}: no Linear of that name; the forward calls: {', '.join(analysis.in_features)}")
+    return layer
+
+
 def cmd_solve(args) -> int:
     """The input sizes whose in_features equals --flat (exit 1 when there are none)."""
     analysis = _symbolic(args)
-    layer = args.layer or next(iter(analysis.in_features), None)
+    layer = _linear_name(analysis, args.layer)
     sizes = analysis.solve(args.flat, layer=args.layer, square=args.square)
     if sizes.is_empty:
         print(f"no input size gives {layer} in_features = {args.flat}" + (" with square inputs" if args.square else ""))
@@ -213,11 +224,24 @@ def cmd_explain(args) -> int:
 def cmd_verify(args) -> int:
     """Run the real model at sampled sizes and compare every step (exit 1 on any mismatch)."""
     model, shape = _model_and_input(args)
-    if args.samples < 1:
-        raise _UsageError("--samples must be at least 1")
     report = analyze(model, shape).verify(samples=args.samples, seed=args.seed, device=args.device)
     print(report)
     return OK if report.ok else FINDING
+
+
+def _count(least: int):
+    """An argparse type: an int of at least ``least`` (argparse reports anything else, exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
+        return value
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -236,10 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_formula
     )
     p = model_command("solve", "the input sizes that give a flat size at a Linear")
-    p.add_argument("--flat", type=int, required=True, help="the in_features value to reach")
+    p.add_argument("--flat", type=_count(0), required=True, help="the in_features value to reach")
     p.add_argument("--layer", help="the Linear's qualified name (default: the first one called)")
     p.add_argument("--square", action="store_true", help="require all spatial sizes to be equal")
-    p.add_argument("--max", type=int, metavar="N", help="also list every solution with all sizes <= N")
+    p.add_argument("--max", type=_count(1), metavar="N", help="also list every solution with all sizes <= N")
     p.set_defaults(func=cmd_solve)
     p = model_command("explain", "write out every layer's arithmetic (why 13.5 becomes 13)")
     p.add_argument("--format", choices=("text", "md", "markdown", "latex"), default="text",
@@ -250,13 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rewrite a wrong in_features in the source file when it is a literal (prints a diff)")
     p.set_defaults(func=cmd_check)
     p = model_command("verify", "check every prediction against real torch forward passes")
-    p.add_argument("--samples", type=int, default=20, help="how many sizes to check (default 20)")
+    p.add_argument("--samples", type=_count(1), default=20, help="how many sizes to check (default 20)")
     p.add_argument("--seed", type=int, default=0, help="seed for the random sizes (default 0)")
     p.add_argument("--device", choices=("cpu", "meta"), default="cpu",
                    help="cpu runs the kernels; meta only torch's shape checks (faster, see docs)")
     p.set_defaults(func=cmd_verify)
     p = model_command("sizes", "the input sizes the model accepts, and those with no rounding")
-    p.add_argument("--max", type=int, metavar="N", help="also list every valid size with all sizes <= N")
+    p.add_argument("--max", type=_count(1), metavar="N", help="also list every valid size with all sizes <= N")
     p.set_defaults(func=cmd_sizes)
     return parser
 

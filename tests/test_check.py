@@ -6,6 +6,7 @@ import textwrap
 
 import pytest
 import torch
+import torch.nn as nn
 
 import seed000_mnist
 import seed001_cnnclf
@@ -102,6 +103,18 @@ def test_fix_rewrites_only_the_literal(tmp_path, capsys):
     assert after == before.replace("nn.Linear(64, 20, bias=True)", "nn.Linear(3136, 20, bias=True)")
     code, out, _ = run(capsys, "check", f"{path}:CNNclf", "--input", "1,100,100")
     assert code == 0 and out.strip() == "all Linear layers fit (clf.1, clf.3)"
+
+
+def test_lazy_and_missing_linears_are_named(capsys):
+    lazy = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.LazyLinear(5))
+    report = symshape.analyze(lazy, (1, "H", "W")).check()
+    assert report.ok and report.lazy == ["2"]
+    assert str(report) == "nothing to check: 2 is lazy (in_features is set at the first call)"
+    mixed = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.LazyLinear(8), nn.Linear(8, 2))
+    report = symshape.analyze(mixed, (1, 5, 5)).check()
+    assert str(report) == "all Linear layers fit (3); 2 is lazy (in_features is set at the first call)"
+    assert str(symshape.analyze(nn.Conv2d(1, 4, 3), (1, "H", "W")).check()) == (
+        "nothing to check: the forward calls no nn.Linear")
 
 
 def test_fix_computed_literal(tmp_path, capsys):

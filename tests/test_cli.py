@@ -14,7 +14,10 @@ EX = os.path.join(ROOT, "examples")
 
 
 def run(capsys, *argv):
-    code = main(list(argv))
+    try:
+        code = main(list(argv))
+    except SystemExit as e:  # argparse's own usage errors
+        code = e.code
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -70,6 +73,20 @@ def test_formula_kwargs(capsys):
         (["formula", os.path.join(EX, "seed000_mnist.py:Net"), "--input", "1,H,W", "--kwargs", "{bad"], "--kwargs is not valid JSON"),
         (["formula", os.path.join(EX, "seed000_mnist.py:Net"), "--input", "1,H,W", "--kwargs", '{"x": 1}'], "Net(**{'x': 1}) failed"),
         (["formula", os.path.join(EX, "seed000_mnist.py:Net"), "--input", "1,1,H,W"], "Conv2d expects a 3D or 4D input, gets 5D"),
+        (["formula", os.path.join(EX, "seed000_mnist.py:Net"), "--input", "1,H"],
+         "conv1: kernel 5 needs at least 5 rows, gets 1 (whatever H is)"),
+        (["solve", os.path.join(EX, "seed000_mnist.py:Net"), "--input", "1,H,W", "--flat", "-5"],
+         "argument --flat: must be at least 0, got -5"),
+        (["solve", os.path.join(EX, "seed000_mnist.py:Net"), "--input", "1,H,W", "--flat", "320", "--layer", "fc9"],
+         "--layer 'fc9': no Linear of that name; the forward calls: fc1, fc2"),
+        (["solve", os.path.join(EX, "unet.py:UNet"), "--input", "1,H,W", "--flat", "320"],
+         "the forward calls no nn.Linear / nn.LazyLinear"),
+        (["solve", os.path.join(EX, "seed000_mnist.py:Net"), "--input", "1,H,W", "--flat", "320", "--max", "0"],
+         "argument --max: must be at least 1, got 0"),
+        (["sizes", os.path.join(EX, "seed000_mnist.py:Net"), "--input", "1,H,W", "--max", "x"],
+         "argument --max: invalid int value: 'x'"),
+        (["verify", os.path.join(EX, "seed000_mnist.py:Net"), "--input", "1,H,W", "--samples", "0"],
+         "argument --samples: must be at least 1, got 0"),
     ],
 )
 def test_usage_errors_exit_2(capsys, argv, message):
