@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from .compiled import compile_exprs
 from .dims import size_symbol
-from .engine import Step, propagate
+from .engine import Propagator, Step, propagate
 from .errors import InvalidInputSize, SymshapeError
 from .render import text_table
 from .requirements import Requirement
@@ -354,8 +354,9 @@ def analyze(model: nn.Module, input_shape: Sequence) -> Analysis:
     8*floor((H - 1)/2)*floor((W - 1)/2)
     """
     dims = parse_input_shape(input_shape)
-    traced = trace(model)
-    prop = propagate(traced, SymTensor((size_symbol(BATCH), *dims)))
+    x = SymTensor((size_symbol(BATCH), *dims))
+    traced = trace(model, Propagator(model, x))
+    prop = propagate(traced, x)
     _refuse_if_never_runs(prop.steps, dims)
     return Analysis(model, dims, prop.steps, prop.output, prop.in_features, traced.graph,
                     prop.rules_applied)

@@ -18,7 +18,7 @@ from .rules import Context, Rule, rule_for_function, rule_for_method, rule_for_m
 from .tensor import SymTensor
 from .trace import Traced, scope_of
 
-__all__ = ["Propagation", "Step", "propagate"]
+__all__ = ["Propagation", "Propagator", "Step", "propagate"]
 
 
 @dataclass(frozen=True)
@@ -112,10 +112,21 @@ def _size_arithmetic(target, args, kwargs, node: torch.fx.Node, where: str):
         raise UnsupportedOperation(target_name(target), where, node.format_node(), f"{type(e).__name__}: {e}") from e
 
 
+def _plain_getattr(obj: Any, name: str) -> Any:
+    """``getattr`` that reads a module's parameters, buffers and children from their dicts:
+    while fx traces, ``nn.Module.__getattr__`` is patched to make proxies."""
+    if isinstance(obj, nn.Module):
+        for table in ("_parameters", "_buffers", "_modules"):
+            d = obj.__dict__.get(table, {})
+            if name in d:
+                return d[name]
+    return getattr(obj, name)
+
+
 def _attr(root: nn.Module, target: str, node: torch.fx.Node):
     obj: Any = root
     for part in target.split("."):
-        obj = getattr(obj, part)
+        obj = _plain_getattr(obj, part)
     if isinstance(obj, torch.nn.parameter.UninitializedParameter) or isinstance(obj, torch.nn.parameter.UninitializedBuffer):
         raise UnsupportedOperation("get_attr", target, node.format_node(), "an uninitialized lazy parameter has no shape yet")
     if isinstance(obj, torch.Tensor):
@@ -132,23 +143,35 @@ def _load_vision_rules(target) -> bool:
     return vision.register()
 
 
-def propagate(traced: Traced, x: SymTensor) -> Propagation:
-    """Run the graph on symbolic shapes. Raises UnsupportedOperation for an op without a rule."""
-    env: dict[torch.fx.Node, Any] = {}
-    steps: list[Step] = []
-    in_features: dict[str, sympy.Expr] = {}
-    rules_applied: dict[str, str] = {}
-    output: Any = None
-    first_input = True
-    root = traced.root
+class Propagator:
+    """Computes each node's value (a SymTensor, a size, a tuple ...) as the nodes come, in
+    execution order: after a trace (:func:`propagate`), or while torch.fx traces, so the tracer
+    can answer questions about ranks and sizes (``len(x.shape)``, ``for s in x.size()``).
+    """
 
-    def load(a):
-        return torch.fx.node.map_arg(a, lambda n: env[n])
+    def __init__(self, root: nn.Module, x: SymTensor):
+        self.root = root
+        self.x = x
+        self.env: dict[torch.fx.Node, Any] = {}
+        self.steps: list[Step] = []
+        self.in_features: dict[str, sympy.Expr] = {}
+        self.rules_applied: dict[str, str] = {}
+        self.output: Any = None
+        self._first_input = True
 
-    for node in traced.graph.nodes:
+    def result(self) -> Propagation:
+        return Propagation(self.steps, self.output, self.in_features, self.rules_applied)
+
+    def _load(self, a):
+        return torch.fx.node.map_arg(a, lambda n: self.env[n])
+
+    def feed(self, node: torch.fx.Node) -> None:
+        """Compute ``node``'s value from its inputs' (already fed). Raises UnsupportedOperation
+        for an op without a rule."""
+        env = self.env
         if node.op == "placeholder":
-            if first_input:
-                env[node], first_input = x, False
+            if self._first_input:
+                env[node], self._first_input = self.x, False
             elif node.args:
                 env[node] = node.args[0]
             else:
@@ -156,18 +179,18 @@ def propagate(traced: Traced, x: SymTensor) -> Propagation:
                     f"forward takes a second input {node.target!r} without a default; symshape "
                     "analyzes models called with one tensor"
                 )
-            continue
+            return
         if node.op == "get_attr":
-            env[node] = _attr(root, node.target, node)
-            continue
+            env[node] = _attr(self.root, node.target, node)
+            return
         if node.op == "output":
-            output = load(node.args[0])
-            continue
-        args, kwargs = load(node.args), load(node.kwargs)
+            self.output = self._load(node.args[0])
+            return
+        args, kwargs = self._load(node.args), self._load(node.kwargs)
         scope = scope_of(node)
         module = None
         if node.op == "call_module":
-            module = root.get_submodule(node.target)
+            module = self.root.get_submodule(node.target)
             name, op, kind = node.target or "(model)", target_name(type(module)), "module"
             rule = rule_for_module(module)
             call_args = (module, *args)
@@ -178,14 +201,14 @@ def propagate(traced: Traced, x: SymTensor) -> Propagation:
                 rule = rule_for_function(node.target)
                 if not _has_tensor((args, kwargs)) and not (rule is not None and rule.on_sizes):
                     env[node] = _size_arithmetic(node.target, args, kwargs, node, scope or "(model)")
-                    continue
+                    return
             else:
                 op, kind = f"Tensor.{node.target}", "method"
                 if not isinstance(args[0], SymTensor):
                     env[node] = _size_arithmetic(
                         lambda s, *a, **k: getattr(s, node.target)(*a, **k), args, kwargs, node, scope or "(model)"
                     )
-                    continue
+                    return
                 rule = rule_for_method(node.target)
             call_args = args
         if rule is None and _load_vision_rules(node.target):
@@ -194,21 +217,33 @@ def propagate(traced: Traced, x: SymTensor) -> Propagation:
             raise UnsupportedOperation(op, name, node.format_node())
         ctx = Context(name, op, node.format_node())
         value = _apply(rule, ctx, call_args, kwargs)
-        rules_applied[op] = rule.name
+        self.rules_applied[op] = rule.name
         value = _canonical_value(value)
         env[node] = value
         if _has_tensor(value):
             inputs = tuple(t.shape for t in _tensors_in((args, kwargs)))
-            steps.append(Step(ctx.step, op, inputs, _shapes(value), rule.name,
-                              tuple(ctx.requirements), node.name, kind, module, tuple(ctx.roundings),
-                              tuple(ctx.derivations), bool(getattr(value, "requires", ()))))
+            self.steps.append(Step(ctx.step, op, inputs, _shapes(value), rule.name,
+                                   tuple(ctx.requirements), node.name, kind, module, tuple(ctx.roundings),
+                                   tuple(ctx.derivations), bool(getattr(value, "requires", ()))))
             if ctx.linear_input is not None and kind == "module":
-                in_features.setdefault(name, canonical(ctx.linear_input))
+                self.in_features.setdefault(name, canonical(ctx.linear_input))
         elif ctx.requirements:
             # a size query with a requirement (rare): attach it to a step so it is still checked
-            steps.append(Step(ctx.step, op, tuple(t.shape for t in _tensors_in(args)), (), rule.name,
-                              tuple(ctx.requirements), node.name, kind, module))
-    return Propagation(steps, output, in_features, rules_applied)
+            self.steps.append(Step(ctx.step, op, tuple(t.shape for t in _tensors_in(args)), (), rule.name,
+                                   tuple(ctx.requirements), node.name, kind, module))
+
+
+def propagate(traced: Traced, x: SymTensor) -> Propagation:
+    """Run the graph on symbolic shapes. Raises UnsupportedOperation for an op without a rule.
+
+    A graph traced with a propagator (``traced.propagation``) is not run again.
+    """
+    if traced.propagation is not None:
+        return traced.propagation
+    prop = Propagator(traced.root, x)
+    for node in traced.graph.nodes:
+        prop.feed(node)
+    return prop.result()
 
 
 def _apply(rule: Rule, ctx: Context, args, kwargs):

@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import traceback
 from dataclasses import dataclass
+from typing import Any
 
+import sympy
 import torch
 import torch.fx
 import torch.nn as nn
 
-from .errors import UntraceableModel
+from .errors import SymshapeError, UntraceableModel
 from .rules import rule_for_module
 
 __all__ = ["Traced", "scope_of", "trace"]
@@ -25,8 +27,9 @@ _TORCH_DIR = os.path.dirname(torch.__file__)
 _OWN_DIR = os.path.dirname(__file__)
 
 HINT = (
-    "symshape follows forward with torch.fx, which cannot run Python control flow (if, for, "
-    "while, int(), math.*) on tensor sizes or values. What you can do:\n"
+    "symshape follows forward with torch.fx, which cannot run Python control flow (if, while, "
+    "int(), math.*) whose outcome depends on the input's size or values (loops over x.shape and "
+    "checks of x.dim() are fine). What you can do:\n"
     "  - analyze a part that traces, e.g. symshape.analyze(model.features, input_shape);\n"
     "  - move the size-dependent code into its own nn.Module and register a shape rule for it "
     "with @symshape.module_rule (see docs/extending.md);\n"
@@ -37,10 +40,14 @@ HINT = (
 
 @dataclass(frozen=True)
 class Traced:
-    """The graph of ``root``'s forward; node targets of ``call_module`` are qualified names."""
+    """The graph of ``root``'s forward; node targets of ``call_module`` are qualified names.
+
+    ``propagation``: what a propagator fed while tracing computed (None when there was none).
+    """
 
     graph: torch.fx.Graph
     root: nn.Module
+    propagation: Any = None
 
 
 def _is_leaf(m: nn.Module) -> bool:
@@ -53,8 +60,85 @@ def _is_leaf(m: nn.Module) -> bool:
 
 
 class _Tracer(torch.fx.Tracer):
+    """torch.fx's tracer, told each node's symbolic value as it is made.
+
+    With a propagator (an object with ``feed(node)`` and ``env``: node -> value, see
+    :class:`symshape.engine.Propagator`) the tracer knows ranks and sizes while it traces, so
+    Python that only asks about them runs: ``len(x.shape)``, ``for s in x.size()[1:]: n *= s``,
+    ``if x.dim() == 3:``. A condition that depends on the input size still cannot be traced.
+    """
+
+    def __init__(self, propagator=None):
+        super().__init__()
+        self.propagator = propagator
+
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return _is_leaf(m)
+
+    def proxy(self, node: torch.fx.Node) -> torch.fx.Proxy:
+        return _SizedProxy(node, self)
+
+    def create_proxy(self, kind, target, args, kwargs, name=None, type_expr=None, proxy_factory_fn=None):
+        proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
+        if self.propagator is not None:
+            self._feed(proxy.node)
+        return proxy
+
+    def _feed(self, node: torch.fx.Node) -> None:
+        env = self.propagator.env
+        for n in node.all_input_nodes:
+            if n not in env:
+                self._feed(n)
+        if node not in env:
+            self.propagator.feed(node)
+
+    def value(self, proxy: torch.fx.Proxy):
+        """The symbolic value of ``proxy`` (``_MISSING`` without a propagator)."""
+        if self.propagator is None:
+            return _MISSING
+        node = proxy.node
+        self._feed(node)
+        return self.propagator.env.get(node, _MISSING)
+
+    def to_bool(self, obj: torch.fx.Proxy) -> bool:
+        value = self.value(obj)
+        if isinstance(value, (bool, int)) or value in (sympy.true, sympy.false) or (
+                isinstance(value, sympy.Basic) and value.is_Integer):
+            return bool(value)  # the same at every size: the branch taken is the only one
+        if isinstance(value, sympy.Basic):
+            raise torch.fx.proxy.TraceError(
+                f"symbolically traced variables cannot be used as inputs to control flow: the "
+                f"condition {value} depends on the input size"
+            )
+        return super().to_bool(obj)
+
+    def iter(self, obj: torch.fx.Proxy):
+        value = self.value(obj)
+        if isinstance(value, (tuple, list)):  # a size, or several tensors: their count is known
+            return iter([obj[i] for i in range(len(value))])
+        return super().iter(obj)
+
+
+_MISSING = object()
+
+
+class _SizedMixin:
+    def __len__(self) -> int:
+        value = self.tracer.value(self)
+        if isinstance(value, (tuple, list)):
+            return len(value)
+        return super().__len__()
+
+    def __getattr__(self, k: str):
+        return _SizedAttribute(self, k)
+
+
+class _SizedProxy(_SizedMixin, torch.fx.Proxy):
+    pass
+
+
+class _SizedAttribute(_SizedMixin, torch.fx.proxy.Attribute):
+    pass
 
 
 def _sequential_leaves(seq: nn.Sequential, prefix: str, out: list) -> bool:
@@ -98,8 +182,12 @@ def _user_frame(tb) -> str:
     return ""
 
 
-def trace(model: nn.Module) -> Traced:
-    """Trace ``model``'s forward into a graph; raises :class:`UntraceableModel` when fx cannot."""
+def trace(model: nn.Module, propagator=None) -> Traced:
+    """Trace ``model``'s forward into a graph; raises :class:`UntraceableModel` when fx cannot.
+
+    ``propagator`` (optional) computes each node's symbolic value while fx traces; its result is
+    ``Traced.propagation``. Errors it raises (an op without a rule) pass through unchanged.
+    """
     if not isinstance(model, nn.Module):
         raise TypeError(f"symshape analyzes an nn.Module, got {type(model).__name__}")
     if _is_leaf(model):
@@ -112,16 +200,21 @@ def trace(model: nn.Module) -> Traced:
     graph = _fast_sequential(model)
     if graph is not None:
         return Traced(graph, model)
-    tracer = _Tracer()
+    tracer = _Tracer(propagator)
     try:
         graph = tracer.trace(model)
+        if propagator is not None:
+            for node in graph.nodes:  # the output node, and any node fx made without a proxy
+                tracer._feed(node)
+    except SymshapeError:
+        raise
     except Exception as e:  # fx raises TraceError, TypeError, ... from inside user code
         stack = list(tracer.module_stack.values())
         where = stack[-1][0] if stack else ""
         cls = stack[-1][1] if stack else type(model)
         name = f"{cls.__name__} at {where!r}" if where else f"{cls.__name__} (the model itself)"
         raise UntraceableModel(name, f"{type(e).__name__}: {e}", _user_frame(e.__traceback__), HINT) from e
-    return Traced(graph, model)
+    return Traced(graph, model, propagator.result() if propagator is not None else None)
 
 
 def scope_of(node: torch.fx.Node) -> str:

@@ -37,7 +37,8 @@ def pytest_terminal_summary(terminalreporter):
     if tally is not None and tally.TALLY["models"]:
         t = tally.TALLY
         terminalreporter.write_line(
-            f"symshape random models: {t['models']} models, {t['sizes']} sizes checked against torch "
+            f"symshape random models: {t['models']} models analyzed and {t['refused_models']} refused at "
+            f"analysis, {t['sizes']} sizes checked against torch "
             f"({t['accepted']} accepted, {t['refused']} refused), {t['disagreements']} disagreements; "
             f"Analysis.verify: {t['verify_checks']} checks in eval mode, all agreeing"
         )

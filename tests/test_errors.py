@@ -40,6 +40,43 @@ def test_untraceable_forward_names_module_line_and_remedy():
     assert "control flow" in str(err) and "symshape.analyze(model.features" in str(err)
 
 
+class TutorialNet(nn.Module):
+    """The old PyTorch tutorial's num_flat_features loop, a rank check and len(x.shape)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 6, 5)
+        self.fc = nn.Linear(6 * 12 * 12, 10)
+
+    def forward(self, x):
+        if x.dim() == 3:  # decided by the rank, the same at every size
+            x = x.unsqueeze(0)
+        assert len(x.shape) == 4
+        x = F.max_pool2d(F.relu(self.conv(x)), 2)
+        x = x.view(-1, self.num_flat_features(x))
+        return self.fc(x)
+
+    def num_flat_features(self, x):
+        n = 1
+        for s in x.size()[1:]:
+            n *= s
+        return n
+
+
+def test_python_that_asks_about_ranks_and_sizes_traces():
+    net = TutorialNet()
+    a = symshape.analyze(net, (1, "H", "W"))
+    assert str(a.in_features["fc"]) == "6*floor((H - 4)/2)*floor((W - 4)/2)"
+    assert [s.op for s in a.steps[:2]] == ["nn.Conv2d", "F.relu"]  # the unsqueeze branch is not taken
+    assert a.at(H=28, W=28).in_features["fc"] == 864
+    assert a.solve(864, square=True).enumerate(40) == [{"H": 28, "W": 28}, {"H": 29, "W": 29}]
+    assert_agrees(net, (1, "H", "W"), grid(("H", "W"), [4, 5, 28, 29, 30]))
+    assert a.verify(samples=8).ok
+    # a condition that depends on the size names the condition
+    with pytest.raises(symshape.UntraceableModel, match=r"the condition H - 2 > 10 depends on the input size"):
+        symshape.analyze(Outer(), (1, "H", "W"))
+
+
 def test_unsupported_module_names_op_path_and_node():
     net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Sequential(nn.Bilinear(3, 3, 4)))
     with pytest.raises(symshape.UnsupportedOperation) as e:

@@ -21,8 +21,9 @@ from symshape.dims import size_symbol
 
 
 def torch_in_features(model, input_shape, sizes, layer):
-    """Run torch with every Linear made lazy (so a wrong declared in_features cannot stop it):
-    (the forward ran, the last dim that reached ``layer``)."""
+    """Run torch with every Linear made lazy (so a wrong declared in_features cannot stop it), on a
+    copy in the model's own train/eval mode, as analyzed: (the forward ran, the last dim that
+    reached ``layer``)."""
     m = copy.deepcopy(model)
     for name, mod in list(m.named_modules()):
         if type(mod) is nn.Linear:
@@ -34,7 +35,7 @@ def torch_in_features(model, input_shape, sizes, layer):
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            m.eval()(x)
+            m(x)
         ran = True
     except Exception:
         ran = False

@@ -83,8 +83,9 @@ def test_verify_cli(capsys):
     code = main(["verify", os.path.join(EX, "seed003_cs231n.py:simple_model"), "--input", "3,H,W", "--samples", "5"])
     out, err = capsys.readouterr()
     assert code == 0 and out.startswith("verified on cpu: ") and "0 mismatches" in out and err == ""
-    code = main(["verify", os.path.join(EX, "seed003_cs231n.py:simple_model"), "--input", "3,H,W", "--samples", "0"])
-    assert code == 2
+    with pytest.raises(SystemExit) as e:  # argparse's usage error
+        main(["verify", os.path.join(EX, "seed003_cs231n.py:simple_model"), "--input", "3,H,W", "--samples", "0"])
+    assert e.value.code == 2 and "--samples: must be at least 1" in capsys.readouterr().err
 
 
 def test_verify_cli_reports_a_mismatch(capsys, monkeypatch):
