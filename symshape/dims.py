@@ -178,9 +178,9 @@ def always_divisible(expr: SizeExpr, divisor: SizeExpr) -> bool:
 
 
 def smallest_value(expr: SizeExpr):
-    """The value of ``expr`` with every size at its smallest (1), when ``expr`` provably never
-    decreases as a size grows (sums, non-negative multiples and floors of such, products of such
-    that are non-negative); else None. Then that value is ``expr``'s minimum over all sizes."""
+    """A lower bound of ``expr`` over all sizes, or None when none is found: sums, non-negative
+    multiples and floors, products of non-negative factors, and Piecewise (the least piece). Without
+    Piecewise it is the value with every size at its smallest (1), which is then the minimum."""
     expr = sympy.sympify(expr)
 
     def low(e):
@@ -210,6 +210,11 @@ def smallest_value(expr: SizeExpr):
         if isinstance(e, sympy.Pow) and e.exp.is_Integer and e.exp > 0:
             v = low(e.base)
             return None if v is None or v < 0 else v ** int(e.exp)
+        if isinstance(e, sympy.Piecewise):
+            # the value is one of the pieces: the least of their bounds bounds it (a broadcast's
+            # Piecewise, e.g. ViT's class token plus patches added to a fixed position embedding)
+            parts = [low(piece) for piece, _ in e.args]
+            return None if None in parts else min(parts)
         return None
 
     return low(expr)

@@ -200,6 +200,9 @@ def trace(model: nn.Module, propagator=None) -> Traced:
     graph = _fast_sequential(model)
     if graph is not None:
         return Traced(graph, model)
+    from .rules import vision
+
+    vision.register()  # torchvision's rules, before fx swaps its wrapped functions for patches
     tracer = _Tracer(propagator)
     try:
         graph = tracer.trace(model)

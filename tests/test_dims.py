@@ -128,3 +128,14 @@ def test_smallest_value_is_a_true_minimum(a, b, q, c):
         fn = compile_exprs([H, W], [expr])
         values = [fn(h, w)[0] for h in range(1, 30) for w in range(1, 30)]
         assert min(values) == low, expr
+    # a Piecewise (a broadcast's size) is bounded by its least piece
+    import sympy
+
+    piece = floor_div(a * H + b, q) + c * W
+    expr = sympy.Piecewise((b, sympy.Eq(floor_div(H, q) * W, 0)), (piece, True))
+    low, piece_low = smallest_value(expr), smallest_value(piece)
+    assert (low is None) == (piece_low is None)
+    if low is not None:
+        fn = compile_exprs([H, W], [expr])
+        # sympy may drop a piece it can decide, so the bound is at least the least piece's
+        assert min(b, piece_low) <= low <= min(fn(h, w)[0] for h in range(1, 30) for w in range(1, 30))
