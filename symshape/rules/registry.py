@@ -195,7 +195,8 @@ class Context:
         self.roundings.append(rd)
 
     def never(self, reason: str) -> None:
-        """torch raises at every size (a static misconfiguration), but the shape is still known."""
+        """torch raises at every size (a static misconfiguration): ``analyze()`` refuses the model
+        with this reason, as it does for any check that fails whatever the sizes are."""
         self.requirements.append(Requirement(0, "never", 0, reason))
 
     def refuse(self, reason: str) -> InvalidInputSize:
