@@ -185,14 +185,18 @@ def _namespace(backend: str, exact: bool) -> dict:
             "_where": _where, "_max": max, "_min": min}
 
 
-def _build(symbols, lines, result: str, backend: str, exact: bool):
-    names = ", ".join(f"_s{i}" for i in range(len(symbols)))
-    src = "\n".join([f"def _compiled({names}):", *lines, f"    return {result}"])
-    namespace = _namespace(backend, exact)
+def _define(src: str, namespace: dict):
+    """The function ``_compiled`` that ``src`` defines, with its source kept as ``.source``."""
     exec(compile(src, "<symshape-compiled>", "exec"), namespace)  # noqa: S102 - our own code
     fn = namespace["_compiled"]
     fn.source = src
     return fn
+
+
+def _build(symbols, lines, result: str, backend: str, exact: bool):
+    names = ", ".join(f"_s{i}" for i in range(len(symbols)))
+    src = "\n".join([f"def _compiled({names}):", *lines, f"    return {result}"])
+    return _define(src, _namespace(backend, exact))
 
 
 def compile_exprs(symbols: Sequence[sympy.Symbol], exprs: Sequence, exact: bool = False,
@@ -252,9 +256,4 @@ def compile_method(params: Sequence[str], symbols: Sequence[sympy.Symbol], requi
            f"        if {' and '.join(checks) or 'True'}:",
            f"            return {value}",
            f"    return self._slow(({''.join(p + ', ' for p in params)}))"]
-    namespace = _namespace("python", False)
-    src_text = "\n".join(src)
-    exec(compile(src_text, "<symshape-compiled>", "exec"), namespace)  # noqa: S102 - our own code
-    fn = namespace["_compiled"]
-    fn.source = src_text
-    return fn
+    return _define("\n".join(src), _namespace("python", False))

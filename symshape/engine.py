@@ -134,15 +134,6 @@ def _attr(root: nn.Module, target: str, node: torch.fx.Node):
     return obj
 
 
-def _load_vision_rules(target) -> bool:
-    """torchvision's wrapped functions get rules on first sight (torchvision is imported by then)."""
-    if not (getattr(target, "__module__", "") or "").startswith("torchvision"):
-        return False
-    from .rules import vision
-
-    return vision.register()
-
-
 class Propagator:
     """Computes each node's value (a SymTensor, a size, a tuple ...) as the nodes come, in
     execution order: after a trace (:func:`propagate`), or while torch.fx traces, so the tracer
@@ -211,8 +202,6 @@ class Propagator:
                     return
                 rule = rule_for_method(node.target)
             call_args = args
-        if rule is None and _load_vision_rules(node.target):
-            rule = rule_for_function(node.target)
         if rule is None:
             raise UnsupportedOperation(op, name, node.format_node())
         ctx = Context(name, op, node.format_node())

@@ -19,7 +19,7 @@ import torch.fx
 import torch.nn as nn
 
 from .errors import SymshapeError, UntraceableModel
-from .rules import rule_for_module
+from .rules import rule_for_module, vision
 
 __all__ = ["Traced", "scope_of", "trace"]
 
@@ -102,7 +102,7 @@ class _Tracer(torch.fx.Tracer):
 
     def to_bool(self, obj: torch.fx.Proxy) -> bool:
         value = self.value(obj)
-        if isinstance(value, (bool, int)) or value in (sympy.true, sympy.false) or (
+        if isinstance(value, (bool, int, sympy.logic.boolalg.BooleanAtom)) or (
                 isinstance(value, sympy.Basic) and value.is_Integer):
             return bool(value)  # the same at every size: the branch taken is the only one
         if isinstance(value, sympy.Basic):
@@ -200,8 +200,6 @@ def trace(model: nn.Module, propagator=None) -> Traced:
     graph = _fast_sequential(model)
     if graph is not None:
         return Traced(graph, model)
-    from .rules import vision
-
     vision.register()  # torchvision's rules, before fx swaps its wrapped functions for patches
     tracer = _Tracer(propagator)
     try:

@@ -16,8 +16,18 @@ from .common import as_int, tensor_arg
 from .registry import Context, function_rule
 
 
+_registered = False
+
+
 def register() -> bool:
-    """Register the rules if torchvision is imported (never imports it: that is slow, and can fail)."""
+    """Register the rules if torchvision is imported (never imports it: that is slow, and can fail).
+
+    Called before every trace: fx swaps the wrapped functions for patches while it traces, and
+    the rules must be keyed by the originals. Returns whether the rules are registered.
+    """
+    global _registered
+    if _registered:
+        return True
     if "torchvision" not in sys.modules:
         return False
     from torchvision.models import swin_transformer as swin
@@ -27,6 +37,7 @@ def register() -> bool:
     function_rule(swin._patch_merging_pad)(patch_merging_pad)
     function_rule(swin._get_relative_position_bias)(relative_position_bias)
     function_rule(swin.shifted_window_attention)(shifted_window_attention)
+    _registered = True
     return True
 
 
