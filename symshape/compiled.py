@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 import sympy
 
-from .dims import FloorDiv
+from .dims import FloorDiv, as_expr
 
 __all__ = ["compile_exprs", "compile_checked", "compile_method", "BACKENDS"]
 
@@ -208,7 +208,7 @@ def compile_exprs(symbols: Sequence[sympy.Symbol], exprs: Sequence, exact: bool 
     keeps fractions exact (``Fraction``) instead of dividing with ``//``; floors stay floors.
     """
     em = _Emitter({s: f"_s{i}" for i, s in enumerate(symbols)})
-    results = [em.emit(sympy.sympify(e)) for e in exprs]
+    results = [em.emit(as_expr(e)) for e in exprs]
     return _build(symbols, em.lines, f"[{', '.join(results)}]", backend, exact)
 
 
@@ -220,7 +220,7 @@ def compile_checked(symbols: Sequence[sympy.Symbol], requirements: Sequence, exp
     size; where ``accepted`` is false they mean nothing."""
     em = _Emitter({s: f"_s{i}" for i, s in enumerate(symbols)})
     checks = [em.check(r) for r in requirements]
-    results = [em.emit(sympy.sympify(e)) for e in exprs]
+    results = [em.emit(as_expr(e)) for e in exprs]
     lines = list(em.lines)
     if backend == "python":
         # Python's `and` stops at the first refusal
@@ -243,7 +243,7 @@ def compile_method(params: Sequence[str], symbols: Sequence[sympy.Symbol], requi
     names = dict(zip(symbols, params))
     em = _Emitter({**names, **{s: str(int(v)) for s, v in (constants or {}).items()}})
     checks = [em.check(r) for r in requirements]
-    value = em.emit(sympy.sympify(expr))
+    value = em.emit(as_expr(expr))
     # a requirement `H >= c` with c >= 1 already says H is positive
     implied = {names[r.lhs] for r in requirements if r.lhs in names and r.relation == ">="
                and r.unless is None and r.rhs.is_Integer and r.rhs >= 1}

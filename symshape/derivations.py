@@ -11,6 +11,7 @@ from typing import Union
 
 import sympy
 
+from .dims import as_expr
 from .requirements import Rounding
 
 __all__ = ["Adaptive", "Derivation", "Padded", "Transposed", "Window"]
@@ -48,7 +49,7 @@ class Window:
         if self.stride == 1:
             return None
         what = f"stride {self.stride}" + (" (ceil_mode)" if self.ceil_mode else "")
-        return Rounding(sympy.sympify(self.numerator), self.stride, what)
+        return Rounding(as_expr(self.numerator), self.stride, what)
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class Adaptive:
 
     @property
     def rounding(self) -> Rounding | None:
-        return None if self.out == 1 else Rounding(sympy.sympify(self.size), self.out, f"adaptive output {self.out}")
+        return None if self.out == 1 else Rounding(as_expr(self.size), self.out, f"adaptive output {self.out}")
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,20 @@ ones: no rewrite assumes a size is big enough.
 from __future__ import annotations
 
 import math
+import numbers
+from fractions import Fraction
 from functools import reduce
 from typing import Iterable, Union
 
 import sympy
 from sympy import Add, Integer, Mul, S
 
+from .errors import NotASize
+
 __all__ = [
     "FloorDiv",
     "always_divisible",
+    "as_expr",
     "integer_polynomial",
     "SizeExpr",
     "canonical",
@@ -36,6 +41,24 @@ __all__ = [
 ]
 
 SizeExpr = Union[sympy.Expr, int]
+
+
+def as_expr(value, what: str = "a size", rational: bool = False) -> sympy.Expr:
+    """``value`` as a sympy expression, *without parsing anything*.
+
+    sympy expressions pass through; integers (``int``, ``bool``, numpy integers: any
+    ``numbers.Integral``) become ``Integer``; with ``rational=True`` a ``Fraction`` becomes a
+    ``Rational``. Anything else -- a string above all, which ``sympy.sympify`` would evaluate as
+    Python code -- raises :class:`~symshape.errors.NotASize`. Every value that comes from a model
+    or a user reaches sympy through here.
+    """
+    if isinstance(value, sympy.Basic):
+        return value
+    if isinstance(value, numbers.Integral):
+        return Integer(int(value))
+    if rational and isinstance(value, Fraction):
+        return sympy.Rational(value.numerator, value.denominator)
+    raise NotASize(value, what)
 
 _SYMBOLS: dict[str, sympy.Symbol] = {}
 
@@ -124,12 +147,14 @@ class FloorDiv(sympy.Function):
 
 def floor_div(p: SizeExpr, q: int) -> sympy.Expr:
     """``floor(p/q)``: torch's integer division of a size (``div_rtn``, round toward -inf)."""
-    return FloorDiv(sympy.sympify(p), Integer(q))
+    if not isinstance(q, numbers.Integral):
+        raise NotASize(q, "a divisor")
+    return FloorDiv(as_expr(p), Integer(int(q)))
 
 
 def ceil_div(p: SizeExpr, q: int) -> sympy.Expr:
     """``ceil(p/q) = floor((p + q - 1)/q)`` for integer ``p`` and positive ``q``."""
-    return floor_div(sympy.sympify(p) + q - 1, q)
+    return floor_div(as_expr(p) + q - 1, q)
 
 
 def canonical(expr: SizeExpr) -> sympy.Expr:
@@ -138,7 +163,7 @@ def canonical(expr: SizeExpr) -> sympy.Expr:
     Applied to every size a rule produces, so that ``floor((H - 7)/2) + 1`` (a conv) and
     ``floor((H - 5)/2)`` (a different layer with the same arithmetic) compare equal.
     """
-    expr = sympy.sympify(expr)
+    expr = as_expr(expr)
     if isinstance(expr, Add):
         const, rest = expr.as_coeff_Add()
         if const.is_Integer and const != 0 and isinstance(rest, FloorDiv):
@@ -151,7 +176,7 @@ def integer_polynomial(expr: SizeExpr) -> bool:
     """Whether ``expr`` is a sum of integer multiples of products of symbols and floors -- so an
     integer at every integer size. Decided from the structure alone: sympy's ``is_integer``
     can be wrong on fractions of products (``N*(4*H - 2)/10`` claims to be an integer)."""
-    expr = sympy.sympify(expr)
+    expr = as_expr(expr)
     if expr.is_Integer or expr.is_Symbol or isinstance(expr, FloorDiv):
         return bool(expr.is_Integer or expr.is_Symbol and expr.is_integer or isinstance(expr, FloorDiv))
     if isinstance(expr, (Add, Mul)):
@@ -164,7 +189,7 @@ def integer_polynomial(expr: SizeExpr) -> bool:
 def always_divisible(expr: SizeExpr, divisor: SizeExpr) -> bool:
     """Whether ``divisor`` divides ``expr`` at every integer size (a sufficient test: False only
     means "not proved")."""
-    expr, divisor = sympy.sympify(expr), sympy.sympify(divisor)
+    expr, divisor = as_expr(expr), as_expr(divisor)
     if divisor.is_Integer:
         m = abs(int(divisor))
         if m == 0:
@@ -181,7 +206,7 @@ def smallest_value(expr: SizeExpr):
     """A lower bound of ``expr`` over all sizes, or None when none is found: sums, non-negative
     multiples and floors, products of non-negative factors, and Piecewise (the least piece). Without
     Piecewise it is the value with every size at its smallest (1), which is then the minimum."""
-    expr = sympy.sympify(expr)
+    expr = as_expr(expr)
 
     def low(e):
         if e.is_Integer:
@@ -242,4 +267,4 @@ def to_int(expr: SizeExpr) -> int | None:
 
 
 def product(exprs: Iterable[SizeExpr]) -> sympy.Expr:
-    return Mul(*[sympy.sympify(e) for e in exprs])
+    return Mul(*[as_expr(e) for e in exprs])

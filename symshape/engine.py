@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+from fractions import Fraction
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,8 +12,8 @@ import torch
 import torch.fx
 import torch.nn as nn
 
-from .dims import always_divisible, canonical, floor_div
-from .errors import SymshapeError, UnsupportedOperation
+from .dims import always_divisible, as_expr, canonical, floor_div
+from .errors import NotASize, SymshapeError, UnsupportedArgument, UnsupportedOperation
 from .requirements import Requirement, Rounding
 from .rules import Context, Rule, rule_for_function, rule_for_method, rule_for_module, target_name
 from .tensor import SymTensor
@@ -84,6 +85,13 @@ _COMPARISONS = {operator.eq: sympy.Eq, operator.ne: sympy.Ne, operator.ge: sympy
                 operator.le: sympy.Le, operator.lt: sympy.Lt}
 
 
+def _number(v):
+    """A size or a plain number for a comparison (never parsed: a float converts exactly)."""
+    if isinstance(v, float):
+        return sympy.Rational(Fraction(v).numerator, Fraction(v).denominator)
+    return as_expr(v, "a compared value")
+
+
 def _size_arithmetic(target, args, kwargs, node: torch.fx.Node, where: str):
     """Evaluate a call on sizes (no tensor involved): ``x.size(0) * 4``, ``shape[1:]`` ..."""
     if target is operator.floordiv:
@@ -93,14 +101,14 @@ def _size_arithmetic(target, args, kwargs, node: torch.fx.Node, where: str):
         if isinstance(b, (int, sympy.Integer)) and int(b) > 0:
             return canonical(floor_div(a, int(b)))
         if always_divisible(a, b):  # e.g. x.numel() // x.size(0): the batch size cancels exactly
-            return canonical(sympy.sympify(a) / sympy.sympify(b))
+            return canonical(as_expr(a) / as_expr(b))
         raise UnsupportedOperation(
             "operator.floordiv", where, node.format_node(),
             f"{a} // {b}: symshape divides sizes by a positive int, or exactly",
         )
     if target in _COMPARISONS and any(isinstance(v, sympy.Basic) and not v.is_number for v in args):
         # a comparison of sizes stays symbolic, for torch._assert to turn into a requirement
-        return _COMPARISONS[target](*(sympy.sympify(v) for v in args))
+        return _COMPARISONS[target](*(_number(v) for v in args))
     if target is operator.truediv and any(isinstance(v, sympy.Basic) for v in args):
         raise UnsupportedOperation(
             "operator.truediv", where, node.format_node(),
@@ -238,8 +246,14 @@ def propagate(traced: Traced, x: SymTensor) -> Propagation:
 def _apply(rule: Rule, ctx: Context, args, kwargs):
     try:
         return rule.fn(ctx, *args, **kwargs, **rule.bound)
+    except (NotASize, sympy.SympifyError) as e:
+        # a string, float or object where a size belongs (a module attribute, an argument):
+        # refused with the layer's name, never parsed
+        raise UnsupportedArgument(ctx.op, ctx.step, ctx.node, str(e)) from e
     except TypeError as e:
         # The call does not fit the signature the rule implements: refuse rather than guess.
         if e.__traceback__ is not None and e.__traceback__.tb_next is None:
-            raise UnsupportedOperation(ctx.op, ctx.step, ctx.node, f"unexpected arguments: {e}") from e
-        raise
+            raise UnsupportedArgument(ctx.op, ctx.step, ctx.node, f"unexpected arguments: {e}") from e
+        # an argument or module attribute of a type the rule cannot compute with (a string
+        # kernel size): the layer is named, the value never evaluated
+        raise UnsupportedArgument(ctx.op, ctx.step, ctx.node, f"an argument of an unexpected type: {e}") from e

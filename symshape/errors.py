@@ -4,7 +4,9 @@ from __future__ import annotations
 
 __all__ = [
     "InvalidInputSize",
+    "NotASize",
     "SymshapeError",
+    "UnsupportedArgument",
     "UnsupportedOperation",
     "UntraceableModel",
 ]
@@ -23,10 +25,21 @@ class UnsupportedOperation(SymshapeError):
 
     def __init__(self, op: str, where: str, node: str, detail: str = ""):
         self.op, self.where, self.node, self.detail = op, where, node, detail
-        msg = f"no shape rule for {op} (called at {where!r}, traced node: {node})"
+        msg = f"{self._lead()} (called at {where!r}, traced node: {node})"
         if detail:
             msg += f": {detail}"
         super().__init__(msg)
+
+    def _lead(self) -> str:
+        return f"no shape rule for {self.op}"
+
+
+class UnsupportedArgument(UnsupportedOperation):
+    """The op has a rule, but an argument or module attribute is of a kind the rule does not
+    model (a string where a size belongs, a symbolic kernel size ...): refused, never guessed."""
+
+    def _lead(self) -> str:
+        return f"{self.op} cannot be analyzed with these arguments"
 
 
 class UntraceableModel(SymshapeError):
@@ -52,3 +65,13 @@ class InvalidInputSize(SymshapeError, ValueError):
         if where:
             msg += f" (at {where})"
         super().__init__(msg)
+
+
+class NotASize(SymshapeError, TypeError):
+    """A value used as a size is neither an integer nor a size expression (a string, a float,
+    an object). symshape never parses or evaluates such a value: the rule that read it refuses,
+    naming the layer (see :func:`symshape.dims.as_expr`)."""
+
+    def __init__(self, value, what: str = "a size"):
+        self.value, self.what = value, what
+        super().__init__(f"{what} must be an int or a size expression, got {value!r} ({type(value).__name__})")

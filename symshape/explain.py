@@ -17,7 +17,7 @@ import sympy
 
 from .compiled import compile_exprs
 from .derivations import Adaptive, Padded, Transposed, Window
-from .dims import size_symbol
+from .dims import as_expr, size_symbol
 from .tensor import shape_str
 
 __all__ = ["Explanation", "explain"]
@@ -83,7 +83,7 @@ def _num(v) -> tuple[str, str]:
 
 
 def _sym(e) -> tuple[str, str]:
-    e = sympy.sympify(e)
+    e = as_expr(e, rational=True)
     return str(e), sympy.latex(e)
 
 

@@ -21,7 +21,7 @@ from functools import lru_cache
 import sympy
 
 from .compiled import compile_exprs
-from .dims import FloorDiv
+from .dims import FloorDiv, as_expr
 from .errors import SymshapeError
 from .sizes import IntSet
 
@@ -317,7 +317,7 @@ class QuasiPoly:
 
 def _affine_floor(expr, x):
     """``(c0, c1, a, b, q)`` with ``expr = c0 + c1*floor((a*x + b)/q)``, ``c1, a, q > 0`` ints."""
-    c0, rest = sympy.sympify(expr).as_coeff_Add()
+    c0, rest = as_expr(expr).as_coeff_Add()
     c1, core = rest.as_coeff_Mul()
     if not (c0.is_Integer and c1.is_Integer and int(c1) > 0):
         return None

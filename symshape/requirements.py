@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import sympy
 
-from .dims import always_divisible, smallest_value
+from .dims import always_divisible, as_expr, smallest_value
 
 __all__ = ["Requirement", "Rounding", "RELATIONS", "KINDS"]
 
@@ -46,8 +46,8 @@ class Requirement:
             raise ValueError(f"unknown relation {self.relation!r}")
         if self.kind not in KINDS:
             raise ValueError(f"unknown requirement kind {self.kind!r}")
-        object.__setattr__(self, "lhs", sympy.sympify(self.lhs))
-        object.__setattr__(self, "rhs", sympy.sympify(self.rhs))
+        object.__setattr__(self, "lhs", as_expr(self.lhs))
+        object.__setattr__(self, "rhs", as_expr(self.rhs))
 
     def holds(self, lhs: int, rhs: int) -> bool:
         if self.relation == ">=":

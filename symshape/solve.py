@@ -23,7 +23,7 @@ from typing import Iterable, Sequence
 
 import sympy
 
-from .dims import FloorDiv, floor_div, size_symbol
+from .dims import FloorDiv, as_expr, floor_div, size_symbol
 from .quasi import Unsolvable, quasi
 from .requirements import Requirement
 from .sizes import IntSet, SizeSet
@@ -61,10 +61,10 @@ def _univariate(expr: sympy.Expr, op: str, value, x: sympy.Symbol) -> IntSet:
             rest = rest - where
         return out
     if not expr.has(x):
-        v = sympy.sympify(expr)
+        v = as_expr(expr)
         ok = {">=": v >= value, "==": v == value, "!=": v != value}[op]
         return IntSet.all() if bool(ok) else IntSet.empty()
-    return quasi(sympy.sympify(expr), x).solve(op, value)
+    return quasi(as_expr(expr), x).solve(op, value)
 
 
 def _condition(cond, x) -> IntSet:
@@ -237,7 +237,7 @@ def _multivariate(req_lhs, relation: str, rhs, box: Box, names: Sequence[str], t
         raise Unsolvable(f"{text}: both sides depend on the input size")
     rhs_value = sympy.Rational(rhs)
     if relation in ("==", "!=", ">="):  # a constant term moves to the right: c*g1*g2 + 1 == 197
-        const, rest = sympy.sympify(req_lhs).as_coeff_Add()
+        const, rest = as_expr(req_lhs).as_coeff_Add()
         if const != 0 and isinstance(rest, sympy.Mul):
             req_lhs, rhs_value = rest, rhs_value - const
     if relation in ("==", "!="):
@@ -304,8 +304,8 @@ def _accepting(req: Requirement, boxes: list[Box], names, subs, where: str) -> l
     text = f"{where}: {req}"
     if req.relation == "never":
         return []
-    lhs = sympy.sympify(req.lhs).xreplace(subs)
-    rhs = sympy.sympify(req.rhs).xreplace(subs)
+    lhs = as_expr(req.lhs).xreplace(subs)
+    rhs = as_expr(req.rhs).xreplace(subs)
     if req.relation == "broadcast":
         parts = [Requirement(lhs - rhs, "==", 0, req.reason), Requirement(lhs, "==", 1, req.reason),
                  Requirement(rhs, "==", 1, req.reason)]
@@ -368,7 +368,7 @@ def solve_requirements(names: Sequence[str], requirements: Iterable[tuple[str, R
 
     def order(item):  # one-size conditions first: they make the coupled ones easier
         where, r = item
-        syms = {s.name for s in (sympy.sympify(r.lhs).free_symbols | sympy.sympify(r.rhs).free_symbols)}
+        syms = {s.name for s in (as_expr(r.lhs).free_symbols | as_expr(r.rhs).free_symbols)}
         return len(syms & set(names))
 
     boxes: list[Box] = [{n: IntSet.all() for n in free}]
@@ -435,7 +435,7 @@ def _value_test(expr, boxes: list[Box], free: Sequence[str], subs: dict):
     each box and tests ``t`` through its divisors; a single size is solved directly; anything
     else solves ``expr == t`` on the boxes (slower).
     """
-    expr = sympy.sympify(expr).xreplace(subs)
+    expr = as_expr(expr).xreplace(subs)
     plans: list = []
     for b in boxes:
         e = _settle_piecewise(expr, b, free)

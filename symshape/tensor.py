@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import sympy
 
-from .dims import product
+from .dims import as_expr, product
 
 __all__ = ["SymTensor", "shape_str"]
 
@@ -23,7 +23,7 @@ class SymTensor:
     index_bound: sympy.Expr | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "shape", tuple(sympy.sympify(s) for s in self.shape))
+        object.__setattr__(self, "shape", tuple(as_expr(s, "a tensor size") for s in self.shape))
 
     @property
     def ndim(self) -> int:
@@ -46,7 +46,7 @@ class SymTensor:
         return SymTensor(shape, self.contiguous if contiguous is None else contiguous, keep)
 
     def as_indices(self, bound) -> "SymTensor":
-        return SymTensor(self.shape, self.contiguous, sympy.sympify(bound))
+        return SymTensor(self.shape, self.contiguous, as_expr(bound))
 
     def __str__(self) -> str:
         return shape_str(self.shape)

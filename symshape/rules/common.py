@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import sympy
@@ -9,7 +10,7 @@ import sympy
 from ..tensor import SymTensor
 from .registry import Context
 
-__all__ = ["as_int", "check_rank", "ntuple", "spatial_unit", "tensor_arg"]
+__all__ = ["as_bool", "as_choice", "as_int", "as_real", "check_rank", "ntuple", "spatial_unit", "tensor_arg"]
 
 _UNITS = {1: ("positions",), 2: ("rows", "columns"), 3: ("frames", "rows", "columns")}
 
@@ -20,15 +21,33 @@ def spatial_unit(i: int, d: int) -> str:
 
 
 def as_int(value: Any, what: str, ctx: Context) -> int:
-    """A static int argument (kernel size, stride ...); symbolic values are not supported there."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, sympy.Integer):
+    """A static int argument (kernel size, stride ...); symbolic values are not supported there.
+    Any ``numbers.Integral`` (bool, numpy ints) converts; nothing is parsed."""
+    if isinstance(value, (numbers.Integral, sympy.Integer)):
         return int(value)
     ctx.unsupported(f"{what} must be a fixed int, got {value!r}")
-    raise AssertionError  # unreachable: unsupported() raises
+
+
+def as_bool(value: Any, what: str, ctx: Context) -> bool:
+    """A flag (``ceil_mode``, ``batch_first`` ...): torch's argument parser takes a bool only
+    (``ceil_mode=1`` raises TypeError), so anything else is refused, not read as truthy."""
+    if isinstance(value, bool):
+        return value
+    ctx.unsupported(f"{what} must be a bool, got {value!r} (torch refuses it too)")
+
+
+def as_real(value: Any, what: str, ctx: Context) -> float:
+    """A real number (``scale_factor``, ``norm_type``); a string is refused, never parsed."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    ctx.unsupported(f"{what} must be a number, got {value!r}")
+
+
+def as_choice(value: Any, choices: tuple, what: str, ctx: Context):
+    """One of torch's named options (``padding_mode``, ``mode``)."""
+    if isinstance(value, str) and value in choices:
+        return value
+    ctx.unsupported(f"{what} must be one of {', '.join(map(repr, choices))}, got {value!r}")
 
 
 def ntuple(value: Any, n: int, what: str, ctx: Context) -> tuple[int, ...]:

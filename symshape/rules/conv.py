@@ -20,9 +20,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..derivations import Transposed, Window
-from ..dims import canonical, floor_div
+from ..dims import as_expr, canonical, floor_div
 from ..tensor import SymTensor
-from .common import check_rank, ntuple, spatial_unit, tensor_arg
+from .common import as_choice, as_int, check_rank, ntuple, spatial_unit, tensor_arg
 from .pad import pad_shape
 from .registry import Context, function_rule, module_rule
 
@@ -84,6 +84,20 @@ def conv_shape(
     return SymTensor((*x.shape[: -(d + 1)], out_channels, *out))
 
 
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _channels(ctx: Context, module: nn.Module, lazy: bool) -> tuple[int | None, int]:
+    """A conv module's (in_channels, or None while lazy; out_channels), checked to be ints."""
+    out_channels = as_int(module.out_channels, "out_channels", ctx)
+    return (None if lazy else as_int(module.in_channels, "in_channels", ctx)), out_channels
+
+
+def _window_args(ctx: Context, module: nn.Module, d: int) -> tuple[tuple[int, ...], ...]:
+    """A conv module's kernel_size, stride and dilation, each ``d`` ints."""
+    return tuple(ntuple(getattr(module, a), d, a, ctx) for a in ("kernel_size", "stride", "dilation"))
+
+
 @module_rule(nn.Conv1d, d=1)
 @module_rule(nn.Conv2d, d=2)
 @module_rule(nn.Conv3d, d=3)
@@ -93,15 +107,19 @@ def conv(ctx: Context, module: nn.Module, x, *, d: int) -> SymTensor:
     layer = type(module).__name__
     lazy = getattr(module, "has_uninitialized_params", lambda: False)()
     padding = module.padding
-    if module.padding_mode != "zeros":
+    if isinstance(padding, str):
+        padding = as_choice(padding, ("same", "valid"), "padding", ctx)
+    else:
+        padding = ntuple(padding, d, "padding", ctx)
+    mode = as_choice(module.padding_mode, _PADDING_MODES, "padding_mode", ctx)
+    if mode != "zeros":
         # _conv_forward: F.pad(input, _reversed_padding_repeated_twice, mode) then padding 0.
         check_rank(ctx, x, (d + 1, d + 2), layer)
-        x = pad_shape(ctx, x, tuple(module._reversed_padding_repeated_twice), module.padding_mode, layer)
+        pads = ntuple(module._reversed_padding_repeated_twice, 2 * d, "padding", ctx)
+        x = pad_shape(ctx, x, pads, mode, layer)
         padding = (0,) * d
-    return conv_shape(
-        ctx, x, d, None if lazy else module.in_channels, module.out_channels,
-        tuple(module.kernel_size), tuple(module.stride), padding, tuple(module.dilation), layer,
-    )
+    kernel, stride, dilation = _window_args(ctx, module, d)
+    return conv_shape(ctx, x, d, *_channels(ctx, module, lazy), kernel, stride, padding, dilation, layer)
 
 
 @function_rule(F.conv1d, d=1)
@@ -157,7 +175,7 @@ def conv_transpose_shape(ctx: Context, x: SymTensor, d: int, in_channels: int | 
         ctx.at_least(size, 1, f"transposed convolution needs a non-empty input, gets {{lhs}} {unit}")
         if output_size is not None:
             low = conv_transpose_out(size, k, s, p, dl, 0)
-            want = sympy.sympify(sizes[i])
+            want = as_expr(sizes[i], "output_size")
             ctx.at_least(want, low, f"output_size {{lhs}} is below the smallest size {{rhs}} ({unit})")
             ctx.at_least(low + s - 1, want, f"output_size {{rhs}} is above the largest size {{lhs}} ({unit})")
             out.append(canonical(want))
@@ -177,13 +195,13 @@ def conv_transpose(ctx: Context, module: nn.Module, x, output_size=None, *, d: i
     """``(in - 1)*stride - 2*padding + dilation*(kernel - 1) + output_padding + 1`` per spatial dim."""
     x = tensor_arg(x, "input", ctx)
     layer = type(module).__name__
-    if module.padding_mode != "zeros":
+    if as_choice(module.padding_mode, _PADDING_MODES, "padding_mode", ctx) != "zeros":
         ctx.refuse(f"{layer}: only 'zeros' padding mode is supported for transposed convolutions")
     lazy = getattr(module, "has_uninitialized_params", lambda: False)()
+    kernel, stride, dilation = _window_args(ctx, module, d)
     return conv_transpose_shape(
-        ctx, x, d, None if lazy else module.in_channels, module.out_channels,
-        tuple(module.kernel_size), tuple(module.stride), tuple(module.padding), tuple(module.dilation),
-        tuple(module.output_padding), output_size, layer,
+        ctx, x, d, *_channels(ctx, module, lazy), kernel, stride, ntuple(module.padding, d, "padding", ctx),
+        dilation, ntuple(module.output_padding, d, "output_padding", ctx), output_size, layer,
     )
 
 

@@ -18,9 +18,9 @@ import operator
 import sympy
 import torch
 
-from ..dims import canonical, ceil_div
+from ..dims import as_expr, canonical, ceil_div
 from ..tensor import SymTensor
-from .common import as_int, tensor_arg
+from .common import as_bool, as_int, tensor_arg
 from .registry import Context, function_rule, method_rule
 
 __all__ = ["slice_length"]
@@ -109,7 +109,7 @@ def expand(ctx: Context, self, *sizes) -> SymTensor:
     lead = len(sizes) - x.ndim
     out = []
     for i, want in enumerate(sizes):
-        want = sympy.sympify(want)
+        want = as_expr(want, "expand size")
         if i < lead:
             if want == -1:
                 ctx.refuse("expand: -1 is not allowed in a new leading dim")
@@ -139,7 +139,7 @@ def _bound(v, n, default):
     """A slice bound as a position in 0..n (Python's clamping)."""
     if v is None:
         return default
-    v = sympy.sympify(v)
+    v = as_expr(v, "slice bound")
     if v.is_Integer and v < 0:
         return sympy.Max(n + v, 0)
     return sympy.Min(v, n)
@@ -187,7 +187,7 @@ def getitem(ctx: Context, value, index):
             out.append(n if full else slice_length(n, item.start, item.stop, step))
             contiguous = contiguous and (full or d == 0)
         else:
-            k = sympy.sympify(item)
+            k = as_expr(item, "index")
             if not k.is_Integer:
                 ctx.unsupported(f"an index that depends on the input size ({k})")
             need = int(k) + 1 if k >= 0 else -int(k)
@@ -220,7 +220,7 @@ def reduction(ctx: Context, input, dim=None, keepdim=False, *, dtype=None, out=N
     x = tensor_arg(input, "input", ctx)
     if isinstance(dim, torch.dtype):  # x.sum(torch.float64)
         dim = None
-    return _reduce(ctx, x, dim, bool(keepdim), "reduction")
+    return _reduce(ctx, x, dim, as_bool(keepdim, "keepdim", ctx), "reduction")
 
 
 @function_rule(torch.std, torch.var)
@@ -232,7 +232,7 @@ def std_var(ctx: Context, input, dim=None, *args, correction=None, unbiased=None
         dim = None
     if len(args) >= 2:
         keepdim = args[1]
-    return _reduce(ctx, x, dim, bool(keepdim), "std/var")
+    return _reduce(ctx, x, dim, as_bool(keepdim, "keepdim", ctx), "std/var")
 
 
 @function_rule(torch.max, torch.min)
@@ -246,7 +246,7 @@ def max_min(ctx: Context, input, dim=None, keepdim=False, *args, **kwargs):
         return broadcast_shape(ctx, x, dim)
     if dim is None:
         return SymTensor(())
-    out = _reduce(ctx, x, dim, bool(keepdim), "max")
+    out = _reduce(ctx, x, dim, as_bool(keepdim, "keepdim", ctx), "max")
     return out, out
 
 
@@ -301,7 +301,7 @@ def split(ctx: Context, input, split_size_or_sections, dim=0):
     (d,) = _dims(ctx, x, dim, "split")
     n = x.shape[d]
     if isinstance(split_size_or_sections, (list, tuple)):
-        sizes = [sympy.sympify(s) for s in split_size_or_sections]
+        sizes = [as_expr(s, "split size") for s in split_size_or_sections]
         ctx.equal(n, sympy.Add(*sizes), f"split sizes must add up to the dim's size {{lhs}}, they add up to {{rhs}}")
         return _pieces(ctx, x, sizes, d)
     s = as_int(split_size_or_sections, "split_size", ctx)

@@ -208,12 +208,13 @@ def group_norm(ctx: Context, module: nn.GroupNorm, x) -> SymTensor:
     x = tensor_arg(x, "input", ctx)
     if x.ndim < 2:
         ctx.refuse(f"GroupNorm needs at least a 2D input, gets {x}")
-    per_group = floor_div(x.shape[0] * x.shape[1], module.num_groups)
+    groups = as_int(module.num_groups, "num_groups", ctx)
+    per_group = floor_div(x.shape[0] * x.shape[1], groups)
     ctx.require(
         product([per_group, *x.shape[2:]]), "!=", 1,
         "group norm needs more than 1 value per group, gets {lhs}",
     )
-    ctx.divisible(x.shape[1], module.num_groups,
+    ctx.divisible(x.shape[1], groups,
                   "channels must be divisible by num_groups={rhs}, gets {lhs}")
     if module.affine:
         ctx.equal(x.shape[1], module.num_channels,

@@ -27,7 +27,7 @@ from ..derivations import Adaptive, Window
 from ..dims import canonical, ceil_div, floor_div, product
 from ..requirements import Requirement
 from ..tensor import SymTensor
-from .common import as_int, check_rank, ntuple, spatial_unit, tensor_arg
+from .common import as_bool, as_int, as_real, check_rank, ntuple, spatial_unit, tensor_arg
 from .registry import Context, function_rule, module_rule
 
 __all__ = ["pool_out", "pool_min_size", "pool_shape", "adaptive_shape"]
@@ -113,8 +113,8 @@ def max_pool(ctx: Context, module: nn.Module, x, *, d: int):
     """``floor((in + 2p - d(k-1) - 1)/s) + 1``; ceil_mode: ceil, and the last window must start in the input."""
     x = tensor_arg(x, "input", ctx)
     k, s, p, dl = _pool_args(ctx, d, module.kernel_size, module.stride, module.padding, module.dilation)
-    out = pool_shape(ctx, x, d, k, s, p, dl, bool(module.ceil_mode), type(module).__name__, "max pooling")
-    return _maybe_indices(out, bool(module.return_indices), x, d)
+    out = pool_shape(ctx, x, d, k, s, p, dl, as_bool(module.ceil_mode, "ceil_mode", ctx), type(module).__name__, "max pooling")
+    return _maybe_indices(out, as_bool(module.return_indices, "return_indices", ctx), x, d)
 
 
 @module_rule(nn.AvgPool1d, d=1)
@@ -124,7 +124,7 @@ def avg_pool(ctx: Context, module: nn.Module, x, *, d: int) -> SymTensor:
     """``floor((in + 2p - k)/s) + 1``; ceil_mode: ceil, and the last window must start in the input."""
     x = tensor_arg(x, "input", ctx)
     k, s, p, dl = _pool_args(ctx, d, module.kernel_size, module.stride, module.padding, 1)
-    return pool_shape(ctx, x, d, k, s, p, dl, bool(module.ceil_mode), type(module).__name__,
+    return pool_shape(ctx, x, d, k, s, p, dl, as_bool(module.ceil_mode, "ceil_mode", ctx), type(module).__name__,
                       "average pooling", unpadded_kernel=d == 3)
 
 
@@ -139,8 +139,8 @@ def max_pool_function(ctx: Context, input, kernel_size, stride=None, padding=0, 
     """The MaxPool rule for ``F.max_pool{d}d`` (``_with_indices``: always a pair)."""
     x = tensor_arg(input, "input", ctx)
     k, s, p, dl = _pool_args(ctx, d, kernel_size, stride, padding, dilation)
-    out = pool_shape(ctx, x, d, k, s, p, dl, bool(ceil_mode), f"max_pool{d}d", "max pooling")
-    return _maybe_indices(out, indices or bool(return_indices), x, d)
+    out = pool_shape(ctx, x, d, k, s, p, dl, as_bool(ceil_mode, "ceil_mode", ctx), f"max_pool{d}d", "max pooling")
+    return _maybe_indices(out, indices or as_bool(return_indices, "return_indices", ctx), x, d)
 
 
 @function_rule(F.avg_pool1d, d=1)
@@ -151,7 +151,7 @@ def avg_pool_function(ctx: Context, input, kernel_size, stride=None, padding=0, 
     """The AvgPool rule for ``F.avg_pool{d}d``."""
     x = tensor_arg(input, "input", ctx)
     k, s, p, dl = _pool_args(ctx, d, kernel_size, stride, padding, 1)
-    return pool_shape(ctx, x, d, k, s, p, dl, bool(ceil_mode), f"avg_pool{d}d", "average pooling",
+    return pool_shape(ctx, x, d, k, s, p, dl, as_bool(ceil_mode, "ceil_mode", ctx), f"avg_pool{d}d", "average pooling",
                       unpadded_kernel=d == 3)
 
 
@@ -205,7 +205,7 @@ def adaptive_pool(ctx: Context, module: nn.Module, x, *, d: int, kind: str):
     """``out = output_size`` (``None`` entries keep the input size)."""
     x = tensor_arg(x, "input", ctx)
     out = adaptive_shape(ctx, x, d, module.output_size, type(module).__name__, kind)
-    return _maybe_indices(out, bool(getattr(module, "return_indices", False)))
+    return _maybe_indices(out, as_bool(getattr(module, "return_indices", False), "return_indices", ctx))
 
 
 @function_rule(F.adaptive_avg_pool1d, d=1, kind="avg")
@@ -222,7 +222,7 @@ def adaptive_pool_function(ctx: Context, input, output_size, return_indices=Fals
     """The adaptive pooling rule for the F forms (``_with_indices``: always a pair)."""
     x = tensor_arg(input, "input", ctx)
     out = adaptive_shape(ctx, x, d, output_size, f"adaptive_{kind}_pool{d}d", kind)
-    return _maybe_indices(out, indices or bool(return_indices))
+    return _maybe_indices(out, indices or as_bool(return_indices, "return_indices", ctx))
 
 
 # -- LPPool: avg_pool of x**p (max pooling of |x| for p = inf), no padding ----------------------
@@ -234,7 +234,7 @@ def adaptive_pool_function(ctx: Context, input, output_size, return_indices=Fals
 def lp_pool(ctx: Context, module: nn.Module, x, *, d: int) -> SymTensor:
     """``floor((in - k)/s) + 1`` (ceil_mode too): torch computes it as an average pooling."""
     x = tensor_arg(x, "input", ctx)
-    return _lp_pool(ctx, x, d, module.norm_type, module.kernel_size, module.stride, bool(module.ceil_mode),
+    return _lp_pool(ctx, x, d, module.norm_type, module.kernel_size, module.stride, as_bool(module.ceil_mode, "ceil_mode", ctx),
                     type(module).__name__)
 
 
@@ -243,13 +243,13 @@ def lp_pool(ctx: Context, module: nn.Module, x, *, d: int) -> SymTensor:
 @function_rule(F.lp_pool3d, d=3)
 def lp_pool_function(ctx: Context, input, norm_type, kernel_size, stride=None, ceil_mode=False, *, d: int):
     """``floor((in - k)/s) + 1`` (ceil_mode too)."""
-    return _lp_pool(ctx, tensor_arg(input, "input", ctx), d, norm_type, kernel_size, stride, bool(ceil_mode),
+    return _lp_pool(ctx, tensor_arg(input, "input", ctx), d, norm_type, kernel_size, stride, as_bool(ceil_mode, "ceil_mode", ctx),
                     f"lp_pool{d}d")
 
 
 def _lp_pool(ctx, x, d, norm_type, kernel_size, stride, ceil_mode, layer):
     k, s, p, dl = _pool_args(ctx, d, kernel_size, stride, 0, 1)
-    is_max = float(norm_type) in (float("inf"), float("-inf"))
+    is_max = as_real(norm_type, "norm_type", ctx) in (float("inf"), float("-inf"))
     return pool_shape(ctx, x, d, k, s, p, dl, ceil_mode, layer, "max pooling" if is_max else "average pooling",
                       unpadded_kernel=d == 3 and not is_max)
 
@@ -324,7 +324,7 @@ def _fractional(ctx: Context, x: SymTensor, d: int, kernel, output_size, output_
         ratios = list(output_ratio) if isinstance(output_ratio, (list, tuple)) else [output_ratio] * d
         out = []
         for n, r in zip(x.shape[-d:], ratios):
-            f = Fraction(float(r))
+            f = Fraction(as_real(r, "output_ratio", ctx))
             if not 0 < f < 1:
                 ctx.refuse(f"{layer}: output_ratio must be between 0 and 1, gets {r}")
             if f.denominator > 1 << 20 or f.numerator > 1 << 20:

@@ -11,12 +11,12 @@ tensor is a :class:`~symshape.tensor.SymTensor` and a size is a sympy expression
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 import sympy
 import torch
 
-from ..errors import InvalidInputSize, UnsupportedOperation
+from ..errors import InvalidInputSize, UnsupportedArgument
 from ..requirements import Requirement, Rounding
 
 __all__ = [
@@ -199,9 +199,10 @@ class Context:
         with this reason, as it does for any check that fails whatever the sizes are."""
         self.requirements.append(Requirement(0, "never", 0, reason))
 
-    def refuse(self, reason: str) -> InvalidInputSize:
+    def refuse(self, reason: str) -> NoReturn:
         """For failures that leave no output shape at all (wrong rank): raise at analysis time."""
         raise InvalidInputSize(self.step, reason)
 
-    def unsupported(self, detail: str) -> UnsupportedOperation:
-        raise UnsupportedOperation(self.op, self.step, self.node, detail)
+    def unsupported(self, detail: str) -> NoReturn:
+        """The rule does not model these arguments (the op itself has a rule): refuse, naming it."""
+        raise UnsupportedArgument(self.op, self.step, self.node, detail)

@@ -22,14 +22,16 @@ import torch.nn.functional as F
 
 from ..dims import canonical, floor_div
 from ..tensor import SymTensor
-from .common import as_int, spatial_unit, tensor_arg
+from ..dims import as_expr
+from .common import as_choice, as_int, as_real, spatial_unit, tensor_arg
 from .registry import Context, function_rule, module_rule
 
 _MODE_RANKS = {"linear": 3, "bilinear": 4, "bicubic": 4, "trilinear": 5}
+_MODES = ("nearest", "nearest-exact", "area", *_MODE_RANKS)
 
 
 def _scale(ctx: Context, f) -> Fraction:
-    value = Fraction(float(f))
+    value = Fraction(as_real(f, "scale_factor", ctx))
     if value <= 0:
         ctx.refuse(f"scale_factor must be positive, gets {f}")
     if value.denominator > 1 << 20 or value.numerator > 1 << 20:
@@ -42,6 +44,7 @@ def interpolate_shape(ctx: Context, x: SymTensor, size, scale_factor, mode: str,
     d = x.ndim - 2
     if d < 1:
         ctx.refuse(f"{layer} expects a 3D, 4D or 5D input (batch, channels, spatial), gets {x.ndim}D {x}")
+    mode = as_choice(mode, _MODES, "mode", ctx)
     if mode in _MODE_RANKS and x.ndim != _MODE_RANKS[mode]:
         ctx.refuse(f"{layer}: mode {mode!r} expects a {_MODE_RANKS[mode]}D input, gets {x.ndim}D")
     if (size is None) == (scale_factor is None):
@@ -51,7 +54,7 @@ def interpolate_shape(ctx: Context, x: SymTensor, size, scale_factor, mode: str,
         sizes = list(size) if isinstance(size, (list, tuple, torch.Size)) else [size] * d
         if len(sizes) != d:
             ctx.refuse(f"{layer}: size has {len(sizes)} entries for {d} spatial dims")
-        out = [canonical(s) for s in sizes]
+        out = [canonical(as_expr(s, f"{layer} size")) for s in sizes]
     else:
         factors = list(scale_factor) if isinstance(scale_factor, (list, tuple)) else [scale_factor] * d
         if len(factors) != d:
@@ -102,7 +105,7 @@ def _pixel_unshuffle(ctx: Context, x: SymTensor, r: int, layer: str) -> SymTenso
 @module_rule(nn.PixelShuffle)
 def pixel_shuffle(ctx: Context, module: nn.PixelShuffle, x) -> SymTensor:
     """``(C, H, W) -> (C/r^2, H*r, W*r)``."""
-    return _pixel_shuffle(ctx, tensor_arg(x, "input", ctx), module.upscale_factor, "PixelShuffle")
+    return _pixel_shuffle(ctx, tensor_arg(x, "input", ctx), as_int(module.upscale_factor, "upscale_factor", ctx), "PixelShuffle")
 
 
 @function_rule(F.pixel_shuffle)
@@ -115,7 +118,7 @@ def pixel_shuffle_function(ctx: Context, input, upscale_factor) -> SymTensor:
 @module_rule(nn.PixelUnshuffle)
 def pixel_unshuffle(ctx: Context, module: nn.PixelUnshuffle, x) -> SymTensor:
     """``(C, H, W) -> (C*r^2, H/r, W/r)``."""
-    return _pixel_unshuffle(ctx, tensor_arg(x, "input", ctx), module.downscale_factor, "PixelUnshuffle")
+    return _pixel_unshuffle(ctx, tensor_arg(x, "input", ctx), as_int(module.downscale_factor, "downscale_factor", ctx), "PixelUnshuffle")
 
 
 @function_rule(F.pixel_unshuffle)
@@ -135,7 +138,7 @@ def _channel_shuffle(ctx: Context, x: SymTensor, groups: int, layer: str) -> Sym
 @module_rule(nn.ChannelShuffle)
 def channel_shuffle(ctx: Context, module: nn.ChannelShuffle, x) -> SymTensor:
     """``out = in``; the channels must split into ``groups``."""
-    return _channel_shuffle(ctx, tensor_arg(x, "input", ctx), module.groups, "ChannelShuffle")
+    return _channel_shuffle(ctx, tensor_arg(x, "input", ctx), as_int(module.groups, "groups", ctx), "ChannelShuffle")
 
 
 @function_rule(torch.channel_shuffle, torch.native_channel_shuffle)

@@ -15,7 +15,7 @@ import sympy
 import torch
 import torch.nn as nn
 
-from ..dims import canonical, product
+from ..dims import as_expr, canonical, product
 from ..tensor import SymTensor
 from .common import as_int, tensor_arg
 from .registry import Context, function_rule, method_rule, module_rule
@@ -49,7 +49,7 @@ def _shown(sizes) -> str:
 
 def view_shape(ctx: Context, x: SymTensor, sizes: list, what: str) -> SymTensor:
     """``out = sizes``; a single -1 is ``numel / product(others)``, which must divide exactly."""
-    sizes = [sympy.sympify(s) for s in sizes]
+    sizes = [as_expr(s, f"{what} size") for s in sizes]
     inferred = [i for i, s in enumerate(sizes) if s == -1]
     if len(inferred) > 1:
         ctx.refuse(f"{what}{_shown(sizes)}: only one dimension can be inferred")

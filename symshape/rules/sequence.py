@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch.nn as nn
 
 from ..tensor import SymTensor
-from .common import tensor_arg
+from .common import as_bool, as_int, tensor_arg
 from .registry import Context, module_rule
 
 
@@ -36,19 +36,23 @@ def rnn(ctx: Context, module: nn.RNNBase, x, hx=None):
     """``(output, h_n)`` (LSTM: ``(output, (h_n, c_n))``); the input's last dim must be input_size."""
     x = tensor_arg(x, "input", ctx)
     layer = type(module).__name__
-    batch, length = _rnn_layout(ctx, x, module.batch_first, layer)
-    ctx.equal(x.shape[-1], module.input_size, "input_size is {rhs}, the input's last dim is {lhs}", kind="declared")
-    d = 2 if module.bidirectional else 1
-    hidden = module.hidden_size
-    out_size = module.proj_size if getattr(module, "proj_size", 0) else hidden
+    batch_first = as_bool(module.batch_first, "batch_first", ctx)
+    batch, length = _rnn_layout(ctx, x, batch_first, layer)
+    ctx.equal(x.shape[-1], as_int(module.input_size, "input_size", ctx),
+              "input_size is {rhs}, the input's last dim is {lhs}", kind="declared")
+    d = 2 if as_bool(module.bidirectional, "bidirectional", ctx) else 1
+    hidden = as_int(module.hidden_size, "hidden_size", ctx)
+    proj = as_int(getattr(module, "proj_size", 0), "proj_size", ctx)
+    out_size = proj if proj else hidden
+    layers = as_int(module.num_layers, "num_layers", ctx)
     if batch is None:
         output = SymTensor((length, d * out_size))
-        h = SymTensor((d * module.num_layers, out_size))
-        c = SymTensor((d * module.num_layers, hidden))
+        h = SymTensor((d * layers, out_size))
+        c = SymTensor((d * layers, hidden))
     else:
-        output = SymTensor((batch, length, d * out_size) if module.batch_first else (length, batch, d * out_size))
-        h = SymTensor((d * module.num_layers, batch, out_size))
-        c = SymTensor((d * module.num_layers, batch, hidden))
+        output = SymTensor((batch, length, d * out_size) if batch_first else (length, batch, d * out_size))
+        h = SymTensor((d * layers, batch, out_size))
+        c = SymTensor((d * layers, batch, hidden))
     if hx is not None:
         states = hx if isinstance(hx, (tuple, list)) else (hx,)
         for got, want in zip(states, (h, c)):
