@@ -13,7 +13,7 @@ import warnings
 warnings.filterwarnings("ignore", message="Failed to initialize NumPy", category=UserWarning)
 
 from .analysis import Analysis, Evaluation, analyze, in_features
-from .errors import InvalidInputSize, NotASize, SymshapeError, UnsupportedArgument, UnsupportedOperation, UntraceableModel
+from .errors import InvalidArgument, InvalidInputSize, NotASize, SymshapeError, UnsupportedArgument, UnsupportedOperation, UntraceableModel
 from .rules import function_rule, method_rule, module_rule
 from .sizes import IntSet, SizeSet
 
@@ -23,6 +23,7 @@ __all__ = [
     "Analysis",
     "Evaluation",
     "IntSet",
+    "InvalidArgument",
     "InvalidInputSize",
     "SizeSet",
     "SymshapeError",

@@ -1,25 +1,27 @@
-"""``analyze(model, input_shape)``: every step's shape and each Linear's in_features, symbolically."""
+"""``analyze(model, input_shape)``: every step's shape and each Linear's in_features, symbolically.
+
+:class:`Analysis` is the user's handle: the propagated shapes (:class:`~symshape.evaluation.Shapes`)
+plus the questions asked of them, each answered by its own module (``formula``, ``solve``,
+``check``, ``explain``, ``verify``), none of which imports this one.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
 import sympy
 import torch.nn as nn
 
-from .compiled import compile_exprs
-from .dims import size_symbol
-from .engine import Propagator, Step, propagate
-from .errors import InvalidInputSize, SymshapeError
-from .render import text_table
-from .requirements import Requirement
-from .tensor import SymTensor, shape_str
+from . import check, explain, solve, verify
+from .dims import BATCH, batch_symbol, positive_int, size_symbol
+from .engine import Propagator, Step
+from .errors import InvalidInputSize
+from .evaluation import ConcreteStep, Evaluation, Failure, Shapes
+from .formula import Formula
+from .tensor import SymTensor
 from .trace import trace
 
-__all__ = ["Analysis", "ConcreteStep", "Evaluation", "Failure", "analyze", "in_features"]
-
-BATCH = "N"
+__all__ = ["Analysis", "ConcreteStep", "Evaluation", "Failure", "analyze", "in_features", "parse_input_shape"]
 
 
 def parse_input_shape(input_shape: Sequence) -> tuple[sympy.Expr, ...]:
@@ -29,14 +31,8 @@ def parse_input_shape(input_shape: Sequence) -> tuple[sympy.Expr, ...]:
             f"input_shape must be a tuple such as (1, 'H', 'W'), got {input_shape!r}"
         )
     dims: list[sympy.Expr] = []
-    for d in input_shape:
-        if isinstance(d, bool):
-            raise TypeError(f"input_shape entries are ints or size names, got {d!r}")
-        if isinstance(d, (int, sympy.Integer)):
-            if int(d) < 1:
-                raise ValueError(f"input_shape sizes must be positive, got {d} in {tuple(input_shape)}")
-            dims.append(sympy.Integer(int(d)))
-        elif isinstance(d, str):
+    for i, d in enumerate(input_shape):
+        if isinstance(d, str):
             if d == BATCH:
                 raise ValueError(
                     f"{BATCH!r} is the batch dim, which symshape adds itself; input_shape is one "
@@ -46,180 +42,13 @@ def parse_input_shape(input_shape: Sequence) -> tuple[sympy.Expr, ...]:
         elif isinstance(d, sympy.Symbol):
             dims.append(size_symbol(d.name))
         else:
-            raise TypeError(f"input_shape entries are ints or size names, got {d!r}")
+            dims.append(sympy.Integer(positive_int(d, f"input_shape {tuple(input_shape)}: entries are ints or size names; entry {i}")))
     return tuple(dims)
 
 
-@dataclass(frozen=True)
-class Failure:
-    """Why torch would refuse a size: the step, its reason with the concrete values, the requirement."""
-
-    step: str
-    index: int
-    reason: str
-    requirement: Requirement
-
-    @property
-    def kind(self) -> str:
-        return self.requirement.kind
-
-
-@dataclass(frozen=True)
-class ConcreteStep:
-    name: str
-    op: str
-    inputs: tuple
-    output: Any
-
-
-class Evaluation:
-    """An analysis at one concrete size: every step's shape, in_features and output as ints.
-
-    ``failure`` is the first size torch would refuse (evaluation stops there); ``mismatches``
-    are declared feature counts that differ (a wrong ``in_features``), after which evaluation
-    goes on with the layer's declared output, as the symbolic analysis does.
-    """
-
-    def __init__(self, sizes, steps, in_features, output_shape, failure, mismatches):
-        self.sizes: dict[str, int] = sizes
-        self.steps: list[ConcreteStep] = steps
-        self.in_features: dict[str, int] = in_features
-        self.output_shape = output_shape
-        self.failure: Failure | None = failure
-        self.mismatches: list[Failure] = mismatches
-
-    @property
-    def ok(self) -> bool:
-        return self.failure is None and not self.mismatches
-
-    def first_problem(self) -> Failure | None:
-        problems = [*self.mismatches, *([self.failure] if self.failure else [])]
-        return min(problems, key=lambda f: f.index) if problems else None
-
-    def __str__(self) -> str:
-        rows = [(s.name, s.op, shape_str(s.output)) for s in self.steps]
-        at = ", ".join(f"{k}={v}" for k, v in self.sizes.items())
-        out = [f"at {at}", text_table(("step", "op", "output"), rows)]
-        if self.in_features:
-            out.append("in_features: " + ", ".join(f"{k}={v}" for k, v in self.in_features.items()))
-        for f in self.mismatches:
-            out.append(f"mismatch at {f.step}: {f.reason}")
-        if self.failure:
-            out.append(f"torch refuses this size at {self.failure.step}: {self.failure.reason}")
-        return "\n".join(out)
-
-    __repr__ = __str__
-
-
-class Analysis:
-    """The symbolic shapes of a model's forward for one input shape.
-
-    ``steps``: one :class:`~symshape.engine.Step` per executed tensor op, in order.
-    ``output_shape``: the model output's shape (sympy expressions; batch dim ``N``).
-    ``in_features``: qualified name -> the last-dim size reaching each Linear, in call order.
-    """
-
-    def __init__(self, model: nn.Module, input_shape: tuple, steps: list[Step], output: Any,
-                 in_features: dict[str, sympy.Expr], graph=None, rules_applied=None):
-        self.model = model
-        #: op name -> the rule family that handled it (size queries such as x.size() included)
-        self.rules_applied: dict[str, str] = dict(rules_applied or {})
-        #: the torch.fx graph the steps were computed from
-        self.graph = graph
-        self.input_shape = input_shape
-        self.steps = steps
-        self._output = output
-        self.in_features = in_features
-        self.batch = size_symbol(BATCH)
-        names = list(dict.fromkeys(d.name for d in input_shape if isinstance(d, sympy.Symbol)))
-        #: the size names a concrete evaluation needs (``N`` is optional and defaults to 1)
-        self.size_names: tuple[str, ...] = tuple(names)
-        self._evaluator = None
-
-    @property
-    def output_shape(self):
-        return _shape_of(self._output)
-
-    def linear(self, layer: str | None = None) -> tuple[str, sympy.Expr]:
-        """``(name, in_features expression)`` of the first Linear called, or of ``layer``."""
-        if not self.in_features:
-            raise SymshapeError("the forward calls no nn.Linear / nn.LazyLinear")
-        if layer is None:
-            return next(iter(self.in_features.items()))
-        if layer not in self.in_features:
-            raise KeyError(f"no Linear called {layer!r}; the forward calls: {', '.join(self.in_features)}")
-        return layer, self.in_features[layer]
-
-    @property
-    def requirements(self) -> list[tuple[str, Requirement]]:
-        """Every runtime check torch makes, as ``(step name, requirement)``, in execution order."""
-        return [(s.name, r) for s in self.steps for r in s.requirements]
-
-    # -- concrete sizes -------------------------------------------------------------------
-
-    def _compiled(self):
-        if self._evaluator is None:
-            exprs: list = []
-            for s in self.steps:
-                for r in s.requirements:
-                    exprs += r.exprs()
-                exprs += list(_flat_dims(s.inputs)) + list(_flat_dims(s.output))
-            exprs += list(self.in_features.values()) + list(_flat_dims(self.output_shape))
-            symbols = [self.batch, *(size_symbol(n) for n in self.size_names)]
-            self._evaluator = compile_exprs(symbols, exprs)
-        return self._evaluator
-
-    def _check_sizes(self, sizes: Mapping[str, Any]) -> dict[str, int]:
-        unknown = [k for k in sizes if k not in self.size_names and k != BATCH]
-        if unknown:
-            known = ", ".join(self.size_names) or "none"
-            raise TypeError(f"unknown size name(s) {', '.join(unknown)}; this analysis has: {known}")
-        missing = [n for n in self.size_names if n not in sizes]
-        if missing:
-            raise TypeError(f"missing size(s) {', '.join(missing)} (input_shape {shape_str(self.input_shape)})")
-        out = {BATCH: 1}
-        for k, v in sizes.items():
-            if isinstance(v, bool) or not isinstance(v, (int, sympy.Integer)) or int(v) < 1:
-                raise ValueError(f"size {k} must be a positive int, got {v!r}")
-            out[k] = int(v)
-        return out
-
-    def evaluate(self, **sizes: int) -> Evaluation:
-        """Every step at these sizes, recording (not raising) what torch would refuse."""
-        values = self._check_sizes(sizes)
-        flat = iter(self._compiled()(values[BATCH], *(values[n] for n in self.size_names)))
-        steps: list[ConcreteStep] = []
-        mismatches: list[Failure] = []
-        failure = None
-        for i, s in enumerate(self.steps):
-            for r in s.requirements:
-                got = [next(flat) for _ in r.exprs()]
-                if failure is None and not r.check(got):
-                    f = Failure(s.name, i, r.message(got[0], got[1]), r)
-                    if r.kind == "declared":
-                        mismatches.append(f)
-                    else:
-                        failure = f
-            inputs = _unflatten(s.inputs, flat)
-            output = _unflatten(s.output, flat)
-            if failure is None:
-                steps.append(ConcreteStep(s.name, s.op, inputs, output))
-        in_features = {k: next(flat) for k in self.in_features}
-        output_shape = _unflatten(self.output_shape, flat)
-        shown = {k: v for k, v in values.items() if k != BATCH or sizes.get(BATCH)}
-        if failure is not None:
-            in_features = {k: v for k, v in in_features.items()
-                           if any(st.name == k for st in steps)}
-            output_shape = None
-        return Evaluation(shown, steps, in_features, output_shape, failure, mismatches)
-
-    def at(self, **sizes: int) -> Evaluation:
-        """Every step's concrete shape; raises InvalidInputSize where torch would refuse the size."""
-        ev = self.evaluate(**sizes)
-        problem = ev.first_problem()
-        if problem is not None:
-            raise InvalidInputSize(problem.step, problem.reason, ev.sizes)
-        return ev
+class Analysis(Shapes):
+    """The symbolic shapes of a model's forward for one input shape (see
+    :class:`~symshape.evaluation.Shapes`), and the questions asked of them."""
 
     def formula(self, layer: str | None = None, batch: int = 1):
         """The in_features of the first Linear (or ``layer``), compiled: ``f = a.formula()``,
@@ -227,8 +56,6 @@ class Analysis:
         refuse the size), and ``f.grid(H=range(1, 1025), W=range(1, 1025))`` computes every size
         of the grid at once. Returns a :class:`~symshape.formula.Formula`.
         """
-        from .formula import Formula
-
         return Formula(self, layer, batch)
 
     # -- the inverse problem (symshape.solve) ----------------------------------------------
@@ -241,9 +68,7 @@ class Analysis:
         agree at a cat or an add, a Linear whose in_features is fixed, a view's element count.
         Returns a :class:`~symshape.sizes.SizeSet`; infinite sets are represented exactly.
         """
-        from .solve import valid_sizes
-
-        return valid_sizes(self, batch, square)
+        return solve.valid_sizes(self, batch, square)
 
     def solve(self, flat: int, layer: str | None = None, square: bool = False, batch: int = 1):
         """The valid sizes whose in_features at the first Linear (or ``layer``) is ``flat``.
@@ -251,15 +76,11 @@ class Analysis:
         ``square=True`` ties the spatial sizes together. When no size works, the returned empty
         set's ``note`` and ``nearest`` give the nearest achievable values and their sizes.
         """
-        from .solve import solve_flat
-
-        return solve_flat(self, flat, layer, square, batch)
+        return solve.solve_flat(self, flat, layer, square, batch)
 
     def exact_sizes(self, batch: int = 1, square: bool = False):
         """The valid sizes at which no layer rounds (every stride and adaptive pool divides)."""
-        from .solve import exact_sizes
-
-        return exact_sizes(self, batch, square=square)
+        return solve.exact_sizes(self, batch, square=square)
 
     # -- wrong Linear layers (symshape.check) ----------------------------------------------
 
@@ -268,9 +89,7 @@ class Analysis:
         sizes, for every size): torch's error, the right value and its formula, the sizes at which
         the declared value would be right, and the fix. Returns a :class:`~symshape.check.CheckReport`.
         """
-        from .check import check
-
-        return check(self, sizes)
+        return check.check_linears(self, sizes)
 
     # -- derivations for docs (symshape.explain) --------------------------------------------
 
@@ -281,9 +100,7 @@ class Analysis:
         ``format``: ``text`` (fits 100 columns), ``markdown`` (tables and math) or ``latex``
         (an amsmath ``align*`` fragment). Returns a str that renders itself in Jupyter.
         """
-        from .explain import explain
-
-        return explain(self, format, **sizes)
+        return explain.explain(self, format, **sizes)
 
     def _repr_markdown_(self) -> str:
         return self.explain("markdown")
@@ -294,55 +111,13 @@ class Analysis:
     # -- proof against torch (symshape.verify) ---------------------------------------------
 
     def verify(self, samples: int = 20, sizes=None, seed: int = 0, device: str = "cpu"):
-        """Run the real model (eval mode, no_grad, batch 1) at sampled sizes -- the smallest
+        """Run the real model (in the mode it was analyzed in, no_grad, batch 1) at sampled sizes -- the smallest
         valid size, sizes just below it, both sides of every rounding edge, random sizes -- or at
         ``sizes``, and compare every step's shape, each Linear's in_features, and where torch
         refuses, with the prediction. ``device="meta"`` runs a meta copy (no kernels). The model
         is left exactly as it was. Returns a :class:`~symshape.verify.VerifyReport`.
         """
-        from .verify import verify
-
-        return verify(self, samples, sizes, seed, device)
-
-    # -- rendering ------------------------------------------------------------------------
-
-    def __str__(self) -> str:
-        rows = [(s.name, s.op, ", ".join(shape_str(i) for i in s.inputs), shape_str(s.output))
-                for s in self.steps]
-        out = [f"input {shape_str((self.batch, *self.input_shape))}",
-               text_table(("step", "op", "input", "output"), rows)]
-        if self.in_features:
-            out.append("in_features:")
-            out += [f"  {k}: {v}" for k, v in self.in_features.items()]
-        return "\n".join(out)
-
-    __repr__ = __str__
-
-
-def _shape_of(value):
-    if isinstance(value, SymTensor):
-        return value.shape
-    if isinstance(value, (list, tuple)):
-        return tuple(_shape_of(v) for v in value)
-    return value
-
-
-def _flat_dims(shape):
-    if isinstance(shape, (list, tuple)):
-        for d in shape:
-            yield from _flat_dims(d)
-    elif isinstance(shape, sympy.Basic):
-        yield shape
-    elif isinstance(shape, int):
-        yield sympy.Integer(shape)
-
-
-def _unflatten(shape, flat):
-    if isinstance(shape, (list, tuple)):
-        return tuple(_unflatten(d, flat) for d in shape)
-    if isinstance(shape, (sympy.Basic, int)):
-        return next(flat)
-    return shape
+        return verify.verify(self, samples, sizes, seed, device)
 
 
 def analyze(model: nn.Module, input_shape: Sequence) -> Analysis:
@@ -354,12 +129,13 @@ def analyze(model: nn.Module, input_shape: Sequence) -> Analysis:
     8*floor((H - 1)/2)*floor((W - 1)/2)
     """
     dims = parse_input_shape(input_shape)
-    x = SymTensor((size_symbol(BATCH), *dims))
+    x = SymTensor((batch_symbol(), *dims))
+    training = {name: m.training for name, m in model.named_modules()}
     traced = trace(model, Propagator(model, x))
-    prop = propagate(traced, x)
+    prop = traced.propagation
     _refuse_if_never_runs(prop.steps, dims)
     return Analysis(model, dims, prop.steps, prop.output, prop.in_features, traced.graph,
-                    prop.rules_applied)
+                    prop.rules_applied, training)
 
 
 def _refuse_if_never_runs(steps: list[Step], dims: tuple) -> None:

@@ -14,11 +14,15 @@ from dataclasses import dataclass, field
 import sympy
 import torch.nn as nn
 
-from .analysis import Analysis
+from .modules import is_lazy
+from .dims import BATCH
 from .errors import InvalidInputSize
+from .evaluation import Shapes
+from .quasi import Unsolvable
 from .sizes import SizeSet
+from .solve import solve_flat
 
-__all__ = ["CheckReport", "LinearFinding", "check", "torch_linear_error"]
+__all__ = ["CheckReport", "LinearFinding", "check_linears", "torch_linear_error"]
 
 
 def torch_linear_error(input_shape: tuple, in_features: int, out_features: int) -> str:
@@ -112,17 +116,17 @@ class CheckReport:
     __repr__ = __str__
 
 
-def _declared(analysis: Analysis) -> dict[str, nn.Linear]:
+def _declared(analysis: Shapes) -> dict[str, nn.Linear]:
     out = {}
     for step in analysis.steps:
         m = step.module
         if step.name in analysis.in_features and isinstance(m, nn.Linear):
-            if not getattr(m, "has_uninitialized_params", lambda: False)():
+            if not is_lazy(m):
                 out.setdefault(step.name, m)
     return out
 
 
-def check(analysis: Analysis, sizes: dict[str, int] | None = None) -> CheckReport:
+def check_linears(analysis: Shapes, sizes: dict[str, int] | None = None) -> CheckReport:
     """Check every Linear at ``sizes`` (all size names), or for every size when none are given."""
     linears = _declared(analysis)
     lazy = [name for name in analysis.in_features if name not in linears]
@@ -141,7 +145,7 @@ def check(analysis: Analysis, sizes: dict[str, int] | None = None) -> CheckRepor
             error = torch_linear_error(inputs[name], m.in_features, m.out_features)
             findings.append(LinearFinding(name, m.in_features, m.out_features, m.bias is not None,
                                           analysis.in_features[name], value, error, fits,
-                                          {k: v for k, v in ev.sizes.items() if k != "N"}))
+                                          {k: v for k, v in ev.sizes.items() if k != BATCH}))
     else:
         fitting = {}
         for name, m in linears.items():
@@ -158,12 +162,10 @@ def check(analysis: Analysis, sizes: dict[str, int] | None = None) -> CheckRepor
     return CheckReport(findings, list(linears), dict(sizes or {}), lazy=lazy)
 
 
-def _fits(analysis: Analysis, layer: str, value: int) -> SizeSet | None:
+def _fits(analysis: Shapes, layer: str, value: int) -> SizeSet | None:
     if not analysis.size_names:
         return None
-    from .quasi import Unsolvable
-
     try:
-        return analysis.solve(value, layer=layer)
+        return solve_flat(analysis, value, layer)
     except Unsolvable:
         return None

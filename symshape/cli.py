@@ -8,6 +8,7 @@ model symshape cannot analyze or solve).
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import sys
@@ -16,7 +17,9 @@ from typing import Sequence
 from . import __version__
 from .analysis import analyze
 from .errors import InvalidInputSize, SymshapeError
+from .fix import apply_edits, plan_fixes, unified_diff
 from .load import load_model, parse_input
+from .modules import is_lazy
 from .render import text_table
 
 OK, FINDING, USAGE = 0, 1, 2
@@ -31,7 +34,7 @@ def _declared(analysis, name: str) -> str:
     if step is None:
         return "?"
     m = step.module
-    if getattr(m, "has_uninitialized_params", lambda: False)():
+    if is_lazy(m):
         return "lazy"
     return str(getattr(m, "in_features", "?"))
 
@@ -165,7 +168,6 @@ def _named(shape: tuple) -> tuple[tuple, dict]:
 
 def _source_file(model, layer: str, spec: str) -> str:
     """The file that builds ``layer``: the nearest user-defined class above it, else the spec's file."""
-    import inspect
 
     parts = layer.split(".") if layer not in ("", "(model)") else []
     for i in range(len(parts) - 1, -1, -1):
@@ -181,7 +183,6 @@ def _source_file(model, layer: str, spec: str) -> str:
 
 def cmd_check(args) -> int:
     """Every Linear whose in_features does not fit (exit 1), with the fix; --fix edits the source."""
-    from .fix import apply_edits, plan_fixes, unified_diff
 
     model, shape = _model_and_input(args)
     named, sizes = _named(shape)

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 import sympy
 
 from .dims import FloorDiv, as_expr
+from .requirements import RELATIONS
 
 __all__ = ["compile_exprs", "compile_checked", "compile_method", "BACKENDS"]
 
@@ -152,21 +153,11 @@ class _Emitter:
             return " | ".join(f"({self.emit(a)})" for a in e.args)
         raise NotImplementedError(f"cannot compile {e!r}")
 
-    def check(self, r) -> str:
+    def accepts(self, r) -> str:
         """Code for "torch accepts" under requirement ``r`` (and the fast path it skips to)."""
-        lhs, rhs = self.emit(r.lhs), self.emit(r.rhs)
-        if r.relation in (">=", "==", "!="):
-            code = f"({lhs} {r.relation} {rhs})"
-        elif r.relation == "divisible":
-            code = f"_divisible({lhs}, {rhs})"
-        elif r.relation == "broadcast":
-            code = f"(({lhs} == {rhs}) | ({lhs} == 1) | ({rhs} == 1))"
-        elif r.relation == "never":
-            code = "False"
-        else:
-            raise NotImplementedError(f"cannot compile the relation {r.relation!r}")
+        code = RELATIONS[r.relation].code.format(lhs=self.emit(r.lhs), rhs=self.emit(r.rhs))
         if r.unless is not None:
-            code = f"({code} | {self.check(r.unless)})"
+            code = f"({code} | {self.accepts(r.unless)})"
         return code
 
 
@@ -219,7 +210,7 @@ def compile_checked(symbols: Sequence[sympy.Symbol], requirements: Sequence, exp
     with the torch backend and tensor arguments, a bool tensor. Values are computed at every
     size; where ``accepted`` is false they mean nothing."""
     em = _Emitter({s: f"_s{i}" for i, s in enumerate(symbols)})
-    checks = [em.check(r) for r in requirements]
+    checks = [em.accepts(r) for r in requirements]
     results = [em.emit(as_expr(e)) for e in exprs]
     lines = list(em.lines)
     if backend == "python":
@@ -242,7 +233,7 @@ def compile_method(params: Sequence[str], symbols: Sequence[sympy.Symbol], requi
             raise ValueError(f"cannot use {p!r} as a parameter name")
     names = dict(zip(symbols, params))
     em = _Emitter({**names, **{s: str(int(v)) for s, v in (constants or {}).items()}})
-    checks = [em.check(r) for r in requirements]
+    checks = [em.accepts(r) for r in requirements]
     value = em.emit(as_expr(expr))
     # a requirement `H >= c` with c >= 1 already says H is positive
     implied = {names[r.lhs] for r in requirements if r.lhs in names and r.relation == ">="

@@ -23,22 +23,28 @@ from typing import Iterable, Union
 import sympy
 from sympy import Add, Integer, Mul, S
 
-from .errors import NotASize
+from .errors import InvalidArgument, NotASize
 
 __all__ = [
+    "BATCH",
     "FloorDiv",
+    "SizeExpr",
     "always_divisible",
     "as_expr",
-    "integer_polynomial",
-    "SizeExpr",
+    "batch_symbol",
     "canonical",
     "ceil_div",
+    "divisors",
     "floor_div",
-    "free_size_symbols",
-    "has_floor",
+    "integer_polynomial",
+    "positive_int",
+    "product",
     "size_symbol",
-    "to_int",
+    "smallest_value",
 ]
+
+#: the name of the batch dim, which symshape adds in front of one sample's shape
+BATCH = "N"
 
 SizeExpr = Union[sympy.Expr, int]
 
@@ -61,6 +67,27 @@ def as_expr(value, what: str = "a size", rational: bool = False) -> sympy.Expr:
     raise NotASize(value, what)
 
 _SYMBOLS: dict[str, sympy.Symbol] = {}
+
+
+def positive_int(value, what: str) -> int:
+    """``value`` as an int, when it is a positive integer (any ``numbers.Integral`` but a bool);
+    else :class:`~symshape.errors.InvalidArgument` (a ValueError and a TypeError) saying
+    ``<what> must be a positive int, got <value>``. Every size a user passes (an input shape
+    entry, a size to evaluate at, a batch size) is checked here, with that one message."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 1:
+        return int(value)
+    raise InvalidArgument(f"{what} must be a positive int, got {value!r}")
+
+
+def divisors(n: int) -> list[int]:
+    """The positive divisors of ``|n|`` in increasing order (``n != 0``), by factorization, so a
+    large ``n`` with small factors is fast (``divisors(10**18)``)."""
+    return [int(d) for d in sympy.divisors(abs(int(n)))]
+
+
+def batch_symbol() -> sympy.Symbol:
+    """The batch dim's symbol, ``N``."""
+    return size_symbol(BATCH)
 
 
 def size_symbol(name: str) -> sympy.Symbol:
@@ -243,27 +270,6 @@ def smallest_value(expr: SizeExpr):
         return None
 
     return low(expr)
-
-
-def has_floor(expr: SizeExpr) -> bool:
-    return isinstance(expr, sympy.Basic) and expr.has(FloorDiv)
-
-
-def free_size_symbols(exprs: Iterable[SizeExpr]) -> set[sympy.Symbol]:
-    out: set[sympy.Symbol] = set()
-    for e in exprs:
-        if isinstance(e, sympy.Basic):
-            out |= e.free_symbols
-    return out
-
-
-def to_int(expr: SizeExpr) -> int | None:
-    """The Python int of a constant size expression, else None."""
-    if isinstance(expr, int):
-        return expr
-    if isinstance(expr, sympy.Integer):
-        return int(expr)
-    return None
 
 
 def product(exprs: Iterable[SizeExpr]) -> sympy.Expr:

@@ -15,11 +15,12 @@ import torch.nn as nn
 from .dims import always_divisible, as_expr, canonical, floor_div
 from .errors import NotASize, SymshapeError, UnsupportedArgument, UnsupportedOperation
 from .requirements import Requirement, Rounding
+from .modules import is_lazy_parameter
 from .rules import Context, Rule, rule_for_function, rule_for_method, rule_for_module, target_name
-from .tensor import SymTensor
-from .trace import Traced, scope_of
+from .tensor import Pieces, SymTensor, has_tensor, shapes_of, tensors_in
+from .trace import scope_of
 
-__all__ = ["Propagation", "Propagator", "Step", "propagate"]
+__all__ = ["Propagation", "Propagator", "Step"]
 
 
 @dataclass(frozen=True)
@@ -50,34 +51,12 @@ class Propagation:
     rules_applied: dict[str, str] = field(default_factory=dict)
 
 
-def _shapes(value: Any):
-    if isinstance(value, SymTensor):
-        return value.shape
-    if isinstance(value, (list, tuple)):
-        return tuple(_shapes(v) for v in value)
-    return value
-
-
-def _tensors_in(value: Any) -> list[SymTensor]:
-    if isinstance(value, SymTensor):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _tensors_in(v)]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in _tensors_in(v)]
-    return []
-
-
-def _has_tensor(value: Any) -> bool:
-    return bool(_tensors_in(value))
-
-
 def _canonical_value(value: Any) -> Any:
     if isinstance(value, SymTensor):
         return value.with_shape(canonical(s) for s in value.shape)
     if isinstance(value, tuple):
         items = [_canonical_value(v) for v in value]
-        return type(value)(items, value.requires, value.dim) if hasattr(value, "requires") else tuple(items)
+        return Pieces(items, value.requires, value.dim) if isinstance(value, Pieces) else tuple(items)
     return value
 
 
@@ -135,7 +114,7 @@ def _attr(root: nn.Module, target: str, node: torch.fx.Node):
     obj: Any = root
     for part in target.split("."):
         obj = _plain_getattr(obj, part)
-    if isinstance(obj, torch.nn.parameter.UninitializedParameter) or isinstance(obj, torch.nn.parameter.UninitializedBuffer):
+    if is_lazy_parameter(obj):
         raise UnsupportedOperation("get_attr", target, node.format_node(), "an uninitialized lazy parameter has no shape yet")
     if isinstance(obj, torch.Tensor):
         return SymTensor(tuple(obj.shape))
@@ -165,85 +144,80 @@ class Propagator:
         return torch.fx.node.map_arg(a, lambda n: self.env[n])
 
     def feed(self, node: torch.fx.Node) -> None:
-        """Compute ``node``'s value from its inputs' (already fed). Raises UnsupportedOperation
-        for an op without a rule."""
-        env = self.env
-        if node.op == "placeholder":
-            if self._first_input:
-                env[node], self._first_input = self.x, False
-            elif node.args:
-                env[node] = node.args[0]
-            else:
-                raise SymshapeError(
-                    f"forward takes a second input {node.target!r} without a default; symshape "
-                    "analyzes models called with one tensor"
-                )
+        """Compute ``node``'s value from its inputs' (already fed), dispatching on the node's kind
+        as ``torch.fx.Interpreter.run_node`` does. Raises UnsupportedOperation for an op without
+        a rule."""
+        getattr(self, f"_{node.op}")(node)
+
+    def _placeholder(self, node: torch.fx.Node) -> None:
+        if self._first_input:
+            self.env[node], self._first_input = self.x, False
+        elif node.args:
+            self.env[node] = node.args[0]
+        else:
+            raise SymshapeError(
+                f"forward takes a second input {node.target!r} without a default; symshape "
+                "analyzes models called with one tensor"
+            )
+
+    def _get_attr(self, node: torch.fx.Node) -> None:
+        self.env[node] = _attr(self.root, node.target, node)
+
+    def _output(self, node: torch.fx.Node) -> None:
+        self.output = self._load(node.args[0])
+
+    def _call_module(self, node: torch.fx.Node) -> None:
+        args, kwargs = self._load(node.args), self._load(node.kwargs)
+        module = self.root.get_submodule(node.target)
+        name = node.target or "(model)"
+        self._apply_rule(node, rule_for_module(module), name, target_name(type(module)), "module",
+                         (module, *args), kwargs, module)
+
+    def _call_function(self, node: torch.fx.Node) -> None:
+        args, kwargs = self._load(node.args), self._load(node.kwargs)
+        rule = rule_for_function(node.target)
+        scope = scope_of(node)
+        if not has_tensor((args, kwargs)) and not (rule is not None and rule.on_sizes):
+            self.env[node] = _size_arithmetic(node.target, args, kwargs, node, scope or "(model)")
             return
-        if node.op == "get_attr":
-            env[node] = _attr(self.root, node.target, node)
-            return
-        if node.op == "output":
-            self.output = self._load(node.args[0])
-            return
+        name = f"{scope}.{node.name}" if scope else node.name
+        self._apply_rule(node, rule, name, target_name(node.target), "function", args, kwargs)
+
+    def _call_method(self, node: torch.fx.Node) -> None:
         args, kwargs = self._load(node.args), self._load(node.kwargs)
         scope = scope_of(node)
-        module = None
-        if node.op == "call_module":
-            module = self.root.get_submodule(node.target)
-            name, op, kind = node.target or "(model)", target_name(type(module)), "module"
-            rule = rule_for_module(module)
-            call_args = (module, *args)
-        else:
-            name = f"{scope}.{node.name}" if scope else node.name
-            if node.op == "call_function":
-                op, kind = target_name(node.target), "function"
-                rule = rule_for_function(node.target)
-                if not _has_tensor((args, kwargs)) and not (rule is not None and rule.on_sizes):
-                    env[node] = _size_arithmetic(node.target, args, kwargs, node, scope or "(model)")
-                    return
-            else:
-                op, kind = f"Tensor.{node.target}", "method"
-                if not isinstance(args[0], SymTensor):
-                    env[node] = _size_arithmetic(
-                        lambda s, *a, **k: getattr(s, node.target)(*a, **k), args, kwargs, node, scope or "(model)"
-                    )
-                    return
-                rule = rule_for_method(node.target)
-            call_args = args
+        if not isinstance(args[0], SymTensor):
+            self.env[node] = _size_arithmetic(
+                lambda s, *a, **k: getattr(s, node.target)(*a, **k), args, kwargs, node, scope or "(model)"
+            )
+            return
+        name = f"{scope}.{node.name}" if scope else node.name
+        self._apply_rule(node, rule_for_method(node.target), name, f"Tensor.{node.target}", "method", args, kwargs)
+
+    def _apply_rule(self, node: torch.fx.Node, rule: Rule | None, name: str, op: str, kind: str,
+                    call_args: tuple, kwargs: dict, module: nn.Module | None = None) -> None:
+        """Run ``rule`` for the call ``node``, record its step, and bind its value."""
         if rule is None:
             raise UnsupportedOperation(op, name, node.format_node())
         ctx = Context(name, op, node.format_node())
-        value = _apply(rule, ctx, call_args, kwargs)
+        value = _canonical_value(_call_rule(rule, ctx, call_args, kwargs))
         self.rules_applied[op] = rule.name
-        value = _canonical_value(value)
-        env[node] = value
-        if _has_tensor(value):
-            inputs = tuple(t.shape for t in _tensors_in((args, kwargs)))
-            self.steps.append(Step(ctx.step, op, inputs, _shapes(value), rule.name,
+        self.env[node] = value
+        tensor_inputs = tensors_in((call_args, kwargs))
+        if has_tensor(value):
+            self.steps.append(Step(ctx.step, op, tuple(t.shape for t in tensor_inputs), shapes_of(value), rule.name,
                                    tuple(ctx.requirements), node.name, kind, module, tuple(ctx.roundings),
-                                   tuple(ctx.derivations), bool(getattr(value, "requires", ()))))
+                                   tuple(ctx.derivations), isinstance(value, Pieces) and any(value.requires)))
             if ctx.linear_input is not None and kind == "module":
                 self.in_features.setdefault(name, canonical(ctx.linear_input))
         elif ctx.requirements:
             # a size query with a requirement (rare): attach it to a step so it is still checked
-            self.steps.append(Step(ctx.step, op, tuple(t.shape for t in _tensors_in(args)), (), rule.name,
+            self.steps.append(Step(ctx.step, op, tuple(t.shape for t in tensor_inputs), (), rule.name,
                                    tuple(ctx.requirements), node.name, kind, module))
 
 
-def propagate(traced: Traced, x: SymTensor) -> Propagation:
-    """Run the graph on symbolic shapes. Raises UnsupportedOperation for an op without a rule.
-
-    A graph traced with a propagator (``traced.propagation``) is not run again.
-    """
-    if traced.propagation is not None:
-        return traced.propagation
-    prop = Propagator(traced.root, x)
-    for node in traced.graph.nodes:
-        prop.feed(node)
-    return prop.result()
-
-
-def _apply(rule: Rule, ctx: Context, args, kwargs):
+def _call_rule(rule: Rule, ctx: Context, args, kwargs):
+    """``rule.fn(ctx, *args, **kwargs)``; a call the rule's signature or types do not fit is refused."""
     try:
         return rule.fn(ctx, *args, **kwargs, **rule.bound)
     except (NotASize, sympy.SympifyError) as e:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "InvalidArgument",
     "InvalidInputSize",
     "NotASize",
     "SymshapeError",
@@ -65,6 +66,12 @@ class InvalidInputSize(SymshapeError, ValueError):
         if where:
             msg += f" (at {where})"
         super().__init__(msg)
+
+
+class InvalidArgument(SymshapeError, ValueError, TypeError):
+    """An argument symshape's API was called with is not what it takes (a size that is not a
+    positive int, a missing or unknown size name). It is both a ``ValueError`` and a
+    ``TypeError``, so either ``except`` catches it."""
 
 
 class NotASize(SymshapeError, TypeError):

@@ -15,9 +15,12 @@ from fractions import Fraction
 
 import sympy
 
+from .modules import is_lazy
 from .compiled import compile_exprs
 from .derivations import Adaptive, Padded, Transposed, Window
-from .dims import as_expr, size_symbol
+from .dims import as_expr, batch_symbol, size_symbol
+from .quasi import Unsolvable
+from .solve import exact_sizes
 from .tensor import shape_str
 
 __all__ = ["Explanation", "explain"]
@@ -212,7 +215,7 @@ def _blocks(analysis, sizes: dict | None):
     if ev is not None:
         exprs = [d.size for s in analysis.steps for d in s.derivations]
         exprs += [d.out for s in analysis.steps for d in s.derivations]
-        names = [size_symbol("N"), *(size_symbol(n) for n in analysis.size_names)]
+        names = [batch_symbol(), *(size_symbol(n) for n in analysis.size_names)]
         vals = compile_exprs(names, exprs)(1, *(sizes[n] for n in analysis.size_names))
         flat = iter(vals)
         sized = [[next(flat) for _ in s.derivations] for s in analysis.steps]
@@ -243,7 +246,7 @@ def _blocks(analysis, sizes: dict | None):
             block.lines.append(line)
         if step.name in analysis.in_features and step.kind == "module":
             declared = getattr(step.module, "in_features", None)
-            lazy = getattr(step.module, "has_uninitialized_params", lambda: False)()
+            lazy = is_lazy(step.module)
             got = ev.in_features.get(step.name) if ev is not None else analysis.in_features[step.name]
             if lazy:
                 block.notes.append(f"in_features = {got} (LazyLinear: set at the first call)")
@@ -278,8 +281,6 @@ def _dedupe(block: Block) -> None:
 
 def _summary(analysis, ev) -> list[tuple[str, str]]:
     """(label, text) rows: each Linear's formula (and value), other sizes, no-rounding condition."""
-    from .quasi import Unsolvable
-    from .solve import exact_sizes
 
     rows = []
     for name, expr in analysis.in_features.items():

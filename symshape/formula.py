@@ -9,18 +9,19 @@ forward pass, and :meth:`Formula.grid` evaluates every size of a grid at once wi
 
 from __future__ import annotations
 
+import numbers
 from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 import sympy
 
 from .compiled import compile_checked, compile_method
-from .dims import size_symbol
+from .dims import BATCH, positive_int, size_symbol
 from .errors import InvalidInputSize
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from .analysis import Analysis
+    from .evaluation import Shapes
 
 __all__ = ["Formula", "Grid"]
 
@@ -47,12 +48,10 @@ class Formula:
     a whole grid of sizes at once.
     """
 
-    def __init__(self, analysis: "Analysis", layer: str | None = None, batch: int = 1):
+    def __init__(self, analysis: "Shapes", layer: str | None = None, batch: int = 1):
         self.analysis = analysis
         self.layer, self.expr = analysis.linear(layer)
-        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-            raise ValueError(f"batch must be a positive int, got {batch!r}")
-        self.batch = batch
+        self.batch = positive_int(batch, "batch")
         self.size_names: tuple[str, ...] = analysis.size_names
         linears = set(analysis.in_features)
         self._requirements = [r for s in analysis.steps for r in s.requirements
@@ -91,15 +90,7 @@ class Formula:
                 raise TypeError(f"unknown size name(s) {', '.join(unknown)}; this analysis has: "
                                 f"{', '.join(names) or 'none'}")
             raise TypeError(f"missing size(s) {', '.join(n for n in names if n not in named)}")
-        out = [named[n] for n in names]
-        for i, (n, v) in enumerate(zip(names, out)):
-            if type(v) is not int:
-                if isinstance(v, bool) or not isinstance(v, (int, sympy.Integer)):
-                    raise ValueError(f"size {n} must be a positive int, got {v!r}")
-                out[i] = v = int(v)
-            if v < 1:
-                raise ValueError(f"size {n} must be a positive int, got {v!r}")
-        return out
+        return [positive_int(named[n], f"size {n}") for n in names]
 
     def __call__(self, *sizes: int, **named: int) -> int:
         return self._slow(sizes, named)
@@ -122,7 +113,7 @@ class Formula:
 
     def _refuse(self, values: list[int]):
         sizes = dict(zip(self.size_names, values))
-        ev = self.analysis.evaluate(**sizes, **({"N": self.batch} if self.batch != 1 else {}))
+        ev = self.analysis.evaluate(**sizes, **({BATCH: self.batch} if self.batch != 1 else {}))
         linears = set(self.analysis.in_features)
         problems = [m for m in ev.mismatches if m.step not in linears]
         problems += [ev.failure] if ev.failure is not None else []
@@ -149,22 +140,18 @@ class Formula:
             raise TypeError(f"grid() needs every size of {', '.join(self.size_names) or 'none'}"
                             + (f"; missing {', '.join(missing)}" if missing else "")
                             + (f"; unknown {', '.join(unknown)}" if unknown else ""))
-        varying = [n for n in self.size_names if not isinstance(sizes[n], int)]
+        varying = [n for n in self.size_names if not isinstance(sizes[n], numbers.Integral)]
         args, axes = [], []
         for n in self.size_names:
             v = sizes[n]
-            if isinstance(v, bool):
-                raise ValueError(f"size {n} must be an int or a sequence of ints, got {v!r}")
-            if isinstance(v, int):
-                if v < 1:
-                    raise ValueError(f"size {n} must be positive, got {v}")
-                args.append(v)
+            if isinstance(v, numbers.Integral):
+                args.append(positive_int(v, f"size {n}"))
                 continue
             t = torch.as_tensor(list(v) if isinstance(v, range) else v, dtype=torch.int64)
             if t.dim() != 1 or t.numel() == 0:
                 raise ValueError(f"size {n} must be a non-empty 1-D sequence of ints")
             if int(t.min()) < 1:
-                raise ValueError(f"sizes of {n} must be positive, got {int(t.min())}")
+                positive_int(int(t.min()), f"size {n}")  # raises, with the one message
             shape = [1] * len(varying)
             shape[varying.index(n)] = t.numel()
             args.append(t.reshape(shape))

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch.nn as nn
 
+from .dims import BATCH, positive_int
 from .errors import SymshapeError
 
 __all__ = ["ModelLoadError", "load_model", "parse_input"]
@@ -99,11 +100,9 @@ def parse_input(text: str) -> tuple:
     out: list = []
     for p in parts:
         if p.isdigit():
-            if int(p) < 1:
-                raise ValueError(f"--input {text!r}: sizes must be positive, got {p}")
-            out.append(int(p))
+            out.append(positive_int(int(p), f"--input {text!r}: size"))
         elif p.isidentifier():
-            if p == "N":
+            if p == BATCH:
                 raise ValueError(f"--input {text!r}: N is the batch dim, which symshape adds; give one sample's shape")
             out.append(p)
         else:

@@ -21,7 +21,7 @@ from functools import lru_cache
 import sympy
 
 from .compiled import compile_exprs
-from .dims import FloorDiv, as_expr
+from .dims import FloorDiv, as_expr, divisors
 from .errors import SymshapeError
 from .sizes import IntSet
 
@@ -143,8 +143,7 @@ def _integer_roots(coeffs: list[Fraction]) -> list[int]:
     if len(ints) <= 1:
         return roots
     c0 = abs(ints[0])
-    small = [d for d in range(1, math.isqrt(c0) + 1) if c0 % d == 0]
-    for d in sorted(set(small + [c0 // d for d in small])):
+    for d in divisors(c0):
         v = 0
         for c in reversed(ints):
             v = v * d + c

@@ -8,14 +8,42 @@ failure reads like ``kernel 5 needs at least 5 rows, gets 4``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import sympy
 
 from .dims import always_divisible, as_expr, smallest_value
 
-__all__ = ["Requirement", "Rounding", "RELATIONS", "KINDS"]
+__all__ = ["KINDS", "RELATIONS", "Relation", "Requirement", "Rounding"]
 
-RELATIONS = (">=", "==", "!=", "divisible", "broadcast", "never")
+
+@dataclass(frozen=True)
+class Relation:
+    """What a relation means, in one place: ``holds`` decides it exactly on ints and on exact
+    fractions (the solver's constants); ``code`` is the same test as a Python expression over
+    ``{lhs}`` and ``{rhs}`` for compiled code, written with ``&``/``|`` so that it also works
+    elementwise on int64 tensors; ``text`` is how a requirement prints."""
+
+    name: str
+    holds: Callable[[Any, Any], bool]
+    code: str
+    text: str
+
+
+def _divisible(lhs, rhs) -> bool:
+    return rhs != 0 and lhs % rhs == 0  # for fractions too: lhs/rhs is an integer
+
+
+#: every relation a requirement can state
+RELATIONS: dict[str, Relation] = {r.name: r for r in (
+    Relation(">=", lambda a, b: a >= b, "({lhs} >= {rhs})", "{lhs} >= {rhs}"),
+    Relation("==", lambda a, b: a == b, "({lhs} == {rhs})", "{lhs} == {rhs}"),
+    Relation("!=", lambda a, b: a != b, "({lhs} != {rhs})", "{lhs} != {rhs}"),
+    Relation("divisible", _divisible, "_divisible({lhs}, {rhs})", "{lhs} divisible by {rhs}"),
+    Relation("broadcast", lambda a, b: a == b or a == 1 or b == 1,
+             "(({lhs} == {rhs}) | ({lhs} == 1) | ({rhs} == 1))", "{lhs} == {rhs} or {lhs} == 1 or {rhs} == 1"),
+    Relation("never", lambda a, b: False, "False", "never: {reason}"),
+)}
 #: ``size``: torch raises at sizes that break it. ``declared``: a layer's declared feature count
 #: (Linear.in_features, Conv.in_channels ...) differs from what reaches it; analysis goes on with
 #: the layer's declared output so later layers are still checked.
@@ -49,28 +77,19 @@ class Requirement:
         object.__setattr__(self, "lhs", as_expr(self.lhs))
         object.__setattr__(self, "rhs", as_expr(self.rhs))
 
-    def holds(self, lhs: int, rhs: int) -> bool:
-        if self.relation == ">=":
-            return lhs >= rhs
-        if self.relation == "==":
-            return lhs == rhs
-        if self.relation == "!=":
-            return lhs != rhs
-        if self.relation == "divisible":
-            return rhs != 0 and lhs % rhs == 0
-        if self.relation == "broadcast":
-            return lhs == rhs or lhs == 1 or rhs == 1
-        return False
+    def holds(self, lhs, rhs) -> bool:
+        """Whether the relation (not its ``unless``) holds for these values."""
+        return RELATIONS[self.relation].holds(lhs, rhs)
 
     def exprs(self) -> list[sympy.Expr]:
-        """The expressions :meth:`check` needs, in order."""
+        """The expressions :meth:`accepts` needs, in order."""
         return [self.lhs, self.rhs, *(self.unless.exprs() if self.unless is not None else [])]
 
-    def check(self, values: list[int]) -> bool:
+    def accepts(self, values: list[int]) -> bool:
         """Whether torch accepts, given the values of :meth:`exprs`."""
         if self.holds(values[0], values[1]):
             return True
-        return self.unless is not None and self.unless.check(values[2:])
+        return self.unless is not None and self.unless.accepts(values[2:])
 
     def message(self, lhs: int, rhs: int) -> str:
         return self.reason.format(lhs=lhs, rhs=rhs)
@@ -112,12 +131,7 @@ class Requirement:
         return f"{text} unless {self.unless}" if self.unless is not None else text
 
     def _str(self) -> str:
-        if self.relation == "never":
-            return f"never: {self.reason}"
-        if self.relation == "broadcast":
-            return f"{self.lhs} == {self.rhs} or {self.lhs} == 1 or {self.rhs} == 1"
-        op = {">=": ">=", "==": "==", "!=": "!=", "divisible": "divisible by"}[self.relation]
-        return f"{self.lhs} {op} {self.rhs}"
+        return RELATIONS[self.relation].text.format(lhs=self.lhs, rhs=self.rhs, reason=self.reason)
 
 
 @dataclass(frozen=True)
@@ -130,6 +144,3 @@ class Rounding:
     numerator: sympy.Expr
     divisor: int
     what: str
-
-    def exact(self, numerator: int) -> bool:
-        return numerator % self.divisor == 0

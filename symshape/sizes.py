@@ -14,6 +14,8 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping, Sequence
 
+from .dims import divisors
+
 __all__ = ["IntSet", "SizeSet"]
 
 Interval = tuple[int, int]  # inclusive
@@ -140,7 +142,7 @@ class IntSet:
         elif len(residues) == period:
             period, residues = 1, frozenset({0})
         else:
-            for d in sorted(_divisors(period)):
+            for d in sorted(divisors(period)):
                 if d < period and all(((r + d) % period) in residues for r in residues):
                     residues = frozenset(r % d for r in residues)
                     period = d
@@ -281,11 +283,6 @@ def _interval_text(name: str, lo: int, hi: int) -> str:
     if hi == lo + 1:
         return f"{name} ∈ {{{lo}, {hi}}}"
     return f"{name} ∈ [{lo}, {hi}]"
-
-
-def _divisors(n: int) -> list[int]:
-    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
-    return sorted(set(small + [n // d for d in small]))
 
 
 Box = Mapping[str, IntSet]

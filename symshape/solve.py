@@ -18,14 +18,15 @@ not scan sizes to answer.
 from __future__ import annotations
 
 import math
+import numbers
 from functools import lru_cache
 from typing import Iterable, Sequence
 
 import sympy
 
-from .dims import FloorDiv, as_expr, floor_div, size_symbol
+from .dims import FloorDiv, as_expr, batch_symbol, divisors, floor_div, positive_int, size_symbol
 from .quasi import Unsolvable, quasi
-from .requirements import Requirement
+from .requirements import RELATIONS, Requirement
 from .sizes import IntSet, SizeSet
 
 __all__ = ["Unsolvable", "divisible_set", "exact_sizes", "solve_flat", "solve_requirements", "valid_sizes"]
@@ -36,15 +37,9 @@ Box = dict  # symbol name -> IntSet
 MAX_STAIRS = 20000
 
 
-def _signed_divisors(n: int) -> list[int]:
-    n = abs(n)
-    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
-    pos = sorted(set(small + [n // d for d in small]))
+def _signeddivisors(n: int) -> list[int]:
+    pos = divisors(n)
     return pos + [-d for d in pos]
-
-
-def _divisors(n: int) -> list[int]:
-    return [d for d in _signed_divisors(n) if d > 0]
 
 
 # -- one size ---------------------------------------------------------------------------------
@@ -93,7 +88,7 @@ def divisible_set(expr, m: int, x) -> IntSet:
 def _gcd_is(expr, a: int, m: int, x) -> IntSet:
     """``{x : gcd(expr(x), m) == a}`` for a divisor ``a`` of ``m``."""
     out = divisible_set(expr, a, x)
-    for b in _divisors(m):
+    for b in divisors(m):
         if b > a and b % a == 0:
             out = out - divisible_set(expr, b, x)
     return out
@@ -156,7 +151,7 @@ def _product_eq(factors: list[tuple[str, sympy.Expr]], target: int, box: Box) ->
         return [] if here.is_empty else [{**box, name: here}]
     nonneg = _at_least_everywhere(g, 0, box[name], x)
     out = []
-    for v in _divisors(target) if nonneg else _signed_divisors(target):
+    for v in divisors(target) if nonneg else _signeddivisors(target):
         here = box[name] & _univariate(g, "==", v, x)
         if not here.is_empty:
             out += _product_eq(rest, target // v, {**box, name: here})
@@ -207,7 +202,7 @@ def _product_divisible(factors: list[tuple[str, sympy.Expr]], m: int, box: Box) 
         here = box[name] & divisible_set(g, m, x)
         return [] if here.is_empty else [{**box, name: here}]
     out = []
-    for a in _divisors(m):
+    for a in divisors(m):
         here = box[name] & _gcd_is(g, a, m, x)
         if not here.is_empty:
             out += _product_divisible(rest, m // a, {**box, name: here})
@@ -340,16 +335,8 @@ def _accepting(req: Requirement, boxes: list[Box], names, subs, where: str) -> l
 
 
 def _constant_holds(relation: str, lhs, rhs) -> bool:
-    lhs, rhs = sympy.Rational(lhs), sympy.Rational(rhs)
-    if relation == ">=":
-        return bool(lhs >= rhs)
-    if relation == "==":
-        return bool(lhs == rhs)
-    if relation == "!=":
-        return bool(lhs != rhs)
-    if relation == "divisible":
-        return rhs != 0 and (lhs / rhs).q == 1
-    raise Unsolvable(f"relation {relation}")
+    """A relation between constants (exact rationals here), by the requirement's own semantics."""
+    return bool(RELATIONS[relation].holds(sympy.Rational(lhs), sympy.Rational(rhs)))
 
 
 def solve_requirements(names: Sequence[str], requirements: Iterable[tuple[str, Requirement]],
@@ -361,7 +348,7 @@ def solve_requirements(names: Sequence[str], requirements: Iterable[tuple[str, R
     """
     ties = ties or {}
     free = [n for n in names if n not in ties]
-    subs: dict = {size_symbol("N"): sympy.Integer(batch)}
+    subs: dict = {batch_symbol(): sympy.Integer(batch)}
     for n, to in ties.items():
         subs[size_symbol(n)] = size_symbol(to)
     reqs = list(requirements)
@@ -384,6 +371,7 @@ def solve_requirements(names: Sequence[str], requirements: Iterable[tuple[str, R
 
 def valid_sizes(analysis, batch: int = 1, square: bool = False) -> SizeSet:
     """Exactly the sizes at which the forward runs (batch ``batch``; ``square``: spatial sizes tied)."""
+    batch = positive_int(batch, "batch")
     ties, groups = _square_ties(analysis) if square else ({}, None)
     return solve_requirements(analysis.size_names, analysis.requirements, batch, ties, groups)
 
@@ -391,6 +379,7 @@ def valid_sizes(analysis, batch: int = 1, square: bool = False) -> SizeSet:
 def exact_sizes(analysis, batch: int = 1, ignore_declared: bool = False, square: bool = False) -> SizeSet:
     """The valid sizes at which no layer rounds (``ignore_declared``: whatever the Linear layers'
     declared in_features, as when choosing them; ``square``: spatial sizes tied)."""
+    batch = positive_int(batch, "batch")
     reqs = [(w, r) for w, r in analysis.requirements if not (ignore_declared and r.kind == "declared")]
     for step in analysis.steps:
         for rd in step.roundings:
@@ -458,7 +447,7 @@ def _value_test(expr, boxes: list[Box], free: Sequence[str], subs: dict):
             return m == 1
         if len(images) == 1:
             return m in images[0]
-        return any(v in images[0] and reachable(m // v, images[1:]) for v in _divisors(m))
+        return any(v in images[0] and reachable(m // v, images[1:]) for v in divisors(m))
 
     def test(t: int) -> bool:
         for plan in plans:
@@ -484,13 +473,14 @@ def solve_flat(analysis, flat: int, layer: str | None = None, square: bool = Fal
     and above with the sizes that give them (searched up to ``search`` away; the note says if that
     ran out).
     """
-    if isinstance(flat, bool) or not isinstance(flat, int) or flat < 0:
+    if isinstance(flat, bool) or not isinstance(flat, numbers.Integral) or flat < 0:
         raise ValueError(f"flat must be a non-negative int, got {flat!r}")
+    flat, batch = int(flat), positive_int(batch, "batch")
     name, expr = analysis.linear(layer)
     ties, groups = _square_ties(analysis) if square else ({}, None)
     names = analysis.size_names
     free = [n for n in names if n not in ties]
-    subs: dict = {size_symbol("N"): sympy.Integer(batch)}
+    subs: dict = {batch_symbol(): sympy.Integer(batch)}
     subs.update({size_symbol(n): size_symbol(to) for n, to in ties.items()})
     base = [(w, r) for w, r in analysis.requirements if not (w == name and r.kind == "declared")]
     valid = solve_requirements(names, base, batch, ties, groups)

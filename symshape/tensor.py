@@ -8,7 +8,7 @@ import sympy
 
 from .dims import as_expr, product
 
-__all__ = ["SymTensor", "shape_str"]
+__all__ = ["Pieces", "SymTensor", "has_tensor", "shape_str", "shapes_of", "tensors_in"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,45 @@ class SymTensor:
 
     def __str__(self) -> str:
         return shape_str(self.shape)
+
+
+class Pieces(tuple):
+    """The pieces of a chunk whose count depends on the size: piece ``i`` exists only where
+    ``requires[i]`` = ``(lhs, rhs, reason)`` has ``lhs >= rhs``; a missing piece has size 0 here,
+    which torch.cat treats alike, and taking it (``pieces[i]``) is refused where it is missing."""
+
+    requires: tuple = ()
+    dim: int = 0
+
+    def __new__(cls, items, requires=(), dim: int = 0):
+        obj = super().__new__(cls, items)
+        obj.requires, obj.dim = tuple(requires), dim
+        return obj
+
+
+def shapes_of(value):
+    """The shape of a SymTensor; of a list or tuple, the tuple of its items' shapes; other values
+    (sizes, None) as they are."""
+    if isinstance(value, SymTensor):
+        return value.shape
+    if isinstance(value, (list, tuple)):
+        return tuple(shapes_of(v) for v in value)
+    return value
+
+
+def tensors_in(value) -> list[SymTensor]:
+    """Every SymTensor in ``value`` (through lists, tuples and dict values), in order."""
+    if isinstance(value, SymTensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in tensors_in(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in tensors_in(v)]
+    return []
+
+
+def has_tensor(value) -> bool:
+    return bool(tensors_in(value))
 
 
 def shape_str(shape) -> str:

@@ -157,6 +157,15 @@ def _sequential_leaves(seq: nn.Sequential, prefix: str, out: list) -> bool:
     return True
 
 
+def _leaf_graph(model: nn.Module) -> torch.fx.Graph:
+    """The graph of a model that is itself a leaf: one ``call_module`` of the root."""
+    graph = torch.fx.Graph()
+    node = graph.call_module("", (graph.placeholder("input"),))
+    node.meta["nn_module_stack"] = {"": ("", type(model))}
+    graph.output(node)
+    return graph
+
+
 def _fast_sequential(model: nn.Module) -> torch.fx.Graph | None:
     if type(model) is not nn.Sequential:
         return None
@@ -190,16 +199,13 @@ def trace(model: nn.Module, propagator=None) -> Traced:
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"symshape analyzes an nn.Module, got {type(model).__name__}")
-    if _is_leaf(model):
-        graph = torch.fx.Graph()
-        x = graph.placeholder("input")
-        node = graph.call_module("", (x,))
-        node.meta["nn_module_stack"] = {"": ("", type(model))}
-        graph.output(node)
-        return Traced(graph, model)
-    graph = _fast_sequential(model)
-    if graph is not None:
-        return Traced(graph, model)
+    graph = _leaf_graph(model) if _is_leaf(model) else _fast_sequential(model)
+    if graph is not None:  # built directly: the same propagator computes its values
+        if propagator is None:
+            return Traced(graph, model)
+        for node in graph.nodes:
+            propagator.feed(node)
+        return Traced(graph, model, propagator.result())
     vision.register()  # torchvision's rules, before fx swaps its wrapped functions for patches
     tracer = _Tracer(propagator)
     try:

@@ -23,12 +23,16 @@ import torch
 import torch.fx
 import torch.nn as nn
 
-from .analysis import Analysis, analyze
-from .dims import size_symbol
+from .modules import has_lazy
+from .dims import BATCH, batch_symbol
+from .evaluation import Evaluation, Shapes
+from .quasi import Unsolvable
 from .render import text_table
+from .solve import divisible_set, valid_sizes
 from .trace import trace
 
-__all__ = ["Mismatch", "Observation", "VerifyReport", "disagreements", "observe", "sample_sizes", "verify"]
+__all__ = ["Comparison", "Mismatch", "Observation", "VerifyReport", "compare", "disagreements", "observe",
+           "sample_sizes", "verify"]
 
 
 @dataclass
@@ -41,8 +45,6 @@ class Observation:
     module_inputs: dict[str, list] = field(default_factory=dict)  # qualname -> first input's shape per call
     node_outputs: dict[str, Any] = field(default_factory=dict)  # fx node name -> output shape(s)
     failed_node: str | None = None  # where the interpreted graph raised
-    #: set when torch skipped a check some backends skip (see Requirement.backend_dependent)
-    backend_dependent: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,10 +72,6 @@ def _shape(value: Any):
     return value
 
 
-def _has_lazy(model: nn.Module) -> bool:
-    return any(getattr(m, "has_uninitialized_params", lambda: False)() for m in model.modules())
-
-
 def _copy(model: nn.Module, device: str | None = None) -> nn.Module:
     """A deep copy. Uninitialized lazy tensors (which refuse deepcopy) get fresh counterparts;
     with ``device="meta"`` every parameter and buffer is a meta tensor, so nothing is duplicated."""
@@ -99,11 +97,13 @@ def _copy(model: nn.Module, device: str | None = None) -> nn.Module:
 
 
 @contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """``model.eval()`` for the duration; every module's own flag restored afterwards."""
+def _mode(model: nn.Module, training: dict[str, bool]) -> Iterator[None]:
+    """Every module in the train/eval mode ``training`` names (the analysis's) for the duration;
+    each module's own flag restored afterwards."""
     flags = [(m, m.training) for m in model.modules()]
-    model.eval()
     try:
+        for name, m in model.named_modules():
+            m.training = training.get(name, m.training)
         yield
     finally:
         for m, flag in flags:
@@ -138,7 +138,7 @@ def observe(model: nn.Module, x: torch.Tensor, graph: torch.fx.Graph | None = No
         return _observe(_copy(model, "meta"), x.to("meta"), graph)
     if device != "cpu":
         raise ValueError(f"device must be 'cpu' or 'meta', got {device!r}")
-    if _has_lazy(model):
+    if has_lazy(model):
         return _observe(_copy(model), x, graph)  # a throwaway copy keeps the model lazy
     saved = {name: buf.detach().clone() for name, buf in model.named_buffers()}
     try:
@@ -191,7 +191,7 @@ def _observe(model: nn.Module, x: torch.Tensor, graph: torch.fx.Graph | None) ->
     return obs
 
 
-def _empty_output_at(analysis: Analysis, problem, obs: Observation) -> bool:
+def _empty_output_at(analysis: Shapes, problem, obs: Observation) -> bool:
     """torch ran the step symshape refuses, and its output there is empty (a size of 0)."""
     step = analysis.steps[problem.index]
     seen = obs.module_outputs.get(step.name) if step.kind == "module" else [obs.node_outputs.get(step.node)]
@@ -202,19 +202,21 @@ def _module_key(name: str) -> str:
     return "" if name == "(model)" else name
 
 
-def compare(analysis: Analysis, sizes: dict[str, int], obs: Observation) -> tuple[list[Mismatch], int]:
-    """The mismatches between the prediction at ``sizes`` and what torch did, and how many
-    comparisons were made.
+@dataclass
+class Comparison:
+    """The outcome of :func:`compare` at one size: the mismatches, how many comparisons were
+    made, and ``skipped``: why the refusal was not compared (a check torch's backend or the
+    data decides: see ``Requirement.backend_dependent`` and ``data_dependent``), or ``""``."""
 
-    Steps before the first predicted failure are compared shape by shape (and each Linear's
-    in_features); then torch must raise exactly at the step where symshape predicts the
-    failure, or not at all.
-    """
-    ev = analysis.evaluate(**sizes)
-    problem = ev.first_problem()
+    mismatches: list[Mismatch]
+    checked: int
+    skipped: str = ""
+
+
+def _compare_steps(analysis: Shapes, sizes: dict, ev: Evaluation, obs: Observation, limit: int):
+    """The step-by-step shape comparison before the first predicted failure."""
     out: list[Mismatch] = []
     checked = 0
-    limit = problem.index if problem is not None else len(analysis.steps)
     calls: dict[str, int] = {}
     for step, concrete in zip(analysis.steps[:limit], ev.steps):
         if step.output == ():  # a check without a tensor (torch._assert): only its refusal counts
@@ -238,16 +240,13 @@ def compare(analysis: Analysis, sizes: dict[str, int], obs: Observation) -> tupl
             predicted = tuple(p for p in predicted if 0 not in p)
         if actual != predicted:
             out.append(Mismatch(step.name, sizes, predicted, actual, step.rule))
-    checked += 1  # where torch refuses (or not)
-    if problem is not None and problem.requirement.backend_dependent and _empty_output_at(analysis, problem, obs):
-        # torch's backend ran a step its reference path refuses; past it there is nothing to predict
-        obs.backend_dependent = f"{problem.step}: {problem.requirement.backend_dependent}"
-        return out, checked
-    if problem is not None and problem.requirement.data_dependent and (
-            obs.error is None or obs.failed_node != analysis.steps[problem.index].node):
-        # torch may refuse here or not, depending on the values; it did not this time
-        obs.backend_dependent = f"{problem.step}: {problem.requirement.data_dependent}"
-        return out, checked
+    return out, checked
+
+
+def _compare_refusal(analysis: Shapes, sizes: dict, ev: Evaluation, obs: Observation) -> list[Mismatch]:
+    """Where torch raised (model and traced graph alike) against where symshape predicts it."""
+    problem = ev.first_problem()
+    out: list[Mismatch] = []
     if (obs.error is None) != (obs.failed_node is None):
         out.append(Mismatch("(model)", sizes, "the traced graph behaves like the model",
                             f"the model {'raised' if obs.error is not None else 'ran'}, the graph "
@@ -262,20 +261,50 @@ def compare(analysis: Analysis, sizes: dict[str, int], obs: Observation) -> tupl
             if obs.failed_node is not None and step.node != obs.failed_node:
                 out.append(Mismatch(step.name, sizes, f"raises here ({problem.reason})",
                                     f"raises at node {obs.failed_node} ({first})", step.rule, "refusal"))
-        return out, checked
-    if problem is not None:
+    elif problem is not None:
         out.append(Mismatch(problem.step, sizes, f"raises ({problem.reason})", f"runs, output {obs.output}",
                             analysis.steps[problem.index].rule, "refusal"))
-        return out, checked
-    checked += 1
-    if obs.output != ev.output_shape:
+    elif obs.output != ev.output_shape:
         out.append(Mismatch("(model)", sizes, ev.output_shape, obs.output, what="model output"))
-    return out, checked
+    return out
 
 
-def disagreements(analysis: Analysis, sizes: dict[str, int], obs: Observation) -> list[Mismatch]:
+def _undecided(analysis: Shapes, ev: Evaluation, obs: Observation) -> str:
+    """Why this size's refusal is not compared, or ``""``: torch's backend ran a step its reference
+    path refuses (and past it there is nothing to predict), or a data-dependent check passed."""
+    problem = ev.first_problem()
+    if problem is None:
+        return ""
+    req = problem.requirement
+    if req.backend_dependent and _empty_output_at(analysis, problem, obs):
+        return f"{problem.step}: {req.backend_dependent}"
+    if req.data_dependent and (obs.error is None or obs.failed_node != analysis.steps[problem.index].node):
+        return f"{problem.step}: {req.data_dependent}"
+    return ""
+
+
+def compare(analysis: Shapes, sizes: dict[str, int], obs: Observation, ev: Evaluation | None = None) -> Comparison:
+    """How the prediction at ``sizes`` (``ev``: the analysis evaluated there, computed when not
+    given) compares with what torch did (``obs``).
+
+    Steps before the first predicted failure are compared shape by shape (and each Linear's
+    in_features); then torch must raise exactly at the step where symshape predicts the
+    failure, or not at all, and a run must end with the predicted output shape.
+    """
+    ev = ev if ev is not None else analysis.evaluate(**sizes)
+    problem = ev.first_problem()
+    limit = problem.index if problem is not None else len(analysis.steps)
+    out, checked = _compare_steps(analysis, sizes, ev, obs, limit)
+    skipped = _undecided(analysis, ev, obs)
+    if skipped:
+        return Comparison(out, checked + 1, skipped)
+    checked += 1 if problem is not None or obs.error is not None else 2
+    return Comparison(out + _compare_refusal(analysis, sizes, ev, obs), checked)
+
+
+def disagreements(analysis: Shapes, sizes: dict[str, int], obs: Observation) -> list[Mismatch]:
     """Every way the prediction at ``sizes`` differs from what torch did; empty when they agree."""
-    return compare(analysis, sizes, obs)[0]
+    return compare(analysis, sizes, obs).mismatches
 
 
 # -- sampling -----------------------------------------------------------------------------------
@@ -291,8 +320,8 @@ def _add(out: list[dict], sizes: dict[str, int]) -> None:
 MAX_SAMPLED_ELEMENTS = 2 ** 22
 
 
-def _largest(analysis: Analysis, sizes: dict[str, int]) -> int:
-    """The most elements of any tensor the forward makes at ``sizes`` (batch 1), as predicted."""
+def _largest(ev: Evaluation) -> int:
+    """The most elements of any tensor the forward makes, as predicted at one size."""
     def most(value) -> int:
         if isinstance(value, (tuple, list)) and value and all(isinstance(d, int) for d in value):
             n = 1
@@ -303,14 +332,39 @@ def _largest(analysis: Analysis, sizes: dict[str, int]) -> int:
             return max((most(v) for v in value), default=0)
         return 0
 
-    return max((most(step.output) for step in analysis.evaluate(**sizes).steps), default=0)
+    return max((most(step.output) for step in ev.steps), default=0)
 
 
-def sample_sizes(analysis: Analysis, valid, samples: int, seed: int = 0,
-                 max_elements: int = MAX_SAMPLED_ELEMENTS) -> list[dict[str, int]]:
+def _rounding_edges(analysis: Shapes, base: dict[str, int]) -> list[dict[str, int]]:
+    """Both sides of each rounding's next exact size from ``base``, one size name at a time."""
+    names = list(analysis.size_names)
+    out: list[dict[str, int]] = []
+    for step in analysis.steps:
+        for rd in step.roundings:
+            syms = [s for s in rd.numerator.free_symbols if s.name in names]
+            if len(syms) != 1:
+                continue
+            n = syms[0].name
+            num = rd.numerator.xreplace({s: base[s.name] for s in rd.numerator.free_symbols
+                                         if s.name in names and s.name != n})
+            num = num.xreplace({batch_symbol(): 1})
+            try:
+                exact = divisible_set(num, rd.divisor, syms[0])
+            except Exception:  # an edge the solver cannot place: random sizes still cover it
+                continue
+            edge = next((v for v in exact.values(base[n] + 4 * rd.divisor) if v >= base[n]), None)
+            if edge is not None:
+                out += [{**base, n: v} for v in (edge - 1, edge, edge + 1)]
+    return out
+
+
+def sample_sizes(analysis: Shapes, valid, samples: int, seed: int = 0,
+                 max_elements: int = MAX_SAMPLED_ELEMENTS,
+                 evaluations: dict | None = None) -> list[dict[str, int]]:
     """Sizes worth checking: the smallest valid size and the sizes just below it; both sides of
     every rounding edge near it (all of these always); then random sizes up to ``samples``,
-    skipping those whose largest predicted tensor exceeds ``max_elements``."""
+    skipping those whose largest predicted tensor exceeds ``max_elements``. The evaluations made
+    to decide that are kept in ``evaluations`` (keyed by :func:`_key`), for the caller to reuse."""
     names = list(analysis.size_names)
     out: list[dict[str, int]] = []
     if not names:
@@ -321,34 +375,23 @@ def sample_sizes(analysis: Analysis, valid, samples: int, seed: int = 0,
         _add(out, smallest)
         for n in names:
             _add(out, {**smallest, n: smallest[n] - 1})
-    from .solve import divisible_set  # the exact edge of each rounding
-
-    for step in analysis.steps:
-        for rd in step.roundings:
-            syms = [s for s in rd.numerator.free_symbols if s.name in names]
-            if len(syms) != 1:
-                continue
-            n = syms[0].name
-            num = rd.numerator.xreplace({s: base[s.name] for s in rd.numerator.free_symbols
-                                         if s.name in names and s.name != n})
-            num = num.xreplace({size_symbol("N"): 1})
-            try:
-                exact = divisible_set(num, rd.divisor, syms[0])
-            except Exception:  # an edge the solver cannot place: random sizes still cover it
-                continue
-            edge = next((v for v in exact.values(base[n] + 4 * rd.divisor) if v >= base[n]), None)
-            if edge is not None:
-                for v in (edge - 1, edge, edge + 1):
-                    _add(out, {**base, n: v})
+    for sizes in _rounding_edges(analysis, base):
+        _add(out, sizes)
+    evaluations = evaluations if evaluations is not None else {}
     rng = random.Random(seed)
     top = 2 * max(base.values()) + 32
     tries = 0
     while len(out) < samples and tries < 20 * samples:
         tries += 1
         candidate = {n: rng.randint(1, top) for n in names}
-        if _largest(analysis, candidate) <= max_elements:
+        ev = evaluations[_key(candidate)] = analysis.evaluate(**candidate)
+        if _largest(ev) <= max_elements:
             _add(out, candidate)
     return out
+
+
+def _key(sizes: dict) -> tuple:
+    return tuple(sorted(sizes.items()))
 
 
 # -- the report ---------------------------------------------------------------------------------
@@ -385,37 +428,56 @@ class VerifyReport:
     __repr__ = __str__
 
 
-def verify(analysis: Analysis, samples: int = 20, sizes: Sequence[dict] | None = None, seed: int = 0,
-           device: str = "cpu") -> VerifyReport:
-    """Check the analysis against real torch forward passes (eval mode, no_grad, batch 1)."""
-    from .quasi import Unsolvable
+def _sample_input(analysis: Shapes, sizes: dict[str, int], dtype: torch.dtype) -> torch.Tensor:
+    shape = [sizes[str(d)] if not d.is_Integer else int(d) for d in analysis.input_shape]
+    return torch.rand(sizes.get(BATCH, 1), *shape, generator=torch.Generator().manual_seed(0)).to(dtype)
 
+
+def _dtype(model: nn.Module) -> torch.dtype:
+    """The floating dtype of the model's first floating parameter or buffer (float32 if none)."""
+    for t in (*model.parameters(), *model.buffers()):
+        if t.is_floating_point():
+            return t.dtype
+    return torch.float32
+
+
+def verify(analysis: Shapes, samples: int = 20, sizes: Sequence[dict] | None = None, seed: int = 0,
+           device: str = "cpu") -> VerifyReport:
+    """Check the analysis it is given against real torch forward passes (no_grad), in the mode
+    the model was analyzed in (``analysis.training``), at batch 1 unless a size gives ``N``:
+    one evaluation of the analysis and one forward per size."""
     model = analysis.model
     notes: list[str] = []
-    with _eval_mode(model):
-        predicted = analyze(model, analysis.input_shape)  # eval-mode predictions
-        try:
-            valid = predicted.valid_sizes()
-        except Unsolvable as e:
-            valid = None
-            notes.append(f"valid_sizes() could not be solved exactly ({e}); sizes sampled at random")
-        todo = [dict(s) for s in sizes] if sizes is not None else sample_sizes(predicted, valid, samples, seed)
-        mismatches: list[Mismatch] = []
-        results = []
-        checked = 0
+    try:
+        valid = valid_sizes(analysis)
+    except Unsolvable as e:
+        valid = None
+        notes.append(f"valid_sizes() could not be solved exactly ({e}); sizes sampled at random")
+    evaluations: dict = {}
+    if sizes is not None:
+        todo = [dict(s) for s in sizes]
         for s in todo:
-            x = torch.rand(1, *(s[str(d)] if not d.is_Integer else int(d) for d in predicted.input_shape))
-            obs = observe(model, x, predicted.graph, device)
-            bad, n = compare(predicted, s, obs)
-            if valid is not None:
+            analysis.check_sizes(s)  # a clear error for a missing or bad size, before anything runs
+    else:
+        todo = sample_sizes(analysis, valid, samples, seed, evaluations=evaluations)
+    mismatches: list[Mismatch] = []
+    results = []
+    checked = 0
+    dtype = _dtype(model)
+    with _mode(model, analysis.training), torch.random.fork_rng(devices=[]):  # dropout draws stay ours
+        for s in todo:
+            ev = evaluations.get(_key(s)) or analysis.evaluate(**s)
+            obs = observe(model, _sample_input(analysis, s, dtype), analysis.graph, device)
+            comparison = compare(analysis, s, obs, ev)
+            bad, n = comparison.mismatches, comparison.checked
+            if valid is not None and BATCH not in s:
                 n += 1
                 says = valid.contains(**s)
-                if says != (obs.error is None) and not obs.backend_dependent:
-                    bad.append(Mismatch("(model)", s, "runs" if says else "raises", "runs" if obs.error is None else "raises",
-                                        what="valid_sizes()"))
-            if obs.backend_dependent:
-                notes.append(f"at {s}: {obs.backend_dependent}")
-            ev = predicted.evaluate(**s)
+                if says != (obs.error is None) and not comparison.skipped:
+                    bad.append(Mismatch("(model)", s, "runs" if says else "raises",
+                                        "runs" if obs.error is None else "raises", what="valid_sizes()"))
+            if comparison.skipped:
+                notes.append(f"at {s}: {comparison.skipped}")
             mismatches += bad
             checked += n
             results.append((s, obs.error is None, ev.first_problem() is None, len(bad)))

@@ -40,7 +40,7 @@ def pytest_terminal_summary(terminalreporter):
             f"symshape random models: {t['models']} models analyzed and {t['refused_models']} refused at "
             f"analysis, {t['sizes']} sizes checked against torch "
             f"({t['accepted']} accepted, {t['refused']} refused), {t['disagreements']} disagreements; "
-            f"Analysis.verify: {t['verify_checks']} checks in eval mode, all agreeing"
+            f"Analysis.verify: {t['verify_checks']} checks in the analyzed mode, all agreeing"
         )
     oracle = sys.modules.get("oracle")
     if oracle is not None and oracle.BACKEND_DEPENDENT["count"]:

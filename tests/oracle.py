@@ -8,7 +8,7 @@ import warnings
 import torch
 
 import symshape
-from symshape.verify import disagreements, observe
+from symshape.verify import compare, observe
 
 
 def sample_input(analysis, sizes: dict[str, int]) -> torch.Tensor:
@@ -24,8 +24,9 @@ def check_sizes(analysis, sizes: dict[str, int]) -> tuple[bool, list[str]]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         obs = observe(analysis.model, sample_input(analysis, sizes), analysis.graph)
-    bad = [str(m) for m in disagreements(analysis, sizes, obs)]
-    BACKEND_DEPENDENT["count"] += bool(obs.backend_dependent)
+    comparison = compare(analysis, sizes, obs)
+    bad = [str(m) for m in comparison.mismatches]
+    BACKEND_DEPENDENT["count"] += bool(comparison.skipped)
     return obs.error is None, bad
 
 
@@ -55,9 +56,10 @@ def grid(names, values) -> list[dict[str, int]]:
 
 def torch_runs(model, input_shape, sizes: dict[str, int]) -> bool:
     """Does the real forward run at these sizes (batch 1)? Lazy models run on a fresh copy."""
-    from symshape.verify import _copy, _has_lazy
+    from symshape.modules import has_lazy
+    from symshape.verify import _copy
 
-    m = _copy(model) if _has_lazy(model) else model
+    m = _copy(model) if has_lazy(model) else model
     x = torch.rand(1, *(sizes[d] if isinstance(d, str) else d for d in input_shape))
     saved = {n: b.detach().clone() for n, b in m.named_buffers()} if m is model else {}
     try:

@@ -68,7 +68,7 @@ def test_formula_kwargs(capsys):
         (["formula", "no_such_package.mod:Net", "--input", "1,H,W"], "cannot import no_such_package.mod"),
         (["formula", os.path.join(EX, "seed000_mnist.py:Net"), "--input", "1,,W"], "expected comma-separated sizes"),
         (["formula", os.path.join(EX, "seed000_mnist.py:Net"), "--input", "1,-3,W"], "neither a positive int nor a size name"),
-        (["formula", os.path.join(EX, "seed000_mnist.py:Net"), "--input", "1,0,W"], "sizes must be positive"),
+        (["formula", os.path.join(EX, "seed000_mnist.py:Net"), "--input", "1,0,W"], "size must be a positive int, got 0"),
         (["formula", os.path.join(EX, "seed000_mnist.py:Net"), "--input", "1,10,10"], "conv2: kernel 5 needs at least 5 rows, gets 3"),
         (["formula", os.path.join(EX, "seed000_mnist.py:Net"), "--input", "1,H,W", "--kwargs", "{bad"], "--kwargs is not valid JSON"),
         (["formula", os.path.join(EX, "seed000_mnist.py:Net"), "--input", "1,H,W", "--kwargs", '{"x": 1}'], "Net(**{'x': 1}) failed"),

@@ -15,7 +15,7 @@ import seed001_cnnclf
 import symshape
 from cases import CASES
 from strategies import models
-from symshape.analysis import _flat_dims
+from symshape.evaluation import _flat_dims
 from symshape.compiled import compile_checked
 from symshape.dims import size_symbol
 

@@ -38,7 +38,7 @@ def test_random_models_agree_with_torch(drawn):
         TALLY["accepted" if ok else "refused"] += 1
         TALLY["disagreements"] += bool(bad)
         assert not bad, f"{description}\n{model}\ninput {input_shape} at {sizes}:\n" + "\n".join(bad)
-    # and Analysis.verify in eval mode: its own sampled sizes (smallest valid, just below,
+    # and Analysis.verify, in the mode the model was analyzed in: its own sampled sizes (smallest valid, just below,
     # rounding edges) plus the drawn ones
     report = analysis.verify(samples=len(sizes_list) + 4, seed=len(TALLY))
     TALLY["verify_checks"] += report.checked

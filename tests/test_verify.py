@@ -106,7 +106,51 @@ def test_random_sizes_stay_within_the_element_budget():
 
     sizes = sample_sizes(a, a.valid_sizes(), samples=12)
     assert len(sizes) == 12
-    assert all(_largest(a, s) <= MAX_SAMPLED_ELEMENTS for s in sizes)
-    assert _largest(a, {"T": 30, "H": 30, "W": 30}) == 2 * 264 ** 3
-    assert net(torch.rand(1, 1, 2, 3, 4)).numel() == _largest(a, {"T": 2, "H": 3, "W": 4})
+    assert all(_largest(a.evaluate(**s)) <= MAX_SAMPLED_ELEMENTS for s in sizes)
+    assert _largest(a.evaluate(T=30, H=30, W=30)) == 2 * 264 ** 3
+    assert net(torch.rand(1, 1, 2, 3, 4)).numel() == _largest(a.evaluate(T=2, H=3, W=4))
     assert a.verify(samples=12).ok
+
+
+def test_verify_checks_the_analysis_it_is_given_once_per_size(monkeypatch):
+    """No second analysis (nothing is traced again) and one evaluation per checked size."""
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2), nn.Flatten(), nn.LazyLinear(3))
+    a = symshape.analyze(net, (1, "H", "W"))
+    import symshape.trace as trace_module
+
+    monkeypatch.setattr(trace_module, "_Tracer", None)  # any new trace would fail
+    monkeypatch.setattr(trace_module, "_fast_sequential", lambda m: (_ for _ in ()).throw(AssertionError("traced")))
+    calls = []
+    evaluate = a.evaluate
+    monkeypatch.setattr(a, "evaluate", lambda **s: calls.append(s) or evaluate(**s))
+    sizes = [{"H": 3, "W": 3}, {"H": 2, "W": 9}, {"H": 17, "W": 8}]
+    report = a.verify(sizes=sizes)
+    assert report.ok and len(report.results) == 3
+    assert sorted(map(sorted, (c.items() for c in calls))) == sorted(map(sorted, (s.items() for s in sizes)))
+
+
+def test_verify_runs_in_the_mode_the_model_was_analyzed_in():
+    """A training-mode BatchNorm at batch 1 refuses a 1x1 map; in eval mode it does not. verify
+    agrees with the analysis in each mode, and leaves the flags and torch's RNG as they were."""
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Dropout(0.5))
+    train = symshape.analyze(net, (1, "H", "W"))
+    assert train.mode == "train"
+    assert not train.evaluate(H=3, W=3).ok and train.evaluate(H=4, W=3).ok
+    state = torch.random.get_rng_state()
+    report = train.verify(sizes=[{"H": 3, "W": 3}, {"H": 4, "W": 3}])
+    assert report.ok, report
+    assert [r[1] for r in report.results] == [False, True]  # torch raised at 1x1, in training mode
+    assert torch.equal(torch.random.get_rng_state(), state)
+    net.eval()
+    evaluated = symshape.analyze(net, (1, "H", "W"))
+    assert evaluated.mode == "eval" and evaluated.evaluate(H=3, W=3).ok
+    net.train()
+    report = evaluated.verify(sizes=[{"H": 3, "W": 3}])  # the model is back in training mode now
+    assert report.ok and report.results[0][1], report
+    assert all(m.training for m in net.modules())
+
+
+def test_verify_refuses_a_size_with_a_missing_name_clearly():
+    a = symshape.analyze(nn.Conv2d(1, 2, 3), (1, "H", "W"))
+    with pytest.raises(symshape.SymshapeError, match="missing size"):
+        a.verify(sizes=[{"H": 28}])

@@ -17,7 +17,7 @@ import sympy
 import torch
 
 from ..dims import canonical
-from ..tensor import SymTensor
+from ..tensor import Pieces, SymTensor
 from .common import as_int, tensor_arg
 from .registry import Context, function_rule, method_rule
 
@@ -75,7 +75,7 @@ def elementwise_method(ctx: Context, self, other, *args, **kwargs):
 def _tensors(ctx: Context, tensors, what: str) -> list[SymTensor]:
     if not isinstance(tensors, (list, tuple)) or not tensors:
         ctx.refuse(f"{what} expects a non-empty list of tensors")
-    if any(getattr(tensors, "requires", ())) and what != "torch.cat":
+    if isinstance(tensors, Pieces) and any(tensors.requires) and what != "torch.cat":
         ctx.unsupported(f"{what} of chunks whose number depends on the input size")
     return [tensor_arg(t, "tensors", ctx) for t in tensors]
 
@@ -90,7 +90,7 @@ def cat(ctx: Context, tensors, dim=0, *, axis=None) -> SymTensor:
         d = first.dim(dim)
     except IndexError as e:
         ctx.refuse(f"torch.cat: {e}")
-    if any(getattr(tensors, "requires", ())) and d != tensors.dim:
+    if isinstance(tensors, Pieces) and any(tensors.requires) and d != tensors.dim:
         ctx.unsupported("torch.cat, along another dim, of chunks whose number depends on the input size")
     for j, t in enumerate(ts[1:], start=1):
         if t.ndim != first.ndim:

@@ -19,6 +19,7 @@ import sympy
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..modules import is_lazy
 from ..derivations import Transposed, Window
 from ..dims import as_expr, canonical, floor_div
 from ..tensor import SymTensor
@@ -105,7 +106,7 @@ def conv(ctx: Context, module: nn.Module, x, *, d: int) -> SymTensor:
     """``floor((in + 2*padding - dilation*(kernel - 1) - 1)/stride) + 1`` per spatial dim."""
     x = tensor_arg(x, "input", ctx)
     layer = type(module).__name__
-    lazy = getattr(module, "has_uninitialized_params", lambda: False)()
+    lazy = is_lazy(module)
     padding = module.padding
     if isinstance(padding, str):
         padding = as_choice(padding, ("same", "valid"), "padding", ctx)
@@ -197,7 +198,7 @@ def conv_transpose(ctx: Context, module: nn.Module, x, output_size=None, *, d: i
     layer = type(module).__name__
     if as_choice(module.padding_mode, _PADDING_MODES, "padding_mode", ctx) != "zeros":
         ctx.refuse(f"{layer}: only 'zeros' padding mode is supported for transposed convolutions")
-    lazy = getattr(module, "has_uninitialized_params", lambda: False)()
+    lazy = is_lazy(module)
     kernel, stride, dilation = _window_args(ctx, module, d)
     return conv_transpose_shape(
         ctx, x, d, *_channels(ctx, module, lazy), kernel, stride, ntuple(module.padding, d, "padding", ctx),

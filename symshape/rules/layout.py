@@ -19,7 +19,7 @@ import sympy
 import torch
 
 from ..dims import as_expr, canonical, ceil_div
-from ..tensor import SymTensor
+from ..tensor import Pieces, SymTensor
 from .common import as_bool, as_int, tensor_arg
 from .registry import Context, function_rule, method_rule
 
@@ -251,20 +251,6 @@ def max_min(ctx: Context, input, dim=None, keepdim=False, *args, **kwargs):
 
 
 # -- splitting ---------------------------------------------------------------------------------
-
-
-class Pieces(tuple):
-    """The pieces of a chunk whose count depends on the size: piece ``i`` exists only where
-    ``requires[i]`` = ``(lhs, rhs, reason)`` has ``lhs >= rhs``; a missing piece has size 0 here,
-    which torch.cat treats alike, and taking it (``pieces[i]``) is refused where it is missing."""
-
-    requires: tuple = ()
-    dim: int = 0
-
-    def __new__(cls, items, requires=(), dim: int = 0):
-        obj = super().__new__(cls, items)
-        obj.requires, obj.dim = tuple(requires), dim
-        return obj
 
 
 def _pieces(ctx: Context, x: SymTensor, sizes: list, d: int, requires=()) -> tuple[SymTensor, ...]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..modules import is_lazy
 from ..tensor import SymTensor
 from .common import tensor_arg
 from .registry import Context, function_rule, module_rule
@@ -35,7 +36,7 @@ def linear_shape(ctx: Context, x: SymTensor, in_features: int | None, out_featur
 def linear(ctx: Context, module: nn.Linear, x) -> SymTensor:
     """``out = (*in[:-1], out_features)``; needs ``in[-1] == in_features`` unless lazy."""
     x = tensor_arg(x, "input", ctx)
-    lazy = getattr(module, "has_uninitialized_params", lambda: False)()
+    lazy = is_lazy(module)
     return linear_shape(ctx, x, None if lazy else module.in_features, module.out_features)
 
 

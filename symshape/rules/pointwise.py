@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..modules import is_lazy
 from ..dims import floor_div, product
 from ..tensor import SymTensor
 from .common import as_int, check_rank, tensor_arg
@@ -158,10 +159,6 @@ def prelu(ctx: Context, module: nn.PReLU, x) -> SymTensor:
     return x
 
 
-def _lazy(module: nn.Module) -> bool:
-    return getattr(module, "has_uninitialized_params", lambda: False)()
-
-
 @module_rule(nn.BatchNorm1d, nn.LazyBatchNorm1d, ranks=(2, 3))
 @module_rule(nn.BatchNorm2d, nn.LazyBatchNorm2d, ranks=(4,))
 @module_rule(nn.BatchNorm3d, nn.LazyBatchNorm3d, ranks=(5,))
@@ -169,7 +166,7 @@ def batch_norm(ctx: Context, module: nn.Module, x, *, ranks) -> SymTensor:
     """``out = in``; channels == num_features; in training, more than 1 value per channel."""
     x = tensor_arg(x, "input", ctx)
     check_rank(ctx, x, ranks, type(module).__name__)
-    if not _lazy(module) and (module.running_mean is not None or module.weight is not None):
+    if not is_lazy(module) and (module.running_mean is not None or module.weight is not None):
         ctx.equal(x.shape[1], module.num_features,
                   "num_features is {rhs}, the input has {lhs} channels", kind="declared")
     uses_batch_stats = module.training or (module.running_mean is None and module.running_var is None)
@@ -192,7 +189,7 @@ def instance_norm(ctx: Context, module: nn.Module, x, *, ranks) -> SymTensor:
     check_rank(ctx, x, ranks, type(module).__name__)
     batched = x.ndim == ranks[-1]
     channel = x.shape[1] if batched else x.shape[0]
-    if not _lazy(module) and (module.affine or module.track_running_stats):
+    if not is_lazy(module) and (module.affine or module.track_running_stats):
         ctx.equal(channel, module.num_features,
                   "num_features is {rhs}, the input has {lhs} channels", kind="declared")
     if module.training or not module.track_running_stats:

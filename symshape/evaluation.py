@@ -1,0 +1,238 @@
+"""What an analysis computed, and its value at concrete sizes.
+
+:class:`Shapes` holds the propagated forward (steps, requirements, each Linear's in_features)
+and evaluates it at one size (:meth:`Shapes.evaluate`, :meth:`Shapes.at`). It sits below every
+module that works on an analysis (solve, explain, verify, check, formula), which take a
+``Shapes``; :class:`symshape.Analysis` is the user's handle that adds their methods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import sympy
+import torch.nn as nn
+
+from .compiled import compile_exprs
+from .dims import BATCH, batch_symbol, positive_int, size_symbol
+from .engine import Step
+from .errors import InvalidArgument, InvalidInputSize, SymshapeError
+from .render import text_table
+from .requirements import Requirement
+from .tensor import shape_str, shapes_of
+
+__all__ = ["ConcreteStep", "Evaluation", "Failure", "Shapes"]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why torch would refuse a size: the step, its reason with the concrete values, the requirement."""
+
+    step: str
+    index: int
+    reason: str
+    requirement: Requirement
+
+    @property
+    def kind(self) -> str:
+        return self.requirement.kind
+
+
+@dataclass(frozen=True)
+class ConcreteStep:
+    name: str
+    op: str
+    inputs: tuple
+    output: Any
+
+
+class Evaluation:
+    """An analysis at one concrete size: every step's shape, in_features and output as ints.
+
+    ``failure`` is the first size torch would refuse (evaluation stops there); ``mismatches``
+    are declared feature counts that differ (a wrong ``in_features``), after which evaluation
+    goes on with the layer's declared output, as the symbolic analysis does.
+    """
+
+    def __init__(self, sizes, steps, in_features, output_shape, failure, mismatches):
+        self.sizes: dict[str, int] = sizes
+        self.steps: list[ConcreteStep] = steps
+        self.in_features: dict[str, int] = in_features
+        self.output_shape = output_shape
+        self.failure: Failure | None = failure
+        self.mismatches: list[Failure] = mismatches
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None and not self.mismatches
+
+    def first_problem(self) -> Failure | None:
+        problems = [*self.mismatches, *([self.failure] if self.failure else [])]
+        return min(problems, key=lambda f: f.index) if problems else None
+
+    def __str__(self) -> str:
+        rows = [(s.name, s.op, shape_str(s.output)) for s in self.steps]
+        at = ", ".join(f"{k}={v}" for k, v in self.sizes.items())
+        out = [f"at {at}", text_table(("step", "op", "output"), rows)]
+        if self.in_features:
+            out.append("in_features: " + ", ".join(f"{k}={v}" for k, v in self.in_features.items()))
+        for f in self.mismatches:
+            out.append(f"mismatch at {f.step}: {f.reason}")
+        if self.failure:
+            out.append(f"torch refuses this size at {self.failure.step}: {self.failure.reason}")
+        return "\n".join(out)
+
+    __repr__ = __str__
+
+
+class Shapes:
+    """The symbolic shapes of a model's forward for one input shape.
+
+    ``steps``: one :class:`~symshape.engine.Step` per executed tensor op, in order.
+    ``output_shape``: the model output's shape (sympy expressions; batch dim ``N``).
+    ``in_features``: qualified name -> the last-dim size reaching each Linear, in call order.
+    ``training``: the train/eval flag of every module (by qualified name) when it was analyzed:
+    the mode the analysis describes, and the mode :func:`~symshape.verify.verify` runs it in.
+    """
+
+    def __init__(self, model: nn.Module, input_shape: tuple, steps: list[Step], output: Any,
+                 in_features: dict[str, sympy.Expr], graph=None, rules_applied=None,
+                 training: Mapping[str, bool] | None = None):
+        self.model = model
+        #: op name -> the rule family that handled it (size queries such as x.size() included)
+        self.rules_applied: dict[str, str] = dict(rules_applied or {})
+        #: the torch.fx graph the steps were computed from
+        self.graph = graph
+        self.input_shape = input_shape
+        self.steps = steps
+        self._output = output
+        self.in_features = in_features
+        self.batch = batch_symbol()
+        self.training: dict[str, bool] = dict(training if training is not None else
+                                              ((n, m.training) for n, m in model.named_modules()))
+        names = list(dict.fromkeys(d.name for d in input_shape if isinstance(d, sympy.Symbol)))
+        #: the size names a concrete evaluation needs (``N`` is optional and defaults to 1)
+        self.size_names: tuple[str, ...] = tuple(names)
+        self._evaluator = None
+
+    @property
+    def mode(self) -> str:
+        """``"train"``, ``"eval"`` or ``"mixed"``: the mode the model was analyzed in."""
+        flags = set(self.training.values())
+        return "mixed" if len(flags) > 1 else ("train" if flags == {True} else "eval")
+
+    @property
+    def output_shape(self):
+        return shapes_of(self._output)
+
+    def linear(self, layer: str | None = None) -> tuple[str, sympy.Expr]:
+        """``(name, in_features expression)`` of the first Linear called, or of ``layer``."""
+        if not self.in_features:
+            raise SymshapeError("the forward calls no nn.Linear / nn.LazyLinear")
+        if layer is None:
+            return next(iter(self.in_features.items()))
+        if layer not in self.in_features:
+            raise KeyError(f"no Linear called {layer!r}; the forward calls: {', '.join(self.in_features)}")
+        return layer, self.in_features[layer]
+
+    @property
+    def requirements(self) -> list[tuple[str, Requirement]]:
+        """Every runtime check torch makes, as ``(step name, requirement)``, in execution order."""
+        return [(s.name, r) for s in self.steps for r in s.requirements]
+
+    # -- concrete sizes -------------------------------------------------------------------
+
+    def _compiled(self):
+        if self._evaluator is None:
+            exprs: list = []
+            for s in self.steps:
+                for r in s.requirements:
+                    exprs += r.exprs()
+                exprs += list(_flat_dims(s.inputs)) + list(_flat_dims(s.output))
+            exprs += list(self.in_features.values()) + list(_flat_dims(self.output_shape))
+            symbols = [self.batch, *(size_symbol(n) for n in self.size_names)]
+            self._evaluator = compile_exprs(symbols, exprs)
+        return self._evaluator
+
+    def check_sizes(self, sizes: Mapping[str, Any]) -> dict[str, int]:
+        """``sizes`` checked: every size name given, no unknown one, each a positive int; the
+        batch ``N`` defaults to 1. The one validator of sizes passed to an analysis."""
+        unknown = [k for k in sizes if k not in self.size_names and k != BATCH]
+        if unknown:
+            known = ", ".join(self.size_names) or "none"
+            raise InvalidArgument(f"unknown size name(s) {', '.join(unknown)}; this analysis has: {known}")
+        missing = [n for n in self.size_names if n not in sizes]
+        if missing:
+            raise InvalidArgument(f"missing size(s) {', '.join(missing)} (input_shape {shape_str(self.input_shape)})")
+        out = {BATCH: 1}
+        for k, v in sizes.items():
+            out[k] = positive_int(v, f"size {k}")
+        return out
+
+    def evaluate(self, **sizes: int) -> Evaluation:
+        """Every step at these sizes, recording (not raising) what torch would refuse."""
+        values = self.check_sizes(sizes)
+        flat = iter(self._compiled()(values[BATCH], *(values[n] for n in self.size_names)))
+        steps: list[ConcreteStep] = []
+        mismatches: list[Failure] = []
+        failure = None
+        for i, s in enumerate(self.steps):
+            for r in s.requirements:
+                got = [next(flat) for _ in r.exprs()]
+                if failure is None and not r.accepts(got):
+                    f = Failure(s.name, i, r.message(got[0], got[1]), r)
+                    if r.kind == "declared":
+                        mismatches.append(f)
+                    else:
+                        failure = f
+            inputs = _unflatten(s.inputs, flat)
+            output = _unflatten(s.output, flat)
+            if failure is None:
+                steps.append(ConcreteStep(s.name, s.op, inputs, output))
+        in_features = {k: next(flat) for k in self.in_features}
+        output_shape = _unflatten(self.output_shape, flat)
+        shown = {k: v for k, v in values.items() if k != BATCH or sizes.get(BATCH)}
+        if failure is not None:
+            in_features = {k: v for k, v in in_features.items()
+                           if any(st.name == k for st in steps)}
+            output_shape = None
+        return Evaluation(shown, steps, in_features, output_shape, failure, mismatches)
+
+    def at(self, **sizes: int) -> Evaluation:
+        """Every step's concrete shape; raises InvalidInputSize where torch would refuse the size."""
+        ev = self.evaluate(**sizes)
+        problem = ev.first_problem()
+        if problem is not None:
+            raise InvalidInputSize(problem.step, problem.reason, ev.sizes)
+        return ev
+
+    def __str__(self) -> str:
+        rows = [(s.name, s.op, ", ".join(shape_str(i) for i in s.inputs), shape_str(s.output))
+                for s in self.steps]
+        out = [f"input {shape_str((self.batch, *self.input_shape))}",
+               text_table(("step", "op", "input", "output"), rows)]
+        if self.in_features:
+            out.append("in_features:")
+            out += [f"  {k}: {v}" for k, v in self.in_features.items()]
+        return "\n".join(out)
+
+    __repr__ = __str__
+
+
+def _flat_dims(shape):
+    if isinstance(shape, (list, tuple)):
+        for d in shape:
+            yield from _flat_dims(d)
+    elif isinstance(shape, sympy.Basic):
+        yield shape
+    elif isinstance(shape, int):
+        yield sympy.Integer(shape)
+
+
+def _unflatten(shape, flat):
+    if isinstance(shape, (list, tuple)):
+        return tuple(_unflatten(d, flat) for d in shape)
+    if isinstance(shape, (sympy.Basic, int)):
+        return next(flat)
+    return shape
