@@ -15,6 +15,7 @@ from fractions import Fraction
 from typing import Callable, Sequence
 
 import sympy
+import torch
 
 from .dims import FloorDiv, as_expr
 from .requirements import RELATIONS
@@ -41,8 +42,6 @@ def _where(c, a, b):
 
 
 def _torch_helpers() -> dict:
-    import torch
-
     def tensor(x):
         return x if isinstance(x, torch.Tensor) else torch.tensor(x)
 
@@ -114,44 +113,57 @@ class _Emitter:
         return self.temp(e, self.code(e))
 
     def code(self, e) -> str:
-        if isinstance(e, FloorDiv):
-            p, q = e.args
-            return f"{self.emit(p)} // {int(q)}"
-        if isinstance(e, (sympy.Add, sympy.Mul, sympy.Pow)) or e.is_Rational:
-            num, den = e.as_numer_denom()
-            if den != 1:
-                return f"_div({self.emit(num)}, {self.emit(den)})"
-            if isinstance(e, sympy.Add):
-                return " + ".join(f"({self.emit(a)})" for a in e.args)
-            if isinstance(e, sympy.Mul):
-                return " * ".join(f"({self.emit(a)})" for a in e.args)
-            if isinstance(e, sympy.Pow) and e.exp.is_Integer and e.exp > 0:
-                return f"({self.emit(e.base)}) ** {int(e.exp)}"
-        if isinstance(e, sympy.Piecewise):
-            code = "0"  # no case applies: a size torch refuses elsewhere
-            for value, cond in reversed(e.args):
-                code = f"_where({self.emit(cond)}, {self.emit(value)}, {code})"
-            return code
-        if isinstance(e, sympy.Mod):
-            return f"_mod({self.emit(e.args[0])}, {self.emit(e.args[1])})"
-        if isinstance(e, (sympy.Max, sympy.Min)):
-            fn = "_max" if isinstance(e, sympy.Max) else "_min"
-            return f"{fn}({', '.join(self.emit(a) for a in e.args)})"
-        if isinstance(e, sympy.floor):
-            num, den = e.args[0].as_numer_denom()
-            return f"{self.emit(num)} // {self.emit(den)}"
-        if isinstance(e, sympy.ceiling):
-            num, den = e.args[0].as_numer_denom()
-            return f"-((-{self.emit(num)}) // {self.emit(den)})"
-        ops = {sympy.Eq: "==", sympy.Ne: "!=", sympy.Ge: ">=", sympy.Gt: ">", sympy.Le: "<=", sympy.Lt: "<"}
-        for cls, op in ops.items():
-            if isinstance(e, cls):
-                return f"{self.emit(e.lhs)} {op} {self.emit(e.rhs)}"
-        if isinstance(e, sympy.And):
-            return " & ".join(f"({self.emit(a)})" for a in e.args)
-        if isinstance(e, sympy.Or):
-            return " | ".join(f"({self.emit(a)})" for a in e.args)
+        """The code computing ``e``: dispatched on the expression's class, along its MRO, the
+        way the rules registry dispatches on a module's class."""
+        for cls in type(e).__mro__:
+            emit = _CODE.get(cls)
+            if emit is not None:
+                return emit(self, e)
         raise NotImplementedError(f"cannot compile {e!r}")
+
+    def _floor_div(self, e) -> str:
+        p, q = e.args
+        return f"{self.emit(p)} // {int(q)}"
+
+    def _arithmetic(self, e) -> str:
+        num, den = e.as_numer_denom()
+        if den != 1:
+            return f"_div({self.emit(num)}, {self.emit(den)})"
+        if isinstance(e, sympy.Add):
+            return " + ".join(f"({self.emit(a)})" for a in e.args)
+        if isinstance(e, sympy.Mul):
+            return " * ".join(f"({self.emit(a)})" for a in e.args)
+        if isinstance(e, sympy.Pow) and e.exp.is_Integer and e.exp > 0:
+            return f"({self.emit(e.base)}) ** {int(e.exp)}"
+        raise NotImplementedError(f"cannot compile {e!r}")
+
+    def _piecewise(self, e) -> str:
+        code = "0"  # no case applies: a size torch refuses elsewhere
+        for value, cond in reversed(e.args):
+            code = f"_where({self.emit(cond)}, {self.emit(value)}, {code})"
+        return code
+
+    def _mod(self, e) -> str:
+        return f"_mod({self.emit(e.args[0])}, {self.emit(e.args[1])})"
+
+    def _extremum(self, e) -> str:
+        fn = "_max" if isinstance(e, sympy.Max) else "_min"
+        return f"{fn}({', '.join(self.emit(a) for a in e.args)})"
+
+    def _floor(self, e) -> str:
+        num, den = e.args[0].as_numer_denom()
+        return f"{self.emit(num)} // {self.emit(den)}"
+
+    def _ceiling(self, e) -> str:
+        num, den = e.args[0].as_numer_denom()
+        return f"-((-{self.emit(num)}) // {self.emit(den)})"
+
+    def _relational(self, e) -> str:
+        return f"{self.emit(e.lhs)} {_RELATIONAL[type(e)]} {self.emit(e.rhs)}"
+
+    def _logic(self, e) -> str:
+        op = " & " if isinstance(e, sympy.And) else " | "
+        return op.join(f"({self.emit(a)})" for a in e.args)
 
     def accepts(self, r) -> str:
         """Code for "torch accepts" under requirement ``r`` (and the fast path it skips to)."""
@@ -159,6 +171,23 @@ class _Emitter:
         if r.unless is not None:
             code = f"({code} | {self.accepts(r.unless)})"
         return code
+
+
+_RELATIONAL = {sympy.Eq: "==", sympy.Ne: "!=", sympy.Ge: ">=", sympy.Gt: ">", sympy.Le: "<=", sympy.Lt: "<"}
+
+#: expression class -> the _Emitter method writing its code
+_CODE = {
+    FloorDiv: _Emitter._floor_div,
+    sympy.Add: _Emitter._arithmetic, sympy.Mul: _Emitter._arithmetic, sympy.Pow: _Emitter._arithmetic,
+    sympy.Rational: _Emitter._arithmetic,
+    sympy.Piecewise: _Emitter._piecewise,
+    sympy.Mod: _Emitter._mod,
+    sympy.Max: _Emitter._extremum, sympy.Min: _Emitter._extremum,
+    sympy.floor: _Emitter._floor,
+    sympy.ceiling: _Emitter._ceiling,
+    **{cls: _Emitter._relational for cls in _RELATIONAL},
+    sympy.And: _Emitter._logic, sympy.Or: _Emitter._logic,
+}
 
 
 def _exact_div(a, b):

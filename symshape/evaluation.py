@@ -155,7 +155,7 @@ class Shapes:
             self._evaluator = compile_exprs(symbols, exprs)
         return self._evaluator
 
-    def check_sizes(self, sizes: Mapping[str, Any]) -> dict[str, int]:
+    def validate_sizes(self, sizes: Mapping[str, Any]) -> dict[str, int]:
         """``sizes`` checked: every size name given, no unknown one, each a positive int; the
         batch ``N`` defaults to 1. The one validator of sizes passed to an analysis."""
         unknown = [k for k in sizes if k not in self.size_names and k != BATCH]
@@ -172,7 +172,7 @@ class Shapes:
 
     def evaluate(self, **sizes: int) -> Evaluation:
         """Every step at these sizes, recording (not raising) what torch would refuse."""
-        values = self.check_sizes(sizes)
+        values = self.validate_sizes(sizes)
         flat = iter(self._compiled()(values[BATCH], *(values[n] for n in self.size_names)))
         steps: list[ConcreteStep] = []
         mismatches: list[Failure] = []

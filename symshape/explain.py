@@ -232,18 +232,9 @@ def _blocks(analysis, sizes: dict | None):
                                 if isinstance(x, tuple) and x and not isinstance(x[0], tuple))
         block = Block(step.name, _op_label(step), shapes)
         for j, d in enumerate(step.derivations):
-            size = sized[i][j] if ev is not None else d.size
-            if isinstance(d, Window):
-                line = _window_concrete(d, size, outs[i][j]) if ev is not None else _window_symbolic(d)
-            elif isinstance(d, Adaptive):
-                line = _adaptive(d, size)
-            elif isinstance(d, Transposed):
-                line = _transposed(d, size)
-                line.value = (str(outs[i][j]), str(outs[i][j])) if ev is not None else _sym(d.out)
-            else:
-                line = _padded(d, size)
-                line.value = (str(outs[i][j]), str(outs[i][j])) if ev is not None else _sym(d.out)
-            block.lines.append(line)
+            concrete = ev is not None
+            size, out = (sized[i][j], outs[i][j]) if concrete else (d.size, d.out)
+            block.lines.append(_LINES[type(d)](d, size, out, concrete))
         if step.name in analysis.in_features and step.kind == "module":
             declared = getattr(step.module, "in_features", None)
             lazy = is_lazy(step.module)
@@ -262,6 +253,28 @@ def _blocks(analysis, sizes: dict | None):
         p = ev.first_problem()
         failure = f"torch refuses this size at {p.step}: {p.reason}"
     return blocks, ev, failure
+
+
+def _window_line(d: Window, size, out, concrete: bool) -> Line:
+    return _window_concrete(d, size, out) if concrete else _window_symbolic(d)
+
+
+def _adaptive_line(d: Adaptive, size, out, concrete: bool) -> Line:
+    return _adaptive(d, size)
+
+
+def _with_value(describe):
+    """A line from ``describe(d, size)``, with the output size as its value."""
+    def line(d, size, out, concrete: bool) -> Line:
+        made = describe(d, size)
+        made.value = (str(out), str(out)) if concrete else _sym(out)
+        return made
+    return line
+
+
+#: derivation class -> the function writing its line (``size``/``out``: numbers when concrete)
+_LINES = {Window: _window_line, Adaptive: _adaptive_line, Transposed: _with_value(_transposed),
+          Padded: _with_value(_padded)}
 
 
 def _dedupe(block: Block) -> None:

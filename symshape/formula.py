@@ -13,14 +13,13 @@ import numbers
 from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 import sympy
+import torch
 
 from .compiled import compile_checked, compile_method
 from .dims import BATCH, positive_int, size_symbol
 from .errors import InvalidInputSize
 
 if TYPE_CHECKING:  # pragma: no cover
-    import torch
-
     from .evaluation import Shapes
 
 __all__ = ["Formula", "Grid"]
@@ -132,8 +131,6 @@ class Formula:
         with ``values[h - 1, w - 1]`` the in_features at ``H=h, W=w``, and ``valid`` marking the
         sizes torch accepts.
         """
-        import torch
-
         missing = [n for n in self.size_names if n not in sizes]
         unknown = [k for k in sizes if k not in self.size_names]
         if missing or unknown:

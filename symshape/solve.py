@@ -279,7 +279,7 @@ def _multivariate(req_lhs, relation: str, rhs, box: Box, names: Sequence[str], t
                      f"terms (==, >=, !=, divisible) and sums of non-negative per-size terms (>=)")
 
 
-def _apply(req: Requirement, boxes: list[Box], names: Sequence[str], subs: dict, where: str) -> list[Box]:
+def _restrict(req: Requirement, boxes: list[Box], names: Sequence[str], subs: dict, where: str) -> list[Box]:
     """The part of ``boxes`` where torch accepts ``req`` (and its ``unless`` fast path)."""
     accepted = _accepting(req, boxes, names, subs, where)
     if req.unless is not None:
@@ -360,7 +360,7 @@ def solve_requirements(names: Sequence[str], requirements: Iterable[tuple[str, R
 
     boxes: list[Box] = [{n: IntSet.all() for n in free}]
     for where, req in sorted(reqs, key=order):
-        boxes = _apply(req, boxes, free, subs, where)
+        boxes = _restrict(req, boxes, free, subs, where)
         if not boxes:
             break
     return SizeSet(names, boxes, groups=groups)
@@ -457,7 +457,7 @@ def _value_test(expr, boxes: list[Box], free: Sequence[str], subs: dict):
                     return True
             else:
                 _, e, b = plan
-                if _apply(Requirement(e, "==", t, ""), [b], free, {}, "flat"):
+                if _restrict(Requirement(e, "==", t, ""), [b], free, {}, "flat"):
                     return True
         return False
 
@@ -488,7 +488,7 @@ def solve_flat(analysis, flat: int, layer: str | None = None, square: bool = Fal
 
     def restrict(value: int) -> SizeSet:
         req = Requirement(expr, "==", value, f"in_features of {name} is {value}")
-        return SizeSet(names, _apply(req, boxes, free, subs, name), groups=groups)
+        return SizeSet(names, _restrict(req, boxes, free, subs, name), groups=groups)
 
     result = restrict(flat)
     if not result.is_empty:

@@ -457,7 +457,7 @@ def verify(analysis: Shapes, samples: int = 20, sizes: Sequence[dict] | None = N
     if sizes is not None:
         todo = [dict(s) for s in sizes]
         for s in todo:
-            analysis.check_sizes(s)  # a clear error for a missing or bad size, before anything runs
+            analysis.validate_sizes(s)  # a clear error for a missing or bad size, before anything runs
     else:
         todo = sample_sizes(analysis, valid, samples, seed, evaluations=evaluations)
     mismatches: list[Mismatch] = []

@@ -20,6 +20,7 @@ import torch
 
 from ..dims import as_expr, canonical, ceil_div
 from ..tensor import Pieces, SymTensor
+from .combine import broadcast_shape
 from .common import as_bool, as_int, tensor_arg
 from .registry import Context, function_rule, method_rule
 
@@ -239,8 +240,6 @@ def std_var(ctx: Context, input, dim=None, *args, correction=None, unbiased=None
 @method_rule("max", "min")
 def max_min(ctx: Context, input, dim=None, keepdim=False, *args, **kwargs):
     """``max(x)``: a 0-dim tensor; ``max(x, dim)``: (values, indices); ``max(x, y)``: broadcasting."""
-    from .combine import broadcast_shape
-
     x = tensor_arg(input, "input", ctx)
     if isinstance(dim, SymTensor):
         return broadcast_shape(ctx, x, dim)
@@ -333,19 +332,4 @@ def assert_(ctx: Context, condition, message="") -> None:
         ctx.unsupported(f"torch._assert on {condition!r}")
     return None
 
-
-# -- F.layer_norm ------------------------------------------------------------------------------
-
-
-@function_rule(torch.nn.functional.layer_norm)
-def layer_norm_function(ctx: Context, input, normalized_shape, weight=None, bias=None, eps=1e-5) -> SymTensor:
-    """``out = in``; the last dims must equal ``normalized_shape``."""
-    x = tensor_arg(input, "input", ctx)
-    shape = tuple(normalized_shape) if isinstance(normalized_shape, (list, tuple, torch.Size)) else (normalized_shape,)
-    if x.ndim < len(shape):
-        ctx.refuse(f"layer_norm{shape} needs at least {len(shape)} dims, gets {x}")
-    for j, want in enumerate(shape):
-        i = x.ndim - len(shape) + j
-        ctx.equal(x.shape[i], want, f"normalized_shape needs size {{rhs}} at dim {i}, gets {{lhs}}", kind="declared")
-    return x
 

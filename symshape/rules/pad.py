@@ -24,7 +24,59 @@ from .registry import Context, function_rule, module_rule
 
 __all__ = ["pad_shape"]
 
-_MODES = ("constant", "reflect", "replicate", "circular")
+def _constant_rank(ctx: Context, x: SymTensor, k: int, pad: tuple[int, ...], layer: str) -> None:
+    if k > x.ndim:
+        ctx.refuse(f"{layer}: padding length {len(pad)} needs at least {k} dims, gets {x.ndim}D {x}")
+
+
+def _batched_rank(mode: str):
+    """reflect/replicate/circular pad ``k`` dims of a ``k + 1``D or ``k + 2``D input."""
+    def check(ctx: Context, x: SymTensor, k: int, pad: tuple[int, ...], layer: str) -> None:
+        if x.ndim not in (k + 1, k + 2):
+            ctx.refuse(f"{layer}: {mode} padding of {k} dims expects a {k + 1}D or {k + 2}D input, "
+                       f"gets {x.ndim}D {x}")
+        if mode == "circular" and any(p < 0 for p in pad):
+            ctx.unsupported("negative circular padding")
+        if mode in ("reflect", "replicate"):
+            for i in range(x.ndim - k - 1 if x.ndim == k + 2 else 0, x.ndim):
+                ctx.at_least(x.shape[i], 1, f"{mode} padding needs non-empty dims, gets {{lhs}} at dim {i}")
+    return check
+
+
+def _constant_dim(ctx: Context, size, left: int, right: int, unit: str, k: int) -> None:
+    """Negative padding crops: ``in + min(left, 0) + min(right, 0) >= 0``."""
+    crop = min(left, 0) + min(right, 0)
+    if crop < 0:
+        ctx.at_least(size, -crop, f"negative padding ({left}, {right}) crops {-crop} {unit}, gets {{lhs}}")
+
+
+def _circular_dim(ctx: Context, size, left: int, right: int, unit: str, k: int) -> None:
+    """``left <= in`` and ``right <= in``."""
+    ctx.at_least(size, max(left, right),
+                 f"circular padding ({left}, {right}) wraps around more than once below {{rhs}} {unit}, gets {{lhs}}")
+
+
+def _edge_dim(mode: str):
+    """reflect (``left < in``, ``right < in``) and replicate: the padded size must stay >= 1 (>= 0
+    with several padded dims, whose joint check is in :func:`pad_shape`)."""
+    def check(ctx: Context, size, left: int, right: int, unit: str, k: int) -> None:
+        if mode == "reflect" and max(left, right) > 0:
+            ctx.at_least(size, max(left, right) + 1,
+                         f"reflection padding ({left}, {right}) needs more than {max(left, right)} {unit}, gets {{lhs}}")
+        if left + right < 0:
+            least = 1 if k == 1 else 0  # with several padded dims, torch lets one be empty
+            ctx.at_least(size, least - left - right,
+                         f"{mode} padding ({left}, {right}) needs at least {{rhs}} {unit}, gets {{lhs}}")
+    return check
+
+
+#: mode -> (the check of the input's rank, the check of each padded dim)
+_MODES = {
+    "constant": (_constant_rank, _constant_dim),
+    "reflect": (_batched_rank("reflect"), _edge_dim("reflect")),
+    "replicate": (_batched_rank("replicate"), _edge_dim("replicate")),
+    "circular": (_batched_rank("circular"), _circular_dim),
+}
 
 
 def pad_shape(ctx: Context, x: SymTensor, pad: tuple[int, ...], mode: str, layer: str) -> SymTensor:
@@ -34,23 +86,9 @@ def pad_shape(ctx: Context, x: SymTensor, pad: tuple[int, ...], mode: str, layer
     if len(pad) % 2:
         ctx.refuse(f"{layer}: padding length must be divisible by 2, gets {len(pad)}")
     k = len(pad) // 2
-    if mode == "constant":
-        if k > x.ndim:
-            ctx.refuse(
-                f"{layer}: padding length {len(pad)} needs at least {k} dims, gets {x.ndim}D {x}"
-            )
-    else:
-        if x.ndim not in (k + 1, k + 2):
-            ctx.refuse(
-                f"{layer}: {mode} padding of {k} dims expects a {k + 1}D or {k + 2}D input, "
-                f"gets {x.ndim}D {x}"
-            )
-        if mode == "circular" and any(p < 0 for p in pad):
-            ctx.unsupported("negative circular padding")
+    rank_check, dim_check = _MODES[mode]
+    rank_check(ctx, x, k, pad, layer)
     shape = list(x.shape)
-    if mode in ("reflect", "replicate"):
-        for i in range(x.ndim - k - 1 if x.ndim == k + 2 else 0, x.ndim):
-            ctx.at_least(shape[i], 1, f"{mode} padding needs non-empty dims, gets {{lhs}} at dim {i}")
     outs = []
     derived: list[Padded] = []
     for j in range(k):
@@ -58,33 +96,8 @@ def pad_shape(ctx: Context, x: SymTensor, pad: tuple[int, ...], mode: str, layer
         left, right = pad[2 * j], pad[2 * j + 1]
         size = shape[dim]
         unit = spatial_unit(k - 1 - j, k) if k <= 3 else "entries"
+        dim_check(ctx, size, left, right, unit, k)
         out = canonical(size + left + right)
-        if mode == "constant":
-            crop = min(left, 0) + min(right, 0)
-            if crop < 0:
-                ctx.at_least(
-                    size, -crop,
-                    f"negative padding ({left}, {right}) crops {-crop} {unit}, gets {{lhs}}",
-                )
-        elif mode == "circular":
-            ctx.at_least(
-                size, max(left, right),
-                f"circular padding ({left}, {right}) wraps around more than once "
-                f"below {{rhs}} {unit}, gets {{lhs}}",
-            )
-        else:
-            if mode == "reflect" and max(left, right) > 0:
-                ctx.at_least(
-                    size, max(left, right) + 1,
-                    f"reflection padding ({left}, {right}) needs more than {max(left, right)} {unit}, "
-                    f"gets {{lhs}}",
-                )
-            if left + right < 0:
-                least = 1 if k == 1 else 0  # with several padded dims, torch lets one be empty
-                ctx.at_least(
-                    size, least - left - right,
-                    f"{mode} padding ({left}, {right}) needs at least {{rhs}} {unit}, gets {{lhs}}",
-                )
         outs.append(out)
         derived.insert(0, Padded(unit, size, left, right, mode, out))  # F.pad lists the last dim first
         shape[dim] = out

@@ -219,18 +219,31 @@ def group_norm(ctx: Context, module: nn.GroupNorm, x) -> SymTensor:
     return x
 
 
-@module_rule(nn.LayerNorm, nn.RMSNorm)
-def layer_norm(ctx: Context, module: nn.Module, x) -> SymTensor:
+def layer_norm_shape(ctx: Context, x: SymTensor, normalized_shape, layer: str) -> SymTensor:
     """``out = in``; the last ``len(normalized_shape)`` dims must equal ``normalized_shape``."""
-    x = tensor_arg(x, "input", ctx)
-    shape = tuple(module.normalized_shape)
+    if isinstance(normalized_shape, (list, tuple, torch.Size)):
+        shape = tuple(as_int(s, "normalized_shape", ctx) for s in normalized_shape)
+    else:
+        shape = (as_int(normalized_shape, "normalized_shape", ctx),)
     if x.ndim < len(shape):
-        ctx.refuse(f"{type(module).__name__}{shape} needs at least {len(shape)} dims, gets {x}")
+        ctx.refuse(f"{layer}{shape} needs at least {len(shape)} dims, gets {x}")
     for j, want in enumerate(shape):
         i = x.ndim - len(shape) + j
         ctx.equal(x.shape[i], want, f"normalized_shape needs size {{rhs}} at dim {i}, gets {{lhs}}",
                   kind="declared")
     return x
+
+
+@module_rule(nn.LayerNorm, nn.RMSNorm)
+def layer_norm(ctx: Context, module: nn.Module, x) -> SymTensor:
+    """``out = in``; the last ``len(normalized_shape)`` dims must equal ``normalized_shape``."""
+    return layer_norm_shape(ctx, tensor_arg(x, "input", ctx), module.normalized_shape, type(module).__name__)
+
+
+@function_rule(F.layer_norm)
+def layer_norm_function(ctx: Context, input, normalized_shape, weight=None, bias=None, eps=1e-5) -> SymTensor:
+    """``out = in``; the last ``len(normalized_shape)`` dims must equal ``normalized_shape``."""
+    return layer_norm_shape(ctx, tensor_arg(input, "input", ctx), normalized_shape, "layer_norm")
 
 
 @module_rule(nn.LocalResponseNorm)

@@ -15,6 +15,7 @@ from typing import Any, Callable, NoReturn
 
 import sympy
 import torch
+import torch.nn.functional as F
 
 from ..errors import InvalidInputSize, UnsupportedArgument
 from ..requirements import Requirement, Rounding
@@ -56,8 +57,6 @@ _METHOD_RULES: dict[str, Rule] = {}
 
 
 def _public_names() -> dict[int, str]:
-    import torch.nn.functional as F
-
     names: dict[int, str] = {}
     for prefix, namespace in (("torch", torch), ("F", F)):  # F last: its spelling wins
         for name in dir(namespace):
