@@ -15,6 +15,7 @@ import torch.nn as nn
 from .dims import always_divisible, as_expr, canonical, floor_div
 from .errors import NotASize, SymshapeError, UnsupportedArgument, UnsupportedOperation
 from .requirements import Requirement, Rounding
+from .meta import MetaRefusal, run_meta
 from .modules import is_lazy_parameter
 from .rules import Context, Rule, rule_for_function, rule_for_method, rule_for_module, target_name
 from .tensor import Pieces, SymTensor, has_tensor, shapes_of, tensors_in
@@ -117,7 +118,7 @@ def _attr(root: nn.Module, target: str, node: torch.fx.Node):
     if is_lazy_parameter(obj):
         raise UnsupportedOperation("get_attr", target, node.format_node(), "an uninitialized lazy parameter has no shape yet")
     if isinstance(obj, torch.Tensor):
-        return SymTensor(tuple(obj.shape))
+        return SymTensor(tuple(obj.shape), dtype=obj.dtype)
     return obj
 
 
@@ -197,23 +198,78 @@ class Propagator:
     def _apply_rule(self, node: torch.fx.Node, rule: Rule | None, name: str, op: str, kind: str,
                     call_args: tuple, kwargs: dict, module: nn.Module | None = None) -> None:
         """Run ``rule`` for the call ``node``, record its step, and bind its value."""
-        if rule is None:
-            raise UnsupportedOperation(op, name, node.format_node())
         ctx = Context(name, op, node.format_node())
-        value = _canonical_value(_call_rule(rule, ctx, call_args, kwargs))
-        self.rules_applied[op] = rule.name
+        if rule is None:
+            if kind == "module":
+                raise UnsupportedOperation(op, name, node.format_node())
+            value = _canonical_value(_meta(ctx, node, call_args, kwargs))
+            family = "meta"
+        else:
+            value = _canonical_value(_call_rule(rule, ctx, call_args, kwargs))
+            family = rule.name
+            dtype = _result_dtype(node, call_args, kwargs)
+            if dtype is not None and isinstance(value, SymTensor):
+                value = value.with_dtype(dtype)
+        self.rules_applied[op] = family
         self.env[node] = value
         tensor_inputs = tensors_in((call_args, kwargs))
         if has_tensor(value):
-            self.steps.append(Step(ctx.step, op, tuple(t.shape for t in tensor_inputs), shapes_of(value), rule.name,
+            self.steps.append(Step(ctx.step, op, tuple(t.shape for t in tensor_inputs), shapes_of(value), family,
                                    tuple(ctx.requirements), node.name, kind, module, tuple(ctx.roundings),
                                    tuple(ctx.derivations), isinstance(value, Pieces) and any(value.requires)))
             if ctx.linear_input is not None and kind == "module":
                 self.in_features.setdefault(name, canonical(ctx.linear_input))
         elif ctx.requirements:
             # a size query with a requirement (rare): attach it to a step so it is still checked
-            self.steps.append(Step(ctx.step, op, tuple(t.shape for t in tensor_inputs), (), rule.name,
+            self.steps.append(Step(ctx.step, op, tuple(t.shape for t in tensor_inputs), (), family,
                                    tuple(ctx.requirements), node.name, kind, module))
+
+
+_BOOL_RESULTS = {operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge, torch.eq, torch.ne,
+                 torch.lt, torch.le, torch.gt, torch.ge, torch.logical_and, torch.logical_or, torch.logical_xor,
+                 torch.logical_not, torch.isnan, torch.isinf, torch.isfinite, "eq", "ne", "lt", "le", "gt", "ge",
+                 "logical_and", "logical_or", "logical_xor", "logical_not", "bool", "isnan", "isinf"}
+_CAST_METHODS = {"long": torch.int64, "int": torch.int32, "float": torch.float32, "double": torch.float64,
+                 "half": torch.float16, "bfloat16": torch.bfloat16, "bool": torch.bool}
+
+
+def _result_dtype(node: torch.fx.Node, args, kwargs):
+    """The dtype a hand rule's result has where it is not the input's (comparisons, casts)."""
+    target = node.target
+    try:
+        if target in _BOOL_RESULTS:
+            return torch.bool
+    except TypeError:  # an unhashable target
+        return None
+    if node.op == "call_method":
+        if target in _CAST_METHODS:
+            return _CAST_METHODS[target]
+        if target == "to":
+            found = [a for a in (*args[1:], *kwargs.values()) if isinstance(a, torch.dtype)]
+            return found[0] if found else None
+    if node.op in ("call_method", "call_function") and args and isinstance(args[0], SymTensor):
+        return args[0].dtype
+    return None
+
+
+def _meta(ctx: Context, node: torch.fx.Node, args, kwargs):
+    """No hand rule: torch's own meta kernel, on every side of its branches (symshape.meta)."""
+    if node.op == "call_method":
+        name = node.target
+        if name in ("view", "view_as") and isinstance(args[0], SymTensor) and not args[0].contiguous:
+            ctx.unsupported("a view of a tensor that may not be contiguous")
+
+        def call(self, *a, **k):
+            return getattr(self, name)(*a, **k)
+    else:
+        call = node.target
+    try:
+        result = run_meta(call, tuple(args), dict(kwargs), ctx.op)
+    except MetaRefusal as e:
+        raise UnsupportedOperation(ctx.op, ctx.step, ctx.node, f"torch's meta kernel: {e}") from e
+    for r in result.requirements:
+        ctx.require(r.lhs, r.relation, r.rhs, r.reason, unless=r.unless)
+    return result.value
 
 
 def _call_rule(rule: Rule, ctx: Context, args, kwargs):

@@ -67,6 +67,16 @@ def _condition(cond, x) -> IntSet:
         return IntSet.all()
     if cond is sympy.false:
         return IntSet.empty()
+    if isinstance(cond, sympy.And):
+        out = IntSet.all()
+        for c in cond.args:
+            out = out & _condition(c, x)
+        return out
+    if isinstance(cond, sympy.Or):
+        out = IntSet.empty()
+        for c in cond.args:
+            out = out | _condition(c, x)
+        return out
     rel = {sympy.Eq: "==", sympy.Ne: "!=", sympy.Ge: ">=", sympy.Gt: ">", sympy.Le: "<=", sympy.Lt: "<"}
     for cls, op in rel.items():
         if isinstance(cond, cls):
@@ -282,8 +292,8 @@ def _multivariate(req_lhs, relation: str, rhs, box: Box, names: Sequence[str], t
 def _restrict(req: Requirement, boxes: list[Box], names: Sequence[str], subs: dict, where: str) -> list[Box]:
     """The part of ``boxes`` where torch accepts ``req`` (and its ``unless`` fast path)."""
     accepted = _accepting(req, boxes, names, subs, where)
-    if req.unless is not None:
-        accepted = _union(accepted, _accepting(req.unless, boxes, names, subs, where))
+    if req.unless is not None:  # a chain: req, or unless, or its unless ...
+        accepted = _union(accepted, _restrict(req.unless, boxes, names, subs, where))
     return accepted
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import sympy
 
@@ -21,6 +22,10 @@ class SymTensor:
     contiguous: bool = True
     #: for the indices of a max pooling: they point into that many positions of its input
     index_bound: sympy.Expr | None = None
+    #: the dtype where it is known (a buffer, a comparison, what torch's meta kernel returned);
+    #: None: not tracked (a floating tensor, as model inputs are). Shapes never depend on it; it
+    #: only lets torch's meta kernels accept the tensor (symshape.meta).
+    dtype: Any = None
 
     def __post_init__(self):
         object.__setattr__(self, "shape", tuple(as_expr(s, "a tensor size") for s in self.shape))
@@ -43,10 +48,13 @@ class SymTensor:
         """The same tensor with another shape (the index bound goes with it only if the shape stays)."""
         shape = tuple(shape)
         keep = self.index_bound if len(shape) == len(self.shape) else None
-        return SymTensor(shape, self.contiguous if contiguous is None else contiguous, keep)
+        return SymTensor(shape, self.contiguous if contiguous is None else contiguous, keep, self.dtype)
 
     def as_indices(self, bound) -> "SymTensor":
-        return SymTensor(self.shape, self.contiguous, as_expr(bound))
+        return SymTensor(self.shape, self.contiguous, as_expr(bound), self.dtype)
+
+    def with_dtype(self, dtype) -> "SymTensor":
+        return replace(self, dtype=dtype)
 
     def __str__(self) -> str:
         return shape_str(self.shape)

@@ -307,6 +307,7 @@ def build_cases() -> list[Case]:
     add(Case("cat_spatial", lambda: Branches(lambda a, b: torch.cat((a, b), -1), nn.MaxPool2d(2), nn.AvgPool2d(2, ceil_mode=True)), SHAPES[2], S2))
     add(Case("stack", lambda: Branches(lambda a, b: torch.stack([a, b], 2), nn.MaxPool2d(2), nn.AvgPool2d(2, ceil_mode=True)), SHAPES[2], S2))
     cases += more_cases()
+    cases += meta_cases()
     return cases
 
 
@@ -421,6 +422,60 @@ def more_cases() -> list[Case]:
         add(Case(f"logic_{op.__name__}", lambda op=op: Branches(lambda a, b, op=op: op(a > 0, b > 0), nn.ReLU(), conv_b()), SHAPES[2], S))
     for name in ("eq", "ne", "lt", "le", "gt", "ge", "pow"):
         add(Case(f"method_{name}", lambda name=name: Branches(lambda a, b, name=name: getattr(a, name)(b), nn.ReLU(), conv_b()), SHAPES[2], S))
+    return cases
+
+
+class ClassTokenAttention(nn.Module):
+    """ViT's pattern: patches, a class token in front, a fixed position embedding added (a size
+    of 1 broadcasts: the sequence length is a Piecewise), then attention (torch's meta kernel)."""
+
+    def __init__(self, patches: int = 4):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 4, 2, stride=2)
+        self.cls = nn.Parameter(torch.zeros(1, 1, 4))
+        self.pos = nn.Parameter(torch.zeros(1, patches + 1, 4))
+
+    def forward(self, x):
+        x = self.conv(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], dim=1) + self.pos
+        return F.scaled_dot_product_attention(x, x, x)
+
+
+def meta_cases() -> list[Case]:
+    """Ops without a hand rule: torch's own meta kernels, every branch explored (symshape.meta).
+    Each compares with real forward passes over a grid that includes the sizes torch refuses."""
+    cases: list[Case] = []
+    add = cases.append
+    S, S1_ = S2, S1
+    w16 = torch.randn(16, 5)
+    add(Case("meta_batch_norm_eval", lambda: Custom(lambda m, x: F.batch_norm(x, torch.zeros(2), torch.ones(2))), SHAPES[2], S))
+    add(Case("meta_batch_norm_train", lambda: Custom(lambda m, x: F.batch_norm(x, torch.zeros(2), torch.ones(2), training=True)), SHAPES[2], S))
+    add(Case("meta_group_norm", lambda: Custom(lambda m, x: F.group_norm(x, 2)), SHAPES[2], S))
+    add(Case("meta_instance_norm", lambda: Custom(lambda m, x: F.instance_norm(x)), SHAPES[2], S))
+    add(Case("meta_normalize", lambda: Custom(lambda m, x: F.normalize(x, dim=-1)), SHAPES[2], S))
+    add(Case("meta_matmul_fixed", lambda: Custom(lambda m, x: x @ w16), (2, "H", 16), grid(("H",), range(1, 9))))
+    add(Case("meta_matmul_wrong", lambda: Custom(lambda m, x: x @ w16), SHAPES[2], grid(("H", "W"), [1, 2, 3, 15, 16, 17])))
+    add(Case("meta_matmul_self", lambda: Custom(lambda m, x: x @ x.transpose(-1, -2)), SHAPES[2], S))
+    add(Case("meta_matmul_square", lambda: Custom(lambda m, x: torch.matmul(x, x)), SHAPES[2], S))
+    add(Case("meta_bmm", lambda: Custom(lambda m, x: torch.bmm(x.flatten(0, 1), x.flatten(0, 1).transpose(1, 2))), SHAPES[2], S))
+    add(Case("meta_sdpa", lambda: Custom(lambda m, x: F.scaled_dot_product_attention(x, x, x)), SHAPES[2], S))
+    add(Case("meta_sdpa_kv", lambda: Custom(lambda m, x: F.scaled_dot_product_attention(x, x[..., :2, :], x[..., :2, :])), SHAPES[2], S))
+    add(Case("meta_roll", lambda: Custom(lambda m, x: x.roll(2, -1)), SHAPES[2], S))
+    add(Case("meta_torch_roll", lambda: Custom(lambda m, x: torch.roll(x, (1, 3), (2, 3))), SHAPES[2], S))
+    add(Case("meta_flip", lambda: Custom(lambda m, x: x.flip(2, 3)), SHAPES[2], S))
+    add(Case("meta_tile", lambda: Custom(lambda m, x: x.tile(2, 1)), SHAPES[2], S))
+    add(Case("meta_repeat", lambda: Custom(lambda m, x: x.repeat(1, 2, 1, 3)), SHAPES[2], S))
+    add(Case("meta_expand_as", lambda: Custom(lambda m, x: x[:, :, :1].expand_as(x)), SHAPES[2], S))
+    add(Case("meta_unbind", lambda: Custom(lambda m, x: torch.unbind(x, 1)[1]), SHAPES[2], S))
+    add(Case("meta_add_fixed", lambda: Custom(lambda m, x: torch.add(x, torch.zeros(1, 2, 5, 1))), SHAPES[2], S))
+    add(Case("meta_where", lambda: Custom(lambda m, x: torch.where(x > 0, x, torch.zeros(1, 1, 1, 4))), SHAPES[2], S))
+    add(Case("meta_outer", lambda: Custom(lambda m, x: torch.outer(x.flatten(), torch.ones(3))), SHAPES[1], S1_))
+    add(Case("meta_cumsum", lambda: Custom(lambda m, x: x.cumsum(-1)), SHAPES[2], S))
+    add(Case("meta_diff", lambda: Custom(lambda m, x: torch.diff(x, dim=-1)), SHAPES[2], S))
+    add(Case("meta_trace_free_unfold", lambda: Custom(lambda m, x: x.unfold(3, 3, 2)), SHAPES[2], S))
+    add(Case("meta_tril", lambda: Custom(lambda m, x: x.tril()), SHAPES[2], S))
+    add(Case("meta_piecewise_input", lambda: ClassTokenAttention(), SHAPES[2], grid(("H", "W"), [1, 2, 3, 4, 5, 6])))
+    add(Case("meta_piecewise_input_1", lambda: ClassTokenAttention(1), SHAPES[2], grid(("H", "W"), [1, 2, 3, 4, 5])))
     return cases
 
 
