@@ -127,6 +127,18 @@ def analyze_vs_export(nets=None, repeat: int = 5, export_repeat: int = 3) -> lis
     return rows
 
 
+def proof_cost(nets=None, repeat: int = 5) -> list[dict]:
+    """What the proof costs: analyze() with its one meta-device forward against analyze(prove=False)."""
+    rows = []
+    nets = nets if nets is not None else [*seed_nets(), ("ResNet-50-size net", ResNet50().eval(), (3, "H", "W"), 224)]
+    for name, model, shape, _ in nets:
+        t_plain = _median(lambda: symshape.analyze(model, shape, prove=False), repeat, _cold_caches)
+        t_proved = _median(lambda: symshape.analyze(model, shape), repeat, _cold_caches)
+        proof = symshape.analyze(model, shape).proof
+        rows.append({"benchmark": f"{name}: proved at {proof}", "plain": t_plain, "proved": t_proved})
+    return rows
+
+
 # -- 2. one in_features against a meta-device forward; a million sizes ---------------------------
 
 def value_vs_meta(nets=None) -> list[dict]:

@@ -13,7 +13,8 @@ import warnings
 warnings.filterwarnings("ignore", message="Failed to initialize NumPy", category=UserWarning)
 
 from .analysis import Analysis, Evaluation, analyze, in_features
-from .errors import InvalidArgument, InvalidInputSize, NotASize, SymshapeError, UnsupportedArgument, UnsupportedOperation, UntraceableModel
+from .errors import (InvalidArgument, InvalidInputSize, NotASize, SymshapeError, TraceMismatch, UnsupportedArgument,
+                     UnsupportedOperation, UntraceableModel)
 from .rules import function_rule, method_rule, module_rule
 from .sizes import IntSet, SizeSet
 
@@ -27,6 +28,7 @@ __all__ = [
     "InvalidInputSize",
     "SizeSet",
     "SymshapeError",
+    "TraceMismatch",
     "NotASize",
     "UnsupportedArgument",
     "UnsupportedOperation",

@@ -120,8 +120,13 @@ class Analysis(Shapes):
         return verify.verify(self, samples, sizes, seed, device)
 
 
-def analyze(model: nn.Module, input_shape: Sequence) -> Analysis:
+def analyze(model: nn.Module, input_shape: Sequence, prove: bool = True) -> Analysis:
     """Trace ``model`` and propagate the symbolic ``input_shape`` (one sample, no batch dim).
+
+    With ``prove`` (the default) the trace proves itself: one forward of a meta-device copy of
+    the model at a size the analysis accepts (see :func:`symshape.verify.prove`) must agree step
+    by step, else :class:`~symshape.errors.TraceMismatch` is raised instead of an answer;
+    ``Analysis.proof`` says where it was checked.
 
     >>> import torch.nn as nn, symshape
     >>> net = nn.Sequential(nn.Conv2d(1, 8, 3, stride=2), nn.Flatten(), nn.LazyLinear(10))
@@ -133,9 +138,13 @@ def analyze(model: nn.Module, input_shape: Sequence) -> Analysis:
     training = {name: m.training for name, m in model.named_modules()}
     traced = trace(model, Propagator(model, x))
     prop = traced.propagation
+    analysis = Analysis(model, dims, prop.steps, prop.output, prop.in_features, traced.graph,
+                        prop.rules_applied, training)
+    # first the proof: a trace that took a path torch does not take must not be reported as a
+    # model that refuses every size
+    analysis.proof = verify.prove(analysis) if prove else "not proved (prove=False)"
     _refuse_if_never_runs(prop.steps, dims)
-    return Analysis(model, dims, prop.steps, prop.output, prop.in_features, traced.graph,
-                    prop.rules_applied, training)
+    return analysis
 
 
 def _refuse_if_never_runs(steps: list[Step], dims: tuple) -> None:

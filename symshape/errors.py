@@ -7,6 +7,7 @@ __all__ = [
     "InvalidInputSize",
     "NotASize",
     "SymshapeError",
+    "TraceMismatch",
     "UnsupportedArgument",
     "UnsupportedOperation",
     "UntraceableModel",
@@ -82,3 +83,15 @@ class NotASize(SymshapeError, TypeError):
     def __init__(self, value, what: str = "a size"):
         self.value, self.what = value, what
         super().__init__(f"{what} must be an int or a size expression, got {value!r} ({type(value).__name__})")
+
+
+class TraceMismatch(SymshapeError):
+    """A forward of the real model (on the meta device) contradicts what symshape traced: the
+    trace followed a path torch does not take (a Python branch that tracing cannot see, a hook
+    ...). symshape refuses rather than answer; ``sizes`` is where, ``mismatches`` what differed."""
+
+    def __init__(self, sizes: dict, mismatches: list[str]):
+        self.sizes, self.mismatches = dict(sizes), list(mismatches)
+        at = ", ".join(f"{k}={v}" for k, v in self.sizes.items()) or "the fixed size"
+        super().__init__(f"the trace does not match the model at {at}: {self.mismatches[0]}"
+                         + (f" (and {len(self.mismatches) - 1} more)" if len(self.mismatches) > 1 else ""))

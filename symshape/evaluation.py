@@ -115,6 +115,8 @@ class Shapes:
         #: the size names a concrete evaluation needs (``N`` is optional and defaults to 1)
         self.size_names: tuple[str, ...] = tuple(names)
         self._evaluator = None
+        #: where one forward of the real model confirmed the trace ("H=224, W=224"), or why not
+        self.proof: str = ""
 
     @property
     def mode(self) -> str:

@@ -25,14 +25,15 @@ import torch.nn as nn
 
 from .modules import has_lazy
 from .dims import BATCH, batch_symbol
+from .errors import TraceMismatch
 from .evaluation import Evaluation, Shapes
 from .quasi import Unsolvable
 from .render import text_table
 from .solve import divisible_set, valid_sizes
 from .trace import trace
 
-__all__ = ["Comparison", "Mismatch", "Observation", "VerifyReport", "compare", "disagreements", "observe",
-           "sample_sizes", "verify"]
+__all__ = ["PROOF_SIZES", "Comparison", "Mismatch", "Observation", "VerifyReport", "compare", "disagreements",
+           "observe", "prove", "sample_sizes", "verify"]
 
 
 @dataclass
@@ -482,3 +483,59 @@ def verify(analysis: Shapes, samples: int = 20, sizes: Sequence[dict] | None = N
             checked += n
             results.append((s, obs.error is None, ev.first_problem() is None, len(bad)))
     return VerifyReport(todo, results, mismatches, checked, device, notes)
+
+
+# -- the trace proves itself ---------------------------------------------------------------------
+
+#: the sizes tried, in order, for the one forward that proves an analysis (every size name takes
+#: the same value): the first the analysis accepts is used
+PROOF_SIZES = (224, 64, 32, 97, 128, 16, 300, 8, 512, 4, 2, 1)
+
+
+def _smallest_valid(analysis: Shapes) -> dict | None:
+    """The smallest size torch should run (ignoring a wrong declared in_features), if the solver
+    finds one."""
+    try:
+        valid = valid_sizes(analysis)
+        return valid.min() if not valid.is_empty else None
+    except Exception:  # noqa: BLE001 - a set the solver cannot state: the fixed candidates only
+        return None
+
+
+def _on_meta(model: nn.Module) -> bool:
+    return any(t.is_meta for t in (*model.parameters(), *model.buffers()))
+
+
+def prove(analysis: Shapes) -> str:
+    """One meta-device forward at a size the analysis accepts (a wrong declared in_features
+    allowed: torch must then raise at that Linear), compared step by step; when it accepts none of
+    :data:`PROOF_SIZES`, torch must refuse the first two as well. Raises
+    :class:`~symshape.errors.TraceMismatch` when torch contradicts the analysis; returns where it
+    was checked ("H=224, W=224"), or why it could not be (a meta kernel torch lacks)."""
+    names = analysis.size_names
+    candidates = [{n: v for n in names} for v in PROOF_SIZES] if names else [{}]
+    evaluations = [(s, analysis.evaluate(**s)) for s in candidates]
+    accepted = next((s for s, ev in evaluations if ev.first_problem() is None), None)
+    if accepted is None and names:
+        accepted = _smallest_valid(analysis)
+    if accepted is None:  # only a wrong declared in_features fails: torch must raise right there
+        accepted = next((s for s, ev in evaluations if ev.failure is None), None)
+    todo = [accepted] if accepted is not None else candidates[:2]
+    model = analysis.model
+    dtype = _dtype(model)
+    copy_ = _copy(model, "meta")
+    with _mode(copy_, analysis.training):
+        for sizes in todo:
+            obs = _observe(copy_, _sample_input(analysis, sizes, dtype).to("meta"), analysis.graph)
+            if isinstance(obs.error, NotImplementedError):
+                return f"not proved: torch has no meta kernel for an op ({str(obs.error).splitlines()[0][:120]})"
+            comparison = compare(analysis, sizes, obs)
+            if comparison.mismatches and not _on_meta(model):
+                # meta kernels check less than the CPU ones (a transposed convolution's channels):
+                # the real model at the same size has the last word
+                with _mode(model, analysis.training), torch.random.fork_rng(devices=[]):
+                    obs = observe(model, _sample_input(analysis, sizes, dtype), analysis.graph)
+                comparison = compare(analysis, sizes, obs)
+            if comparison.mismatches:
+                raise TraceMismatch(sizes, [str(m) for m in comparison.mismatches])
+    return "; ".join(", ".join(f"{k}={v}" for k, v in s.items()) for s in todo) or "the fixed size"

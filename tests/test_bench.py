@@ -31,6 +31,12 @@ def test_analyze_against_export_runs_and_agrees():
     assert row["symshape"] > 0 and row["anchor"] > 0
 
 
+def test_proof_cost_benchmark_runs_and_names_where_it_proved():
+    (row,) = bench_core.proof_cost([_seed("seed 003 simple_model")], repeat=1)
+    assert row["plain"] > 0 and row["proved"] > 0
+    assert "proved at H=32, W=32" in row["benchmark"]  # its fixed Linear fits only at 31 and 32
+
+
 def test_value_and_grid_benchmarks_check_against_torch():
     rows = bench_core.value_vs_meta([_seed("seed 000 NetMaxPool")])
     assert rows[0]["anchor"] > 0
