@@ -203,3 +203,33 @@ def test_ops_torchs_meta_kernel_cannot_answer_exactly_are_refused_by_name(fn):
 
     with pytest.raises(symshape.UnsupportedOperation, match="torch's meta kernel"):
         symshape.analyze(T(), (2, "H", "W"))
+
+
+class _SkipIfTensor(nn.Module):
+    """A decoder that concatenates its skip only ``if isinstance(skip, torch.Tensor)``: torch.fx
+    sees a Proxy there (False) and traces the branch torch never takes."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = nn.Conv2d(2, 3, 3, padding=1)
+        self.conv = nn.Conv2d(5, 2, 3, padding=1)
+
+    def forward(self, x):
+        skip = self.down(x)
+        x = torch.cat([x, skip], 1) if isinstance(skip, torch.Tensor) else torch.cat([x, x], 1)
+        return self.conv(x)
+
+
+def test_a_branch_torch_never_takes_is_refused_not_answered():
+    model = _SkipIfTensor()
+    assert model(torch.rand(1, 2, 8, 8)).shape == (1, 2, 8, 8)  # torch runs it at every size
+    with pytest.raises(symshape.TraceMismatch, match=r"the trace does not match the model at H=224, W=224"):
+        symshape.analyze(model, (2, "H", "W"))
+
+
+def test_a_forward_hook_that_changes_the_shape_is_caught_by_the_proof():
+    s = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(7))
+    s[0].register_forward_hook(lambda m, i, o: F.max_pool2d(o, 2))
+    with pytest.raises(symshape.TraceMismatch):
+        symshape.analyze(s, (3, "H", "W"))
+    assert isinstance(s[2], nn.LazyLinear) and s[2].has_uninitialized_params()  # left as it was
