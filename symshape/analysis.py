@@ -15,7 +15,7 @@ import torch.nn as nn
 from . import check, explain, solve, verify
 from .dims import BATCH, batch_symbol, positive_int, size_symbol
 from .engine import Propagator, Step
-from .errors import InvalidInputSize
+from .errors import InvalidInputSize, SymshapeError, TraceMismatch
 from .evaluation import ConcreteStep, Evaluation, Failure, Shapes
 from .formula import Formula
 from .tensor import SymTensor
@@ -136,15 +136,43 @@ def analyze(model: nn.Module, input_shape: Sequence, prove: bool = True) -> Anal
     dims = parse_input_shape(input_shape)
     x = SymTensor((batch_symbol(), *dims))
     training = {name: m.training for name, m in model.named_modules()}
-    traced = trace(model, Propagator(model, x))
-    prop = traced.propagation
-    analysis = Analysis(model, dims, prop.steps, prop.output, prop.in_features, traced.graph,
-                        prop.rules_applied, training)
-    # first the proof: a trace that took a path torch does not take must not be reported as a
-    # model that refuses every size
-    analysis.proof = verify.prove(analysis) if prove else "not proved (prove=False)"
+    whole: frozenset = frozenset()
+    mismatch: TraceMismatch | None = None
+    while True:
+        try:
+            traced = trace(model, lambda: Propagator(model, x), whole)
+        except SymshapeError as e:
+            if mismatch is None:
+                raise
+            raise mismatch from e  # running the module whole did not work either: no answer
+        prop = traced.propagation
+        analysis = Analysis(model, dims, prop.steps, prop.output, prop.in_features, traced.graph,
+                            prop.rules_applied, training)
+        # first the proof: a trace that took a path torch does not take must not be reported
+        # as a model that refuses every size
+        try:
+            analysis.proof = verify.prove(analysis) if prove else "not proved (prove=False)"
+            break
+        except TraceMismatch as e:
+            # the module whose Python fx followed wrongly (an isinstance of a traced value ...)
+            # runs whole under torch's meta kernels, where its Python sees tensors; at last the model
+            scope = _scope_of_step(analysis, e.layers[0] if e.layers else "")
+            mismatch = mismatch or e
+            if "" in whole:
+                raise mismatch from None
+            whole = whole | {scope if scope not in whole else ""}
     _refuse_if_never_runs(prop.steps, dims)
     return analysis
+
+
+def _scope_of_step(analysis: Analysis, name: str) -> str:
+    """The module whose forward made the step ``name`` ("" for the model itself)."""
+    step = next((s for s in analysis.steps if s.name == name), None)
+    if step is None or name == "(model)":
+        return ""
+    if step.kind == "module":
+        return name.rpartition(".")[0]
+    return name.rpartition(".")[0]
 
 
 def _refuse_if_never_runs(steps: list[Step], dims: tuple) -> None:

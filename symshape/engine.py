@@ -16,7 +16,7 @@ from .dims import always_divisible, as_expr, canonical, floor_div
 from .errors import NotASize, SymshapeError, UnsupportedArgument, UnsupportedOperation
 from .requirements import Requirement, Rounding
 from .meta import MetaRefusal, run_meta
-from .modules import is_lazy_parameter
+from .modules import copy_model, is_lazy_parameter
 from .rules import Context, Rule, rule_for_function, rule_for_method, rule_for_module, target_name
 from .tensor import Pieces, SymTensor, has_tensor, shapes_of, tensors_in
 from .trace import scope_of
@@ -137,6 +137,7 @@ class Propagator:
         self.rules_applied: dict[str, str] = {}
         self.output: Any = None
         self._first_input = True
+        self._meta_copies: dict[int, nn.Module] = {}
 
     def result(self) -> Propagation:
         return Propagation(self.steps, self.output, self.in_features, self.rules_applied)
@@ -195,14 +196,30 @@ class Propagator:
         name = f"{scope}.{node.name}" if scope else node.name
         self._apply_rule(node, rule_for_method(node.target), name, f"Tensor.{node.target}", "method", args, kwargs)
 
+    def _meta_module(self, ctx: Context, module: nn.Module, args, kwargs):
+        """A module without a rule (its forward not traced: Python that fx cannot follow, or a
+        torch.nn module symshape has no rule for) runs whole under torch's meta kernels, every
+        branch on a size explored -- on a meta-device copy, so the model itself never runs."""
+        copy_ = self._meta_copies.get(id(module))
+        if copy_ is None:
+            copy_ = self._meta_copies[id(module)] = copy_model(module, "meta")
+        try:
+            result = run_meta(copy_, tuple(args), dict(kwargs), ctx.op)
+        except MetaRefusal as e:
+            raise UnsupportedOperation(ctx.op, ctx.step, ctx.node, f"torch's meta kernel: {e}") from e
+        for r in result.requirements:
+            ctx.require(r.lhs, r.relation, r.rhs, r.reason, unless=r.unless)
+        return result.value
+
     def _apply_rule(self, node: torch.fx.Node, rule: Rule | None, name: str, op: str, kind: str,
                     call_args: tuple, kwargs: dict, module: nn.Module | None = None) -> None:
         """Run ``rule`` for the call ``node``, record its step, and bind its value."""
         ctx = Context(name, op, node.format_node())
         if rule is None:
             if kind == "module":
-                raise UnsupportedOperation(op, name, node.format_node())
-            value = _canonical_value(_meta(ctx, node, call_args, kwargs))
+                value = _canonical_value(self._meta_module(ctx, module, call_args[1:], kwargs))
+            else:
+                value = _canonical_value(_meta(ctx, node, call_args, kwargs))
             family = "meta"
         else:
             value = _canonical_value(_call_rule(rule, ctx, call_args, kwargs))

@@ -90,8 +90,9 @@ class TraceMismatch(SymshapeError):
     trace followed a path torch does not take (a Python branch that tracing cannot see, a hook
     ...). symshape refuses rather than answer; ``sizes`` is where, ``mismatches`` what differed."""
 
-    def __init__(self, sizes: dict, mismatches: list[str]):
-        self.sizes, self.mismatches = dict(sizes), list(mismatches)
+    def __init__(self, sizes: dict, mismatches: list[str], layers: list[str] = ()):
+        #: ``layers``: the steps that differed, first first
+        self.sizes, self.mismatches, self.layers = dict(sizes), list(mismatches), list(layers)
         at = ", ".join(f"{k}={v}" for k, v in self.sizes.items()) or "the fixed size"
         super().__init__(f"the trace does not match the model at {at}: {self.mismatches[0]}"
                          + (f" (and {len(self.mismatches) - 1} more)" if len(self.mismatches) > 1 else ""))

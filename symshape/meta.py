@@ -26,12 +26,15 @@ contiguous is left to the hand rule.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import sympy
 import torch
+from torch._dispatch.python import enable_python_dispatcher
+from torch._subclasses import fake_tensor
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode, ShapeEnv
 from torch.utils._sympy import functions as tf
@@ -86,7 +89,8 @@ class _Env(ShapeEnv):
         static = self._maybe_evaluate_static(orig_expr)
         if static is not None:
             return static
-        if not isinstance(orig_expr, sympy.logic.boolalg.Boolean):
+        if not isinstance(orig_expr, sympy.logic.boolalg.Boolean) or isinstance(orig_expr, sympy.Expr):
+            # (a Symbol is a sympy Boolean too) torch wants a concrete number: no exact answer
             raise MetaRefusal(f"torch asks for the value of the size {orig_expr}")
         if self.at < len(self.path):
             value = self.path[self.at]
@@ -279,7 +283,13 @@ def _shapes(out: Any, syms: _Symbols):
 #: IndexError; size arithmetic that divides by a size of 0 raises ZeroDivisionError); any other
 #: exception is a failure of this method and refuses the op instead
 _REFUSALS = (RuntimeError, ValueError, IndexError, ZeroDivisionError)
-_NOT_REFUSALS = (GuardOnDataDependentSymNode, NotImplementedError)
+_NOT_REFUSALS = (GuardOnDataDependentSymNode, NotImplementedError, fake_tensor.UnsupportedFakeTensorException,
+                 fake_tensor.FakeTensorDeviceMismatchError, fake_tensor.DynamicOutputShapeException,
+                 fake_tensor.DataDependentOutputException, fake_tensor.UnsupportedOperatorException,
+                 fake_tensor.UnsupportedMutationAliasingException, fake_tensor.MetadataMismatchError)
+#: messages of a RuntimeError that is torch's limit with symbolic sizes, not a refusal of a size
+_LIMITS = ("expected to contain only concrete integers", "data-dependent", "data dependent",
+           "Cannot call sizes()", "cannot be called on a tensor with symbolic", "unbacked")
 
 
 def _run(call: Callable, args, kwargs, path: list[bool], facts: tuple = ()) -> tuple[_Leaf, list[bool]]:
@@ -289,15 +299,18 @@ def _run(call: Callable, args, kwargs, path: list[bool], facts: tuple = ()) -> t
     for fact in facts:  # the case of a Piecewise input this run is in
         env.assume(syms.cond_to_torch(fact))
     leaf = _Leaf(env.decisions, syms)
-    with FakeTensorMode(shape_env=env, allow_non_fake_inputs=True):
+    # the Python dispatcher, as torch.export uses it: Python meta kernels and decompositions for
+    # ops whose C++ kernels need concrete sizes (F.pad, interpolate ...)
+    with enable_python_dispatcher(), FakeTensorMode(shape_env=env, allow_non_fake_inputs=True):
         fake_args, fake_kwargs = _fake_args(args, syms), _fake_args(kwargs, syms)
         try:
             out = call(*fake_args, **fake_kwargs)
         except MetaRefusal:
             raise
         except _REFUSALS as e:  # torch refuses on this side: a requirement, unless at every size
-            if isinstance(e, _NOT_REFUSALS):
-                raise MetaRefusal(f"torch's shape function needs a value symshape cannot give: {e}") from e
+            if isinstance(e, _NOT_REFUSALS) or any(t in str(e) for t in _LIMITS):
+                raise MetaRefusal(f"torch's kernel needs what symbolic sizes cannot give: "
+                                  f"{str(e).splitlines()[0][:200]}") from e
             leaf.error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             return leaf, env.path
         except Exception as e:  # anything else is a failure of the method, never a refusal by torch
@@ -306,7 +319,22 @@ def _run(call: Callable, args, kwargs, path: list[bool], facts: tuple = ()) -> t
     return leaf, env.path
 
 
+def _unpatched():
+    """torch.fx's global patches (nn.Module.__call__, wrapped functions) undone for the duration:
+    the engine computes values while fx traces, and a module run whole must run as in torch."""
+    try:
+        from torch.fx._symbolic_trace import _maybe_revert_all_patches
+    except ImportError:  # an older torch
+        return contextlib.nullcontext()
+    return _maybe_revert_all_patches()
+
+
 def run_meta(call: Callable, args: tuple, kwargs: dict, what: str, facts: tuple = ()) -> MetaResult:
+    with _unpatched():
+        return _run_meta(call, args, kwargs, what, facts)
+
+
+def _run_meta(call: Callable, args: tuple, kwargs: dict, what: str, facts: tuple = ()) -> MetaResult:
     """Run ``call(*args, **kwargs)`` on fake tensors with symbolic sizes, on every side of every
     branch torch's shape functions take on a size, and merge the sides exactly. Raises
     :class:`MetaRefusal` (reported by the engine as ``UnsupportedOperation``) where it cannot.
@@ -536,7 +564,8 @@ def _few_values(cond):
 def _message(error: str, syms: _Symbols) -> str:
     """torch's message with its symbols named as symshape's sizes (a template: braces doubled)."""
     names = {str(t): o.name for t, o in syms.from_torch.items()}
-    text = re.sub(r"\b(s\d+)\b", lambda m: names.get(m.group(1), m.group(1)), error)
+    # torch names its symbols u0, s1 ... and writes shapes as "3xu1xu2"
+    text = re.sub(r"(?<![A-Za-wyz0-9_])([su]\d+)(?!\d)", lambda m: names.get(m.group(1), m.group(1)), error)
     return text.replace("{", "{{").replace("}", "}}")
 
 

@@ -68,12 +68,14 @@ class _Tracer(torch.fx.Tracer):
     ``if x.dim() == 3:``. A condition that depends on the input size still cannot be traced.
     """
 
-    def __init__(self, propagator=None):
+    def __init__(self, propagator=None, leaves: frozenset = frozenset()):
         super().__init__()
         self.propagator = propagator
+        #: modules whose forward fx could not follow: called whole (torch's meta kernels run them)
+        self.leaves = leaves
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return _is_leaf(m)
+        return _is_leaf(m) or id(m) in self.leaves
 
     def proxy(self, node: torch.fx.Node) -> torch.fx.Proxy:
         return _SizedProxy(node, self)
@@ -191,37 +193,74 @@ def _user_frame(tb) -> str:
     return ""
 
 
-def trace(model: nn.Module, propagator=None) -> Traced:
+#: the most modules whose forward is run whole instead of traced, before tracing gives up
+MAX_WHOLE_MODULES = 32
+
+
+def trace(model: nn.Module, propagator=None, whole: frozenset = frozenset()) -> Traced:
     """Trace ``model``'s forward into a graph; raises :class:`UntraceableModel` when fx cannot.
 
-    ``propagator`` (optional) computes each node's symbolic value while fx traces; its result is
-    ``Traced.propagation``. Errors it raises (an op without a rule) pass through unchanged.
+    ``propagator`` (optional) is a callable making a fresh propagator, which computes each node's
+    symbolic value while fx traces; its result is ``Traced.propagation``. Errors it raises (an op
+    without a rule) pass through unchanged.
+
+    Where fx cannot follow a module's forward (Python that branches on a size, ``isinstance`` of
+    a traced value, ``int()`` of a size ...), that module becomes one call of the graph, and the
+    trace starts again: the engine runs such a call whole under torch's meta kernels with every
+    branch explored (symshape.meta), so the module's own Python decides, as in torch. ``whole``
+    names modules (qualified names; ``""`` the model) to run whole from the start.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"symshape analyzes an nn.Module, got {type(model).__name__}")
+    if "" in whole:
+        return _fed(_leaf_graph(model), model, propagator)
     graph = _leaf_graph(model) if _is_leaf(model) else _fast_sequential(model)
-    if graph is not None:  # built directly: the same propagator computes its values
-        if propagator is None:
-            return Traced(graph, model)
-        for node in graph.nodes:
-            propagator.feed(node)
-        return Traced(graph, model, propagator.result())
+    if graph is not None:
+        return _fed(graph, model, propagator)
     vision.register()  # torchvision's rules, before fx swaps its wrapped functions for patches
-    tracer = _Tracer(propagator)
-    try:
-        graph = tracer.trace(model)
-        if propagator is not None:
-            for node in graph.nodes:  # the output node, and any node fx made without a proxy
-                tracer._feed(node)
-    except SymshapeError:
-        raise
-    except Exception as e:  # fx raises TraceError, TypeError, ... from inside user code
-        stack = list(tracer.module_stack.values())
-        where = stack[-1][0] if stack else ""
-        cls = stack[-1][1] if stack else type(model)
-        name = f"{cls.__name__} at {where!r}" if where else f"{cls.__name__} (the model itself)"
-        raise UntraceableModel(name, f"{type(e).__name__}: {e}", _user_frame(e.__traceback__), HINT) from e
-    return Traced(graph, model, propagator.result() if propagator is not None else None)
+    ids: set[int] = {id(model.get_submodule(q)) for q in whole}
+    why: dict[str, UntraceableModel] = {}  # what stopped fx in each module now run whole
+    while True:
+        prop = propagator() if propagator is not None else None
+        tracer = _Tracer(prop, frozenset(ids))
+        try:
+            graph = tracer.trace(model)
+            if prop is not None:
+                for node in graph.nodes:  # the output node, and any node fx made without a proxy
+                    tracer._feed(node)
+            return Traced(graph, model, prop.result() if prop is not None else None)
+        except SymshapeError as e:
+            # a module run whole that torch's meta kernels cannot answer either: fx's reason
+            stopped = why.get(getattr(e, "where", None))
+            if stopped is not None:
+                raise stopped from e
+            raise
+        except Exception as e:  # fx raises TraceError, TypeError, ... from inside user code
+            stack = list(tracer.module_stack.values())
+            where = stack[-1][0] if stack else ""
+            cls = stack[-1][1] if stack else type(model)
+            name = f"{cls.__name__} at {where!r}" if where else f"{cls.__name__} (the model itself)"
+            stopped = UntraceableModel(name, f"{type(e).__name__}: {e}", _user_frame(e.__traceback__), HINT)
+            if not where:  # the model's own forward: run it whole
+                try:
+                    return _fed(_leaf_graph(model), model, propagator)
+                except SymshapeError as refused:
+                    raise stopped from refused
+            failing = model.get_submodule(where)
+            if id(failing) in ids or len(ids) >= MAX_WHOLE_MODULES:
+                raise stopped from e
+            ids.add(id(failing))
+            why[where] = stopped
+
+
+def _fed(graph: torch.fx.Graph, model: nn.Module, propagator) -> Traced:
+    """A graph built directly, its values computed by a fresh propagator."""
+    if propagator is None:
+        return Traced(graph, model)
+    prop = propagator()
+    for node in graph.nodes:
+        prop.feed(node)
+    return Traced(graph, model, prop.result())
 
 
 def scope_of(node: torch.fx.Node) -> str:

@@ -13,7 +13,6 @@ forward updates are restored, and a model holding uninitialized lazy modules run
 from __future__ import annotations
 
 import contextlib
-import copy
 import random
 import warnings
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ import torch
 import torch.fx
 import torch.nn as nn
 
-from .modules import has_lazy
+from .modules import copy_model, has_lazy
 from .dims import BATCH, batch_symbol
 from .errors import TraceMismatch
 from .evaluation import Evaluation, Shapes
@@ -73,30 +72,6 @@ def _shape(value: Any):
     return value
 
 
-def _copy(model: nn.Module, device: str | None = None) -> nn.Module:
-    """A deep copy. Uninitialized lazy tensors (which refuse deepcopy) get fresh counterparts;
-    with ``device="meta"`` every parameter and buffer is a meta tensor, so nothing is duplicated."""
-    memo: dict[int, Any] = {}
-    for m in model.modules():
-        for name, p in m._parameters.items():
-            if p is None:
-                continue
-            if isinstance(p, nn.parameter.UninitializedParameter):
-                memo[id(p)] = nn.parameter.UninitializedParameter(
-                    requires_grad=p.requires_grad, device=device or p.device, dtype=p.dtype)
-            elif device is not None:
-                memo[id(p)] = nn.Parameter(torch.empty_like(p, device=device), requires_grad=p.requires_grad)
-        for name, b in m._buffers.items():
-            if b is None:
-                continue
-            if isinstance(b, nn.parameter.UninitializedBuffer):
-                memo[id(b)] = nn.parameter.UninitializedBuffer(
-                    requires_grad=b.requires_grad, device=device or b.device, dtype=b.dtype)
-            elif device is not None:
-                memo[id(b)] = torch.empty_like(b, device=device)
-    return copy.deepcopy(model, memo)
-
-
 @contextlib.contextmanager
 def _mode(model: nn.Module, training: dict[str, bool]) -> Iterator[None]:
     """Every module in the train/eval mode ``training`` names (the analysis's) for the duration;
@@ -136,11 +111,11 @@ def observe(model: nn.Module, x: torch.Tensor, graph: torch.fx.Graph | None = No
     running statistics in training mode) are restored afterwards.
     """
     if device == "meta":
-        return _observe(_copy(model, "meta"), x.to("meta"), graph)
+        return _observe(copy_model(model, "meta"), x.to("meta"), graph)
     if device != "cpu":
         raise ValueError(f"device must be 'cpu' or 'meta', got {device!r}")
     if has_lazy(model):
-        return _observe(_copy(model), x, graph)  # a throwaway copy keeps the model lazy
+        return _observe(copy_model(model), x, graph)  # a throwaway copy keeps the model lazy
     saved = {name: buf.detach().clone() for name, buf in model.named_buffers()}
     try:
         return _observe(model, x, graph)
@@ -523,7 +498,7 @@ def prove(analysis: Shapes) -> str:
     todo = [accepted] if accepted is not None else candidates[:2]
     model = analysis.model
     dtype = _dtype(model)
-    copy_ = _copy(model, "meta")
+    copy_ = copy_model(model, "meta")
     with _mode(copy_, analysis.training):
         for sizes in todo:
             obs = _observe(copy_, _sample_input(analysis, sizes, dtype).to("meta"), analysis.graph)
@@ -537,5 +512,6 @@ def prove(analysis: Shapes) -> str:
                     obs = observe(model, _sample_input(analysis, sizes, dtype), analysis.graph)
                 comparison = compare(analysis, sizes, obs)
             if comparison.mismatches:
-                raise TraceMismatch(sizes, [str(m) for m in comparison.mismatches])
+                raise TraceMismatch(sizes, [str(m) for m in comparison.mismatches],
+                                    [m.layer for m in comparison.mismatches])
     return "; ".join(", ".join(f"{k}={v}" for k, v in s.items()) for s in todo) or "the fixed size"

@@ -474,6 +474,8 @@ def meta_cases() -> list[Case]:
     add(Case("meta_diff", lambda: Custom(lambda m, x: torch.diff(x, dim=-1)), SHAPES[2], S))
     add(Case("meta_trace_free_unfold", lambda: Custom(lambda m, x: x.unfold(3, 3, 2)), SHAPES[2], S))
     add(Case("meta_tril", lambda: Custom(lambda m, x: x.tril()), SHAPES[2], S))
+    add(Case("meta_local_response_norm", lambda: Custom(lambda m, x: F.local_response_norm(x, 2)), SHAPES[2], S))
+    add(Case("meta_baddbmm", lambda: Custom(lambda m, x: torch.baddbmm(torch.zeros(1, 1, 1), x[0], x[0].transpose(1, 2))), SHAPES[2], S))
     add(Case("meta_piecewise_input", lambda: ClassTokenAttention(), SHAPES[2], grid(("H", "W"), [1, 2, 3, 4, 5, 6])))
     add(Case("meta_piecewise_input_1", lambda: ClassTokenAttention(1), SHAPES[2], grid(("H", "W"), [1, 2, 3, 4, 5])))
     return cases

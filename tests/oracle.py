@@ -57,7 +57,7 @@ def grid(names, values) -> list[dict[str, int]]:
 def torch_runs(model, input_shape, sizes: dict[str, int]) -> bool:
     """Does the real forward run at these sizes (batch 1)? Lazy models run on a fresh copy."""
     from symshape.modules import has_lazy
-    from symshape.verify import _copy
+    from symshape.modules import copy_model as _copy
 
     m = _copy(model) if has_lazy(model) else model
     x = torch.rand(1, *(sizes[d] if isinstance(d, str) else d for d in input_shape))

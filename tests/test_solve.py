@@ -14,7 +14,7 @@ import seed003_cs231n
 import symshape
 from oracle import members, scan, torch_runs
 from solver_models import NAMES, UPTO, UpCat, solver_models
-from symshape.verify import _copy
+from symshape.modules import copy_model as _copy
 
 EXAMPLES = int(os.environ.get("SYMSHAPE_SOLVER_EXAMPLES", "40"))
 TALLY = {"models": 0, "sizes": 0}
