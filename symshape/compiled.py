@@ -41,6 +41,10 @@ def _where(c, a, b):
     return a if c else b
 
 
+def _not(a):
+    return not a
+
+
 def _torch_helpers() -> dict:
     def tensor(x):
         return x if isinstance(x, torch.Tensor) else torch.tensor(x)
@@ -78,7 +82,10 @@ def _torch_helpers() -> dict:
             return out
         return reduce
 
-    return {"_div": div, "_mod": mod, "_divisible": divisible, "_where": where,
+    def not_(a):
+        return ~a if isinstance(a, torch.Tensor) else not a
+
+    return {"_div": div, "_mod": mod, "_divisible": divisible, "_where": where, "_not": not_,
             "_max": fold(torch.maximum, max), "_min": fold(torch.minimum, min)}
 
 
@@ -161,6 +168,13 @@ class _Emitter:
     def _relational(self, e) -> str:
         return f"{self.emit(e.lhs)} {_RELATIONAL[type(e)]} {self.emit(e.rhs)}"
 
+    def _ite(self, e) -> str:
+        c, a, b = e.args
+        return f"_where({self.emit(c)}, {self.emit(a)}, {self.emit(b)})"
+
+    def _not(self, e) -> str:
+        return f"_not({self.emit(e.args[0])})"
+
     def _logic(self, e) -> str:
         op = " & " if isinstance(e, sympy.And) else " | "
         return op.join(f"({self.emit(a)})" for a in e.args)
@@ -187,6 +201,7 @@ _CODE = {
     sympy.ceiling: _Emitter._ceiling,
     **{cls: _Emitter._relational for cls in _RELATIONAL},
     sympy.And: _Emitter._logic, sympy.Or: _Emitter._logic,
+    sympy.logic.boolalg.ITE: _Emitter._ite, sympy.Not: _Emitter._not,
 }
 
 
@@ -202,7 +217,7 @@ def _namespace(backend: str, exact: bool) -> dict:
     if backend != "python":
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     return {"_div": _exact_div if exact else _div, "_mod": _mod, "_divisible": _divisible,
-            "_where": _where, "_max": max, "_min": min}
+            "_where": _where, "_not": _not, "_max": max, "_min": min}
 
 
 def _define(src: str, namespace: dict):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -92,6 +93,11 @@ class _Env(ShapeEnv):
         if not isinstance(orig_expr, sympy.logic.boolalg.Boolean) or isinstance(orig_expr, sympy.Expr):
             # (a Symbol is a sympy Boolean too) torch wants a concrete number: no exact answer
             raise MetaRefusal(f"torch asks for the value of the size {orig_expr}")
+        if _asked_for_layout():
+            # a question that only picks strides or a memory format (is it contiguous? channels
+            # last?): the sizes come out the same either way, so it is no branch
+            fallback = kwargs.get("fallback_value")
+            return sympy.true if fallback else sympy.false
         if self.at < len(self.path):
             value = self.path[self.at]
         else:
@@ -102,6 +108,30 @@ class _Env(ShapeEnv):
         self.memo[orig_expr] = value
         self.assume(orig_expr if value else sympy.Not(orig_expr))
         return sympy.true if value else sympy.false
+
+
+#: torch functions whose questions on sizes only choose the output's strides or memory format
+_LAYOUT_ONLY = frozenset({
+    "is_contiguous", "check_contiguous_sizes_strides", "is_contiguous_for_memory_format",
+    "is_contiguous_for_memory_format_or_false", "is_channels_last_contiguous_2d",
+    "is_channels_last_contiguous_3d", "is_channels_last_strides_2d", "is_channels_last_strides_3d",
+    "is_non_overlapping_and_dense", "is_non_overlapping_and_dense_or_false", "should_swap",
+    "compute_elementwise_output_logical_to_physical_perm", "compute_elementwise_output_strides",
+    "suggest_memory_format", "are_strides_like_channels_last", "are_strides_like_channels_last_or_false",
+    "_compute_contiguous_strides", "make_contiguous_strides_for", "make_channels_last_strides_for",
+    "_is_channels_last_contiguous", "compute_required_storage_length",
+})
+
+
+def _asked_for_layout(depth: int = 12) -> bool:
+    f = sys._getframe(2)
+    for _ in range(depth):
+        if f is None:
+            return False
+        if f.f_code.co_name in _LAYOUT_ONLY:
+            return True
+        f = f.f_back
+    return False
 
 
 # -- converting between symshape's expressions and torch's -------------------------------------

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from ..modules import is_lazy
 from ..dims import floor_div, product
 from ..tensor import SymTensor
-from .common import as_int, check_rank, tensor_arg
+from .common import as_bool, as_int, check_rank, tensor_arg
 from .registry import Context, function_rule, method_rule, module_rule
 
 _PLAIN_MODULES = (
@@ -177,6 +177,64 @@ def batch_norm(ctx: Context, module: nn.Module, x, *, ranks) -> SymTensor:
             "in training mode batch norm needs more than 1 value per channel, gets {lhs} "
             "(call model.eval() for inference)",
         )
+    return x
+
+
+def _per_channel(ctx: Context, x: SymTensor, tensors: dict, channels) -> None:
+    """Each given per-channel tensor (running stats, weight, bias) has one value per channel."""
+    for name, t in tensors.items():
+        if isinstance(t, SymTensor):
+            ctx.equal(channels, product(t.shape), f"{name} has {{rhs}} values, the input has {{lhs}} channels",
+                      kind="declared")
+
+
+@function_rule(F.batch_norm)
+def batch_norm_function(ctx: Context, input, running_mean, running_var, weight=None, bias=None,
+                        training=False, momentum=0.1, eps=1e-5) -> SymTensor:
+    """``out = in``; per-channel tensors match the channels; in training, more than 1 value per channel."""
+    x = tensor_arg(input, "input", ctx)
+    if x.ndim < 2:
+        ctx.refuse(f"batch_norm expects at least a 2D input, gets {x.ndim}D {x}")
+    _per_channel(ctx, x, {"running_mean": running_mean, "running_var": running_var, "weight": weight,
+                          "bias": bias}, x.shape[1])
+    if as_bool(training, "training", ctx):
+        ctx.require(product([x.shape[0], *x.shape[2:]]), "!=", 1,
+                    "Expected more than 1 value per channel when training, gets {lhs}")
+    elif running_mean is None or running_var is None:
+        ctx.never("batch_norm in evaluation mode needs running_mean and running_var")
+    return x
+
+
+@function_rule(F.group_norm)
+def group_norm_function(ctx: Context, input, num_groups, weight=None, bias=None, eps=1e-5) -> SymTensor:
+    """``out = in``; more than 1 value per group, ``C % num_groups == 0``, per-channel tensors match."""
+    x = tensor_arg(input, "input", ctx)
+    if x.ndim < 2:
+        ctx.refuse(f"group_norm expects at least a 2D input, gets {x.ndim}D {x}")
+    groups = as_int(num_groups, "num_groups", ctx)
+    if groups < 1:
+        ctx.never(f"num_groups must be positive, gets {groups}")
+        return x
+    ctx.require(product([floor_div(x.shape[0] * x.shape[1], groups), *x.shape[2:]]), "!=", 1,
+                "Expected more than 1 value per channel when training, gets {lhs}")
+    ctx.divisible(x.shape[1], groups, "Expected number of channels in input to be divisible by num_groups, "
+                                      "gets {lhs} channels and num_groups={rhs}")
+    _per_channel(ctx, x, {"weight": weight, "bias": bias}, x.shape[1])
+    return x
+
+
+@function_rule(F.instance_norm)
+def instance_norm_function(ctx: Context, input, running_mean=None, running_var=None, weight=None, bias=None,
+                           use_input_stats=True, momentum=0.1, eps=1e-5) -> SymTensor:
+    """``out = in``; with input statistics more than 1 spatial element; per-channel tensors match."""
+    x = tensor_arg(input, "input", ctx)
+    if x.ndim < 3:
+        ctx.refuse(f"instance_norm expects at least a 3D input, gets {x.ndim}D {x}")
+    _per_channel(ctx, x, {"running_mean": running_mean, "running_var": running_var, "weight": weight,
+                          "bias": bias}, x.shape[1])
+    if as_bool(use_input_stats, "use_input_stats", ctx):
+        ctx.require(product(x.shape[2:]), "!=", 1,
+                    "Expected more than 1 spatial element when training, gets {lhs}")
     return x
 
 
