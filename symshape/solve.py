@@ -37,7 +37,7 @@ Box = dict  # symbol name -> IntSet
 MAX_STAIRS = 20000
 
 
-def _signeddivisors(n: int) -> list[int]:
+def _signed_divisors(n: int) -> list[int]:
     pos = divisors(n)
     return pos + [-d for d in pos]
 
@@ -161,7 +161,7 @@ def _product_eq(factors: list[tuple[str, sympy.Expr]], target: int, box: Box) ->
         return [] if here.is_empty else [{**box, name: here}]
     nonneg = _at_least_everywhere(g, 0, box[name], x)
     out = []
-    for v in divisors(target) if nonneg else _signeddivisors(target):
+    for v in divisors(target) if nonneg else _signed_divisors(target):
         here = box[name] & _univariate(g, "==", v, x)
         if not here.is_empty:
             out += _product_eq(rest, target // v, {**box, name: here})
