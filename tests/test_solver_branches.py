@@ -1,11 +1,13 @@
 """Every branch of symshape/solve.py against brute force (issue 14, point 5).
 
 Each test reaches named branches of the solver and compares its answer with a scan: real torch
-forward passes over every size of a box (1..40 for one size, 1..20 x 1..20 for two) where a
-model produces the condition, or the condition itself evaluated over a box (compiled, exact)
-for the branches no model reaches (defensive code, conditions sympy never builds from a model).
-The module docstring of each test names the branches; tests/test_solve.py keeps the random
-solver models, tests/test_random_models.py the random-model fuzz.
+forward passes over every size of a box (1..40 or 1..60 for one size, 1..20 x 1..20 for two,
+1..8 cubed for three; a diagonal for ``square=True``) where a model produces the condition, or
+the condition itself evaluated over a box (compiled, exact) for the branches no model reaches
+(defensive code, conditions sympy never builds from a model). The docstring of each test names
+the branches it reaches; tests/test_solve.py keeps the random solver models and
+tests/test_random_models.py the random-model fuzz. A deliberate off-by-one in ``_product_ge``
+(``target - 1``, ``target + 1``, or a floor for the ceiling) fails five to eight of these tests.
 """
 
 from __future__ import annotations
@@ -249,10 +251,6 @@ class BcastCols(nn.Module):
         return self.head((self.conv(x) + self.bias).flatten(1))
 
 
-def lazy(_probe=None):
-    return nn.LazyLinear(2)
-
-
 def analyze(make, input_shape, head=None):
     return symshape.analyze(make(head if head is not None else nn.LazyLinear(2)), input_shape)
 
@@ -268,8 +266,9 @@ def test_product_ge_staircase_matches_torch(k, s, p, k1, pool):
     """``_multivariate`` >= -> ``_product_ge`` -> ``_staircase`` (first term big enough, or each
     value below the target and the rest making up the quotient); the Conv1d variant's flat size
     ``c*g1*g2 - c*(k1 - 1)`` moves its constant to the right (``c*g1*g2 + a == b``) and splits
-    through the divisors (``_product_eq``); the pool variant's exact sizes are a product divisible
-    by its stride (``_product_divisible``) only when the window fits the stride."""
+    through the divisors (``_product_eq``). The pool variant's rounding ``g1*g2 - k1`` divisible
+    by ``k1`` (a product plus a constant) is refused by exact_sizes, naming it, never answered
+    wrongly."""
     make = lambda head: FlatConv(head, k, s, p, k1, pool)  # noqa: E731
     a = analyze(make, (1, "H", "W"))
     truth = scan(make, (1, "H", "W"), UP2)
