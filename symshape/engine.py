@@ -203,13 +203,7 @@ class Propagator:
         copy_ = self._meta_copies.get(id(module))
         if copy_ is None:
             copy_ = self._meta_copies[id(module)] = copy_model(module, "meta")
-        try:
-            result = run_meta(copy_, tuple(args), dict(kwargs), ctx.op)
-        except MetaRefusal as e:
-            raise UnsupportedOperation(ctx.op, ctx.step, ctx.node, f"torch's meta kernel: {e}") from e
-        for r in result.requirements:
-            ctx.require(r.lhs, r.relation, r.rhs, r.reason, unless=r.unless)
-        return result.value
+        return _meta_value(ctx, copy_, args, kwargs)
 
     def _apply_rule(self, node: torch.fx.Node, rule: Rule | None, name: str, op: str, kind: str,
                     call_args: tuple, kwargs: dict, module: nn.Module | None = None) -> None:
@@ -280,6 +274,11 @@ def _meta(ctx: Context, node: torch.fx.Node, args, kwargs):
             return getattr(self, name)(*a, **k)
     else:
         call = node.target
+    return _meta_value(ctx, call, args, kwargs)
+
+
+def _meta_value(ctx: Context, call, args, kwargs):
+    """``call``'s value from torch's meta kernels; its checks recorded on ``ctx``; a refusal named."""
     try:
         result = run_meta(call, tuple(args), dict(kwargs), ctx.op)
     except MetaRefusal as e:

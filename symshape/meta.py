@@ -580,12 +580,11 @@ def _few_values(cond):
     (x,) = cond.free_symbols
     if not (x.is_positive and x.is_integer):
         return None
-    for top in (_FEW,):
-        xs = [v for v in range(1, top + 1) if cond.xreplace({x: v}) is sympy.true]
-        if cond.xreplace({x: top + 1}) is sympy.false and cond.xreplace({x: 10 ** 9}) is sympy.false and (
-                not isinstance(cond, (sympy.Ge, sympy.Gt, sympy.Ne))):
-            return x, xs
-    return None
+    if isinstance(cond, (sympy.Ge, sympy.Gt, sympy.Ne)):  # unbounded above
+        return None
+    if cond.xreplace({x: _FEW + 1}) is not sympy.false or cond.xreplace({x: 10 ** 9}) is not sympy.false:
+        return None
+    return x, [v for v in range(1, _FEW + 1) if cond.xreplace({x: v}) is sympy.true]
 
 
 # -- refusals as requirements ------------------------------------------------------------------
