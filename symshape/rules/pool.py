@@ -18,6 +18,8 @@ non-empty size to its ``output_size`` (``None`` keeps the size).
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import sympy
 import torch
 import torch.nn as nn
@@ -313,7 +315,6 @@ def max_unpool_function(ctx: Context, input, indices, kernel_size, stride=None, 
 
 
 def _fractional(ctx: Context, x: SymTensor, d: int, kernel, output_size, output_ratio, return_indices, layer: str):
-    from fractions import Fraction
 
     check_rank(ctx, x, (d + 1, d + 2), layer)
     kernel = ntuple(kernel, d, "kernel_size", ctx)
