@@ -34,6 +34,7 @@ __all__ = [
     "batch_symbol",
     "canonical",
     "ceil_div",
+    "decide",
     "divisors",
     "floor_div",
     "integer_polynomial",
@@ -274,3 +275,64 @@ def smallest_value(expr: SizeExpr):
 
 def product(exprs: Iterable[SizeExpr]) -> sympy.Expr:
     return Mul(*[as_expr(e) for e in exprs])
+
+
+#: the longest period :func:`decide` expands a condition over
+_MAX_PERIOD = 256
+
+
+def decide(cond) -> bool | None:
+    """Whether a condition on one size holds at every size >= 1 (True), at none (False), or
+    depends on the size (None). Exact for quasi-linear conditions: the size is written as
+    ``L*k + r`` for each residue ``r`` modulo the period ``L`` of its floor divisions, which
+    makes every floor linear in ``k``, and a linear condition on ``k >= 0`` is decided by its
+    value at the smallest ``k`` and its slope."""
+    if not isinstance(cond, sympy.Rel) or len(cond.free_symbols) != 1:
+        return None
+    (x,) = cond.free_symbols
+    if not (x.is_integer and x.is_positive):
+        return None
+    period = 1
+    for f in cond.atoms(FloorDiv):
+        period = math.lcm(period, int(f.args[1]))
+    for f in cond.atoms(sympy.Mod):
+        if not f.args[1].is_Integer:
+            return None
+        period = math.lcm(period, int(f.args[1]))
+    if period > _MAX_PERIOD or cond.has(sympy.floor, sympy.ceiling, sympy.Piecewise, sympy.Min, sympy.Max):
+        return None
+    k = sympy.Dummy("k", integer=True, nonnegative=True)
+    seen = set()
+    for r in range(period):
+        outcome = _decide_linear(cond.xreplace({x: period * k + r}), k, 1 if r == 0 else 0)
+        if outcome is None:
+            return None
+        seen.add(outcome)
+        if len(seen) > 1:
+            return None
+    return seen.pop()
+
+
+def _decide_linear(rel, k, k0: int) -> bool | None:
+    """A relation in ``k`` alone over ``k >= k0``: always (True), never (False), or None."""
+    if rel in (sympy.true, sympy.false):
+        return bool(rel)
+    if not isinstance(rel, sympy.Rel):
+        return None
+    p = sympy.expand(rel.lhs - rel.rhs)
+    if p.free_symbols - {k} or not p.is_polynomial(k) or sympy.degree(p, k) > 1:
+        return None
+    a, b = p.coeff(k, 1), p.coeff(k, 0)
+    if not (a.is_Rational and b.is_Rational):
+        return None
+    test = type(rel)
+    if a == 0:
+        return bool(test(b, 0))
+    if isinstance(rel, (sympy.Eq, sympy.Ne)):
+        root = -b / a
+        hits = root.is_Integer and root >= k0  # one k where p == 0
+        if hits:
+            return None
+        return isinstance(rel, sympy.Ne)
+    first, last = bool(test(a * k0 + b, 0)), bool(test(a, 0))  # at k0, and as k grows (the slope's sign)
+    return first if first == last else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import operator
 from fractions import Fraction
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sympy
@@ -18,7 +18,7 @@ from .requirements import Requirement, Rounding
 from .meta import MetaRefusal, run_meta
 from .modules import copy_model, is_lazy_parameter
 from .rules import Context, Rule, rule_for_function, rule_for_method, rule_for_module, target_name
-from .tensor import Pieces, SymTensor, has_tensor, shapes_of, tensors_in
+from .tensor import Pieces, SymTensor, elementwise_layout, has_tensor, shapes_of, tensors_in
 from .trace import scope_of
 
 __all__ = ["Propagation", "Propagator", "Step"]
@@ -52,9 +52,34 @@ class Propagation:
     rules_applied: dict[str, str] = field(default_factory=dict)
 
 
+def _unknown_layout(value: Any) -> Any:
+    """``value`` with every tensor's strides marked unknown."""
+    if isinstance(value, SymTensor):
+        return value.with_shape(value.shape, contiguous=False)
+    if isinstance(value, tuple):
+        items = [_unknown_layout(v) for v in value]
+        return Pieces(items, value.requires, value.dim) if isinstance(value, Pieces) else tuple(items)
+    if isinstance(value, list):
+        return [_unknown_layout(v) for v in value]
+    return value
+
+
+def _with_layout_of(value: Any, other: Any) -> Any:
+    """``value`` with the layout of ``other`` (of the same structure and shapes)."""
+    if isinstance(value, SymTensor):
+        return replace(value, contiguous=other.contiguous, strides=other.strides)
+    if isinstance(value, tuple):
+        items = [_with_layout_of(v, o) for v, o in zip(value, other)]
+        return Pieces(items, value.requires, value.dim) if isinstance(value, Pieces) else tuple(items)
+    if isinstance(value, list):
+        return [_with_layout_of(v, o) for v, o in zip(value, other)]
+    return value
+
+
 def _canonical_value(value: Any) -> Any:
     if isinstance(value, SymTensor):
-        return value.with_shape(canonical(s) for s in value.shape)
+        strides = value.strides and tuple(canonical(s) for s in value.strides)
+        return replace(value, shape=tuple(canonical(s) for s in value.shape), strides=strides)
     if isinstance(value, tuple):
         items = [_canonical_value(v) for v in value]
         return Pieces(items, value.requires, value.dim) if isinstance(value, Pieces) else tuple(items)
@@ -179,7 +204,8 @@ class Propagator:
         args, kwargs = self._load(node.args), self._load(node.kwargs)
         rule = rule_for_function(node.target)
         scope = scope_of(node)
-        if not has_tensor((args, kwargs)) and not (rule is not None and rule.on_sizes):
+        creates = rule is None and target_name(node.target).startswith(("torch.", "F."))
+        if not has_tensor((args, kwargs)) and not (rule is not None and rule.on_sizes) and not creates:
             self.env[node] = _size_arithmetic(node.target, args, kwargs, node, scope or "(model)")
             return
         name = f"{scope}.{node.name}" if scope else node.name
@@ -203,7 +229,35 @@ class Propagator:
         copy_ = self._meta_copies.get(id(module))
         if copy_ is None:
             copy_ = self._meta_copies[id(module)] = copy_model(module, "meta")
-        return _meta_value(ctx, copy_, args, kwargs)
+
+        def call(*a, **k):
+            # run inside the fake mode: a copy whose parameters are fake CPU tensors, on the
+            # device of the fake inputs, as the user's model and input are (no memory is used)
+            return copy_model(copy_, "cpu")(*a, **k)
+
+        return _meta_value(ctx, call, args, kwargs)
+
+    def _layout(self, rule, node, name, op, kind, module, call_args, kwargs, value):
+        """The strides of a hand rule's output for a non-contiguous input: an elementwise op's by
+        torch's TensorIterator rule; another op's as torch's meta kernel computes them, where the
+        input strides are known and torch gives the same sizes; else not known."""
+        inputs = tensors_in((call_args, kwargs))
+        if rule.layout == "elementwise" and isinstance(value, SymTensor):
+            return elementwise_layout(inputs, value)
+        if any(t.known_strides is None for t in inputs):
+            return _unknown_layout(value)
+        scratch = Context(name, op, node.format_node())
+        try:
+            if kind == "module":
+                theirs = self._meta_module(scratch, module, call_args[1:], kwargs)
+            else:
+                theirs = _meta(scratch, node, call_args, kwargs)
+        except UnsupportedOperation:
+            return _unknown_layout(value)
+        theirs = _canonical_value(theirs)
+        if shapes_of(theirs) != shapes_of(value) or not has_tensor(theirs):
+            return _unknown_layout(value)
+        return _with_layout_of(value, theirs)
 
     def _apply_rule(self, node: torch.fx.Node, rule: Rule | None, name: str, op: str, kind: str,
                     call_args: tuple, kwargs: dict, module: nn.Module | None = None) -> None:
@@ -216,11 +270,29 @@ class Propagator:
                 value = _canonical_value(_meta(ctx, node, call_args, kwargs))
             family = "meta"
         else:
-            value = _canonical_value(_call_rule(rule, ctx, call_args, kwargs))
-            family = rule.name
-            dtype = _result_dtype(node, call_args, kwargs)
-            if dtype is not None and isinstance(value, SymTensor):
-                value = value.with_dtype(dtype)
+            try:
+                value = _canonical_value(_call_rule(rule, ctx, call_args, kwargs))
+                family = rule.name
+            except UnsupportedArgument as refused:
+                # a call the hand rule does not model (computed pad amounts, a tensor index, a
+                # strided view): torch's own semantics may answer exactly. Not for a module: its
+                # attributes are what the rule refused, and its forward may take a backend path
+                # whose checks the meta kernel lacks (empty transposed-convolution outputs)
+                if kind == "module":
+                    raise
+                ctx = Context(name, op, node.format_node())
+                try:
+                    value = _canonical_value(_meta(ctx, node, call_args, kwargs))
+                except UnsupportedOperation as meta_refused:
+                    raise UnsupportedArgument(refused.op, refused.where, refused.node,
+                                              f"{refused.detail}; and {meta_refused.detail}") from None
+                family = "meta"
+            else:
+                if rule.layout is not True and not all(t.contiguous for t in tensors_in((call_args, kwargs))):
+                    value = self._layout(rule, node, name, op, kind, module, call_args, kwargs, value)
+                dtype = _result_dtype(node, call_args, kwargs)
+                if dtype is not None and isinstance(value, SymTensor):
+                    value = value.with_dtype(dtype)
         self.rules_applied[op] = family
         self.env[node] = value
         tensor_inputs = tensors_in((call_args, kwargs))
@@ -263,12 +335,19 @@ def _result_dtype(node: torch.fx.Node, args, kwargs):
     return None
 
 
+#: methods whose result depends on the strides, not only on the sizes
+_STRIDED_METHODS = frozenset({"view", "view_as", "unflatten", "is_contiguous", "stride", "data_ptr",
+                              "storage_offset", "as_strided"})
+
+
 def _meta(ctx: Context, node: torch.fx.Node, args, kwargs):
     """No hand rule: torch's own meta kernel, on every side of its branches (symshape.meta)."""
     if node.op == "call_method":
         name = node.target
-        if name in ("view", "view_as") and isinstance(args[0], SymTensor) and not args[0].contiguous:
-            ctx.unsupported("a view of a tensor that may not be contiguous")
+        if name in _STRIDED_METHODS and isinstance(args[0], SymTensor) and args[0].known_strides is None:
+            ctx.unsupported(f"{name} of a tensor whose strides symshape does not know (after an op "
+                            "whose output layout it does not follow): torch's answer depends on them; "
+                            "use reshape, or .contiguous() first")
 
         def call(self, *a, **k):
             return getattr(self, name)(*a, **k)

@@ -19,9 +19,15 @@ run again with each answer, depth first, up to :data:`MAX_LEAVES` runs. The leav
 So the result is exact: no size is specialized. What cannot be converted exactly (a size torch
 computes in floating point, a size defined by cases as an input) is refused by name.
 
+Layout: a tensor whose strides symshape knows (after permute, transpose, slicing ... or from an
+earlier run here) is made with exactly those strides, so torch's ``view`` decides from them as it
+does at run time; the output's strides are read back as torch computed them. Where torch answers a
+question that only picks a layout (is it contiguous? channels last?) it is not a branch: the sizes
+come out the same either way, and the strides are torch's choice for the symbolic case.
+
 Limits: symshape does not track dtypes, so fake inputs are float32 (an op that needs an integer
-tensor is refused with torch's message, as at every size); a ``view`` of a tensor that may not be
-contiguous is left to the hand rule.
+tensor is refused with torch's message, as at every size); a ``view`` of a tensor whose strides are
+not known is refused.
 """
 
 from __future__ import annotations
@@ -42,9 +48,9 @@ from torch.utils._sympy import functions as tf
 from torch.utils._sympy.numbers import int_oo
 from torch.utils._sympy.value_ranges import ValueRanges
 
-from .dims import FloorDiv, as_expr, canonical, floor_div, size_symbol
-from .requirements import Requirement
-from .tensor import SymTensor
+from .dims import FloorDiv, as_expr, canonical, decide, floor_div, size_symbol
+from .requirements import Requirement, literal, unless_not
+from .tensor import SymTensor, standard_strides
 
 __all__ = ["MAX_LEAVES", "MetaRefusal", "MetaResult", "run_meta"]
 
@@ -66,6 +72,10 @@ class _Env(ShapeEnv):
         self.path, self.at = list(path), 0
         self.decisions: list[tuple[sympy.Basic, bool]] = []
         self.memo: dict[sympy.Basic, bool] = {}
+        self.syms: "_Symbols | None" = None  # set by _Symbols: converts questions to symshape's sizes
+        #: equalities taken on this path (``h*w == 0``), substituted into later questions:
+        #: torch's ShapeEnv only replaces a lone symbol
+        self.equalities: list[tuple[sympy.Expr, sympy.Expr]] = []
 
     def assume(self, fact: sympy.Basic) -> None:
         """Take ``fact`` as known on this run: equalities become replacements (``H == 1``
@@ -77,6 +87,101 @@ class _Env(ShapeEnv):
             if isinstance(part, sympy.Rel):  # torch's axioms are relations (a disjunction is not kept)
                 self._maybe_guard_rel(part)
                 self.axioms.update(dict(self.get_implications(part)))
+                if isinstance(part, sympy.Ne):
+                    self._exclude(part)
+                elif isinstance(part, sympy.Eq):
+                    self._equality(part.lhs - part.rhs)
+
+    def _exclude(self, ne: sympy.Ne) -> None:
+        """``u != k`` at an end of u's range narrows the range (torch keeps only the axiom)."""
+        sym, k = (ne.lhs, ne.rhs) if ne.rhs.is_number else (ne.rhs, ne.lhs)
+        if not k.is_Integer:
+            return
+        if not (sym.is_Symbol and sym in self.var_to_range):
+            try:  # a compound size (h*w != 0 with h*w >= 0): the axiom h*w >= 1
+                r = self.bound_sympy(sym)
+            except Exception:  # noqa: BLE001
+                return
+            if r.lower == k:
+                self.axioms.update(dict(self.get_implications(sympy.Ge(sym, k + 1))))
+            elif r.upper == k:
+                self.axioms.update(dict(self.get_implications(sympy.Le(sym, k - 1))))
+            return
+        r = self.var_to_range[sym]
+        if r.lower == r.upper:  # a size pinned to k on this path: an impossible side, left as is
+            return
+        if r.lower == k:
+            self.var_to_range[sym] = ValueRanges(k + 1, r.upper)
+        elif r.upper == k:
+            self.var_to_range[sym] = ValueRanges(r.lower, k - 1)
+
+    def _equality(self, diff) -> None:
+        """Record ``diff == 0`` as a substitution, factors known positive cancelled
+        (``96*u0*h*w - 301056*u0 == 0`` with ``u0 >= 1``: ``h*w -> 3136``)."""
+        keep = [f for f in sympy.Mul.make_args(sympy.factor(diff)) if not f.is_number
+                and not (f.is_Symbol and f in self.var_to_range and self.var_to_range[f].lower >= 1)]
+        if len(keep) != 1:
+            return
+        c, rest = keep[0].as_coeff_Add()
+        if rest.could_extract_minus_sign():
+            c, rest = -c, -rest
+        if not rest.is_Symbol and not rest.is_number:
+            self.equalities.append((rest, -c))
+
+    def _signs_out(self, rel):
+        """``a*b rel c*b`` as ``a - c rel 0`` where ``b`` has a known sign on every size of
+        this path (torch's value ranges): products of sizes ask the same question many ways."""
+        if not isinstance(rel, sympy.Rel):
+            return rel
+        try:
+            diff = sympy.factor(rel.lhs - rel.rhs)
+        except Exception:  # noqa: BLE001 - torch's functions that sympy cannot factor
+            return rel
+        kept, flip = [], False
+        for f in sympy.Mul.make_args(diff):
+            if f.is_number:
+                if f == 0:
+                    return rel
+                flip ^= bool(f < 0)
+                continue
+            try:
+                r = self.bound_sympy(f)
+            except Exception:  # noqa: BLE001
+                kept.append(f)
+                continue
+            if r.lower > 0:
+                continue
+            if r.upper < 0:
+                flip = not flip
+                continue
+            kept.append(f)
+        if len(kept) == len(sympy.Mul.make_args(diff)):
+            return rel
+        left = sympy.Mul(*kept)
+        if isinstance(rel, (sympy.Eq, sympy.Ne)):
+            return type(rel)(left, 0)
+        kind = type(rel)
+        if flip:
+            kind = {sympy.Gt: sympy.Lt, sympy.Lt: sympy.Gt, sympy.Ge: sympy.Le, sympy.Le: sympy.Ge}[kind]
+        return kind(left, 0)
+
+    def _decided(self, expr):
+        """A condition on one size that is true at every size, or at none (symshape's own exact
+        test, for the floor and ceiling arithmetic torch's value ranges leave open)."""
+        if self.syms is None:
+            return None
+        try:
+            ours = self.syms.expr_from_torch(self._known(expr))
+        except (MetaRefusal, ValueError, TypeError):
+            return None
+        answer = decide(ours)
+        return None if answer is None else (sympy.true if answer else sympy.false)
+
+    def _known(self, expr):
+        """``expr`` with this path's equalities substituted (sound: they hold on the path)."""
+        for old, new in self.equalities:
+            expr = expr.subs(old, new)
+        return expr
 
     def guard_or_defer_runtime_assert(self, orig_expr, msg, fx_node=None) -> bool:
         """``torch._check`` on a size: a branch like any other (torch raises on its false side)."""
@@ -87,9 +192,23 @@ class _Env(ShapeEnv):
             return orig_expr
         if orig_expr in self.memo:
             return sympy.true if self.memo[orig_expr] else sympy.false
-        static = self._maybe_evaluate_static(orig_expr)
+        static = self._maybe_evaluate_static(self._known(orig_expr))
+        if static is None:
+            static = self._decided(orig_expr)
         if static is not None:
             return static
+        plain = self._signs_out(self._known(orig_expr))
+        if plain is not orig_expr:  # the same question with factors of known sign taken out
+            if isinstance(plain, sympy.logic.boolalg.BooleanAtom):
+                return plain
+            if plain in self.memo:
+                return sympy.true if self.memo[plain] else sympy.false
+            static = self._maybe_evaluate_static(plain)
+            if static is None:
+                static = self._decided(plain)
+            if static is not None:
+                return static
+            orig_expr = plain
         if not isinstance(orig_expr, sympy.logic.boolalg.Boolean) or isinstance(orig_expr, sympy.Expr):
             # (a Symbol is a sympy Boolean too) torch wants a concrete number: no exact answer
             raise MetaRefusal(f"torch asks for the value of the size {orig_expr}")
@@ -142,6 +261,7 @@ class _Symbols:
 
     def __init__(self, env: _Env):
         self.env = env
+        env.syms = self
         self.to_torch: dict[sympy.Symbol, sympy.Symbol] = {}
         self.from_torch: dict[sympy.Symbol, sympy.Symbol] = {}
 
@@ -165,12 +285,13 @@ class _Symbols:
             return tf.FloorDiv(self.expr_to_torch(e.args[0]), e.args[1])
         if isinstance(e, (sympy.Max, sympy.Min)):
             return (tf.Max if isinstance(e, sympy.Max) else tf.Min)(*(self.expr_to_torch(a) for a in e.args))
+        if isinstance(e, sympy.Mod) and e.args[1].is_Integer and e.args[1] > 0:
+            return tf.PythonMod(self.expr_to_torch(e.args[0]), e.args[1])  # Python's %, as sizes compute
         if isinstance(e, (sympy.Add, sympy.Mul)):
             num, den = e.as_numer_denom()
             if den != 1:
-                if not den.is_Integer:
-                    raise MetaRefusal(f"the size {e} divides by a size")
-                return tf.CleanDiv(self.expr_to_torch(num), den)  # a requirement said it divides
+                # exact: a requirement said it divides (view's -1: numel / the other sizes)
+                return tf.CleanDiv(self.expr_to_torch(num), self.expr_to_torch(den))
             return type(e)(*(self.expr_to_torch(a) for a in e.args))
         if isinstance(e, sympy.Pow) and e.exp.is_Integer and e.exp >= 0:
             return sympy.Pow(self.expr_to_torch(e.base), e.exp)
@@ -222,10 +343,25 @@ class _Symbols:
             return sympy.Min(*args)
         if kind is tf.PowByNatural:
             return sympy.Pow(args[0], args[1])
+        if kind in _TRUE_DIV:  # a size divided with / : an exact fraction of integers
+            if not (args[1].is_Integer and args[1] != 0):
+                raise MetaRefusal(f"{args[0]} / {args[1]} divides by a size")
+            return args[0] / args[1]
+        if kind is tf.ToFloat or kind is getattr(tf, "Identity", None):
+            return args[0]
+        if kind in (tf.CeilToInt, tf.FloorToInt):  # math.ceil / math.floor of an exact fraction
+            num, den = sympy.fraction(sympy.together(args[0]))
+            if not den.is_Integer or den <= 0:
+                raise MetaRefusal(f"{kind.__name__}({args[0]})")
+            return _floor([num + den - 1, den] if kind is tf.CeilToInt else [num, den])
         if kind in (sympy.Add, sympy.Mul, sympy.Pow, sympy.Eq, sympy.Ne, sympy.Ge, sympy.Gt, sympy.Le,
                     sympy.Lt, sympy.And, sympy.Or, sympy.Not):
             return kind(*args)
         raise MetaRefusal(f"torch computes a size as {kind.__name__}({', '.join(map(str, args))})")
+
+
+#: torch's true division of sizes (``ih / sh``): exact, as a fraction
+_TRUE_DIV = tuple(k for k in (getattr(tf, "IntTrueDiv", None), getattr(tf, "FloatTrueDiv", None)) if k)
 
 
 def _floor(args) -> sympy.Expr:
@@ -271,8 +407,11 @@ def _fake_args(value: Any, syms: _Symbols):
     if isinstance(value, SymTensor):
         if value.index_bound is not None:
             raise MetaRefusal("the indices of a max pooling (their values matter)")
-        return torch.empty([syms.symint(d) for d in value.shape], dtype=value.dtype or torch.float32)
-    if isinstance(value, sympy.Basic) and not isinstance(value, sympy.logic.boolalg.Boolean):
+        sizes, dtype = [syms.symint(d) for d in value.shape], value.dtype or torch.float32
+        if value.strides is not None:  # a non-contiguous tensor whose strides are known: exactly those
+            return torch.empty_strided(sizes, [syms.symint(s) for s in value.strides], dtype=dtype)
+        return torch.empty(sizes, dtype=dtype)
+    if isinstance(value, sympy.Expr):  # (a Symbol is a sympy Boolean too: test Expr)
         return syms.symint(value)
     if isinstance(value, tuple) and not hasattr(value, "_fields"):
         return tuple(_fake_args(v, syms) for v in value)
@@ -297,9 +436,24 @@ def _input_facts(value: Any, syms: _Symbols) -> None:
             _input_facts(v, syms)
 
 
+#: a tensor whose strides torch computes in a form symshape does not convert
+UNKNOWN_STRIDES = "unknown"
+
+
+def _strides(out: torch.Tensor, syms: _Symbols):
+    """The output's strides as torch computed them (None: the standard, contiguous ones)."""
+    try:
+        strides = tuple(syms.expr_from_torch(s) for s in out.stride())
+        shape = tuple(syms.expr_from_torch(s) for s in out.shape)
+    except MetaRefusal:
+        return UNKNOWN_STRIDES
+    t = SymTensor(shape, False, strides=strides)
+    return None if t.contiguous else t.strides
+
+
 def _shapes(out: Any, syms: _Symbols):
     if isinstance(out, torch.Tensor):
-        return ("tensor", tuple(syms.expr_from_torch(s) for s in out.shape), out.dtype)
+        return ("tensor", tuple(syms.expr_from_torch(s) for s in out.shape), out.dtype, _strides(out, syms))
     if isinstance(out, (list, tuple)):
         return (type(out).__name__, tuple(_shapes(o, syms) for o in out))
     if isinstance(out, (torch.SymInt, int)) and not isinstance(out, bool):
@@ -396,7 +550,7 @@ def _run_meta(call: Callable, args: tuple, kwargs: dict, what: str, facts: tuple
 
 def _first_piecewise(value: Any):
     if isinstance(value, SymTensor):
-        return next((p for d in value.shape for p in d.atoms(sympy.Piecewise)), None)
+        return next((p for d in (*value.shape, *(value.strides or ())) for p in d.atoms(sympy.Piecewise)), None)
     if isinstance(value, sympy.Basic):
         return next(iter(value.atoms(sympy.Piecewise)), None)
     if isinstance(value, (list, tuple)):
@@ -408,6 +562,9 @@ def _first_piecewise(value: Any):
 
 def _substitute(value: Any, old, new):
     if isinstance(value, SymTensor):
+        if value.strides is not None:
+            return value.with_shape([d.xreplace({old: new}) for d in value.shape],
+                                    strides=[d.xreplace({old: new}) for d in value.strides])
         return value.with_shape(d.xreplace({old: new}) for d in value.shape)
     if isinstance(value, sympy.Basic):
         return value.xreplace({old: new})
@@ -446,7 +603,7 @@ def _by_cases(call, args, kwargs, what, facts, pw) -> MetaResult:
         if r is None:
             requirements += _refusal(here, f"{what}: torch refuses every size where {sympy.And(*here)}")
         else:
-            requirements += [out for req in r.requirements for out in _unless_not(req, here)]
+            requirements += [out for req in r.requirements for out in unless_not(req, here)]
     value = _packed(running[-1][1].value)
     for here, r in reversed(running[:-1]):
         value = _cases(_packed(r.value), value, sympy.And(*here) if here else sympy.true, what)
@@ -456,29 +613,12 @@ def _by_cases(call, args, kwargs, what, facts, pw) -> MetaResult:
 def _packed(value):
     """A built value back in the form _cases merges."""
     if isinstance(value, SymTensor):
-        return ("tensor", value.shape, value.dtype)
+        return ("tensor", value.shape, value.dtype, None if value.contiguous else (value.strides or UNKNOWN_STRIDES))
     if isinstance(value, (list, tuple)):
         return (type(value).__name__, tuple(_packed(v) for v in value))
-    if isinstance(value, sympy.Basic) and not isinstance(value, sympy.logic.boolalg.Boolean):
+    if isinstance(value, sympy.Expr):
         return ("size", value)
     return ("value", value)
-
-
-def _unless_not(req: Requirement, conds: list) -> list[Requirement]:
-    """``req``, needed only where every condition in ``conds`` holds: ``req`` or one of them
-    fails -- in conjunctive normal form, one requirement (``req`` unless the clause) a clause."""
-    if not conds:
-        return [req]
-    out = []
-    for clause in sympy.And.make_args(sympy.to_cnf(sympy.Or(*(sympy.Not(c) for c in conds)), simplify=False)):
-        if clause is sympy.true:
-            continue
-        chained = req
-        for literal in sorted(sympy.Or.make_args(clause), key=str, reverse=True):
-            lhs, relation, rhs = _literal(literal)
-            chained = Requirement(lhs, relation, rhs, req.reason, unless=chained)
-        out.append(chained)
-    return out
 
 
 def _tree(leaves: list[_Leaf], depth: int) -> _Node:
@@ -527,7 +667,7 @@ def _cases(a, b, cond, what: str):
         raise MetaRefusal(f"{what} returns a different structure or rank depending on the size")
     if a[0] == "tensor":
         return ("tensor", tuple(x if x == y else sympy.Piecewise((x, cond), (y, True)) for x, y in zip(a[1], b[1])),
-                a[2] if a[2] == b[2] else None)
+                a[2] if a[2] == b[2] else None, _merged_strides(a, b, cond))
     if a[0] in ("tuple", "list"):
         return (a[0], tuple(_cases(x, y, cond, what) for x, y in zip(a[1], b[1])))
     if a[0] == "size":
@@ -535,10 +675,36 @@ def _cases(a, b, cond, what: str):
     raise MetaRefusal(f"{what} returns {a[1]!r} or {b[1]!r} depending on the size")
 
 
+def _merged_strides(a, b, cond):
+    """The strides of ``a`` where ``cond`` holds, else of ``b``; a dim of size 1 on one side takes
+    the other side's stride (torch ignores the stride of a size-1 dim)."""
+    if a[3] == b[3]:
+        return a[3]
+    if UNKNOWN_STRIDES in (a[3], b[3]):
+        return UNKNOWN_STRIDES
+    sa = a[3] if a[3] is not None else standard_strides(a[1])
+    sb = b[3] if b[3] is not None else standard_strides(b[1])
+    out = []
+    for na, nb, x, y in zip(a[1], b[1], sa, sb):
+        if x == y or na == 1:
+            out.append(y)
+        elif nb == 1:
+            out.append(x)
+        else:
+            out.append(sympy.Piecewise((x, cond), (y, True)))
+    shape = tuple(x if x == y else sympy.Piecewise((x, cond), (y, True)) for x, y in zip(a[1], b[1]))
+    return None if SymTensor(shape, False, strides=out).contiguous else tuple(out)
+
+
 def _build(value):
     kind, body = value[0], value[1]
     if kind == "tensor":
-        return SymTensor(tuple(canonical(_plain(d)) for d in body), dtype=value[2])
+        shape, layout = tuple(canonical(_plain(d)) for d in body), value[3]
+        if layout is None:
+            return SymTensor(shape, dtype=value[2])
+        if layout == UNKNOWN_STRIDES:
+            return SymTensor(shape, False, dtype=value[2])
+        return SymTensor(shape, False, dtype=value[2], strides=tuple(canonical(_plain(s)) for s in layout))
     if kind in ("tuple", "list"):
         items = [_build(v) for v in body]
         return tuple(items) if kind == "tuple" else items
@@ -562,6 +728,8 @@ def _plain(e):
     if default is None:
         return sympy.Piecewise(*pieces)
     kept = [(v, c) for v, c in pieces[:-1] if not _agree(v, default, c)]
+    if len(kept) == 1 and _agree(default, kept[0][0], sympy.Not(kept[0][1])):
+        return kept[0][0]  # the default agrees with the case wherever the case's condition fails
     return sympy.Piecewise(*kept, (default, True)) if kept else default
 
 
@@ -599,20 +767,10 @@ def _message(error: str, syms: _Symbols) -> str:
 
 
 def _literal(rel) -> tuple:
-    """A relation as (lhs, relation, rhs) in Requirement's vocabulary (sizes are integers)."""
-    if isinstance(rel, sympy.Eq):
-        return rel.lhs, "==", rel.rhs
-    if isinstance(rel, sympy.Ne):
-        return rel.lhs, "!=", rel.rhs
-    if isinstance(rel, sympy.Ge):
-        return rel.lhs, ">=", rel.rhs
-    if isinstance(rel, sympy.Gt):
-        return rel.lhs, ">=", rel.rhs + 1
-    if isinstance(rel, sympy.Le):
-        return rel.rhs, ">=", rel.lhs
-    if isinstance(rel, sympy.Lt):
-        return rel.rhs, ">=", rel.lhs + 1
-    raise MetaRefusal(f"a condition torch checks: {rel}")
+    try:
+        return literal(rel)
+    except ValueError as e:
+        raise MetaRefusal(str(e)) from e
 
 
 def _refusal(path: list, reason: str) -> list[Requirement]:

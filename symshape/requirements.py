@@ -7,14 +7,14 @@ failure reads like ``kernel 5 needs at least 5 rows, gets 4``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import sympy
 
 from .dims import always_divisible, as_expr, smallest_value
 
-__all__ = ["KINDS", "RELATIONS", "Relation", "Requirement", "Rounding"]
+__all__ = ["KINDS", "RELATIONS", "Relation", "Requirement", "Rounding", "by_cases", "literal", "unless_not"]
 
 
 @dataclass(frozen=True)
@@ -144,3 +144,57 @@ class Rounding:
     numerator: sympy.Expr
     divisor: int
     what: str
+
+
+def literal(rel) -> tuple:
+    """A relation as (lhs, relation, rhs) in Requirement's vocabulary (sizes are integers)."""
+    if isinstance(rel, sympy.Eq):
+        return rel.lhs, "==", rel.rhs
+    if isinstance(rel, sympy.Ne):
+        return rel.lhs, "!=", rel.rhs
+    if isinstance(rel, sympy.Ge):
+        return rel.lhs, ">=", rel.rhs
+    if isinstance(rel, sympy.Gt):
+        return rel.lhs, ">=", rel.rhs + 1
+    if isinstance(rel, sympy.Le):
+        return rel.rhs, ">=", rel.lhs
+    if isinstance(rel, sympy.Lt):
+        return rel.rhs, ">=", rel.lhs + 1
+    raise ValueError(f"a condition that is not a relation of sizes: {rel}")
+
+
+def unless_not(req: Requirement, conds: list) -> list[Requirement]:
+    """``req``, needed only where every condition in ``conds`` holds: ``req`` or one of them
+    fails -- in conjunctive normal form, one requirement (``req`` unless the clause) a clause."""
+    if not conds:
+        return [req]
+    out = []
+    for clause in sympy.And.make_args(sympy.to_cnf(sympy.Or(*(sympy.Not(c) for c in conds)), simplify=False)):
+        if clause is sympy.true:
+            continue
+        chained = req
+        for lit in sorted(sympy.Or.make_args(clause), key=str, reverse=True):
+            lhs, relation, rhs = literal(lit)
+            chained = Requirement(lhs, relation, rhs, req.reason, req.kind, chained, req.backend_dependent,
+                                  req.data_dependent)
+        out.append(chained)
+    return out
+
+
+def by_cases(req: Requirement) -> list[Requirement]:
+    """A requirement on a size defined by cases (a ``Piecewise``), as one requirement per case,
+    each needed only where its case holds (``unless`` the case's condition fails): the solver
+    then sees plain sizes."""
+    pw = next(iter(req.lhs.atoms(sympy.Piecewise) | req.rhs.atoms(sympy.Piecewise)), None)
+    if pw is None:
+        return [req]
+    out: list[Requirement] = []
+    earlier: list = []
+    for value, cond in pw.args:
+        here = [*earlier, *([] if cond is sympy.true else [cond])]
+        case = replace(req, lhs=req.lhs.xreplace({pw: value}), rhs=req.rhs.xreplace({pw: value}))
+        for r in by_cases(case):
+            if r.decided() is not True:  # a case where the check holds at every size adds nothing
+                out += [c for c in unless_not(r, here) if c.decided() is not True]
+        earlier.append(sympy.Not(cond))
+    return out

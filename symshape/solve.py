@@ -26,7 +26,7 @@ import sympy
 
 from .dims import FloorDiv, as_expr, batch_symbol, divisors, floor_div, positive_int, size_symbol
 from .quasi import Unsolvable, quasi
-from .requirements import RELATIONS, Requirement
+from .requirements import RELATIONS, Requirement, by_cases
 from .sizes import IntSet, SizeSet
 
 __all__ = ["Unsolvable", "divisible_set", "exact_sizes", "solve_flat", "solve_requirements", "valid_sizes"]
@@ -306,6 +306,31 @@ def _union(a: list[Box], b: list[Box]) -> list[Box]:
 
 
 def _accepting(req: Requirement, boxes: list[Box], names, subs, where: str) -> list[Box]:
+    try:
+        return _accepting_plain(req, boxes, names, subs, where)
+    except Unsolvable:
+        cases = _by_cases(req, subs)
+        if cases is None:
+            raise
+    for case in cases:  # each case's requirement, needed only where its condition holds
+        boxes = _restrict(case, boxes, names, {}, where)
+    return boxes
+
+
+def _by_cases(req: Requirement, subs) -> list[Requirement] | None:
+    """A requirement on a size defined by cases (``Piecewise``, ``Min``, ``Max``: a slice of a
+    buffer by a size, a broadcast that depends on a size of 1) as one plain requirement a case."""
+    lhs, rhs = as_expr(req.lhs).xreplace(subs), as_expr(req.rhs).xreplace(subs)
+    if not any(e.has(sympy.Piecewise, sympy.Min, sympy.Max) for e in (lhs, rhs)):
+        return None
+    lhs, rhs = (e.rewrite(sympy.Piecewise) for e in (lhs, rhs))
+    try:
+        return by_cases(Requirement(lhs, req.relation, rhs, req.reason, req.kind))
+    except ValueError:  # a case's condition that is not a relation of sizes
+        return None
+
+
+def _accepting_plain(req: Requirement, boxes: list[Box], names, subs, where: str) -> list[Box]:
     text = f"{where}: {req}"
     if req.relation == "never":
         return []

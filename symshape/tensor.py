@@ -9,7 +9,8 @@ import sympy
 
 from .dims import as_expr, product
 
-__all__ = ["Pieces", "SymTensor", "has_tensor", "shape_str", "shapes_of", "tensors_in"]
+__all__ = ["Pieces", "SymTensor", "dense", "elementwise_layout", "has_tensor", "shape_str", "shapes_of",
+           "standard_strides", "tensors_in"]
 
 
 @dataclass(frozen=True)
@@ -17,8 +18,9 @@ class SymTensor:
     """A tensor whose sizes are sympy expressions of the input sizes (batch first)."""
 
     shape: tuple[sympy.Expr, ...]
-    #: False once a permute, transpose, expand or slice may have left the memory non-contiguous
-    #: (a ``view`` is then refused: whether torch accepts it depends on the strides)
+    #: True: laid out contiguously (torch's standard strides). False: ``strides`` are its strides,
+    #: or, where ``strides`` is None, they are not known (after an op whose output layout
+    #: symshape does not follow): a ``view`` of it is then refused
     contiguous: bool = True
     #: for the indices of a max pooling: they point into that many positions of its input
     index_bound: sympy.Expr | None = None
@@ -26,9 +28,19 @@ class SymTensor:
     #: None: not tracked (a floating tensor, as model inputs are). Shapes never depend on it; it
     #: only lets torch's meta kernels accept the tensor (symshape.meta).
     dtype: Any = None
+    #: the strides of a non-contiguous tensor, where they are known exactly (sympy expressions,
+    #: as torch computes them for permute, transpose, slicing, expand ...)
+    strides: tuple | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "shape", tuple(as_expr(s, "a tensor size") for s in self.shape))
+        if self.strides is not None:
+            strides = tuple(as_expr(s, "a stride") for s in self.strides)
+            # torch's is_contiguous: the standard strides, except that a dim of size 1 may have any
+            standard = self.contiguous or all(
+                n == 1 or a == b for n, a, b in zip(self.shape, strides, standard_strides(self.shape)))
+            object.__setattr__(self, "strides", None if standard else strides)
+            object.__setattr__(self, "contiguous", standard)
 
     @property
     def ndim(self) -> int:
@@ -44,14 +56,24 @@ class SymTensor:
             raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {i})")
         return i % n
 
-    def with_shape(self, shape, contiguous: bool | None = None) -> "SymTensor":
-        """The same tensor with another shape (the index bound goes with it only if the shape stays)."""
+    @property
+    def known_strides(self) -> tuple | None:
+        """The strides, where known: torch's standard ones for a contiguous tensor."""
+        return standard_strides(self.shape) if self.contiguous else self.strides
+
+    def with_shape(self, shape, contiguous: bool | None = None, strides=None) -> "SymTensor":
+        """The same tensor with another shape (the index bound goes with it only if the shape
+        stays). Layout: ``strides`` where given (exact); else contiguous if ``contiguous`` is True,
+        or if it is None and this tensor is; else not known."""
         shape = tuple(shape)
         keep = self.index_bound if len(shape) == len(self.shape) else None
-        return SymTensor(shape, self.contiguous if contiguous is None else contiguous, keep, self.dtype)
+        if strides is not None:
+            return SymTensor(shape, False, keep, self.dtype, tuple(strides))
+        contiguous = self.contiguous if contiguous is None else contiguous
+        return SymTensor(shape, contiguous, keep, self.dtype)
 
     def as_indices(self, bound) -> "SymTensor":
-        return SymTensor(self.shape, self.contiguous, as_expr(bound), self.dtype)
+        return replace(self, index_bound=as_expr(bound))
 
     def with_dtype(self, dtype) -> "SymTensor":
         return replace(self, dtype=dtype)
@@ -97,6 +119,50 @@ def tensors_in(value) -> list[SymTensor]:
 
 def has_tensor(value) -> bool:
     return bool(tensors_in(value))
+
+
+def standard_strides(shape) -> tuple:
+    """torch's strides for a contiguous tensor of ``shape`` (``stride[i] = size[i+1] * ...``,
+    sizes of 0 or 1 counted as 1, as ``TensorImpl`` computes them)."""
+    out, acc = [], sympy.Integer(1)
+    for size in reversed(shape):
+        out.append(acc)
+        size = as_expr(size)
+        if size.is_Integer:
+            acc = acc * max(int(size), 1)
+        else:
+            acc = acc * (size if size.is_positive else sympy.Max(size, 1))
+    return tuple(reversed(out))
+
+
+def dense(shape, strides) -> bool:
+    """torch's ``is_non_overlapping_and_dense``, where it is decided structurally: the strides,
+    ordered, are 1, size, size*size ... (dims of size 1 aside). False where it cannot tell."""
+    expected, todo = sympy.Integer(1), [i for i, n in enumerate(shape) if n != 1]
+    while todo:
+        match = [i for i in todo if sympy.expand(as_expr(strides[i]) - expected) == 0]
+        if len(match) != 1:
+            return False
+        todo.remove(match[0])
+        expected = expected * as_expr(shape[match[0]])
+    return True
+
+
+def elementwise_layout(inputs, out: "SymTensor") -> "SymTensor":
+    """The layout torch's TensorIterator gives an elementwise op's output: the dim order of its
+    full-size inputs (an input broadcast in all dims but one never decides it). Where those
+    agree on dense strides, the output has them; otherwise its layout is not known."""
+    full = [t for t in inputs if t.shape == out.shape]
+    for t in inputs:
+        if t.shape != out.shape and sum(1 for n in t.shape if n != 1) > 1:
+            return out.with_shape(out.shape, contiguous=False)
+    layouts = {t.known_strides for t in full}
+    if len(layouts) != 1 or None in layouts:
+        return out.with_shape(out.shape, contiguous=False)
+    strides = layouts.pop()
+    if not dense(out.shape, strides):
+        return out.with_shape(out.shape, contiguous=False)
+    return out.with_shape(out.shape, strides=strides)
 
 
 def shape_str(shape) -> str:

@@ -8,6 +8,7 @@ straight chain built directly, with no tracing.
 
 from __future__ import annotations
 
+import inspect
 import os
 import traceback
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import torch
 import torch.fx
 import torch.nn as nn
 
-from .errors import SymshapeError, UntraceableModel
+from .errors import SymshapeError, UnsupportedOperation, UntraceableModel
 from .rules import rule_for_module, vision
 
 __all__ = ["Traced", "scope_of", "trace"]
@@ -69,7 +70,10 @@ class _Tracer(torch.fx.Tracer):
     """
 
     def __init__(self, propagator=None, leaves: frozenset = frozenset()):
+        # buffers become graph nodes, so that slicing one by a size (``self.mask[:, :, :T, :T]``)
+        # is an op with a rule rather than Python indexing a real tensor with a traced value
         super().__init__()
+        self.proxy_buffer_attributes = True
         self.propagator = propagator
         #: modules whose forward fx could not follow: called whole (torch's meta kernels run them)
         self.leaves = leaves
@@ -224,17 +228,30 @@ def trace(model: nn.Module, propagator=None, whole: frozenset = frozenset()) -> 
         prop = propagator() if propagator is not None else None
         tracer = _Tracer(prop, frozenset(ids))
         try:
-            graph = tracer.trace(model)
+            graph = tracer.trace(model, concrete_args=_defaults(model))
             if prop is not None:
                 for node in graph.nodes:  # the output node, and any node fx made without a proxy
                     tracer._feed(node)
             return Traced(graph, model, prop.result() if prop is not None else None)
-        except SymshapeError as e:
-            # a module run whole that torch's meta kernels cannot answer either: fx's reason
-            stopped = why.get(getattr(e, "where", None))
+        except UnsupportedOperation as e:
+            stopped = why.get(e.where)
             if stopped is not None:
+                # a module run whole that torch's meta kernels cannot answer either: fx's reason
                 raise stopped from e
-            raise
+            # an op inside a module that no rule answers: the module runs whole (torch's meta
+            # kernels on every branch); if that refuses too, this op's refusal is the answer
+            stack = list(tracer.module_stack.values())
+            where = stack[-1][0] if stack else ""
+            if not where:
+                try:
+                    return _fed(_leaf_graph(model), model, propagator)
+                except SymshapeError:
+                    raise e from None
+            failing = model.get_submodule(where)
+            if id(failing) in ids or len(ids) >= MAX_WHOLE_MODULES:
+                raise
+            ids.add(id(failing))
+            why[where] = e
         except Exception as e:  # fx raises TraceError, TypeError, ... from inside user code
             stack = list(tracer.module_stack.values())
             where = stack[-1][0] if stack else ""
@@ -251,6 +268,19 @@ def trace(model: nn.Module, propagator=None, whole: frozenset = frozenset()) -> 
                 raise stopped from e
             ids.add(id(failing))
             why[where] = stopped
+
+
+def _defaults(model: nn.Module) -> dict[str, Any] | None:
+    """The forward's parameters after the input that have defaults, bound to them: fx would make
+    them proxies, and ``if mask is not None`` would take the branch torch never takes."""
+    try:
+        params = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):  # a builtin or C forward: nothing to bind
+        return None
+    out = {p.name: p.default for p in params[1:]
+           if p.default is not inspect.Parameter.empty
+           and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+    return out or None
 
 
 def _fed(graph: torch.fx.Graph, model: nn.Module, propagator) -> Traced:

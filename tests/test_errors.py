@@ -122,13 +122,45 @@ def test_unsupported_function_names_it():
         symshape.analyze(T(), (1, "H", "W"))
 
 
-def test_view_after_permute_is_refused_not_guessed():
+def test_view_after_permute_is_decided_by_torchs_view_from_the_strides():
+    """permute then view: the strides are known, so torch's own view decides -- with one
+    channel the permuted tensor is laid out as a contiguous one and the view always works; with
+    three it works only where the merged dims allow it."""
     class P(nn.Module):
         def forward(self, x):
             return x.permute(0, 2, 3, 1).view(x.size(0), -1)
 
-    with pytest.raises(symshape.UnsupportedOperation, match="may not be contiguous"):
-        symshape.analyze(P(), (1, "H", "W"))
+    assert str(symshape.analyze(P(), (1, "H", "W")).valid_sizes()) == "any H and W"
+    for channels in (1, 3):
+        assert_agrees(P(), (channels, "H", "W"), grid(("H", "W"), [1, 2, 3]))
+
+
+def test_view_of_a_tensor_whose_strides_are_not_known_is_refused_not_guessed():
+    """A tensor whose layout symshape does not know (an op it does not follow) cannot be viewed:
+    the view rule refuses, naming why, and the meta path refuses it too."""
+    from symshape.rules import Context, rule_for_method
+    from symshape.tensor import SymTensor
+
+    unknown = SymTensor((2, 3), contiguous=False)
+    assert unknown.known_strides is None
+    with pytest.raises(symshape.UnsupportedOperation, match="strides symshape does not know"):
+        rule_for_method("view").fn(Context("v", "Tensor.view", "v"), unknown, 6, what="view")
+    strided = SymTensor((2, 3), contiguous=False, strides=(1, 2))
+    assert strided.known_strides == (1, 2)
+    with pytest.raises(symshape.UnsupportedOperation, match="torch's own view decides"):
+        rule_for_method("view").fn(Context("v", "Tensor.view", "v"), strided, 6, what="view")
+
+
+def test_where_keeps_a_permuted_layout_so_a_merging_view_needs_single_rows():
+    """torch.where of a permuted tensor keeps its layout (torch's TensorIterator): the view
+    that merges the dims then works only at 1x1 -- torch's meta kernels give the strides."""
+    class Q(nn.Module):
+        def forward(self, x):
+            y = x.permute(0, 2, 3, 1)
+            return torch.where(y > 0, y, y * 2).view(x.size(0), -1)
+
+    assert str(symshape.analyze(Q(), (3, "H", "W")).valid_sizes()) == "H = 1 and W = 1"
+    assert_agrees(Q(), (3, "H", "W"), grid(("H", "W"), [1, 2, 3]))
 
 
 def test_subclass_uses_parent_rule_unless_forward_is_overridden():
@@ -214,8 +246,9 @@ def test_a_check_that_fails_at_every_size_is_refused_at_analysis():
 
 
 @pytest.mark.parametrize("fn", [
-    lambda x: torch.einsum("nchw,nchv->nhwv", x, x),
-], ids=["einsum"])
+    lambda x: x.nonzero(),
+    lambda x: torch.unique(x),
+], ids=["nonzero", "unique"])
 def test_ops_torchs_meta_kernel_cannot_answer_exactly_are_refused_by_name(fn):
     """Where the generic rule (torch's meta kernels) cannot be exact -- a kernel that needs
     concrete sizes, more than MAX_LEAVES branches, a failure inside torch -- the op is refused,

@@ -435,11 +435,9 @@ def test_piecewise_one_size_matches_torch(s1, s2, k, p):
         assert none.nearest.get("above", (None,))[0] == (min(above) if above else None)
 
 
-@pytest.mark.xfail(raises=Unsolvable, strict=True,
-                   reason="a broadcast of a broadcast: sympy folds Eq(Piecewise, 1) into an ITE "
-                          "condition, which _condition refuses (a gap, never a wrong answer)")
 def test_three_way_broadcast_matches_torch():
-    """``a(x) + b(x) + c(x)`` with three lengths, any of which may be 1."""
+    """``a(x) + b(x) + c(x)`` with three lengths, any of which may be 1: a broadcast of a
+    broadcast (a requirement on a Piecewise size, solved case by case)."""
     make = lambda head: Bcast1d(head, 2, 4, 1, 0, s3=3)  # noqa: E731
     a = analyze(make, (1, "L"))
     truth = scan(make, (1, "L"), 60)

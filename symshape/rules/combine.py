@@ -56,7 +56,7 @@ _BINARY = (
 )
 
 
-@function_rule(*_BINARY)
+@function_rule(*_BINARY, layout="elementwise")
 def elementwise(ctx: Context, a, b, *args, **kwargs):
     """Broadcast two tensors; a number broadcasts to anything. (Without a tensor among the
     arguments the engine never calls a rule: that is size arithmetic.)"""
@@ -66,7 +66,7 @@ def elementwise(ctx: Context, a, b, *args, **kwargs):
 
 
 @method_rule("add", "sub", "mul", "div", "add_", "sub_", "mul_", "div_", "maximum", "minimum", "eq", "ne",
-             "lt", "le", "gt", "ge", "pow")
+             "lt", "le", "gt", "ge", "pow", layout="elementwise")
 def elementwise_method(ctx: Context, self, other, *args, **kwargs):
     """``x.add(y)`` and friends: broadcast."""
     return elementwise(ctx, tensor_arg(self, "self", ctx), other)
@@ -80,7 +80,7 @@ def _tensors(ctx: Context, tensors, what: str) -> list[SymTensor]:
     return [tensor_arg(t, "tensors", ctx) for t in tensors]
 
 
-@function_rule(torch.cat, torch.concat, torch.concatenate)
+@function_rule(torch.cat, torch.concat, torch.concatenate, layout=True)
 def cat(ctx: Context, tensors, dim=0, *, axis=None) -> SymTensor:
     """``out[dim] = sum of in[dim]``; every other dim must be equal."""
     ts = _tensors(ctx, tensors, "torch.cat")
@@ -100,7 +100,11 @@ def cat(ctx: Context, tensors, dim=0, *, axis=None) -> SymTensor:
                 ctx.equal(y, x, f"torch.cat: sizes must match except in dim {d}; "
                                 f"tensor {j} has {{lhs}} at dim {i}, tensor 0 has {{rhs}}")
     total = canonical(sympy.Add(*[t.shape[d] for t in ts]))
-    return SymTensor((*first.shape[:d], total, *first.shape[d + 1 :]))
+    # torch allocates it contiguous unless its inputs suggest channels last (4D and 5D only),
+    # which needs the channel dim's stride to be the smallest: 1 where the channels are not 1
+    contiguous = first.ndim not in (4, 5) or all(
+        t.contiguous or (t.strides is not None and (t.strides[1] != 1 or t.shape[1] == 1)) for t in ts)
+    return SymTensor((*first.shape[:d], total, *first.shape[d + 1 :]), contiguous)
 
 
 @function_rule(torch.stack)

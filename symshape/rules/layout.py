@@ -7,8 +7,9 @@ slicing, reductions over dims, split and chunk, and torch._assert on sizes.
     mean(dims, keepdim):  the reduced dims become 1 (keepdim) or go
     chunk(k, dim):        pieces of ceil(n/k); the i-th exists only while i*ceil(n/k) < n
 
-Permuted, transposed, expanded and sliced tensors are marked possibly non-contiguous, so a later
-``view`` is refused rather than guessed (torch's answer depends on the strides).
+Permuted, transposed, expanded, sliced and chunked tensors carry their strides, computed as torch
+computes them, so a later ``view`` is decided from the strides by torch's own view (symshape.meta);
+where strides are not known, a ``view`` is refused rather than guessed.
 """
 
 from __future__ import annotations
@@ -38,41 +39,51 @@ def _dims(ctx: Context, x: SymTensor, dims, what: str) -> list[int]:
         raise
 
 
-@function_rule(torch.permute)
-@method_rule("permute")
+def _laid_out(x: SymTensor, shape, strides) -> SymTensor:
+    """``x`` with ``shape`` and ``strides`` (computed from x's known strides, as torch does), or,
+    where x's strides are not known, an unknown layout."""
+    if strides is None:
+        return x.with_shape(shape, contiguous=False)
+    return x.with_shape(shape, strides=strides)
+
+
+@function_rule(torch.permute, layout=True)
+@method_rule("permute", layout=True)
 def permute(ctx: Context, input, *dims) -> SymTensor:
     """``out[i] = in[dims[i]]``."""
     x = tensor_arg(input, "input", ctx)
     order = _dims(ctx, x, dims, "permute")
     if sorted(order) != list(range(x.ndim)):
         ctx.refuse(f"permute: dims {tuple(order)} are not a permutation of {x.ndim} dims")
-    identity = order == list(range(x.ndim))
-    return x.with_shape([x.shape[i] for i in order], contiguous=x.contiguous and identity)
+    st = x.known_strides
+    return _laid_out(x, [x.shape[i] for i in order], st and [st[i] for i in order])
 
 
-@function_rule(torch.transpose, torch.swapaxes, torch.swapdims)
-@method_rule("transpose", "swapaxes", "swapdims")
+@function_rule(torch.transpose, torch.swapaxes, torch.swapdims, layout=True)
+@method_rule("transpose", "swapaxes", "swapdims", layout=True)
 def transpose(ctx: Context, input, dim0, dim1) -> SymTensor:
     """``in[dim0]`` and ``in[dim1]`` swap."""
     x = tensor_arg(input, "input", ctx)
     a, b = _dims(ctx, x, [dim0, dim1], "transpose")
-    shape = list(x.shape)
-    shape[a], shape[b] = shape[b], shape[a]
-    return x.with_shape(shape, contiguous=x.contiguous and a == b)
+    order = list(range(x.ndim))
+    order[a], order[b] = order[b], order[a]
+    st = x.known_strides
+    return _laid_out(x, [x.shape[i] for i in order], st and [st[i] for i in order])
 
 
-@function_rule(torch.t)
-@method_rule("t")
+@function_rule(torch.t, layout=True)
+@method_rule("t", layout=True)
 def t(ctx: Context, input) -> SymTensor:
     """A 2D transpose (0D and 1D tensors unchanged)."""
     x = tensor_arg(input, "input", ctx)
     if x.ndim > 2:
         ctx.refuse(f"t() expects a tensor with <= 2 dimensions, gets {x.ndim}D")
-    return x.with_shape(tuple(reversed(x.shape)), contiguous=x.contiguous and x.ndim < 2)
+    st = x.known_strides
+    return _laid_out(x, tuple(reversed(x.shape)), st and tuple(reversed(st)))
 
 
-@function_rule(torch.unsqueeze)
-@method_rule("unsqueeze")
+@function_rule(torch.unsqueeze, layout=True)
+@method_rule("unsqueeze", layout=True)
 def unsqueeze(ctx: Context, input, dim) -> SymTensor:
     """Inserts a dim of size 1 at ``dim`` (counted in the output)."""
     x = tensor_arg(input, "input", ctx)
@@ -81,11 +92,14 @@ def unsqueeze(ctx: Context, input, dim) -> SymTensor:
     if not -n <= d < n:
         ctx.refuse(f"unsqueeze: dim {d} out of range for {n} dims")
     d %= n
-    return x.with_shape([*x.shape[:d], 1, *x.shape[d:]])
+    st = x.known_strides
+    # torch: the new dim's stride is sizes[d] * strides[d], or 1 at the end
+    new = st and [*st[:d], x.shape[d] * st[d] if d < x.ndim else 1, *st[d:]]
+    return _laid_out(x, [*x.shape[:d], 1, *x.shape[d:]], new)
 
 
-@function_rule(torch.squeeze)
-@method_rule("squeeze")
+@function_rule(torch.squeeze, layout=True)
+@method_rule("squeeze", layout=True)
 def squeeze(ctx: Context, input, dim=None) -> SymTensor:
     """Drops the named dims (all, without ``dim``) whose size is 1; sizes must be known there."""
     x = tensor_arg(input, "input", ctx)
@@ -95,11 +109,12 @@ def squeeze(ctx: Context, input, dim=None) -> SymTensor:
         if i in dims and not s.is_Integer:
             ctx.unsupported(f"squeeze of dim {i}, whose size {s} depends on the input (1 or not changes the rank)")
         if not (i in dims and s == 1):
-            keep.append(s)
-    return x.with_shape(keep)
+            keep.append(i)
+    st = x.known_strides
+    return _laid_out(x, [x.shape[i] for i in keep], st and [st[i] for i in keep])
 
 
-@method_rule("expand")
+@method_rule("expand", layout=True)
 def expand(ctx: Context, self, *sizes) -> SymTensor:
     """``-1`` keeps a size; a size-1 dim may grow; new leading dims may be added."""
     x = tensor_arg(self, "self", ctx)
@@ -108,26 +123,31 @@ def expand(ctx: Context, self, *sizes) -> SymTensor:
     if len(sizes) < x.ndim:
         ctx.refuse(f"expand: the number of sizes ({len(sizes)}) must be at least the number of dims ({x.ndim})")
     lead = len(sizes) - x.ndim
-    out = []
+    st = x.known_strides
+    out, strides = [], []
     for i, want in enumerate(sizes):
         want = as_expr(want, "expand size")
         if i < lead:
             if want == -1:
                 ctx.refuse("expand: -1 is not allowed in a new leading dim")
             out.append(want)
+            strides.append(0)  # torch: a new dim repeats the tensor: stride 0
             continue
         have = x.shape[i - lead]
+        stride = st[i - lead] if st else 0
         if want == -1 or want == have:
             out.append(have)
         elif have == 1:
             out.append(want)
+            stride = 0
         else:
             ctx.equal(have, want, f"expand: size {{lhs}} must match {{rhs}} at non-singleton dim {i}")
             out.append(have)
-    return x.with_shape(out, contiguous=False)
+        strides.append(stride)
+    return _laid_out(x, out, strides if st else None)
 
 
-@method_rule("expand_as")
+@method_rule("expand_as", layout=True)
 def expand_as(ctx: Context, self, other) -> SymTensor:
     """``expand(other.size())``."""
     return expand(ctx, self, tuple(tensor_arg(other, "other", ctx).shape))
@@ -153,7 +173,7 @@ def slice_length(n, start, stop, step) -> sympy.Expr:
     return canonical(sympy.Max(0, ceil_div(b - a, step)))
 
 
-@function_rule(operator.getitem)
+@function_rule(operator.getitem, layout=True)
 def getitem(ctx: Context, value, index):
     """``x[...]`` with ints, slices, None and Ellipsis (a tuple of tensors: the element)."""
     if isinstance(value, (tuple, list)):
@@ -174,10 +194,12 @@ def getitem(ctx: Context, value, index):
         k = items.index(Ellipsis)
         items = items[:k] + [slice(None)] * (x.ndim - len(real)) + items[k + 1:]
     items += [slice(None)] * (x.ndim - len([i for i in items if i is not None]))
-    out, d, contiguous = [], 0, x.contiguous
+    st = x.known_strides
+    out, strides, d = [], [], 0
     for i, item in enumerate(items):
         if item is None:
             out.append(sympy.Integer(1))
+            strides.append(None)  # a size-1 dim: torch's unsqueeze stride, set below
             continue
         n = x.shape[d]
         if isinstance(item, slice):
@@ -186,16 +208,20 @@ def getitem(ctx: Context, value, index):
                 ctx.refuse("slice step must be positive")
             full = item.start in (None, 0) and item.stop is None and step == 1
             out.append(n if full else slice_length(n, item.start, item.stop, step))
-            contiguous = contiguous and (full or d == 0)
+            strides.append(st[d] * step if st else None)
         else:
             k = as_expr(item, "index")
             if not k.is_Integer:
                 ctx.unsupported(f"an index that depends on the input size ({k})")
             need = int(k) + 1 if k >= 0 else -int(k)
             ctx.at_least(n, need, f"index {int(k)} is out of bounds for dim {d} with size {{lhs}}")
-            contiguous = contiguous and d == 0
         d += 1
-    return x.with_shape(out, contiguous=contiguous)
+    if not st:
+        return x.with_shape(out, contiguous=False)
+    for j in reversed(range(len(out))):  # a None's stride: sizes[d] * strides[d] of the next dim, or 1
+        if strides[j] is None:
+            strides[j] = out[j + 1] * strides[j + 1] if j + 1 < len(out) else 1
+    return x.with_shape(out, strides=strides)
 
 
 # -- reductions --------------------------------------------------------------------------------
@@ -253,12 +279,13 @@ def max_min(ctx: Context, input, dim=None, keepdim=False, *args, **kwargs):
 
 
 def _pieces(ctx: Context, x: SymTensor, sizes: list, d: int, requires=()) -> tuple[SymTensor, ...]:
-    items = [x.with_shape([*x.shape[:d], s, *x.shape[d + 1:]], contiguous=x.contiguous and d == 0) for s in sizes]
+    st = x.known_strides  # each piece is a view with the input's strides
+    items = [_laid_out(x, [*x.shape[:d], s, *x.shape[d + 1:]], st) for s in sizes]
     return Pieces(items, requires, d) if any(requires) else tuple(items)
 
 
-@function_rule(torch.chunk)
-@method_rule("chunk")
+@function_rule(torch.chunk, layout=True)
+@method_rule("chunk", layout=True)
 def chunk(ctx: Context, input, chunks, dim=0):
     """Pieces of ``ceil(n/chunks)``; piece ``i`` exists only while ``i*ceil(n/chunks) < n``."""
     x = tensor_arg(input, "input", ctx)
@@ -278,8 +305,8 @@ def chunk(ctx: Context, input, chunks, dim=0):
     return _pieces(ctx, x, sizes, d, requires)
 
 
-@function_rule(torch.split)
-@method_rule("split")
+@function_rule(torch.split, layout=True)
+@method_rule("split", layout=True)
 def split(ctx: Context, input, split_size_or_sections, dim=0):
     """Equal pieces of ``split_size`` (the last one shorter), or the given section sizes."""
     x = tensor_arg(input, "input", ctx)
@@ -297,15 +324,16 @@ def split(ctx: Context, input, split_size_or_sections, dim=0):
     return _pieces(ctx, x, [min(s, int(n) - i * s) for i in range(count)], d)
 
 
-@function_rule(torch.unbind)
-@method_rule("unbind")
+@function_rule(torch.unbind, layout=True)
+@method_rule("unbind", layout=True)
 def unbind(ctx: Context, input, dim=0):
     """One tensor per entry of ``dim``, which must have a fixed size."""
     x = tensor_arg(input, "input", ctx)
     (d,) = _dims(ctx, x, dim, "unbind")
     if not x.shape[d].is_Integer:
         ctx.unsupported(f"unbind along a dim whose size {x.shape[d]} depends on the input")
-    one = x.with_shape([*x.shape[:d], *x.shape[d + 1:]], contiguous=x.contiguous and d == 0)
+    st = x.known_strides
+    one = _laid_out(x, [*x.shape[:d], *x.shape[d + 1:]], st and [*st[:d], *st[d + 1:]])
     return tuple(one for _ in range(int(x.shape[d])))
 
 

@@ -32,7 +32,7 @@ def linear_shape(ctx: Context, x: SymTensor, in_features: int | None, out_featur
     return SymTensor((*x.shape[:-1], out_features))
 
 
-@module_rule(nn.Linear)
+@module_rule(nn.Linear, layout=True)
 def linear(ctx: Context, module: nn.Linear, x) -> SymTensor:
     """``out = (*in[:-1], out_features)``; needs ``in[-1] == in_features`` unless lazy."""
     x = tensor_arg(x, "input", ctx)
@@ -40,7 +40,7 @@ def linear(ctx: Context, module: nn.Linear, x) -> SymTensor:
     return linear_shape(ctx, x, None if lazy else module.in_features, module.out_features)
 
 
-@function_rule(F.linear)
+@function_rule(F.linear, layout=True)
 def linear_function(ctx: Context, input, weight, bias=None) -> SymTensor:
     """``F.linear(x, weight)``: ``out = (*in[:-1], weight.shape[0])``, ``in[-1] == weight.shape[-1]``."""
     x = tensor_arg(input, "input", ctx)

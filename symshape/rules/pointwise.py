@@ -49,25 +49,25 @@ _PLAIN_METHODS = (
 )
 
 
-@module_rule(*_PLAIN_MODULES)
+@module_rule(*_PLAIN_MODULES, layout="elementwise")
 def same_shape(ctx: Context, module: nn.Module, x, *args, **kwargs) -> SymTensor:
     """``out = in``."""
     return tensor_arg(x, "input", ctx)
 
 
-@function_rule(*_PLAIN_FUNCTIONS)
+@function_rule(*_PLAIN_FUNCTIONS, layout="elementwise")
 def same_shape_function(ctx: Context, input, *args, **kwargs) -> SymTensor:
     """``out = in``."""
     return tensor_arg(input, "input", ctx)
 
 
-@method_rule(*_PLAIN_METHODS)
+@method_rule(*_PLAIN_METHODS, layout="elementwise")
 def same_shape_method(ctx: Context, self, *args, **kwargs) -> SymTensor:
     """``out = in``."""
     return tensor_arg(self, "self", ctx)
 
 
-@method_rule("contiguous")
+@method_rule("contiguous", layout=True)
 def contiguous(ctx: Context, self, *args, **kwargs) -> SymTensor:
     """``out = in``, contiguous in memory."""
     return tensor_arg(self, "self", ctx).with_shape(self.shape, contiguous=True)
@@ -82,21 +82,21 @@ def _check_dim(ctx: Context, x: SymTensor, dim, what: str) -> None:
         ctx.refuse(f"{what}: {e}")
 
 
-@module_rule(nn.Softmax, nn.LogSoftmax, nn.Softmin)
+@module_rule(nn.Softmax, nn.LogSoftmax, nn.Softmin, layout=True)
 def softmax(ctx: Context, module: nn.Module, x) -> SymTensor:
     """``out = in``; ``dim`` must exist."""
     x = tensor_arg(x, "input", ctx)
     _check_dim(ctx, x, module.dim, type(module).__name__)
-    return x
+    return x.with_shape(x.shape, contiguous=True)  # torch's softmax allocates it contiguous
 
 
-@function_rule(F.softmax, F.log_softmax, F.softmin, torch.softmax, torch.log_softmax)
-@method_rule("softmax", "log_softmax")
+@function_rule(F.softmax, F.log_softmax, F.softmin, torch.softmax, torch.log_softmax, layout=True)
+@method_rule("softmax", "log_softmax", layout=True)
 def softmax_function(ctx: Context, input, dim=None, *args, **kwargs) -> SymTensor:
     """``out = in``; ``dim`` must exist."""
     x = tensor_arg(input, "input", ctx)
     _check_dim(ctx, x, dim, "softmax")
-    return x
+    return x.with_shape(x.shape, contiguous=True)  # torch's softmax allocates it contiguous
 
 
 @module_rule(nn.Softmax2d)
@@ -111,6 +111,12 @@ def _dropout1d(ctx: Context, x) -> SymTensor:
     x = tensor_arg(x, "input", ctx)
     check_rank(ctx, x, (2, 3), "dropout1d")
     return x
+
+
+@module_rule(nn.Identity, layout=True)
+def identity(ctx: Context, module: nn.Module, x, *args, **kwargs) -> SymTensor:
+    """``out = in``: the same tensor, its layout included."""
+    return tensor_arg(x, "input", ctx)
 
 
 @module_rule(nn.Dropout1d)
@@ -292,16 +298,19 @@ def layer_norm_shape(ctx: Context, x: SymTensor, normalized_shape, layer: str) -
     return x
 
 
-@module_rule(nn.LayerNorm, nn.RMSNorm)
+@module_rule(nn.LayerNorm, nn.RMSNorm, layout=True)
 def layer_norm(ctx: Context, module: nn.Module, x) -> SymTensor:
     """``out = in``; the last ``len(normalized_shape)`` dims must equal ``normalized_shape``."""
-    return layer_norm_shape(ctx, tensor_arg(x, "input", ctx), module.normalized_shape, type(module).__name__)
+    out = layer_norm_shape(ctx, tensor_arg(x, "input", ctx), module.normalized_shape, type(module).__name__)
+    # torch's layer_norm allocates a contiguous output; rms_norm is elementwise in older torch
+    return out.with_shape(out.shape, contiguous=True if isinstance(module, nn.LayerNorm) else None)
 
 
-@function_rule(F.layer_norm)
+@function_rule(F.layer_norm, layout=True)
 def layer_norm_function(ctx: Context, input, normalized_shape, weight=None, bias=None, eps=1e-5) -> SymTensor:
     """``out = in``; the last ``len(normalized_shape)`` dims must equal ``normalized_shape``."""
-    return layer_norm_shape(ctx, tensor_arg(input, "input", ctx), normalized_shape, "layer_norm")
+    out = layer_norm_shape(ctx, tensor_arg(input, "input", ctx), normalized_shape, "layer_norm")
+    return out.with_shape(out.shape, contiguous=True)  # torch allocates it contiguous
 
 
 @module_rule(nn.LocalResponseNorm)

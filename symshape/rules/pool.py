@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..derivations import Adaptive, Window
-from ..dims import canonical, ceil_div, floor_div, product
+from ..dims import as_expr, canonical, ceil_div, floor_div, product
 from ..requirements import Requirement
 from ..tensor import SymTensor
 from .common import as_bool, as_int, as_real, check_rank, ntuple, spatial_unit, tensor_arg
@@ -130,6 +130,38 @@ def avg_pool(ctx: Context, module: nn.Module, x, *, d: int) -> SymTensor:
                       "average pooling", unpadded_kernel=d == 3)
 
 
+def _sized_kernel(kernel_size) -> bool:
+    """Whether the kernel is taken from the input's size (``F.avg_pool2d(x, x.size(2))``)."""
+    ks = kernel_size if isinstance(kernel_size, (list, tuple)) else (kernel_size,)
+    return any(isinstance(k, sympy.Expr) and not k.is_Integer for k in ks)
+
+
+def _window_of_a_size(ctx: Context, x: SymTensor, d: int, kernel_size, stride, padding, dilation,
+                      ceil_mode, layer: str) -> SymTensor:
+    """A kernel taken from the input's size, stride = kernel (torch's default), no padding:
+    ``out = floor((in - k)/k) + 1 = floor(in/k)`` -- 1 where the kernel is the whole dim;
+    torch needs ``in >= k``."""
+    check_rank(ctx, x, (d + 1, d + 2), layer)
+    ks = list(kernel_size) if isinstance(kernel_size, (list, tuple)) else [kernel_size]
+    ks = ks * d if len(ks) == 1 else ks
+    plain = (stride is None or (isinstance(stride, (list, tuple)) and not stride)) and not as_bool(
+        ceil_mode, "ceil_mode", ctx) and all(v == 0 for v in ntuple(padding, d, "padding", ctx)) and all(
+        v == 1 for v in ntuple(dilation, d, "dilation", ctx))
+    if len(ks) != d or not plain:
+        ctx.unsupported("a kernel size taken from the input's size, with a stride, padding, dilation or ceil_mode")
+    out = []
+    for i, (size, k) in enumerate(zip(x.shape[-d:], ks)):
+        k = as_expr(k, "kernel_size")
+        if k.is_Integer:
+            out.append(pool_out(size, int(k), int(k), 0, 1, False))
+        elif sympy.simplify(size - k) == 0:
+            out.append(sympy.Integer(1))  # the window is the whole dim
+        else:
+            ctx.unsupported(f"kernel size {k} over a dim of size {size} (a window of the whole dim is modelled)")
+        ctx.at_least(size, k, f"{layer}: kernel {{rhs}} needs at least {{rhs}} {spatial_unit(i, d)}, gets {{lhs}}")
+    return SymTensor((*x.shape[:-d], *out))
+
+
 @function_rule(F.max_pool1d, torch.max_pool1d, d=1)
 @function_rule(F.max_pool2d, torch.max_pool2d, d=2)
 @function_rule(F.max_pool3d, torch.max_pool3d, d=3)
@@ -140,6 +172,9 @@ def max_pool_function(ctx: Context, input, kernel_size, stride=None, padding=0, 
                       ceil_mode=False, return_indices=False, *, d: int, indices: bool = False):
     """The MaxPool rule for ``F.max_pool{d}d`` (``_with_indices``: always a pair)."""
     x = tensor_arg(input, "input", ctx)
+    if _sized_kernel(kernel_size):
+        out = _window_of_a_size(ctx, x, d, kernel_size, stride, padding, dilation, ceil_mode, f"max_pool{d}d")
+        return _maybe_indices(out, indices or as_bool(return_indices, "return_indices", ctx), x, d)
     k, s, p, dl = _pool_args(ctx, d, kernel_size, stride, padding, dilation)
     out = pool_shape(ctx, x, d, k, s, p, dl, as_bool(ceil_mode, "ceil_mode", ctx), f"max_pool{d}d", "max pooling")
     return _maybe_indices(out, indices or as_bool(return_indices, "return_indices", ctx), x, d)
@@ -152,6 +187,8 @@ def avg_pool_function(ctx: Context, input, kernel_size, stride=None, padding=0, 
                       count_include_pad=True, divisor_override=None, *, d: int) -> SymTensor:
     """The AvgPool rule for ``F.avg_pool{d}d``."""
     x = tensor_arg(input, "input", ctx)
+    if _sized_kernel(kernel_size):
+        return _window_of_a_size(ctx, x, d, kernel_size, stride, padding, 1, ceil_mode, f"avg_pool{d}d")
     k, s, p, dl = _pool_args(ctx, d, kernel_size, stride, padding, 1)
     return pool_shape(ctx, x, d, k, s, p, dl, as_bool(ceil_mode, "ceil_mode", ctx), f"avg_pool{d}d", "average pooling",
                       unpadded_kernel=d == 3)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InvalidInputSize, UnsupportedArgument
-from ..requirements import Requirement, Rounding
+from ..requirements import Requirement, Rounding, by_cases
 
 __all__ = [
     "Context",
@@ -45,6 +45,10 @@ class Rule:
     overridable: tuple[str, ...] = ("forward",)
     #: also applies when no tensor is among the arguments (torch._assert on sizes)
     on_sizes: bool = False
+    #: True: the rule sets its output's layout itself (strides, or contiguous as torch allocates
+    #: it); "elementwise": torch's TensorIterator layout applies (symshape.tensor.elementwise_layout);
+    #: False: the engine asks torch's meta kernel for a non-contiguous input's output layout
+    layout: bool | str = False
 
     @property
     def target_name(self) -> str:
@@ -89,35 +93,37 @@ def target_name(target: Any) -> str:
     return f"{mod}.{name}" if mod else name
 
 
-def module_rule(*classes: type, overridable: tuple[str, ...] = ("forward",), **bound):
-    """Register ``fn(ctx, module, *args, **kwargs)`` for ``classes`` and their subclasses."""
+def module_rule(*classes: type, overridable: tuple[str, ...] = ("forward",), layout: bool | str = False, **bound):
+    """Register ``fn(ctx, module, *args, **kwargs)`` for ``classes`` and their subclasses.
+    ``layout``: the rule sets its output's layout (see :class:`Rule`)."""
 
     def deco(fn):
         for cls in classes:
-            _MODULE_RULES[cls] = Rule(fn.__name__, fn, "module", cls, dict(bound), overridable)
+            _MODULE_RULES[cls] = Rule(fn.__name__, fn, "module", cls, dict(bound), overridable, layout=layout)
         return fn
 
     return deco
 
 
-def function_rule(*functions: Any, on_sizes: bool = False, **bound):
+def function_rule(*functions: Any, on_sizes: bool = False, layout: bool | str = False, **bound):
     """Register ``fn(ctx, *args, **kwargs)`` for calls of ``functions``; ``bound`` is passed too.
-    ``on_sizes``: the rule also takes calls without a tensor argument."""
+    ``on_sizes``: the rule also takes calls without a tensor argument; ``layout``: see :class:`Rule`."""
 
     def deco(fn):
         for f in functions:
-            _FUNCTION_RULES[f] = Rule(fn.__name__, fn, "function", f, dict(bound), on_sizes=on_sizes)
+            _FUNCTION_RULES[f] = Rule(fn.__name__, fn, "function", f, dict(bound), on_sizes=on_sizes, layout=layout)
         return fn
 
     return deco
 
 
-def method_rule(*names: str, **bound):
-    """Register ``fn(ctx, tensor, *args, **kwargs)`` for the tensor methods ``names``."""
+def method_rule(*names: str, layout: bool | str = False, **bound):
+    """Register ``fn(ctx, tensor, *args, **kwargs)`` for the tensor methods ``names``;
+    ``layout``: see :class:`Rule`."""
 
     def deco(fn):
         for n in names:
-            _METHOD_RULES[n] = Rule(fn.__name__, fn, "method", n, dict(bound))
+            _METHOD_RULES[n] = Rule(fn.__name__, fn, "method", n, dict(bound), layout=layout)
         return fn
 
     return deco
@@ -170,10 +176,12 @@ class Context:
     def require(self, lhs, relation: str, rhs, reason: str, kind: str = "size",
                 unless: Requirement | None = None, backend_dependent: str = "", data_dependent: str = "") -> None:
         req = Requirement(lhs, relation, rhs, reason, kind, unless, backend_dependent, data_dependent)
-        decided = req.decided()
-        if decided is True:
+        if req.decided() is True:
             return
-        self.requirements.append(req)
+        try:
+            self.requirements += by_cases(req)  # a size defined by cases: one requirement a case
+        except ValueError:  # a case's condition that is not a relation of sizes: kept whole
+            self.requirements.append(req)
 
     def at_least(self, lhs, bound, reason: str) -> None:
         """torch raises unless ``lhs >= bound``; ``reason`` may use ``{lhs}`` and ``{rhs}``."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import sympy
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -99,7 +100,13 @@ def _pixel_unshuffle(ctx: Context, x: SymTensor, r: int, layer: str) -> SymTenso
     c, h, w = x.shape[-3:]
     ctx.divisible(h, r, f"{layer}: rows {{lhs}} must be a multiple of {r}")
     ctx.divisible(w, r, f"{layer}: columns {{lhs}} must be a multiple of {r}")
-    return SymTensor((*x.shape[:-3], c * r * r, h / r, w / r))
+    out = (*x.shape[:-3], c * r * r, h / r, w / r)
+    n = x.numel()
+    if n.is_positive:
+        return SymTensor(out)
+    # torch's CPU kernel returns an empty input unchanged (its meta kernel does not)
+    empty = sympy.Eq(n, 0)
+    return SymTensor(tuple(a if a == b else sympy.Piecewise((a, empty), (b, True)) for a, b in zip(x.shape, out)))
 
 
 @module_rule(nn.PixelShuffle)

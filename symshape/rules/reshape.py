@@ -23,6 +23,18 @@ from .registry import Context, function_rule, method_rule, module_rule
 __all__ = ["flatten_shape", "view_shape"]
 
 
+def by_strides(ctx: Context, x: SymTensor, what: str) -> None:
+    """A view of a non-contiguous tensor: with its strides known, torch's own ``what`` decides
+    (symshape.meta, from the strides); without them, it is refused. (A reshape or flatten has the
+    same sizes either way, a view or a copy: its output's layout is then not known.)"""
+    if x.contiguous or what not in ("view", "unflatten"):
+        return
+    if x.strides is not None:
+        ctx.unsupported(f"{what} of a non-contiguous tensor (torch's own {what} decides from its strides)")
+    ctx.unsupported(f"{what} of a tensor that may not be contiguous, whose strides symshape does not "
+                    "know: whether torch accepts it depends on them; use reshape, or .contiguous() first")
+
+
 def flatten_shape(ctx: Context, x: SymTensor, start_dim: int, end_dim: int) -> SymTensor:
     """``out[start] = in[start] * ... * in[end]``; a 0-dim tensor becomes 1-dim."""
     if x.ndim == 0:
@@ -75,10 +87,7 @@ def view(ctx: Context, self, *sizes, what: str) -> SymTensor:
     x = tensor_arg(self, "self", ctx)
     if len(sizes) == 1 and isinstance(sizes[0], torch.dtype):
         ctx.unsupported("view(dtype)")
-    if what == "view" and not x.contiguous:
-        ctx.unsupported("view of a tensor that may not be contiguous (after permute, transpose, expand "
-                        "or slicing): whether torch accepts it depends on the strides; use reshape, or "
-                        ".contiguous() before view")
+    by_strides(ctx, x, what)
     return view_shape(ctx, x, _size_list(sizes), what)
 
 
@@ -104,6 +113,7 @@ def flatten(ctx: Context, input, start_dim=0, end_dim=-1) -> SymTensor:
 
 def unflatten_shape(ctx: Context, x: SymTensor, dim: int, sizes, what: str) -> SymTensor:
     """``in[dim]`` becomes ``sizes`` (one -1 allowed), which must multiply up to ``in[dim]``."""
+    by_strides(ctx, x, "unflatten")  # torch's unflatten is a view
     try:
         i = x.dim(as_int(dim, "dim", ctx))
     except IndexError as e:

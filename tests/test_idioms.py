@@ -1,0 +1,146 @@
+"""The idioms of the most-copied model files (issue 15, point 3), each compared with torch.
+
+pytorch-UNet's computed F.pad, a pooling kernel taken from a size, chunk then view, a causal mask
+buffer sliced by the sequence length, int() of a fixed channel count times 0.5, dynamic 'same'
+padding with math.ceil and max, random tensors of the input's size, and tensor attributes that do
+not depend on sizes (is_cuda, .data, device, dtype, in a training-only path too).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import symshape
+from oracle import assert_agrees, grid
+
+class UNetUp(nn.Module):
+    """pytorch-UNet's Up: pad x1 to x2's size with amounts computed from sizes."""
+
+    def __init__(self):
+        super().__init__()
+        self.up = nn.ConvTranspose2d(4, 4, 2, stride=2)
+        self.down = nn.MaxPool2d(2)
+        self.conv = nn.Conv2d(8, 4, 3, padding=1)
+
+    def forward(self, x):
+        x2 = x
+        x1 = self.up(self.down(x))
+        dy = x2.size(2) - x1.size(2)
+        dx = x2.size(3) - x1.size(3)
+        x1 = F.pad(x1, [dx // 2, dx - dx // 2, dy // 2, dy - dy // 2])
+        return self.conv(torch.cat([x2, x1], dim=1))
+
+
+class GlobalPoolBySize(nn.Module):
+    def forward(self, x):
+        x = F.avg_pool2d(x, x.size(2))
+        return x.view(x.size(0), -1)
+
+
+class GlobalPool1d(nn.Module):
+    def forward(self, x):
+        return F.avg_pool1d(x, x.shape[-1]).squeeze(-1)
+
+
+class SplitThenView(nn.Module):
+    def forward(self, x):
+        a, b = x.chunk(2, dim=1)
+        return a.view(a.size(0), -1) + b.reshape(b.size(0), -1)
+
+
+class MaskSlice(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mask", torch.tril(torch.ones(16, 16)).view(1, 1, 16, 16))
+
+    def forward(self, x):  # (N, T, C)
+        T = x.size(1)
+        att = x @ x.transpose(1, 2)
+        att = att.unsqueeze(1).masked_fill(self.mask[:, :, :T, :T] == 0, float("-inf"))
+        return att
+
+
+class IntOfChannels(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        half = int(x.size(1) * 0.5)
+        return self.conv(x[:, :half * 2])
+
+
+class DynamicSamePad(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, stride=2)
+
+    def forward(self, x):
+        ih, iw = x.size()[-2:]
+        kh, kw = 3, 3
+        sh, sw = 2, 2
+        oh, ow = math.ceil(ih / sh), math.ceil(iw / sw)
+        pad_h = max((oh - 1) * sh + kh - ih, 0)
+        pad_w = max((ow - 1) * sw + kw - iw, 0)
+        if pad_h > 0 or pad_w > 0:
+            x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
+        return self.conv(x)
+
+
+class Noise(nn.Module):
+    def forward(self, x):
+        return x + torch.randn_like(x) + torch.rand(x.size(0), 1, x.size(2), x.size(3))
+
+
+class Attrs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        if x.is_cuda:
+            x = x.float()
+        y = self.conv(x.data)
+        if self.training:
+            y = y * torch.ones(1, device=y.device, dtype=y.dtype)
+        return y
+
+
+IDIOMS = [
+    pytest.param(UNetUp, (4, "H", "W"), ["H", "W"], id="unet-computed-pad"),
+    pytest.param(GlobalPoolBySize, (3, "H", "H"), ["H"], id="avg-pool-kernel-from-size"),
+    pytest.param(GlobalPool1d, (3, "L"), ["L"], id="avg-pool1d-kernel-from-shape"),
+    pytest.param(SplitThenView, (4, "H", "W"), ["H", "W"], id="chunk-then-view"),
+    pytest.param(MaskSlice, ("T", 8), ["T"], id="mask-buffer-sliced-by-size"),
+    pytest.param(IntOfChannels, (8, "H", "W"), ["H", "W"], id="int-of-channels-times-half"),
+    pytest.param(DynamicSamePad, (3, "H", "W"), ["H", "W"], id="dynamic-same-padding"),
+    pytest.param(Noise, (3, "H", "W"), ["H", "W"], id="randn-like-and-rand"),
+    pytest.param(Attrs, (3, "H", "W"), ["H", "W"], id="tensor-attributes"),
+]
+
+
+@pytest.mark.parametrize("make,shape,names", IDIOMS)
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_idiom_analyzes_exactly(make, shape, names, training):
+    model = make().train(training)
+    values = [1, 2, 3, 5, 8, 16, 17] if len(names) == 1 else [1, 2, 3, 8, 9]
+    assert assert_agrees(model, shape, grid(names, values)) >= 1
+
+
+def test_the_idioms_answers_read_as_a_user_expects():
+    assert str(symshape.analyze(DynamicSamePad(), (3, "H", "W")).output_shape) == \
+        "(N, 4, floor((H + 1)/2), floor((W + 1)/2))"
+    assert str(symshape.analyze(MaskSlice(), ("T", 8)).valid_sizes()) == "T ∈ [1, 16]"
+    assert str(symshape.analyze(UNetUp(), (4, "H", "W")).valid_sizes()) == "H ≥ 2 and W ≥ 2"
+
+
+def test_a_kernel_from_the_size_over_another_dim_is_refused_by_name():
+    """F.avg_pool2d(x, x.size(2)) on a non-square input: floor(W/H) columns, which symshape does
+    not model (a division by a size): refused, naming it."""
+    with pytest.raises(symshape.UnsupportedOperation, match="kernel size H over a dim of size W"):
+        symshape.analyze(GlobalPoolBySize(), (3, "H", "W"))
