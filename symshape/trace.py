@@ -252,6 +252,8 @@ def trace(model: nn.Module, propagator=None, whole: frozenset = frozenset()) -> 
                 raise
             ids.add(id(failing))
             why[where] = e
+        except SymshapeError:  # a size torch refuses at every size, and the like: the answer
+            raise
         except Exception as e:  # fx raises TraceError, TypeError, ... from inside user code
             stack = list(tracer.module_stack.values())
             where = stack[-1][0] if stack else ""

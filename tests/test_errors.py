@@ -338,3 +338,19 @@ def test_a_branch_that_pads_odd_sizes_gives_cases():
     a = symshape.analyze(model, (1, "H", "W"))
     assert [a.evaluate(H=5, W=w).output_shape[-1] for w in range(1, 8)] == [2, 2, 4, 4, 6, 6, 8]
     assert_agrees(model, (1, "H", "W"), grid(("H", "W"), range(1, 8)))
+
+
+def test_a_refusal_at_every_size_inside_a_traced_module_stays_that_refusal():
+    """An op refused at every size inside a module fx follows is InvalidInputSize, not a tracing
+    failure (found by the formula property test): running the module whole would not help."""
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pool, self.sm = nn.AdaptiveAvgPool3d((None, 1, 1)), nn.Softmax2d()
+
+        def forward(self, x):
+            return self.sm(self.pool(x))
+
+    with pytest.raises(symshape.InvalidInputSize, match="Softmax2d expects a 3D or 4D input"):
+        symshape.analyze(Net(), (1, "T", "H", "W"))
+    assert not torch_runs(Net(), (1, "T", "H", "W"), {"T": 2, "H": 3, "W": 3})
