@@ -9,6 +9,7 @@ rounding, and -- with ceil_mode -- whether torch keeps or drops the last window.
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -231,6 +232,8 @@ def _blocks(analysis, sizes: dict | None):
             shapes = " → ".join(shape_str(x[1:]) for x in (*step.inputs[:1], step.output)
                                 if isinstance(x, tuple) and x and not isinstance(x[0], tuple))
         block = Block(step.name, _op_label(step), shapes)
+        if ev is None:
+            block.notes += _case_notes(step)
         for j, d in enumerate(step.derivations):
             concrete = ev is not None
             size, out = (sized[i][j], outs[i][j]) if concrete else (d.size, d.out)
@@ -253,6 +256,58 @@ def _blocks(analysis, sizes: dict | None):
         p = ev.first_problem()
         failure = f"torch refuses this size at {p.step}: {p.reason}"
     return blocks, ev, failure
+
+
+#: the most cases a derivation lists for one step
+MAX_CASES = 8
+
+
+def _cases(shape, conds=()) -> list[tuple[tuple, tuple]]:
+    """A shape with ``Piecewise`` sizes as (conditions, plain shape) cases, outermost first."""
+    pw = next((p for d in shape for p in d.atoms(sympy.Piecewise)), None)
+    if pw is None:
+        return [(conds, shape)]
+    out, earlier = [], []
+    for value, cond in pw.args:
+        here = tuple(dict.fromkeys((*conds, *earlier, *(() if cond is sympy.true else (cond,)))))
+        if any(sympy.Not(c) in here for c in here):
+            earlier.append(sympy.Not(cond))
+            continue  # a contradiction: no size is in this case
+        out += _cases(tuple(d.xreplace({pw: value}) for d in shape), here)
+        earlier.append(sympy.Not(cond))
+        if len(out) > MAX_CASES:
+            break
+    return out
+
+
+def _case_notes(step) -> list[str]:
+    """A step whose output size depends on a condition (a Python branch, a broadcast by a size
+    of 1): one note per case; and each check the model's own code or torch's kernel makes on
+    this step's sides, with its message."""
+    notes = []
+    shape = step.output if isinstance(step.output, tuple) and step.output and not isinstance(
+        step.output[0], tuple) else None
+    if shape is not None and any(d.has(sympy.Piecewise) for d in shape):
+        cases = _cases(tuple(as_expr(d) for d in shape))
+        if len(cases) <= MAX_CASES:
+            for conds, plain in cases:
+                when = " and ".join(_condition_text(c) for c in conds) or "otherwise"
+                notes.append(f"for {when}: {shape_str(plain[1:])}")
+        else:
+            notes.append(f"more than {MAX_CASES} cases, decided by the sizes")
+    if step.rule == "meta":  # the checks on this step's sides: each message once
+        for reason in dict.fromkeys(r.reason for r in step.requirements):
+            notes.append("raises where its check fails: " + reason.replace("{{", "{").replace("}}", "}"))
+    return notes
+
+
+def _condition_text(cond) -> str:
+    """A case's condition as a reader writes it: ``x - q*floor(x/q)`` is ``x mod q``."""
+    text = {sympy.Eq: "{} = {}", sympy.Ne: "{} ≠ {}", sympy.Gt: "{} > {}", sympy.Ge: "{} ≥ {}",
+            sympy.Lt: "{} < {}", sympy.Le: "{} ≤ {}"}.get(type(cond), "{}")
+    parts = (cond.lhs, cond.rhs) if isinstance(cond, sympy.Rel) else (cond,)
+    out = text.format(*parts)
+    return re.sub(r"(\w+) - (\d+)\*floor\(\1/\2\)", r"\1 mod \2", out)
 
 
 def _window_line(d: Window, size, out, concrete: bool) -> Line:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 import torch.nn as nn
 
 import seed000_mnist
@@ -181,3 +182,33 @@ def test_docs_site_builds(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert (tmp_path / "site" / "gallery" / "seed003-cs231n" / "index.html").exists()
+
+
+def test_a_python_branch_on_the_size_is_explained_case_by_case():
+    """Issue 16.4: a forward that pads odd lengths to even shows both cases, and each case is
+    what torch gives on its sizes."""
+    import torch.nn.functional as F
+
+    class OddPad(nn.Module):
+        def forward(self, x):
+            if x.size(-1) % 2 == 1:
+                x = F.pad(x, (0, 1))
+            return x
+
+    text = symshape.analyze(OddPad(), (3, "L")).explain()
+    assert "for L mod 2 = 1: (3, L + 1)" in text and "for L mod 2 ≠ 1: (3, L)" in text
+    for n in range(1, 9):
+        assert OddPad()(torch.zeros(1, 3, n)).shape[-1] == (n + 1 if n % 2 else n)
+
+
+def test_the_models_own_message_is_in_the_derivation():
+    class Guarded(nn.Module):
+        def forward(self, x):
+            if x.shape[-1] % 32 != 0:
+                raise ValueError("the width must be a multiple of 32")
+            return x
+
+    text = symshape.analyze(Guarded(), (3, "H", "W")).explain()
+    assert "ValueError: the width must be a multiple of 32" in text
+    with pytest.raises(ValueError):
+        Guarded()(torch.zeros(1, 3, 4, 33))

@@ -81,3 +81,25 @@ def test_observing_torch_restores_batch_norm_statistics():
     ok, bad = check_sizes(a, {"H": 12, "W": 9})
     assert ok and not bad
     assert same(before, snapshot(model))
+
+
+def test_branch_exploration_is_quiet_and_leaves_torchs_loggers_alone(capfd):
+    """torch's fake-tensor logger reports each side on which a kernel raises; symshape silences
+    it for its own thread only while it explores, and removes its filter afterwards."""
+    import logging
+
+    import torch.nn.functional as F
+    from torch._subclasses import fake_tensor
+
+    class Head(nn.Module):
+        def forward(self, x):
+            if x.size(2) > 10:
+                x = F.max_pool2d(x, 2)
+            return x
+
+    logger = logging.getLogger(fake_tensor.__name__)
+    before = list(logger.filters)
+    a = symshape.analyze(nn.Sequential(nn.Conv2d(1, 4, 3), Head()), (1, "H", "W"))
+    assert str(a.valid_sizes()) == "H ∈ [3, 12] and W ≥ 3; or H ≥ 13 and W ≥ 4"
+    assert logger.filters == before
+    assert "failed while attempting to run meta" not in capfd.readouterr().err
