@@ -125,6 +125,10 @@ def _size_arithmetic(target, args, kwargs, node: torch.fx.Node, where: str):
         raise UnsupportedOperation(target_name(target), where, node.format_node(), f"{type(e).__name__}: {e}") from e
 
 
+#: modules whose functions, called on sizes alone, are size arithmetic
+_SIZE_MODULES = frozenset({"_operator", "operator", "builtins", "math", None})
+
+
 def _plain_getattr(obj: Any, name: str) -> Any:
     """``getattr`` that reads a module's parameters, buffers and children from their dicts:
     while fx traces, ``nn.Module.__getattr__`` is patched to make proxies."""
@@ -204,7 +208,9 @@ class Propagator:
         args, kwargs = self._load(node.args), self._load(node.kwargs)
         rule = rule_for_function(node.target)
         scope = scope_of(node)
-        creates = rule is None and target_name(node.target).startswith(("torch.", "F."))
+        # a call without tensors: arithmetic on sizes (operator, builtins, math) is symshape's own;
+        # any other function (torch.zeros, a library's grid builder) runs on torch's fake tensors
+        creates = rule is None and getattr(node.target, "__module__", None) not in _SIZE_MODULES
         if not has_tensor((args, kwargs)) and not (rule is not None and rule.on_sizes) and not creates:
             self.env[node] = _size_arithmetic(node.target, args, kwargs, node, scope or "(model)")
             return

@@ -48,7 +48,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode, ShapeEnv
 from torch.utils._sympy import functions as tf
 from torch.utils._sympy.numbers import int_oo
-from torch.utils._sympy.value_ranges import ValueRanges
+from torch.utils._sympy.value_ranges import ValueRangeError, ValueRanges
 
 from .dims import FloorDiv, as_expr, canonical, decide, floor_div, size_symbol
 from .requirements import Requirement, literal, unless_not
@@ -63,6 +63,10 @@ MAX_LEAVES = 64
 class MetaRefusal(Exception):
     """torch's meta kernel gives no exact answer here (a size computed in floating point, one
     that depends on the data, more than MAX_LEAVES sides, a refusal at every size)."""
+
+
+class _Impossible(Exception):
+    """The answers taken on this run contradict each other: no size takes this side."""
 
 
 class _Env(ShapeEnv):
@@ -227,7 +231,10 @@ class _Env(ShapeEnv):
         self.at += 1
         self.decisions.append((orig_expr, value))
         self.memo[orig_expr] = value
-        self.assume(orig_expr if value else sympy.Not(orig_expr))
+        try:
+            self.assume(orig_expr if value else sympy.Not(orig_expr))
+        except ValueRangeError as e:  # torch's ranges became empty: this side is impossible
+            raise _Impossible(str(e)) from e
         return sympy.true if value else sympy.false
 
 
@@ -307,6 +314,9 @@ class _Symbols:
             return type(c)(self.expr_to_torch(c.lhs), self.expr_to_torch(c.rhs))
         if isinstance(c, (sympy.And, sympy.Or, sympy.Not)):
             return type(c)(*(self.cond_to_torch(a) for a in c.args))
+        if isinstance(c, sympy.logic.boolalg.ITE):  # (sympy folds Eq(Piecewise, x) into one)
+            a, b, d = (self.cond_to_torch(x) for x in c.args)
+            return sympy.Or(sympy.And(a, b), sympy.And(sympy.Not(a), d))
         raise MetaRefusal(f"the condition {c}")
 
     def symint(self, e) -> Any:
@@ -392,6 +402,7 @@ class _Leaf:
     syms: _Symbols
     value: Any = None  # the structure of shapes, converted to symshape's expressions
     error: str = ""  # torch's message on a side that raises
+    impossible: bool = False  # the path's answers contradict each other: no size is here
 
 
 @dataclass
@@ -481,16 +492,23 @@ _LIMITS = ("expected to contain only concrete integers", "data-dependent", "data
 def _run(call: Callable, args, kwargs, path: list[bool], facts: tuple = ()) -> tuple[_Leaf, list[bool]]:
     env = _Env(path)
     syms = _Symbols(env)
-    _input_facts((args, kwargs), syms)
-    for fact in facts:  # the case of a Piecewise input this run is in
-        env.assume(syms.cond_to_torch(fact))
     leaf = _Leaf(env.decisions, syms)
+    try:
+        _input_facts((args, kwargs), syms)
+        for fact in facts:  # the case of a Piecewise input this run is in
+            env.assume(syms.cond_to_torch(fact))
+    except ValueRangeError:
+        leaf.impossible = True
+        return leaf, env.path
     # the Python dispatcher, as torch.export uses it: Python meta kernels and decompositions for
     # ops whose C++ kernels need concrete sizes (F.pad, interpolate ...)
     with enable_python_dispatcher(), FakeTensorMode(shape_env=env, allow_non_fake_inputs=True):
         fake_args, fake_kwargs = _fake_args(args, syms), _fake_args(kwargs, syms)
         try:
             out = call(*fake_args, **fake_kwargs)
+        except _Impossible:
+            leaf.impossible = True
+            return leaf, env.path
         except MetaRefusal:
             raise
         except _REFUSALS as e:  # torch refuses on this side: a requirement, unless at every size
@@ -563,6 +581,9 @@ def _run_meta(call: Callable, args: tuple, kwargs: dict, what: str, facts: tuple
         leaves.append(leaf)
         for j in range(len(path), len(full)):  # the other side of each new branch, later
             todo.append(full[:j] + [not full[j]])
+    leaves = [leaf for leaf in leaves if not leaf.impossible]
+    if not leaves:
+        raise MetaRefusal(f"{what}: every side symshape explored contradicts itself")  # (_by_cases: no such case)
     if all(leaf.error for leaf in leaves):
         raise MetaRefusal(f"torch raises at every size: {leaves[0].error}")
     root = _collapse(_tree(leaves, 0))
@@ -614,6 +635,9 @@ def _by_cases(call, args, kwargs, what, facts, pw) -> MetaResult:
             results.append((here, run_meta(call, a, k, what, (*facts, *here))))
             leaves += results[-1][1].leaves
         except MetaRefusal as e:
+            if "contradicts itself" in str(e):  # no size is in this case
+                earlier.append(sympy.Not(cond))
+                continue
             if "at every size" not in str(e):
                 raise
             results.append((here, None))  # torch refuses this whole case
@@ -653,6 +677,8 @@ def _tree(leaves: list[_Leaf], depth: int) -> _Node:
     cond = leaves[0].decisions[depth][0]
     yes = [leaf for leaf in leaves if leaf.decisions[depth][1]]
     no = [leaf for leaf in leaves if not leaf.decisions[depth][1]]
+    if not yes or not no:  # the other side is impossible: no branch here
+        return _tree(yes or no, depth + 1)
     return _Node(cond, leaves[0].syms, _tree(yes, depth + 1), _tree(no, depth + 1))
 
 

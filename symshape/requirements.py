@@ -155,12 +155,26 @@ def literal(rel) -> tuple:
     if isinstance(rel, sympy.Ge):
         return rel.lhs, ">=", rel.rhs
     if isinstance(rel, sympy.Gt):
-        return rel.lhs, ">=", rel.rhs + 1
+        return _strict(rel.lhs, rel.rhs)
     if isinstance(rel, sympy.Le):
         return rel.rhs, ">=", rel.lhs
     if isinstance(rel, sympy.Lt):
-        return rel.rhs, ">=", rel.lhs + 1
+        return _strict(rel.rhs, rel.lhs)
     raise ValueError(f"a condition that is not a relation of sizes: {rel}")
+
+
+def _strict(a, b) -> tuple:
+    """``a > b`` for integer sizes as ``>=``: ``a >= b + 1`` -- after clearing the denominators
+    of its numbers (sympy writes ``3*L - 5 > 0`` as ``L > 5/3``, which is ``3*L >= 6``)."""
+    diff = sympy.together(as_expr(a, rational=True) - as_expr(b, rational=True))
+    num, den = sympy.fraction(diff)
+    if den == 1:
+        return a, ">=", b + 1
+    if not den.is_Integer:
+        raise ValueError(f"a condition that divides by a size: {a} > {b}")
+    if den < 0:
+        num, den = -num, -den
+    return num, ">=", 1  # num = den*(a - b) is an integer where a and b are sizes
 
 
 def unless_not(req: Requirement, conds: list) -> list[Requirement]:

@@ -1093,3 +1093,35 @@ def test_solve_flat_search_limit_and_bad_arguments():
             a.solve(bad)
     truth = scan(make, (1, "H", "W"), 12)
     assert members(a.solve(28), ("H", "W"), 12) == gives(truth, 28)
+
+
+def test_a_strict_condition_with_a_fraction_is_cleared_exactly():
+    """``Max(0, 3*L - 5)`` by cases: sympy writes the case ``3*L - 5 > 0`` as ``L > 5/3``, which
+    is ``L >= 2`` for integers, not ``L >= 5/3 + 1`` (found by the 10,000-model fuzz)."""
+    import sympy
+    import torch.nn.functional as F
+
+    from symshape.requirements import Requirement
+    from symshape.solve import solve_requirements
+
+    L = sympy.Symbol("L", positive=True, integer=True)
+    clipped = sympy.Max(0, 3 * L - 5)
+    assert str(solve_requirements(["L"], [("w", Requirement(clipped, ">=", 1, "x"))])) == "L ≥ 2"
+    assert str(solve_requirements(["L"], [("w", Requirement(clipped, "==", 1, "x"))])) == "L = 2"
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wt = nn.Parameter(torch.randn(1, 2, 3))
+            self.w = nn.Parameter(torch.randn(2, 2, 2))
+            self.pool = nn.AdaptiveAvgPool1d(2)
+
+        def forward(self, x):
+            x = F.conv_transpose1d(x, self.wt, stride=3, padding=2, output_padding=1)
+            x = torch.cat(F.conv1d(F.conv1d(x, self.w), self.w).chunk(1, dim=-1), -1)
+            return x + self.pool(x)
+
+    make = lambda head: Net()  # noqa: E731
+    a = analyze(make, (1, "L"))
+    truth = scan(make, (1, "L"), 30)
+    assert members(a.valid_sizes(), ("L",), 30) == runs(truth) == {(2,)}

@@ -168,11 +168,17 @@ def numel(ctx: Context, self):
 
 @function_rule(builtins.getattr)
 def tensor_attribute(ctx: Context, obj, name, *default):
-    """``x.shape`` and ``x.ndim``; other attributes of a traced tensor have no rule."""
+    """``x.shape`` and ``x.ndim``; attributes that do not depend on sizes as the analysis runs
+    the model (``dtype``: the tensor's, float32 where not tracked; ``device``: the CPU;
+    ``is_cuda``: False; ``.data``: the tensor); others go to torch's meta path."""
     if isinstance(obj, SymTensor):
         if name == "shape":
             return tuple(obj.shape)
         if name == "ndim":
             return obj.ndim
+        fixed = {"dtype": obj.dtype or torch.float32, "device": torch.device("cpu"), "is_cuda": False,
+                 "is_meta": False, "is_cpu": True, "data": obj}
+        if isinstance(name, str) and name in fixed:
+            return fixed[name]
         ctx.unsupported(f"tensor attribute {name!r}")
     return getattr(obj, name, *default)
