@@ -167,6 +167,7 @@ class Propagator:
         self.output: Any = None
         self._first_input = True
         self._meta_copies: dict[int, nn.Module] = {}
+        self._meta_cache: dict = {}  # meta results by call signature (see _meta)
 
     def result(self) -> Propagation:
         return Propagation(self.steps, self.output, self.in_features, self.rules_applied)
@@ -257,7 +258,7 @@ class Propagator:
             if kind == "module":
                 theirs = self._meta_module(scratch, module, call_args[1:], kwargs)
             else:
-                theirs = _meta(scratch, node, call_args, kwargs)
+                theirs = _meta(scratch, node, call_args, kwargs, self._meta_cache)
         except UnsupportedOperation:
             return _unknown_layout(value)
         theirs = _canonical_value(theirs)
@@ -273,7 +274,7 @@ class Propagator:
             if kind == "module":
                 value = _canonical_value(self._meta_module(ctx, module, call_args[1:], kwargs))
             else:
-                value = _canonical_value(_meta(ctx, node, call_args, kwargs))
+                value = _canonical_value(_meta(ctx, node, call_args, kwargs, self._meta_cache))
             family = "meta"
         else:
             try:
@@ -288,7 +289,7 @@ class Propagator:
                     raise
                 ctx = Context(name, op, node.format_node())
                 try:
-                    value = _canonical_value(_meta(ctx, node, call_args, kwargs))
+                    value = _canonical_value(_meta(ctx, node, call_args, kwargs, self._meta_cache))
                 except UnsupportedOperation as meta_refused:
                     raise UnsupportedArgument(refused.op, refused.where, refused.node,
                                               f"{refused.detail}; and {meta_refused.detail}") from None
@@ -346,8 +347,10 @@ _STRIDED_METHODS = frozenset({"view", "view_as", "unflatten", "is_contiguous", "
                               "storage_offset", "as_strided"})
 
 
-def _meta(ctx: Context, node: torch.fx.Node, args, kwargs):
-    """No hand rule: torch's own meta kernel, on every side of its branches (symshape.meta)."""
+def _meta(ctx: Context, node: torch.fx.Node, args, kwargs, cache: dict | None = None):
+    """No hand rule: torch's own meta kernel, on every side of its branches (symshape.meta).
+    ``cache``: results by the call's signature (the op, its arguments' shapes and values): the
+    twelve attention blocks of a ViT ask the same question twelve times."""
     if node.op == "call_method":
         name = node.target
         if name in _STRIDED_METHODS and isinstance(args[0], SymTensor) and args[0].known_strides is None:
@@ -359,15 +362,39 @@ def _meta(ctx: Context, node: torch.fx.Node, args, kwargs):
             return getattr(self, name)(*a, **k)
     else:
         call = node.target
-    return _meta_value(ctx, call, args, kwargs)
+    key = None
+    if cache is not None:
+        try:
+            key = (node.op, node.target, _signature(args), _signature(kwargs))
+            hash(key)
+        except TypeError:  # an argument that is not a plain value: not cached
+            key = None
+    return _meta_value(ctx, call, args, kwargs, cache, key)
 
 
-def _meta_value(ctx: Context, call, args, kwargs):
+def _signature(value):
+    """A hashable description of a call's argument: tensors by shape, layout and dtype."""
+    if isinstance(value, SymTensor):
+        return ("tensor", value.shape, value.contiguous, value.strides, value.dtype, value.index_bound)
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_signature(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((k, _signature(v)) for k, v in value.items())))
+    if isinstance(value, (torch.Tensor, nn.Module)):
+        raise TypeError("not a plain value")
+    return (type(value).__name__, value)
+
+
+def _meta_value(ctx: Context, call, args, kwargs, cache: dict | None = None, key=None):
     """``call``'s value from torch's meta kernels; its checks recorded on ``ctx``; a refusal named."""
-    try:
-        result = run_meta(call, tuple(args), dict(kwargs), ctx.op)
-    except MetaRefusal as e:
-        raise UnsupportedOperation(ctx.op, ctx.step, ctx.node, f"torch's meta kernel: {e}") from e
+    result = cache.get(key) if key is not None else None
+    if result is None:
+        try:
+            result = run_meta(call, tuple(args), dict(kwargs), ctx.op)
+        except MetaRefusal as e:
+            raise UnsupportedOperation(ctx.op, ctx.step, ctx.node, f"torch's meta kernel: {e}") from e
+        if key is not None:
+            cache[key] = result
     for r in result.requirements:
         ctx.require(r.lhs, r.relation, r.rhs, r.reason, unless=r.unless)
     return result.value

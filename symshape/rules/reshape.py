@@ -35,6 +35,12 @@ def by_strides(ctx: Context, x: SymTensor, what: str) -> None:
                     "know: whether torch accepts it depends on them; use reshape, or .contiguous() first")
 
 
+def _reshaped(x: SymTensor, out: SymTensor) -> SymTensor:
+    """A reshape's output: contiguous from a contiguous input; from another, a view or a copy
+    depending on the strides -- the same sizes either way, its layout not followed (fast)."""
+    return out if x.contiguous else out.with_shape(out.shape, contiguous=False)
+
+
 def flatten_shape(ctx: Context, x: SymTensor, start_dim: int, end_dim: int) -> SymTensor:
     """``out[start] = in[start] * ... * in[end]``; a 0-dim tensor becomes 1-dim."""
     if x.ndim == 0:
@@ -46,7 +52,7 @@ def flatten_shape(ctx: Context, x: SymTensor, start_dim: int, end_dim: int) -> S
     if start > end:
         ctx.refuse(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for a {x.ndim}D input")
     merged = canonical(product(x.shape[start : end + 1]))
-    return SymTensor((*x.shape[:start], merged, *x.shape[end + 1 :]))
+    return _reshaped(x, SymTensor((*x.shape[:start], merged, *x.shape[end + 1 :])))
 
 
 def _size_list(sizes) -> list:
@@ -80,31 +86,32 @@ def view_shape(ctx: Context, x: SymTensor, sizes: list, what: str) -> SymTensor:
     return SymTensor(tuple(canonical(s) for s in sizes))
 
 
-@method_rule("view", what="view")
-@method_rule("reshape", what="reshape")
+@method_rule("view", what="view", layout=True)
+@method_rule("reshape", what="reshape", layout=True)
 def view(ctx: Context, self, *sizes, what: str) -> SymTensor:
     """``out = sizes`` with one -1 inferred: ``numel / product(others)``."""
     x = tensor_arg(self, "self", ctx)
     if len(sizes) == 1 and isinstance(sizes[0], torch.dtype):
         ctx.unsupported("view(dtype)")
     by_strides(ctx, x, what)
-    return view_shape(ctx, x, _size_list(sizes), what)
+    return _reshaped(x, view_shape(ctx, x, _size_list(sizes), what))
 
 
-@function_rule(torch.reshape)
+@function_rule(torch.reshape, layout=True)
 def reshape_function(ctx: Context, input, shape) -> SymTensor:
     """``torch.reshape(input, shape)``: the view rule."""
-    return view_shape(ctx, tensor_arg(input, "input", ctx), list(shape), "reshape")
+    x = tensor_arg(input, "input", ctx)
+    return _reshaped(x, view_shape(ctx, x, list(shape), "reshape"))
 
 
-@module_rule(nn.Flatten)
+@module_rule(nn.Flatten, layout=True)
 def flatten_module(ctx: Context, module: nn.Flatten, x) -> SymTensor:
     """``out[start] = in[start] * ... * in[end]`` (start_dim=1, end_dim=-1 by default)."""
     return flatten_shape(ctx, tensor_arg(x, "input", ctx), module.start_dim, module.end_dim)
 
 
-@function_rule(torch.flatten)
-@method_rule("flatten")
+@function_rule(torch.flatten, layout=True)
+@method_rule("flatten", layout=True)
 def flatten(ctx: Context, input, start_dim=0, end_dim=-1) -> SymTensor:
     """``out[start] = in[start] * ... * in[end]`` (start_dim=0 by default)."""
     x = tensor_arg(input, "input", ctx)
