@@ -152,7 +152,7 @@ def _write(rows: list[dict], per_family: dict[str, str], path: str, elapsed: flo
         "torch.export runs with `Dim.AUTO` on H and W at 224×224.",
         "",
         f"**symshape analyzes and agrees with torch: {ok} / {len(rows)}; torch.export exports: "
-        f"{exported} / {len(rows)}**"
+        + (f"{exported} / {len(rows)}**" if any("export" in r for r in rows) else "not run (--no-export)**")
         + (f"; where both do, symshape is {sorted(speed)[len(speed) // 2]:.1f}× faster (median)." if speed else "."),
         "",
         "| family | model | symshape | why / first mismatch | analyze s | torch.export | export s |",
