@@ -420,7 +420,10 @@ def _fake_args(value: Any, syms: _Symbols):
     if isinstance(value, SymTensor):
         if value.index_bound is not None:
             raise MetaRefusal("the indices of a max pooling (their values matter)")
-        sizes, dtype = [syms.symint(d) for d in value.shape], value.dtype or torch.float32
+        # a negative fixed size: an earlier op's check fails at every size (that is the answer
+        # analyze() gives); this op is never reached, and runs here on an empty size instead
+        sizes = [0 if d.is_Integer and d < 0 else syms.symint(d) for d in value.shape]
+        dtype = value.dtype or torch.float32
         if value.strides is not None:  # a non-contiguous tensor whose strides are known: exactly those
             return torch.empty_strided(sizes, [syms.symint(s) for s in value.strides], dtype=dtype)
         return torch.empty(sizes, dtype=dtype)

@@ -354,3 +354,16 @@ def test_a_refusal_at_every_size_inside_a_traced_module_stays_that_refusal():
     with pytest.raises(symshape.InvalidInputSize, match="Softmax2d expects a 3D or 4D input"):
         symshape.analyze(Net(), (1, "T", "H", "W"))
     assert not torch_runs(Net(), (1, "T", "H", "W"), {"T": 2, "H": 3, "W": 3})
+
+
+def test_an_op_after_a_layer_refused_at_every_size_does_not_crash_the_meta_path():
+    """A transposed convolution whose output is -1 long at every size, then ops with no hand
+    rule: analyze() refuses every size (InvalidInputSize), never crashes making a fake tensor of
+    size -1 (found by the 10,000-model fuzz)."""
+    from strategies import Rearrange, Skip
+
+    net = nn.Sequential(Rearrange("mean", 1, 1), Skip(nn.Sequential(
+        nn.ConvTranspose1d(1, 2, 1, padding=1), Rearrange("permute", 1, 1), nn.Conv1d(2, 1, 1)), False))
+    with pytest.raises(symshape.InvalidInputSize, match="whatever L is"):
+        symshape.analyze(net, (1, "L"))
+    assert not any(torch_runs(net, (1, "L"), {"L": n}) for n in (1, 2, 5))
