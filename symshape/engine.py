@@ -12,14 +12,14 @@ import torch
 import torch.fx
 import torch.nn as nn
 
-from .dims import always_divisible, as_expr, canonical, floor_div
-from .errors import NotASize, SymshapeError, UnsupportedArgument, UnsupportedOperation
+from .dims import FloorDiv, always_divisible, as_expr, canonical, floor_div
+from .errors import InvalidInputSize, NotASize, SymshapeError, UnsupportedArgument, UnsupportedOperation, UntraceableModel
 from .requirements import Requirement, Rounding
-from .meta import MetaRefusal, run_meta
+from .meta import MetaRefusal, Side, merge_sides, run_meta
 from .modules import copy_model, is_lazy_parameter
 from .rules import Context, Rule, rule_for_function, rule_for_method, rule_for_module, target_name
 from .tensor import Pieces, SymTensor, elementwise_layout, has_tensor, shapes_of, tensors_in
-from .trace import scope_of
+from .trace import MAX_SIDES, ModelRaised, Path, is_dynamic, scope_of, trace
 
 __all__ = ["Propagation", "Propagator", "Step"]
 
@@ -111,6 +111,10 @@ def _size_arithmetic(target, args, kwargs, node: torch.fx.Node, where: str):
             "operator.floordiv", where, node.format_node(),
             f"{a} // {b}: symshape divides sizes by a positive int, or exactly",
         )
+    if target is operator.mod:
+        a, b = args
+        if isinstance(a, sympy.Basic) and not a.is_number and isinstance(b, (int, sympy.Integer)) and int(b) > 0:
+            return canonical(as_expr(a) - int(b) * floor_div(a, int(b)))  # Python's %: a - b*(a // b)
     if target in _COMPARISONS and any(isinstance(v, sympy.Basic) and not v.is_number for v in args):
         # a comparison of sizes stays symbolic, for torch._assert to turn into a requirement
         return _COMPARISONS[target](*(_number(v) for v in args))
@@ -157,17 +161,22 @@ class Propagator:
     can answer questions about ranks and sizes (``len(x.shape)``, ``for s in x.size()``).
     """
 
-    def __init__(self, root: nn.Module, x: SymTensor):
+    def __init__(self, root: nn.Module, x: SymTensor | None, inputs: tuple = (), shared: "Propagator | None" = None):
         self.root = root
         self.x = x
+        #: the values of the placeholders after ``x`` (a module's call traced on its own)
+        self.inputs = list(inputs)
+        #: ids of the modules whose Python branches on a size (set by symshape.trace)
+        self.forking: frozenset = frozenset()
         self.env: dict[torch.fx.Node, Any] = {}
         self.steps: list[Step] = []
         self.in_features: dict[str, sympy.Expr] = {}
         self.rules_applied: dict[str, str] = {}
         self.output: Any = None
         self._first_input = True
-        self._meta_copies: dict[int, nn.Module] = {}
-        self._meta_cache: dict = {}  # meta results by call signature (see _meta)
+        self._meta_copies: dict[int, nn.Module] = shared._meta_copies if shared is not None else {}
+        # meta results by call signature (see _meta)
+        self._meta_cache: dict = shared._meta_cache if shared is not None else {}
 
     def result(self) -> Propagation:
         return Propagation(self.steps, self.output, self.in_features, self.rules_applied)
@@ -182,8 +191,10 @@ class Propagator:
         getattr(self, f"_{node.op}")(node)
 
     def _placeholder(self, node: torch.fx.Node) -> None:
-        if self._first_input:
+        if self._first_input and self.x is not None:
             self.env[node], self._first_input = self.x, False
+        elif self.inputs:
+            self.env[node] = self.inputs.pop(0)
         elif node.args:
             self.env[node] = node.args[0]
         else:
@@ -244,6 +255,50 @@ class Propagator:
 
         return _meta_value(ctx, call, args, kwargs)
 
+    def _by_sides(self, ctx: Context, module: nn.Module, args, kwargs) -> tuple[Any, str]:
+        """A module whose Python branches on a size: its forward traced once per side of its
+        branches (symshape.trace.Path), each side under its conditions, and the sides merged
+        (symshape.meta.merge_sides): shapes that differ become Piecewise, a side on which the
+        model or torch raises a requirement with its message. Where that cannot be done, the
+        module runs whole under torch's meta kernels."""
+        try:
+            return _canonical_value(self._sides(ctx, module, args, kwargs)), "cases"
+        except (UnsupportedOperation, UntraceableModel, MetaRefusal) as refused:
+            scratch = Context(ctx.step, ctx.op, ctx.node)
+            try:
+                value = _canonical_value(self._meta_module(scratch, module, args, kwargs))
+            except UnsupportedOperation:
+                raise UnsupportedOperation(ctx.op, ctx.step, ctx.node, str(refused)) from refused
+            ctx.requirements += scratch.requirements
+            return value, "meta"
+
+    def _sides(self, ctx: Context, module: nn.Module, args, kwargs):
+        # the placeholders symshape.trace makes for the call, in its order
+        dynamic = [v for v in _flat([*args, *kwargs.values()]) if is_dynamic(v)]
+        where = "" if ctx.step == "(model)" else f"{ctx.step}."  # inner steps' names, qualified
+        sides: list[Side] = []
+        todo: list[list[bool]] = [[]]
+        while todo:
+            if len(sides) >= MAX_SIDES:
+                raise UntraceableModel(ctx.step, f"its Python branches on the sizes more than {MAX_SIDES} ways")
+            path = Path(todo.pop())
+            try:
+                traced = trace(module, lambda: Propagator(module, None, dynamic, self), path=path, call=(args, kwargs))
+            except ModelRaised as e:
+                sides.append(Side(path.decisions, error=e.message))
+            except InvalidInputSize as e:
+                sides.append(Side(path.decisions, error=f"{e.layer}: {e.reason}"))
+            else:
+                prop = traced.propagation
+                inner = [replace(r, reason=f"{where}{step.name}: {r.reason}")
+                         for step in prop.steps for r in step.requirements]
+                sides.append(Side(path.decisions, value=prop.output, requirements=inner))
+            todo += reversed(path.others())
+        result = merge_sides(sides, ctx.op)
+        for r in result.requirements:
+            ctx.require(r.lhs, r.relation, r.rhs, r.reason, r.kind, r.unless, r.backend_dependent, r.data_dependent)
+        return result.value
+
     def _layout(self, rule, node, name, op, kind, module, call_args, kwargs, value):
         """The strides of a hand rule's output for a non-contiguous input: an elementwise op's by
         torch's TensorIterator rule; another op's as torch's meta kernel computes them, where the
@@ -271,11 +326,13 @@ class Propagator:
         """Run ``rule`` for the call ``node``, record its step, and bind its value."""
         ctx = Context(name, op, node.format_node())
         if rule is None:
-            if kind == "module":
+            if kind == "module" and id(module) in self.forking:
+                value, family = self._by_sides(ctx, module, call_args[1:], kwargs)
+            elif kind == "module":
                 value = _canonical_value(self._meta_module(ctx, module, call_args[1:], kwargs))
             else:
                 value = _canonical_value(_meta(ctx, node, call_args, kwargs, self._meta_cache))
-            family = "meta"
+            family = "meta" if not (kind == "module" and id(module) in self.forking) else family
         else:
             try:
                 value = _canonical_value(_call_rule(rule, ctx, call_args, kwargs))
@@ -303,6 +360,8 @@ class Propagator:
         self.rules_applied[op] = family
         self.env[node] = value
         tensor_inputs = tensors_in((call_args, kwargs))
+        if family in ("meta", "cases") and kind == "module":  # no derivation: its floors are its roundings
+            ctx.roundings += _floors_added(tensor_inputs, value, op)
         if has_tensor(value):
             self.steps.append(Step(ctx.step, op, tuple(t.shape for t in tensor_inputs), shapes_of(value), family,
                                    tuple(ctx.requirements), node.name, kind, module, tuple(ctx.roundings),
@@ -398,6 +457,36 @@ def _meta_value(ctx: Context, call, args, kwargs, cache: dict | None = None, key
     for r in result.requirements:
         ctx.require(r.lhs, r.relation, r.rhs, r.reason, unless=r.unless)
     return result.value
+
+
+def _floors_added(inputs: list[SymTensor], value, op: str) -> list[Rounding]:
+    """The floor divisions in ``value``'s sizes that its inputs' sizes do not have: the divisions
+    a module run whole (or by sides) rounds, each under the conditions of the case it is in."""
+    seen = {f for t in inputs for d in t.shape for f in as_expr(d).atoms(FloorDiv)}
+    found: dict = {}
+
+    def walk(e, when: tuple) -> None:
+        if isinstance(e, sympy.Piecewise):
+            earlier: list = []
+            for v, c in e.args:
+                walk(v, (*when, *earlier, *(() if c is sympy.true else (c,))))
+                earlier.append(sympy.Not(c))
+            return
+        if isinstance(e, FloorDiv) and e not in seen:
+            found.setdefault((e, when), None)
+        for a in e.args:
+            walk(a, when)
+
+    for t in tensors_in(value):
+        for d in t.shape:
+            walk(as_expr(d), ())
+    return [Rounding(f.args[0], int(f.args[1]), f"{op}: a division by {f.args[1]}", when) for f, when in found]
+
+
+def _flat(value) -> list:
+    if isinstance(value, (tuple, list)) and not hasattr(value, "_fields"):
+        return [x for v in value for x in _flat(v)]
+    return [value]
 
 
 def _call_rule(rule: Rule, ctx: Context, args, kwargs):

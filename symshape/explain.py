@@ -295,9 +295,12 @@ def _case_notes(step) -> list[str]:
                 notes.append(f"for {when}: {shape_str(plain[1:])}")
         else:
             notes.append(f"more than {MAX_CASES} cases, decided by the sizes")
-    if step.rule == "meta":  # the checks on this step's sides: each message once
-        for reason in dict.fromkeys(r.reason for r in step.requirements):
+    if step.rule in ("meta", "cases"):  # the checks on this step's sides: each message once
+        reasons = list(dict.fromkeys(r.reason for r in step.requirements))
+        for reason in reasons[:MAX_CASES]:
             notes.append("raises where its check fails: " + reason.replace("{{", "{").replace("}}", "}"))
+        if len(reasons) > MAX_CASES:
+            notes.append(f"... and {len(reasons) - MAX_CASES} more checks (Analysis.requirements lists them)")
     return notes
 
 

@@ -37,7 +37,7 @@ import logging
 import re
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import sympy
@@ -54,7 +54,7 @@ from .dims import FloorDiv, as_expr, canonical, decide, floor_div, size_symbol
 from .requirements import Requirement, literal, unless_not
 from .tensor import SymTensor, standard_strides
 
-__all__ = ["MAX_LEAVES", "MetaRefusal", "MetaResult", "run_meta"]
+__all__ = ["MAX_LEAVES", "MetaRefusal", "MetaResult", "Side", "merge_sides", "run_meta"]
 
 #: the most runs of one op (sides of its branches) before symshape refuses it
 MAX_LEAVES = 64
@@ -189,6 +189,12 @@ class _Env(ShapeEnv):
             expr = expr.subs(old, new)
         return expr
 
+    def _plain_question(self, expr) -> str:
+        try:
+            return str(self.syms.expr_from_torch(expr)) if self.syms is not None else str(expr)
+        except Exception:  # a question symshape's sizes cannot write: torch's own text
+            return str(expr)
+
     def guard_or_defer_runtime_assert(self, orig_expr, msg, fx_node=None) -> bool:
         """``torch._check`` on a size: a branch like any other (torch raises on its false side)."""
         return bool(self.evaluate_expr(orig_expr))
@@ -223,6 +229,9 @@ class _Env(ShapeEnv):
             # last?): the sizes come out the same either way, so it is no branch
             fallback = kwargs.get("fallback_value")
             return sympy.true if fallback else sympy.false
+        if len(self.decisions) >= MAX_LEAVES:  # a loop on a size (``while h > 8``) never ends on one side
+            raise MetaRefusal(f"the Python branches on the sizes more than {MAX_LEAVES} times on one side "
+                              f"(the last condition: {self._plain_question(orig_expr)})")
         if self.at < len(self.path):
             value = self.path[self.at]
         else:
@@ -662,6 +671,46 @@ def _by_cases(call, args, kwargs, what, facts, pw) -> MetaResult:
     return MetaResult(_build(value), requirements, leaves)
 
 
+@dataclass
+class Side:
+    """One side of a module's branches on sizes, traced by symshape (not by torch): the
+    conditions asked and their answers (in symshape's sizes), and the value it returns with the
+    requirements met on the way, or the message of the error raised on it."""
+
+    decisions: list
+    value: Any = None
+    requirements: list = field(default_factory=list)
+    error: str = ""
+
+
+class _Ours:
+    """The symbol conversion of sides traced by symshape: none."""
+
+    from_torch: dict = {}
+
+    @staticmethod
+    def expr_from_torch(e):
+        return e
+
+
+def merge_sides(sides: list[Side], what: str) -> MetaResult:
+    """The sides merged as run_meta merges torch's: sides that end alike are one; values that
+    differ become Piecewise; a side that raises becomes the requirement that one of its
+    conditions fails; each side's own requirements hold only on it. Raises MetaRefusal where
+    the sides return different structures, and InvalidInputSize-worthy ``MetaRefusal`` ("raises
+    at every size") when every side raises."""
+    leaves = [_Leaf(list(s.decisions), _Ours, None if s.error else _packed(s.value), s.error) for s in sides]
+    if all(leaf.error for leaf in leaves):
+        raise MetaRefusal(f"{what} raises at every size: {leaves[0].error}")
+    root = _collapse(_tree(leaves, 0))
+    requirements: list[Requirement] = []
+    value = _emit(root, [], requirements, what)
+    for side in sides:
+        here = [c if answer else sympy.Not(c) for c, answer in side.decisions]
+        requirements += [out for req in side.requirements for out in unless_not(req, here)]
+    return MetaResult(_build(value), requirements, len(sides))
+
+
 def _packed(value):
     """A built value back in the form _cases merges."""
     if isinstance(value, SymTensor):
@@ -792,7 +841,28 @@ def _agree(a, b, cond) -> bool:
     if values is None:
         return False
     x, xs = values
-    return all(sympy.simplify(a.xreplace({x: v}) - b.xreplace({x: v})) == 0 for v in xs)
+    diffs = [a.xreplace({x: v}) - b.xreplace({x: v}) for v in xs]
+    others = sorted(set().union(*(d.free_symbols for d in diffs)), key=str)
+    for probe in (1, 5, 37, 250, 1031):  # a difference at a few sizes refutes at once (simplify is slow)
+        point = {y: probe + 13 * i for i, y in enumerate(others)}
+        if any(d.xreplace(point) != 0 for d in diffs):
+            return False
+    return all(_zero(d) for d in diffs)
+
+
+def _zero(d) -> bool:
+    """Whether ``d`` is 0 at every size (False where that is not proved): a Piecewise is 0 where
+    each of its values is."""
+    if d == 0:
+        return True
+    if d.has(sympy.Piecewise):
+        folded = sympy.piecewise_fold(d)
+        if isinstance(folded, sympy.Piecewise):
+            return all(_zero(v) for v, _ in folded.args)
+        if folded.has(sympy.Piecewise):
+            return False
+        d = folded
+    return sympy.simplify(d) == 0
 
 
 def _few_values(cond):

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import sympy
 
-from .dims import always_divisible, as_expr, smallest_value
+from .dims import FloorDiv, always_divisible, as_expr, smallest_value
 
 __all__ = ["KINDS", "RELATIONS", "Relation", "Requirement", "Rounding", "by_cases", "literal", "unless_not"]
 
@@ -144,11 +144,16 @@ class Rounding:
     numerator: sympy.Expr
     divisor: int
     what: str
+    #: the conditions under which the layer divides so (one side of a branch on a size); () always
+    when: tuple = ()
 
 
 def literal(rel) -> tuple:
     """A relation as (lhs, relation, rhs) in Requirement's vocabulary (sizes are integers)."""
     if isinstance(rel, sympy.Eq):
+        remainder = _remainder(rel.lhs - rel.rhs)
+        if remainder is not None:  # a - q*(a // q) == 0: a divisible by q
+            return remainder[0], "divisible", remainder[1]
         return rel.lhs, "==", rel.rhs
     if isinstance(rel, sympy.Ne):
         return rel.lhs, "!=", rel.rhs
@@ -161,6 +166,22 @@ def literal(rel) -> tuple:
     if isinstance(rel, sympy.Lt):
         return _strict(rel.rhs, rel.lhs)
     raise ValueError(f"a condition that is not a relation of sizes: {rel}")
+
+
+def _remainder(e) -> tuple | None:
+    """``(a, q)`` when ``e`` is ``a % q`` (``a - q*floor(a/q)``, or ``Mod(a, q)``) or its negation."""
+    e = as_expr(e)
+    for sign in (1, -1):
+        f = sign * e
+        if isinstance(f, sympy.Mod) and f.args[1].is_Integer and f.args[1] > 0:
+            return f.args[0], f.args[1]
+        floors = f.atoms(FloorDiv)
+        if len(floors) == 1:
+            (fd,) = floors
+            p, q = fd.args
+            if q.is_Integer and q > 0 and sympy.expand(f - (p - q * fd)) == 0:
+                return p, q
+    return None
 
 
 def _strict(a, b) -> tuple:

@@ -26,7 +26,7 @@ import sympy
 
 from .dims import FloorDiv, as_expr, batch_symbol, divisors, floor_div, positive_int, size_symbol
 from .quasi import Unsolvable, quasi
-from .requirements import RELATIONS, Requirement, by_cases
+from .requirements import RELATIONS, Requirement, by_cases, unless_not
 from .sizes import IntSet, SizeSet
 
 __all__ = ["Unsolvable", "divisible_set", "exact_sizes", "solve_flat", "solve_requirements", "valid_sizes"]
@@ -237,7 +237,59 @@ def _difference(box: Box, remove: list[Box], names: Sequence[str]) -> list[Box]:
     return pieces
 
 
+def _dominated(lhs, rhs, box: Box, names: Sequence[str]) -> list[Box] | None:
+    """Boxes where ``lhs == rhs`` for products of per-size terms ``c·∏f_n == d·∏g_n`` in which one
+    side dominates the other size by size: with ``d/c = ∏k_n`` (``k_n`` the divisor of ``g_n``'s
+    floor division, 1 without one), ``f_n >= k_n·g_n >= 0`` and ``f_n >= 1`` on the box. Then the
+    products are equal exactly where every ``f_n == k_n·g_n`` (a view that merges ``H·W`` into
+    ``16·floor(H/4)·floor(W/4)``: H and W divisible by 4). None where this does not apply."""
+    def split(e):
+        parts = _split_product(e, names)
+        if parts is None:
+            return None
+        c, out = parts[0], {}
+        for n, f in parts[1].items():  # 2*H - 2 is 2*(H - 1): constants join the coefficient
+            content, out[n] = as_expr(f).as_content_primitive()
+            c *= content
+        return c, out
+
+    for a, b in ((lhs, rhs), (rhs, lhs)):
+        sa, sb = split(a), split(b)
+        if sa is None or sb is None or not sa[0].is_number or not sb[0].is_number or sa[0] <= 0 or sb[0] <= 0:
+            continue
+        fs, gs = dict(sa[1]), dict(sb[1])
+        for n in list(fs):  # a factor both sides share (the batch size), positive: it cancels
+            if gs.get(n) == fs[n] and _at_least_everywhere(fs[n], 1, box[n], size_symbol(n)):
+                del fs[n], gs[n]
+        if set(gs) - set(fs):
+            continue
+        ks = {}
+        for n in fs:
+            floors = as_expr(gs.get(n, 1)).atoms(FloorDiv)
+            ks[n] = int(next(iter(floors)).args[1]) if len(floors) == 1 else 1
+        if sympy.Rational(sb[0], sa[0]) != math.prod(ks.values()):
+            continue
+        out = dict(box)
+        for n, f in fs.items():
+            x, g = size_symbol(n), ks[n] * gs.get(n, sympy.Integer(1))
+            if not (_at_least_everywhere(f - g, 0, box[n], x) and _at_least_everywhere(g, 0, box[n], x)
+                    and _at_least_everywhere(f, 1, box[n], x)):
+                break
+            out[n] = out[n] & _univariate(f - g, "==", 0, x)
+        else:
+            return [] if any(v.is_empty for v in out.values()) else [out]
+    return None
+
+
 def _multivariate(req_lhs, relation: str, rhs, box: Box, names: Sequence[str], text: str) -> list[Box]:
+    if relation in ("==", "!="):
+        terms = sympy.Add.make_args(as_expr(req_lhs) - as_expr(rhs))
+        if len(terms) == 2 and any(t.could_extract_minus_sign() for t in terms) \
+                and not all(t.could_extract_minus_sign() for t in terms):
+            pos, neg = sorted(terms, key=lambda t: t.could_extract_minus_sign())
+            hit = _dominated(pos, -neg, box, names)
+            if hit is not None:
+                return hit if relation == "==" else _difference(box, hit, names)
     if not rhs.is_number:
         raise Unsolvable(f"{text}: both sides depend on the input size")
     rhs_value = sympy.Rational(rhs)
@@ -418,7 +470,8 @@ def exact_sizes(analysis, batch: int = 1, ignore_declared: bool = False, square:
     reqs = [(w, r) for w, r in analysis.requirements if not (ignore_declared and r.kind == "declared")]
     for step in analysis.steps:
         for rd in step.roundings:
-            reqs.append((step.name, Requirement(rd.numerator, "divisible", rd.divisor, rd.what)))
+            exact = Requirement(rd.numerator, "divisible", rd.divisor, rd.what)
+            reqs += [(step.name, r) for r in unless_not(exact, list(rd.when))]
     ties, groups = _square_ties(analysis) if square else ({}, None)
     return solve_requirements(analysis.size_names, reqs, batch, ties, groups)
 

@@ -9,6 +9,7 @@ straight chain built directly, with no tracing.
 from __future__ import annotations
 
 import inspect
+import itertools
 import os
 import traceback
 from dataclasses import dataclass
@@ -19,10 +20,12 @@ import torch
 import torch.fx
 import torch.nn as nn
 
+from .dims import decide
 from .errors import SymshapeError, UnsupportedOperation, UntraceableModel
 from .rules import rule_for_module, vision
+from .tensor import SymTensor
 
-__all__ = ["Traced", "scope_of", "trace"]
+__all__ = ["MAX_SIDES", "ModelRaised", "Path", "SizeBranch", "Traced", "is_dynamic", "scope_of", "trace"]
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
 _OWN_DIR = os.path.dirname(__file__)
@@ -60,6 +63,94 @@ def _is_leaf(m: nn.Module) -> bool:
     return mod.startswith("torch.nn") or mod.startswith("torch.ao.nn")
 
 
+#: the most sides a module's Python branches on sizes are followed on (see :class:`Path`)
+MAX_SIDES = 64
+
+
+class SizeBranch(torch.fx.proxy.TraceError):
+    """Python branched on a condition that depends on the input size (``if h % 32:``), in a
+    trace that does not follow branches: the module is traced again, once a side (:class:`Path`)."""
+
+    def __init__(self, cond: sympy.Basic):
+        self.cond = cond
+        super().__init__(
+            f"symbolically traced variables cannot be used as inputs to control flow: the "
+            f"condition {cond} depends on the input size"
+        )
+
+
+class ModelRaised(Exception):
+    """The model's own code raised (``raise ValueError(...)``, ``assert``) on the side traced:
+    torch would raise there too. ``message``: the model's message."""
+
+    def __init__(self, message: str):
+        self.message = message
+        super().__init__(message)
+
+
+def _condition(value) -> sympy.Basic:
+    """What Python's ``bool()`` asks of a size value: a relation, or ``value != 0``."""
+    if isinstance(value, sympy.Expr) and not isinstance(value, sympy.logic.boolalg.Boolean):
+        return sympy.Ne(value, 0)
+    return value
+
+
+class Path:
+    """One side of every Python branch on a size: the answers to the conditions in the order
+    the forward asks them. The first ``len(forced)`` new conditions get the answers ``forced``,
+    later ones True; a condition already answered (or its negation) gets the same answer, and
+    one that holds at every size or none (symshape.dims.decide) is no branch.
+    """
+
+    def __init__(self, forced: list[bool] | tuple = ()):
+        self.forced = list(forced)
+        self.decisions: list[tuple[sympy.Basic, bool]] = []
+
+    def restart(self) -> None:
+        self.decisions = []
+
+    def decide(self, value) -> bool:
+        cond = _condition(value)
+        if cond in (sympy.true, sympy.false):
+            return bool(cond)
+        for c, answer in self.decisions:
+            if c == cond:
+                return answer
+            if c == sympy.Not(cond):
+                return not answer
+        pinned = {c.lhs: c.rhs for c, answer in self.decisions
+                  if answer and isinstance(c, sympy.Eq) and c.lhs.is_Symbol and c.rhs.is_Integer}
+        known = cond.xreplace(pinned) if pinned else cond
+        if known in (sympy.true, sympy.false):
+            return bool(known)
+        settled = decide(known)
+        if settled is not None:
+            return settled
+        if len(self.decisions) >= MAX_SIDES:
+            raise UntraceableModel("a module", f"its Python branches on the sizes more than {MAX_SIDES} times "
+                                               f"on one side (the last condition: {cond})")
+        i = len(self.decisions)
+        answer = self.forced[i] if i < len(self.forced) else True
+        self.decisions.append((cond, answer))
+        return answer
+
+    def conditions(self) -> list[sympy.Basic]:
+        """The conditions that hold on this side."""
+        return [c if answer else sympy.Not(c) for c, answer in self.decisions]
+
+    def others(self) -> list[list[bool]]:
+        """The answers that lead to the other side of each branch this side took first."""
+        answers = [a for _, a in self.decisions]
+        return [answers[:j] + [not answers[j]] for j in range(len(self.forced), len(answers))]
+
+
+def is_dynamic(value) -> bool:
+    """A value that depends on the input size: a tensor or a size expression."""
+    if isinstance(value, sympy.Basic):
+        return bool(value.free_symbols)
+    return isinstance(value, SymTensor)
+
+
 class _Tracer(torch.fx.Tracer):
     """torch.fx's tracer, told each node's symbolic value as it is made.
 
@@ -69,7 +160,8 @@ class _Tracer(torch.fx.Tracer):
     ``if x.dim() == 3:``. A condition that depends on the input size still cannot be traced.
     """
 
-    def __init__(self, propagator=None, leaves: frozenset = frozenset()):
+    def __init__(self, propagator=None, leaves: frozenset = frozenset(), path: Path | None = None,
+                 call: tuple | None = None):
         # buffers become graph nodes, so that slicing one by a size (``self.mask[:, :, :T, :T]``)
         # is an op with a rule rather than Python indexing a real tensor with a traced value
         super().__init__()
@@ -77,6 +169,31 @@ class _Tracer(torch.fx.Tracer):
         self.propagator = propagator
         #: modules whose forward fx could not follow: called whole (torch's meta kernels run them)
         self.leaves = leaves
+        #: the side of each branch on a size to follow (None: such a branch stops the trace)
+        self.path = path
+        #: the root's call ``(args, kwargs)``, symbolic values among them, when tracing one call
+        self.call = call
+
+    def create_args_for_root(self, root_fn, is_module, concrete_args=None):
+        if self.call is None:
+            return super().create_args_for_root(root_fn, is_module, concrete_args)
+        counter = itertools.count()
+
+        def bind(v):
+            if is_dynamic(v):
+                return self.create_proxy("placeholder", f"input_{next(counter)}", (), {})
+            if isinstance(v, (tuple, list)) and not hasattr(v, "_fields"):
+                return type(v)(bind(x) for x in v)
+            return v
+
+        args, kwargs = self.call
+        bound_args = [bind(a) for a in args]
+        bound_kwargs = {k: bind(v) for k, v in kwargs.items()}
+
+        def call(root):
+            return root_fn(root, *bound_args, **bound_kwargs)
+
+        return call, [self.root]
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return _is_leaf(m) or id(m) in self.leaves
@@ -112,10 +229,9 @@ class _Tracer(torch.fx.Tracer):
                 isinstance(value, sympy.Basic) and value.is_Integer):
             return bool(value)  # the same at every size: the branch taken is the only one
         if isinstance(value, sympy.Basic):
-            raise torch.fx.proxy.TraceError(
-                f"symbolically traced variables cannot be used as inputs to control flow: the "
-                f"condition {value} depends on the input size"
-            )
+            if self.path is not None:
+                return self.path.decide(value)
+            raise SizeBranch(value)
         return super().to_bool(obj)
 
     def iter(self, obj: torch.fx.Proxy):
@@ -137,6 +253,13 @@ class _SizedMixin:
 
     def __getattr__(self, k: str):
         return _SizedAttribute(self, k)
+
+    def __format__(self, spec: str) -> str:
+        # f"got {h}x{w}" in a model's message: the size as symshape writes it ("HxW")
+        value = self.tracer.value(self)
+        if isinstance(value, sympy.Basic):
+            return format(str(value), spec)
+        return super().__format__(spec)
 
 
 class _SizedProxy(_SizedMixin, torch.fx.Proxy):
@@ -201,7 +324,8 @@ def _user_frame(tb) -> str:
 MAX_WHOLE_MODULES = 32
 
 
-def trace(model: nn.Module, propagator=None, whole: frozenset = frozenset()) -> Traced:
+def trace(model: nn.Module, propagator=None, whole: frozenset = frozenset(), path: Path | None = None,
+          call: tuple | None = None) -> Traced:
     """Trace ``model``'s forward into a graph; raises :class:`UntraceableModel` when fx cannot.
 
     ``propagator`` (optional) is a callable making a fresh propagator, which computes each node's
@@ -210,66 +334,123 @@ def trace(model: nn.Module, propagator=None, whole: frozenset = frozenset()) -> 
 
     Where fx cannot follow a module's forward (Python that branches on a size, ``isinstance`` of
     a traced value, ``int()`` of a size ...), that module becomes one call of the graph, and the
-    trace starts again: the engine runs such a call whole under torch's meta kernels with every
-    branch explored (symshape.meta), so the module's own Python decides, as in torch. ``whole``
-    names modules (qualified names; ``""`` the model) to run whole from the start.
+    trace starts again. The propagator is told which of those modules branch on a size
+    (``forking``: their ids): the engine traces such a module again once per side of its
+    branches (``path``) and merges the sides; the others run whole under torch's meta kernels
+    (symshape.meta), so the module's own Python decides, as in torch. ``whole`` names modules
+    (qualified names; ``""`` the model) to run whole from the start.
+
+    With ``path`` (one side of each branch) and ``call`` (the root's arguments), one call of
+    ``model`` is traced down that side; where the model's own code raises on it,
+    :class:`ModelRaised` carries its message.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"symshape analyzes an nn.Module, got {type(model).__name__}")
-    if "" in whole:
-        return _fed(_leaf_graph(model), model, propagator)
-    graph = _leaf_graph(model) if _is_leaf(model) else _fast_sequential(model)
-    if graph is not None:
-        return _fed(graph, model, propagator)
+    if call is None:
+        if "" in whole:
+            return _fed(_leaf_graph(model), model, propagator)
+        graph = _leaf_graph(model) if _is_leaf(model) else _fast_sequential(model)
+        if graph is not None:
+            return _fed(graph, model, propagator)
     vision.register()  # torchvision's rules, before fx swaps its wrapped functions for patches
-    ids: set[int] = {id(model.get_submodule(q)) for q in whole}
-    why: dict[str, UntraceableModel] = {}  # what stopped fx in each module now run whole
+    state = _Retry(model, propagator, call, {id(model.get_submodule(q)) for q in whole})
     while True:
         prop = propagator() if propagator is not None else None
-        tracer = _Tracer(prop, frozenset(ids))
+        if prop is not None:
+            prop.forking = frozenset(state.forking)
+        if path is not None:
+            path.restart()
+        tracer = _Tracer(prop, frozenset(state.ids), path, call)
         try:
-            graph = tracer.trace(model, concrete_args=_defaults(model))
+            graph = tracer.trace(model, concrete_args=None if call is not None else _defaults(model))
             if prop is not None:
                 for node in graph.nodes:  # the output node, and any node fx made without a proxy
                     tracer._feed(node)
             return Traced(graph, model, prop.result() if prop is not None else None)
         except UnsupportedOperation as e:
-            stopped = why.get(e.where)
-            if stopped is not None:
-                # a module run whole that torch's meta kernels cannot answer either: fx's reason
-                raise stopped from e
-            # an op inside a module that no rule answers: the module runs whole (torch's meta
-            # kernels on every branch); if that refuses too, this op's refusal is the answer
-            stack = list(tracer.module_stack.values())
-            where = stack[-1][0] if stack else ""
-            if not where:
-                try:
-                    return _fed(_leaf_graph(model), model, propagator)
-                except SymshapeError:
-                    raise e from None
-            failing = model.get_submodule(where)
-            if id(failing) in ids or len(ids) >= MAX_WHOLE_MODULES:
-                raise
-            ids.add(id(failing))
-            why[where] = e
+            done = state.unsupported(e, tracer)
         except SymshapeError:  # a size torch refuses at every size, and the like: the answer
             raise
         except Exception as e:  # fx raises TraceError, TypeError, ... from inside user code
-            stack = list(tracer.module_stack.values())
-            where = stack[-1][0] if stack else ""
-            cls = stack[-1][1] if stack else type(model)
-            name = f"{cls.__name__} at {where!r}" if where else f"{cls.__name__} (the model itself)"
-            stopped = UntraceableModel(name, f"{type(e).__name__}: {e}", _user_frame(e.__traceback__), HINT)
-            if not where:  # the model's own forward: run it whole
-                try:
-                    return _fed(_leaf_graph(model), model, propagator)
-                except SymshapeError as refused:
-                    raise stopped from refused
-            failing = model.get_submodule(where)
-            if id(failing) in ids or len(ids) >= MAX_WHOLE_MODULES:
+            if path is not None and _raised_by_model(e):
+                raise ModelRaised(f"{type(e).__name__}: {e}") from e
+            done = state.untraceable(e, tracer)
+        if done is not None:
+            return done
+
+
+class _Retry:
+    """What :func:`trace` learned from the attempts that stopped: the modules to call whole
+    (``ids``), those among them whose Python branches on a size (``forking``), and why fx
+    stopped in each (``why``, by qualified name)."""
+
+    def __init__(self, model: nn.Module, propagator, call, ids: set[int]):
+        self.model, self.propagator, self.call = model, propagator, call
+        self.ids, self.forking = ids, set()
+        self.why: dict[str, UntraceableModel] = {}
+
+    def unsupported(self, e: UnsupportedOperation, tracer) -> Traced | None:
+        """An op inside a module that no rule answers: the module runs whole (torch's meta
+        kernels on every branch); if that refuses too, this op's refusal is the answer."""
+        stopped = self.why.get(e.where)
+        if stopped is not None:
+            # a module run whole that torch's meta kernels cannot answer either: fx's reason
+            raise stopped from e
+        stack = list(tracer.module_stack.values())
+        where = stack[-1][0] if stack else ""
+        if not where:
+            if self.call is not None:
+                raise e
+            try:
+                return _fed(_leaf_graph(self.model), self.model, self.propagator)
+            except SymshapeError:
+                raise e from None
+        failing = self.model.get_submodule(where)
+        if id(failing) in self.ids or len(self.ids) >= MAX_WHOLE_MODULES:
+            raise e
+        self.ids.add(id(failing))
+        self.why[where] = e
+        return None
+
+    def untraceable(self, e: Exception, tracer) -> Traced | None:
+        """fx could not follow a module's forward: it is called whole from now on (traced by
+        sides of its branches when it branched on a size)."""
+        stack = list(tracer.module_stack.values())
+        where = stack[-1][0] if stack else ""
+        cls = stack[-1][1] if stack else type(self.model)
+        name = f"{cls.__name__} at {where!r}" if where else f"{cls.__name__} (the model itself)"
+        stopped = UntraceableModel(name, f"{type(e).__name__}: {e}", _user_frame(e.__traceback__), HINT)
+        if not where:  # the model's own forward: run it whole (or by sides of its branches)
+            if self.call is not None:
                 raise stopped from e
-            ids.add(id(failing))
-            why[where] = stopped
+            try:
+                return _fed(_leaf_graph(self.model), self.model, self.propagator, isinstance(e, SizeBranch))
+            except SymshapeError as refused:
+                raise stopped from refused
+        failing = self.model.get_submodule(where)
+        if id(failing) in self.ids or len(self.ids) >= MAX_WHOLE_MODULES:
+            raise stopped from e
+        self.ids.add(id(failing))
+        if isinstance(e, SizeBranch):
+            self.forking.add(id(failing))
+        self.why[where] = stopped
+        return None
+
+
+#: what a model's own code raises to refuse an input (``raise ValueError``, ``assert``)
+_MODEL_ERRORS = (AssertionError, ValueError, RuntimeError, IndexError)
+
+
+def _raised_by_model(e: BaseException) -> bool:
+    """Whether ``e`` is the model's own refusal: raised by a line of the model's code (outside
+    torch and symshape) and not fx's report that it cannot follow the code."""
+    if not isinstance(e, _MODEL_ERRORS) or isinstance(e, torch.fx.proxy.TraceError):
+        return False
+    frames = traceback.extract_tb(e.__traceback__)
+    if not frames:
+        return False
+    path = os.path.abspath(frames[-1].filename)
+    return not (path.startswith(_TORCH_DIR) or path.startswith(_OWN_DIR))
 
 
 def _defaults(model: nn.Module) -> dict[str, Any] | None:
@@ -285,11 +466,14 @@ def _defaults(model: nn.Module) -> dict[str, Any] | None:
     return out or None
 
 
-def _fed(graph: torch.fx.Graph, model: nn.Module, propagator) -> Traced:
-    """A graph built directly, its values computed by a fresh propagator."""
+def _fed(graph: torch.fx.Graph, model: nn.Module, propagator, forks: bool = False) -> Traced:
+    """A graph built directly, its values computed by a fresh propagator (told that the model
+    branches on a size when ``forks``)."""
     if propagator is None:
         return Traced(graph, model)
     prop = propagator()
+    if forks:
+        prop.forking = frozenset({id(model)})
     for node in graph.nodes:
         prop.feed(node)
     return Traced(graph, model, prop.result())

@@ -46,10 +46,11 @@ class DataOuter(Outer):
         self.body = DataBranchy()
 
 
-def test_a_branch_on_sizes_runs_whole_under_torchs_meta_kernels():
-    """fx cannot follow ``if x.size(2) > 10``; the module then runs whole, every side explored."""
+def test_a_branch_on_sizes_is_traced_once_per_side():
+    """fx cannot follow ``if x.size(2) > 10``; the module is then one step, traced down each side
+    of the branch under its condition, and the sides merged."""
     a = symshape.analyze(Outer(), (1, "H", "W"))
-    assert [s.name for s in a.steps] == ["body"] and a.steps[0].rule == "meta"
+    assert [s.name for s in a.steps] == ["body"] and a.steps[0].rule == "cases"
     assert a.at(H=12, W=12).output_shape == (1, 4, 10, 10)
     assert a.at(H=13, W=13).output_shape == (1, 4, 5, 5)
     assert_agrees(Outer(), (1, "H", "W"), grid(("H", "W"), [1, 3, 4, 12, 13, 14]))

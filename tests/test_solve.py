@@ -185,3 +185,28 @@ def test_solver_errors_are_clear():
         a.solve(-1)
     with pytest.raises(KeyError, match="fc1, fc2"):
         a.solve(10, layer="fc9")
+
+
+class SpaceToDepth(nn.Module):
+    """TResNet's space-to-depth: a view whose element count ties H*W to 16*floor(H/4)*floor(W/4)."""
+
+    def __init__(self, block: int):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x):
+        n, c, h, w = x.size()
+        b = self.block
+        x = x.view(n, c, h // b, b, w // b, b).permute(0, 3, 5, 1, 2, 4)
+        return x.reshape(n, c * b * b, h // b, w // b)
+
+
+@pytest.mark.parametrize("block", [2, 3, 4])
+def test_a_view_tying_both_sizes_through_their_floors_is_solved_exactly(block):
+    """c*H*W == c*b*b*floor(H/b)*floor(W/b): each size dominates its floor term, so the equality
+    holds exactly where H and W are both multiples of b (the solver's dominated-product case)."""
+    model = SpaceToDepth(block)
+    a = symshape.analyze(model, (2, "H", "W"))
+    valid = members(a.valid_sizes(), ["H", "W"], 13)
+    assert valid == scan(model, (2, "H", "W"), ["H", "W"], 13)
+    assert valid == {(h, w) for h in range(block, 14, block) for w in range(block, 14, block)}

@@ -1125,3 +1125,36 @@ def test_a_strict_condition_with_a_fraction_is_cleared_exactly():
     a = analyze(make, (1, "L"))
     truth = scan(make, (1, "L"), 30)
     assert members(a.valid_sizes(), ("L",), 30) == runs(truth) == {(2,)}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(0, 2), st.integers(-3, 2), st.integers(0, 2),
+       st.integers(-3, 2), st.integers(1, 3), st.booleans(), st.sampled_from(["==", "!="]), st.booleans())
+@example(kh=4, kw=4, sh=0, th=0, sw=0, tw=0, c=3, batch=True, rel="==", swap=False)
+@example(kh=2, kw=3, sh=0, th=1, sw=0, tw=0, c=1, batch=False, rel="==", swap=True)
+def test_dominated_products_on_both_sides_match_the_formula(kh, kw, sh, th, sw, tw, c, batch, rel, swap):
+    """``_dominated``: ``c·N·(H+sh)·(W+sw) == c·kh·kw·N·floor((H+th)/kh)·floor((W+tw)/kw)`` (a view
+    merging sizes, TResNet's space-to-depth), both sides depending on the sizes; where each size
+    dominates its floor term the solver answers, else it refuses. Compared with the condition
+    evaluated on 1..12 squared (and the batch 1..3)."""
+    N = size_symbol("N")
+    n = N if batch else 1
+    lhs = c * n * (H + sh) * (W + sw)
+    rhs = c * kh * kw * n * floor_div(H + th, kh) * floor_div(W + tw, kw)
+    req = Requirement(rhs, rel, lhs, "view") if swap else Requirement(lhs, rel, rhs, "view")
+    names = ("N", "H", "W") if batch else ("H", "W")
+    try:
+        got = S.solve_requirements(names, [("x", req)])
+    except Unsolvable:
+        # only where a floor term may exceed its size or be negative (H + th < 0 at H = 1)
+        assert th > sh or tw > sw or min(th, tw) < -1, (lhs, rhs)
+        return
+    up = {"N": 3, "H": 12, "W": 12}
+    want = set()
+    for combo in itertools.product(*(range(1, up[x] + 1) for x in names)):
+        at = dict(zip((size_symbol(x) for x in names), combo))
+        a, b = int(req.lhs.xreplace(at)), int(req.rhs.xreplace(at))
+        if req.holds(a, b):
+            want.add(combo)
+    got_set = {tuple(r[x] for x in names) for r in got.enumerate(12) if all(r[x] <= up[x] for x in names)}
+    assert got_set == want, (req, got)
