@@ -38,10 +38,13 @@ __all__ = [
     "divisors",
     "floor_div",
     "integer_polynomial",
+    "maximum",
+    "minimum",
     "positive_int",
     "product",
     "size_symbol",
     "smallest_value",
+    "without_ite",
 ]
 
 #: the name of the batch dim, which symshape adds in front of one sample's shape
@@ -192,12 +195,27 @@ def canonical(expr: SizeExpr) -> sympy.Expr:
     ``floor((H - 5)/2)`` (a different layer with the same arithmetic) compare equal.
     """
     expr = as_expr(expr)
+    negative = {f: -FloorDiv(-f.args[0] + f.args[1] - 1, f.args[1]) for f in expr.atoms(FloorDiv)
+                if _negative_numerator(f.args[0])}
+    if negative:  # floor(-p/q) = -ceil(p/q) = -floor((p + q - 1)/q): a ceiling reads as one
+        expr = expr.xreplace(negative)
     if isinstance(expr, Add):
         const, rest = expr.as_coeff_Add()
         if const.is_Integer and const != 0 and isinstance(rest, FloorDiv):
             p, q = rest.args
             return FloorDiv(p + const * q, q)
+        k, inner = rest.as_coeff_Mul()
+        if const.is_Integer and const != 0 and k.is_Integer and k > 1 and isinstance(inner, FloorDiv) \
+                and int(const) % int(k) == 0:  # 7*floor((H - 1)/28) + 7 is 7*floor((H + 27)/28)
+            p, q = inner.args
+            return k * FloorDiv(p + (const / k) * q, q)
     return expr
+
+
+def _negative_numerator(p) -> bool:
+    """Every non-constant term of ``p`` has a negative coefficient (``-H``, ``-2*H - W + 3``)."""
+    terms = [t for t in Add.make_args(p) if not t.is_number]
+    return bool(terms) and all(t.as_coeff_Mul()[0] < 0 for t in terms)
 
 
 def integer_polynomial(expr: SizeExpr) -> bool:
@@ -279,6 +297,36 @@ def product(exprs: Iterable[SizeExpr]) -> sympy.Expr:
 
 #: the longest period :func:`decide` expands a condition over
 _MAX_PERIOD = 256
+
+
+def without_ite(cond):
+    """``cond`` with each ``ITE(a, b, c)`` (sympy writes a Piecewise of conditions so) as
+    ``(a & b) | (~a & c)``, which sympy settles where it is plain: ``ITE(c, False, c)`` is False."""
+    if not isinstance(cond, sympy.Basic) or not cond.has(sympy.ITE):
+        return cond
+    return cond.replace(lambda e: isinstance(e, sympy.ITE),
+                        lambda e: sympy.Or(sympy.And(e.args[0], e.args[1]), sympy.And(sympy.Not(e.args[0]), e.args[2])))
+
+
+def minimum(a: SizeExpr, b: SizeExpr) -> sympy.Expr:
+    """``min(a, b)``, as one of them where :func:`decide` orders them at every size (a slice
+    ``[:H]`` of a dim padded to ``7*ceil(H/7)`` is ``H`` long), else ``Min``."""
+    a, b = as_expr(a), as_expr(b)
+    if decide(sympy.Le(a, b)) is True:
+        return a
+    if decide(sympy.Le(b, a)) is True:
+        return b
+    return sympy.Min(a, b)
+
+
+def maximum(a: SizeExpr, b: SizeExpr) -> sympy.Expr:
+    """``max(a, b)``, decided as :func:`minimum` is."""
+    a, b = as_expr(a), as_expr(b)
+    if decide(sympy.Ge(a, b)) is True:
+        return a
+    if decide(sympy.Ge(b, a)) is True:
+        return b
+    return sympy.Max(a, b)
 
 
 def decide(cond) -> bool | None:

@@ -50,7 +50,7 @@ from torch.utils._sympy import functions as tf
 from torch.utils._sympy.numbers import int_oo
 from torch.utils._sympy.value_ranges import ValueRangeError, ValueRanges
 
-from .dims import FloorDiv, as_expr, canonical, decide, floor_div, size_symbol
+from .dims import FloorDiv, as_expr, canonical, decide, floor_div, size_symbol, without_ite
 from .requirements import Requirement, literal, unless_not
 from .tensor import SymTensor, standard_strides
 
@@ -826,7 +826,8 @@ def _plain(e):
     a broadcast by a size of 1 gives that size either way."""
     if not isinstance(e, sympy.Piecewise):
         return e
-    pieces = [(_plain(v), c) for v, c in e.args]
+    pieces = [(_plain(v), without_ite(c)) for v, c in e.args]
+    pieces = [(v, c) for v, c in pieces if c is not sympy.false] or pieces  # a case no size is in
     default = pieces[-1][0] if pieces[-1][1] is sympy.true else None
     if default is None:
         return sympy.Piecewise(*pieces)

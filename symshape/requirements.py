@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import sympy
 
-from .dims import FloorDiv, always_divisible, as_expr, smallest_value
+from .dims import FloorDiv, always_divisible, as_expr, smallest_value, without_ite
 
 __all__ = ["KINDS", "RELATIONS", "Relation", "Requirement", "Rounding", "by_cases", "literal", "unless_not"]
 
@@ -226,6 +226,9 @@ def by_cases(req: Requirement) -> list[Requirement]:
     out: list[Requirement] = []
     earlier: list = []
     for value, cond in pw.args:
+        cond = without_ite(cond)
+        if cond is sympy.false:  # a case no size is in
+            continue
         here = [*earlier, *([] if cond is sympy.true else [cond])]
         case = replace(req, lhs=req.lhs.xreplace({pw: value}), rhs=req.rhs.xreplace({pw: value}))
         for r in by_cases(case):

@@ -24,7 +24,7 @@ from typing import Iterable, Sequence
 
 import sympy
 
-from .dims import FloorDiv, as_expr, batch_symbol, divisors, floor_div, positive_int, size_symbol
+from .dims import FloorDiv, as_expr, without_ite, batch_symbol, divisors, floor_div, positive_int, size_symbol
 from .quasi import Unsolvable, quasi
 from .requirements import RELATIONS, Requirement, by_cases, unless_not
 from .sizes import IntSet, SizeSet
@@ -63,6 +63,9 @@ def _univariate(expr: sympy.Expr, op: str, value, x: sympy.Symbol) -> IntSet:
 
 
 def _condition(cond, x) -> IntSet:
+    cond = without_ite(cond)
+    if isinstance(cond, sympy.Not) and isinstance(cond.args[0], sympy.Rel):
+        cond = cond.args[0].negated
     if cond is sympy.true:
         return IntSet.all()
     if cond is sympy.false:
@@ -200,6 +203,64 @@ def _sum_ge(terms, target: int, box: Box) -> list[Box]:
     return _staircase(terms, target, box, [MAX_STAIRS], 0, lambda t, v: t - v)
 
 
+def _product_le(factors, target: int, box: Box, names: Sequence[str]) -> list[Box]:
+    """Boxes where ``prod(g_i) <= target`` for factors that are at least 0 on the box: the box
+    minus where every factor is at least 1 and the product at least ``target + 1``."""
+    if target < 0:
+        return []
+    positive = dict(box)
+    for n, g in factors:
+        positive[n] = positive[n] & _univariate(g, ">=", 1, size_symbol(n))
+    if any(v.is_empty for v in positive.values()):
+        return [dict(box)]
+    return _difference(box, _product_ge(factors, target + 1, positive), names)
+
+
+def _divides_constant(lhs, rhs, box: Box, names: Sequence[str]) -> list[Box] | None:
+    """Boxes where ``rhs`` divides ``lhs`` for ``lhs = k·∏f`` and ``rhs = c·∏f·∏g`` (a view's
+    element count by the sizes it keeps): factors both share, at least 1 on the box, cancel, and
+    ``c·∏g`` (factors at least 0) divides ``k`` exactly where ``∏g`` is one of ``k``'s divisors
+    over ``c``. None where this does not apply."""
+    sl, sr = _split_product(lhs, names), _split_product(rhs, names)
+    if sl is None or sr is None or not sl[0].is_Integer or not sr[0].is_Integer or sl[0] == 0 or sr[0] == 0:
+        return None
+    fs, gs = dict(sl[1]), dict(sr[1])
+    for n in list(fs):
+        if gs.get(n) != fs[n] or not _at_least_everywhere(fs[n], 1, box[n], size_symbol(n)):
+            return None
+        del fs[n], gs[n]
+    factors = sorted(gs.items())
+    if not all(_at_least_everywhere(g, 0, box[n], size_symbol(n)) for n, g in factors):
+        return None
+    k, c = abs(int(sl[0])), abs(int(sr[0]))
+    out: list[Box] = []
+    for d in divisors(k):  # the product's values are distinct: the boxes are disjoint
+        if d % c == 0:
+            out += _product_eq(factors, d // c, box)
+    return out
+
+
+def _floor_of_many(lhs, relation: str, rhs_value, box: Box, names: Sequence[str], text: str) -> list[Box] | None:
+    """``floor(X/q) + a`` compared with a number, ``X`` of several sizes: the same condition on
+    ``X`` (``floor(X/q) >= t`` is ``X >= q·t``; ``==`` is ``>= q·t`` and not ``>= q·t + q``)."""
+    const, rest = lhs.as_coeff_Add()
+    if not isinstance(rest, FloorDiv) or relation not in ("==", "!=", ">="):
+        return None
+    x, q = rest.args
+    t = rhs_value - const
+    if t.q != 1:  # an integer never equals a fraction; >= rounds up
+        if relation == ">=":
+            t = sympy.Integer(math.ceil(t))
+        else:
+            return [] if relation == "==" else [dict(box)]
+    at_least = _multivariate(x, ">=", q * t, box, names, text)
+    if relation == ">=":
+        return at_least
+    above = _multivariate(x, ">=", q * t + q, box, names, text)
+    hit = [b for a in at_least for b in _difference(a, above, names)]
+    return hit if relation == "==" else _difference(box, hit, names)
+
+
 def _product_divisible(factors: list[tuple[str, sympy.Expr]], m: int, box: Box) -> list[Box]:
     """Boxes where ``m`` divides ``prod(g_i)``; split by ``gcd(g_1, m)`` so boxes are disjoint."""
     if m == 1:
@@ -235,6 +296,14 @@ def _difference(box: Box, remove: list[Box], names: Sequence[str]) -> list[Box]:
                     break
         pieces = nxt
     return pieces
+
+
+def _not_unsolvable(special, *args):
+    """A special case's boxes, or None where it does not apply (a term it cannot solve)."""
+    try:
+        return special(*args)
+    except Unsolvable:
+        return None
 
 
 def _dominated(lhs, rhs, box: Box, names: Sequence[str]) -> list[Box] | None:
@@ -287,17 +356,30 @@ def _multivariate(req_lhs, relation: str, rhs, box: Box, names: Sequence[str], t
         if len(terms) == 2 and any(t.could_extract_minus_sign() for t in terms) \
                 and not all(t.could_extract_minus_sign() for t in terms):
             pos, neg = sorted(terms, key=lambda t: t.could_extract_minus_sign())
-            hit = _dominated(pos, -neg, box, names)
+            hit = _not_unsolvable(_dominated, pos, -neg, box, names)
             if hit is not None:
                 return hit if relation == "==" else _difference(box, hit, names)
+    if relation == "divisible" and not rhs.is_number:
+        hit = _not_unsolvable(_divides_constant, as_expr(req_lhs), as_expr(rhs), box, names)
+        if hit is not None:
+            return hit
     if not rhs.is_number:
         raise Unsolvable(f"{text}: both sides depend on the input size")
     rhs_value = sympy.Rational(rhs)
+    floored = _floor_of_many(as_expr(req_lhs), relation, rhs_value, box, names, text)
+    if floored is not None:
+        return floored
     if relation in ("==", "!=", ">="):  # a constant term moves to the right: c*g1*g2 + 1 == 197
         const, rest = as_expr(req_lhs).as_coeff_Add()
         if const != 0 and isinstance(rest, sympy.Mul):
             req_lhs, rhs_value = rest, rhs_value - const
     if relation in ("==", "!="):
+        num, den = sympy.fraction(sympy.together(as_expr(req_lhs)))
+        if num.is_number and not den.is_number and rhs_value != 0:
+            # k / prod(g) == t: prod(g) == k / t (a size inferred by reshape's -1, then checked)
+            quotient = sympy.Rational(num) / rhs_value
+            hit = _multivariate(den, "==", quotient, box, names, text) if quotient.q == 1 else []
+            return hit if relation == "==" else _difference(box, hit, names)
         split = _split_product(req_lhs, names)
         if split is not None:
             c, fs = split
@@ -324,6 +406,15 @@ def _multivariate(req_lhs, relation: str, rhs, box: Box, names: Sequence[str], t
             factors = sorted(fs.items())
             if c > 0 and all(_at_least_everywhere(g, 1, box[n], size_symbol(n)) for n, g in factors):
                 return _product_ge(factors, math.ceil(rhs_value / c), box)
+            if c < 0 and all(_at_least_everywhere(g, 0, box[n], size_symbol(n)) for n, g in factors):
+                return _product_le(factors, math.floor(rhs_value / c), box, names)
+            if c > 0 and all(_at_least_everywhere(g, 0, box[n], size_symbol(n)) for n, g in factors):
+                # factors that may be 0: the product is at least 1 only where each of them is
+                target = math.ceil(rhs_value / c)
+                if target <= 0:
+                    return [dict(box)]
+                positive = {**box, **{n: box[n] & _univariate(g, ">=", 1, size_symbol(n)) for n, g in factors}}
+                return [] if any(v.is_empty for v in positive.values()) else _product_ge(factors, target, positive)
         split = _split_sum(req_lhs, names)
         if split is not None:
             c, ts = split

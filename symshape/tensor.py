@@ -7,7 +7,7 @@ from typing import Any
 
 import sympy
 
-from .dims import as_expr, product
+from .dims import as_expr, product, smallest_value
 
 __all__ = ["Pieces", "SymTensor", "dense", "elementwise_layout", "has_tensor", "shape_str", "shapes_of",
            "standard_strides", "tensors_in"]
@@ -35,7 +35,7 @@ class SymTensor:
     def __post_init__(self):
         object.__setattr__(self, "shape", tuple(as_expr(s, "a tensor size") for s in self.shape))
         if self.strides is not None:
-            strides = tuple(as_expr(s, "a stride") for s in self.strides)
+            strides = tuple(_without_max_one(as_expr(s, "a stride")) for s in self.strides)
             # torch's is_contiguous: the standard strides, except that a dim of size 1 may have any
             standard = self.contiguous or all(
                 n == 1 or a == b for n, a, b in zip(self.shape, strides, standard_strides(self.shape)))
@@ -117,6 +117,20 @@ def tensors_in(value) -> list[SymTensor]:
     return []
 
 
+def _without_max_one(e: sympy.Expr) -> sympy.Expr:
+    """``Max(1, x)`` (torch's stride of a dim that may be empty) is ``x`` where ``x >= 1``."""
+    if not e.has(sympy.Max):
+        return e
+
+    def at_least_one(m) -> bool:
+        if not (isinstance(m, sympy.Max) and len(m.args) == 2 and sympy.Integer(1) in m.args):
+            return False
+        low = smallest_value(next(a for a in m.args if a != 1))
+        return low is not None and low >= 1
+
+    return e.replace(at_least_one, lambda m: next(a for a in m.args if a != 1))
+
+
 def has_tensor(value) -> bool:
     return bool(tensors_in(value))
 
@@ -131,7 +145,8 @@ def standard_strides(shape) -> tuple:
         if size.is_Integer:
             acc = acc * max(int(size), 1)
         else:
-            acc = acc * (size if size.is_positive else sympy.Max(size, 1))
+            low = smallest_value(size)
+            acc = acc * (size if size.is_positive or (low is not None and low >= 1) else sympy.Max(size, 1))
     return tuple(reversed(out))
 
 
@@ -152,6 +167,12 @@ def elementwise_layout(inputs, out: "SymTensor") -> "SymTensor":
     """The layout torch's TensorIterator gives an elementwise op's output: the dim order of its
     full-size inputs (an input broadcast in all dims but one never decides it). Where those
     agree on dense strides, the output has them; otherwise its layout is not known."""
+    first = inputs[0] if inputs else None
+    if first is not None and first.shape == out.shape and first.known_strides is not None \
+            and dense(out.shape, first.known_strides):
+        # the first operand decides every pair of dims whose strides differ (should_swap), and a
+        # dense full-size tensor's strides differ wherever its dims are not of size 1
+        return out.with_shape(out.shape, strides=first.known_strides)
     full = [t for t in inputs if t.shape == out.shape]
     for t in inputs:
         if t.shape != out.shape and sum(1 for n in t.shape if n != 1) > 1:

@@ -139,3 +139,20 @@ def test_smallest_value_is_a_true_minimum(a, b, q, c):
         fn = compile_exprs([H, W], [expr])
         # sympy may drop a piece it can decide, so the bound is at least the least piece's
         assert min(b, piece_low) <= low <= min(fn(h, w)[0] for h in range(1, 30) for w in range(1, 30))
+
+
+def test_without_ite_settles_what_sympy_leaves_as_an_ite():
+    """sympy writes a Piecewise of conditions as ITE; ``ITE(c, False, c)`` (a case no size is in,
+    from hrnet's and gMLP's broadcasts) must read False, else the solver cannot take it."""
+    from sympy.logic.boolalg import ITE
+
+    from symshape.dims import without_ite
+    from symshape.requirements import Requirement, by_cases
+
+    h = size_symbol("H")
+    c = sympy.Eq(floor_div(h + 3, 4), 1)
+    assert without_ite(ITE(c, sympy.false, c)) is sympy.false
+    assert without_ite(ITE(c, sympy.true, sympy.false)) == c
+    size = sympy.Piecewise((196, ITE(c, sympy.false, c)), (floor_div(h, 16), True))
+    cases = by_cases(Requirement(size, "==", 14, "r"))
+    assert [str(r) for r in cases] == ["floor(H/16) == 14"]

@@ -175,3 +175,79 @@ def test_pixel_unshuffle_of_an_empty_tensor_returns_it_unchanged():
     model = nn.Sequential(nn.Upsample(scale_factor=0.5), nn.ConstantPad2d((0, 0, 0, -1), 0.0),
                           nn.PixelUnshuffle(2), nn.PixelUnshuffle(2))
     assert assert_agrees(model, (1, "H", "W"), grid(["H", "W"], [1, 2, 4, 8])) >= 1
+
+
+class DaVitShortcut(nn.Module):
+    """DaViT's block: tokens as a transposed view, added to a contiguous tensor (the first
+    operand's layout wins), transposed back and split by a view; then a channels-last conv
+    input flattened (a view: its dims merge) and viewed again."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):  # (N, 4, H, W)
+        n, c, h, w = x.shape
+        shortcut = x.flatten(2).transpose(1, 2)  # (N, HW, C), strides (CHW, 1, HW)
+        y = shortcut + x.new_zeros(n, h * w, c)  # the transposed layout survives the add
+        y = self.proj(y.transpose(1, 2).view(n, c, h, w))  # contiguous again: a split is a view
+        z = y.permute(0, 2, 3, 1).permute(0, 3, 1, 2)  # same layout, strided description
+        t = (z + 1).flatten(2).transpose(1, 2)
+        return t.transpose(1, 2).view(n, c, h, w)
+
+
+class PadToWindows(nn.Module):
+    """Pad H and W up to multiples of 7 with Python's %, window-partition, crop back ([:H, :W])."""
+
+    def forward(self, x):  # (N, H, W, C)
+        n, h, w, c = x.shape
+        x = F.pad(x, (0, 0, 0, (7 - w % 7) % 7, 0, (7 - h % 7) % 7))
+        hp, wp = x.shape[1], x.shape[2]
+        windows = x.view(n, hp // 7, 7, wp // 7, 7, c).permute(0, 1, 3, 2, 4, 5).contiguous()
+        x = windows.view(-1, hp // 7, wp // 7, 7, 7, c).permute(0, 1, 3, 2, 4, 5).contiguous().view(-1, hp, wp, c)
+        return x[:, :h, :w, :].contiguous().view(n, h * w, c)
+
+
+@pytest.mark.parametrize("make, shape, names", [
+    (DaVitShortcut, (4, "H", "W"), ("H", "W")),
+    (PadToWindows, ("H", "W", 3), ("H", "W")),
+])
+def test_layouts_through_adds_flattens_and_splitting_views_agree_with_torch(make, shape, names):
+    a = symshape.analyze(make(), shape)
+    whole = [s.name for s in a.steps if s.kind == "module" and s.rule in ("meta", "cases")]
+    assert not whole, whole  # traced op by op: no module had to run whole
+    assert_agrees(make(), shape, grid(names, [1, 2, 5, 7, 8, 15]))
+
+
+def test_padded_windows_are_sized_as_ceilings_and_cropped_to_the_input():
+    a = symshape.analyze(PadToWindows(), ("H", "W", 3))
+    sizes = {str(d) for s in a.steps for d in s.output if not isinstance(d, tuple)}
+    assert "7*floor((H + 6)/7)" in sizes and not any("Min" in d or "Max" in d for d in sizes), sizes
+    assert a.output_shape[1] == a.input_shape[0] * a.input_shape[1]
+
+
+def test_strides_of_elementwise_flatten_and_split_views_match_torch():
+    """The first operand's dense layout decides an elementwise op's; a flatten whose dims chain
+    is a view with the innermost stride; a view that splits dims strides them as torch does."""
+    import sympy
+
+    from symshape.rules import Context, rule_for_function, rule_for_method
+    from symshape.tensor import elementwise_layout
+
+    L = sympy.Symbol("L", positive=True, integer=True)
+    ctx = Context("t", "t", "t")
+    tr = rule_for_method("transpose").fn(ctx, SymTensor((2, 3 * L, 4)), 1, 2)  # (2, 4, 3L)
+    added = elementwise_layout([tr, SymTensor((2, 4, 3 * L))], SymTensor((2, 4, 3 * L)))
+    cl = rule_for_method("permute").fn(ctx, SymTensor((2, L, 5, 4)), 0, 3, 1, 2)  # channels last
+    flat = rule_for_function(torch.flatten).fn(ctx, cl, 2)
+    split = rule_for_method("view").fn(ctx, tr, 2, 4, 3, L, what="view")
+    for n in (1, 2, 5):
+        t = torch.empty(2, 3 * n, 4).transpose(1, 2)
+        want = [(t + torch.empty(2, 4, 3 * n)).stride(),
+                torch.empty(2, n, 5, 4).permute(0, 3, 1, 2).flatten(2).stride(),
+                t.view(2, 4, 3, n).stride()]
+        got = [tuple(int(as_int) for as_int in (sympy.sympify(s).subs(L, n) for s in v.known_strides))
+               for v in (added, flat, split)]
+        for g, w, shape in zip(got, want, [(2, 4, 3 * n), (2, 4, 5 * n), (2, 4, 3, n)]):
+            # torch ignores the stride of a dim of size 1: compare the others
+            assert [a for a, d in zip(g, shape) if d != 1] == [b for b, d in zip(w, shape) if d != 1], (n, g, w)

@@ -721,8 +721,8 @@ def test_solve_requirements_on_three_sizes_matches_the_formula(kind, rel, c, k, 
     names = ("T", "H", "W")
     const, parts = _parts(expr, kind, names)
     lows = [min(_values(part, (n,), 30).values()) for n, part in parts.items()]
-    if kind == "prod":  # >= needs every factor at least 1 (with a positive coefficient)
-        solvable = rel != ">=" or (const > 0 and min(lows) >= 1)
+    if kind == "prod":  # >= needs every factor at least 0 (a negative coefficient: _product_le)
+        solvable = rel != ">=" or (const != 0 and min(lows) >= 0)
     else:  # terms must be non-negative; != only as "not every term 0" (no constant left over)
         solvable = min(lows) >= 0 and (rel == ">=" or (rel == "!=" and k == const))
     try:
@@ -926,7 +926,10 @@ def test_staircase_budget_and_other_refusals(monkeypatch):
     with pytest.raises(Unsolvable, match="both sides"):
         S._multivariate(H * W, "divisible", H, box, ["H", "W"], "t")
     with pytest.raises(Unsolvable, match="products of per-size terms"):
-        S._multivariate(floor_div(H * W, 2), ">=", sympy.Integer(3), box, ["H", "W"], "t")
+        S._multivariate(floor_div(H * W, 2) + H, ">=", sympy.Integer(3), box, ["H", "W"], "t")
+    # a floor of a product is the same condition on the product (_floor_of_many)
+    floored = SizeSet(["H", "W"], S._multivariate(floor_div(H * W, 2), ">=", sympy.Integer(3), box, ["H", "W"], "t"))
+    assert members(floored, ["H", "W"], 12) == {(h, w) for h in range(1, 13) for w in range(1, 13) if h * w // 2 >= 3}
     with pytest.raises(Unsolvable, match="size-dependent divisor"):
         S.solve_requirements(["H"], [("v", Requirement(2 * H, "divisible", H + 1, "r"))])
     assert S.solve_requirements(["H"], [("v", Requirement(0, "never", 0, "r"))]).is_empty
@@ -1158,3 +1161,62 @@ def test_dominated_products_on_both_sides_match_the_formula(kh, kw, sh, th, sw, 
             want.add(combo)
     got_set = {tuple(r[x] for x in names) for r in got.enumerate(12) if all(r[x] <= up[x] for x in names)}
     assert got_set == want, (req, got)
+
+
+def _brute(req, names, up):
+    """The sizes of 1..up (per name) at which ``req`` (and its ``unless`` chain) accepts."""
+    out = set()
+    syms = [size_symbol(n) for n in names]
+    for combo in itertools.product(*(range(1, up[n] + 1) for n in names)):
+        at = {x: sympy.Integer(v) for x, v in zip(syms, combo)}
+        r, ok = req, False
+        while r is not None and not ok:
+            lhs, rhs = r.lhs.xreplace(at), r.rhs.xreplace(at)
+            ok = lhs.is_finite is not False and rhs.is_finite is not False and r.holds(lhs, rhs)
+            r = r.unless
+        if ok:
+            out.add(combo)
+    return out
+
+
+def _members_upto(got, names, up):
+    return {tuple(r[n] for n in names) for r in got.enumerate(max(up.values()))
+            if all(r[n] <= up[n] for n in names)}
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.sampled_from(["le", "ge0", "divides", "floor", "inverse"]), st.integers(0, 3), st.integers(1, 4),
+       st.integers(0, 3), st.integers(1, 4), st.integers(1, 3), st.integers(0, 12),
+       st.sampled_from(["==", "!=", ">="]))
+@example(form="le", bh=0, qh=8, bw=0, qw=8, c=24, t=0, rel=">=")  # edgenext: 0 >= 24*N*fH*fW
+@example(form="divides", bh=1, qh=4, bw=1, qw=4, c=1, t=64, rel="==")  # coatnet's window reshape
+@example(form="floor", bh=3, qh=4, bw=3, qw=4, c=16, t=0, rel="!=")  # nextvit: floor(p/16) != 0
+@example(form="inverse", bh=1, qh=4, bw=1, qw=4, c=64, t=64, rel="==")  # 64/p == 64
+@example(form="ge0", bh=0, qh=2, bw=0, qw=2, c=1, t=1, rel=">=")  # floor(H/2)*floor(W/2) >= 1
+def test_products_with_zero_factors_divisors_floors_and_inverses_match_the_formula(form, bh, qh, bw, qw, c, t, rel):
+    """Products of per-size terms that may be 0 (``floor((H + b)/q)``) in the conditions real
+    models make: ``t >= c·gH·gW`` (``_product_le``), ``c·gH·gW >= t`` with zero factors, ``k·N``
+    divisible by ``N·c·gH·gW`` (``_divides_constant``), ``floor((gH·gW)/c) rel t``
+    (``_floor_of_many``) and ``k / (gH·gW) rel t``; compared with the condition on 1..12 squared."""
+    N = size_symbol("N")
+    gh, gw = floor_div(H + bh, qh), floor_div(W + bw, qw)
+    if form == "le":
+        req, names = Requirement(t, ">=", c * N * gh * gw, "r"), ("N", "H", "W")
+    elif form == "ge0":
+        req, names = Requirement(c * gh * gw, ">=", t, "r"), ("H", "W")
+    elif form == "divides":
+        req, names = Requirement((t + 1) * N, "divisible", c * N * gh * gw, "r"), ("N", "H", "W")
+    elif form == "floor":
+        req, names = Requirement(floor_div(gh * gw, c + 1), rel, t, "r"), ("H", "W")
+    else:  # k / product, as reshape's -1 infers it; torch refuses a zero product earlier
+        req = Requirement(gh * gw, "!=", 0, "r", unless=None)
+        inverse = Requirement(c * 12 / (gh * gw), rel if rel != ">=" else "==", t + 1, "r")
+        names = ("H", "W")
+        got = S.solve_requirements(names, [("x", req), ("y", inverse)])
+        up = {"H": 12, "W": 12}
+        want = _brute(req, names, up) & _brute(inverse, names, up)
+        assert _members_upto(got, names, up) == want, (inverse, got)
+        return
+    up = {"N": 1, "H": 12, "W": 12}  # solve_requirements fixes the batch size (1 by default)
+    got = S.solve_requirements(names, [("x", req)])
+    assert _members_upto(got, names, up) == _brute(req, names, up), (req, got)

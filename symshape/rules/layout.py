@@ -19,7 +19,7 @@ import operator
 import sympy
 import torch
 
-from ..dims import as_expr, canonical, ceil_div
+from ..dims import as_expr, canonical, ceil_div, maximum, minimum
 from ..tensor import Pieces, SymTensor
 from .combine import broadcast_shape
 from .common import as_bool, as_int, tensor_arg
@@ -162,15 +162,15 @@ def _bound(v, n, default):
         return default
     v = as_expr(v, "slice bound")
     if v.is_Integer and v < 0:
-        return sympy.Max(n + v, 0)
-    return sympy.Min(v, n)
+        return maximum(n + v, 0)
+    return minimum(v, n)
 
 
 def slice_length(n, start, stop, step) -> sympy.Expr:
     """``len(range(n)[start:stop:step])`` for a positive step."""
     a = _bound(start, n, sympy.Integer(0))
     b = _bound(stop, n, n)
-    return canonical(sympy.Max(0, ceil_div(b - a, step)))
+    return canonical(maximum(0, ceil_div(b - a, step)))
 
 
 @function_rule(operator.getitem, layout=True)

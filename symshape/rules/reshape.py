@@ -52,7 +52,19 @@ def flatten_shape(ctx: Context, x: SymTensor, start_dim: int, end_dim: int) -> S
     if start > end:
         ctx.refuse(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for a {x.ndim}D input")
     merged = canonical(product(x.shape[start : end + 1]))
-    return _reshaped(x, SymTensor((*x.shape[:start], merged, *x.shape[end + 1 :])))
+    out = SymTensor((*x.shape[:start], merged, *x.shape[end + 1 :]))
+    if not x.contiguous and x.strides is not None and _mergeable(x, start, end):
+        # a view: the merged dims' stride is the innermost one's (torch's computeStride)
+        return out.with_shape(out.shape, strides=(*x.strides[:start], x.strides[end], *x.strides[end + 1:]))
+    return _reshaped(x, out)
+
+
+def _mergeable(x: SymTensor, start: int, end: int) -> bool:
+    """Whether dims ``start..end`` of ``x`` merge into one view dim at every size: each one's
+    stride is the next one's times its size (structurally; dims of size 1 aside)."""
+    dims = [k for k in range(start, end + 1) if x.shape[k] != 1]
+    return all(sympy.expand(as_expr(x.strides[a]) - as_expr(x.strides[b]) * x.shape[b]) == 0
+               for a, b in zip(dims, dims[1:]))
 
 
 def _size_list(sizes) -> list:
@@ -93,8 +105,32 @@ def view(ctx: Context, self, *sizes, what: str) -> SymTensor:
     x = tensor_arg(self, "self", ctx)
     if len(sizes) == 1 and isinstance(sizes[0], torch.dtype):
         ctx.unsupported("view(dtype)")
+    out = view_shape(ctx, x, _size_list(sizes), what)
+    strides = _split_strides(x, out.shape) if not x.contiguous and x.strides is not None else None
+    if strides is not None:  # only splits: a view at every size, strides as torch computes them
+        return out.with_shape(out.shape, strides=strides)
     by_strides(ctx, x, what)
-    return _reshaped(x, view_shape(ctx, x, _size_list(sizes), what))
+    return _reshaped(x, out)
+
+
+def _split_strides(x: SymTensor, shape) -> tuple | None:
+    """The strides of ``x`` viewed as ``shape`` where each of its dims is split into consecutive
+    dims whose sizes multiply to it (structurally): dim ``i`` with stride ``s`` split into
+    ``(a, b, c)`` gets strides ``(s*b*c, s*c, s)``, as torch's computeStride gives. None for a
+    view that merges dims."""
+    def same(a, b) -> bool:
+        return sympy.expand(as_expr(a) - as_expr(b)) == 0
+
+    out, j = [], 0
+    for size, stride in zip(x.shape, x.strides):
+        start, acc = j, sympy.Integer(1)
+        while not same(acc, size) and j < len(shape):
+            acc, j = acc * shape[j], j + 1
+        if not same(acc, size):
+            return None
+        for k in range(start, j):
+            out.append(stride * product(shape[k + 1:j]))
+    return tuple(out) if j == len(shape) else None
 
 
 @function_rule(torch.reshape, layout=True)

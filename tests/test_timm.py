@@ -1,0 +1,74 @@
+"""timm, one model per family (pytest -m timm): the quick subset of bench/sweep.py.
+
+Needs timm, which needs torchvision: run in the zoo venv (DEVELOPERS.md), before landing a change
+to tracing or rules. Each model runs in a child process (bench/sweep.py ``--one --quick``),
+built under ``torch.device("meta")``, analyzed with input ``(3, H, W)`` and compared with
+torch's meta forward at 224x224 and 97x131; ``valid_sizes()``, ``evaluate()`` and ``formula()``
+must not crash. Skipped where timm is absent (the default test run).
+"""
+
+import os
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.timm
+pytest.importorskip("timm", reason="the timm sweep needs timm (see DEVELOPERS.md)")
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
+
+import sweep  # noqa: E402
+
+#: the smallest model (by parameters) of each of timm 1.0.31's 98 families, as
+#: ``python bench/sweep.py timm --per-family`` picks them
+MODELS = [
+    "beit_base_patch16_224", "cait_xxs24_224", "coat_tiny", "convit_tiny", "convmixer_768_32",
+    "cpubone_nano", "crossvit_tiny_240", "cs3darknet_focus_s", "csatv2", "cspnext_tiny",
+    "davit_tiny", "deepseek_vit_412m", "deit_tiny_patch16_224", "densenet121", "dla46x_c",
+    "dpn48b", "edgenext_xx_small", "efficientformer_l1", "efficientformerv2_s0", "efficientvim_m1",
+    "efficientvit_b0", "efficientvit_m0", "ese_vovnet19b_slim_dw", "fasternet_t0", "fastvit_t8",
+    "focalnet_tiny_srf", "gcvit_xxtiny", "gemma4_vit_167m", "ghostnet_050", "gmlp_ti16_224",
+    "halonet_h1", "hardcorenas_b", "hgnetv2_b0", "hiera_tiny_224", "hrnet_w18_small", "iformer_t",
+    "inception_next_atto", "inception_resnet_v2", "inception_v3", "inception_v4", "lcnetv2_small",
+    "legacy_seresnet18", "legacy_xception", "levit_128s", "lowformer_b0", "mobilenetv3_small_050",
+    "mobilenetv5_base", "mobilevit_xxs", "mvitv2_tiny", "naflexvit_base_patch16_parfac_gap",
+    "nasnetalarge", "nest_tiny", "nextvit_small", "pit_ti_224", "pnasnet5large",
+    "poolformerv2_s12", "pvt_v2_b0", "qwen3_vit_88m", "rdnet_tiny", "regnetx_002",
+    "repghostnet_050", "repvit_m1", "res2next50", "resnest14d", "resnetv2_18", "rexnet_100",
+    "sam2_hiera_tiny", "samvit_base_patch16_224", "selecsls42", "sequencer2d_s", "shvit_s1",
+    "skresnet18", "starnet_s050", "swiftformer_xs", "swin_tiny_patch4_window7_224",
+    "swinv2_cr_tiny_224", "swinv2_tiny_window8_256", "test_byobnet", "test_coatnet",
+    "test_convnext", "test_efficientnet", "test_mambaout", "test_nfnet", "test_resnet", "test_vit",
+    "test_vit_relpos", "tiny_vit_5m_224", "tnt_s_legacy_patch16_224", "tresnet_m",
+    "twins_svt_small", "vgg11", "visformer_tiny", "vit_tiny_patch16_dinov3_qkvb",
+    "vit_tiny_r_s16_p8_224", "vitamin_small_224", "volo_d1_224", "xception41p",
+    "xcit_nano_12_p8_224",
+]
+
+#: the models that analyze and agree with torch (docs/coverage.md): they must stay so
+KNOWN_OK = {
+    "beit_base_patch16_224", "coat_tiny", "convmixer_768_32", "crossvit_tiny_240",
+    "cs3darknet_focus_s", "cspnext_tiny", "deit_tiny_patch16_224", "densenet121", "dpn48b",
+    "efficientformer_l1", "efficientvim_m1", "ese_vovnet19b_slim_dw", "fasternet_t0", "fastvit_t8",
+    "focalnet_tiny_srf", "ghostnet_050", "hardcorenas_b", "hgnetv2_b0", "hiera_tiny_224",
+    "iformer_t", "inception_next_atto", "inception_resnet_v2", "inception_v3", "inception_v4",
+    "lcnetv2_small", "legacy_seresnet18", "legacy_xception", "mobilenetv3_small_050",
+    "poolformerv2_s12", "rdnet_tiny", "regnetx_002", "repghostnet_050", "repvit_m1", "res2next50",
+    "resnest14d", "resnetv2_18", "rexnet_100", "selecsls42", "shvit_s1", "skresnet18",
+    "starnet_s050", "swiftformer_xs", "test_byobnet", "test_convnext", "test_efficientnet",
+    "test_mambaout", "test_nfnet", "test_resnet", "test_vit_relpos", "tnt_s_legacy_patch16_224",
+    "tresnet_m", "vgg11", "vit_tiny_r_s16_p8_224", "vitamin_small_224", "xception41p",
+    "xcit_nano_12_p8_224",
+}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_timm_family(name):
+    row = sweep._child(name, export=False, timeout=120, quick=True)
+    # never a wrong answer, never a crash: a disagreement with torch, an exception after
+    # analysis or a dead child fails whatever the model
+    assert row["status"] not in ("mismatch", "crash after analysis", "child crashed"), row
+    if name in KNOWN_OK:
+        assert row["status"] == "ok", row
+    if row["status"] == "refused":  # the error names the op or construct
+        assert row.get("why") and row.get("detail"), row
