@@ -199,6 +199,8 @@ def canonical(expr: SizeExpr) -> sympy.Expr:
                 if _negative_numerator(f.args[0])}
     if negative:  # floor(-p/q) = -ceil(p/q) = -floor((p + q - 1)/q): a ceiling reads as one
         expr = expr.xreplace(negative)
+    if expr.has(FloorDiv) and expr.has(Add):
+        expr = expr.replace(lambda e: isinstance(e, Add), _rounded_up_halves)
     if isinstance(expr, Add):
         const, rest = expr.as_coeff_Add()
         if const.is_Integer and const != 0 and isinstance(rest, FloorDiv):
@@ -210,6 +212,26 @@ def canonical(expr: SizeExpr) -> sympy.Expr:
             p, q = inner.args
             return k * FloorDiv(p + (const / k) * q, q)
     return expr
+
+
+def _rounded_up_halves(e):
+    """``floor(a/m) - floor(a/(2m))`` is ``ceil(floor(a/m)/2) = floor((a + m)/(2m))`` (a size
+    padded to even, then halved: Swin's patch merging), ``a - floor(a/2)`` with ``m = 1``; any
+    common coefficient; other sums as they are."""
+    terms = dict(reversed(t.as_coeff_Mul()) for t in Add.make_args(e))
+    for half, neg in list(terms.items()):
+        if not (isinstance(half, FloorDiv) and neg.is_Integer and neg < 0 and int(half.args[1]) % 2 == 0):
+            continue
+        b, d = half.args
+        m = int(d) // 2
+        whole = FloorDiv(b, Integer(m)) if m > 1 else b
+        c = -neg
+        if terms.get(whole) == c and whole != half:
+            del terms[half], terms[whole]
+            up = FloorDiv(b + m, d)
+            terms[up] = terms.get(up, 0) + c
+            return _rounded_up_halves(Add(*(k * t for t, k in terms.items())))
+    return e
 
 
 def _negative_numerator(p) -> bool:

@@ -51,7 +51,7 @@ from torch.utils._sympy.numbers import int_oo
 from torch.utils._sympy.value_ranges import ValueRangeError, ValueRanges
 
 from .dims import FloorDiv, as_expr, canonical, decide, floor_div, size_symbol, without_ite
-from .requirements import Requirement, literal, unless_not
+from .requirements import Requirement, cnf, literal, unless_not
 from .tensor import SymTensor, standard_strides
 
 __all__ = ["MAX_LEAVES", "MetaRefusal", "MetaResult", "Side", "merge_sides", "run_meta"]
@@ -664,7 +664,7 @@ def _by_cases(call, args, kwargs, what, facts, pw) -> MetaResult:
         if r is None:
             requirements += _refusal(here, f"{what}: torch refuses every size where {sympy.And(*here)}")
         else:
-            requirements += [out for req in r.requirements for out in unless_not(req, here)]
+            requirements += [out for req in r.requirements for out in _unless_not(req, here)]
     value = _packed(running[-1][1].value)
     for here, r in reversed(running[:-1]):
         value = _cases(_packed(r.value), value, sympy.And(*here) if here else sympy.true, what)
@@ -707,7 +707,7 @@ def merge_sides(sides: list[Side], what: str) -> MetaResult:
     value = _emit(root, [], requirements, what)
     for side in sides:
         here = [c if answer else sympy.Not(c) for c, answer in side.decisions]
-        requirements += [out for req in side.requirements for out in unless_not(req, here)]
+        requirements += [out for req in side.requirements for out in _unless_not(req, here)]
     return MetaResult(_build(value), requirements, len(sides))
 
 
@@ -891,6 +891,13 @@ def _message(error: str, syms: _Symbols) -> str:
     return text.replace("{", "{{").replace("}", "}}")
 
 
+def _unless_not(req: Requirement, here: list) -> list[Requirement]:
+    try:
+        return unless_not(req, here)
+    except ValueError as e:  # a condition symshape cannot state as requirements
+        raise MetaRefusal(str(e)) from e
+
+
 def _literal(rel) -> tuple:
     try:
         return literal(rel)
@@ -903,7 +910,11 @@ def _refusal(path: list, reason: str) -> list[Requirement]:
     that disjunction, in conjunctive normal form, one Requirement (an ``unless`` chain) a clause."""
     runs = sympy.Or(*(sympy.Not(c) for c in path))
     out = []
-    for clause in sympy.And.make_args(sympy.to_cnf(runs, simplify=False)):
+    try:
+        form = cnf(runs)
+    except ValueError as e:
+        raise MetaRefusal(str(e)) from e
+    for clause in sympy.And.make_args(form):
         if clause is sympy.true:
             continue
         req = None

@@ -14,7 +14,8 @@ import sympy
 
 from .dims import FloorDiv, always_divisible, as_expr, smallest_value, without_ite
 
-__all__ = ["KINDS", "RELATIONS", "Relation", "Requirement", "Rounding", "by_cases", "literal", "unless_not"]
+__all__ = ["KINDS", "MAX_CLAUSES", "RELATIONS", "Relation", "Requirement", "Rounding", "by_cases", "cnf", "literal",
+           "unless_not"]
 
 
 @dataclass(frozen=True)
@@ -198,13 +199,39 @@ def _strict(a, b) -> tuple:
     return num, ">=", 1  # num = den*(a - b) is an integer where a and b are sizes
 
 
+#: the most clauses a condition's conjunctive normal form may have (each becomes a requirement)
+MAX_CLAUSES = 64
+
+
+def cnf(cond) -> sympy.Basic:
+    """``cond`` in conjunctive normal form; ValueError where that takes more than
+    :data:`MAX_CLAUSES` clauses (an Or of Ands multiplies out: sympy would run for hours)."""
+    nnf = sympy.to_nnf(cond, simplify=False)
+
+    def clauses(e) -> int:
+        if isinstance(e, sympy.And):
+            return sum(clauses(a) for a in e.args)
+        if isinstance(e, sympy.Or):
+            out = 1
+            for a in e.args:
+                out *= clauses(a)
+                if out > MAX_CLAUSES:
+                    break
+            return out
+        return 1
+
+    if clauses(nnf) > MAX_CLAUSES:
+        raise ValueError(f"a condition whose conjunctive normal form has more than {MAX_CLAUSES} clauses")
+    return sympy.to_cnf(nnf, simplify=False)
+
+
 def unless_not(req: Requirement, conds: list) -> list[Requirement]:
     """``req``, needed only where every condition in ``conds`` holds: ``req`` or one of them
     fails -- in conjunctive normal form, one requirement (``req`` unless the clause) a clause."""
     if not conds:
         return [req]
     out = []
-    for clause in sympy.And.make_args(sympy.to_cnf(sympy.Or(*(sympy.Not(c) for c in conds)), simplify=False)):
+    for clause in sympy.And.make_args(cnf(sympy.Or(*(sympy.Not(c) for c in conds)))):
         if clause is sympy.true:
             continue
         chained = req

@@ -460,12 +460,19 @@ def _accepting(req: Requirement, boxes: list[Box], names, subs, where: str) -> l
     return boxes
 
 
+#: the most Min/Max a requirement may hold for the solver to split it into cases
+MAX_EXTREMA = 4
+
+
 def _by_cases(req: Requirement, subs) -> list[Requirement] | None:
     """A requirement on a size defined by cases (``Piecewise``, ``Min``, ``Max``: a slice of a
     buffer by a size, a broadcast that depends on a size of 1) as one plain requirement a case."""
     lhs, rhs = as_expr(req.lhs).xreplace(subs), as_expr(req.rhs).xreplace(subs)
     if not any(e.has(sympy.Piecewise, sympy.Min, sympy.Max) for e in (lhs, rhs)):
         return None
+    extrema = [m for e in (lhs, rhs) for m in e.atoms(sympy.Min, sympy.Max)]
+    if len(extrema) > MAX_EXTREMA or any(len(m.args) > 3 for m in extrema):
+        return None  # sympy's rewrite into cases grows exponentially with nested Min/Max
     lhs, rhs = (e.rewrite(sympy.Piecewise) for e in (lhs, rhs))
     try:
         return by_cases(Requirement(lhs, req.relation, rhs, req.reason, req.kind))
@@ -562,7 +569,10 @@ def exact_sizes(analysis, batch: int = 1, ignore_declared: bool = False, square:
     for step in analysis.steps:
         for rd in step.roundings:
             exact = Requirement(rd.numerator, "divisible", rd.divisor, rd.what)
-            reqs += [(step.name, r) for r in unless_not(exact, list(rd.when))]
+            try:
+                reqs += [(step.name, r) for r in unless_not(exact, list(rd.when))]
+            except ValueError as e:
+                raise Unsolvable(f"{step.name}: {rd.what} on a side whose conditions symshape cannot state: {e}") from e
     ties, groups = _square_ties(analysis) if square else ({}, None)
     return solve_requirements(analysis.size_names, reqs, batch, ties, groups)
 

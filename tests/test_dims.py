@@ -1,5 +1,6 @@
 """FloorDiv: exact folding and canonical forms, checked with hypothesis over the integers."""
 
+import pytest
 import sympy
 from hypothesis import given
 from hypothesis import strategies as st
@@ -156,3 +157,33 @@ def test_without_ite_settles_what_sympy_leaves_as_an_ite():
     size = sympy.Piecewise((196, ITE(c, sympy.false, c)), (floor_div(h, 16), True))
     cases = by_cases(Requirement(size, "==", 14, "r"))
     assert [str(r) for r in cases] == ["floor(H/16) == 14"]
+
+
+def test_a_condition_whose_normal_form_explodes_is_refused_quickly():
+    """``Or`` of seven ``And`` pairs has 2**7 clauses in conjunctive normal form; sympy's to_cnf
+    ran for hours on such a case in the 10,000-model fuzz. symshape refuses it (ValueError, which
+    the solver reports as Unsolvable) past MAX_CLAUSES."""
+    import time
+
+    from symshape.requirements import MAX_CLAUSES, Requirement, cnf, unless_not
+
+    h = size_symbol("H")
+    pairs = sympy.And(*(sympy.Or(sympy.Eq(floor_div(h, q), 1), sympy.Eq(floor_div(h, q), 2)) for q in range(2, 9)))
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=f"more than {MAX_CLAUSES} clauses"):
+        unless_not(Requirement(h, ">=", 3, "r"), [pairs])
+    assert time.perf_counter() - start < 5
+    small = cnf(sympy.Or(sympy.And(sympy.Eq(h, 1), sympy.Eq(h, 2)), sympy.Eq(h, 3)))
+    assert len(sympy.And.make_args(small)) == 2
+
+
+@given(st.integers(-40, 200), st.integers(1, 6), st.integers(1, 3), st.integers(-3, 3))
+def test_a_size_padded_to_even_then_halved_is_one_floor(h, m, c, k):
+    """``c*(floor(a/m) - floor(a/(2m))) + k`` (Swin's patch merging: pad to even, halve) is
+    ``c*floor((a + m)/(2m)) + k``: one floor, equal at every integer."""
+    x = size_symbol("H")
+    a = x + 3
+    e = canonical(c * (floor_div(a, m) - floor_div(a, 2 * m)) + k)
+    assert len(e.atoms(FloorDiv)) == 1, e
+    want = c * ((h + 3) // m - (h + 3) // (2 * m)) + k
+    assert compile_exprs([x], [e])(h)[0] == want

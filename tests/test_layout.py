@@ -251,3 +251,25 @@ def test_strides_of_elementwise_flatten_and_split_views_match_torch():
         for g, w, shape in zip(got, want, [(2, 4, 3 * n), (2, 4, 5 * n), (2, 4, 3, n)]):
             # torch ignores the stride of a dim of size 1: compare the others
             assert [a for a, d in zip(g, shape) if d != 1] == [b for b, d in zip(w, shape) if d != 1], (n, g, w)
+
+
+class PatchMerging(nn.Module):
+    """Swin's patch merging: pad H and W to even with Python's %, take the four strided halves,
+    concatenate and project (channels last)."""
+
+    def __init__(self, c: int = 2):
+        super().__init__()
+        self.reduction = nn.Linear(4 * c, 2 * c)
+
+    def forward(self, x):  # (N, H, W, C)
+        n, h, w, c = x.shape
+        x = F.pad(x, (0, 0, 0, w % 2, 0, h % 2))
+        parts = [x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]]
+        x = torch.cat(parts, -1)
+        return self.reduction(x.reshape(n, -1, 4 * c))
+
+
+def test_swin_patch_merging_halves_with_one_floor_and_agrees_with_torch():
+    a = symshape.analyze(PatchMerging(), ("H", "W", 2))
+    assert str(a.output_shape) == "(N, floor((H + 1)/2)*floor((W + 1)/2), 4)", a.output_shape
+    assert_agrees(PatchMerging(), ("H", "W", 2), grid(("H", "W"), [1, 2, 3, 6, 7]))

@@ -1220,3 +1220,17 @@ def test_products_with_zero_factors_divisors_floors_and_inverses_match_the_formu
     up = {"N": 1, "H": 12, "W": 12}  # solve_requirements fixes the batch size (1 by default)
     got = S.solve_requirements(names, [("x", req)])
     assert _members_upto(got, names, up) == _brute(req, names, up), (req, got)
+
+
+def test_a_requirement_with_many_min_max_is_refused_not_expanded():
+    """sympy's rewrite of nested Min/Max into cases grows exponentially (a random model's slice
+    bounds hung the suite); past MAX_EXTREMA the solver refuses instead of expanding."""
+    import time
+
+    e = L
+    for k in range(1, S.MAX_EXTREMA + 3):
+        e = sympy.Max(sympy.Min(e, 5 * k + L), k)
+    start = time.perf_counter()
+    with pytest.raises(Unsolvable):
+        S.solve_requirements(["L"], [("v", Requirement(e * L + floor_div(L, 3) * e, ">=", 7, "r"))])
+    assert time.perf_counter() - start < 10
