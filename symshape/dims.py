@@ -330,25 +330,26 @@ def without_ite(cond):
                         lambda e: sympy.Or(sympy.And(e.args[0], e.args[1]), sympy.And(sympy.Not(e.args[0]), e.args[2])))
 
 
-def minimum(a: SizeExpr, b: SizeExpr) -> sympy.Expr:
-    """``min(a, b)``, as one of them where :func:`decide` orders them at every size (a slice
-    ``[:H]`` of a dim padded to ``7*ceil(H/7)`` is ``H`` long), else ``Min``."""
+def _extremum(a: SizeExpr, b: SizeExpr, smaller: bool) -> sympy.Expr:
+    """The smaller (or larger) of ``a`` and ``b`` where :func:`decide` orders them at every size,
+    else ``Min`` (``Max``)."""
     a, b = as_expr(a), as_expr(b)
     if decide(sympy.Le(a, b)) is True:
-        return a
+        return a if smaller else b
     if decide(sympy.Le(b, a)) is True:
-        return b
-    return sympy.Min(a, b)
+        return b if smaller else a
+    return sympy.Min(a, b) if smaller else sympy.Max(a, b)
+
+
+def minimum(a: SizeExpr, b: SizeExpr) -> sympy.Expr:
+    """``min(a, b)``, as one of them where they are ordered at every size (a slice ``[:H]`` of a
+    dim padded to ``7*ceil(H/7)`` is ``H`` long), else ``Min``."""
+    return _extremum(a, b, smaller=True)
 
 
 def maximum(a: SizeExpr, b: SizeExpr) -> sympy.Expr:
     """``max(a, b)``, decided as :func:`minimum` is."""
-    a, b = as_expr(a), as_expr(b)
-    if decide(sympy.Ge(a, b)) is True:
-        return a
-    if decide(sympy.Ge(b, a)) is True:
-        return b
-    return sympy.Max(a, b)
+    return _extremum(a, b, smaller=False)
 
 
 def decide(cond) -> bool | None:
