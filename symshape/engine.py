@@ -18,7 +18,9 @@ from .requirements import Requirement, Rounding
 from .meta import MetaRefusal, Side, merge_sides, run_meta
 from .modules import copy_model, is_lazy_parameter
 from .rules import Context, Rule, rule_for_function, rule_for_method, rule_for_module, target_name
-from .tensor import Pieces, SymTensor, elementwise_layout, has_tensor, shapes_of, tensors_in
+from .rules.common import require_layout
+from .rules.reshape import view_shape
+from .tensor import Pieces, SymTensor, elementwise_layout, has_tensor, kernel_layout, loosened, shapes_of, tensors_in
 from .trace import MAX_SIDES, ModelRaised, Path, is_dynamic, scope_of, trace
 
 __all__ = ["Propagation", "Propagator", "Step"]
@@ -73,6 +75,25 @@ def _with_layout_of(value: Any, other: Any) -> Any:
         return Pieces(items, value.requires, value.dim) if isinstance(value, Pieces) else tuple(items)
     if isinstance(value, list):
         return [_with_layout_of(v, o) for v, o in zip(value, other)]
+    return value
+
+
+def _memory_format(rule: Rule, ctx: Context, inputs: list[SymTensor]) -> str:
+    """The CPU kernel's output memory format for this call (Rule.memory_format), or ``""``."""
+    if not inputs or not (rule.memory_format or ctx.memory_format):
+        return ""
+    x = inputs[0]
+    if "d" in rule.bound and x.ndim != rule.bound["d"] + 2:
+        return ""  # an unbatched input
+    return ctx.memory_format or rule.memory_format.get(x.ndim, "")
+
+
+def _kernel_value(value: Any, x: SymTensor, policy: str, op: str) -> Any:
+    """Each output tensor of a convolution or pooling with the layout its CPU kernel gives it."""
+    if isinstance(value, SymTensor):
+        return kernel_layout(x, value, x.ndim - 2, policy, op) if value.ndim == x.ndim else value
+    if isinstance(value, tuple) and not isinstance(value, Pieces):
+        return tuple(_kernel_value(v, x, policy, op) for v in value)
     return value
 
 
@@ -333,6 +354,7 @@ class Propagator:
             else:
                 value = _canonical_value(_meta(ctx, node, call_args, kwargs, self._meta_cache))
             family = "meta" if not (kind == "module" and id(module) in self.forking) else family
+            value = loosened(value, tensors_in((call_args, kwargs)))
         else:
             try:
                 value = _canonical_value(_call_rule(rule, ctx, call_args, kwargs))
@@ -351,9 +373,19 @@ class Propagator:
                     raise UnsupportedArgument(refused.op, refused.where, refused.node,
                                               f"{refused.detail}; and {meta_refused.detail}") from None
                 family = "meta"
+                value = loosened(value, tensors_in((call_args, kwargs)))
             else:
-                if rule.layout is not True and not all(t.contiguous for t in tensors_in((call_args, kwargs))):
-                    value = self._layout(rule, node, name, op, kind, module, call_args, kwargs, value)
+                inputs = tensors_in((call_args, kwargs))
+                policy = _memory_format(rule, ctx, inputs)
+                if policy != "guard" and policy:
+                    value = _kernel_value(value, inputs[0], policy, op)
+                else:
+                    if rule.layout is not True and not all(t.contiguous for t in inputs):
+                        value = self._layout(rule, node, name, op, kind, module, call_args, kwargs, value)
+                    if policy:
+                        value = _kernel_value(value, inputs[0], policy, op)
+                    if rule.layout is not True:
+                        value = loosened(value, inputs)
                 dtype = _result_dtype(node, call_args, kwargs)
                 if dtype is not None and isinstance(value, SymTensor):
                     value = value.with_dtype(dtype)
@@ -401,6 +433,8 @@ def _result_dtype(node: torch.fx.Node, args, kwargs):
     return None
 
 
+#: views: torch decides them from the strides alone, the same on every device
+_VIEWS = frozenset({"view", "view_as", "unflatten"})
 #: methods whose result depends on the strides, not only on the sizes
 _STRIDED_METHODS = frozenset({"view", "view_as", "unflatten", "is_contiguous", "stride", "data_ptr",
                               "storage_offset", "as_strided"})
@@ -416,6 +450,8 @@ def _meta(ctx: Context, node: torch.fx.Node, args, kwargs, cache: dict | None = 
             ctx.unsupported(f"{name} of a tensor whose strides symshape does not know (after an op "
                             "whose output layout it does not follow): torch's answer depends on them; "
                             "use reshape, or .contiguous() first")
+        if name in _STRIDED_METHODS and isinstance(args[0], SymTensor):
+            require_layout(ctx, args[0])
 
         def call(self, *a, **k):
             return getattr(self, name)(*a, **k)
@@ -428,7 +464,7 @@ def _meta(ctx: Context, node: torch.fx.Node, args, kwargs, cache: dict | None = 
             hash(key)
         except TypeError:  # an argument that is not a plain value: not cached
             key = None
-    return _meta_value(ctx, call, args, kwargs, cache, key)
+    return _meta_value(ctx, call, args, kwargs, cache, key, node.op == "call_method" and node.target in _VIEWS)
 
 
 def _signature(value):
@@ -444,19 +480,43 @@ def _signature(value):
     return (type(value).__name__, value)
 
 
-def _meta_value(ctx: Context, call, args, kwargs, cache: dict | None = None, key=None):
-    """``call``'s value from torch's meta kernels; its checks recorded on ``ctx``; a refusal named."""
+def _meta_value(ctx: Context, call, args, kwargs, cache: dict | None = None, key=None, view: bool = False):
+    """``call``'s value from torch's meta kernels; its checks recorded on ``ctx``; a refusal named
+    (``view``: a view of known strides, which torch refusing at every size is an answer)."""
     result = cache.get(key) if key is not None else None
     if result is None:
         try:
             result = run_meta(call, tuple(args), dict(kwargs), ctx.op)
         except MetaRefusal as e:
+            if view and str(e).startswith("torch raises at every size"):
+                # a view of strides symshape knows: torch's view decides them alike on every device
+                return _refused_view(ctx, args, str(e).partition(": ")[2])
             raise UnsupportedOperation(ctx.op, ctx.step, ctx.node, f"torch's meta kernel: {e}") from e
         if key is not None:
             cache[key] = result
     for r in result.requirements:
         ctx.require(r.lhs, r.relation, r.rhs, r.reason, unless=r.unless)
     return result.value
+
+
+def _refused_view(ctx: Context, args, error: str):
+    """A view torch refuses at every size, given the strides symshape knows: refused outright,
+    or, where those strides hold only under a guard (symshape.tensor.kernel_layout), refused
+    where the guard holds and, where it fails, as the guard's own requirement says (torch's
+    memory format there is not known); the shape the view asks for, where it runs."""
+    x, sizes = args[0], args[1:]
+    if not x.guard or len(sizes) == 0:
+        ctx.refuse(error)
+    if len(sizes) == 1 and isinstance(sizes[0], SymTensor):  # view_as
+        shape = sizes[0].shape
+    else:
+        shape = view_shape(ctx, x, list(sizes[0]) if isinstance(sizes[0], (list, tuple)) else list(sizes),
+                           "view").shape
+    unless = None
+    for g in x.guard:  # where a guard fails (its size below 2), torch's strides are not known
+        unless = Requirement(1, ">=", g.lhs, "", unless=unless)
+    ctx.require(0, "never", 0, error.replace("{", "{{").replace("}", "}}"), unless=unless)
+    return SymTensor(shape)
 
 
 def _floors_added(inputs: list[SymTensor], value, op: str) -> list[Rounding]:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, replace
 from typing import Any
 
 import sympy
 
-from .dims import as_expr, product, smallest_value
+from .dims import as_expr, canonical, product, smallest_value
+from .requirements import Requirement
 
-__all__ = ["Pieces", "SymTensor", "dense", "elementwise_layout", "has_tensor", "shape_str", "shapes_of",
-           "standard_strides", "tensors_in"]
+__all__ = ["Pieces", "SymTensor", "channels_last", "dense", "elementwise_layout", "has_tensor",
+           "kernel_layout", "loosened", "shape_str", "shapes_of", "standard_strides", "tensors_in"]
 
 
 @dataclass(frozen=True)
@@ -29,18 +31,40 @@ class SymTensor:
     #: only lets torch's meta kernels accept the tensor (symshape.meta).
     dtype: Any = None
     #: the strides of a non-contiguous tensor, where they are known exactly (sympy expressions,
-    #: as torch computes them for permute, transpose, slicing, expand ...)
+    #: as torch computes them for permute, transpose, slicing, expand ...); of a contiguous one,
+    #: only where they differ from the standard ones on a dim of size 1 (``loose``)
     strides: tuple | None = None
+    #: True where, at some sizes, torch's strides of this tensor's dims of size 1 may not be the
+    #: ones symshape records (the standard ones, or ``strides``): after a view of a
+    #: non-contiguous tensor, a permute that leaves a dim of size 1 in place, ``contiguous()`` of
+    #: a tensor that is contiguous at some sizes. is_contiguous ignores those strides; torch's
+    #: memory-format heuristic (``suggest_memory_format``, which convolution and pooling follow
+    #: on the CPU) does not. A contiguous tensor with ``strides`` has exactly those.
+    loose: bool = False
+    #: the layout recorded here is torch's only where these requirements hold; elsewhere a kernel
+    #: upstream may have picked channels last from strides symshape does not follow. A ``view``
+    #: of it requires them (``kernel_layout``).
+    guard: tuple = ()
 
     def __post_init__(self):
         object.__setattr__(self, "shape", tuple(as_expr(s, "a tensor size") for s in self.shape))
-        if self.strides is not None:
-            strides = tuple(_without_max_one(as_expr(s, "a stride")) for s in self.strides)
-            # torch's is_contiguous: the standard strides, except that a dim of size 1 may have any
-            standard = self.contiguous or all(
-                n == 1 or a == b for n, a, b in zip(self.shape, strides, standard_strides(self.shape)))
-            object.__setattr__(self, "strides", None if standard else strides)
-            object.__setattr__(self, "contiguous", standard)
+        if self.strides is None:
+            return
+        strides = tuple(_without_max_one(as_expr(s, "a stride")) for s in self.strides)
+        standard = standard_strides(self.shape)
+        if self.contiguous and self.loose:  # already normalized: a contiguous tensor's exact strides
+            object.__setattr__(self, "strides", strides)
+            return
+        # torch's is_contiguous: the standard strides, except that a dim of size 1 may have any
+        contiguous = self.contiguous or all(n == 1 or a == b for n, a, b in zip(self.shape, strides, standard))
+        if not contiguous:
+            object.__setattr__(self, "strides", strides)
+            return
+        object.__setattr__(self, "contiguous", True)
+        odd = any(a != b for a, b in zip(strides, standard))
+        # exact strides that differ on a dim of size 1 are kept (channels last may follow from them)
+        object.__setattr__(self, "strides", strides if odd and not self.loose else None)
+        object.__setattr__(self, "loose", self.loose or odd)
 
     @property
     def ndim(self) -> int:
@@ -58,19 +82,35 @@ class SymTensor:
 
     @property
     def known_strides(self) -> tuple | None:
-        """The strides, where known: torch's standard ones for a contiguous tensor."""
-        return standard_strides(self.shape) if self.contiguous else self.strides
+        """The strides, where known: torch's standard ones for a contiguous tensor (unless it
+        has others on dims of size 1, ``strides``)."""
+        if self.contiguous:
+            return self.strides if self.strides is not None else standard_strides(self.shape)
+        return self.strides
 
-    def with_shape(self, shape, contiguous: bool | None = None, strides=None) -> "SymTensor":
+    @property
+    def exact_strides(self) -> bool:
+        """Whether ``known_strides`` are torch's at every size, dims of size 1 included."""
+        return self.known_strides is not None and (not self.loose or (self.contiguous and self.strides is not None))
+
+    def with_shape(self, shape, contiguous: bool | None = None, strides=None, exact: bool = True) -> "SymTensor":
         """The same tensor with another shape (the index bound goes with it only if the shape
-        stays). Layout: ``strides`` where given (exact); else contiguous if ``contiguous`` is True,
-        or if it is None and this tensor is; else not known."""
+        stays). Layout: ``strides`` where given (computed from this tensor's, as torch does;
+        ``exact``: also on dims of size 1, at every size); else contiguous as torch allocates it
+        if ``contiguous`` is True; the same layout if it is None (strides only if the shape
+        stays); else not known."""
         shape = tuple(shape)
         keep = self.index_bound if len(shape) == len(self.shape) else None
         if strides is not None:
-            return SymTensor(shape, False, keep, self.dtype, tuple(strides))
-        contiguous = self.contiguous if contiguous is None else contiguous
-        return SymTensor(shape, contiguous, keep, self.dtype)
+            loose = self.loose and not self.exact_strides or not exact
+            return SymTensor(shape, False, keep, self.dtype, tuple(strides), loose, self.guard)
+        if contiguous is None:
+            if shape == self.shape:
+                return replace(self, index_bound=keep)
+            return SymTensor(shape, self.contiguous, keep, self.dtype, None, self.loose, self.guard)
+        if contiguous:
+            return SymTensor(shape, True, keep, self.dtype)
+        return SymTensor(shape, False, keep, self.dtype)
 
     def as_indices(self, bound) -> "SymTensor":
         return replace(self, index_bound=as_expr(bound))
@@ -184,6 +224,186 @@ def elementwise_layout(inputs, out: "SymTensor") -> "SymTensor":
     if not dense(out.shape, strides):
         return out.with_shape(out.shape, contiguous=False)
     return out.with_shape(out.shape, strides=strides)
+
+
+def _always(expr) -> bool:
+    """``expr >= 0`` at every size, as ``smallest_value`` finds it (factored: ``3W(H - 1)``)."""
+    for e in (expr, sympy.factor(expr)):
+        low = smallest_value(e)
+        if low is not None and low >= 0:
+            return True
+    return False
+
+
+def _less(a, b) -> bool | None:
+    """``a < b`` at every size (True), at none (False), or None."""
+    a, b = as_expr(a), as_expr(b)
+    if _always(b - a - 1):
+        return True
+    return False if _always(a - b) else None
+
+
+def _equal(a, b) -> bool | None:
+    a, b = as_expr(a), as_expr(b)
+    if sympy.expand(a - b) == 0:
+        return True
+    return False if _less(a, b) or _less(b, a) else None
+
+
+def _above_one(n) -> bool | None:
+    n = as_expr(n)
+    if n.is_Integer:
+        return int(n) > 1
+    return True if _always(n - 2) else None
+
+
+def channels_last(shape, strides) -> tuple[bool | None, tuple]:
+    """torch's ``is_channels_last_strides_2d`` / ``_3d`` for a 4D / 5D tensor (what
+    ``suggest_memory_format`` asks, and what convolution and pooling follow on the CPU): the
+    strides in the order C, W, H (, D), N never decrease, each at least the previous one times
+    its size (sizes of 1 aside), and N's is not C's.
+
+    Returns ``(answer, ones)``: the answer where every size that may be 1 is at least 2 (None
+    where it depends on the sizes even then), and the products that must be at least 2 for it
+    to hold (each is the sizes of one assignment of 1s that answers otherwise)."""
+    if len(shape) not in (4, 5) or _equal(strides[1], 0):
+        return False, ()
+    order = (1, 3, 2, 0) if len(shape) == 4 else (1, 4, 3, 2, 0)
+    maybe_one = [d for d in order if _above_one(shape[d]) is None]
+
+    def run(ones: frozenset) -> bool | None:
+        # a size taken as 1 is 1; one taken as at least 2 is written n + 1 (n >= 1) to bound it
+        subs = {as_expr(shape[d]): (1 if d in ones else as_expr(shape[d]) + 1)
+                for d in maybe_one if as_expr(shape[d]).is_Symbol}
+        st = [as_expr(v).xreplace(subs) for v in strides]
+        low = sympy.Integer(0)
+        for d in order:
+            below = _less(st[d], low)
+            if below is not False:
+                return None if below is None else False
+            if d == 0:
+                same = _equal(low, st[1])
+                if same is not False:
+                    return None if same is None else False
+            big = _above_one(shape[d]) if d not in maybe_one else d not in ones
+            low = st[d] * as_expr(shape[d]).xreplace(subs) if big else st[d]
+        return True
+
+    generic = run(frozenset())
+    if generic is None:
+        return None, ()
+    differ: list[frozenset] = []  # the least sets of sizes at 1 that answer otherwise
+    for k in range(1, len(maybe_one) + 1):
+        for ones in map(frozenset, itertools.combinations(maybe_one, k)):
+            if not any(seen <= ones for seen in differ) and run(ones) != generic:
+                differ.append(ones)
+    guard = (canonical(product(shape[d] for d in sorted(ones))) for ones in differ)
+    return generic, tuple(dict.fromkeys(guard))
+
+
+def channels_last_strides(shape) -> tuple:
+    """The strides of a tensor torch allocates channels last (4D or 5D)."""
+    n = len(shape)
+    out = [sympy.Integer(0)] * n
+    out[1] = sympy.Integer(1)
+    acc = as_expr(shape[1])
+    for d in (*range(n - 1, 1, -1), 0):
+        out[d] = acc
+        acc = acc * as_expr(shape[d])
+    return tuple(out)
+
+
+def loosened(value, inputs):
+    """An op's output after inputs whose layout is ``loose`` or guarded: a contiguous output
+    may then have other strides on its dims of size 1 (torch computes them from the inputs'),
+    and its layout holds where the inputs' did."""
+    guard = tuple(dict.fromkeys(g for t in inputs for g in t.guard))
+    if not guard and not any(t.loose for t in inputs):
+        return value
+    if isinstance(value, SymTensor):
+        if value.contiguous:
+            return SymTensor(value.shape, True, value.index_bound, value.dtype, None, True,
+                             tuple(dict.fromkeys(value.guard + guard)))
+        return replace(value, guard=tuple(dict.fromkeys(value.guard + guard)))
+    if isinstance(value, Pieces):
+        return Pieces([loosened(v, inputs) for v in value], value.requires, value.dim)
+    if isinstance(value, tuple):
+        return tuple(loosened(v, inputs) for v in value)
+    if isinstance(value, list):
+        return [loosened(v, inputs) for v in value]
+    return value
+
+
+def kernel_layout(x: SymTensor, out: SymTensor, d: int, policy: str, what: str) -> SymTensor:
+    """The layout of a convolution's or pooling's output ``out`` on the CPU, from its input
+    ``x`` with ``d`` spatial dims. ``policy``: ``"contiguous"`` (torch allocates it so),
+    ``"suggest"`` (channels last exactly where ``x`` suggests it: ``channels_last`` of ``x``,
+    seen as 4D for ``d = 1``, as avg_pool1d and adaptive pooling do), ``"contiguous_first"``
+    (``x.contiguous()``, then "suggest": a 1D convolution), ``"suggest_some"`` (channels last
+    where ``x`` suggests it on some backends and not on others: not known there), ``"guard"`` (not modelled
+    beyond: contiguous from a contiguous input, under the guard below where its size-1 strides
+    may be odd; from another, ``out`` as the caller has it), ``""``: ``out`` as it is. A 3D ``x`` is viewed as ``(N, C, 1, L)`` with unsqueeze's
+    stride. Where the strides of dims of size 1 decide and symshape does not know them, the
+    output is contiguous under a guard (C >= 2 and some spatial size >= 2 rule channels last
+    out), or, where the guard fails at every size, of unknown layout."""
+    if not policy or x.ndim != d + 2:
+        return out
+    fresh = SymTensor(out.shape, True, out.index_bound, out.dtype)
+    if policy == "contiguous":
+        return fresh
+    if policy == "contiguous_first":
+        # torch's _convolution makes a 3D input contiguous first (a copy where it is not; the
+        # tensor itself, odd size-1 strides and all, where it is: at some sizes it may be)
+        if not x.contiguous:
+            x = SymTensor(x.shape, True, None, x.dtype, None, any(not n.is_Integer for n in x.shape), x.guard)
+        policy = "suggest"
+    guard = x.guard
+    if policy == "guard" and not x.contiguous:
+        return out
+    if x.contiguous and not x.loose:
+        return replace(fresh, guard=guard)
+    shape, strides = x.shape, x.known_strides
+    out_shape = out.shape
+    if d == 1:
+        shape = (shape[0], shape[1], sympy.Integer(1), shape[2])
+        strides = strides and (strides[0], strides[1], strides[2] * shape[3], strides[2])
+        out_shape = (out_shape[0], out_shape[1], sympy.Integer(1), out_shape[2])
+    unknown = SymTensor(out.shape, False, out.index_bound, out.dtype, guard=guard)
+    harmless = out_shape[1] == 1 or all(n == 1 for n in out_shape[2:])
+    if x.exact_strides and policy in ("suggest", "suggest_some"):
+        cl, ones = channels_last(shape, strides)
+        if cl is None:
+            return unknown
+    elif x.contiguous:
+        # its size-1 strides not known: channels last needs C == 1 or every spatial size 1
+        cl, ones = False, tuple(e for e in (shape[1], product(shape[2:])) if not _above_one(e))
+    else:
+        return unknown
+    if cl and policy == "suggest_some":
+        return unknown  # channels last on the backends that follow the input, contiguous on others
+    if cl:
+        st = channels_last_strides(out_shape)
+        out = SymTensor(out.shape, False, out.index_bound, out.dtype, (st[0], st[1], st[3]) if d == 1 else st)
+    else:
+        out = fresh
+    if not ones:
+        return replace(out, guard=guard)
+    data = "the memory format torch picks here depends on strides symshape does not follow"
+    if x.exact_strides:  # these strides hold where no size in ``ones`` is 1 (channels_last)
+        reason = (f"{what}: where {{lhs}} < 2, torch picks another memory format for its output than "
+                  "symshape follows")
+        new = tuple(Requirement(e, ">=", 2, reason, data_dependent=data) for e in ones)
+        return replace(out, guard=tuple(dict.fromkeys(guard + new)))
+    if harmless:  # channels last or not, such an output is contiguous: only its size-1 strides differ
+        return SymTensor(out.shape, True, out.index_bound, out.dtype, None, True, guard)
+    if any(_above_one(e) is False for e in ones):
+        return unknown
+    reason = (f"{what}: where {{lhs}} < 2, torch picks its output's memory format from the strides of "
+              "dims of size 1, which symshape does not follow")
+    # where the output's spatial sizes are all 1, channels last or not it is contiguous
+    harmless_here = Requirement(1, ">=", canonical(product(out_shape[2:])), "")
+    new = tuple(Requirement(e, ">=", 2, reason, unless=harmless_here, data_dependent=data) for e in ones)
+    return replace(out, guard=tuple(dict.fromkeys(guard + new)))
 
 
 def shape_str(shape) -> str:

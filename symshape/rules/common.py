@@ -10,7 +10,8 @@ import sympy
 from ..tensor import SymTensor
 from .registry import Context
 
-__all__ = ["as_bool", "as_choice", "as_int", "as_real", "check_rank", "ntuple", "spatial_unit", "tensor_arg"]
+__all__ = ["as_bool", "as_choice", "as_int", "as_real", "check_rank", "ntuple", "require_layout", "spatial_unit",
+           "tensor_arg"]
 
 _UNITS = {1: ("positions",), 2: ("rows", "columns"), 3: ("frames", "rows", "columns")}
 
@@ -75,3 +76,13 @@ def check_rank(ctx: Context, x: SymTensor, ranks: tuple[int, ...], layer: str) -
             f"{layer} expects a {expected} input, gets {x.ndim}D {x} "
             "(input_shape excludes the batch dim N, which symshape adds)"
         )
+
+
+def require_layout(ctx: Context, x: SymTensor) -> None:
+    """Where the layout of ``x`` holds only under a guard (symshape.tensor.kernel_layout), an op
+    that depends on it (a view) requires the guard."""
+    seen = set()
+    for g in x.guard:
+        if (g.lhs, g.relation, g.rhs, g.unless) not in seen:  # the same size guarded by two kernels: once
+            seen.add((g.lhs, g.relation, g.rhs, g.unless))
+            ctx.require(g.lhs, g.relation, g.rhs, g.reason, unless=g.unless, data_dependent=g.data_dependent)

@@ -16,6 +16,8 @@ shape; several still refuse some inputs, and those checks are rules too:
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -70,7 +72,15 @@ def same_shape_method(ctx: Context, self, *args, **kwargs) -> SymTensor:
 @method_rule("contiguous", layout=True)
 def contiguous(ctx: Context, self, *args, **kwargs) -> SymTensor:
     """``out = in``, contiguous in memory."""
-    return tensor_arg(self, "self", ctx).with_shape(self.shape, contiguous=True)
+    # the tensor itself where torch sees it contiguous, odd size-1 strides and all; else a copy,
+    # whose size-1 strides are loose where a size that may be 1 makes torch see it contiguous
+    x = tensor_arg(self, "self", ctx)
+    if x.contiguous:
+        return x.with_shape(x.shape)
+    out = x.with_shape(x.shape, contiguous=True)
+    if any(not n.is_Integer for n in x.shape):  # a size that may be 1 may make it contiguous there
+        out = replace(out, loose=True, guard=x.guard)
+    return out
 
 
 def _check_dim(ctx: Context, x: SymTensor, dim, what: str) -> None:

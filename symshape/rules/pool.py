@@ -32,6 +32,13 @@ from ..tensor import SymTensor
 from .common import as_bool, as_int, as_real, check_rank, ntuple, spatial_unit, tensor_arg
 from .registry import Context, function_rule, module_rule
 
+# the CPU kernels' output memory format by input rank (symshape.tensor.kernel_layout), measured:
+# max pooling and interpolation keep 1D outputs contiguous; avg and adaptive pooling run 1D as 2D
+# and 3D contiguous; lp pooling pools x ** p, whose layout the elementwise power decides
+_MAX = {3: "contiguous", 4: "suggest", 5: "suggest"}
+_AVG = {3: "suggest", 4: "suggest", 5: "contiguous"}
+_LP = {3: "guard", 4: "guard", 5: "guard"}
+
 __all__ = ["pool_out", "pool_min_size", "pool_shape", "adaptive_shape"]
 
 
@@ -108,20 +115,28 @@ def _maybe_indices(out: SymTensor, return_indices: bool, x: SymTensor | None = N
     return out, (out.as_indices(bound) if bound is not None else out)
 
 
-@module_rule(nn.MaxPool1d, d=1)
-@module_rule(nn.MaxPool2d, d=2)
-@module_rule(nn.MaxPool3d, d=3)
+@module_rule(nn.MaxPool1d, d=1, memory_format=_MAX)
+@module_rule(nn.MaxPool2d, d=2, memory_format=_MAX)
+@module_rule(nn.MaxPool3d, d=3, memory_format=_MAX)
 def max_pool(ctx: Context, module: nn.Module, x, *, d: int):
     """``floor((in + 2p - d(k-1) - 1)/s) + 1``; ceil_mode: ceil, and the last window must start in the input."""
     x = tensor_arg(x, "input", ctx)
     k, s, p, dl = _pool_args(ctx, d, module.kernel_size, module.stride, module.padding, module.dilation)
     out = pool_shape(ctx, x, d, k, s, p, dl, as_bool(module.ceil_mode, "ceil_mode", ctx), type(module).__name__, "max pooling")
-    return _maybe_indices(out, as_bool(module.return_indices, "return_indices", ctx), x, d)
+    return _maybe_indices(out, _indices(ctx, as_bool(module.return_indices, "return_indices", ctx), d), x, d)
 
 
-@module_rule(nn.AvgPool1d, d=1)
-@module_rule(nn.AvgPool2d, d=2)
-@module_rule(nn.AvgPool3d, d=3)
+def _indices(ctx: Context, return_indices: bool, d: int) -> bool:
+    """max_pool1d with indices runs as max_pool2d_with_indices (channels last where the input
+    suggests it); without, torch's own 1D kernel (contiguous)."""
+    if return_indices and d == 1:
+        ctx.memory_format = "suggest"
+    return return_indices
+
+
+@module_rule(nn.AvgPool1d, d=1, memory_format=_AVG)
+@module_rule(nn.AvgPool2d, d=2, memory_format=_AVG)
+@module_rule(nn.AvgPool3d, d=3, memory_format=_AVG)
 def avg_pool(ctx: Context, module: nn.Module, x, *, d: int) -> SymTensor:
     """``floor((in + 2p - k)/s) + 1``; ceil_mode: ceil, and the last window must start in the input."""
     x = tensor_arg(x, "input", ctx)
@@ -162,27 +177,27 @@ def _window_of_a_size(ctx: Context, x: SymTensor, d: int, kernel_size, stride, p
     return SymTensor((*x.shape[:-d], *out))
 
 
-@function_rule(F.max_pool1d, torch.max_pool1d, d=1)
-@function_rule(F.max_pool2d, torch.max_pool2d, d=2)
-@function_rule(F.max_pool3d, torch.max_pool3d, d=3)
-@function_rule(F.max_pool1d_with_indices, d=1, indices=True)
-@function_rule(F.max_pool2d_with_indices, d=2, indices=True)
-@function_rule(F.max_pool3d_with_indices, d=3, indices=True)
+@function_rule(F.max_pool1d, torch.max_pool1d, d=1, memory_format=_MAX)
+@function_rule(F.max_pool2d, torch.max_pool2d, d=2, memory_format=_MAX)
+@function_rule(F.max_pool3d, torch.max_pool3d, d=3, memory_format=_MAX)
+@function_rule(F.max_pool1d_with_indices, d=1, memory_format=_MAX, indices=True)
+@function_rule(F.max_pool2d_with_indices, d=2, memory_format=_MAX, indices=True)
+@function_rule(F.max_pool3d_with_indices, d=3, memory_format=_MAX, indices=True)
 def max_pool_function(ctx: Context, input, kernel_size, stride=None, padding=0, dilation=1,
                       ceil_mode=False, return_indices=False, *, d: int, indices: bool = False):
     """The MaxPool rule for ``F.max_pool{d}d`` (``_with_indices``: always a pair)."""
     x = tensor_arg(input, "input", ctx)
     if _sized_kernel(kernel_size):
         out = _window_of_a_size(ctx, x, d, kernel_size, stride, padding, dilation, ceil_mode, f"max_pool{d}d")
-        return _maybe_indices(out, indices or as_bool(return_indices, "return_indices", ctx), x, d)
+        return _maybe_indices(out, _indices(ctx, indices or as_bool(return_indices, "return_indices", ctx), d), x, d)
     k, s, p, dl = _pool_args(ctx, d, kernel_size, stride, padding, dilation)
     out = pool_shape(ctx, x, d, k, s, p, dl, as_bool(ceil_mode, "ceil_mode", ctx), f"max_pool{d}d", "max pooling")
-    return _maybe_indices(out, indices or as_bool(return_indices, "return_indices", ctx), x, d)
+    return _maybe_indices(out, _indices(ctx, indices or as_bool(return_indices, "return_indices", ctx), d), x, d)
 
 
-@function_rule(F.avg_pool1d, d=1)
-@function_rule(F.avg_pool2d, d=2)
-@function_rule(F.avg_pool3d, d=3)
+@function_rule(F.avg_pool1d, d=1, memory_format=_AVG)
+@function_rule(F.avg_pool2d, d=2, memory_format=_AVG)
+@function_rule(F.avg_pool3d, d=3, memory_format=_AVG)
 def avg_pool_function(ctx: Context, input, kernel_size, stride=None, padding=0, ceil_mode=False,
                       count_include_pad=True, divisor_override=None, *, d: int) -> SymTensor:
     """The AvgPool rule for ``F.avg_pool{d}d``."""
@@ -234,12 +249,12 @@ def adaptive_shape(ctx: Context, x: SymTensor, d: int, output_size, layer: str, 
     return SymTensor((*x.shape[:-d], *out))
 
 
-@module_rule(nn.AdaptiveAvgPool1d, d=1, kind="avg")
-@module_rule(nn.AdaptiveAvgPool2d, d=2, kind="avg")
-@module_rule(nn.AdaptiveAvgPool3d, d=3, kind="avg")
-@module_rule(nn.AdaptiveMaxPool1d, d=1, kind="max")
-@module_rule(nn.AdaptiveMaxPool2d, d=2, kind="max")
-@module_rule(nn.AdaptiveMaxPool3d, d=3, kind="max")
+@module_rule(nn.AdaptiveAvgPool1d, d=1, memory_format=_AVG, kind="avg")
+@module_rule(nn.AdaptiveAvgPool2d, d=2, memory_format=_AVG, kind="avg")
+@module_rule(nn.AdaptiveAvgPool3d, d=3, memory_format=_AVG, kind="avg")
+@module_rule(nn.AdaptiveMaxPool1d, d=1, memory_format=_AVG, kind="max")
+@module_rule(nn.AdaptiveMaxPool2d, d=2, memory_format=_AVG, kind="max")
+@module_rule(nn.AdaptiveMaxPool3d, d=3, memory_format=_AVG, kind="max")
 def adaptive_pool(ctx: Context, module: nn.Module, x, *, d: int, kind: str):
     """``out = output_size`` (``None`` entries keep the input size)."""
     x = tensor_arg(x, "input", ctx)
@@ -247,15 +262,15 @@ def adaptive_pool(ctx: Context, module: nn.Module, x, *, d: int, kind: str):
     return _maybe_indices(out, as_bool(getattr(module, "return_indices", False), "return_indices", ctx))
 
 
-@function_rule(F.adaptive_avg_pool1d, d=1, kind="avg")
-@function_rule(F.adaptive_avg_pool2d, d=2, kind="avg")
-@function_rule(F.adaptive_avg_pool3d, d=3, kind="avg")
-@function_rule(F.adaptive_max_pool1d, d=1, kind="max")
-@function_rule(F.adaptive_max_pool2d, d=2, kind="max")
-@function_rule(F.adaptive_max_pool3d, d=3, kind="max")
-@function_rule(F.adaptive_max_pool1d_with_indices, d=1, kind="max", indices=True)
-@function_rule(F.adaptive_max_pool2d_with_indices, d=2, kind="max", indices=True)
-@function_rule(F.adaptive_max_pool3d_with_indices, d=3, kind="max", indices=True)
+@function_rule(F.adaptive_avg_pool1d, d=1, memory_format=_AVG, kind="avg")
+@function_rule(F.adaptive_avg_pool2d, d=2, memory_format=_AVG, kind="avg")
+@function_rule(F.adaptive_avg_pool3d, d=3, memory_format=_AVG, kind="avg")
+@function_rule(F.adaptive_max_pool1d, d=1, memory_format=_AVG, kind="max")
+@function_rule(F.adaptive_max_pool2d, d=2, memory_format=_AVG, kind="max")
+@function_rule(F.adaptive_max_pool3d, d=3, memory_format=_AVG, kind="max")
+@function_rule(F.adaptive_max_pool1d_with_indices, d=1, memory_format=_AVG, kind="max", indices=True)
+@function_rule(F.adaptive_max_pool2d_with_indices, d=2, memory_format=_AVG, kind="max", indices=True)
+@function_rule(F.adaptive_max_pool3d_with_indices, d=3, memory_format=_AVG, kind="max", indices=True)
 def adaptive_pool_function(ctx: Context, input, output_size, return_indices=False, *, d: int,
                            kind: str, indices: bool = False):
     """The adaptive pooling rule for the F forms (``_with_indices``: always a pair)."""
@@ -267,9 +282,9 @@ def adaptive_pool_function(ctx: Context, input, output_size, return_indices=Fals
 # -- LPPool: avg_pool of x**p (max pooling of |x| for p = inf), no padding ----------------------
 
 
-@module_rule(nn.LPPool1d, d=1)
-@module_rule(nn.LPPool2d, d=2)
-@module_rule(nn.LPPool3d, d=3)
+@module_rule(nn.LPPool1d, d=1, memory_format=_LP)
+@module_rule(nn.LPPool2d, d=2, memory_format=_LP)
+@module_rule(nn.LPPool3d, d=3, memory_format=_LP)
 def lp_pool(ctx: Context, module: nn.Module, x, *, d: int) -> SymTensor:
     """``floor((in - k)/s) + 1`` (ceil_mode too): torch computes it as an average pooling."""
     x = tensor_arg(x, "input", ctx)
@@ -277,9 +292,9 @@ def lp_pool(ctx: Context, module: nn.Module, x, *, d: int) -> SymTensor:
                     type(module).__name__)
 
 
-@function_rule(F.lp_pool1d, d=1)
-@function_rule(F.lp_pool2d, d=2)
-@function_rule(F.lp_pool3d, d=3)
+@function_rule(F.lp_pool1d, d=1, memory_format=_LP)
+@function_rule(F.lp_pool2d, d=2, memory_format=_LP)
+@function_rule(F.lp_pool3d, d=3, memory_format=_LP)
 def lp_pool_function(ctx: Context, input, norm_type, kernel_size, stride=None, ceil_mode=False, *, d: int):
     """``floor((in - k)/s) + 1`` (ceil_mode too)."""
     return _lp_pool(ctx, tensor_arg(input, "input", ctx), d, norm_type, kernel_size, stride, as_bool(ceil_mode, "ceil_mode", ctx),

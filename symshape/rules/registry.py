@@ -49,6 +49,10 @@ class Rule:
     #: it); "elementwise": torch's TensorIterator layout applies (symshape.tensor.elementwise_layout);
     #: False: the engine asks torch's meta kernel for a non-contiguous input's output layout
     layout: bool | str = False
+    #: the CPU kernel's output memory format by input rank (3, 4, 5): "contiguous", "suggest"
+    #: (channels last where the input suggests it), "guard" (contiguous, under a guard where the
+    #: input's size-1 strides are not known); see symshape.tensor.kernel_layout
+    memory_format: dict = field(default_factory=dict)
 
     @property
     def target_name(self) -> str:
@@ -93,25 +97,30 @@ def target_name(target: Any) -> str:
     return f"{mod}.{name}" if mod else name
 
 
-def module_rule(*classes: type, overridable: tuple[str, ...] = ("forward",), layout: bool | str = False, **bound):
+def module_rule(*classes: type, overridable: tuple[str, ...] = ("forward",), layout: bool | str = False,
+                memory_format: dict | None = None, **bound):
     """Register ``fn(ctx, module, *args, **kwargs)`` for ``classes`` and their subclasses.
-    ``layout``: the rule sets its output's layout (see :class:`Rule`)."""
+    ``layout``: the rule sets its output's layout; ``memory_format``: the kernel's (see :class:`Rule`)."""
 
     def deco(fn):
         for cls in classes:
-            _MODULE_RULES[cls] = Rule(fn.__name__, fn, "module", cls, dict(bound), overridable, layout=layout)
+            _MODULE_RULES[cls] = Rule(fn.__name__, fn, "module", cls, dict(bound), overridable, layout=layout,
+                                      memory_format=dict(memory_format or {}))
         return fn
 
     return deco
 
 
-def function_rule(*functions: Any, on_sizes: bool = False, layout: bool | str = False, **bound):
+def function_rule(*functions: Any, on_sizes: bool = False, layout: bool | str = False,
+                  memory_format: dict | None = None, **bound):
     """Register ``fn(ctx, *args, **kwargs)`` for calls of ``functions``; ``bound`` is passed too.
-    ``on_sizes``: the rule also takes calls without a tensor argument; ``layout``: see :class:`Rule`."""
+    ``on_sizes``: the rule also takes calls without a tensor argument; ``layout``,
+    ``memory_format``: see :class:`Rule`."""
 
     def deco(fn):
         for f in functions:
-            _FUNCTION_RULES[f] = Rule(fn.__name__, fn, "function", f, dict(bound), on_sizes=on_sizes, layout=layout)
+            _FUNCTION_RULES[f] = Rule(fn.__name__, fn, "function", f, dict(bound), on_sizes=on_sizes, layout=layout,
+                                      memory_format=dict(memory_format or {}))
         return fn
 
     return deco
@@ -172,6 +181,8 @@ class Context:
         self.linear_input = None
         self.roundings: list[Rounding] = []
         self.derivations: list = []
+        #: set by a rule whose kernel's memory format depends on its arguments (see Rule.memory_format)
+        self.memory_format: str | None = None
 
     def require(self, lhs, relation: str, rhs, reason: str, kind: str = "size",
                 unless: Requirement | None = None, backend_dependent: str = "", data_dependent: str = "") -> None:

@@ -10,6 +10,7 @@ do not divide it), and an unflatten whose sizes do not multiply up to the unflat
 from __future__ import annotations
 
 import builtins
+from dataclasses import replace
 
 import sympy
 import torch
@@ -17,7 +18,7 @@ import torch.nn as nn
 
 from ..dims import as_expr, canonical, product
 from ..tensor import SymTensor
-from .common import as_int, tensor_arg
+from .common import as_int, require_layout, tensor_arg
 from .registry import Context, function_rule, method_rule, module_rule
 
 __all__ = ["flatten_shape", "view_shape"]
@@ -27,6 +28,8 @@ def by_strides(ctx: Context, x: SymTensor, what: str) -> None:
     """A view of a non-contiguous tensor: with its strides known, torch's own ``what`` decides
     (symshape.meta, from the strides); without them, it is refused. (A reshape or flatten has the
     same sizes either way, a view or a copy: its output's layout is then not known.)"""
+    if what in ("view", "unflatten"):
+        require_layout(ctx, x)
     if x.contiguous or what not in ("view", "unflatten"):
         return
     if x.strides is not None:
@@ -36,9 +39,12 @@ def by_strides(ctx: Context, x: SymTensor, what: str) -> None:
 
 
 def _reshaped(x: SymTensor, out: SymTensor) -> SymTensor:
-    """A reshape's output: contiguous from a contiguous input; from another, a view or a copy
-    depending on the strides -- the same sizes either way, its layout not followed (fast)."""
-    return out if x.contiguous else out.with_shape(out.shape, contiguous=False)
+    """A reshape's output: contiguous from a contiguous input (a view: its size-1 strides as loose
+    as the input's); from another, a view or a copy depending on the strides -- the same sizes
+    either way, its layout not followed (fast)."""
+    if not x.contiguous:
+        return out.with_shape(out.shape, contiguous=False)
+    return replace(out, loose=x.loose, guard=x.guard) if x.loose or x.guard else out
 
 
 def flatten_shape(ctx: Context, x: SymTensor, start_dim: int, end_dim: int) -> SymTensor:
@@ -55,7 +61,8 @@ def flatten_shape(ctx: Context, x: SymTensor, start_dim: int, end_dim: int) -> S
     out = SymTensor((*x.shape[:start], merged, *x.shape[end + 1 :]))
     if not x.contiguous and x.strides is not None and _mergeable(x, start, end):
         # a view: the merged dims' stride is the innermost one's (torch's computeStride)
-        return out.with_shape(out.shape, strides=(*x.strides[:start], x.strides[end], *x.strides[end + 1:]))
+        # (exact but for dims of size 1: torch's computeStride merges those differently)
+        return x.with_shape(out.shape, strides=(*x.strides[:start], x.strides[end], *x.strides[end + 1:]), exact=False)
     return _reshaped(x, out)
 
 
@@ -108,7 +115,8 @@ def view(ctx: Context, self, *sizes, what: str) -> SymTensor:
     out = view_shape(ctx, x, _size_list(sizes), what)
     strides = _split_strides(x, out.shape) if not x.contiguous and x.strides is not None else None
     if strides is not None:  # only splits: a view at every size, strides as torch computes them
-        return out.with_shape(out.shape, strides=strides)
+        # (but for dims of size 1, which torch's computeStride merges into other chunks)
+        return x.with_shape(out.shape, strides=strides, exact=False)
     by_strides(ctx, x, what)
     return _reshaped(x, out)
 
