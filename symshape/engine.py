@@ -85,7 +85,8 @@ def _memory_format(rule: Rule, ctx: Context, inputs: list[SymTensor]) -> str:
     x = inputs[0]
     if "d" in rule.bound and x.ndim != rule.bound["d"] + 2:
         return ""  # an unbatched input
-    return ctx.memory_format or rule.memory_format.get(x.ndim, "")
+    policy = ctx.memory_format or rule.memory_format.get(x.ndim, "")
+    return "" if policy == "none" else policy
 
 
 def _kernel_value(value: Any, x: SymTensor, policy: str, op: str) -> Any:

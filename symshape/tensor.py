@@ -339,7 +339,8 @@ def kernel_layout(x: SymTensor, out: SymTensor, d: int, policy: str, what: str) 
     ``x`` with ``d`` spatial dims. ``policy``: ``"contiguous"`` (torch allocates it so),
     ``"suggest"`` (channels last exactly where ``x`` suggests it: ``channels_last`` of ``x``,
     seen as 4D for ``d = 1``, as avg_pool1d and adaptive pooling do), ``"contiguous_first"``
-    (``x.contiguous()``, then "suggest": a 1D convolution), ``"suggest_some"`` (channels last
+    (``x.contiguous()``, then "suggest": a 1D convolution), ``"unless_contiguous"`` (contiguous
+    from a contiguous input, else "suggest": batch norm), ``"suggest_some"`` (channels last
     where ``x`` suggests it on some backends and not on others: not known there), ``"guard"`` (not modelled
     beyond: contiguous from a contiguous input, under the guard below where its size-1 strides
     may be odd; from another, ``out`` as the caller has it), ``""``: ``out`` as it is. A 3D ``x`` is viewed as ``(N, C, 1, L)`` with unsqueeze's
@@ -351,6 +352,10 @@ def kernel_layout(x: SymTensor, out: SymTensor, d: int, policy: str, what: str) 
     fresh = SymTensor(out.shape, True, out.index_bound, out.dtype)
     if policy == "contiguous":
         return fresh
+    if policy == "unless_contiguous":  # contiguous where torch sees the input so, else "suggest"
+        if x.contiguous:
+            return replace(fresh, guard=x.guard)
+        policy = "suggest"
     if policy == "contiguous_first":
         # torch's _convolution makes a 3D input contiguous first (a copy where it is not; the
         # tensor itself, odd size-1 strides and all, where it is: at some sizes it may be)
@@ -396,8 +401,8 @@ def kernel_layout(x: SymTensor, out: SymTensor, d: int, policy: str, what: str) 
         return replace(out, guard=tuple(dict.fromkeys(guard + new)))
     if harmless:  # channels last or not, such an output is contiguous: only its size-1 strides differ
         return SymTensor(out.shape, True, out.index_bound, out.dtype, None, True, guard)
-    if any(_above_one(e) is False for e in ones):
-        return unknown
+    # (a size that is always 1, a 1-channel input: then its guard never holds, and a view of the
+    # output is refused everywhere, as torch may refuse it)
     reason = (f"{what}: where {{lhs}} < 2, torch picks its output's memory format from the strides of "
               "dims of size 1, which symshape does not follow")
     # where the output's spatial sizes are all 1, channels last or not it is contiguous

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 from torch._prims_common import suggest_memory_format
 
+import symshape
 from oracle import assert_agrees, grid
 from strategies import Functional
 from symshape.tensor import channels_last
@@ -109,6 +110,19 @@ def _kernels(d: int, c: int):
         "adaptive": functools.partial(adapt, output_size=2),
         "adaptive_max": adapt_max(3),
         "lp_pool": {1: nn.LPPool1d, 2: nn.LPPool2d, 3: nn.LPPool3d}[d](2, 1),
+        "batch_norm": {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[d](c).eval(),
+        "group_norm": nn.GroupNorm(1, c),
+        "instance_norm": {1: nn.InstanceNorm1d, 2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}[d](c),
+        "interpolate": functools.partial(F.interpolate, scale_factor=2),
+        "interpolate_linear": functools.partial(F.interpolate, scale_factor=2,
+                                                mode={1: "linear", 2: "bilinear", 3: "trilinear"}[d]),
+        "interpolate_area": functools.partial(F.interpolate, size=(2,) * d, mode="area"),
+        "pad": functools.partial(F.pad, pad=(1, 1) * d),
+        "pad_replicate": functools.partial(F.pad, pad=(1, 1) * d, mode="replicate"),
+        "pad_circular": functools.partial(F.pad, pad=(1, 1) * d, mode="circular"),
+        "pad_shrink": functools.partial(F.pad, pad=(0, -1) * d),
+        **({"pixel_shuffle": nn.PixelShuffle(1), "pixel_unshuffle": nn.PixelUnshuffle(1),
+            "channel_shuffle": nn.ChannelShuffle(1)} if d == 2 else {}),
     }
 
 
@@ -118,20 +132,30 @@ class _First(nn.Module):
 
 
 KINDS = list(_kernels(2, 1))
+#: the kinds that apply to every rank (the chains' first kernel)
+EVERY_RANK = [k for k in KINDS if k in _kernels(1, 1) and k in _kernels(3, 1)]
 
 
 @pytest.mark.parametrize("d", [1, 2, 3])
 @pytest.mark.parametrize("kind", KINDS)
 def test_kernel_output_layout_decides_a_later_view(kind, d):
+    if kind not in _kernels(d, 1):
+        pytest.skip(f"{kind} takes 2D inputs only")
     names = ["L"] if d == 1 else ["H", "W"] if d == 2 else ["D", "H", "W"]
     values = [1, 2, 3] if d < 3 else [1, 2]
     for c, odd in ((3, False), (1, False), (2, True)):
         model = Functional([Permuted(d + 2, odd), _kernels(d, c)[kind], _flat])
+        if (kind, d, c) == ("pad_shrink", 3, 3):
+            # a narrowed NDHWC tensor: torch's view of it branches on the sizes more than 64 ways,
+            # and symshape refuses it, naming the view, rather than guess
+            with pytest.raises(symshape.UnsupportedOperation, match="view"):
+                symshape.analyze(model, (*names, c))
+            continue
         assert_agrees(model, (*names, c), grid(names, values))
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.sampled_from(KINDS), st.sampled_from([1, 2, 3]), st.sampled_from([1, 2, 3]), st.booleans(),
+@given(st.sampled_from(EVERY_RANK), st.sampled_from([1, 2, 3]), st.sampled_from([1, 2, 3]), st.booleans(),
        st.booleans())
 def test_kernel_chains_agree_with_torch(kind, d, c, odd, twice):
     """Two kernels in a row (the second sees the first's layout), then a view."""

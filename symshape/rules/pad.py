@@ -22,6 +22,11 @@ from ..tensor import SymTensor
 from .common import as_int, spatial_unit, tensor_arg
 from .registry import Context, function_rule, module_rule
 
+# the CPU kernels' output memory format by input rank (symshape.tensor.kernel_layout), measured
+# for padding that grows: the output follows the input (1D: contiguous); circular padding's is
+# contiguous; padding that only shrinks is a narrowed copy (not modelled: torch's meta kernel)
+_FOLLOWS = {3: "contiguous", 4: "suggest", 5: "suggest"}
+
 __all__ = ["pad_shape"]
 
 def _constant_rank(ctx: Context, x: SymTensor, k: int, pad: tuple[int, ...], layer: str) -> None:
@@ -88,6 +93,8 @@ def pad_shape(ctx: Context, x: SymTensor, pad: tuple[int, ...], mode: str, layer
     k = len(pad) // 2
     rank_check, dim_check = _MODES[mode]
     rank_check(ctx, x, k, pad, layer)
+    if mode == "circular" or all(p <= 0 for p in pad):
+        ctx.memory_format = "contiguous" if mode == "circular" else "none"
     shape = list(x.shape)
     outs = []
     derived: list[Padded] = []
@@ -112,10 +119,10 @@ def pad_shape(ctx: Context, x: SymTensor, pad: tuple[int, ...], mode: str, layer
 
 
 @module_rule(nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d, nn.ConstantPad1d, nn.ConstantPad2d,
-             nn.ConstantPad3d, mode="constant")
-@module_rule(nn.ReflectionPad1d, nn.ReflectionPad2d, nn.ReflectionPad3d, mode="reflect")
-@module_rule(nn.ReplicationPad1d, nn.ReplicationPad2d, nn.ReplicationPad3d, mode="replicate")
-@module_rule(nn.CircularPad1d, nn.CircularPad2d, nn.CircularPad3d, mode="circular")
+             nn.ConstantPad3d, mode="constant", memory_format=_FOLLOWS)
+@module_rule(nn.ReflectionPad1d, nn.ReflectionPad2d, nn.ReflectionPad3d, mode="reflect", memory_format=_FOLLOWS)
+@module_rule(nn.ReplicationPad1d, nn.ReplicationPad2d, nn.ReplicationPad3d, mode="replicate", memory_format=_FOLLOWS)
+@module_rule(nn.CircularPad1d, nn.CircularPad2d, nn.CircularPad3d, mode="circular", memory_format=_FOLLOWS)
 def pad(ctx: Context, module: nn.Module, x, *, mode: str) -> SymTensor:
     """``out = in + left + right`` on each padded dim (module.padding is F.pad's order)."""
     x = tensor_arg(x, "input", ctx)
@@ -123,7 +130,7 @@ def pad(ctx: Context, module: nn.Module, x, *, mode: str) -> SymTensor:
     return pad_shape(ctx, x, pads, mode, type(module).__name__)
 
 
-@function_rule(F.pad)
+@function_rule(F.pad, memory_format=_FOLLOWS)
 def pad_function(ctx: Context, input, pad, mode: str = "constant", value=None) -> SymTensor:
     """``out = in + left + right`` on each dim ``pad`` names, last dim first."""
     x = tensor_arg(input, "input", ctx)

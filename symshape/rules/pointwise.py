@@ -28,6 +28,13 @@ from ..tensor import SymTensor
 from .common import as_bool, as_int, check_rank, tensor_arg
 from .registry import Context, function_rule, method_rule, module_rule
 
+# the CPU kernels' output memory format by input rank (symshape.tensor.kernel_layout), measured:
+# batch norm keeps a contiguous input contiguous and follows another (1D: contiguous); group norm
+# follows it (1D: contiguous); instance norm is always contiguous
+_BN = {3: "contiguous", 4: "unless_contiguous", 5: "unless_contiguous"}
+_GN = {3: "contiguous", 4: "suggest", 5: "suggest"}
+_IN = {3: "contiguous", 4: "contiguous", 5: "contiguous"}
+
 _PLAIN_MODULES = (
     nn.Identity, nn.Threshold, nn.ReLU, nn.RReLU, nn.Hardtanh, nn.ReLU6, nn.Sigmoid,
     nn.Hardsigmoid, nn.Tanh, nn.SiLU, nn.Mish, nn.Hardswish, nn.ELU, nn.CELU, nn.SELU, nn.GELU,
@@ -175,9 +182,9 @@ def prelu(ctx: Context, module: nn.PReLU, x) -> SymTensor:
     return x
 
 
-@module_rule(nn.BatchNorm1d, nn.LazyBatchNorm1d, ranks=(2, 3))
-@module_rule(nn.BatchNorm2d, nn.LazyBatchNorm2d, ranks=(4,))
-@module_rule(nn.BatchNorm3d, nn.LazyBatchNorm3d, ranks=(5,))
+@module_rule(nn.BatchNorm1d, nn.LazyBatchNorm1d, ranks=(2, 3), memory_format=_BN)
+@module_rule(nn.BatchNorm2d, nn.LazyBatchNorm2d, ranks=(4,), memory_format=_BN)
+@module_rule(nn.BatchNorm3d, nn.LazyBatchNorm3d, ranks=(5,), memory_format=_BN)
 def batch_norm(ctx: Context, module: nn.Module, x, *, ranks) -> SymTensor:
     """``out = in``; channels == num_features; in training, more than 1 value per channel."""
     x = tensor_arg(x, "input", ctx)
@@ -204,7 +211,7 @@ def _per_channel(ctx: Context, x: SymTensor, tensors: dict, channels) -> None:
                       kind="declared")
 
 
-@function_rule(F.batch_norm)
+@function_rule(F.batch_norm, memory_format=_BN)
 def batch_norm_function(ctx: Context, input, running_mean, running_var, weight=None, bias=None,
                         training=False, momentum=0.1, eps=1e-5) -> SymTensor:
     """``out = in``; per-channel tensors match the channels; in training, more than 1 value per channel."""
@@ -221,7 +228,7 @@ def batch_norm_function(ctx: Context, input, running_mean, running_var, weight=N
     return x
 
 
-@function_rule(F.group_norm)
+@function_rule(F.group_norm, memory_format=_GN)
 def group_norm_function(ctx: Context, input, num_groups, weight=None, bias=None, eps=1e-5) -> SymTensor:
     """``out = in``; more than 1 value per group, ``C % num_groups == 0``, per-channel tensors match."""
     x = tensor_arg(input, "input", ctx)
@@ -239,7 +246,7 @@ def group_norm_function(ctx: Context, input, num_groups, weight=None, bias=None,
     return x
 
 
-@function_rule(F.instance_norm)
+@function_rule(F.instance_norm, memory_format=_IN)
 def instance_norm_function(ctx: Context, input, running_mean=None, running_var=None, weight=None, bias=None,
                            use_input_stats=True, momentum=0.1, eps=1e-5) -> SymTensor:
     """``out = in``; with input statistics more than 1 spatial element; per-channel tensors match."""
@@ -254,9 +261,9 @@ def instance_norm_function(ctx: Context, input, running_mean=None, running_var=N
     return x
 
 
-@module_rule(nn.InstanceNorm1d, nn.LazyInstanceNorm1d, ranks=(2, 3))
-@module_rule(nn.InstanceNorm2d, nn.LazyInstanceNorm2d, ranks=(3, 4))
-@module_rule(nn.InstanceNorm3d, nn.LazyInstanceNorm3d, ranks=(4, 5))
+@module_rule(nn.InstanceNorm1d, nn.LazyInstanceNorm1d, ranks=(2, 3), memory_format=_IN)
+@module_rule(nn.InstanceNorm2d, nn.LazyInstanceNorm2d, ranks=(3, 4), memory_format=_IN)
+@module_rule(nn.InstanceNorm3d, nn.LazyInstanceNorm3d, ranks=(4, 5), memory_format=_IN)
 def instance_norm(ctx: Context, module: nn.Module, x, *, ranks) -> SymTensor:
     """``out = in``; channels == num_features (affine); with input statistics > 1 spatial element."""
     x = tensor_arg(x, "input", ctx)
@@ -273,7 +280,7 @@ def instance_norm(ctx: Context, module: nn.Module, x, *, ranks) -> SymTensor:
     return x
 
 
-@module_rule(nn.GroupNorm)
+@module_rule(nn.GroupNorm, memory_format=_GN)
 def group_norm(ctx: Context, module: nn.GroupNorm, x) -> SymTensor:
     """``out = in``; more than 1 value per group, ``C % num_groups == 0``, ``C == num_channels`` (affine)."""
     x = tensor_arg(x, "input", ctx)

@@ -51,7 +51,8 @@ class Rule:
     layout: bool | str = False
     #: the CPU kernel's output memory format by input rank (3, 4, 5): "contiguous", "suggest"
     #: (channels last where the input suggests it), "guard" (contiguous, under a guard where the
-    #: input's size-1 strides are not known); see symshape.tensor.kernel_layout
+    #: input's size-1 strides are not known) ...: see symshape.tensor.kernel_layout. A rule may
+    #: set Context.memory_format for a call ("none": not modelled, as for a rank not listed)
     memory_format: dict = field(default_factory=dict)
 
     @property

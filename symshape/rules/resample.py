@@ -29,6 +29,10 @@ from .registry import Context, function_rule, module_rule
 
 _MODE_RANKS = {"linear": 3, "bilinear": 4, "bicubic": 4, "trilinear": 5}
 _MODES = ("nearest", "nearest-exact", "area", *_MODE_RANKS)
+# the CPU kernels' output memory format by input rank (symshape.tensor.kernel_layout), measured:
+# interpolation, pixel and channel shuffles follow the input (1D interpolation: contiguous;
+# "area" is adaptive average pooling: 1D as 2D, 3D contiguous)
+_FOLLOWS = {3: "contiguous", 4: "suggest", 5: "suggest"}
 
 
 def _scale(ctx: Context, f) -> Fraction:
@@ -46,6 +50,8 @@ def interpolate_shape(ctx: Context, x: SymTensor, size, scale_factor, mode: str,
     if d < 1:
         ctx.refuse(f"{layer} expects a 3D, 4D or 5D input (batch, channels, spatial), gets {x.ndim}D {x}")
     mode = as_choice(mode, _MODES, "mode", ctx)
+    if mode == "area" and x.ndim in (3, 5):
+        ctx.memory_format = "suggest" if x.ndim == 3 else "contiguous"
     if mode in _MODE_RANKS and x.ndim != _MODE_RANKS[mode]:
         ctx.refuse(f"{layer}: mode {mode!r} expects a {_MODE_RANKS[mode]}D input, gets {x.ndim}D")
     if (size is None) == (scale_factor is None):
@@ -70,14 +76,14 @@ def interpolate_shape(ctx: Context, x: SymTensor, size, scale_factor, mode: str,
     return SymTensor((*x.shape[:2], *out))
 
 
-@module_rule(nn.Upsample)
+@module_rule(nn.Upsample, memory_format=_FOLLOWS)
 def upsample(ctx: Context, module: nn.Upsample, x) -> SymTensor:
     """``out = size``, or ``floor(in * scale_factor)``."""
     x = tensor_arg(x, "input", ctx)
     return interpolate_shape(ctx, x, module.size, module.scale_factor, module.mode, type(module).__name__)
 
 
-@function_rule(F.interpolate)
+@function_rule(F.interpolate, memory_format=_FOLLOWS)
 def interpolate(ctx: Context, input, size=None, scale_factor=None, mode="nearest", *args, **kwargs) -> SymTensor:
     """``out = size``, or ``floor(in * scale_factor)``."""
     return interpolate_shape(ctx, tensor_arg(input, "input", ctx), size, scale_factor, mode, "interpolate")
@@ -109,26 +115,26 @@ def _pixel_unshuffle(ctx: Context, x: SymTensor, r: int, layer: str) -> SymTenso
     return SymTensor(tuple(a if a == b else sympy.Piecewise((a, empty), (b, True)) for a, b in zip(x.shape, out)))
 
 
-@module_rule(nn.PixelShuffle)
+@module_rule(nn.PixelShuffle, memory_format=_FOLLOWS)
 def pixel_shuffle(ctx: Context, module: nn.PixelShuffle, x) -> SymTensor:
     """``(C, H, W) -> (C/r^2, H*r, W*r)``."""
     return _pixel_shuffle(ctx, tensor_arg(x, "input", ctx), as_int(module.upscale_factor, "upscale_factor", ctx), "PixelShuffle")
 
 
-@function_rule(F.pixel_shuffle)
+@function_rule(F.pixel_shuffle, memory_format=_FOLLOWS)
 def pixel_shuffle_function(ctx: Context, input, upscale_factor) -> SymTensor:
     """``(C, H, W) -> (C/r^2, H*r, W*r)``."""
     return _pixel_shuffle(ctx, tensor_arg(input, "input", ctx), as_int(upscale_factor, "upscale_factor", ctx),
                           "pixel_shuffle")
 
 
-@module_rule(nn.PixelUnshuffle)
+@module_rule(nn.PixelUnshuffle, memory_format=_FOLLOWS)
 def pixel_unshuffle(ctx: Context, module: nn.PixelUnshuffle, x) -> SymTensor:
     """``(C, H, W) -> (C*r^2, H/r, W/r)``."""
     return _pixel_unshuffle(ctx, tensor_arg(x, "input", ctx), as_int(module.downscale_factor, "downscale_factor", ctx), "PixelUnshuffle")
 
 
-@function_rule(F.pixel_unshuffle)
+@function_rule(F.pixel_unshuffle, memory_format=_FOLLOWS)
 def pixel_unshuffle_function(ctx: Context, input, downscale_factor) -> SymTensor:
     """``(C, H, W) -> (C*r^2, H/r, W/r)``."""
     return _pixel_unshuffle(ctx, tensor_arg(input, "input", ctx),
@@ -142,13 +148,13 @@ def _channel_shuffle(ctx: Context, x: SymTensor, groups: int, layer: str) -> Sym
     return x
 
 
-@module_rule(nn.ChannelShuffle)
+@module_rule(nn.ChannelShuffle, memory_format=_FOLLOWS)
 def channel_shuffle(ctx: Context, module: nn.ChannelShuffle, x) -> SymTensor:
     """``out = in``; the channels must split into ``groups``."""
     return _channel_shuffle(ctx, tensor_arg(x, "input", ctx), as_int(module.groups, "groups", ctx), "ChannelShuffle")
 
 
-@function_rule(torch.channel_shuffle, torch.native_channel_shuffle)
+@function_rule(torch.channel_shuffle, torch.native_channel_shuffle, memory_format=_FOLLOWS)
 def channel_shuffle_function(ctx: Context, input, groups) -> SymTensor:
     """``out = in``; the channels must split into ``groups``."""
     return _channel_shuffle(ctx, tensor_arg(input, "input", ctx), as_int(groups, "groups", ctx), "channel_shuffle")
