@@ -196,6 +196,8 @@ class Propagator:
         self.rules_applied: dict[str, str] = {}
         self.output: Any = None
         self._first_input = True
+        #: the Linears of the branching module just traced by sides (_linears_on_every_side)
+        self._side_linears: list = []
         self._meta_copies: dict[int, nn.Module] = shared._meta_copies if shared is not None else {}
         # meta results by call signature (see _meta)
         self._meta_cache: dict = shared._meta_cache if shared is not None else {}
@@ -299,6 +301,7 @@ class Propagator:
         dynamic = [v for v in _flat([*args, *kwargs.values()]) if is_dynamic(v)]
         where = "" if ctx.step == "(model)" else f"{ctx.step}."  # inner steps' names, qualified
         sides: list[Side] = []
+        props: list[Propagation] = []
         todo: list[list[bool]] = [[]]
         while todo:
             if len(sides) >= MAX_SIDES:
@@ -315,7 +318,9 @@ class Propagator:
                 inner = [replace(r, reason=f"{where}{step.name}: {r.reason}")
                          for step in prop.steps for r in step.requirements]
                 sides.append(Side(path.decisions, value=prop.output, requirements=inner))
+                props.append(prop)
             todo += reversed(path.others())
+        self._side_linears = _linears_on_every_side(props, where)
         result = merge_sides(sides, ctx.op)
         for r in result.requirements:
             ctx.require(r.lhs, r.relation, r.rhs, r.reason, r.kind, r.unless, r.backend_dependent, r.data_dependent)
@@ -378,6 +383,11 @@ class Propagator:
             else:
                 inputs = tensors_in((call_args, kwargs))
                 policy = _memory_format(rule, ctx, inputs)
+                if policy and not inputs[0].contiguous and inputs[0].loose:
+                    # a view of a non-contiguous tensor: torch's strides for it differ where a size
+                    # is 1, at batch 1 too (and a convolution then picks another memory format):
+                    # torch's meta kernel decides, as for an op without a table
+                    policy = "guard"
                 if policy != "guard" and policy:
                     value = _kernel_value(value, inputs[0], policy, op)
                 else:
@@ -401,10 +411,35 @@ class Propagator:
                                    tuple(ctx.derivations), isinstance(value, Pieces) and any(value.requires)))
             if ctx.linear_input is not None and kind == "module":
                 self.in_features.setdefault(name, canonical(ctx.linear_input))
+            if family == "cases":  # its Linears, where every side that runs calls them alike
+                for step, features in self._side_linears:
+                    self.steps.append(replace(step, node=node.name))
+                    self.in_features.setdefault(step.name, features)
         elif ctx.requirements:
             # a size query with a requirement (rare): attach it to a step so it is still checked
             self.steps.append(Step(ctx.step, op, tuple(t.shape for t in tensor_inputs), (), family,
                                    tuple(ctx.requirements), node.name, kind, module))
+
+
+def _linears_on_every_side(props: list[Propagation], where: str) -> list[tuple[Step, sympy.Expr]]:
+    """The Linear modules a branching module calls, each as a step of its own (named in the
+    model) with its in_features, where every side that runs calls it with the same shapes: so
+    ``check()`` and ``in_features()`` see a Linear behind the model's own guard. Their checks stay
+    the branching step's (each side's, under its conditions)."""
+    if not props:
+        return []
+    found: dict[str, tuple[Step, sympy.Expr]] = {}
+    for prop in props:
+        here = {}
+        for step in prop.steps:
+            if step.kind == "module" and step.name in prop.in_features and isinstance(step.module, nn.Linear):
+                here.setdefault(step.name, (replace(step, name=f"{where}{step.name}", requirements=()),
+                                            prop.in_features[step.name]))
+        if prop is props[0]:
+            found = here
+        found = {k: v for k, v in found.items() if k in here and here[k][1] == v[1]
+                 and (here[k][0].inputs, here[k][0].output) == (v[0].inputs, v[0].output)}
+    return list(found.values())
 
 
 _BOOL_RESULTS = {operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge, torch.eq, torch.ne,

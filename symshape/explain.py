@@ -296,9 +296,14 @@ def _case_notes(step) -> list[str]:
         else:
             notes.append(f"more than {MAX_CASES} cases, decided by the sizes")
     if step.rule in ("meta", "cases"):  # the checks on this step's sides: each message once
-        reasons = list(dict.fromkeys(r.reason for r in step.requirements))
+        first = {}  # each message once, its sizes written as formulas (the check's own, not a case's)
+        for r in step.requirements:
+            while r.unless is not None and r.unless.reason == r.reason:
+                r = r.unless
+            first.setdefault(r.reason, r)
+        reasons = list(first)
         for reason in reasons[:MAX_CASES]:
-            notes.append("raises where its check fails: " + reason.replace("{{", "{").replace("}}", "}"))
+            notes.append("raises where its check fails: " + first[reason].message(first[reason].lhs, first[reason].rhs))
         if len(reasons) > MAX_CASES:
             notes.append(f"... and {len(reasons) - MAX_CASES} more checks (Analysis.requirements lists them)")
     return notes

@@ -8,7 +8,7 @@ from typing import Any
 
 import sympy
 
-from .dims import as_expr, canonical, product, smallest_value
+from .dims import FloorDiv, as_expr, canonical, product, smallest_value
 from .requirements import Requirement
 
 __all__ = ["Pieces", "SymTensor", "channels_last", "dense", "elementwise_layout", "has_tensor",
@@ -235,17 +235,31 @@ def _always(expr) -> bool:
     return False
 
 
+def _floors_shifted(expr: sympy.Expr) -> sympy.Expr:
+    """Each ``floor((a + c)/q)`` with an integer ``c`` written ``floor((a + c mod q)/q) + c // q``
+    (``a`` an integer), so that strides computed along different paths compare: ``2*floor((H -
+    1)/8) + 2`` is ``2*floor((H + 7)/8)``."""
+    subs = {}
+    for f in expr.atoms(FloorDiv):
+        num, den = sympy.expand(f.args[0]), f.args[1]
+        c = num.as_coeff_Add()[0]
+        if den.is_Integer and den > 0 and c.is_Integer:
+            k = int(c) // int(den)
+            if k:
+                subs[f] = FloorDiv(num - k * int(den), den) + k
+    return sympy.expand(expr.xreplace(subs)) if subs else sympy.expand(expr)
+
+
 def _less(a, b) -> bool | None:
     """``a < b`` at every size (True), at none (False), or None."""
-    a, b = as_expr(a), as_expr(b)
-    if _always(b - a - 1):
+    d = _floors_shifted(as_expr(b) - as_expr(a))
+    if _always(d - 1):
         return True
-    return False if _always(a - b) else None
+    return False if _always(-d) else None
 
 
 def _equal(a, b) -> bool | None:
-    a, b = as_expr(a), as_expr(b)
-    if sympy.expand(a - b) == 0:
+    if _floors_shifted(as_expr(a) - as_expr(b)) == 0:
         return True
     return False if _less(a, b) or _less(b, a) else None
 
@@ -266,15 +280,21 @@ def channels_last(shape, strides) -> tuple[bool | None, tuple]:
     Returns ``(answer, ones)``: the answer where every size that may be 1 is at least 2 (None
     where it depends on the sizes even then), and the products that must be at least 2 for it
     to hold (each is the sizes of one assignment of 1s that answers otherwise)."""
-    if len(shape) not in (4, 5) or _equal(strides[1], 0):
+    if len(shape) not in (4, 5):
+        return False, ()
+    # torch's Max(1, size) in a stride is the size wherever the kernel runs (its input is non-empty)
+    strides = [as_expr(v).replace(lambda e: isinstance(e, sympy.Max) and len(e.args) == 2 and 1 in e.args,
+                                  lambda e: next(a for a in e.args if a != 1)) for v in strides]
+    if _equal(strides[1], 0):
         return False, ()
     order = (1, 3, 2, 0) if len(shape) == 4 else (1, 4, 3, 2, 0)
     maybe_one = [d for d in order if _above_one(shape[d]) is None]
+    bigger = {d: sympy.Dummy(f"n{d}", integer=True, positive=True) + 1 for d in maybe_one}
 
     def run(ones: frozenset) -> bool | None:
         # a size taken as 1 is 1; one taken as at least 2 is written n + 1 (n >= 1) to bound it
-        subs = {as_expr(shape[d]): (1 if d in ones else as_expr(shape[d]) + 1)
-                for d in maybe_one if as_expr(shape[d]).is_Symbol}
+        subs = {as_expr(shape[d]): (1 if d in ones else bigger[d]) for d in maybe_one
+                if not isinstance(as_expr(shape[d]), (sympy.Add, sympy.Mul))}
         st = [as_expr(v).xreplace(subs) for v in strides]
         low = sympy.Integer(0)
         for d in order:

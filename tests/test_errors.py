@@ -1,6 +1,7 @@
 """Errors, never guesses: unsupported ops, untraceable forwards, bad input shapes and sizes."""
 
 import pytest
+import sympy
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -321,6 +322,41 @@ def test_a_python_guard_on_sizes_becomes_the_valid_sizes_with_its_message():
     with pytest.raises(symshape.InvalidInputSize, match="must be divisible by 32"):
         a.at(H=33, W=64)
     assert_agrees(model, (3, "H", "W"), grid(("H", "W"), [1, 31, 32, 33, 64]))
+
+
+class _GuardedClassifier(nn.Module):
+    """The guard in the model's own forward, before a Linear declared for 64x64 inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Conv2d(3, 4, 3, stride=2, padding=1)
+        self.fc = nn.Linear(4 * 32 * 32, 10)
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        if h % 32 != 0 or w % 32 != 0:
+            raise RuntimeError(f"input size {h}x{w} must be divisible by 32")
+        return self.fc(self.enc(x).flatten(1))
+
+
+def test_a_linear_behind_the_models_own_guard_is_still_checked():
+    """The guarded forward is one branching step; the Linear it calls on the side that runs is
+    still a step of its own, so in_features, check() and explain() see it."""
+    model = _GuardedClassifier()
+    a = symshape.analyze(model, (3, "H", "W"))
+    assert list(a.in_features) == ["fc"]
+    assert [a.evaluate(H=h, W=w).in_features["fc"] for h, w in ((32, 32), (64, 96))] == [1024, 6144]
+    report = a.check(H=64, W=96)
+    assert [f.layer for f in report.findings] == ["fc"] and report.findings[0].value == 4 * 32 * 48
+    fits = "H = 32 and W = 128; or H = 64 and W = 64; or H = 128 and W = 32"
+    assert f"fc: fits only at {fits}" in str(a.check())
+    assert a.solve(4 * 32 * 32).summary() == fits
+    assert all(torch_runs(model, (3, "H", "W"), {"H": h, "W": w}) for h, w in ((32, 128), (64, 64), (128, 32)))
+    assert not torch_runs(model, (3, "H", "W"), {"H": 96, "W": 32})
+    text = str(a.explain())
+    assert "fc " in text and "must be divisible by 32" in text and "{rhs}" not in text
+    assert_agrees(model, (3, "H", "W"), grid(("H", "W"), [31, 32, 64, 96]))
+    assert a.verify(sizes=[{"H": h, "W": w} for h in (32, 64) for w in (33, 64)]).ok
 
 
 class _PadOddToEven(nn.Module):

@@ -167,3 +167,29 @@ def test_kernel_chains_agree_with_torch(kind, d, c, odd, twice):
         ops.append(_kernels(d, channels)["conv"])
     ops.append(_flat)
     assert_agrees(Functional(ops), (*names, c), grid(names, [1, 2, 3] if d < 3 else [1, 2]))
+
+
+class _TokensAndBack(nn.Module):
+    """DaViT's pattern: image -> tokens -> image by a view of the transposed tokens, a depthwise
+    convolution of that (channels last at batch 2, contiguous at batch 1 on the CPU), tokens
+    again, and a view that works for either memory format."""
+
+    def __init__(self, c: int = 4):
+        super().__init__()
+        self.proj = nn.Conv2d(c, c, 3, padding=1, groups=c)
+        self.head = nn.LazyLinear(3)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        t = x.flatten(2).transpose(1, 2) * 2.0
+        y = self.proj(t.transpose(1, 2).view(n, c, h, w))
+        t = y.view(n, c, h * w).transpose(1, 2)  # merges H and W: a view in either memory format
+        return self.head(t.mean(1))
+
+
+def test_a_convolution_of_a_view_of_transposed_tokens_agrees_at_batch_1_and_2():
+    model = _TokensAndBack()
+    assert_agrees(model, (4, "H", "W"), grid(["H", "W"], [1, 2, 3, 5]))
+    a = symshape.analyze(model, (4, "H", "W"))
+    report = a.verify(sizes=[{"N": n, "H": h, "W": w} for n in (1, 2) for h, w in ((3, 5), (4, 4))])
+    assert report.ok, report
