@@ -356,17 +356,19 @@ def loosened(value, inputs):
 
 def kernel_layout(x: SymTensor, out: SymTensor, d: int, policy: str, what: str) -> SymTensor:
     """The layout of a convolution's or pooling's output ``out`` on the CPU, from its input
-    ``x`` with ``d`` spatial dims. ``policy``: ``"contiguous"`` (torch allocates it so),
-    ``"suggest"`` (channels last exactly where ``x`` suggests it: ``channels_last`` of ``x``,
-    seen as 4D for ``d = 1``, as avg_pool1d and adaptive pooling do), ``"contiguous_first"``
-    (``x.contiguous()``, then "suggest": a 1D convolution), ``"unless_contiguous"`` (contiguous
-    from a contiguous input, else "suggest": batch norm), ``"suggest_some"`` (channels last
-    where ``x`` suggests it on some backends and not on others: not known there), ``"guard"`` (not modelled
-    beyond: contiguous from a contiguous input, under the guard below where its size-1 strides
-    may be odd; from another, ``out`` as the caller has it), ``""``: ``out`` as it is. A 3D ``x`` is viewed as ``(N, C, 1, L)`` with unsqueeze's
-    stride. Where the strides of dims of size 1 decide and symshape does not know them, the
-    output is contiguous under a guard (C >= 2 and some spatial size >= 2 rule channels last
-    out), or, where the guard fails at every size, of unknown layout."""
+    ``x`` with ``d`` spatial dims (a 3D ``x`` seen as ``(N, C, 1, L)``, with unsqueeze's stride).
+
+    ``policy`` (``Rule.memory_format``): ``"contiguous"`` (torch allocates it so); ``"suggest"``
+    (channels last exactly where ``x`` suggests it, ``channels_last``); ``"contiguous_first"``
+    (``x.contiguous()``, then "suggest": a 1D convolution); ``"unless_contiguous"`` (contiguous
+    from a contiguous input, else "suggest": batch norm); ``"suggest_some"`` (channels last on
+    some backends only: not known where ``x`` suggests it); ``"guard"`` (contiguous from a
+    contiguous input, ``out`` as the caller has it from another); ``""``: ``out`` as it is.
+
+    Where the strides of dims of size 1 decide and symshape does not know them, the output is
+    contiguous under a guard: C >= 2 and some spatial size >= 2 rule channels last out (a guard
+    that never holds, for a 1-channel input: a view of the output is then refused everywhere,
+    as torch may refuse it). The guard is data-dependent (``Requirement.data_dependent``)."""
     if not policy or x.ndim != d + 2:
         return out
     fresh = SymTensor(out.shape, True, out.index_bound, out.dtype)

@@ -404,3 +404,20 @@ def test_an_op_after_a_layer_refused_at_every_size_does_not_crash_the_meta_path(
     with pytest.raises(symshape.InvalidInputSize, match="whatever L is"):
         symshape.analyze(net, (1, "L"))
     assert not any(torch_runs(net, (1, "L"), {"L": n}) for n in (1, 2, 5))
+
+
+def test_glu_of_an_odd_fixed_dim_is_refused_at_analysis():
+    """Found by the 10,000-model fuzz: a GLU halving a dim fixed at 1 (after adaptive pooling)
+    left a size of 1/2 that the next op (a strided slice) could not compare; torch refuses every
+    size, and so does symshape, naming the GLU."""
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pool = nn.AdaptiveAvgPool1d(1)
+
+        def forward(self, x):
+            return F.glu(self.pool(x))[..., ::2].contiguous()
+
+    with pytest.raises(symshape.InvalidInputSize, match="GLU halves dim 2, which must be even, gets 1"):
+        symshape.analyze(Net(), (2, "L"))
+    assert not any(torch_runs(Net(), (2, "L"), {"L": n}) for n in (1, 2, 5))

@@ -154,7 +154,10 @@ def _glu(ctx: Context, x, dim) -> SymTensor:
         i = x.dim(as_int(dim, "dim", ctx))
     except IndexError as e:
         ctx.refuse(f"GLU: {e}")
-    ctx.divisible(x.shape[i], 2, f"GLU halves dim {i}, which must be even, gets {{lhs}}")
+    n = x.shape[i]
+    if n.is_Integer and n % 2:  # odd at every size: no output shape to go on with (a size of 1/2)
+        ctx.refuse(f"GLU halves dim {i}, which must be even, gets {n}")
+    ctx.divisible(n, 2, f"GLU halves dim {i}, which must be even, gets {{lhs}}")
     return SymTensor((*x.shape[:i], x.shape[i] / 2, *x.shape[i + 1 :]))
 
 
