@@ -14,8 +14,8 @@ import sympy
 
 from .dims import FloorDiv, always_divisible, as_expr, smallest_value, without_ite
 
-__all__ = ["KINDS", "MAX_CLAUSES", "RELATIONS", "Relation", "Requirement", "Rounding", "by_cases", "cnf", "literal",
-           "unless_not"]
+__all__ = ["KINDS", "MAX_CLAUSES", "RELATIONS", "Relation", "Requirement", "Rounding", "by_cases", "cases_of", "cnf",
+           "innermost_cases", "literal", "unless_not"]
 
 
 @dataclass(frozen=True)
@@ -243,22 +243,43 @@ def unless_not(req: Requirement, conds: list) -> list[Requirement]:
     return out
 
 
-def by_cases(req: Requirement) -> list[Requirement]:
-    """A requirement on a size defined by cases (a ``Piecewise``), as one requirement per case,
-    each needed only where its case holds (``unless`` the case's condition fails): the solver
-    then sees plain sizes."""
-    pw = next(iter(req.lhs.atoms(sympy.Piecewise) | req.rhs.atoms(sympy.Piecewise)), None)
+_CASES = (sympy.Piecewise, sympy.Min, sympy.Max)
+
+
+def innermost_cases(exprs, kinds=_CASES):
+    """A ``Piecewise`` (with ``kinds``, also a ``Min`` or ``Max``) in ``exprs`` with none inside it."""
+    for e in exprs:
+        for atom in as_expr(e).atoms(*kinds):
+            if not any(a.has(*kinds) for a in atom.args):
+                return atom
+    return None
+
+
+def cases_of(atom) -> list[tuple]:
+    """``(value, condition)`` pairs of a ``Piecewise``, ``Min`` or ``Max``, built by hand: sympy's
+    ``rewrite(Piecewise)`` of a ``Max`` solves inequalities over the reals (minutes on PiT)."""
+    if isinstance(atom, sympy.Piecewise):
+        return list(atom.args)
+    rel = sympy.Ge if isinstance(atom, sympy.Max) else sympy.Le
+    return [(a, sympy.And(*(rel(a, b) for b in atom.args if b is not a))) for a in atom.args]
+
+
+def by_cases(req: Requirement, extrema: bool = False) -> list[Requirement]:
+    """A requirement on a size defined by cases (a ``Piecewise``; with ``extrema``, also ``Min``
+    and ``Max``), as one requirement per case, each needed only where its case holds (``unless``
+    the case's condition fails): the solver then sees plain sizes."""
+    pw = innermost_cases((req.lhs, req.rhs), _CASES if extrema else (sympy.Piecewise,))
     if pw is None:
         return [req]
     out: list[Requirement] = []
     earlier: list = []
-    for value, cond in pw.args:
+    for value, cond in cases_of(pw):
         cond = without_ite(cond)
         if cond is sympy.false:  # a case no size is in
             continue
         here = [*earlier, *([] if cond is sympy.true else [cond])]
         case = replace(req, lhs=req.lhs.xreplace({pw: value}), rhs=req.rhs.xreplace({pw: value}))
-        for r in by_cases(case):
+        for r in by_cases(case, extrema):
             if r.decided() is not True:  # a case where the check holds at every size adds nothing
                 out += [c for c in unless_not(r, here) if c.decided() is not True]
         earlier.append(sympy.Not(cond))

@@ -9,10 +9,13 @@ when they separate:
   value giving one box (an interval per size, a preimage of a monotone floor map);
 * ``c * g1 * g2 >= K`` is a staircase of boxes; ``!=`` is a box difference;
 * ``c * g1 * g2`` divisible by ``m`` splits by ``gcd(g1, m)``;
-* a sum ``g1(H) + g2(W) >= K`` of non-negative terms is a staircase too.
+* a sum ``g1(H) + g2(W) >= K`` of non-negative terms is a staircase too;
+* ``c * f1(H) * f2(W) == d * g1(H) * g2(W)`` where one side dominates size by size
+  (``f_n >= k_n * g_n``, ``prod(k_n) = d/c``) holds exactly where each ``f_n == k_n * g_n``;
+* a size that the other requirements confine to a few values is tried value by value.
 
 Anything else raises :class:`~symshape.quasi.Unsolvable` naming the requirement: symshape does
-not scan sizes to answer.
+not sample sizes to answer.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import sympy
 
 from .dims import FloorDiv, as_expr, without_ite, batch_symbol, divisors, floor_div, positive_int, size_symbol
 from .quasi import Unsolvable, quasi
-from .requirements import RELATIONS, Requirement, by_cases, unless_not
+from .requirements import RELATIONS, Requirement, by_cases, cases_of, innermost_cases, unless_not
 from .sizes import IntSet, SizeSet
 
 __all__ = ["Unsolvable", "divisible_set", "exact_sizes", "solve_flat", "solve_requirements", "valid_sizes"]
@@ -45,12 +48,19 @@ def _signed_divisors(n: int) -> list[int]:
 # -- one size ---------------------------------------------------------------------------------
 
 
+#: the most Min/Max a condition on one size may hold for the solver to split it into cases
+MAX_EXTREMA_ONE_SIZE = 16
+
+
 def _univariate(expr: sympy.Expr, op: str, value, x: sympy.Symbol) -> IntSet:
-    """``{x >= 1 : expr(x) op value}``, with Piecewise (broadcasting) split into its cases."""
-    pw = next(iter(expr.atoms(sympy.Piecewise)), None)
+    """``{x >= 1 : expr(x) op value}``, with Piecewise (broadcasting), Min and Max split into their
+    cases."""
+    pw = innermost_cases([expr])
+    if pw is not None and len(expr.atoms(sympy.Min, sympy.Max)) > MAX_EXTREMA_ONE_SIZE:
+        raise Unsolvable(f"{expr}: more than {MAX_EXTREMA_ONE_SIZE} Min/Max to split into cases")
     if pw is not None:
         out, rest = IntSet.empty(), IntSet.all()
-        for branch, cond in pw.args:
+        for branch, cond in cases_of(pw):
             where = rest & _condition(cond, x)
             out = out | (where & _univariate(expr.xreplace({pw: branch}), op, value, x))
             rest = rest - where
@@ -66,6 +76,8 @@ def _condition(cond, x) -> IntSet:
     cond = without_ite(cond)
     if isinstance(cond, sympy.Not) and isinstance(cond.args[0], sympy.Rel):
         cond = cond.args[0].negated
+    elif isinstance(cond, sympy.Not):
+        return IntSet.all() - _condition(cond.args[0], x)
     if cond is sympy.true:
         return IntSet.all()
     if cond is sympy.false:
@@ -244,10 +256,14 @@ def _floor_of_many(lhs, relation: str, rhs_value, box: Box, names: Sequence[str]
     """``floor(X/q) + a`` compared with a number, ``X`` of several sizes: the same condition on
     ``X`` (``floor(X/q) >= t`` is ``X >= q·t``; ``==`` is ``>= q·t`` and not ``>= q·t + q``)."""
     const, rest = lhs.as_coeff_Add()
-    if not isinstance(rest, FloorDiv) or relation not in ("==", "!=", ">="):
+    coeff, rest = rest.as_coeff_Mul()
+    if not isinstance(rest, FloorDiv) or relation not in ("==", "!=", ">=") or coeff == 0:
         return None
     x, q = rest.args
-    t = rhs_value - const
+    t = (rhs_value - const) / coeff
+    if coeff < 0 and relation == ">=":  # c·floor(X/q) >= r with c < 0: floor(X/q) <= r/c
+        t = sympy.Integer(math.floor(t))
+        return _difference(box, _multivariate(x, ">=", q * t + q, box, names, text), names)
     if t.q != 1:  # an integer never equals a fraction; >= rounds up
         if relation == ">=":
             t = sympy.Integer(math.ceil(t))
@@ -308,9 +324,9 @@ def _not_unsolvable(special, *args):
 
 def _dominated(lhs, rhs, box: Box, names: Sequence[str]) -> list[Box] | None:
     """Boxes where ``lhs == rhs`` for products of per-size terms ``c·∏f_n == d·∏g_n`` in which one
-    side dominates the other size by size: with ``d/c = ∏k_n`` (``k_n`` the divisor of ``g_n``'s
-    floor division, 1 without one), ``f_n >= k_n·g_n >= 0`` and ``f_n >= 1`` on the box. Then the
-    products are equal exactly where every ``f_n == k_n·g_n`` (a view that merges ``H·W`` into
+    side dominates the other size by size: with ``d/c = ∏k_n`` (rational ``k_n``, see
+    :func:`_shares`), ``f_n >= k_n·g_n >= 0`` on the box. Then the products are equal exactly
+    where every ``f_n == k_n·g_n``, or where some ``f_n`` is 0 (a view that merges ``H·W`` into
     ``16·floor(H/4)·floor(W/4)``: H and W divisible by 4). None where this does not apply."""
     def split(e):
         parts = _split_product(e, names)
@@ -330,27 +346,89 @@ def _dominated(lhs, rhs, box: Box, names: Sequence[str]) -> list[Box] | None:
         for n in list(fs):  # a factor both sides share (the batch size), positive: it cancels
             if gs.get(n) == fs[n] and _at_least_everywhere(fs[n], 1, box[n], size_symbol(n)):
                 del fs[n], gs[n]
-        if set(gs) - set(fs):
+        if set(gs) - set(fs) or not fs:
             continue
-        ks = {}
-        for n in fs:
-            floors = as_expr(gs.get(n, 1)).atoms(FloorDiv)
-            ks[n] = int(next(iter(floors)).args[1]) if len(floors) == 1 else 1
-        if sympy.Rational(sb[0], sa[0]) != math.prod(ks.values()):
+        ks = _shares(sympy.Rational(sb[0], sa[0]), fs, gs, box)
+        if ks is None:
             continue
-        out = dict(box)
+        out, zero = dict(box), []
         for n, f in fs.items():
             x, g = size_symbol(n), ks[n] * gs.get(n, sympy.Integer(1))
-            if not (_at_least_everywhere(f - g, 0, box[n], x) and _at_least_everywhere(g, 0, box[n], x)
-                    and _at_least_everywhere(f, 1, box[n], x)):
-                break
             out[n] = out[n] & _univariate(f - g, "==", 0, x)
-        else:
-            return [] if any(v.is_empty for v in out.values()) else [out]
+            zero.append({**box, n: box[n] & _univariate(f, "==", 0, x)})
+        hit: list[Box] = []  # equal where every f_n == k_n·g_n, or where some f_n is 0 (both sides are)
+        for b in [out] + zero:
+            if not any(v.is_empty for v in b.values()):
+                hit = _union(hit, [b])
+        return hit
     return None
 
 
+#: the most share values :func:`_shares` tries for one size
+MAX_SHARES = 64
+
+
+def _shares(ratio: sympy.Rational, fs: dict, gs: dict, box: Box) -> dict | None:
+    """One rational ``k_n`` per size with ``∏k_n == ratio`` and ``f_n >= k_n·g_n >= 0`` on the
+    box, or None. The candidates are the quotients of divisors of the ratio's numerator and
+    denominator (``49·ceil(h/7)·ceil(w/7)`` against ``h·w``: ``k = 1/7`` each; a view merging
+    ``16·floor(H/4)·floor(W/4)``: ``k = 4``). ``f_n >= k·g_n`` fails for every larger ``k`` once it
+    fails for one (``g_n >= 0``), so each size's candidates are tried in increasing order until
+    the first that fails, and the product is then matched by arithmetic alone."""
+    if ratio <= 0:
+        return None
+    values = sorted({sympy.Rational(a, b) for a in divisors(int(ratio.p)) for b in divisors(int(ratio.q))})
+    if len(values) > MAX_SHARES:
+        return None
+    names = sorted(fs)
+    feasible: dict[str, list] = {}
+    for n in names:
+        x, g = size_symbol(n), gs.get(n, sympy.Integer(1))
+        if not _at_least_everywhere(g, 0, box[n], x):
+            return None
+        feasible[n] = []
+        for k in values:
+            if not _at_least_everywhere(fs[n] - k * g, 0, box[n], x):
+                break
+            feasible[n].append(k)
+
+    def pick(i: int, rest: sympy.Rational) -> dict | None:
+        if i == len(names) - 1:
+            return {names[i]: rest} if rest in feasible[names[i]] else None
+        for k in reversed(feasible[names[i]]):
+            tail = pick(i + 1, rest / k)
+            if tail is not None:
+                return {names[i]: k, **tail}
+        return None
+
+    return pick(0, ratio)
+
+
+#: a size confined to at most this many values is tried value by value when a condition couples it
+MAX_ENUMERATED = 256
+
+
 def _multivariate(req_lhs, relation: str, rhs, box: Box, names: Sequence[str], text: str) -> list[Box]:
+    try:
+        return _separable(req_lhs, relation, rhs, box, names, text)
+    except Unsolvable:
+        syms = {s.name for s in as_expr(req_lhs).free_symbols | as_expr(rhs).free_symbols} & set(names)
+        few = [n for n in sorted(syms) if box[n].is_finite and box[n].count(box[n].max()) <= MAX_ENUMERATED]
+        if not few:
+            raise
+    # a size the other conditions confine to a few values (a position embedding of 27 x 27
+    # tokens): the condition on the others, one value at a time; equal boxes merge afterwards
+    name = min(few, key=lambda n: box[n].count(box[n].max()))
+    out: list[Box] = []
+    for v in box[name].values(box[name].max()):
+        here = {size_symbol(name): sympy.Integer(v)}
+        req = Requirement(as_expr(req_lhs).xreplace(here), relation, as_expr(rhs).xreplace(here), text)
+        where = f"{text.split(': ', 1)[0]} at {name} = {v}"
+        out += _accepting_plain(req, [{**box, name: IntSet.of([v])}], names, {}, where)
+    return out
+
+
+def _separable(req_lhs, relation: str, rhs, box: Box, names: Sequence[str], text: str) -> list[Box]:
     if relation in ("==", "!="):
         terms = sympy.Add.make_args(as_expr(req_lhs) - as_expr(rhs))
         if len(terms) == 2 and any(t.could_extract_minus_sign() for t in terms) \
@@ -472,10 +550,9 @@ def _by_cases(req: Requirement, subs) -> list[Requirement] | None:
         return None
     extrema = [m for e in (lhs, rhs) for m in e.atoms(sympy.Min, sympy.Max)]
     if len(extrema) > MAX_EXTREMA or any(len(m.args) > 3 for m in extrema):
-        return None  # sympy's rewrite into cases grows exponentially with nested Min/Max
-    lhs, rhs = (e.rewrite(sympy.Piecewise) for e in (lhs, rhs))
+        return None  # the cases grow exponentially with nested Min/Max
     try:
-        return by_cases(Requirement(lhs, req.relation, rhs, req.reason, req.kind))
+        return by_cases(Requirement(lhs, req.relation, rhs, req.reason, req.kind), extrema=True)
     except ValueError:  # a case's condition that is not a relation of sizes
         return None
 

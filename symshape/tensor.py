@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import itertools
 from dataclasses import dataclass, replace
 from typing import Any
@@ -178,6 +180,13 @@ def has_tensor(value) -> bool:
 def standard_strides(shape) -> tuple:
     """torch's strides for a contiguous tensor of ``shape`` (``stride[i] = size[i+1] * ...``,
     sizes of 0 or 1 counted as 1, as ``TensorImpl`` computes them)."""
+    return _standard_strides(tuple(as_expr(s) for s in shape))
+
+
+@functools.lru_cache(maxsize=4096)
+def _standard_strides(shape: tuple) -> tuple:
+    # cached: a shape's strides are asked for again at every view, flatten and layout check, and
+    # ``Max(size, 1)`` of a padded window size costs sympy milliseconds each time (Twins)
     out, acc = [], sympy.Integer(1)
     for size in reversed(shape):
         out.append(acc)

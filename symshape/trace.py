@@ -8,9 +8,12 @@ straight chain built directly, with no tracing.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import inspect
 import itertools
 import os
+import threading
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -195,6 +198,10 @@ class _Tracer(torch.fx.Tracer):
 
         return call, [self.root]
 
+    def trace(self, root, concrete_args=None):
+        with _factories_traced(self):
+            return super().trace(root, concrete_args)
+
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return _is_leaf(m) or id(m) in self.leaves
 
@@ -242,6 +249,69 @@ class _Tracer(torch.fx.Tracer):
 
 
 _MISSING = object()
+
+
+# -- torch's factory functions with traced sizes ---------------------------------------------
+#
+# ``torch.zeros(x.size(0), 3)`` stops fx: torch's argument parser wants ints and sees a Proxy, so
+# it raises TypeError before any ``__torch_function__`` could record the call. While symshape
+# traces, these functions are wrappers that record a call with a Proxy among its arguments as a
+# graph node (the engine then runs it on fake tensors with symbolic sizes) and call torch's own
+# function otherwise. The wrappers are installed once for all threads that trace at the time and
+# removed when the last one finishes; each thread records only into its own tracer.
+
+#: torch's functions that take sizes (or a size-valued range) and make a tensor
+FACTORIES = ("zeros", "ones", "empty", "full", "rand", "randn", "randint", "arange", "linspace", "logspace", "eye")
+
+_tracing = threading.local()
+_installed_lock = threading.Lock()
+_installed: dict = {"count": 0, "originals": {}}
+
+
+def _has_proxy(value) -> bool:
+    if isinstance(value, torch.fx.Proxy):
+        return True
+    if isinstance(value, (tuple, list)):
+        return any(_has_proxy(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_proxy(v) for v in value.values())
+    return False
+
+
+def _recording(original):
+    @functools.wraps(original)
+    def factory(*args, **kwargs):
+        tracer = getattr(_tracing, "tracer", None)
+        if tracer is not None and _has_proxy((args, kwargs)):
+            return tracer.create_proxy("call_function", original, args, kwargs)
+        return original(*args, **kwargs)
+
+    factory.__wrapped_factory__ = original
+    return factory
+
+
+@contextlib.contextmanager
+def _factories_traced(tracer):
+    """torch's factories record calls with traced sizes into ``tracer``, in this thread."""
+    outer = getattr(_tracing, "tracer", None)
+    _tracing.tracer = tracer
+    with _installed_lock:
+        if _installed["count"] == 0:
+            for name in FACTORIES:
+                original = getattr(torch, name)
+                _installed["originals"][name] = original
+                setattr(torch, name, _recording(original))
+        _installed["count"] += 1
+    try:
+        yield
+    finally:
+        with _installed_lock:
+            _installed["count"] -= 1
+            if _installed["count"] == 0:
+                for name, original in _installed["originals"].items():
+                    setattr(torch, name, original)
+                _installed["originals"].clear()
+        _tracing.tracer = outer
 
 
 class _SizedMixin:

@@ -127,6 +127,14 @@ def observe(model: nn.Module, x: torch.Tensor, graph: torch.fx.Graph | None = No
 
 
 def _observe(model: nn.Module, x: torch.Tensor, graph: torch.fx.Graph | None) -> Observation:
+    if x.device.type == "meta":
+        # a meta copy: tensors the forward makes (torch.ones(h, w)) are meta too, never allocated
+        with torch.device("meta"):
+            return _observe_here(model, x, graph)
+    return _observe_here(model, x, graph)
+
+
+def _observe_here(model: nn.Module, x: torch.Tensor, graph: torch.fx.Graph | None) -> Observation:
     obs = Observation()
     names = {id(m): n for n, m in model.named_modules()}
     handles = []

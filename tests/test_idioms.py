@@ -111,7 +111,25 @@ class Attrs(nn.Module):
         return y
 
 
+class Factories(nn.Module):
+    """torch's factories called with traced sizes (fx alone stops at ``torch.zeros(x.size(0), ...)``:
+    torch's argument parser rejects a Proxy before anything could record the call)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, stride=2)
+
+    def forward(self, x):
+        x = self.conv(x)
+        n, c, h, w = x.shape
+        pad = torch.zeros(n, 1, h, w)
+        grid = torch.ones(h, w) + torch.arange(w) + torch.linspace(0, 1, h).unsqueeze(1)
+        scale = torch.full((n, 1, h, 1), 2.0) * torch.randn(n, 1, 1, w) + torch.eye(h, w)
+        return torch.cat([x, pad], 1) * grid * scale + torch.empty((n, c + 1, h, w)).zero_()
+
+
 IDIOMS = [
+    pytest.param(Factories, (3, "H", "W"), ["H", "W"], id="factories-with-traced-sizes"),
     pytest.param(UNetUp, (4, "H", "W"), ["H", "W"], id="unet-computed-pad"),
     pytest.param(GlobalPoolBySize, (3, "H", "H"), ["H"], id="avg-pool-kernel-from-size"),
     pytest.param(GlobalPool1d, (3, "L"), ["L"], id="avg-pool1d-kernel-from-shape"),
@@ -144,3 +162,12 @@ def test_a_kernel_from_the_size_over_another_dim_is_refused_by_name():
     not model (a division by a size): refused, naming it."""
     with pytest.raises(symshape.UnsupportedOperation, match="kernel size H over a dim of size W"):
         symshape.analyze(GlobalPoolBySize(), (3, "H", "W"))
+
+
+def test_factories_with_traced_sizes_are_ops_of_the_graph_and_torch_is_left_as_it_was():
+    before = {name: getattr(torch, name) for name in ("zeros", "ones", "arange", "full", "eye")}
+    a = symshape.analyze(Factories(), (3, "H", "W"))
+    assert {"torch.zeros", "torch.ones", "torch.arange", "torch.full", "torch.eye"} <= {s.op for s in a.steps}
+    assert str(a.output_shape) == "(N, 5, floor((H - 1)/2), floor((W - 1)/2))"
+    assert {name: getattr(torch, name) for name in before} == before
+    assert torch.zeros(2, 3).shape == (2, 3)

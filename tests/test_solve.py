@@ -6,6 +6,7 @@ import os
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 
 import seed000_mnist
@@ -210,3 +211,64 @@ def test_a_view_tying_both_sizes_through_their_floors_is_solved_exactly(block):
     valid = members(a.valid_sizes(), ["H", "W"], 13)
     assert valid == scan(model, (2, "H", "W"), ["H", "W"], 13)
     assert valid == {(h, w) for h in range(block, 14, block) for w in range(block, 14, block)}
+
+
+class PaddedWindows(nn.Module):
+    """Twins' locally grouped attention: pad to a multiple of the window, fold into windows,
+    unfold, crop the padding only if there was any, then ``reshape(B, N, C)``. Where nothing is
+    padded the reshape asks ``49·ceil(h/7)·ceil(w/7) == h·w`` of both sizes at once."""
+
+    def __init__(self, ws: int, stride: int):
+        super().__init__()
+        self.ws, self.embed = ws, nn.Conv2d(2, 3, stride, stride)
+
+    def forward(self, x):
+        x = self.embed(x)
+        B, C, H, W = x.shape
+        N = H * W
+        x = x.flatten(2).transpose(1, 2).view(B, H, W, C)
+        pad_r = (self.ws - W % self.ws) % self.ws
+        pad_b = (self.ws - H % self.ws) % self.ws
+        x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
+        _, Hp, Wp, _ = x.shape
+        _h, _w = Hp // self.ws, Wp // self.ws
+        x = x.reshape(B, _h, self.ws, _w, self.ws, C).transpose(2, 3)
+        x = x.transpose(2, 3).reshape(B, _h * self.ws, _w * self.ws, C)
+        if pad_r > 0 or pad_b > 0:
+            x = x[:, :H, :W, :].contiguous()
+        return x.reshape(B, N, C)
+
+
+@pytest.mark.parametrize("ws,stride", [(3, 1), (3, 2), (2, 3)])
+def test_padded_windows_couple_both_sizes_and_are_solved_exactly(ws, stride):
+    """Twins: the no-padding side's reshape compares a product of ceilings with a product of
+    sizes; each size dominates its own (``k = 1/ws`` per size, a rational share of the
+    coefficient), so the solver answers, and agrees with torch on 1..14 squared."""
+    model = PaddedWindows(ws, stride)
+    a = symshape.analyze(model, (2, "H", "W"))
+    assert members(a.valid_sizes(), ["H", "W"], 14) == scan(model, (2, "H", "W"), ["H", "W"], 14)
+
+
+class FixedGridEmbedding(nn.Module):
+    """PiT: a position embedding of a fixed grid added to the patch grid (a grid of 1 broadcasts),
+    then the tokens are folded back to the grid they came from. The fold's numel check couples
+    H and W; the broadcast leaves each only a few values, which the solver tries one by one."""
+
+    def __init__(self, grid: int, stride: int):
+        super().__init__()
+        self.embed = nn.Conv2d(2, 3, stride, stride)
+        self.pos = nn.Parameter(torch.zeros(1, 3, grid, grid))
+
+    def forward(self, x):
+        x = self.embed(x)
+        B, C, H, W = x.shape
+        x = x + self.pos
+        t = torch.cat((x.new_zeros(B, 1, C), x.flatten(2).transpose(1, 2)), dim=1)
+        return t[:, 1:].transpose(1, 2).reshape(B, C, H, W)
+
+
+@pytest.mark.parametrize("grid,stride", [(3, 2), (4, 1)])
+def test_a_condition_on_sizes_confined_to_a_few_values_is_solved_value_by_value(grid, stride):
+    model = FixedGridEmbedding(grid, stride)
+    a = symshape.analyze(model, (2, "H", "W"))
+    assert members(a.valid_sizes(), ["H", "W"], 12) == scan(model, (2, "H", "W"), ["H", "W"], 12)

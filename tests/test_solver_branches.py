@@ -1223,14 +1223,79 @@ def test_products_with_zero_factors_divisors_floors_and_inverses_match_the_formu
 
 
 def test_a_requirement_with_many_min_max_is_refused_not_expanded():
-    """sympy's rewrite of nested Min/Max into cases grows exponentially (a random model's slice
-    bounds hung the suite); past MAX_EXTREMA the solver refuses instead of expanding."""
+    """Nested Min/Max split into cases grow exponentially (a random model's slice bounds hung the
+    suite with sympy's rewrite): on one size the solver splits them by hand, exact, up to
+    MAX_EXTREMA_ONE_SIZE; past it, and past MAX_EXTREMA on several sizes, it refuses."""
     import time
 
-    e = L
-    for k in range(1, S.MAX_EXTREMA + 3):
-        e = sympy.Max(sympy.Min(e, 5 * k + L), k)
+    def nested(depth, x):
+        e = x
+        for k in range(1, depth + 1):
+            e = sympy.Max(sympy.Min(e, 5 * k + x), k)
+        return e
+
+    e = nested(S.MAX_EXTREMA + 2, L)
+    req = Requirement(e * L + floor_div(L, 3) * e, ">=", 7, "r")
+    got = S.solve_requirements(["L"], [("v", req)])
+    assert {n for n in range(1, 80) if got.contains(L=n)} == {
+        n for n in range(1, 80) if req.holds(int((e * L + floor_div(L, 3) * e).subs(L, n)), 7)}
     start = time.perf_counter()
+    with pytest.raises(Unsolvable, match="Min/Max"):
+        deep = nested(S.MAX_EXTREMA_ONE_SIZE, L)
+        S.solve_requirements(["L"], [("v", Requirement(deep * L, ">=", 7, "r"))])
     with pytest.raises(Unsolvable):
-        S.solve_requirements(["L"], [("v", Requirement(e * L + floor_div(L, 3) * e, ">=", 7, "r"))])
+        S.solve_requirements(["L", "T"], [("v", Requirement(e * T + floor_div(L, 3) * e, ">=", 7, "r"))])
     assert time.perf_counter() - start < 10
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 30), st.integers(0, 12), st.integers(1, 30), st.integers(0, 12), st.integers(1, 4),
+       st.integers(1, 4), st.integers(-2, 2), st.sampled_from(["==", "!=", ">="]), st.booleans())
+def test_a_coupled_condition_on_a_few_values_is_solved_value_by_value(h0, hn, w0, wn, qh, qw, k, rel, finite_w):
+    """``floor(H/qh) rel floor(W/qw) + k`` couples H and W (no separable form); where the other
+    requirements leave H (and maybe W) a few values, the solver tries them one by one
+    (``MAX_ENUMERATED``). Compared with the conditions evaluated on 1..60 squared."""
+    reqs = [("a", Requirement(H, ">=", h0, "lo")), ("b", Requirement(h0 + hn, ">=", H, "hi")),
+            ("c", Requirement(W, ">=", w0, "lo"))]
+    if finite_w:
+        reqs.append(("d", Requirement(w0 + wn, ">=", W, "hi")))
+    coupled = Requirement(floor_div(H, qh), rel, floor_div(W, qw) + k, "coupled")
+    got = S.solve_requirements(("H", "W"), reqs + [("x", coupled)])
+    want = {(h, w) for h in range(1, 61) for w in range(1, 61)
+            if h0 <= h <= h0 + hn and w >= w0 and (not finite_w or w <= w0 + wn)
+            and coupled.holds(h // qh, w // qw + k)}
+    assert {(r["H"], r["W"]) for r in got.enumerate(60)} == want
+
+
+def test_a_coupled_condition_on_unbounded_sizes_is_refused_by_name():
+    with pytest.raises(Unsolvable, match="floor"):
+        S.solve_requirements(("H", "W"), [("x", Requirement(floor_div(H, 2), "==", floor_div(W, 3), "c"))])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 4), st.integers(0, 3), st.integers(1, 4), st.integers(-3, 3), st.integers(0, 3),
+       st.sampled_from(["==", "!=", ">="]), st.integers(0, 6))
+def test_nested_min_max_and_negated_conjunctions_of_one_size_match_evaluation(q1, a1, q2, a2, c, op, v):
+    """Min/Max of one size (a broadcast folded by torch's meta kernels) split into their cases by
+    hand, innermost first, and a negated conjunction of conditions (DLA's merged sides); compared
+    with the expression evaluated on 1..60."""
+    f1, f2 = floor_div(H + a1, q1), floor_div(H + a2, q2)
+    expr = sympy.Max(0, sympy.Min(1, f1 - c), f2 + sympy.Max(0, sympy.Min(c, f1)))
+    got = S._univariate(expr, op, v, H)
+    rel = {"==": operator.eq, "!=": operator.ne, ">=": operator.ge}[op]
+    assert {h for h in range(1, 61) if h in got} == {h for h in range(1, 61) if rel(int(expr.subs(H, h)), v)}
+    cond = sympy.Not(sympy.And(sympy.Eq(f1, 1), sympy.Or(sympy.Eq(f1, 1), sympy.Eq(f2, c)), sympy.Ne(f2, v)))
+    got = S._condition(cond, H)
+    assert {h for h in range(1, 61) if h in got} == {h for h in range(1, 61) if bool(cond.subs(H, h))}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 4), st.integers(0, 3), st.sampled_from(["==", "!="]), st.booleans())
+def test_products_of_ceilings_against_products_of_sizes_match_the_formula(k, q, t, rel, swap):
+    """Twins: ``k²·ceil(h/k)·ceil(w/k) == h·w`` with ``h = floor((H + t)/q)``; each size's ceiling
+    dominates its term only with a rational share ``1/k`` of the coefficient (``_shares``)."""
+    h, w = floor_div(H + t, q), floor_div(W + t, q)
+    lhs = k * k * floor_div(h + k - 1, k) * floor_div(w + k - 1, k)
+    req = Requirement(h * w, rel, lhs, "view") if swap else Requirement(lhs, rel, h * w, "view")
+    got = S.solve_requirements(("H", "W"), [("x", req)])
+    assert _members_upto(got, ("H", "W"), {"H": 30, "W": 30}) == _brute(req, ("H", "W"), {"H": 30, "W": 30})

@@ -5,7 +5,8 @@ Broadcasting (per dim, right-aligned, a missing dim counts as 1)::
     out = b if a == 1 else a        and torch needs  a == b  or  a == 1  or  b == 1
 
 When the two sizes are different expressions that rule is kept whole (a Piecewise), because a
-size such as ``floor(H/4)`` may well be 1 at some input. ``torch.cat`` needs every other dim
+size such as ``floor(H/4)`` may well be 1 at some input; against a fixed size other than 1 (a
+position embedding of 14 x 14) the result is that size wherever torch broadcasts. ``torch.cat`` needs every other dim
 equal and adds the sizes along ``dim``; ``torch.stack`` needs equal shapes and inserts a dim.
 """
 
@@ -42,7 +43,12 @@ def broadcast_shape(ctx: Context, a: SymTensor, b: SymTensor) -> SymTensor:
                 out.append(x)
             else:
                 ctx.require(x, "broadcast", y, reason)
-                out.append(sympy.Piecewise((y, sympy.Eq(x, 1)), (x, True)))
+                if x.is_Integer or y.is_Integer:
+                    # one side a fixed size other than 1 (a position embedding): wherever torch
+                    # broadcasts at all, the other is 1 or equal to it, so the result is that size
+                    out.append(x if x.is_Integer else y)
+                else:
+                    out.append(sympy.Piecewise((y, sympy.Eq(x, 1)), (x, True)))
     return SymTensor(tuple(out))
 
 
