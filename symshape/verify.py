@@ -24,7 +24,7 @@ import torch.nn as nn
 
 from .modules import copy_model, has_lazy
 from .dims import BATCH, batch_symbol
-from .errors import TraceMismatch
+from .errors import InvalidArgument, TraceMismatch
 from .evaluation import Evaluation, Shapes
 from .quasi import Unsolvable
 from .render import text_table
@@ -430,6 +430,9 @@ def verify(analysis: Shapes, samples: int = 20, sizes: Sequence[dict] | None = N
     """Check the analysis it is given against real torch forward passes (no_grad), in the mode
     the model was analyzed in (``analysis.training``), at batch 1 unless a size gives ``N``:
     one evaluation of the analysis and one forward per size."""
+    if isinstance(samples, (list, tuple, dict)):
+        raise InvalidArgument(f"verify() takes the number of sizes to sample first; to check given sizes, "
+                              f"pass them as sizes=[{{'H': 28, ...}}] (got {type(samples).__name__} {samples!r:.80})")
     model = analysis.model
     notes: list[str] = []
     try:

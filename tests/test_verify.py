@@ -158,3 +158,10 @@ def test_verify_refuses_a_size_with_a_missing_name_clearly():
     a = symshape.analyze(nn.Conv2d(1, 2, 3), (1, "H", "W"))
     with pytest.raises(symshape.SymshapeError, match="missing size"):
         a.verify(sizes=[{"H": 28}])
+
+
+def test_verify_given_a_list_first_says_to_pass_sizes():
+    a = symshape.analyze(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten()), (1, "H", "W"))
+    with pytest.raises(symshape.InvalidArgument, match=r"sizes=\["):
+        a.verify([{"H": 5, "W": 5}])
+    assert a.verify(sizes=[{"H": 5, "W": 5}]).ok
