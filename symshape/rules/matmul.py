@@ -48,58 +48,37 @@ def matmul_shape(ctx: Context, a: SymTensor, b: SymTensor, what: str = "matmul")
 
 
 @function_rule(torch.matmul, operator.matmul, layout=True)
+@method_rule("matmul", layout=True)
 def matmul(ctx: Context, input, other, *, out=None) -> SymTensor:
-    """``a @ b``: ``(*Ba, n, k) @ (*Bb, k, p) -> (*broadcast(Ba, Bb), n, p)``, ``a[-1] == b[-2]``."""
+    """``a @ b``, ``a.matmul(b)``: ``(*Ba, n, k) @ (*Bb, k, p) -> (*broadcast(Ba, Bb), n, p)``,
+    ``a[-1] == b[-2]``."""
     if out is not None:
         ctx.unsupported("matmul with out=")
     return matmul_shape(ctx, tensor_arg(input, "input", ctx), tensor_arg(other, "other", ctx))
 
 
-@method_rule("matmul", layout=True)
-def matmul_method(ctx: Context, self, other) -> SymTensor:
-    """``x.matmul(y)``: as ``x @ y``."""
-    return matmul_shape(ctx, tensor_arg(self, "self", ctx), tensor_arg(other, "other", ctx))
-
-
-def _mm(ctx: Context, a: SymTensor, b: SymTensor) -> SymTensor:
+@function_rule(torch.mm, layout=True)
+@method_rule("mm", layout=True)
+def mm(ctx: Context, input, mat2, *, out=None) -> SymTensor:
+    """``(n, k) @ (k, p) -> (n, p)``, both 2D."""
+    a, b = tensor_arg(input, "input", ctx), tensor_arg(mat2, "mat2", ctx)
+    if out is not None:
+        ctx.unsupported("torch.mm with out=")
     if a.ndim != 2 or b.ndim != 2:
         ctx.refuse(f"torch.mm: both arguments must be matrices, gets {a.ndim}D and {b.ndim}D")
     return matmul_shape(ctx, a, b, "torch.mm")
 
 
-def _bmm(ctx: Context, a: SymTensor, b: SymTensor) -> SymTensor:
+@function_rule(torch.bmm, layout=True)
+@method_rule("bmm", layout=True)
+def bmm(ctx: Context, input, mat2, *, out=None) -> SymTensor:
+    """``(B, n, k) @ (B, k, p) -> (B, n, p)``, both 3D, the same B (no broadcasting)."""
+    a, b = tensor_arg(input, "input", ctx), tensor_arg(mat2, "mat2", ctx)
+    if out is not None:
+        ctx.unsupported("torch.bmm with out=")
     if a.ndim != 3 or b.ndim != 3:
         ctx.refuse(f"torch.bmm: both arguments must be 3D, gets {a.ndim}D and {b.ndim}D")
     ctx.equal(b.shape[0], a.shape[0], "torch.bmm: batch1 has {rhs} matrices, batch2 {lhs}; they must be equal")
     ctx.equal(a.shape[2], b.shape[1], "torch.bmm: batch1's last dim ({lhs}) must equal batch2's second "
                                       "dim ({rhs}) (torch: shapes cannot be multiplied)")
     return SymTensor((a.shape[0], a.shape[1], b.shape[2]))
-
-
-@function_rule(torch.mm, layout=True)
-def mm(ctx: Context, input, mat2, *, out=None) -> SymTensor:
-    """``(n, k) @ (k, p) -> (n, p)``, both 2D."""
-    if out is not None:
-        ctx.unsupported("torch.mm with out=")
-    return _mm(ctx, tensor_arg(input, "input", ctx), tensor_arg(mat2, "mat2", ctx))
-
-
-@method_rule("mm", layout=True)
-def mm_method(ctx: Context, self, mat2) -> SymTensor:
-    """``x.mm(y)``: as ``torch.mm``."""
-    return _mm(ctx, tensor_arg(self, "self", ctx), tensor_arg(mat2, "mat2", ctx))
-
-
-@function_rule(torch.bmm, layout=True)
-def bmm(ctx: Context, input, mat2, *, out=None) -> SymTensor:
-    """``(B, n, k) @ (B, k, p) -> (B, n, p)``, both 3D, the same B (no broadcasting)."""
-    if out is not None:
-        ctx.unsupported("torch.bmm with out=")
-    return _bmm(ctx, tensor_arg(input, "input", ctx), tensor_arg(mat2, "mat2", ctx))
-
-
-@method_rule("bmm", layout=True)
-def bmm_method(ctx: Context, self, mat2) -> SymTensor:
-    """``x.bmm(y)``: as ``torch.bmm``."""
-    return _bmm(ctx, tensor_arg(self, "self", ctx), tensor_arg(mat2, "mat2", ctx))
-
