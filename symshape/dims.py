@@ -29,6 +29,7 @@ __all__ = [
     "BATCH",
     "FloorDiv",
     "SizeExpr",
+    "SizeRatio",
     "always_divisible",
     "as_expr",
     "batch_symbol",
@@ -42,6 +43,7 @@ __all__ = [
     "minimum",
     "positive_int",
     "product",
+    "quotient",
     "size_symbol",
     "smallest_value",
     "without_ite",
@@ -127,6 +129,12 @@ class FloorDiv(sympy.Function):
             return p
         if p.is_Integer:
             return Integer(int(p) // int(q))
+        if isinstance(p, sympy.Mul) and any(isinstance(f, Add) for f in p.args):
+            # (14*A + 14)*(14*B + 14) / 196: the factors' integer contents divide out
+            c, rest = sympy.factor_terms(p).as_coeff_Mul()
+            g = math.gcd(int(c), int(q)) if c.is_Integer else 1
+            if g > 1 and integer_polynomial(rest):
+                return cls(Integer(int(c) // g) * rest, Integer(int(q) // g))
         terms = Add.make_args(p)
         coeffs = [t.as_coeff_Mul() for t in terms]
         if any(not c.is_Integer for c, _ in coeffs):
@@ -195,6 +203,9 @@ def canonical(expr: SizeExpr) -> sympy.Expr:
     ``floor((H - 5)/2)`` (a different layer with the same arithmetic) compare equal.
     """
     expr = as_expr(expr)
+    if isinstance(expr, sympy.Mul) and any(isinstance(f, Add) for f in expr.args):
+        # each factor in its own short form: (floor((H - 16)/224) + 1)*W is floor((H + 208)/224)*W
+        return sympy.Mul(*(canonical(f) for f in expr.args))
     negative = {f: -FloorDiv(-f.args[0] + f.args[1] - 1, f.args[1]) for f in expr.atoms(FloorDiv)
                 if _negative_numerator(f.args[0])}
     if negative:  # floor(-p/q) = -ceil(p/q) = -floor((p + q - 1)/q): a ceiling reads as one
@@ -315,6 +326,116 @@ def smallest_value(expr: SizeExpr):
 
 def product(exprs: Iterable[SizeExpr]) -> sympy.Expr:
     return Mul(*[as_expr(e) for e in exprs])
+
+
+def _factors(expr: sympy.Expr) -> tuple[sympy.Expr, list[sympy.Expr]] | None:
+    """``expr`` as an integer coefficient and a list of factors (powers repeated), or None."""
+    c, rest = expr.as_coeff_Mul()
+    if not c.is_Integer:
+        return None
+    out: list[sympy.Expr] = []
+    for f in Mul.make_args(rest):
+        if isinstance(f, sympy.Pow) and f.exp.is_Integer and f.exp > 0:
+            out += [f.base] * int(f.exp)
+        elif isinstance(f, sympy.Pow) and f.exp.is_negative:
+            return None
+        elif f is not S.One:
+            out.append(f)
+    return c, out
+
+
+def quotient(a: SizeExpr, b: SizeExpr) -> sympy.Expr:
+    """``a / b``, with each factor of ``b`` cancelled against an equal factor of ``a``.
+
+    sympy folds ``1/Piecewise(...)`` into the pieces, where nothing cancels any more: the
+    element count of a tensor whose size broadcast a 1 (``N*386*Piecewise(...)``) divided by
+    the product of the other view sizes kept both. Where the factors do not all cancel, the
+    plain quotient."""
+    a, b = as_expr(a), as_expr(b)
+    fa, fb = _factors(a), _factors(b)
+    if fa is None or fb is None or fb[0] == 0 or int(fa[0]) % int(fb[0]):
+        return a / b
+    left = list(fa[1])
+    for f in fb[1]:
+        if f not in left:
+            return a / b
+        left.remove(f)
+    return Integer(int(fa[0]) // int(fb[0])) * Mul(*left)
+
+
+class SizeRatio:
+    """A size divided with ``/``: a float in torch (``H / 2``), kept here as an exact fraction.
+
+    Python code takes ``math.ceil``/``math.floor`` of it (``math.ceil(H / 2)``, dynamic "same"
+    padding, MobileViT's patch grid), compares it, or scales a tensor by it. For sizes below
+    2**52 a float quotient of two integers rounds to an integer only where the exact one is
+    one, so ``math.ceil(H / s)`` is exactly ``floor((H + s - 1)/s)``. It is never a size: a
+    rule that reads one refuses it (:class:`~symshape.errors.NotASize`), as torch refuses a float.
+    """
+
+    __slots__ = ("expr",)
+
+    def __init__(self, expr: sympy.Expr):
+        self.expr = expr
+
+    @staticmethod
+    def _exact(value) -> sympy.Expr:
+        if isinstance(value, SizeRatio):
+            return value.expr
+        if isinstance(value, float):
+            return sympy.Rational(Fraction(value).numerator, Fraction(value).denominator)
+        return as_expr(value, "a number")
+
+    def _rounded(self, up: bool) -> sympy.Expr:
+        num, den = sympy.fraction(sympy.together(self.expr))
+        if not (den.is_Integer and integer_polynomial(num)):
+            raise TypeError(f"rounding {self}: symshape rounds a size divided by an int")
+        if den < 0:
+            num, den = -num, -den
+        return canonical(ceil_div(num, int(den)) if up else floor_div(num, int(den)))
+
+    def __ceil__(self):
+        return self._rounded(True)
+
+    def __floor__(self):
+        return self._rounded(False)
+
+    def __trunc__(self):
+        if smallest_value(self.expr) is not None and smallest_value(self.expr) >= 0:
+            return self._rounded(False)
+        raise TypeError(f"int() of {self}, which may be negative")
+
+    def _op(self, other, fn):
+        if not isinstance(other, (SizeRatio, float, numbers.Integral, sympy.Expr)):
+            return NotImplemented
+        return SizeRatio(fn(self.expr, SizeRatio._exact(other)))
+
+    def __add__(self, o): return self._op(o, lambda a, b: a + b)  # noqa: E704
+    def __radd__(self, o): return self._op(o, lambda a, b: b + a)  # noqa: E704
+    def __sub__(self, o): return self._op(o, lambda a, b: a - b)  # noqa: E704
+    def __rsub__(self, o): return self._op(o, lambda a, b: b - a)  # noqa: E704
+    def __mul__(self, o): return self._op(o, lambda a, b: a * b)  # noqa: E704
+    def __rmul__(self, o): return self._op(o, lambda a, b: b * a)  # noqa: E704
+    def __truediv__(self, o): return self._op(o, lambda a, b: a / b)  # noqa: E704
+    def __rtruediv__(self, o): return self._op(o, lambda a, b: b / a)  # noqa: E704
+
+    def __neg__(self):
+        return SizeRatio(-self.expr)
+
+    def __float__(self):
+        raise TypeError(f"float() of {self}, which depends on the input size")
+
+    def __bool__(self):
+        raise TypeError(f"the truth of {self}, which depends on the input size")
+
+    def __eq__(self, other):
+        return isinstance(other, SizeRatio) and self.expr == other.expr
+
+    def __hash__(self):
+        return hash(("SizeRatio", self.expr))
+
+    def __repr__(self) -> str:
+        return f"{self.expr} (a float in torch)"
 
 
 #: the longest period :func:`decide` expands a condition over

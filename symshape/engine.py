@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import operator
 from fractions import Fraction
 from dataclasses import dataclass, field, replace
@@ -12,7 +13,7 @@ import torch
 import torch.fx
 import torch.nn as nn
 
-from .dims import FloorDiv, always_divisible, as_expr, canonical, floor_div
+from .dims import FloorDiv, SizeRatio, always_divisible, as_expr, canonical, floor_div, quotient, smallest_value
 from .errors import InvalidInputSize, NotASize, SymshapeError, UnsupportedArgument, UnsupportedOperation, UntraceableModel
 from .requirements import Requirement, Rounding
 from .meta import MetaRefusal, Side, merge_sides, run_meta
@@ -116,19 +117,40 @@ def _number(v):
     """A size or a plain number for a comparison (never parsed: a float converts exactly)."""
     if isinstance(v, float):
         return sympy.Rational(Fraction(v).numerator, Fraction(v).denominator)
+    if isinstance(v, SizeRatio):
+        return v.expr
     return as_expr(v, "a compared value")
+
+
+#: arithmetic that keeps a SizeRatio one (sympy would otherwise ask it for a float)
+_RATIO_ARITHMETIC = frozenset({operator.add, operator.sub, operator.mul, operator.truediv, operator.neg})
+
+
+def _symbolic(v) -> bool:
+    return isinstance(v, SizeRatio) or isinstance(v, sympy.Basic) and not v.is_number
 
 
 def _size_arithmetic(target, args, kwargs, node: torch.fx.Node, where: str):
     """Evaluate a call on sizes (no tensor involved): ``x.size(0) * 4``, ``shape[1:]`` ..."""
+    if target is operator.truediv and any(_symbolic(v) for v in args):
+        # H / 2 is a float in torch: an exact fraction here (SizeRatio), never a size
+        a, b = (SizeRatio._exact(v) for v in args)
+        if b == 0:
+            raise UnsupportedOperation("operator.truediv", where, node.format_node(), f"{a} / 0")
+        return SizeRatio(a / b)
+    if target in _RATIO_ARITHMETIC and any(isinstance(v, SizeRatio) for v in args):
+        return SizeRatio(target(*(SizeRatio._exact(v) for v in args)))
+    if target is operator.floordiv and isinstance(args[0], SizeRatio):
+        return math.floor(args[0] / args[1])
     if target is operator.floordiv:
         a, b = args
         if all(isinstance(v, (int, sympy.Integer)) for v in (a, b)):
             return int(a) // int(b)
         if isinstance(b, (int, sympy.Integer)) and int(b) > 0:
             return canonical(floor_div(a, int(b)))
+        a, b = canonical(a), canonical(b)
         if always_divisible(a, b):  # e.g. x.numel() // x.size(0): the batch size cancels exactly
-            return canonical(as_expr(a) / as_expr(b))
+            return canonical(quotient(a, b))
         raise UnsupportedOperation(
             "operator.floordiv", where, node.format_node(),
             f"{a} // {b}: symshape divides sizes by a positive int, or exactly",
@@ -137,14 +159,18 @@ def _size_arithmetic(target, args, kwargs, node: torch.fx.Node, where: str):
         a, b = args
         if isinstance(a, sympy.Basic) and not a.is_number and isinstance(b, (int, sympy.Integer)) and int(b) > 0:
             return canonical(as_expr(a) - int(b) * floor_div(a, int(b)))  # Python's %: a - b*(a // b)
-    if target in _COMPARISONS and any(isinstance(v, sympy.Basic) and not v.is_number for v in args):
+    if target in _COMPARISONS and any(_symbolic(v) for v in args):
         # a comparison of sizes stays symbolic, for torch._assert to turn into a requirement
-        return _COMPARISONS[target](*(_number(v) for v in args))
-    if target is operator.truediv and any(isinstance(v, sympy.Basic) for v in args):
-        raise UnsupportedOperation(
-            "operator.truediv", where, node.format_node(),
-            "dividing sizes with / gives a float, which view/reshape reject; use //",
-        )
+        a, b = (_number(v) for v in args)
+        if any(isinstance(v, SizeRatio) for v in args):
+            # k / q < 1 with q > 0 is k < q: a relation of integer sizes, which symshape decides
+            num, den = sympy.fraction(sympy.together(a - b))
+            low = smallest_value(den)
+            if low is not None and low > 0:
+                a, b = num, sympy.Integer(0)
+        return _COMPARISONS[target](a, b)
+    if target is operator.truediv:  # fixed sizes: a float, as in Python
+        return float(args[0]) / float(args[1])
     try:
         return target(*args, **kwargs)
     except Exception as e:

@@ -479,8 +479,8 @@ def _strides(out: torch.Tensor, syms: _Symbols):
 def _shapes(out: Any, syms: _Symbols):
     if isinstance(out, torch.Tensor):
         return ("tensor", tuple(syms.expr_from_torch(s) for s in out.shape), out.dtype, _strides(out, syms))
-    if isinstance(out, (list, tuple)):
-        return (type(out).__name__, tuple(_shapes(o, syms) for o in out))
+    if isinstance(out, (list, tuple)):  # a torch.Size (x.shape[-2:]) as a tuple of sizes
+        return ("list" if isinstance(out, list) else "tuple", tuple(_shapes(o, syms) for o in out))
     if isinstance(out, (torch.SymInt, int)) and not isinstance(out, bool):
         return ("size", syms.expr_from_torch(out))
     if out is None or isinstance(out, (bool, float, str, torch.dtype, torch.device)):
@@ -716,7 +716,7 @@ def _packed(value):
     if isinstance(value, SymTensor):
         return ("tensor", value.shape, value.dtype, None if value.contiguous else (value.strides or UNKNOWN_STRIDES))
     if isinstance(value, (list, tuple)):
-        return (type(value).__name__, tuple(_packed(v) for v in value))
+        return ("list" if isinstance(value, list) else "tuple", tuple(_packed(v) for v in value))
     if isinstance(value, sympy.Expr):
         return ("size", value)
     return ("value", value)

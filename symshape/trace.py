@@ -12,6 +12,8 @@ import contextlib
 import functools
 import inspect
 import itertools
+import math
+import operator
 import os
 import threading
 import traceback
@@ -23,7 +25,7 @@ import torch
 import torch.fx
 import torch.nn as nn
 
-from .dims import decide
+from .dims import SizeRatio, decide
 from .errors import SymshapeError, UnsupportedOperation, UntraceableModel
 from .rules import rule_for_module, vision
 from .tensor import SymTensor
@@ -151,6 +153,8 @@ def is_dynamic(value) -> bool:
     """A value that depends on the input size: a tensor or a size expression."""
     if isinstance(value, sympy.Basic):
         return bool(value.free_symbols)
+    if isinstance(value, SizeRatio):
+        return bool(value.expr.free_symbols)
     return isinstance(value, SymTensor)
 
 
@@ -207,6 +211,13 @@ class _Tracer(torch.fx.Tracer):
 
     def proxy(self, node: torch.fx.Node) -> torch.fx.Proxy:
         return _SizedProxy(node, self)
+
+    def create_arg(self, a):
+        # a proxy says its __class__ is what it stands for (torch.Tensor, int ...): fx's own
+        # isinstance(a, torch.Tensor) would otherwise store it away as a tensor constant
+        if isinstance(a, torch.fx.Proxy):
+            return a.node
+        return super().create_arg(a)
 
     def create_proxy(self, kind, target, args, kwargs, name=None, type_expr=None, proxy_factory_fn=None):
         proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
@@ -314,7 +325,34 @@ def _factories_traced(tracer):
         _tracing.tracer = outer
 
 
+def _stands_for(value) -> type | None:
+    """The Python type a traced value has in torch: what ``isinstance`` of its proxy answers."""
+    if isinstance(value, SymTensor):
+        return torch.Tensor
+    if isinstance(value, SizeRatio):
+        return float
+    if isinstance(value, sympy.Basic):
+        if isinstance(value, sympy.logic.boolalg.Boolean):
+            return bool
+        return int if value.is_integer else None
+    if isinstance(value, list):
+        return list
+    if isinstance(value, tuple):
+        sizes = all(isinstance(v, (int, sympy.Expr)) and not isinstance(v, bool) for v in value)
+        return torch.Size if sizes else tuple
+    return None
+
+
 class _SizedMixin:
+    @property
+    def __class__(self):
+        # isinstance(x, torch.Tensor), torch.jit.isinstance, isinstance(h, int) on a traced value
+        # answer as on the real one: type.__instancecheck__ consults __class__ when type(x) is
+        # not a subclass (a decoder that concatenates its skip only if it is a Tensor)
+        tracer = self.__dict__.get("tracer")
+        value = tracer.value(self) if tracer is not None else _MISSING
+        return _stands_for(value) or type(self)
+
     def __len__(self) -> int:
         value = self.tracer.value(self)
         if isinstance(value, (tuple, list)):
@@ -323,6 +361,20 @@ class _SizedMixin:
 
     def __getattr__(self, k: str):
         return _SizedAttribute(self, k)
+
+    def __setitem__(self, key, value):
+        # x[..., :k] = v: fx records no in-place item assignment; a node, whose rule checks v
+        self.tracer.create_proxy("call_function", operator.setitem, (self, key, value), {})
+
+    # math.ceil(H / 2), math.floor(...), round(...) are not proxied by fx: a graph node
+    def __ceil__(self):
+        return self.tracer.create_proxy("call_function", math.ceil, (self,), {})
+
+    def __floor__(self):
+        return self.tracer.create_proxy("call_function", math.floor, (self,), {})
+
+    def __round__(self, ndigits=None):
+        return self.tracer.create_proxy("call_function", round, (self,) if ndigits is None else (self, ndigits), {})
 
     def __format__(self, spec: str) -> str:
         # f"got {h}x{w}" in a model's message: the size as symshape writes it ("HxW")

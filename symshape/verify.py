@@ -175,11 +175,11 @@ def _observe_here(model: nn.Module, x: torch.Tensor, graph: torch.fx.Graph | Non
     return obs
 
 
-def _empty_output_at(analysis: Shapes, problem, obs: Observation) -> bool:
-    """torch ran the step symshape refuses, and its output there is empty (a size of 0)."""
+def _ran_step(analysis: Shapes, problem, obs: Observation) -> bool:
+    """torch ran the step symshape refuses (one of its backends skips the check)."""
     step = analysis.steps[problem.index]
     seen = obs.module_outputs.get(step.name) if step.kind == "module" else [obs.node_outputs.get(step.node)]
-    return bool(seen) and any(isinstance(o, tuple) and 0 in o for o in seen)
+    return bool(seen) and any(isinstance(o, tuple) for o in seen)
 
 
 def _module_key(name: str) -> str:
@@ -260,7 +260,7 @@ def _undecided(analysis: Shapes, ev: Evaluation, obs: Observation) -> str:
     if problem is None:
         return ""
     req = problem.requirement
-    if req.backend_dependent and _empty_output_at(analysis, problem, obs):
+    if req.backend_dependent and _ran_step(analysis, problem, obs):
         return f"{problem.step}: {req.backend_dependent}"
     if req.data_dependent and (obs.error is None or obs.failed_node != analysis.steps[problem.index].node):
         return f"{problem.step}: {req.data_dependent}"

@@ -149,6 +149,13 @@ SHAPES = {1: (2, "L"), 2: (2, "H", "W"), 3: (2, "T", "H", "W")}
 SIZES = {1: S1, 2: S2, 3: S3}
 
 
+def _assigned(x):
+    """``y[..., 1:, 1:] = v``: an item assignment (a step whose check is v's broadcast)."""
+    y = x.clone()
+    y[:, :, 1:, 1:] = x[:, :, :-1, :-1] * 2
+    return y
+
+
 def _per_dim(make_by_d: Callable[[int], nn.Module], label: str) -> list[Case]:
     return [Case(f"{label}{d}d", lambda d=d: make_by_d(d), SHAPES[d], SIZES[d]) for d in (1, 2, 3)]
 
@@ -341,6 +348,9 @@ def more_cases() -> list[Case]:
     add(Case("reduce_all_any", lambda: Custom(lambda m, x: (torch.all(x > 0, 1), torch.any(x > 0, dim=(2, 3)), (x > 0).all(), (x > 0).any(1))), SHAPES[2], S2_SMALL))
     add(Case("reduce_mean_dims", lambda: Custom(lambda m, x: x.mean([2, 3])), SHAPES[2], S2_SMALL))
     add(Case("reduce_std_var", lambda: Custom(lambda m, x: (torch.std(x, 1), torch.var(x, (2, 3), keepdim=True), x.std(2, True, True), x.var())), SHAPES[2], S2_SMALL))
+    add(Case("reduce_norm", lambda: Custom(lambda m, x: (x.norm(p=2, dim=(1, 2), keepdim=True), x.norm(dim=-1), torch.norm(x, dim=(2, 3)), x.norm(), x.norm(p=1, dim=1), torch.norm(x, 3, 2, True))), SHAPES[2], S2_SMALL))
+    add(Case("reduce_vector_norm", lambda: Custom(lambda m, x: (torch.linalg.vector_norm(x, dim=(1, 3), keepdim=True), torch.linalg.vector_norm(x, 3, (), True), torch.linalg.vector_norm(x))), SHAPES[2], S2_SMALL))
+    add(Case("reduce_norm_fro_three_dims", lambda: Custom(lambda m, x: torch.norm(x, p="fro", dim=(1, 2, 3))), SHAPES[2], S2_SMALL))
     add(Case("max_min", lambda: Custom(lambda m, x: (torch.max(x, 1)[0], torch.min(x, 2, keepdim=True)[1], x.max(), x.min(3), torch.max(x, x[:, :1]))), SHAPES[2], S2_SMALL))
     add(Case("chunk_spatial", lambda: Custom(lambda m, x: torch.cat(x.chunk(3, dim=2), 2)), SHAPES[2], S))
     add(Case("chunk_channels", lambda: Custom(lambda m, x: torch.chunk(x, 2, 1)[1]), SHAPES[2], S2_SMALL))
@@ -482,6 +492,10 @@ def meta_cases() -> list[Case]:
     add(Case("meta_tril", lambda: Custom(lambda m, x: x.tril()), SHAPES[2], S))
     add(Case("meta_local_response_norm", lambda: Custom(lambda m, x: F.local_response_norm(x, 2)), SHAPES[2], S))
     add(Case("meta_baddbmm", lambda: Custom(lambda m, x: torch.baddbmm(torch.zeros(1, 1, 1), x[0], x[0].transpose(1, 2))), SHAPES[2], S))
+    add(Case("addmm", lambda: Custom(lambda m, x: (torch.addmm(torch.ones(x.shape[-1]), x[0, 0], torch.ones(x.shape[-1], x.shape[-1])), x[0, 1].addmm(x[0, 0], x[0, 0].t()))), SHAPES[2], S))
+    add(Case("baddbmm_method", lambda: Custom(lambda m, x: x[0, :, :, :1].baddbmm(x[0], x[0].transpose(1, 2))), SHAPES[2], S))
+    add(Case("einsum", lambda: Custom(lambda m, x: (torch.einsum("nchw,nkhw->nck", x, x), torch.einsum("bhwc,wkc->bhwk", x.permute(0, 2, 3, 1), torch.ones(x.shape[-1], 2, x.shape[1])))), SHAPES[2], S))
+    add(Case("setitem", lambda: Custom(lambda m, x: _assigned(x)), SHAPES[2], S))
     add(Case("meta_piecewise_input", lambda: ClassTokenAttention(), SHAPES[2], grid(("H", "W"), [1, 2, 3, 4, 5, 6])))
     add(Case("meta_piecewise_input_1", lambda: ClassTokenAttention(1), SHAPES[2], grid(("H", "W"), [1, 2, 3, 4, 5])))
     return cases

@@ -46,5 +46,6 @@ def pytest_terminal_summary(terminalreporter):
     if oracle is not None and oracle.BACKEND_DEPENDENT["count"]:
         terminalreporter.write_line(
             f"symshape: {oracle.BACKEND_DEPENDENT['count']} sizes where torch's backend skipped a check "
-            "symshape applies (empty transposed-convolution outputs; see docs/how-it-works.md)"
+            "symshape applies (empty transposed-convolution outputs, attention's value length; see "
+            "docs/how-it-works.md)"
         )

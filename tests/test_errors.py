@@ -278,14 +278,34 @@ class _SkipIfTensor(nn.Module):
         return self.conv(x)
 
 
-def test_a_branch_fx_cannot_see_runs_as_torch_runs_it():
-    """fx would take the branch torch never takes (a Proxy is no Tensor); the one-forward proof
-    catches it, and the module then runs whole under torch's meta kernels, where its Python sees
-    a tensor: the answer is torch's, at every size of the grid."""
+def test_isinstance_of_a_traced_value_answers_as_on_the_real_one():
+    """fx alone would take the branch torch never takes (a Proxy is no Tensor). symshape's
+    proxies answer isinstance as the value they stand for: the skip is concatenated, step by
+    step, and the answer is torch's at every size of the grid."""
     model = _SkipIfTensor()
     a = symshape.analyze(model, (2, "H", "W"))
+    assert [s.rule for s in a.steps] == ["conv", "cat", "conv"]
     assert a.output_shape == (a.batch, 2, *map(size_symbol, "HW"))
     assert_agrees(model, (2, "H", "W"), grid(("H", "W"), [1, 2, 3, 5]))
+
+
+class _AsksTypes(nn.Module):
+    """Python that asks what its values are: sizes are ints, a shape is a tuple (torch.Size)."""
+
+    def forward(self, x, skip=None):
+        h = x.shape[2]
+        assert isinstance(h, int) and isinstance(x.shape, tuple) and torch.jit.isinstance(x, torch.Tensor)
+        size = (h, h) if isinstance(h, int) else tuple(h)
+        if not isinstance(skip, torch.Tensor):  # None: the default
+            skip = x
+        return torch.cat([x[..., : size[0]], skip[..., : size[1]]], 1).flatten(1)
+
+
+def test_isinstance_of_sizes_and_shapes_answers_as_in_torch():
+    model = _AsksTypes()
+    a = symshape.analyze(model, (2, "H", "W"))
+    assert "meta" not in [s.rule for s in a.steps]
+    assert_agrees(model, (2, "H", "W"), grid(("H", "W"), [1, 2, 3]))
 
 
 def test_a_forward_hook_that_changes_the_shape_is_refused_not_answered():

@@ -8,6 +8,7 @@ optional argument left at its default, a tensor created with symbolic sizes.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings, strategies as st
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -273,3 +274,134 @@ def test_swin_patch_merging_halves_with_one_floor_and_agrees_with_torch():
     a = symshape.analyze(PatchMerging(), ("H", "W", 2))
     assert str(a.output_shape) == "(N, floor((H + 1)/2)*floor((W + 1)/2), 4)", a.output_shape
     assert_agrees(PatchMerging(), ("H", "W", 2), grid(("H", "W"), [1, 2, 3, 6, 7]))
+
+
+# -- views of strided tensors, decided from their strides as torch's computeStride does --------
+
+STRIDED = {
+    "nhwc": lambda x: x.permute(0, 2, 3, 1),  # (N, H, W, C): H and W form one block
+    "channels_last": lambda x: x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2),  # (N, C, H, W)
+    "transposed": lambda x: x.transpose(2, 3),  # (N, C, W, H): W and H do not merge
+    "stepped": lambda x: x[..., ::2],  # (N, C, H, ceil(W/2))
+    "cropped": lambda x: x[:, 1:],  # (N, C - 1, H, W): all but the batch form one block
+}
+VIEWS = {
+    "merge_last": lambda a, b, c, d: (a, b, c * d),
+    "merge_middle": lambda a, b, c, d: (a, b * c, d),
+    "merge_first": lambda a, b, c, d: (a * b, c, d),
+    "merge_three": lambda a, b, c, d: (a, b * c * d),
+    "all": lambda a, b, c, d: (-1,),
+    "same": lambda a, b, c, d: (a, b, c, d),
+    "split_ones": lambda a, b, c, d: (a, 1, b, c, d, 1),
+    "merge_and_one": lambda a, b, c, d: (a, 1, b * c, d),
+    "swap_block": lambda a, b, c, d: (a, b, d, c),
+}
+
+
+class StridedView(nn.Module):
+    def __init__(self, source: str, view: str, then: str):
+        super().__init__()
+        self.source, self.view, self.then = source, view, then
+
+    def forward(self, x):
+        y = STRIDED[self.source](x)
+        y = y.view(*VIEWS[self.view](*y.shape)) if self.then != "reshape" else y.reshape(*VIEWS[self.view](*y.shape))
+        if self.then == "view_again":  # needs the strides of the first view
+            return y.view(y.shape[0], -1)
+        return y
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.sampled_from(sorted(STRIDED)), st.sampled_from(sorted(VIEWS)),
+       st.sampled_from(["none", "view_again", "reshape"]))
+def test_views_of_strided_tensors_agree_with_torch(source, view, then):
+    """A view that merges or splits dims of a permuted, stepped or cropped tensor: where its
+    chunks are blocks at every size, symshape computes torch's strides (a later view follows
+    them); elsewhere torch's own semantics decide. Batch 1 on a grid with refusals, and batch 2."""
+    model = StridedView(source, view, then)
+    try:
+        assert_agrees(model, (3, "H", "W"), grid(["H", "W"], [1, 2, 3]))
+        an = symshape.analyze(model, (3, "H", "W"))
+    except symshape.InvalidInputSize:
+        return  # torch refuses every size: checked by assert_agrees
+    report = an.verify(sizes=[{"N": 2, "H": h, "W": w} for h, w in ((2, 3), (3, 3), (1, 2))])
+    assert report.ok, report
+
+
+class TinyVitTokens(nn.Module):
+    """TinyViT's block: tokens as an image, a depthwise convolution (channels last on the CPU,
+    from the permuted input), ``reshape(B, C, H*W).transpose(1, 2)``, then ``view(B, H, W, C)``."""
+
+    def __init__(self, c: int = 8):
+        super().__init__()
+        self.conv, self.bn, self.fc = nn.Conv2d(c, c, 3, padding=1, groups=c), nn.BatchNorm2d(c), nn.Linear(c, c)
+
+    def forward(self, x):
+        b, h, w, c = x.shape
+        y = self.bn(self.conv(x.permute(0, 3, 1, 2)))
+        y = y.reshape(b, c, h * w).transpose(1, 2)
+        y = y + self.fc(y)
+        return y.view(b, h, w, c)
+
+
+def test_a_view_of_a_block_of_a_permuted_tensor_is_a_view_with_torchs_strides():
+    """The reshape merges H and W of a channels-last tensor (one block): a view with stride C,
+    so the transpose is contiguous and the final view needs no meta kernel."""
+    model = TinyVitTokens().eval()
+    an = symshape.analyze(model, ("H", "W", 8))
+    assert [s.rule for s in an.steps][-5:] == ["view", "transpose", "linear", "elementwise", "view"]
+    assert str(an.valid_sizes()) == "any H and W"
+    assert an.verify(sizes=[{"N": n, "H": h, "W": w} for n in (1, 2) for h, w in ((1, 1), (1, 5), (3, 4))]).ok
+
+
+SETITEMS = {
+    "shifted_block": lambda x, y: y.__setitem__((slice(None), slice(None), slice(1, None), slice(1, None)),
+                                                x[:, :, :-1, :-1] * 2),
+    "column_into_channel": lambda x, y: y.__setitem__((slice(None), 0), x[:, 1, :, :1]),
+    "number": lambda x, y: y.__setitem__((Ellipsis, 0), 3.0),
+    "leading_ones": lambda x, y: y.__setitem__((slice(None), slice(None), slice(None, 2)),
+                                               torch.ones(1, 1, 1, 2, x.shape[-1])),
+    "row_from_column": lambda x, y: y.__setitem__((slice(None), slice(None), 0), x[:, :, :, 0]),
+}
+
+
+class SetItem(nn.Module):
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+
+    def forward(self, x):
+        y = x.clone()
+        SETITEMS[self.name](x, y)  # y[index] = value, as the model's code writes it
+        return y.view(-1)
+
+
+@pytest.mark.parametrize("name", sorted(SETITEMS))
+def test_item_assignment_checks_the_value_against_the_region(name):
+    """``y[index] = v`` (MViTv2's relative position bias): a step whose requirement is torch's
+    broadcast of v to the indexed region (a 1 broadcasts, a region of 1 does not grow)."""
+    assert_agrees(SetItem(name), (3, "H", "W"), grid(["H", "W"], [1, 2, 3]))
+
+
+class _PadsAndReturnsSize(nn.Module):
+    def forward(self, x):
+        if x.shape[-1] % 2:  # a branch on a size: traced by sides, the sides merged
+            x = F.pad(x, (0, 1))
+        return x, x.shape[-2:]  # a torch.Size among the results
+
+
+class UsesReturnedSize(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inner = _PadsAndReturnsSize()
+
+    def forward(self, x):
+        y, (h, w) = self.inner(x)
+        return y.reshape(y.shape[0], -1, h * w)
+
+
+def test_a_size_returned_by_a_branching_module_is_a_size():
+    """A torch.Size in a merged result (MViTv2's ``x.shape[-2:]``) comes back as sizes."""
+    an = symshape.analyze(UsesReturnedSize(), (3, "H", "W"))
+    assert an.at(H=3, W=5).output_shape == (1, 3, 18)
+    assert_agrees(UsesReturnedSize(), (3, "H", "W"), grid(["H", "W"], [1, 2, 3]))

@@ -9,6 +9,7 @@ import itertools
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 
 import symshape
@@ -122,3 +123,176 @@ def test_strides_of_products_match_torch():
         else:
             assert ra <= 2 < rb
 
+
+
+# -- attention ----------------------------------------------------------------------------------
+
+# q, k, v made from x of shape (N, C, H, W): contiguous, strided, of another rank, made by a factory
+ATTENTION_OPERANDS = {
+    "x": lambda x: x,  # (N, C, H, W)
+    "transposed": lambda x: x.transpose(2, 3),  # (N, C, W, H), strided
+    "copied": lambda x: x.transpose(2, 3).contiguous(),  # (N, C, W, H)
+    "two_rows": lambda x: x[..., :2, :],  # (N, C, min(H, 2), W), strided unless H <= 2
+    "one_channel": lambda x: x[:, :1],  # (N, 1, H, W), broadcast over C
+    "rank3": lambda x: x[:, 0],  # (N, H, W)
+    "tokens": lambda x: x.flatten(2).transpose(1, 2).unsqueeze(1),  # (N, 1, HW, C)
+    "square": lambda x: torch.ones(x.shape[-1], x.shape[-1]),  # (W, W)
+}
+
+
+class Attend(nn.Module):
+    def __init__(self, q: str, k: str, v: str, causal: bool, after: str):
+        super().__init__()
+        self.q, self.k, self.v, self.causal, self.after = q, k, v, causal, after
+
+    def forward(self, x):
+        q, k, v = (ATTENTION_OPERANDS[n](x) for n in (self.q, self.k, self.v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        return {"view": lambda: y.view(-1), "reshape": lambda: y.reshape(-1), "none": lambda: y}[self.after]()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from(sorted(ATTENTION_OPERANDS)), st.sampled_from(sorted(ATTENTION_OPERANDS)),
+       st.sampled_from(sorted(ATTENTION_OPERANDS)), st.booleans(), st.sampled_from(["none", "reshape"]))
+def test_attention_of_any_operands_agrees_with_torch(q, k, v, causal, after):
+    """Shapes, broadcasting and the two dim checks, on 1..3 squared at batch 1 and at batch 2
+    (refusals too). (A view of the output: the test after this one.)"""
+    _attention_agrees(q, k, v, causal, after)
+
+
+@pytest.mark.parametrize("q,k,v", [("x", "x", "x"), ("x", "copied", "copied"), ("tokens", "tokens", "tokens"),
+                                   ("x", "transposed", "copied"), ("one_channel", "x", "x"),
+                                   ("rank3", "square", "rank3")])
+def test_a_view_of_attention_follows_torchs_layout_or_is_refused_by_name(q, k, v):
+    """Contiguous operands of one rank: a contiguous output (a view runs exactly where torch's
+    does); strided or broadcast ones: the layout is not followed, a view is refused by name or
+    decided by torch's own semantics."""
+    _attention_agrees(q, k, v, False, "view")
+
+
+def _attention_agrees(q, k, v, causal, after):
+    model = Attend(q, k, v, causal, after)
+    try:
+        assert_agrees(model, (3, "H", "W"), grid(["H", "W"], [1, 2, 3]))
+        an = symshape.analyze(model, (3, "H", "W"))
+    except symshape.InvalidInputSize:
+        return  # torch refuses every size: checked by assert_agrees
+    except symshape.UnsupportedOperation as refused:
+        # the layout symshape does not follow (strided operands): a view of it is refused by name
+        assert after == "view" and "view" in str(refused), refused
+        return
+    report = an.verify(sizes=[{"N": 2, "H": h, "W": w} for h, w in ((2, 3), (3, 3), (1, 2))])
+    assert report.ok, report
+
+
+def test_attention_has_a_hand_rule_and_states_its_checks():
+    """timm's attention: q, k, v unbound from a permuted projection (strided), the output
+    transposed and reshaped back to tokens. No meta kernel; the two checks name their dims."""
+    model = Attend("x", "transposed", "copied", False, "reshape")
+    an = symshape.analyze(model, (3, "H", "W"))
+    (step,) = [s for s in an.steps if "scaled_dot_product_attention" in s.op]
+    assert step.rule == "scaled_dot_product_attention"
+    assert {str(r.lhs) for r in step.requirements} <= {"W", "H"}
+    assert an.at(H=5, W=5).output_shape == (3 * 5 * 5,)
+    with pytest.raises(symshape.InvalidInputSize, match="query's last dim"):
+        an.at(H=3, W=4)
+    assert an.verify(sizes=grid(["H", "W"], [1, 4, 5])).ok
+
+
+def test_attention_with_a_mask_or_grouped_heads_is_torchs_meta_kernel():
+    class Masked(nn.Module):
+        def forward(self, x):
+            mask = torch.ones(x.shape[-2], x.shape[-2], dtype=torch.bool).tril()
+            return F.scaled_dot_product_attention(x, x, x, attn_mask=mask).reshape(-1)
+
+    an = symshape.analyze(Masked(), (3, "H", "W"))
+    (step,) = [s for s in an.steps if "scaled_dot_product_attention" in s.op]
+    assert step.rule == "meta"
+    assert an.verify(sizes=grid(["H", "W"], [1, 3])).ok
+
+
+# -- einsum -------------------------------------------------------------------------------------
+
+EINSUMS = {  # equation and operands made from x of shape (N, C, H, W)
+    "channel_gram": ("nchw,nkhw->nck", lambda x: (x, x)),
+    "to_channels_last": ("nchw->nhwc", lambda x: (x,)),
+    "weighted_channels": ("nchw,c->nhw", lambda x: (x, torch.ones(x.shape[1]))),
+    "ellipsis_product": ("...hw,wk->...hk", lambda x: (x, torch.ones(x.shape[-1], 2))),
+    "implicit_bmm": ("bij,bjk", lambda x: (x[:, 0], x[:, 0].transpose(1, 2))),
+    "diagonal": ("ii->i", lambda x: (x[0, 0],)),
+    "full_contraction": ("nchw,nchw->", lambda x: (x, x)),
+    "implicit_upper_first": ("ab,Ab", lambda x: (x[0, 0], torch.ones(4, x.shape[-1]))),
+    "broadcast_one": ("nchw,nchw->nc", lambda x: (x, x[:, :1])),
+    "rel_pos": ("bhwc,wkc->bhwk", lambda x: (x.permute(0, 2, 3, 1), torch.ones(x.shape[-1], 2, x.shape[1]))),
+    "list_of_operands": ("nchw,nchw->nh", lambda x: ([x, x.transpose(2, 3)],)),
+}
+
+
+class Einsum(nn.Module):
+    def __init__(self, name: str, after: str):
+        super().__init__()
+        self.name, self.after = name, after
+
+    def forward(self, x):
+        equation, operands = EINSUMS[self.name]
+        y = torch.einsum(equation, *operands(x))
+        return y.reshape(-1) if self.after == "reshape" else y.view(-1) if self.after == "view" else y
+
+
+@pytest.mark.parametrize("name", sorted(EINSUMS))
+def test_einsum_agrees_with_torch(name):
+    """Each label's size (broadcast where a 1 meets a size), the implicit output order, a
+    diagonal's equal sizes, an ellipsis: compared with torch on a grid with refusals, batch 2 too."""
+    for after in ("none", "reshape"):
+        model = Einsum(name, after)
+        assert_agrees(model, (3, "H", "W"), grid(["H", "W"], [1, 2, 3]))
+        try:
+            an = symshape.analyze(model, (3, "H", "W"))
+        except symshape.InvalidInputSize:
+            continue
+        assert [s.rule for s in an.steps if "einsum" in s.op] == ["einsum"]
+        assert an.verify(sizes=[{"N": 2, "H": h, "W": w} for h, w in ((2, 2), (3, 2))]).ok
+
+
+def test_a_view_of_an_einsum_is_refused_by_name_or_decided_by_torch():
+    """torch permutes, multiplies and permutes back: symshape does not follow the strides."""
+    model = Einsum("rel_pos", "view")
+    try:
+        an = symshape.analyze(model, (3, "H", "W"))
+    except symshape.UnsupportedOperation as refused:
+        assert "view" in str(refused)
+    else:  # torch's own semantics (a whole-model meta run) answered: it must agree
+        assert an.verify(sizes=grid(["H", "W"], [1, 2, 3])).ok
+
+
+ADDS = {  # (input, mat1/batch1, mat2/batch2) made from x of shape (N, C, H, W)
+    "addmm_row": (torch.addmm, lambda x: (torch.ones(x.shape[-1]), x[0, 0], torch.ones(x.shape[-1], x.shape[-1]))),
+    "addmm_column": (torch.addmm, lambda x: (x[0, 0, :, :1], x[0, 0], torch.ones(x.shape[-1], 3))),
+    "addmm_full": (torch.addmm, lambda x: (x[0, 1], x[0, 0], torch.ones(x.shape[-1], x.shape[-1]))),
+    "addmm_method": (lambda i, a, b: i.addmm(a, b), lambda x: (torch.ones(1, 2), x[0, 0], torch.ones(x.shape[-1], 2))),
+    "baddbmm_bias": (torch.baddbmm, lambda x: (torch.ones(x.shape[-2], 1), x[0], x[0].transpose(1, 2))),
+    "baddbmm_full": (torch.baddbmm, lambda x: (x[0, :, :, :1], x[0], torch.ones(x.shape[1], x.shape[-1], x.shape[-2]))),
+    "baddbmm_too_many_dims": (torch.baddbmm, lambda x: (x[:1], x[0], x[0].transpose(1, 2))),
+}
+
+
+class AddProduct(nn.Module):
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+
+    def forward(self, x):
+        fn, operands = ADDS[self.name]
+        return fn(*operands(x)).reshape(-1)
+
+
+@pytest.mark.parametrize("name", sorted(ADDS))
+def test_addmm_and_baddbmm_agree_with_torch(name):
+    """The product's checks and the input expanding to it (a 1 expands, nothing shrinks)."""
+    model = AddProduct(name)
+    assert_agrees(model, (3, "H", "W"), grid(["H", "W"], [1, 2, 3]))
+    try:
+        an = symshape.analyze(model, (3, "H", "W"))
+    except symshape.InvalidInputSize:
+        return
+    assert {"addmm", "baddbmm"} & {s.rule for s in an.steps}  # the hand rule, no meta kernel

@@ -20,6 +20,7 @@ import sympy
 import torch
 
 from ..dims import as_expr, canonical, ceil_div, maximum, minimum
+from ..requirements import Requirement
 from ..tensor import Pieces, SymTensor
 from .combine import broadcast_shape
 from .common import as_bool, as_int, tensor_arg
@@ -250,6 +251,36 @@ def reduction(ctx: Context, input, dim=None, keepdim=False, *, dtype=None, out=N
     return _reduce(ctx, x, dim, as_bool(keepdim, "keepdim", ctx), "reduction")
 
 
+@function_rule(torch.norm)
+@method_rule("norm")
+def norm(ctx: Context, input, p="fro", dim=None, keepdim=False, out=None, dtype=None) -> SymTensor:
+    """``x.norm(p, dim)``: a reduction over ``dim`` (all dims when None). ``p="fro"`` over more
+    than 2 dims raises in torch (a matrix norm needs 2); ``"nuc"`` is left to torch's meta kernel."""
+    x = tensor_arg(input, "input", ctx)
+    if out is not None:
+        ctx.unsupported("norm with out=")
+    if isinstance(p, str):
+        if p != "fro":
+            ctx.unsupported(f"norm with p={p!r}")
+        if dim is not None and len(_dims(ctx, x, dim, "norm")) > 2:
+            ctx.refuse(f"norm: p='fro' over {len(_dims(ctx, x, dim, 'norm'))} dims (a matrix norm needs 2)")
+    elif p is not None and not isinstance(p, (int, float)):
+        ctx.unsupported(f"norm with p of type {type(p).__name__}")
+    if isinstance(dim, (list, tuple)) and len(dim) == 0:
+        dim = None  # every dim, as torch.linalg.vector_norm does
+    return _reduce(ctx, x, dim, as_bool(keepdim, "keepdim", ctx), "norm")
+
+
+@function_rule(torch.linalg.vector_norm)
+def vector_norm(ctx: Context, x, ord=2, dim=None, keepdim=False, *, dtype=None, out=None) -> SymTensor:
+    """A reduction over ``dim`` (all dims when None or empty)."""
+    if out is not None:
+        ctx.unsupported("vector_norm with out=")
+    if isinstance(dim, (list, tuple)) and len(dim) == 0:
+        dim = None
+    return _reduce(ctx, tensor_arg(x, "input", ctx), dim, as_bool(keepdim, "keepdim", ctx), "vector_norm")
+
+
 @function_rule(torch.std, torch.var)
 @method_rule("std", "var")
 def std_var(ctx: Context, input, dim=None, *args, correction=None, unbiased=None, keepdim=False) -> SymTensor:
@@ -361,3 +392,25 @@ def assert_(ctx: Context, condition, message="") -> None:
     return None
 
 
+
+
+@function_rule(operator.setitem)
+def setitem(ctx: Context, value, index, item) -> None:
+    """``x[index] = v``: ``x`` keeps its shape; ``v`` must broadcast to ``x[index]`` without
+    growing it: each of its dims (right-aligned) is 1 or the region's size, and dims in front of
+    the region's are 1 (torch strips them)."""
+    x = tensor_arg(value, "value", ctx)
+    region = getitem(ctx, x, index)
+    if not isinstance(item, SymTensor):
+        return None  # a number fills the region
+    r, v = region.shape, item.shape
+    extra = len(v) - len(r)
+    for i, n in enumerate(v[:max(extra, 0)]):
+        ctx.equal(n, 1, f"x[...] = v: v's dim {i} ({{lhs}}) is in front of the region's dims and must be 1")
+    for i, (a, b) in enumerate(zip(reversed(r), reversed(v))):
+        if a == b or b == 1:
+            continue
+        reason = (f"x[...] = v: v's size ({{lhs}}) at dim -{i + 1} must be 1 or the indexed region's "
+                  f"({{rhs}}) (torch: shape mismatch, cannot be broadcast to indexing result)")
+        ctx.require(b, "==", a, reason, unless=Requirement(b, "==", 1, reason))
+    return None

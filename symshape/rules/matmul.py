@@ -1,4 +1,5 @@
-"""Matrix products: ``@`` / ``torch.matmul``, ``torch.mm``, ``torch.bmm``.
+"""Matrix products: ``@`` / ``torch.matmul``, ``torch.mm``, ``torch.bmm``, and attention
+(``F.scaled_dot_product_attention``), which is two of them.
 
 ``matmul(a, b)`` contracts ``a``'s last dim with ``b``'s second-to-last (its only dim when
 ``b`` is 1D) and broadcasts the batch dims in front of the last two::
@@ -21,7 +22,9 @@ from __future__ import annotations
 import operator
 
 import torch
+import torch.nn.functional as F
 
+from ..requirements import Requirement
 from ..tensor import SymTensor
 from .combine import broadcast_shape
 from .common import tensor_arg
@@ -82,3 +85,159 @@ def bmm(ctx: Context, input, mat2, *, out=None) -> SymTensor:
     ctx.equal(a.shape[2], b.shape[1], "torch.bmm: batch1's last dim ({lhs}) must equal batch2's second "
                                       "dim ({rhs}) (torch: shapes cannot be multiplied)")
     return SymTensor((a.shape[0], a.shape[1], b.shape[2]))
+
+
+_UNCHECKED_VALUE_LENGTH = (
+    "torch's CPU flash-attention kernel (4D query, key and value with one batch size, head count and "
+    "head dim) does not check it and reads value by key's length; its math kernel and the meta kernels raise"
+)
+
+
+@function_rule(F.scaled_dot_product_attention, layout=True)
+def scaled_dot_product_attention(ctx: Context, query, key, value, attn_mask=None, dropout_p=0.0,
+                                 is_causal=False, scale=None, *, enable_gqa=False) -> SymTensor:
+    """``softmax(q @ kᵀ) @ v``: ``(*B, L, E), (*B, S, E), (*B, S, Ev) -> (*B, L, Ev)``.
+
+    The batch dims broadcast as in the two products; ``q[-1] == k[-1]`` and ``k[-2] == v[-2]``.
+    torch's CPU kernel returns a tensor that is contiguous when ``q``, ``k`` and ``v`` are, with
+    the strides of a ``(B, L, heads, Ev)`` buffer on a dim of 1 (``loose``); for other inputs its
+    layout is not followed (a later ``view`` is refused, ``reshape`` is exact). A mask or grouped
+    query heads go to torch's meta kernel.
+    """
+    q, k, v = (tensor_arg(t, n, ctx) for t, n in ((query, "query"), (key, "key"), (value, "value")))
+    if attn_mask is not None:
+        ctx.unsupported("scaled_dot_product_attention with attn_mask")
+    if enable_gqa:
+        ctx.unsupported("scaled_dot_product_attention with enable_gqa=True")
+    if min(q.ndim, k.ndim, v.ndim) < 2:
+        ctx.refuse("scaled_dot_product_attention: query, key and value must all be at least 2D, "
+                   f"get {q.ndim}D, {k.ndim}D and {v.ndim}D")
+    what = "scaled_dot_product_attention"
+    ctx.equal(q.shape[-1], k.shape[-1], f"{what}: query's last dim ({{lhs}}) must equal key's ({{rhs}})")
+    ctx.require(k.shape[-2], "==", v.shape[-2], f"{what}: key has {{lhs}} positions and value {{rhs}}; they "
+                "must be equal", backend_dependent=_UNCHECKED_VALUE_LENGTH)
+    batch = broadcast_shape(ctx, SymTensor(q.shape[:-2]), SymTensor(k.shape[:-2])).shape
+    batch = broadcast_shape(ctx, SymTensor(batch), SymTensor(v.shape[:-2])).shape
+    shape = (*batch, q.shape[-2], v.shape[-1])
+    inputs = (q, k, v)
+    if all(t.contiguous and not t.loose and not t.guard for t in inputs) and len({t.ndim for t in inputs}) == 1:
+        return SymTensor(shape, loose=True)
+    return SymTensor(shape, contiguous=False)
+
+
+def _labels(ctx: Context, spec: str, what: str) -> list[str]:
+    """One operand's labels, ``"..."`` as one item; refuses anything but letters and one ellipsis."""
+    out, rest = [], spec
+    while rest:
+        if rest.startswith("..."):
+            if "..." in out:
+                ctx.refuse(f"{what}: an operand has more than one ellipsis")
+            out.append("...")
+            rest = rest[3:]
+        elif rest[0].isascii() and rest[0].isalpha():
+            out.append(rest[0])
+            rest = rest[1:]
+        else:
+            ctx.refuse(f"{what}: invalid subscript {rest[0]!r} in the equation")
+    return out
+
+
+def _label_order(label: str) -> tuple[int, str]:
+    return (0 if label.isupper() else 1, label)  # torch: A-Z before a-z
+
+
+def _combined(ctx: Context, a: sympy.Expr, b: sympy.Expr) -> sympy.Expr:
+    return broadcast_shape(ctx, SymTensor((a,)), SymTensor((b,))).shape[0]
+
+
+@function_rule(torch.einsum, layout=True)
+def einsum(ctx: Context, equation, *operands) -> SymTensor:
+    """``torch.einsum("bij,bjk->bik", a, b)``: each label's size, broadcast across the operands
+    (a 1 broadcasts, as in ``+``); the output has the labels after ``->`` (without it: the
+    ellipsis dims, then the labels used once, A-Z before a-z). A label repeated in one operand
+    (a diagonal) needs equal sizes. torch computes it by permuting, ``bmm`` and permuting
+    back: the output's strides are not followed (a later ``view`` is refused, ``reshape`` exact).
+    """
+    what = "einsum"
+    if not isinstance(equation, str):
+        ctx.unsupported("einsum in the sublist format (operand, [dims], ...)")
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    ts = [tensor_arg(t, "operands", ctx) for t in operands]
+    eq = equation.replace(" ", "")
+    lhs, arrow, rhs = eq.partition("->")
+    specs = [_labels(ctx, s, what) for s in lhs.split(",")]
+    if len(specs) != len(ts):
+        ctx.refuse(f"{what}: the equation has {len(specs)} operands, {len(ts)} tensors given")
+    sizes: dict[str, sympy.Expr] = {}
+    ellipsis: SymTensor | None = None
+    counts: dict[str, int] = {}
+    for j, (labels, t) in enumerate(zip(specs, ts)):
+        named = [x for x in labels if x != "..."]
+        if len(named) > t.ndim or ("..." not in labels and len(named) != t.ndim):
+            ctx.refuse(f"{what}: operand {j} has {t.ndim} dims, the equation gives it {len(labels)} subscripts")
+        k = labels.index("...") if "..." in labels else len(labels)
+        span = t.ndim - len(named)
+        dims = t.shape[:k] + t.shape[k + span:]
+        if "..." in labels:
+            part = SymTensor(t.shape[k:k + span])
+            ellipsis = part if ellipsis is None else broadcast_shape(ctx, ellipsis, part)
+        seen: dict[str, sympy.Expr] = {}
+        for x, n in zip(named, dims):
+            if x in seen:
+                ctx.equal(n, seen[x], f"{what}: subscript {x} is repeated in operand {j}, with sizes {{rhs}} and {{lhs}}")
+                continue
+            seen[x] = n
+            counts[x] = counts.get(x, 0) + 1
+            sizes[x] = n if x not in sizes else _combined(ctx, sizes[x], n)
+    if arrow:
+        out = _labels(ctx, rhs, what)
+        named = [x for x in out if x != "..."]
+        if len(set(named)) != len(named) or any(x not in sizes for x in named):
+            ctx.refuse(f"{what}: output subscripts must be distinct and appear in the inputs, gets {rhs!r}")
+        if "..." in out and ellipsis is None and any("..." in s for s in specs) is False:
+            ellipsis = SymTensor(())
+    else:
+        out = (["..."] if ellipsis is not None else []) + sorted((x for x, c in counts.items() if c == 1),
+                                                                 key=_label_order)
+    shape: list = []
+    for x in out:
+        shape += list(ellipsis.shape if ellipsis is not None else ()) if x == "..." else [sizes[x]]
+    return SymTensor(tuple(shape), contiguous=False)
+
+
+def _expandable(ctx: Context, x: SymTensor, target: tuple, what: str) -> None:
+    """torch expands ``x`` to ``target``: no more dims, each (right-aligned) 1 or the target's."""
+    if x.ndim > len(target):
+        ctx.refuse(f"{what}: input has {x.ndim} dims, more than the product's {len(target)}")
+    for i, (a, b) in enumerate(zip(reversed(x.shape), reversed(target))):
+        if a == b or a == 1:
+            continue
+        reason = (f"{what}: input's size ({{lhs}}) at dim -{i + 1} must be 1 or the product's ({{rhs}}) "
+                  f"(torch: the expanded size must match the existing size)")
+        ctx.require(a, "==", b, reason, unless=Requirement(a, "==", 1, reason))
+
+
+@function_rule(torch.addmm, layout=True)
+@method_rule("addmm", layout=True)
+def addmm(ctx: Context, input, mat1, mat2, *, beta=1, alpha=1, out=None) -> SymTensor:
+    """``beta*input + alpha*(mat1 @ mat2)``: ``(n, k) @ (k, p) -> (n, p)``; ``input`` expands to it."""
+    if out is not None:
+        ctx.unsupported("addmm with out=")
+    x = tensor_arg(input, "input", ctx)
+    product = mm(ctx, mat1, mat2)
+    _expandable(ctx, x, product.shape, "addmm")
+    return product
+
+
+@function_rule(torch.baddbmm, layout=True)
+@method_rule("baddbmm", layout=True)
+def baddbmm(ctx: Context, input, batch1, batch2, *, beta=1, alpha=1, out=None) -> SymTensor:
+    """``beta*input + alpha*bmm(batch1, batch2)``: ``(B, n, k) @ (B, k, p) -> (B, n, p)``;
+    ``input`` expands to it."""
+    if out is not None:
+        ctx.unsupported("baddbmm with out=")
+    x = tensor_arg(input, "input", ctx)
+    product = bmm(ctx, batch1, batch2)
+    _expandable(ctx, x, product.shape, "baddbmm")
+    return product

@@ -340,3 +340,9 @@ def local_response_norm(ctx: Context, module: nn.Module, x) -> SymTensor:
     if x.ndim < 3:
         ctx.refuse(f"LocalResponseNorm needs at least a 3D input, gets {x.ndim}D {x}")
     return x
+
+
+@function_rule(F.local_response_norm)
+def local_response_norm_function(ctx: Context, input, size, alpha=1e-4, beta=0.75, k=1.0) -> SymTensor:
+    """``out = in`` for an input with at least 3 dims (its meta path sizes a float average)."""
+    return local_response_norm(ctx, None, input)

@@ -16,7 +16,7 @@ import sympy
 import torch
 import torch.nn as nn
 
-from ..dims import as_expr, canonical, product
+from ..dims import as_expr, canonical, product, quotient
 from ..tensor import SymTensor
 from .common import as_int, require_layout, tensor_arg
 from .registry import Context, function_rule, method_rule, module_rule
@@ -99,7 +99,7 @@ def view_shape(ctx: Context, x: SymTensor, sizes: list, what: str) -> SymTensor:
         known = product(s for j, s in enumerate(sizes) if j != i)
         ctx.at_least(known, 1, f"{what}{_shown(sizes)} cannot infer -1 when the other sizes multiply to 0")
         ctx.divisible(numel, known, f"{what}{_shown(sizes)} needs a multiple of {{rhs}} elements, gets {{lhs}}")
-        sizes[i] = numel / known  # sympy cancels common factors such as the batch size N
+        sizes[i] = quotient(numel, known)  # common factors such as the batch size N cancel
     else:
         ctx.equal(numel, product(sizes), f"{what}{_shown(sizes)} needs {{rhs}} elements, gets {{lhs}}")
     return SymTensor(tuple(canonical(s) for s in sizes))
@@ -112,40 +112,66 @@ def view(ctx: Context, self, *sizes, what: str) -> SymTensor:
     x = tensor_arg(self, "self", ctx)
     if len(sizes) == 1 and isinstance(sizes[0], torch.dtype):
         ctx.unsupported("view(dtype)")
-    out = view_shape(ctx, x, _size_list(sizes), what)
-    strides = _split_strides(x, out.shape) if not x.contiguous and x.strides is not None else None
-    if strides is not None:  # only splits: a view at every size, strides as torch computes them
+    return _viewed(ctx, x, _size_list(sizes), what)
+
+
+def _viewed(ctx: Context, x: SymTensor, sizes: list, what: str) -> SymTensor:
+    out = view_shape(ctx, x, sizes, what)
+    strides = _view_strides(x, out.shape) if not x.contiguous and x.strides is not None else None
+    if strides is not None:  # a view at every size, strides as torch computes them
         # (but for dims of size 1, which torch's computeStride merges into other chunks)
         return x.with_shape(out.shape, strides=strides, exact=False)
     by_strides(ctx, x, what)
     return _reshaped(x, out)
 
 
-def _split_strides(x: SymTensor, shape) -> tuple | None:
-    """The strides of ``x`` viewed as ``shape`` where each of its dims is split into consecutive
-    dims whose sizes multiply to it (structurally): dim ``i`` with stride ``s`` split into
-    ``(a, b, c)`` gets strides ``(s*b*c, s*c, s)``, as torch's computeStride gives. None for a
-    view that merges dims."""
-    def same(a, b) -> bool:
-        return sympy.expand(as_expr(a) - as_expr(b)) == 0
+def _same(a, b) -> bool:
+    return sympy.expand(as_expr(a) - as_expr(b)) == 0
 
-    out, j = [], 0
-    for size, stride in zip(x.shape, x.strides):
-        start, acc = j, sympy.Integer(1)
-        while not same(acc, size) and j < len(shape):
-            acc, j = acc * shape[j], j + 1
-        if not same(acc, size):
+
+#: the most dims on each side of one chunk of a view that _view_strides matches
+_MAX_CHUNK = 6
+
+
+def _view_strides(x: SymTensor, shape) -> tuple | None:
+    """The strides of ``x`` viewed as ``shape``, as torch's computeStride gives them, where the
+    view is one at every size (structurally): ``x``'s dims and ``shape`` fall into consecutive
+    chunks of equal product; each chunk of ``x`` is laid out as one block (a dim's stride is the
+    next one's times its size); its dims of ``shape`` get the innermost stride times the sizes
+    after them. A dim ``(a, b, c)`` split from one of stride ``s`` gets ``(s*b*c, s*c, s)``;
+    ``(H, W)`` with strides ``(8*W, 8)`` merges into ``H*W`` of stride 8. None where no such
+    chunks are found (torch's answer may then depend on the sizes)."""
+    out: list = []
+    i = k = 0
+    n, m = x.ndim, len(shape)
+    while i < n or k < m:
+        found = None
+        for total in range(2, 2 * _MAX_CHUNK + 1):  # the smallest chunk first
+            for a in range(1, min(total, _MAX_CHUNK + 1)):
+                b = total - a
+                if b > _MAX_CHUNK or i + a > n or k + b > m:
+                    continue
+                if _same(product(x.shape[i:i + a]), product(shape[k:k + b])):
+                    found = (a, b)
+                    break
+            if found:
+                break
+        if found is None:
             return None
-        for k in range(start, j):
-            out.append(stride * product(shape[k + 1:j]))
-    return tuple(out) if j == len(shape) else None
+        a, b = found
+        dims = [d for d in range(i, i + a) if x.shape[d] != 1] or [i + a - 1]
+        if not all(_same(x.strides[p], x.strides[q] * x.shape[q]) for p, q in zip(dims, dims[1:])):
+            return None  # not one block at every size
+        base = x.strides[dims[-1]]
+        out += [base * product(shape[j + 1:k + b]) for j in range(k, k + b)]
+        i, k = i + a, k + b
+    return tuple(out)
 
 
 @function_rule(torch.reshape, layout=True)
 def reshape_function(ctx: Context, input, shape) -> SymTensor:
     """``torch.reshape(input, shape)``: the view rule."""
-    x = tensor_arg(input, "input", ctx)
-    return _reshaped(x, view_shape(ctx, x, list(shape), "reshape"))
+    return _viewed(ctx, tensor_arg(input, "input", ctx), list(shape), "reshape")
 
 
 @module_rule(nn.Flatten, layout=True)
