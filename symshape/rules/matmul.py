@@ -60,27 +60,28 @@ def matmul(ctx: Context, input, other, *, out=None) -> SymTensor:
     return matmul_shape(ctx, tensor_arg(input, "input", ctx), tensor_arg(other, "other", ctx))
 
 
+def _of_rank(ctx: Context, input, mat2, rank: int, what: str, out) -> tuple[SymTensor, SymTensor]:
+    """The two operands of ``mm`` (rank 2) or ``bmm`` (rank 3), refused unless both have it."""
+    a, b = tensor_arg(input, "input", ctx), tensor_arg(mat2, "mat2", ctx)
+    if out is not None:
+        ctx.unsupported(f"{what} with out=")
+    if a.ndim != rank or b.ndim != rank:
+        ctx.refuse(f"{what}: both arguments must be {rank}D, gets {a.ndim}D and {b.ndim}D")
+    return a, b
+
+
 @function_rule(torch.mm, layout=True)
 @method_rule("mm", layout=True)
 def mm(ctx: Context, input, mat2, *, out=None) -> SymTensor:
     """``(n, k) @ (k, p) -> (n, p)``, both 2D."""
-    a, b = tensor_arg(input, "input", ctx), tensor_arg(mat2, "mat2", ctx)
-    if out is not None:
-        ctx.unsupported("torch.mm with out=")
-    if a.ndim != 2 or b.ndim != 2:
-        ctx.refuse(f"torch.mm: both arguments must be matrices, gets {a.ndim}D and {b.ndim}D")
-    return matmul_shape(ctx, a, b, "torch.mm")
+    return matmul_shape(ctx, *_of_rank(ctx, input, mat2, 2, "torch.mm", out), "torch.mm")
 
 
 @function_rule(torch.bmm, layout=True)
 @method_rule("bmm", layout=True)
 def bmm(ctx: Context, input, mat2, *, out=None) -> SymTensor:
     """``(B, n, k) @ (B, k, p) -> (B, n, p)``, both 3D, the same B (no broadcasting)."""
-    a, b = tensor_arg(input, "input", ctx), tensor_arg(mat2, "mat2", ctx)
-    if out is not None:
-        ctx.unsupported("torch.bmm with out=")
-    if a.ndim != 3 or b.ndim != 3:
-        ctx.refuse(f"torch.bmm: both arguments must be 3D, gets {a.ndim}D and {b.ndim}D")
+    a, b = _of_rank(ctx, input, mat2, 3, "torch.bmm", out)
     ctx.equal(b.shape[0], a.shape[0], "torch.bmm: batch1 has {rhs} matrices, batch2 {lhs}; they must be equal")
     ctx.equal(a.shape[2], b.shape[1], "torch.bmm: batch1's last dim ({lhs}) must equal batch2's second "
                                       "dim ({rhs}) (torch: shapes cannot be multiplied)")
@@ -218,16 +219,19 @@ def _expandable(ctx: Context, x: SymTensor, target: tuple, what: str) -> None:
         ctx.require(a, "==", b, reason, unless=Requirement(a, "==", 1, reason))
 
 
+def _added(ctx: Context, input, product: SymTensor, what: str, out) -> SymTensor:
+    """``beta*input + alpha*product``: ``input`` expands to the product's shape."""
+    if out is not None:
+        ctx.unsupported(f"{what} with out=")
+    _expandable(ctx, tensor_arg(input, "input", ctx), product.shape, what)
+    return product
+
+
 @function_rule(torch.addmm, layout=True)
 @method_rule("addmm", layout=True)
 def addmm(ctx: Context, input, mat1, mat2, *, beta=1, alpha=1, out=None) -> SymTensor:
     """``beta*input + alpha*(mat1 @ mat2)``: ``(n, k) @ (k, p) -> (n, p)``; ``input`` expands to it."""
-    if out is not None:
-        ctx.unsupported("addmm with out=")
-    x = tensor_arg(input, "input", ctx)
-    product = mm(ctx, mat1, mat2)
-    _expandable(ctx, x, product.shape, "addmm")
-    return product
+    return _added(ctx, input, mm(ctx, mat1, mat2), "addmm", out)
 
 
 @function_rule(torch.baddbmm, layout=True)
@@ -235,9 +239,4 @@ def addmm(ctx: Context, input, mat1, mat2, *, beta=1, alpha=1, out=None) -> SymT
 def baddbmm(ctx: Context, input, batch1, batch2, *, beta=1, alpha=1, out=None) -> SymTensor:
     """``beta*input + alpha*bmm(batch1, batch2)``: ``(B, n, k) @ (B, k, p) -> (B, n, p)``;
     ``input`` expands to it."""
-    if out is not None:
-        ctx.unsupported("baddbmm with out=")
-    x = tensor_arg(input, "input", ctx)
-    product = bmm(ctx, batch1, batch2)
-    _expandable(ctx, x, product.shape, "baddbmm")
-    return product
+    return _added(ctx, input, bmm(ctx, batch1, batch2), "baddbmm", out)
