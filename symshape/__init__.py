@@ -14,7 +14,7 @@ warnings.filterwarnings("ignore", message="Failed to initialize NumPy", category
 
 from .analysis import Analysis, Evaluation, analyze, in_features
 from .errors import (InvalidArgument, InvalidInputSize, NotASize, SymshapeError, TraceMismatch, UnsupportedArgument,
-                     UnsupportedOperation, UntraceableModel)
+                     UnsupportedOperation, UnsupportedWhereMetaDiffers, UntraceableModel)
 from .rules import function_rule, method_rule, module_rule
 from .sizes import IntSet, SizeSet
 
@@ -32,6 +32,7 @@ __all__ = [
     "NotASize",
     "UnsupportedArgument",
     "UnsupportedOperation",
+    "UnsupportedWhereMetaDiffers",
     "UntraceableModel",
     "analyze",
     "function_rule",

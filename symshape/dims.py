@@ -14,6 +14,7 @@ ones: no rewrite assumes a size is big enough.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from fractions import Fraction
@@ -43,6 +44,7 @@ __all__ = [
     "minimum",
     "positive_int",
     "product",
+    "exact_quotient",
     "quotient",
     "size_symbol",
     "smallest_value",
@@ -363,6 +365,49 @@ def quotient(a: SizeExpr, b: SizeExpr) -> sympy.Expr:
     return Integer(int(fa[0]) // int(fb[0])) * Mul(*left)
 
 
+def exact_quotient(a: SizeExpr, b: SizeExpr) -> sympy.Expr | None:
+    """``a / b`` where it is an integer at every size (:func:`always_divisible`), case by case
+    for sizes defined by cases (each piece of a Piecewise in ``a`` or ``b`` substituted in
+    both: SAM2's ``N*h*w // (h*w)`` where ``h`` is padded on one side of a branch); else None."""
+    a, b = as_expr(a), as_expr(b)
+    if always_divisible(a, b):
+        return quotient(a, b)
+    pieces = a.atoms(sympy.Piecewise) | b.atoms(sympy.Piecewise)
+    if not pieces:
+        return None
+    pw = min(pieces, key=sympy.default_sort_key)
+    out, before = [], set()
+    for expr, cond in pw.args:
+        # this piece: its condition holds, the earlier ones fail (in every Piecewise that asks)
+        known = {cond: True, **{c: False for c in before}}
+        q = exact_quotient(canonical(_resolved(a.xreplace({pw: expr}), known)),
+                           canonical(_resolved(b.xreplace({pw: expr}), known)))
+        if q is None:
+            return None
+        out.append((q, cond))
+        before.add(cond)
+    return sympy.Piecewise(*out)
+
+
+def _resolved(expr: sympy.Expr, known: dict) -> sympy.Expr:
+    """``expr`` with each Piecewise whose piece ``known`` (conditions -> truth) settles replaced
+    by that piece."""
+    while True:
+        for pw in expr.atoms(sympy.Piecewise):
+            piece = None
+            for e, c in pw.args:
+                if known.get(c) is False:
+                    continue
+                if c == sympy.true or known.get(c) is True:
+                    piece = e
+                break
+            if piece is not None:
+                expr = expr.xreplace({pw: piece})
+                break
+        else:
+            return expr
+
+
 class SizeRatio:
     """A size divided with ``/``: a float in torch (``H / 2``), kept here as an exact fraction.
 
@@ -474,6 +519,29 @@ def maximum(a: SizeExpr, b: SizeExpr) -> sympy.Expr:
 
 
 def decide(cond) -> bool | None:
+    """Whether a condition on one size holds at every size >= 1 (see :func:`_decide`; cached)."""
+    if not isinstance(cond, sympy.Rel) or len(cond.free_symbols) != 1:
+        return None
+    return _decide(cond)
+
+
+def _period(cond) -> int | None:
+    """The period of the floor divisions and remainders in ``cond`` (each of them is linear in
+    ``k`` for ``x = period*k + r``), or None where that does not hold or is past _MAX_PERIOD."""
+    period = 1
+    for f in cond.atoms(FloorDiv):
+        period = math.lcm(period, int(f.args[1]))
+    for f in cond.atoms(sympy.Mod):
+        if not f.args[1].is_Integer:
+            return None
+        period = math.lcm(period, int(f.args[1]))
+    if period > _MAX_PERIOD or cond.has(sympy.floor, sympy.ceiling, sympy.Piecewise, sympy.Min, sympy.Max):
+        return None
+    return period
+
+
+@functools.lru_cache(maxsize=8192)
+def _decide(cond) -> bool | None:
     """Whether a condition on one size holds at every size >= 1 (True), at none (False), or
     depends on the size (None). Exact for quasi-linear conditions: the size is written as
     ``L*k + r`` for each residue ``r`` modulo the period ``L`` of its floor divisions, which
@@ -484,14 +552,8 @@ def decide(cond) -> bool | None:
     (x,) = cond.free_symbols
     if not (x.is_integer and x.is_positive):
         return None
-    period = 1
-    for f in cond.atoms(FloorDiv):
-        period = math.lcm(period, int(f.args[1]))
-    for f in cond.atoms(sympy.Mod):
-        if not f.args[1].is_Integer:
-            return None
-        period = math.lcm(period, int(f.args[1]))
-    if period > _MAX_PERIOD or cond.has(sympy.floor, sympy.ceiling, sympy.Piecewise, sympy.Min, sympy.Max):
+    period = _period(cond)
+    if period is None:
         return None
     k = sympy.Dummy("k", integer=True, nonnegative=True)
     seen = set()
@@ -503,6 +565,89 @@ def decide(cond) -> bool | None:
         if len(seen) > 1:
             return None
     return seen.pop()
+
+
+def implied(facts, cond) -> bool:
+    """Whether ``cond`` (a relation) holds wherever every fact holds: True only when proven
+    (see :func:`_implied`; answers are cached, the sides of one branch ask the same questions)."""
+    if not facts or not isinstance(cond, sympy.Rel):
+        return False
+    return _implied(tuple(facts), cond)
+
+
+@functools.lru_cache(maxsize=4096)
+def _implied(facts: tuple, cond) -> bool:
+    """Whether ``cond`` (a relation) holds wherever every fact holds: True only when proven.
+
+    For the sides of a Python branch (``if pad > 0:`` answered False): a relation of one size
+    that the side's facts on that size settle, residue by residue as :func:`decide` does
+    (``floor((H + 7)/8) == 7*floor((H + 7)/56)`` where ``Mod(6*floor((H + 7)/8), 7) <= 0``); an
+    equality of two products, factor by factor (``h*w == (7*a)*(7*b)`` from ``h == 7*a`` and
+    ``w == 7*b``)."""
+    if not facts or not isinstance(cond, sympy.Rel):
+        return False
+    if isinstance(cond, sympy.Eq) and (isinstance(cond.lhs, sympy.Mul) or isinstance(cond.rhs, sympy.Mul)):
+        if _factors_implied(facts, cond.lhs, cond.rhs):
+            return True
+    if len(cond.free_symbols) != 1:
+        return False
+    (x,) = cond.free_symbols
+    if not (x.is_integer and x.is_positive):
+        return False
+    relevant = [f for f in facts if isinstance(f, sympy.Rel) and f.free_symbols == {x}]
+    if not relevant:
+        return False
+    period = _period(sympy.And(cond, *relevant))
+    if period is None:
+        return False
+    k = sympy.Dummy("k", integer=True, nonnegative=True)
+    for r in range(period):
+        at = {x: period * k + r}
+        k0 = 1 if r == 0 else 0
+        outcomes = [_decide_linear(f.xreplace(at), k, k0) for f in relevant]
+        if False in outcomes:
+            continue  # no size with this residue is on the side
+        # a fact that holds for some sizes of this residue only is left out (a weaker hypothesis)
+        if _decide_linear(cond.xreplace(at), k, k0) is not True:
+            return False
+    return True
+
+
+def _factors_implied(facts, a, b) -> bool:
+    """``a == b`` for two products whose factors pair up into equalities the facts imply."""
+    ca, fa = sympy.Mul(*[f for f in sympy.Mul.make_args(a) if f.is_Number]), \
+        [f for f in sympy.Mul.make_args(a) if not f.is_Number]
+    cb, fb = sympy.Mul(*[f for f in sympy.Mul.make_args(b) if f.is_Number]), \
+        [f for f in sympy.Mul.make_args(b) if not f.is_Number]
+    if not fa or not fb:
+        return False
+    # the factors of b regrouped by the symbol they depend on, each group against a's
+    def by_symbol(factors):
+        groups: dict = {}
+        for f in factors:
+            if len(f.free_symbols) != 1:
+                return None
+            groups.setdefault(next(iter(f.free_symbols)), []).append(f)
+        return groups
+    ga, gb = by_symbol(fa), by_symbol(fb)
+    if ga is None or gb is None or set(ga) != set(gb) or len(ga) < 2:
+        return False
+    ratio = cb / ca
+    if not ratio.is_Integer:
+        if not (1 / ratio).is_Integer:
+            return False
+        ga, gb, ratio = gb, ga, 1 / ratio
+    ratio = int(ratio)
+    *most, last = list(ga)
+    for x in most:  # each group's share of the constant: a divisor of what is left of it
+        pa, pb = sympy.Mul(*ga[x]), sympy.Mul(*gb[x])
+        share = next((c for c in sympy.divisors(ratio)
+                      if sympy.expand(pa - c * pb) == 0 or implied(facts, sympy.Eq(pa, c * pb))), None)
+        if share is None:
+            return False
+        ratio //= share
+    pa, pb = sympy.Mul(*ga[last]), ratio * sympy.Mul(*gb[last])
+    return sympy.expand(pa - pb) == 0 or implied(facts, sympy.Eq(pa, pb))
 
 
 def _decide_linear(rel, k, k0: int) -> bool | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import operator
 from fractions import Fraction
+from functools import partial
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -13,10 +14,11 @@ import torch
 import torch.fx
 import torch.nn as nn
 
-from .dims import FloorDiv, SizeRatio, always_divisible, as_expr, canonical, floor_div, quotient, smallest_value
-from .errors import InvalidInputSize, NotASize, SymshapeError, UnsupportedArgument, UnsupportedOperation, UntraceableModel
+from .dims import FloorDiv, SizeRatio, as_expr, canonical, exact_quotient, floor_div, smallest_value
+from .errors import (InvalidInputSize, NotASize, SymshapeError, UnsupportedArgument, UnsupportedOperation,
+                     UnsupportedWhereMetaDiffers, UntraceableModel)
 from .requirements import Requirement, Rounding
-from .meta import MetaRefusal, Side, merge_sides, run_meta
+from .meta import MetaRefusal, Side, merge_sides, run_meta, substitute
 from .modules import copy_model, is_lazy_parameter
 from .rules import Context, Rule, rule_for_function, rule_for_method, rule_for_module, target_name
 from .rules.common import require_layout
@@ -149,8 +151,9 @@ def _size_arithmetic(target, args, kwargs, node: torch.fx.Node, where: str):
         if isinstance(b, (int, sympy.Integer)) and int(b) > 0:
             return canonical(floor_div(a, int(b)))
         a, b = canonical(a), canonical(b)
-        if always_divisible(a, b):  # e.g. x.numel() // x.size(0): the batch size cancels exactly
-            return canonical(quotient(a, b))
+        exact = exact_quotient(a, b)  # x.numel() // x.size(0): the batch size cancels exactly
+        if exact is not None:
+            return canonical(exact)
         raise UnsupportedOperation(
             "operator.floordiv", where, node.format_node(),
             f"{a} // {b}: symshape divides sizes by a positive int, or exactly",
@@ -216,6 +219,8 @@ class Propagator:
         self.inputs = list(inputs)
         #: ids of the modules whose Python branches on a size (set by symshape.trace)
         self.forking: frozenset = frozenset()
+        #: the side of the Python branches this propagator follows (symshape.trace.Path), if any
+        self.path: Path | None = None
         self.env: dict[torch.fx.Node, Any] = {}
         self.steps: list[Step] = []
         self.in_features: dict[str, sympy.Expr] = {}
@@ -232,7 +237,11 @@ class Propagator:
         return Propagation(self.steps, self.output, self.in_features, self.rules_applied)
 
     def _load(self, a):
-        return torch.fx.node.map_arg(a, lambda n: self.env[n])
+        value = torch.fx.node.map_arg(a, lambda n: self.env[n])
+        if self.path is not None and self.path.zeros:
+            # on a side of a Python branch: what its answers made 0 is 0 from here on
+            return substitute(value, self.path.zeros)
+        return value
 
     def feed(self, node: torch.fx.Node) -> None:
         """Compute ``node``'s value from its inputs' (already fed), dispatching on the node's kind
@@ -313,6 +322,8 @@ class Propagator:
         module runs whole under torch's meta kernels."""
         try:
             return _canonical_value(self._sides(ctx, module, args, kwargs)), "cases"
+        except UnsupportedWhereMetaDiffers:
+            raise
         except (UnsupportedOperation, UntraceableModel, MetaRefusal) as refused:
             scratch = Context(ctx.step, ctx.op, ctx.node)
             try:
@@ -334,7 +345,8 @@ class Propagator:
                 raise UntraceableModel(ctx.step, f"its Python branches on the sizes more than {MAX_SIDES} ways")
             path = Path(todo.pop())
             try:
-                traced = trace(module, lambda: Propagator(module, None, dynamic, self), path=path, call=(args, kwargs))
+                traced = trace(module, partial(self._side_propagator, module, dynamic, path),
+                               path=path, call=(args, kwargs))
             except ModelRaised as e:
                 sides.append(Side(path.decisions, error=e.message))
             except InvalidInputSize as e:
@@ -351,6 +363,17 @@ class Propagator:
         for r in result.requirements:
             ctx.require(r.lhs, r.relation, r.rhs, r.reason, r.kind, r.unless, r.backend_dependent, r.data_dependent)
         return result.value
+
+    def _context(self, name: str, op: str, node: torch.fx.Node) -> Context:
+        ctx = Context(name, op, node.format_node())
+        if self.path is not None:  # on a side of a Python branch: what its answers say holds
+            ctx.facts = tuple(self.path.conditions())
+        return ctx
+
+    def _side_propagator(self, module: nn.Module, dynamic: list, path: Path) -> "Propagator":
+        prop = Propagator(module, None, dynamic, self)
+        prop.path = path
+        return prop
 
     def _layout(self, rule, node, name, op, kind, module, call_args, kwargs, value):
         """The strides of a hand rule's output for a non-contiguous input: an elementwise op's by
@@ -377,7 +400,7 @@ class Propagator:
     def _apply_rule(self, node: torch.fx.Node, rule: Rule | None, name: str, op: str, kind: str,
                     call_args: tuple, kwargs: dict, module: nn.Module | None = None) -> None:
         """Run ``rule`` for the call ``node``, record its step, and bind its value."""
-        ctx = Context(name, op, node.format_node())
+        ctx = self._context(name, op, node)
         if rule is None:
             if kind == "module" and id(module) in self.forking:
                 value, family = self._by_sides(ctx, module, call_args[1:], kwargs)
@@ -396,9 +419,9 @@ class Propagator:
                 # strided view): torch's own semantics may answer exactly. Not for a module: its
                 # attributes are what the rule refused, and its forward may take a backend path
                 # whose checks the meta kernel lacks (empty transposed-convolution outputs)
-                if kind == "module":
+                if kind == "module" or isinstance(refused, UnsupportedWhereMetaDiffers):
                     raise
-                ctx = Context(name, op, node.format_node())
+                ctx = self._context(name, op, node)
                 try:
                     value = _canonical_value(_meta(ctx, node, call_args, kwargs, self._meta_cache))
                 except UnsupportedOperation as meta_refused:

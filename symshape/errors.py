@@ -10,6 +10,7 @@ __all__ = [
     "TraceMismatch",
     "UnsupportedArgument",
     "UnsupportedOperation",
+    "UnsupportedWhereMetaDiffers",
     "UntraceableModel",
 ]
 
@@ -42,6 +43,12 @@ class UnsupportedArgument(UnsupportedOperation):
 
     def _lead(self) -> str:
         return f"{self.op} cannot be analyzed with these arguments"
+
+
+class UnsupportedWhereMetaDiffers(UnsupportedArgument):
+    """Arguments whose shapes torch's meta kernel gives where its CPU kernels raise (or the
+    other way): symshape refuses them by name and, unlike other unsupported arguments, does not
+    run the op, its module or the model under the meta kernels instead."""
 
 
 class UntraceableModel(SymshapeError):

@@ -50,9 +50,9 @@ from torch.utils._sympy import functions as tf
 from torch.utils._sympy.numbers import int_oo
 from torch.utils._sympy.value_ranges import ValueRangeError, ValueRanges
 
-from .dims import FloorDiv, as_expr, canonical, decide, floor_div, size_symbol, without_ite
+from .dims import FloorDiv, SizeRatio, as_expr, canonical, decide, floor_div, size_symbol, without_ite
 from .requirements import Requirement, cnf, literal, unless_not
-from .tensor import SymTensor, standard_strides
+from .tensor import Pieces, SymTensor, standard_strides
 
 __all__ = ["MAX_LEAVES", "MetaRefusal", "MetaResult", "Side", "merge_sides", "run_meta"]
 
@@ -618,20 +618,26 @@ def _first_piecewise(value: Any):
     return None
 
 
-def _substitute(value: Any, old, new):
+def substitute(value: Any, mapping: dict) -> Any:
+    """``value`` (a SymTensor, a size, a SizeRatio, containers of them) with ``mapping``'s
+    sub-expressions replaced (sympy's ``xreplace``: structural, never evaluated from text)."""
     if isinstance(value, SymTensor):
         if value.strides is not None:
-            return value.with_shape([d.xreplace({old: new}) for d in value.shape],
-                                    strides=[d.xreplace({old: new}) for d in value.strides])
-        return value.with_shape(d.xreplace({old: new}) for d in value.shape)
+            return value.with_shape([d.xreplace(mapping) for d in value.shape],
+                                    strides=[d.xreplace(mapping) for d in value.strides])
+        return value.with_shape(d.xreplace(mapping) for d in value.shape)
     if isinstance(value, sympy.Basic):
-        return value.xreplace({old: new})
+        return value.xreplace(mapping)
+    if isinstance(value, SizeRatio):
+        return SizeRatio(value.expr.xreplace(mapping))
+    if isinstance(value, Pieces):
+        return Pieces([substitute(v, mapping) for v in value], value.requires, value.dim)
     if isinstance(value, tuple) and not hasattr(value, "_fields"):
-        return tuple(_substitute(v, old, new) for v in value)
+        return tuple(substitute(v, mapping) for v in value)
     if isinstance(value, list):
-        return [_substitute(v, old, new) for v in value]
+        return [substitute(v, mapping) for v in value]
     if isinstance(value, dict):
-        return {k: _substitute(v, old, new) for k, v in value.items()}
+        return {k: substitute(v, mapping) for k, v in value.items()}
     return value
 
 
@@ -642,7 +648,7 @@ def _by_cases(call, args, kwargs, what, facts, pw) -> MetaResult:
     leaves = 0
     for value, cond in pw.args:
         here = [*earlier, *([] if cond is sympy.true else [cond])]
-        a, k = _substitute((args, kwargs), pw, value)
+        a, k = substitute((args, kwargs), {pw: value})
         try:
             results.append((here, run_meta(call, a, k, what, (*facts, *here))))
             leaves += results[-1][1].leaves

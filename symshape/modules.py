@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from typing import Any
+from collections import OrderedDict
+from typing import Any, Iterator
 
 import torch
 import torch.nn as nn
 
-__all__ = ["copy_model", "has_lazy", "is_lazy", "is_lazy_parameter"]
+__all__ = ["attributes_kept", "copy_model", "has_lazy", "is_lazy", "is_lazy_parameter"]
 
 
 def is_lazy(module: nn.Module) -> bool:
@@ -49,3 +51,54 @@ def copy_model(model: nn.Module, device: str | None = None) -> nn.Module:
             elif device is not None:
                 memo[id(b)] = torch.empty_like(b, device=device)
     return copy.deepcopy(model, memo)
+
+
+#: the containers whose contents :func:`attributes_kept` restores in place (a forward's cache,
+#: and torch's own ``_parameters``/``_buffers``/``_modules``/hook dicts)
+_CONTAINERS = (dict, OrderedDict, list, set)
+
+
+def _contents(value):
+    return list(value) if isinstance(value, (list, set)) else dict(value)
+
+
+_MISSING = object()
+
+
+def _same(now, then) -> bool:
+    """Whether a container holds the same objects as before (identity: ``==`` on tensors is
+    elementwise)."""
+    if isinstance(then, list):
+        return len(now) == len(then) and all(a is b for a, b in zip(now, then))
+    return len(now) == len(then) and all(now.get(k, _MISSING) is v for k, v in then.items())
+
+
+def _restore(value, contents) -> None:
+    value.clear()
+    if isinstance(value, list):
+        value.extend(contents)
+    else:
+        value.update(contents)
+
+
+@contextlib.contextmanager
+def attributes_kept(model: nn.Module) -> Iterator[None]:
+    """Every submodule's attributes as they were, after the block: a traced forward that writes
+    ``self.feat = y``, ``self.calls += 1`` or fills a cache (``self._cache[key] = ...``, timm's
+    attention biases) leaves the model as it found it, and the next trace starts clean. One
+    level of containers is restored in place (the same dict object, its old items)."""
+    saved = []
+    for m in model.modules():
+        attrs = dict(m.__dict__)
+        inner = [(v, _contents(v)) for v in attrs.values() if type(v) in _CONTAINERS]
+        saved.append((m, attrs, inner))
+    try:
+        yield
+    finally:
+        for m, attrs, inner in saved:
+            if not _same(m.__dict__, attrs):
+                m.__dict__.clear()
+                m.__dict__.update(attrs)
+            for value, contents in inner:
+                if not _same(_contents(value), contents):
+                    _restore(value, contents)

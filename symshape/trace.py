@@ -25,8 +25,9 @@ import torch
 import torch.fx
 import torch.nn as nn
 
-from .dims import SizeRatio, decide
-from .errors import SymshapeError, UnsupportedOperation, UntraceableModel
+from .dims import SizeRatio, decide, smallest_value
+from .errors import SymshapeError, UnsupportedOperation, UnsupportedWhereMetaDiffers, UntraceableModel
+from .modules import attributes_kept
 from .rules import rule_for_module, vision
 from .tensor import SymTensor
 
@@ -67,6 +68,10 @@ def _is_leaf(m: nn.Module) -> bool:
     mod = type(m).__module__
     return mod.startswith("torch.nn") or mod.startswith("torch.ao.nn")
 
+
+#: the key of a ``get_attr`` node's meta that holds the tensor constant fx made for it (fx sets
+#: it as an attribute of the model while tracing; symshape takes it off again)
+CONSTANT = "symshape_constant"
 
 #: the most sides a module's Python branches on sizes are followed on (see :class:`Path`)
 MAX_SIDES = 64
@@ -110,9 +115,13 @@ class Path:
     def __init__(self, forced: list[bool] | tuple = ()):
         self.forced = list(forced)
         self.decisions: list[tuple[sympy.Basic, bool]] = []
+        #: sizes this side's answers make 0 (``pad > 0`` answered False, ``h % 7 == 0`` True), for
+        #: the values computed after the answer: a pad of 0 is no pad (see :func:`_zeroed`)
+        self.zeros: dict[sympy.Expr, sympy.Integer] = {}
 
     def restart(self) -> None:
         self.decisions = []
+        self.zeros = {}
 
     def decide(self, value) -> bool:
         cond = _condition(value)
@@ -125,7 +134,7 @@ class Path:
                 return not answer
         pinned = {c.lhs: c.rhs for c, answer in self.decisions
                   if answer and isinstance(c, sympy.Eq) and c.lhs.is_Symbol and c.rhs.is_Integer}
-        known = cond.xreplace(pinned) if pinned else cond
+        known = cond.xreplace({**self.zeros, **pinned}) if pinned or self.zeros else cond
         if known in (sympy.true, sympy.false):
             return bool(known)
         settled = decide(known)
@@ -137,6 +146,9 @@ class Path:
         i = len(self.decisions)
         answer = self.forced[i] if i < len(self.forced) else True
         self.decisions.append((cond, answer))
+        zero = _zeroed(cond if answer else sympy.Not(cond))
+        if zero is not None:
+            self.zeros[zero] = sympy.Integer(0)
         return answer
 
     def conditions(self) -> list[sympy.Basic]:
@@ -147,6 +159,24 @@ class Path:
         """The answers that lead to the other side of each branch this side took first."""
         answers = [a for _, a in self.decisions]
         return [answers[:j] + [not answers[j]] for j in range(len(self.forced), len(answers))]
+
+
+def _zeroed(holds: sympy.Basic) -> sympy.Expr | None:
+    """The size expression that ``holds`` makes 0: ``e == 0``, or ``e <= 0`` (``e < 1``) for an
+    ``e`` that is never negative (a remainder, a pad amount). A bare symbol is never one (an
+    input size is at least 1)."""
+    if not isinstance(holds, sympy.Rel) or not holds.rhs.is_Integer:
+        return None
+    e, k = holds.lhs, int(holds.rhs)
+    if e.is_Symbol or e.is_Number or not e.free_symbols:
+        return None
+    if isinstance(holds, sympy.Eq) and k == 0:
+        return e
+    if (isinstance(holds, sympy.Le) and k == 0) or (isinstance(holds, sympy.Lt) and k == 1):
+        low = smallest_value(e)
+        if e.is_nonnegative or (low is not None and low >= 0) or decide(sympy.Ge(e, 0)):
+            return e
+    return None
 
 
 def is_dynamic(value) -> bool:
@@ -250,6 +280,10 @@ class _Tracer(torch.fx.Tracer):
             if self.path is not None:
                 return self.path.decide(value)
             raise SizeBranch(value)
+        if isinstance(value, SymTensor):
+            raise torch.fx.proxy.TraceError(
+                "a Python branch on a tensor's values (bool() of a tensor): the side torch takes "
+                "depends on the data, not on the sizes")
         return super().to_bool(obj)
 
     def iter(self, obj: torch.fx.Proxy):
@@ -272,6 +306,9 @@ _MISSING = object()
 # removed when the last one finishes; each thread records only into its own tracer.
 
 #: torch's functions that take sizes (or a size-valued range) and make a tensor
+#: the factories whose values are random (see _recording)
+RANDOM_FACTORIES = frozenset({"rand", "randn", "randint"})
+
 FACTORIES = ("zeros", "ones", "empty", "full", "rand", "randn", "randint", "arange", "linspace", "logspace", "eye")
 
 _tracing = threading.local()
@@ -293,7 +330,10 @@ def _recording(original):
     @functools.wraps(original)
     def factory(*args, **kwargs):
         tracer = getattr(_tracing, "tracer", None)
-        if tracer is not None and _has_proxy((args, kwargs)):
+        if tracer is not None and (_has_proxy((args, kwargs)) or original.__name__ in RANDOM_FACTORIES):
+            # (a random tensor is recorded whatever its size: a Python branch on its values,
+            # ``if torch.rand(()) < p``, is then one on a traced value, refused by name, and not
+            # a side picked at random while tracing)
             return tracer.create_proxy("call_function", original, args, kwargs)
         return original(*args, **kwargs)
 
@@ -343,6 +383,11 @@ def _stands_for(value) -> type | None:
     return None
 
 
+#: tensor attributes that do not depend on sizes, as the analysis runs the model (on the CPU;
+#: the same values symshape.rules.reshape.tensor_attribute gives)
+_CONSTANT_ATTRIBUTES = {"device": torch.device("cpu"), "is_cuda": False, "is_cpu": True, "is_meta": False}
+
+
 class _SizedMixin:
     @property
     def __class__(self):
@@ -360,6 +405,12 @@ class _SizedMixin:
         return super().__len__()
 
     def __getattr__(self, k: str):
+        if k in _CONSTANT_ATTRIBUTES:
+            # the tensor's device as the analysis runs the model (the CPU), a plain value: code
+            # passes it on to Python that fx does not follow (``torch.autocast(x.device.type)``)
+            tracer = self.__dict__.get("tracer")
+            if tracer is not None and isinstance(tracer.value(self), SymTensor):
+                return _CONSTANT_ATTRIBUTES[k]
         return _SizedAttribute(self, k)
 
     def __setitem__(self, key, value):
@@ -484,7 +535,11 @@ def trace(model: nn.Module, propagator=None, whole: frozenset = frozenset(), pat
             path.restart()
         tracer = _Tracer(prop, frozenset(state.ids), path, call)
         try:
-            graph = tracer.trace(model, concrete_args=None if call is not None else _defaults(model))
+            with attributes_kept(model):
+                graph = tracer.trace(model, concrete_args=None if call is not None else _defaults(model))
+                for node in graph.nodes:  # fx stores tensor constants on the model: the graph keeps them
+                    if node.op == "get_attr" and node.target.startswith("_tensor_constant"):
+                        node.meta[CONSTANT] = getattr(model, node.target)
             if prop is not None:
                 for node in graph.nodes:  # the output node, and any node fx made without a proxy
                     tracer._feed(node)
@@ -514,6 +569,8 @@ class _Retry:
     def unsupported(self, e: UnsupportedOperation, tracer) -> Traced | None:
         """An op inside a module that no rule answers: the module runs whole (torch's meta
         kernels on every branch); if that refuses too, this op's refusal is the answer."""
+        if isinstance(e, UnsupportedWhereMetaDiffers):
+            raise e  # torch's meta kernels would answer, differently from its CPU kernels
         stopped = self.why.get(e.where)
         if stopped is not None:
             # a module run whole that torch's meta kernels cannot answer either: fx's reason

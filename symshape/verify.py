@@ -22,14 +22,14 @@ import torch
 import torch.fx
 import torch.nn as nn
 
-from .modules import copy_model, has_lazy
+from .modules import attributes_kept, copy_model, has_lazy
 from .dims import BATCH, batch_symbol
 from .errors import InvalidArgument, TraceMismatch
 from .evaluation import Evaluation, Shapes
 from .quasi import Unsolvable
 from .render import text_table
 from .solve import divisible_set, valid_sizes
-from .trace import trace
+from .trace import CONSTANT, trace
 
 __all__ = ["PROOF_SIZES", "Comparison", "Mismatch", "Observation", "VerifyReport", "compare", "disagreements",
            "observe", "prove", "sample_sizes", "verify"]
@@ -108,7 +108,8 @@ def observe(model: nn.Module, x: torch.Tensor, graph: torch.fx.Graph | None = No
 
     The model runs in the mode it is in. With ``device="meta"`` a meta copy runs instead (no
     kernels, only torch's meta shape checks); otherwise buffers a forward updates (batch norm's
-    running statistics in training mode) are restored afterwards.
+    running statistics in training mode) and attributes it writes (``self.calls += 1``, a
+    cache) are restored afterwards.
     """
     if device == "meta":
         return _observe(copy_model(model, "meta"), x.to("meta"), graph)
@@ -118,7 +119,8 @@ def observe(model: nn.Module, x: torch.Tensor, graph: torch.fx.Graph | None = No
         return _observe(copy_model(model), x, graph)  # a throwaway copy keeps the model lazy
     saved = {name: buf.detach().clone() for name, buf in model.named_buffers()}
     try:
-        return _observe(model, x, graph)
+        with attributes_kept(model):  # a forward that counts its calls or caches a tensor
+            return _observe(model, x, graph)
     finally:
         with torch.no_grad():
             for name, buf in model.named_buffers():
@@ -165,7 +167,11 @@ def _observe_here(model: nn.Module, x: torch.Tensor, graph: torch.fx.Graph | Non
         obs.node_outputs[nodes[0].name] = obs.output
         obs.failed_node = nodes[0].name if obs.error is not None else None
         return obs
-    gm = torch.fx.GraphModule(model, graph)
+    with attributes_kept(model):  # the tensor constants of the trace, only while fx copies them
+        for node in graph.nodes:
+            if CONSTANT in node.meta:
+                setattr(model, node.target, node.meta[CONSTANT])
+        gm = torch.fx.GraphModule(model, graph)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:

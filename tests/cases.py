@@ -488,7 +488,7 @@ def meta_cases() -> list[Case]:
     add(Case("meta_outer", lambda: Custom(lambda m, x: torch.outer(x.flatten(), torch.ones(3))), SHAPES[1], S1_))
     add(Case("meta_cumsum", lambda: Custom(lambda m, x: x.cumsum(-1)), SHAPES[2], S))
     add(Case("meta_diff", lambda: Custom(lambda m, x: torch.diff(x, dim=-1)), SHAPES[2], S))
-    add(Case("meta_trace_free_unfold", lambda: Custom(lambda m, x: x.unfold(3, 3, 2)), SHAPES[2], S))
+    add(Case("unfold", lambda: Custom(lambda m, x: (x.unfold(3, 3, 2), x.unfold(2, 2, 1).transpose(2, 3).unfold(-1, 1, 3).reshape(-1))), SHAPES[2], S))
     add(Case("meta_tril", lambda: Custom(lambda m, x: x.tril()), SHAPES[2], S))
     add(Case("meta_local_response_norm", lambda: Custom(lambda m, x: F.local_response_norm(x, 2)), SHAPES[2], S))
     add(Case("meta_baddbmm", lambda: Custom(lambda m, x: torch.baddbmm(torch.zeros(1, 1, 1), x[0], x[0].transpose(1, 2))), SHAPES[2], S))

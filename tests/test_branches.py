@@ -188,3 +188,100 @@ def test_a_side_that_rounds_counts_only_on_its_side_for_exact_sizes():
     exact = members(a.exact_sizes(), ["L"], 60)
     assert exact == {(n,) for n in range(1, 61) if n <= 20 or (n - 3) % 2 == 0}
     assert_agrees(StrideWhenLong(), (1, "L"), [{"L": n} for n in range(1, 40)])
+
+
+class Windows(nn.Module):
+    """TinyViT's block: tokens ``(B, H, W, C)`` permuted from a convolution (not contiguous),
+    padded to a multiple of the window only where needed (``if pad_b > 0 or pad_r > 0``), cut
+    into windows with a ``view``, attention with a bias mask, the windows merged back, the pad cut
+    off, a residual add. On the side without padding, ``H + pad_b`` is ``H`` and the view's
+    ``H -> (H // 3, 3)`` is a split of one dim: both only as the side's answers imply."""
+
+    def __init__(self, c: int = 4, ws: int = 3, heads: int = 2):
+        super().__init__()
+        self.conv = nn.Conv2d(1, c, 3, stride=2, padding=1)
+        self.qkv = nn.Linear(c, 3 * c)
+        self.bias = nn.Parameter(torch.zeros(heads, ws * ws, ws * ws))
+        self.ws, self.heads = ws, heads
+
+    def forward(self, x):
+        x = self.conv(x).permute(0, 2, 3, 1)
+        B, H, W, C = x.shape
+        shortcut, ws = x, self.ws
+        pad_b = (ws - H % ws) % ws
+        pad_r = (ws - W % ws) % ws
+        padding = pad_b > 0 or pad_r > 0
+        if padding:
+            x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
+        pH, pW = H + pad_b, W + pad_r
+        nH, nW = pH // ws, pW // ws
+        x = x.view(B, nH, ws, nW, ws, C).transpose(2, 3).reshape(B * nH * nW, ws * ws, C)
+        q, k, v = self.qkv(x).view(B * nH * nW, ws * ws, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=self.bias)
+        x = x.transpose(1, 2).reshape(B, nH, nW, ws, ws, C).transpose(2, 3).reshape(B, pH, pW, C)
+        if padding:
+            x = x[:, :H, :W].contiguous()
+        return shortcut + x
+
+
+def test_a_side_simplifies_under_its_own_answers():
+    """Each side is analyzed under what its answers imply (symshape.dims.implied): no pad is a
+    pad of 0, a size the side makes a multiple of 3 splits into (size // 3, 3) as one view. The
+    model runs at every size; so says symshape, step by step, without torch's meta kernel."""
+    model = Windows().eval()
+    an = symshape.analyze(model, (1, "H", "W"))
+    assert str(an.valid_sizes()) == "any H and W"
+    assert an.at(H=13, W=7).output_shape == (1, 7, 4, 4)
+    assert_agrees(model, (1, "H", "W"), grid(["H", "W"], [1, 2, 5, 6, 7, 12, 13]))
+
+
+class LiteAttention(nn.Module):
+    """EfficientViT (MIT)'s LiteMLA: the device's type passed to ``torch.autocast`` and compared
+    with a string, around a product of the tokens."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Conv2d(4, 12, 1)
+
+    def forward(self, x):
+        b, _, h, w = x.shape
+        q, k, v = self.qkv(x).reshape(b, 3, 4, h * w).transpose(-1, -2).unbind(1)
+        v = F.pad(v, (0, 1), mode="constant", value=1.0)
+        if x.device.type != "meta" and not x.is_cuda:
+            with torch.autocast(device_type=v.device.type, enabled=False):
+                out = q @ (k.transpose(-1, -2) @ v)
+        else:
+            out = q @ (k.transpose(-1, -2) @ v)
+        return out[..., :-1].transpose(-1, -2).reshape(b, -1, h, w)
+
+
+def test_the_device_of_a_traced_tensor_is_a_plain_value():
+    """``x.device`` (and ``is_cuda``) of a traced tensor is the CPU's, a plain value (the model
+    was run whole under torch's meta kernels before, 96 s of EfficientViT-B0's)."""
+    model = LiteAttention()
+    an = symshape.analyze(model, (4, "H", "W"))
+    assert "meta" not in {s.rule for s in an.steps}
+    assert str(an.valid_sizes()) == "any H and W"
+    assert_agrees(model, (4, "H", "W"), grid(["H", "W"], [1, 2, 5]))
+
+
+class RandomBranch(nn.Module):
+    def __init__(self, on: str):
+        super().__init__()
+        self.conv, self.on = nn.Conv2d(1, 2, 3), on
+
+    def forward(self, x):
+        p = torch.rand(()) if self.on == "random" else x.sum()
+        if p < 0.5:  # the side depends on a tensor's values, not on the sizes
+            x = self.conv(x)
+        return x.flatten(1)
+
+
+@pytest.mark.parametrize("on", ["random", "values"])
+def test_a_branch_on_tensor_values_is_refused_by_name_every_time(on):
+    """Issue 22 (4): a forward that branches on ``torch.rand(())`` gave a different answer on
+    each call (the side drawn while tracing). A random tensor is a traced value whatever its
+    size, and a branch on any tensor's values is refused, naming it, on every call."""
+    for _ in range(3):
+        with pytest.raises(symshape.UntraceableModel, match="tensor's values"):
+            symshape.analyze(RandomBranch(on), (1, "H", "W"))

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from symshape.compiled import compile_exprs
-from symshape.dims import FloorDiv, canonical, ceil_div, floor_div, size_symbol
+from symshape.dims import FloorDiv, canonical, ceil_div, floor_div, implied, size_symbol
 
 H = size_symbol("H")
 W = size_symbol("W")
@@ -187,3 +187,82 @@ def test_a_size_padded_to_even_then_halved_is_one_floor(h, m, c, k):
     assert len(e.atoms(FloorDiv)) == 1, e
     want = c * ((h + 3) // m - (h + 3) // (2 * m)) + k
     assert compile_exprs([x], [e])(h)[0] == want
+
+
+# -- what the answers of a side imply (symshape.dims.implied) -----------------------------------
+
+_H = size_symbol("H")
+_W = size_symbol("W")
+
+
+def _sizes(draw, x):
+    """A size as models compute it from the input size ``x``: (x + c) // d, maybe times k."""
+    c, d, k = draw(st.integers(-3, 8)), draw(st.integers(1, 9)), draw(st.integers(1, 3))
+    return k * floor_div(x + c, d)
+
+
+@st.composite
+def _facts_and_claim(draw):
+    a, b = _sizes(draw, _H), _sizes(draw, _H)
+    m = draw(st.integers(2, 9))
+    facts = [draw(st.sampled_from([
+        sympy.Le(sympy.Mod(draw(st.integers(1, 8)) * a, m), 0),  # a pad of 0 (``pad > 0`` answered False)
+        sympy.Eq(sympy.Mod(a, m), 0),
+        sympy.Ne(a, draw(st.integers(1, 9))),
+        sympy.Ge(a, draw(st.integers(1, 9))),
+    ])) for _ in range(draw(st.integers(1, 2)))]
+    claim = draw(st.sampled_from([sympy.Eq(a, m * floor_div(a, m)), sympy.Eq(a, b), sympy.Ge(a, b),
+                                  sympy.Eq(a + sympy.Mod(-a, m), a), sympy.Eq(a, m * floor_div(a + m - 1, m))]))
+    return [f for f in facts if f not in (sympy.true, sympy.false)], claim
+
+
+def _holds(rel, values: dict) -> bool:
+    return bool(rel.xreplace(values))
+
+
+@given(_facts_and_claim())
+def test_implied_is_never_claimed_where_a_size_on_the_side_breaks_it(case):
+    """``implied(facts, claim)`` True means the claim holds at every size where the facts do:
+    checked against every H in 1..600 (all periods here divide 2520, so 600 covers each residue
+    of the small periods many times over, and the claim's drift with H)."""
+    facts, claim = case
+    if not isinstance(claim, sympy.Rel) or not facts:
+        return
+    if implied(facts, claim):
+        for h in range(1, 601):
+            at = {_H: h}
+            if all(_holds(f, at) for f in facts):
+                assert _holds(claim, at), (facts, claim, h)
+
+
+def test_implied_proves_what_a_side_of_a_window_partition_needs():
+    """TinyViT's side without padding: ``pad_b = (7 - h % 7) % 7`` answered 0 for the token grid
+    ``h = (H + 7) // 8``: ``h`` splits into ``(h // 7, 7)``, and ``h*w`` into the windows."""
+    h, w = floor_div(_H + 7, 8), floor_div(_W + 7, 8)
+    no_pad = [sympy.Le(sympy.Mod(7 - sympy.Mod(h, 7), 7), 0), sympy.Le(sympy.Mod(7 - sympy.Mod(w, 7), 7), 0)]
+    assert implied(no_pad, sympy.Eq(h, 7 * floor_div(h, 7)))
+    assert implied(no_pad, sympy.Eq(h * w, 49 * floor_div(h, 7) * floor_div(w, 7)))
+    assert not implied(no_pad[:1], sympy.Eq(h * w, 49 * floor_div(h, 7) * floor_div(w, 7)))
+    assert not implied(no_pad, sympy.Eq(h, 7 * floor_div(h, 7) + 1))
+    assert not implied([], sympy.Eq(h, 7 * floor_div(h, 7)))
+
+
+def test_an_exact_quotient_of_sizes_defined_by_cases_is_taken_piece_by_piece():
+    """SAM2's ``N*h*w // (h*w)`` where ``h`` was padded on one side of a branch: each piece of
+    the Piecewise (the same condition answered alike wherever it is asked) divides exactly; the
+    quotient agrees with Python's ``//`` at every size."""
+    from symshape.dims import exact_quotient
+
+    n = size_symbol("N")
+    h = floor_div(_H + 3, 4)
+    padded = sympy.Piecewise((8 * floor_div(_H + 3, 32), sympy.Eq(h, 1)), (8 * floor_div(_H + 31, 32), True))
+    grid_h = sympy.Piecewise((8 * floor_div(_H + 3, 32), sympy.Eq(h, 1)), (h, True))
+    a, b = n * floor_div(padded, 8), floor_div(grid_h + 7, 8)
+    q = exact_quotient(a, b)
+    assert q == n
+    for hv in range(1, 300):
+        for nv in (1, 2, 3):
+            at = {_H: hv, n: nv}
+            if int(b.xreplace(at)):  # (a window grid of 0 rows: torch refuses it before)
+                assert int(a.xreplace(at)) // int(b.xreplace(at)) == int(q.xreplace(at))
+    assert exact_quotient(n * _H, _H + 1) is None  # not exact: no answer

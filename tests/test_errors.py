@@ -441,3 +441,34 @@ def test_glu_of_an_odd_fixed_dim_is_refused_at_analysis():
     with pytest.raises(symshape.InvalidInputSize, match="GLU halves dim 2, which must be even, gets 1"):
         symshape.analyze(Net(), (2, "L"))
     assert not any(torch_runs(Net(), (2, "L"), {"L": n}) for n in (1, 2, 5))
+
+
+class _ZeroFilters(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(0, 3, 3, 3))
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight)
+
+
+@pytest.mark.parametrize("make,shape", [
+    (lambda: nn.Conv2d(3, 0, 3), (3, "H", "W")),
+    (lambda: nn.Conv1d(3, 0, 1), (3, "L")),
+    (lambda: nn.Conv3d(3, 0, 2), (3, "D", "H", "W")),
+    (lambda: nn.ConvTranspose2d(3, 0, 3), (3, "H", "W")),
+    (lambda: nn.ConvTranspose1d(3, 0, 2, stride=2), (3, "L")),
+    (_ZeroFilters, (3, "H", "W")),
+])
+def test_a_convolution_with_no_output_channels_is_refused_at_every_size(make, shape):
+    """torch refuses it whatever the input (issue 22: symshape had accepted it)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Initializing zero-element tensors is a no-op"
+        model = make()
+    with pytest.raises(symshape.InvalidInputSize, match="0 output channels"):
+        symshape.analyze(model, shape)
+    for n in (4, 9):
+        with pytest.raises(RuntimeError):
+            model(torch.rand(1, *(n if isinstance(d, str) else d for d in shape)))

@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import symshape
-from oracle import assert_agrees, grid
+from oracle import assert_agrees, grid, members, scan
 from symshape.tensor import SymTensor, standard_strides
 
 
@@ -405,3 +405,94 @@ def test_a_size_returned_by_a_branching_module_is_a_size():
     an = symshape.analyze(UsesReturnedSize(), (3, "H", "W"))
     assert an.at(H=3, W=5).output_shape == (1, 3, 18)
     assert_agrees(UsesReturnedSize(), (3, "H", "W"), grid(["H", "W"], [1, 2, 3]))
+
+
+class SplitsAfterUnknownLayout(nn.Module):
+    """EfficientViT's windows: tokens reshaped to windows (a view at batch 1, a copy at batch 2:
+    the layout symshape does not follow), a convolution, then a view that only splits dims (or
+    keeps them): torch's computeStride succeeds whatever the strides."""
+
+    def __init__(self, after: str):
+        super().__init__()
+        self.conv, self.after = nn.Conv2d(8, 16, 1, bias=False), after
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        x = x.permute(0, 2, 3, 1).reshape(b * 2, h // 2, w, c).permute(0, 3, 1, 2)
+        y = self.conv(x)
+        if self.after == "same":
+            return y.view(b * 2, -1, h // 2, w)
+        if self.after == "split":
+            return y.view(b * 2, 4, 4, h // 2, 1, w)
+        return y.view(b * 2, 16, -1)  # merges H and W: depends on the strides
+
+
+@pytest.mark.parametrize("after", ["same", "split", "merge"])
+def test_a_view_that_only_splits_needs_no_strides(after):
+    model = SplitsAfterUnknownLayout(after).eval()
+    sizes = grid(["H", "W"], [1, 2, 3, 4])
+    try:
+        an = symshape.analyze(model, (8, "H", "W"))
+    except symshape.UnsupportedOperation as refused:
+        assert after == "merge" and "view" in str(refused), refused
+        return
+    assert_agrees(model, (8, "H", "W"), sizes)
+    if after != "merge":
+        assert [s.rule for s in an.steps][-1] == "view"
+    assert an.verify(sizes=[{"N": 2, **s} for s in sizes]).ok
+
+
+class Unfolded(nn.Module):
+    def __init__(self, dim: int, size: int, step: int, then: str):
+        super().__init__()
+        self.dim, self.size, self.step, self.then = dim, size, step, then
+
+    def forward(self, x):
+        y = x.permute(0, 1, 3, 2) if self.then == "permuted" else x
+        y = y.unfold(self.dim, self.size, self.step)
+        if self.then == "view":
+            return y.view(-1)  # a view of the windows: torch's strides decide
+        return y.reshape(y.shape[0], -1)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(-4, 3), st.integers(0, 4), st.integers(1, 3), st.sampled_from(["view", "reshape", "permuted"]))
+def test_unfold_agrees_with_torch(dim, size, step, then):
+    """HaloNet's windows: ``(n - size) // step + 1`` windows of ``size``, refused below ``size``,
+    a view whose strides are dim ``d``'s times ``step`` and dim ``d``'s (a later view is exact
+    where torch's is, or refused by name)."""
+    model = Unfolded(dim, size, step, then)
+    try:
+        assert_agrees(model, (2, "H", "W"), grid(["H", "W"], [1, 2, 3, 5]))
+        an = symshape.analyze(model, (2, "H", "W"))
+    except (symshape.UnsupportedOperation, symshape.TraceMismatch) as refused:
+        # a view that merges windows, viewable at some sizes only: torch's meta kernel decides,
+        # and where symshape's reading of it is not exact the proof refuses it (never an answer)
+        assert then == "view" and "view" in str(refused), refused
+        return
+    except symshape.InvalidInputSize:
+        return  # torch refuses every size: checked by assert_agrees
+    assert an.verify(sizes=[{"N": 2, "H": h, "W": w} for h, w in ((3, 5), (5, 2), (4, 4))]).ok
+
+
+class Expanded(nn.Module):
+    def __init__(self, *sizes):
+        super().__init__()
+        self.sizes = sizes
+
+    def forward(self, x):
+        return x.expand(*self.sizes).reshape(-1)
+
+
+@pytest.mark.parametrize("sizes", [(-1, -1, 5, -1), (-1, -1, 5, 5), (-1, -1, -1, 1), (1, -1, -1, -1),
+                                   (2, 1, -1, 3, -1), (-1, 1, -1, -1)])
+def test_expand_grows_a_size_that_is_1_and_keeps_one_that_is_asked_for(sizes):
+    """``x.expand(-1, -1, 5, -1)`` runs where H is 5 and where H is 1 (issue 22: it was "H = 5");
+    valid_sizes() is compared with a scan of real forwards."""
+    model = Expanded(*sizes)
+    assert_agrees(model, (1, "H", "W"), grid(["H", "W"], [1, 2, 5]))
+    try:
+        an = symshape.analyze(model, (1, "H", "W"))
+    except symshape.InvalidInputSize:
+        return  # torch refuses every size: checked above
+    assert members(an.valid_sizes(), ["H", "W"], 7) == scan(model, (1, "H", "W"), ["H", "W"], 7)

@@ -199,16 +199,63 @@ def test_attention_has_a_hand_rule_and_states_its_checks():
     assert an.verify(sizes=grid(["H", "W"], [1, 4, 5])).ok
 
 
-def test_attention_with_a_mask_or_grouped_heads_is_torchs_meta_kernel():
-    class Masked(nn.Module):
-        def forward(self, x):
-            mask = torch.ones(x.shape[-2], x.shape[-2], dtype=torch.bool).tril()
-            return F.scaled_dot_product_attention(x, x, x, attn_mask=mask).reshape(-1)
+# masks for q = k = v = x of shape (N, C, H, W): the scores are (N, C, H, H)
+MASKS = {
+    "causal": lambda x: torch.ones(x.shape[-2], x.shape[-2], dtype=torch.bool).tril(),
+    "keys": lambda x: torch.zeros(1, x.shape[-2]),
+    "rows": lambda x: torch.zeros(x.shape[-2], 1, dtype=torch.bool),
+    "heads": lambda x: torch.zeros(x.shape[1], 1, 1),
+    "everything": lambda x: torch.zeros(x.shape[0], x.shape[1], x.shape[2], x.shape[2]),
+    "widths": lambda x: torch.zeros(x.shape[-2], x.shape[-1]),  # needs W == H, or W == 1
+    "fixed": lambda x: torch.zeros(3, 3),  # needs H == 3
+    "rank1": lambda x: torch.zeros(x.shape[-2]),  # the CPU raises, torch's meta kernel does not
+    "rank5": lambda x: torch.zeros(1, 1, 1, x.shape[-2], x.shape[-2]),  # likewise
+}
 
-    an = symshape.analyze(Masked(), (3, "H", "W"))
+
+class Masked(nn.Module):
+    def __init__(self, mask: str, tokens: str = "x"):
+        super().__init__()
+        self.mask, self.tokens = mask, tokens
+
+    def forward(self, x):
+        q = x if self.tokens == "x" else x[:, 0]  # (N, C, H, W) or (N, H, W)
+        return F.scaled_dot_product_attention(q, q, q, attn_mask=MASKS[self.mask](x)).reshape(-1)
+
+
+@pytest.mark.parametrize("mask,tokens", [(m, "x") for m in sorted(MASKS)] + [("rank1", "rank3"), ("causal", "rank3")])
+def test_attention_with_a_mask_agrees_with_torch(mask, tokens):
+    """The mask expands to the scores (1 or their size, right-aligned, no more dims): a hand
+    rule, on a grid with refusals, at batch 1 and 2. A mask with more dims than the scores is
+    refused at every size, as the CPU does (torch's meta kernel broadcasts it); a 1-D mask for
+    4-D scores is refused by name (the CPU's flash kernel raises, its math kernel broadcasts)."""
+    model = Masked(mask, tokens)
+    if mask == "rank1" and tokens == "x":
+        with pytest.raises(symshape.UnsupportedWhereMetaDiffers, match="1-D attn_mask"):
+            symshape.analyze(model, (3, "H", "W"))
+        with pytest.raises(IndexError):
+            model(torch.rand(1, 3, 3, 3))
+        return
+    assert_agrees(model, (3, "H", "W"), grid(["H", "W"], [1, 2, 3, 4]))
+    if mask == "rank5":
+        with pytest.raises(symshape.InvalidInputSize, match="more than the scores"):
+            symshape.analyze(model, (3, "H", "W"))
+        return
+    an = symshape.analyze(model, (3, "H", "W"))
+    (step,) = [s for s in an.steps if "scaled_dot_product_attention" in s.op]
+    assert step.rule == "scaled_dot_product_attention"
+    assert an.verify(sizes=[{"N": 2, "H": h, "W": w} for h, w in ((3, 3), (2, 1), (1, 2), (3, 4))]).ok
+
+
+def test_attention_with_grouped_heads_is_torchs_meta_kernel():
+    class Grouped(nn.Module):
+        def forward(self, x):
+            return F.scaled_dot_product_attention(x, x[:, :1], x[:, :1], enable_gqa=True).reshape(-1)
+
+    an = symshape.analyze(Grouped(), (4, "H", "W"))
     (step,) = [s for s in an.steps if "scaled_dot_product_attention" in s.op]
     assert step.rule == "meta"
-    assert an.verify(sizes=grid(["H", "W"], [1, 3])).ok
+    assert_agrees(Grouped(), (4, "H", "W"), grid(["H", "W"], [1, 3]))
 
 
 # -- einsum -------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ import copy
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 import seed000_mnist
 import symshape
@@ -103,3 +104,45 @@ def test_branch_exploration_is_quiet_and_leaves_torchs_loggers_alone(capfd):
     assert str(a.valid_sizes()) == "H ∈ [3, 12] and W ≥ 3; or H ≥ 13 and W ≥ 4"
     assert logger.filters == before
     assert "failed while attempting to run meta" not in capfd.readouterr().err
+
+
+class WritesItsAttributes(nn.Module):
+    """A forward that keeps state: a counter, the last features, a cache of a computed tensor
+    (timm's attention-bias cache), and a Python branch on a size, so it is traced once a side."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.bias = nn.Parameter(torch.zeros(4, 1, 1))
+        self.calls = 0
+        self.cache = {}
+
+    def forward(self, x):
+        self.calls += 1
+        y = self.conv(x)
+        self.feat = y
+        if "bias" not in self.cache:
+            self.cache["bias"] = self.bias * 2
+        if y.shape[-1] % 2:  # a side of its own for odd widths
+            y = F.pad(y, (0, 1))
+        return y + self.cache["bias"]
+
+
+def test_a_forward_that_writes_attributes_leaves_them_as_they_were():
+    """After ``self.feat = y; self.calls += 1`` and a filled cache, the model comes
+    back exactly as it was; each side of the branch is traced from the same state (the cache
+    filled by one side's trace would hold a value of another trace)."""
+    model = WritesItsAttributes()
+    before = dict(model.__dict__)
+    cache = model.cache
+    a = symshape.analyze(model, (1, "H", "W"))
+    assert model.calls == 0 and "feat" not in model.__dict__
+    assert model.cache is cache and model.cache == {}
+    assert dict(model.__dict__).keys() == before.keys()
+    assert all(model.__dict__[k] is v for k, v in before.items())
+    assert a.verify(sizes=[{"H": h, "W": w} for h, w in ((5, 5), (5, 6), (9, 4))]).ok
+    assert a.verify(sizes=[{"H": 7, "W": 7}], device="meta").ok
+    assert model.calls == 0 and "feat" not in model.__dict__ and model.cache == {}  # verify() too
+    for h, w in ((5, 5), (5, 6), (9, 4)):
+        ok, bad = check_sizes(a, {"H": h, "W": w})
+        assert ok and not bad, bad  # (torch's own forward, the oracle, does fill the cache)

@@ -55,6 +55,13 @@ def _kernel_reason(kernel: int, dilation: int, pads: tuple[int, int], unit: str)
     return text + f" needs at least {{rhs}} {unit}, gets {{lhs}}"
 
 
+def _some_channels(ctx: Context, out_channels: int, layer: str) -> None:
+    """torch refuses a convolution with no output channels (a weight without filters) at every
+    size: "expected weight to be at least 1 at dimension 0" (transposed: "non-empty weight")."""
+    if out_channels == 0:
+        ctx.never(f"{layer}: 0 output channels (a weight with no filters): torch refuses every input")
+
+
 def conv_shape(
     ctx: Context,
     x: SymTensor,
@@ -69,6 +76,7 @@ def conv_shape(
 ) -> SymTensor:
     """The output of a ``d``-dim convolution with zero padding (``padding_mode`` handled by callers)."""
     check_rank(ctx, x, (d + 1, d + 2), layer)
+    _some_channels(ctx, out_channels, layer)
     channel = x.shape[-(d + 1)]
     if in_channels is not None:
         ctx.equal(channel, in_channels, f"expects {{rhs}} input channels, gets {{lhs}}", kind="declared")
@@ -167,6 +175,7 @@ def conv_transpose_out(size, kernel: int, stride: int, padding: int, dilation: i
 def conv_transpose_shape(ctx: Context, x: SymTensor, d: int, in_channels: int | None, out_channels: int,
                          kernel, stride, padding, dilation, output_padding, output_size, layer: str) -> SymTensor:
     check_rank(ctx, x, (d + 1, d + 2), layer)
+    _some_channels(ctx, out_channels, layer)
     for op, s, dl in zip(output_padding, stride, dilation):
         if not (op < s or op < dl):
             ctx.never(f"output padding {op} must be smaller than either stride {s} or dilation {dl}")

@@ -19,7 +19,7 @@ import operator
 import sympy
 import torch
 
-from ..dims import as_expr, canonical, ceil_div, maximum, minimum
+from ..dims import as_expr, canonical, ceil_div, floor_div, maximum, minimum
 from ..requirements import Requirement
 from ..tensor import Pieces, SymTensor
 from .combine import broadcast_shape
@@ -117,7 +117,8 @@ def squeeze(ctx: Context, input, dim=None) -> SymTensor:
 
 @method_rule("expand", layout=True)
 def expand(ctx: Context, self, *sizes) -> SymTensor:
-    """``-1`` keeps a size; a size-1 dim may grow; new leading dims may be added."""
+    """``-1`` keeps a size; a size-1 dim may grow; new leading dims may be added. A size that
+    may or may not be 1 (``H``) gives the size asked for: ``H`` must be it, unless ``H == 1``."""
     x = tensor_arg(self, "self", ctx)
     if len(sizes) == 1 and isinstance(sizes[0], (list, tuple, torch.Size)):
         sizes = tuple(sizes[0])
@@ -125,7 +126,7 @@ def expand(ctx: Context, self, *sizes) -> SymTensor:
         ctx.refuse(f"expand: the number of sizes ({len(sizes)}) must be at least the number of dims ({x.ndim})")
     lead = len(sizes) - x.ndim
     st = x.known_strides
-    out, strides = [], []
+    out, strides, by_case = [], [], False
     for i, want in enumerate(sizes):
         want = as_expr(want, "expand size")
         if i < lead:
@@ -142,10 +143,14 @@ def expand(ctx: Context, self, *sizes) -> SymTensor:
             out.append(want)
             stride = 0
         else:
-            ctx.equal(have, want, f"expand: size {{lhs}} must match {{rhs}} at non-singleton dim {i}")
-            out.append(have)
+            # torch grows a dim of size 1 and keeps one of the size asked for: either way the
+            # size asked for (the stride is 0 in the first case only: not followed)
+            reason = f"expand: size {{lhs}} must match {{rhs}} at non-singleton dim {i}"
+            ctx.require(have, "==", want, reason, unless=Requirement(have, "==", 1, reason))
+            out.append(want)
+            by_case = True
         strides.append(stride)
-    return _laid_out(x, out, strides if st else None)
+    return _laid_out(x, out, strides if st and not by_case else None)
 
 
 @method_rule("expand_as", layout=True)
@@ -414,3 +419,27 @@ def setitem(ctx: Context, value, index, item) -> None:
                   f"({{rhs}}) (torch: shape mismatch, cannot be broadcast to indexing result)")
         ctx.require(b, "==", a, reason, unless=Requirement(b, "==", 1, reason))
     return None
+
+
+@method_rule("unfold", layout=True)
+def unfold(ctx: Context, input, dimension, size, step) -> SymTensor:
+    """``out[d] = (in[d] - size) // step + 1`` and a new last dim of ``size`` (the windows of
+    ``in[d]``; ``in[d] >= size``, ``step > 0``). A view: dim ``d``'s stride times ``step``, and
+    the new dim gets dim ``d``'s stride."""
+    x = tensor_arg(input, "input", ctx)
+    size, step = as_int(size, "size", ctx), as_int(step, "step", ctx)
+    if step <= 0:
+        ctx.never(f"unfold: step is {step} but must be > 0")
+    if size < 0:
+        ctx.never(f"unfold: size is {size} but must be >= 0")
+    if x.ndim == 0:
+        if size > 1:
+            ctx.never(f"unfold: the maximum size of a 0-dim tensor is 1 but size is {size}")
+        return x.with_shape((size,), contiguous=True)
+    (d,) = _dims(ctx, x, [dimension], "unfold")
+    n = x.shape[d]
+    ctx.at_least(n, size, f"unfold: the maximum size at dim {d} is {{lhs}} but size is {{rhs}}")
+    shape = list(x.shape)
+    shape[d] = canonical(floor_div(as_expr(n) - size, max(step, 1)) + 1)
+    st = x.known_strides
+    return _laid_out(x, [*shape, size], st and [*(st[i] * (step if i == d else 1) for i in range(x.ndim)), st[d]])

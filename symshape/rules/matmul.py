@@ -24,6 +24,7 @@ import operator
 import torch
 import torch.nn.functional as F
 
+from ..errors import UnsupportedWhereMetaDiffers
 from ..requirements import Requirement
 from ..tensor import SymTensor
 from .combine import broadcast_shape
@@ -102,12 +103,16 @@ def scaled_dot_product_attention(ctx: Context, query, key, value, attn_mask=None
     The batch dims broadcast as in the two products; ``q[-1] == k[-1]`` and ``k[-2] == v[-2]``.
     torch's CPU kernel returns a tensor that is contiguous when ``q``, ``k`` and ``v`` are, with
     the strides of a ``(B, L, heads, Ev)`` buffer on a dim of 1 (``loose``); for other inputs its
-    layout is not followed (a later ``view`` is refused, ``reshape`` is exact). A mask or grouped
-    query heads go to torch's meta kernel.
+    layout is not followed (a later ``view`` is refused, ``reshape`` is exact).
+
+    ``attn_mask`` broadcasts to the scores ``(*B, L, S)`` without growing them: at most that
+    many dims, each (right-aligned) 1 or the scores' size (torch's CPU kernels add it in place;
+    its meta kernel also broadcasts a mask with more dims, which the CPU refuses at every size).
+    A 1-D mask for 4-D scores is refused by name (the CPU's flash kernel raises, its math kernel
+    broadcasts). With a mask the output's layout is not followed. Grouped query heads, and a
+    mask with ``is_causal``, go to torch's meta kernel.
     """
     q, k, v = (tensor_arg(t, n, ctx) for t, n in ((query, "query"), (key, "key"), (value, "value")))
-    if attn_mask is not None:
-        ctx.unsupported("scaled_dot_product_attention with attn_mask")
     if enable_gqa:
         ctx.unsupported("scaled_dot_product_attention with enable_gqa=True")
     if min(q.ndim, k.ndim, v.ndim) < 2:
@@ -120,6 +125,9 @@ def scaled_dot_product_attention(ctx: Context, query, key, value, attn_mask=None
     batch = broadcast_shape(ctx, SymTensor(q.shape[:-2]), SymTensor(k.shape[:-2])).shape
     batch = broadcast_shape(ctx, SymTensor(batch), SymTensor(v.shape[:-2])).shape
     shape = (*batch, q.shape[-2], v.shape[-1])
+    if attn_mask is not None:
+        _attention_mask(ctx, attn_mask, q, (*batch, q.shape[-2], k.shape[-2]), is_causal)
+        return SymTensor(shape, contiguous=False)
     inputs = (q, k, v)
     if all(t.contiguous and not t.loose and not t.guard for t in inputs) and len({t.ndim for t in inputs}) == 1:
         return SymTensor(shape, loose=True)
@@ -207,14 +215,35 @@ def einsum(ctx: Context, equation, *operands) -> SymTensor:
     return SymTensor(tuple(shape), contiguous=False)
 
 
-def _expandable(ctx: Context, x: SymTensor, target: tuple, what: str) -> None:
+def _attention_mask(ctx: Context, attn_mask, q: SymTensor, scores: tuple, is_causal) -> None:
+    """``attn_mask`` expands to the attention scores ``scores``: see scaled_dot_product_attention."""
+    what = "scaled_dot_product_attention"
+    if is_causal is not False:
+        ctx.unsupported(f"{what} with both attn_mask and is_causal")
+    mask = tensor_arg(attn_mask, "attn_mask", ctx)
+    if mask.dtype is not None and q.dtype is not None and mask.dtype not in (torch.bool, q.dtype):
+        ctx.unsupported(f"{what} with an attn_mask of dtype {mask.dtype} for a {q.dtype} query")
+    if mask.ndim > len(scores):
+        ctx.refuse(f"{what}: attn_mask has {mask.ndim} dims, more than the scores' {len(scores)} "
+                   "(torch's CPU kernels add it in place; its meta kernel would broadcast)")
+    if mask.ndim == 1 and len(scores) == 4:
+        # the CPU's flash kernel (4-D, one batch size and head count) indexes dim -2 of the mask;
+        # its math kernel broadcasts it; the meta kernel always broadcasts
+        raise UnsupportedWhereMetaDiffers(ctx.op, ctx.step, ctx.node,
+                                          f"{what} with a 1-D attn_mask and 4-D scores (torch's CPU kernels "
+                                          "raise or broadcast by backend; its meta kernel broadcasts)")
+    _expandable(ctx, mask, scores, what, "attn_mask", "the scores")
+
+
+def _expandable(ctx: Context, x: SymTensor, target: tuple, what: str, name: str = "input",
+                into: str = "the product") -> None:
     """torch expands ``x`` to ``target``: no more dims, each (right-aligned) 1 or the target's."""
     if x.ndim > len(target):
-        ctx.refuse(f"{what}: input has {x.ndim} dims, more than the product's {len(target)}")
+        ctx.refuse(f"{what}: {name} has {x.ndim} dims, more than {into}'s {len(target)}")
     for i, (a, b) in enumerate(zip(reversed(x.shape), reversed(target))):
         if a == b or a == 1:
             continue
-        reason = (f"{what}: input's size ({{lhs}}) at dim -{i + 1} must be 1 or the product's ({{rhs}}) "
+        reason = (f"{what}: {name}'s size ({{lhs}}) at dim -{i + 1} must be 1 or {into}'s ({{rhs}}) "
                   f"(torch: the expanded size must match the existing size)")
         ctx.require(a, "==", b, reason, unless=Requirement(a, "==", 1, reason))
 

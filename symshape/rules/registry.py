@@ -17,6 +17,7 @@ import sympy
 import torch
 import torch.nn.functional as F
 
+from ..dims import as_expr, implied
 from ..errors import InvalidInputSize, UnsupportedArgument
 from ..requirements import Requirement, Rounding, by_cases
 
@@ -172,6 +173,10 @@ def registered() -> list[Rule]:
     return [*_MODULE_RULES.values(), *_FUNCTION_RULES.values(), *_METHOD_RULES.values()]
 
 
+#: the relation a requirement's check is, for symshape.dims.implied (a broadcast holds where equal)
+_IMPLIED = {"==": sympy.Eq, "broadcast": sympy.Eq, ">=": sympy.Ge}
+
+
 class Context:
     """What a rule sees besides its arguments: the step it computes and its requirements."""
 
@@ -184,12 +189,25 @@ class Context:
         self.derivations: list = []
         #: set by a rule whose kernel's memory format depends on its arguments (see Rule.memory_format)
         self.memory_format: str | None = None
+        #: conditions that hold wherever this step runs (the answers of the side of a Python
+        #: branch it is on): a requirement they imply is no requirement, sizes they make equal are
+        self.facts: tuple = ()
+
+    def same(self, a, b) -> bool:
+        """Whether two sizes are equal wherever this step runs: structurally, or as the facts
+        imply (symshape.dims.implied)."""
+        a, b = as_expr(a), as_expr(b)
+        if sympy.expand(a - b) == 0:
+            return True
+        return bool(self.facts) and implied(self.facts, sympy.Eq(a, b))
 
     def require(self, lhs, relation: str, rhs, reason: str, kind: str = "size",
                 unless: Requirement | None = None, backend_dependent: str = "", data_dependent: str = "") -> None:
         req = Requirement(lhs, relation, rhs, reason, kind, unless, backend_dependent, data_dependent)
         if req.decided() is True:
             return
+        if self.facts and relation in _IMPLIED and implied(self.facts, _IMPLIED[relation](req.lhs, req.rhs)):
+            return  # holds wherever this step runs
         try:
             self.requirements += by_cases(req)  # a size defined by cases: one requirement a case
         except ValueError:  # a case's condition that is not a relation of sizes: kept whole

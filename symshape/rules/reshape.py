@@ -117,10 +117,14 @@ def view(ctx: Context, self, *sizes, what: str) -> SymTensor:
 
 def _viewed(ctx: Context, x: SymTensor, sizes: list, what: str) -> SymTensor:
     out = view_shape(ctx, x, sizes, what)
-    strides = _view_strides(x, out.shape) if not x.contiguous and x.strides is not None else None
+    strides = _view_strides(x, out.shape, ctx.same) if not x.contiguous and x.strides is not None else None
     if strides is not None:  # a view at every size, strides as torch computes them
         # (but for dims of size 1, which torch's computeStride merges into other chunks)
         return x.with_shape(out.shape, strides=strides, exact=False)
+    if not x.contiguous and x.strides is None and _splits_only(x, out.shape, ctx.same):
+        # a view at any strides (EfficientViT's feat.view(B, -1, H, W) of a (B, C, H, W) tensor
+        # whose layout symshape does not follow): the same sizes, the layout still not known
+        return x if tuple(out.shape) == tuple(x.shape) else out.with_shape(out.shape, contiguous=False)
     by_strides(ctx, x, what)
     return _reshaped(x, out)
 
@@ -133,17 +137,12 @@ def _same(a, b) -> bool:
 _MAX_CHUNK = 6
 
 
-def _view_strides(x: SymTensor, shape) -> tuple | None:
-    """The strides of ``x`` viewed as ``shape``, as torch's computeStride gives them, where the
-    view is one at every size (structurally): ``x``'s dims and ``shape`` fall into consecutive
-    chunks of equal product; each chunk of ``x`` is laid out as one block (a dim's stride is the
-    next one's times its size); its dims of ``shape`` get the innermost stride times the sizes
-    after them. A dim ``(a, b, c)`` split from one of stride ``s`` gets ``(s*b*c, s*c, s)``;
-    ``(H, W)`` with strides ``(8*W, 8)`` merges into ``H*W`` of stride 8. None where no such
-    chunks are found (torch's answer may then depend on the sizes)."""
-    out: list = []
+def _chunks(xshape, shape, same=_same) -> list[tuple[int, int, int, int]] | None:
+    """``xshape``'s dims and ``shape`` as consecutive chunks of equal product, the smallest
+    first: ``(i, a, k, b)`` for ``xshape[i:i+a]`` and ``shape[k:k+b]``; None where none is found."""
+    out = []
     i = k = 0
-    n, m = x.ndim, len(shape)
+    n, m = len(xshape), len(shape)
     while i < n or k < m:
         found = None
         for total in range(2, 2 * _MAX_CHUNK + 1):  # the smallest chunk first
@@ -151,7 +150,7 @@ def _view_strides(x: SymTensor, shape) -> tuple | None:
                 b = total - a
                 if b > _MAX_CHUNK or i + a > n or k + b > m:
                     continue
-                if _same(product(x.shape[i:i + a]), product(shape[k:k + b])):
+                if same(product(xshape[i:i + a]), product(shape[k:k + b])):
                     found = (a, b)
                     break
             if found:
@@ -159,13 +158,40 @@ def _view_strides(x: SymTensor, shape) -> tuple | None:
         if found is None:
             return None
         a, b = found
+        out.append((i, a, k, b))
+        i, k = i + a, k + b
+    return out
+
+
+def _view_strides(x: SymTensor, shape, same=_same) -> tuple | None:
+    """The strides of ``x`` viewed as ``shape``, as torch's computeStride gives them, where the
+    view is one at every size (structurally): ``x``'s dims and ``shape`` fall into consecutive
+    chunks of equal product; each chunk of ``x`` is laid out as one block (a dim's stride is the
+    next one's times its size); its dims of ``shape`` get the innermost stride times the sizes
+    after them. A dim ``(a, b, c)`` split from one of stride ``s`` gets ``(s*b*c, s*c, s)``;
+    ``(H, W)`` with strides ``(8*W, 8)`` merges into ``H*W`` of stride 8. None where no such
+    chunks are found (torch's answer may then depend on the sizes). ``same``: the equality of
+    sizes (on a side of a Python branch, as its answers imply: ``Context.same``)."""
+    chunks = _chunks(x.shape, shape, same)
+    if chunks is None:
+        return None
+    out: list = []
+    for i, a, k, b in chunks:
         dims = [d for d in range(i, i + a) if x.shape[d] != 1] or [i + a - 1]
-        if not all(_same(x.strides[p], x.strides[q] * x.shape[q]) for p, q in zip(dims, dims[1:])):
+        if not all(same(x.strides[p], x.strides[q] * x.shape[q]) for p, q in zip(dims, dims[1:])):
             return None  # not one block at every size
         base = x.strides[dims[-1]]
         out += [base * product(shape[j + 1:k + b]) for j in range(k, k + b)]
-        i, k = i + a, k + b
     return tuple(out)
+
+
+def _splits_only(x: SymTensor, shape, same=_same) -> bool:
+    """Whether viewing ``x`` as ``shape`` only splits dims (each dim of ``x`` but those of size 1
+    becomes one or more consecutive dims of ``shape``): torch's computeStride then succeeds
+    whatever the strides (the split dims get the dim's stride times the sizes after them)."""
+    chunks = _chunks(x.shape, shape, same)
+    return chunks is not None and all(sum(1 for d in range(i, i + a) if x.shape[d] != 1) <= 1
+                                      for i, a, _, _ in chunks)
 
 
 @function_rule(torch.reshape, layout=True)
