@@ -542,13 +542,11 @@ def _period(cond) -> int | None:
 
 @functools.lru_cache(maxsize=8192)
 def _decide(cond) -> bool | None:
-    """Whether a condition on one size holds at every size >= 1 (True), at none (False), or
+    """Whether a relation of one size holds at every size >= 1 (True), at none (False), or
     depends on the size (None). Exact for quasi-linear conditions: the size is written as
     ``L*k + r`` for each residue ``r`` modulo the period ``L`` of its floor divisions, which
     makes every floor linear in ``k``, and a linear condition on ``k >= 0`` is decided by its
     value at the smallest ``k`` and its slope."""
-    if not isinstance(cond, sympy.Rel) or len(cond.free_symbols) != 1:
-        return None
     (x,) = cond.free_symbols
     if not (x.is_integer and x.is_positive):
         return None
@@ -583,9 +581,7 @@ def _implied(facts: tuple, cond) -> bool:
     that the side's facts on that size settle, residue by residue as :func:`decide` does
     (``floor((H + 7)/8) == 7*floor((H + 7)/56)`` where ``Mod(6*floor((H + 7)/8), 7) <= 0``); an
     equality of two products, factor by factor (``h*w == (7*a)*(7*b)`` from ``h == 7*a`` and
-    ``w == 7*b``)."""
-    if not facts or not isinstance(cond, sympy.Rel):
-        return False
+    ``w == 7*b``). ``facts``: a non-empty tuple; ``cond``: a relation."""
     if isinstance(cond, sympy.Eq) and (isinstance(cond.lhs, sympy.Mul) or isinstance(cond.rhs, sympy.Mul)):
         if _factors_implied(facts, cond.lhs, cond.rhs):
             return True
@@ -614,22 +610,9 @@ def _implied(facts: tuple, cond) -> bool:
 
 
 def _factors_implied(facts, a, b) -> bool:
-    """``a == b`` for two products whose factors pair up into equalities the facts imply."""
-    ca, fa = sympy.Mul(*[f for f in sympy.Mul.make_args(a) if f.is_Number]), \
-        [f for f in sympy.Mul.make_args(a) if not f.is_Number]
-    cb, fb = sympy.Mul(*[f for f in sympy.Mul.make_args(b) if f.is_Number]), \
-        [f for f in sympy.Mul.make_args(b) if not f.is_Number]
-    if not fa or not fb:
-        return False
-    # the factors of b regrouped by the symbol they depend on, each group against a's
-    def by_symbol(factors):
-        groups: dict = {}
-        for f in factors:
-            if len(f.free_symbols) != 1:
-                return None
-            groups.setdefault(next(iter(f.free_symbols)), []).append(f)
-        return groups
-    ga, gb = by_symbol(fa), by_symbol(fb)
+    """``a == b`` for two products whose factors, grouped by the size each depends on, pair up
+    into equalities the facts imply."""
+    (ca, ga), (cb, gb) = _by_size(a), _by_size(b)
     if ga is None or gb is None or set(ga) != set(gb) or len(ga) < 2:
         return False
     ratio = cb / ca
@@ -648,6 +631,18 @@ def _factors_implied(facts, a, b) -> bool:
         ratio //= share
     pa, pb = sympy.Mul(*ga[last]), ratio * sympy.Mul(*gb[last])
     return sympy.expand(pa - pb) == 0 or implied(facts, sympy.Eq(pa, pb))
+
+
+def _by_size(product: sympy.Expr) -> tuple[sympy.Expr, dict | None]:
+    """A product's constant, and its other factors grouped by the one size each depends on
+    (None where a factor depends on several)."""
+    c, factors = product.as_coeff_mul()
+    groups: dict = {}
+    for f in factors:
+        if len(f.free_symbols) != 1:
+            return c, None
+        groups.setdefault(next(iter(f.free_symbols)), []).append(f)
+    return c, groups
 
 
 def _decide_linear(rel, k, k0: int) -> bool | None:

@@ -29,6 +29,7 @@ from .dims import SizeRatio, decide, smallest_value
 from .errors import SymshapeError, UnsupportedOperation, UnsupportedWhereMetaDiffers, UntraceableModel
 from .modules import attributes_kept
 from .rules import rule_for_module, vision
+from .rules.reshape import DEVICE_ATTRIBUTES
 from .tensor import SymTensor
 
 __all__ = ["MAX_SIDES", "ModelRaised", "Path", "SizeBranch", "Traced", "is_dynamic", "scope_of", "trace"]
@@ -383,11 +384,6 @@ def _stands_for(value) -> type | None:
     return None
 
 
-#: tensor attributes that do not depend on sizes, as the analysis runs the model (on the CPU;
-#: the same values symshape.rules.reshape.tensor_attribute gives)
-_CONSTANT_ATTRIBUTES = {"device": torch.device("cpu"), "is_cuda": False, "is_cpu": True, "is_meta": False}
-
-
 class _SizedMixin:
     @property
     def __class__(self):
@@ -405,12 +401,12 @@ class _SizedMixin:
         return super().__len__()
 
     def __getattr__(self, k: str):
-        if k in _CONSTANT_ATTRIBUTES:
+        if k in DEVICE_ATTRIBUTES:
             # the tensor's device as the analysis runs the model (the CPU), a plain value: code
             # passes it on to Python that fx does not follow (``torch.autocast(x.device.type)``)
             tracer = self.__dict__.get("tracer")
             if tracer is not None and isinstance(tracer.value(self), SymTensor):
-                return _CONSTANT_ATTRIBUTES[k]
+                return DEVICE_ATTRIBUTES[k]
         return _SizedAttribute(self, k)
 
     def __setitem__(self, key, value):

@@ -45,28 +45,13 @@ MODELS = [
     "xcit_nano_12_p8_224",
 ]
 
-#: the models that analyze and agree with torch (docs/coverage.md): they must stay so
-KNOWN_OK = {
-    "beit_base_patch16_224", "cait_xxs24_224", "coat_tiny", "convit_tiny", "convmixer_768_32",
-    "cpubone_nano", "crossvit_tiny_240", "cs3darknet_focus_s", "csatv2", "cspnext_tiny",
-    "davit_tiny", "deepseek_vit_412m", "deit_tiny_patch16_224", "densenet121", "dla46x_c",
-    "dpn48b", "edgenext_xx_small", "efficientformer_l1", "efficientformerv2_s0", "efficientvim_m1",
-    "efficientvit_b0", "efficientvit_m0", "halonet_h1", "nasnetalarge", "tiny_vit_5m_224",
-    "naflexvit_base_patch16_parfac_gap", "swinv2_cr_tiny_224", "twins_svt_small",
-    "ese_vovnet19b_slim_dw", "fasternet_t0", "fastvit_t8", "focalnet_tiny_srf", "ghostnet_050",
-    "gmlp_ti16_224", "hardcorenas_b", "hgnetv2_b0", "hiera_tiny_224", "hrnet_w18_small",
-    "iformer_t", "inception_next_atto", "inception_resnet_v2", "inception_v3", "inception_v4",
-    "lcnetv2_small", "legacy_seresnet18", "legacy_xception", "levit_128s", "lowformer_b0",
-    "mobilenetv3_small_050", "mobilevit_xxs", "mvitv2_tiny", "nextvit_small", "pit_ti_224",
-    "poolformerv2_s12", "pvt_v2_b0", "qwen3_vit_88m", "rdnet_tiny", "regnetx_002",
-    "repghostnet_050", "repvit_m1", "res2next50", "resnest14d", "resnetv2_18", "rexnet_100",
-    "selecsls42", "sequencer2d_s", "shvit_s1", "skresnet18", "starnet_s050", "swiftformer_xs",
-    "swin_tiny_patch4_window7_224", "swinv2_tiny_window8_256", "test_byobnet", "test_coatnet",
-    "test_convnext", "test_efficientnet", "test_mambaout", "test_nfnet", "test_resnet", "test_vit",
-    "test_vit_relpos", "tnt_s_legacy_patch16_224", "tresnet_m", "vgg11", "visformer_tiny",
-    "vit_tiny_r_s16_p8_224", "vitamin_small_224", "volo_d1_224", "xception41p",
-    "xcit_nano_12_p8_224",
+#: the families that do not analyze yet (docs/coverage.md says why); every other model analyzes
+#: and agrees with torch, and must stay so
+NOT_YET = {
+    "gcvit_xxtiny", "gemma4_vit_167m", "mobilenetv5_base", "nest_tiny", "pnasnet5large",
+    "sam2_hiera_tiny", "samvit_base_patch16_224", "vit_tiny_patch16_dinov3_qkvb",
 }
+KNOWN_OK = set(MODELS) - NOT_YET
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -269,6 +269,11 @@ def numel(ctx: Context, self):
     return tensor_arg(self, "self", ctx).numel()
 
 
+#: a tensor's device, as the analysis runs the model (on the CPU): the same for every size, so
+#: the tracer hands them out as plain values (symshape.trace) and this rule answers them
+DEVICE_ATTRIBUTES = {"device": torch.device("cpu"), "is_cuda": False, "is_meta": False, "is_cpu": True}
+
+
 @function_rule(builtins.getattr)
 def tensor_attribute(ctx: Context, obj, name, *default):
     """``x.shape`` and ``x.ndim``; attributes that do not depend on sizes as the analysis runs
@@ -279,8 +284,7 @@ def tensor_attribute(ctx: Context, obj, name, *default):
             return tuple(obj.shape)
         if name == "ndim":
             return obj.ndim
-        fixed = {"dtype": obj.dtype or torch.float32, "device": torch.device("cpu"), "is_cuda": False,
-                 "is_meta": False, "is_cpu": True, "data": obj}
+        fixed = {"dtype": obj.dtype or torch.float32, **DEVICE_ATTRIBUTES, "data": obj}
         if isinstance(name, str) and name in fixed:
             return fixed[name]
         ctx.unsupported(f"tensor attribute {name!r}")
