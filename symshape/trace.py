@@ -401,12 +401,18 @@ class _SizedMixin:
         return super().__len__()
 
     def __getattr__(self, k: str):
-        if k in DEVICE_ATTRIBUTES:
-            # the tensor's device as the analysis runs the model (the CPU), a plain value: code
-            # passes it on to Python that fx does not follow (``torch.autocast(x.device.type)``)
-            tracer = self.__dict__.get("tracer")
-            if tracer is not None and isinstance(tracer.value(self), SymTensor):
+        # a tensor's device as the analysis runs the model (the CPU): its flags (``x.is_cuda``)
+        # and its type (``x.device.type``) are plain values, for Python that fx does not follow
+        # (``torch.autocast(device_type=x.device.type)``, ``if x.device.type != "meta"``). The
+        # device itself stays a traced value: an op given ``device=x.device`` must run where the
+        # graph is replayed (the proof replays it on the meta device)
+        tracer = self.__dict__.get("tracer")
+        if tracer is not None and k in DEVICE_ATTRIBUTES and k != "device":
+            if isinstance(tracer.value(self), SymTensor):
                 return DEVICE_ATTRIBUTES[k]
+        if tracer is not None and k == "type" and self.__dict__.get("attr") == "device":
+            if isinstance(tracer.value(self.__dict__["root"]), SymTensor):
+                return DEVICE_ATTRIBUTES["device"].type
         return _SizedAttribute(self, k)
 
     def __setitem__(self, key, value):

@@ -285,3 +285,25 @@ def test_a_branch_on_tensor_values_is_refused_by_name_every_time(on):
     for _ in range(3):
         with pytest.raises(symshape.UntraceableModel, match="tensor's values"):
             symshape.analyze(RandomBranch(on), (1, "H", "W"))
+
+
+class MadeOnTheDevice(nn.Module):
+    """XCiT's position encoding: tensors made on ``self.weight.device`` and ``x.device``."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(4))
+
+    def forward(self, x):
+        grid = torch.arange(x.shape[-1], device=self.weight.device).to(torch.float32)
+        return x + grid + torch.zeros(x.shape[-2], 1, device=x.device)
+
+
+def test_a_tensor_made_on_a_traced_device_stays_on_the_device_torch_runs_on():
+    """``x.device`` stays a traced value (only its flags and ``.type`` are plain values): the
+    proof replays the graph on the meta device, where a device written into the graph as the
+    CPU would fail every step after it (XCiT was refused that way)."""
+    model = MadeOnTheDevice()
+    an = symshape.analyze(model, (2, "H", "W"))
+    assert_agrees(model, (2, "H", "W"), grid(["H", "W"], [1, 3]))
+    assert an.verify(sizes=[{"H": 3, "W": 4}], device="meta").ok
