@@ -13,8 +13,7 @@ import warnings
 warnings.filterwarnings("ignore", message="Failed to initialize NumPy", category=UserWarning)
 
 from .analysis import Analysis, Evaluation, analyze, in_features
-from .errors import (InvalidArgument, InvalidInputSize, NotASize, SymshapeError, TraceMismatch, UnsupportedArgument,
-                     UnsupportedOperation, UnsupportedWhereMetaDiffers, UntraceableModel)
+from .errors import (BoundExceeded, InvalidArgument, InvalidInputSize, NotASize, SymshapeError, TraceMismatch, UnknownName, UnsupportedArgument, UnsupportedOperation, UnsupportedWhereMetaDiffers, UntraceableModel)
 from .rules import function_rule, method_rule, module_rule
 from .sizes import IntSet, SizeSet
 
@@ -22,6 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Analysis",
+    "BoundExceeded",
     "Evaluation",
     "IntSet",
     "InvalidArgument",
@@ -32,6 +32,7 @@ __all__ = [
     "NotASize",
     "UnsupportedArgument",
     "UnsupportedOperation",
+    "UnknownName",
     "UnsupportedWhereMetaDiffers",
     "UntraceableModel",
     "analyze",

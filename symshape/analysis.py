@@ -7,6 +7,7 @@ plus the questions asked of them, each answered by its own module (``formula``, 
 
 from __future__ import annotations
 
+import sys
 from typing import Sequence
 
 import sympy
@@ -15,7 +16,7 @@ import torch.nn as nn
 from . import check, explain, solve, verify
 from .dims import BATCH, batch_symbol, positive_int, size_symbol
 from .engine import Propagator, Step
-from .errors import InvalidInputSize, SymshapeError, TraceMismatch
+from .errors import BoundExceeded, InvalidArgument, InvalidInputSize, SymshapeError, TraceMismatch
 from .evaluation import ConcreteStep, Evaluation, Failure, Shapes
 from .formula import Formula
 from .tensor import SymTensor
@@ -24,17 +25,21 @@ from .trace import trace
 __all__ = ["Analysis", "ConcreteStep", "Evaluation", "Failure", "analyze", "in_features", "parse_input_shape"]
 
 
+#: the most elements one sample's fixed dims may have: torch counts a tensor's bytes in int64
+MAX_ELEMENTS = 2 ** 58
+
+
 def parse_input_shape(input_shape: Sequence) -> tuple[sympy.Expr, ...]:
     """``(1, "H", "W")`` -> ``(1, H, W)`` with positive-integer symbols; the batch dim is not included."""
     if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Sequence):
-        raise TypeError(
+        raise InvalidArgument(
             f"input_shape must be a tuple such as (1, 'H', 'W'), got {input_shape!r}"
         )
     dims: list[sympy.Expr] = []
     for i, d in enumerate(input_shape):
         if isinstance(d, str):
             if d == BATCH:
-                raise ValueError(
+                raise InvalidArgument(
                     f"{BATCH!r} is the batch dim, which symshape adds itself; input_shape is one "
                     f"sample's shape, e.g. (1, 'H', 'W')"
                 )
@@ -43,6 +48,12 @@ def parse_input_shape(input_shape: Sequence) -> tuple[sympy.Expr, ...]:
             dims.append(size_symbol(d.name))
         else:
             dims.append(sympy.Integer(positive_int(d, f"input_shape {tuple(input_shape)}: entries are ints or size names; entry {i}")))
+    fixed = 1
+    for d in dims:
+        fixed *= int(d) if d.is_Integer else 1
+    if fixed >= MAX_ELEMENTS:
+        raise InvalidArgument(f"input_shape {tuple(input_shape)}: {fixed:,} elements per sample, more than torch can "
+                              "make a tensor of (its size in bytes must fit in int64)")
     return tuple(dims)
 
 
@@ -84,7 +95,7 @@ class Analysis(Shapes):
 
     # -- wrong Linear layers (symshape.check) ----------------------------------------------
 
-    def check(self, **sizes: int):
+    def check(self, /, **sizes: int):
         """Every Linear whose in_features does not fit what reaches it, at ``sizes`` (or, with no
         sizes, for every size): torch's error, the right value and its formula, the sizes at which
         the declared value would be right, and the fix. Returns a :class:`~symshape.check.CheckReport`.
@@ -93,7 +104,7 @@ class Analysis(Shapes):
 
     # -- derivations for docs (symshape.explain) --------------------------------------------
 
-    def explain(self, format: str = "text", **sizes: int):
+    def explain(self, /, format: str = "text", **sizes: int):
         """Every layer's arithmetic: symbolically, or at ``sizes`` with each formula's numbers,
         the exact value before rounding, the rounding torch applies and what it means; closing
         with each Linear's in_features, the other sizes that give it, and the no-rounding sizes.
@@ -134,6 +145,15 @@ def analyze(model: nn.Module, input_shape: Sequence, prove: bool = True) -> Anal
     8*floor((H - 1)/2)*floor((W - 1)/2)
     """
     dims = parse_input_shape(input_shape)
+    try:
+        return _analyze(model, dims, prove)
+    except RecursionError:
+        raise BoundExceeded(f"Python's recursion limit, {sys.getrecursionlimit()}",
+                            f"{type(model).__name__} nests modules, or its sizes nest expressions, deeper than "
+                            "symshape follows") from None
+
+
+def _analyze(model: nn.Module, dims: tuple, prove: bool) -> "Analysis":
     x = SymTensor((batch_symbol(), *dims))
     training = {name: m.training for name, m in model.named_modules()}
     whole: frozenset = frozenset()

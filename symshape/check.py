@@ -57,6 +57,12 @@ class LinearFinding:
         bias = "" if self.bias else ", bias=False"
         return f"nn.LazyLinear({self.out_features}{bias})"
 
+    def to_json(self) -> dict:
+        return {"layer": self.layer, "declared": self.declared, "in_features": str(self.formula),
+                "value": self.value, "error": self.error or None, "sizes": dict(self.sizes),
+                "fits": self.fits.to_json() if self.fits is not None else None,
+                "fix": self.fix if self.value is not None else self.lazy_fix}
+
     def lines(self) -> list[str]:
         at = ", ".join(f"{k}={v}" for k, v in self.sizes.items())
         out = []
@@ -99,6 +105,11 @@ class CheckReport:
     @property
     def ok(self) -> bool:
         return not self.findings
+
+    def to_json(self) -> dict:
+        return {"ok": self.ok, "linears": list(self.linears), "lazy": list(self.lazy), "sizes": dict(self.sizes),
+                "findings": [f.to_json() for f in self.findings],
+                "fits_only_at": {k: v.to_json() for k, v in self.fits.items()}}
 
     def __str__(self) -> str:
         out = [line for f in self.findings for line in f.lines()]

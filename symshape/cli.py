@@ -2,13 +2,17 @@
 
 Exit codes: 0 success, 1 a finding (a Linear whose in_features does not fit; no size solves the
 question asked; a prediction torch contradicts), 2 a usage error (bad model spec, malformed --input, a size torch refuses, a
-model symshape cannot analyze or solve).
+model symshape cannot analyze or solve, an output that cannot be written), 130 interrupted (Ctrl-C), 141 the reader closed the
+output (``| head``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import inspect
+import io
 import json
 import os
 import sys
@@ -17,12 +21,14 @@ from typing import Sequence
 from . import __version__
 from .analysis import analyze
 from .errors import InvalidInputSize, SymshapeError
-from .fix import apply_edits, plan_fixes, unified_diff
-from .load import load_model, parse_input
+from .fix import apply_edits, locate, plan_fixes, read_source, unified_diff, write_source
+from .load import load_model, parse_input, spec_object
 from .modules import is_lazy
 from .render import text_table
 
 OK, FINDING, USAGE = 0, 1, 2
+#: Ctrl-C (as a shell reports SIGINT), and a reader that closed stdout (as for SIGPIPE)
+INTERRUPTED, CLOSED_OUTPUT = 130, 141
 
 
 class _UsageError(Exception):
@@ -37,6 +43,10 @@ def _declared(analysis, name: str) -> str:
     if is_lazy(m):
         return "lazy"
     return str(getattr(m, "in_features", "?"))
+
+
+def _kwargs(args) -> dict | None:
+    return json.loads(args.kwargs) if args.kwargs else None
 
 
 def _model_and_input(args):
@@ -55,30 +65,64 @@ def _model_and_input(args):
     return load_model(args.model, kwargs), shape
 
 
+def _emit(args, result: dict, members=None) -> None:
+    """Print ``result`` as one JSON object (``--json``); ``members`` (an iterator of sizes) is
+    streamed into its ``"members"`` array, so a long listing takes no memory."""
+    doc = {"command": args.command, "model": args.model, "input": list(parse_input(args.input)), **result}
+    if members is None:
+        print(json.dumps(doc))
+        return
+    text = json.dumps(doc)
+    print(text[:-1] + ', "members": [', end="")
+    for i, m in enumerate(members):
+        print(("" if i == 0 else ", ") + json.dumps(m), end="")
+    print("]}")
+
+
 def cmd_formula(args) -> int:
     """Each Linear's in_features: the formula, or its value when --input is all numbers."""
     model, shape = _model_and_input(args)
     analysis = analyze(model, shape)
+    output = [str(s) for s in analysis.output_shape] if isinstance(analysis.output_shape, tuple) else str(
+        analysis.output_shape)
     if not analysis.in_features:
-        print("the forward calls no nn.Linear; output shape:", analysis.output_shape)
+        if args.json:
+            _emit(args, {"output_shape": output, "layers": [], "problems": []})
+        else:
+            print("the forward calls no nn.Linear; output shape:", analysis.output_shape)
         return OK
     if analysis.size_names:
         rows = [(k, str(v), _declared(analysis, k)) for k, v in analysis.in_features.items()]
-        print(text_table(("layer", "in_features", "declared"), rows))
+        if args.json:
+            _emit(args, {"output_shape": output, "problems": [],
+                         "layers": [{"layer": k, "in_features": f, "value": None, "declared": _json_declared(d),
+                                     "fits": None} for k, f, d in rows]})
+        else:
+            print(text_table(("layer", "in_features", "declared"), rows))
         return OK
     ev = analysis.evaluate()
     if ev.failure is not None:
         raise InvalidInputSize(ev.failure.step, ev.failure.reason)
     wrong = {f.step: f.reason for f in ev.mismatches}
-    rows = []
+    rows, layers = [], []
     for k, v in ev.in_features.items():
         declared = _declared(analysis, k)
         note = "" if declared in (str(v), "lazy") else "  <- does not fit"
         rows.append((k, str(v), declared + note))
+        layers.append({"layer": k, "in_features": str(analysis.in_features[k]), "value": v,
+                       "declared": _json_declared(declared), "fits": declared in (str(v), "lazy")})
+    if args.json:
+        _emit(args, {"output_shape": output, "layers": layers,
+                     "problems": [{"layer": k, "reason": r} for k, r in wrong.items()]})
+        return FINDING if wrong else OK
     print(text_table(("layer", "in_features", "declared"), rows))
     for step, reason in wrong.items():
         print(f"{step}: {reason}")
     return FINDING if wrong else OK
+
+
+def _json_declared(declared: str):
+    return int(declared) if declared.isdigit() else (None if declared == "?" else declared)
 
 
 def _symbolic(args):
@@ -97,13 +141,15 @@ def _show(label: str, sizes) -> str:
     return "\n".join([label.rstrip()] + [f"  {line}" for line in lines])
 
 
-def _listing(sizes, max_size: int | None) -> list[str]:
+def _print_listing(sizes, max_size: int | None) -> None:
+    """Every member up to ``max_size``, printed as it is found (two passes over the boxes: the
+    count for the header, then the rows), so a listing of millions starts at once and takes no
+    memory."""
     if max_size is None:
-        return []
-    rows = sizes.enumerate(max_size)
-    lines = [f"sizes up to {max_size} ({len(rows)}):"]
-    lines += ["  " + ", ".join(f"{k}={v}" for k, v in r.items()) for r in rows]
-    return lines
+        return
+    print(f"sizes up to {max_size} ({sizes.count(max_size)}):")
+    for r in sizes.members(max_size):
+        print("  " + ", ".join(f"{k}={v}" for k, v in r.items()))
 
 
 def _linear_name(analysis, layer: str | None) -> str:
@@ -122,6 +168,12 @@ def cmd_solve(args) -> int:
     analysis = _symbolic(args)
     layer = _linear_name(analysis, args.layer)
     sizes = analysis.solve(args.flat, layer=args.layer, square=args.square)
+    if args.json:
+        nearest = {label: ({"value": sizes.nearest[label][0], "at": sizes.nearest[label][1].to_json()}
+                           if label in sizes.nearest else None) for label in ("below", "above")}
+        _emit(args, {"layer": layer, "flat": args.flat, "square": args.square, "solutions": sizes.to_json(),
+                     "nearest": nearest}, sizes.members(args.max) if args.max is not None else None)
+        return FINDING if sizes.is_empty else OK
     if sizes.is_empty:
         print(f"no input size gives {layer} in_features = {args.flat}" + (" with square inputs" if args.square else ""))
         for label in ("below", "above"):
@@ -132,7 +184,7 @@ def cmd_solve(args) -> int:
                 print(f"nearest {label}: none")
         return FINDING
     print(_show(f"{layer} in_features = {args.flat} at", sizes))
-    print("\n".join(_listing(sizes, args.max)) or "", end="\n" if args.max is not None else "")
+    _print_listing(sizes, args.max)
     return OK
 
 
@@ -140,6 +192,11 @@ def cmd_sizes(args) -> int:
     """The input sizes the model accepts, the smallest, and those with no rounding."""
     analysis = _symbolic(args)
     valid = analysis.valid_sizes()
+    if args.json:
+        exact = analysis.exact_sizes() if not valid.is_empty else valid
+        _emit(args, {"valid": valid.to_json(), "smallest": valid.min(), "no_rounding": exact.to_json()},
+              valid.members(args.max) if args.max is not None else None)
+        return FINDING if valid.is_empty else OK
     if valid.is_empty:
         print("valid:       no input size (torch refuses every size)")
         return FINDING
@@ -148,8 +205,7 @@ def cmd_sizes(args) -> int:
     print(_show("valid:      ", valid))
     print(f"smallest:    {smallest}")
     print(_show("no rounding:", exact))
-    if args.max is not None:
-        print("\n".join(_listing(valid, args.max)))
+    _print_listing(valid, args.max)
     return OK
 
 
@@ -187,9 +243,27 @@ def cmd_check(args) -> int:
     model, shape = _model_and_input(args)
     named, sizes = _named(shape)
     report = analyze(model, named).check(**sizes)
+    if args.json and not args.fix:
+        _emit(args, report.to_json())
+        return OK if report.ok else FINDING
+    if args.json:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = _fix(args, model, report)
+        _emit(args, {**report.to_json(), "fix_output": out.getvalue()})
+        return code
     print(report)
     if report.ok or not args.fix:
         return OK if report.ok else FINDING
+    return _fix(args, model, report)
+
+
+def _fix(args, model, report) -> int:
+    """Rewrite each wrong Linear where the source builds it (symshape.fix); print the diff of a
+    file only once it is written."""
+    if report.ok:
+        return OK
+    built_by, spec_name, kwargs = spec_object(args.model), args.model.rpartition(":")[2], _kwargs(args)
     by_file: dict[str, list] = {}
     for f in report.findings:
         by_file.setdefault(_source_file(model, f.layer, args.model), []).append(f)
@@ -199,18 +273,28 @@ def cmd_check(args) -> int:
             for f in findings:
                 print(f"not fixed: {f.layer}: no source file to edit")
             continue
-        with open(path, encoding="utf-8") as fh:
-            source = fh.read()
-        edits, refusals = plan_fixes(source, findings, path)
+        try:
+            source, encoding = read_source(path)
+            sites = {f.layer: locate(model, f.layer, built_by, spec_name, kwargs) for f in findings}
+            edits, refusals = plan_fixes(source, findings, path, sites)
+        except (OSError, SyntaxError, UnicodeDecodeError, LookupError) as e:
+            for f in findings:
+                print(f"not fixed: {f.layer}: cannot read {os.path.relpath(path)}: {e}")
+            continue
         for r in refusals:
             print(f"not fixed: {r.layer}: {r.reason}")
-        if edits:
-            new = apply_edits(source, edits)
-            print(unified_diff(source, new, os.path.relpath(path)), end="")
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.write(new)
-            fixed += len(edits)
-            print(f"fixed {', '.join(e.layer for e in edits)} in {os.path.relpath(path)}")
+        if not edits:
+            continue
+        new = apply_edits(source, edits)
+        try:
+            write_source(path, new, encoding)
+        except OSError as e:
+            for e_ in edits:
+                print(f"not fixed: {e_.layer}: cannot write {os.path.relpath(path)}: {e}")
+            continue
+        print(unified_diff(source, new, os.path.relpath(path)), end="")
+        fixed += sum(len(e.layer.split(", ")) for e in edits)
+        print(f"fixed {', '.join(e.layer for e in edits)} in {os.path.relpath(path)}")
     return OK if fixed == len(report.findings) else FINDING
 
 
@@ -218,7 +302,14 @@ def cmd_explain(args) -> int:
     """Every layer's arithmetic, symbolic or at the sizes given, as text, Markdown or LaTeX."""
     model, shape = _model_and_input(args)
     named, sizes = _named(shape)
-    print(analyze(model, named).explain(args.format, **sizes), end="")
+    analysis = analyze(model, named)
+    text = analysis.explain(args.format, **sizes)
+    if args.json:
+        steps = [{"name": s.name, "op": s.op, "inputs": [str(i) for i in s.inputs], "output": str(s.output)}
+                 for s in analysis.steps]
+        _emit(args, {"format": args.format, "sizes": sizes, "steps": steps, "text": str(text)})
+        return OK
+    print(text, end="")
     return OK
 
 
@@ -227,6 +318,9 @@ def cmd_verify(args) -> int:
     model, shape = _model_and_input(args)
     # verify reports every disagreement itself (exit 1), so the one-forward proof is not needed first
     report = analyze(model, shape, prove=False).verify(samples=args.samples, seed=args.seed, device=args.device)
+    if args.json:
+        _emit(args, report.to_json())
+        return OK if report.ok else FINDING
     print(report)
     return OK if report.ok else FINDING
 
@@ -256,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("model", help="path/to/file.py:Name or package.module:Name (class, factory or instance)")
         p.add_argument("--input", required=True, help="one sample's shape without the batch dim, e.g. 1,H,W or 3,224,224")
         p.add_argument("--kwargs", help="constructor arguments as a JSON object")
+        p.add_argument("--json", action="store_true", help="print the result as one JSON object (see docs/cli.md)")
         return p
 
     model_command("formula", "print each Linear's in_features as a formula of the input size").set_defaults(
@@ -289,12 +384,57 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    if sys.stdout is None:  # started with stdout closed (`symshape ... >&-`): nobody reads the answer
+        return CLOSED_OUTPUT
+    try:
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        return _interrupted()
     try:
         return args.func(args)
     except (_UsageError, SymshapeError) as e:
         print(f"symshape {args.command}: error: {e}", file=sys.stderr)
+        if getattr(args, "json", False):
+            kind = "UsageError" if isinstance(e, _UsageError) else type(e).__name__
+            print(json.dumps({"command": args.command, "error": {"type": kind, "message": str(e)}}))
         return USAGE
+    except KeyboardInterrupt:
+        return _interrupted()
+    except BrokenPipeError:
+        return _reader_gone()
+    except OSError as e:
+        if e.errno not in _OUTPUT_ERRORS:
+            raise
+        return _unwritable(e)
+
+
+#: the errors of a stdout that cannot take the output (a full disk or device, a closed descriptor)
+_OUTPUT_ERRORS = (errno.ENOSPC, errno.EIO, errno.EBADF, errno.EFBIG, errno.EDQUOT)
+
+
+def _unwritable(e: OSError) -> int:
+    try:
+        sys.stdout = open(os.devnull, "w")  # what is still buffered goes nowhere
+    except OSError:
+        pass
+    print(f"symshape: error: cannot write the output: {e.strerror or e}", file=sys.stderr)
+    return USAGE
+
+
+def _interrupted() -> int:
+    print("symshape: interrupted", file=sys.stderr)
+    return INTERRUPTED
+
+
+def _reader_gone() -> int:
+    """The reader of stdout closed it (``symshape sizes ... | head -1``): stop quietly. Output
+    still buffered goes nowhere (stdout points at /dev/null from here on)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return CLOSED_OUTPUT
 
 
 def run() -> None:
@@ -308,9 +448,15 @@ def run() -> None:
     fast exit off (for coverage tools, which write their data at shutdown).
     """
     code = main()
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        code = _reader_gone()
+    except OSError as e:  # a full disk, a closed descriptor: one line, not a traceback
+        code = _unwritable(e)
     if os.environ.get("SYMSHAPE_SLOW_EXIT"):
         sys.exit(code)
-    sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
 

@@ -11,13 +11,15 @@ Two backends share one code generator: ``python`` (Python ints, for one size at 
 
 from __future__ import annotations
 
+import keyword
+import math
 from fractions import Fraction
 from typing import Callable, Sequence
 
 import sympy
 import torch
 
-from .dims import FloorDiv, as_expr
+from .dims import CeilSqrt, FloorDiv, IntSqrt, as_expr
 from .requirements import RELATIONS
 
 __all__ = ["compile_exprs", "compile_checked", "compile_method", "BACKENDS"]
@@ -43,6 +45,14 @@ def _where(c, a, b):
 
 def _not(a):
     return not a
+
+
+def _sqrt_floor(n):
+    return int(math.sqrt(n))
+
+
+def _sqrt_ceil(n):
+    return math.ceil(math.sqrt(n))
 
 
 def _torch_helpers() -> dict:
@@ -85,8 +95,16 @@ def _torch_helpers() -> dict:
     def not_(a):
         return ~a if isinstance(a, torch.Tensor) else not a
 
+    def root(rounding, pyfn):
+        def rounded(n):  # torch's sqrt of a double is correctly rounded, as math.sqrt is
+            if not isinstance(n, torch.Tensor):
+                return pyfn(n)
+            return rounding(torch.sqrt(n.double())).long()
+        return rounded
+
     return {"_div": div, "_mod": mod, "_divisible": divisible, "_where": where, "_not": not_,
-            "_max": fold(torch.maximum, max), "_min": fold(torch.minimum, min)}
+            "_max": fold(torch.maximum, max), "_min": fold(torch.minimum, min),
+            "_sqrt_floor": root(torch.floor, _sqrt_floor), "_sqrt_ceil": root(torch.ceil, _sqrt_ceil)}
 
 
 class _Emitter:
@@ -165,6 +183,10 @@ class _Emitter:
         num, den = e.args[0].as_numer_denom()
         return f"-((-{self.emit(num)}) // {self.emit(den)})"
 
+    def _root(self, e) -> str:
+        fn = "_sqrt_ceil" if isinstance(e, CeilSqrt) else "_sqrt_floor"
+        return f"{fn}({self.emit(e.args[0])})"
+
     def _relational(self, e) -> str:
         return f"{self.emit(e.lhs)} {_RELATIONAL[type(e)]} {self.emit(e.rhs)}"
 
@@ -192,6 +214,7 @@ _RELATIONAL = {sympy.Eq: "==", sympy.Ne: "!=", sympy.Ge: ">=", sympy.Gt: ">", sy
 #: expression class -> the _Emitter method writing its code
 _CODE = {
     FloorDiv: _Emitter._floor_div,
+    IntSqrt: _Emitter._root, CeilSqrt: _Emitter._root,
     sympy.Add: _Emitter._arithmetic, sympy.Mul: _Emitter._arithmetic, sympy.Pow: _Emitter._arithmetic,
     sympy.Rational: _Emitter._arithmetic,
     sympy.Piecewise: _Emitter._piecewise,
@@ -217,7 +240,8 @@ def _namespace(backend: str, exact: bool) -> dict:
     if backend != "python":
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     return {"_div": _exact_div if exact else _div, "_mod": _mod, "_divisible": _divisible,
-            "_where": _where, "_not": _not, "_max": max, "_min": min}
+            "_where": _where, "_not": _not, "_max": max, "_min": min,
+            "_sqrt_floor": _sqrt_floor, "_sqrt_ceil": _sqrt_ceil}
 
 
 def _define(src: str, namespace: dict):
@@ -273,7 +297,7 @@ def compile_method(params: Sequence[str], symbols: Sequence[sympy.Symbol], requi
     identifiers, not starting with an underscore); ``constants`` maps other symbols to fixed
     ints (the batch size)."""
     for p in params:
-        if not p.isidentifier() or p.startswith("_") or p == "self":
+        if not p.isidentifier() or keyword.iskeyword(p) or p.startswith("_") or p == "self":
             raise ValueError(f"cannot use {p!r} as a parameter name")
     names = dict(zip(symbols, params))
     em = _Emitter({**names, **{s: str(int(v)) for s, v in (constants or {}).items()}})
@@ -282,13 +306,16 @@ def compile_method(params: Sequence[str], symbols: Sequence[sympy.Symbol], requi
     # a requirement `H >= c` with c >= 1 already says H is positive
     implied = {names[r.lhs] for r in requirements if r.lhs in names and r.relation == ">="
                and r.unless is None and r.rhs.is_Integer and r.rhs >= 1}
-    typed = " and ".join([f"type({p}) is int" for p in params]
+    typed = " and ".join([f"_type({p}) is _int" for p in params]
                          + [f"{p} >= 1" for p in params if p not in implied]) or "True"
-    signature = ", ".join(["self", *(f"{p}=None" for p in params)])
+    signature = ", ".join(["self", "/", *(f"{p}=None" for p in params), "*_more", "**_named"])
+    given = "".join(p + ", " for p in params)
     src = [f"def _compiled({signature}):",
+           f"    if _more or _named:",
+           f"        return self._slow(({given}*_more,), _named)",
            f"    if {typed}:",
            *("    " + line for line in em.lines),
            f"        if {' and '.join(checks) or 'True'}:",
            f"            return {value}",
            f"    return self._slow(({''.join(p + ', ' for p in params)}))"]
-    return _define("\n".join(src), _namespace("python", False))
+    return _define("\n".join(src), {**_namespace("python", False), "_type": type, "_int": int})

@@ -15,6 +15,7 @@ ones: no rewrite assumes a size is big enough.
 from __future__ import annotations
 
 import functools
+import keyword
 import math
 import numbers
 from fractions import Fraction
@@ -28,7 +29,9 @@ from .errors import InvalidArgument, NotASize
 
 __all__ = [
     "BATCH",
+    "CeilSqrt",
     "FloorDiv",
+    "IntSqrt",
     "SizeExpr",
     "SizeRatio",
     "always_divisible",
@@ -46,6 +49,7 @@ __all__ = [
     "product",
     "exact_quotient",
     "quotient",
+    "size_sqrt",
     "size_symbol",
     "smallest_value",
     "without_ite",
@@ -93,6 +97,11 @@ def divisors(n: int) -> list[int]:
     return [int(d) for d in sympy.divisors(abs(int(n)))]
 
 
+#: names a size cannot have: parameters of the methods that take sizes by name (``at(**sizes)``,
+#: ``explain(format=..., **sizes)``)
+RESERVED_NAMES = frozenset({"self", "format", "analysis"})
+
+
 def batch_symbol() -> sympy.Symbol:
     """The batch dim's symbol, ``N``."""
     return size_symbol(BATCH)
@@ -100,8 +109,10 @@ def batch_symbol() -> sympy.Symbol:
 
 def size_symbol(name: str) -> sympy.Symbol:
     """The positive-integer symbol called ``name`` (one object per name)."""
-    if not name.isidentifier():
-        raise ValueError(f"size name {name!r} is not an identifier (use names like H, W, L)")
+    if not isinstance(name, str) or not name.isidentifier():
+        raise InvalidArgument(f"size name {name!r} is not an identifier (use names like H, W, L)")
+    if keyword.iskeyword(name) or name in RESERVED_NAMES:
+        raise InvalidArgument(f"size name {name!r} is reserved ({'a Python keyword' if keyword.iskeyword(name) else 'a parameter of symshape methods that take sizes by name'}): use names like H, W, L")
     sym = _SYMBOLS.get(name)
     if sym is None:
         sym = _SYMBOLS[name] = sympy.Symbol(name, integer=True, positive=True)
@@ -186,6 +197,61 @@ class FloorDiv(sympy.Function):
         return sympy.floor(p / q)
 
 
+class _RootRounded(sympy.Function):
+    """The square root of an integer size, rounded to an integer as Python rounds the double
+    ``math.sqrt(n)`` (``int(math.sqrt(T))``, ViT-style token grids). It is evaluated at a size by
+    doing exactly that, so it is exact at every size; symbolically it is opaque (the solver
+    refuses it by name)."""
+
+    nargs = 1
+    rounding = staticmethod(math.floor)
+
+    @classmethod
+    def eval(cls, n):
+        if n.is_Integer:
+            if n < 0:
+                raise ValueError(f"math.sqrt of a negative size ({n})")
+            return Integer(cls.rounding(math.sqrt(int(n))))
+        return None
+
+    def _eval_is_integer(self):
+        return True
+
+    def _eval_is_nonnegative(self):
+        return True
+
+
+class IntSqrt(_RootRounded):
+    """``int(math.sqrt(n))`` (and ``math.floor``): ``floor(sqrt(n))`` below 2**52."""
+
+    def _sympystr(self, printer):
+        return f"floor(sqrt({printer._print(self.args[0])}))"
+
+    def _latex(self, printer):
+        return rf"\left\lfloor \sqrt{{{printer._print(self.args[0])}}} \right\rfloor"
+
+
+class CeilSqrt(_RootRounded):
+    """``math.ceil(math.sqrt(n))``: ``ceil(sqrt(n))`` below 2**52."""
+
+    rounding = staticmethod(math.ceil)
+
+    def _sympystr(self, printer):
+        return f"ceil(sqrt({printer._print(self.args[0])}))"
+
+    def _latex(self, printer):
+        return rf"\left\lceil \sqrt{{{printer._print(self.args[0])}}} \right\rceil"
+
+
+def size_sqrt(value) -> "SizeRatio":
+    """``math.sqrt`` of a size (``n ** 0.5``): a float in torch, kept as the exact root, which
+    :class:`SizeRatio` rounds to :class:`IntSqrt` or :class:`CeilSqrt`."""
+    n = value.expr if isinstance(value, SizeRatio) else as_expr(value, "the argument of math.sqrt")
+    if not integer_polynomial(n):
+        raise NotASize(value, "the argument of math.sqrt (symshape takes the root of an integer size)")
+    return SizeRatio(sympy.Pow(n, S.Half, evaluate=False))  # sqrt(H*W), not sqrt(H)*sqrt(W)
+
+
 def floor_div(p: SizeExpr, q: int) -> sympy.Expr:
     """``floor(p/q)``: torch's integer division of a size (``div_rtn``, round toward -inf)."""
     if not isinstance(q, numbers.Integral):
@@ -258,6 +324,8 @@ def integer_polynomial(expr: SizeExpr) -> bool:
     integer at every integer size. Decided from the structure alone: sympy's ``is_integer``
     can be wrong on fractions of products (``N*(4*H - 2)/10`` claims to be an integer)."""
     expr = as_expr(expr)
+    if isinstance(expr, _RootRounded):
+        return integer_polynomial(expr.args[0])
     if expr.is_Integer or expr.is_Symbol or isinstance(expr, FloorDiv):
         return bool(expr.is_Integer or expr.is_Symbol and expr.is_integer or isinstance(expr, FloorDiv))
     if isinstance(expr, (Add, Mul)):
@@ -431,7 +499,14 @@ class SizeRatio:
             return sympy.Rational(Fraction(value).numerator, Fraction(value).denominator)
         return as_expr(value, "a number")
 
+    def _root(self) -> bool:
+        """Whether this is the square root of an integer size (see :func:`size_sqrt`)."""
+        e = self.expr
+        return isinstance(e, sympy.Pow) and e.exp == S.Half and integer_polynomial(e.base)
+
     def _rounded(self, up: bool) -> sympy.Expr:
+        if self._root():
+            return (CeilSqrt if up else IntSqrt)(self.expr.base)
         num, den = sympy.fraction(sympy.together(self.expr))
         if not (den.is_Integer and integer_polynomial(num)):
             raise TypeError(f"rounding {self}: symshape rounds a size divided by an int")
@@ -446,7 +521,9 @@ class SizeRatio:
         return self._rounded(False)
 
     def __trunc__(self):
-        if smallest_value(self.expr) is not None and smallest_value(self.expr) >= 0:
+        num, den = sympy.fraction(sympy.together(self.expr))
+        low = smallest_value(num) if den.is_Integer and den > 0 else None
+        if self._root() or low is not None and low >= 0:
             return self._rounded(False)
         raise TypeError(f"int() of {self}, which may be negative")
 

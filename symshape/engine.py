@@ -14,7 +14,8 @@ import torch
 import torch.fx
 import torch.nn as nn
 
-from .dims import FloorDiv, SizeRatio, as_expr, canonical, exact_quotient, floor_div, smallest_value
+from .dims import (FloorDiv, SizeRatio, as_expr, canonical, exact_quotient, floor_div, size_sqrt,
+                   smallest_value)
 from .errors import (InvalidInputSize, NotASize, SymshapeError, UnsupportedArgument, UnsupportedOperation,
                      UnsupportedWhereMetaDiffers, UntraceableModel)
 from .requirements import Requirement, Rounding
@@ -24,7 +25,7 @@ from .rules import Context, Rule, rule_for_function, rule_for_method, rule_for_m
 from .rules.common import require_layout
 from .rules.reshape import view_shape
 from .tensor import Pieces, SymTensor, elementwise_layout, has_tensor, kernel_layout, loosened, shapes_of, tensors_in
-from .trace import MAX_SIDES, ModelRaised, Path, is_dynamic, scope_of, trace
+from .trace import MAX_SIDES, ModelRaised, Path, is_dynamic, library_function, scope_of, trace
 
 __all__ = ["Propagation", "Propagator", "Step"]
 
@@ -132,8 +133,48 @@ def _symbolic(v) -> bool:
     return isinstance(v, SizeRatio) or isinstance(v, sympy.Basic) and not v.is_number
 
 
+#: math's functions as imported (fx patches the math module's own names while it traces)
+_TRUNC, _SQRT = math.trunc, math.sqrt
+
+
+def _converted(target, args):
+    """``int()``, ``float()``, ``math.sqrt`` or ``** 0.5`` of a size, as Python computes them
+    (None for any other call): ``int(H / 2)`` truncates, ``int(math.sqrt(T))`` is IntSqrt."""
+    v = args[0]
+    if (target is int or target is _TRUNC) and len(args) == 1:
+        return canonical(math.trunc(v)) if isinstance(v, SizeRatio) else as_expr(v, "the argument of int()")
+    if target is float and len(args) == 1:
+        return v if isinstance(v, SizeRatio) else SizeRatio(as_expr(v, "the argument of float()"))
+    if target is _SQRT and len(args) == 1 or target is operator.pow and len(args) == 2 and args[1] == 0.5:
+        return size_sqrt(v)  # a float in torch, rounded later
+    return None
+
+
+def _short_binary(f: float) -> bool:
+    """Whether sizes below 2**32 times, plus or over ``f`` are exact in a double (or round to an
+    integer only where the exact value is one): a binary fraction with a short numerator."""
+    num, den = Fraction(f).as_integer_ratio()
+    return den & (den - 1) == 0 and den <= 2 ** 20 and abs(num).bit_length() <= 20
+
+
 def _size_arithmetic(target, args, kwargs, node: torch.fx.Node, where: str):
     """Evaluate a call on sizes (no tensor involved): ``x.size(0) * 4``, ``shape[1:]`` ..."""
+    if args and _symbolic(args[0]) and not kwargs:
+        try:
+            converted = _converted(target, args)
+        except (TypeError, NotASize) as e:
+            raise UnsupportedOperation(target_name(target), where, node.format_node(), str(e)) from e
+        if converted is not None:
+            return converted
+    if target in _RATIO_ARITHMETIC and any(_symbolic(v) for v in args):
+        for v in args:
+            if isinstance(v, float) and not _short_binary(v):
+                raise UnsupportedOperation(
+                    target_name(target), where, node.format_node(),
+                    f"a size times or plus the float {v!r}, which Python rounds: symshape follows floats "
+                    "that are short binary fractions (0.5, 0.25, 1.5, 2.0)")
+        if any(isinstance(v, float) for v in args) and target is not operator.truediv:
+            return SizeRatio(target(*(SizeRatio._exact(v) for v in args)))  # x.shape[3] * 0.5
     if target is operator.truediv and any(_symbolic(v) for v in args):
         # H / 2 is a float in torch: an exact fraction here (SizeRatio), never a size
         a, b = (SizeRatio._exact(v) for v in args)
@@ -401,14 +442,17 @@ class Propagator:
                     call_args: tuple, kwargs: dict, module: nn.Module | None = None) -> None:
         """Run ``rule`` for the call ``node``, record its step, and bind its value."""
         ctx = self._context(name, op, node)
+        function = library_function(node.target) if rule is None and kind == "function" else None
         if rule is None:
             if kind == "module" and id(module) in self.forking:
                 value, family = self._by_sides(ctx, module, call_args[1:], kwargs)
+            elif function is not None:  # a library's function fx leaves whole: traced, by sides
+                value, family = self._by_sides(ctx, function, call_args, kwargs)
             elif kind == "module":
                 value = _canonical_value(self._meta_module(ctx, module, call_args[1:], kwargs))
             else:
                 value = _canonical_value(_meta(ctx, node, call_args, kwargs, self._meta_cache))
-            family = "meta" if not (kind == "module" and id(module) in self.forking) else family
+            family = "meta" if not (kind == "module" and id(module) in self.forking or function) else family
             value = loosened(value, tensors_in((call_args, kwargs)))
         else:
             try:

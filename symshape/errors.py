@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "BoundExceeded",
     "InvalidArgument",
     "InvalidInputSize",
     "NotASize",
@@ -10,6 +11,7 @@ __all__ = [
     "TraceMismatch",
     "UnsupportedArgument",
     "UnsupportedOperation",
+    "UnknownName",
     "UnsupportedWhereMetaDiffers",
     "UntraceableModel",
 ]
@@ -64,6 +66,16 @@ class UntraceableModel(SymshapeError):
         super().__init__(msg)
 
 
+class BoundExceeded(SymshapeError):
+    """A bound on symshape's own work was reached (the ops of one trace, Python's recursion
+    limit): the model or the question is larger than symshape answers, said instead of running
+    without end. ``bound`` names it."""
+
+    def __init__(self, bound: str, detail: str):
+        self.bound, self.detail = bound, detail
+        super().__init__(f"{detail} ({bound})")
+
+
 class InvalidInputSize(SymshapeError, ValueError):
     """torch would refuse this input size; ``layer`` is the first step that fails."""
 
@@ -80,6 +92,12 @@ class InvalidArgument(SymshapeError, ValueError, TypeError):
     """An argument symshape's API was called with is not what it takes (a size that is not a
     positive int, a missing or unknown size name). It is both a ``ValueError`` and a
     ``TypeError``, so either ``except`` catches it."""
+
+
+class UnknownName(InvalidArgument, KeyError):
+    """A layer or size name the analysis does not have (also a ``KeyError``)."""
+
+    __str__ = Exception.__str__
 
 
 class NotASize(SymshapeError, TypeError):

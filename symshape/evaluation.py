@@ -17,7 +17,7 @@ import torch.nn as nn
 from .compiled import compile_exprs
 from .dims import BATCH, batch_symbol, positive_int, size_symbol
 from .engine import Step
-from .errors import InvalidArgument, InvalidInputSize, SymshapeError
+from .errors import InvalidArgument, InvalidInputSize, SymshapeError, UnknownName
 from .render import text_table
 from .requirements import Requirement
 from .tensor import shape_str, shapes_of
@@ -135,7 +135,7 @@ class Shapes:
         if layer is None:
             return next(iter(self.in_features.items()))
         if layer not in self.in_features:
-            raise KeyError(f"no Linear called {layer!r}; the forward calls: {', '.join(self.in_features)}")
+            raise UnknownName(f"no Linear called {layer!r}; the forward calls: {', '.join(self.in_features)}")
         return layer, self.in_features[layer]
 
     @property
@@ -172,7 +172,7 @@ class Shapes:
             out[k] = positive_int(v, f"size {k}")
         return out
 
-    def evaluate(self, **sizes: int) -> Evaluation:
+    def evaluate(self, /, **sizes: int) -> Evaluation:
         """Every step at these sizes, recording (not raising) what torch would refuse."""
         values = self.validate_sizes(sizes)
         flat = iter(self._compiled()(values[BATCH], *(values[n] for n in self.size_names)))
@@ -201,7 +201,7 @@ class Shapes:
             output_shape = None
         return Evaluation(shown, steps, in_features, output_shape, failure, mismatches)
 
-    def at(self, **sizes: int) -> Evaluation:
+    def at(self, /, **sizes: int) -> Evaluation:
         """Every step's concrete shape; raises InvalidInputSize where torch would refuse the size."""
         ev = self.evaluate(**sizes)
         problem = ev.first_problem()

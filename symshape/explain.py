@@ -20,6 +20,7 @@ from .modules import is_lazy
 from .compiled import compile_exprs
 from .derivations import Adaptive, Padded, Transposed, Window
 from .dims import as_expr, batch_symbol, size_symbol
+from .errors import InvalidArgument
 from .quasi import Unsolvable
 from .solve import exact_sizes
 from .tensor import shape_str
@@ -471,11 +472,11 @@ def _render_latex(analysis, sizes, blocks, failure, summary) -> str:
 _RENDER = {"text": _render_text, "markdown": _render_markdown, "latex": _render_latex}
 
 
-def explain(analysis, format: str = "text", **sizes: int) -> Explanation:
+def explain(analysis, /, format: str = "text", **sizes: int) -> Explanation:
     """The derivation of every layer's size: symbolic, or at ``sizes``; text, Markdown or LaTeX."""
     fmt = FORMATS.get(format)
     if fmt is None:
-        raise ValueError(f"format must be one of text, markdown (md), latex; got {format!r}")
+        raise InvalidArgument(f"format must be one of text, markdown (md), latex; got {format!r}")
     concrete = sizes or (not analysis.size_names)
     blocks, ev, failure = _blocks(analysis, dict(sizes) if concrete else None)
     summary = _summary(analysis, ev) if ev is None or ev.failure is None else []

@@ -1,20 +1,35 @@
 """Rewrite a wrong Linear's in_features in the model's source file (``symshape check --fix``).
 
-Only a literal (``nn.Linear(20000, 50)``) or a simple arithmetic expression of literals
-(``nn.Linear(64 * 4 * 4, 10)``) is rewritten, and only that argument's characters change, so the
-rest of the line, its formatting and its comments stay as they are. A value that comes from
-elsewhere -- a variable, a constructor argument, a config -- is refused with the reason: the fix
-belongs there, and symshape will not guess where.
+Only the expression that built the analyzed Linear is edited, found from the model itself: the
+nearest class above the layer that is defined in Python source (or the factory function or
+module-level instance the model spec names), then the attribute and ``nn.Sequential`` positions
+down to the ``nn.Linear(...)`` call, following names assigned once. Its ``in_features`` is
+rewritten when it is a literal (``nn.Linear(20000, 50)``), an arithmetic expression of literals
+(``nn.Linear(64 * 4 * 4, 10)``), or a constructor parameter the model was built with at its
+literal default (``def __init__(self, n=100)``, used once). Only those characters change; the
+rest of the file keeps its bytes (encoding, newlines, form feeds). Anything else -- a value from
+a config, a parameter passed by a caller, one literal that builds two layers needing different
+values -- is refused with the reason: symshape will not guess where the fix belongs.
 """
 
 from __future__ import annotations
 
 import ast
 import difflib
+import inspect
 import operator
+import os
+import re
+import tempfile
+import tokenize
 from dataclasses import dataclass
+from io import BytesIO
+from typing import Any
 
-__all__ = ["Edit", "Refusal", "plan_fixes", "apply_edits", "unified_diff"]
+import torch.nn as nn
+
+__all__ = ["Edit", "Refusal", "Site", "apply_edits", "locate", "plan_fixes", "read_source", "unified_diff",
+           "write_source"]
 
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.FloorDiv: operator.floordiv,
         ast.Pow: operator.pow}
@@ -36,7 +51,106 @@ class Refusal:
     reason: str
 
 
-def _value(node: ast.AST) -> int | None:
+@dataclass(frozen=True)
+class Site:
+    """Where the analyzed Linear was built, as the model says: in the class ``name`` defined at
+    ``line`` (``kind="class"``), the factory function ``name`` (``"function"``) or the
+    module-level instance ``name`` (``"instance"``, ``line`` 0), at ``path`` below it (an
+    attribute, then ``nn.Sequential`` positions). ``defaults``: the parameters of that class's
+    ``__init__`` (or the factory) the model was built with at their defaults."""
+
+    kind: str
+    name: str
+    line: int
+    path: tuple[str, ...]
+    defaults: frozenset = frozenset()
+
+
+def locate(model: nn.Module, layer: str, built_by: Any = None, spec_name: str = "",
+           kwargs: dict | None = None) -> Site | None:
+    """The :class:`Site` of ``layer`` in ``model``; ``built_by`` is what the model spec names (a
+    class, a factory or an instance, called with ``kwargs``). None where no source says."""
+    parts = layer.split(".") if layer not in ("", "(model)") else []
+    given = set(kwargs or {})
+    for i in range(len(parts) - 1, -1, -1):
+        owner = model.get_submodule(".".join(parts[:i])) if i else model
+        cls = type(owner)
+        if cls.__module__.startswith("torch."):
+            continue
+        try:
+            line = inspect.getsourcelines(cls)[1]
+        except (OSError, TypeError):
+            return None
+        defaults = _parameters(cls.__init__) - given if i == 0 and built_by is cls else frozenset()
+        return Site("class", cls.__name__, line, tuple(parts[i:]), frozenset(defaults))
+    if inspect.isfunction(built_by):
+        return Site("function", built_by.__name__, built_by.__code__.co_firstlineno, tuple(parts),
+                    frozenset(_parameters(built_by) - given))
+    if isinstance(built_by, nn.Module) and spec_name:
+        return Site("instance", spec_name.split(".")[-1], 0, tuple(parts))
+    return None
+
+
+def _parameters(fn) -> set[str]:
+    try:
+        return {p.name for p in inspect.signature(fn).parameters.values() if p.default is not inspect.Parameter.empty}
+    except (TypeError, ValueError):
+        return set()
+
+
+# -- reading the source ------------------------------------------------------------------------------
+
+def read_source(path: str) -> tuple[str, str]:
+    """The file's text and its encoding (PEP 263 / a BOM), newlines kept as they are."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    encoding, _ = tokenize.detect_encoding(BytesIO(data).readline)
+    return data.decode(encoding), encoding
+
+
+def write_source(path: str, text: str, encoding: str) -> None:
+    """Replace the file atomically (a temporary file beside it, then ``os.replace``), keeping
+    its permissions; refuses a file that is not writable."""
+    if not os.access(path, os.W_OK):
+        raise PermissionError(f"{path} is not writable")
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".symshape-", suffix=".py.tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text.encode(encoding))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # Python's line ends: not a form feed, not U+2028
+
+
+def _offsets(text: str) -> list[int]:
+    """The offset where each line starts, as ast counts lines."""
+    return [0] + [m.end() for m in _LINE_BREAK.finditer(text)]
+
+
+def _col(source: str, lines: list[int], lineno: int, byte_col: int) -> int:
+    """ast gives UTF-8 byte columns; turn one into a character offset within its line."""
+    line = source[lines[lineno - 1]: lines[lineno] if lineno < len(lines) else len(source)]
+    return len(line.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
+
+
+def _span(source: str, lines: list[int], node: ast.AST) -> tuple[int, int]:
+    start = lines[node.lineno - 1] + _col(source, lines, node.lineno, node.col_offset)
+    end = lines[node.end_lineno - 1] + _col(source, lines, node.end_lineno, node.end_col_offset)
+    return start, end
+
+
+# -- finding the call --------------------------------------------------------------------------------
+
+def _value(node: ast.AST | None) -> int | None:
     """The int an expression of int literals evaluates to, else None."""
     if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
         return node.value
@@ -54,92 +168,189 @@ def _value(node: ast.AST) -> int | None:
     return None
 
 
-def _is_linear(call: ast.Call) -> bool:
+def _callee(call: ast.AST) -> str:
+    if not isinstance(call, ast.Call):
+        return ""
     f = call.func
-    name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
-    return name == "Linear"
+    return f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
 
 
 def _arg(call: ast.Call, index: int, keyword: str) -> ast.AST | None:
-    if len(call.args) > index:
+    if len(call.args) > index and not any(isinstance(a, ast.Starred) for a in call.args[: index + 1]):
         return call.args[index]
     return next((k.value for k in call.keywords if k.arg == keyword), None)
 
 
-def _path(call: ast.Call, parents: dict) -> list[str]:
-    """Where a call lands in the module tree, as far as the source says: ``self.fc1 = ...`` gives
-    ``[fc1]``; an argument of ``nn.Sequential(...)`` assigned to ``self.clf`` gives ``[clf, 1]``."""
-    out: list[str] = []
-    node = call
-    while True:
-        parent = parents.get(node)
-        if isinstance(parent, ast.Call) and node in parent.args:
-            out.insert(0, str(parent.args.index(node)))
-            node = parent
+def _first_line(node) -> int:
+    return min([d.lineno for d in getattr(node, "decorator_list", [])] + [node.lineno])
+
+
+def _assigned_once(body: list[ast.stmt]) -> dict[str, ast.AST]:
+    """Names assigned exactly once (``x = ...``) among ``body``'s statements, and the value."""
+    seen: dict[str, list[ast.AST]] = {}
+    for stmt in body:
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Assign):
+                for t in node.targets:
+                    for name in ast.walk(t):
+                        if isinstance(name, ast.Name):
+                            seen.setdefault(name.id, []).append(node.value if t is name else None)
+            elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and isinstance(node.target, ast.Name):
+                seen.setdefault(node.target.id, []).append(getattr(node, "value", None)
+                                                          if isinstance(node, ast.AnnAssign) else None)
+            elif isinstance(node, (ast.For, ast.With, ast.NamedExpr)):
+                targets = [node.target] if isinstance(node, (ast.For, ast.NamedExpr)) else [
+                    i.optional_vars for i in node.items if i.optional_vars is not None]
+                for t in targets:
+                    for name in ast.walk(t):
+                        if isinstance(name, ast.Name):
+                            seen.setdefault(name.id, []).extend([None, None])
+    return {k: v[0] for k, v in seen.items() if len(v) == 1 and v[0] is not None}
+
+
+class _Scope:
+    """Where the walk down the path starts: an expression, the names assigned once around it,
+    and the function whose parameters those names may be."""
+
+    def __init__(self, start: ast.AST | None, names: dict, function: ast.FunctionDef | None = None):
+        self.start, self.names, self.function = start, names, function
+
+
+def _scope(tree: ast.Module, site: Site) -> tuple[_Scope | None, str]:
+    if site.kind == "instance":
+        found = [n for n in tree.body if isinstance(n, (ast.Assign, ast.AnnAssign))
+                 and any(isinstance(t, ast.Name) and t.id == site.name
+                         for t in (n.targets if isinstance(n, ast.Assign) else [n.target]))]
+        if len(found) != 1 or found[0].value is None:
+            return None, f"{site.name} is not assigned once at module level"
+        return _Scope(found[0].value, _assigned_once(tree.body)), ""
+    kinds = (ast.ClassDef,) if site.kind == "class" else (ast.FunctionDef, ast.AsyncFunctionDef)
+    defs = [n for n in ast.walk(tree) if isinstance(n, kinds) and n.name == site.name
+            and (not site.line or _first_line(n) == site.line)]
+    if len(defs) != 1:
+        return None, f"cannot find {site.kind} {site.name} (line {site.line}) in the file"
+    node = defs[0]
+    if site.kind == "function":
+        returns = [n.value for n in ast.walk(node) if isinstance(n, ast.Return) and n.value is not None]
+        if len(returns) != 1:
+            return None, f"{site.name}() does not build the model in one return statement"
+        return _Scope(returns[0], _assigned_once(node.body), node), ""
+    if not site.path:
+        return None, "the Linear is the model itself"
+    attr = site.path[0]
+    made = [(fn, n) for fn in node.body if isinstance(fn, ast.FunctionDef) for n in ast.walk(fn)
+            if isinstance(n, ast.Assign) and any(isinstance(t, ast.Attribute) and t.attr == attr
+                                                 and isinstance(t.value, ast.Name) and t.value.id == "self"
+                                                 for t in n.targets)]
+    if len(made) != 1:
+        return None, f"self.{attr} is assigned {len(made)} times in class {site.name}" if made else \
+            f"class {site.name} does not assign self.{attr} = ... itself"
+    fn, assign = made[0]
+    return _Scope(assign.value, _assigned_once(fn.body), fn), ""
+
+
+def _follow(scope: _Scope, steps: tuple[str, ...]) -> ast.AST | None:
+    """From the scope's start, down ``steps`` (``nn.Sequential`` positions), through names
+    assigned once: the expression that built the layer, or None."""
+    node, seen = scope.start, 0
+    while seen < 64:
+        seen += 1
+        if isinstance(node, ast.Name) and node.id in scope.names:
+            node = scope.names[node.id]
             continue
-        if isinstance(parent, (ast.Assign, ast.AnnAssign)):
-            targets = parent.targets if isinstance(parent, ast.Assign) else [parent.target]
-            t = targets[0]
-            if isinstance(t, ast.Attribute):
-                out.insert(0, t.attr)
-            elif isinstance(t, ast.Name):
-                out.insert(0, t.id)
-        return out
+        if not steps:
+            return node
+        if _callee(node) == "Sequential" and steps[0].isdigit() and not node.keywords and not any(
+                isinstance(a, ast.Starred) for a in node.args) and int(steps[0]) < len(node.args):
+            node, steps = node.args[int(steps[0])], steps[1:]
+            continue
+        return None
+    return None
 
 
-def _offsets(text: str) -> list[int]:
-    starts, pos = [0], 0
-    for line in text.splitlines(keepends=True):
-        pos += len(line)
-        starts.append(pos)
-    return starts
+def _loads(function: ast.AST, name: str) -> int:
+    return sum(1 for n in ast.walk(function) if isinstance(n, ast.Name) and n.id == name
+               and isinstance(n.ctx, ast.Load))
 
 
-def plan_fixes(source: str, findings, filename: str = "<model>") -> tuple[list[Edit], list[Refusal]]:
-    """The edits that set each finding's Linear to its correct in_features, and the refusals."""
+def _default_of(function: ast.FunctionDef, name: str) -> ast.AST | None:
+    args = function.args
+    positional = args.posonlyargs + args.args
+    for a, d in zip(positional[len(positional) - len(args.defaults):], args.defaults):
+        if a.arg == name:
+            return d
+    for a, d in zip(args.kwonlyargs, args.kw_defaults):
+        if a.arg == name:
+            return d
+    return None
+
+
+def _target(site: Site, scope: _Scope, call: ast.Call, layer: str, value: int) -> tuple[ast.AST | None, str]:
+    """The expression to rewrite for the call's in_features, or why there is none."""
+    arg = _arg(call, 0, "in_features")
+    if arg is None:
+        return None, "its in_features argument is not written out"
+    if _value(arg) is not None:
+        return arg, ""
+    where = ast.unparse(arg)
+    if isinstance(arg, ast.Name) and scope.function is not None:
+        default = _default_of(scope.function, arg.id)
+        if default is not None and _value(default) is not None:
+            if arg.id not in site.defaults:
+                return None, (f"in_features comes from the parameter {arg.id} (line {arg.lineno}), which the "
+                              f"model was built with another value for: pass {arg.id}={value}")
+            if _loads(scope.function, arg.id) != 1:
+                return None, (f"in_features comes from the parameter {arg.id} (line {arg.lineno}), which is used "
+                              f"for more than this layer: set it to {value} where it is defined")
+            return default, ""
+    return None, (f"in_features comes from {where} (line {arg.lineno}), not a literal: "
+                  f"set it to {value} where it is defined")
+
+
+def plan_fixes(source: str, findings, filename: str = "<model>",
+               sites: dict[str, Site | None] | None = None) -> tuple[list[Edit], list[Refusal]]:
+    """The edits that set each finding's Linear to its correct in_features, and the refusals.
+    ``sites`` gives each finding's :class:`Site` (by layer name; see :func:`locate`)."""
     tree = ast.parse(source, filename)
-    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
-    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and _is_linear(n)]
     lines = _offsets(source)
-    edits, refusals = [], []
+    planned: dict[tuple[int, int], list[tuple[object, Edit]]] = {}
+    refusals = []
     for f in findings:
         if f.value is None:
             refusals.append(Refusal(f.layer, "in_features depends on the input size; use nn.LazyLinear"))
             continue
-        wanted = f.layer.split(".")
-
-        def matches_out(c):
-            return _value(_arg(c, 1, "out_features")) == f.out_features
-
-        by_value = [c for c in calls if matches_out(c) and _value(_arg(c, 0, "in_features")) == f.declared]
-        by_path = [c for c in calls if matches_out(c) and _path(c, parents)
-                   and wanted[-len(_path(c, parents)):] == _path(c, parents)[-len(wanted):]]
-        chosen = by_value if len(by_value) == 1 else [c for c in by_value if c in by_path]
-        if len(chosen) != 1:
-            named = [c for c in by_path if _value(_arg(c, 0, "in_features")) is None]
-            if len(named) == 1:
-                node = _arg(named[0], 0, "in_features")
-                where = ast.get_source_segment(source, node) if node is not None else "?"
-                refusals.append(Refusal(f.layer, f"in_features comes from {where!s} (line {named[0].lineno}), "
-                                                 f"not a literal: set it to {f.value} where it is defined"))
-            elif not by_value:
-                refusals.append(Refusal(f.layer, f"no nn.Linear(..., {f.out_features}) with in_features "
-                                                 f"{f.declared} in {filename}"))
-            else:
-                refusals.append(Refusal(f.layer, f"{len(chosen) or len(by_value)} matching nn.Linear calls "
-                                                 f"in {filename}; which one is ambiguous"))
+        site = (sites or {}).get(f.layer)
+        if site is None:
+            refusals.append(Refusal(f.layer, f"no source in {filename} says where it is built"))
             continue
-        node = _arg(chosen[0], 0, "in_features")
-        start = lines[node.lineno - 1] + _col(source, lines, node.lineno, node.col_offset)
-        end = lines[node.end_lineno - 1] + _col(source, lines, node.end_lineno, node.end_col_offset)
-        edits.append(Edit(f.layer, node.lineno, start, end, source[start:end], str(f.value)))
+        scope, why = _scope(tree, site)
+        call = _follow(scope, site.path[1:] if site.kind == "class" else site.path) if scope else None
+        if call is None:
+            refusals.append(Refusal(f.layer, why or f"cannot follow {'.'.join(site.path)} to an nn.Linear call "
+                                                    f"in {filename}"))
+            continue
+        if _callee(call) != "Linear" or _value(_arg(call, 1, "out_features")) not in (f.out_features, None):
+            refusals.append(Refusal(f.layer, f"the source builds it with {ast.unparse(call)[:80]} (line "
+                                             f"{call.lineno}), not nn.Linear(..., {f.out_features})"))
+            continue
+        node, why = _target(site, scope, call, f.layer, f.value)
+        if node is None:
+            refusals.append(Refusal(f.layer, why))
+            continue
+        start, end = _span(source, lines, node)
+        planned.setdefault((start, end), []).append(
+            (f, Edit(f.layer, node.lineno, start, end, source[start:end], str(f.value))))
+    edits = []
+    for (start, end), wanted in sorted(planned.items()):
+        values = {e.new for _, e in wanted}
+        if len(values) > 1:  # one literal builds several layers that need different values
+            needs = ", ".join(f"{e.layer} needs {e.new}" for _, e in wanted)
+            for _, e in wanted:
+                refusals.append(Refusal(e.layer, f"{e.old} (line {e.line}) builds several layers: {needs}"))
+            continue
+        first = wanted[0][1]  # several layers built by one literal, all needing this value: one edit
+        edits.append(Edit(", ".join(e.layer for _, e in wanted), first.line, start, end, first.old, first.new))
     return edits, refusals
-
-
-def _col(source: str, lines: list[int], lineno: int, byte_col: int) -> int:
-    """ast gives UTF-8 byte columns; turn one into a character offset within its line."""
-    line = source[lines[lineno - 1]: lines[lineno] if lineno < len(lines) else len(source)]
-    return len(line.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
 
 
 def apply_edits(source: str, edits: list[Edit]) -> str:

@@ -16,8 +16,8 @@ import sympy
 import torch
 
 from .compiled import compile_checked, compile_method
-from .dims import BATCH, positive_int, size_symbol
-from .errors import InvalidInputSize
+from .dims import BATCH, as_expr, positive_int, size_symbol
+from .errors import InvalidArgument, InvalidInputSize
 
 if TYPE_CHECKING:  # pragma: no cover
     from .evaluation import Shapes
@@ -80,22 +80,25 @@ class Formula:
         names = self.size_names
         if sizes:
             if len(sizes) > len(names) or set(names[:len(sizes)]) & set(named):
-                raise TypeError(f"expected the sizes {', '.join(names)} (positional or by name), "
+                raise InvalidArgument(f"expected the sizes {', '.join(names)} (positional or by name), "
                                 f"got {len(sizes)} positional and {', '.join(named) or 'none'} by name")
             named = {**dict(zip(names, sizes)), **named}
         if len(named) != len(names) or not all(n in named for n in names):
             unknown = [k for k in named if k not in names]
             if unknown:
-                raise TypeError(f"unknown size name(s) {', '.join(unknown)}; this analysis has: "
+                raise InvalidArgument(f"unknown size name(s) {', '.join(unknown)}; this analysis has: "
                                 f"{', '.join(names) or 'none'}")
-            raise TypeError(f"missing size(s) {', '.join(n for n in names if n not in named)}")
+            raise InvalidArgument(f"missing size(s) {', '.join(n for n in names if n not in named)}")
         return [positive_int(named[n], f"size {n}") for n in names]
 
-    def __call__(self, *sizes: int, **named: int) -> int:
+    def __call__(self, /, *sizes: int, **named: int) -> int:
         return self._slow(sizes, named)
 
     def _slow(self, sizes: tuple, named: dict | None = None) -> int:
         """Validate the arguments (with the errors users should see), then evaluate."""
+        if len(sizes) > len(self.size_names):
+            raise InvalidArgument(f"expected the sizes {', '.join(self.size_names)} (positional or by name), "
+                                  f"got {len(sizes)} positional")
         if any(v is None for v in sizes):  # from the fast path: its unset parameters
             given = dict(zip(self.size_names, sizes))
             named = {**{k: v for k, v in given.items() if v is not None}, **(named or {})}
@@ -106,7 +109,7 @@ class Formula:
             return value
         self._refuse(values)
 
-    def accepts(self, *sizes: int, **named: int) -> bool:
+    def accepts(self, /, *sizes: int, **named: int) -> bool:
         """Whether torch runs the forward at these sizes (a declared in_features aside)."""
         return bool(self._scalar(self.batch, *self._values(sizes, named))[0])
 
@@ -123,7 +126,7 @@ class Formula:
 
     # -- a grid of sizes ---------------------------------------------------------------------
 
-    def grid(self, **sizes) -> Grid:
+    def grid(self, /, **sizes) -> Grid:
         """in_features at every combination of the given sizes, computed with int64 tensors.
 
         Each size is an int (fixed) or a range / sequence / 1-D tensor of ints (varying):
@@ -134,7 +137,7 @@ class Formula:
         missing = [n for n in self.size_names if n not in sizes]
         unknown = [k for k in sizes if k not in self.size_names]
         if missing or unknown:
-            raise TypeError(f"grid() needs every size of {', '.join(self.size_names) or 'none'}"
+            raise InvalidArgument(f"grid() needs every size of {', '.join(self.size_names) or 'none'}"
                             + (f"; missing {', '.join(missing)}" if missing else "")
                             + (f"; unknown {', '.join(unknown)}" if unknown else ""))
         varying = [n for n in self.size_names if not isinstance(sizes[n], numbers.Integral)]
@@ -144,15 +147,27 @@ class Formula:
             if isinstance(v, numbers.Integral):
                 args.append(positive_int(v, f"size {n}"))
                 continue
-            t = torch.as_tensor(list(v) if isinstance(v, range) else v, dtype=torch.int64)
-            if t.dim() != 1 or t.numel() == 0:
-                raise ValueError(f"size {n} must be a non-empty 1-D sequence of ints")
+            t = _int_axis(v, n)
             if int(t.min()) < 1:
                 positive_int(int(t.min()), f"size {n}")  # raises, with the one message
             shape = [1] * len(varying)
             shape[varying.index(n)] = t.numel()
             args.append(t.reshape(shape))
             axes.append(t)
+        top = {size_symbol(n): (int(a.max()) if isinstance(a, torch.Tensor) else a)
+               for n, a in zip(self.size_names, args)}
+        top[self._symbols[0]] = self.batch
+        reach = _magnitude(self.expr, top)
+        for r in self._requirements:  # the checks compute in int64 too
+            while r is not None and reach is not None:
+                for side in (r.lhs, r.rhs):
+                    bound = _magnitude(as_expr(side), top) if reach is not None else None
+                    reach = None if bound is None else max(reach, bound)
+                r = r.unless
+        if reach is None or reach >= 2 ** 62:
+            raise InvalidArgument(
+                f"grid(): in_features {self.expr} can reach {'an unbounded value' if reach is None else f'about 2**{reach.bit_length() - 1}'}"
+                f" at these sizes, past what int64 tensors hold; call the formula per size (Python ints)")
         if self._vector is None:
             self._vector = compile_checked(self._symbols, self._requirements, [self.expr], backend="torch")
         ok, (value,) = self._vector(self.batch, *args)
@@ -160,3 +175,55 @@ class Formula:
         ok = torch.as_tensor(ok, dtype=torch.bool).expand(full)
         value = torch.as_tensor(value, dtype=torch.int64).expand(full)
         return Grid(torch.where(ok, value, 0), ok.clone(), tuple(varying), tuple(axes))
+
+
+def _int_axis(values, name: str) -> torch.Tensor:
+    """A grid axis: a non-empty 1-D range, sequence or integer tensor of ints (never floats,
+    which int64 would truncate, nor bools)."""
+    if isinstance(values, torch.Tensor):
+        if values.dtype == torch.bool or values.is_floating_point() or values.is_complex():
+            raise InvalidArgument(f"size {name} must hold ints, got a {values.dtype} tensor")
+        t = values.to(torch.int64)
+    else:
+        items = list(values) if isinstance(values, (range, list, tuple)) else None
+        if items is None or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in items):
+            raise InvalidArgument(f"size {name} must be an int or a 1-D sequence of ints, got {values!r:.80}")
+        if any(abs(int(v)) >= 2 ** 62 for v in items):
+            raise InvalidArgument(f"size {name} is past what int64 tensors hold")
+        t = torch.tensor([int(v) for v in items], dtype=torch.int64)
+    if t.dim() != 1 or t.numel() == 0:
+        raise InvalidArgument(f"size {name} must be a non-empty 1-D sequence of ints")
+    return t
+
+
+def _magnitude(expr, top: dict) -> int | None:
+    """An upper bound on the absolute value of ``expr`` and of every value computed on the way,
+    for sizes up to ``top`` (symbol -> largest value); None where it is not bounded so."""
+    if expr.is_Integer:
+        return abs(int(expr))
+    if expr.is_Rational:
+        return abs(int(expr.p))
+    if expr.is_Symbol:
+        return int(top[expr]) if expr in top else None
+    if isinstance(expr, sympy.Piecewise):
+        exprs = [e for e, _ in expr.args]
+        exprs += [side for _, c in expr.args if isinstance(c, sympy.Basic)
+                  for rel in c.atoms(sympy.core.relational.Relational) for side in (rel.lhs, rel.rhs)]
+    else:
+        exprs = [a for a in expr.args if isinstance(a, sympy.Expr)]
+    parts = [_magnitude(a, top) for a in exprs]
+    if any(p is None for p in parts):
+        return None
+    if isinstance(expr, sympy.Add):
+        return sum(parts)
+    if isinstance(expr, sympy.Mul):
+        out = 1
+        for p in parts:
+            out *= max(p, 1)
+        return max(out, *parts)
+    if isinstance(expr, sympy.Pow) and expr.exp.is_Integer and expr.exp >= 0:
+        return max(parts[0] ** int(expr.exp), parts[0])
+    if isinstance(expr, (sympy.Piecewise, sympy.Min, sympy.Max, sympy.Mod)) or type(expr).__name__ in (
+            "FloorDiv", "IntSqrt", "CeilSqrt"):
+        return max(parts + [1])
+    return None

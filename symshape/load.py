@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import inspect
+import io
 import os
 import sys
 from typing import Any
@@ -14,7 +16,7 @@ import torch.nn as nn
 from .dims import BATCH, positive_int
 from .errors import SymshapeError
 
-__all__ = ["ModelLoadError", "load_model", "parse_input"]
+__all__ = ["ModelLoadError", "load_model", "parse_input", "spec_object"]
 
 
 class ModelLoadError(SymshapeError):
@@ -31,14 +33,59 @@ def _import_file(path: str):
     module = importlib.util.module_from_spec(spec)
     folder = os.path.dirname(os.path.abspath(path))
     sys.path.insert(0, folder)  # so the file can import its neighbours
+    # registered while it runs, as an import would (dataclasses with `from __future__ import
+    # annotations` look their module up there); the file sees a clean argv of its own, and a
+    # script that exits on import reports that, instead of ending symshape's process
+    previous = sys.modules.get(name)
+    sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        with _user_code(f"importing {path}", path):
+            spec.loader.exec_module(module)
     except Exception as e:
+        _forget(name, previous)
+        if isinstance(e, ModelLoadError):
+            raise
         raise ModelLoadError(f"importing {path} failed: {type(e).__name__}: {e}") from e
     finally:
         if sys.path and sys.path[0] == folder:
             sys.path.pop(0)
     return module
+
+
+def _refuse_exit(code=0):
+    raise SystemExit(code)
+
+
+@contextlib.contextmanager
+def _user_code(what: str, program: str):
+    """Run a model file's code with a clean ``sys.argv`` of its own (a training script's argparse
+    must not read symshape's arguments), and turn ``sys.exit()``/``os._exit()`` there into a
+    ModelLoadError instead of the end of symshape's process."""
+    argv, exit_, stderr = sys.argv, os._exit, sys.stderr
+    said = io.StringIO()  # what the code writes to stderr: passed on, or quoted if it exits
+    sys.argv, os._exit, sys.stderr = [program], _refuse_exit, said
+    exited = False
+    try:
+        yield
+    except SystemExit as e:
+        exited = True
+        sys.stderr = stderr
+        last = said.getvalue().strip().splitlines()[-1:] or [""]
+        raise ModelLoadError(f"{what} exited (sys.exit({e.code!r}), os._exit or argparse"
+                             + (f": {last[0].strip()[:200]}" if last[0] else "")
+                             + "): a script rather than a module? Guard its main code with "
+                             "`if __name__ == '__main__':`") from None
+    finally:
+        sys.argv, os._exit, sys.stderr = argv, exit_, stderr
+        if not exited:
+            stderr.write(said.getvalue())
+
+
+def _forget(name: str, previous) -> None:
+    if previous is None:
+        sys.modules.pop(name, None)
+    else:
+        sys.modules[name] = previous
 
 
 def _candidates(module) -> list[str]:
@@ -66,7 +113,8 @@ def load_model(spec: str, kwargs: dict[str, Any] | None = None) -> nn.Module:
         module = _import_file(where)
     else:
         try:
-            module = importlib.import_module(where)
+            with _user_code(f"importing {where}", where):
+                module = importlib.import_module(where)
         except ImportError as e:
             raise ModelLoadError(f"cannot import {where}: {e}") from e
     obj: Any = module
@@ -75,6 +123,7 @@ def load_model(spec: str, kwargs: dict[str, Any] | None = None) -> nn.Module:
             found = ", ".join(_candidates(module)) or "no nn.Module"
             raise ModelLoadError(f"{where} has no {name!r}; it defines: {found}")
         obj = getattr(obj, part)
+    _SPEC_OBJECTS[spec] = obj
     if isinstance(obj, nn.Module):
         if kwargs:
             raise ModelLoadError(f"{name} is a model instance; --kwargs applies to a class or factory")
@@ -82,13 +131,26 @@ def load_model(spec: str, kwargs: dict[str, Any] | None = None) -> nn.Module:
     if not callable(obj):
         raise ModelLoadError(f"{name} is a {type(obj).__name__}, not an nn.Module, class or factory")
     try:
-        model = obj(**(kwargs or {}))
+        with _user_code(f"{name}(**{kwargs or {}})", where):
+            model = obj(**(kwargs or {}))
+    except ModelLoadError:
+        raise
     except Exception as e:
         hint = "" if kwargs else " (pass constructor arguments with --kwargs '{\"name\": value}')"
         raise ModelLoadError(f"{name}(**{kwargs or {}}) failed: {type(e).__name__}: {e}{hint}") from e
     if not isinstance(model, nn.Module):
         raise ModelLoadError(f"{name}() returned a {type(model).__name__}, not an nn.Module")
     return model
+
+
+#: what each model spec loaded so far names (a class, a factory or an instance), for --fix
+_SPEC_OBJECTS: dict[str, Any] = {}
+
+
+def spec_object(spec: str) -> Any:
+    """The class, factory or instance ``spec`` named when :func:`load_model` loaded it (None
+    if it has not)."""
+    return _SPEC_OBJECTS.get(spec)
 
 
 def parse_input(text: str) -> tuple:

@@ -14,7 +14,8 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping, Sequence
 
-from .dims import divisors
+from .dims import divisors, positive_int
+from .errors import InvalidArgument
 
 __all__ = ["IntSet", "SizeSet"]
 
@@ -248,6 +249,13 @@ class IntSet:
     def count(self, upto: int) -> int:
         return sum(hi - lo + 1 for lo, hi in self.intervals(upto))
 
+    def to_json(self) -> dict:
+        """The set as JSON: ``{"intervals": [[lo, hi], ...], "from": start, "period": p,
+        "residues": [...], "text": ...}`` -- the intervals below ``from``, then every ``n >= from``
+        with ``n % period`` among the residues (none: nothing from there on)."""
+        return {"intervals": [list(i) for i in self.head], "from": self.start, "period": self.period,
+                "residues": sorted(self.residues), "text": self.describe("n")}
+
     def is_subset(self, other: "IntSet") -> bool:
         return (self - other).is_empty
 
@@ -312,16 +320,18 @@ class SizeSet:
         missing = [n for n in self.names if n not in sizes]
         unknown = [n for n in sizes if n not in self.names]
         if missing or unknown:
-            raise TypeError(f"sizes must name exactly {', '.join(self.names)}")
+            raise InvalidArgument(f"sizes must name exactly {', '.join(self.names) or 'nothing'}"
+                                  + (f"; missing {', '.join(missing)}" if missing else "")
+                                  + (f"; unknown {', '.join(map(str, unknown))}" if unknown else ""))
         out = {}
         for g in self.groups:
-            vals = {sizes[n] for n in g}
+            vals = {positive_int(sizes[n], f"size {n}") for n in g}
             if len(vals) != 1:
                 return None
             out[g[0]] = vals.pop()
         return out
 
-    def contains(self, **sizes: int) -> bool:
+    def contains(self, /, **sizes: int) -> bool:
         vals = self._values(sizes)
         if vals is None:
             return False
@@ -340,17 +350,30 @@ class SizeSet:
 
     def enumerate(self, max_size: int) -> list[dict[str, int]]:
         """Every member with all sizes <= max_size, sorted (by the sizes in name order)."""
-        found: set[tuple[int, ...]] = set()
-        for box in self.boxes:
-            ranges = [list(box[k].values(max_size)) for k in self.keys]
-            for combo in itertools.product(*ranges):
-                found.add(combo)
-        rows = []
-        for combo in found:
-            vals = dict(zip(self.keys, combo))
-            rows.append({n: vals[g[0]] for g in self.groups for n in g})
-        rows.sort(key=lambda r: tuple(r[n] for n in self.names))
-        return rows
+        return list(self.members(max_size))
+
+    def members(self, max_size: int) -> Iterator[dict[str, int]]:
+        """Every member with all sizes <= max_size, in the order of :meth:`enumerate`, one at a
+        time: memory stays proportional to the boxes, not to the members (``--max 1500`` of two
+        sizes is 2.25 M of them)."""
+        order = sorted(range(len(self.keys)), key=lambda i: self.names.index(self.keys[i]))
+        keys = [self.keys[i] for i in order]
+
+        def walk(i: int, boxes: list, prefix: dict):
+            if i == len(keys):
+                yield {n: prefix[g[0]] for g in self.groups for n in g}
+                return
+            k = keys[i]
+            values = sorted(set().union(*(set(b[k].values(max_size)) for b in boxes)))
+            for v in values:
+                yield from walk(i + 1, [b for b in boxes if v in b[k]], {**prefix, k: v})
+
+        if self.boxes:
+            yield from walk(0, list(self.boxes), {})
+
+    def count(self, max_size: int) -> int:
+        """How many members have all sizes <= max_size (without listing them)."""
+        return sum(1 for _ in self.members(max_size))
 
     def min(self) -> dict[str, int] | None:
         """The smallest member: fewest elements (product of sizes), then the smallest largest
@@ -379,6 +402,13 @@ class SizeSet:
             return "any " + " and ".join(" = ".join(g) for g in self.groups)
         return " and ".join(parts)
 
+    def to_json(self) -> dict:
+        """The set as JSON: ``{"names": [...], "boxes": [{name: IntSet.to_json(), ...}, ...],
+        "text": ...}``; the set is the union of the boxes, each the product of its names' sets
+        (names tied equal by ``square`` share one)."""
+        return {"names": list(self.names), "text": str(self),
+                "boxes": [{n: box[g[0]].to_json() for g in self.groups for n in g} for box in self.boxes]}
+
     def lines(self) -> list[str]:
         """One line per box (the set is their union)."""
         return [self._box_text(b) for b in self.boxes]
@@ -404,19 +434,25 @@ class SizeSet:
 
 
 def _merge_boxes(boxes: list[dict[str, IntSet]], keys: Sequence[str]) -> list[dict[str, IntSet]]:
-    """Merge boxes that differ in one component (a readable, equal union)."""
+    """Merge boxes that differ in one component (a readable, equal union), until no two do.
+
+    Each pass buckets the boxes by all components but one (IntSets are hashable), so the work is
+    linear in the number of boxes per pass: 7,290 boxes of ``D*H*W == 720720`` merge in
+    milliseconds (pairwise, it was a minute)."""
+    boxes = [dict(b) for b in boxes]
     changed = True
     while changed and len(boxes) > 1:
         changed = False
-        for i, j in itertools.combinations(range(len(boxes)), 2):
-            a, b = boxes[i], boxes[j]
-            diff = [k for k in keys if a[k] != b[k]]
-            if len(diff) <= 1:
-                merged = dict(a)
-                if diff:
-                    merged[diff[0]] = a[diff[0]] | b[diff[0]]
-                boxes[i] = merged
-                del boxes[j]
-                changed = True
-                break
+        for k in keys:
+            buckets: dict[tuple, dict[str, IntSet]] = {}
+            for b in boxes:
+                rest = tuple(b[x] for x in keys if x != k)
+                kept = buckets.get(rest)
+                if kept is None:
+                    buckets[rest] = b
+                else:
+                    if kept[k] != b[k]:
+                        kept[k] = kept[k] | b[k]
+                    changed = True
+            boxes = list(buckets.values())
     return sorted(boxes, key=lambda b: tuple((b[k].min() or 0) for k in keys))

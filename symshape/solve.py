@@ -28,6 +28,7 @@ from typing import Iterable, Sequence
 import sympy
 
 from .dims import FloorDiv, as_expr, without_ite, batch_symbol, divisors, floor_div, positive_int, size_symbol
+from .errors import InvalidArgument
 from .quasi import Unsolvable, quasi
 from .requirements import RELATIONS, Requirement, by_cases, cases_of, innermost_cases, unless_not
 from .sizes import IntSet, SizeSet
@@ -740,7 +741,7 @@ def solve_flat(analysis, flat: int, layer: str | None = None, square: bool = Fal
     ran out).
     """
     if isinstance(flat, bool) or not isinstance(flat, numbers.Integral) or flat < 0:
-        raise ValueError(f"flat must be a non-negative int, got {flat!r}")
+        raise InvalidArgument(f"flat must be a non-negative int, got {flat!r}")
     flat, batch = int(flat), positive_int(batch, "batch")
     name, expr = analysis.linear(layer)
     ties, groups = _square_ties(analysis) if square else ({}, None)

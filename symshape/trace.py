@@ -15,6 +15,7 @@ import itertools
 import math
 import operator
 import os
+import random
 import threading
 import traceback
 from dataclasses import dataclass
@@ -26,13 +27,14 @@ import torch.fx
 import torch.nn as nn
 
 from .dims import SizeRatio, decide, smallest_value
-from .errors import SymshapeError, UnsupportedOperation, UnsupportedWhereMetaDiffers, UntraceableModel
+from .errors import BoundExceeded, InvalidArgument, SymshapeError, UnsupportedOperation, UnsupportedWhereMetaDiffers, UntraceableModel
 from .modules import attributes_kept
 from .rules import rule_for_module, vision
 from .rules.reshape import DEVICE_ATTRIBUTES
 from .tensor import SymTensor
 
-__all__ = ["MAX_SIDES", "ModelRaised", "Path", "SizeBranch", "Traced", "is_dynamic", "scope_of", "trace"]
+__all__ = ["MAX_SIDES", "LibraryFunction", "ModelRaised", "Path", "SizeBranch", "Traced", "is_dynamic", "library_function", "scope_of",
+           "trace"]
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
 _OWN_DIR = os.path.dirname(__file__)
@@ -61,7 +63,28 @@ class Traced:
     propagation: Any = None
 
 
+def hooked(m: nn.Module) -> bool:
+    """Whether calling ``m`` runs more than its forward: forward hooks or pre-hooks of its own
+    (not a lazy module's shape inference), or a class that overrides ``__call__``. Such a module
+    is traced through (its hooks run on the traced values), never one call of the graph."""
+    if m._forward_hooks or any(getattr(h, "__func__", None) is not _LAZY_INFER for h in m._forward_pre_hooks.values()):
+        return True
+    return any("__call__" in vars(c) for c in type(m).__mro__ if c is not nn.Module and issubclass(c, nn.Module))
+
+
+_LAZY_INFER = torch.nn.modules.lazy.LazyModuleMixin._infer_parameters
+
+
+def _global_hooks() -> list[str]:
+    """torch's process-wide module hooks that change what a forward returns (none, normally)."""
+    import torch.nn.modules.module as module_
+    names = ("_global_forward_pre_hooks", "_global_forward_hooks")
+    return [n.lstrip("_") for n in names if getattr(module_, n, None)]
+
+
 def _is_leaf(m: nn.Module) -> bool:
+    if hooked(m):
+        return False
     if rule_for_module(m) is not None:
         return True
     if isinstance(m, nn.Sequential) and type(m).forward is nn.Sequential.forward:
@@ -204,6 +227,7 @@ class _Tracer(torch.fx.Tracer):
         # is an op with a rule rather than Python indexing a real tensor with a traced value
         super().__init__()
         self.proxy_buffer_attributes = True
+        self.thread = threading.get_ident()
         self.propagator = propagator
         #: modules whose forward fx could not follow: called whole (torch's meta kernels run them)
         self.leaves = leaves
@@ -233,8 +257,26 @@ class _Tracer(torch.fx.Tracer):
 
         return call, [self.root]
 
+    def call_module(self, m, forward, args, kwargs):
+        # fx's patch of nn.Module.__call__ is process-wide: another thread's own forward runs as is
+        if threading.get_ident() != self.thread:
+            return forward(*args, **kwargs)
+        return super().call_module(m, forward, args, kwargs)
+
+    def getattr(self, attr, attr_val, parameter_proxy_cache):
+        if threading.get_ident() != self.thread:
+            return attr_val
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
+
     def trace(self, root, concrete_args=None):
+        self.thread = threading.get_ident()
         with _factories_traced(self):
+            for m in root.modules() if isinstance(root, nn.Module) else ():
+                _cover(getattr(type(m).forward, "__globals__", None))
+            if isinstance(root, LibraryFunction):
+                _cover(getattr(root.fn, "__globals__", None))
+            if not isinstance(root, nn.Module):
+                _cover(getattr(root, "__globals__", None))
             return super().trace(root, concrete_args)
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
@@ -251,6 +293,10 @@ class _Tracer(torch.fx.Tracer):
         return super().create_arg(a)
 
     def create_proxy(self, kind, target, args, kwargs, name=None, type_expr=None, proxy_factory_fn=None):
+        self.nodes = getattr(self, "nodes", 0) + 1
+        if self.nodes > MAX_NODES:  # a loop whose end never comes (``while x.dim() > 0``)
+            raise BoundExceeded(f"MAX_NODES = {MAX_NODES}", f"the forward made more than {MAX_NODES:,} ops in one "
+                                "trace: a Python loop that does not end, or a model larger than symshape traces")
         proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
         if self.propagator is not None:
             self._feed(proxy.node)
@@ -280,6 +326,9 @@ class _Tracer(torch.fx.Tracer):
         if isinstance(value, sympy.Basic):
             if self.path is not None:
                 return self.path.decide(value)
+            settled = decide(_condition(value))  # the same answer at every size: no branch
+            if settled is not None:
+                return settled
             raise SizeBranch(value)
         if isinstance(value, SymTensor):
             raise torch.fx.proxy.TraceError(
@@ -314,7 +363,7 @@ FACTORIES = ("zeros", "ones", "empty", "full", "rand", "randn", "randint", "aran
 
 _tracing = threading.local()
 _installed_lock = threading.Lock()
-_installed: dict = {"count": 0, "originals": {}}
+_installed: dict = {"count": 0, "originals": {}, "draws": {}}
 
 
 def _has_proxy(value) -> bool:
@@ -342,6 +391,31 @@ def _recording(original):
     return factory
 
 
+#: Python's random module functions a forward may branch on (``if random.random() < p``)
+RANDOM_FUNCTIONS = ("random", "uniform", "randint", "randrange", "choice", "choices", "sample", "shuffle", "gauss",
+                    "normalvariate", "triangular", "betavariate", "expovariate")
+
+
+def _refusing_draws(original):
+    @functools.wraps(original)
+    def draw(*args, **kwargs):
+        tracer = getattr(_tracing, "tracer", None)
+        if tracer is not None:
+            caller = traceback.extract_stack(limit=2)[0]
+            stack = list(getattr(tracer, "module_stack", {}).values())
+            where = f"{stack[-1][1].__name__} at {stack[-1][0]!r}" if stack and stack[-1][0] else "the model"
+            raise UntraceableModel(
+                where, f"it draws from Python's random module (random.{original.__name__}): what it does "
+                "with the draw may depend on it, not on the input size, and symshape will not follow one draw",
+                f"{caller.filename}:{caller.lineno}: {(caller.line or '').strip()}",
+                "use torch.rand (a traced value: a branch on it is refused by name), or analyze in eval mode "
+                "if the draw is for training only")
+        return original(*args, **kwargs)
+
+    draw.__wrapped_draw__ = original
+    return draw
+
+
 @contextlib.contextmanager
 def _factories_traced(tracer):
     """torch's factories record calls with traced sizes into ``tracer``, in this thread."""
@@ -353,6 +427,10 @@ def _factories_traced(tracer):
                 original = getattr(torch, name)
                 _installed["originals"][name] = original
                 setattr(torch, name, _recording(original))
+            for name in RANDOM_FUNCTIONS:
+                original = getattr(random, name)
+                _installed["draws"][name] = original
+                setattr(random, name, _refusing_draws(original))
         _installed["count"] += 1
     try:
         yield
@@ -363,7 +441,114 @@ def _factories_traced(tracer):
                 for name, original in _installed["originals"].items():
                     setattr(torch, name, original)
                 _installed["originals"].clear()
+                for name, original in _installed["draws"].items():
+                    setattr(random, name, original)
+                _installed["draws"].clear()
+                _uncover_all()
         _tracing.tracer = outer
+
+
+# -- int() and float() of a traced size ---------------------------------------------------------
+#
+# ``int(math.sqrt(T))``, ``int(H / 2)``, ``float(h)``: Python's int() and float() must return a
+# real int or float, so a Proxy cannot stand in for the result and fx stops. While symshape traces,
+# the names ``int`` and ``float`` in the globals of the code it traces (each traced module's
+# forward, and functions traced whole) are stand-ins that record a call on a traced size as a
+# graph node, give a plain number where the traced value is one, and are the builtin otherwise.
+# The stand-ins answer ``isinstance``, ``issubclass`` and ``==`` as the builtin does; they are
+# inserted only where the name is not already defined, and removed when the last trace ends.
+
+
+class _BuiltinType(type):
+    """The class of a stand-in: ``isinstance(3, int)`` and ``int == int`` answer as for the builtin."""
+
+    def __instancecheck__(cls, obj):
+        return isinstance(obj, cls.builtin)
+
+    def __subclasscheck__(cls, sub):
+        return issubclass(sub, cls.builtin)
+
+    def __eq__(cls, other):
+        return other is cls or other is cls.builtin
+
+    def __hash__(cls):
+        return hash(cls.builtin)
+
+    def __repr__(cls):
+        return repr(cls.builtin)
+
+
+def _stand_in(builtin: type) -> type:
+    def __new__(cls, *args, **kwargs):
+        if len(args) == 1 and not kwargs and issubclass(type(args[0]), _SizedMixin):
+            proxy = args[0]
+            value = proxy.tracer.value(proxy)
+            if isinstance(value, (int, float)) or isinstance(value, sympy.Basic) and value.is_number:
+                return builtin(value)  # a size that is the same at every input size
+            if isinstance(value, SizeRatio) and not value.expr.free_symbols:
+                return builtin(value.expr)
+            return proxy.tracer.create_proxy("call_function", builtin, (proxy,), {})
+        return builtin(*args, **kwargs)
+
+    return _BuiltinType(builtin.__name__, (builtin,), {"__new__": __new__, "builtin": builtin,
+                                                      "__module__": "builtins"})
+
+
+_STAND_INS = {"int": _stand_in(int), "float": _stand_in(float)}
+_globals_lock = threading.Lock()
+#: the globals dicts holding a stand-in, with the names inserted, while any trace runs
+_covered: dict[int, tuple[dict, list[str]]] = {}
+
+
+def _cover(namespace: dict) -> None:
+    """Put the stand-ins into ``namespace`` (a function's globals) where the names are free."""
+    if not isinstance(namespace, dict) or namespace.get("__name__", "").startswith(("torch", "symshape")):
+        return
+    with _globals_lock:
+        if id(namespace) in _covered or _installed["count"] == 0:
+            return
+        names = [n for n in _STAND_INS if n not in namespace]
+        for n in names:
+            namespace[n] = _STAND_INS[n]
+        _covered[id(namespace)] = (namespace, names)
+
+
+def _uncover_all() -> None:
+    with _globals_lock:
+        for namespace, names in _covered.values():
+            for n in names:
+                if namespace.get(n) is _STAND_INS[n]:
+                    del namespace[n]
+        _covered.clear()
+
+
+# -- library functions fx was told to leave alone ------------------------------------------------
+
+class LibraryFunction(nn.Module):
+    """A library's Python function that fx records as one call (``torch.fx.wrap``, as timm does
+    for code that branches on sizes or calls ``float()`` of one, like its position grids),
+    as a module whose forward calls it: symshape traces it as it traces a module's forward,
+    following its branches on sizes side by side."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *args, **kwargs):
+        return self.fn(*args, **kwargs)
+
+    def extra_repr(self) -> str:
+        return f"{self.fn.__module__}.{self.fn.__qualname__}"
+
+
+@functools.lru_cache(maxsize=256)
+def library_function(fn) -> LibraryFunction | None:
+    """The module tracing ``fn``, for a plain Python function outside torch and symshape (None
+    for anything else: torch's ops, builtins, operator and math)."""
+    module = getattr(fn, "__module__", None) or ""
+    if not inspect.isfunction(fn) or module.split(".")[0] in ("torch", "symshape", "operator", "math", "builtins"):
+        return None
+    return LibraryFunction(fn)
 
 
 def _stands_for(value) -> type | None:
@@ -453,7 +638,7 @@ def _sequential_leaves(seq: nn.Sequential, prefix: str, out: list) -> bool:
         qual = f"{prefix}.{name}" if prefix else name
         if _is_leaf(child):
             out.append(qual)
-        elif type(child) is nn.Sequential:
+        elif type(child) is nn.Sequential and not hooked(child):
             if not _sequential_leaves(child, qual, out):
                 return False
         else:
@@ -495,6 +680,14 @@ def _user_frame(tb) -> str:
     return ""
 
 
+#: held while fx traces (re-entrant: the sides of a branch are traced inside a trace). fx patches
+#: ``nn.Module.__call__`` and ``__getattr__`` for the process while it traces, and two traces at
+#: once would undo each other's patches; other threads' forwards pass through the patches.
+TRACE_LOCK = threading.RLock()
+
+#: the most ops one trace records before it stops (BoundExceeded)
+MAX_NODES = 100_000
+
 #: the most modules whose forward is run whole instead of traced, before tracing gives up
 MAX_WHOLE_MODULES = 32
 
@@ -520,7 +713,21 @@ def trace(model: nn.Module, propagator=None, whole: frozenset = frozenset(), pat
     :class:`ModelRaised` carries its message.
     """
     if not isinstance(model, nn.Module):
-        raise TypeError(f"symshape analyzes an nn.Module, got {type(model).__name__}")
+        raise InvalidArgument(f"symshape analyzes an nn.Module, got {type(model).__name__}")
+    if call is None and hooked(model):
+        raise UntraceableModel(
+            f"{type(model).__name__} (the model itself)",
+            "it has forward hooks or pre-hooks, or overrides __call__, and what they do to its input or output "
+            "is not part of its forward", "",
+            "symshape follows them on a submodule: analyze nn.Sequential(model), or remove them while analyzing")
+    if _global_hooks():
+        raise UntraceableModel(type(model).__name__, f"torch's global module hooks are set ({', '.join(_global_hooks())}): "
+                               "they run around every module's forward, which symshape does not follow")
+    with TRACE_LOCK:  # fx patches nn.Module for the whole process while it traces: one trace at a time
+        return _trace(model, propagator, whole, path, call)
+
+
+def _trace(model: nn.Module, propagator, whole: frozenset, path: Path | None, call: tuple | None) -> Traced:
     if call is None:
         if "" in whole:
             return _fed(_leaf_graph(model), model, propagator)

@@ -13,7 +13,9 @@ forward updates are restored, and a model holding uninitialized lazy modules run
 from __future__ import annotations
 
 import contextlib
+import numbers
 import random
+import threading
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
@@ -23,7 +25,7 @@ import torch.fx
 import torch.nn as nn
 
 from .modules import attributes_kept, copy_model, has_lazy
-from .dims import BATCH, batch_symbol
+from .dims import BATCH, batch_symbol, positive_int
 from .errors import InvalidArgument, TraceMismatch
 from .evaluation import Evaluation, Shapes
 from .quasi import Unsolvable
@@ -102,6 +104,11 @@ class _Recorder(torch.fx.Interpreter):
         return result
 
 
+#: held while the user's own model runs (its mode set, hooks on it, buffers restored after): two
+#: verify() calls on one model from two threads would see each other's hooks and modes
+MODEL_RUNS = threading.RLock()
+
+
 def observe(model: nn.Module, x: torch.Tensor, graph: torch.fx.Graph | None = None,
             device: str = "cpu") -> Observation:
     """Run ``model(x)`` with module hooks, then its traced graph node by node, under no_grad.
@@ -114,18 +121,19 @@ def observe(model: nn.Module, x: torch.Tensor, graph: torch.fx.Graph | None = No
     if device == "meta":
         return _observe(copy_model(model, "meta"), x.to("meta"), graph)
     if device != "cpu":
-        raise ValueError(f"device must be 'cpu' or 'meta', got {device!r}")
+        raise InvalidArgument(f"device must be 'cpu' or 'meta', got {device!r}")
     if has_lazy(model):
         return _observe(copy_model(model), x, graph)  # a throwaway copy keeps the model lazy
-    saved = {name: buf.detach().clone() for name, buf in model.named_buffers()}
-    try:
-        with attributes_kept(model):  # a forward that counts its calls or caches a tensor
-            return _observe(model, x, graph)
-    finally:
-        with torch.no_grad():
-            for name, buf in model.named_buffers():
-                if name in saved:
-                    buf.copy_(saved[name])
+    with MODEL_RUNS:
+        saved = {name: buf.detach().clone() for name, buf in model.named_buffers()}
+        try:
+            with attributes_kept(model):  # a forward that counts its calls or caches a tensor
+                return _observe(model, x, graph)
+        finally:
+            with torch.no_grad():
+                for name, buf in model.named_buffers():
+                    if name in saved:
+                        buf.copy_(saved[name])
 
 
 def _observe(model: nn.Module, x: torch.Tensor, graph: torch.fx.Graph | None) -> Observation:
@@ -402,6 +410,14 @@ class VerifyReport:
     def ok(self) -> bool:
         return not self.mismatches
 
+    def to_json(self) -> dict:
+        return {"ok": self.ok, "device": self.device, "checked": self.checked,
+                "results": [{"sizes": dict(s), "torch_runs": ran, "symshape_runs": predicted, "mismatches": bad}
+                            for s, ran, predicted, bad in self.results],
+                "mismatches": [{"layer": m.layer, "sizes": dict(m.sizes), "what": m.what, "rule": m.rule,
+                                "predicted": str(m.predicted), "torch": str(m.actual)} for m in self.mismatches],
+                "notes": list(self.notes)}
+
     def __str__(self) -> str:
         rows = []
         for sizes, ran, predicted, bad in self.results:
@@ -418,9 +434,13 @@ class VerifyReport:
     __repr__ = __str__
 
 
-def _sample_input(analysis: Shapes, sizes: dict[str, int], dtype: torch.dtype) -> torch.Tensor:
-    shape = [sizes[str(d)] if not d.is_Integer else int(d) for d in analysis.input_shape]
-    return torch.rand(sizes.get(BATCH, 1), *shape, generator=torch.Generator().manual_seed(0)).to(dtype)
+def _sample_input(analysis: Shapes, sizes: dict[str, int], dtype: torch.dtype, device: str = "cpu") -> torch.Tensor:
+    """The input at ``sizes``: random values from a generator of its own (torch's global RNG is
+    not touched); on the meta device nothing is allocated."""
+    shape = [sizes.get(BATCH, 1)] + [sizes[str(d)] if not d.is_Integer else int(d) for d in analysis.input_shape]
+    if device == "meta":
+        return torch.empty(shape, dtype=dtype, device="meta")
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(0)).to(dtype)
 
 
 def _dtype(model: nn.Module) -> torch.dtype:
@@ -431,6 +451,39 @@ def _dtype(model: nn.Module) -> torch.dtype:
     return torch.float32
 
 
+#: the largest tensor verify() lets a real (CPU) forward make, in elements (``device="meta"``
+#: allocates nothing and takes any size)
+MAX_ELEMENTS = 2 ** 30
+
+
+def _elements(shape) -> int:
+    if isinstance(shape, tuple) and all(isinstance(d, int) for d in shape):
+        n = 1
+        for d in shape:
+            n *= d
+        return n
+    if isinstance(shape, (tuple, list)):
+        return max((_elements(s) for s in shape), default=0)
+    return 0
+
+
+def _fits_in_memory(analysis: Shapes, sizes: dict, ev, device: str) -> None:
+    """Refuse, before anything is allocated, a size at which the input or a step's output (as
+    the analysis computes them) would hold more than MAX_ELEMENTS elements on the CPU, or more
+    than torch can count on any device."""
+    shape = tuple([sizes.get(BATCH, 1)] + [sizes[str(d)] if not d.is_Integer else int(d) for d in analysis.input_shape])
+    if _elements(shape) >= 2 ** 58:  # torch counts the bytes in int64
+        raise InvalidArgument(f"verify() at {sizes}: the input would have {_elements(shape):,} elements, more "
+                              "than torch can make a tensor of, even on the meta device")
+    if device != "cpu":
+        return
+    biggest = max([_elements(shape)] + [_elements(step.output) for step in ev.steps])
+    if biggest > MAX_ELEMENTS:
+        raise InvalidArgument(
+            f"verify() at {sizes} runs a real forward with a tensor of {biggest:,} elements (more than "
+            f"{MAX_ELEMENTS:,}); check such sizes with device='meta', which allocates nothing")
+
+
 def verify(analysis: Shapes, samples: int = 20, sizes: Sequence[dict] | None = None, seed: int = 0,
            device: str = "cpu") -> VerifyReport:
     """Check the analysis it is given against real torch forward passes (no_grad), in the mode
@@ -439,6 +492,14 @@ def verify(analysis: Shapes, samples: int = 20, sizes: Sequence[dict] | None = N
     if isinstance(samples, (list, tuple, dict)):
         raise InvalidArgument(f"verify() takes the number of sizes to sample first; to check given sizes, "
                               f"pass them as sizes=[{{'H': 28, ...}}] (got {type(samples).__name__} {samples!r:.80})")
+    if sizes is None:
+        samples = positive_int(samples, "samples")
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
+        raise InvalidArgument(f"seed must be an int, got {seed!r}")
+    if device not in ("cpu", "meta"):
+        raise InvalidArgument(f"device must be 'cpu' or 'meta', got {device!r}")
+    if sizes is not None and (isinstance(sizes, (str, bytes, dict)) or not all(isinstance(s, dict) for s in sizes)):
+        raise InvalidArgument(f"sizes must be a list of dicts such as [{{'H': 28, 'W': 28}}], got {sizes!r:.80}")
     model = analysis.model
     notes: list[str] = []
     try:
@@ -457,10 +518,11 @@ def verify(analysis: Shapes, samples: int = 20, sizes: Sequence[dict] | None = N
     results = []
     checked = 0
     dtype = _dtype(model)
-    with _mode(model, analysis.training), torch.random.fork_rng(devices=[]):  # dropout draws stay ours
+    with MODEL_RUNS, _mode(model, analysis.training), torch.random.fork_rng(devices=[]):  # dropout draws stay ours
         for s in todo:
             ev = evaluations.get(_key(s)) or analysis.evaluate(**s)
-            obs = observe(model, _sample_input(analysis, s, dtype), analysis.graph, device)
+            _fits_in_memory(analysis, s, ev, device)
+            obs = observe(model, _sample_input(analysis, s, dtype, device), analysis.graph, device)
             comparison = compare(analysis, s, obs, ev)
             bad, n = comparison.mismatches, comparison.checked
             if valid is not None and BATCH not in s:
@@ -518,14 +580,14 @@ def prove(analysis: Shapes) -> str:
     copy_ = copy_model(model, "meta")
     with _mode(copy_, analysis.training):
         for sizes in todo:
-            obs = _observe(copy_, _sample_input(analysis, sizes, dtype).to("meta"), analysis.graph)
+            obs = _observe(copy_, _sample_input(analysis, sizes, dtype, "meta"), analysis.graph)
             if isinstance(obs.error, NotImplementedError):
                 return f"not proved: torch has no meta kernel for an op ({str(obs.error).splitlines()[0][:120]})"
             comparison = compare(analysis, sizes, obs)
             if comparison.mismatches and not _on_meta(model):
                 # meta kernels check less than the CPU ones (a transposed convolution's channels):
                 # the real model at the same size has the last word
-                with _mode(model, analysis.training), torch.random.fork_rng(devices=[]):
+                with MODEL_RUNS, _mode(model, analysis.training), torch.random.fork_rng(devices=[]):
                     obs = observe(model, _sample_input(analysis, sizes, dtype), analysis.graph)
                 comparison = compare(analysis, sizes, obs)
             if comparison.mismatches:

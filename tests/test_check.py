@@ -151,10 +151,144 @@ def test_fix_two_wrong_linears_and_a_constructor_argument(tmp_path, capsys):
             def forward(self, x):
                 return self.fc3(self.fc2(self.fc1(self.conv(x).flatten(1))))
         '''))
-    code, out, _ = run(capsys, "check", f"{path}:Two", "--input", "1,30", "--fix")
+    before = path.read_text()
+    # built with hidden passed explicitly: the fix belongs to the caller, not to the default
+    code, out, _ = run(capsys, "check", f"{path}:Two", "--input", "1,30", "--kwargs", '{"hidden": 50}', "--fix")
     text = path.read_text()
     assert "self.fc1 = nn.Linear(112, 50)  # was it 100?" in text and "self.fc2 = nn.Linear(50, 10)" in text
-    assert "self.fc3 = nn.Linear(hidden, 2)" in text
+    assert "self.fc3 = nn.Linear(hidden, 2)" in text and "def __init__(self, hidden=50):" in text
     assert "fixed fc1, fc2 in" in out
     assert code == 1 and "fc3: in_features is 50, but 10 reach it" in out
-    assert "not fixed: fc3: in_features comes from hidden (line 10)" in out
+    assert "not fixed: fc3: in_features comes from the parameter hidden (line 10), which the model was built " \
+           "with another value for: pass hidden=10" in out
+    # built with hidden at its default (used for fc3 only): the default is what built the layer
+    path.write_text(before)
+    code, out, _ = run(capsys, "check", f"{path}:Two", "--input", "1,30", "--fix")
+    assert code == 0 and "fixed fc3, fc1, fc2 in" in out
+    assert path.read_text() == before.replace("hidden=50", "hidden=10").replace(
+        "nn.Linear(100, 50)", "nn.Linear(112, 50)").replace("nn.Linear(49, 10)", "nn.Linear(50, 10)")
+
+
+# -- --fix on awkward files (issue 22 point 2) -------------------------------------------------------
+
+NET = '''import torch.nn as nn
+{before}
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.fc = nn.Linear(100, 10){after}
+
+    def forward(self, x):
+        return self.fc(self.conv(x).flatten(1))
+'''
+
+
+@pytest.mark.parametrize("before, after", [
+    ("\f\n# a form feed above", ""),
+    ("# a line separator \u2028 in a comment", "  # and \u2029 here"),
+    ("x = '\u2028'\f", ""),
+])
+def test_fix_edits_the_right_characters_whatever_the_line_breaks(tmp_path, capsys, before, after):
+    path = tmp_path / "odd.py"
+    source = NET.format(before=before, after=after)
+    path.write_bytes(source.encode("utf-8"))
+    code, out, _ = run(capsys, "check", f"{path}:Net", "--input", "1,8,8", "--fix")
+    assert code == 0 and "fixed fc in" in out
+    assert path.read_bytes() == source.replace("nn.Linear(100, 10)", "nn.Linear(144, 10)").encode("utf-8")
+
+
+def test_fix_keeps_crlf_newlines_and_a_latin1_file(tmp_path, capsys):
+    crlf = tmp_path / "crlf.py"
+    source = NET.format(before="", after="").replace("\n", "\r\n")
+    crlf.write_bytes(source.encode("utf-8"))
+    code, _, _ = run(capsys, "check", f"{crlf}:Net", "--input", "1,8,8", "--fix")
+    assert code == 0 and crlf.read_bytes() == source.replace("(100, 10)", "(144, 10)").encode("utf-8")
+    latin = tmp_path / "latin.py"
+    source = "# -*- coding: latin-1 -*-\n" + NET.format(before="# caf\u00e9, na\u00efve", after="  # \u00e9")
+    latin.write_bytes(source.encode("latin-1"))
+    code, _, _ = run(capsys, "check", f"{latin}:Net", "--input", "1,8,8", "--fix")
+    assert code == 0 and latin.read_bytes() == source.replace("(100, 10)", "(144, 10)").encode("latin-1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crlf.py", "latin.py"]  # no temporary file left
+
+
+def test_fix_edits_the_analyzed_class_and_its_constructor_default_only(tmp_path, capsys):
+    path = tmp_path / "two_classes.py"
+    source = '''import torch.nn as nn
+
+
+class Other(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(100, 10)
+
+
+class Net(nn.Module):
+    def __init__(self, n=100):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.head = nn.Linear(n, 10)
+
+    def forward(self, x):
+        return self.head(self.conv(x).flatten(1))
+'''
+    path.write_text(source)
+    code, out, _ = run(capsys, "check", f"{path}:Net", "--input", "1,8,8", "--fix")
+    assert code == 0 and path.read_text() == source.replace("n=100", "n=144")
+
+
+def test_fix_refuses_one_literal_that_two_layers_need_differently(tmp_path, capsys):
+    path = tmp_path / "shared.py"
+    source = '''import torch.nn as nn
+
+
+class Head(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(100, 10)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(1, 16, 3)
+        self.b = nn.Conv2d(1, 16, 5)
+        self.ha = Head()
+        self.hb = Head()
+
+    def forward(self, x):
+        return self.ha(self.a(x)) + self.hb(self.b(x))
+'''
+    path.write_text(source)
+    code, out, _ = run(capsys, "check", f"{path}:Net", "--input", "1,15,15", "--fix")
+    assert code == 1 and path.read_text() == source
+    assert "not fixed: ha.fc: 100 (line 7) builds several layers: ha.fc needs 2704, hb.fc needs 1936" in out
+    assert "---" not in out  # no diff: nothing was written
+    # both need the same value (the second conv as the first): one edit of the shared literal
+    path.write_text(source.replace("nn.Conv2d(1, 16, 5)", "nn.Conv2d(1, 16, 3)"))
+    code, out, _ = run(capsys, "check", f"{path}:Net", "--input", "1,15,15", "--fix")
+    assert code == 0 and "fixed ha.fc, hb.fc in" in out
+    assert path.read_text() == source.replace("nn.Conv2d(1, 16, 5)", "nn.Conv2d(1, 16, 3)").replace(
+        "nn.Linear(100, 10)", "nn.Linear(2704, 10)")
+
+
+def test_fix_reports_a_file_it_cannot_write_and_prints_no_diff(tmp_path, capsys, monkeypatch):
+    import symshape.fix as fix_module
+
+    path = tmp_path / "net.py"
+    source = NET.format(before="", after="")
+    path.write_text(source)
+
+    def refuse(*_args):
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(fix_module.os, "replace", refuse)
+    code, out, _ = run(capsys, "check", f"{path}:Net", "--input", "1,8,8", "--fix")
+    assert code == 1 and path.read_text() == source
+    assert "not fixed: fc: cannot write " in out and "net.py: read-only file system" in out
+    assert "---" not in out and "fixed fc" not in out.replace("not fixed: fc", "")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.py"]

@@ -308,15 +308,16 @@ def test_isinstance_of_sizes_and_shapes_answers_as_in_torch():
     assert_agrees(model, (2, "H", "W"), grid(("H", "W"), [1, 2, 3]))
 
 
-def test_a_forward_hook_that_changes_the_shape_is_refused_not_answered():
-    """The hook is invisible to tracing; the one-forward proof sees the difference. Running the
-    whole model under torch's meta kernels instead branches too many ways here, so symshape
-    refuses with the mismatch rather than answer 784."""
+def test_a_forward_hook_that_changes_the_shape_is_followed_not_missed():
+    """A hooked module is traced through, so its hook runs on the traced values: 196 features
+    reach the LazyLinear at 16x16, as in torch (not 784, the conv's output without the hook)."""
     s = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(7))
     s[0].register_forward_hook(lambda m, i, o: F.max_pool2d(o, 2))
-    with pytest.raises(symshape.TraceMismatch, match="the trace does not match the model"):
-        symshape.analyze(s, (3, "H", "W"))
+    a = symshape.analyze(s, (3, "H", "W"))
+    assert a.at(H=16, W=16).in_features["2"] == 196
+    assert str(a.in_features["2"]) == "4*floor((H - 2)/2)*floor((W - 2)/2)"
     assert isinstance(s[2], nn.LazyLinear) and s[2].has_uninitialized_params()  # left as it was
+    assert len(s[0]._forward_hooks) == 1
 
 
 class _GuardedSegmenter(nn.Module):

@@ -11,6 +11,7 @@ import builtins
 import copy
 
 import pytest
+import torch
 import torch.nn as nn
 
 import symshape
@@ -136,3 +137,229 @@ def test_no_evaluator_in_the_package():
                 found.append(f"{path.relative_to(root)}: {line.strip()}")
     assert found == ['compiled.py: exec(compile(src, "<symshape-compiled>", "exec"), namespace)  '
                      '# noqa: S102 - our own code'], found
+
+
+# -- arguments (issue 22 point 6) ------------------------------------------------------------------
+
+SEED_NET = lambda: nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.LazyLinear(3))  # noqa: E731
+
+
+@pytest.mark.parametrize("name", ["self", "lambda", "class", "format", "1H", "H W", "", "N"])
+def test_size_names_that_would_break_later_are_refused_at_analyze(name):
+    with pytest.raises(symshape.InvalidArgument, match=repr(name) if name else "identifier"):
+        symshape.analyze(SEED_NET(), (1, name, 8))
+
+
+@pytest.mark.parametrize("name", ["type", "int", "x", "H_1"])
+def test_size_names_that_shadow_builtins_work_on_every_path(name):
+    a = symshape.analyze(SEED_NET(), (1, name, 8))
+    f = a.formula()
+    assert f(**{name: 10}) == 4 * 8 * 6 == f(10) == a.evaluate(**{name: 10}).in_features["2"]
+    assert f.grid(**{name: [10, 12]}).values.tolist() == [192, 240]
+
+
+def test_the_compiled_formula_gives_the_slow_paths_errors():
+    f = symshape.analyze(SEED_NET(), (1, "H", "W")).formula()
+    assert f(H=10, W=10) == 256
+    with pytest.raises(symshape.InvalidArgument, match="unknown size name.*Z"):
+        f(H=10, W=10, Z=1)
+    with pytest.raises(symshape.InvalidArgument, match="got 3 positional"):
+        f(10, 10, 10)
+    with pytest.raises(symshape.InvalidArgument, match="missing size.*W"):
+        f(H=10)
+
+
+def test_a_grid_refuses_floats_bools_and_values_past_int64():
+    f = symshape.analyze(SEED_NET(), (1, "H", "W")).formula()
+    for bad in ([28.7], [True], torch.tensor([28.0]), torch.tensor([True])):
+        with pytest.raises(symshape.InvalidArgument, match="ints"):
+            f.grid(H=bad, W=[28])
+    with pytest.raises(symshape.InvalidArgument, match="int64"):
+        f.grid(H=[2 ** 40], W=[2 ** 40])
+    big = f.grid(H=[2 ** 20], W=[2 ** 20]).values  # 4*(2**20 - 2)**2 fits, and is exact
+    assert int(big[0, 0]) == 4 * (2 ** 20 - 2) ** 2 == f(H=2 ** 20, W=2 ** 20)
+
+
+def test_verify_refuses_sizes_it_cannot_run_before_allocating():
+    a = symshape.analyze(SEED_NET(), (1, "H", "W"))
+    with pytest.raises(symshape.InvalidArgument, match="missing size"):
+        a.verify(sizes=[{"H": 28}])
+    with pytest.raises(symshape.InvalidArgument, match="positive int"):
+        a.verify(sizes=[{"H": -5, "W": 28}])
+    with pytest.raises(symshape.InvalidArgument, match="device='meta'"):
+        a.verify(sizes=[{"H": 2 ** 16, "W": 2 ** 16}])
+    with pytest.raises(symshape.InvalidArgument, match="even on the meta device"):
+        a.verify(sizes=[{"H": 2 ** 40, "W": 2 ** 40}], device="meta")
+    assert a.verify(sizes=[{"H": 2 ** 16, "W": 2 ** 16}], device="meta").ok
+
+
+@pytest.mark.parametrize("batch", [0, -1, 1.5, True, "3"])
+def test_batch_arguments_are_positive_ints(batch):
+    a = symshape.analyze(SEED_NET(), (1, "H", "W"))
+    with pytest.raises(symshape.InvalidArgument, match="batch"):
+        a.valid_sizes(batch=batch)
+    with pytest.raises(symshape.InvalidArgument, match="batch"):
+        a.solve(100, batch=batch)
+
+
+def test_numpy_integers_are_sizes():
+    np = pytest.importorskip("numpy")
+    a = symshape.analyze(SEED_NET(), (np.int64(1), "H", 8))
+    assert a.at(H=np.int32(10)).in_features["2"] == 192
+
+
+def test_verify_leaves_the_global_rng_where_it_was():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Dropout(0.5))
+    a = symshape.analyze(model, (1, "H", "W"))
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    assert a.verify(sizes=[{"H": 8, "W": 8}, {"H": 9, "W": 7}]).ok
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_verify_feeds_a_half_model_its_own_dtype():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 2)).to(torch.bfloat16)
+    assert symshape.analyze(model, (1, "H", "W")).verify(sizes=[{"H": 8, "W": 8}, {"H": 9, "W": 8}]).ok
+
+
+# -- bounded work (issue 22 point 5) ---------------------------------------------------------------
+
+class _Forever(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Identity()
+
+    def forward(self, x):
+        while x.dim() > 0:  # the rank never changes: the loop never ends
+            x = self.c(x) + 1
+        return x
+
+
+def test_a_loop_that_never_ends_stops_at_the_node_limit(monkeypatch):
+    from symshape import trace as trace_module
+    monkeypatch.setattr(trace_module, "MAX_NODES", 5_000)  # the same code path, sooner
+    model = _Forever()
+    before = dict(model.__dict__)
+    call = nn.Module.__call__
+    with pytest.raises(symshape.BoundExceeded, match="MAX_NODES = 5000"):
+        symshape.analyze(model, (1, "H", "W"))
+    assert model.__dict__ == before and nn.Module.__call__ is call
+    assert nn.Identity()(torch.ones(2)).tolist() == [1.0, 1.0]  # plain forwards still run
+
+
+def test_nesting_past_the_recursion_limit_is_a_clear_error():
+    m = nn.Conv2d(1, 1, 1)
+    for _ in range(1_200):
+        m = nn.Sequential(m)
+    with pytest.raises(symshape.BoundExceeded, match="recursion limit"):
+        symshape.analyze(m, (1, "H", "W"))
+
+
+def test_a_hundred_ceil_mode_pool_and_upsample_pairs_analyze():
+    layers = []
+    for _ in range(100):
+        layers += [nn.MaxPool2d(2, ceil_mode=True), nn.Upsample(scale_factor=2)]
+    model = nn.Sequential(*layers)
+    assert_agrees(model, (1, "H", "W"), [{"H": h, "W": w} for h in (1, 2, 5, 8) for w in (3, 4)])
+
+
+def test_solving_huge_flat_sizes_factorizes():
+    a = symshape.analyze(SEED_NET(), (1, "H", "W"))
+    for n in (10 ** 18, 2 ** 62):
+        sizes = a.solve(n)
+        first = sizes.min()
+        assert a.evaluate(**first).in_features["2"] == n
+
+
+def test_valid_sizes_of_a_product_with_many_divisors_merges_quickly():
+    # D*H*W == 720720 (6 distinct primes: 7,290 ordered triples); pairwise merging took a minute
+    model = nn.Sequential(nn.Conv3d(1, 1, 1), nn.Flatten(), nn.Linear(720720, 2))
+    a = symshape.analyze(model, (1, "D", "H", "W"))
+    valid = a.valid_sizes()
+    triples = {(d, h, 720720 // (d * h)) for d in sympy_divisors(720720) for h in sympy_divisors(720720 // d)}
+    assert len(triples) == 7290
+    assert all(valid.contains(D=d, H=h, W=w) for d, h, w in list(triples)[::97])
+    assert not valid.contains(D=1, H=1, W=720719) and not valid.contains(D=7, H=7, W=7)
+
+
+def sympy_divisors(n):
+    import sympy
+    return sympy.divisors(n)
+
+
+# -- what tracing does not see (issue 22 point 4) --------------------------------------------------
+
+import random  # noqa: E402
+
+import torch.nn.functional as F  # noqa: E402
+
+
+def _with_hook(kind: str):
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(7))
+    if kind == "forward":
+        model[0].register_forward_hook(lambda m, i, o: F.max_pool2d(o, 2))
+    elif kind == "pre":
+        model[0].register_forward_pre_hook(lambda m, i: (i[0][..., ::2, :],))
+    elif kind == "kwargs":
+        model[0].register_forward_hook(lambda m, args, kwargs, o: o[..., 1:], with_kwargs=True)
+    elif kind == "inner_sequential":
+        model = nn.Sequential(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()), nn.Flatten(), nn.LazyLinear(7))
+        model[0].register_forward_hook(lambda m, i, o: o[:, :, ::3])
+    return model
+
+
+@pytest.mark.parametrize("kind", ["forward", "pre", "kwargs", "inner_sequential"])
+def test_hooks_on_submodules_are_followed(kind):
+    # the reproducer: a hook that pools the conv's output; torch feeds 196 at 16x16, not 784
+    accepted = assert_agrees(_with_hook(kind), (3, "H", "W"), [{"H": h, "W": w} for h in (3, 4, 7, 16) for w in (3, 5, 16)])
+    assert accepted > 0
+    if kind == "forward":
+        assert symshape.analyze(_with_hook(kind), (3, "H", "W")).at(H=16, W=16).in_features["2"] == 196
+
+
+class _OwnCall(nn.Conv2d):
+    def __call__(self, x):
+        return super().__call__(x)[..., 1:]
+
+
+def test_a_module_that_overrides_call_is_followed_and_a_hooked_model_is_refused_by_name():
+    assert_agrees(nn.Sequential(_OwnCall(3, 4, 3), nn.Flatten()), (3, "H", "W"),
+                  [{"H": h, "W": w} for h in (3, 5) for w in (3, 4, 9)])
+    root = nn.Sequential(nn.Conv2d(3, 4, 3))
+    root.register_forward_hook(lambda m, i, o: o[..., 1:])
+    with pytest.raises(symshape.UntraceableModel, match="(?s)forward hooks .* nn.Sequential\\(model\\)"):
+        symshape.analyze(root, (3, "H", "W"))
+    assert_agrees(nn.Sequential(root), (3, "H", "W"), [{"H": 3, "W": w} for w in (3, 4, 9)])
+
+
+def test_global_module_hooks_are_refused_by_name():
+    handle = torch.nn.modules.module.register_module_forward_hook(lambda m, i, o: o)
+    try:
+        with pytest.raises(symshape.UntraceableModel, match="global_forward_hooks"):
+            symshape.analyze(nn.Conv2d(3, 4, 3), (3, "H", "W"))
+    finally:
+        handle.remove()
+    assert symshape.analyze(nn.Conv2d(3, 4, 3), (3, "H", "W")).output_shape == symshape.analyze(
+        nn.Conv2d(3, 4, 3), (3, "H", "W")).output_shape
+
+
+class _DrawsInPython(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x):
+        if self.training and random.random() < 0.5:
+            x = x[..., 1:]
+        return self.conv(x)
+
+
+def test_a_branch_on_pythons_random_is_refused_and_eval_mode_skips_it():
+    model = _DrawsInPython()
+    state = random.getstate()
+    with pytest.raises(symshape.UntraceableModel, match="random.random"):
+        symshape.analyze(model.train(), (3, "H", "W"))
+    assert random.getstate() == state and not hasattr(random.random, "__wrapped_draw__")
+    assert symshape.analyze(model.eval(), (3, "H", "W")).output_shape[-1] == symshape.analyze(
+        nn.Conv2d(3, 3, 1), (3, "H", "W")).output_shape[-1]

@@ -47,10 +47,7 @@ MODELS = [
 
 #: the families that do not analyze yet (docs/coverage.md says why); every other model analyzes
 #: and agrees with torch, and must stay so
-NOT_YET = {
-    "gcvit_xxtiny", "gemma4_vit_167m", "mobilenetv5_base", "nest_tiny", "pnasnet5large",
-    "sam2_hiera_tiny", "samvit_base_patch16_224", "vit_tiny_patch16_dinov3_qkvb",
-}
+NOT_YET = {"gcvit_xxtiny", "gemma4_vit_167m", "sam2_hiera_tiny"}
 KNOWN_OK = set(MODELS) - NOT_YET
 
 

@@ -1,22 +1,26 @@
-"""Factories whose size is an argument: ``torch.linspace(start, end, steps) -> (steps,)``, and
-``torch.logspace`` alike.
+"""Factories whose size is computed from their arguments: ``torch.linspace(start, end, steps) ->
+(steps,)`` (``torch.logspace`` alike), ``torch.arange(start, end, step) -> (ceil((end - start)/step),)``.
 
-Other factories (``zeros``, ``ones``, ``full``, ``arange`` ...) take their sizes straight from
-their arguments and run on torch's fake tensors with symbolic sizes (symshape.meta); linspace's
-meta kernel asks for the value of ``steps``, so it has a rule. ``steps`` must be at least 0.
+Other factories (``zeros``, ``ones``, ``full`` ...) take their sizes straight from their arguments
+and run on torch's fake tensors with symbolic sizes (symshape.meta). linspace's meta kernel asks
+for the value of ``steps``, and arange's computes its length in floating point when an argument
+is a float (``torch.arange(0.5, H)``, DINOv3's position grid), so each has a rule.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
+from fractions import Fraction
 
 import sympy
 import torch
 
+from ..dims import SizeRatio, canonical
 from ..tensor import SymTensor
 from .registry import Context, function_rule
 
-__all__ = ["linspace"]
+__all__ = ["arange", "linspace"]
 
 
 @function_rule(torch.linspace, torch.logspace, on_sizes=True, layout=True)
@@ -30,3 +34,54 @@ def linspace(ctx: Context, start, end, steps, *args, **kwargs) -> SymTensor:
         ctx.unsupported("start or end given as a tensor")
     ctx.at_least(steps, 0, "number of steps must be non-negative, gets {lhs}")
     return SymTensor((steps,))
+
+
+def _exact_number(ctx: Context, value, what: str) -> sympy.Expr:
+    """An int, a float (its exact binary value) or a size, as an exact sympy number."""
+    if isinstance(value, bool) or isinstance(value, SymTensor):
+        ctx.unsupported(f"{what} given as {type(value).__name__}")
+    if isinstance(value, float):
+        f = Fraction(value)
+        return sympy.Rational(f.numerator, f.denominator)
+    if isinstance(value, numbers.Integral):
+        return sympy.Integer(int(value))
+    if isinstance(value, SizeRatio):
+        ctx.unsupported(f"{what} {value}: a size divided with / is a float that symshape does not round here")
+    if isinstance(value, sympy.Basic) and value.is_integer:
+        return value
+    ctx.unsupported(f"{what} must be a number or a size, got {value!r}")
+
+
+@function_rule(torch.arange, on_sizes=True, layout=True)
+def arange(ctx: Context, *args, **kwargs) -> SymTensor:
+    """``(ceil((end - start)/step),)``; torch needs ``step != 0`` and ``end`` on ``step``'s side
+    of ``start``.
+
+    torch computes the length as ``ceil`` of a double quotient. ``end - start`` is exact in
+    double for sizes below 2**52 and a float ``start`` (a binary fraction); the quotient, correctly
+    rounded, lands on an integer only where the exact one is one while it is below 2**53 over the
+    exact quotient's denominator: so the length is the exact ``ceil`` at every such size."""
+    names = ("start", "end", "step") if len(args) >= 2 else ("end",)
+    given = dict(zip(names, args))
+    for k in ("start", "end", "step"):
+        if k in kwargs:
+            given[k] = kwargs[k]
+    if "end" not in given:
+        ctx.unsupported("arange without an end")
+    start = _exact_number(ctx, given.get("start", 0), "start")
+    end = _exact_number(ctx, given["end"], "end")
+    step = _exact_number(ctx, given.get("step", 1), "step")
+    if not step.is_number:
+        ctx.unsupported(f"a step taken from the input's size ({step})")
+    if step == 0:
+        ctx.never("step must be nonzero")
+    scale = sympy.fraction(start)[1]  # an integer condition: 2*H - 1 >= 0 for start 0.5
+    ahead = (end - start) * scale if step > 0 else (start - end) * scale
+    ctx.at_least(sympy.expand(ahead), 0, "upper bound and larger bound inconsistent with step sign")
+    length = canonical(math.ceil(SizeRatio((end - start) / step)))
+    dtype = kwargs.get("dtype")
+    if dtype is None:
+        plain = all(isinstance(given.get(k, 0), numbers.Integral) or isinstance(given.get(k, 0), sympy.Basic)
+                    for k in ("start", "end", "step"))
+        dtype = torch.int64 if plain else torch.get_default_dtype()
+    return SymTensor((length,), dtype=dtype)

@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..derivations import Adaptive, Window
-from ..dims import as_expr, canonical, ceil_div, floor_div, product
+from ..dims import FloorDiv, as_expr, canonical, ceil_div, floor_div, implied, product
 from ..requirements import Requirement
 from ..tensor import SymTensor
 from .common import as_bool, as_int, as_real, check_rank, ntuple, spatial_unit, tensor_arg
@@ -151,15 +151,34 @@ def _sized_kernel(kernel_size) -> bool:
     return any(isinstance(k, sympy.Expr) and not k.is_Integer for k in ks)
 
 
+def _whole_windows(ctx: Context, size, k) -> int | None:
+    """``c`` where the kernel is ``size // c`` and this side of the model's branches has
+    ``size % c == 0`` (MobileNetV5's fusion adapter pools its map down to c x c so): then
+    ``floor((size - k)/k) + 1 = c``. None where the facts do not prove it."""
+    if not isinstance(k, FloorDiv):
+        return None
+    p, q = k.args
+    if size == p:
+        c = int(q)
+    elif isinstance(size, FloorDiv) and size.args[0] == p and int(q) % int(size.args[1]) == 0:
+        c = int(q) // int(size.args[1])  # floor(floor(p/m)/c) is floor(p/(m*c))
+    else:
+        return None
+    return c if implied(ctx.facts, sympy.Eq(size, c * k)) else None
+
+
 def _window_of_a_size(ctx: Context, x: SymTensor, d: int, kernel_size, stride, padding, dilation,
                       ceil_mode, layer: str) -> SymTensor:
-    """A kernel taken from the input's size, stride = kernel (torch's default), no padding:
-    ``out = floor((in - k)/k) + 1 = floor(in/k)`` -- 1 where the kernel is the whole dim;
-    torch needs ``in >= k``."""
+    """A kernel taken from the input's size, stride = kernel (torch's default, or given so), no
+    padding: ``out = floor((in - k)/k) + 1 = floor(in/k)`` -- 1 where the kernel is the whole
+    dim, ``c`` where it is ``in // c`` on a side of the model's branches where ``c`` divides
+    ``in``; torch needs ``in >= k``."""
     check_rank(ctx, x, (d + 1, d + 2), layer)
     ks = list(kernel_size) if isinstance(kernel_size, (list, tuple)) else [kernel_size]
     ks = ks * d if len(ks) == 1 else ks
-    plain = (stride is None or (isinstance(stride, (list, tuple)) and not stride)) and not as_bool(
+    same_stride = stride is None or (isinstance(stride, (list, tuple)) and not stride) or list(
+        stride if isinstance(stride, (list, tuple)) else [stride] * d) == ks
+    plain = same_stride and not as_bool(
         ceil_mode, "ceil_mode", ctx) and all(v == 0 for v in ntuple(padding, d, "padding", ctx)) and all(
         v == 1 for v in ntuple(dilation, d, "dilation", ctx))
     if len(ks) != d or not plain:
@@ -171,6 +190,8 @@ def _window_of_a_size(ctx: Context, x: SymTensor, d: int, kernel_size, stride, p
             out.append(pool_out(size, int(k), int(k), 0, 1, False))
         elif sympy.simplify(size - k) == 0:
             out.append(sympy.Integer(1))  # the window is the whole dim
+        elif (c := _whole_windows(ctx, size, k)) is not None:
+            out.append(sympy.Integer(c))  # c windows of size // c, on a side where c divides the size
         else:
             ctx.unsupported(f"kernel size {k} over a dim of size {size} (a window of the whole dim is modelled)")
         ctx.at_least(size, k, f"{layer}: kernel {{rhs}} needs at least {{rhs}} {spatial_unit(i, d)}, gets {{lhs}}")
