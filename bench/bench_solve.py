@@ -66,7 +66,7 @@ def python_scan(a, flat: int, side: int):
     for h in range(1, side + 1):
         for w in range(1, side + 1):
             v = fn(1, h, w)
-            if v[-1] == flat and all(r.check(v[i:i + n]) for r, i, n in checks):
+            if v[-1] == flat and all(r.accepts(v[i:i + n]) for r, i, n in checks):
                 found.add((h, w))
     return found
 

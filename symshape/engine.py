@@ -47,6 +47,9 @@ class Step:
     derivations: tuple = ()  # how each dim was sized (symshape.derivations), for explanations
     #: the op returns a number of tensors that depends on the size (chunk): missing ones show as empty
     variable_count: bool = False
+    #: a module traced by the sides of its Python branches: per side, its conditions, the steps
+    #: it ran (None where the model's code or torch raised there), that message, and its output
+    sides: tuple = field(default=(), compare=False)
 
 
 @dataclass
@@ -270,6 +273,7 @@ class Propagator:
         self._first_input = True
         #: the Linears of the branching module just traced by sides (_linears_on_every_side)
         self._side_linears: list = []
+        self._side_steps: tuple = ()
         self._meta_copies: dict[int, nn.Module] = shared._meta_copies if shared is not None else {}
         # meta results by call signature (see _meta)
         self._meta_cache: dict = shared._meta_cache if shared is not None else {}
@@ -379,6 +383,7 @@ class Propagator:
         dynamic = [v for v in _flat([*args, *kwargs.values()]) if is_dynamic(v)]
         where = "" if ctx.step == "(model)" else f"{ctx.step}."  # inner steps' names, qualified
         sides: list[Side] = []
+        shown: list[tuple] = []  # per side, for explain(): its conditions, steps or message
         props: list[Propagation] = []
         todo: list[list[bool]] = [[]]
         while todo:
@@ -390,16 +395,20 @@ class Propagator:
                                path=path, call=(args, kwargs))
             except ModelRaised as e:
                 sides.append(Side(path.decisions, error=e.message))
+                shown.append((tuple(path.conditions()), None, e.message, None))
             except InvalidInputSize as e:
                 sides.append(Side(path.decisions, error=f"{e.layer}: {e.reason}"))
+                shown.append((tuple(path.conditions()), None, f"{e.layer}: {e.reason}", None))
             else:
                 prop = traced.propagation
+                shown.append((tuple(path.conditions()), tuple(prop.steps), None, shapes_of(prop.output)))
                 inner = [replace(r, reason=f"{where}{step.name}: {r.reason}")
                          for step in prop.steps for r in step.requirements]
                 sides.append(Side(path.decisions, value=prop.output, requirements=inner))
                 props.append(prop)
             todo += reversed(path.others())
         self._side_linears = _linears_on_every_side(props, where)
+        self._side_steps = tuple(shown)
         result = merge_sides(sides, ctx.op)
         for r in result.requirements:
             ctx.require(r.lhs, r.relation, r.rhs, r.reason, r.kind, r.unless, r.backend_dependent, r.data_dependent)
@@ -501,7 +510,8 @@ class Propagator:
         if has_tensor(value):
             self.steps.append(Step(ctx.step, op, tuple(t.shape for t in tensor_inputs), shapes_of(value), family,
                                    tuple(ctx.requirements), node.name, kind, module, tuple(ctx.roundings),
-                                   tuple(ctx.derivations), isinstance(value, Pieces) and any(value.requires)))
+                                   tuple(ctx.derivations), isinstance(value, Pieces) and any(value.requires),
+                                   self._side_steps if family == "cases" else ()))
             if ctx.linear_input is not None and kind == "module":
                 self.in_features.setdefault(name, canonical(ctx.linear_input))
             if family == "cases":  # its Linears, where every side that runs calls them alike

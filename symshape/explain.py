@@ -288,6 +288,8 @@ def _case_notes(step) -> list[str]:
     notes = []
     shape = step.output if isinstance(step.output, tuple) and step.output and not isinstance(
         step.output[0], tuple) else None
+    if step.sides:  # traced side by side: what each side of the module's own branches does
+        return _side_notes(step)
     if shape is not None and any(d.has(sympy.Piecewise) for d in shape):
         cases = _cases(tuple(as_expr(d) for d in shape))
         if len(cases) <= MAX_CASES:
@@ -308,6 +310,36 @@ def _case_notes(step) -> list[str]:
         if len(reasons) > MAX_CASES:
             notes.append(f"... and {len(reasons) - MAX_CASES} more checks (Analysis.requirements lists them)")
     return notes
+
+
+def _side_notes(step) -> list[str]:
+    """For a module traced by the sides of its Python branches: per side, its conditions, then
+    the steps that side runs (``pad: (1, L) → (1, L + 1)``), or the message where it raises."""
+    notes = []
+    prefix = "" if step.name == "(model)" else f"{step.name}."
+    for conds, steps, error, output in step.sides[:MAX_CASES]:
+        when = " and ".join(_condition_text(c) for c in conds) or "every size"
+        if steps is None:
+            notes.append(f"for {when}: raises {error}")
+            continue
+        notes.append(f"for {when}: {_sample_shape(output)}")
+        shown = [s for s in steps if s.output != () and not (len(s.inputs) == 1 and s.inputs[0] == s.output
+                                                              and not s.derivations)]
+        for s in shown:
+            ins = ", ".join(_sample_shape(i) for i in s.inputs)
+            notes.append(f"  {prefix}{s.name}  {s.op}  {ins} → {_sample_shape(s.output)}")
+    if len(step.sides) > MAX_CASES:
+        notes.append(f"... and {len(step.sides) - MAX_CASES} more sides")
+    return notes
+
+
+def _sample_shape(shape) -> str:
+    """One sample's shape (the batch dim left out), or a tuple of them."""
+    if isinstance(shape, tuple) and shape and isinstance(shape[0], tuple):
+        return "(" + ", ".join(_sample_shape(s) for s in shape) + ")"
+    if isinstance(shape, tuple) and shape:
+        return shape_str(shape[1:])
+    return str(shape)
 
 
 def _condition_text(cond) -> str:
@@ -436,8 +468,9 @@ def _render_markdown(analysis, sizes, blocks, failure, summary) -> str:
             for line in b.lines:
                 for note in line.notes:
                     out.append(f"- {line.dim}: {note}")
-        for note in b.notes:
-            out.append(f"- {_md_code(note)}")
+        for note in b.notes:  # an indented note (a step on one side of a branch) is a nested item
+            indent = "  " * ((len(note) - len(note.lstrip(" "))) // 2)
+            out.append(f"{indent}- {_md_code(note.strip())}")
         if out[-1] != "":
             out.append("")
     if failure:

@@ -307,3 +307,68 @@ def test_a_tensor_made_on_a_traced_device_stays_on_the_device_torch_runs_on():
     an = symshape.analyze(model, (2, "H", "W"))
     assert_agrees(model, (2, "H", "W"), grid(["H", "W"], [1, 3]))
     assert an.verify(sizes=[{"H": 3, "W": 4}], device="meta").ok
+
+
+class _SidesToExplain(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(3, 4, 2, stride=2)
+
+    def forward(self, x):
+        if x.size(-1) > 64:
+            raise ValueError(f"at most 64 samples, got {x.size(-1)}")
+        if x.size(-1) % 2 == 1:
+            x = F.pad(x, (0, 1))
+        return self.conv(x)
+
+
+def test_explain_lists_what_each_side_of_a_branch_does():
+    """Issue 16 point 4: per side, its conditions, its output and its steps, or its own message."""
+    a = symshape.analyze(_SidesToExplain(), (3, "L"))
+    text = a.explain()
+    start = text.index("  for")
+    side = text[start:text.index("\n\n", start)]
+    assert side.splitlines() == [
+        "  for L > 64: raises ValueError: at most 64 samples, got L",
+        "  for L ≤ 64 and L mod 2 = 1: (4, floor((L + 1)/2))",
+        "    pad  F.pad  (3, L) → (3, L + 1)",
+        "    conv  nn.Conv1d  (3, L + 1) → (4, floor((L + 1)/2))",
+        "  for L ≤ 64 and L mod 2 ≠ 1: (4, floor(L/2))",
+        "    conv  nn.Conv1d  (3, L) → (4, floor(L/2))",
+    ]
+    # each side's story is torch's: the lengths it names are the ones torch computes
+    for n in (1, 7, 8, 63, 64):
+        out = _SidesToExplain()(torch.zeros(1, 3, n)).shape[-1]
+        assert out == (n + 1) // 2 == a.at(L=n).output_shape[-1]
+    md = a.explain(format="md")
+    assert "\n  - pad  F.pad  (3, L) → (3, L + 1)\n" in md and "- for L > 64: raises ValueError" in md
+    assert "raises ValueError: at most 64 samples" in a.explain(format="latex")
+
+
+class _PerChannel(nn.Module):
+    """Loops over ``range(x.size(1))`` (the channels: a fixed count) and over a shape's entries."""
+
+    def forward(self, x):
+        outs = [x[:, i:i + 1] * (i + 1) for i in range(x.size(1))]
+        n = 1
+        for s in x.shape[2:]:
+            n = n * s
+        return torch.cat(outs, dim=1).reshape(x.size(0), -1)[:, : n * x.size(1)]
+
+
+class _PerPosition(nn.Module):
+    """Loops over ``range(x.size(-1))``: as many iterations as the input is long."""
+
+    def forward(self, x):
+        return torch.stack([x[..., i] for i in range(x.size(-1))], dim=-1)
+
+
+def test_loops_over_fixed_counts_are_exact_and_a_loop_over_a_size_is_refused_by_name():
+    assert_agrees(_PerChannel(), (3, "H", "W"), grid(("H", "W"), [1, 2, 5]))
+    try:
+        a = symshape.analyze(_PerPosition(), (2, "L"))
+    except symshape.UntraceableModel as e:  # refused, naming the line: never one length's answer for all
+        assert "range(x.size(-1))" in str(e) and "cannot be interpreted as an integer" in str(e)
+    else:  # or answered exactly
+        assert_agrees(_PerPosition(), (2, "L"), [{"L": n} for n in (1, 2, 7)])
+        assert str(a.output_shape) == "(N, 2, L)"
