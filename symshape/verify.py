@@ -568,8 +568,13 @@ def prove(analysis: Shapes) -> str:
     was checked ("H=224, W=224"), or why it could not be (a meta kernel torch lacks)."""
     names = analysis.size_names
     candidates = [{n: v for n in names} for v in PROOF_SIZES] if names else [{}]
-    evaluations = [(s, analysis.evaluate(**s)) for s in candidates]
-    accepted = next((s for s, ev in evaluations if ev.first_problem() is None), None)
+    evaluations = []  # evaluated one at a time: the first candidate is usually accepted
+    accepted = None
+    for s in candidates:
+        evaluations.append((s, analysis.evaluate(**s)))
+        if evaluations[-1][1].first_problem() is None:
+            accepted = s
+            break
     if accepted is None and names:
         accepted = _smallest_valid(analysis)
     if accepted is None:  # only a wrong declared in_features fails: torch must raise right there
