@@ -14,7 +14,7 @@ import sympy
 import torch.nn as nn
 
 from . import check, explain, solve, verify
-from .dims import BATCH, batch_symbol, positive_int, size_symbol
+from .dims import BATCH, MAX_TENSOR_ELEMENTS, batch_symbol, positive_int, size_symbol
 from .engine import Propagator, Step
 from .errors import BoundExceeded, InvalidArgument, InvalidInputSize, SymshapeError, TraceMismatch
 from .evaluation import ConcreteStep, Evaluation, Failure, Shapes
@@ -23,10 +23,6 @@ from .tensor import SymTensor
 from .trace import trace
 
 __all__ = ["Analysis", "ConcreteStep", "Evaluation", "Failure", "analyze", "in_features", "parse_input_shape"]
-
-
-#: the most elements one sample's fixed dims may have: torch counts a tensor's bytes in int64
-MAX_ELEMENTS = 2 ** 58
 
 
 def parse_input_shape(input_shape: Sequence) -> tuple[sympy.Expr, ...]:
@@ -51,7 +47,7 @@ def parse_input_shape(input_shape: Sequence) -> tuple[sympy.Expr, ...]:
     fixed = 1
     for d in dims:
         fixed *= int(d) if d.is_Integer else 1
-    if fixed >= MAX_ELEMENTS:
+    if fixed >= MAX_TENSOR_ELEMENTS:
         raise InvalidArgument(f"input_shape {tuple(input_shape)}: {fixed:,} elements per sample, more than torch can "
                               "make a tensor of (its size in bytes must fit in int64)")
     return tuple(dims)

@@ -55,6 +55,9 @@ __all__ = [
     "without_ite",
 ]
 
+#: the most elements a tensor torch makes can have: it counts the bytes in int64 (8-byte dtypes)
+MAX_TENSOR_ELEMENTS = 2 ** 58
+
 #: the name of the batch dim, which symshape adds in front of one sample's shape
 BATCH = "N"
 

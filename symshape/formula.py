@@ -16,7 +16,7 @@ import sympy
 import torch
 
 from .compiled import compile_checked, compile_method
-from .dims import BATCH, as_expr, positive_int, size_symbol
+from .dims import BATCH, CeilSqrt, FloorDiv, IntSqrt, as_expr, positive_int, size_symbol
 from .errors import InvalidArgument, InvalidInputSize
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -223,7 +223,6 @@ def _magnitude(expr, top: dict) -> int | None:
         return max(out, *parts)
     if isinstance(expr, sympy.Pow) and expr.exp.is_Integer and expr.exp >= 0:
         return max(parts[0] ** int(expr.exp), parts[0])
-    if isinstance(expr, (sympy.Piecewise, sympy.Min, sympy.Max, sympy.Mod)) or type(expr).__name__ in (
-            "FloorDiv", "IntSqrt", "CeilSqrt"):
+    if isinstance(expr, (sympy.Piecewise, sympy.Min, sympy.Max, sympy.Mod, FloorDiv, IntSqrt, CeilSqrt)):
         return max(parts + [1])
     return None

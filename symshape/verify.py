@@ -13,6 +13,7 @@ forward updates are restored, and a model holding uninitialized lazy modules run
 from __future__ import annotations
 
 import contextlib
+import math
 import numbers
 import random
 import threading
@@ -25,7 +26,7 @@ import torch.fx
 import torch.nn as nn
 
 from .modules import attributes_kept, copy_model, has_lazy
-from .dims import BATCH, batch_symbol, positive_int
+from .dims import BATCH, MAX_TENSOR_ELEMENTS, batch_symbol, positive_int
 from .errors import InvalidArgument, TraceMismatch
 from .evaluation import Evaluation, Shapes
 from .quasi import Unsolvable
@@ -318,19 +319,18 @@ def _add(out: list[dict], sizes: dict[str, int]) -> None:
 MAX_SAMPLED_ELEMENTS = 2 ** 22
 
 
+def _elements(shape) -> int:
+    """The elements of a concrete shape, or the most of any shape among nested ones."""
+    if isinstance(shape, (tuple, list)) and shape and all(isinstance(d, int) for d in shape):
+        return math.prod(shape)
+    if isinstance(shape, (tuple, list)):
+        return max((_elements(s) for s in shape), default=0)
+    return 0
+
+
 def _largest(ev: Evaluation) -> int:
     """The most elements of any tensor the forward makes, as predicted at one size."""
-    def most(value) -> int:
-        if isinstance(value, (tuple, list)) and value and all(isinstance(d, int) for d in value):
-            n = 1
-            for d in value:
-                n *= d
-            return n
-        if isinstance(value, (tuple, list)):
-            return max((most(v) for v in value), default=0)
-        return 0
-
-    return max((most(step.output) for step in ev.steps), default=0)
+    return max((_elements(step.output) for step in ev.steps), default=0)
 
 
 def _rounding_edges(analysis: Shapes, base: dict[str, int]) -> list[dict[str, int]]:
@@ -456,28 +456,17 @@ def _dtype(model: nn.Module) -> torch.dtype:
 MAX_ELEMENTS = 2 ** 30
 
 
-def _elements(shape) -> int:
-    if isinstance(shape, tuple) and all(isinstance(d, int) for d in shape):
-        n = 1
-        for d in shape:
-            n *= d
-        return n
-    if isinstance(shape, (tuple, list)):
-        return max((_elements(s) for s in shape), default=0)
-    return 0
-
-
 def _fits_in_memory(analysis: Shapes, sizes: dict, ev, device: str) -> None:
     """Refuse, before anything is allocated, a size at which the input or a step's output (as
     the analysis computes them) would hold more than MAX_ELEMENTS elements on the CPU, or more
     than torch can count on any device."""
     shape = tuple([sizes.get(BATCH, 1)] + [sizes[str(d)] if not d.is_Integer else int(d) for d in analysis.input_shape])
-    if _elements(shape) >= 2 ** 58:  # torch counts the bytes in int64
+    if _elements(shape) >= MAX_TENSOR_ELEMENTS:
         raise InvalidArgument(f"verify() at {sizes}: the input would have {_elements(shape):,} elements, more "
                               "than torch can make a tensor of, even on the meta device")
     if device != "cpu":
         return
-    biggest = max([_elements(shape)] + [_elements(step.output) for step in ev.steps])
+    biggest = max(_elements(shape), _largest(ev))
     if biggest > MAX_ELEMENTS:
         raise InvalidArgument(
             f"verify() at {sizes} runs a real forward with a tensor of {biggest:,} elements (more than "

@@ -114,6 +114,9 @@ def test_random_models_formula_agrees_with_torch(drawn):
     g = f.grid(**{n: range(1, 1 + max(s[n] for s in sizes_list)) for n in names})
     for sizes in sizes_list:
         ran, seen = torch_in_features(model, input_shape, sizes, f.layer)
+        failure = a.evaluate(**sizes).failure
+        if ran and failure is not None and failure.requirement.backend_dependent:
+            continue  # torch's oneDNN path runs an empty transposed convolution its reference path refuses
         assert f.accepts(**sizes) == ran, f"{description}\n{model}\nat {sizes}"
         idx = tuple(sizes[n] - 1 for n in names)
         assert bool(g.valid[idx]) == ran, f"{description}\n{model}\nat {sizes}"
