@@ -98,3 +98,56 @@ def unet_valid_sizes(repeat: int = 7) -> list[dict]:
     assert str(got) == "H ≥ 32, H ≡ 0 (mod 32) and W ≥ 32, W ≡ 0 (mod 32)", str(got)
     return [{"benchmark": f"valid_sizes() of a 5-level U-Net ({len(a.steps)} steps, {len(a.requirements)} checks): {got}",
              "symshape": t, "anchor": None, "anchor_name": "target: under 100 ms"}]
+
+
+def _stride_chain(k: int) -> torch.nn.Module:
+    convs = [torch.nn.Conv2d(1, 1, 3, stride=2, padding=1) for _ in range(k)]
+    return torch.nn.Sequential(*convs, torch.nn.Flatten(), torch.nn.LazyLinear(2))
+
+
+def _meta_scan(net, sides) -> dict[int, int]:
+    """in_features at H = W = s for each s, one meta-device forward each (the brute force)."""
+    body = net[:-1].to("meta")
+    out = {}
+    with torch.no_grad():
+        for s in sides:
+            out[s] = body(torch.empty(1, 1, s, s, device="meta")).shape[-1]
+    return out
+
+
+def solve_vs_depth(depths=(5, 10, 15, 20), scanned_up_to: int = 10, repeat: int = 5) -> list[dict]:
+    """k stride-2 convs (in_features ``floor((H + 2^k - 1)/2^k) * floor((W + 2^k - 1)/2^k)``):
+    solve(4), solve(4, square=True), valid_sizes() and exact_sizes() against k; the anchor is a
+    scan of meta-device forwards over H = W in 1..2^(k+1) (the sizes that can give 4), measured
+    up to ``scanned_up_to`` layers and extrapolated from a 200-forward sample beyond."""
+    from symshape.quasi import Unsolvable
+
+    rows = []
+    for k in depths:
+        net = _stride_chain(k)
+        a = symshape.analyze(net, (1, "H", "W"))
+        times = {}
+        for label, fn in (("solve", lambda: a.solve(4)), ("square", lambda: a.solve(4, square=True)),
+                          ("valid", a.valid_sizes), ("exact", a.exact_sizes)):
+            try:
+                times[label], got = _timed(fn, repeat, quasi.cache_clear)
+                if label == "square":  # exactly H = W in [2^k + 1, 2^(k+1)]
+                    assert len(got.boxes) == 1 and got.min() == {"H": (1 << k) + 1, "W": (1 << k) + 1}, str(got)
+                    edges = [(1 << k) + 1, 1 << (k + 1)]
+                    assert all(got.contains(H=s, W=s) for s in edges), str(got)
+                    assert not any(got.contains(H=s, W=s) for s in (1 << k, (1 << (k + 1)) + 1)), str(got)
+            except Unsolvable as e:
+                times[label] = f"Unsolvable ({str(e)[:60]}…)"
+        top = 1 << (k + 1)
+        if k <= scanned_up_to:
+            t = time.perf_counter()
+            seen = _meta_scan(net, range(1, top + 1))
+            scan, how = time.perf_counter() - t, "measured"
+            assert {s for s, v in seen.items() if v == 4} == set(range((1 << k) + 1, top + 1))
+        else:
+            sample = range(top - 199, top + 1)
+            t = time.perf_counter()
+            _meta_scan(net, sample)
+            scan, how = (time.perf_counter() - t) / len(sample) * top, "extrapolated from 200 forwards"
+        rows.append({"k": k, **times, "scan": scan, "scan_how": how, "sides": top})
+    return rows

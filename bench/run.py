@@ -64,6 +64,18 @@ def ratio_table(rows: list[dict], target: float | None = None, header: bool = Tr
     return "\n".join(lines)
 
 
+def depth_table(rows: list[dict]) -> str:
+    def cell(v):
+        return fmt(v) if isinstance(v, float) else str(v)
+
+    lines = ["| convs | `solve(4)` | `solve(4, square=True)` | `valid_sizes()` | `exact_sizes()` | meta-forward scan |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lines.append(f"| {r['k']} | {cell(r['solve'])} | {cell(r['square'])} | {cell(r['valid'])} | {cell(r['exact'])} | "
+                     f"{fmt(r['scan'])} ({r['sides']:,} forwards, {r['scan_how']}) |")
+    return "\n".join(lines)
+
+
 def exactness_table(rows: list[dict], upto: int) -> str:
     lines = ["| net | sizes torch runs | torch.export's program refuses | torch.export's formula wrong | "
              "symshape wrong | torch.export's formula | symshape's formula |",
@@ -92,6 +104,8 @@ def main(argv=None) -> int:
     grid_rows = bench_core.grid_million()
     step("the inverse problem")
     solve_rows = bench_solve.solve_vs_scan(python=not args.quick) + bench_solve.unet_valid_sizes()
+    step("the solver against depth")
+    depth_rows = bench_solve.solve_vs_depth()
     step("exactness beside torch.export")
     upto = 256
     exact_rows = bench_core.exactness(upto)
@@ -121,6 +135,17 @@ def main(argv=None) -> int:
          "Targets: `solve()` for a flat size with ≥ 100 divisors on a 10-layer 2-D net under 50 ms; "
          "`valid_sizes()` of a 5-level U-Net under 100 ms. The solver's answer equals the scans' "
          "answers.", ratio_table(solve_rows)),
+        ("3b. The solver against depth",
+         "Target: `solve`, `valid_sizes` and `exact_sizes` on 20 stride-2 layers in under 50 ms, square "
+         "included, with no period limit. k stride-2 convolutions give in_features "
+         "`floor((H + 2^k - 1)/2^k) * floor((W + 2^k - 1)/2^k)`, which repeats only every 2^k sizes. "
+         "A monotone condition on one size is solved in closed form (an affine floor) or by bisection "
+         "(any nondecreasing composition of floors, sums, products and powers); each layer's "
+         "no-rounding condition, on the residue class the earlier layers left, is one linear "
+         "congruence (the Chinese remainder theorem). Times with the solver's caches cleared; the "
+         "anchor is the brute force, one meta-device forward per square size H = W in 1..2^(k+1) "
+         "(the sizes that can give in_features 4), checked against the solver where measured.",
+         depth_table(depth_rows)),
         ("4. Exactness beside speed",
          f"Square inputs H = W = 1..{upto}. For each size the truth is a real CPU forward of the model "
          "up to the flat size. *torch.export's program refuses*: sizes torch runs at which the "
@@ -158,6 +183,9 @@ def main(argv=None) -> int:
         return min(r["anchor"] / r["symshape"] for r in rows)
 
     solve_t = solve_rows[0]["symshape"]
+    deepest = max(depth_rows, key=lambda r: r["k"])
+    deep = [deepest[k] for k in ("solve", "square", "valid", "exact")]
+    deep_t = max(deep) if all(isinstance(v, float) for v in deep) else None
     unet_t = solve_rows[-1]["symshape"]
     sym_wrong = sum(r["sym_rejects"] + r["sym_accepts"] + r["sym_wrong"] for r in exact_rows)
     checks = [
@@ -169,6 +197,8 @@ def main(argv=None) -> int:
         ("every H, W in 1..1024 in under 1 s", fmt(grid_rows[0]["symshape"]), grid_rows[0]["symshape"] < 1),
         ("`solve()` with ≥ 100 divisors under 50 ms", fmt(solve_t), solve_t < 0.05),
         ("U-Net `valid_sizes()` under 100 ms", fmt(unet_t), unet_t < 0.1),
+        ("`solve`, `valid_sizes`, `exact_sizes` on 20 stride-2 layers under 50 ms, square included",
+         fmt(deep_t) if deep_t is not None else "Unsolvable", deep_t is not None and deep_t < 0.05),
         (f"sizes in 1..{upto} where symshape is wrong: 0", str(sym_wrong), sym_wrong == 0),
         ("cold start adds at most 0.5 s", f"{fmt(cold[0]['added'])} ({fmt(cold[1]['added'])} with the ordinary shutdown)",
          cold[0]["added"] <= 0.5),

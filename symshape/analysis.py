@@ -96,7 +96,18 @@ class Analysis(Shapes):
         sizes, for every size): torch's error, the right value and its formula, the sizes at which
         the declared value would be right, and the fix. Returns a :class:`~symshape.check.CheckReport`.
         """
-        return check.check_linears(self, sizes)
+        return check.check_linears(self, sizes, self._unbatched())
+
+    def _unbatched(self) -> "Analysis | None":
+        """The same call without the batch dim, for check()'s warnings (None where the model
+        cannot be analyzed so, or this analysis has no batch dim)."""
+        if not self.batched or not self.input_shape:
+            return None
+        try:
+            return analyze(self.model, tuple(str(d) if isinstance(d, sympy.Symbol) else int(d)
+                                             for d in self.input_shape), batch=None)
+        except SymshapeError:
+            return None
 
     # -- derivations for docs (symshape.explain) --------------------------------------------
 
@@ -127,8 +138,12 @@ class Analysis(Shapes):
         return verify.verify(self, samples, sizes, seed, device)
 
 
-def analyze(model: nn.Module, input_shape: Sequence, prove: bool = True) -> Analysis:
+def analyze(model: nn.Module, input_shape: Sequence, prove: bool = True, batch: str | None = BATCH) -> Analysis:
     """Trace ``model`` and propagate the symbolic ``input_shape`` (one sample, no batch dim).
+
+    The model is called with a batch of such samples, its batch dim ``N`` first (``batch="N"``,
+    the default). ``batch=None`` analyzes the call exactly as given, ``model(x)`` with
+    ``x.shape == input_shape``: an unbatched call, where ``nn.Flatten()`` keeps dim 0.
 
     With ``prove`` (the default) the trace proves itself: one forward of a meta-device copy of
     the model at a size the analysis accepts (see :func:`symshape.verify.prove`) must agree step
@@ -141,16 +156,21 @@ def analyze(model: nn.Module, input_shape: Sequence, prove: bool = True) -> Anal
     8*floor((H - 1)/2)*floor((W - 1)/2)
     """
     dims = parse_input_shape(input_shape)
+    if batch is not None and (not isinstance(batch, str) or batch != BATCH):
+        raise InvalidArgument(f"batch must be {BATCH!r} (a batch dim N before input_shape, the default) or None "
+                              f"(the call exactly as input_shape gives it), got {batch!r}")
+    if batch is None and not dims:
+        raise InvalidArgument("input_shape () with batch=None is a 0-dim tensor: give at least one dim")
     try:
-        return _analyze(model, dims, prove)
+        return _analyze(model, dims, prove, batch is not None)
     except RecursionError:
         raise BoundExceeded(f"Python's recursion limit, {sys.getrecursionlimit()}",
                             f"{type(model).__name__} nests modules, or its sizes nest expressions, deeper than "
                             "symshape follows") from None
 
 
-def _analyze(model: nn.Module, dims: tuple, prove: bool) -> "Analysis":
-    x = SymTensor((batch_symbol(), *dims))
+def _analyze(model: nn.Module, dims: tuple, prove: bool, batched: bool = True) -> "Analysis":
+    x = SymTensor((batch_symbol(), *dims) if batched else dims)
     training = {name: m.training for name, m in model.named_modules()}
     whole: frozenset = frozenset()
     mismatch: TraceMismatch | None = None
@@ -163,7 +183,7 @@ def _analyze(model: nn.Module, dims: tuple, prove: bool) -> "Analysis":
             raise mismatch from e  # running the module whole did not work either: no answer
         prop = traced.propagation
         analysis = Analysis(model, dims, prop.steps, prop.output, prop.in_features, traced.graph,
-                            prop.rules_applied, training)
+                            prop.rules_applied, training, prop.fixed, batched)
         # first the proof: a trace that took a path torch does not take must not be reported
         # as a model that refuses every size
         try:

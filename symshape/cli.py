@@ -20,10 +20,10 @@ from typing import Sequence
 
 from . import __version__
 from .analysis import analyze
+from .dims import BATCH
 from .errors import InvalidInputSize, SymshapeError
 from .fix import apply_edits, locate, plan_fixes, read_source, unified_diff, write_source
 from .load import load_model, parse_input, spec_object
-from .modules import is_lazy
 from .render import text_table
 
 OK, FINDING, USAGE = 0, 1, 2
@@ -36,13 +36,15 @@ class _UsageError(Exception):
 
 
 def _declared(analysis, name: str) -> str:
-    step = next((s for s in analysis.steps if s.name == name and s.module is not None), None)
-    if step is None:
+    fixed = analysis.fixed.get(name)
+    if fixed is None:
         return "?"
-    m = step.module
-    if is_lazy(m):
-        return "lazy"
-    return str(getattr(m, "in_features", "?"))
+    return "lazy" if fixed.declared is None else str(fixed.declared)
+
+
+def _batch(args) -> str | None:
+    """--no-batch: analyze the call exactly as --input gives it (no batch dim added)."""
+    return None if getattr(args, "no_batch", False) else BATCH
 
 
 def _kwargs(args) -> dict | None:
@@ -82,14 +84,15 @@ def _emit(args, result: dict, members=None) -> None:
 def cmd_formula(args) -> int:
     """Each Linear's in_features: the formula, or its value when --input is all numbers."""
     model, shape = _model_and_input(args)
-    analysis = analyze(model, shape)
+    analysis = analyze(model, shape, batch=_batch(args))
     output = [str(s) for s in analysis.output_shape] if isinstance(analysis.output_shape, tuple) else str(
         analysis.output_shape)
     if not analysis.in_features:
         if args.json:
             _emit(args, {"output_shape": output, "layers": [], "problems": []})
         else:
-            print("the forward calls no nn.Linear; output shape:", analysis.output_shape)
+            print("the forward calls no nn.Linear (nor another layer whose parameters fix an input size); "
+                  "output shape:", analysis.output_shape)
         return OK
     if analysis.size_names:
         rows = [(k, str(v), _declared(analysis, k)) for k, v in analysis.in_features.items()]
@@ -127,7 +130,7 @@ def _json_declared(declared: str):
 
 def _symbolic(args):
     model, shape = _model_and_input(args)
-    analysis = analyze(model, shape)
+    analysis = analyze(model, shape, batch=_batch(args))
     if not analysis.size_names:
         raise _UsageError("--input has no size name to solve for; use names, e.g. --input 1,H,W")
     return analysis
@@ -155,11 +158,13 @@ def _print_listing(sizes, max_size: int | None) -> None:
 def _linear_name(analysis, layer: str | None) -> str:
     """--layer, or the first Linear called; a usage error when there is no such Linear."""
     if not analysis.in_features:
-        raise _UsageError("the forward calls no nn.Linear / nn.LazyLinear: there is no in_features to solve for")
+        raise _UsageError("the forward calls no nn.Linear (nor another layer whose parameters fix an input size): "
+                          "there is no in_features to solve for")
     if layer is None:
         return next(iter(analysis.in_features))
     if layer not in analysis.in_features:
-        raise _UsageError(f"--layer {layer!r}: no Linear of that name; the forward calls: {', '.join(analysis.in_features)}")
+        raise _UsageError(f"--layer {layer!r}: no fixed layer of that name; the forward calls: "
+                          f"{', '.join(analysis.in_features)}")
     return layer
 
 
@@ -222,6 +227,14 @@ def _named(shape: tuple) -> tuple[tuple, dict]:
     return (shape[0], *names), dict(zip(names, shape[1:]))
 
 
+def _built_at(finding) -> str:
+    """The attribute path of what --fix edits: the layer's module, or the parameter whose shape
+    fixes the size (``w`` of ``F.linear(x, self.w)``)."""
+    if ".shape[" in finding.parameter:
+        return finding.parameter.partition(".shape[")[0]
+    return finding.step or finding.layer
+
+
 def _source_file(model, layer: str, spec: str) -> str:
     """The file that builds ``layer``: the nearest user-defined class above it, else the spec's file."""
 
@@ -242,7 +255,7 @@ def cmd_check(args) -> int:
 
     model, shape = _model_and_input(args)
     named, sizes = _named(shape)
-    report = analyze(model, named).check(**sizes)
+    report = analyze(model, named, batch=_batch(args)).check(**sizes)
     if args.json and not args.fix:
         _emit(args, report.to_json())
         return OK if report.ok else FINDING
@@ -266,7 +279,7 @@ def _fix(args, model, report) -> int:
     built_by, spec_name, kwargs = spec_object(args.model), args.model.rpartition(":")[2], _kwargs(args)
     by_file: dict[str, list] = {}
     for f in report.findings:
-        by_file.setdefault(_source_file(model, f.layer, args.model), []).append(f)
+        by_file.setdefault(_source_file(model, _built_at(f), args.model), []).append(f)
     fixed = 0
     for path, findings in by_file.items():
         if not path:
@@ -275,7 +288,7 @@ def _fix(args, model, report) -> int:
             continue
         try:
             source, encoding = read_source(path)
-            sites = {f.layer: locate(model, f.layer, built_by, spec_name, kwargs) for f in findings}
+            sites = {f.layer: locate(model, _built_at(f), built_by, spec_name, kwargs) for f in findings}
             edits, refusals = plan_fixes(source, findings, path, sites)
         except (OSError, SyntaxError, UnicodeDecodeError, LookupError) as e:
             for f in findings:
@@ -302,7 +315,7 @@ def cmd_explain(args) -> int:
     """Every layer's arithmetic, symbolic or at the sizes given, as text, Markdown or LaTeX."""
     model, shape = _model_and_input(args)
     named, sizes = _named(shape)
-    analysis = analyze(model, named)
+    analysis = analyze(model, named, batch=_batch(args))
     text = analysis.explain(args.format, **sizes)
     if args.json:
         steps = [{"name": s.name, "op": s.op, "inputs": [str(i) for i in s.inputs], "output": str(s.output)}
@@ -317,7 +330,7 @@ def cmd_verify(args) -> int:
     """Run the real model at sampled sizes and compare every step (exit 1 on any mismatch)."""
     model, shape = _model_and_input(args)
     # verify reports every disagreement itself (exit 1), so the one-forward proof is not needed first
-    report = analyze(model, shape, prove=False).verify(samples=args.samples, seed=args.seed, device=args.device)
+    report = analyze(model, shape, prove=False, batch=_batch(args)).verify(samples=args.samples, seed=args.seed, device=args.device)
     if args.json:
         _emit(args, report.to_json())
         return OK if report.ok else FINDING
@@ -351,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--input", required=True, help="one sample's shape without the batch dim, e.g. 1,H,W or 3,224,224")
         p.add_argument("--kwargs", help="constructor arguments as a JSON object")
         p.add_argument("--json", action="store_true", help="print the result as one JSON object (see docs/cli.md)")
+        p.add_argument("--no-batch", action="store_true",
+                       help="the model is called with exactly --input (no batch dim added): an unbatched call")
         return p
 
     model_command("formula", "print each Linear's in_features as a formula of the input size").set_defaults(

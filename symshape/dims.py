@@ -122,6 +122,10 @@ def size_symbol(name: str) -> sympy.Symbol:
     return sym
 
 
+#: divisors from which a floor prints in its natural form (``ceil(L/2**200)``): a deep chain's
+NATURAL_FROM = 1 << 16
+
+
 class FloorDiv(sympy.Function):
     """``floor(p/q)`` for an integer-valued expression ``p`` and a positive integer ``q``.
 
@@ -185,15 +189,35 @@ class FloorDiv(sympy.Function):
             return True
         return None
 
+    def _natural(self):
+        """``(numerator, divisor text, ceil?)`` for printing: a deep chain's divisor (at least
+        ``2**16``) as a power of two, and ``floor((x + q - 1)/q)`` as ``ceil(x/q)``; else None."""
+        p, q = self.args
+        if int(q) < NATURAL_FROM:
+            return None
+        power = int(q).bit_length() - 1
+        divisor = f"2**{power}" if 1 << power == int(q) else str(q)
+        const, rest = p.as_coeff_Add()
+        if const == q - 1 and rest != 0:
+            return rest, divisor, True
+        return p, divisor, False
+
     def _sympystr(self, printer):
         p, q = self.args
+        natural = self._natural()
+        if natural is not None:
+            p, q, ceil = natural
         text = printer._print(p)
         if isinstance(p, Add):
             text = f"({text})"
-        return f"floor({text}/{q})"
+        return f"{'ceil' if natural is not None and natural[2] else 'floor'}({text}/{q})"
 
     def _latex(self, printer):
         p, q = self.args
+        natural = self._natural()
+        if natural is not None and natural[2]:
+            q_text = natural[1].replace("**", "^{") + "}" if "**" in natural[1] else natural[1]
+            return rf"\left\lceil \frac{{{printer._print(natural[0])}}}{{{q_text}}} \right\rceil"
         return rf"\left\lfloor \frac{{{printer._print(p)}}}{{{printer._print(q)}}} \right\rfloor"
 
     def _eval_rewrite_as_floor(self, p, q, **kwargs):

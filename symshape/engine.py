@@ -21,7 +21,7 @@ from .errors import (InvalidInputSize, NotASize, SymshapeError, UnsupportedArgum
 from .requirements import Requirement, Rounding
 from .meta import MetaRefusal, Side, merge_sides, run_meta, substitute
 from .modules import copy_model, is_lazy_parameter
-from .rules import Context, Rule, rule_for_function, rule_for_method, rule_for_module, target_name
+from .rules import Context, Fixed, Rule, rule_for_function, rule_for_method, rule_for_module, target_name
 from .rules.common import require_layout
 from .rules.reshape import view_shape
 from .tensor import Pieces, SymTensor, elementwise_layout, has_tensor, kernel_layout, loosened, shapes_of, tensors_in
@@ -59,6 +59,8 @@ class Propagation:
     in_features: dict[str, sympy.Expr]
     #: op name -> rule family, for every op a rule handled (size queries included)
     rules_applied: dict[str, str] = field(default_factory=dict)
+    #: the fixed layers (keys as in ``in_features``): what each layer's parameter is, and its value
+    fixed: dict[str, Fixed] = field(default_factory=dict)
 
 
 def _unknown_layout(value: Any) -> Any:
@@ -268,10 +270,11 @@ class Propagator:
         self.env: dict[torch.fx.Node, Any] = {}
         self.steps: list[Step] = []
         self.in_features: dict[str, sympy.Expr] = {}
+        self.fixed: dict[str, Fixed] = {}
         self.rules_applied: dict[str, str] = {}
         self.output: Any = None
         self._first_input = True
-        #: the Linears of the branching module just traced by sides (_linears_on_every_side)
+        #: the fixed layers of the branching module just traced by sides (_fixed_on_every_side)
         self._side_linears: list = []
         self._side_steps: tuple = ()
         self._meta_copies: dict[int, nn.Module] = shared._meta_copies if shared is not None else {}
@@ -279,7 +282,7 @@ class Propagator:
         self._meta_cache: dict = shared._meta_cache if shared is not None else {}
 
     def result(self) -> Propagation:
-        return Propagation(self.steps, self.output, self.in_features, self.rules_applied)
+        return Propagation(self.steps, self.output, self.in_features, self.rules_applied, self.fixed)
 
     def _load(self, a):
         value = torch.fx.node.map_arg(a, lambda n: self.env[n])
@@ -407,7 +410,7 @@ class Propagator:
                 sides.append(Side(path.decisions, value=prop.output, requirements=inner))
                 props.append(prop)
             todo += reversed(path.others())
-        self._side_linears = _linears_on_every_side(props, where)
+        self._side_linears = _fixed_on_every_side(props, where)
         self._side_steps = tuple(shown)
         result = merge_sides(sides, ctx.op)
         for r in result.requirements:
@@ -512,35 +515,66 @@ class Propagator:
                                    tuple(ctx.requirements), node.name, kind, module, tuple(ctx.roundings),
                                    tuple(ctx.derivations), isinstance(value, Pieces) and any(value.requires),
                                    self._side_steps if family == "cases" else ()))
-            if ctx.linear_input is not None and kind == "module":
-                self.in_features.setdefault(name, canonical(ctx.linear_input))
-            if family == "cases":  # its Linears, where every side that runs calls them alike
-                for step, features in self._side_linears:
+            self._record_fixed(ctx, node, name)
+            if family == "cases":  # its fixed layers, where every side that runs calls them alike
+                for step, key, fixed in self._side_linears:
                     self.steps.append(replace(step, node=node.name))
-                    self.in_features.setdefault(step.name, features)
+                    if key not in self.in_features:
+                        self.in_features[key], self.fixed[key] = fixed.reaching, fixed
         elif ctx.requirements:
             # a size query with a requirement (rare): attach it to a step so it is still checked
             self.steps.append(Step(ctx.step, op, tuple(t.shape for t in tensor_inputs), (), family,
                                    tuple(ctx.requirements), node.name, kind, module))
 
 
-def _linears_on_every_side(props: list[Propagation], where: str) -> list[tuple[Step, sympy.Expr]]:
-    """The Linear modules a branching module calls, each as a step of its own (named in the
-    model) with its in_features, where every side that runs calls it with the same shapes: so
-    ``check()`` and ``in_features()`` see a Linear behind the model's own guard. Their checks stay
+    def _record_fixed(self, ctx: Context, node: torch.fx.Node, name: str) -> None:
+        """The sizes this step's parameters fix (Context.fixes), as fixed layers: a function's only
+        where the tensor that fixes it is one of the model's parameters or buffers (``x @ self.W``,
+        not ``q @ k``); a size that is the same and right at every input size only where the
+        rule says the layer is one users ask about (``Fixed.always``: a Linear, not a conv's
+        in_channels)."""
+        for i, f in enumerate(ctx.fixed):
+            if f.weight is not None:
+                source = _argument(node, *f.weight)
+                if not isinstance(source, torch.fx.Node) or source.op != "get_attr":
+                    continue
+                f = replace(f, parameter=f"{source.target}.{f.parameter}")
+            reaching = canonical(f.reaching)
+            if not (f.always or f.declared is None or reaching.free_symbols or reaching != f.declared):
+                continue
+            key = name if i == 0 else f"{name} ({f.parameter})"
+            if any(g.layer == name and (g.reaching, g.declared) == (reaching, f.declared) for g in self.fixed.values()):
+                continue  # the same size as this layer's first (a MultiheadAttention's kdim, called with x, x, x)
+            if key not in self.in_features:
+                self.in_features[key], self.fixed[key] = reaching, replace(f, reaching=reaching, layer=name)
+
+
+def _argument(node: torch.fx.Node, position: int, keyword: str):
+    """The fx node's argument at ``position`` (or passed as ``keyword``), or None."""
+    if len(node.args) > position:
+        return node.args[position]
+    return node.kwargs.get(keyword)
+
+
+def _fixed_on_every_side(props: list[Propagation], where: str) -> list[tuple[Step, str, Fixed]]:
+    """The fixed layers a branching module calls, each as a step of its own (named in the model)
+    with its key and :class:`Fixed`, where every side that runs calls it with the same shapes: so
+    ``check()`` and ``in_features`` see a Linear behind the model's own guard. Their checks stay
     the branching step's (each side's, under its conditions)."""
     if not props:
         return []
-    found: dict[str, tuple[Step, sympy.Expr]] = {}
+    found: dict[str, tuple[Step, str, Fixed]] = {}
     for prop in props:
+        steps = {step.name: step for step in prop.steps if step.kind == "module"}
         here = {}
-        for step in prop.steps:
-            if step.kind == "module" and step.name in prop.in_features and isinstance(step.module, nn.Linear):
-                here.setdefault(step.name, (replace(step, name=f"{where}{step.name}", requirements=()),
-                                            prop.in_features[step.name]))
+        for key, fixed in prop.fixed.items():
+            step = steps.get(fixed.layer)
+            if step is not None:
+                here.setdefault(key, (replace(step, name=f"{where}{step.name}", requirements=()), f"{where}{key}",
+                                      replace(fixed, layer=f"{where}{fixed.layer}")))
         if prop is props[0]:
             found = here
-        found = {k: v for k, v in found.items() if k in here and here[k][1] == v[1]
+        found = {k: v for k, v in found.items() if k in here and here[k][2] == v[2]
                  and (here[k][0].inputs, here[k][0].output) == (v[0].inputs, v[0].output)}
     return list(found.values())
 

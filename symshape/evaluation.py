@@ -91,14 +91,19 @@ class Shapes:
 
     ``steps``: one :class:`~symshape.engine.Step` per executed tensor op, in order.
     ``output_shape``: the model output's shape (sympy expressions; batch dim ``N``).
-    ``in_features``: qualified name -> the last-dim size reaching each Linear, in call order.
+    ``in_features``: qualified name -> the size reaching each fixed layer, in call order: each
+    Linear's in_features, and the sizes other layers' parameters fix (``F.linear``, ``x @ self.W``,
+    ``addmm``, Bilinear, RNN/GRU/LSTM's input_size, MultiheadAttention's embed_dim, LayerNorm's
+    normalized_shape; a conv's in_channels and a norm's num_features where they depend on the
+    input size); ``fixed`` says which parameter each is, and its declared value.
     ``training``: the train/eval flag of every module (by qualified name) when it was analyzed:
     the mode the analysis describes, and the mode :func:`~symshape.verify.verify` runs it in.
     """
 
     def __init__(self, model: nn.Module, input_shape: tuple, steps: list[Step], output: Any,
                  in_features: dict[str, sympy.Expr], graph=None, rules_applied=None,
-                 training: Mapping[str, bool] | None = None):
+                 training: Mapping[str, bool] | None = None, fixed: Mapping | None = None,
+                 batched: bool = True):
         self.model = model
         #: op name -> the rule family that handled it (size queries such as x.size() included)
         self.rules_applied: dict[str, str] = dict(rules_applied or {})
@@ -108,7 +113,14 @@ class Shapes:
         self.steps = steps
         self._output = output
         self.in_features = in_features
+        #: the fixed layers, keyed as ``in_features``: each :class:`~symshape.rules.Fixed` says
+        #: which parameter fixes the size (``in_features``, ``input_size``, ``W.shape[0]`` ...),
+        #: its declared value (None for a lazy layer) and the step (``layer``) it belongs to
+        self.fixed = dict(fixed or {})
         self.batch = batch_symbol()
+        #: whether the analyzed call has a batch dim ``N`` before ``input_shape`` (``analyze(...,
+        #: batch=None)``: the model is called with a tensor of exactly ``input_shape``)
+        self.batched = batched
         self.training: dict[str, bool] = dict(training if training is not None else
                                               ((n, m.training) for n, m in model.named_modules()))
         names = list(dict.fromkeys(d.name for d in input_shape if isinstance(d, sympy.Symbol)))
@@ -129,14 +141,23 @@ class Shapes:
         return shapes_of(self._output)
 
     def linear(self, layer: str | None = None) -> tuple[str, sympy.Expr]:
-        """``(name, in_features expression)`` of the first Linear called, or of ``layer``."""
+        """``(name, in_features expression)`` of the first fixed layer called (a Linear, an
+        ``F.linear`` ... see ``in_features``), or of ``layer``."""
         if not self.in_features:
-            raise SymshapeError("the forward calls no nn.Linear / nn.LazyLinear")
+            raise SymshapeError("the forward calls no layer whose parameters fix an input size (nn.Linear, "
+                                "F.linear, x @ parameter, RNN/GRU/LSTM, MultiheadAttention, LayerNorm, Bilinear)")
         if layer is None:
             return next(iter(self.in_features.items()))
         if layer not in self.in_features:
-            raise UnknownName(f"no Linear called {layer!r}; the forward calls: {', '.join(self.in_features)}")
+            raise UnknownName(f"no fixed layer called {layer!r}; the forward calls: {', '.join(self.in_features)}")
         return layer, self.in_features[layer]
+
+    def fixed_by(self, step: str, requirement: Requirement) -> str | None:
+        """The name (in ``fixed``) of the fixed layer whose declared size ``requirement`` (one of
+        ``step``'s) checks, or None."""
+        if requirement.kind != "declared" or not requirement.fixes:
+            return None
+        return next((k for k, f in self.fixed.items() if f.layer == step and f.tag == requirement.fixes), None)
 
     @property
     def requirements(self) -> list[tuple[str, Requirement]]:
@@ -201,6 +222,12 @@ class Shapes:
             output_shape = None
         return Evaluation(shown, steps, in_features, output_shape, failure, mismatches)
 
+    def concrete_input(self, sizes: Mapping[str, int]) -> tuple[int, ...]:
+        """The shape of the tensor the model is called with at ``sizes`` (its batch ``N``, 1 by
+        default, first where the analysis has a batch dim)."""
+        dims = tuple(sizes[str(d)] if not d.is_Integer else int(d) for d in self.input_shape)
+        return (sizes.get(BATCH, 1), *dims) if self.batched else dims
+
     def at(self, /, **sizes: int) -> Evaluation:
         """Every step's concrete shape; raises InvalidInputSize where torch would refuse the size."""
         ev = self.evaluate(**sizes)
@@ -212,7 +239,7 @@ class Shapes:
     def __str__(self) -> str:
         rows = [(s.name, s.op, ", ".join(shape_str(i) for i in s.inputs), shape_str(s.output))
                 for s in self.steps]
-        out = [f"input {shape_str((self.batch, *self.input_shape))}",
+        out = [f"input {shape_str((self.batch, *self.input_shape) if self.batched else self.input_shape)}",
                text_table(("step", "op", "input", "output"), rows)]
         if self.in_features:
             out.append("in_features:")

@@ -16,7 +16,6 @@ from fractions import Fraction
 
 import sympy
 
-from .modules import is_lazy
 from .compiled import compile_exprs
 from .derivations import Adaptive, Padded, Transposed, Window
 from .dims import as_expr, batch_symbol, size_symbol
@@ -239,17 +238,19 @@ def _blocks(analysis, sizes: dict | None):
             concrete = ev is not None
             size, out = (sized[i][j], outs[i][j]) if concrete else (d.size, d.out)
             block.lines.append(_LINES[type(d)](d, size, out, concrete))
-        if step.name in analysis.in_features and step.kind == "module":
-            declared = getattr(step.module, "in_features", None)
-            lazy = is_lazy(step.module)
-            got = ev.in_features.get(step.name) if ev is not None else analysis.in_features[step.name]
-            if lazy:
-                block.notes.append(f"in_features = {got} (LazyLinear: set at the first call)")
+        for key, fixed in analysis.fixed.items():
+            if fixed.layer != step.name:
+                continue
+            got = ev.in_features.get(key) if ev is not None else analysis.in_features[key]
+            if got is None:
+                continue
+            if fixed.declared is None:
+                block.notes.append(f"{fixed.parameter} = {got} (lazy: set at the first call)")
             elif ev is not None:
-                mark = "matches" if got == declared else "does NOT match"
-                block.notes.append(f"in_features = {got}, which {mark} the declared {declared}")
+                mark = "matches" if got == fixed.declared else "does NOT match"
+                block.notes.append(f"{fixed.parameter} = {got}, which {mark} the declared {fixed.declared}")
             else:
-                block.notes.append(f"in_features = {got} (declared {declared})")
+                block.notes.append(f"{fixed.parameter} = {got} (declared {fixed.declared})")
         _dedupe(block)
         blocks.append(block)
     failure = None
@@ -393,9 +394,11 @@ def _summary(analysis, ev) -> list[tuple[str, str]]:
 
     rows = []
     for name, expr in analysis.in_features.items():
+        fixed = analysis.fixed.get(name)
+        label = f"{fixed.parameter if fixed is not None else 'in_features'} of {fixed.layer if fixed is not None else name}"
         if ev is not None and name in ev.in_features:
             value = ev.in_features[name]
-            rows.append((f"in_features of {name}", f"{expr} = {value}" if expr.free_symbols else str(value)))
+            rows.append((label, f"{expr} = {value}" if expr.free_symbols else str(value)))
             if analysis.size_names and expr.free_symbols:
                 try:
                     same = analysis.solve(ev.in_features[name], layer=name)
@@ -403,7 +406,7 @@ def _summary(analysis, ev) -> list[tuple[str, str]]:
                 except Unsolvable:
                     pass
         else:
-            rows.append((f"in_features of {name}", str(expr)))
+            rows.append((label, str(expr)))
     if analysis.size_names:
         try:
             rows.append(("no layer rounds at", exact_sizes(analysis, ignore_declared=True).summary()))
@@ -418,7 +421,7 @@ def _summary(analysis, ev) -> list[tuple[str, str]]:
 def _title(analysis, sizes) -> str:
     at = ", ".join(f"{k}={v}" for k, v in (sizes or {}).items())
     model = type(analysis.model).__name__
-    shape = shape_str(analysis.input_shape)
+    shape = shape_str(analysis.input_shape) + ("" if analysis.batched else " (unbatched)")
     return f"{model} on input {shape}" + (f" at {at}" if at else "")
 
 

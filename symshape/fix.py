@@ -1,4 +1,6 @@
-"""Rewrite a wrong Linear's in_features in the model's source file (``symshape check --fix``).
+"""Rewrite a wrong Linear's in_features in the model's source file (``symshape check --fix``), or
+another fixed layer's constructor argument (a GRU's input_size, a conv's in_channels, a LayerNorm's
+int normalized_shape, a Bilinear's in1/in2_features: ``_ARGUMENTS``).
 
 Only the expression that built the analyzed Linear is edited, found from the model itself: the
 nearest class above the layer that is defined in Python source (or the factory function or
@@ -285,11 +287,32 @@ def _default_of(function: ast.FunctionDef, name: str) -> ast.AST | None:
     return None
 
 
-def _target(site: Site, scope: _Scope, call: ast.Call, layer: str, value: int) -> tuple[ast.AST | None, str]:
-    """The expression to rewrite for the call's in_features, or why there is none."""
-    arg = _arg(call, 0, "in_features")
+#: the constructor argument (position) that sets each fixed size --fix can rewrite, by class
+_ARGUMENTS: dict[str, dict[str, int]] = {
+    "Linear": {"in_features": 0}, "Bilinear": {"in1_features": 0, "in2_features": 1},
+    **{c: {"input_size": 0} for c in ("RNN", "GRU", "LSTM")},
+    **{f"{c}{d}d": {"in_channels": 0} for c in ("Conv", "ConvTranspose") for d in (1, 2, 3)},
+    **{f"{c}{d}d": {"num_features": 0} for c in ("BatchNorm", "InstanceNorm") for d in (1, 2, 3)},
+    "GroupNorm": {"num_channels": 1}, "LayerNorm": {"normalized_shape": 0}, "PReLU": {"num_parameters": 0},
+}
+#: fixed sizes --fix leaves to the user, and why
+_BY_HAND = {"embed_dim": "embed_dim is also the layer's output size (and must divide by num_heads)",
+            "d_model": "d_model is also the layer's output size",
+            "kdim": "kdim sets the key projection", "vdim": "vdim sets the value projection"}
+
+
+def _target(site: Site, scope: _Scope, call: ast.Call, layer: str, value: int,
+            parameter: str = "in_features", position: int = 0) -> tuple[ast.AST | None, str]:
+    """The expression to rewrite for the call's ``parameter``, or why there is none."""
+    arg = _arg(call, position, parameter)
     if arg is None:
-        return None, "its in_features argument is not written out"
+        return None, f"its {parameter} argument is not written out"
+    return _literal_for(site, scope, arg, value, parameter)
+
+
+def _literal_for(site: Site, scope: _Scope, arg: ast.AST, value: int, in_features: str) -> tuple[ast.AST | None, str]:
+    """The literal to rewrite for ``arg`` (the expression that sets ``in_features``): itself, or
+    the literal default of the constructor parameter it names; or why there is none."""
     if _value(arg) is not None:
         return arg, ""
     where = ast.unparse(arg)
@@ -297,13 +320,13 @@ def _target(site: Site, scope: _Scope, call: ast.Call, layer: str, value: int) -
         default = _default_of(scope.function, arg.id)
         if default is not None and _value(default) is not None:
             if arg.id not in site.defaults:
-                return None, (f"in_features comes from the parameter {arg.id} (line {arg.lineno}), which the "
+                return None, (f"{in_features} comes from the parameter {arg.id} (line {arg.lineno}), which the "
                               f"model was built with another value for: pass {arg.id}={value}")
             if _loads(scope.function, arg.id) != 1:
-                return None, (f"in_features comes from the parameter {arg.id} (line {arg.lineno}), which is used "
+                return None, (f"{in_features} comes from the parameter {arg.id} (line {arg.lineno}), which is used "
                               f"for more than this layer: set it to {value} where it is defined")
             return default, ""
-    return None, (f"in_features comes from {where} (line {arg.lineno}), not a literal: "
+    return None, (f"{in_features} comes from {where} (line {arg.lineno}), not a literal: "
                   f"set it to {value} where it is defined")
 
 
@@ -316,8 +339,25 @@ def plan_fixes(source: str, findings, filename: str = "<model>",
     planned: dict[tuple[int, int], list[tuple[object, Edit]]] = {}
     refusals = []
     for f in findings:
-        if f.value is None:
-            refusals.append(Refusal(f.layer, "in_features depends on the input size; use nn.LazyLinear"))
+        parameter, kind = getattr(f, "parameter", "in_features"), getattr(f, "kind", "nn.Linear")
+        cls = kind[3:] if kind.startswith("nn.") else ""
+        value = getattr(f, "right_value", f.value)
+        if value is None:
+            lazy = getattr(f, "lazy_fix", None)
+            refusals.append(Refusal(f.layer, f"{parameter} depends on the input size"
+                                    + (f"; use {lazy.replace('(...)', '')}" if lazy else "")))
+            continue
+        if ".shape[" in parameter:
+            edit, why = _shape_edit(source, lines, tree, f, (sites or {}).get(f.layer), value, filename)
+            if edit is None:
+                refusals.append(Refusal(f.layer, why))
+            else:
+                planned.setdefault((edit.start, edit.end), []).append((f, edit))
+            continue
+        if parameter in _BY_HAND or parameter not in _ARGUMENTS.get(cls, {}):
+            why = _BY_HAND.get(parameter) or (f"{parameter} is the shape of a tensor the model builds"
+                                              if ".shape[" in parameter else f"symshape does not rewrite {parameter}")
+            refusals.append(Refusal(f.layer, f"{why}: set it to {value} by hand"))
             continue
         site = (sites or {}).get(f.layer)
         if site is None:
@@ -326,20 +366,22 @@ def plan_fixes(source: str, findings, filename: str = "<model>",
         scope, why = _scope(tree, site)
         call = _follow(scope, site.path[1:] if site.kind == "class" else site.path) if scope else None
         if call is None:
-            refusals.append(Refusal(f.layer, why or f"cannot follow {'.'.join(site.path)} to an nn.Linear call "
+            refusals.append(Refusal(f.layer, why or f"cannot follow {'.'.join(site.path)} to an nn.{cls} call "
                                                     f"in {filename}"))
             continue
-        if _callee(call) != "Linear" or _value(_arg(call, 1, "out_features")) not in (f.out_features, None):
+        if _callee(call) != cls or (cls == "Linear" and _value(_arg(call, 1, "out_features")) not in
+                                    (f.out_features, None)):
+            want = f"nn.Linear(..., {f.out_features})" if cls == "Linear" else f"nn.{cls}(...)"
             refusals.append(Refusal(f.layer, f"the source builds it with {ast.unparse(call)[:80]} (line "
-                                             f"{call.lineno}), not nn.Linear(..., {f.out_features})"))
+                                             f"{call.lineno}), not {want}"))
             continue
-        node, why = _target(site, scope, call, f.layer, f.value)
+        node, why = _target(site, scope, call, f.layer, value, parameter, _ARGUMENTS[cls][parameter])
         if node is None:
             refusals.append(Refusal(f.layer, why))
             continue
         start, end = _span(source, lines, node)
         planned.setdefault((start, end), []).append(
-            (f, Edit(f.layer, node.lineno, start, end, source[start:end], str(f.value))))
+            (f, Edit(f.layer, node.lineno, start, end, source[start:end], str(value))))
     edits = []
     for (start, end), wanted in sorted(planned.items()):
         values = {e.new for _, e in wanted}
@@ -351,6 +393,39 @@ def plan_fixes(source: str, findings, filename: str = "<model>",
         first = wanted[0][1]  # several layers built by one literal, all needing this value: one edit
         edits.append(Edit(", ".join(e.layer for _, e in wanted), first.line, start, end, first.old, first.new))
     return edits, refusals
+
+
+#: the tensor constructors whose positional sizes --fix rewrites in ``nn.Parameter(torch.randn(5, 800))``
+_MAKERS = {"randn", "rand", "zeros", "ones", "empty", "Tensor", "FloatTensor"}
+
+
+def _shape_edit(source: str, lines, tree, f, site: Site | None, value: int, filename: str):
+    """The edit that sets one size of a parameter made as ``self.w = nn.Parameter(torch.randn(5,
+    800))`` (a finding of ``F.linear(x, self.w)`` or ``x @ self.w``), or why there is none."""
+    name, _, index = f.parameter.partition(".shape[")
+    dim = int(index.rstrip("]"))
+    if site is None:
+        return None, f"no source in {filename} says where {name} is made"
+    scope, why = _scope(tree, site)
+    node = _follow(scope, site.path[1:] if site.kind == "class" else site.path) if scope else None
+    if node is None:
+        return None, why or f"cannot follow {'.'.join(site.path)} to where {name} is made in {filename}"
+    if _callee(node) == "Parameter" and node.args:
+        node = node.args[0]
+    if _callee(node) not in _MAKERS or node.keywords and any(k.arg == "size" for k in node.keywords):
+        return None, (f"{name} is made by {ast.unparse(node)[:60]} (line {node.lineno}), not torch.randn(...)-style "
+                      f"sizes: give it {value} in dim {dim} by hand")
+    sizes = node.args
+    if len(sizes) == 1 and isinstance(sizes[0], (ast.Tuple, ast.List)):
+        sizes = sizes[0].elts
+    if any(isinstance(a, ast.Starred) for a in sizes) or dim >= len(sizes):
+        return None, (f"{name}'s size in dim {dim} is not written out in {ast.unparse(node)[:60]} (line "
+                      f"{node.lineno}): set it to {value} where it is defined")
+    target, why = _literal_for(site, scope, sizes[dim], value, f"{name}.shape[{dim}]")
+    if target is None:
+        return None, why
+    start, end = _span(source, lines, target)
+    return Edit(f.layer, target.lineno, start, end, source[start:end], str(value)), ""
 
 
 def apply_edits(source: str, edits: list[Edit]) -> str:

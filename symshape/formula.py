@@ -52,9 +52,7 @@ class Formula:
         self.layer, self.expr = analysis.linear(layer)
         self.batch = positive_int(batch, "batch")
         self.size_names: tuple[str, ...] = analysis.size_names
-        linears = set(analysis.in_features)
-        self._requirements = [r for s in analysis.steps for r in s.requirements
-                              if r.kind == "size" or s.name not in linears]
+        self._requirements = [r for s in analysis.steps for r in s.requirements if not self._aside(s.name, r)]
         self._symbols = [analysis.batch, *(size_symbol(n) for n in self.size_names)]
         self._scalar = compile_checked(self._symbols, self._requirements, [self.expr])
         self._vector = None
@@ -109,6 +107,17 @@ class Formula:
             return value
         self._refuse(values)
 
+    def _aside(self, step: str, requirement) -> bool:
+        """Whether a failed check is not a refusal here: the declared size of this formula's own
+        layer (the value reaching it is what the formula is for), or a Linear's in_features
+        (``check()`` reports those)."""
+        key = self.analysis.fixed_by(step, requirement)
+        if key is None:
+            # a Linear traced inside a module that branches: its check is the branching step's
+            return requirement.kind == "declared" and step in self.analysis.in_features and \
+                self.analysis.fixed.get(step) is not None and self.analysis.fixed[step].tag == "in_features"
+        return key == self.layer or self.analysis.fixed[key].tag == "in_features"
+
     def accepts(self, /, *sizes: int, **named: int) -> bool:
         """Whether torch runs the forward at these sizes (a declared in_features aside)."""
         return bool(self._scalar(self.batch, *self._values(sizes, named))[0])
@@ -116,8 +125,7 @@ class Formula:
     def _refuse(self, values: list[int]):
         sizes = dict(zip(self.size_names, values))
         ev = self.analysis.evaluate(**sizes, **({BATCH: self.batch} if self.batch != 1 else {}))
-        linears = set(self.analysis.in_features)
-        problems = [m for m in ev.mismatches if m.step not in linears]
+        problems = [m for m in ev.mismatches if not self._aside(m.step, m.requirement)]
         problems += [ev.failure] if ev.failure is not None else []
         if not problems:  # pragma: no cover - the compiled checks are the same requirements
             raise AssertionError(f"compiled checks refuse {sizes} but evaluation accepts it")

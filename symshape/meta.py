@@ -50,7 +50,7 @@ from torch.utils._sympy import functions as tf
 from torch.utils._sympy.numbers import int_oo
 from torch.utils._sympy.value_ranges import ValueRangeError, ValueRanges
 
-from .dims import FloorDiv, SizeRatio, as_expr, canonical, decide, floor_div, size_symbol, without_ite
+from .dims import FloorDiv, SizeRatio, as_expr, canonical, decide, floor_div, without_ite
 from .requirements import Requirement, cnf, literal, unless_not
 from .tensor import Pieces, SymTensor, standard_strides
 

@@ -202,20 +202,35 @@ class QuasiPoly:
         self.expr, self.x = expr, x
         self.degree = degree(expr, x)
         self.period = period(expr, x)
-        if self.period > MAX_PERIOD:
-            raise Unsolvable(f"{expr} repeats only every {self.period} sizes, beyond the solver's {MAX_PERIOD}")
-        #: (c0, c1, a, b, q) when e = c0 + c1*floor((a*x + b)/q) with c1, a > 0: solved directly
+        #: (c0, c1, a, b, q) when e = c0 + c1*floor((a*x + b)/q) with c1, a > 0: monotone, solved
+        #: (and its image taken) in closed form, whatever its period
         self.affine = _affine_floor(expr, x)
-        fn = compile_exprs([x], [expr], exact=True)
-        self.classes: list[tuple[int, int, list[Fraction]]] = []  # (r, k0, coefficients)
-        npts = self.degree + 1
-        for r in range(self.period):
-            k0 = 0 if r >= 1 else 1
-            pts = [(k, Fraction(fn(r + k * self.period)[0])) for k in range(k0, k0 + npts + 2)]
-            coeffs = _interpolate(pts[:npts])
-            if any(_eval(coeffs, k) != v for k, v in pts[npts:]):
-                raise Unsolvable(f"{expr} is not a polynomial on x = {r} (mod {self.period})")
-            self.classes.append((r, k0, coeffs))
+        #: e nondecreasing in x (sums and products, with positive coefficients, of x, floors of
+        #: such expressions and non-negative powers): solved by bisection, whatever its period
+        self.monotone = self.degree >= 1 and _nondecreasing(expr, x)
+        self._classes: list | None = None
+        self._fn = None
+
+    @property
+    def classes(self) -> list[tuple[int, int, list[Fraction]]]:
+        """``(r, k0, coefficients)``: the polynomial in ``k`` on each residue class ``x = r +
+        k*period`` (built on first use: a monotone affine floor never needs them)."""
+        if self._classes is None:
+            if self.period > MAX_PERIOD:
+                raise Unsolvable(f"{self.expr} repeats only every {self.period} sizes, beyond the solver's "
+                                 f"{MAX_PERIOD}")
+            fn = compile_exprs([self.x], [self.expr], exact=True)
+            classes = []
+            npts = self.degree + 1
+            for r in range(self.period):
+                k0 = 0 if r >= 1 else 1
+                pts = [(k, Fraction(fn(r + k * self.period)[0])) for k in range(k0, k0 + npts + 2)]
+                coeffs = _interpolate(pts[:npts])
+                if any(_eval(coeffs, k) != v for k, v in pts[npts:]):
+                    raise Unsolvable(f"{self.expr} is not a polynomial on x = {r} (mod {self.period})")
+                classes.append((r, k0, coeffs))
+            self._classes = classes
+        return self._classes
 
     def _set(self, pieces: list[tuple[int, list[tuple[int, int | None]]]]) -> IntSet:
         """Per-class k-ranges (x = r + k*period) -> one IntSet, built in a single pass."""
@@ -238,6 +253,8 @@ class QuasiPoly:
         value = Fraction(value)
         if self.affine is not None and op in (">=", "=="):
             return self._solve_affine(op, value)
+        if self.monotone and op in (">=", "=="):
+            return self._solve_monotone(op, value)
         if op == "!=":
             return self.solve("==", value).complement()
         if op == ">":
@@ -270,6 +287,53 @@ class QuasiPoly:
         hi = _ceil(Fraction(q * (t + 1) - b, a)) - 1
         return IntSet.interval(lo, hi)
 
+    def _value(self, n: int) -> Fraction:
+        if self._fn is None:
+            self._fn = compile_exprs([self.x], [self.expr], exact=True)
+        return Fraction(self._fn(n)[0])
+
+    def _first(self, value: Fraction, strict: bool = False) -> int:
+        """The least ``x >= 1`` with ``e(x) >= value`` (``> value`` if ``strict``): ``e`` is
+        nondecreasing and unbounded, so a doubling search, then bisection, finds it exactly in
+        O(log x) evaluations."""
+        def reached(n: int) -> bool:
+            v = self._value(n)
+            return v > value if strict else v >= value
+
+        if reached(1):
+            return 1
+        lo, hi = 1, 2
+        while not reached(hi):
+            lo, hi = hi, hi * 2
+        while hi - lo > 1:  # not reached(lo), reached(hi)
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if reached(mid) else (mid, hi)
+        return hi
+
+    def _solve_monotone(self, op: str, value: Fraction) -> IntSet:
+        lo = self._first(value)
+        if op == ">=":
+            return IntSet.at_least(lo)
+        if self._value(lo) != value:
+            return IntSet.empty()
+        return IntSet.interval(lo, self._first(value, strict=True) - 1)
+
+    def _affine_image(self, domain: IntSet) -> IntSet:
+        """The image of ``c0 + c1*floor((a*x + b)/q)`` (``a <= q``: the floor steps by at most 1,
+        so it takes every value between its ends) over intervals and an unbounded tail."""
+        c0, c1, a, b, q = self.affine
+
+        def value(x: int) -> int:
+            return c0 + c1 * ((a * x + b) // q)
+
+        out = IntSet.empty()
+        runs = list(domain.head) + ([(domain.start, None)] if domain.residues else [])
+        for lo, hi in runs:
+            first = value(lo)
+            progression = IntSet.periodic(first, c1, [first % c1])
+            out = out | (progression if hi is None else progression & IntSet.interval(first, value(hi)))
+        return out
+
     def _kset(self, domain: IntSet, r: int, k0: int) -> IntSet:
         """``{k + 1 : k >= k0, r + k*period in domain}`` (shifted by one to stay positive)."""
         P = self.period
@@ -292,6 +356,8 @@ class QuasiPoly:
         if self.degree > 1:
             return None
         domain = domain & self.solve(">=", 1)
+        if self.affine is not None and self.affine[2] <= self.affine[4] and (not domain.residues or domain.period == 1):
+            return self._affine_image(domain)
         out = IntSet.empty()
         for r, k0, coeffs in self.classes:
             ks = self._kset(domain, r, k0)
@@ -312,6 +378,40 @@ class QuasiPoly:
                 out = out | IntSet.periodic(a * ks.start + c, a * ks.period,
                                             [(a * rr + c) % (a * ks.period) for rr in ks.residues])
         return out
+
+
+def _nondecreasing(e, x) -> bool:
+    """Whether ``e`` is, by its form, nondecreasing in ``x`` and unbounded where it has ``x``: x,
+    positive multiples and sums of such terms, floors of them by positive ints, products and
+    positive integer powers of such terms that are non-negative at ``x = 1``."""
+    if not e.has(x):
+        return True
+    if e == x:
+        return True
+    if isinstance(e, FloorDiv):
+        return bool(e.args[1].is_Integer and int(e.args[1]) > 0) and _nondecreasing(e.args[0], x)
+    if isinstance(e, sympy.Add):
+        return all(_nondecreasing(a, x) for a in e.args)
+    if isinstance(e, sympy.Mul):
+        coeff, rest = e.as_coeff_Mul()
+        if not (coeff.is_Rational and coeff > 0):
+            return False
+        factors = sympy.Mul.make_args(rest)
+        if len(factors) == 1:
+            return _nondecreasing(factors[0], x)
+        return all(_nondecreasing(f, x) and _nonnegative_at_one(f, x) for f in factors)
+    if isinstance(e, sympy.Pow):
+        return bool(e.exp.is_Integer and int(e.exp) >= 1) and _nondecreasing(e.base, x) and \
+            _nonnegative_at_one(e.base, x)
+    return False
+
+
+def _nonnegative_at_one(e, x) -> bool:
+    """``e(1) >= 0`` (so a nondecreasing ``e`` is non-negative for every ``x >= 1``)."""
+    try:
+        return compile_exprs([x], [e], exact=True)(1)[0] >= 0
+    except Exception:  # noqa: BLE001 - a value the compiler cannot give: not known
+        return False
 
 
 def _affine_floor(expr, x):

@@ -69,6 +69,9 @@ class Requirement:
     #: set when torch's refusal depends on the tensor's values, not only its size (the text says
     #: why): symshape refuses where torch may, and verification does not count a run as a mismatch
     data_dependent: str = ""
+    #: for a ``declared`` requirement, the parameter of the layer it checks, as the layer's rule
+    #: names it (``in_features``, ``input_size``: ``Fixed.tag``)
+    fixes: str = ""
 
     def __post_init__(self):
         if self.relation not in RELATIONS:

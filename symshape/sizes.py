@@ -8,7 +8,6 @@ unions, intersections and complements, and it never cuts an infinite set off.
 
 from __future__ import annotations
 
-import itertools
 import math
 from bisect import bisect_right
 from dataclasses import dataclass, field
@@ -178,7 +177,8 @@ class IntSet:
     def _aligned(self, start: int, period: int) -> tuple[tuple[Interval, ...], frozenset[int]]:
         """This set with the periodic part from ``start`` on, with ``period`` (a multiple of ours)."""
         head = _merge([*self.head, *_runs(self.period, self.residues, self.start, start - 1)])
-        residues = frozenset(r for r in range(period) if (r % self.period) in self.residues)
+        # lifted residue by residue: linear in how many there are, not in the period
+        residues = frozenset(r + j * self.period for r in self.residues for j in range(period // self.period))
         return head, residues
 
     def _combine(self, other: "IntSet", op) -> "IntSet":
@@ -229,7 +229,11 @@ class IntSet:
             return self.head[0][0]
         if not self.residues:
             return None
-        return next(n for n in range(self.start, self.start + self.period) if n % self.period in self.residues)
+        return self._first_periodic()
+
+    def _first_periodic(self) -> int:
+        """The least member from ``start`` on (one step per residue, not per size of the period)."""
+        return min(self.start + (r - self.start) % self.period for r in self.residues)
 
     def max(self) -> int | None:
         """The largest member, or None when the set is empty or infinite."""
@@ -267,15 +271,14 @@ class IntSet:
             return f"no {name}"
         parts = [_interval_text(name, lo, hi) for lo, hi in self.head]
         if self.residues:
-            first = self.min() if not self.head else next(
-                n for n in range(self.start, self.start + self.period) if n % self.period in self.residues)
-            tail = f"{name} ≥ {first}"
+            first = self._first_periodic()
+            tail = f"{name} ≥ {_num(first)}"
             if self.period > 1:
                 if len(self.residues) == 1:
-                    tail += f", {name} ≡ {next(iter(self.residues))} (mod {self.period})"
+                    tail += f", {name} ≡ {_num(next(iter(self.residues)))} (mod {_num(self.period)})"
                 else:
                     rs = ", ".join(str(r) for r in sorted(self.residues))
-                    tail += f", {name} mod {self.period} ∈ {{{rs}}}"
+                    tail += f", {name} mod {_num(self.period)} ∈ {{{rs}}}"
             parts.append(tail)
         if len(parts) > 1 and all(lo == hi for lo, hi in self.head) and not self.residues:
             return f"{name} ∈ {{{', '.join(str(lo) for lo, _ in self.head)}}}"
@@ -285,12 +288,22 @@ class IntSet:
         return self.describe("n")
 
 
+def _num(n: int) -> str:
+    """An int as printed in a size set: a power of two from ``2**16`` on as ``2**k`` (a deep
+    chain's period), one more than such a power as ``2**k + 1``."""
+    for offset in (0, 1):
+        m = n - offset
+        if m >= 1 << 16 and m & (m - 1) == 0:
+            return f"2**{m.bit_length() - 1}" + (" + 1" if offset else "")
+    return str(n)
+
+
 def _interval_text(name: str, lo: int, hi: int) -> str:
     if lo == hi:
-        return f"{name} = {lo}"
+        return f"{name} = {_num(lo)}"
     if hi == lo + 1:
-        return f"{name} ∈ {{{lo}, {hi}}}"
-    return f"{name} ∈ [{lo}, {hi}]"
+        return f"{name} ∈ {{{_num(lo)}, {_num(hi)}}}"
+    return f"{name} ∈ [{_num(lo)}, {_num(hi)}]"
 
 
 Box = Mapping[str, IntSet]

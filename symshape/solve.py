@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import numbers
-from functools import lru_cache
 from typing import Iterable, Sequence
 
 import sympy
@@ -109,6 +108,60 @@ def divisible_set(expr, m: int, x) -> IntSet:
     if m == 1:
         return IntSet.all()
     return _univariate(expr - m * floor_div(expr, m), "==", 0, x)
+
+
+def _divisible_on_class(expr, m: int, x, domain: IntSet) -> IntSet | None:
+    """``{x in domain : m divides expr(x)}`` where ``domain`` is one residue class ``x = r (mod
+    P)`` from some size on and, on it, every floor in ``expr`` is exact (``floor((a*x + c)/q)``
+    with ``q | a*P``: its remainder is the same for the whole class) so ``expr`` is linear there
+    -- as in a chain of strided layers, each required not to round: one congruence (the Chinese
+    remainder theorem), whatever the period. None where that does not apply."""
+    if domain.head or len(domain.residues) != 1:
+        return None
+    r, P = next(iter(domain.residues)), domain.period
+    linear = _on_class(as_expr(expr), x, r, P)
+    if linear is None:
+        return None
+    poly = sympy.Poly(linear, x) if linear.has(x) else None
+    if poly is not None and poly.degree() != 1:
+        return None
+    a, b = (poly.all_coeffs() if poly is not None else [sympy.Integer(0), linear])
+    den = math.lcm(int(sympy.Rational(a).q), int(sympy.Rational(b).q))
+    A, B = int(a * den), int(b * den)  # expr = (A*x + B) / den on the class, an integer there
+    M = m * den  # m | (A*x + B)/den  <=>  A*x + B = 0 (mod m*den)
+    g = math.gcd(A, M)
+    if B % g:
+        return IntSet.empty()
+    step = M // g
+    x0 = (-B // g) * pow(A // g, -1, step) % step if step > 1 else 0
+    return domain & IntSet.congruent(x0, step, domain.start)
+
+
+def _on_class(e, x, r: int, P: int):
+    """``e`` with each floor made exact on ``x = r (mod P)`` (None where one is not: a floor
+    whose remainder varies over the class, or a numerator that is not linear in ``x``)."""
+    if not e.has(x) or e == x:
+        return e
+    if isinstance(e, FloorDiv):
+        p = _on_class(e.args[0], x, r, P)
+        q = int(e.args[1])
+        if p is None:
+            return None
+        poly = sympy.Poly(p, x)
+        if poly.degree() > 1:
+            return None
+        a, c = (poly.all_coeffs() if poly.degree() == 1 else [sympy.Integer(0), p])
+        if not (sympy.Rational(a).q == 1 and sympy.Rational(c).q == 1) or (int(a) * P) % q:
+            return None
+        rem = (int(a) * r + int(c)) % q  # the same for every x in the class
+        return (p - rem) / q
+    if isinstance(e, (sympy.Add, sympy.Mul)):
+        args = [_on_class(a, x, r, P) for a in e.args]
+        return None if any(a is None for a in args) else sympy.expand(e.func(*args))
+    if isinstance(e, sympy.Pow) and e.exp.is_Integer and int(e.exp) >= 0:
+        base = _on_class(e.base, x, r, P)
+        return None if base is None else sympy.expand(base ** e.exp)
+    return None
 
 
 def _gcd_is(expr, a: int, m: int, x) -> IntSet:
@@ -584,9 +637,18 @@ def _accepting_plain(req: Requirement, boxes: list[Box], names, subs, where: str
         if req.relation == "divisible":
             if not rhs.is_Integer:
                 raise Unsolvable(f"{text}: a size-dependent divisor")
-            accepted = divisible_set(lhs, abs(int(rhs)), x) if int(rhs) != 0 else IntSet.empty()
-        else:
-            accepted = _univariate(lhs, req.relation, rhs, x)
+            m = abs(int(rhs))
+            accepted = None  # solved once, where no box lets the congruence shortcut answer
+            for b in boxes:
+                part = _divisible_on_class(lhs, m, x, b[name]) if m else IntSet.empty()
+                if part is None:
+                    if accepted is None:
+                        accepted = divisible_set(lhs, m, x)
+                    part = b[name] & accepted
+                if not part.is_empty:
+                    out.append({**b, name: part})
+            return out
+        accepted = _univariate(lhs, req.relation, rhs, x)
         for b in boxes:
             part = b[name] & accepted
             if not part.is_empty:
@@ -749,12 +811,15 @@ def solve_flat(analysis, flat: int, layer: str | None = None, square: bool = Fal
     free = [n for n in names if n not in ties]
     subs: dict = {batch_symbol(): sympy.Integer(batch)}
     subs.update({size_symbol(n): size_symbol(to) for n, to in ties.items()})
-    base = [(w, r) for w, r in analysis.requirements if not (w == name and r.kind == "declared")]
+    fixed = getattr(analysis, "fixed", {}).get(name)
+    base = [(w, r) for w, r in analysis.requirements
+            if not (analysis.fixed_by(w, r) == name if fixed is not None and r.fixes else
+                    (w == name and r.kind == "declared"))]
     valid = solve_requirements(names, base, batch, ties, groups)
     boxes = [dict(b) for b in valid.boxes]
 
     def restrict(value: int) -> SizeSet:
-        req = Requirement(expr, "==", value, f"in_features of {name} is {value}")
+        req = Requirement(expr, "==", value, f"{fixed.parameter if fixed else 'in_features'} of {name} is {value}")
         return SizeSet(names, _restrict(req, boxes, free, subs, name), groups=groups)
 
     result = restrict(flat)
@@ -771,7 +836,7 @@ def solve_flat(analysis, flat: int, layer: str | None = None, square: bool = Fal
         if hit is not None:
             nearest[label] = (hit, restrict(hit))
     result.nearest = nearest
-    parts = [f"no valid input size gives {name} in_features = {flat}"]
+    parts = [f"no valid input size gives {name} {fixed.parameter if fixed else 'in_features'} = {flat}"]
     for label in ("below", "above"):
         if label in nearest:
             value, sizes = nearest[label]

@@ -226,12 +226,16 @@ def _compare_steps(analysis: Shapes, sizes: dict, ev: Evaluation, obs: Observati
             calls[step.name] = k + 1
             seen = obs.module_outputs.get(_module_key(step.name), [])
             actual = seen[k] if k < len(seen) else "<not called>"
-            if step.name in ev.in_features and k == 0:
+            for key, fixed in analysis.fixed.items():
+                # the size reaching each fixed size of the layer (its first input's: the one recorded)
+                if fixed.layer != step.name or k != 0 or fixed.input != 0 or key not in ev.in_features:
+                    continue
                 inputs = obs.module_inputs.get(_module_key(step.name), [])
-                got = inputs[0][-1] if inputs and isinstance(inputs[0], tuple) and inputs[0] else "<not called>"
+                first = inputs[0] if inputs and isinstance(inputs[0], tuple) else ()
+                got = first[fixed.dim] if -len(first) <= fixed.dim < len(first) else "<not called>"
                 checked += 1
-                if got != ev.in_features[step.name]:
-                    out.append(Mismatch(step.name, sizes, ev.in_features[step.name], got, step.rule, "in_features"))
+                if got != ev.in_features[key]:
+                    out.append(Mismatch(step.name, sizes, ev.in_features[key], got, step.rule, fixed.parameter))
         else:
             actual = obs.node_outputs.get(step.node, "<not run>")
         predicted = concrete.output
@@ -437,7 +441,7 @@ class VerifyReport:
 def _sample_input(analysis: Shapes, sizes: dict[str, int], dtype: torch.dtype, device: str = "cpu") -> torch.Tensor:
     """The input at ``sizes``: random values from a generator of its own (torch's global RNG is
     not touched); on the meta device nothing is allocated."""
-    shape = [sizes.get(BATCH, 1)] + [sizes[str(d)] if not d.is_Integer else int(d) for d in analysis.input_shape]
+    shape = analysis.concrete_input(sizes)
     if device == "meta":
         return torch.empty(shape, dtype=dtype, device="meta")
     return torch.rand(*shape, generator=torch.Generator().manual_seed(0)).to(dtype)
@@ -460,7 +464,7 @@ def _fits_in_memory(analysis: Shapes, sizes: dict, ev, device: str) -> None:
     """Refuse, before anything is allocated, a size at which the input or a step's output (as
     the analysis computes them) would hold more than MAX_ELEMENTS elements on the CPU, or more
     than torch can count on any device."""
-    shape = tuple([sizes.get(BATCH, 1)] + [sizes[str(d)] if not d.is_Integer else int(d) for d in analysis.input_shape])
+    shape = analysis.concrete_input(sizes)
     if _elements(shape) >= MAX_TENSOR_ELEMENTS:
         raise InvalidArgument(f"verify() at {sizes}: the input would have {_elements(shape):,} elements, more "
                               "than torch can make a tensor of, even on the meta device")

@@ -70,6 +70,21 @@ class FunctionalLinear(nn.Module):
         return F.linear(x.flatten(1), self.weight)
 
 
+class Bilinear(nn.Module):
+    """``Bilinear(flatten(x), x.sum(2).flatten(1))``: two inputs whose last dims depend on the sizes."""
+
+    def __init__(self, in1, in2, out, functional=False):
+        super().__init__()
+        self.layer = nn.Bilinear(in1, in2, out)
+        self.functional = functional
+
+    def forward(self, x):
+        a, b = x.flatten(1), x.sum(2).flatten(1)
+        if self.functional:
+            return F.bilinear(a, b, self.layer.weight, self.layer.bias)
+        return self.layer(a, b)
+
+
 class ShapeView(nn.Module):
     """``x.view(x.shape[0], x.shape[1] * x.shape[2], -1)``: getattr(shape), getitem, arithmetic."""
 
@@ -235,6 +250,8 @@ def build_cases() -> list[Case]:
     add(Case("lazy_linear", lambda: nn.Sequential(nn.Flatten(), nn.LazyLinear(3)), SHAPES[2], S2))
     add(Case("linear_last_dim", lambda: nn.Linear(4, 3), SHAPES[2], S2))
     add(Case("F_linear", lambda: FunctionalLinear(18, 2), SHAPES[2], S2))
+    add(Case("bilinear", lambda: Bilinear(18, 6, 2), SHAPES[2], S2))
+    add(Case("F_bilinear", lambda: Bilinear(18, 6, 2, functional=True), SHAPES[2], S2))
     # reshaping
     add(Case("flatten_module", lambda: nn.Flatten(2), SHAPES[3], S3))
     add(Case("unflatten_module", lambda: nn.Sequential(nn.Flatten(), nn.Unflatten(1, (2, -1, 2))), SHAPES[2], S2))

@@ -58,3 +58,9 @@ def test_cold_start_and_memory_report():
     assert len(rows) == 2 and all(r["symshape"] > 0 and r["anchor"] > 0 for r in rows)
     rss = bench_core.peak_rss()
     assert rss["after_mib"] >= rss["before_mib"] > 0 and rss["steps"] > 100
+
+
+def test_depth_benchmark_runs_and_agrees_with_its_meta_scan():
+    rows = bench_solve.solve_vs_depth(depths=(4, 12), scanned_up_to=4, repeat=1)
+    assert [r["k"] for r in rows] == [4, 12] and rows[0]["scan_how"] == "measured"
+    assert all(isinstance(r[k], float) for r in rows for k in ("solve", "square", "valid", "exact"))

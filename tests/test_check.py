@@ -102,7 +102,9 @@ def test_fix_rewrites_only_the_literal(tmp_path, capsys):
     assert "-            nn.Linear(64, 20, bias=True),\n+            nn.Linear(3136, 20, bias=True),\n" in out
     assert after == before.replace("nn.Linear(64, 20, bias=True)", "nn.Linear(3136, 20, bias=True)")
     code, out, _ = run(capsys, "check", f"{path}:CNNclf", "--input", "1,100,100")
-    assert code == 0 and out.strip() == "all Linear layers fit (clf.1, clf.3)"
+    assert code == 0 and out.strip().splitlines()[0] == "all Linear layers fit (clf.1, clf.3)"
+    assert out.strip().splitlines()[1].startswith("note: unbatched, model(x) with x.shape == (1, 100, 100) gives "
+                                                  "clf.1 in_features 49, not 3136 (clf.0, nn.Flatten, merges other dims)")
 
 
 def test_lazy_and_missing_linears_are_named(capsys):
@@ -114,7 +116,7 @@ def test_lazy_and_missing_linears_are_named(capsys):
     report = symshape.analyze(mixed, (1, 5, 5)).check()
     assert str(report) == "all Linear layers fit (3); 2 is lazy (in_features is set at the first call)"
     assert str(symshape.analyze(nn.Conv2d(1, 4, 3), (1, "H", "W")).check()) == (
-        "nothing to check: the forward calls no nn.Linear")
+        "nothing to check: the forward calls no nn.Linear (nor another layer whose parameters fix an input size)")
 
 
 def test_fix_computed_literal(tmp_path, capsys):

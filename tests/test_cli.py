@@ -56,7 +56,7 @@ def test_formula_wrong_linear_is_a_finding(capsys):
 def test_formula_kwargs(capsys):
     code, out, _ = run(capsys, "formula", os.path.join(EX, "unet.py:UNet"), "--input", "1,64,64",
                        "--kwargs", '{"levels": 2, "classes": 3}')
-    assert code == 0 and "the forward calls no nn.Linear; output shape: (N, 3, 64, 64)" in out
+    assert code == 0 and "the forward calls no nn.Linear (nor another layer whose parameters fix an input size); output shape: (N, 3, 64, 64)" in out
 
 
 @pytest.mark.parametrize(
@@ -78,9 +78,9 @@ def test_formula_kwargs(capsys):
         (["solve", os.path.join(EX, "seed000_mnist.py:Net"), "--input", "1,H,W", "--flat", "-5"],
          "argument --flat: must be at least 0, got -5"),
         (["solve", os.path.join(EX, "seed000_mnist.py:Net"), "--input", "1,H,W", "--flat", "320", "--layer", "fc9"],
-         "--layer 'fc9': no Linear of that name; the forward calls: fc1, fc2"),
+         "--layer 'fc9': no fixed layer of that name; the forward calls: fc1, fc2"),
         (["solve", os.path.join(EX, "unet.py:UNet"), "--input", "1,H,W", "--flat", "320"],
-         "the forward calls no nn.Linear / nn.LazyLinear"),
+         "the forward calls no nn.Linear (nor another layer whose parameters fix an input size)"),
         (["solve", os.path.join(EX, "seed000_mnist.py:Net"), "--input", "1,H,W", "--flat", "320", "--max", "0"],
          "argument --max: must be at least 1, got 0"),
         (["sizes", os.path.join(EX, "seed000_mnist.py:Net"), "--input", "1,H,W", "--max", "x"],

@@ -66,7 +66,7 @@ def test_seed000_value_errors_and_repr():
         f(H=0, W=28)
     with pytest.raises(ValueError, match="positive int"):
         f(H=True, W=28)
-    with pytest.raises(KeyError, match="no Linear called"):
+    with pytest.raises(KeyError, match="no fixed layer called 'conv1'"):
         a.formula("conv1")
 
 
@@ -107,9 +107,10 @@ def test_random_models_formula_agrees_with_torch(drawn):
         a = symshape.analyze(model, input_shape)
     except symshape.InvalidInputSize:
         return
-    if not a.in_features:
+    linears = [k for k, fixed in a.fixed.items() if fixed.tag == "in_features"]  # the Linears (a conv's
+    if not linears:                                                              # in_channels is also fixed)
         return
-    f = a.formula()
+    f = a.formula(linears[0])
     names = a.size_names
     g = f.grid(**{n: range(1, 1 + max(s[n] for s in sizes_list)) for n in names})
     for sizes in sizes_list:

@@ -2,6 +2,7 @@
 
 from .registry import (
     Context,
+    Fixed,
     Rule,
     function_rule,
     method_rule,
@@ -16,6 +17,7 @@ from . import combine, conv, factory, fold, layout, linear, matmul, pad, pointwi
 
 __all__ = [
     "Context",
+    "Fixed",
     "Rule",
     "function_rule",
     "method_rule",

@@ -15,7 +15,6 @@ output_padding 0 and ``stride - 1`` above it.
 
 from __future__ import annotations
 
-import sympy
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -79,7 +78,7 @@ def conv_shape(
     _some_channels(ctx, out_channels, layer)
     channel = x.shape[-(d + 1)]
     if in_channels is not None:
-        ctx.equal(channel, in_channels, f"expects {{rhs}} input channels, gets {{lhs}}", kind="declared")
+        ctx.fixes(channel, in_channels, "in_channels", "expects {rhs} input channels, gets {lhs}", dim=-(d + 1))
     if padding == "same":
         if any(s != 1 for s in stride):
             ctx.refuse(f"{layer}: padding='same' is not supported for strided convolutions")
@@ -180,7 +179,8 @@ def conv_transpose_shape(ctx: Context, x: SymTensor, d: int, in_channels: int | 
         if not (op < s or op < dl):
             ctx.never(f"output padding {op} must be smaller than either stride {s} or dilation {dl}")
     if in_channels is not None:
-        ctx.equal(x.shape[-(d + 1)], in_channels, "expects {rhs} input channels, gets {lhs}", kind="declared")
+        ctx.fixes(x.shape[-(d + 1)], in_channels, "in_channels", "expects {rhs} input channels, gets {lhs}",
+                  dim=-(d + 1))
     spatial = list(x.shape[-d:])
     if output_size is not None:
         sizes = list(output_size)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import operator
 
+import sympy
 import torch
 import torch.nn.functional as F
 
@@ -34,14 +35,18 @@ from .registry import Context, function_rule, method_rule
 __all__ = ["matmul_shape"]
 
 
-def matmul_shape(ctx: Context, a: SymTensor, b: SymTensor, what: str = "matmul") -> SymTensor:
-    """``(*Ba, n, k) @ (*Bb, k, p) -> (*broadcast(Ba, Bb), n, p)``; 1D operands lose their dim."""
+def matmul_shape(ctx: Context, a: SymTensor, b: SymTensor, what: str = "matmul",
+                 weight: tuple[int, str] = (1, "other")) -> SymTensor:
+    """``(*Ba, n, k) @ (*Bb, k, p) -> (*broadcast(Ba, Bb), n, p)``; 1D operands lose their dim.
+    Where ``b`` (the argument ``weight`` names) is a parameter of the model, ``a``'s last dim is
+    a fixed layer's input (``x @ self.W``)."""
     if a.ndim == 0 or b.ndim == 0:
         ctx.refuse(f"{what}: both arguments need at least 1 dim, gets {a.ndim}D and {b.ndim}D")
     inner = b.shape[0] if b.ndim == 1 else b.shape[-2]
     where = "size" if b.ndim == 1 else "second-to-last dim"
-    ctx.equal(a.shape[-1], inner, f"{what}: the first operand's last dim ({{lhs}}) must equal the "
-                                  f"second's {where} ({{rhs}}) (torch: shapes cannot be multiplied)")
+    ctx.fixes(a.shape[-1], inner, f"shape[{max(b.ndim - 2, 0)}]",
+              f"{what}: the first operand's last dim ({{lhs}}) must equal the "
+              f"second's {where} ({{rhs}}) (torch: shapes cannot be multiplied)", weight=weight, always=True)
     rows = a.shape[-2:-1] if a.ndim >= 2 else ()
     cols = b.shape[-1:] if b.ndim >= 2 else ()
     batch = broadcast_shape(ctx, SymTensor(a.shape[:-2]), SymTensor(b.shape[:-2])).shape
@@ -75,7 +80,7 @@ def _of_rank(ctx: Context, input, mat2, rank: int, what: str, out) -> tuple[SymT
 @method_rule("mm", layout=True)
 def mm(ctx: Context, input, mat2, *, out=None) -> SymTensor:
     """``(n, k) @ (k, p) -> (n, p)``, both 2D."""
-    return matmul_shape(ctx, *_of_rank(ctx, input, mat2, 2, "torch.mm", out), "torch.mm")
+    return matmul_shape(ctx, *_of_rank(ctx, input, mat2, 2, "torch.mm", out), "torch.mm", (1, "mat2"))
 
 
 @function_rule(torch.bmm, layout=True)
@@ -260,7 +265,8 @@ def _added(ctx: Context, input, product: SymTensor, what: str, out) -> SymTensor
 @method_rule("addmm", layout=True)
 def addmm(ctx: Context, input, mat1, mat2, *, beta=1, alpha=1, out=None) -> SymTensor:
     """``beta*input + alpha*(mat1 @ mat2)``: ``(n, k) @ (k, p) -> (n, p)``; ``input`` expands to it."""
-    return _added(ctx, input, mm(ctx, mat1, mat2), "addmm", out)
+    a, b = _of_rank(ctx, mat1, mat2, 2, "torch.mm", None)
+    return _added(ctx, input, matmul_shape(ctx, a, b, "torch.mm", (2, "mat2")), "addmm", out)
 
 
 @function_rule(torch.baddbmm, layout=True)

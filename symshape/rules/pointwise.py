@@ -180,8 +180,8 @@ def prelu(ctx: Context, module: nn.PReLU, x) -> SymTensor:
     if module.num_parameters > 1:
         if x.ndim < 2:
             ctx.refuse(f"PReLU with {module.num_parameters} parameters needs a channel dim, gets {x}")
-        ctx.equal(x.shape[1], module.num_parameters,
-                  "PReLU has {rhs} parameters, the input has {lhs} channels", kind="declared")
+        ctx.fixes(x.shape[1], module.num_parameters, "num_parameters",
+                  "PReLU has {rhs} parameters, the input has {lhs} channels", dim=1)
     return x
 
 
@@ -193,8 +193,8 @@ def batch_norm(ctx: Context, module: nn.Module, x, *, ranks) -> SymTensor:
     x = tensor_arg(x, "input", ctx)
     check_rank(ctx, x, ranks, type(module).__name__)
     if not is_lazy(module) and (module.running_mean is not None or module.weight is not None):
-        ctx.equal(x.shape[1], module.num_features,
-                  "num_features is {rhs}, the input has {lhs} channels", kind="declared")
+        ctx.fixes(x.shape[1], module.num_features, "num_features",
+                  "num_features is {rhs}, the input has {lhs} channels", dim=1)
     uses_batch_stats = module.training or (module.running_mean is None and module.running_var is None)
     if uses_batch_stats:
         # torch's check is exactly "not 1" (an empty batch passes it)
@@ -274,8 +274,8 @@ def instance_norm(ctx: Context, module: nn.Module, x, *, ranks) -> SymTensor:
     batched = x.ndim == ranks[-1]
     channel = x.shape[1] if batched else x.shape[0]
     if not is_lazy(module) and (module.affine or module.track_running_stats):
-        ctx.equal(channel, module.num_features,
-                  "num_features is {rhs}, the input has {lhs} channels", kind="declared")
+        ctx.fixes(channel, module.num_features, "num_features",
+                  "num_features is {rhs}, the input has {lhs} channels", dim=1 if batched else 0)
     if module.training or not module.track_running_stats:
         spatial = x.shape[2:] if batched else x.shape[1:]
         ctx.require(product(spatial), "!=", 1,
@@ -298,8 +298,8 @@ def group_norm(ctx: Context, module: nn.GroupNorm, x) -> SymTensor:
     ctx.divisible(x.shape[1], groups,
                   "channels must be divisible by num_groups={rhs}, gets {lhs}")
     if module.affine:
-        ctx.equal(x.shape[1], module.num_channels,
-                  "num_channels is {rhs}, the input has {lhs} channels", kind="declared")
+        ctx.fixes(x.shape[1], module.num_channels, "num_channels",
+                  "num_channels is {rhs}, the input has {lhs} channels", dim=1)
     return x
 
 
@@ -311,10 +311,10 @@ def layer_norm_shape(ctx: Context, x: SymTensor, normalized_shape, layer: str) -
         shape = (as_int(normalized_shape, "normalized_shape", ctx),)
     if x.ndim < len(shape):
         ctx.refuse(f"{layer}{shape} needs at least {len(shape)} dims, gets {x}")
-    for j, want in enumerate(shape):
+    for j in reversed(range(len(shape))):  # the last first: the layer's own fixed size
         i = x.ndim - len(shape) + j
-        ctx.equal(x.shape[i], want, f"normalized_shape needs size {{rhs}} at dim {i}, gets {{lhs}}",
-                  kind="declared")
+        ctx.fixes(x.shape[i], shape[j], "normalized_shape" + (f"[{j}]" if len(shape) > 1 else ""),
+                  f"normalized_shape needs size {{rhs}} at dim {i}, gets {{lhs}}", always=j == len(shape) - 1, dim=i)
     return x
 
 

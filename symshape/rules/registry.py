@@ -23,6 +23,7 @@ from ..requirements import Requirement, Rounding, by_cases
 
 __all__ = [
     "Context",
+    "Fixed",
     "Rule",
     "function_rule",
     "method_rule",
@@ -177,14 +178,39 @@ def registered() -> list[Rule]:
 _IMPLIED = {"==": sympy.Eq, "broadcast": sympy.Eq, ">=": sympy.Ge}
 
 
+@dataclass(frozen=True)
+class Fixed:
+    """A size a layer's parameters fix: ``reaching`` (the size that reaches the layer, a formula
+    of the input sizes) must equal ``declared`` (None: a lazy layer, which takes what arrives).
+    ``parameter`` names it as the layer's constructor does (``in_features``, ``input_size``,
+    ``embed_dim``, ``normalized_shape[-1]``, ``in_channels``); ``weight``: for a function
+    (``F.linear``, ``@``, ``addmm``), the position and keyword of the tensor whose shape fixes
+    it -- a fixed layer only where that tensor is one of the model's parameters or buffers.
+    ``always``: listed even where the size is the same at every input size and right (as a
+    Linear's in_features is); others only where the size depends on the input, or is wrong."""
+
+    parameter: str
+    reaching: sympy.Expr
+    declared: int | None
+    weight: tuple[int, str] | None = None
+    always: bool = False
+    #: the step's name (set by the engine)
+    layer: str = ""
+    #: where the size is: the dim of the layer's ``input``-th tensor argument (for verify)
+    input: int = 0
+    dim: int = -1
+    #: ``parameter`` as the rule named it (``Requirement.fixes`` of its declared requirement)
+    tag: str = ""
+
+
 class Context:
     """What a rule sees besides its arguments: the step it computes and its requirements."""
 
     def __init__(self, step: str, op: str, node: str):
         self.step, self.op, self.node = step, op, node
         self.requirements: list[Requirement] = []
-        #: set by the Linear rule: the size that reaches the layer's in_features
-        self.linear_input = None
+        #: the sizes this layer's parameters fix (see :meth:`fixes`), the layer's own first
+        self.fixed: list[Fixed] = []
         self.roundings: list[Rounding] = []
         self.derivations: list = []
         #: set by a rule whose kernel's memory format depends on its arguments (see Rule.memory_format)
@@ -202,8 +228,9 @@ class Context:
         return bool(self.facts) and implied(self.facts, sympy.Eq(a, b))
 
     def require(self, lhs, relation: str, rhs, reason: str, kind: str = "size",
-                unless: Requirement | None = None, backend_dependent: str = "", data_dependent: str = "") -> None:
-        req = Requirement(lhs, relation, rhs, reason, kind, unless, backend_dependent, data_dependent)
+                unless: Requirement | None = None, backend_dependent: str = "", data_dependent: str = "",
+                fixes: str = "") -> None:
+        req = Requirement(lhs, relation, rhs, reason, kind, unless, backend_dependent, data_dependent, fixes)
         if req.decided() is True:
             return
         if self.facts and relation in _IMPLIED and implied(self.facts, _IMPLIED[relation](req.lhs, req.rhs)):
@@ -219,6 +246,21 @@ class Context:
 
     def equal(self, lhs, value, reason: str, kind: str = "size") -> None:
         self.require(lhs, "==", value, reason, kind)
+
+    def fixes(self, reaching, declared, parameter: str, reason: str, *, weight: tuple[int, str] | None = None,
+              always: bool = False, input: int = 0, dim: int = -1) -> None:
+        """The layer's ``parameter`` fixes the size ``reaching`` to ``declared`` (None: lazy): a
+        ``declared`` requirement (analysis goes on past a wrong value, so later layers are
+        checked too), and an entry of the analysis's fixed layers, which ``check``, ``formula``,
+        ``solve`` and ``explain`` answer for (see :class:`Fixed`)."""
+        reaching = as_expr(reaching)
+        if declared is not None:
+            declared = as_expr(declared)
+            self.require(reaching, "==", declared, reason, "declared", fixes=parameter)
+            if not declared.is_Integer:  # a size computed in the forward: not a parameter's
+                return
+            declared = int(declared)
+        self.fixed.append(Fixed(parameter, reaching, declared, weight, always, input=input, dim=dim, tag=parameter))
 
     def divisible(self, lhs, divisor, reason: str) -> None:
         self.require(lhs, "divisible", divisor, reason)

@@ -38,8 +38,8 @@ def rnn(ctx: Context, module: nn.RNNBase, x, hx=None):
     layer = type(module).__name__
     batch_first = as_bool(module.batch_first, "batch_first", ctx)
     batch, length = _rnn_layout(ctx, x, batch_first, layer)
-    ctx.equal(x.shape[-1], as_int(module.input_size, "input_size", ctx),
-              "input_size is {rhs}, the input's last dim is {lhs}", kind="declared")
+    ctx.fixes(x.shape[-1], as_int(module.input_size, "input_size", ctx), "input_size",
+              "input_size is {rhs}, the input's last dim is {lhs}", always=True)
     d = 2 if as_bool(module.bidirectional, "bidirectional", ctx) else 1
     hidden = as_int(module.hidden_size, "hidden_size", ctx)
     proj = as_int(getattr(module, "proj_size", 0), "proj_size", ctx)
@@ -76,10 +76,10 @@ def multihead_attention(ctx: Context, module: nn.MultiheadAttention, query, key,
     v = tensor_arg(value, "value", ctx)
     if q.ndim not in (2, 3) or k.ndim != q.ndim or v.ndim != q.ndim:
         ctx.refuse(f"MultiheadAttention expects query, key and value with 2 or 3 dims alike, gets {q}, {k}, {v}")
-    ctx.equal(q.shape[-1], module.embed_dim, "was expecting embedding dimension of {rhs}, but got {lhs}",
-              kind="declared")
-    ctx.equal(k.shape[-1], module.kdim, "key's last dim must be kdim={rhs}, gets {lhs}", kind="declared")
-    ctx.equal(v.shape[-1], module.vdim, "value's last dim must be vdim={rhs}, gets {lhs}", kind="declared")
+    ctx.fixes(q.shape[-1], module.embed_dim, "embed_dim", "was expecting embedding dimension of {rhs}, but got {lhs}",
+              always=True)
+    ctx.fixes(k.shape[-1], module.kdim, "kdim", "key's last dim must be kdim={rhs}, gets {lhs}", input=1)
+    ctx.fixes(v.shape[-1], module.vdim, "vdim", "value's last dim must be vdim={rhs}, gets {lhs}", input=2)
     batched = q.ndim == 3
     seq = 1 if module.batch_first and batched else 0
     for i in range(k.ndim - 1):
@@ -106,6 +106,6 @@ def transformer_layer(ctx: Context, module: nn.Module, src, *args, **kwargs) -> 
     x = tensor_arg(src, "src", ctx)
     if x.ndim not in (2, 3):
         ctx.refuse(f"{type(module).__name__} expects a 2D or 3D input, gets {x.ndim}D {x}")
-    ctx.equal(x.shape[-1], module.self_attn.embed_dim, "d_model is {rhs}, the input's last dim is {lhs}",
-              kind="declared")
+    ctx.fixes(x.shape[-1], module.self_attn.embed_dim, "d_model", "d_model is {rhs}, the input's last dim is {lhs}",
+              always=True)
     return x.with_shape(x.shape, contiguous=True)
