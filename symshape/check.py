@@ -280,6 +280,8 @@ def unbatched_warnings(batched: Shapes, unbatched: Shapes, sizes: dict, skip=())
     shape = unbatched.concrete_input(at) if concrete else batched.input_shape
     call = f"model(x) with x.shape == {shape_str(shape)}"
     ours = batched.evaluate(**at) if concrete else None
+    theirs_ev = unbatched.evaluate(**at) if concrete else None
+    unbatched_declared = _declared(unbatched)
     for key, f in batched.fixed.items():
         if key not in unbatched.in_features or f.declared is None or key in skip:
             continue
@@ -289,13 +291,11 @@ def unbatched_warnings(batched: Shapes, unbatched: Shapes, sizes: dict, skip=())
         got, want = theirs, mine.xreplace({batched.batch: 1})
         error = ""
         if concrete:
-            ev = unbatched.evaluate(**at)
+            ev = theirs_ev
             got, want = ev.in_features.get(key, theirs), ours.in_features.get(key, want)
-            if got != f.declared:
-                declared = _declared(unbatched).get(key)
-                if declared is not None:
-                    message = next((m.reason for m in ev.mismatches if m.step == f.layer), "")
-                    error = f"; torch raises: {_torch_error(unbatched, f, declared[2], ev, message)}"
+            if got != f.declared and key in unbatched_declared:
+                message = next((m.reason for m in ev.mismatches if m.step == f.layer), "")
+                error = f"; torch raises: {_torch_error(unbatched, f, unbatched_declared[key][2], ev, message)}"
         fix = ("nn.Flatten(0)" if first.op == "nn.Flatten" else "flatten(x, 0)" if "flatten" in first.op else "")
         out.append(f"unbatched, {call} gives {key} {f.parameter} {got}, not {want} ({first.name}, {first.op}, "
                    f"merges other dims){error}: call model(x.unsqueeze(0))"

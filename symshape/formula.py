@@ -112,11 +112,7 @@ class Formula:
         layer (the value reaching it is what the formula is for), or a Linear's in_features
         (``check()`` reports those)."""
         key = self.analysis.fixed_by(step, requirement)
-        if key is None:
-            # a Linear traced inside a module that branches: its check is the branching step's
-            return requirement.kind == "declared" and step in self.analysis.in_features and \
-                self.analysis.fixed.get(step) is not None and self.analysis.fixed[step].tag == "in_features"
-        return key == self.layer or self.analysis.fixed[key].tag == "in_features"
+        return key is not None and (key == self.layer or self.analysis.fixed[key].tag == "in_features")
 
     def accepts(self, /, *sizes: int, **named: int) -> bool:
         """Whether torch runs the forward at these sizes (a declared in_features aside)."""

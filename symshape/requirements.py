@@ -240,8 +240,7 @@ def unless_not(req: Requirement, conds: list) -> list[Requirement]:
         chained = req
         for lit in sorted(sympy.Or.make_args(clause), key=str, reverse=True):
             lhs, relation, rhs = literal(lit)
-            chained = Requirement(lhs, relation, rhs, req.reason, req.kind, chained, req.backend_dependent,
-                                  req.data_dependent)
+            chained = replace(req, lhs=lhs, relation=relation, rhs=rhs, unless=chained)
         out.append(chained)
     return out
 

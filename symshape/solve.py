@@ -21,6 +21,7 @@ not sample sizes to answer.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 import numbers
 from typing import Iterable, Sequence
 
@@ -606,7 +607,7 @@ def _by_cases(req: Requirement, subs) -> list[Requirement] | None:
     if len(extrema) > MAX_EXTREMA or any(len(m.args) > 3 for m in extrema):
         return None  # the cases grow exponentially with nested Min/Max
     try:
-        return by_cases(Requirement(lhs, req.relation, rhs, req.reason, req.kind), extrema=True)
+        return by_cases(replace(req, lhs=lhs, rhs=rhs, unless=None), extrema=True)
     except ValueError:  # a case's condition that is not a relation of sizes
         return None
 
@@ -811,10 +812,8 @@ def solve_flat(analysis, flat: int, layer: str | None = None, square: bool = Fal
     free = [n for n in names if n not in ties]
     subs: dict = {batch_symbol(): sympy.Integer(batch)}
     subs.update({size_symbol(n): size_symbol(to) for n, to in ties.items()})
-    fixed = getattr(analysis, "fixed", {}).get(name)
-    base = [(w, r) for w, r in analysis.requirements
-            if not (analysis.fixed_by(w, r) == name if fixed is not None and r.fixes else
-                    (w == name and r.kind == "declared"))]
+    fixed = analysis.fixed.get(name)
+    base = [(w, r) for w, r in analysis.requirements if analysis.fixed_by(w, r) != name]
     valid = solve_requirements(names, base, batch, ties, groups)
     boxes = [dict(b) for b in valid.boxes]
 
