@@ -15,7 +15,7 @@ warnings.filterwarnings("ignore", message="Failed to initialize NumPy", category
 from .analysis import Analysis, Evaluation, analyze, in_features
 from .errors import (BoundExceeded, InvalidArgument, InvalidInputSize, NotASize, SymshapeError, TraceMismatch, UnknownName, UnsupportedArgument, UnsupportedOperation, UnsupportedWhereMetaDiffers, UntraceableModel)
 from .rules import function_rule, method_rule, module_rule
-from .sizes import IntSet, SizeSet
+from .sizes import IntSet, SizeSet, Tie
 
 __version__ = "0.1.0"
 
@@ -28,6 +28,7 @@ __all__ = [
     "InvalidInputSize",
     "SizeSet",
     "SymshapeError",
+    "Tie",
     "TraceMismatch",
     "NotASize",
     "UnsupportedArgument",

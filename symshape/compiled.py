@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 import sympy
 import torch
 
-from .dims import CeilSqrt, FloorDiv, IntSqrt, as_expr
+from .dims import CeilSqrt, DoubleFloor, FloorDiv, IntSqrt, as_expr
 from .requirements import RELATIONS
 
 __all__ = ["compile_exprs", "compile_checked", "compile_method", "BACKENDS"]
@@ -53,6 +53,11 @@ def _sqrt_floor(n):
 
 def _sqrt_ceil(n):
     return math.ceil(math.sqrt(n))
+
+
+def _scaled(n, s):
+    """torch's ``floor(double(n) * s)`` (``s`` a double; an exact Fraction size converts exactly)."""
+    return math.floor(float(n) * s)
 
 
 def _torch_helpers() -> dict:
@@ -102,9 +107,15 @@ def _torch_helpers() -> dict:
             return rounding(torch.sqrt(n.double())).long()
         return rounded
 
+    def scaled(n, s):  # int64 -> double as torch converts it, one double product, then the floor
+        if not isinstance(n, torch.Tensor):
+            return _scaled(n, s)
+        return torch.floor(n.double() * s).long()
+
     return {"_div": div, "_mod": mod, "_divisible": divisible, "_where": where, "_not": not_,
             "_max": fold(torch.maximum, max), "_min": fold(torch.minimum, min),
-            "_sqrt_floor": root(torch.floor, _sqrt_floor), "_sqrt_ceil": root(torch.ceil, _sqrt_ceil)}
+            "_sqrt_floor": root(torch.floor, _sqrt_floor), "_sqrt_ceil": root(torch.ceil, _sqrt_ceil),
+            "_scaled": scaled}
 
 
 class _Emitter:
@@ -187,6 +198,9 @@ class _Emitter:
         fn = "_sqrt_ceil" if isinstance(e, CeilSqrt) else "_sqrt_floor"
         return f"{fn}({self.emit(e.args[0])})"
 
+    def _double_floor(self, e) -> str:
+        return f"_scaled({self.emit(e.args[0])}, {e.scale_text})"
+
     def _relational(self, e) -> str:
         return f"{self.emit(e.lhs)} {_RELATIONAL[type(e)]} {self.emit(e.rhs)}"
 
@@ -214,7 +228,7 @@ _RELATIONAL = {sympy.Eq: "==", sympy.Ne: "!=", sympy.Ge: ">=", sympy.Gt: ">", sy
 #: expression class -> the _Emitter method writing its code
 _CODE = {
     FloorDiv: _Emitter._floor_div,
-    IntSqrt: _Emitter._root, CeilSqrt: _Emitter._root,
+    IntSqrt: _Emitter._root, CeilSqrt: _Emitter._root, DoubleFloor: _Emitter._double_floor,
     sympy.Add: _Emitter._arithmetic, sympy.Mul: _Emitter._arithmetic, sympy.Pow: _Emitter._arithmetic,
     sympy.Rational: _Emitter._arithmetic,
     sympy.Piecewise: _Emitter._piecewise,
@@ -241,7 +255,7 @@ def _namespace(backend: str, exact: bool) -> dict:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     return {"_div": _exact_div if exact else _div, "_mod": _mod, "_divisible": _divisible,
             "_where": _where, "_not": _not, "_max": max, "_min": min,
-            "_sqrt_floor": _sqrt_floor, "_sqrt_ceil": _sqrt_ceil}
+            "_sqrt_floor": _sqrt_floor, "_sqrt_ceil": _sqrt_ceil, "_scaled": _scaled}
 
 
 def _define(src: str, namespace: dict):
@@ -290,12 +304,12 @@ def compile_checked(symbols: Sequence[sympy.Symbol], requirements: Sequence, exp
 
 
 def compile_method(params: Sequence[str], symbols: Sequence[sympy.Symbol], requirements: Sequence,
-                   expr, constants: dict | None = None) -> Callable[..., int]:
+                   expr, constants: dict | None = None, bound: int | None = None) -> Callable[..., int]:
     """A method ``m(self, <params>=None)`` returning ``expr`` when every argument is a positive
-    int and every requirement holds, else ``self._slow(<params>)``: the whole fast path is one
-    Python call with the checks and the formula inline. ``params`` name the ``symbols`` (Python
-    identifiers, not starting with an underscore); ``constants`` maps other symbols to fixed
-    ints (the batch size)."""
+    int (at most ``bound``, if given) and every requirement holds, else ``self._slow(<params>)``:
+    the whole fast path is one Python call with the checks and the formula inline. ``params``
+    name the ``symbols`` (Python identifiers, not starting with an underscore); ``constants``
+    maps other symbols to fixed ints (the batch size)."""
     for p in params:
         if not p.isidentifier() or keyword.iskeyword(p) or p.startswith("_") or p == "self":
             raise ValueError(f"cannot use {p!r} as a parameter name")
@@ -307,7 +321,8 @@ def compile_method(params: Sequence[str], symbols: Sequence[sympy.Symbol], requi
     implied = {names[r.lhs] for r in requirements if r.lhs in names and r.relation == ">="
                and r.unless is None and r.rhs.is_Integer and r.rhs >= 1}
     typed = " and ".join([f"_type({p}) is _int" for p in params]
-                         + [f"{p} >= 1" for p in params if p not in implied]) or "True"
+                         + [f"{p} >= 1" for p in params if p not in implied]
+                         + ([f"{p} <= {int(bound)}" for p in params] if bound is not None else [])) or "True"
     signature = ", ".join(["self", "/", *(f"{p}=None" for p in params), "*_more", "**_named"])
     given = "".join(p + ", " for p in params)
     src = [f"def _compiled({signature}):",

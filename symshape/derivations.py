@@ -7,14 +7,15 @@ symbolically or with numbers, and the roundings behind ``exact_sizes()`` come fr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Union
 
 import sympy
 
-from .dims import as_expr
+from .dims import SHORT_SCALE, as_expr
 from .requirements import Rounding
 
-__all__ = ["Adaptive", "Derivation", "Padded", "Transposed", "Window"]
+__all__ = ["Adaptive", "Derivation", "Padded", "Scaled", "Transposed", "Window"]
 
 
 @dataclass(frozen=True)
@@ -93,4 +94,26 @@ class Padded:
     rounding = None
 
 
-Derivation = Union[Window, Transposed, Adaptive, Padded]
+@dataclass(frozen=True)
+class Scaled:
+    """``out = floor(double(in) * scale)``: ``F.interpolate`` / ``nn.Upsample`` with
+    ``scale_factor``. The product is a double, rounded before the floor: for a scale that is no
+    short binary fraction (0.35, 1/3) the size can be one less than the exact product's floor."""
+
+    dim: str
+    size: sympy.Expr
+    scale: float
+    out: sympy.Expr
+
+    @property
+    def rounding(self) -> Rounding | None:
+        value = Fraction(self.scale)
+        if value.denominator == 1:
+            return None
+        if value.denominator <= SHORT_SCALE and value.numerator <= SHORT_SCALE:
+            return Rounding(as_expr(self.size) * value.numerator, value.denominator, f"scale_factor {self.scale}")
+        # whether a rounded double product is an integer has no period: stated, not solved
+        return Rounding(as_expr(self.size), 0, f"scale_factor {self.scale} (a double-precision product)")
+
+
+Derivation = Union[Window, Transposed, Adaptive, Padded, Scaled]

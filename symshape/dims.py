@@ -30,10 +30,12 @@ from .errors import InvalidArgument, NotASize
 __all__ = [
     "BATCH",
     "CeilSqrt",
+    "DoubleFloor",
     "FloorDiv",
     "IntSqrt",
     "SizeExpr",
     "SizeRatio",
+    "DoubleProduct",
     "always_divisible",
     "as_expr",
     "batch_symbol",
@@ -42,6 +44,7 @@ __all__ = [
     "decide",
     "divisors",
     "floor_div",
+    "scaled_floor",
     "integer_polynomial",
     "maximum",
     "minimum",
@@ -270,6 +273,73 @@ class CeilSqrt(_RootRounded):
         return rf"\left\lceil \sqrt{{{printer._print(self.args[0])}}} \right\rceil"
 
 
+class DoubleFloor(sympy.Function):
+    """``floor(double(n) * s)`` for a size ``n`` and a positive double ``s`` (kept as its exact
+    binary value, a Rational): the output size of ``F.interpolate(scale_factor=s)``, which torch
+    computes by multiplying in double precision and truncating.
+
+    The double product is rounded before the floor, so this is *not* ``floor(n*s)`` in exact
+    arithmetic: for ``s = 0.35`` (whose double is a little below 7/20) and ``n = 180`` the product
+    is 62.99999999999999 and the size 62. It is evaluated at a size by doing exactly what torch
+    does, so it is exact at every size; symbolically it is nondecreasing in ``n``, which is what
+    the solver uses (by bisection); conditions that need its residue classes are refused by name.
+    """
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, n, s):
+        if not (s.is_Rational and s > 0):
+            raise ValueError(f"DoubleFloor needs a positive rational scale, got {s}")
+        if n.is_Integer:
+            return Integer(math.floor(float(int(n)) * _double(s)))
+        return None
+
+    def _eval_is_integer(self):
+        return True
+
+    def _eval_is_nonnegative(self):
+        return True if self.args[0].is_nonnegative else None
+
+    @property
+    def scale_text(self) -> str:
+        """The scale as Python prints the double (``0.35``, ``0.3333333333333333``)."""
+        return repr(_double(self.args[1]))
+
+    def _sympystr(self, printer):
+        n = self.args[0]
+        text = printer._print(n)
+        if isinstance(n, Add):
+            text = f"({text})"
+        return f"floor({text}*{self.scale_text})"
+
+    def _latex(self, printer):
+        return rf"\left\lfloor {printer._print(self.args[0])} \cdot {self.scale_text} \right\rfloor"
+
+
+def _double(s) -> float:
+    """The double a Rational holds exactly (int / int is correctly rounded: exact here)."""
+    return int(s.p) / int(s.q)
+
+
+#: the numerator and denominator a scale's exact binary value may have for ``floor(n*s)`` to be
+#: written as a plain floor division (``floor(3*H/2)`` for 1.5): ``n*p`` stays below 2**53, so the
+#: double product is exact, for every size below 2**32
+SHORT_SCALE = 1 << 20
+
+
+def scaled_floor(n: SizeExpr, scale) -> sympy.Expr:
+    """The size ``floor(double(n) * scale)`` (``F.interpolate``, ``nn.Upsample``): a plain floor
+    division where ``scale``'s double is a short binary fraction (2, 0.5, 1.5, 0.25: the product
+    is exact), else :class:`DoubleFloor`."""
+    value = Fraction(float(scale))
+    if value <= 0:
+        raise ValueError(f"a scale must be positive, got {scale}")
+    if value.denominator <= SHORT_SCALE and value.numerator <= SHORT_SCALE:
+        return floor_div(as_expr(n) * value.numerator, value.denominator)
+    return DoubleFloor(as_expr(n), sympy.Rational(value.numerator, value.denominator))
+
+
 def size_sqrt(value) -> "SizeRatio":
     """``math.sqrt`` of a size (``n ** 0.5``): a float in torch, kept as the exact root, which
     :class:`SizeRatio` rounds to :class:`IntSqrt` or :class:`CeilSqrt`."""
@@ -352,6 +422,8 @@ def integer_polynomial(expr: SizeExpr) -> bool:
     can be wrong on fractions of products (``N*(4*H - 2)/10`` claims to be an integer)."""
     expr = as_expr(expr)
     if isinstance(expr, _RootRounded):
+        return integer_polynomial(expr.args[0])
+    if isinstance(expr, DoubleFloor):
         return integer_polynomial(expr.args[0])
     if expr.is_Integer or expr.is_Symbol or isinstance(expr, FloorDiv):
         return bool(expr.is_Integer or expr.is_Symbol and expr.is_integer or isinstance(expr, FloorDiv))
@@ -520,6 +592,8 @@ class SizeRatio:
 
     @staticmethod
     def _exact(value) -> sympy.Expr:
+        if isinstance(value, DoubleProduct):
+            raise TypeError(f"arithmetic on {value}, a double that Python rounded")
         if isinstance(value, SizeRatio):
             return value.expr
         if isinstance(value, float):
@@ -772,3 +846,42 @@ def _decide_linear(rel, k, k0: int) -> bool | None:
         return isinstance(rel, sympy.Ne)
     first, last = bool(test(a * k0 + b, 0)), bool(test(a, 0))  # at k0, and as k grows (the slope's sign)
     return first if first == last else None
+
+
+class DoubleProduct(SizeRatio):
+    """A size times a float that is no short binary fraction (``x.size(1) * 0.3``): a double in
+    Python, rounded before anything else happens to it. ``int()`` and ``math.floor`` of it are
+    :class:`DoubleFloor`, exactly as Python computes them; any other arithmetic on it is refused
+    by name (``int(10 * 0.3)`` is 3, but ``10 * 0.3 - 3`` is not 0)."""
+
+    __slots__ = ("size", "scale")
+
+    def __init__(self, size: sympy.Expr, scale: float):
+        super().__init__(size * sympy.Rational(Fraction(scale).numerator, Fraction(scale).denominator))
+        self.size, self.scale = size, scale
+
+    def _rounded(self, up: bool) -> sympy.Expr:
+        if up:
+            raise TypeError(f"math.ceil of {self}: symshape follows int() and math.floor of a double product")
+        if self.scale < 0 or smallest_value(self.size) is None or smallest_value(self.size) < 0:
+            raise TypeError(f"rounding {self}, which may be negative")
+        return canonical(DoubleFloor(self.size, SizeRatio._exact(self.scale)))
+
+    def __trunc__(self):
+        return self._rounded(False)
+
+    def _op(self, other, fn):
+        raise TypeError(f"arithmetic on {self}, a double that Python rounded: symshape follows int() and "
+                        "math.floor of it")
+
+    def __neg__(self):
+        return self._op(None, None)
+
+    def __eq__(self, other):
+        return isinstance(other, DoubleProduct) and (self.size, self.scale) == (other.size, other.scale)
+
+    def __hash__(self):
+        return hash(("DoubleProduct", self.size, self.scale))
+
+    def __repr__(self) -> str:
+        return f"{self.size} * {self.scale!r} (a double in Python)"

@@ -14,7 +14,8 @@ import torch
 import torch.fx
 import torch.nn as nn
 
-from .dims import (FloorDiv, SizeRatio, as_expr, canonical, exact_quotient, floor_div, size_sqrt,
+from .dims import (DoubleProduct, FloorDiv, SizeRatio, as_expr, canonical, exact_quotient, floor_div, integer_polynomial,
+                   size_sqrt,
                    smallest_value)
 from .errors import (InvalidInputSize, NotASize, SymshapeError, UnsupportedArgument, UnsupportedOperation,
                      UnsupportedWhereMetaDiffers, UntraceableModel)
@@ -50,6 +51,8 @@ class Step:
     #: a module traced by the sides of its Python branches: per side, its conditions, the steps
     #: it ran (None where the model's code or torch raised there), that message, and its output
     sides: tuple = field(default=(), compare=False)
+    #: (size, limit, what): past ``limit`` symshape does not state this step's shapes (Context.exact_below)
+    bounds: tuple = ()
 
 
 @dataclass
@@ -139,7 +142,7 @@ def _symbolic(v) -> bool:
 
 
 #: math's functions as imported (fx patches the math module's own names while it traces)
-_TRUNC, _SQRT = math.trunc, math.sqrt
+_TRUNC, _SQRT, _FLOOR = math.trunc, math.sqrt, math.floor
 
 
 def _converted(target, args):
@@ -171,6 +174,21 @@ def _size_arithmetic(target, args, kwargs, node: torch.fx.Node, where: str):
             raise UnsupportedOperation(target_name(target), where, node.format_node(), str(e)) from e
         if converted is not None:
             return converted
+    rounded = next((v for v in args if isinstance(v, DoubleProduct)), None)
+    if rounded is not None and len(args) == 1 and not kwargs and target in (int, _TRUNC, _FLOOR):
+        try:
+            return rounded._rounded(False)  # int(h * 0.3), math.floor(h * 0.3): floor(double(h) * 0.3)
+        except TypeError as e:
+            raise UnsupportedOperation(target_name(target), where, node.format_node(), str(e)) from e
+    if rounded is not None:  # h * 0.3 + 1: a double Python rounded, then more arithmetic
+        raise UnsupportedOperation(target_name(target), where, node.format_node(),
+                                   f"arithmetic on {rounded}: symshape follows int() and math.floor of a size "
+                                   "times a float, not further arithmetic on the rounded double")
+    if target is operator.mul and len(args) == 2 and any(isinstance(v, float) and not _short_binary(v) for v in args):
+        size, scale = args if isinstance(args[1], float) else args[::-1]
+        if isinstance(scale, float) and isinstance(size, (int, sympy.Basic)) and not isinstance(size, bool) \
+                and integer_polynomial(as_expr(size)) and math.isfinite(scale):
+            return DoubleProduct(as_expr(size), scale)  # x.size(1) * 0.3: int() of it is floor(double(n)*0.3)
     if target in _RATIO_ARITHMETIC and any(_symbolic(v) for v in args):
         for v in args:
             if isinstance(v, float) and not _short_binary(v):
@@ -514,7 +532,7 @@ class Propagator:
             self.steps.append(Step(ctx.step, op, tuple(t.shape for t in tensor_inputs), shapes_of(value), family,
                                    tuple(ctx.requirements), node.name, kind, module, tuple(ctx.roundings),
                                    tuple(ctx.derivations), isinstance(value, Pieces) and any(value.requires),
-                                   self._side_steps if family == "cases" else ()))
+                                   self._side_steps if family == "cases" else (), tuple(ctx.bounds)))
             self._record_fixed(ctx, node, name)
             if family == "cases":  # its fixed layers, where every side that runs calls them alike
                 for step, key, fixed in self._side_linears:
@@ -613,10 +631,25 @@ _STRIDED_METHODS = frozenset({"view", "view_as", "unflatten", "is_contiguous", "
                               "storage_offset", "as_strided"})
 
 
+def _counted_pieces(value) -> bool:
+    """Whether ``value`` holds chunk() pieces whose count depends on the size (anywhere inside)."""
+    if isinstance(value, Pieces):
+        return any(value.requires) or any(_counted_pieces(v) for v in value)
+    if isinstance(value, (tuple, list)):
+        return any(_counted_pieces(v) for v in value)
+    if isinstance(value, dict):
+        return any(_counted_pieces(v) for v in value.values())
+    return False
+
+
 def _meta(ctx: Context, node: torch.fx.Node, args, kwargs, cache: dict | None = None):
     """No hand rule: torch's own meta kernel, on every side of its branches (symshape.meta).
     ``cache``: results by the call's signature (the op, its arguments' shapes and values): the
     twelve attention blocks of a ViT ask the same question twelve times."""
+    if _counted_pieces((args, kwargs)):
+        raise UnsupportedOperation(ctx.op, ctx.step, ctx.node,
+                                   "the chunks of a chunk() whose number depends on the size (torch's meta "
+                                   "kernel would see every piece, the missing ones too)")
     if node.op == "call_method":
         name = node.target
         if name in _STRIDED_METHODS and isinstance(args[0], SymTensor) and args[0].known_strides is None:

@@ -8,6 +8,7 @@ module that works on an analysis (solve, explain, verify, check, formula), which
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -15,9 +16,9 @@ import sympy
 import torch.nn as nn
 
 from .compiled import compile_exprs
-from .dims import BATCH, batch_symbol, positive_int, size_symbol
+from .dims import BATCH, MAX_TENSOR_ELEMENTS, batch_symbol, positive_int, size_symbol
 from .engine import Step
-from .errors import InvalidArgument, InvalidInputSize, SymshapeError, UnknownName
+from .errors import BoundExceeded, InvalidArgument, InvalidInputSize, SymshapeError, UnknownName
 from .render import text_table
 from .requirements import Requirement
 from .tensor import shape_str, shapes_of
@@ -172,6 +173,7 @@ class Shapes:
             for s in self.steps:
                 for r in s.requirements:
                     exprs += r.exprs()
+                exprs += [b[0] for b in s.bounds]
                 exprs += list(_flat_dims(s.inputs)) + list(_flat_dims(s.output))
             exprs += list(self.in_features.values()) + list(_flat_dims(self.output_shape))
             symbols = [self.batch, *(size_symbol(n) for n in self.size_names)]
@@ -196,6 +198,7 @@ class Shapes:
     def evaluate(self, /, **sizes: int) -> Evaluation:
         """Every step at these sizes, recording (not raising) what torch would refuse."""
         values = self.validate_sizes(sizes)
+        _countable("the input", self.concrete_input(values), values)
         flat = iter(self._compiled()(values[BATCH], *(values[n] for n in self.size_names)))
         steps: list[ConcreteStep] = []
         mismatches: list[Failure] = []
@@ -209,9 +212,16 @@ class Shapes:
                         mismatches.append(f)
                     else:
                         failure = f
+            for size, limit, what in s.bounds:
+                value = next(flat)
+                if failure is None and value >= limit:
+                    at = ", ".join(f"{k}={v}" for k, v in values.items() if k != BATCH or v != 1)
+                    raise BoundExceeded(f"{limit:,}", f"at {at}, {s.name}: {what} is {value:,}; symshape states "
+                                                      f"this op's shapes only below {limit:,}")
             inputs = _unflatten(s.inputs, flat)
             output = _unflatten(s.output, flat)
             if failure is None:
+                _countable(f"{s.name}'s output", output, values)
                 steps.append(ConcreteStep(s.name, s.op, inputs, output))
         in_features = {k: next(flat) for k in self.in_features}
         output_shape = _unflatten(self.output_shape, flat)
@@ -247,6 +257,31 @@ class Shapes:
         return "\n".join(out)
 
     __repr__ = __str__
+
+
+def shapes_in(value):
+    """Every shape (a tuple of ints or size expressions) in a step's input or output value."""
+    if isinstance(value, (list, tuple)) and value and all(isinstance(d, (int, sympy.Basic)) for d in value):
+        yield tuple(value)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from shapes_in(v)
+
+
+def _countable(what: str, value, sizes: Mapping[str, int]) -> None:
+    """Raise BoundExceeded where a tensor would hold ``MAX_TENSOR_ELEMENTS`` or more elements:
+    torch counts a tensor's bytes in int64 and refuses one past it ("Storage size calculation
+    overflowed"; 2**58 elements of 8 bytes), so symshape states shapes only below that, for
+    every dtype -- an error, never a size torch would refuse reported as valid."""
+    for shape in shapes_in(value):
+        n = math.prod(int(d) for d in shape)
+        if n >= MAX_TENSOR_ELEMENTS:
+            at = ", ".join(f"{k}={v}" for k, v in sizes.items() if k != BATCH or v != 1)
+            raise BoundExceeded("dims.MAX_TENSOR_ELEMENTS = 2**58",
+                                f"at {at}, {what} {shape_str(shape)} would hold {n:,} elements (about "
+                                f"2**{n.bit_length() - 1}); torch counts a tensor's bytes in int64 and refuses "
+                                f"one past that, so symshape states shapes only for tensors of fewer than "
+                                f"2**58 elements")
 
 
 def _flat_dims(shape):

@@ -17,7 +17,7 @@ from fractions import Fraction
 import sympy
 
 from .compiled import compile_exprs
-from .derivations import Adaptive, Padded, Transposed, Window
+from .derivations import Adaptive, Padded, Scaled, Transposed, Window
 from .dims import as_expr, batch_symbol, size_symbol
 from .errors import InvalidArgument
 from .quasi import Unsolvable
@@ -204,6 +204,26 @@ def _padded(p: Padded, size) -> Line:
     return Line(p.dim, (f"{st} + {p.left} + {p.right} ({p.mode})", rf"{sl} + {p.left} + {p.right}"))
 
 
+def _scaled(d: Scaled, size, out, concrete: bool) -> Line:
+    """``floor(double(in) * scale)``: at a size, the double product and, where rounding it first
+    changes the floor, the exact product beside it (180 × 0.35 is 62.99999999999999, not 63)."""
+    if not concrete:
+        st, sl = _sym(size)
+        notes = [] if d.rounding is None or d.rounding.divisor else [
+            f"torch rounds the product to a double before the floor ({d.scale!r} is no short binary fraction)"]
+        return Line(d.dim, (f"floor({st} × {d.scale!r})", rf"\left\lfloor {sl} \cdot {d.scale!r} \right\rfloor"),
+                    _sym(out), notes)
+    product = float(size) * d.scale
+    value = (f"{product!r} → {out}", rf"{product!r} \to {out}") if product != out else (str(out), str(out))
+    notes = []
+    exact = Fraction(size) * Fraction(repr(d.scale))  # the product of the decimal the user wrote
+    if math.floor(exact) != math.floor(product):
+        written = str(exact.numerator) if exact.denominator == 1 else repr(float(exact))
+        notes.append(f"{size} × {d.scale!r} is {written} written out, but torch multiplies in double "
+                     f"precision, where it is {product!r}: the size is {math.floor(product)}, not {math.floor(exact)}")
+    return Line(d.dim, (f"{size} × {d.scale!r}", rf"{size} \cdot {d.scale!r}"), value, notes)
+
+
 def _op_label(step) -> str:
     if step.module is not None and step.kind == "module":
         text = repr(step.module)
@@ -371,7 +391,7 @@ def _with_value(describe):
 
 #: derivation class -> the function writing its line (``size``/``out``: numbers when concrete)
 _LINES = {Window: _window_line, Adaptive: _adaptive_line, Transposed: _with_value(_transposed),
-          Padded: _with_value(_padded)}
+          Padded: _with_value(_padded), Scaled: _scaled}
 
 
 def _dedupe(block: Block) -> None:

@@ -9,15 +9,18 @@ forward pass, and :meth:`Formula.grid` evaluates every size of a grid at once wi
 
 from __future__ import annotations
 
+import math
 import numbers
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 import sympy
 import torch
 
 from .compiled import compile_checked, compile_method
-from .dims import BATCH, CeilSqrt, FloorDiv, IntSqrt, as_expr, positive_int, size_symbol
+from .dims import BATCH, MAX_TENSOR_ELEMENTS, CeilSqrt, DoubleFloor, FloorDiv, IntSqrt, as_expr, positive_int, size_symbol
 from .errors import InvalidArgument, InvalidInputSize
+from .evaluation import shapes_in
 
 if TYPE_CHECKING:  # pragma: no cover
     from .evaluation import Shapes
@@ -56,11 +59,17 @@ class Formula:
         self._symbols = [analysis.batch, *(size_symbol(n) for n in self.size_names)]
         self._scalar = compile_checked(self._symbols, self._requirements, [self.expr])
         self._vector = None
+        #: every size at most this keeps every tensor of the forward countable (fewer than
+        #: MAX_TENSOR_ELEMENTS elements): larger sizes take the slow path, which checks them
+        up_to = dict.fromkeys(self._symbols[1:], COUNTABLE_UP_TO)
+        self._countable = COUNTABLE_UP_TO if _largest_tensor(analysis, up_to, batch) < MAX_TENSOR_ELEMENTS \
+            and _bounds_hold(analysis, up_to, batch) else 0
+        self._bounds = [b for s in analysis.steps for b in s.bounds]
         try:
             # the fast path: one generated method with the checks and the formula inline, the
             # batch size a constant (a method must live on the class: a class per formula)
             call = compile_method(self.size_names, self._symbols[1:], self._requirements, self.expr,
-                                  constants={analysis.batch: batch})
+                                  constants={analysis.batch: batch}, bound=self._countable)
         except ValueError:  # size names that are not identifiers: keyword calls go the slow way
             return
         self.__class__ = type("Formula", (Formula,), {"__call__": call, "__module__": __name__,
@@ -102,10 +111,18 @@ class Formula:
             named = {**{k: v for k, v in given.items() if v is not None}, **(named or {})}
             sizes = ()
         values = self._values(sizes, named or {})
+        self._check_countable(values)
         ok, (value,) = self._scalar(self.batch, *values)
         if ok:
             return value
         self._refuse(values)
+
+    def _check_countable(self, values: list[int]) -> None:
+        """Raise BoundExceeded where a tensor of the forward would be too large to count (the
+        evaluation says which), for sizes past the fast path's bound."""
+        if values and max(values) > self._countable:
+            self.analysis.evaluate(**dict(zip(self.size_names, values)),
+                                   **({BATCH: self.batch} if self.batch != 1 else {}))
 
     def _aside(self, step: str, requirement) -> bool:
         """Whether a failed check is not a refusal here: the declared size of this formula's own
@@ -116,7 +133,9 @@ class Formula:
 
     def accepts(self, /, *sizes: int, **named: int) -> bool:
         """Whether torch runs the forward at these sizes (a declared in_features aside)."""
-        return bool(self._scalar(self.batch, *self._values(sizes, named))[0])
+        values = self._values(sizes, named)
+        self._check_countable(values)
+        return bool(self._scalar(self.batch, *values)[0])
 
     def _refuse(self, values: list[int]):
         sizes = dict(zip(self.size_names, values))
@@ -172,9 +191,20 @@ class Formula:
             raise InvalidArgument(
                 f"grid(): in_features {self.expr} can reach {'an unbounded value' if reach is None else f'about 2**{reach.bit_length() - 1}'}"
                 f" at these sizes, past what int64 tensors hold; call the formula per size (Python ints)")
+        biggest = _largest_tensor(self.analysis, top, self.batch)
+        if biggest >= MAX_TENSOR_ELEMENTS:
+            raise InvalidArgument(
+                f"grid(): a tensor of the forward can hold {'an unbounded number of' if biggest == math.inf else f'about 2**{int(biggest).bit_length() - 1}'}"
+                f" elements at these sizes, more than torch counts; call the formula per size (it names the step)")
         if self._vector is None:
-            self._vector = compile_checked(self._symbols, self._requirements, [self.expr], backend="torch")
-        ok, (value,) = self._vector(self.batch, *args)
+            self._vector = compile_checked(self._symbols, self._requirements, [self.expr] + [b[0] for b in self._bounds],
+                                           backend="torch")
+        ok, (value, *bounded) = self._vector(self.batch, *args)
+        for (size, limit, what), got in zip(self._bounds, bounded):
+            past = torch.as_tensor(got) >= limit
+            if bool((past & torch.as_tensor(ok, dtype=torch.bool)).any()):
+                raise InvalidArgument(f"grid(): at some of these sizes {what} reaches {limit:,}, past which symshape "
+                                      f"states no shapes; call the formula per size (it names the size)")
         full = tuple(a.numel() for a in axes)
         ok = torch.as_tensor(ok, dtype=torch.bool).expand(full)
         value = torch.as_tensor(value, dtype=torch.int64).expand(full)
@@ -200,6 +230,34 @@ def _int_axis(values, name: str) -> torch.Tensor:
     return t
 
 
+#: the sizes below which a formula's fast path runs, where every tensor of the forward stays
+#: countable (checked once per formula); larger sizes are checked size by size
+COUNTABLE_UP_TO = 1 << 16
+
+
+def _largest_tensor(analysis: "Shapes", top: dict, batch: int) -> float:
+    """An upper bound on the elements of any tensor of the forward (input and every step's
+    output) for sizes up to ``top`` (symbol -> largest value); ``math.inf`` where unbounded."""
+    top = {**top, analysis.batch: batch}
+    biggest = 0
+    shapes = [analysis.input_shape] + [sh for s in analysis.steps for sh in shapes_in(s.output)]
+    for shape in shapes:
+        n = _magnitude(sympy.Mul(*(as_expr(d) for d in shape)), top)
+        biggest = max(biggest, math.inf if n is None else n)
+    return biggest
+
+
+def _bounds_hold(analysis: "Shapes", top: dict, batch: int) -> bool:
+    """Whether every step's own bound (Context.exact_below) holds for sizes up to ``top``."""
+    top = {**top, analysis.batch: batch}
+    for s in analysis.steps:
+        for size, limit, _ in s.bounds:
+            n = _magnitude(size, top)
+            if n is None or n >= limit:
+                return False
+    return True
+
+
 def _magnitude(expr, top: dict) -> int | None:
     """An upper bound on the absolute value of ``expr`` and of every value computed on the way,
     for sizes up to ``top`` (symbol -> largest value); None where it is not bounded so."""
@@ -209,6 +267,9 @@ def _magnitude(expr, top: dict) -> int | None:
         return abs(int(expr.p))
     if expr.is_Symbol:
         return int(top[expr]) if expr in top else None
+    if isinstance(expr, DoubleFloor):  # floor(n*s) <= n*s
+        n = _magnitude(expr.args[0], top)
+        return None if n is None else math.ceil(n * Fraction(int(expr.args[1].p), int(expr.args[1].q))) + 1
     if isinstance(expr, sympy.Piecewise):
         exprs = [e for e, _ in expr.args]
         exprs += [side for _, c in expr.args if isinstance(c, sympy.Basic)

@@ -50,7 +50,7 @@ from torch.utils._sympy import functions as tf
 from torch.utils._sympy.numbers import int_oo
 from torch.utils._sympy.value_ranges import ValueRangeError, ValueRanges
 
-from .dims import FloorDiv, SizeRatio, as_expr, canonical, decide, floor_div, without_ite
+from .dims import CeilSqrt, DoubleFloor, DoubleProduct, FloorDiv, IntSqrt, SizeRatio, as_expr, canonical, decide, floor_div, without_ite
 from .requirements import Requirement, cnf, literal, unless_not
 from .tensor import Pieces, SymTensor, standard_strides
 
@@ -293,12 +293,25 @@ class _Symbols:
             self.to_torch[ours], self.from_torch[theirs] = theirs, ours
         return theirs
 
+    def atom(self, ours: sympy.Expr) -> sympy.Symbol:
+        """A size torch's arithmetic cannot hold (a rounded double product, a rounded root) as one
+        more unknown non-negative size: the kernel's answer comes back in terms of it, exactly."""
+        theirs = self.to_torch.get(ours)
+        if theirs is None:
+            theirs = self.env.create_unbacked_symint().node.expr
+            self.env.pending_fresh_unbacked_symbols.clear()
+            self.env.var_to_range[theirs] = ValueRanges(0, int_oo)
+            self.to_torch[ours], self.from_torch[theirs] = theirs, ours
+        return theirs
+
     def expr_to_torch(self, e: sympy.Expr) -> sympy.Expr:
         e = as_expr(e)
         if e.is_Integer:
             return e
         if e.is_Symbol:
             return self.symbol(e)
+        if isinstance(e, (DoubleFloor, IntSqrt, CeilSqrt)) and e.free_symbols:
+            return self.atom(e)
         if isinstance(e, FloorDiv):
             return tf.FloorDiv(self.expr_to_torch(e.args[0]), e.args[1])
         if isinstance(e, (sympy.Max, sympy.Min)):
@@ -628,6 +641,8 @@ def substitute(value: Any, mapping: dict) -> Any:
         return value.with_shape(d.xreplace(mapping) for d in value.shape)
     if isinstance(value, sympy.Basic):
         return value.xreplace(mapping)
+    if isinstance(value, DoubleProduct):  # keeps its double semantics (never an exact fraction)
+        return DoubleProduct(value.size.xreplace(mapping), value.scale)
     if isinstance(value, SizeRatio):
         return SizeRatio(value.expr.xreplace(mapping))
     if isinstance(value, Pieces):

@@ -21,7 +21,7 @@ from functools import lru_cache
 import sympy
 
 from .compiled import compile_exprs
-from .dims import FloorDiv, as_expr, divisors
+from .dims import DoubleFloor, FloorDiv, as_expr, divisors
 from .errors import SymshapeError
 from .sizes import IntSet
 
@@ -39,7 +39,7 @@ def degree(e, x) -> int:
         return 0
     if e == x:
         return 1
-    if isinstance(e, FloorDiv):
+    if isinstance(e, (FloorDiv, DoubleFloor)):
         return degree(e.args[0], x)
     if isinstance(e, sympy.Add):
         return max(degree(a, x) for a in e.args)
@@ -66,6 +66,9 @@ def period(e, x) -> int:
         return math.lcm(*(period(a, x) for a in e.args))
     if isinstance(e, sympy.Pow):
         return period(e.base, x)
+    if isinstance(e, DoubleFloor):
+        raise Unsolvable(f"{e} rounds a double-precision product: it has no period (symshape solves it "
+                         f"where it only needs that it grows with {x})")
     raise Unsolvable(f"{e} is not a quasi-polynomial in {x}")
 
 
@@ -201,7 +204,7 @@ class QuasiPoly:
     def __init__(self, expr: sympy.Expr, x: sympy.Symbol):
         self.expr, self.x = expr, x
         self.degree = degree(expr, x)
-        self.period = period(expr, x)
+        self._period: int | Unsolvable | None = None
         #: (c0, c1, a, b, q) when e = c0 + c1*floor((a*x + b)/q) with c1, a > 0: monotone, solved
         #: (and its image taken) in closed form, whatever its period
         self.affine = _affine_floor(expr, x)
@@ -210,6 +213,18 @@ class QuasiPoly:
         self.monotone = self.degree >= 1 and _nondecreasing(expr, x)
         self._classes: list | None = None
         self._fn = None
+
+    @property
+    def period(self) -> int:
+        """The period of the residue classes (raises Unsolvable where there is none)."""
+        if self._period is None:
+            try:
+                self._period = period(self.expr, self.x)
+            except Unsolvable as e:
+                self._period = e
+        if isinstance(self._period, Unsolvable):
+            raise self._period
+        return self._period
 
     @property
     def classes(self) -> list[tuple[int, int, list[Fraction]]]:
@@ -390,6 +405,8 @@ def _nondecreasing(e, x) -> bool:
         return True
     if isinstance(e, FloorDiv):
         return bool(e.args[1].is_Integer and int(e.args[1]) > 0) and _nondecreasing(e.args[0], x)
+    if isinstance(e, DoubleFloor):  # rounding a double product is monotone, and so is the floor
+        return _nondecreasing(e.args[0], x)
     if isinstance(e, sympy.Add):
         return all(_nondecreasing(a, x) for a in e.args)
     if isinstance(e, sympy.Mul):

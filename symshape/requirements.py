@@ -142,7 +142,8 @@ class Requirement:
 class Rounding:
     """A layer computes ``floor(numerator / divisor)``: it rounds unless the division is exact.
 
-    ``what`` says what is rounded, e.g. ``stride 2``.
+    ``what`` says what is rounded, e.g. ``stride 2``. A divisor of 0 is a rounding that is no
+    division (a double-precision product's floor): ``exact_sizes()`` refuses it by name.
     """
 
     numerator: sympy.Expr

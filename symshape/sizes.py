@@ -4,6 +4,10 @@ Every set symshape computes is *eventually periodic*: below some start it is a f
 intervals, from the start on membership depends only on the size modulo a period. That covers
 intervals (``H >= 16``), congruences (``H = 0 (mod 4)``), finite sets (``{31, 32}``) and their
 unions, intersections and complements, and it never cuts an infinite set off.
+
+A condition that couples two sizes without separating them (``floor((H - 1)/2) ==
+floor((W - 1)/2)``: a tensor added to its own transpose) holds on lines, not boxes: a box of a
+:class:`SizeSet` may then fix a size by another with a :class:`Tie` (``W = H + 1`` on odd H).
 """
 
 from __future__ import annotations
@@ -11,12 +15,15 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Iterable, Iterator, Mapping, Sequence
 
-from .dims import divisors, positive_int
+import sympy
+
+from .dims import divisors, positive_int, size_symbol
 from .errors import InvalidArgument
 
-__all__ = ["IntSet", "SizeSet"]
+__all__ = ["IntSet", "SizeSet", "Tie"]
 
 Interval = tuple[int, int]  # inclusive
 
@@ -280,8 +287,9 @@ class IntSet:
                     rs = ", ".join(str(r) for r in sorted(self.residues))
                     tail += f", {name} mod {_num(self.period)} ∈ {{{rs}}}"
             parts.append(tail)
-        if len(parts) > 1 and all(lo == hi for lo, hi in self.head) and not self.residues:
-            return f"{name} ∈ {{{', '.join(str(lo) for lo, _ in self.head)}}}"
+        if len(parts) > 1 and all(hi - lo <= 1 for lo, hi in self.head) and not self.residues:
+            values = [v for lo, hi in self.head for v in range(lo, hi + 1)]
+            return f"{name} ∈ {{{', '.join(_num(v) for v in values)}}}"
         return " or ".join(parts)
 
     def __str__(self) -> str:
@@ -309,8 +317,90 @@ def _interval_text(name: str, lo: int, hi: int) -> str:
 Box = Mapping[str, IntSet]
 
 
+def _affine_preimage(s: IntSet, h: int, m: int, w: int, c: int) -> IntSet:
+    """``{h + m*t >= 1 : w + c*t in s}`` over the integers ``t`` (``0 <= h < m``, ``c > 0``): the
+    sizes on one residue class whose image on a line lies in ``s`` -- intervals map to intervals,
+    and each residue of ``s``'s periodic part to one residue, by a modular inverse (linear in the
+    residues, not in the period)."""
+    def t_at_least(v: int) -> int:  # least t with w + c*t >= v
+        return -((w - v) // c)
+
+    head = []
+    for lo, hi in s.head:
+        t0, t1 = t_at_least(lo), (hi - w) // c
+        if t0 <= t1:
+            head.append((h + m * t0, h + m * t1))
+    start = h + m * t_at_least(s.start)
+    period, residues = 1, []
+    if s.residues:
+        g = math.gcd(c, s.period)
+        tp = s.period // g
+        inverse = pow(c // g, -1, tp) if tp > 1 else 0
+        period = m * tp
+        for rho in s.residues:
+            if (rho - w) % g == 0:
+                t = ((rho - w) // g * inverse) % tp
+                residues.append((h + m * t) % period)
+    out = IntSet.periodic(start, period, residues, head)
+    return out & IntSet.congruent(h, m) if m > 1 else out
+
+
+@dataclass(frozen=True)
+class Tie:
+    """A size fixed by another one in a box of a :class:`SizeSet`: ``slope*base + offset``
+    (``W = H + 1``). Within its box the value is a positive integer for every ``base`` the box
+    holds; ``slope > 0``."""
+
+    base: str
+    slope: Fraction
+    offset: Fraction
+
+    def at(self, value: int) -> int:
+        v = self.slope * value + self.offset
+        if v.denominator != 1:
+            raise ValueError(f"{self.text()} is not an integer at {self.base} = {value}")
+        return int(v)
+
+    def expr(self) -> sympy.Expr:
+        """The value as a sympy expression of the base size."""
+        return sympy.Rational(self.slope.numerator, self.slope.denominator) * size_symbol(self.base) \
+            + sympy.Rational(self.offset.numerator, self.offset.denominator)
+
+    def preimage(self, s: IntSet) -> IntSet:
+        """The bases whose value lies in ``s`` (and is an integer)."""
+        c, m = self.slope.numerator, self.slope.denominator
+        # integral where c*x + m*offset == 0 (mod m): one class h mod m (c, m coprime)
+        mo = self.offset * m
+        h = (-int(mo) * pow(c, -1, m)) % m if m > 1 else 0
+        return _affine_preimage(s, h, m, int(self.slope * h + self.offset), c)
+
+    def then(self, inner: "Tie") -> "Tie":
+        """This tie with its base itself tied (``base = inner``): one tie to ``inner.base``."""
+        return Tie(inner.base, self.slope * inner.slope, self.slope * inner.offset + self.offset)
+
+    def text(self) -> str:
+        """``H + 1``, ``2*H - 3``, ``(2*H + 1)/3``."""
+        den = self.slope.denominator * self.offset.denominator // math.gcd(self.slope.denominator,
+                                                                           self.offset.denominator)
+        a, b = int(self.slope * den), int(self.offset * den)
+        term = self.base if a == 1 else f"{a}*{self.base}"
+        if b:
+            term += f" {'+' if b > 0 else '-'} {_num(abs(b))}"
+        return term if den == 1 else f"({term})/{den}"
+
+    def to_json(self) -> dict:
+        return {"base": self.base, "slope": str(self.slope), "offset": str(self.offset), "text": self.text()}
+
+
+def _value_of(box: "Box", k: str, values: Mapping[str, int]) -> int | None:
+    """The size ``k`` takes in ``box`` when the other sizes are ``values`` (None: not tied)."""
+    v = box[k]
+    return v.at(values[v.base]) if isinstance(v, Tie) else None
+
+
 class SizeSet:
-    """A set of input sizes: a union of boxes, each box one :class:`IntSet` per size name.
+    """A set of input sizes: a union of boxes, each box one :class:`IntSet` per size name, or a
+    :class:`Tie` for a size fixed by an earlier one (``W = H + 1``).
 
     ``groups`` ties names that must be equal (``square=True``): a box then holds one IntSet per
     group, keyed by the group's first name.
@@ -321,7 +411,7 @@ class SizeSet:
         self.names = tuple(names)
         self.groups = tuple(tuple(g) for g in (groups or [[n] for n in self.names]))
         self.keys = tuple(g[0] for g in self.groups)
-        kept = [dict(b) for b in boxes if all(not b[k].is_empty for k in self.keys)]
+        kept = [dict(b) for b in boxes if all(isinstance(b[k], Tie) or not b[k].is_empty for k in self.keys)]
         self.boxes: tuple[dict[str, IntSet], ...] = tuple(_merge_boxes(kept, self.keys))
         #: more about the set (why it is empty, the nearest achievable values ...)
         self.note = note
@@ -348,7 +438,8 @@ class SizeSet:
         vals = self._values(sizes)
         if vals is None:
             return False
-        return any(all(vals[k] in box[k] for k in self.keys) for box in self.boxes)
+        return any(all(vals[k] == box[k].at(vals[box[k].base]) if isinstance(box[k], Tie) else vals[k] in box[k]
+                       for k in self.keys) for box in self.boxes)
 
     def __contains__(self, sizes: Mapping[str, int]) -> bool:
         return self.contains(**sizes)
@@ -359,7 +450,7 @@ class SizeSet:
 
     @property
     def is_finite(self) -> bool:
-        return all(any(box[k].is_finite for k in self.keys) for box in self.boxes)
+        return all(all(isinstance(box[k], Tie) or box[k].is_finite for k in self.keys) for box in self.boxes)
 
     def enumerate(self, max_size: int) -> list[dict[str, int]]:
         """Every member with all sizes <= max_size, sorted (by the sizes in name order)."""
@@ -377,9 +468,13 @@ class SizeSet:
                 yield {n: prefix[g[0]] for g in self.groups for n in g}
                 return
             k = keys[i]
-            values = sorted(set().union(*(set(b[k].values(max_size)) for b in boxes)))
-            for v in values:
-                yield from walk(i + 1, [b for b in boxes if v in b[k]], {**prefix, k: v})
+            values: set[int] = set()
+            for b in boxes:  # a tied size's one value follows from the sizes before it
+                tied = _value_of(b, k, prefix)
+                values |= set(b[k].values(max_size)) if tied is None else {tied} if 1 <= tied <= max_size else set()
+            for v in sorted(values):
+                yield from walk(i + 1, [b for b in boxes if (_value_of(b, k, prefix) == v if isinstance(b[k], Tie)
+                                                             else v in b[k])], {**prefix, k: v})
 
         if self.boxes:
             yield from walk(0, list(self.boxes), {})
@@ -392,8 +487,9 @@ class SizeSet:
         """The smallest member: fewest elements (product of sizes), then the smallest largest
         size (the squarest), then the smallest in name order."""
         best = None
-        for box in self.boxes:
-            corner = {k: box[k].min() for k in self.keys}
+        for box in self.boxes:  # a tie grows with its base (slope > 0): the least base is the corner
+            corner = {k: box[k].min() for k in self.keys if not isinstance(box[k], Tie)}
+            corner.update({k: box[k].at(corner[box[k].base]) for k in self.keys if isinstance(box[k], Tie)})
             full = {n: corner[g[0]] for g in self.groups for n in g}
             key = (math.prod(full.values()), max(full.values()), tuple(full[n] for n in self.names))
             if best is None or key < best[0]:
@@ -406,11 +502,14 @@ class SizeSet:
         parts = []
         for g in self.groups:
             s = box[g[0]]
+            if isinstance(s, Tie):
+                continue
             if s == IntSet.all():
                 continue
             name = " = ".join(g)
             text = s.describe(name)
             parts.append(f"({text})" if " or " in text and len(self.groups) > 1 else text)
+        parts += [f"{' = '.join(g)} = {box[g[0]].text()}" for g in self.groups if isinstance(box[g[0]], Tie)]
         if not parts:
             return "any " + " and ".join(" = ".join(g) for g in self.groups)
         return " and ".join(parts)
@@ -418,9 +517,12 @@ class SizeSet:
     def to_json(self) -> dict:
         """The set as JSON: ``{"names": [...], "boxes": [{name: IntSet.to_json(), ...}, ...],
         "text": ...}``; the set is the union of the boxes, each the product of its names' sets
-        (names tied equal by ``square`` share one)."""
+        (names tied equal by ``square`` share one). A size fixed by another in a box is
+        ``{"tie": {"base": "H", "slope": "1", "offset": "1", "text": "H + 1"}}``: its value is
+        ``slope*base + offset``."""
         return {"names": list(self.names), "text": str(self),
-                "boxes": [{n: box[g[0]].to_json() for g in self.groups for n in g} for box in self.boxes]}
+                "boxes": [{n: ({"tie": box[g[0]].to_json()} if isinstance(box[g[0]], Tie) else box[g[0]].to_json())
+                           for g in self.groups for n in g} for box in self.boxes]}
 
     def lines(self) -> list[str]:
         """One line per box (the set is their union)."""
@@ -460,12 +562,17 @@ def _merge_boxes(boxes: list[dict[str, IntSet]], keys: Sequence[str]) -> list[di
             buckets: dict[tuple, dict[str, IntSet]] = {}
             for b in boxes:
                 rest = tuple(b[x] for x in keys if x != k)
+                if isinstance(b[k], Tie):  # a tied size merges only with the same tie
+                    rest += (b[k],)
                 kept = buckets.get(rest)
                 if kept is None:
                     buckets[rest] = b
+                elif isinstance(b[k], Tie):
+                    changed = True
                 else:
                     if kept[k] != b[k]:
                         kept[k] = kept[k] | b[k]
                     changed = True
             boxes = list(buckets.values())
-    return sorted(boxes, key=lambda b: tuple((b[k].min() or 0) for k in keys))
+    return sorted(boxes, key=lambda b: (sum(isinstance(b[k], Tie) for k in keys),
+                                        tuple((0 if isinstance(b[k], Tie) else b[k].min() or 0) for k in keys)))

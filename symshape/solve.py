@@ -12,7 +12,11 @@ when they separate:
 * a sum ``g1(H) + g2(W) >= K`` of non-negative terms is a staircase too;
 * ``c * f1(H) * f2(W) == d * g1(H) * g2(W)`` where one side dominates size by size
   (``f_n >= k_n * g_n``, ``prod(k_n) = d/c``) holds exactly where each ``f_n == k_n * g_n``;
-* a size that the other requirements confine to a few values is tried value by value.
+* a size that the other requirements confine to a few values is tried value by value;
+* ``f(H) == g(W)`` with each side linear on residue classes (a tensor added to its transpose
+  after a stride-2 conv: ``floor((H - 1)/2) == floor((W - 1)/2)``) holds on lines: for each pair
+  of classes, a linear Diophantine equation gives ``W = slope*H + offset`` on one class of H, a
+  box with a :class:`~symshape.sizes.Tie`. Later conditions substitute the tie and solve on H.
 
 Anything else raises :class:`~symshape.quasi.Unsolvable` naming the requirement: symshape does
 not sample sizes to answer.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from fractions import Fraction
 import numbers
 from typing import Iterable, Sequence
 
@@ -31,7 +36,7 @@ from .dims import FloorDiv, as_expr, without_ite, batch_symbol, divisors, floor_
 from .errors import InvalidArgument
 from .quasi import Unsolvable, quasi
 from .requirements import RELATIONS, Requirement, by_cases, cases_of, innermost_cases, unless_not
-from .sizes import IntSet, SizeSet
+from .sizes import IntSet, SizeSet, Tie
 
 __all__ = ["Unsolvable", "divisible_set", "exact_sizes", "solve_flat", "solve_requirements", "valid_sizes"]
 
@@ -351,8 +356,64 @@ def _product_divisible(factors: list[tuple[str, sympy.Expr]], m: int, box: Box) 
     return out
 
 
+def _ties(box: Box) -> dict[str, Tie]:
+    return {n: v for n, v in box.items() if isinstance(v, Tie)}
+
+
+def _linear(box: Box, name: str) -> tuple[str, Fraction, Fraction]:
+    """The size ``name`` in ``box`` as ``slope*free + offset`` of one untied size."""
+    v = box[name]
+    return (v.base, v.slope, v.offset) if isinstance(v, Tie) else (name, Fraction(1), Fraction(0))
+
+
+def _pullback(r: Box, t: Box) -> Box | None:
+    """The untied sizes of ``t`` whose point lies in ``r``, as a box over them (None: none does).
+    Raises Unsolvable where that is not a box (``r`` ties two sizes that ``t`` leaves free)."""
+    out = {n: v for n, v in t.items() if not isinstance(v, Tie)}
+    for n, rv in r.items():
+        if isinstance(rv, Tie):  # n == slope*base + offset, both sides in t's free sizes
+            a, sa, oa = _linear(t, n)
+            b, sb, ob = _linear(t, rv.base)
+            sb, ob = rv.slope * sb, rv.slope * ob + rv.offset
+            if a == b:
+                if sa == sb:
+                    if oa != ob:
+                        return None
+                    continue
+                x = (ob - oa) / (sa - sb)
+                out[a] = out[a] & (IntSet.of([int(x)]) if x.denominator == 1 else IntSet.empty())
+            else:
+                raise Unsolvable("a set of sizes on two different lines: symshape cannot subtract them")
+        elif isinstance(t[n], Tie):
+            out[t[n].base] = out[t[n].base] & t[n].preimage(rv)
+        else:
+            out[n] = out[n] & rv
+        if any(v.is_empty for v in out.values()):
+            return None
+    return out
+
+
+def _attach(piece: Box, ties: dict[str, Tie]) -> Box:
+    """A solved piece of a tied box's free sizes with the box's ties put back (a tie whose base
+    the piece has tied in turn is composed with it)."""
+    out = dict(piece)
+    for n, tie in ties.items():
+        inner = piece[tie.base]
+        out[n] = tie.then(inner) if isinstance(inner, Tie) else tie
+    return out
+
+
 def _difference(box: Box, remove: list[Box], names: Sequence[str]) -> list[Box]:
     """``box`` minus a union of boxes, as disjoint boxes."""
+    ties = _ties(box)
+    if ties or any(_ties(r) for r in remove):
+        free = [n for n in names if n not in ties]
+        pieces = [{n: box[n] for n in free}]
+        for r in remove:
+            inside = _pullback(r, box)
+            if inside is not None:
+                pieces = [q for p in pieces for q in _difference(p, [inside], free)]
+        return [_attach(p, ties) for p in pieces]
     pieces = [dict(box)]
     for r in remove:
         nxt = []
@@ -470,7 +531,10 @@ def _multivariate(req_lhs, relation: str, rhs, box: Box, names: Sequence[str], t
         syms = {s.name for s in as_expr(req_lhs).free_symbols | as_expr(rhs).free_symbols} & set(names)
         few = [n for n in sorted(syms) if box[n].is_finite and box[n].count(box[n].max()) <= MAX_ENUMERATED]
         if not few:
-            raise
+            lines = _tied(as_expr(req_lhs) - as_expr(rhs), box, names) if relation == "==" else None
+            if lines is None:
+                raise
+            return lines
     # a size the other conditions confine to a few values (a position embedding of 27 x 27
     # tokens): the condition on the others, one value at a time; equal boxes merge afterwards
     name = min(few, key=lambda n: box[n].count(box[n].max()))
@@ -480,6 +544,55 @@ def _multivariate(req_lhs, relation: str, rhs, box: Box, names: Sequence[str], t
         req = Requirement(as_expr(req_lhs).xreplace(here), relation, as_expr(rhs).xreplace(here), text)
         where = f"{text.split(': ', 1)[0]} at {name} = {v}"
         out += _accepting_plain(req, [{**box, name: IntSet.of([v])}], names, {}, where)
+    return out
+
+
+#: the most pairs of residue classes :func:`_tied` solves (periods of the two sides multiplied)
+MAX_TIE_CLASSES = 1024
+
+
+def _tied(expr, box: Box, names: Sequence[str]) -> list[Box] | None:
+    """Boxes with a :class:`~symshape.sizes.Tie` where ``expr == 0`` for ``expr = f(a) - g(b)``,
+    ``f`` and ``g`` increasing and linear on residue classes (None where it is not of that form).
+
+    On classes ``a = r + k*P`` and ``b = s + j*Q`` the sides are ``f0 + f1*k`` and ``g0 + g1*j``:
+    a linear Diophantine equation whose solutions are ``k = k* + t*g1'``, ``j = j* + t*f1'``, so
+    ``b`` is a linear function of ``a`` on one class of ``a`` -- exactly, for every size."""
+    split = _split_sum(as_expr(expr), names)
+    if split is None or len(split[1]) != 2:
+        return None
+    c, terms = split
+    a, b = sorted(terms, key=list(names).index)  # the later size is tied to the earlier
+    qf, qg = quasi(terms[a], size_symbol(a)), quasi(-terms[b] - c, size_symbol(b))
+    if qf.degree != 1 or qg.degree != 1:
+        return None
+    P, Q = qf.period, qg.period
+    if P * Q > MAX_TIE_CLASSES:
+        raise Unsolvable(f"{expr} == 0 couples {a} and {b} on {P} x {Q} residue classes, beyond the "
+                         f"solver's {MAX_TIE_CLASSES}")
+    if qf.classes[0][2][1] < 0:  # -D + floor(H/2) == 0: D == floor(H/2)
+        qf, qg = quasi(-terms[a], size_symbol(a)), quasi(terms[b] + c, size_symbol(b))
+    if any(f[2][1] <= 0 for f in qf.classes) or any(g[2][1] <= 0 for g in qg.classes):
+        return None  # H + W == 5: one side falls as the other grows (not a line this solves)
+    out: list[Box] = []
+    for r, _, (f0, f1) in qf.classes:
+        for s_, _, (g0, g1) in qg.classes:
+            den = math.lcm(f0.denominator, f1.denominator, g0.denominator, g1.denominator)
+            A, B, C, D = (int(v * den) for v in (f0, f1, g0, g1))
+            g = math.gcd(B, D)
+            if (C - A) % g:
+                continue
+            # B*k - D*j == C - A: one solution from B*u == g (mod D)
+            u = pow(B // g, -1, D // g) if D // g > 1 else 0
+            k = u * ((C - A) // g)
+            j = (A + B * k - C) // D
+            m, step = P * (D // g), Q * (B // g)
+            h, w = r + P * k, s_ + Q * j  # one point (a, b) = (h, w); then (h + m*t, w + step*t)
+            slope = Fraction(step, m)
+            tie = Tie(a, slope, w - slope * h)
+            here = box[a] & IntSet.congruent(h % m, m) & tie.preimage(box[b])
+            if not here.is_empty:
+                out.append({**box, a: here, b: tie})
     return out
 
 
@@ -566,7 +679,21 @@ def _separable(req_lhs, relation: str, rhs, box: Box, names: Sequence[str], text
 
 
 def _restrict(req: Requirement, boxes: list[Box], names: Sequence[str], subs: dict, where: str) -> list[Box]:
-    """The part of ``boxes`` where torch accepts ``req`` (and its ``unless`` fast path)."""
+    """The part of ``boxes`` where torch accepts ``req`` (and its ``unless`` fast path). In a box
+    that ties a size to another, the tie is substituted and the rest of the box solved."""
+    plain = [b for b in boxes if not _ties(b)]
+    out = _restrict_untied(req, plain, names, subs, where) if plain else []
+    for b in boxes:
+        ties = _ties(b)
+        if ties:
+            free = [n for n in names if n not in ties]
+            here = {**subs, **{size_symbol(n): t.expr() for n, t in ties.items()}}
+            core = {n: b[n] for n in free}
+            out += [_attach(p, ties) for p in _restrict_untied(req, [core], free, here, where)]
+    return out
+
+
+def _restrict_untied(req: Requirement, boxes: list[Box], names: Sequence[str], subs: dict, where: str) -> list[Box]:
     accepted = _accepting(req, boxes, names, subs, where)
     if req.unless is not None:  # a chain: req, or unless, or its unless ...
         accepted = _union(accepted, _restrict(req.unless, boxes, names, subs, where))
@@ -575,6 +702,12 @@ def _restrict(req: Requirement, boxes: list[Box], names: Sequence[str], subs: di
 
 def _union(a: list[Box], b: list[Box]) -> list[Box]:
     # a and b are both parts of the same boxes; keep a, add what b adds
+    if any(_ties(x) for x in (*a, *b)):  # boxes first, then each line minus what is kept
+        kept = _union([x for x in a if not _ties(x)], [x for x in b if not _ties(x)])
+        for x in (*a, *b):
+            if _ties(x):
+                kept += _difference(x, kept, list(x)) if kept else [x]
+        return kept
     out = list(a)
     for box in b:
         out += _difference(box, a, list(box)) if a else [box]
@@ -709,6 +842,9 @@ def exact_sizes(analysis, batch: int = 1, ignore_declared: bool = False, square:
     reqs = [(w, r) for w, r in analysis.requirements if not (ignore_declared and r.kind == "declared")]
     for step in analysis.steps:
         for rd in step.roundings:
+            if not rd.divisor:
+                raise Unsolvable(f"{step.name}: whether {rd.what} rounds does not repeat with the size: symshape "
+                                 f"does not state the sizes where it is exact")
             exact = Requirement(rd.numerator, "divisible", rd.divisor, rd.what)
             try:
                 reqs += [(step.name, r) for r in unless_not(exact, list(rd.when))]
@@ -757,6 +893,9 @@ def _value_test(expr, boxes: list[Box], free: Sequence[str], subs: dict):
     expr = as_expr(expr).xreplace(subs)
     plans: list = []
     for b in boxes:
+        if _ties(b):
+            plans.append(("solve", expr, b))
+            continue
         e = _settle_piecewise(expr, b, free)
         split = _split_product(e, free)
         if split is None or e.has(sympy.Piecewise) or not split[0].is_Integer or int(split[0]) <= 0:

@@ -31,7 +31,7 @@ from .errors import BoundExceeded, InvalidArgument, SymshapeError, UnsupportedOp
 from .modules import attributes_kept
 from .rules import rule_for_module, vision
 from .rules.reshape import DEVICE_ATTRIBUTES
-from .tensor import SymTensor
+from .tensor import Pieces, SymTensor
 
 __all__ = ["MAX_SIDES", "LibraryFunction", "ModelRaised", "Path", "SizeBranch", "Traced", "is_dynamic", "library_function", "scope_of",
            "trace"]
@@ -339,8 +339,27 @@ class _Tracer(torch.fx.Tracer):
     def iter(self, obj: torch.fx.Proxy):
         value = self.value(obj)
         if isinstance(value, (tuple, list)):  # a size, or several tensors: their count is known
-            return iter([obj[i] for i in range(len(value))])
+            return iter([obj[i] for i in range(self.count(value))])
         return super().iter(obj)
+
+    def holds(self, cond: sympy.Basic) -> bool:
+        """Python's answer to a condition on sizes: decided, or the side this trace takes."""
+        if self.path is not None:
+            return self.path.decide(cond)
+        settled = decide(_condition(cond))
+        if settled is not None:
+            return settled
+        raise SizeBranch(cond)
+
+    def count(self, value) -> int:
+        """How many items Python sees in ``value``: for chunk()'s pieces, whose count depends on
+        the size (``x.chunk(3)`` of 4 rows is 2 pieces), the pieces that exist on this side."""
+        if not isinstance(value, Pieces) or not any(value.requires):
+            return len(value)
+        for i, req in enumerate(value.requires):
+            if req is not None and not self.holds(sympy.Ge(req[0], req[1])):
+                return i
+        return len(value)
 
 
 _MISSING = object()
@@ -582,7 +601,7 @@ class _SizedMixin:
     def __len__(self) -> int:
         value = self.tracer.value(self)
         if isinstance(value, (tuple, list)):
-            return len(value)
+            return self.tracer.count(value)
         return super().__len__()
 
     def __getattr__(self, k: str):

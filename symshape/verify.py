@@ -27,7 +27,7 @@ import torch.nn as nn
 
 from .modules import attributes_kept, copy_model, has_lazy
 from .dims import BATCH, MAX_TENSOR_ELEMENTS, batch_symbol, positive_int
-from .errors import InvalidArgument, TraceMismatch
+from .errors import BoundExceeded, InvalidArgument, TraceMismatch
 from .evaluation import Evaluation, Shapes
 from .quasi import Unsolvable
 from .render import text_table
@@ -344,7 +344,7 @@ def _rounding_edges(analysis: Shapes, base: dict[str, int]) -> list[dict[str, in
     for step in analysis.steps:
         for rd in step.roundings:
             syms = [s for s in rd.numerator.free_symbols if s.name in names]
-            if len(syms) != 1:
+            if len(syms) != 1 or not rd.divisor:
                 continue
             n = syms[0].name
             num = rd.numerator.xreplace({s: base[s.name] for s in rd.numerator.free_symbols
@@ -386,7 +386,10 @@ def sample_sizes(analysis: Shapes, valid, samples: int, seed: int = 0,
     while len(out) < samples and tries < 20 * samples:
         tries += 1
         candidate = {n: rng.randint(1, top) for n in names}
-        ev = evaluations[_key(candidate)] = analysis.evaluate(**candidate)
+        try:
+            ev = evaluations[_key(candidate)] = analysis.evaluate(**candidate)
+        except BoundExceeded:  # a tensor past counting: not a size a forward can check
+            continue
         if _largest(ev) <= max_elements:
             _add(out, candidate)
     return out
@@ -460,14 +463,19 @@ def _dtype(model: nn.Module) -> torch.dtype:
 MAX_ELEMENTS = 2 ** 30
 
 
+def _countable_input(analysis: Shapes, sizes: dict) -> None:
+    shape = analysis.concrete_input(sizes)
+    if _elements(shape) >= MAX_TENSOR_ELEMENTS:
+        raise InvalidArgument(f"verify() at {sizes}: the input would have {_elements(shape):,} elements, more "
+                              "than torch can make a tensor of, even on the meta device")
+
+
 def _fits_in_memory(analysis: Shapes, sizes: dict, ev, device: str) -> None:
     """Refuse, before anything is allocated, a size at which the input or a step's output (as
     the analysis computes them) would hold more than MAX_ELEMENTS elements on the CPU, or more
     than torch can count on any device."""
     shape = analysis.concrete_input(sizes)
-    if _elements(shape) >= MAX_TENSOR_ELEMENTS:
-        raise InvalidArgument(f"verify() at {sizes}: the input would have {_elements(shape):,} elements, more "
-                              "than torch can make a tensor of, even on the meta device")
+    _countable_input(analysis, sizes)
     if device != "cpu":
         return
     biggest = max(_elements(shape), _largest(ev))
@@ -513,6 +521,7 @@ def verify(analysis: Shapes, samples: int = 20, sizes: Sequence[dict] | None = N
     dtype = _dtype(model)
     with MODEL_RUNS, _mode(model, analysis.training), torch.random.fork_rng(devices=[]):  # dropout draws stay ours
         for s in todo:
+            _countable_input(analysis, s)  # before evaluating: the input alone may be past counting
             ev = evaluations.get(_key(s)) or analysis.evaluate(**s)
             _fits_in_memory(analysis, s, ev, device)
             obs = observe(model, _sample_input(analysis, s, dtype, device), analysis.graph, device)

@@ -41,6 +41,13 @@ class UpCat(nn.Module):
         return torch.cat([x, y], 1) if self.cat else x + y
 
 
+class PlusTranspose(nn.Module):
+    """``x + x.transpose(2, 3)``: both sizes must agree (or one be 1) -- a condition on a line."""
+
+    def forward(self, x):
+        return x + x.transpose(2, 3)
+
+
 @st.composite
 def unet(draw, d, c, depth):
     """Levels built inside out; each level's output has c (add) or 2c (cat) channels."""
@@ -79,6 +86,8 @@ def solver_models(draw):
     elif shape == "unet":
         net, c = draw(unet(d, c, draw(st.integers(1, 2))))
         ops.append(net)
+    if d == 2 and draw(st.integers(0, 2)) == 0:  # couples H and W without separating them
+        ops.insert(draw(st.integers(1, len(ops))), PlusTranspose())
     linear = draw(st.sampled_from(["none", "lazy", "fixed"]))
     if linear != "none":
         ops.append(nn.Flatten() if draw(st.integers(0, 3)) else Rows(draw(st.integers(1, 6))))

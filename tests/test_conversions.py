@@ -26,10 +26,18 @@ class HalfByInt(nn.Module):
 
 class RoundedFloat(nn.Module):
     """``int(h * 0.3)``: Python rounds the product (int(10 * 0.3) is 3, the exact value 2.99...):
-    refused by name, never guessed."""
+    ``DoubleFloor``, evaluated as Python does."""
 
     def forward(self, x):
         return x[..., : int(x.shape[-1] * 0.3)]
+
+
+class RoundedFloatPlusOne(nn.Module):
+    """``int(h * 0.3 + 1)``: arithmetic on the rounded double (10 * 0.3 + 1 is 4.000000000000001):
+    refused by name, never guessed."""
+
+    def forward(self, x):
+        return x[..., : int(x.shape[-1] * 0.3 + 1)]
 
 
 class SquareGrid(nn.Module):
@@ -79,6 +87,7 @@ IDIOMS = [
     (PowHalf, (2, "L"), ("L",), range(1, 60)),
     (FloatGrid, (3, "L"), ("L",), range(1, 40)),
     (PlainConversions, (3, "L"), ("L",), range(1, 10)),
+    (RoundedFloat, (3, "L"), ("L",), range(1, 200)),
 ]
 
 
@@ -88,9 +97,9 @@ def test_conversions_of_sizes_agree_with_torch(make, shape, names, values):
     assert accepted > 0
 
 
-def test_a_float_factor_python_rounds_is_refused_by_name():
+def test_arithmetic_on_a_product_python_rounded_is_refused_by_name():
     with pytest.raises(symshape.UnsupportedOperation, match="0.3"):
-        symshape.analyze(RoundedFloat(), (3, "L"))
+        symshape.analyze(RoundedFloatPlusOne(), (3, "L"))
 
 
 def test_a_rounded_root_reads_as_python_computes_it():

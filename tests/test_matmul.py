@@ -75,11 +75,13 @@ def test_valid_sizes_of_products_match_a_scan(a, b):
 
 
 def test_a_product_that_needs_h_equal_w_is_solved_on_the_diagonal():
-    """(N, H, W) @ (H, W) needs W == H: not a union of boxes (refused by name), exact as square."""
+    """(N, H, W) @ (H, W) needs W == H: a line (W tied to H), exact, and as square."""
     model = Product("rows", "matrix", "@", "view")
     an = symshape.analyze(model, (2, "H", "W"))
-    with pytest.raises(symshape.SymshapeError, match="W == H"):
-        an.valid_sizes()
+    truth = scan(model, (2, "H", "W"), ["H", "W"], 9)
+    valid = an.valid_sizes()
+    assert str(valid) == "W = H"
+    assert {(r["H"], r["W"]) for r in valid.enumerate(9)} == truth
     square = an.valid_sizes(square=True)
     assert {r["H"] for r in square.enumerate(9)} == {h for h in range(1, 10) if (h, h) in scan(
         model, (2, "H", "W"), ["H", "W"], 9)} == set(range(1, 10))

@@ -166,6 +166,12 @@ def test_kernel_chains_agree_with_torch(kind, d, c, odd, twice):
     if twice:
         ops.append(_kernels(d, channels)["conv"])
     ops.append(_flat)
+    if (kind, d, odd, twice) == ("pad_shrink", 3, False, False) and c > 1:
+        # the narrowed NDHWC tensor of test_kernel_output_layout_decides_a_later_view: refused,
+        # naming the view, rather than guessed (torch's view of it branches more than 64 ways)
+        with pytest.raises(symshape.UnsupportedOperation, match="view"):
+            symshape.analyze(Functional(ops), (*names, c))
+        return
     assert_agrees(Functional(ops), (*names, c), grid(names, [1, 2, 3] if d < 3 else [1, 2]))
 
 

@@ -1,9 +1,12 @@
 """IntSet and SizeSet: exact set algebra, checked against plain Python sets with hypothesis."""
 
+import math
+from fractions import Fraction
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from symshape.sizes import IntSet, SizeSet
+from symshape.sizes import IntSet, SizeSet, Tie
 
 LIMIT = 120
 
@@ -99,3 +102,48 @@ def test_quasi_image_is_exactly_the_set_of_values(q, c, domain, finite):
         vals = {fn(n)[0] for n in domain.values(upto)}
         assert img is not None  # these expressions are quasi-linear and increasing
         assert {v for v in vals if 1 <= v <= LIMIT} == members(img)  # the positive values
+
+
+# -- sizes fixed by another (a condition on a line) ----------------------------------------------
+
+
+@st.composite
+def ties(draw):
+    m, c = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    while math.gcd(m, c) != 1:
+        c += 1
+    return Tie("H", Fraction(c, m), Fraction(draw(st.integers(-30, 30)), m))
+
+
+@given(ties(), intsets())
+def test_a_ties_preimage_is_exactly_the_bases_whose_value_lies_in_the_set(tie, s):
+    got = tie.preimage(s)
+    for h in range(1, LIMIT + 1):
+        v = tie.slope * h + tie.offset
+        assert (h in got) == (v.denominator == 1 and int(v) in s), (tie, s, h)
+
+
+@given(ties(), intsets(), intsets(), st.integers(1, 30))
+def test_a_box_with_a_tie_contains_lists_and_renders_its_line(tie, hs, ws, top):
+    base = hs & tie.preimage(ws)  # the solver's invariant: the tie is an integer in W's set
+    s = SizeSet(["H", "W"], [{"H": base, "W": tie}, {"H": IntSet.of([2]), "W": IntSet.interval(1, 3)}])
+    truth = {(h, tie.at(h)) for h in base.values(top) if tie.at(h) <= top} | {(2, w) for w in (1, 2, 3) if w <= top and 2 <= top}
+    assert {(r["H"], r["W"]) for r in s.enumerate(top)} == truth
+    for h in range(1, top + 1):
+        for w in range(1, top + 1):
+            assert s.contains(H=h, W=w) == ((h, w) in truth)
+    if not base.is_empty:
+        assert any(isinstance(b["W"], Tie) for b in s.boxes)
+        assert f"W = {tie.text()}" in str(s)
+        assert s.to_json()["boxes"][-1]["W"]["tie"]["text"] == tie.text()
+    assert s.is_finite == base.is_finite
+
+
+def test_tie_text_and_merging():
+    assert Tie("H", Fraction(1), Fraction(1)).text() == "H + 1"
+    assert Tie("H", Fraction(2), Fraction(-3)).text() == "2*H - 3"
+    assert Tie("H", Fraction(2, 3), Fraction(1, 3)).text() == "(2*H + 1)/3"
+    same = Tie("H", Fraction(1), Fraction(0))
+    s = SizeSet(["H", "W"], [{"H": IntSet.congruent(1, 2, 5), "W": same}, {"H": IntSet.congruent(0, 2, 5), "W": same}])
+    assert str(s) == "H ≥ 5 and W = H"  # one line over both classes of H
+    assert s.min() == {"H": 5, "W": 5}

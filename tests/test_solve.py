@@ -295,12 +295,25 @@ class _HalvesAdded(nn.Module):
         return a + b
 
 
-@pytest.mark.parametrize("make", [_FlattenThenConv1d, _HalvesAdded])
+class _TransposeAdded(nn.Module):
+    """A stride-2 conv, then ``x + x.transpose(2, 3)``: ``floor((H-1)/2) == floor((W-1)/2)``, or
+    one of them 1 -- a condition on lines (W = H, W = H + 1 on odd H ...), not on boxes."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, stride=2)
+
+    def forward(self, x):
+        x = self.conv(x)
+        return x + x.transpose(2, 3)
+
+
+@pytest.mark.parametrize("make", [_FlattenThenConv1d, _HalvesAdded, _TransposeAdded])
 def test_coupled_sizes_are_solved_exactly_as_a_scan_of_forwards_finds(make):
     model = make().eval()
     valid = symshape.analyze(model, (1, "H", "W")).valid_sizes()
-    for h in range(1, 15):
-        for w in range(1, 15):
+    for h in range(1, 25):
+        for w in range(1, 25):
             try:
                 with torch.no_grad():
                     model(torch.zeros(1, 1, h, w))

@@ -1267,9 +1267,14 @@ def test_a_coupled_condition_on_a_few_values_is_solved_value_by_value(h0, hn, w0
     assert {(r["H"], r["W"]) for r in got.enumerate(60)} == want
 
 
-def test_a_coupled_condition_on_unbounded_sizes_is_refused_by_name():
+def test_a_coupled_condition_on_unbounded_sizes_is_solved_on_lines_or_refused_by_name():
+    """``floor(H/2) == floor(W/3)`` holds on lines (W = 3*H/2 + c on classes of H): exact; its
+    negation is no union of boxes or lines: refused, naming the condition."""
+    got = S.solve_requirements(("H", "W"), [("x", Requirement(floor_div(H, 2), "==", floor_div(W, 3), "c"))])
+    assert {(h, w) for h in range(1, 61) for w in range(1, 61) if got.contains(H=h, W=w)} == {
+        (h, w) for h in range(1, 61) for w in range(1, 61) if h // 2 == w // 3}
     with pytest.raises(Unsolvable, match="floor"):
-        S.solve_requirements(("H", "W"), [("x", Requirement(floor_div(H, 2), "==", floor_div(W, 3), "c"))])
+        S.solve_requirements(("H", "W"), [("x", Requirement(floor_div(H, 2), "!=", floor_div(W, 3), "c"))])
 
 
 @settings(max_examples=60, deadline=None)

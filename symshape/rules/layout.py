@@ -179,13 +179,36 @@ def slice_length(n, start, stop, step) -> sympy.Expr:
     return canonical(maximum(0, ceil_div(b - a, step)))
 
 
+def _last_pieces(ctx: Context, pieces: Pieces, j: int) -> SymTensor:
+    """``pieces[-j]`` of a chunk whose count ``c`` depends on the size: piece ``c - j``, by cases
+    on ``c`` (piece ``i`` exists where ``requires[i]`` holds; the count is the first that does not)."""
+    k = len(pieces)
+    if j > k:
+        ctx.refuse(f"tuple index -{j} out of range for at most {k} chunks")
+    if pieces.requires[j - 1]:
+        ctx.at_least(*pieces.requires[j - 1])  # at least j pieces
+
+    def exists(i: int):
+        req = pieces.requires[i] if i < k else (0, 1, "")
+        return sympy.true if req is None else sympy.Ge(req[0], req[1])
+
+    d = pieces.dim
+    cases = [(pieces[c - j].shape[d], exists(c - 1) & sympy.Not(exists(c)) if c < k else exists(c - 1))
+             for c in range(k, j - 1, -1)]
+    size = canonical(sympy.Piecewise(*cases[:-1], (cases[-1][0], True)))
+    first = pieces[0]
+    return _laid_out(first, [*first.shape[:d], size, *first.shape[d + 1:]], first.known_strides)
+
+
 @function_rule(operator.getitem, layout=True)
 def getitem(ctx: Context, value, index):
     """``x[...]`` with ints, slices, None and Ellipsis (a tuple of tensors: the element)."""
     if isinstance(value, (tuple, list)):
         if isinstance(value, Pieces):
-            if not isinstance(index, int) or index < 0:
-                ctx.unsupported("indexing the chunks of a size-dependent chunk() other than by a position >= 0")
+            if not isinstance(index, int):
+                ctx.unsupported("slicing the chunks of a size-dependent chunk() (their count depends on the size)")
+            if index < 0:
+                return _last_pieces(ctx, value, -index)
             if index < len(value.requires) and value.requires[index]:
                 ctx.at_least(*value.requires[index])
         return value[index]

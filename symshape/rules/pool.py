@@ -18,7 +18,6 @@ non-empty size to its ``output_size`` (``None`` keeps the size).
 
 from __future__ import annotations
 
-from fractions import Fraction
 
 import sympy
 import torch
@@ -26,7 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..derivations import Adaptive, Window
-from ..dims import FloorDiv, as_expr, canonical, ceil_div, floor_div, implied, product
+from ..dims import FloorDiv, as_expr, canonical, ceil_div, floor_div, implied, product, scaled_floor
 from ..requirements import Requirement
 from ..tensor import SymTensor
 from .common import as_bool, as_int, as_real, check_rank, ntuple, spatial_unit, tensor_arg
@@ -123,7 +122,10 @@ def max_pool(ctx: Context, module: nn.Module, x, *, d: int):
     x = tensor_arg(x, "input", ctx)
     k, s, p, dl = _pool_args(ctx, d, module.kernel_size, module.stride, module.padding, module.dilation)
     out = pool_shape(ctx, x, d, k, s, p, dl, as_bool(module.ceil_mode, "ceil_mode", ctx), type(module).__name__, "max pooling")
-    return _maybe_indices(out, _indices(ctx, as_bool(module.return_indices, "return_indices", ctx), d), x, d)
+    with_indices = as_bool(module.return_indices, "return_indices", ctx)
+    if d == 1 and not with_indices:
+        _int32_length(ctx, out)
+    return _maybe_indices(out, _indices(ctx, with_indices, d), x, d)
 
 
 def _indices(ctx: Context, return_indices: bool, d: int) -> bool:
@@ -213,7 +215,17 @@ def max_pool_function(ctx: Context, input, kernel_size, stride=None, padding=0, 
         return _maybe_indices(out, _indices(ctx, indices or as_bool(return_indices, "return_indices", ctx), d), x, d)
     k, s, p, dl = _pool_args(ctx, d, kernel_size, stride, padding, dilation)
     out = pool_shape(ctx, x, d, k, s, p, dl, as_bool(ceil_mode, "ceil_mode", ctx), f"max_pool{d}d", "max pooling")
-    return _maybe_indices(out, _indices(ctx, indices or as_bool(return_indices, "return_indices", ctx), d), x, d)
+    with_indices = indices or as_bool(return_indices, "return_indices", ctx)
+    if d == 1 and not with_indices:
+        _int32_length(ctx, out)
+    return _maybe_indices(out, _indices(ctx, with_indices, d), x, d)
+
+
+def _int32_length(ctx: Context, out: SymTensor) -> None:
+    """1-D max pooling without indices checks its output length in 32 bits: torch raises
+    "max_pool1d() Invalid computed output size" where that wraps to 0 or below, and passes where
+    it wraps to a positive value -- so symshape states its shapes only below 2**31."""
+    ctx.exact_below(out.shape[-1], 2**31, "max_pool1d's output length (torch checks it in 32 bits)")
 
 
 @function_rule(F.avg_pool1d, d=1, memory_format=_AVG)
@@ -387,9 +399,29 @@ def max_unpool_function(ctx: Context, input, indices, kernel_size, stride=None, 
 # -- FractionalMaxPool ---------------------------------------------------------------------------
 
 
-def _fractional(ctx: Context, x: SymTensor, d: int, kernel, output_size, output_ratio, return_indices, layer: str):
+def _random_samples(ctx: Context, x: SymTensor, samples, d: int) -> None:
+    """torch's checks of fixed ``_random_samples`` against the input: (batch, channels, d), with
+    at least as many rows as the batch (an unbatched input is a batch of 1)."""
+    if samples is None:
+        return
+    shape = tuple(samples.shape) if isinstance(samples, (torch.Tensor, SymTensor)) else None
+    if shape is None:
+        ctx.refuse(f"_random_samples must be a tensor, gets {type(samples).__name__}")
+    if len(shape) != 3:
+        ctx.never(f"Expect _random_samples to have 3 dimensions, got {len(shape)}")
+        return
+    batch = x.shape[0] if x.ndim == d + 2 else sympy.Integer(1)
+    channels = x.shape[-d - 1]
+    ctx.at_least(shape[0], batch, "Expect _random_samples.size(0) no less then input batch size ({lhs} < {rhs}).")
+    ctx.equal(shape[1], channels, "Expect _random_samples.size(1) equals to input channel size ({lhs} vs {rhs}).")
+    ctx.equal(shape[2], d, f"Expect _random_samples.size(2) equals to {d}; got {{lhs}}.")
+
+
+def _fractional(ctx: Context, x: SymTensor, d: int, kernel, output_size, output_ratio, return_indices, layer: str,
+                samples=None):
 
     check_rank(ctx, x, (d + 1, d + 2), layer)
+    _random_samples(ctx, x, samples, d)
     kernel = ntuple(kernel, d, "kernel_size", ctx)
     if output_size is not None:
         out = [as_int(o, "output_size", ctx) for o in ntuple(output_size, d, "output_size", ctx)]
@@ -398,13 +430,10 @@ def _fractional(ctx: Context, x: SymTensor, d: int, kernel, output_size, output_
         ratios = list(output_ratio) if isinstance(output_ratio, (list, tuple)) else [output_ratio] * d
         out = []
         for n, r in zip(x.shape[-d:], ratios):
-            f = Fraction(as_real(r, "output_ratio", ctx))
+            f = float(as_real(r, "output_ratio", ctx))
             if not 0 < f < 1:
                 ctx.refuse(f"{layer}: output_ratio must be between 0 and 1, gets {r}")
-            if f.denominator > 1 << 20 or f.numerator > 1 << 20:
-                ctx.unsupported(f"output_ratio {r} is not a short binary fraction: torch's int(in * {r}) then "
-                                "depends on floating-point rounding; pass output_size= instead")
-            out.append(canonical(floor_div(n * f.numerator, f.denominator)))
+            out.append(canonical(scaled_floor(n, f)))  # Python's int(in * ratio): a double product
     else:
         ctx.refuse(f"{layer} requires either an output_size or an output_ratio")
     slack = 0 if d == 2 else 1  # torch: out + k - 1 <= in in 2d, but < in in 3d
@@ -425,7 +454,7 @@ def fractional_max_pool(ctx: Context, module: nn.Module, x, *, d: int):
     """``out = output_size``, or ``int(in * output_ratio)``; ``out + kernel - 1 <= in``."""
     x = tensor_arg(x, "input", ctx)
     return _fractional(ctx, x, d, module.kernel_size, module.output_size, module.output_ratio,
-                       module.return_indices, type(module).__name__)
+                       module.return_indices, type(module).__name__, getattr(module, "_random_samples", None))
 
 
 @function_rule(F.fractional_max_pool2d, d=2)
@@ -439,4 +468,4 @@ def fractional_max_pool_function(ctx: Context, input, kernel_size, output_size=N
     if d == 2 and output_size is None and output_ratio is not None and not isinstance(output_ratio, (list, tuple)):
         ctx.never("F.fractional_max_pool2d takes len() of output_ratio: give a tuple (torch raises TypeError)")
     return _fractional(ctx, x, d, kernel_size, output_size, output_ratio, indices or return_indices,
-                       f"fractional_max_pool{d}d")
+                       f"fractional_max_pool{d}d", _random_samples)

@@ -213,6 +213,9 @@ class Context:
         self.fixed: list[Fixed] = []
         self.roundings: list[Rounding] = []
         self.derivations: list = []
+        #: (size, limit, what): sizes past which symshape does not state this op's shapes (see
+        #: :meth:`exact_below`)
+        self.bounds: list[tuple] = []
         #: set by a rule whose kernel's memory format depends on its arguments (see Rule.memory_format)
         self.memory_format: str | None = None
         #: conditions that hold wherever this step runs (the answers of the side of a Python
@@ -269,9 +272,16 @@ class Context:
         """Record how one dim was sized (see :mod:`symshape.derivations`), and its rounding."""
         self.derivations.append(derivation)
         rd = derivation.rounding
-        if rd is None or (rd.numerator.is_Integer and int(rd.numerator) % rd.divisor == 0):
+        if rd is None or (rd.numerator.is_Integer and rd.divisor and int(rd.numerator) % rd.divisor == 0):
             return  # exact at every size
         self.roundings.append(rd)
+
+    def exact_below(self, size, limit: int, what: str) -> None:
+        """The shapes this rule computes are torch's only while ``size < limit`` (a kernel that
+        checks a size in 32-bit arithmetic): past it, evaluating the analysis raises
+        BoundExceeded naming ``what``, instead of a number torch may not give. The inverse
+        solver states sizes below such bounds."""
+        self.bounds.append((as_expr(size), int(limit), what))
 
     def never(self, reason: str) -> None:
         """torch raises at every size (a static misconfiguration): ``analyze()`` refuses the model

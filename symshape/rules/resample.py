@@ -1,27 +1,32 @@
 """Resampling: Upsample / F.interpolate, PixelShuffle / PixelUnshuffle, ChannelShuffle.
 
     interpolate(size=s):          out = s
-    interpolate(scale_factor=f):  out = floor(in * f)   (torch multiplies in double precision)
+    interpolate(scale_factor=f):  out = floor(double(in) * f)   (the product rounded to a double first)
     PixelShuffle(r):              (C, H, W) -> (C/r^2, H*r, W*r);  C must be a multiple of r^2
     PixelUnshuffle(r):            (C, H, W) -> (C*r^2, H/r, W/r);  H and W multiples of r
     ChannelShuffle(g):            out = in;  C a multiple of g
 
-``floor(in * f)`` is exact here only when ``f`` is a binary fraction with a short numerator
-(2, 0.5, 1.5, 0.25 ...): then the double product has no rounding error for any realistic size.
-Other factors (0.1, 1/3) make torch's result depend on floating-point rounding; symshape refuses
-them and suggests ``size=``.
+torch computes a scaled size in double precision, in every mode and whatever
+``recompute_scale_factor`` is: C++ ``compute_output_size`` truncates ``double(in) * f``, and the
+Python path (``recompute_scale_factor=True``, and ``mode="area"``) takes ``math.floor(float(in *
+f))`` -- the same double product. Where ``f``'s double is a short binary fraction (2, 0.5, 1.5,
+0.25) that product is exact and the size is a plain floor division, ``floor(3*H/2)``. Any other
+factor (0.1, 0.35, 1/3, 2.2) rounds the product before the floor -- for 0.35 at 180 it is
+62.99999999999999, so the size is 62, not 63 -- and the size is
+:class:`~symshape.dims.DoubleFloor`, evaluated exactly as torch does it.
 """
 
 from __future__ import annotations
 
-from fractions import Fraction
+import math
 
 import sympy
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..dims import canonical, floor_div
+from ..derivations import Scaled
+from ..dims import canonical, scaled_floor
 from ..tensor import SymTensor
 from ..dims import as_expr
 from .common import as_choice, as_int, as_real, spatial_unit, tensor_arg
@@ -35,13 +40,10 @@ _MODES = ("nearest", "nearest-exact", "area", *_MODE_RANKS)
 _FOLLOWS = {3: "contiguous", 4: "suggest", 5: "suggest"}
 
 
-def _scale(ctx: Context, f) -> Fraction:
-    value = Fraction(as_real(f, "scale_factor", ctx))
-    if value <= 0:
-        ctx.refuse(f"scale_factor must be positive, gets {f}")
-    if value.denominator > 1 << 20 or value.numerator > 1 << 20:
-        ctx.unsupported(f"scale_factor {f} is not a short binary fraction: torch's floor(in * {f}) then "
-                        "depends on floating-point rounding; pass size= instead")
+def _scale(ctx: Context, f) -> float:
+    value = float(as_real(f, "scale_factor", ctx))
+    if not value > 0 or math.isinf(value):
+        ctx.refuse(f"scale_factor must be positive and finite, gets {f}")
     return value
 
 
@@ -68,8 +70,10 @@ def interpolate_shape(ctx: Context, x: SymTensor, size, scale_factor, mode: str,
             ctx.refuse(f"{layer}: scale_factor has {len(factors)} entries for {d} spatial dims")
         for i, (n, f) in enumerate(zip(x.shape[2:], factors)):
             value = _scale(ctx, f)
-            o = canonical(floor_div(n * value.numerator, value.denominator))
-            ctx.at_least(o, 1, f"{layer}: scaling {spatial_unit(i, d)} by {f} leaves {{lhs}}, needs at least 1")
+            o = canonical(scaled_floor(n, value))
+            ctx.derive(Scaled(spatial_unit(i, d), n, value, o))
+            if mode != "area":  # "area" is adaptive average pooling, which makes an empty output
+                ctx.at_least(o, 1, f"{layer}: scaling {spatial_unit(i, d)} by {f} leaves {{lhs}}, needs at least 1")
             out.append(o)
     for i, n in enumerate(x.shape[2:]):
         ctx.at_least(n, 1, f"{layer}: input {spatial_unit(i, d)} must be non-empty, gets {{lhs}}")
@@ -78,14 +82,14 @@ def interpolate_shape(ctx: Context, x: SymTensor, size, scale_factor, mode: str,
 
 @module_rule(nn.Upsample, memory_format=_FOLLOWS)
 def upsample(ctx: Context, module: nn.Upsample, x) -> SymTensor:
-    """``out = size``, or ``floor(in * scale_factor)``."""
+    """``out = size``, or ``floor(double(in) * scale_factor)`` (the product rounded to a double first)."""
     x = tensor_arg(x, "input", ctx)
     return interpolate_shape(ctx, x, module.size, module.scale_factor, module.mode, type(module).__name__)
 
 
 @function_rule(F.interpolate, memory_format=_FOLLOWS)
 def interpolate(ctx: Context, input, size=None, scale_factor=None, mode="nearest", *args, **kwargs) -> SymTensor:
-    """``out = size``, or ``floor(in * scale_factor)``."""
+    """``out = size``, or ``floor(double(in) * scale_factor)`` (the product rounded to a double first)."""
     return interpolate_shape(ctx, tensor_arg(input, "input", ctx), size, scale_factor, mode, "interpolate")
 
 

@@ -1,0 +1,63 @@
+"""chunk() pieces whose number depends on the size (``x.chunk(3)`` of 4 rows is 2 pieces, of 1
+row 1): iterated, counted, indexed from the end and unpacked exactly as torch returns them, or
+refused by name -- never the missing pieces as empty tensors."""
+
+import pytest
+import torch
+import torch.nn as nn
+
+import symshape
+from oracle import assert_agrees, grid
+
+
+class Unpacked(nn.Module):
+    def forward(self, x):
+        a, b, c = x.chunk(3, dim=2)
+        return a.sum(-1) + b.sum(-1) + c.sum(-1)
+
+
+class Iterated(nn.Module):
+    def forward(self, x):
+        return torch.stack([p.sum(-1) for p in x.chunk(3, dim=2)], 1)
+
+
+class Counted(nn.Module):
+    def forward(self, x):
+        return len(x.chunk(3, dim=2)) * x
+
+
+class Last(nn.Module):
+    def __init__(self, k: int, j: int):
+        super().__init__()
+        self.k, self.j = k, j
+
+    def forward(self, x):
+        return x.chunk(self.k, dim=2)[-self.j] + 1
+
+
+class Listed(nn.Module):
+    def forward(self, x):
+        return torch.cat(list(x.chunk(4, dim=2))[1:], 2)
+
+
+@pytest.mark.parametrize("model", [Unpacked(), Iterated(), Counted(), Last(3, 1), Last(4, 2), Last(5, 3), Listed()],
+                         ids=lambda m: type(m).__name__ + (f"{m.k}-{m.j}" if isinstance(m, Last) else ""))
+def test_pieces_are_the_ones_torch_returns(model):
+    assert assert_agrees(model, (1, "L"), grid(["L"], range(1, 40))) > 0
+
+
+class Reversed(nn.Module):
+    def forward(self, x):
+        return torch.cat(x.chunk(3, dim=2)[::-1], 2)
+
+
+class Stacked(nn.Module):
+    def forward(self, x):
+        return torch.stack(x.chunk(3, dim=2), 0)
+
+
+@pytest.mark.parametrize("model,op", [(Reversed(), "getitem"), (Stacked(), "torch.stack")])
+def test_what_needs_the_count_inside_one_op_is_refused_by_name(model, op):
+    with pytest.raises(symshape.UnsupportedOperation, match=op) as e:
+        symshape.analyze(model, (1, "L"))
+    assert "depends on the" in str(e.value)
