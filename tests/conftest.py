@@ -42,6 +42,13 @@ def pytest_terminal_summary(terminalreporter):
             f"({t['accepted']} accepted, {t['refused']} refused), {t['disagreements']} disagreements; "
             f"Analysis.verify: {t['verify_checks']} checks in the analyzed mode, all agreeing"
         )
+    independent = sys.modules.get("test_independent_fuzz")
+    if independent is not None and independent.TALLY["models"]:
+        t = independent.TALLY
+        terminalreporter.write_line(
+            f"symshape independent fuzz: {t['models']} models from torchvision's blocks analyzed and "
+            f"{t['refused_models']} refused at analysis, {t['sizes']} sizes checked step by step "
+            f"({t['accepted']} accepted), {t['disagreements']} disagreements")
     oracle = sys.modules.get("oracle")
     if oracle is not None and oracle.BACKEND_DEPENDENT["count"]:
         terminalreporter.write_line(
