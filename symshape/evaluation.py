@@ -21,7 +21,7 @@ from .engine import Step
 from .errors import BoundExceeded, InvalidArgument, InvalidInputSize, SymshapeError, UnknownName
 from .render import text_table
 from .requirements import Requirement
-from .tensor import shape_str, shapes_of
+from .tensor import Pieces, shape_str, shapes_of
 
 __all__ = ["ConcreteStep", "Evaluation", "Failure", "Shapes"]
 
@@ -176,6 +176,7 @@ class Shapes:
                 exprs += [b[0] for b in s.bounds]
                 exprs += list(_flat_dims(s.inputs)) + list(_flat_dims(s.output))
             exprs += list(self.in_features.values()) + list(_flat_dims(self.output_shape))
+            exprs += [e for r in self._counted_output() for e in r[:2]]
             symbols = [self.batch, *(size_symbol(n) for n in self.size_names)]
             self._evaluator = compile_exprs(symbols, exprs)
         return self._evaluator
@@ -225,12 +226,28 @@ class Shapes:
                 steps.append(ConcreteStep(s.name, s.op, inputs, output))
         in_features = {k: next(flat) for k in self.in_features}
         output_shape = _unflatten(self.output_shape, flat)
+        count = None  # the model returns chunk()'s pieces: only those that exist at these sizes
+        for i, (lhs, rhs, _) in enumerate(self._counted_output()):
+            exists = next(flat) >= next(flat)
+            if not exists and count is None:
+                count = i
+        if count is not None and output_shape is not None:
+            output_shape = output_shape[:count]
         shown = {k: v for k, v in values.items() if k != BATCH or sizes.get(BATCH)}
         if failure is not None:
             in_features = {k: v for k, v in in_features.items()
                            if any(st.name == k for st in steps)}
             output_shape = None
         return Evaluation(shown, steps, in_features, output_shape, failure, mismatches)
+
+    def _counted_output(self) -> list[tuple]:
+        """When the forward returns chunk()'s pieces whose number depends on the size: each
+        piece's existence condition ``(lhs, rhs, reason)`` (``lhs >= rhs``; the first always
+        exists)."""
+        out = self._output
+        if not isinstance(out, Pieces) or not any(out.requires):
+            return []
+        return [r if r is not None else (sympy.Integer(1), sympy.Integer(1), "") for r in out.requires]
 
     def concrete_input(self, sizes: Mapping[str, int]) -> tuple[int, ...]:
         """The shape of the tensor the model is called with at ``sizes`` (its batch ``N``, 1 by

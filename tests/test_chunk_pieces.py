@@ -61,3 +61,18 @@ def test_what_needs_the_count_inside_one_op_is_refused_by_name(model, op):
     with pytest.raises(symshape.UnsupportedOperation, match=op) as e:
         symshape.analyze(model, (1, "L"))
     assert "depends on the" in str(e.value)
+
+
+class Returned(nn.Module):
+    """The forward returns chunk()'s tuple itself: as many shapes as torch returns pieces."""
+
+    def forward(self, x):
+        return x.chunk(5, dim=2)
+
+
+def test_a_returned_chunk_tuple_has_the_pieces_torch_returns():
+    a = symshape.analyze(Returned(), (2, "L"))
+    for n in range(1, 30):
+        want = tuple(tuple(p.shape) for p in Returned()(torch.zeros(1, 2, n)))
+        assert a.at(L=n).output_shape == want, n
+    assert a.verify(sizes=[{"L": n} for n in range(1, 12)]).ok
