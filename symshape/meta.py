@@ -863,7 +863,9 @@ def _agree(a, b, cond) -> bool:
     if values is None:
         return False
     x, xs = values
-    diffs = [a.xreplace({x: v}) - b.xreplace({x: v}) for v in xs]
+    a, b = as_expr(a), as_expr(b)  # a stride torch gave as a plain int
+    # (Integer values: xreplace returns a mapped value as given, so x -> 5 would give an int)
+    diffs = [a.xreplace({x: sympy.Integer(v)}) - b.xreplace({x: sympy.Integer(v)}) for v in xs]
     others = sorted(set().union(*(d.free_symbols for d in diffs)), key=str)
     for probe in (1, 5, 37, 250, 1031):  # a difference at a few sizes refutes at once (simplify is slow)
         point = {y: probe + 13 * i for i, y in enumerate(others)}

@@ -76,3 +76,22 @@ def test_a_returned_chunk_tuple_has_the_pieces_torch_returns():
         want = tuple(tuple(p.shape) for p in Returned()(torch.zeros(1, 2, n)))
         assert a.at(L=n).output_shape == want, n
     assert a.verify(sizes=[{"L": n} for n in range(1, 12)]).ok
+
+
+class TensorSplit(nn.Module):
+    def __init__(self, *args):
+        super().__init__()
+        self.args = args
+
+    def forward(self, x):
+        return x.tensor_split(*self.args)
+
+
+@pytest.mark.parametrize("args", [(3,), (3, 1), (3, -1), ((2, 4),), ((2, 4), 1), ((2, 4), -1)])
+def test_tensor_split_of_symbolic_sizes_agrees_with_torch(args):
+    """torch's meta kernel answers (no hand rule); its strides come back as plain ints in places,
+    which crashed the merging of its sides (an AttributeError) before."""
+    a = symshape.analyze(TensorSplit(*args), ("A", "B", "C"), batch=None)
+    for sizes in ({"A": 5, "B": 5, "C": 5}, {"A": 1, "B": 4, "C": 7}, {"A": 6, "B": 2, "C": 3}, {"A": 9, "B": 9, "C": 1}):
+        want = tuple(tuple(p.shape) for p in TensorSplit(*args)(torch.zeros(*sizes.values())))
+        assert a.at(**sizes).output_shape == want, sizes
