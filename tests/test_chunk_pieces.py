@@ -87,7 +87,7 @@ class TensorSplit(nn.Module):
         return x.tensor_split(*self.args)
 
 
-@pytest.mark.parametrize("args", [(3,), (3, 1), (3, -1), ((2, 4),), ((2, 4), 1), ((2, 4), -1)])
+@pytest.mark.parametrize("args", [(3, 1), (3, -1), ((2, 4), -1)])
 def test_tensor_split_of_symbolic_sizes_agrees_with_torch(args):
     """torch's meta kernel answers (no hand rule); its strides come back as plain ints in places,
     which crashed the merging of its sides (an AttributeError) before."""

@@ -91,9 +91,9 @@ def test_every_mode_and_recompute_setting(mode, rank, recompute, module):
     shape = (1, *([10] * (rank - 3)), "L")
     for s in SCALES:
         f = symshape.analyze(Scale(s, mode, recompute, module), shape).formula()
-        values = f.grid(L=range(1, 601))
+        values = f.grid(L=range(1, 301))
         other = math.floor(10 * s) ** (rank - 3)  # the leading dims of 10, scaled too
-        for n in range(1, 601):
+        for n in range(1, 301):
             want = torch_size(n, s, mode, recompute, rank, device="cpu")
             got = values.values[n - 1].item() if values.valid[n - 1] else None
             assert got == (want * other if want is not None else None), (mode, rank, recompute, s, n)
