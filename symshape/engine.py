@@ -113,7 +113,7 @@ def _kernel_value(value: Any, x: SymTensor, policy: str, op: str) -> Any:
 def _canonical_value(value: Any) -> Any:
     if isinstance(value, SymTensor):
         strides = value.strides and tuple(canonical(s) for s in value.strides)
-        return replace(value, shape=tuple(canonical(s) for s in value.shape), strides=strides)
+        return replace(value, shape=tuple(canonical(s) for s in value.shape), strides=strides, values=None)
     if isinstance(value, tuple):
         items = [_canonical_value(v) for v in value]
         return Pieces(items, value.requires, value.dim) if isinstance(value, Pieces) else tuple(items)
@@ -266,8 +266,28 @@ def _attr(root: nn.Module, target: str, node: torch.fx.Node):
     if is_lazy_parameter(obj):
         raise UnsupportedOperation("get_attr", target, node.format_node(), "an uninitialized lazy parameter has no shape yet")
     if isinstance(obj, torch.Tensor):
-        return SymTensor(tuple(obj.shape), dtype=obj.dtype)
+        return SymTensor(tuple(obj.shape), dtype=obj.dtype, values=_constant_values(obj))
     return obj
+
+
+#: the largest integer constant whose entries symshape reads (index lists, sections)
+CONSTANT_ENTRIES = 256
+
+
+def _constant_values(t: torch.Tensor):
+    """The entries of a small integer or bool buffer or constant (not a parameter, not on the
+    meta device), as nested tuples; else None."""
+    if (isinstance(t, nn.Parameter) or t.is_meta or t.numel() > CONSTANT_ENTRIES
+            or not (t.dtype == torch.bool or not (t.dtype.is_floating_point or t.dtype.is_complex))):
+        return None
+    try:
+        entries = t.detach().cpu().tolist()
+    except Exception:  # a tensor subclass without data (fake, functional)
+        return None
+
+    def frozen(v):
+        return tuple(frozen(e) for e in v) if isinstance(v, list) else v
+    return frozen(entries)
 
 
 class Propagator:
@@ -630,6 +650,17 @@ _VIEWS = frozenset({"view", "view_as", "unflatten"})
 _STRIDED_METHODS = frozenset({"view", "view_as", "unflatten", "is_contiguous", "stride", "data_ptr",
                               "storage_offset", "as_strided"})
 
+#: ops that check index entries (data) against a size: torch's meta kernels cannot see the
+#: entries, so where that size depends on the input their answer would skip a check torch makes
+_INDEXING = frozenset({"gather", "take", "take_along_dim", "index_add", "index_copy", "index_fill", "index_put",
+                       "index_reduce", "scatter", "scatter_add", "scatter_reduce", "put", "index",
+                       "_unsafe_index", "_unsafe_index_put", "masked_scatter"})
+
+
+def _indexing(node: torch.fx.Node) -> bool:
+    name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
+    return name.rstrip("_") in _INDEXING or name.split(".")[0] in _INDEXING
+
 
 def _counted_pieces(value) -> bool:
     """Whether ``value`` holds chunk() pieces whose count depends on the size (anywhere inside)."""
@@ -650,6 +681,10 @@ def _meta(ctx: Context, node: torch.fx.Node, args, kwargs, cache: dict | None = 
         raise UnsupportedOperation(ctx.op, ctx.step, ctx.node,
                                    "the chunks of a chunk() whose number depends on the size (torch's meta "
                                    "kernel would see every piece, the missing ones too)")
+    if _indexing(node) and args and isinstance(args[0], SymTensor) and not all(d.is_Integer for d in args[0].shape):
+        raise UnsupportedOperation(ctx.op, ctx.step, ctx.node,
+                                   "indexing a tensor whose sizes depend on the input: torch checks each index "
+                                   "against them, and its meta kernel cannot see the indices")
     if node.op == "call_method":
         name = node.target
         if name in _STRIDED_METHODS and isinstance(args[0], SymTensor) and args[0].known_strides is None:

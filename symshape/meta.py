@@ -45,6 +45,7 @@ import torch
 from torch._dispatch.python import enable_python_dispatcher
 from torch._subclasses import fake_tensor
 from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode, ShapeEnv
 from torch.utils._sympy import functions as tf
 from torch.utils._sympy.numbers import int_oo
@@ -514,6 +515,28 @@ _LIMITS = ("expected to contain only concrete integers", "data-dependent", "data
            "Cannot call sizes()", "cannot be called on a tensor with symbolic", "unbacked")
 
 
+#: aten ops that check index entries (data) against the indexed tensor's sizes: a fake tensor
+#: has no entries, so the meta kernel skips that check
+_INDEXING_OPS = frozenset({"index", "_unsafe_index", "index_select", "gather", "take", "scatter", "scatter_add",
+                           "scatter_reduce", "index_put", "_unsafe_index_put", "index_add", "index_copy",
+                           "index_fill", "index_reduce", "put", "masked_scatter", "embedding", "embedding_bag",
+                           "_embedding_bag", "_index_put_impl"})
+
+
+class _IndexGuard(TorchDispatchMode):
+    """Refuses an indexing op on a tensor whose sizes depend on the input (see _INDEXING_OPS):
+    torch checks each index against those sizes, which no fake tensor can."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = func._schema.name.split("::")[-1].rstrip("_")
+        if name in _INDEXING_OPS and args and isinstance(args[0], torch.Tensor) and any(
+                isinstance(d, torch.SymInt) for d in args[0].shape):
+            raise MetaRefusal(f"{name} indexes a tensor whose sizes depend on the input: torch checks each "
+                              "index against them, and a meta kernel cannot see the indices")
+        return func(*args, **kwargs)
+
+
 def _run(call: Callable, args, kwargs, path: list[bool], facts: tuple = ()) -> tuple[_Leaf, list[bool]]:
     env = _Env(path)
     syms = _Symbols(env)
@@ -527,7 +550,7 @@ def _run(call: Callable, args, kwargs, path: list[bool], facts: tuple = ()) -> t
         return leaf, env.path
     # the Python dispatcher, as torch.export uses it: Python meta kernels and decompositions for
     # ops whose C++ kernels need concrete sizes (F.pad, interpolate ...)
-    with enable_python_dispatcher(), FakeTensorMode(shape_env=env, allow_non_fake_inputs=True):
+    with enable_python_dispatcher(), FakeTensorMode(shape_env=env, allow_non_fake_inputs=True), _IndexGuard():
         fake_args, fake_kwargs = _fake_args(args, syms), _fake_args(kwargs, syms)
         try:
             out = call(*fake_args, **fake_kwargs)

@@ -47,6 +47,10 @@ class SymTensor:
     #: upstream may have picked channels last from strides symshape does not follow. A ``view``
     #: of it requires them (``kernel_layout``).
     guard: tuple = ()
+    #: the entries of a small integer or bool constant of the model (a buffer, or a tensor fx
+    #: keeps as a constant), as nested tuples: the indices of ``x[idx]``, ``narrow``'s start,
+    #: ``tensor_split``'s sections. Only the constant itself has them: an op's result never does.
+    values: Any = None
 
     def __post_init__(self):
         object.__setattr__(self, "shape", tuple(as_expr(s, "a tensor size") for s in self.shape))

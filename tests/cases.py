@@ -439,6 +439,29 @@ def more_cases() -> list[Case]:
     add(Case("F_fractional_2d_indices", lambda: Custom(lambda m, x: F.fractional_max_pool2d(x, 2, output_ratio=0.5, return_indices=True)[1]), SHAPES[2], S))
     add(Case("F_fractional_2d_tuple", lambda: Custom(lambda m, x: F.fractional_max_pool2d(x, 2, output_ratio=(0.5, 0.75), return_indices=True)[1]), SHAPES[2], S))
     add(Case("chunk_unpacked", lambda: Custom(lambda m, x: x.chunk(3, dim=2)[2]), SHAPES[2], S))
+    # splitting at fixed points, narrowing, selecting by index (tensor arguments are constants)
+    for name, f in {
+        "unsafe_chunk": lambda m, x: torch.unsafe_chunk(x, 2, 2)[0] + x.unsafe_chunk(3, dim=3)[0].sum(),
+        "unsafe_split": lambda m, x: torch.unsafe_split(x, 1, 1)[1] * x.unsafe_split(1, dim=1)[0],
+        "tensor_split_sections": lambda m, x: torch.cat(x.tensor_split(3, dim=2), 2),
+        "tensor_split_indices": lambda m, x: torch.tensor_split(x, [1, 4], dim=3)[1],
+        "tensor_split_tensor": lambda m, x: x.tensor_split(torch.tensor([2, -1]), 2)[2],
+        "tensor_split_tensor_sections": lambda m, x: torch.tensor_split(x, torch.tensor(2), dim=3)[0],
+        "hsplit": lambda m, x: torch.hsplit(x[0], 2)[1] + x[0].hsplit([1])[0].sum(),
+        "vsplit": lambda m, x: torch.vsplit(x[0, 0], 2)[0] + x[0, 0].vsplit([2])[1].sum(),
+        "dsplit": lambda m, x: torch.dsplit(x, [1, 3])[1] + x.dsplit(3)[0].sum(),
+        "narrow": lambda m, x: torch.narrow(x, 2, 1, 2) + x.narrow(-1, -3, 2).sum(),
+        "narrow_tensor_start": lambda m, x: x.narrow(3, torch.tensor(1), 2),
+        "index_select": lambda m, x: torch.index_select(x, 3, torch.tensor([0, 2])).sum() + x.index_select(2, torch.tensor([1])),
+        "advanced_index": lambda m, x: x[:, :, [0, 2]],
+        "advanced_index_apart": lambda m, x: x[:, [1, 0], :, torch.tensor([0, 3])],
+        "advanced_index_mask": lambda m, x: x[:, torch.tensor([True, False])][..., torch.tensor([[0], [-2]])],
+        "advanced_index_int": lambda m, x: x[0, :, [1, -1]],
+        "constant_pad_nd": lambda m, x: torch.constant_pad_nd(x, (-1, 1, -2, 1), 0.5),
+        "upsample_bilinear2d_aa": lambda m, x: torch.ops.aten._upsample_bilinear2d_aa(
+            x, None, False, [1.7, 0.5]) + torch.ops.aten._upsample_bilinear2d_aa.vec(x, None, True, [1.7, 0.5]),
+    }.items():
+        add(Case(name, lambda f=f: Custom(f), SHAPES[2], S))
     add(Case("F_fractional_3d", lambda: Custom(lambda m, x: F.fractional_max_pool3d(x, 2, output_size=1)), SHAPES[3], S3))
     # comparisons and logic, broadcasting like arithmetic
     conv_b = lambda: nn.Conv2d(2, 2, 1, stride=2)  # noqa: E731

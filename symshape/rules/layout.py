@@ -1,11 +1,14 @@
 """Dims rearranged, added, removed or reduced: permute, transpose, unsqueeze, squeeze, expand,
-slicing, reductions over dims, split and chunk, and torch._assert on sizes.
+slicing and indexing, reductions over dims, split, chunk and narrow, and torch._assert on sizes.
 
     permute(dims):        out[i] = in[dims[i]]
     x[a:b:c]:             out = max(0, ceil((min(b, n) - min(a, n))/c)), negative bounds counted from n
     x[i]:                 drops the dim; torch needs -n <= i < n
     mean(dims, keepdim):  the reduced dims become 1 (keepdim) or go
     chunk(k, dim):        pieces of ceil(n/k); the i-th exists only while i*ceil(n/k) < n
+    tensor_split(k):      piece i has floor((n + k - 1 - i)/k) entries; by indices: the slices between them
+    narrow(d, s, k):      out = k; needs s + k <= n (a negative s: -s <= n)
+    x[idx] (advanced):    the index tensors' broadcast shape replaces the dims they index; -n <= i < n
 
 Permuted, transposed, expanded, sliced and chunked tensors carry their strides, computed as torch
 computes them, so a later ``view`` is decided from the strides by torch's own view (symshape.meta);
@@ -19,7 +22,8 @@ import operator
 import sympy
 import torch
 
-from ..dims import as_expr, canonical, ceil_div, floor_div, maximum, minimum
+from ..dims import as_expr, canonical, ceil_div, floor_div, maximum, minimum, product
+from ..errors import UnsupportedWhereMetaDiffers
 from ..requirements import Requirement
 from ..tensor import Pieces, SymTensor
 from .combine import broadcast_shape
@@ -213,9 +217,9 @@ def getitem(ctx: Context, value, index):
                 ctx.at_least(*value.requires[index])
         return value[index]
     x = tensor_arg(value, "value", ctx)
-    items = list(index) if isinstance(index, tuple) else [index]
-    if any(isinstance(i, SymTensor) for i in items):
-        ctx.unsupported("indexing with a tensor (advanced indexing)")
+    items = list(index) if isinstance(index, tuple) or _sequence_as_tuple(index) else [index]
+    if any(_advanced(i) for i in items):
+        return _advanced_getitem(ctx, x, items)
     real = [i for i in items if i is not None and i is not Ellipsis]
     if len(real) > x.ndim:
         ctx.refuse(f"too many indices for a tensor of dimension {x.ndim}")
@@ -251,6 +255,157 @@ def getitem(ctx: Context, value, index):
         if strides[j] is None:
             strides[j] = out[j + 1] * strides[j + 1] if j + 1 < len(out) else 1
     return x.with_shape(out, strides=strides)
+
+
+def _advanced(item) -> bool:
+    """An index torch's advanced indexing takes: a tensor, or a list (of ints or bools)."""
+    return isinstance(item, (SymTensor, list)) or isinstance(item, bool)
+
+
+def _sequence_as_tuple(index) -> bool:
+    """torch's ``treatSequenceAsTuple``: a list index shorter than 32 that holds a tensor, a
+    sequence, a slice, Ellipsis or None is a tuple of indices (``x[[0, [1, 2]]]``)."""
+    return isinstance(index, list) and len(index) < 32 and any(
+        isinstance(i, (SymTensor, list, tuple, slice)) or i is None or i is Ellipsis for i in index)
+
+
+def _nested(ctx: Context, value) -> tuple[list, list]:
+    """A nested list index: (its shape, its entries flattened); ragged lists are refused."""
+    if not isinstance(value, (list, tuple)):
+        return [], [value]
+    parts = [_nested(ctx, v) for v in value]
+    if any(p[0] != parts[0][0] for p in parts):
+        ctx.never(f"an index list of uneven lengths: {value!r}")
+    return [len(value), *(parts[0][0] if parts else [])], [e for p in parts for e in p[1]]
+
+
+def _index_tensor(ctx: Context, item):
+    """(bool mask?, shape, entries or None) of one advanced index."""
+    if isinstance(item, bool):
+        ctx.unsupported("indexing with a Python bool")
+    if isinstance(item, SymTensor):
+        if item.dtype is None or item.dtype.is_floating_point or item.dtype.is_complex:
+            ctx.unsupported("indexing with a tensor whose dtype symshape does not know (torch takes long, int, "
+                            "byte and bool indices)")
+        mask = item.dtype in (torch.bool, torch.uint8)
+        entries = None if item.values is None else _nested(ctx, item.values)[1]
+        return mask, list(item.shape), entries
+    shape, entries = _nested(ctx, item)
+    mask = bool(entries) and all(isinstance(e, bool) for e in entries)
+    for e in entries:
+        if not mask and not isinstance(as_expr(e, "index"), sympy.Expr):
+            ctx.unsupported(f"index entry {e!r}")
+    return mask, shape, entries
+
+
+def _advanced_getitem(ctx: Context, x: SymTensor, items: list) -> SymTensor:
+    """``x[...]`` with tensor or list indices, as torch does it: ints, slices, None and Ellipsis
+    first (select, slice, unsqueeze), then ``aten.index`` with the tensors at the dims they
+    stand at. Their broadcast shape replaces the indexed dims where those are adjacent, else it
+    goes first. Every index must lie in ``-n <= i < n`` (unless the output is empty: torch checks
+    them while filling it) and a mask's shape must equal the dims it covers; symshape checks the
+    indices where it knows their entries."""
+    indices = [_index_tensor(ctx, i) if _advanced(i) else None for i in items]
+    consumed = sum(len(t[1]) if t[0] else 1 for t in indices if t is not None)
+    real = consumed + sum(1 for i, t in zip(items, indices) if t is None and i is not None and i is not Ellipsis)
+    if real > x.ndim:
+        ctx.refuse(f"too many indices for a tensor of dimension {x.ndim}")
+    if Ellipsis in items:
+        k = items.index(Ellipsis)
+        items = items[:k] + [slice(None)] * (x.ndim - real) + items[k + 1:]
+        indices = indices[:k] + [None] * (x.ndim - real) + indices[k + 1:]
+    basic, positions = [], []  # the index with every tensor a full slice; where tensors stand
+    for item, t in zip(items, indices):
+        if t is None:
+            basic.append(item)
+            continue
+        width = len(t[1]) if t[0] else 1
+        basic += [slice(None)] * width
+        positions.append((len([b for b in basic if not _drops(b)]) - width, t))
+    y = getitem(ctx, x, tuple(basic))  # ints, slices, None: their requirements and shape
+    slots: list = [None] * y.ndim
+    shapes = []
+    bounds = []  # (size, least, reason): each index against its size
+    for p, (mask, shape, entries) in positions:
+        if mask and not shape:
+            ctx.unsupported("indexing with a 0-dim bool tensor")
+        if mask:
+            for j, m in enumerate(shape):
+                ctx.equal(y.shape[p + j], m, f"the shape of the mask {tuple(shape)} does not match the "
+                                             f"indexed tensor's size {{lhs}} at dim {p + j}")
+                slots[p + j] = True
+            if entries is None:
+                ctx.unsupported("indexing with a bool mask whose entries symshape does not know (the output "
+                                "size is its number of True entries)")
+            shapes.append((sum(bool(e) for e in entries),))
+            continue
+        slots[p] = True
+        shapes.append(tuple(shape))
+        n = y.shape[p]
+        known = entries is not None and all(as_expr(e, "index").is_Integer for e in entries)
+        if not known:
+            if not n.is_Integer:
+                raise UnsupportedWhereMetaDiffers(
+                    ctx.op, ctx.step, ctx.node,
+                    f"indexing dim {p}, whose size {n} depends on the input, with indices symshape does not "
+                    "know (torch checks each index against the size; its meta kernel does not)")
+            continue
+        for e in sorted({int(e) for e in entries}):
+            bounds.append((n, e + 1 if e >= 0 else -e, f"index {e} is out of bounds for dimension {p} with size {{lhs}}"))
+    out = SymTensor(shapes[0])
+    for sh in shapes[1:]:
+        out = broadcast_shape(ctx, out, SymTensor(sh))
+    taken = [i for i, s in enumerate(slots) if s]
+    rest = [y.shape[i] for i, s in enumerate(slots) if not s]
+    if taken == list(range(taken[0], taken[-1] + 1)):  # adjacent: the broadcast shape stands there
+        shape = [*y.shape[:taken[0]], *out.shape, *y.shape[taken[-1] + 1:]]
+    else:
+        shape = [*out.shape, *rest]
+    # torch checks the indices while it fills the output: an empty output is never checked
+    numel = canonical(product(shape))
+    if numel != 0:
+        empty = None if numel.is_positive else Requirement(numel, "==", 0, "the output is empty")
+        for n, least, reason in bounds:
+            ctx.require(n, ">=", least, reason, unless=empty)
+    # aten.index allocates its output: contiguous for a contiguous input; else as its kernel picks
+    return y.with_shape(shape, contiguous=True if x.contiguous and y.contiguous else False)
+
+
+@function_rule(torch.index_select, layout=True)
+@method_rule("index_select", layout=True)
+def index_select(ctx: Context, input, dim, index):
+    """``out = len(index)`` on ``dim``; every index must lie in ``0 <= i < n`` (checked where
+    symshape knows the entries, or the dim's size is fixed)."""
+    x = tensor_arg(input, "input", ctx)
+    idx = tensor_arg(index, "index", ctx)
+    if idx.ndim > 1:
+        ctx.refuse("index_select(): Index is supposed to be a vector")
+    if idx.dtype is not None and idx.dtype not in (torch.long, torch.int):
+        ctx.refuse("index_select(): Expected dtype int32 or int64 for index")
+    if x.ndim == 0:
+        ctx.unsupported("index_select of a 0-dim tensor")
+    (d,) = _dims(ctx, x, dim, "index_select")
+    n = x.shape[d]
+    entries = None if idx.values is None else _nested(ctx, idx.values)[1]
+    if entries is None:
+        if not n.is_Integer:
+            raise UnsupportedWhereMetaDiffers(
+                ctx.op, ctx.step, ctx.node,
+                f"index_select along dim {d}, whose size {n} depends on the input, with indices symshape does "
+                "not know (torch checks each index against the size; its meta kernel does not)")
+    else:
+        if any(e < 0 for e in entries):
+            ctx.never(f"index_select(): index {min(entries)} out of range (negative)")
+        if entries:
+            ctx.at_least(n, max(entries) + 1, f"index_select(): index {max(entries)} is out of bounds for "
+                                              f"dimension {d} with size {{lhs}}")
+    size = idx.shape[0] if idx.ndim else sympy.Integer(1)
+    return SymTensor((*x.shape[:d], size, *x.shape[d + 1:]))
+
+
+def _drops(item) -> bool:
+    """A basic index that removes its dim (an int)."""
+    return not (item is None or isinstance(item, slice))
 
 
 # -- reductions --------------------------------------------------------------------------------
@@ -343,8 +498,8 @@ def _pieces(ctx: Context, x: SymTensor, sizes: list, d: int, requires=()) -> tup
     return Pieces(items, requires, d) if any(requires) else tuple(items)
 
 
-@function_rule(torch.chunk, layout=True)
-@method_rule("chunk", layout=True)
+@function_rule(torch.chunk, torch.unsafe_chunk, layout=True)
+@method_rule("chunk", "unsafe_chunk", layout=True)
 def chunk(ctx: Context, input, chunks, dim=0):
     """Pieces of ``ceil(n/chunks)``; piece ``i`` exists only while ``i*ceil(n/chunks) < n``."""
     x = tensor_arg(input, "input", ctx)
@@ -364,8 +519,8 @@ def chunk(ctx: Context, input, chunks, dim=0):
     return _pieces(ctx, x, sizes, d, requires)
 
 
-@function_rule(torch.split, layout=True)
-@method_rule("split", layout=True)
+@function_rule(torch.split, torch.unsafe_split, layout=True)
+@method_rule("split", "unsafe_split", layout=True)
 def split(ctx: Context, input, split_size_or_sections, dim=0):
     """Equal pieces of ``split_size`` (the last one shorter), or the given section sizes."""
     x = tensor_arg(input, "input", ctx)
@@ -381,6 +536,107 @@ def split(ctx: Context, input, split_size_or_sections, dim=0):
                         "(the number of pieces would too)")
     count = max(-(-int(n) // s), 1)
     return _pieces(ctx, x, [min(s, int(n) - i * s) for i in range(count)], d)
+
+
+def constant_value(ctx: Context, value, what: str):
+    """``value``, or, for a tensor, the entries of the constant it is (symshape.tensor.SymTensor.values):
+    where those are not known, the hand rule does not model the call."""
+    if not isinstance(value, SymTensor):
+        return value
+    if value.values is None or value.dtype == torch.bool:
+        ctx.unsupported(f"{what} given as a tensor whose values symshape does not know")
+    return value.values
+
+
+@function_rule(torch.tensor_split, layout=True)
+@method_rule("tensor_split", layout=True)
+def tensor_split(ctx: Context, input, indices_or_sections=None, dim=0, *, sections=None, indices=None,
+                 tensor_indices_or_sections=None):
+    """``k`` sections: piece ``i`` has ``floor((n + k - 1 - i)/k)`` entries (the first ``n mod k``
+    one more); indices ``[i1, i2, ...]``: the slices ``[:i1]``, ``[i1:i2]``, ..., ``[ik:]``."""
+    x = tensor_arg(input, "input", ctx)
+    if x.ndim == 0:
+        ctx.refuse("tensor_split expected at least a 1-dimensional tensor, but got a tensor with 0 dims")
+    given = [v for v in (indices_or_sections, sections, indices, tensor_indices_or_sections) if v is not None]
+    if len(given) != 1:
+        ctx.refuse("tensor_split takes one of sections, indices or tensor_indices_or_sections")
+    what = given[0]
+    if isinstance(what, SymTensor):
+        if what.ndim > 1 or (what.dtype is not None and what.dtype != torch.long):
+            ctx.refuse("tensor_split expected tensor_indices_or_sections to be a zero-dimensional or "
+                       "one-dimensional tensor of dtype long")
+        what = constant_value(ctx, what, "tensor_split's sections or indices")
+    (d,) = _dims(ctx, x, dim, "tensor_split")
+    return _split_at(ctx, x, d, what)
+
+
+def _split_at(ctx: Context, x: SymTensor, d: int, what) -> tuple:
+    n = x.shape[d]
+    if isinstance(what, (list, tuple)):
+        cuts = [as_int(i, "tensor_split index", ctx) for i in what]
+        bounds = [None, *cuts, None]
+        sizes = [slice_length(n, a if a is not None else 0, b, 1) for a, b in zip(bounds, bounds[1:])]
+        return _pieces(ctx, x, sizes, d)
+    k = as_int(what, "sections", ctx)
+    if k <= 0:
+        ctx.refuse(f"number of sections must be larger than 0, got {k}")
+    return _pieces(ctx, x, [canonical(floor_div(n + k - 1 - i, k)) for i in range(k)], d)
+
+
+_DIMSPLIT = {"hsplit": 1, "vsplit": 2, "dsplit": 3}
+
+
+@function_rule(torch.hsplit, layout=True, which="hsplit")
+@function_rule(torch.vsplit, layout=True, which="vsplit")
+@function_rule(torch.dsplit, layout=True, which="dsplit")
+@method_rule("hsplit", layout=True, which="hsplit")
+@method_rule("vsplit", layout=True, which="vsplit")
+@method_rule("dsplit", layout=True, which="dsplit")
+def dimsplit(ctx: Context, input, indices_or_sections, *, which: str):
+    """hsplit (dim 1, or 0 of a 1-D tensor), vsplit (dim 0), dsplit (dim 2): ``k`` equal sections,
+    which needs ``n`` divisible by ``k``, or tensor_split's indices."""
+    x = tensor_arg(input, "input", ctx)
+    need = _DIMSPLIT[which]
+    if x.ndim < need:
+        ctx.refuse(f"torch.{which} requires a tensor with at least {need} dimension, but got a tensor "
+                   f"with {x.ndim} dimensions!")
+    d = {"hsplit": 1 if x.ndim > 1 else 0, "vsplit": 0, "dsplit": 2}[which]
+    what = indices_or_sections
+    if isinstance(what, (list, tuple)):
+        return _split_at(ctx, x, d, what)
+    k = as_int(what, "sections", ctx)
+    if k == 0:
+        ctx.refuse(f"torch.{which} attempted to split along dimension {d} into 0 sections")
+    ctx.divisible(x.shape[d], k, f"torch.{which} attempted to split along dimension {d}, but the size of the "
+                                 f"dimension {{lhs}} is not divisible by the split_size {k}!")
+    return _split_at(ctx, x, d, k)
+
+
+@function_rule(torch.narrow, layout=True)
+@method_rule("narrow", layout=True)
+def narrow(ctx: Context, input, dim, start, length):
+    """``out = length`` on ``dim``; torch needs ``-n <= start <= n`` and the window inside the dim:
+    ``start + length <= n`` (a negative start counts from the end)."""
+    x = tensor_arg(input, "input", ctx)
+    if x.ndim == 0:
+        ctx.refuse("narrow() cannot be applied to a 0-dim tensor.")
+    (d,) = _dims(ctx, x, dim, "narrow")
+    begin = as_expr(constant_value(ctx, start, "narrow's start"), "start")
+    size = as_expr(constant_value(ctx, length, "narrow's length"), "length")
+    if not (begin.is_Integer and size.is_Integer):
+        ctx.unsupported("a start or length that depends on the input size")
+    b, k = int(begin), int(size)
+    if k < 0:
+        ctx.refuse("narrow(): length must be non-negative.")
+    n = x.shape[d]
+    if b >= 0:
+        ctx.at_least(n, b + k, f"narrow: start ({b}) + length ({k}) exceeds dimension size ({{lhs}})")
+    else:
+        ctx.at_least(n, -b, f"narrow: start ({b}) is out of range for a dimension of size {{lhs}}")
+        if b + k > 0:
+            ctx.never(f"narrow: start ({b}) + length ({k}) exceeds the dimension, which ends at 0")
+    st = x.known_strides  # a slice: the input's strides
+    return _laid_out(x, [*x.shape[:d], sympy.Integer(k), *x.shape[d + 1:]], st)
 
 
 @function_rule(torch.unbind, layout=True)

@@ -13,6 +13,7 @@ in what torch accepts (measured against torch, see tests/test_rules.py):
 
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -128,6 +129,14 @@ def pad(ctx: Context, module: nn.Module, x, *, mode: str) -> SymTensor:
     x = tensor_arg(x, "input", ctx)
     pads = tuple(as_int(p, "padding", ctx) for p in module.padding)
     return pad_shape(ctx, x, pads, mode, type(module).__name__)
+
+
+@function_rule(torch.constant_pad_nd, memory_format=_FOLLOWS)
+def constant_pad_nd(ctx: Context, input, pad, value=0) -> SymTensor:
+    """``out = in + left + right`` on each dim ``pad`` names (F.pad's constant mode)."""
+    x = tensor_arg(input, "input", ctx)
+    pads = tuple(as_int(p, "pad", ctx) for p in pad)
+    return pad_shape(ctx, x, pads, "constant", "constant_pad_nd")
 
 
 @function_rule(F.pad, memory_format=_FOLLOWS)

@@ -96,6 +96,16 @@ def interpolate(ctx: Context, input, size=None, scale_factor=None, mode="nearest
 # (F.upsample, F.upsample_nearest and F.upsample_bilinear call F.interpolate, which is what fx records)
 
 
+@function_rule(torch.ops.aten._upsample_bilinear2d_aa, torch.ops.aten._upsample_bilinear2d_aa.vec,
+               memory_format=_FOLLOWS)
+def upsample_bilinear2d_aa(ctx: Context, input, output_size=None, align_corners=False, scale_factors=None):
+    """``out = output_size``, or ``floor(double(in) * scale_factor)`` (antialiased bilinear,
+    ``F.interpolate(..., antialias=True)``'s kernel called directly)."""
+    x = tensor_arg(input, "input", ctx)
+    size = None if output_size is None else list(output_size)
+    return interpolate_shape(ctx, x, size, scale_factors, "bilinear", "_upsample_bilinear2d_aa")
+
+
 def _pixel_shuffle(ctx: Context, x: SymTensor, r: int, layer: str) -> SymTensor:
     if x.ndim < 3:
         ctx.refuse(f"{layer} expects at least a 3D input, gets {x.ndim}D {x}")

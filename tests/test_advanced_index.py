@@ -1,0 +1,111 @@
+"""Advanced indexing (``x[..., [0, 3]]``, bool masks, index tensors) against torch.
+
+hypothesis draws an index of ints, slices, None, Ellipsis, index lists, integer constants and
+bool masks for a (C, H, W) input and compares symshape with torch at every H, W in 1..6: the
+output shape where torch runs, a refusal where torch raises (an index out of bounds for the
+size, a mask of another length). Indices symshape cannot see on a size-dependent dim are refused.
+"""
+
+import warnings
+
+import pytest
+import torch
+import torch.nn as nn
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import symshape
+from oracle import grid
+
+SIZES = grid(("H", "W"), range(1, 7))
+
+
+class Index(nn.Module):
+    def __init__(self, index):
+        super().__init__()
+        self.index = index
+
+    def forward(self, x):
+        return x[self.index]
+
+
+def _torch(model, shape):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return tuple(model(torch.zeros(shape)).shape)
+    except (IndexError, RuntimeError):
+        return None
+
+
+entry = st.integers(-3, 3)
+index_list = st.lists(entry, min_size=1, max_size=3)
+items = st.one_of(
+    entry,
+    st.builds(slice, st.one_of(st.none(), st.integers(-4, 4)), st.one_of(st.none(), st.integers(-4, 4)),
+              st.sampled_from([None, 1, 2])),
+    st.none(),
+    index_list,
+    st.builds(torch.tensor, index_list),
+    st.builds(lambda n, k: torch.tensor([bool((k >> i) & 1) for i in range(n)]), st.integers(1, 4), st.integers(0, 15)),
+)
+
+
+@settings(max_examples=100)
+@given(st.lists(items, min_size=1, max_size=2), st.booleans(), st.integers(3, 4))
+def test_advanced_indexing_agrees_with_torch(index, ellipsis, channels):
+    if ellipsis:
+        index = [*index[:1], Ellipsis, *index[1:]]
+    if not any(isinstance(i, (list, torch.Tensor)) for i in index):
+        index = [*index, [0]]
+    model = Index(tuple(index))
+    try:
+        analysis = symshape.analyze(model, (channels, "H", "W"), batch=None)
+    except symshape.InvalidInputSize:
+        runs = [s for s in SIZES if _torch(model, (channels, s["H"], s["W"])) is not None]
+        assert not runs, f"{index}: refused at every size, torch runs at {runs[:3]}"
+        return
+    except symshape.UnsupportedOperation:
+        return  # a 0-dim bool mask, a Python bool: refused by name
+    for s in SIZES:
+        want = _torch(model, (channels, s["H"], s["W"]))
+        try:
+            got = tuple(int(d) for d in analysis.at(**s).output_shape)
+        except symshape.InvalidInputSize:
+            got = None
+        assert got == want, f"x[{index}] of ({channels}, {s['H']}, {s['W']}): torch {want}, symshape {got}"
+
+
+def test_indices_symshape_cannot_see_are_refused_on_a_size_dependent_dim():
+    class Computed(nn.Module):
+        def forward(self, x):
+            return x[:, torch.argmax(x, 1)]
+
+    with pytest.raises(symshape.UnsupportedOperation, match="indices"):
+        symshape.analyze(Computed(), (3, "H"), batch=None)
+
+
+def test_gather_on_a_size_dependent_tensor_is_refused_even_inside_a_module_run_whole():
+    class Gather(nn.Module):
+        def forward(self, x):
+            return torch.gather(x, 2, torch.zeros(1, 3, 2, dtype=torch.long))
+
+    with pytest.raises(symshape.UnsupportedOperation, match="indices"):
+        symshape.analyze(Gather(), (3, "H"))
+
+
+def test_a_buffer_of_indices_is_read_and_checked():
+    class Perm(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("order", torch.tensor([0, 3, 1]))
+
+        def forward(self, x):
+            return x[:, :, self.order].flatten(1)
+
+    analysis = symshape.analyze(Perm(), (3, "H", "W"))
+    assert str(analysis.valid_sizes()) == "H ≥ 4"
+    assert analysis.at(H=4, W=5).output_shape == (1, 45)
+    for h in (3, 4):
+        runs = _torch(Perm(), (1, 3, h, 5)) is not None
+        assert runs == (h >= 4)

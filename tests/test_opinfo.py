@@ -1,0 +1,52 @@
+"""torch's OpInfo samples (op_db) as a differential corpus: every check agrees with torch.
+
+The default run takes the first two samples of each op (tests/opinfo_corpus.QUICK_PER_OP);
+``pytest -m opinfo`` takes all of them. See tests/opinfo_corpus.py for what is checked, and
+docs/verify.md for the table of the last full run.
+"""
+
+import collections
+import re
+
+import pytest
+
+pytest.importorskip("expecttest")  # torch.testing._internal imports it
+
+import opinfo_corpus  # noqa: E402
+
+#: the refusals that remain, each where torch runs: the rank or the number of outputs would
+#: depend on the size (symshape states one shape per output), and negative circular padding
+INHERENT = re.compile(
+    r"squeeze of dim \d+, whose size \w+ depends on the input"
+    r"|unbind along a dim whose size \w+ depends on the input"
+    r"|split into pieces of \d+ along a dim whose size \w+ depends on the input"
+    r"|negative circular padding")
+
+
+def _check(quick: bool):
+    table, details = opinfo_corpus.run(quick=quick)
+    total = sum(table.values(), collections.Counter())
+    wrong = [d for d in details if d.startswith(("WRONG", "CRASH"))]
+    assert not wrong, "\n".join(wrong)
+    other = [d for d in details if d.startswith("refused") and not INHERENT.search(d)]
+    assert not other, "refusals beyond the documented ones:\n" + "\n".join(other)
+    assert total["checks"] > (1500 if quick else 50000), dict(total)
+    assert set(table) == set(opinfo_corpus.OPS), set(opinfo_corpus.OPS) - set(table)  # every op has samples
+    return table
+
+
+def test_opinfo_samples_quick():
+    _check(quick=True)
+
+
+@pytest.mark.opinfo
+def test_opinfo_samples_all():
+    _check(quick=False)
+
+
+@pytest.mark.parametrize("sample", ["WRONG x", "CRASH y", "refused z: something new"])
+def test_the_corpus_check_fails_on_a_wrong_answer(sample, monkeypatch):
+    """The check itself can fail: a wrong answer, a crash or an undocumented refusal is reported."""
+    monkeypatch.setattr(opinfo_corpus, "run", lambda quick: ({}, [sample]))
+    with pytest.raises(AssertionError):
+        _check(quick=True)
