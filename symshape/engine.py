@@ -20,6 +20,7 @@ from .dims import (DoubleProduct, FloorDiv, SizeRatio, as_expr, canonical, exact
 from .errors import (InvalidInputSize, NotASize, SymshapeError, UnsupportedArgument, UnsupportedOperation,
                      UnsupportedWhereMetaDiffers, UntraceableModel)
 from .requirements import Requirement, Rounding
+from . import ranges
 from .meta import MetaRefusal, Side, merge_sides, run_meta, substitute
 from .modules import copy_model, is_lazy_parameter
 from .rules import Context, Fixed, Rule, rule_for_function, rule_for_method, rule_for_module, target_name
@@ -544,6 +545,8 @@ class Propagator:
                 if dtype is not None and isinstance(value, SymTensor):
                     value = value.with_dtype(dtype)
         self.rules_applied[op] = family
+        value = ranges.propagate(node.target, kind, call_args, kwargs, value) if kind != "module" else (
+            ranges.propagate(None, kind, (), {}, value))
         self.env[node] = value
         tensor_inputs = tensors_in((call_args, kwargs))
         if family in ("meta", "cases") and kind == "module":  # no derivation: its floors are its roundings

@@ -51,6 +51,10 @@ class SymTensor:
     #: keeps as a constant), as nested tuples: the indices of ``x[idx]``, ``narrow``'s start,
     #: ``tensor_split``'s sections. Only the constant itself has them: an op's result never does.
     values: Any = None
+    #: ``(lo, hi)``: the least and the greatest entry, exactly (both are attained wherever the
+    #: tensor is not empty), for an integer-valued tensor computed from sizes
+    #: (``torch.arange(h)[:, None] - torch.arange(w)[None, :] + w - 1``, see symshape.ranges)
+    entry_range: tuple | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "shape", tuple(as_expr(s, "a tensor size") for s in self.shape))

@@ -109,3 +109,67 @@ def test_a_buffer_of_indices_is_read_and_checked():
     for h in (3, 4):
         runs = _torch(Perm(), (1, 3, h, 5)) is not None
         assert runs == (h >= 4)
+
+
+class RelativePosition(nn.Module):
+    """SAM's relative positions (timm's get_rel_pos, the table resized to the grid): an index
+    tensor computed from sizes, whose extremes symshape follows exactly (symshape.ranges)."""
+
+    def __init__(self, patch=4):
+        super().__init__()
+        self.patch = patch
+        self.table = nn.Parameter(torch.zeros(7, 2))
+
+    def forward(self, x):
+        q = x.shape[-1] // self.patch
+        coords = torch.arange(q, dtype=torch.float32)[:, None] - torch.arange(q, dtype=torch.float32)[None, :]
+        index = (coords + (q - 1)).long()
+        table = self.table[: 2 * q - 1] if 2 * q - 1 <= 7 else self.table
+        return x[..., :1] * table[index].sum()
+
+
+def test_an_index_computed_from_sizes_is_checked_by_its_extremes():
+    model = RelativePosition()
+    analysis = symshape.analyze(model, (3, "L"))
+    agree = 0
+    for n in range(1, 40):
+        want = _torch(model, (1, 3, n))
+        try:
+            got = tuple(int(d) for d in analysis.at(L=n).output_shape)
+        except symshape.InvalidInputSize:
+            got = None
+        assert got == want, (n, want, got)
+        agree += want is not None
+    assert 0 < agree < 39  # the table covers q <= 4 only: torch raises past it, and so does symshape
+    assert str(analysis.valid_sizes()) == "L ∈ [1, 19]"  # below 4 the index is empty: nothing to check
+
+
+@pytest.mark.parametrize("index", [
+    lambda q: (torch.arange(q)[:, None] - torch.arange(q)[:, None]) + 5,  # the same dim: not every pair occurs
+    lambda q: torch.arange(0, q, 2),  # a step: its last entry is not followed
+    lambda q: torch.arange(q)[1:],  # a part: may miss an extreme
+    lambda q: torch.arange(q).relu(),  # an op without a transfer
+])
+def test_an_index_whose_extremes_are_not_exact_is_refused(index):
+    class Computed(nn.Module):
+        def forward(self, x):
+            return x[:, index(x.shape[-1])]
+
+    with pytest.raises(symshape.UnsupportedOperation, match="indices symshape does not know"):
+        symshape.analyze(Computed(), (3, "L"), batch=None)
+
+
+def test_index_select_with_an_arange_index():
+    class Select(nn.Module):
+        def forward(self, x):
+            return x.index_select(1, torch.arange(x.shape[1] // 2) * 2 + 1)
+
+    model = Select()
+    analysis = symshape.analyze(model, (3, "L"), batch=None)
+    for n in range(1, 12):
+        want = _torch(model, (3, n))
+        try:
+            got = tuple(int(d) for d in analysis.at(L=n).output_shape)
+        except symshape.InvalidInputSize:
+            got = None
+        assert got == want, (n, want, got)

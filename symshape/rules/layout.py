@@ -315,6 +315,7 @@ def _advanced_getitem(ctx: Context, x: SymTensor, items: list) -> SymTensor:
         items = items[:k] + [slice(None)] * (x.ndim - real) + items[k + 1:]
         indices = indices[:k] + [None] * (x.ndim - real) + indices[k + 1:]
     basic, positions = [], []  # the index with every tensor a full slice; where tensors stand
+    item_ranges = {}  # position -> the exact (least, greatest) entry of an index computed from sizes
     for item, t in zip(items, indices):
         if t is None:
             basic.append(item)
@@ -322,6 +323,8 @@ def _advanced_getitem(ctx: Context, x: SymTensor, items: list) -> SymTensor:
         width = len(t[1]) if t[0] else 1
         basic += [slice(None)] * width
         positions.append((len([b for b in basic if not _drops(b)]) - width, t))
+        if isinstance(item, SymTensor) and item.entry_range is not None and not t[0]:
+            item_ranges[positions[-1][0]] = item.entry_range
     y = getitem(ctx, x, tuple(basic))  # ints, slices, None: their requirements and shape
     slots: list = [None] * y.ndim
     shapes = []
@@ -341,17 +344,7 @@ def _advanced_getitem(ctx: Context, x: SymTensor, items: list) -> SymTensor:
             continue
         slots[p] = True
         shapes.append(tuple(shape))
-        n = y.shape[p]
-        known = entries is not None and all(as_expr(e, "index").is_Integer for e in entries)
-        if not known:
-            if not n.is_Integer:
-                raise UnsupportedWhereMetaDiffers(
-                    ctx.op, ctx.step, ctx.node,
-                    f"indexing dim {p}, whose size {n} depends on the input, with indices symshape does not "
-                    "know (torch checks each index against the size; its meta kernel does not)")
-            continue
-        for e in sorted({int(e) for e in entries}):
-            bounds.append((n, e + 1 if e >= 0 else -e, f"index {e} is out of bounds for dimension {p} with size {{lhs}}"))
+        bounds += _index_bounds(ctx, y.shape[p], p, entries, item_ranges.get(p))
     out = SymTensor(shapes[0])
     for sh in shapes[1:]:
         out = broadcast_shape(ctx, out, SymTensor(sh))
@@ -371,6 +364,28 @@ def _advanced_getitem(ctx: Context, x: SymTensor, items: list) -> SymTensor:
     return y.with_shape(shape, contiguous=True if x.contiguous and y.contiguous else False)
 
 
+def _index_bounds(ctx: Context, n, p: int, entries, extremes) -> list[tuple]:
+    """(size, least, reason) for each index of dim ``p`` (size ``n``): from its entries, or from
+    the exact extremes of an index computed from sizes; unknown indices into a size-dependent dim
+    are refused (torch's meta kernel cannot check them either)."""
+    known = entries is not None and all(as_expr(e, "index").is_Integer for e in entries)
+    if not known and extremes is not None:  # computed from sizes: its least and greatest entry
+        lo, hi = extremes
+        out = [(n, hi + 1, f"index {hi} (the greatest) is out of bounds for dimension {p} with size {{lhs}}")]
+        if not lo.is_nonnegative:
+            out.append((n, -lo, f"index {lo} (the least) is out of bounds for dimension {p} with size {{lhs}}"))
+        return out
+    if not known:
+        if not n.is_Integer:
+            raise UnsupportedWhereMetaDiffers(
+                ctx.op, ctx.step, ctx.node,
+                f"indexing dim {p}, whose size {n} depends on the input, with indices symshape does not "
+                "know (torch checks each index against the size; its meta kernel does not)")
+        return []
+    return [(n, e + 1 if e >= 0 else -e, f"index {e} is out of bounds for dimension {p} with size {{lhs}}")
+            for e in sorted({int(e) for e in entries})]
+
+
 @function_rule(torch.index_select, layout=True)
 @method_rule("index_select", layout=True)
 def index_select(ctx: Context, input, dim, index):
@@ -387,7 +402,14 @@ def index_select(ctx: Context, input, dim, index):
     (d,) = _dims(ctx, x, dim, "index_select")
     n = x.shape[d]
     entries = None if idx.values is None else _nested(ctx, idx.values)[1]
-    if entries is None:
+    if entries is None and idx.entry_range is not None:  # computed from sizes: its extremes
+        lo, hi = idx.entry_range
+        ctx.require(lo, ">=", 0, f"index_select(): index {lo} (the least) must not be negative",
+                    unless=Requirement(idx.numel(), "==", 0, "the index is empty"))
+        ctx.require(n, ">=", hi + 1, f"index_select(): index {hi} (the greatest) is out of bounds for "
+                                     f"dimension {d} with size {{lhs}}",
+                    unless=Requirement(idx.numel(), "==", 0, "the index is empty"))
+    elif entries is None:
         if not n.is_Integer:
             raise UnsupportedWhereMetaDiffers(
                 ctx.op, ctx.step, ctx.node,
