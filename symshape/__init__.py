@@ -6,18 +6,42 @@ evaluates it at concrete sizes (``at``) and solves it backwards (``valid_sizes``
 ``exact_sizes``).
 """
 
+import importlib
 import warnings
 
 # torch warns at import when NumPy is absent; symshape never uses NumPy, so that one message is
 # noise on a fresh machine's first `symshape formula`.
 warnings.filterwarnings("ignore", message="Failed to initialize NumPy", category=UserWarning)
 
-from .analysis import Analysis, Evaluation, analyze, in_features
-from .errors import (BoundExceeded, InvalidArgument, InvalidInputSize, NotASize, SymshapeError, TraceMismatch, UnknownName, UnsupportedArgument, UnsupportedOperation, UnsupportedWhereMetaDiffers, UntraceableModel)
-from .rules import function_rule, method_rule, module_rule
-from .sizes import IntSet, SizeSet, Tie
-
 __version__ = "0.1.0"
+
+#: the public names and the modules that define them, imported on first use (PEP 562): importing
+#: symshape, or running ``symshape --help``, does not import torch
+_EXPORTS = {
+    **dict.fromkeys(("Analysis", "Evaluation", "analyze", "in_features"), "analysis"),
+    **dict.fromkeys(("BoundExceeded", "InvalidArgument", "InvalidInputSize", "NotASize", "SymshapeError",
+                     "TraceMismatch", "UnknownName", "UnsupportedArgument", "UnsupportedOperation",
+                     "UnsupportedWhereMetaDiffers", "UntraceableModel"), "errors"),
+    **dict.fromkeys(("function_rule", "method_rule", "module_rule"), "rules"),
+    **dict.fromkeys(("IntSet", "SizeSet", "Tie"), "sizes"),
+}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    else:  # a submodule (symshape.tensor ...), as after ``import symshape.tensor``
+        try:
+            value = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError:
+            raise AttributeError(f"module 'symshape' has no attribute {name!r}") from None
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *_EXPORTS})
+
 
 __all__ = [
     "Analysis",

@@ -128,14 +128,14 @@ class Analysis(Shapes):
 
     # -- proof against torch (symshape.verify) ---------------------------------------------
 
-    def verify(self, samples: int = 20, sizes=None, seed: int = 0, device: str = "cpu"):
-        """Run the real model (in the mode it was analyzed in, no_grad, batch 1) at sampled sizes -- the smallest
-        valid size, sizes just below it, both sides of every rounding edge, random sizes -- or at
-        ``sizes``, and compare every step's shape, each Linear's in_features, and where torch
+    def verify(self, samples: int = 20, sizes=None, seed: int = 0, device: str = "cpu", batch: int = 1):
+        """Run the real model (in the mode it was analyzed in, no_grad, at batch size ``batch``) at sampled
+        sizes -- the smallest valid size, sizes just below it, both sides of every rounding edge, random
+        sizes -- or at ``sizes``, and compare every step's shape, each Linear's in_features, and where torch
         refuses, with the prediction. ``device="meta"`` runs a meta copy (no kernels). The model
         is left exactly as it was. Returns a :class:`~symshape.verify.VerifyReport`.
         """
-        return verify.verify(self, samples, sizes, seed, device)
+        return verify.verify(self, samples, sizes, seed, device, batch)
 
 
 def analyze(model: nn.Module, input_shape: Sequence, prove: bool = True, batch: str | None = BATCH) -> Analysis:

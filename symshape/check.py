@@ -157,27 +157,36 @@ class CheckReport:
     #: what differs when the model is called without its batch dim (``_unbatched_warnings``);
     #: warnings only: ``ok`` does not depend on them
     warnings: list[str] = field(default_factory=list)
+    #: views that fold the batch dim into another at the checked sizes (a finding: the model
+    #: returns several outputs for one sample, or torch refuses the view): ``{step, op, rows, message}``
+    views: list[dict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.findings
+        return not self.findings and not self.views
 
     def to_json(self) -> dict:
         return {"ok": self.ok, "linears": list(self.linears), "lazy": list(self.lazy), "sizes": dict(self.sizes),
                 "findings": [f.to_json() for f in self.findings],
-                "fits_only_at": {k: v.to_json() for k, v in self.fits.items()}, "warnings": list(self.warnings)}
+                "fits_only_at": {k: v.to_json() for k, v in self.fits.items()}, "warnings": list(self.warnings),
+                "views": list(self.views)}
 
     def __str__(self) -> str:
-        out = [line for f in self.findings for line in f.lines()]
+        out = [v["message"] for v in self.views]
+        out += [line for f in self.findings for line in f.lines()]
         for name, where in self.fits.items():
             out.append(f"{name}: fits only at {where.summary()}")
         lazy = f"{', '.join(self.lazy)} {'is' if len(self.lazy) == 1 else 'are'} lazy (in_features is set at the first call)"
         what = "Linear layers" if all(self.kinds.get(n, "nn.Linear") == "nn.Linear" for n in self.linears) else "layers"
-        if self.ok and self.linears:
+        failed_view = any(v["rows"] is None for v in self.views)
+        if not self.findings and self.linears and self.views:
+            if not failed_view:
+                out.append(f"the {what} fit what reaches them ({', '.join(self.linears)}), but see the view above")
+        elif not self.findings and self.linears:
             names = ", ".join(self.linears)
             out.append((f"all {what} fit ({names})" if not self.fits else
                         f"every {what[:-1]} fits at some size ({names})") + (f"; {lazy}" if self.lazy else ""))
-        elif self.ok:
+        elif not self.findings:
             out.append(f"nothing to check: {lazy}" if self.lazy else
                        "nothing to check: the forward calls no nn.Linear (nor another layer whose parameters fix "
                        "an input size)")
@@ -312,8 +321,13 @@ def _check(analysis: Shapes, sizes: dict[str, int] | None = None) -> CheckReport
     kinds = {name: kind for name, (_, kind, _) in declared.items()}
     lazy = [name for name, f in analysis.fixed.items() if f.declared is None]
     findings = []
+    merges = analysis.batch_merges()
     if sizes or not analysis.size_names:
         ev = analysis.evaluate(**(sizes or {}))
+        views = _merged_views(analysis, merges, ev)
+        if views and ev.failure is not None and ev.failure.step in {m.step for m in merges}:
+            # the view torch refuses here is the batch-folding one: a finding with its fix, not a usage error
+            return CheckReport([], list(declared), dict(sizes or {}), lazy=lazy, kinds=kinds, views=views)
         layers = {f.layer for f, _, _ in declared.values()}
         if ev.failure is not None and ev.failure.index <= min(
                 (i for i, s in enumerate(analysis.steps) if s.name in layers), default=len(analysis.steps)):
@@ -337,8 +351,35 @@ def _check(analysis: Shapes, sizes: dict[str, int] | None = None) -> CheckReport
                 fitting[name] = finding.fits  # right at some sizes: only a concrete size can say it is wrong
                 continue
             findings.append(finding)
-        return CheckReport(findings, list(declared), {}, fitting, lazy, kinds)
-    return CheckReport(findings, list(declared), dict(sizes or {}), lazy=lazy, kinds=kinds)
+        return CheckReport(findings, list(declared), {}, fitting, lazy, kinds, [m.text() for m in merges])
+    return CheckReport(findings, list(declared), dict(sizes or {}), lazy=lazy, kinds=kinds, views=views)
+
+
+def _merged_views(analysis: Shapes, merges: list, ev) -> list[dict]:
+    """The batch-folding views (Shapes.batch_merges) that matter at the evaluated sizes: one that
+    makes other than one row of one sample, or that torch refuses there."""
+    out = []
+    at = {k: v for k, v in ev.sizes.items() if k != BATCH}
+    batch = ev.sizes.get(BATCH, 1)
+    for m in merges:
+        if ev.failure is not None and ev.failure.step == m.step:
+            out.append({"step": m.step, "op": m.op, "rows": None,
+                        "message": f"{m.step} ({m.op}) fails at {_at(at)}: torch raises: {ev.failure.reason}; it "
+                                   f"folds the batch dim into -1, which works only where one sample fills whole "
+                                   f"rows; fix: {m.FIX}, then the Linear takes what reaches it"})
+            break
+        if m.rows is None or m.index >= len(ev.steps):
+            continue
+        lead = ev.steps[m.index].output[0] if isinstance(ev.steps[m.index].output, tuple) else None
+        if lead is None or lead == batch:
+            continue
+        rows = sympy.Rational(lead, batch)
+        out.append({"step": m.step, "op": m.op, "rows": str(rows), "message": m.text(at, rows)})
+    return out
+
+
+def _at(sizes: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sizes.items()) or "this input size"
 
 
 def _finding(analysis: Shapes, name: str, f, kind: str, module, value, error: str, sizes: dict) -> LayerFinding:

@@ -19,12 +19,41 @@ import sys
 from typing import Sequence
 
 from . import __version__
-from .analysis import analyze
-from .dims import BATCH
 from .errors import InvalidInputSize, SymshapeError
-from .fix import apply_edits, locate, plan_fixes, read_source, unified_diff, write_source
-from .load import load_model, parse_input, spec_object
-from .render import text_table
+
+# torch and sympy are imported by the commands that need them (`symshape --help` and
+# `--version` answer without): analysis, dims, fix, load and render come in through _api()
+BATCH = "N"  # symshape.dims.BATCH, the batch dim's name
+
+
+def _api():
+    """The modules the commands call, imported on first use."""
+    from . import analysis, dims, fix, load, render
+    return analysis, dims, fix, load, render
+
+
+def analyze(*args, **kwargs):
+    return _api()[0].analyze(*args, **kwargs)
+
+
+def batch_symbol():
+    return _api()[1].batch_symbol()
+
+
+def load_model(*args, **kwargs):
+    return _api()[3].load_model(*args, **kwargs)
+
+
+def parse_input(*args, **kwargs):
+    return _api()[3].parse_input(*args, **kwargs)
+
+
+def spec_object(*args, **kwargs):
+    return _api()[3].spec_object(*args, **kwargs)
+
+
+def text_table(*args, **kwargs):
+    return _api()[4].text_table(*args, **kwargs)
 
 OK, FINDING, USAGE = 0, 1, 2
 #: Ctrl-C (as a shell reports SIGINT), and a reader that closed stdout (as for SIGPIPE)
@@ -47,6 +76,22 @@ def _batch(args) -> str | None:
     return None if getattr(args, "no_batch", False) else BATCH
 
 
+def _batch_size(args) -> int:
+    """--batch N: the batch size the answers are for (1 by default)."""
+    return getattr(args, "batch", None) or 1
+
+
+def _header(args, analysis) -> str:
+    """What the answer is about: the model, its mode, the batch and the input."""
+    batch = "no batch dim" if not analysis.batched else f"batch {_batch_size(args)}"
+    return f"{args.model}: {analysis.mode} mode, {batch}, input {args.input}"
+
+
+def _context(args, analysis) -> dict:
+    """The mode and batch of the answer, for --json."""
+    return {"mode": analysis.mode, "batch": _batch_size(args) if analysis.batched else None}
+
+
 def _kwargs(args) -> dict | None:
     return json.loads(args.kwargs) if args.kwargs else None
 
@@ -64,13 +109,19 @@ def _model_and_input(args):
             raise _UsageError(f"--kwargs is not valid JSON: {e}") from e
         if not isinstance(kwargs, dict):
             raise _UsageError("--kwargs must be a JSON object, e.g. '{\"in_features\": 320}'")
-    return load_model(args.model, kwargs), shape
+    if getattr(args, "batch", None) is not None and getattr(args, "no_batch", False):
+        raise _UsageError("--batch and --no-batch exclude each other: --no-batch calls the model with exactly --input")
+    model = load_model(args.model, kwargs)
+    # the inference question by default: the CLI loaded this instance itself, and sets its mode
+    model.train(bool(getattr(args, "train", False)))
+    return model, shape
 
 
-def _emit(args, result: dict, members=None) -> None:
+def _emit(args, result: dict, members=None, analysis=None) -> None:
     """Print ``result`` as one JSON object (``--json``); ``members`` (an iterator of sizes) is
     streamed into its ``"members"`` array, so a long listing takes no memory."""
-    doc = {"command": args.command, "model": args.model, "input": list(parse_input(args.input)), **result}
+    doc = {"command": args.command, "model": args.model, "input": list(parse_input(args.input)),
+           **(_context(args, analysis) if analysis is not None else {}), **result}
     if members is None:
         print(json.dumps(doc))
         return
@@ -85,25 +136,38 @@ def cmd_formula(args) -> int:
     """Each Linear's in_features: the formula, or its value when --input is all numbers."""
     model, shape = _model_and_input(args)
     analysis = analyze(model, shape, batch=_batch(args))
-    output = [str(s) for s in analysis.output_shape] if isinstance(analysis.output_shape, tuple) else str(
+    at_batch = _at_batch(args, analysis)
+    output = [str(at_batch(s)) for s in analysis.output_shape] if isinstance(analysis.output_shape, tuple) else str(
         analysis.output_shape)
+    if not args.json:
+        print(_header(args, analysis))
     if not analysis.in_features:
         if args.json:
-            _emit(args, {"output_shape": output, "layers": [], "problems": []})
+            _emit(args, {"output_shape": output, "layers": [], "problems": []}, analysis=analysis)
         else:
             print("the forward calls no nn.Linear (nor another layer whose parameters fix an input size); "
-                  "output shape:", analysis.output_shape)
+                  "output shape:", f"({', '.join(output)})" if isinstance(output, list) else output)
         return OK
     if analysis.size_names:
-        rows = [(k, str(v), _declared(analysis, k)) for k, v in analysis.in_features.items()]
+        rows = [(k, str(at_batch(v)), _declared(analysis, k)) for k, v in analysis.in_features.items()]
         if args.json:
             _emit(args, {"output_shape": output, "problems": [],
                          "layers": [{"layer": k, "in_features": f, "value": None, "declared": _json_declared(d),
-                                     "fits": None} for k, f, d in rows]})
+                                     "fits": None} for k, f, d in rows]}, analysis=analysis)
         else:
             print(text_table(("layer", "in_features", "declared"), rows))
+            for m in analysis.batch_merges():
+                print(f"note: {m.text()}")
         return OK
-    ev = analysis.evaluate()
+    ev = analysis.evaluate(**_batch_sizes(args, analysis))
+    views = _view_notes(analysis, ev)
+    if ev.failure is not None and views and views[-1]["rows"] is None:
+        # the batch-folding view is what torch refuses here: a finding with its fix
+        if args.json:
+            _emit(args, {"output_shape": output, "layers": [], "problems": [], "views": views}, analysis=analysis)
+        else:
+            print(views[-1]["message"])
+        return FINDING
     if ev.failure is not None:
         raise InvalidInputSize(ev.failure.step, ev.failure.reason)
     wrong = {f.step: f.reason for f in ev.mismatches}
@@ -112,16 +176,39 @@ def cmd_formula(args) -> int:
         declared = _declared(analysis, k)
         note = "" if declared in (str(v), "lazy") else "  <- does not fit"
         rows.append((k, str(v), declared + note))
-        layers.append({"layer": k, "in_features": str(analysis.in_features[k]), "value": v,
+        layers.append({"layer": k, "in_features": str(at_batch(analysis.in_features[k])), "value": v,
                        "declared": _json_declared(declared), "fits": declared in (str(v), "lazy")})
     if args.json:
-        _emit(args, {"output_shape": output, "layers": layers,
-                     "problems": [{"layer": k, "reason": r} for k, r in wrong.items()]})
-        return FINDING if wrong else OK
+        _emit(args, {"output_shape": output, "layers": layers, "views": views,
+                     "problems": [{"layer": k, "reason": r} for k, r in wrong.items()]}, analysis=analysis)
+        return FINDING if wrong or views else OK
     print(text_table(("layer", "in_features", "declared"), rows))
     for step, reason in wrong.items():
         print(f"{step}: {reason}")
-    return FINDING if wrong else OK
+    for v in views:
+        print(f"note: {v['message']}")
+    return FINDING if wrong or views else OK
+
+
+def _view_notes(analysis, ev) -> list[dict]:
+    """The batch-folding views that matter at the evaluated sizes (symshape.check)."""
+    from .check import _merged_views
+    return _merged_views(analysis, analysis.batch_merges(), ev)
+
+
+def _batch_sizes(args, analysis) -> dict:
+    """``{"N": batch}`` for an analysis with a batch dim and a --batch other than 1."""
+    b = _batch_size(args)
+    return {BATCH: b} if analysis.batched and b != 1 else {}
+
+
+def _at_batch(args, analysis):
+    """A size expression at the batch size asked for (``N`` replaced; no batch dim: as it is)."""
+    if not analysis.batched or getattr(args, "batch", None) is None:
+        return lambda e: e  # no --batch: formulas keep the batch dim N
+    n = batch_symbol()
+    b = _batch_size(args)
+    return lambda e: e.xreplace({n: b}) if hasattr(e, "xreplace") else e
 
 
 def _json_declared(declared: str):
@@ -136,12 +223,19 @@ def _symbolic(args):
     return analysis
 
 
+#: a size set printed as more lines than this shows the first ones and says how many more
+MAX_SET_LINES = 12
+
+
 def _show(label: str, sizes) -> str:
-    """``label: the set`` on one line, or one line per box when there are several."""
+    """``label: the set`` on one line, or one line per box when there are several (the first
+    MAX_SET_LINES of a long set, and how many more: ``--json`` lists every box)."""
     lines = sizes.lines()
     if len(lines) <= 1:
         return f"{label} {lines[0] if lines else sizes}"
-    return "\n".join([label.rstrip()] + [f"  {line}" for line in lines])
+    shown = lines if len(lines) <= MAX_SET_LINES else lines[:MAX_SET_LINES - 2]
+    more = [f"  … and {len(lines) - len(shown)} more (--json lists them all)"] if len(shown) < len(lines) else []
+    return "\n".join([label.rstrip()] + [f"  {line}" for line in shown] + more)
 
 
 def _print_listing(sizes, max_size: int | None) -> None:
@@ -172,13 +266,14 @@ def cmd_solve(args) -> int:
     """The input sizes whose in_features equals --flat (exit 1 when there are none)."""
     analysis = _symbolic(args)
     layer = _linear_name(analysis, args.layer)
-    sizes = analysis.solve(args.flat, layer=args.layer, square=args.square)
+    sizes = analysis.solve(args.flat, layer=args.layer, square=args.square, batch=_batch_size(args))
     if args.json:
         nearest = {label: ({"value": sizes.nearest[label][0], "at": sizes.nearest[label][1].to_json()}
                            if label in sizes.nearest else None) for label in ("below", "above")}
         _emit(args, {"layer": layer, "flat": args.flat, "square": args.square, "solutions": sizes.to_json(),
-                     "nearest": nearest}, sizes.members(args.max) if args.max is not None else None)
+                     "nearest": nearest}, sizes.members(args.max) if args.max is not None else None, analysis)
         return FINDING if sizes.is_empty else OK
+    print(_header(args, analysis))
     if sizes.is_empty:
         print(f"no input size gives {layer} in_features = {args.flat}" + (" with square inputs" if args.square else ""))
         for label in ("below", "above"):
@@ -196,16 +291,18 @@ def cmd_solve(args) -> int:
 def cmd_sizes(args) -> int:
     """The input sizes the model accepts, the smallest, and those with no rounding."""
     analysis = _symbolic(args)
-    valid = analysis.valid_sizes()
+    batch = _batch_size(args)
+    valid = analysis.valid_sizes(batch=batch)
     if args.json:
-        exact = analysis.exact_sizes() if not valid.is_empty else valid
+        exact = analysis.exact_sizes(batch=batch) if not valid.is_empty else valid
         _emit(args, {"valid": valid.to_json(), "smallest": valid.min(), "no_rounding": exact.to_json()},
-              valid.members(args.max) if args.max is not None else None)
+              valid.members(args.max) if args.max is not None else None, analysis)
         return FINDING if valid.is_empty else OK
+    print(_header(args, analysis))
     if valid.is_empty:
         print("valid:       no input size (torch refuses every size)")
         return FINDING
-    exact = analysis.exact_sizes()
+    exact = analysis.exact_sizes(batch=batch)
     smallest = ", ".join(f"{k}={v}" for k, v in valid.min().items())
     print(_show("valid:      ", valid))
     print(f"smallest:    {smallest}")
@@ -255,16 +352,18 @@ def cmd_check(args) -> int:
 
     model, shape = _model_and_input(args)
     named, sizes = _named(shape)
-    report = analyze(model, named, batch=_batch(args)).check(**sizes)
+    analysis = analyze(model, named, batch=_batch(args))
+    report = analysis.check(**sizes, **_batch_sizes(args, analysis))
     if args.json and not args.fix:
-        _emit(args, report.to_json())
+        _emit(args, report.to_json(), analysis=analysis)
         return OK if report.ok else FINDING
     if args.json:
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             code = _fix(args, model, report)
-        _emit(args, {**report.to_json(), "fix_output": out.getvalue()})
+        _emit(args, {**report.to_json(), "fix_output": out.getvalue()}, analysis=analysis)
         return code
+    print(_header(args, analysis))
     print(report)
     if report.ok or not args.fix:
         return OK if report.ok else FINDING
@@ -276,6 +375,9 @@ def _fix(args, model, report) -> int:
     file only once it is written."""
     if report.ok:
         return OK
+    fix = _api()[2]
+    apply_edits, locate, plan_fixes = fix.apply_edits, fix.locate, fix.plan_fixes
+    read_source, unified_diff, write_source = fix.read_source, fix.unified_diff, fix.write_source
     built_by, spec_name, kwargs = spec_object(args.model), args.model.rpartition(":")[2], _kwargs(args)
     by_file: dict[str, list] = {}
     for f in report.findings:
@@ -316,13 +418,19 @@ def cmd_explain(args) -> int:
     model, shape = _model_and_input(args)
     named, sizes = _named(shape)
     analysis = analyze(model, named, batch=_batch(args))
-    text = analysis.explain(args.format, **sizes)
+    text = analysis.explain(args.format, **sizes, **(_batch_sizes(args, analysis) if sizes else {}))
     if args.json:
         steps = [{"name": s.name, "op": s.op, "inputs": [str(i) for i in s.inputs], "output": str(s.output)}
                  for s in analysis.steps]
-        _emit(args, {"format": args.format, "sizes": sizes, "steps": steps, "text": str(text)})
+        _emit(args, {"format": args.format, "sizes": sizes, "steps": steps, "text": str(text)}, analysis=analysis)
         return OK
+    # the header as the format's comment, so the derivation still pastes and compiles as it is
+    comment = {"latex": "% {}", "md": "<!-- {} -->", "markdown": "<!-- {} -->"}.get(args.format, "{}")
+    print(comment.format(_header(args, analysis)))
     print(text, end="")
+    note = {"latex": "% note: {}", "md": "\n> **Note:** {}", "markdown": "\n> **Note:** {}"}.get(args.format, "note: {}")
+    for m in analysis.batch_merges():
+        print(note.format(m.text()))
     return OK
 
 
@@ -330,10 +438,13 @@ def cmd_verify(args) -> int:
     """Run the real model at sampled sizes and compare every step (exit 1 on any mismatch)."""
     model, shape = _model_and_input(args)
     # verify reports every disagreement itself (exit 1), so the one-forward proof is not needed first
-    report = analyze(model, shape, prove=False, batch=_batch(args)).verify(samples=args.samples, seed=args.seed, device=args.device)
+    analysis = analyze(model, shape, prove=False, batch=_batch(args))
+    report = analysis.verify(samples=args.samples, seed=args.seed, device=args.device,
+                             batch=_batch_size(args) if analysis.batched else 1)
     if args.json:
-        _emit(args, report.to_json())
+        _emit(args, report.to_json(), analysis=analysis)
         return OK if report.ok else FINDING
+    print(_header(args, analysis))
     print(report)
     return OK if report.ok else FINDING
 
@@ -366,6 +477,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print the result as one JSON object (see docs/cli.md)")
         p.add_argument("--no-batch", action="store_true",
                        help="the model is called with exactly --input (no batch dim added): an unbatched call")
+        p.add_argument("--batch", type=_count(1), metavar="N",
+                       help="the batch size the answer is for (default 1)")
+        p.add_argument("--debug", action="store_true",
+                       help="with an error, also print the traced graph node it happened at")
+        p.add_argument("--train", action="store_true",
+                       help="analyze the model in training mode (default: eval mode, the inference question)")
         return p
 
     model_command("formula", "print each Linear's in_features as a formula of the input size").set_defaults(
@@ -409,6 +526,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except (_UsageError, SymshapeError) as e:
         print(f"symshape {args.command}: error: {e}", file=sys.stderr)
+        if getattr(args, "debug", False) and getattr(e, "node", None):
+            print(f"symshape {args.command}: traced node: {e.node}", file=sys.stderr)
         if getattr(args, "json", False):
             kind = "UsageError" if isinstance(e, _UsageError) else type(e).__name__
             print(json.dumps({"command": args.command, "error": {"type": kind, "message": str(e)}}))

@@ -25,12 +25,13 @@ class UnsupportedOperation(SymshapeError):
     """An op has no shape rule: symshape refuses rather than guess.
 
     ``op`` names the op (a module class, a function or a tensor method), ``where`` the module
-    path of the call and ``node`` the traced graph node.
+    path of the call and ``node`` the traced graph node (not in the message: ``symshape --debug``
+    prints it).
     """
 
     def __init__(self, op: str, where: str, node: str, detail: str = ""):
         self.op, self.where, self.node, self.detail = op, where, node, detail
-        msg = f"{self._lead()} (called at {where!r}, traced node: {node})"
+        msg = f"{self._lead()} (called at {where!r})"
         if detail:
             msg += f": {detail}"
         super().__init__(msg)

@@ -48,6 +48,38 @@ class ConcreteStep:
     output: Any
 
 
+#: the steps that may fold the batch dim into another (Shapes.batch_merges)
+_VIEW_OPS = frozenset({"Tensor.view", "Tensor.reshape", "torch.reshape", "Tensor.view_as", "Tensor.reshape_as"})
+
+
+@dataclass(frozen=True)
+class BatchMerge:
+    """A view or reshape whose output's first dim is not the batch dim (see Shapes.batch_merges)."""
+
+    step: str
+    op: str
+    index: int
+    output: tuple
+    #: the rows one sample becomes (the first dim at batch 1), or None where the batch went elsewhere
+    rows: sympy.Expr | None
+
+    FIX = "x.flatten(1) (or x.view(x.size(0), -1))"
+
+    def text(self, sizes: Mapping[str, int] | None = None, rows: int | None = None) -> str:
+        """What the view does, at ``sizes`` (its ``rows`` there) or for every size."""
+        call = f"{self.step} ({self.op})"
+        if self.rows is None:
+            return (f"{call} moves the batch dim N out of dim 0 ({shape_str(self.output)}): "
+                    f"keep it first: {self.FIX}")
+        if rows is not None:
+            at = ", ".join(f"{k}={v}" for k, v in (sizes or {}).items() if k != BATCH) or "this input size"
+            row = ", ".join(str(d) for d in self.output[1:])
+            return (f"{call} folds the batch dim into -1: at {at} one sample becomes {rows} rows of {row}, "
+                    f"so the layers after it see {rows} samples for 1 (torch raises nothing); fix: {self.FIX}")
+        return (f"{call} folds the batch dim into -1: one sample becomes {self.rows} rows "
+                f"({shape_str(self.output)}), right only where that is 1; fix: {self.FIX}")
+
+
 class Evaluation:
     """An analysis at one concrete size: every step's shape, in_features and output as ints.
 
@@ -140,6 +172,28 @@ class Shapes:
     @property
     def output_shape(self):
         return shapes_of(self._output)
+
+    def batch_merges(self) -> list["BatchMerge"]:
+        """Every view or reshape that folds the batch dim into another (``x.view(-1, 9216)``
+        where 9216 is not the per-sample size): at batch 1 it makes ``rows`` rows of one sample,
+        so a Linear after it returns that many outputs for one image. ``rows`` is a formula of
+        the sizes; the view keeps the batch only where it is 1."""
+        if not self.batched:
+            return []
+        n = batch_symbol()
+        out = []
+        for i, step in enumerate(self.steps):
+            if step.op not in _VIEW_OPS or not step.inputs or not isinstance(step.output, tuple):
+                continue
+            first = step.inputs[0][0] if step.inputs[0] else None
+            if first != n or not step.output or not all(isinstance(d, sympy.Expr) for d in step.output):
+                continue
+            lead = step.output[0]
+            if lead == n or n not in lead.free_symbols and not any(n in d.free_symbols for d in step.output[1:]):
+                continue
+            rows = sympy.simplify(lead.xreplace({n: 1})) if n in lead.free_symbols else None
+            out.append(BatchMerge(step.name, step.op, i, step.output, rows))
+        return out
 
     def linear(self, layer: str | None = None) -> tuple[str, sympy.Expr]:
         """``(name, in_features expression)`` of the first fixed layer called (a Linear, an
@@ -266,7 +320,8 @@ class Shapes:
     def __str__(self) -> str:
         rows = [(s.name, s.op, ", ".join(shape_str(i) for i in s.inputs), shape_str(s.output))
                 for s in self.steps]
-        out = [f"input {shape_str((self.batch, *self.input_shape) if self.batched else self.input_shape)}",
+        out = [f"input {shape_str((self.batch, *self.input_shape) if self.batched else self.input_shape)}"
+               + f", {self.mode} mode",
                text_table(("step", "op", "input", "output"), rows)]
         if self.in_features:
             out.append("in_features:")

@@ -88,15 +88,21 @@ def _forget(name: str, previous) -> None:
         sys.modules[name] = previous
 
 
-def _candidates(module) -> list[str]:
-    out = []
+def _candidates(module) -> str:
+    """What a spec may name in ``module``: its nn.Module classes and instances, and the functions
+    it defines (factories such as ``resnet18``)."""
+    models, functions = [], []
     for name, obj in vars(module).items():
         if name.startswith("_"):
             continue
         if isinstance(obj, nn.Module) or (inspect.isclass(obj) and issubclass(obj, nn.Module)
                                           and obj.__module__ == module.__name__):
-            out.append(name)
-    return out
+            models.append(name)
+        elif inspect.isfunction(obj) and obj.__module__ == module.__name__:
+            functions.append(name)
+    parts = ([f"{', '.join(models)} (models and model classes)"] if models else []) + (
+        [f"{', '.join(functions)} (functions, e.g. factories)"] if functions else [])
+    return "; ".join(parts) or "no nn.Module and no function"
 
 
 def load_model(spec: str, kwargs: dict[str, Any] | None = None) -> nn.Module:
@@ -112,16 +118,24 @@ def load_model(spec: str, kwargs: dict[str, Any] | None = None) -> nn.Module:
     if where.endswith(".py") or os.sep in where or "/" in where:
         module = _import_file(where)
     else:
+        # from the current folder, as ``python -m`` imports (the console script's sys.path[0] is
+        # its own bin folder)
+        here = os.getcwd()
+        added = here not in sys.path
+        if added:
+            sys.path.insert(0, here)
         try:
             with _user_code(f"importing {where}", where):
                 module = importlib.import_module(where)
         except ImportError as e:
             raise ModelLoadError(f"cannot import {where}: {e}") from e
+        finally:
+            if added and here in sys.path:
+                sys.path.remove(here)
     obj: Any = module
     for part in name.split("."):
         if not hasattr(obj, part):
-            found = ", ".join(_candidates(module)) or "no nn.Module"
-            raise ModelLoadError(f"{where} has no {name!r}; it defines: {found}")
+            raise ModelLoadError(f"{where} has no {name!r}; it defines: {_candidates(module)}")
         obj = getattr(obj, part)
     _SPEC_OBJECTS[spec] = obj
     if isinstance(obj, nn.Module):

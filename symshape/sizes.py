@@ -284,8 +284,7 @@ class IntSet:
                 if len(self.residues) == 1:
                     tail += f", {name} ≡ {_num(next(iter(self.residues)))} (mod {_num(self.period)})"
                 else:
-                    rs = ", ".join(str(r) for r in sorted(self.residues))
-                    tail += f", {name} mod {_num(self.period)} ∈ {{{rs}}}"
+                    tail += f", {_residues_text(name, self.period, self.residues)}"
             parts.append(tail)
         if len(parts) > 1 and all(hi - lo <= 1 for lo, hi in self.head) and not self.residues:
             values = [v for lo, hi in self.head for v in range(lo, hi + 1)]
@@ -294,6 +293,30 @@ class IntSet:
 
     def __str__(self) -> str:
         return self.describe("n")
+
+
+def _residues_text(name: str, period: int, residues) -> str:
+    """``H mod 64 ≤ 31`` for the residues 0 … 31; runs of three or more as intervals, the rest
+    listed: ``H mod 12 ∈ [0, 3] ∪ {6, 9}``."""
+    rs = sorted(residues)
+    runs: list[list[int]] = []
+    for r in rs:
+        if runs and r == runs[-1][1] + 1:
+            runs[-1][1] = r
+        else:
+            runs.append([r, r])
+    mod = f"{name} mod {_num(period)}"
+    if len(runs) == 1 and runs[0][1] - runs[0][0] >= 2:
+        lo, hi = runs[0]
+        if lo == 0:
+            return f"{mod} ≤ {hi}"
+        if hi == period - 1:
+            return f"{mod} ≥ {lo}"
+        return f"{mod} ∈ [{lo}, {hi}]"
+    spans = [f"[{lo}, {hi}]" for lo, hi in runs if hi - lo >= 2]
+    singles = [str(v) for lo, hi in runs if hi - lo < 2 for v in range(lo, hi + 1)]
+    parts = spans + ([f"{{{', '.join(singles)}}}"] if singles else [])
+    return f"{mod} ∈ {' ∪ '.join(parts)}"
 
 
 def _num(n: int) -> str:

@@ -486,10 +486,10 @@ def _fits_in_memory(analysis: Shapes, sizes: dict, ev, device: str) -> None:
 
 
 def verify(analysis: Shapes, samples: int = 20, sizes: Sequence[dict] | None = None, seed: int = 0,
-           device: str = "cpu") -> VerifyReport:
+           device: str = "cpu", batch: int = 1) -> VerifyReport:
     """Check the analysis it is given against real torch forward passes (no_grad), in the mode
-    the model was analyzed in (``analysis.training``), at batch 1 unless a size gives ``N``:
-    one evaluation of the analysis and one forward per size."""
+    the model was analyzed in (``analysis.training``), at batch size ``batch`` unless a size gives
+    ``N``: one evaluation of the analysis and one forward per size."""
     if isinstance(samples, (list, tuple, dict)):
         raise InvalidArgument(f"verify() takes the number of sizes to sample first; to check given sizes, "
                               f"pass them as sizes=[{{'H': 28, ...}}] (got {type(samples).__name__} {samples!r:.80})")
@@ -501,10 +501,13 @@ def verify(analysis: Shapes, samples: int = 20, sizes: Sequence[dict] | None = N
         raise InvalidArgument(f"device must be 'cpu' or 'meta', got {device!r}")
     if sizes is not None and (isinstance(sizes, (str, bytes, dict)) or not all(isinstance(s, dict) for s in sizes)):
         raise InvalidArgument(f"sizes must be a list of dicts such as [{{'H': 28, 'W': 28}}], got {sizes!r:.80}")
+    batch = positive_int(batch, "batch")
+    if batch != 1 and not analysis.batched:
+        raise InvalidArgument("batch: this analysis has no batch dim (analyzed with batch=None)")
     model = analysis.model
     notes: list[str] = []
     try:
-        valid = valid_sizes(analysis)
+        valid = valid_sizes(analysis, batch)
     except Unsolvable as e:
         valid = None
         notes.append(f"valid_sizes() could not be solved exactly ({e}); sizes sampled at random")
@@ -515,6 +518,9 @@ def verify(analysis: Shapes, samples: int = 20, sizes: Sequence[dict] | None = N
             analysis.validate_sizes(s)  # a clear error for a missing or bad size, before anything runs
     else:
         todo = sample_sizes(analysis, valid, samples, seed, evaluations=evaluations)
+        if batch != 1:
+            todo = [{**s, BATCH: batch} for s in todo]
+            evaluations = {}
     mismatches: list[Mismatch] = []
     results = []
     checked = 0
@@ -527,9 +533,9 @@ def verify(analysis: Shapes, samples: int = 20, sizes: Sequence[dict] | None = N
             obs = observe(model, _sample_input(analysis, s, dtype, device), analysis.graph, device)
             comparison = compare(analysis, s, obs, ev)
             bad, n = comparison.mismatches, comparison.checked
-            if valid is not None and BATCH not in s:
+            if valid is not None and s.get(BATCH, 1) == batch:
                 n += 1
-                says = valid.contains(**s)
+                says = valid.contains(**{k: v for k, v in s.items() if k != BATCH})
                 if says != (obs.error is None) and not comparison.skipped:
                     bad.append(Mismatch("(model)", s, "runs" if says else "raises",
                                         "runs" if obs.error is None else "raises", what="valid_sizes()"))

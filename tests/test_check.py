@@ -102,8 +102,8 @@ def test_fix_rewrites_only_the_literal(tmp_path, capsys):
     assert "-            nn.Linear(64, 20, bias=True),\n+            nn.Linear(3136, 20, bias=True),\n" in out
     assert after == before.replace("nn.Linear(64, 20, bias=True)", "nn.Linear(3136, 20, bias=True)")
     code, out, _ = run(capsys, "check", f"{path}:CNNclf", "--input", "1,100,100")
-    assert code == 0 and out.strip().splitlines()[0] == "all Linear layers fit (clf.1, clf.3)"
-    assert out.strip().splitlines()[1].startswith("note: unbatched, model(x) with x.shape == (1, 100, 100) gives "
+    assert code == 0 and out.strip().splitlines()[1] == "all Linear layers fit (clf.1, clf.3)"
+    assert out.strip().splitlines()[2].startswith("note: unbatched, model(x) with x.shape == (1, 100, 100) gives "
                                                   "clf.1 in_features 49, not 3136 (clf.0, nn.Flatten, merges other dims)")
 
 

@@ -147,3 +147,36 @@ def test_tie_text_and_merging():
     s = SizeSet(["H", "W"], [{"H": IntSet.congruent(1, 2, 5), "W": same}, {"H": IntSet.congruent(0, 2, 5), "W": same}])
     assert str(s) == "H ≥ 5 and W = H"  # one line over both classes of H
     assert s.min() == {"H": 5, "W": 5}
+
+
+def _denoted(text: str, period: int) -> set:
+    """The residues a ``H mod P …`` text names (the format of sizes._residues_text)."""
+    import re
+    body = text.split(f"mod {period} ", 1)[1]
+    if body.startswith("≤ "):
+        return set(range(int(body[2:]) + 1))
+    if body.startswith("≥ "):
+        return set(range(int(body[2:]), period))
+    out = set()
+    for part in body[2:].split(" ∪ "):
+        if part.startswith("["):
+            lo, hi = map(int, re.findall(r"\d+", part))
+            out |= set(range(lo, hi + 1))
+        else:
+            out |= {int(v) for v in re.findall(r"\d+", part)}
+    return out
+
+
+@given(st.integers(3, 70).flatmap(lambda p: st.tuples(st.just(p), st.sets(st.integers(0, p - 1), min_size=2,
+                                                                            max_size=p - 1))))
+def test_residues_print_compactly_and_exactly(case):
+    from symshape.sizes import _residues_text
+
+    period, residues = case
+    text = _residues_text("H", period, residues)
+    assert _denoted(text, period) == residues, text
+    assert len(text) <= 40 + 8 * sum(1 for r in residues if r - 1 not in residues)  # one item per run at most
+
+
+def test_a_half_period_prints_as_a_bound():
+    assert (IntSet.at_least(5) & IntSet.periodic(1, 64, range(32))).describe("H") == "H ≥ 5, H mod 64 ≤ 31"

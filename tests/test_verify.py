@@ -86,7 +86,7 @@ def test_meta_agrees_on_the_seed_nets():
 def test_verify_cli(capsys):
     code = main(["verify", os.path.join(EX, "seed003_cs231n.py:simple_model"), "--input", "3,H,W", "--samples", "5"])
     out, err = capsys.readouterr()
-    assert code == 0 and out.startswith("verified on cpu: ") and "0 mismatches" in out and err == ""
+    assert code == 0 and out.splitlines()[1].startswith("verified on cpu: ") and "0 mismatches" in out and err == ""
     with pytest.raises(SystemExit) as e:  # argparse's usage error
         main(["verify", os.path.join(EX, "seed003_cs231n.py:simple_model"), "--input", "3,H,W", "--samples", "0"])
     assert e.value.code == 2 and "--samples: must be at least 1" in capsys.readouterr().err
