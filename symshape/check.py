@@ -324,7 +324,7 @@ def _check(analysis: Shapes, sizes: dict[str, int] | None = None) -> CheckReport
     merges = analysis.batch_merges()
     if sizes or not analysis.size_names:
         ev = analysis.evaluate(**(sizes or {}))
-        views = _merged_views(analysis, merges, ev)
+        views = merged_views(analysis, merges, ev)
         if views and ev.failure is not None and ev.failure.step in {m.step for m in merges}:
             # the view torch refuses here is the batch-folding one: a finding with its fix, not a usage error
             return CheckReport([], list(declared), dict(sizes or {}), lazy=lazy, kinds=kinds, views=views)
@@ -355,7 +355,7 @@ def _check(analysis: Shapes, sizes: dict[str, int] | None = None) -> CheckReport
     return CheckReport(findings, list(declared), dict(sizes or {}), lazy=lazy, kinds=kinds, views=views)
 
 
-def _merged_views(analysis: Shapes, merges: list, ev) -> list[dict]:
+def merged_views(analysis: Shapes, merges: list, ev) -> list[dict]:
     """The batch-folding views (Shapes.batch_merges) that matter at the evaluated sizes: one that
     makes other than one row of one sample, or that torch refuses there."""
     out = []

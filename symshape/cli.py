@@ -22,38 +22,38 @@ from . import __version__
 from .errors import InvalidInputSize, SymshapeError
 
 # torch and sympy are imported by the commands that need them (`symshape --help` and
-# `--version` answer without): analysis, dims, fix, load and render come in through _api()
+# `--version` answer without): analysis, dims, fix, load and render are imported where called
 BATCH = "N"  # symshape.dims.BATCH, the batch dim's name
 
 
-def _api():
-    """The modules the commands call, imported on first use."""
-    from . import analysis, dims, fix, load, render
-    return analysis, dims, fix, load, render
-
-
 def analyze(*args, **kwargs):
-    return _api()[0].analyze(*args, **kwargs)
+    from .analysis import analyze
+    return analyze(*args, **kwargs)
 
 
 def batch_symbol():
-    return _api()[1].batch_symbol()
+    from .dims import batch_symbol
+    return batch_symbol()
 
 
 def load_model(*args, **kwargs):
-    return _api()[3].load_model(*args, **kwargs)
+    from .load import load_model
+    return load_model(*args, **kwargs)
 
 
 def parse_input(*args, **kwargs):
-    return _api()[3].parse_input(*args, **kwargs)
+    from .load import parse_input
+    return parse_input(*args, **kwargs)
 
 
 def spec_object(*args, **kwargs):
-    return _api()[3].spec_object(*args, **kwargs)
+    from .load import spec_object
+    return spec_object(*args, **kwargs)
 
 
 def text_table(*args, **kwargs):
-    return _api()[4].text_table(*args, **kwargs)
+    from .render import text_table
+    return text_table(*args, **kwargs)
 
 OK, FINDING, USAGE = 0, 1, 2
 #: Ctrl-C (as a shell reports SIGINT), and a reader that closed stdout (as for SIGPIPE)
@@ -192,8 +192,8 @@ def cmd_formula(args) -> int:
 
 def _view_notes(analysis, ev) -> list[dict]:
     """The batch-folding views that matter at the evaluated sizes (symshape.check)."""
-    from .check import _merged_views
-    return _merged_views(analysis, analysis.batch_merges(), ev)
+    from .check import merged_views
+    return merged_views(analysis, analysis.batch_merges(), ev)
 
 
 def _batch_sizes(args, analysis) -> dict:
@@ -375,9 +375,7 @@ def _fix(args, model, report) -> int:
     file only once it is written."""
     if report.ok:
         return OK
-    fix = _api()[2]
-    apply_edits, locate, plan_fixes = fix.apply_edits, fix.locate, fix.plan_fixes
-    read_source, unified_diff, write_source = fix.read_source, fix.unified_diff, fix.write_source
+    from .fix import apply_edits, locate, plan_fixes, read_source, unified_diff, write_source
     built_by, spec_name, kwargs = spec_object(args.model), args.model.rpartition(":")[2], _kwargs(args)
     by_file: dict[str, list] = {}
     for f in report.findings:
