@@ -14,43 +14,22 @@ import sympy
 import torch.nn as nn
 
 from . import check, explain, solve, verify
-from .dims import BATCH, MAX_TENSOR_ELEMENTS, batch_symbol, positive_int, size_symbol
+from .dims import BATCH
 from .engine import Propagator, Step
-from .errors import BoundExceeded, InvalidArgument, InvalidInputSize, SymshapeError, TraceMismatch
+from .errors import (BoundExceeded, InvalidArgument, InvalidInputSize, SymshapeError, TraceMismatch, UnsupportedOperation,
+                     UntraceableModel)
 from .evaluation import ConcreteStep, Evaluation, Failure, Shapes
 from .formula import Formula
-from .tensor import SymTensor
-from .trace import trace
+from .inputs import Inputs, check_call, parse_inputs, parse_shape
+from .modules import copy_model
+from .trace import HINT, HINT_WHY, trace
 
 __all__ = ["Analysis", "ConcreteStep", "Evaluation", "Failure", "analyze", "in_features", "parse_input_shape"]
 
 
 def parse_input_shape(input_shape: Sequence) -> tuple[sympy.Expr, ...]:
     """``(1, "H", "W")`` -> ``(1, H, W)`` with positive-integer symbols; the batch dim is not included."""
-    if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Sequence):
-        raise InvalidArgument(
-            f"input_shape must be a tuple such as (1, 'H', 'W'), got {input_shape!r}"
-        )
-    dims: list[sympy.Expr] = []
-    for i, d in enumerate(input_shape):
-        if isinstance(d, str):
-            if d == BATCH:
-                raise InvalidArgument(
-                    f"{BATCH!r} is the batch dim, which symshape adds itself; input_shape is one "
-                    f"sample's shape, e.g. (1, 'H', 'W')"
-                )
-            dims.append(size_symbol(d))
-        elif isinstance(d, sympy.Symbol):
-            dims.append(size_symbol(d.name))
-        else:
-            dims.append(sympy.Integer(positive_int(d, f"input_shape {tuple(input_shape)}: entries are ints or size names; entry {i}")))
-    fixed = 1
-    for d in dims:
-        fixed *= int(d) if d.is_Integer else 1
-    if fixed >= MAX_TENSOR_ELEMENTS:
-        raise InvalidArgument(f"input_shape {tuple(input_shape)}: {fixed:,} elements per sample, more than torch can "
-                              "make a tensor of (its size in bytes must fit in int64)")
-    return tuple(dims)
+    return parse_shape(input_shape)
 
 
 class Analysis(Shapes):
@@ -101,11 +80,10 @@ class Analysis(Shapes):
     def _unbatched(self) -> "Analysis | None":
         """The same call without the batch dim, for check()'s warnings (None where the model
         cannot be analyzed so, or this analysis has no batch dim)."""
-        if not self.batched or not self.input_shape:
+        if not self.batched or self.inputs.single and not self.input_shape:
             return None
         try:
-            return analyze(self.model, tuple(str(d) if isinstance(d, sympy.Symbol) else int(d)
-                                             for d in self.input_shape), batch=None)
+            return analyze(self.model, self.inputs, batch=None)
         except SymshapeError:
             return None
 
@@ -138,12 +116,17 @@ class Analysis(Shapes):
         return verify.verify(self, samples, sizes, seed, device, batch)
 
 
-def analyze(model: nn.Module, input_shape: Sequence, prove: bool = True, batch: str | None = BATCH) -> Analysis:
+def analyze(model: nn.Module, input_shape, prove: bool = True, batch: str | None = BATCH) -> Analysis:
     """Trace ``model`` and propagate the symbolic ``input_shape`` (one sample, no batch dim).
 
     The model is called with a batch of such samples, its batch dim ``N`` first (``batch="N"``,
     the default). ``batch=None`` analyzes the call exactly as given, ``model(x)`` with
     ``x.shape == input_shape``: an unbatched call, where ``nn.Flatten()`` keeps dim 0.
+
+    A model called with several tensors takes a tuple of shapes, one per positional input
+    (``((3, "H", "W"), (1, "H", "W"))`` for ``model(image, mask)``), or a dict of shapes by
+    keyword (``{"x": (3, "H", "W"), "mask": (1, "H", "W")}``); a size name is the same size in
+    every input, and all inputs share the batch dim (see :mod:`symshape.inputs`).
 
     With ``prove`` (the default) the trace proves itself: one forward of a meta-device copy of
     the model at a size the analysis accepts (see :func:`symshape.verify.prove`) must agree step
@@ -155,34 +138,42 @@ def analyze(model: nn.Module, input_shape: Sequence, prove: bool = True, batch: 
     >>> symshape.analyze(net, (1, "H", "W")).in_features["2"]
     8*floor((H - 1)/2)*floor((W - 1)/2)
     """
-    dims = parse_input_shape(input_shape)
+    inputs = parse_inputs(input_shape, model)
+    check_call(model, inputs)
     if batch is not None and (not isinstance(batch, str) or batch != BATCH):
         raise InvalidArgument(f"batch must be {BATCH!r} (a batch dim N before input_shape, the default) or None "
                               f"(the call exactly as input_shape gives it), got {batch!r}")
-    if batch is None and not dims:
+    if batch is None and any(not shape for _, shape in inputs.shapes):
         raise InvalidArgument("input_shape () with batch=None is a 0-dim tensor: give at least one dim")
     try:
-        return _analyze(model, dims, prove, batch is not None)
+        return _analyze(model, inputs, prove, batch is not None)
+    except (UnsupportedOperation, UntraceableModel) as e:
+        _advise(e, model, inputs, batch is not None)
+        raise
     except RecursionError:
         raise BoundExceeded(f"Python's recursion limit, {sys.getrecursionlimit()}",
                             f"{type(model).__name__} nests modules, or its sizes nest expressions, deeper than "
                             "symshape follows") from None
 
 
-def _analyze(model: nn.Module, dims: tuple, prove: bool, batched: bool = True) -> "Analysis":
-    x = SymTensor((batch_symbol(), *dims) if batched else dims)
+def _analyze(model: nn.Module, inputs: Inputs, prove: bool, batched: bool = True) -> "Analysis":
+    args, kwargs = inputs.symbolic(batched)
+    # one input: the forward's first placeholder; several: the root's call, traced as given
+    call = None if inputs.single else (args, kwargs)
+    values = (*args, *kwargs.values())
     training = {name: m.training for name, m in model.named_modules()}
     whole: frozenset = frozenset()
     mismatch: TraceMismatch | None = None
     while True:
         try:
-            traced = trace(model, lambda: Propagator(model, x), whole)
+            traced = trace(model, lambda: Propagator(model, values[0] if call is None else None,
+                                                     () if call is None else values), whole, call=call)
         except SymshapeError as e:
             if mismatch is None:
                 raise
             raise mismatch from e  # running the module whole did not work either: no answer
         prop = traced.propagation
-        analysis = Analysis(model, dims, prop.steps, prop.output, prop.in_features, traced.graph,
+        analysis = Analysis(model, inputs, prop.steps, prop.output, prop.in_features, traced.graph,
                             prop.rules_applied, training, prop.fixed, batched)
         # first the proof: a trace that took a path torch does not take must not be reported
         # as a model that refuses every size
@@ -197,8 +188,68 @@ def _analyze(model: nn.Module, dims: tuple, prove: bool, batched: bool = True) -
             if "" in whole:
                 raise mismatch from None
             whole = whole | {scope if scope not in whole else ""}
-    _refuse_if_never_runs(prop.steps, dims)
+    _refuse_if_never_runs(prop.steps, inputs.size_names)
     return analysis
+
+
+#: said of an op whose output size comes from the tensor's values
+_DATA_DEPENDENT = ("depends on the data", "entries symshape does not know", "number of True entries")
+
+
+def _advise(e: UnsupportedOperation | UntraceableModel, model: nn.Module, inputs: Inputs, batched: bool) -> None:
+    """Put the next steps that work for this model in place of a refusal's generic hint: eval
+    mode where the refused code runs only in training, a part of the model that analyzes on its
+    own (tried, not guessed), a module_rule for the module that holds the refused code. A hint
+    written for the case (a hooked model's) stays."""
+    untraceable = isinstance(e, UntraceableModel)
+    if e.hint not in ("", HINT):
+        return
+    steps: list[str] = []
+    if not untraceable and any(w in str(e.detail) for w in _DATA_DEPENDENT):
+        steps.append("this size depends on the tensor's values, so no formula of the input size gives it")
+    if any(m.training for m in model.modules()) and _analyzes(copy_model(model, "meta").eval(), inputs, batched):
+        steps.append("in eval mode symshape analyzes this model (the refused code runs only in training): "
+                     "call model.eval() first (the symshape command analyzes in eval mode unless --train)")
+    else:
+        part = _part_that_analyzes(model, inputs, batched, e.module_path)
+        if part:
+            steps.append(f"model.{part} analyzes on its own: symshape.analyze(model.{part}, {inputs.spec()!r}) "
+                         f"(on the command line: MODEL.{part})")
+        elif untraceable:
+            steps.append("analyze a part that traces, e.g. symshape.analyze(model.features, input_shape) "
+                         "(on the command line: MODEL.features)")
+    if e.module_path:
+        cls = type(model.get_submodule(e.module_path)).__name__
+        steps.append(f"describe {cls}'s shapes in a few lines with @symshape.module_rule({cls}) "
+                     f"(docs/extending.md): symshape then uses it wherever {cls} is called")
+    elif e.module_path == "":
+        steps.append("move the refused code into an nn.Module of its own and describe its shapes with "
+                     "@symshape.module_rule (docs/extending.md)")
+    if untraceable:
+        steps.append("express the size arithmetic with tensor ops (x.flatten(1), x.view(x.size(0), -1)) "
+                     "instead of Python control flow on sizes")
+    e.hint = ("  " + HINT_WHY + "\n" if untraceable else "") + "what you can do:\n" + "\n".join(f"  - {s}" for s in steps)
+
+
+def _analyzes(model: nn.Module, inputs: Inputs, batched: bool) -> bool:
+    try:
+        _analyze(model, inputs, True, batched)
+        return True
+    except (SymshapeError, RecursionError):
+        return False
+
+
+def _part_that_analyzes(model: nn.Module, inputs: Inputs, batched: bool, failing: str | None) -> str | None:
+    """The first child of ``model`` (registered before the one holding the refused code, or
+    any where the model's own forward refused), if it analyzes on the model's input."""
+    children = [n for n, _ in model.named_children()]
+    if not children or failing is None:
+        return None
+    top = failing.split(".")[0] if failing else None
+    if top == children[0]:
+        return None
+    first = children[0]
+    return first if _analyzes(model.get_submodule(first), inputs, batched) else None
 
 
 def _scope_of_step(analysis: Analysis, name: str) -> str:
@@ -211,7 +262,7 @@ def _scope_of_step(analysis: Analysis, name: str) -> str:
     return name.rpartition(".")[0]
 
 
-def _refuse_if_never_runs(steps: list[Step], dims: tuple) -> None:
+def _refuse_if_never_runs(steps: list[Step], names: tuple[str, ...]) -> None:
     """Raise InvalidInputSize when a check fails whatever the sizes are (a Conv2d given one
     row, a pool padded more than half its kernel): torch refuses every input, and the shapes
     after that step (negative sizes) mean nothing. Checks whose outcome depends on the backend
@@ -221,7 +272,6 @@ def _refuse_if_never_runs(steps: list[Step], dims: tuple) -> None:
         for r in step.requirements:
             if r.kind != "size" or r.backend_dependent or r.data_dependent or r.decided() is not False:
                 continue
-            names = list(dict.fromkeys(d.name for d in dims if isinstance(d, sympy.Symbol)))
             every = f" (whatever {', '.join(names)} {'is' if len(names) == 1 else 'are'})" if names else ""
             raise InvalidInputSize(step.name, r.message(r.lhs, r.rhs) + every)
 

@@ -287,7 +287,8 @@ def unbatched_warnings(batched: Shapes, unbatched: Shapes, sizes: dict, skip=())
     concrete = bool(sizes) or not unbatched.size_names
     at = {k: v for k, v in sizes.items() if k != BATCH}
     shape = unbatched.concrete_input(at) if concrete else batched.input_shape
-    call = f"model(x) with x.shape == {shape_str(shape)}"
+    call = (f"model(x) with x.shape == {shape_str(shape)}" if batched.inputs.single else
+            f"the call with inputs {unbatched.inputs}")
     ours = batched.evaluate(**at) if concrete else None
     theirs_ev = unbatched.evaluate(**at) if concrete else None
     unbatched_declared = _declared(unbatched)
@@ -308,6 +309,7 @@ def unbatched_warnings(batched: Shapes, unbatched: Shapes, sizes: dict, skip=())
         fix = ("nn.Flatten(0)" if first.op == "nn.Flatten" else "flatten(x, 0)" if "flatten" in first.op else "")
         out.append(f"unbatched, {call} gives {key} {f.parameter} {got}, not {want} ({first.name}, {first.op}, "
                    f"merges other dims){error}: call model(x.unsqueeze(0))"
+                   + ("" if batched.inputs.single else " (each input with a batch dim)")
                    + (f", or use {fix} if the model is meant for unbatched input" if fix else ""))
     return out
 

@@ -16,7 +16,7 @@ import io
 import json
 import os
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from . import __version__
 from .errors import InvalidInputSize, SymshapeError
@@ -41,9 +41,9 @@ def load_model(*args, **kwargs):
     return load_model(*args, **kwargs)
 
 
-def parse_input(*args, **kwargs):
-    from .load import parse_input
-    return parse_input(*args, **kwargs)
+def parse_inputs(*args, **kwargs):
+    from .load import parse_inputs
+    return parse_inputs(*args, **kwargs)
 
 
 def spec_object(*args, **kwargs):
@@ -84,7 +84,8 @@ def _batch_size(args) -> int:
 def _header(args, analysis) -> str:
     """What the answer is about: the model, its mode, the batch and the input."""
     batch = "no batch dim" if not analysis.batched else f"batch {_batch_size(args)}"
-    return f"{args.model}: {analysis.mode} mode, {batch}, input {args.input}"
+    inputs = "input" if len(args.input) == 1 else "inputs"
+    return f"{args.model}: {analysis.mode} mode, {batch}, {inputs} {'; '.join(args.input)}"
 
 
 def _context(args, analysis) -> dict:
@@ -96,11 +97,22 @@ def _kwargs(args) -> dict | None:
     return json.loads(args.kwargs) if args.kwargs else None
 
 
-def _model_and_input(args):
+def _input_spec(args):
+    """What ``analyze`` takes for the --input options: one shape, a tuple of shapes (positional
+    inputs), a dict (keyword inputs) or both."""
     try:
-        shape = parse_input(args.input)
+        positional, keyword = parse_inputs(args.input)
     except ValueError as e:
         raise _UsageError(str(e)) from e
+    if len(positional) == 1 and not keyword:
+        return positional[0]
+    if not keyword:
+        return tuple(positional)
+    return (tuple(positional), keyword) if positional else keyword
+
+
+def _model_and_input(args):
+    shape = _input_spec(args)
     kwargs = None
     if args.kwargs:
         try:
@@ -120,7 +132,9 @@ def _model_and_input(args):
 def _emit(args, result: dict, members=None, analysis=None) -> None:
     """Print ``result`` as one JSON object (``--json``); ``members`` (an iterator of sizes) is
     streamed into its ``"members"`` array, so a long listing takes no memory."""
-    doc = {"command": args.command, "model": args.model, "input": list(parse_input(args.input)),
+    positional, keyword = parse_inputs(args.input)
+    inputs = [{"shape": list(p)} for p in positional] + [{"name": k, "shape": list(v)} for k, v in keyword.items()]
+    doc = {"command": args.command, "model": args.model, "input": inputs[0]["shape"], "inputs": inputs,
            **(_context(args, analysis) if analysis is not None else {}), **result}
     if members is None:
         print(json.dumps(doc))
@@ -314,14 +328,36 @@ def cmd_sizes(args) -> int:
 _SPATIAL_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("T", "H", "W")}
 
 
-def _named(shape: tuple) -> tuple[tuple, dict]:
+def _named_shape(shape: tuple, taken: dict, suffix: str = "") -> tuple[tuple, dict]:
     """``(1, 28, 28)`` -> ``((1, "H", "W"), {"H": 28, "W": 28})``: numbers after the channel dim
-    become named sizes, so answers come with formulas; names already given stay."""
+    become named sizes, so answers come with formulas; names already given stay. A name ``taken``
+    with another value gets ``suffix`` (the second input's ``H2``)."""
     if any(isinstance(d, str) for d in shape) or len(shape) < 2:
         return shape, {}
     spatial = len(shape) - 1
     names = _SPATIAL_NAMES.get(spatial, tuple(f"D{i}" for i in range(1, spatial + 1)))
+    if any(taken.get(n, v) != v for n, v in zip(names, shape[1:])):
+        names = tuple(n + suffix for n in names)
     return (shape[0], *names), dict(zip(names, shape[1:]))
+
+
+def _named(spec) -> tuple[Any, dict]:
+    """:func:`_named_shape` for each input of ``spec`` (see :func:`_input_spec`): equal sizes
+    of several inputs share a name."""
+    if not isinstance(spec, dict) and not (spec and isinstance(spec[0], tuple)):
+        return _named_shape(spec, {})
+    sizes: dict = {}
+
+    def name(shape, i):
+        named, values = _named_shape(shape, sizes, str(i + 1))
+        sizes.update(values)
+        return named
+    if isinstance(spec, dict):
+        return {k: name(v, i) for i, (k, v) in enumerate(spec.items())}, sizes
+    if isinstance(spec[-1], dict):
+        args = tuple(name(v, i) for i, v in enumerate(spec[0]))
+        return (args, {k: name(v, len(args) + i) for i, (k, v) in enumerate(spec[1].items())}), sizes
+    return tuple(name(v, i) for i, v in enumerate(spec)), sizes
 
 
 def _built_at(finding) -> str:
@@ -360,42 +396,35 @@ def cmd_check(args) -> int:
     if args.json:
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            code = _fix(args, model, report)
+            code = _fix(args, model, report, analysis)
         _emit(args, {**report.to_json(), "fix_output": out.getvalue()}, analysis=analysis)
         return code
     print(_header(args, analysis))
     print(report)
     if report.ok or not args.fix:
         return OK if report.ok else FINDING
-    return _fix(args, model, report)
+    return _fix(args, model, report, analysis)
 
 
-def _fix(args, model, report) -> int:
-    """Rewrite each wrong Linear where the source builds it (symshape.fix); print the diff of a
-    file only once it is written."""
+def _fix(args, model, report, analysis) -> int:
+    """Rewrite each wrong Linear where the source builds it (symshape.fix), and each view that
+    folds the batch dim where the forward calls it (symshape.fixview); print the diff of a file
+    only once it is written."""
     if report.ok:
         return OK
-    from .fix import apply_edits, locate, plan_fixes, read_source, unified_diff, write_source
-    built_by, spec_name, kwargs = spec_object(args.model), args.model.rpartition(":")[2], _kwargs(args)
-    by_file: dict[str, list] = {}
-    for f in report.findings:
-        by_file.setdefault(_source_file(model, _built_at(f), args.model), []).append(f)
+    from .fix import apply_edits, read_source, unified_diff, write_source
+    planned: dict[str, list] = {}  # file -> callables planning its edits from its source
+    for path, plan in [*_linear_plans(args, model, report), *_view_plans(analysis, report)]:
+        planned.setdefault(path, []).append(plan)
     fixed = 0
-    for path, findings in by_file.items():
-        if not path:
-            for f in findings:
-                print(f"not fixed: {f.layer}: no source file to edit")
-            continue
+    for path, plans in planned.items():
         try:
             source, encoding = read_source(path)
-            sites = {f.layer: locate(model, _built_at(f), built_by, spec_name, kwargs) for f in findings}
-            edits, refusals = plan_fixes(source, findings, path, sites)
+            edits = [e for plan in plans for e in plan(source)]
         except (OSError, SyntaxError, UnicodeDecodeError, LookupError) as e:
-            for f in findings:
-                print(f"not fixed: {f.layer}: cannot read {os.path.relpath(path)}: {e}")
+            print(f"not fixed: {', '.join(getattr(p, 'layers', '?') for p in plans)}: cannot read "
+                  f"{os.path.relpath(path)}: {e}")
             continue
-        for r in refusals:
-            print(f"not fixed: {r.layer}: {r.reason}")
         if not edits:
             continue
         new = apply_edits(source, edits)
@@ -408,7 +437,56 @@ def _fix(args, model, report) -> int:
         print(unified_diff(source, new, os.path.relpath(path)), end="")
         fixed += sum(len(e.layer.split(", ")) for e in edits)
         print(f"fixed {', '.join(e.layer for e in edits)} in {os.path.relpath(path)}")
-    return OK if fixed == len(report.findings) else FINDING
+    return OK if fixed == len(report.findings) + len(report.views) else FINDING
+
+
+def _linear_plans(args, model, report) -> list:
+    """``(file, plan)`` per file holding wrong Linears: ``plan(source)`` prints what it cannot
+    fix and returns the edits."""
+    from .fix import locate, plan_fixes
+    built_by, spec_name, kwargs = spec_object(args.model), args.model.rpartition(":")[2], _kwargs(args)
+    by_file: dict[str, list] = {}
+    for f in report.findings:
+        by_file.setdefault(_source_file(model, _built_at(f), args.model), []).append(f)
+    out = []
+    for path, findings in by_file.items():
+        if not path:
+            for f in findings:
+                print(f"not fixed: {f.layer}: no source file to edit")
+            continue
+
+        def plan(source, path=path, findings=findings):
+            sites = {f.layer: locate(model, _built_at(f), built_by, spec_name, kwargs) for f in findings}
+            edits, refusals = plan_fixes(source, findings, path, sites)
+            for r in refusals:
+                print(f"not fixed: {r.layer}: {r.reason}")
+            return edits
+        plan.layers = ", ".join(f.layer for f in findings)
+        out.append((path, plan))
+    return out
+
+
+def _view_plans(analysis, report) -> list:
+    """``(file, plan)`` per batch-folding view the report flags (see :func:`_linear_plans`)."""
+    from .fix import Refusal
+    from .fixview import plan_view_fix, source_file, view_call
+    out = []
+    for v in report.views:
+        call = view_call(analysis, v["step"])
+        path = source_file(call) if call is not None else ""
+        if not path:
+            print(f"not fixed: {v['step']}: no source line to edit (not a view(...) of int sizes in a forward)")
+            continue
+
+        def plan(source, call=call):
+            result = plan_view_fix(source, call)
+            if isinstance(result, Refusal):
+                print(f"not fixed: {result.layer}: {result.reason}")
+                return []
+            return [result]
+        plan.layers = v["step"]
+        out.append((path, plan))
+    return out
 
 
 def cmd_explain(args) -> int:
@@ -470,7 +548,9 @@ def build_parser() -> argparse.ArgumentParser:
     def model_command(name: str, help: str):
         p = sub.add_parser(name, help=help, description=help)
         p.add_argument("model", help="path/to/file.py:Name or package.module:Name (class, factory or instance)")
-        p.add_argument("--input", required=True, help="one sample's shape without the batch dim, e.g. 1,H,W or 3,224,224")
+        p.add_argument("--input", required=True, action="append",
+                       help="one sample's shape without the batch dim, e.g. 1,H,W or 3,224,224; once per input "
+                            "of a model called with several (--input 3,H,W --input 1,H,W, or mask=1,H,W by keyword)")
         p.add_argument("--kwargs", help="constructor arguments as a JSON object")
         p.add_argument("--json", action="store_true", help="print the result as one JSON object (see docs/cli.md)")
         p.add_argument("--no-batch", action="store_true",

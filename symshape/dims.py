@@ -468,7 +468,7 @@ def smallest_value(expr: SizeExpr):
             return None if v is None else v // int(e.args[1])
         if isinstance(e, Add):
             parts = [low(a) for a in e.args]
-            return None if None in parts else sum(parts)
+            return sum(parts) if None not in parts else _low_of_remainders(e, low)
         if isinstance(e, Mul):
             c, rest = e.as_coeff_Mul()
             if not c.is_Integer or c < 0:
@@ -491,6 +491,27 @@ def smallest_value(expr: SizeExpr):
         return None
 
     return low(expr)
+
+
+def _low_of_remainders(e: sympy.Expr, low):
+    """A lower bound of a sum holding ``k*(u - m*floor(u/m))``, Python's ``k*(u % m)`` (from
+    ``(32 - W % 32) / 2``): the remainder is at least 0 and at most m - 1, so the sum is at
+    least the rest's bound plus ``min(0, k*(m - 1))``. None where no such term helps."""
+    for term in e.args:
+        c, f = term.as_coeff_Mul()
+        if not (isinstance(f, FloorDiv) and f.args[1].is_Integer and f.args[1] > 0 and c.is_Integer):
+            continue
+        m = int(f.args[1])
+        if int(c) % m:
+            continue
+        k = -int(c) // m
+        rest = e - k * (f.args[0] - m * f)
+        if rest.has(f):
+            continue
+        v = low(rest)
+        if v is not None:
+            return v + min(0, k * (m - 1))
+    return None
 
 
 def product(exprs: Iterable[SizeExpr]) -> sympy.Expr:

@@ -17,7 +17,7 @@ import torch.nn as nn
 from .dims import (DoubleProduct, FloorDiv, SizeRatio, as_expr, canonical, exact_quotient, floor_div, integer_polynomial,
                    size_sqrt,
                    smallest_value)
-from .errors import (InvalidInputSize, NotASize, SymshapeError, UnsupportedArgument, UnsupportedOperation,
+from .errors import (InvalidArgument, InvalidInputSize, NotASize, UnsupportedArgument, UnsupportedOperation,
                      UnsupportedWhereMetaDiffers, UntraceableModel)
 from .requirements import Requirement, Rounding
 from . import ranges
@@ -27,7 +27,7 @@ from .rules import Context, Fixed, Rule, rule_for_function, rule_for_method, rul
 from .rules.common import require_layout
 from .rules.reshape import view_shape
 from .tensor import Pieces, SymTensor, elementwise_layout, has_tensor, kernel_layout, loosened, shapes_of, tensors_in
-from .trace import MAX_SIDES, ModelRaised, Path, is_dynamic, library_function, scope_of, trace
+from .trace import MAX_SIDES, ModelRaised, Path, is_dynamic, library_function, scope_of, trace, user_line
 
 __all__ = ["Propagation", "Propagator", "Step"]
 
@@ -334,7 +334,26 @@ class Propagator:
         """Compute ``node``'s value from its inputs' (already fed), dispatching on the node's kind
         as ``torch.fx.Interpreter.run_node`` does. Raises UnsupportedOperation for an op without
         a rule."""
-        getattr(self, f"_{node.op}")(node)
+        try:
+            getattr(self, f"_{node.op}")(node)
+        except UnsupportedOperation as e:
+            self._locate(e, node)
+            raise
+
+    def _locate(self, e: UnsupportedOperation, node: torch.fx.Node) -> None:
+        """Say where a refused op is: the module whose forward called it, and the source line."""
+        if not e.module:
+            path = node.target if node.op == "call_module" else scope_of(node)
+            try:
+                module = self.root.get_submodule(path)
+            except AttributeError:
+                module = None
+            if module is not None:
+                e.module = type(module).__name__
+                if self.path is None:  # not one side of a branch traced alone: a path in the model
+                    e.module_path = path
+        if not e.line:
+            e.line = user_line(e)
 
     def _placeholder(self, node: torch.fx.Node) -> None:
         if self._first_input and self.x is not None:
@@ -344,9 +363,10 @@ class Propagator:
         elif node.args:
             self.env[node] = node.args[0]
         else:
-            raise SymshapeError(
-                f"forward takes a second input {node.target!r} without a default; symshape "
-                "analyzes models called with one tensor"
+            raise InvalidArgument(
+                f"forward takes another input, {node.target!r}, without a default: give a shape for each input, "
+                "a tuple of shapes such as ((3, 'H', 'W'), (1, 'H', 'W')) or a dict by name (on the command line, "
+                "--input once per input)"
             )
 
     def _get_attr(self, node: torch.fx.Node) -> None:
@@ -587,7 +607,9 @@ class Propagator:
             if any(g.layer == name and (g.reaching, g.declared) == (reaching, f.declared) for g in self.fixed.values()):
                 continue  # the same size as this layer's first (a MultiheadAttention's kdim, called with x, x, x)
             if key not in self.in_features:
-                self.in_features[key], self.fixed[key] = reaching, replace(f, reaching=reaching, layer=name)
+                call = sum(1 for s in self.steps if s.name == name) - 1  # this step is the last one
+                self.in_features[key], self.fixed[key] = reaching, replace(f, reaching=reaching, layer=name,
+                                                                           call=max(call, 0))
 
 
 def _argument(node: torch.fx.Node, position: int, keyword: str):

@@ -31,10 +31,24 @@ class UnsupportedOperation(SymshapeError):
 
     def __init__(self, op: str, where: str, node: str, detail: str = ""):
         self.op, self.where, self.node, self.detail = op, where, node, detail
-        msg = f"{self._lead()} (called at {where!r})"
-        if detail:
-            msg += f": {detail}"
-        super().__init__(msg)
+        #: the model's source line that made the call (``file:line: code``), where known
+        self.line = ""
+        #: the class of the module whose forward made the call (``Inner``), and its qualified
+        #: name in the model (``body.1``; "" the model itself; None where not known)
+        self.module, self.module_path = "", None
+        #: the next step that works (analyze a part, write a module_rule, call .eval())
+        self.hint = ""
+        super().__init__(op, where, node, detail)
+
+    def __str__(self) -> str:
+        msg = f"{self._lead()} (called at {self.where!r}" + (f" in {self.module}" if self.module else "") + ")"
+        if self.detail:
+            msg += f": {self.detail}"
+        if self.line and self.line not in self.detail:  # a refusal inside a refusal says it once
+            msg += f"\n  at {self.line}"
+        if self.hint:
+            msg += f"\n{self.hint}"
+        return msg
 
     def _lead(self) -> str:
         return f"no shape rule for {self.op}"
@@ -57,14 +71,19 @@ class UnsupportedWhereMetaDiffers(UnsupportedArgument):
 class UntraceableModel(SymshapeError):
     """torch.fx could not trace a forward (typically Python control flow on sizes)."""
 
-    def __init__(self, module: str, reason: str, line: str = "", hint: str = ""):
+    def __init__(self, module: str, reason: str, line: str = "", hint: str = "", module_path: str | None = None):
         self.module, self.reason, self.line, self.hint = module, reason, line, hint
-        msg = f"cannot trace the forward of {module}: {reason}"
-        if line:
-            msg += f"\n  at {line}"
-        if hint:
-            msg += f"\n{hint}"
-        super().__init__(msg)
+        #: the qualified name of the module that could not be traced ("" the model; None: not known)
+        self.module_path = module_path
+        super().__init__(module, reason, line, hint, module_path)
+
+    def __str__(self) -> str:
+        msg = f"cannot trace the forward of {self.module}: {self.reason}"
+        if self.line:
+            msg += f"\n  at {self.line}"
+        if self.hint:
+            msg += f"\n{self.hint}"
+        return msg
 
 
 class BoundExceeded(SymshapeError):

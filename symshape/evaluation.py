@@ -19,6 +19,7 @@ from .compiled import compile_exprs
 from .dims import BATCH, MAX_TENSOR_ELEMENTS, batch_symbol, positive_int, size_symbol
 from .engine import Step
 from .errors import BoundExceeded, InvalidArgument, InvalidInputSize, SymshapeError, UnknownName
+from .inputs import Inputs
 from .render import text_table
 from .requirements import Requirement
 from .tensor import Pieces, shape_str, shapes_of
@@ -133,7 +134,7 @@ class Shapes:
     the mode the analysis describes, and the mode :func:`~symshape.verify.verify` runs it in.
     """
 
-    def __init__(self, model: nn.Module, input_shape: tuple, steps: list[Step], output: Any,
+    def __init__(self, model: nn.Module, input_shape: "tuple | Inputs", steps: list[Step], output: Any,
                  in_features: dict[str, sympy.Expr], graph=None, rules_applied=None,
                  training: Mapping[str, bool] | None = None, fixed: Mapping | None = None,
                  batched: bool = True):
@@ -142,7 +143,10 @@ class Shapes:
         self.rules_applied: dict[str, str] = dict(rules_applied or {})
         #: the torch.fx graph the steps were computed from
         self.graph = graph
-        self.input_shape = input_shape
+        #: the shapes of the call's inputs (:class:`~symshape.inputs.Inputs`; one for ``model(x)``)
+        self.inputs: Inputs = input_shape if isinstance(input_shape, Inputs) else Inputs((tuple(input_shape),))
+        #: the (first) input's shape, one sample's, without the batch dim
+        self.input_shape = self.inputs.first
         self.steps = steps
         self._output = output
         self.in_features = in_features
@@ -156,9 +160,8 @@ class Shapes:
         self.batched = batched
         self.training: dict[str, bool] = dict(training if training is not None else
                                               ((n, m.training) for n, m in model.named_modules()))
-        names = list(dict.fromkeys(d.name for d in input_shape if isinstance(d, sympy.Symbol)))
         #: the size names a concrete evaluation needs (``N`` is optional and defaults to 1)
-        self.size_names: tuple[str, ...] = tuple(names)
+        self.size_names: tuple[str, ...] = self.inputs.size_names
         self._evaluator = None
         #: where one forward of the real model confirmed the trace ("H=224, W=224"), or why not
         self.proof: str = ""
@@ -244,7 +247,7 @@ class Shapes:
             raise InvalidArgument(f"unknown size name(s) {', '.join(unknown)}; this analysis has: {known}")
         missing = [n for n in self.size_names if n not in sizes]
         if missing:
-            raise InvalidArgument(f"missing size(s) {', '.join(missing)} (input_shape {shape_str(self.input_shape)})")
+            raise InvalidArgument(f"missing size(s) {', '.join(missing)} (input {self.inputs})")
         out = {BATCH: 1}
         for k, v in sizes.items():
             out[k] = positive_int(v, f"size {k}")
@@ -253,7 +256,8 @@ class Shapes:
     def evaluate(self, /, **sizes: int) -> Evaluation:
         """Every step at these sizes, recording (not raising) what torch would refuse."""
         values = self.validate_sizes(sizes)
-        _countable("the input", self.concrete_input(values), values)
+        args, kwargs = self.concrete_inputs(values)
+        _countable("the input", (*args, *kwargs.values()), values)
         flat = iter(self._compiled()(values[BATCH], *(values[n] for n in self.size_names)))
         steps: list[ConcreteStep] = []
         mismatches: list[Failure] = []
@@ -305,9 +309,13 @@ class Shapes:
 
     def concrete_input(self, sizes: Mapping[str, int]) -> tuple[int, ...]:
         """The shape of the tensor the model is called with at ``sizes`` (its batch ``N``, 1 by
-        default, first where the analysis has a batch dim)."""
-        dims = tuple(sizes[str(d)] if not d.is_Integer else int(d) for d in self.input_shape)
-        return (sizes.get(BATCH, 1), *dims) if self.batched else dims
+        default, first where the analysis has a batch dim); the first input's, where it has several."""
+        args, kwargs = self.concrete_inputs(sizes)
+        return (*args, *kwargs.values())[0]
+
+    def concrete_inputs(self, sizes: Mapping[str, int]) -> tuple[tuple, dict]:
+        """``(args, kwargs)``: the shape of each input of the call at ``sizes``."""
+        return self.inputs.concrete(sizes, self.batched)
 
     def at(self, /, **sizes: int) -> Evaluation:
         """Every step's concrete shape; raises InvalidInputSize where torch would refuse the size."""
@@ -320,8 +328,7 @@ class Shapes:
     def __str__(self) -> str:
         rows = [(s.name, s.op, ", ".join(shape_str(i) for i in s.inputs), shape_str(s.output))
                 for s in self.steps]
-        out = [f"input {shape_str((self.batch, *self.input_shape) if self.batched else self.input_shape)}"
-               + f", {self.mode} mode",
+        out = [f"input{'s' if not self.inputs.single else ''} {self.inputs.render(self.batched)}, {self.mode} mode",
                text_table(("step", "op", "input", "output"), rows)]
         if self.in_features:
             out.append("in_features:")

@@ -441,8 +441,8 @@ def _summary(analysis, ev) -> list[tuple[str, str]]:
 def _title(analysis, sizes) -> str:
     at = ", ".join(f"{k}={v}" for k, v in (sizes or {}).items())
     model = type(analysis.model).__name__
-    shape = shape_str(analysis.input_shape) + ("" if analysis.batched else " (unbatched)")
-    return f"{model} on input {shape}" + (f" at {at}" if at else "")
+    shape = str(analysis.inputs) + ("" if analysis.batched else " (unbatched)")
+    return f"{model} on input{'' if analysis.inputs.single else 's'} {shape}" + (f" at {at}" if at else "")
 
 
 def _render_text(analysis, sizes, blocks, failure, summary) -> str:

@@ -240,7 +240,7 @@ def _largest_tensor(analysis: "Shapes", top: dict, batch: int) -> float:
     output) for sizes up to ``top`` (symbol -> largest value); ``math.inf`` where unbounded."""
     top = {**top, analysis.batch: batch}
     biggest = 0
-    shapes = [analysis.input_shape] + [sh for s in analysis.steps for sh in shapes_in(s.output)]
+    shapes = [shape for _, shape in analysis.inputs.shapes] + [sh for s in analysis.steps for sh in shapes_in(s.output)]
     for shape in shapes:
         n = _magnitude(sympy.Mul(*(as_expr(d) for d in shape)), top)
         biggest = max(biggest, math.inf if n is None else n)

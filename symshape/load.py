@@ -15,8 +15,9 @@ import torch.nn as nn
 
 from .dims import BATCH, positive_int
 from .errors import SymshapeError
+from .rules.registry import LOADED_MODULE_PREFIX
 
-__all__ = ["ModelLoadError", "load_model", "parse_input", "spec_object"]
+__all__ = ["ModelLoadError", "load_model", "parse_input", "parse_inputs", "spec_object"]
 
 
 class ModelLoadError(SymshapeError):
@@ -26,7 +27,7 @@ class ModelLoadError(SymshapeError):
 def _import_file(path: str):
     if not os.path.isfile(path):
         raise ModelLoadError(f"no such file: {path}")
-    name = "_symshape_model_" + os.path.splitext(os.path.basename(path))[0]
+    name = LOADED_MODULE_PREFIX + os.path.splitext(os.path.basename(path))[0]
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ModelLoadError(f"cannot import {path} (is it a Python file?)")
@@ -108,7 +109,8 @@ def _candidates(module) -> str:
 def load_model(spec: str, kwargs: dict[str, Any] | None = None) -> nn.Module:
     """``file.py:Name`` or ``pkg.module:Name``; Name is an nn.Module class, a factory or an instance.
 
-    A class or factory is called with ``kwargs``; an instance is used as it is.
+    A class or factory is called with ``kwargs``; an instance is used as it is. A name may go on
+    into the model it builds: ``file.py:Model.main`` is the submodule ``main`` of ``Model()``.
     """
     if ":" not in spec:
         raise ModelLoadError(f"model {spec!r} must look like path/to/file.py:Name or package.module:Name")
@@ -133,8 +135,13 @@ def load_model(spec: str, kwargs: dict[str, Any] | None = None) -> nn.Module:
             if added and here in sys.path:
                 sys.path.remove(here)
     obj: Any = module
-    for part in name.split("."):
+    parts, sub = name.split("."), ""
+    for i, part in enumerate(parts):
         if not hasattr(obj, part):
+            if i > 0 and callable(obj) and not isinstance(obj, nn.Module):
+                # Model.main: the submodule ``main`` of the model the class or factory builds
+                name, sub = ".".join(parts[:i]), ".".join(parts[i:])
+                break
             raise ModelLoadError(f"{where} has no {name!r}; it defines: {_candidates(module)}")
         obj = getattr(obj, part)
     _SPEC_OBJECTS[spec] = obj
@@ -142,6 +149,19 @@ def load_model(spec: str, kwargs: dict[str, Any] | None = None) -> nn.Module:
         if kwargs:
             raise ModelLoadError(f"{name} is a model instance; --kwargs applies to a class or factory")
         return obj
+    model = _build(obj, name, where, kwargs)
+    if not sub:
+        return model
+    try:
+        return model.get_submodule(sub)
+    except AttributeError:
+        children = ", ".join(n for n, _ in model.named_children()) or "none"
+        raise ModelLoadError(f"the {type(model).__name__} that {name}() builds has no submodule {sub!r}; "
+                             f"its children: {children}") from None
+
+
+def _build(obj: Any, name: str, where: str, kwargs: dict[str, Any] | None) -> nn.Module:
+    """``obj(**kwargs)``, an nn.Module, or a ModelLoadError saying why not."""
     if not callable(obj):
         raise ModelLoadError(f"{name} is a {type(obj).__name__}, not an nn.Module, class or factory")
     try:
@@ -184,3 +204,28 @@ def parse_input(text: str) -> tuple:
         else:
             raise ValueError(f"--input {text!r}: {p!r} is neither a positive int nor a size name")
     return tuple(out)
+
+
+def parse_inputs(texts) -> tuple[list[tuple], dict[str, tuple]]:
+    """``--input`` given once per input of the call: ``["3,H,W", "mask=1,H,W"]`` ->
+    ``([(3, "H", "W")], {"mask": (1, "H", "W")})``; positional inputs first, then keyword ones
+    (``name=shape``, a parameter name of the forward)."""
+    if isinstance(texts, str):
+        texts = [texts]
+    positional: list[tuple] = []
+    keyword: dict[str, tuple] = {}
+    for text in texts:
+        name, eq, rest = text.partition("=")
+        if eq and name.strip().isidentifier():
+            name = name.strip()
+            if name in keyword:
+                raise ValueError(f"--input {name}= is given twice")
+            keyword[name] = parse_input(rest)
+        elif eq:
+            raise ValueError(f"--input {text!r}: expected name=sizes such as mask=1,H,W, with a forward "
+                             "parameter's name before '='")
+        elif keyword:
+            raise ValueError(f"--input {text!r}: positional inputs come before keyword ones (name=sizes)")
+        else:
+            positional.append(parse_input(text))
+    return positional, keyword

@@ -855,7 +855,8 @@ def exact_sizes(analysis, batch: int = 1, ignore_declared: bool = False, square:
 
 
 def _square_ties(analysis) -> tuple[dict[str, str], list[list[str]]]:
-    spatial = [d.name for d in analysis.input_shape[1:] if isinstance(d, sympy.Symbol)]
+    # the dims after each input's channels
+    spatial = [d.name for _, shape in analysis.inputs.shapes for d in shape[1:] if isinstance(d, sympy.Symbol)]
     spatial = list(dict.fromkeys(spatial))
     if len(spatial) < 2:
         return {}, [[n] for n in analysis.size_names]

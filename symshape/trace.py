@@ -12,10 +12,12 @@ import contextlib
 import functools
 import inspect
 import itertools
+import linecache
 import math
 import operator
 import os
 import random
+import sys
 import threading
 import traceback
 from dataclasses import dataclass
@@ -33,16 +35,34 @@ from .rules import rule_for_module, vision
 from .rules.reshape import DEVICE_ATTRIBUTES
 from .tensor import Pieces, SymTensor
 
-__all__ = ["MAX_SIDES", "LibraryFunction", "ModelRaised", "Path", "SizeBranch", "Traced", "is_dynamic", "library_function", "scope_of",
-           "trace"]
+__all__ = ["HINT", "HINT_WHY", "MAX_SIDES", "LibraryFunction", "ModelRaised", "Path", "SizeBranch", "Traced", "is_dynamic", "library_function", "scope_of",
+           "trace", "user_line"]
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
 _OWN_DIR = os.path.dirname(__file__)
+#: code that is not the model's: torch, symshape and sympy (and Python's standard library)
+_NOT_MODEL = (_TORCH_DIR, _OWN_DIR, os.path.dirname(sympy.__file__))
+_STDLIB = os.path.dirname(os.__file__) + os.sep
 
-HINT = (
+
+def _model_code(filename: str) -> bool:
+    """Whether a frame's file is the model's code (not torch, symshape, sympy or the stdlib;
+    a package installed beside the stdlib, such as timm, is)."""
+    path = os.path.abspath(filename)
+    if any(path.startswith(d) for d in _NOT_MODEL) or filename.startswith("<frozen"):
+        return False
+    return not (path.startswith(_STDLIB) and not any(p in path for p in ("site-packages", "dist-packages")))
+
+
+#: why fx stops at some Python, said before what can be done about it
+HINT_WHY = (
     "symshape follows forward with torch.fx, which cannot run Python control flow (if, while, "
     "int(), math.*) whose outcome depends on the input's size or values (loops over x.shape and "
-    "checks of x.dim() are fine). What you can do:\n"
+    "checks of x.dim() are fine)."
+)
+
+HINT = (
+    "  " + HINT_WHY + "\nwhat you can do:\n"
     "  - analyze a part that traces, e.g. symshape.analyze(model.features, input_shape);\n"
     "  - move the size-dependent code into its own nn.Module and register a shape rule for it "
     "with @symshape.module_rule (see docs/extending.md);\n"
@@ -203,6 +223,16 @@ def _zeroed(holds: sympy.Basic) -> sympy.Expr | None:
     return None
 
 
+def _bind(value, placeholder):
+    """``value`` (an argument of a call) with each symbolic value in it replaced by
+    ``placeholder()``, in order, tuples and lists rebuilt: the placeholders of a traced call."""
+    if is_dynamic(value):
+        return placeholder()
+    if isinstance(value, (tuple, list)) and not hasattr(value, "_fields"):
+        return type(value)(_bind(v, placeholder) for v in value)
+    return value
+
+
 def is_dynamic(value) -> bool:
     """A value that depends on the input size: a tensor or a size expression."""
     if isinstance(value, sympy.Basic):
@@ -241,16 +271,12 @@ class _Tracer(torch.fx.Tracer):
             return super().create_args_for_root(root_fn, is_module, concrete_args)
         counter = itertools.count()
 
-        def bind(v):
-            if is_dynamic(v):
-                return self.create_proxy("placeholder", f"input_{next(counter)}", (), {})
-            if isinstance(v, (tuple, list)) and not hasattr(v, "_fields"):
-                return type(v)(bind(x) for x in v)
-            return v
+        def placeholder():
+            return self.create_proxy("placeholder", f"input_{next(counter)}", (), {})
 
         args, kwargs = self.call
-        bound_args = [bind(a) for a in args]
-        bound_kwargs = {k: bind(v) for k, v in kwargs.items()}
+        bound_args = [_bind(a, placeholder) for a in args]
+        bound_kwargs = {k: _bind(v, placeholder) for k, v in kwargs.items()}
 
         def call(root):
             return root_fn(root, *bound_args, **bound_kwargs)
@@ -665,10 +691,21 @@ def _sequential_leaves(seq: nn.Sequential, prefix: str, out: list) -> bool:
     return True
 
 
-def _leaf_graph(model: nn.Module) -> torch.fx.Graph:
-    """The graph of a model that is itself a leaf: one ``call_module`` of the root."""
+def _leaf_graph(model: nn.Module, call: tuple | None = None) -> torch.fx.Graph:
+    """The graph of a model that is itself a leaf: one ``call_module`` of the root (given
+    ``call``, with its arguments: a placeholder for each symbolic value, in order)."""
     graph = torch.fx.Graph()
-    node = graph.call_module("", (graph.placeholder("input"),))
+    if call is None:
+        args, kwargs = (graph.placeholder("input"),), {}
+    else:
+        counter = itertools.count()
+
+        def placeholder():
+            return graph.placeholder(f"input_{next(counter)}")
+
+        args = tuple(_bind(a, placeholder) for a in call[0])
+        kwargs = {k: _bind(v, placeholder) for k, v in call[1].items()}
+    node = graph.call_module("", args, kwargs)
     node.meta["nn_module_stack"] = {"": ("", type(model))}
     graph.output(node)
     return graph
@@ -689,11 +726,34 @@ def _fast_sequential(model: nn.Module) -> torch.fx.Graph | None:
     return graph
 
 
+def user_line(e: BaseException) -> str:
+    """The model's source line an error arose on (``file:line: code``, or ""): the innermost frame
+    outside torch and symshape in the error's traceback or its causes' (a module run whole), else
+    in the running stack below symshape's first frame (the forward fx is tracing; never the code
+    that called ``analyze``)."""
+    seen: BaseException | None = e
+    for _ in range(8):
+        if seen is None:
+            break
+        line = _user_frame(seen.__traceback__)
+        if line:
+            return line
+        seen = seen.__cause__ or seen.__context__
+    frame, found = sys._getframe(1), None  # innermost first; source read only for the one shown
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if found is None and _model_code(filename):
+            found = (filename, frame.f_lineno)
+        elif found is not None and os.path.abspath(filename).startswith(_OWN_DIR):
+            return f"{found[0]}:{found[1]}: {linecache.getline(found[0], found[1]).strip()}"
+        frame = frame.f_back
+    return ""
+
+
 def _user_frame(tb) -> str:
     """The innermost traceback frame outside torch and symshape: the user's line."""
     for frame in reversed(traceback.extract_tb(tb)):
-        path = os.path.abspath(frame.filename)
-        if not (path.startswith(_TORCH_DIR) or path.startswith(_OWN_DIR)):
+        if _model_code(frame.filename):
             line = (frame.line or "").strip()
             return f"{frame.filename}:{frame.lineno}: {line}"
     return ""
@@ -733,7 +793,7 @@ def trace(model: nn.Module, propagator=None, whole: frozenset = frozenset(), pat
     """
     if not isinstance(model, nn.Module):
         raise InvalidArgument(f"symshape analyzes an nn.Module, got {type(model).__name__}")
-    if call is None and hooked(model):
+    if (call is None or path is None) and hooked(model):
         raise UntraceableModel(
             f"{type(model).__name__} (the model itself)",
             "it has forward hooks or pre-hooks, or overrides __call__, and what they do to its input or output "
@@ -747,14 +807,16 @@ def trace(model: nn.Module, propagator=None, whole: frozenset = frozenset(), pat
 
 
 def _trace(model: nn.Module, propagator, whole: frozenset, path: Path | None, call: tuple | None) -> Traced:
-    if call is None:
+    # the model's own call (its one input, or ``call``: several), not one side of a branch
+    root = path is None
+    if root:
         if "" in whole:
-            return _fed(_leaf_graph(model), model, propagator)
-        graph = _leaf_graph(model) if _is_leaf(model) else _fast_sequential(model)
+            return _fed(_leaf_graph(model, call), model, propagator)
+        graph = _leaf_graph(model, call) if _is_leaf(model) else _fast_sequential(model) if call is None else None
         if graph is not None:
             return _fed(graph, model, propagator)
     vision.register()  # torchvision's rules, before fx swaps its wrapped functions for patches
-    state = _Retry(model, propagator, call, {id(model.get_submodule(q)) for q in whole})
+    state = _Retry(model, propagator, call, {id(model.get_submodule(q)) for q in whole}, root)
     while True:
         prop = propagator() if propagator is not None else None
         if prop is not None:
@@ -789,8 +851,10 @@ class _Retry:
     (``ids``), those among them whose Python branches on a size (``forking``), and why fx
     stopped in each (``why``, by qualified name)."""
 
-    def __init__(self, model: nn.Module, propagator, call, ids: set[int]):
+    def __init__(self, model: nn.Module, propagator, call, ids: set[int], root: bool = True):
         self.model, self.propagator, self.call = model, propagator, call
+        #: tracing the model's own call: where fx cannot follow its forward, it runs whole
+        self.root = root
         self.ids, self.forking = ids, set()
         self.why: dict[str, UntraceableModel] = {}
 
@@ -801,15 +865,18 @@ class _Retry:
             raise e  # torch's meta kernels would answer, differently from its CPU kernels
         stopped = self.why.get(e.where)
         if stopped is not None:
+            failing = self.model.get_submodule(e.where) if e.where else self.model
+            if id(failing) in self.forking:
+                raise e  # its branches on sizes were followed: the op refused on a side is the reason
             # a module run whole that torch's meta kernels cannot answer either: fx's reason
             raise stopped from e
         stack = list(tracer.module_stack.values())
         where = stack[-1][0] if stack else ""
         if not where:
-            if self.call is not None:
+            if not self.root:
                 raise e
             try:
-                return _fed(_leaf_graph(self.model), self.model, self.propagator)
+                return _fed(_leaf_graph(self.model, self.call), self.model, self.propagator)
             except SymshapeError:
                 raise e from None
         failing = self.model.get_submodule(where)
@@ -826,12 +893,13 @@ class _Retry:
         where = stack[-1][0] if stack else ""
         cls = stack[-1][1] if stack else type(self.model)
         name = f"{cls.__name__} at {where!r}" if where else f"{cls.__name__} (the model itself)"
-        stopped = UntraceableModel(name, f"{type(e).__name__}: {e}", _user_frame(e.__traceback__), HINT)
+        stopped = UntraceableModel(name, f"{type(e).__name__}: {e}", _user_frame(e.__traceback__), HINT, where)
         if not where:  # the model's own forward: run it whole (or by sides of its branches)
-            if self.call is not None:
+            if not self.root:
                 raise stopped from e
             try:
-                return _fed(_leaf_graph(self.model), self.model, self.propagator, isinstance(e, SizeBranch))
+                return _fed(_leaf_graph(self.model, self.call), self.model, self.propagator,
+                            isinstance(e, SizeBranch))
             except SymshapeError as refused:
                 raise stopped from refused
         failing = self.model.get_submodule(where)

@@ -110,9 +110,15 @@ class _Recorder(torch.fx.Interpreter):
 MODEL_RUNS = threading.RLock()
 
 
-def observe(model: nn.Module, x: torch.Tensor, graph: torch.fx.Graph | None = None,
+def _as_call(x) -> tuple[tuple, dict]:
+    """``x`` (one input tensor, or ``(args, kwargs)`` of a call) as ``(args, kwargs)``."""
+    return ((x,), {}) if isinstance(x, torch.Tensor) else (tuple(x[0]), dict(x[1]))
+
+
+def observe(model: nn.Module, x, graph: torch.fx.Graph | None = None,
             device: str = "cpu") -> Observation:
     """Run ``model(x)`` with module hooks, then its traced graph node by node, under no_grad.
+    ``x`` is the input tensor, or ``(args, kwargs)`` for a call with several inputs.
 
     The model runs in the mode it is in. With ``device="meta"`` a meta copy runs instead (no
     kernels, only torch's meta shape checks); otherwise buffers a forward updates (batch norm's
@@ -120,7 +126,9 @@ def observe(model: nn.Module, x: torch.Tensor, graph: torch.fx.Graph | None = No
     cache) are restored afterwards.
     """
     if device == "meta":
-        return _observe(copy_model(model, "meta"), x.to("meta"), graph)
+        args, kwargs = _as_call(x)
+        meta = (tuple(a.to("meta") for a in args), {k: v.to("meta") for k, v in kwargs.items()})
+        return _observe(copy_model(model, "meta"), meta, graph)
     if device != "cpu":
         raise InvalidArgument(f"device must be 'cpu' or 'meta', got {device!r}")
     if has_lazy(model):
@@ -137,15 +145,17 @@ def observe(model: nn.Module, x: torch.Tensor, graph: torch.fx.Graph | None = No
                         buf.copy_(saved[name])
 
 
-def _observe(model: nn.Module, x: torch.Tensor, graph: torch.fx.Graph | None) -> Observation:
-    if x.device.type == "meta":
+def _observe(model: nn.Module, x, graph: torch.fx.Graph | None) -> Observation:
+    args, kwargs = _as_call(x)
+    if any(t.device.type == "meta" for t in (*args, *kwargs.values())):
         # a meta copy: tensors the forward makes (torch.ones(h, w)) are meta too, never allocated
         with torch.device("meta"):
             return _observe_here(model, x, graph)
     return _observe_here(model, x, graph)
 
 
-def _observe_here(model: nn.Module, x: torch.Tensor, graph: torch.fx.Graph | None) -> Observation:
+def _observe_here(model: nn.Module, x, graph: torch.fx.Graph | None) -> Observation:
+    args, kwargs = _as_call(x)
     obs = Observation()
     names = {id(m): n for n, m in model.named_modules()}
     handles = []
@@ -164,7 +174,7 @@ def _observe_here(model: nn.Module, x: torch.Tensor, graph: torch.fx.Graph | Non
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the model's own warnings say nothing about shapes
             try:
-                obs.output = _shape(model(x))
+                obs.output = _shape(model(*args, **kwargs))
             except Exception as e:  # torch's refusal is an observation, not an error here
                 obs.error = e
     finally:
@@ -184,7 +194,7 @@ def _observe_here(model: nn.Module, x: torch.Tensor, graph: torch.fx.Graph | Non
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            _Recorder(gm, obs).run(x)
+            _Recorder(gm, obs).run(*args, *kwargs.values())  # the placeholders, in the trace's order
         except Exception:
             pass  # recorded in failed_node
     return obs
@@ -228,10 +238,10 @@ def _compare_steps(analysis: Shapes, sizes: dict, ev: Evaluation, obs: Observati
             actual = seen[k] if k < len(seen) else "<not called>"
             for key, fixed in analysis.fixed.items():
                 # the size reaching each fixed size of the layer (its first input's: the one recorded)
-                if fixed.layer != step.name or k != 0 or fixed.input != 0 or key not in ev.in_features:
+                if fixed.layer != step.name or k != fixed.call or fixed.input != 0 or key not in ev.in_features:
                     continue
                 inputs = obs.module_inputs.get(_module_key(step.name), [])
-                first = inputs[0] if inputs and isinstance(inputs[0], tuple) else ()
+                first = inputs[k] if k < len(inputs) and isinstance(inputs[k], tuple) else ()
                 got = first[fixed.dim] if -len(first) <= fixed.dim < len(first) else "<not called>"
                 checked += 1
                 if got != ev.in_features[key]:
@@ -441,13 +451,18 @@ class VerifyReport:
     __repr__ = __str__
 
 
-def _sample_input(analysis: Shapes, sizes: dict[str, int], dtype: torch.dtype, device: str = "cpu") -> torch.Tensor:
-    """The input at ``sizes``: random values from a generator of its own (torch's global RNG is
-    not touched); on the meta device nothing is allocated."""
-    shape = analysis.concrete_input(sizes)
-    if device == "meta":
-        return torch.empty(shape, dtype=dtype, device="meta")
-    return torch.rand(*shape, generator=torch.Generator().manual_seed(0)).to(dtype)
+def _sample_input(analysis: Shapes, sizes: dict[str, int], dtype: torch.dtype, device: str = "cpu"):
+    """The call's inputs at ``sizes``, as ``(args, kwargs)``: random values from a generator of
+    its own (torch's global RNG is not touched); on the meta device nothing is allocated."""
+    generator = torch.Generator().manual_seed(0)
+
+    def make(shape):
+        if device == "meta":
+            return torch.empty(shape, dtype=dtype, device="meta")
+        return torch.rand(*shape, generator=generator).to(dtype)
+
+    args, kwargs = analysis.concrete_inputs(sizes)
+    return tuple(make(a) for a in args), {k: make(v) for k, v in kwargs.items()}
 
 
 def _dtype(model: nn.Module) -> torch.dtype:
@@ -464,21 +479,22 @@ MAX_ELEMENTS = 2 ** 30
 
 
 def _countable_input(analysis: Shapes, sizes: dict) -> None:
-    shape = analysis.concrete_input(sizes)
-    if _elements(shape) >= MAX_TENSOR_ELEMENTS:
-        raise InvalidArgument(f"verify() at {sizes}: the input would have {_elements(shape):,} elements, more "
-                              "than torch can make a tensor of, even on the meta device")
+    args, kwargs = analysis.concrete_inputs(sizes)
+    for shape in (*args, *kwargs.values()):
+        if _elements(shape) >= MAX_TENSOR_ELEMENTS:
+            raise InvalidArgument(f"verify() at {sizes}: the input would have {_elements(shape):,} elements, more "
+                                  "than torch can make a tensor of, even on the meta device")
 
 
 def _fits_in_memory(analysis: Shapes, sizes: dict, ev, device: str) -> None:
     """Refuse, before anything is allocated, a size at which the input or a step's output (as
     the analysis computes them) would hold more than MAX_ELEMENTS elements on the CPU, or more
     than torch can count on any device."""
-    shape = analysis.concrete_input(sizes)
+    args, kwargs = analysis.concrete_inputs(sizes)
     _countable_input(analysis, sizes)
     if device != "cpu":
         return
-    biggest = max(_elements(shape), _largest(ev))
+    biggest = max(*(_elements(shape) for shape in (*args, *kwargs.values())), _largest(ev))
     if biggest > MAX_ELEMENTS:
         raise InvalidArgument(
             f"verify() at {sizes} runs a real forward with a tensor of {biggest:,} elements (more than "

@@ -182,7 +182,11 @@ def cli_case(argv: list[str]) -> str:
         return "answer"
     if code in (1, 2):
         lines = err.getvalue().strip().splitlines()
-        if code == 1 or len(lines) == 1:
+        # one line, ``symshape <command>: error: …``; a refusal goes on with indented lines (the
+        # source line, why) and what you can do -- never a traceback
+        if code == 1 or lines and lines[0].startswith(f"symshape {argv[0]}: error: ") and all(
+                line.startswith("  ") or line == "what you can do:" for line in lines[1:]) \
+                and "Traceback" not in err.getvalue():
             return "clean"
         LAST.append(f"symshape {' '.join(argv)}: exit {code} with {len(lines)} lines on stderr")
     return "crash"

@@ -11,9 +11,10 @@ import symshape
 from symshape.verify import compare, observe
 
 
-def sample_input(analysis, sizes: dict[str, int]) -> torch.Tensor:
-    shape = [sizes[str(d)] if not d.is_Integer else int(d) for d in analysis.input_shape]
-    return torch.rand(1, *shape)
+def sample_input(analysis, sizes: dict[str, int]):
+    """The call's inputs at ``sizes`` as ``(args, kwargs)`` (batch 1 unless ``sizes`` gives N)."""
+    args, kwargs = analysis.concrete_inputs(sizes)
+    return tuple(torch.rand(*s) for s in args), {k: torch.rand(*s) for k, s in kwargs.items()}
 
 
 BACKEND_DEPENDENT = {"count": 0}

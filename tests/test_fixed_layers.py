@@ -339,3 +339,25 @@ def test_cli_no_batch(tmp_path):
     assert out.returncode == 0 and "floor(H/4)*floor(W/4)" in out.stdout
     out = cli("verify", "vgg.py:TinyVGG", "--input", "1,H,W", "--no-batch", "--samples", "6")
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_a_module_called_twice_is_checked_at_the_call_that_is_wrong():
+    """The same conv stack applied twice: the first call fits, the second gets 8 channels for
+    3. The fixed size belongs to the second call, and the proof compares it there (it once
+    compared it with the first call's input and refused a correct trace)."""
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.f = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
+
+        def forward(self, x):
+            return self.f(self.f(x))
+
+    a = symshape.analyze(Twice(), (3, "H", "W"))
+    assert a.fixed["f.0"].call == 1 and a.in_features["f.0"] == 8
+    report = a.check(H=10, W=10)
+    assert [f.layer for f in report.findings] == ["f.0"]
+    with pytest.raises(RuntimeError, match="expected input.* to have 3 channels, but got 8"):
+        Twice()(torch.rand(1, 3, 10, 10))
+    assert a.verify(samples=4).ok

@@ -79,12 +79,16 @@ def _public_names() -> dict[int, str]:
 _NAMES: dict[int, str] = {}
 
 
+#: the prefix of the module name a model file loaded by path gets (symshape.load)
+LOADED_MODULE_PREFIX = "_symshape_model_"
+
+
 def target_name(target: Any) -> str:
     """``nn.Conv2d``, ``F.max_pool2d``, ``torch.flatten``, ``Tensor.view``, ``operator.add``."""
     if isinstance(target, str):
         return f"Tensor.{target}"
     if isinstance(target, type):
-        mod = target.__module__
+        mod = target.__module__.removeprefix(LOADED_MODULE_PREFIX)
         if mod.startswith("torch.nn.modules"):
             return f"nn.{target.__qualname__}"
         return f"{mod}.{target.__qualname__}"
@@ -201,6 +205,8 @@ class Fixed:
     dim: int = -1
     #: ``parameter`` as the rule named it (``Requirement.fixes`` of its declared requirement)
     tag: str = ""
+    #: which call of the layer it is (0: the first; a module called twice fixes a size per call)
+    call: int = 0
 
 
 class Context:

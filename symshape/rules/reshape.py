@@ -94,14 +94,18 @@ def view_shape(ctx: Context, x: SymTensor, sizes: list, what: str) -> SymTensor:
         if s.is_Integer and s < -1:
             ctx.refuse(f"{what}{_shown(sizes)}: invalid shape dimension {s}")
     numel = x.numel()
+    if all(s.is_Integer for s in sizes):  # torch's own words (infer_size), where they have no symbol
+        refused = f"shape '[{', '.join(str(s) for s in sizes)}]' is invalid for input of size {{lhs}}"
+    else:
+        refused = None
     if inferred:
         i = inferred[0]
         known = product(s for j, s in enumerate(sizes) if j != i)
         ctx.at_least(known, 1, f"{what}{_shown(sizes)} cannot infer -1 when the other sizes multiply to 0")
-        ctx.divisible(numel, known, f"{what}{_shown(sizes)} needs a multiple of {{rhs}} elements, gets {{lhs}}")
+        ctx.divisible(numel, known, refused or f"{what}{_shown(sizes)} needs a multiple of {{rhs}} elements, gets {{lhs}}")
         sizes[i] = quotient(numel, known)  # common factors such as the batch size N cancel
     else:
-        ctx.equal(numel, product(sizes), f"{what}{_shown(sizes)} needs {{rhs}} elements, gets {{lhs}}")
+        ctx.equal(numel, product(sizes), refused or f"{what}{_shown(sizes)} needs {{rhs}} elements, gets {{lhs}}")
     return SymTensor(tuple(canonical(s) for s in sizes))
 
 
