@@ -14,7 +14,7 @@ import sympy
 import torch.nn as nn
 
 from . import check, explain, solve, verify
-from .dims import BATCH
+from .dims import BATCH, positive_int
 from .engine import Propagator, Step
 from .errors import (BoundExceeded, InvalidArgument, InvalidInputSize, SymshapeError, TraceMismatch, UnsupportedOperation,
                      UntraceableModel)
@@ -89,20 +89,31 @@ class Analysis(Shapes):
 
     # -- derivations for docs (symshape.explain) --------------------------------------------
 
-    def explain(self, /, format: str = "text", **sizes: int):
+    def explain(self, /, format: str = "text", full: bool = False, layer: str | None = None,
+                summary_only: bool = False, **sizes: int):
         """Every layer's arithmetic: symbolically, or at ``sizes`` with each formula's numbers,
         the exact value before rounding, the rounding torch applies and what it means; closing
         with each Linear's in_features, the other sizes that give it, and the no-rounding sizes.
         ``format``: ``text`` (fits 100 columns), ``markdown`` (tables and math) or ``latex``
-        (an amsmath ``align*`` fragment). Returns a str that renders itself in Jupyter.
+        (an amsmath ``align*`` fragment). By default only the steps that change a size or round
+        are shown, and repeated blocks that keep every size are one line with their count;
+        ``full=True`` shows every step; ``layer`` stops at that fixed layer and summarizes it
+        alone; ``summary_only`` gives the summary alone. Returns a str that renders itself in
+        Jupyter.
         """
-        return explain.explain(self, format, **sizes)
+        return explain.explain(self, format, full, layer, summary_only, **sizes)
 
     def _repr_markdown_(self) -> str:
-        return self.explain("markdown")
+        """In Jupyter: the steps as a compact table (``explain()`` gives the derivation)."""
+        return explain.step_table(self)
 
-    def _repr_latex_(self) -> str:
-        return "$$" + self.explain("latex") + "$$"
+    def plot(self, layer: str | None = None, upto: int = 96):
+        """A matplotlib Figure: the first Linear's (or ``layer``'s) in_features for square sizes
+        up to ``upto``, and, with two size names, a map over H × W of the sizes torch refuses,
+        accepts, accepts with no rounding, and that give the declared in_features
+        (:mod:`symshape.plot`; needs matplotlib)."""
+        from . import plot
+        return plot.plot(self, layer, positive_int(upto, "upto"))
 
     # -- proof against torch (symshape.verify) ---------------------------------------------
 

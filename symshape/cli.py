@@ -494,7 +494,7 @@ def cmd_explain(args) -> int:
     model, shape = _model_and_input(args)
     named, sizes = _named(shape)
     analysis = analyze(model, named, batch=_batch(args))
-    text = analysis.explain(args.format, **sizes, **(_batch_sizes(args, analysis) if sizes else {}))
+    text = analysis.explain(args.format, args.full, **sizes, **(_batch_sizes(args, analysis) if sizes else {}))
     if args.json:
         steps = [{"name": s.name, "op": s.op, "inputs": [str(i) for i in s.inputs], "output": str(s.output)}
                  for s in analysis.steps]
@@ -575,6 +575,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = model_command("explain", "write out every layer's arithmetic (why 13.5 becomes 13)")
     p.add_argument("--format", choices=("text", "md", "markdown", "latex"), default="text",
                    help="text (default, fits 100 columns), md (tables and math) or latex (amsmath)")
+    p.add_argument("--full", action="store_true",
+                   help="every step and every dim (by default: the steps that change a size or round, "
+                        "repeated blocks that keep every size as one line)")
     p.set_defaults(func=cmd_explain)
     p = model_command("check", "find Linear layers whose in_features does not fit, and the fix")
     p.add_argument("--fix", action="store_true",

@@ -215,13 +215,13 @@ class FloorDiv(sympy.Function):
             text = f"({text})"
         return f"{'ceil' if natural is not None and natural[2] else 'floor'}({text}/{q})"
 
-    def _latex(self, printer):
+    def _latex(self, printer, exp=None):
         p, q = self.args
         natural = self._natural()
         if natural is not None and natural[2]:
             q_text = natural[1].replace("**", "^{") + "}" if "**" in natural[1] else natural[1]
-            return rf"\left\lceil \frac{{{printer._print(natural[0])}}}{{{q_text}}} \right\rceil"
-        return rf"\left\lfloor \frac{{{printer._print(p)}}}{{{printer._print(q)}}} \right\rfloor"
+            return _power(rf"\left\lceil \frac{{{printer._print(natural[0])}}}{{{q_text}}} \right\rceil", exp)
+        return _power(rf"\left\lfloor \frac{{{printer._print(p)}}}{{{printer._print(q)}}} \right\rfloor", exp)
 
     def _eval_rewrite_as_floor(self, p, q, **kwargs):
         return sympy.floor(p / q)
@@ -257,8 +257,8 @@ class IntSqrt(_RootRounded):
     def _sympystr(self, printer):
         return f"floor(sqrt({printer._print(self.args[0])}))"
 
-    def _latex(self, printer):
-        return rf"\left\lfloor \sqrt{{{printer._print(self.args[0])}}} \right\rfloor"
+    def _latex(self, printer, exp=None):
+        return _power(rf"\left\lfloor \sqrt{{{printer._print(self.args[0])}}} \right\rfloor", exp)
 
 
 class CeilSqrt(_RootRounded):
@@ -269,8 +269,8 @@ class CeilSqrt(_RootRounded):
     def _sympystr(self, printer):
         return f"ceil(sqrt({printer._print(self.args[0])}))"
 
-    def _latex(self, printer):
-        return rf"\left\lceil \sqrt{{{printer._print(self.args[0])}}} \right\rceil"
+    def _latex(self, printer, exp=None):
+        return _power(rf"\left\lceil \sqrt{{{printer._print(self.args[0])}}} \right\rceil", exp)
 
 
 class DoubleFloor(sympy.Function):
@@ -313,8 +313,13 @@ class DoubleFloor(sympy.Function):
             text = f"({text})"
         return f"floor({text}*{self.scale_text})"
 
-    def _latex(self, printer):
-        return rf"\left\lfloor {printer._print(self.args[0])} \cdot {self.scale_text} \right\rfloor"
+    def _latex(self, printer, exp=None):
+        return _power(rf"\left\lfloor {printer._print(self.args[0])} \cdot {self.scale_text} \right\rfloor", exp)
+
+
+def _power(tex: str, exp) -> str:
+    """A bracketed size raised to ``exp`` (sympy's printer passes the exponent of a power)."""
+    return tex if exp is None else f"{tex}^{{{exp}}}"
 
 
 def _double(s) -> float:

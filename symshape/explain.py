@@ -10,40 +10,133 @@ from __future__ import annotations
 
 import math
 import re
+import string
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 import sympy
 
 from .compiled import compile_exprs
 from .derivations import Adaptive, Padded, Scaled, Transposed, Window
-from .dims import as_expr, batch_symbol, size_symbol
+from .dims import FloorDiv, as_expr, batch_symbol, size_symbol
 from .errors import InvalidArgument
 from .quasi import Unsolvable
 from .solve import exact_sizes
 from .tensor import shape_str
 
-__all__ = ["Explanation", "explain"]
+__all__ = ["Explanation", "explain", "for_mathjax", "step_table"]
 
 FORMATS = {"text": "text", "txt": "text", "markdown": "markdown", "md": "markdown", "latex": "latex", "tex": "latex"}
 WIDTH = 100
 
 
 class Explanation(str):
-    """A derivation as a string, in one format; renders itself in Jupyter in the others too."""
+    """A derivation as a string, in one format; renders itself in Jupyter as Markdown with math
+    (and as its own lines, not an escaped string, where plain text is shown)."""
 
     analysis = None
     sizes: dict = {}
+    full = False
 
     def _repr_markdown_(self) -> str:
-        return explain(self.analysis, "markdown", **self.sizes)
+        return explain(self.analysis, "markdown", self.full, **self.sizes)
 
     def _repr_latex_(self) -> str:
-        return "$$" + explain(self.analysis, "latex", **self.sizes) + "$$"
+        return "$$" + for_mathjax(explain(self.analysis, "latex", self.full, **self.sizes)) + "$$"
+
+    def _repr_pretty_(self, p, cycle) -> None:  # IPython's plain-text display
+        p.text(str(self))
+
+
+def for_mathjax(latex: str) -> str:
+    """LaTeX for MathJax rather than pdflatex: an escaped underscore in text (``kernel\\_size``)
+    is written plainly, which MathJax's text mode shows as it is."""
+    return re.sub(r"\\(text|texttt|textbf)\{((?:[^{}]|\{[^{}]*\})*)\}",
+                  lambda m: "\\" + m.group(1) + "{" + m.group(2).replace("\\_", "_") + "}", latex)
+
+
+def step_table(analysis) -> str:
+    """The steps as a compact Markdown table with typeset shapes (an Analysis in Jupyter)."""
+    head = f"{_md(_title(analysis, None)).removeprefix('Derivation: ')}, {analysis.mode} mode"
+    rows = [head, "", "| step | op | output |", "| --- | --- | --- |"]
+    rows += [f"| `{s.name}` | `{s.op}` | ${_shape_m(s.output).latex if isinstance(s.output, tuple) and s.output else ''}$ |"
+             for s in analysis.steps]
+    if analysis.in_features:
+        rows += ["", "| fixed layer | size that reaches it |", "| --- | --- |"]
+        rows += [f"| `{k}` | ${_latex(v)}$ |" for k, v in analysis.in_features.items()]
+    return "\n".join(rows) + "\n"
 
 
 # -- a format-neutral description ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Math:
+    """A formula, a shape or a condition in a derivation: as plain text and as LaTeX. A note is a
+    str, or a tuple of str (prose) and Math parts, so every format typesets its math."""
+
+    text: str
+    latex: str
+
+
+def _latex(e) -> str:
+    """A size expression in LaTeX: floors as brackets, products with a dot, ``x mod q``."""
+    return sympy.latex(_mod_form(as_expr(e, rational=True)), mul_symbol="dot")
+
+
+def _mod_form(e: sympy.Expr) -> sympy.Expr:
+    """``x - q*floor(x/q)`` written as ``Mod(x, q)`` (printed ``x \\bmod q``)."""
+    for f in e.atoms(FloorDiv):
+        a, q = f.args
+        rest = sympy.expand(e - (a - q * f))
+        if q.is_Integer and not rest.has(f) and e.has(f):
+            e = rest + sympy.Mod(a, q, evaluate=False)
+    return e
+
+
+def _expr_m(e) -> Math:
+    return Math(str(e), _latex(e) if isinstance(e, sympy.Basic) else str(e))
+
+
+def _shape_m(shape) -> Math:
+    """A shape, or a tuple of shapes (an op returning several tensors)."""
+    if shape and all(isinstance(s, tuple) for s in shape):
+        parts = [_shape_m(s) for s in shape]
+        return Math("(" + ", ".join(p.text for p in parts) + ")", "(" + ", ".join(p.latex for p in parts) + ")")
+    return Math(shape_str(shape), "(" + ", ".join(_expr_m(d).latex for d in shape) + ")")
+
+
+def _cond_m(cond) -> Math:
+    """A case's condition: ``H mod 2 = 0``, typeset ``H \\bmod 2 = 0``."""
+    typeset = type(cond)(_mod_form(cond.lhs), _mod_form(cond.rhs), evaluate=False) if isinstance(
+        cond, sympy.Rel) else cond
+    return Math(_condition_text(cond), sympy.latex(typeset, mul_symbol="dot"))
+
+
+def _joined(items, sep: str) -> tuple:
+    """Math parts with ``sep`` (prose) between them."""
+    out: list = []
+    for i, item in enumerate(items):
+        out += [sep, item] if i else [item]
+    return tuple(out)
+
+
+def _parts(note) -> tuple:
+    return (note,) if isinstance(note, str) else tuple(note)
+
+
+def _plain(note) -> str:
+    return "".join(p if isinstance(p, str) else p.text for p in _parts(note))
+
+
+def _md(note) -> str:
+    return "".join(_md_code(p) if isinstance(p, str) else f"${p.latex}$" for p in _parts(note))
+
+
+def _tex(note) -> str:
+    return "".join((rf"\text{{{_tex_text(p)}}}" if p else "") if isinstance(p, str) else p.latex
+                   for p in _parts(note))
 
 
 @dataclass
@@ -54,15 +147,21 @@ class Line:
     formula: tuple  # (text, latex)
     value: tuple = ("", "")  # (text, latex)
     notes: list[str] = field(default_factory=list)
+    #: the dim's size changes here (False: the layer leaves it as it is, with no rounding)
+    changes: bool = True
 
 
 @dataclass
 class Block:
     name: str
     op: str
-    shapes: str
+    shapes: Math  # input → output
     lines: list[Line] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    notes: list = field(default_factory=list)  # str or tuples of prose and Math (see Math)
+    #: the step's output shape differs from its input's
+    resizes: bool = True
+    #: the op's short name (``nn.Conv2d``), for the compact derivation
+    short: str = ""
 
 
 def _tex_text(s: str) -> str:
@@ -245,19 +344,18 @@ def _blocks(analysis, sizes: dict | None):
     for i, step in enumerate(analysis.steps):
         if ev is not None and i >= len(ev.steps):
             break
-        if ev is not None:
-            shapes = " → ".join(shape_str(x[1:]) for x in (*ev.steps[i].inputs[:1], ev.steps[i].output)
-                                if isinstance(x, tuple) and x and not isinstance(x[0], tuple))
-        else:
-            shapes = " → ".join(shape_str(x[1:]) for x in (*step.inputs[:1], step.output)
-                                if isinstance(x, tuple) and x and not isinstance(x[0], tuple))
-        block = Block(step.name, _op_label(step), shapes)
+        ends = (*ev.steps[i].inputs[:1], ev.steps[i].output) if ev is not None else (*step.inputs[:1], step.output)
+        shown = [_shape_m(x[1:]) for x in ends if isinstance(x, tuple) and x and not isinstance(x[0], tuple)]
+        shapes = Math(" → ".join(m.text for m in shown), r" \to ".join(m.latex for m in shown))
+        block = Block(step.name, _op_label(step), shapes, resizes=_resizes(step), short=step.op)
         if ev is None:
             block.notes += _case_notes(step)
         for j, d in enumerate(step.derivations):
             concrete = ev is not None
             size, out = (sized[i][j], outs[i][j]) if concrete else (d.size, d.out)
-            block.lines.append(_LINES[type(d)](d, size, out, concrete))
+            line = _LINES[type(d)](d, size, out, concrete)
+            line.changes = size != out or any(n.startswith(("floor", "ceil")) for n in line.notes)
+            block.lines.append(line)
         for key, fixed in analysis.fixed.items():
             if fixed.layer != step.name:
                 continue
@@ -265,12 +363,12 @@ def _blocks(analysis, sizes: dict | None):
             if got is None:
                 continue
             if fixed.declared is None:
-                block.notes.append(f"{fixed.parameter} = {got} (lazy: set at the first call)")
+                block.notes.append((f"{fixed.parameter} = ", _expr_m(got), " (lazy: set at the first call)"))
             elif ev is not None:
                 mark = "matches" if got == fixed.declared else "does NOT match"
                 block.notes.append(f"{fixed.parameter} = {got}, which {mark} the declared {fixed.declared}")
             else:
-                block.notes.append(f"{fixed.parameter} = {got} (declared {fixed.declared})")
+                block.notes.append((f"{fixed.parameter} = ", _expr_m(got), f" (declared {fixed.declared})"))
         _dedupe(block)
         blocks.append(block)
     failure = None
@@ -315,8 +413,8 @@ def _case_notes(step) -> list[str]:
         cases = _cases(tuple(as_expr(d) for d in shape))
         if len(cases) <= MAX_CASES:
             for conds, plain in cases:
-                when = " and ".join(_condition_text(c) for c in conds) or "otherwise"
-                notes.append(f"for {when}: {shape_str(plain[1:])}")
+                when = _joined([_cond_m(c) for c in conds], " and ") or ("otherwise",)
+                notes.append(("for ", *when, ": ", _shape_m(plain[1:])))
         else:
             notes.append(f"more than {MAX_CASES} cases, decided by the sizes")
     if step.rule in ("meta", "cases"):  # the checks on this step's sides: each message once
@@ -327,40 +425,55 @@ def _case_notes(step) -> list[str]:
             first.setdefault(r.reason, r)
         reasons = list(first)
         for reason in reasons[:MAX_CASES]:
-            notes.append("raises where its check fails: " + first[reason].message(first[reason].lhs, first[reason].rhs))
+            notes.append(("raises where its check fails: ", *_message_parts(first[reason])))
         if len(reasons) > MAX_CASES:
             notes.append(f"... and {len(reasons) - MAX_CASES} more checks (Analysis.requirements lists them)")
     return notes
 
 
-def _side_notes(step) -> list[str]:
+def _message_parts(r) -> tuple:
+    """A requirement's message with its two sizes (``{lhs}``, ``{rhs}``) as math."""
+    out: list = []
+    for literal, name, _, _ in string.Formatter().parse(r.reason):
+        out.append(literal)
+        if name in ("lhs", "rhs"):
+            out.append(_expr_m(r.lhs if name == "lhs" else r.rhs))
+        elif name is not None:  # not a message symshape wrote: as it reads
+            return (r.message(r.lhs, r.rhs),)
+    return tuple(p for p in out if p != "")
+
+
+def _side_notes(step) -> list:
     """For a module traced by the sides of its Python branches: per side, its conditions, then
     the steps that side runs (``pad: (1, L) → (1, L + 1)``), or the message where it raises."""
     notes = []
     prefix = "" if step.name == "(model)" else f"{step.name}."
     for conds, steps, error, output in step.sides[:MAX_CASES]:
-        when = " and ".join(_condition_text(c) for c in conds) or "every size"
+        when = _joined([_cond_m(c) for c in conds], " and ") or ("every size",)
         if steps is None:
-            notes.append(f"for {when}: raises {error}")
+            notes.append(("for ", *when, f": raises {error}"))
             continue
-        notes.append(f"for {when}: {_sample_shape(output)}")
+        notes.append(("for ", *when, ": ", _sample_shape(output)))
         shown = [s for s in steps if s.output != () and not (len(s.inputs) == 1 and s.inputs[0] == s.output
                                                               and not s.derivations)]
         for s in shown:
-            ins = ", ".join(_sample_shape(i) for i in s.inputs)
-            notes.append(f"  {prefix}{s.name}  {s.op}  {ins} → {_sample_shape(s.output)}")
+            ins = [_sample_shape(i) for i in s.inputs]
+            out = _sample_shape(s.output)
+            notes.append((f"  {prefix}{s.name}  {s.op}  ", Math(
+                ", ".join(m.text for m in ins) + " → " + out.text, ", ".join(m.latex for m in ins) + r" \to " + out.latex)))
     if len(step.sides) > MAX_CASES:
         notes.append(f"... and {len(step.sides) - MAX_CASES} more sides")
     return notes
 
 
-def _sample_shape(shape) -> str:
+def _sample_shape(shape) -> Math:
     """One sample's shape (the batch dim left out), or a tuple of them."""
     if isinstance(shape, tuple) and shape and isinstance(shape[0], tuple):
-        return "(" + ", ".join(_sample_shape(s) for s in shape) + ")"
+        parts = [_sample_shape(s) for s in shape]
+        return Math("(" + ", ".join(p.text for p in parts) + ")", "(" + ", ".join(p.latex for p in parts) + ")")
     if isinstance(shape, tuple) and shape:
-        return shape_str(shape[1:])
-    return str(shape)
+        return _shape_m(shape[1:])
+    return Math(str(shape), rf"\text{{{_tex_text(str(shape))}}}")
 
 
 def _condition_text(cond) -> str:
@@ -404,32 +517,38 @@ def _dedupe(block: Block) -> None:
     for k, line in enumerate(block.lines):
         key = (line.formula, line.value, tuple(neutral(n, line.dim) for n in line.notes))
         if key in seen:
-            block.lines[k] = Line(line.dim, (f"same as {seen[key]}", rf"\text{{same as {seen[key]}}}"))
+            block.lines[k] = Line(line.dim, (f"same as {seen[key]}", rf"\text{{same as {seen[key]}}}"),
+                                  changes=line.changes)
         else:
             seen[key] = line.dim
 
 
-def _summary(analysis, ev) -> list[tuple[str, str]]:
-    """(label, text) rows: each Linear's formula (and value), other sizes, no-rounding condition."""
+def _summary(analysis, ev, layer: str | None = None) -> list[tuple[str, tuple]]:
+    """(label, note) rows: each Linear's formula (and value), other sizes, no-rounding condition;
+    of the fixed layer ``layer`` only, where given."""
 
     rows = []
     for name, expr in analysis.in_features.items():
+        if layer is not None and name != layer:
+            continue
         fixed = analysis.fixed.get(name)
         label = f"{fixed.parameter if fixed is not None else 'in_features'} of {fixed.layer if fixed is not None else name}"
         if ev is not None and name in ev.in_features:
             value = ev.in_features[name]
-            rows.append((label, f"{expr} = {value}" if expr.free_symbols else str(value)))
+            rows.append((label, (Math(f"{expr} = {value}", f"{_latex(expr)} = {value}"),) if expr.free_symbols
+                         else (Math(str(value), str(value)),)))
             if analysis.size_names and expr.free_symbols:
                 try:
                     same = analysis.solve(ev.in_features[name], layer=name)
-                    rows.append((f"sizes giving {ev.in_features[name]}", same.summary()))
+                    rows.append((f"sizes giving {ev.in_features[name]}", (Math(same.summary(), same.latex()),)))
                 except Unsolvable:
                     pass
         else:
-            rows.append((label, str(expr)))
+            rows.append((label, (_expr_m(expr),)))
     if analysis.size_names:
         try:
-            rows.append(("no layer rounds at", exact_sizes(analysis, ignore_declared=True).summary()))
+            exact = exact_sizes(analysis, ignore_declared=True)
+            rows.append(("no layer rounds at", (Math(exact.summary(), exact.latex()),)))
         except Unsolvable:
             pass
     return rows
@@ -438,19 +557,27 @@ def _summary(analysis, ev) -> list[tuple[str, str]]:
 # -- renderers -----------------------------------------------------------------------------------
 
 
-def _title(analysis, sizes) -> str:
-    at = ", ".join(f"{k}={v}" for k, v in (sizes or {}).items())
+def _title(analysis, sizes) -> tuple:
+    """The derivation's title as a note: the model, its input shapes (math) and the sizes."""
     model = type(analysis.model).__name__
-    shape = str(analysis.inputs) + ("" if analysis.batched else " (unbatched)")
-    return f"{model} on input{'' if analysis.inputs.single else 's'} {shape}" + (f" at {at}" if at else "")
+    out: list = [f"Derivation: {model} on input{'' if analysis.inputs.single else 's'} "]
+    for i, (label, shape) in enumerate(analysis.inputs.shapes):
+        named = "" if analysis.inputs.single else f"{label} "
+        out += [(", " if i else "") + named, _shape_m(shape)]
+    if not analysis.batched:
+        out.append(" (unbatched)")
+    if sizes:
+        at = ", ".join(f"{k}={v}" for k, v in sizes.items())
+        out += [" at ", Math(at, ", ".join(f"{k} = {v}" for k, v in sizes.items()))]
+    return tuple(p for p in out if p != "")
 
 
 def _render_text(analysis, sizes, blocks, failure, summary) -> str:
-    out = [f"Derivation: {_title(analysis, sizes)}", ""]
+    out = [_plain(_title(analysis, sizes)), ""]
     wrap = textwrap.TextWrapper(width=WIDTH, initial_indent=" " * 14, subsequent_indent=" " * 14)
     for b in blocks:
         head = f"{b.name}  {b.op}"
-        shapes = b.shapes
+        shapes = b.shapes.text
         parts = shapes.split(" → ")
         if len(parts) == 2 and parts[0] == parts[1] and not b.lines and not b.notes:
             shapes = "shape unchanged"
@@ -464,22 +591,21 @@ def _render_text(analysis, sizes, blocks, failure, summary) -> str:
             for note in line.notes:
                 out += wrap.wrap(note)
         for note in b.notes:
-            out += textwrap.wrap(note, WIDTH, initial_indent="  ", subsequent_indent="    ")
+            out += textwrap.wrap(_plain(note), WIDTH, initial_indent="  ", subsequent_indent="    ")
     if failure:
         out += ["", *textwrap.wrap(failure, WIDTH)]
     if summary:
         out.append("")
         width = max(len(label) for label, _ in summary) + 2
-        for label, text in summary:
-            out += textwrap.wrap(f"{label + ':':<{width}} {text}", WIDTH, subsequent_indent=" " * (width + 1))
+        for label, note in summary:
+            out += textwrap.wrap(f"{label + ':':<{width}} {_plain(note)}", WIDTH, subsequent_indent=" " * (width + 1))
     return "\n".join(out) + "\n"
 
 
 def _render_markdown(analysis, sizes, blocks, failure, summary) -> str:
-    out = [f"### Derivation: {_md_code(_title(analysis, sizes))}", ""]
+    out = [f"### {_md(_title(analysis, sizes))}", ""]
     for b in blocks:
-        shapes = " → ".join(f"`{part}`" for part in b.shapes.split(" → "))
-        out.append(f"**`{b.name}`** `{b.op}`: {shapes}")
+        out.append(f"**`{b.name}`** `{b.op}`: ${b.shapes.latex}$")
         out.append("")
         if b.lines:
             out += ["| dim | torch's arithmetic | value |", "| --- | --- | --- |"]
@@ -492,17 +618,24 @@ def _render_markdown(analysis, sizes, blocks, failure, summary) -> str:
                 for note in line.notes:
                     out.append(f"- {line.dim}: {note}")
         for note in b.notes:  # an indented note (a step on one side of a branch) is a nested item
-            indent = "  " * ((len(note) - len(note.lstrip(" "))) // 2)
-            out.append(f"{indent}- {_md_code(note.strip())}")
+            first = _parts(note)[0] if isinstance(_parts(note)[0], str) else ""
+            indent = "  " * ((len(first) - len(first.lstrip(" "))) // 2)
+            out.append(f"{indent}- {_md(_strip_first(note))}")
         if out[-1] != "":
             out.append("")
     if failure:
         out += [f"**{failure}**", ""]
     if summary:
         out += ["| summary | |", "| --- | --- |"]
-        out += [f"| {label} | {_md_code(text)} |" for label, text in summary]
+        out += [f"| {label} | {_md(note)} |" for label, note in summary]
         out.append("")
     return "\n".join(out)
+
+
+def _strip_first(note) -> tuple:
+    """The note without its leading indent."""
+    parts = _parts(note)
+    return ((parts[0].lstrip(" "),) if isinstance(parts[0], str) else (parts[0],)) + parts[1:]
 
 
 def _md_code(text: str) -> str:
@@ -510,17 +643,17 @@ def _md_code(text: str) -> str:
 
 
 def _render_latex(analysis, sizes, blocks, failure, summary) -> str:
-    rows = [rf"&\text{{{_tex_text('Derivation: ' + _title(analysis, sizes))}}}"]
+    rows = [rf"&{_tex(_title(analysis, sizes))}"]
     for b in blocks:
-        rows.append(rf"&\textbf{{{_tex_text(b.name)}}}\ \text{{{_tex_text(b.op + ': ' + b.shapes)}}}")
+        rows.append(rf"&\textbf{{{_tex_text(b.name)}}}\ \texttt{{{_tex_text(b.op)}}}\text{{: }} {b.shapes.latex}")
         for line in b.lines:
             value = f" = {line.value[1]}" if line.value[1] else ""
             rows.append(rf"&\quad \text{{{_tex_text(line.dim)}: }} {line.formula[1]}{value}")
             rows += [rf"&\qquad \text{{{_tex_text(n)}}}" for n in line.notes]
-        rows += [rf"&\quad \text{{{_tex_text(n)}}}" for n in b.notes]
+        rows += [rf"&\quad {_tex(n)}" for n in b.notes]
     if failure:
         rows.append(rf"&\text{{{_tex_text(failure)}}}")
-    rows += [rf"&\text{{{_tex_text(label + ': ' + text)}}}" for label, text in summary]
+    rows += [rf"&\text{{{_tex_text(label)}: }} {_tex(note)}" for label, note in summary]
     body = " \\\\\n".join(rows)
     return "% symshape derivation; needs \\usepackage{amsmath}\n\\begin{align*}\n" + body + "\n\\end{align*}\n"
 
@@ -528,14 +661,135 @@ def _render_latex(analysis, sizes, blocks, failure, summary) -> str:
 _RENDER = {"text": _render_text, "markdown": _render_markdown, "latex": _render_latex}
 
 
-def explain(analysis, /, format: str = "text", **sizes: int) -> Explanation:
-    """The derivation of every layer's size: symbolic, or at ``sizes``; text, Markdown or LaTeX."""
+# -- a derivation that fits on a screen ------------------------------------------------------------
+
+
+def _unit(model, name: str) -> str:
+    """The repeated block a step belongs to: its outermost ancestor that is an indexed child
+    with children of its own (``layer1.0`` of ``layer1.0.conv1``), or the step itself."""
+    parts = name.split(".")
+    for k in range(1, len(parts) - 1):
+        if parts[k].isdigit():
+            prefix = ".".join(parts[:k + 1])
+            try:
+                module = model.get_submodule(prefix)
+            except AttributeError:
+                return name
+            if next(module.children(), None) is not None:
+                return prefix
+    return name
+
+
+def _compact(analysis, blocks: list[Block]) -> tuple[list[Block], int]:
+    """Only the steps that change a size or round, with only the dims that change; repeated
+    blocks that leave every size as it is collapsed into one line with their count
+    (``layer1.1–2: 2 × Bottleneck, sizes unchanged``). Returns the blocks and how many steps
+    that keep every size were left out."""
+    units: list[tuple[str, list[Block]]] = []
+    for b in blocks:
+        key = _unit(analysis.model, b.name)
+        if units and units[-1][0] == key and key != b.name:
+            units[-1][1].append(b)
+        else:
+            units.append((key, [b]))
+    out: list[Block] = []
+    hidden = 0
+    run: list[str] = []  # consecutive unchanged repeats of one class under one parent
+
+    def flush():
+        if run:
+            first, last = run[0], run[-1].rsplit(".", 1)[1]
+            cls = type(analysis.model.get_submodule(first)).__name__
+            name = first if len(run) == 1 else f"{first}–{last}"
+            out.append(Block(name, f"{len(run)} × {cls}", Math("sizes unchanged", r"\text{sizes unchanged}"),
+                             resizes=False))
+            run.clear()
+    for key, members in units:
+        kept = [b for b in members if _matters(b)]
+        if key != members[0].name and not kept:  # a repeated block that leaves every size as it is
+            same = run and run[0].rsplit(".", 1)[0] == key.rsplit(".", 1)[0] and type(
+                analysis.model.get_submodule(run[0])) is type(analysis.model.get_submodule(key))
+            if not same:
+                flush()
+            run.append(key)
+            continue
+        flush()
+        hidden += len(members) - len(kept)
+        out += [replace(b, lines=[ln for ln in b.lines if ln.changes]) for b in kept]
+    flush()
+    return out, hidden
+
+
+#: the lines of a screen: a derivation longer than this is written tersely (see _terse)
+SCREEN = 40
+
+
+def _terse(b: Block) -> Block:
+    """A step of a derivation too long for a screen: its short op name, one line for dims with
+    the same arithmetic (``rows, columns``), and of their notes only the rounding's."""
+    lines: list[Line] = []
+    for ln in b.lines:
+        if not ln.changes:
+            continue
+        if ln.formula[0].startswith("same as ") and lines and lines[-1].dim == ln.formula[0].removeprefix("same as "):
+            lines[-1] = replace(lines[-1], dim=f"{lines[-1].dim}, {ln.dim}")
+            continue
+        lines.append(replace(ln, notes=[n for n in ln.notes if n.startswith(("floor", "ceil"))]))
+    return replace(b, op=b.short or b.op, lines=lines)
+
+
+def _resizes(step) -> bool:
+    """Whether a step changes a size that depends on the input (a channel count that is the
+    same at every size does not count), or the rank."""
+    ins = step.inputs[0] if step.inputs else None
+    out = step.output
+    if not (isinstance(ins, tuple) and isinstance(out, tuple)) or any(isinstance(d, tuple) for d in (*ins, *out)):
+        return True  # several tensors: shown
+    if len(ins) != len(out):
+        return True
+    return any(a != b and (_sized(a) or _sized(b)) for a, b in zip(ins, out))
+
+
+def _sized(d) -> bool:
+    return isinstance(d, sympy.Basic) and bool(d.free_symbols - {batch_symbol()})
+
+
+def _matters(b: Block) -> bool:
+    """A step worth showing: it changes a size, rounds, or says something (a fixed layer, cases)."""
+    return b.resizes or bool(b.notes) or any(ln.changes for ln in b.lines)
+
+
+def explain(analysis, /, format: str = "text", full: bool = False, layer: str | None = None,
+            summary_only: bool = False, **sizes: int) -> Explanation:
+    """The derivation of every layer's size: symbolic, or at ``sizes``; text, Markdown or LaTeX.
+    By default only the steps that change a size or round, repeated blocks that keep every size
+    collapsed; ``full=True``: every step and every dim. ``layer``: the steps up to that fixed
+    layer, and the summary of it alone; ``summary_only``: the summary without the steps."""
     fmt = FORMATS.get(format)
     if fmt is None:
         raise InvalidArgument(f"format must be one of text, markdown (md), latex; got {format!r}")
+    if not isinstance(full, bool) or not isinstance(summary_only, bool):
+        raise InvalidArgument(f"full and summary_only are True or False, got {full!r}, {summary_only!r}")
+    if layer is not None:
+        analysis.linear(layer)  # UnknownName, listing the fixed layers, for a layer it does not have
     concrete = sizes or (not analysis.size_names)
     blocks, ev, failure = _blocks(analysis, dict(sizes) if concrete else None)
-    summary = _summary(analysis, ev) if ev is None or ev.failure is None else []
-    out = Explanation(_RENDER[fmt](analysis, sizes if concrete else None, blocks, failure, summary))
-    out.analysis, out.sizes = analysis, dict(sizes)
+    if layer is not None:
+        step = analysis.fixed[layer].layer if layer in analysis.fixed else layer
+        last = max((i for i, b in enumerate(blocks) if b.name == step), default=len(blocks) - 1)
+        blocks = blocks[:last + 1]
+    hidden = 0
+    if not full:
+        blocks, hidden = _compact(analysis, blocks)
+    summary = _summary(analysis, ev, layer) if ev is None or ev.failure is None else []
+    if summary_only:
+        blocks, hidden = [], 0
+    if hidden:
+        summary.append(("not shown", (f"{hidden} step{'s that keep' if hidden != 1 else ' that keeps'} every "
+                                      "size (full=True, --full: every step)",)))
+    at = sizes if concrete else None
+    if not full and _render_text(analysis, at, blocks, failure, summary).count("\n") > SCREEN:
+        blocks = [_terse(b) for b in blocks]
+    out = Explanation(_RENDER[fmt](analysis, at, blocks, failure, summary))
+    out.analysis, out.sizes, out.full = analysis, dict(sizes), full
     return out

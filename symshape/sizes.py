@@ -13,6 +13,7 @@ floor((W - 1)/2)``: a tensor added to its own transpose) holds on lines, not box
 from __future__ import annotations
 
 import math
+import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -225,10 +226,12 @@ class IntSet:
 
     @property
     def is_empty(self) -> bool:
+        """Whether no integer is in the set."""
         return not self.head and not self.residues
 
     @property
     def is_finite(self) -> bool:
+        """Whether the set has finitely many members (no periodic tail)."""
         return not self.residues
 
     def min(self) -> int | None:
@@ -469,10 +472,12 @@ class SizeSet:
 
     @property
     def is_empty(self) -> bool:
+        """Whether no size is in the set (the model refuses every size, or no size solves it)."""
         return not self.boxes
 
     @property
     def is_finite(self) -> bool:
+        """Whether the set has finitely many sizes (every box bounded in every size)."""
         return all(all(isinstance(box[k], Tie) or box[k].is_finite for k in self.keys) for box in self.boxes)
 
     def enumerate(self, max_size: int) -> list[dict[str, int]]:
@@ -564,11 +569,46 @@ class SizeSet:
         text = "; or ".join(self.lines())
         return text + (f"\n{self.note}" if self.note else "")
 
+    def latex(self, max_boxes: int | None = 3) -> str:
+        """The set as LaTeX math (``H \\in \\{31, 32\\} \\text{ and } W \\geq 7``), with at most
+        ``max_boxes`` boxes written out (None: all)."""
+        if self.is_empty:
+            return r"\text{no input size}"
+        lines = self.lines()
+        shown = lines if max_boxes is None or len(lines) <= max_boxes else lines[:max_boxes]
+        text = "; or ".join(shown) + (f"; or {len(lines) - len(shown)} more boxes" if len(shown) < len(lines) else "")
+        return latex_of(text)
+
     def __repr__(self) -> str:
         return f"SizeSet({str(self)!r})"
 
     def _repr_markdown_(self) -> str:
-        return str(self)
+        return f"${self.latex(None)}$" if not self.note else str(self)
+
+
+#: the words and symbols of a size set's text (SizeSet.lines, IntSet.describe), and their LaTeX
+_LATEX_TOKENS = re.compile(r"; or |\band\b|\bor\b|\bany\b|\(mod ([^)]*)\)| mod |(\d+) more boxes|no input size|"
+                           r"(\d+)\*\*(\d+)|[∈≥≤≡∪≠{}*_]")
+_LATEX_SYMBOLS = {"; or ": r"\text{; or }", "and": r"\text{ and }", "or": r"\text{ or }", "any": r"\text{any }",
+                  " mod ": r" \bmod ", "no input size": r"\text{no input size}", "∈": r"\in", "≥": r"\geq",
+                  "≤": r"\leq", "≡": r"\equiv", "∪": r"\cup", "≠": r"\neq", "{": r"\{", "}": r"\}",
+                  "*": r" \cdot ", "_": r"\_"}
+
+
+def latex_of(text: str) -> str:
+    """A size set's text as LaTeX math: its words in ``\\text``, ``∈ ≥ ≡ (mod m)`` as ``\\in \\geq
+    \\equiv \\pmod{m}``, braces escaped, ``2**16`` as ``2^{16}``, products with ``\\cdot``. The
+    text is symshape's own (the grammar of ``IntSet.describe`` and ``SizeSet.lines``)."""
+    def one(m: re.Match) -> str:
+        token = m.group(0)
+        if m.group(1) is not None:
+            return rf"\pmod{{{latex_of(m.group(1))}}}"
+        if m.group(2) is not None:
+            return rf"\text{{{m.group(2)} more boxes}}"
+        if m.group(3) is not None:
+            return f"{m.group(3)}^{{{m.group(4)}}}"
+        return _LATEX_SYMBOLS[token]
+    return _LATEX_TOKENS.sub(one, text)
 
 
 def _merge_boxes(boxes: list[dict[str, IntSet]], keys: Sequence[str]) -> list[dict[str, IntSet]]:

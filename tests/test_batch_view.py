@@ -145,7 +145,7 @@ def test_fix_refuses_what_it_cannot_rewrite_exactly(tmp_path, capsys, line, why)
     path = _alexnet_with(tmp_path, line)
     before = path.read_bytes()
     code, out, _ = run(capsys, "check", f"{path}:AlexNet", "--input", "3,419,419", "--fix")
-    assert code == 1 and f"not fixed: view: " in out and why in out
+    assert code == 1 and "not fixed: view: " in out and why in out
     assert path.read_bytes() == before
 
 

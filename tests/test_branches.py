@@ -341,7 +341,7 @@ def test_explain_lists_what_each_side_of_a_branch_does():
         out = _SidesToExplain()(torch.zeros(1, 3, n)).shape[-1]
         assert out == (n + 1) // 2 == a.at(L=n).output_shape[-1]
     md = a.explain(format="md")
-    assert "\n  - pad  F.pad  (3, L) → (3, L + 1)\n" in md and "- for L > 64: raises ValueError" in md
+    assert "\n  - pad  F.pad  $(3, L) \\to (3, L + 1)$\n" in md and "- for $L > 64$: raises ValueError" in md
     assert "raises ValueError: at most 64 samples" in a.explain(format="latex")
 
 
