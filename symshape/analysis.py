@@ -20,6 +20,7 @@ from .errors import (BoundExceeded, InvalidArgument, InvalidInputSize, SymshapeE
                      UntraceableModel)
 from .evaluation import ConcreteStep, Evaluation, Failure, Shapes
 from .formula import Formula
+from .sizes import NearestSizes
 from .inputs import Inputs, check_call, parse_inputs, parse_shape
 from .modules import copy_model
 from .trace import HINT, HINT_WHY, trace
@@ -63,6 +64,15 @@ class Analysis(Shapes):
         set's ``note`` and ``nearest`` give the nearest achievable values and their sizes.
         """
         return solve.solve_flat(self, flat, layer, square, batch)
+
+    def nearest_sizes(self, batch: int = 1, **sizes: int):
+        """The accepted sizes nearest to ``sizes`` (an image of 500×375: ``H=500, W=375``), for
+        padding (every size at or above) and for cropping (at or below), with the smallest total
+        change where sizes are coupled; exact, from :meth:`valid_sizes`, with no scan. Returns a
+        :class:`~symshape.sizes.NearestSizes` (``.pad``, ``.crop``, ``.pad_amounts`` ...)."""
+        values = {k: v for k, v in self.validate_sizes(sizes).items() if k != BATCH}
+        valid = self.valid_sizes(batch)
+        return NearestSizes(values, valid.closest(values, up=True), valid.closest(values, up=False))
 
     def exact_sizes(self, batch: int = 1, square: bool = False):
         """The valid sizes at which no layer rounds (every stride and adaptive pool divides)."""

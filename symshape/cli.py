@@ -325,6 +325,33 @@ def cmd_sizes(args) -> int:
     return OK
 
 
+def _fit_sizes(text: str, names: tuple[str, ...]) -> dict[str, int]:
+    """``--size 500x375`` (in the order of the size names) or ``--size H=500,W=375``."""
+    if "=" in text:
+        parts = [p.partition("=") for p in text.split(",")]
+        if not all(eq and k.strip().isidentifier() and v.strip().isdigit() for k, eq, v in parts):
+            raise _UsageError(f"--size {text!r}: expected sizes such as 500x375 or H=500,W=375")
+        return {k.strip(): int(v) for k, _, v in parts}
+    values = text.lower().replace(",", "x").split("x")
+    if not all(v.strip().isdigit() for v in values) or len(values) != len(names):
+        raise _UsageError(f"--size {text!r}: expected {len(names)} number(s) joined by x, one per size name "
+                          f"({', '.join(names)}), e.g. {'x'.join('500' for _ in names)}")
+    return dict(zip(names, (int(v) for v in values)))
+
+
+def cmd_fit(args) -> int:
+    """The accepted sizes nearest to --size: pad up to one, or crop down to one (exit 1: neither)."""
+    analysis = _symbolic(args)
+    sizes = _fit_sizes(args.size, analysis.size_names)
+    near = analysis.nearest_sizes(batch=_batch_size(args), **sizes)
+    if args.json:
+        _emit(args, near.to_json(), analysis=analysis)
+    else:
+        print(_header(args, analysis))
+        print(near)
+    return OK if near.pad is not None or near.crop is not None else FINDING
+
+
 _SPATIAL_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("T", "H", "W")}
 
 
@@ -592,6 +619,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = model_command("sizes", "the input sizes the model accepts, and those with no rounding")
     p.add_argument("--max", type=_count(1), metavar="N", help="also list every valid size with all sizes <= N")
     p.set_defaults(func=cmd_sizes)
+    p = model_command("fit", "the accepted sizes nearest to an input's size, to pad or crop it to")
+    p.add_argument("--size", required=True, help="the input's size: 500x375 (in the order of the size names) "
+                                                  "or H=500,W=375")
+    p.set_defaults(func=cmd_fit)
     return parser
 
 

@@ -24,7 +24,7 @@ import sympy
 from .dims import divisors, positive_int, size_symbol
 from .errors import InvalidArgument
 
-__all__ = ["IntSet", "SizeSet", "Tie"]
+__all__ = ["IntSet", "NearestSizes", "SizeSet", "Tie"]
 
 Interval = tuple[int, int]  # inclusive
 
@@ -240,6 +240,32 @@ class IntSet:
         if not self.residues:
             return None
         return self._first_periodic()
+
+    def least_from(self, n: int) -> int | None:
+        """The least member ``>= n`` (None: there is none)."""
+        n = max(n, 1)
+        if n < self.start:
+            for lo, hi in self.head:
+                if hi >= n:
+                    return max(lo, n)
+        m = max(n, self.start)
+        if not self.residues:
+            return None
+        return min(m + (r - m) % self.period for r in self.residues)
+
+    def greatest_upto(self, n: int) -> int | None:
+        """The greatest member ``<= n`` (None: there is none)."""
+        if n < 1:
+            return None
+        if n >= self.start and self.residues:
+            found = [c for c in (n - (n - r) % self.period for r in self.residues) if c >= self.start]
+            if found:
+                return max(found)
+        top = min(n, self.start - 1)
+        for lo, hi in reversed(self.head):
+            if lo <= top:
+                return min(hi, top)
+        return None
 
     def _first_periodic(self) -> int:
         """The least member from ``start`` on (one step per residue, not per size of the period)."""
@@ -460,6 +486,29 @@ class SizeSet:
             out[g[0]] = vals.pop()
         return out
 
+    def closest(self, sizes: Mapping[str, int], up: bool) -> dict[str, int] | None:
+        """The member at or above (``up``) or at or below ``sizes`` in every size with the
+        smallest total change (the first box's on a tie), exactly, without a scan: per box each
+        free size's nearest member, a tied size through its base (``W = H + 1``: the base's
+        members whose tied value is on the right side, the nearest of them). None: there is none."""
+        target = {n: positive_int(sizes[n], f"size {n}") for n in self.names if n in sizes}
+        missing = [n for n in self.names if n not in target]
+        if missing or set(sizes) - set(self.names):
+            raise InvalidArgument(f"sizes must name exactly {', '.join(self.names)}")
+        pick = max if up else min
+        goal = {g[0]: pick(target[n] for n in g) for g in self.groups}
+        best: tuple[int, dict] | None = None
+        for box in self.boxes:
+            values = _closest_in_box(box, self.keys, goal, up)
+            if values is None:
+                continue
+            cost = sum(abs(values[g[0]] - target[n]) for g in self.groups for n in g)
+            if best is None or cost < best[0]:
+                best = (cost, values)
+        if best is None:
+            return None
+        return {n: best[1][g[0]] for g in self.groups for n in g}
+
     def contains(self, /, **sizes: int) -> bool:
         vals = self._values(sizes)
         if vals is None:
@@ -609,6 +658,62 @@ def latex_of(text: str) -> str:
             return f"{m.group(3)}^{{{m.group(4)}}}"
         return _LATEX_SYMBOLS[token]
     return _LATEX_TOKENS.sub(one, text)
+
+
+def _closest_in_box(box: Box, keys: Sequence[str], goal: Mapping[str, int], up: bool) -> dict[str, int] | None:
+    """One box's nearest member to ``goal`` on one side (see SizeSet.closest); slopes are positive,
+    so the nearest base gives the nearest tied value too."""
+    ties = {k: box[k] for k in keys if isinstance(box[k], Tie)}
+    values: dict[str, int] = {}
+    for k in keys:
+        if k in ties:
+            continue
+        allowed = box[k]
+        for tk, tie in ties.items():
+            if tie.base == k:
+                side = IntSet.at_least(goal[tk]) if up else IntSet.interval(1, goal[tk])
+                allowed = allowed & tie.preimage(side)
+        v = allowed.least_from(goal[k]) if up else allowed.greatest_upto(goal[k])
+        if v is None:
+            return None
+        values[k] = v
+    for tk, tie in ties.items():
+        values[tk] = tie.at(values[tie.base])
+    return values
+
+
+@dataclass(frozen=True)
+class NearestSizes:
+    """The sizes nearest to ``target`` that a model accepts: ``pad`` (every size at or above the
+    target: pad the input up to it) and ``crop`` (at or below: crop down to it), each a dict of
+    sizes or None where there is none; ``pad_amounts``/``crop_amounts``: by how much, per size."""
+
+    target: dict
+    pad: dict | None
+    crop: dict | None
+
+    @property
+    def pad_amounts(self) -> dict | None:
+        return None if self.pad is None else {k: self.pad[k] - v for k, v in self.target.items()}
+
+    @property
+    def crop_amounts(self) -> dict | None:
+        return None if self.crop is None else {k: v - self.crop[k] for k, v in self.target.items()}
+
+    def to_json(self) -> dict:
+        return {"target": dict(self.target), "pad": self.pad, "crop": self.crop,
+                "pad_amounts": self.pad_amounts, "crop_amounts": self.crop_amounts}
+
+    def __str__(self) -> str:
+        def one(sizes, amounts, verb):
+            if sizes is None:
+                return f"{verb + ':':<6}no accepted size on this side"
+            at = ", ".join(f"{k}={v}" for k, v in sizes.items())
+            by = ", ".join(f"{k} {'+' if verb == 'pad' else '-'}{a}" for k, a in amounts.items() if a)
+            return f"{verb + ':':<6}{at}" + (f"  ({by})" if by else "  (accepted as it is)")
+        return "\n".join([one(self.pad, self.pad_amounts, "pad"), one(self.crop, self.crop_amounts, "crop")])
+
+    __repr__ = __str__
 
 
 def _merge_boxes(boxes: list[dict[str, IntSet]], keys: Sequence[str]) -> list[dict[str, IntSet]]:

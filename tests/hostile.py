@@ -149,6 +149,9 @@ _PLAUSIBLE = {
     "explain": [[], ["--format", "md"], ["--format", "latex"], ["--json"]],
     "check": [[], ["--json"]],
     "verify": [["--samples", "2"], ["--samples", "2", "--device", "meta"], ["--samples", "1", "--json"]],
+    "explain --full": [["--full"], ["--full", "--format", "latex"]],
+    "fit": [["--size", "500x375"], ["--size", "H=31,W=29", "--json"], ["--size", "0x5"], ["--size", "7"],
+            ["--size", "H=9"], ["--size", "1e3x3"]],
 }
 
 
@@ -164,7 +167,7 @@ def cli_argv(data) -> list[str]:
     flags = data.draw(st.sampled_from(_PLAUSIBLE.get(command, [[]])))
     noise = data.draw(st.one_of(st.just([]), st.just([]),
                                 st.lists(st.sampled_from(_FLAGS) | st.sampled_from(_ARGS), max_size=2)))
-    return [command, model, "--input", shape, *flags, *noise]
+    return [command.split()[0], model, "--input", shape, *flags, *noise]
 
 
 def cli_case(argv: list[str]) -> str:
