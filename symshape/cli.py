@@ -100,15 +100,11 @@ def _kwargs(args) -> dict | None:
 def _input_spec(args):
     """What ``analyze`` takes for the --input options: one shape, a tuple of shapes (positional
     inputs), a dict (keyword inputs) or both."""
+    from .load import input_spec
     try:
-        positional, keyword = parse_inputs(args.input)
+        return input_spec(args.input)
     except ValueError as e:
         raise _UsageError(str(e)) from e
-    if len(positional) == 1 and not keyword:
-        return positional[0]
-    if not keyword:
-        return tuple(positional)
-    return (tuple(positional), keyword) if positional else keyword
 
 
 def _model_and_input(args):

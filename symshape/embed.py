@@ -14,7 +14,7 @@ from typing import Mapping
 
 from .analysis import analyze
 from .errors import InvalidArgument
-from .load import load_model, parse_inputs
+from .load import input_spec, load_model
 
 __all__ = ["OPTIONS", "derivation", "parse_sizes"]
 
@@ -47,11 +47,9 @@ def derivation(spec: str, options: Mapping[str, str | None], base: str = ".") ->
     model = load_model(spec)
     model.eval()  # the inference question, as on the command line
     try:
-        positional, keyword = parse_inputs([t.strip() for t in options["input"].split(";")])
+        shapes = input_spec([t.strip() for t in options["input"].split(";")])
     except ValueError as e:
         raise InvalidArgument(str(e).replace("--input", "input")) from None
-    shapes = positional[0] if len(positional) == 1 and not keyword else (
-        tuple(positional) if not keyword else (tuple(positional), keyword))
     analysis = analyze(model, shapes)
     sizes = parse_sizes(options.get("at") or "")
     return str(analysis.explain(fmt, "full" in options, layer=options.get("layer") or None,

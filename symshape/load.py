@@ -17,7 +17,7 @@ from .dims import BATCH, positive_int
 from .errors import SymshapeError
 from .rules.registry import LOADED_MODULE_PREFIX
 
-__all__ = ["ModelLoadError", "load_model", "parse_input", "parse_inputs", "spec_object"]
+__all__ = ["ModelLoadError", "input_spec", "load_model", "parse_input", "parse_inputs", "spec_object"]
 
 
 class ModelLoadError(SymshapeError):
@@ -229,3 +229,14 @@ def parse_inputs(texts) -> tuple[list[tuple], dict[str, tuple]]:
         else:
             positional.append(parse_input(text))
     return positional, keyword
+
+
+def input_spec(texts) -> Any:
+    """What ``analyze`` takes for ``--input`` given once per input (see :func:`parse_inputs`):
+    one shape, a tuple of shapes (positional inputs), a dict (keyword inputs), or both."""
+    positional, keyword = parse_inputs(texts)
+    if len(positional) == 1 and not keyword:
+        return positional[0]
+    if not keyword:
+        return tuple(positional)
+    return (tuple(positional), keyword) if positional else keyword

@@ -149,3 +149,12 @@ def test_mkdocs_plugin_writes_the_math_as_mathml(tmp_path):
     html = (project / "site" / "index.html").read_text(encoding="utf-8")
     assert html.count("<math") > 10 and "<mfrac>" in html and "&#x0230A;" in html  # ⌊ as MathML
     assert "arithmatex" not in html and "\\lfloor" not in html
+
+
+def test_embed_takes_keyword_inputs_as_the_command_line_does():
+    """``input: x=3,H,W; mask=1,H,W`` (keyword inputs only) is the call model(x=..., mask=...)."""
+    from symshape.embed import derivation
+
+    import test_multi_input  # noqa: F401 - its ImageMask, as a model file below
+    text = derivation(f"{test_multi_input.__file__}:ImageMask", {"input": "x=3,H,W; mask=1,H,W", "format": "text"})
+    assert "inputs x (3, H, W), mask (1, H, W)" in text and "8*floor((H - 1)/2)*floor((W - 1)/2)" in text
