@@ -7,13 +7,14 @@ plus the questions asked of them, each answered by its own module (``formula``, 
 
 from __future__ import annotations
 
+import inspect
 import sys
 from typing import Sequence
 
 import sympy
 import torch.nn as nn
 
-from . import check, explain, solve, verify
+from . import check, explain, export, solve, verify
 from .dims import BATCH, positive_int
 from .engine import Propagator, Step
 from .errors import (BoundExceeded, InvalidArgument, InvalidInputSize, SymshapeError, TraceMismatch, UnsupportedOperation,
@@ -73,6 +74,30 @@ class Analysis(Shapes):
         values = {k: v for k, v in self.validate_sizes(sizes).items() if k != BATCH}
         valid = self.valid_sizes(batch)
         return NearestSizes(values, valid.closest(values, up=True), valid.closest(values, up=False))
+
+    def export_spec(self, batch: int = 1, check: bool = True, **sizes: int):
+        """A ``dynamic_shapes`` for ``torch.export.export`` from :meth:`valid_sizes`: Dims with
+        ranges and derived dims (``H = 32*h``) covering the largest part of the valid sizes that
+        torch's Dim language can say, what it leaves out and why, and the example inputs to
+        export with (``sizes``: the example, ``H=224, W=224``; by default one where no
+        size-dependent dim is 0 or 1, which torch would specialize).
+
+        ``check`` (default): export a copy of the model with it. Where torch.export refuses the
+        spec, or the exported program guards sizes the spec admits, the guard is solved exactly:
+        the sizes it refuses (all valid: eager torch runs them) are findings, left out, and the
+        model is exported again. Returns a :class:`~symshape.export.ExportSpec`
+        (``.dynamic_shapes()``, ``.example_inputs()``, ``.code()``, ``.left_out``, ``.refusals``,
+        ``.checked``)."""
+        return export.export_spec(self, batch, check, **sizes)
+
+    def dynamic_shapes(self, batch: int = 1, check: bool = True, **sizes: int):
+        """The ``dynamic_shapes`` argument of :meth:`export_spec`, to pass as it is with an example
+        the spec admits::
+
+            spec = a.export_spec()
+            ep = torch.export.export(model, *spec.example_inputs(), dynamic_shapes=spec.dynamic_shapes())
+        """
+        return self.export_spec(batch, check, **sizes).dynamic_shapes()
 
     def exact_sizes(self, batch: int = 1, square: bool = False):
         """The valid sizes at which no layer rounds (every stride and adaptive pool divides)."""
@@ -228,7 +253,8 @@ def _advise(e: UnsupportedOperation | UntraceableModel, model: nn.Module, inputs
     steps: list[str] = []
     if not untraceable and any(w in str(e.detail) for w in _DATA_DEPENDENT):
         steps.append("this size depends on the tensor's values, so no formula of the input size gives it")
-    if any(m.training for m in model.modules()) and _analyzes(copy_model(model, "meta").eval(), inputs, batched):
+    if any(m.training for m in model.modules()) and _reads_training(model) \
+            and _analyzes(copy_model(model, "meta").eval(), inputs, batched):
         steps.append("in eval mode symshape analyzes this model (the refused code runs only in training): "
                      "call model.eval() first (the symshape command analyzes in eval mode unless --train)")
     else:
@@ -250,6 +276,28 @@ def _advise(e: UnsupportedOperation | UntraceableModel, model: nn.Module, inputs
         steps.append("express the size arithmetic with tensor ops (x.flatten(1), x.view(x.size(0), -1)) "
                      "instead of Python control flow on sizes")
     e.hint = ("  " + HINT_WHY + "\n" if untraceable else "") + "what you can do:\n" + "\n".join(f"  - {s}" for s in steps)
+
+
+def _reads_training(model: nn.Module) -> bool:
+    """Whether any module's forward (or a method it is made of) mentions ``training``, read from
+    its source text (never run): only then can eval mode change what the forward does, and is
+    it worth analyzing again. A class whose source Python cannot read counts as one that does."""
+    seen: set[type] = set()
+    for m in model.modules():
+        cls = type(m)
+        if cls in seen:
+            continue
+        seen.add(cls)
+        for klass in cls.__mro__:
+            if klass in (nn.Module, object):
+                break
+            try:
+                source = inspect.getsource(klass)
+            except (OSError, TypeError):
+                return True
+            if "training" in source:
+                return True
+    return False
 
 
 def _analyzes(model: nn.Module, inputs: Inputs, batched: bool) -> bool:

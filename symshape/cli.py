@@ -348,6 +348,25 @@ def cmd_fit(args) -> int:
     return OK if near.pad is not None or near.crop is not None else FINDING
 
 
+def cmd_export_spec(args) -> int:
+    """Print torch.export's dynamic_shapes for the sizes the model accepts, as Python (exit 1:
+    torch.export refused every spec tried, or the exported program disagreed with eager torch)."""
+    analysis = _symbolic(args)
+    sizes = _fit_sizes(args.size, analysis.size_names) if args.size else {}
+    spec = analysis.export_spec(batch=_batch_size(args), check=not args.no_check, **sizes)
+    checked = spec.checked
+    works = checked is None or checked.works
+    if args.json:
+        _emit(args, spec.to_json(), analysis=analysis)
+        return OK if works else FINDING
+    print(f"# {_header(args, analysis)}")
+    print(spec.code())
+    if checked is not None:
+        print()
+        print("\n".join(f"# {line}" for line in checked.lines()))
+    return OK if works else FINDING
+
+
 _SPATIAL_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("T", "H", "W")}
 
 
@@ -619,6 +638,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", required=True, help="the input's size: 500x375 (in the order of the size names) "
                                                   "or H=500,W=375")
     p.set_defaults(func=cmd_fit)
+    p = model_command("export-spec", "torch.export's dynamic_shapes for the sizes the model accepts, as Python")
+    p.add_argument("--size", help="the example's size (500x375 or H=500,W=375): the spec admits it and the example "
+                                  "inputs have it (default: one where no size-dependent dim is 0 or 1)")
+    p.add_argument("--no-check", action="store_true",
+                   help="do not run torch.export: print the spec of the valid sizes as symshape states them")
+    p.set_defaults(func=cmd_export_spec)
     return parser
 
 

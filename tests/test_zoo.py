@@ -53,3 +53,22 @@ def test_resnet50_trunk():
     trunk = nn.Sequential(*list(zoo.build("resnet50").children())[:-2])
     a = symshape.analyze(trunk, (3, "H", "W"))
     assert str(a.output_shape) == "(N, 2048, floor((H + 31)/32), floor((W + 31)/32))"
+
+
+@pytest.mark.parametrize("name", zoo.MODELS)
+def test_zoo_export_spec(name):
+    """export_spec() on the zoo: where torch.export exports the spec, a fresh export with it runs
+    beside eager torch at the spec's sizes and agrees; where torch refuses every spec tried, its
+    error is reported (the figures in docs/deploy.md)."""
+    import export_spec
+
+    model = zoo.build(name)
+    a = symshape.analyze(model, (3, "H", "W"))
+    spec = a.export_spec()
+    valid = a.valid_sizes()
+    assert all(valid.contains(**s) for s in spec.admitted().enumerate(300)[:50])
+    if spec.checked.works:
+        agree, n = export_spec.independent(model, spec)
+        assert agree == n >= 1
+    else:
+        assert spec.checked.error or spec.checked.runs
