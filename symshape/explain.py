@@ -300,7 +300,10 @@ def _transposed(t: Transposed, size) -> Line:
 
 def _padded(p: Padded, size) -> Line:
     st, sl = (str(size), str(size)) if isinstance(size, int) else _sym(size)
-    return Line(p.dim, (f"{st} + {p.left} + {p.right} ({p.mode})", rf"{sl} + {p.left} + {p.right}"))
+    (lt, ll), (rt, rl) = ((str(a), str(a)) if isinstance(a, int) else _sym(a) for a in (p.left, p.right))
+    lt, ll = (f"({lt})", rf"\left({ll}\right)") if not isinstance(p.left, int) else (lt, ll)
+    rt, rl = (f"({rt})", rf"\left({rl}\right)") if not isinstance(p.right, int) else (rt, rl)
+    return Line(p.dim, (f"{st} + {lt} + {rt} ({p.mode})", rf"{sl} + {ll} + {rl}"))
 
 
 def _scaled(d: Scaled, size, out, concrete: bool) -> Line:
@@ -335,11 +338,15 @@ def _blocks(analysis, sizes: dict | None):
     if ev is not None:
         exprs = [d.size for s in analysis.steps for d in s.derivations]
         exprs += [d.out for s in analysis.steps for d in s.derivations]
+        # padding amounts computed from sizes: their values at these sizes
+        exprs += [a for s in analysis.steps for d in s.derivations if isinstance(d, Padded) for a in (d.left, d.right)]
         names = [batch_symbol(), *(size_symbol(n) for n in analysis.size_names)]
         vals = compile_exprs(names, exprs)(1, *(sizes[n] for n in analysis.size_names))
         flat = iter(vals)
         sized = [[next(flat) for _ in s.derivations] for s in analysis.steps]
         outs = [[next(flat) for _ in s.derivations] for s in analysis.steps]
+        amounts = [[(next(flat), next(flat)) if isinstance(d, Padded) else None for d in s.derivations]
+                   for s in analysis.steps]
     blocks = []
     for i, step in enumerate(analysis.steps):
         if ev is not None and i >= len(ev.steps):
@@ -353,6 +360,8 @@ def _blocks(analysis, sizes: dict | None):
         for j, d in enumerate(step.derivations):
             concrete = ev is not None
             size, out = (sized[i][j], outs[i][j]) if concrete else (d.size, d.out)
+            if concrete and isinstance(d, Padded):
+                d = replace(d, left=int(amounts[i][j][0]), right=int(amounts[i][j][1]))
             line = _LINES[type(d)](d, size, out, concrete)
             line.changes = size != out or any(n.startswith(("floor", "ceil")) for n in line.notes)
             block.lines.append(line)

@@ -9,6 +9,11 @@ in what torch accepts (measured against torch, see tests/test_rules.py):
 * replicate: as reflect without the ``left < in`` bound;
 * circular: ``left <= in`` and ``right <= in`` (negative circular padding is refused: torch's
   results there are irregular).
+
+An amount may be a size expression (``F.pad(x, [dx // 2, dx - dx // 2])`` with ``dx`` computed
+from sizes, TensorFlow-"same" padding): the same checks hold, as requirements, where the
+amount's sign does not depend on the size (decided for every size >= 1); where it does, the
+rule steps aside and torch's meta kernel decides.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import sympy
+
 from ..derivations import Padded
-from ..dims import canonical
+from ..dims import canonical, decide
 from ..tensor import SymTensor
 from .common import as_int, spatial_unit, tensor_arg
 from .registry import Context, function_rule, module_rule
@@ -29,6 +36,37 @@ from .registry import Context, function_rule, module_rule
 _FOLLOWS = {3: "contiguous", 4: "suggest", 5: "suggest"}
 
 __all__ = ["pad_shape"]
+
+
+def _always(cond) -> bool:
+    """Whether a condition on one size holds at every size >= 1 (sympy may already have said)."""
+    if cond is sympy.true or cond is sympy.false:
+        return cond is sympy.true
+    return decide(cond) is True
+
+
+def _amount(value, ctx: Context):
+    """A padding amount: an int, or an integer size expression whose sign is the same at every
+    size (decided); anything else is refused to this rule (torch's meta kernel decides then)."""
+    if isinstance(value, (int, sympy.Integer)) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, sympy.Expr) and value.free_symbols and value.is_integer is not False:
+        value = canonical(value)
+        if _always(sympy.Ge(value, 0)) or _always(sympy.Le(value, 0)):
+            return value
+        ctx.unsupported(f"pad amount {value} is negative at some sizes and positive at others")
+    return as_int(value, "pad", ctx)
+
+
+def _nonpositive(p) -> bool:
+    """Whether an amount crops (or is 0) at every size: an int <= 0 or an expression decided so."""
+    return p <= 0 if isinstance(p, int) else _always(sympy.Le(p, 0))
+
+
+def _negative(p) -> bool:
+    """Whether an amount may crop: an int < 0, or an expression that is <= 0 at every size."""
+    return p < 0 if isinstance(p, int) else _nonpositive(p)
+
 
 def _constant_rank(ctx: Context, x: SymTensor, k: int, pad: tuple[int, ...], layer: str) -> None:
     if k > x.ndim:
@@ -41,7 +79,7 @@ def _batched_rank(mode: str):
         if x.ndim not in (k + 1, k + 2):
             ctx.refuse(f"{layer}: {mode} padding of {k} dims expects a {k + 1}D or {k + 2}D input, "
                        f"gets {x.ndim}D {x}")
-        if mode == "circular" and any(p < 0 for p in pad):
+        if mode == "circular" and any(_negative(p) for p in pad):
             ctx.unsupported("negative circular padding")
         if mode in ("reflect", "replicate"):
             for i in range(x.ndim - k - 1 if x.ndim == k + 2 else 0, x.ndim):
@@ -49,27 +87,33 @@ def _batched_rank(mode: str):
     return check
 
 
-def _constant_dim(ctx: Context, size, left: int, right: int, unit: str, k: int) -> None:
+def _constant_dim(ctx: Context, size, left, right, unit: str, k: int) -> None:
     """Negative padding crops: ``in + min(left, 0) + min(right, 0) >= 0``."""
-    crop = min(left, 0) + min(right, 0)
-    if crop < 0:
+    crop = sum(p for p in (left, right) if _negative(p))
+    if crop != 0:
         ctx.at_least(size, -crop, f"negative padding ({left}, {right}) crops {-crop} {unit}, gets {{lhs}}")
 
 
-def _circular_dim(ctx: Context, size, left: int, right: int, unit: str, k: int) -> None:
+def _circular_dim(ctx: Context, size, left, right, unit: str, k: int) -> None:
     """``left <= in`` and ``right <= in``."""
-    ctx.at_least(size, max(left, right),
-                 f"circular padding ({left}, {right}) wraps around more than once below {{rhs}} {unit}, gets {{lhs}}")
+    for p in ((max(left, right),) if isinstance(left, int) and isinstance(right, int) else (left, right)):
+        ctx.at_least(size, p,
+                     f"circular padding ({left}, {right}) wraps around more than once below {{rhs}} {unit}, gets {{lhs}}")
 
 
 def _edge_dim(mode: str):
     """reflect (``left < in``, ``right < in``) and replicate: the padded size must stay >= 1 (>= 0
     with several padded dims, whose joint check is in :func:`pad_shape`)."""
-    def check(ctx: Context, size, left: int, right: int, unit: str, k: int) -> None:
-        if mode == "reflect" and max(left, right) > 0:
-            ctx.at_least(size, max(left, right) + 1,
-                         f"reflection padding ({left}, {right}) needs more than {max(left, right)} {unit}, gets {{lhs}}")
-        if left + right < 0:
+    def check(ctx: Context, size, left, right, unit: str, k: int) -> None:
+        if isinstance(left, int) and isinstance(right, int):
+            if mode == "reflect" and max(left, right) > 0:
+                ctx.at_least(size, max(left, right) + 1, f"reflection padding ({left}, {right}) needs more than "
+                                                         f"{max(left, right)} {unit}, gets {{lhs}}")
+        elif mode == "reflect":
+            for p in (left, right):
+                ctx.at_least(size, p + 1, f"reflection padding ({left}, {right}) needs more than {p} {unit}, "
+                                          f"gets {{lhs}}")
+        if _negative(canonical(left + right)) and canonical(left + right) != 0:
             least = 1 if k == 1 else 0  # with several padded dims, torch lets one be empty
             ctx.at_least(size, least - left - right,
                          f"{mode} padding ({left}, {right}) needs at least {{rhs}} {unit}, gets {{lhs}}")
@@ -94,7 +138,7 @@ def pad_shape(ctx: Context, x: SymTensor, pad: tuple[int, ...], mode: str, layer
     k = len(pad) // 2
     rank_check, dim_check = _MODES[mode]
     rank_check(ctx, x, k, pad, layer)
-    if mode == "circular" or all(p <= 0 for p in pad):
+    if mode == "circular" or all(_nonpositive(p) for p in pad):
         ctx.memory_format = "contiguous" if mode == "circular" else "none"
     shape = list(x.shape)
     outs = []
@@ -111,7 +155,8 @@ def pad_shape(ctx: Context, x: SymTensor, pad: tuple[int, ...], mode: str, layer
         shape[dim] = out
     for d in derived:
         ctx.derive(d)
-    shrinking = all(left + right < 0 for left, right in zip(pad[::2], pad[1::2]))
+    shrinking = all(_negative(canonical(left + right)) and canonical(left + right) != 0
+                    for left, right in zip(pad[::2], pad[1::2]))
     if mode in ("reflect", "replicate") and k > 1 and shrinking:
         # torch's check is "some padded dim of the output is non-empty"; with all of them >= 0
         # that is "their sum is at least 1" (a dim that does not shrink is never empty)
@@ -135,7 +180,7 @@ def pad(ctx: Context, module: nn.Module, x, *, mode: str) -> SymTensor:
 def constant_pad_nd(ctx: Context, input, pad, value=0) -> SymTensor:
     """``out = in + left + right`` on each dim ``pad`` names (F.pad's constant mode)."""
     x = tensor_arg(input, "input", ctx)
-    pads = tuple(as_int(p, "pad", ctx) for p in pad)
+    pads = tuple(_amount(p, ctx) for p in pad)
     return pad_shape(ctx, x, pads, "constant", "constant_pad_nd")
 
 
@@ -143,5 +188,5 @@ def constant_pad_nd(ctx: Context, input, pad, value=0) -> SymTensor:
 def pad_function(ctx: Context, input, pad, mode: str = "constant", value=None) -> SymTensor:
     """``out = in + left + right`` on each dim ``pad`` names, last dim first."""
     x = tensor_arg(input, "input", ctx)
-    pads = tuple(as_int(p, "pad", ctx) for p in pad)
+    pads = tuple(_amount(p, ctx) for p in pad)
     return pad_shape(ctx, x, pads, mode, "F.pad")
