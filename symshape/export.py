@@ -16,7 +16,6 @@ then run at sizes the spec admits and compared with eager torch.
 
 from __future__ import annotations
 
-import inspect
 import textwrap
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -27,7 +26,9 @@ import torch
 from .dims import BATCH, divisors, positive_int, size_symbol
 from .errors import InvalidArgument
 from .exportcheck import ExportCheck, GuardFinding, check_export, narrowing
+from .engine import _flat
 from .guards import violated_guards
+from .inputs import forward_names
 from .requirements import Requirement
 from .sizes import IntSet, SizeSet, Tie
 from .solve import solve_requirements, valid_sizes
@@ -156,17 +157,12 @@ class ExportSpec:
     def _keys(self) -> tuple[list, bool]:
         """One key per input: the forward's parameter name, or None for the tuple form."""
         inputs = self.analysis.inputs
-        try:
-            params = inspect.signature(self.analysis.model.forward).parameters
-        except (TypeError, ValueError, AttributeError):
-            params = {}
-        positional = [n for n, p in params.items()
-                      if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-        named = len(positional) >= len(inputs.args)
+        positional = forward_names(self.analysis.model, len(inputs.args))
+        named = len(positional) == len(inputs.args)
         if not named and inputs.kwargs:
             raise InvalidArgument("export_spec: the forward takes its positional inputs as *args and keyword inputs "
                                   "too; torch.export's dynamic_shapes cannot name them")
-        return [*positional[:len(inputs.args)], *inputs.kwargs] if named else [None] * len(inputs.args), named
+        return [*positional, *inputs.kwargs] if named else [None] * len(inputs.args), named
 
     def _per_input(self) -> list[dict[int, Form]]:
         shift = 1 if self.analysis.batched else 0
@@ -460,12 +456,6 @@ def export_spec(analysis, batch: int = 1, check: bool = True, **example: int) ->
     return spec
 
 
-def _leaves(value) -> list:
-    if isinstance(value, (tuple, list)):
-        return [x for v in value for x in _leaves(v)]
-    return [value]
-
-
 def _lively(analysis, sizes: Mapping[str, int], batch: int) -> bool:
     """Whether the model runs at ``sizes`` with every size-dependent dim of every step at least
     2: torch specializes a dim of 0 or 1 it meets while exporting (and an example that small
@@ -478,7 +468,7 @@ def _lively(analysis, sizes: Mapping[str, int], batch: int) -> bool:
         return False
     n = size_symbol(BATCH)
     for step, concrete in zip(analysis.steps, ev.steps):
-        exprs, values = _leaves(step.output), _leaves(concrete.output)
+        exprs, values = _flat(step.output), _flat(concrete.output)
         if len(exprs) != len(values):
             continue
         for e, v in zip(exprs, values):

@@ -19,7 +19,7 @@ from .dims import BATCH, MAX_TENSOR_ELEMENTS, batch_symbol, positive_int, size_s
 from .errors import InvalidArgument
 from .tensor import SymTensor, shape_str
 
-__all__ = ["Inputs", "check_call", "parse_inputs", "parse_shape"]
+__all__ = ["Inputs", "check_call", "forward_names", "parse_inputs", "parse_shape"]
 
 
 def parse_shape(input_shape: Sequence, what: str = "input_shape") -> tuple[sympy.Expr, ...]:
@@ -147,7 +147,7 @@ def check_call(model: Any, inputs: Inputs) -> None:
             "keyword)") from None
 
 
-def _forward_names(model: Any, count: int) -> tuple[str, ...]:
+def forward_names(model: Any, count: int) -> tuple[str, ...]:
     """The names of the first ``count`` positional parameters of ``model.forward`` (empty where
     the signature cannot be read or takes ``*args``)."""
     try:
@@ -192,5 +192,5 @@ def parse_inputs(spec: Any, model: Any = None) -> Inputs:
             raise InvalidArgument(f"input {k!r} must be a shape such as (1, 'H', 'W'), got {s!r:.80}")
         parsed_kwargs[k] = parse_shape(s, f"input {k!r}")
     several = len(parsed_args) > 1 or bool(kwargs)
-    names = _forward_names(model, len(parsed_args)) if model is not None and several else ()
+    names = forward_names(model, len(parsed_args)) if model is not None and several else ()
     return Inputs(parsed_args, parsed_kwargs, names)
