@@ -210,6 +210,15 @@ def _write(rows: list[dict], per_family: dict[str, str], path: str, elapsed: flo
         f.write("\n".join(lines) + "\n")
 
 
+def _done_rows(path: str) -> dict[str, dict]:
+    """The rows an earlier run with ``--rows path`` wrote, by model (none if the file is new)."""
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        rows = [json.loads(line) for line in f if line.startswith("{")]
+    return {r["model"]: r for r in rows}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("suite", nargs="?", default="timm", choices=["timm"])
@@ -222,6 +231,9 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per model (default 300)")
     p.add_argument("--no-write", action="store_true", help="print rows, do not write docs/coverage.md")
     p.add_argument("--out", default=os.path.join(ROOT, "docs", "coverage.md"))
+    p.add_argument("--rows", metavar="FILE.jsonl",
+                   help="append each model's row to FILE as it is done, and skip models already in it "
+                        "(a run of all 1,371 models can stop and go on)")
     args = p.parse_args(argv)
     if args.one:
         print(json.dumps(one(args.one, not args.no_export, QUICK_SIZES if args.quick else None,
@@ -236,10 +248,17 @@ def main(argv=None) -> int:
         names = [min(ms, key=_params) for _, ms in sorted(families.items())]
     else:
         names = sorted(family_of)
+    done = _done_rows(args.rows) if args.rows else {}
     rows = []
     for i, name in enumerate(names, 1):
+        if name in done:
+            rows.append(done[name])
+            continue
         row = _child(name, not args.no_export, args.timeout, args.quick)
         rows.append(row)
+        if args.rows:
+            with open(args.rows, "a") as f:
+                f.write(json.dumps(row) + "\n")
         print(f"[{i}/{len(names)}] {name}: {row.get('status')} {row.get('why', '')} "
               f"{row.get('analyze_s', '')}s export={row.get('export', '')}", flush=True)
     if not args.no_write:

@@ -558,6 +558,45 @@ def quotient(a: SizeExpr, b: SizeExpr) -> sympy.Expr:
     return Integer(int(fa[0]) // int(fb[0])) * Mul(*left)
 
 
+def quotient_where(facts: tuple, a: SizeExpr, b: SizeExpr) -> sympy.Expr | None:
+    """``a / b`` as a product without a fraction of sizes, where ``facts`` (relations of one size
+    each) make each size's share of it a constant: a window partition's ``_assert`` that
+    ``floor((H + 3)/4) == 8*floor((H + 3)/32)`` makes ``64*N*floor((H + 3)/32)*floor((W + 3)/32)
+    / (floor((H + 3)/4)*floor((W + 3)/4))`` the batch size ``N``. Each share's constant is read
+    at the least size the facts allow (up to 512) and proven by :func:`implied`; None where a
+    share is not proven constant."""
+    a, b = as_expr(a), as_expr(b)
+    (ca, ga), (cb, gb) = _by_size(a), _by_size(b)
+    if ga is None or gb is None or cb == 0 or not facts:
+        return None
+    out = ca / cb
+    for x in set(ga) | set(gb):
+        pa, pb = Mul(*ga.get(x, [])), Mul(*gb.get(x, []))
+        if pa == pb:
+            continue
+        on_x = [f for f in facts if isinstance(f, sympy.Rel) and f.free_symbols == {x}]
+        share = _share(on_x, x, pa, pb) if on_x and x.is_integer and x.is_positive else None
+        if share is None:
+            if pb != 1:
+                return None
+            out *= pa  # a size of the numerator alone (the batch size N)
+            continue
+        out *= share
+    return out if out.as_coeff_Mul()[0].is_Integer and out.is_polynomial() else None
+
+
+def _share(facts: list, x: sympy.Symbol, pa: sympy.Expr, pb: sympy.Expr) -> sympy.Expr | None:
+    """The constant ``pa / pb`` wherever the facts on ``x`` hold, if proven; else None."""
+    for v in range(1, 513):
+        if all(f.xreplace({x: v}) is sympy.true for f in facts):
+            den = pb.xreplace({x: v})
+            if den == 0:
+                continue
+            q = pa.xreplace({x: v}) / den
+            return q if q.is_Rational and implied(tuple(facts), sympy.Eq(pa, q * pb)) else None
+    return None
+
+
 def exact_quotient(a: SizeExpr, b: SizeExpr) -> sympy.Expr | None:
     """``a / b`` where it is an integer at every size (:func:`always_divisible`), case by case
     for sizes defined by cases (each piece of a Piecewise in ``a`` or ``b`` substituted in
@@ -803,14 +842,78 @@ def _implied(facts: tuple, cond) -> bool:
     k = sympy.Dummy("k", integer=True, nonnegative=True)
     for r in range(period):
         at = {x: period * k + r}
-        k0 = 1 if r == 0 else 0
-        outcomes = [_decide_linear(f.xreplace(at), k, k0) for f in relevant]
-        if False in outcomes:
+        lo, hi = (1 if r == 0 else 0), None
+        for f in relevant:  # the k where every fact holds: an interval (a fact not linear in k is left out)
+            lo, hi = _narrowed(f.xreplace(at), k, lo, hi)
+            if hi is not None and hi < lo:
+                break
+        if hi is not None and hi < lo:
             continue  # no size with this residue is on the side
-        # a fact that holds for some sizes of this residue only is left out (a weaker hypothesis)
-        if _decide_linear(cond.xreplace(at), k, k0) is not True:
+        if not _holds_between(cond.xreplace(at), k, lo, hi):
             return False
     return True
+
+
+def _linear(rel, k) -> tuple | None:
+    """``rel`` as ``a*k + b (relation) 0`` with rational ``a``, ``b``: (a, b), or None."""
+    if not isinstance(rel, sympy.Rel):
+        return None
+    p = sympy.expand(rel.lhs - rel.rhs)
+    if p.free_symbols - {k} or not p.is_polynomial(k) or sympy.degree(p, k) > 1:
+        return None
+    a, b = p.coeff(k, 1), p.coeff(k, 0)
+    return (a, b) if a.is_Rational and b.is_Rational else None
+
+
+def _narrowed(fact, k, lo: int, hi: int | None) -> tuple[int, int | None]:
+    """The integers ``lo <= k <= hi`` (``hi`` None: no end) where ``fact`` also holds, as an
+    interval: exact for a fact linear in ``k`` other than ``!=``; any other fact leaves the
+    interval as it is (a weaker hypothesis, never a wrong one)."""
+    if fact is sympy.false:
+        return lo, lo - 1
+    line = _linear(fact, k)
+    if line is None or isinstance(fact, sympy.Ne):
+        return lo, hi
+    a, b = line
+    if isinstance(fact, sympy.Eq):
+        if a == 0:
+            return (lo, hi) if b == 0 else (lo, lo - 1)
+        root = -b / a
+        if not root.is_Integer or root < lo or (hi is not None and root > hi):
+            return lo, lo - 1
+        return int(root), int(root)
+    # a*k + b >= 0 (> 0, <= 0, < 0): as a*k >= -b with the relation's direction and strictness
+    if isinstance(fact, (sympy.LessThan, sympy.StrictLessThan)):
+        a, b = -a, -b
+    strict = isinstance(fact, (sympy.StrictGreaterThan, sympy.StrictLessThan))
+    if a == 0:
+        holds = b > 0 if strict else b >= 0
+        return (lo, hi) if holds else (lo, lo - 1)
+    bound = -b / a  # k >= bound (a > 0) or k <= bound (a < 0), strictly where ``strict``
+    if a > 0:
+        least = int(sympy.floor(bound)) + 1 if strict or not bound.is_Integer else int(bound)
+        return max(lo, least), hi
+    most = int(sympy.ceiling(bound)) - 1 if strict or not bound.is_Integer else int(bound)
+    return lo, most if hi is None else min(hi, most)
+
+
+def _holds_between(cond, k, lo: int, hi: int | None) -> bool:
+    """Whether ``cond`` holds at every integer ``lo <= k <= hi`` (``hi`` None: no end); True
+    only when proven (a condition linear in ``k``)."""
+    if cond in (sympy.true, sympy.false):
+        return bool(cond)
+    if hi is None:
+        return _decide_linear(cond, k, lo) is True
+    line = _linear(cond, k)
+    if line is None:
+        return False
+    a, b = line
+    test = type(cond)
+    if isinstance(cond, sympy.Ne):
+        root = -b / a if a != 0 else None
+        return bool(b != 0) if a == 0 else not (root.is_Integer and lo <= root <= hi)
+    # linear in k: it holds on the whole interval exactly when it holds at both ends
+    return bool(test(a * lo + b, 0)) and bool(test(a * hi + b, 0))
 
 
 def _factors_implied(facts, a, b) -> bool:
@@ -853,14 +956,10 @@ def _decide_linear(rel, k, k0: int) -> bool | None:
     """A relation in ``k`` alone over ``k >= k0``: always (True), never (False), or None."""
     if rel in (sympy.true, sympy.false):
         return bool(rel)
-    if not isinstance(rel, sympy.Rel):
+    line = _linear(rel, k)
+    if line is None:
         return None
-    p = sympy.expand(rel.lhs - rel.rhs)
-    if p.free_symbols - {k} or not p.is_polynomial(k) or sympy.degree(p, k) > 1:
-        return None
-    a, b = p.coeff(k, 1), p.coeff(k, 0)
-    if not (a.is_Rational and b.is_Rational):
-        return None
+    a, b = line
     test = type(rel)
     if a == 0:
         return bool(test(b, 0))

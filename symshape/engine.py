@@ -67,6 +67,17 @@ class Propagation:
     fixed: dict[str, Fixed] = field(default_factory=dict)
 
 
+def _single_size_facts(requirements) -> dict:
+    """The plain ``>=`` and ``==`` size requirements of one size each, as relations (keys of a
+    dict: an ordered set): what torch has checked of the sizes by then."""
+    out = {}
+    for r in requirements:
+        if (r.kind == "size" and r.unless is None and not r.backend_dependent and not r.data_dependent
+                and r.relation in (">=", "==") and len((r.lhs - r.rhs).free_symbols) == 1):
+            out[(sympy.Ge if r.relation == ">=" else sympy.Eq)(r.lhs, r.rhs)] = None
+    return out
+
+
 def _unknown_layout(value: Any) -> Any:
     """``value`` with every tensor's strides marked unknown."""
     if isinstance(value, SymTensor):
@@ -316,6 +327,8 @@ class Propagator:
         #: the fixed layers of the branching module just traced by sides (_fixed_on_every_side)
         self._side_linears: list = []
         self._side_steps: tuple = ()
+        #: relations of one size that the requirements of the steps so far state (Context.earlier)
+        self._earlier: dict = {}
         self._meta_copies: dict[int, nn.Module] = shared._meta_copies if shared is not None else {}
         # meta results by call signature (see _meta)
         self._meta_cache: dict = shared._meta_cache if shared is not None else {}
@@ -480,11 +493,13 @@ class Propagator:
         ctx = Context(name, op, node.format_node())
         if self.path is not None:  # on a side of a Python branch: what its answers say holds
             ctx.facts = tuple(self.path.conditions())
+        ctx.earlier = tuple(self._earlier)
         return ctx
 
     def _side_propagator(self, module: nn.Module, dynamic: list, path: Path) -> "Propagator":
         prop = Propagator(module, None, dynamic, self)
         prop.path = path
+        prop._earlier = dict(self._earlier)  # the side runs where the checks before it passed
         return prop
 
     def _layout(self, rule, node, name, op, kind, module, call_args, kwargs, value):
@@ -569,8 +584,11 @@ class Propagator:
             ranges.propagate(None, kind, (), {}, value))
         self.env[node] = value
         tensor_inputs = tensors_in((call_args, kwargs))
-        if family in ("meta", "cases") and kind == "module":  # no derivation: its floors are its roundings
+        if family == "cases":  # what each side's layers round, on that side
+            ctx.roundings += _side_roundings(self._side_steps)
+        elif family == "meta" and kind == "module":  # no derivation: its floors are its roundings
             ctx.roundings += _floors_added(tensor_inputs, value, op)
+        self._earlier.update(_single_size_facts(ctx.requirements))
         if has_tensor(value):
             self.steps.append(Step(ctx.step, op, tuple(t.shape for t in tensor_inputs), shapes_of(value), family,
                                    tuple(ctx.requirements), node.name, kind, module, tuple(ctx.roundings),
@@ -807,6 +825,18 @@ def _floors_added(inputs: list[SymTensor], value, op: str) -> list[Rounding]:
         for d in t.shape:
             walk(as_expr(d), ())
     return [Rounding(f.args[0], int(f.args[1]), f"{op}: a division by {f.args[1]}", when) for f, when in found]
+
+
+def _side_roundings(sides: tuple) -> list[Rounding]:
+    """The roundings of the steps on each side of a module traced by sides, each under that
+    side's conditions (its merged shapes may hold a floor a side never computes: ``floor((L +
+    1)/2)`` for both sides of a pad to even length)."""
+    found: dict = {}
+    for conditions, steps, _error, _shapes in sides:
+        for step in steps or ():
+            for r in step.roundings:
+                found.setdefault(replace(r, when=(*conditions, *r.when)), None)
+    return list(found)
 
 
 def _flat(value) -> list:

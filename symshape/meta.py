@@ -51,7 +51,7 @@ from torch.utils._sympy import functions as tf
 from torch.utils._sympy.numbers import int_oo
 from torch.utils._sympy.value_ranges import ValueRangeError, ValueRanges
 
-from .dims import CeilSqrt, DoubleFloor, DoubleProduct, FloorDiv, IntSqrt, SizeRatio, as_expr, canonical, decide, floor_div, without_ite
+from .dims import CeilSqrt, DoubleFloor, DoubleProduct, FloorDiv, IntSqrt, SizeRatio, as_expr, canonical, decide, floor_div, implied, without_ite
 from .requirements import Requirement, cnf, literal, unless_not
 from .tensor import Pieces, SymTensor, standard_strides
 
@@ -803,23 +803,39 @@ def _emit(node: _Node, path: list, requirements: list, what: str):
     no = _emit(node.no, [*path, sympy.Not(cond)], requirements, what)
     if yes is None or no is None:
         return no if yes is None else yes
-    return _cases(yes, no, cond, what)
+    return _cases(yes, no, cond, what, tuple(path))
 
 
-def _cases(a, b, cond, what: str):
-    """``a`` where ``cond`` holds, else ``b``: equal parts stay, others become ``Piecewise``."""
+def _cases(a, b, cond, what: str, path: tuple = ()):
+    """``a`` where ``cond`` holds, else ``b`` (both under the conditions ``path``): equal parts
+    stay, others become ``Piecewise``."""
     if a == b:
         return a
     if a[0] != b[0] or (a[0] in ("tuple", "list", "tensor") and len(a[1]) != len(b[1])):
         raise MetaRefusal(f"{what} returns a different structure or rank depending on the size")
     if a[0] == "tensor":
-        return ("tensor", tuple(x if x == y else sympy.Piecewise((x, cond), (y, True)) for x, y in zip(a[1], b[1])),
+        return ("tensor", tuple(_either(x, y, cond, path) for x, y in zip(a[1], b[1])),
                 a[2] if a[2] == b[2] else None, _merged_strides(a, b, cond))
     if a[0] in ("tuple", "list"):
-        return (a[0], tuple(_cases(x, y, cond, what) for x, y in zip(a[1], b[1])))
+        return (a[0], tuple(_cases(x, y, cond, what, path) for x, y in zip(a[1], b[1])))
     if a[0] == "size":
-        return ("size", sympy.Piecewise((a[1], cond), (b[1], True)))
+        return ("size", _either(a[1], b[1], cond, path))
     raise MetaRefusal(f"{what} returns {a[1]!r} or {b[1]!r} depending on the size")
+
+
+def _either(x, y, cond, path: tuple):
+    """The size ``x`` where ``cond`` holds and ``y`` where it fails: one of them where it equals
+    the other on the other's side (proven from the conditions: ``2*floor((H + 1)/2)`` after a
+    pad to even is ``H`` on the side where ``H`` was even, no pad), else ``Piecewise``. Without
+    that, a branch per block nests its cases into the next block's."""
+    if x == y:
+        return x
+    if isinstance(x, sympy.Expr) and isinstance(y, sympy.Expr):
+        if implied((*path, sympy.Not(cond)), sympy.Eq(x, y)):
+            return x
+        if implied((*path, cond), sympy.Eq(x, y)):
+            return y
+    return sympy.Piecewise((x, cond), (y, True))
 
 
 def _merged_strides(a, b, cond):

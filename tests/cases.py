@@ -520,6 +520,12 @@ def meta_cases() -> list[Case]:
     add(Case("meta_roll", lambda: Custom(lambda m, x: x.roll(2, -1)), SHAPES[2], S))
     add(Case("meta_torch_roll", lambda: Custom(lambda m, x: torch.roll(x, (1, 3), (2, 3))), SHAPES[2], S))
     add(Case("meta_flip", lambda: Custom(lambda m, x: x.flip(2, 3)), SHAPES[2], S))
+    add(Case("flip_functions", lambda: Custom(lambda m, x: (torch.flip(x, (1, -1)), torch.fliplr(x), torch.flipud(x),
+                                                            x.fliplr(), x.flipud(), x.flip(dims=[0]))), SHAPES[2], S))
+    add(Case("flip_permuted_view", lambda: Custom(lambda m, x: torch.flip(x.permute(0, 2, 3, 1), (1,)).view(-1)), SHAPES[2], S))
+    add(Case("roll_permuted_view", lambda: Custom(lambda m, x: (torch.roll(x.transpose(1, 3), 1, 2).view(-1),
+                                                                x.roll(-3).view(-1))), SHAPES[2], S))
+    add(Case("roll_refused", lambda: Custom(lambda m, x: torch.roll(x, (1, 2), (1,))), SHAPES[2], S))
     add(Case("meta_tile", lambda: Custom(lambda m, x: x.tile(2, 1)), SHAPES[2], S))
     add(Case("meta_repeat", lambda: Custom(lambda m, x: x.repeat(1, 2, 1, 3)), SHAPES[2], S))
     add(Case("meta_expand_as", lambda: Custom(lambda m, x: x[:, :, :1].expand_as(x)), SHAPES[2], S))

@@ -17,7 +17,7 @@ import operator
 import sympy
 import torch
 
-from ..dims import canonical
+from ..dims import canonical, decide
 from ..tensor import Pieces, SymTensor
 from .common import as_int, tensor_arg
 from .registry import Context, function_rule, method_rule
@@ -48,8 +48,23 @@ def broadcast_shape(ctx: Context, a: SymTensor, b: SymTensor) -> SymTensor:
                     # broadcasts at all, the other is 1 or equal to it, so the result is that size
                     out.append(x if x.is_Integer else y)
                 else:
-                    out.append(sympy.Piecewise((y, sympy.Eq(x, 1)), (x, True)))
+                    out.append(_broadcast_size(ctx, x, y))
     return SymTensor(tuple(out))
+
+
+def _broadcast_size(ctx: Context, x: sympy.Expr, y: sympy.Expr) -> sympy.Expr:
+    """The size two broadcastable sizes give: ``y`` where ``x`` is 1, else ``x``. Where one is
+    never less than the other and the other is never 0 where torch runs this step (decided, or
+    implied by the earlier requirements: a ResNet-D shortcut's ``floor((H + 5)/8)`` beside the
+    main path's ``floor((H + 1)/8)``, which a pool before it keeps at least 1), that is the
+    larger one -- equal sizes, or a 1 beside it -- and no case split to carry through the
+    layers after it. (Beside a 0, a 1 broadcasts to 0: the smaller one.)"""
+    if len(x.free_symbols | y.free_symbols) == 1 and not (x.has(sympy.Piecewise) or y.has(sympy.Piecewise)):
+        for small, large in ((x, y), (y, x)):  # (unevaluated: sympy's own comparison is slow on long sizes)
+            if (decide(sympy.Le(small, large, evaluate=False)) is True
+                    and ctx.proves(sympy.Ge(small, 1, evaluate=False))):
+                return large
+    return sympy.Piecewise((y, sympy.Eq(x, 1)), (x, True))
 
 
 # (fx records ``x += y`` on traced values as operator.add: proxies have no in-place dunders)

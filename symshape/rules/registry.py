@@ -17,7 +17,7 @@ import sympy
 import torch
 import torch.nn.functional as F
 
-from ..dims import as_expr, implied
+from ..dims import as_expr, decide, implied
 from ..errors import InvalidInputSize, UnsupportedArgument
 from ..requirements import Requirement, Rounding, by_cases
 
@@ -227,14 +227,28 @@ class Context:
         #: conditions that hold wherever this step runs (the answers of the side of a Python
         #: branch it is on): a requirement they imply is no requirement, sizes they make equal are
         self.facts: tuple = ()
+        #: what the earlier steps' requirements say of single sizes (``floor((H + 1)/2) >= 2``):
+        #: torch runs this step only where they hold, so a rule may use them to drop a case that
+        #: no size reaching it has (see :meth:`proves`), and a check of its own they imply (it
+        #: changes no valid size, and the earlier check is the one that fails first)
+        self.earlier: tuple = ()
+
+    def proves(self, cond) -> bool:
+        """Whether ``cond`` (a relation of sizes) holds wherever torch runs this step: at every
+        size (symshape.dims.decide), or as the side's facts and the earlier requirements imply."""
+        if decide(cond) is True:
+            return True
+        known = self.facts + self.earlier
+        return bool(known) and implied(known, cond)
 
     def same(self, a, b) -> bool:
         """Whether two sizes are equal wherever this step runs: structurally, or as the facts
-        imply (symshape.dims.implied)."""
+        and the earlier requirements imply (symshape.dims.implied)."""
         a, b = as_expr(a), as_expr(b)
         if sympy.expand(a - b) == 0:
             return True
-        return bool(self.facts) and implied(self.facts, sympy.Eq(a, b))
+        known = self.facts + self.earlier
+        return bool(known) and implied(known, sympy.Eq(a, b))
 
     def require(self, lhs, relation: str, rhs, reason: str, kind: str = "size",
                 unless: Requirement | None = None, backend_dependent: str = "", data_dependent: str = "",

@@ -16,7 +16,7 @@ import sympy
 import torch
 import torch.nn as nn
 
-from ..dims import as_expr, canonical, product, quotient
+from ..dims import as_expr, canonical, product, quotient, quotient_where
 from ..tensor import SymTensor
 from .common import as_int, require_layout, tensor_arg
 from .registry import Context, function_rule, method_rule, module_rule
@@ -102,8 +102,16 @@ def view_shape(ctx: Context, x: SymTensor, sizes: list, what: str) -> SymTensor:
         i = inferred[0]
         known = product(s for j, s in enumerate(sizes) if j != i)
         ctx.at_least(known, 1, f"{what}{_shown(sizes)} cannot infer -1 when the other sizes multiply to 0")
-        ctx.divisible(numel, known, refused or f"{what}{_shown(sizes)} needs a multiple of {{rhs}} elements, gets {{lhs}}")
-        sizes[i] = quotient(numel, known)  # common factors such as the batch size N cancel
+        inferred_size = quotient(numel, known)  # common factors such as the batch size N cancel
+        proven = None
+        if inferred_size.is_Mul and any(f.is_Pow and f.exp < 0 for f in inferred_size.args):
+            # not a product of sizes: the earlier checks may make each size's share a constant
+            # (a window partition's _assert before the view that reverses it); then the element
+            # count divides wherever torch gets here, and is no check of this view's
+            proven = quotient_where(ctx.facts + ctx.earlier, numel, known)
+        if proven is None:
+            ctx.divisible(numel, known, refused or f"{what}{_shown(sizes)} needs a multiple of {{rhs}} elements, gets {{lhs}}")
+        sizes[i] = inferred_size if proven is None else proven
     else:
         ctx.equal(numel, product(sizes), refused or f"{what}{_shown(sizes)} needs {{rhs}} elements, gets {{lhs}}")
     return SymTensor(tuple(canonical(s) for s in sizes))
