@@ -64,3 +64,15 @@ def test_depth_benchmark_runs_and_agrees_with_its_meta_scan():
     rows = bench_solve.solve_vs_depth(depths=(4, 12), scanned_up_to=4, repeat=1)
     assert [r["k"] for r in rows] == [4, 12] and rows[0]["scan_how"] == "measured"
     assert all(isinstance(r[k], float) for r in rows for k in ("solve", "square", "valid", "exact"))
+
+
+import sweep  # noqa: E402
+
+
+def test_sweep_rows_file_resumes_by_model(tmp_path):
+    """``--rows``: each row a JSON line; a run that stopped goes on with the models not in it."""
+    path = tmp_path / "rows.jsonl"
+    assert sweep._done_rows(str(path)) == {}
+    path.write_text('{"model": "a", "status": "ok"}\n{"model": "b", "status": "timeout"}\npartial line\n')
+    done = sweep._done_rows(str(path))
+    assert set(done) == {"a", "b"} and done["b"]["status"] == "timeout"
