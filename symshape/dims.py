@@ -585,6 +585,37 @@ def quotient_where(facts: tuple, a: SizeExpr, b: SizeExpr) -> sympy.Expr | None:
     return out if out.as_coeff_Mul()[0].is_Integer and out.is_polynomial() else None
 
 
+def split_product_equality(a: SizeExpr, b: SizeExpr) -> list:
+    """``a == b`` for two products of sizes as one equality per size, where that is what it
+    means: each size's factors on one side are at least ``k`` times its factors on the other at
+    every size (decided), the ``k``s multiply to the ratio of the constants, and every factor is
+    at least 1 -- then the products are equal exactly where each size's share is. A window
+    partition's element count ``64*N*floor((H + 3)/4)*floor((W + 3)/4) == 4096*N*floor((H +
+    3)/32)*floor((W + 3)/32)`` is ``floor((H + 3)/4) == 8*floor((H + 3)/32)`` and the same of W.
+    [] where any of that is not proven."""
+    a, b = as_expr(a), as_expr(b)
+    (ca, ga), (cb, gb) = _by_size(a), _by_size(b)
+    if ga is None or gb is None or set(ga) != set(gb) or ca == 0:
+        return []
+    out, ratio = [], cb / ca
+    for x in ga:
+        pa, pb = Mul(*ga[x]), Mul(*gb[x])
+        if pa == pb:
+            continue
+        if not (x.is_integer and x.is_positive):
+            return []
+        big = 10 ** 6 * 720720  # a multiple of every small divisor: the factors' ratio there
+        k = pa.xreplace({x: big}) / pb.xreplace({x: big})
+        k = sympy.Integer(round(k)) if k.is_Rational and abs(k - round(k)) < sympy.Rational(1, 1000) else None
+        if k is None or k <= 0:
+            return []
+        if not all(c is sympy.true or decide(c) is True for c in (sympy.Ge(pa, k * pb), sympy.Ge(pa, 1))):
+            return []
+        out.append(sympy.Eq(pa, k * pb))
+        ratio /= k
+    return out if ratio == 1 and out else []
+
+
 def _share(facts: list, x: sympy.Symbol, pa: sympy.Expr, pb: sympy.Expr) -> sympy.Expr | None:
     """The constant ``pa / pb`` wherever the facts on ``x`` hold, if proven; else None."""
     for v in range(1, 513):

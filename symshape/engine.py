@@ -14,7 +14,7 @@ import torch
 import torch.fx
 import torch.nn as nn
 
-from .dims import (DoubleProduct, FloorDiv, SizeRatio, as_expr, canonical, exact_quotient, floor_div, integer_polynomial,
+from .dims import (DoubleProduct, FloorDiv, SizeRatio, as_expr, canonical, exact_quotient, split_product_equality, floor_div, integer_polynomial,
                    size_sqrt,
                    smallest_value)
 from .errors import (InvalidArgument, InvalidInputSize, NotASize, UnsupportedArgument, UnsupportedOperation,
@@ -72,9 +72,13 @@ def _single_size_facts(requirements) -> dict:
     dict: an ordered set): what torch has checked of the sizes by then."""
     out = {}
     for r in requirements:
-        if (r.kind == "size" and r.unless is None and not r.backend_dependent and not r.data_dependent
-                and r.relation in (">=", "==") and len((r.lhs - r.rhs).free_symbols) == 1):
+        if not (r.kind == "size" and r.unless is None and not r.backend_dependent and not r.data_dependent
+                and r.relation in (">=", "==")):
+            continue
+        if len((r.lhs - r.rhs).free_symbols) == 1:
             out[(sympy.Ge if r.relation == ">=" else sympy.Eq)(r.lhs, r.rhs)] = None
+        elif r.relation == "==":
+            out.update(dict.fromkeys(split_product_equality(r.lhs, r.rhs)))
     return out
 
 

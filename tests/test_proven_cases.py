@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import symshape
 from oracle import assert_agrees, grid, members, scan
-from symshape.dims import floor_div, implied, quotient_where
+from symshape.dims import floor_div, implied, quotient_where, split_product_equality
 
 H = sympy.Symbol("H", integer=True, positive=True)
 
@@ -193,3 +193,43 @@ def test_quotient_where_is_never_wrong(d, m, c, k):
         if fact.xreplace({H: h}) is sympy.true and den.xreplace({H: h}) != 0:
             assert got is None or got == num.xreplace({H: h}) / den.xreplace({H: h})
     assert got == k
+
+
+class WindowsNoAssert(Windows):
+    """gcvit's partition: no _assert, the view's element count is the only check of H and W."""
+
+    def forward(self, x):
+        x = self.conv(x).permute(0, 2, 3, 1).contiguous()
+        B, H, W, C = x.shape
+        ws = self.ws
+        w = x.view(B, H // ws, ws, W // ws, ws, C).permute(0, 1, 3, 2, 4, 5).contiguous().view(-1, ws, ws, C)
+        y = w.view(-1, H // ws, W // ws, ws, ws, C).permute(0, 1, 3, 2, 4, 5).contiguous().view(-1, H, W, C)
+        return x + y[: B * (w.shape[0] // (B * (H // ws) * (W // ws)))]
+
+
+def test_a_partition_views_element_count_is_a_fact_per_size():
+    """``N*h*w*C == N*(h//4)*4*(w//4)*4*C`` (every factor at least 1) holds exactly where h and w
+    are multiples of 4, and the later steps may use each."""
+    a = symshape.analyze(WindowsNoAssert(), (2, "H", "W"))
+    assert str(a.output_shape) == "(N, floor((H + 1)/2), floor((W + 1)/2), 3)"
+    assert_agrees(WindowsNoAssert(), (2, "H", "W"), grid(["H", "W"], [1, 2, 7, 8, 9, 15, 16, 17, 23, 24]))
+    assert a.at(H=16, W=24).output_shape == (1, 8, 12, 3)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 4), st.integers(2, 5), st.integers(0, 4), st.integers(1, 4), st.integers(2, 5), st.integers(0, 4))
+def test_split_product_equality_is_exact(d1, m1, c1, d2, m2, c2):
+    """Where it splits, the product equality and the per-size equalities agree at every size."""
+    W = sympy.Symbol("W", integer=True, positive=True)
+    a = floor_div(H + c1, d1) * floor_div(W + c2, d2)
+    b = m1 * m2 * floor_div(H + c1, d1 * m1) * floor_div(W + c2, d2 * m2)
+    facts = split_product_equality(a, b)
+    # split exactly where every factor of ``a`` is at least 1 at every size (else a 0 would make
+    # both products 0 whatever the other size)
+    assert (len(facts) == 2) == (1 + c1 >= d1 and 1 + c2 >= d2)
+    if not facts:
+        return
+    for h in range(1, 40):
+        for w in range(1, 40):
+            at = {H: h, W: w}
+            assert bool(sympy.Eq(a, b).xreplace(at)) == all(bool(f.xreplace(at)) for f in facts)
