@@ -97,6 +97,14 @@ def positive_int(value, what: str) -> int:
     raise InvalidArgument(f"{what} must be a positive int, got {value!r}")
 
 
+def nonnegative_int(value, what: str) -> int:
+    """``value`` as an int, when it is an integer ``>= 0`` (a fixed dim of an input may be 0:
+    an empty tensor); else :class:`~symshape.errors.InvalidArgument`."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 0:
+        return int(value)
+    raise InvalidArgument(f"{what} must be an int >= 0, got {value!r}")
+
+
 def divisors(n: int) -> list[int]:
     """The positive divisors of ``|n|`` in increasing order (``n != 0``), by factorization, so a
     large ``n`` with small factors is fast (``divisors(10**18)``)."""

@@ -13,7 +13,7 @@ import sympy
 from .dims import FloorDiv, as_expr, canonical, product, smallest_value
 from .requirements import Requirement
 
-__all__ = ["Pieces", "SymTensor", "channels_last", "dense", "elementwise_layout", "has_tensor",
+__all__ = ["Pieces", "SymTensor", "channels_last", "dense", "elementwise_layout", "row_major", "has_tensor",
            "kernel_layout", "loosened", "shape_str", "shapes_of", "standard_strides", "tensors_in"]
 
 
@@ -220,6 +220,16 @@ def dense(shape, strides) -> bool:
     return True
 
 
+def row_major(shape, strides) -> bool:
+    """Whether a tensor's dims are laid out outermost first without overlap, at every size
+    (decided): each stride at least 1, and at least the next one times its size. Between any two
+    dims not of size 1 the outer one's stride is then the larger (``s[i] >= s[j] * n[j] > s[j]``).
+    A slice of a contiguous tensor is row-major; a transpose is not."""
+    strides = [as_expr(s) for s in strides]
+    return all(_always(s - 1) for s in strides) and all(
+        _always(strides[i] - strides[i + 1] * as_expr(shape[i + 1])) for i in range(len(strides) - 1))
+
+
 def elementwise_layout(inputs, out: "SymTensor") -> "SymTensor":
     """The layout torch's TensorIterator gives an elementwise op's output: the dim order of its
     full-size inputs (an input broadcast in all dims but one never decides it). Where those
@@ -230,6 +240,13 @@ def elementwise_layout(inputs, out: "SymTensor") -> "SymTensor":
         # the first operand decides every pair of dims whose strides differ (should_swap), and a
         # dense full-size tensor's strides differ wherever its dims are not of size 1
         return out.with_shape(out.shape, strides=first.known_strides)
+    if first is not None and first.shape == out.shape and first.known_strides is not None \
+            and row_major(out.shape, first.known_strides):
+        # the first operand's strides then differ, in order, between every two dims not of size
+        # 1, so it decides their order: TensorIterator keeps it, and allocates the output
+        # contiguous (a slice of an attention matrix plus a bias: MViT's relative positions).
+        # Only the dims of size 1 may move: their strides are not known.
+        return replace(out, contiguous=True, strides=None, loose=True, guard=first.guard)
     full = [t for t in inputs if t.shape == out.shape]
     for t in inputs:
         if t.shape != out.shape and sum(1 for n in t.shape if n != 1) > 1:

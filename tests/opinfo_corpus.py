@@ -170,11 +170,11 @@ def run_sample(name, op, sample) -> Outcome:
     if found is None:
         return Outcome(name, 0, 0, 0, 0, 0)
     where, tensor = found
-    if 0 in tensor.shape:  # symshape analyzes non-empty inputs: input_shape entries are positive
-        return Outcome(name, 0, 0, 0, 0, 0, 1)
     letters = iter(string.ascii_uppercase)
-    spec = [next(letters) for _ in tensor.shape]
-    values = dict(zip(spec, (int(d) for d in tensor.shape)))
+    # a dim of 0 stays 0 (a fixed dim of input_shape): the others are sizes
+    spec = [next(letters) if d else 0 for d in tensor.shape]
+    values = {s: int(d) for s, d in zip(spec, tensor.shape) if d}
+    empty = int(0 in tensor.shape)
     model = Call(op.op, sample, where)
     try:
         with warnings.catch_warnings():
@@ -183,13 +183,13 @@ def run_sample(name, op, sample) -> Outcome:
     except SymshapeError as e:
         runs, _ = _torch(model, tuple(tensor.shape))
         why = f"{type(e).__name__}: {str(e).splitlines()[0]}"
-        return Outcome(name, 0, 0, 1, int(runs), 0, 0, [f"refused {name} {tuple(tensor.shape)}: {why}"])
+        return Outcome(name, 0, 0, 1, int(runs), 0, empty, [f"refused {name} {tuple(tensor.shape)}: {why}"])
     except Exception as e:  # a crash is a defect
-        return Outcome(name, 0, 0, 0, 0, 1, 0, [f"CRASH {name} {tuple(tensor.shape)}: {type(e).__name__}: {e}"])
+        return Outcome(name, 0, 0, 0, 0, 1, empty, [f"CRASH {name} {tuple(tensor.shape)}: {type(e).__name__}: {e}"])
     checks = wrong = crashed = 0
     details = []
     for sizes in sizes_around(values):
-        shape = tuple(sizes[s] for s in spec)
+        shape = tuple(sizes[s] if s else 0 for s in spec)
         runs, want = _torch(model, shape)
         try:
             got = predicted(analysis.at(**sizes).output_shape)
@@ -206,7 +206,7 @@ def run_sample(name, op, sample) -> Outcome:
             details.append(f"WRONG {name} {tuple(tensor.shape)} args={_short(sample)} at {shape}: torch "
                            f"{want if runs else 'refuses (' + want + ')'}, symshape "
                            f"{got if got is not None else 'refuses (' + why + ')'}")
-    return Outcome(name, checks, wrong, 0, 0, crashed, 0, details)
+    return Outcome(name, checks, wrong, 0, 0, crashed, empty, details)
 
 
 def _short(sample) -> str:

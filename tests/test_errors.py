@@ -191,7 +191,9 @@ def test_wrong_rank_is_refused_at_analysis():
     "shape, error, match",
     [
         ((1, "N", "W"), ValueError, "batch dim"),
-        ((1, 0, "W"), ValueError, "positive"),
+        ((1, -1, "W"), ValueError, "int >= 0, got -1"),
+        # a fixed 0 is an empty tensor: torch's conv refuses it, and so does symshape, by layer
+        ((1, 0, "W"), symshape.InvalidInputSize, "conv1: kernel 5 needs at least 5 rows, gets 0"),
         ("1,H,W", TypeError, "tuple"),
         ((1, 2.5, "W"), TypeError, "ints or size names"),
         ((1, "H W", 3), ValueError, "identifier"),

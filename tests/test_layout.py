@@ -496,3 +496,63 @@ def test_expand_grows_a_size_that_is_1_and_keeps_one_that_is_asked_for(sizes):
     except symshape.InvalidInputSize:
         return  # torch refuses every size: checked above
     assert members(an.valid_sizes(), ["H", "W"], 7) == scan(model, (1, "H", "W"), ["H", "W"], 7)
+
+
+class RelPosBias(nn.Module):
+    """MViT's relative positions: a slice of an attention matrix past its class token, viewed as
+    ``(B, heads, qh, qw, kh, kw)``, plus biases broadcast along one dim each (from an einsum,
+    whose layout symshape does not follow), then viewed back (merging dims): torch's
+    TensorIterator keeps the slice's dim order, so the sum is contiguous and the view legal."""
+
+    def forward(self, x):  # x: (N, 2, H, W)
+        n, heads, h, w = x.shape
+        q = torch.cat([x.flatten(2)[:, :, :1], x.flatten(2)], dim=2).unsqueeze(-1)  # (N, 2, 1+HW, 1)
+        attn = q @ q.transpose(-2, -1)  # (N, 2, 1+HW, 1+HW)
+        bias_h = torch.einsum("bnhw,hk->bnhwk", x, x[0, 0, :, :1].expand(-1, h))
+        bias_w = torch.einsum("bnhw,wk->bnhwk", x, x[0, 0, :1, :].t().expand(-1, w))
+        rel = attn[:, :, 1:, 1:].view(n, -1, h, w, h, w) + bias_h.unsqueeze(-1) + bias_w.unsqueeze(-2)
+        return rel.view(n, -1, h * w, h * w)
+
+
+def test_a_sum_whose_first_operand_is_a_row_major_slice_is_contiguous():
+    assert_agrees(RelPosBias(), (2, "H", "W"), grid(["H", "W"], [1, 2, 3, 5, 6, 7]))
+    an = symshape.analyze(RelPosBias(), (2, "H", "W"))
+    assert an.at(H=3, W=4).output_shape == (1, 2, 12, 12)
+    # op by op, the view by its own rule (before, the view was refused and the model ran whole
+    # under torch's meta kernels)
+    assert [s.rule for s in an.steps][-4:] == ["elementwise", "unsqueeze", "elementwise", "view"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 4), min_size=2, max_size=4), st.data())
+def test_row_major_first_operands_give_torch_a_contiguous_sum(shape, data):
+    """Sound against torch: wherever ``row_major`` holds for the first operand's strides (a
+    slice with steps, of a tensor that may be transposed), torch's sum with an operand of any
+    layout (broadcast in some dims, transposed) is contiguous, and symshape says so."""
+    from symshape.tensor import elementwise_layout, row_major
+
+    base = torch.zeros([n + 2 for n in shape])
+    if data.draw(st.booleans()):
+        base = base.transpose(0, -1).contiguous().transpose(0, -1)
+    index = tuple(slice(data.draw(st.integers(0, 2)), None, data.draw(st.integers(1, 2))) for _ in shape)
+    a = base[index]
+    b_shape = [n if data.draw(st.booleans()) else 1 for n in a.shape]
+    b = torch.zeros(b_shape[::-1]).permute(*range(len(b_shape) - 1, -1, -1))  # a transposed layout
+    if not row_major(a.shape, a.stride()):
+        return
+    assert (a + b).is_contiguous(), (a.shape, a.stride(), b.shape, b.stride())
+    first = SymTensor(tuple(a.shape), False, strides=tuple(a.stride()))
+    assert elementwise_layout([first, SymTensor(tuple(b.shape), False)], SymTensor(tuple(a.shape))).contiguous
+
+
+def test_row_major_is_decided_symbolically():
+    import sympy
+    from symshape.dims import size_symbol
+    from symshape.tensor import row_major
+
+    h, w = size_symbol("H"), size_symbol("W")
+    n = 1 + h * w
+    assert row_major((2, h, w, h, w), (2 * n * n, n * w, n, w, 1))  # the slice of RelPosBias, viewed
+    assert not row_major((h, w), (1, h))  # a transpose
+    assert not row_major((h, w), (w - 1, 1))  # overlaps where W > 1 ... and is not row-major
+    assert row_major((h, w), (sympy.Integer(2) * w, 1))

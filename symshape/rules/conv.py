@@ -88,17 +88,21 @@ def conv_shape(
     else:
         pads = [(p, p) for p in padding]
     spatial = list(x.shape[-d:])
+    # torch runs an empty batch, or empty channels, past its kernels (ConvBackend::Empty): an
+    # empty input is then no error, and empty channels give no output channels
+    empty = channel == 0 or (x.ndim == d + 2 and x.shape[0] == 0)
     out = []
     for i, (size, k, s, (pl, pr), dl) in enumerate(zip(spatial, kernel, stride, pads, dilation)):
         span = dl * (k - 1) + 1
         unit = spatial_unit(i, d)
         if span - pl - pr < 1:  # padding alone would cover the kernel, but torch wants input too
-            ctx.at_least(size, 1, f"convolution needs a non-empty input, gets {{lhs}} {unit}")
+            if not empty:
+                ctx.at_least(size, 1, f"convolution needs a non-empty input, gets {{lhs}} {unit}")
         else:
             ctx.at_least(size, span - pl - pr, _kernel_reason(k, dl, (pl, pr), unit))
         out.append(conv_out(size, k, s, pl + pr, dl))
         ctx.derive(Window(unit, size, k, s, (pl, pr), dl, False, out[-1]))
-    return SymTensor((*x.shape[: -(d + 1)], out_channels, *out))
+    return SymTensor((*x.shape[: -(d + 1)], 0 if channel == 0 else out_channels, *out))
 
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")

@@ -442,8 +442,8 @@ def _fractional(ctx: Context, x: SymTensor, d: int, kernel, output_size, output_
         ctx.at_least(n, 1, f"{layer}: needs a non-empty input, gets {{lhs}} {unit}")
         ctx.at_least(n - k + 1 - slack, o, f"{layer}: kernel {k} is too large for {{rhs}} outputs from "
                                            f"{{lhs}} + {k - 1 + slack} {unit}")
-    for c in x.shape[:-d]:
-        ctx.at_least(c, 1, f"{layer}: needs non-empty batch and channels, gets {{lhs}}")
+    for c in x.shape[1:-d]:  # torch checks every dim but the first (a batch, or unbatched channels)
+        ctx.at_least(c, 1, f"{layer}: Expected input to have non-zero size for non-batch dimensions, gets {{lhs}}")
     y = SymTensor((*x.shape[:-d], *out))
     return (y, y) if return_indices else y
 
