@@ -438,24 +438,30 @@ def _not_unsolvable(special, *args):
         return None
 
 
+def _split_primitive(expr: sympy.Expr, names: Sequence[str]):
+    """:func:`_split_product` with every factor's integer content in the coefficient: ``2*H - 2``
+    is ``2*(H - 1)``, ``(4*H + 4)*H`` is ``4*(H + 1)*H``."""
+    parts = _split_product(expr, names)
+    if parts is None:
+        return None
+    c, out = parts[0], {}
+    for n, g in parts[1].items():
+        out[n] = sympy.Integer(1)
+        for f in sympy.Mul.make_args(as_expr(g)):
+            content, primitive = f.as_content_primitive()
+            c *= content
+            out[n] *= primitive
+    return c, out
+
+
 def _dominated(lhs, rhs, box: Box, names: Sequence[str]) -> list[Box] | None:
     """Boxes where ``lhs == rhs`` for products of per-size terms ``c·∏f_n == d·∏g_n`` in which one
     side dominates the other size by size: with ``d/c = ∏k_n`` (rational ``k_n``, see
     :func:`_shares`), ``f_n >= k_n·g_n >= 0`` on the box. Then the products are equal exactly
     where every ``f_n == k_n·g_n``, or where some ``f_n`` is 0 (a view that merges ``H·W`` into
     ``16·floor(H/4)·floor(W/4)``: H and W divisible by 4). None where this does not apply."""
-    def split(e):
-        parts = _split_product(e, names)
-        if parts is None:
-            return None
-        c, out = parts[0], {}
-        for n, f in parts[1].items():  # 2*H - 2 is 2*(H - 1): constants join the coefficient
-            content, out[n] = as_expr(f).as_content_primitive()
-            c *= content
-        return c, out
-
     for a, b in ((lhs, rhs), (rhs, lhs)):
-        sa, sb = split(a), split(b)
+        sa, sb = _split_primitive(a, names), _split_primitive(b, names)
         if sa is None or sb is None or not sa[0].is_number or not sb[0].is_number or sa[0] <= 0 or sb[0] <= 0:
             continue
         fs, gs = dict(sa[1]), dict(sb[1])
@@ -478,6 +484,47 @@ def _dominated(lhs, rhs, box: Box, names: Sequence[str]) -> list[Box] | None:
                 hit = _union(hit, [b])
         return hit
     return None
+
+
+def _cancelled(lhs, rhs, box: Box, names: Sequence[str], text: str) -> list[Box] | None:
+    """Boxes where ``lhs == rhs`` for products of per-size terms that share a factor on some size
+    (structurally), non-negative on the box: both products are 0 where a shared factor is, and
+    elsewhere equal exactly where they are without the shared factors. GC ViT's reshape checks
+    ``64·N·a·b·c·d == 3136·N·a·c`` with ``a = floor((H + 3)/28)``, ``b = floor((H + 31)/32)``
+    (and ``c``, ``d`` of W): where ``a`` and ``c`` are at least 1 that is ``b·d == 49``. None where
+    no factor is shared or one may be negative."""
+    sa, sb = _split_primitive(lhs, names), _split_primitive(rhs, names)
+    if sa is None or sb is None:
+        return None
+    (ca, fa), (cb, fb) = sa, sb
+    shared = {}  # size -> {base: the power both sides have of it}
+    for n in set(fa) & set(fb):
+        pa, pb = as_expr(fa[n]).as_powers_dict(), as_expr(fb[n]).as_powers_dict()
+        common = {f: min(pa[f], pb[f]) for f in set(pa) & set(pb)
+                  if not f.is_number and pa[f].is_Integer and pb[f].is_Integer and min(pa[f], pb[f]) > 0}
+        if common:
+            shared[n] = common
+    if not shared:
+        return None
+    hit: list[Box] = []
+    rest = dict(box)  # where no shared factor is 0
+    for n, common in shared.items():
+        x = size_symbol(n)
+        for c in common:
+            if not _at_least_everywhere(c, 0, box[n], x):
+                return None
+            zero = {**box, n: box[n] & _univariate(c, "==", 0, x)}
+            if not any(v.is_empty for v in zero.values()):
+                hit = _union(hit, [zero])
+            rest[n] = rest[n] & _univariate(c, ">=", 1, x)
+
+    def without(c, fs):
+        return c * sympy.Mul(*[g / sympy.Mul(*[f ** e for f, e in shared.get(n, {}).items()]) for n, g in fs.items()])
+
+    if not any(v.is_empty for v in rest.values()):
+        reduced = without(ca, fa) - without(cb, fb)
+        hit = _union(hit, _multivariate(reduced, "==", sympy.Integer(0), rest, names, text))
+    return hit
 
 
 #: the most share values :func:`_shares` tries for one size
@@ -603,6 +650,8 @@ def _separable(req_lhs, relation: str, rhs, box: Box, names: Sequence[str], text
                 and not all(t.could_extract_minus_sign() for t in terms):
             pos, neg = sorted(terms, key=lambda t: t.could_extract_minus_sign())
             hit = _not_unsolvable(_dominated, pos, -neg, box, names)
+            if hit is None:
+                hit = _not_unsolvable(_cancelled, pos, -neg, box, names, text)
             if hit is not None:
                 return hit if relation == "==" else _difference(box, hit, names)
     if relation == "divisible" and not rhs.is_number:

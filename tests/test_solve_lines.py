@@ -118,3 +118,33 @@ def test_solving_a_view_by_seven_never_raises_on_a_candidate_and_matches_a_scan(
     for flat in list(truth)[:12] + [5, 41 * 7]:
         got = a.solve(flat)
         assert {(r["H"], r["W"]) for r in got.enumerate(30)} == truth.get(flat, set()), flat
+
+
+@st.composite
+def counts(draw, x):
+    """A non-negative window count: ``floor((x + u)/q)``."""
+    return floor_div(x + draw(st.integers(0, 5)), draw(st.integers(1, 8)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(counts(H), chains(H), counts(W), chains(W), st.integers(1, 4), st.sampled_from([1, 4, 9, 12, 49]),
+       st.sampled_from(["==", "!="]))
+def test_products_that_share_a_factor_are_solved_exactly(a, b, c, d, k, t, relation):
+    """``k·a·b·c·d == k·t·a·c`` (GC ViT's reshape: the window counts shared by both sides): equal
+    where ``a`` or ``c`` is 0, and elsewhere where ``b·d == t``; against every size pair."""
+    reqs = [("reshape", Requirement(k * a * b * c * d, relation, k * t * a * c, ""))]
+    got = solve_requirements(["H", "W"], reqs)
+    for h, w in itertools.product(range(1, 37), repeat=2):
+        av, bv, cv, dv = (_value(e, h, w) for e in (a, b, c, d))
+        equal = k * av * bv * cv * dv == k * t * av * cv
+        assert got.contains(H=h, W=w) == (equal if relation == "==" else not equal), (a, b, c, d, t, h, w, str(got))
+
+
+def test_gcvit_window_counts_cancel():
+    a, b = floor_div(H + 3, 28), floor_div(H + 31, 32)
+    c, d = floor_div(W + 3, 28), floor_div(W + 31, 32)
+    got = solve_requirements(["H", "W"], [("reshape", Requirement(64 * a * b * c * d, "==", 3136 * a * c, ""))])
+    for h, w in itertools.product(range(1, 260, 3), range(1, 260, 5)):
+        av, bv, cv, dv = (_value(e, h, w) for e in (a, b, c, d))
+        assert got.contains(H=h, W=w) == (64 * av * bv * cv * dv == 3136 * av * cv)
+    assert got.contains(H=224, W=224) and not got.contains(H=224, W=256) and got.contains(H=20, W=500)

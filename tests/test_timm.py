@@ -61,3 +61,34 @@ def test_timm_family(name):
         assert row["status"] == "ok", row
     if row["status"] == "refused":  # the error names the op or construct
         assert row.get("why") and row.get("detail"), row
+
+
+def test_gcvit_valid_sizes_agree_with_torch():
+    """GC ViT's attention reshape checks ``64·N·a·b·c·d == 3136·N·a·c`` (window counts ``a``, ``c``
+    on both sides): the solver cancels the shared factors (docs/solving.md), and its valid sizes
+    are those torch's meta forward runs at, on a band around 224 and on squares."""
+    import warnings
+
+    import torch
+    import timm
+
+    import symshape
+
+    with torch.device("meta"):
+        model = timm.create_model("gcvit_xxtiny", pretrained=False).eval()
+    valid = symshape.analyze(model, (3, "H", "W")).valid_sizes()
+
+    def runs(h, w):
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model(torch.empty(1, 3, h, w, device="meta"))
+            return True
+        except Exception:
+            return False
+
+    points = [(h, 224) for h in range(196, 252, 3)] + [(224, w) for w in range(197, 252, 3)] + \
+        [(s, s) for s in (1, 8, 29, 112, 220, 221, 222, 223, 224, 225, 448)]
+    accepted = [p for p in points if runs(*p)]
+    assert accepted and len(accepted) < len(points)  # both answers occur on this band
+    assert [p for p in points if valid.contains(H=p[0], W=p[1])] == accepted
