@@ -2,9 +2,9 @@
 
 ``torch.testing._internal.common_methods_invocations.op_db`` holds the sample inputs PyTorch's
 developers wrote for each op, edge cases included. For every sample of the ops below (float32,
-CPU) the sample's input becomes the symbolic input, one size symbol per dim; the other tensors
-of the call are constants of the model (a sample whose input has a dim of 0 is counted as empty:
-symshape analyzes non-empty inputs). symshape analyzes the call once, and torch runs it at the
+CPU) the sample's input becomes the symbolic input, one size symbol per dim (a dim of 0 stays a
+fixed 0: an empty tensor, counted in its own column); the other tensors of the call are
+constants of the model. symshape analyzes the call once, and torch runs it at the
 sample's own size and at sizes around it (each dim one less, one more, three more, and 1). Each check compares torch's output shapes (or its refusal) with
 ``Analysis.at()`` (or its ``InvalidInputSize``).
 
@@ -235,7 +235,7 @@ def run(ops=OPS, quick: bool = False):
 
 
 def markdown(table) -> str:
-    lines = ["| op | samples | empty input | size checks | wrong | refused (torch runs) |",
+    lines = ["| op | samples | with a dim of 0 | size checks | wrong | refused (torch runs) |",
              "|---|---:|---:|---:|---:|---:|"]
     total = collections.Counter()
     for name, row in sorted(table.items()):
