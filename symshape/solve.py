@@ -643,17 +643,24 @@ def _tied(expr, box: Box, names: Sequence[str]) -> list[Box] | None:
     return out
 
 
+def _two_products(lhs, rhs, box: Box, names: Sequence[str], text: str) -> list[Box] | None:
+    """Boxes where ``lhs == rhs`` for two terms of opposite sign (``c·∏f_n == d·∏g_n``): where one
+    side dominates size by size (:func:`_dominated`), or the two share a factor
+    (:func:`_cancelled`); None where neither applies."""
+    terms = sympy.Add.make_args(as_expr(lhs) - as_expr(rhs))
+    if len(terms) != 2 or not any(t.could_extract_minus_sign() for t in terms) \
+            or all(t.could_extract_minus_sign() for t in terms):
+        return None
+    pos, neg = sorted(terms, key=lambda t: t.could_extract_minus_sign())
+    hit = _not_unsolvable(_dominated, pos, -neg, box, names)
+    return hit if hit is not None else _not_unsolvable(_cancelled, pos, -neg, box, names, text)
+
+
 def _separable(req_lhs, relation: str, rhs, box: Box, names: Sequence[str], text: str) -> list[Box]:
     if relation in ("==", "!="):
-        terms = sympy.Add.make_args(as_expr(req_lhs) - as_expr(rhs))
-        if len(terms) == 2 and any(t.could_extract_minus_sign() for t in terms) \
-                and not all(t.could_extract_minus_sign() for t in terms):
-            pos, neg = sorted(terms, key=lambda t: t.could_extract_minus_sign())
-            hit = _not_unsolvable(_dominated, pos, -neg, box, names)
-            if hit is None:
-                hit = _not_unsolvable(_cancelled, pos, -neg, box, names, text)
-            if hit is not None:
-                return hit if relation == "==" else _difference(box, hit, names)
+        hit = _two_products(req_lhs, rhs, box, names, text)
+        if hit is not None:
+            return hit if relation == "==" else _difference(box, hit, names)
     if relation == "divisible" and not rhs.is_number:
         hit = _not_unsolvable(_divides_constant, as_expr(req_lhs), as_expr(rhs), box, names)
         if hit is not None:
