@@ -87,22 +87,16 @@ def as_expr(value, what: str = "a size", rational: bool = False) -> sympy.Expr:
 _SYMBOLS: dict[str, sympy.Symbol] = {}
 
 
-def positive_int(value, what: str) -> int:
+def positive_int(value, what: str, least: int = 1) -> int:
     """``value`` as an int, when it is a positive integer (any ``numbers.Integral`` but a bool);
     else :class:`~symshape.errors.InvalidArgument` (a ValueError and a TypeError) saying
-    ``<what> must be a positive int, got <value>``. Every size a user passes (an input shape
+    ``<what> must be a positive int, got <value>`` (``least=0``: a fixed dim of an input, which
+    may be empty). Every size a user passes (an input shape
     entry, a size to evaluate at, a batch size) is checked here, with that one message."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 1:
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= least:
         return int(value)
-    raise InvalidArgument(f"{what} must be a positive int, got {value!r}")
-
-
-def nonnegative_int(value, what: str) -> int:
-    """``value`` as an int, when it is an integer ``>= 0`` (a fixed dim of an input may be 0:
-    an empty tensor); else :class:`~symshape.errors.InvalidArgument`."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 0:
-        return int(value)
-    raise InvalidArgument(f"{what} must be an int >= 0, got {value!r}")
+    raise InvalidArgument(f"{what} must be {'a positive int' if least == 1 else f'an int >= {least}'}, "
+                          f"got {value!r}")
 
 
 def divisors(n: int) -> list[int]:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import sympy
 
-from .dims import BATCH, MAX_TENSOR_ELEMENTS, batch_symbol, nonnegative_int, size_symbol
+from .dims import BATCH, MAX_TENSOR_ELEMENTS, batch_symbol, positive_int, size_symbol
 from .errors import InvalidArgument
 from .tensor import SymTensor, shape_str
 
@@ -38,8 +38,8 @@ def parse_shape(input_shape: Sequence, what: str = "input_shape") -> tuple[sympy
         elif isinstance(d, sympy.Symbol):
             dims.append(size_symbol(d.name))
         else:
-            dims.append(sympy.Integer(nonnegative_int(d, f"{what} {tuple(input_shape)}: entries are ints or "
-                                                         f"size names; entry {i}")))
+            dims.append(sympy.Integer(positive_int(d, f"{what} {tuple(input_shape)}: entries are ints or "
+                                                      f"size names; entry {i}", least=0)))
     fixed = 1
     for d in dims:
         fixed *= int(d) if d.is_Integer else 1
