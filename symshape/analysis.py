@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import inspect
 import sys
+from functools import partial
 from typing import Sequence
 
 import sympy
 import torch.nn as nn
 
 from . import check, explain, export, solve, verify
-from .dims import BATCH, positive_int
+from .dims import BATCH, batch_symbol, positive_int, size_symbol
 from .engine import Propagator, Step
-from .errors import (BoundExceeded, InvalidArgument, InvalidInputSize, SymshapeError, TraceMismatch, UnsupportedOperation,
-                     UntraceableModel)
-from .evaluation import ConcreteStep, Evaluation, Failure, Shapes
-from .formula import Formula
+from .requirements import Requirement
+from .errors import (BoundExceeded, InvalidArgument, InvalidInputSize, SizeCases, SymshapeError, TraceMismatch,
+                     UnsupportedOperation, UntraceableModel)
+from .evaluation import ConcreteStep, Evaluation, Failure, Shapes, case_text
+from .formula import formula_of
 from .sizes import NearestSizes
 from .inputs import Inputs, check_call, parse_inputs, parse_shape
 from .modules import copy_model
@@ -44,7 +46,7 @@ class Analysis(Shapes):
         refuse the size), and ``f.grid(H=range(1, 1025), W=range(1, 1025))`` computes every size
         of the grid at once. Returns a :class:`~symshape.formula.Formula`.
         """
-        return Formula(self, layer, batch)
+        return formula_of(self, layer, batch)
 
     # -- the inverse problem (symshape.solve) ----------------------------------------------
 
@@ -110,7 +112,14 @@ class Analysis(Shapes):
         sizes, for every size): torch's error, the right value and its formula, the sizes at which
         the declared value would be right, and the fix. Returns a :class:`~symshape.check.CheckReport`.
         """
-        return check.check_linears(self, sizes, self._unbatched())
+        leaf = self.covering(self.validate_sizes(sizes)) if sizes and self.cases else self  # their case
+        report = check.check_linears(leaf, sizes, leaf._unbatched())
+        if sizes:
+            return report
+        for case in self.leaves()[1:]:  # for every size: what a case finds besides
+            seen = {f.layer for f in report.findings}
+            report.findings += [f for f in check.check_linears(case).findings if f.layer not in seen]
+        return report
 
     def _unbatched(self) -> "Analysis | None":
         """The same call without the batch dim, for check()'s warnings (None where the model
@@ -136,7 +145,15 @@ class Analysis(Shapes):
         alone; ``summary_only`` gives the summary alone. Returns a str that renders itself in
         Jupyter.
         """
-        return explain.explain(self, format, full, layer, summary_only, **sizes)
+        if sizes or not self.cases:  # at sizes: the case they are in
+            leaf = self.covering(self.validate_sizes(sizes)) if sizes and self.cases else self
+            return explain.explain(leaf, format, full, layer, summary_only, **sizes)
+        text = explain.explain(self, format, full, layer, summary_only)
+        parts = [f"Where {case_text(self.where)}:\n\n{text}"] + [f"Where {case_text(case.where)} (a case of its own):\n\n"
+                          + case.explain(format, full, layer, summary_only) for case in self.cases]
+        out = explain.Explanation("\n\n".join(parts))
+        out.analysis, out.full = self, full
+        return out
 
     def _repr_markdown_(self) -> str:
         """In Jupyter: the steps as a compact table (``explain()`` gives the derivation)."""
@@ -192,7 +209,7 @@ def analyze(model: nn.Module, input_shape, prove: bool = True, batch: str | None
     if batch is None and any(not shape for _, shape in inputs.shapes):
         raise InvalidArgument("input_shape () with batch=None is a 0-dim tensor: give at least one dim")
     try:
-        return _analyze(model, inputs, prove, batch is not None)
+        return _by_cases(model, inputs, prove, batch is not None, (), [MAX_CASES])
     except (UnsupportedOperation, UntraceableModel) as e:
         _advise(e, model, inputs, batch is not None)
         raise
@@ -202,7 +219,58 @@ def analyze(model: nn.Module, input_shape, prove: bool = True, batch: str | None
                             "symshape follows") from None
 
 
-def _analyze(model: nn.Module, inputs: Inputs, prove: bool, batched: bool = True) -> "Analysis":
+#: the most analyses one call splits into (Analysis.cases): each is a whole analysis of the model
+MAX_CASES = 16
+
+
+def _by_cases(model: nn.Module, inputs: Inputs, prove: bool, batched: bool, where: tuple, budget: list) -> "Analysis":
+    """The analysis of the sizes where every condition of ``where`` holds. Where an op's output
+    structure depends on whether a size ``s`` of the input is 1 (a squeeze of dim ``N``:
+    symshape.errors.SizeCases), the cases ``s != 1`` and ``s == 1`` are analyzed each on its own
+    (each proved by a forward of its own); the first is returned with the second among its
+    ``cases``, which ``at()``, ``formula()``, ``valid_sizes()``, ``verify()`` ... consult by size."""
+    try:
+        return _analyze(model, inputs, prove, batched, where)
+    except SizeCases as e:
+        size = e.size
+        known = {size_symbol(n) for n in inputs.size_names} | ({batch_symbol()} if batched else set())
+        if size is None or not size.free_symbols or not size.free_symbols <= known:
+            raise
+        one, other = sympy.Eq(size, 1), sympy.Ne(size, 1)
+        if one in where or other in where:  # pragma: no cover - Context.size_case answers these
+            raise
+        budget[0] -= 1  # one more analysis
+        if budget[0] < 1:
+            e.detail += f"; symshape analyzes at most {MAX_CASES} cases of one call"
+            raise
+        cases, refusals = [], []
+        for case in (other, one):
+            try:
+                cases.append(_by_cases(model, inputs, prove, batched, where + (case,), budget))
+            except InvalidInputSize as refused:  # the case's tensors reach a step that refuses them all
+                cases.append(_refused_case(model, inputs, batched, where + (case,), refused))
+                refusals.append(refused)
+        if len(refusals) == 2:
+            raise refusals[0]  # torch refuses every size of every case
+        general, special = cases
+        general.cases = (*general.cases, special)
+        return general
+
+
+def _refused_case(model: nn.Module, inputs: Inputs, batched: bool, where: tuple, refused: InvalidInputSize) -> "Analysis":
+    """A case of the analysis in which torch refuses every size (after a squeeze of dim ``N``,
+    ``bn`` gets a tensor of the wrong rank): one step, the one that raises, refusing every size
+    of the case (``where``: the analysis it belongs to asks it only there)."""
+    step = Step(refused.layer, "(refuses every size of this case)", (), (), "cases",
+                (Requirement(0, "never", 0, refused.reason),), node=getattr(refused, "node", ""), kind="function")
+    training = {name: m.training for name, m in model.named_modules()}
+    analysis = Analysis(model, inputs, [step], None, {}, None, {}, training, {}, batched)
+    analysis.where = where
+    analysis.proof = f"not proved: torch refuses every size of this case ({refused.layer}: {refused.reason})"
+    return analysis
+
+
+def _analyze(model: nn.Module, inputs: Inputs, prove: bool, batched: bool = True, where: tuple = ()) -> "Analysis":
     args, kwargs = inputs.symbolic(batched)
     # one input: the forward's first placeholder; several: the root's call, traced as given
     call = None if inputs.single else (args, kwargs)
@@ -212,8 +280,8 @@ def _analyze(model: nn.Module, inputs: Inputs, prove: bool, batched: bool = True
     mismatch: TraceMismatch | None = None
     while True:
         try:
-            traced = trace(model, lambda: Propagator(model, values[0] if call is None else None,
-                                                     () if call is None else values), whole, call=call)
+            traced = trace(model, partial(_propagator, model, values[0] if call is None else None,
+                                          () if call is None else values, where), whole, call=call)
         except SymshapeError as e:
             if mismatch is None:
                 raise
@@ -221,6 +289,7 @@ def _analyze(model: nn.Module, inputs: Inputs, prove: bool, batched: bool = True
         prop = traced.propagation
         analysis = Analysis(model, inputs, prop.steps, prop.output, prop.in_features, traced.graph,
                             prop.rules_applied, training, prop.fixed, batched)
+        analysis.where = where
         # first the proof: a trace that took a path torch does not take must not be reported
         # as a model that refuses every size
         try:
@@ -236,6 +305,12 @@ def _analyze(model: nn.Module, inputs: Inputs, prove: bool, batched: bool = True
             whole = whole | {scope if scope not in whole else ""}
     _refuse_if_never_runs(prop.steps, inputs.size_names)
     return analysis
+
+
+def _propagator(model: nn.Module, x, values: tuple, where: tuple) -> Propagator:
+    prop = Propagator(model, x, values)
+    prop.cases = where
+    return prop
 
 
 #: said of an op whose output size comes from the tensor's values

@@ -17,7 +17,7 @@ import torch.nn as nn
 from .dims import (DoubleProduct, FloorDiv, SizeRatio, as_expr, canonical, exact_quotient, split_product_equality, floor_div, integer_polynomial,
                    size_sqrt,
                    smallest_value)
-from .errors import (InvalidArgument, InvalidInputSize, NotASize, UnsupportedArgument, UnsupportedOperation,
+from .errors import (InvalidArgument, InvalidInputSize, NotASize, SizeCases, UnsupportedArgument, UnsupportedOperation,
                      UnsupportedWhereMetaDiffers, UntraceableModel)
 from .requirements import Requirement, Rounding
 from . import ranges
@@ -321,6 +321,8 @@ class Propagator:
         self.forking: frozenset = frozenset()
         #: the side of the Python branches this propagator follows (symshape.trace.Path), if any
         self.path: Path | None = None
+        #: the case of the analysis it computes (``Eq(N, 1)``, ``Ne(N, 1)`` ...: Context.size_case)
+        self.cases: tuple = ()
         self.env: dict[torch.fx.Node, Any] = {}
         self.steps: list[Step] = []
         self.in_features: dict[str, sympy.Expr] = {}
@@ -355,6 +357,9 @@ class Propagator:
             getattr(self, f"_{node.op}")(node)
         except UnsupportedOperation as e:
             self._locate(e, node)
+            raise
+        except InvalidInputSize as e:  # a size no input reaches the step with: the node that raises
+            e.node = getattr(e, "node", "") or node.name
             raise
 
     def _locate(self, e: UnsupportedOperation, node: torch.fx.Node) -> None:
@@ -446,7 +451,7 @@ class Propagator:
         module runs whole under torch's meta kernels."""
         try:
             return _canonical_value(self._sides(ctx, module, args, kwargs)), "cases"
-        except UnsupportedWhereMetaDiffers:
+        except (UnsupportedWhereMetaDiffers, SizeCases):
             raise
         except (UnsupportedOperation, UntraceableModel, MetaRefusal) as refused:
             scratch = Context(ctx.step, ctx.op, ctx.node)
@@ -497,12 +502,15 @@ class Propagator:
         ctx = Context(name, op, node.format_node())
         if self.path is not None:  # on a side of a Python branch: what its answers say holds
             ctx.facts = tuple(self.path.conditions())
+        ctx.cases = self.cases
+        ctx.facts += self.cases
         ctx.earlier = tuple(self._earlier)
         return ctx
 
     def _side_propagator(self, module: nn.Module, dynamic: list, path: Path) -> "Propagator":
         prop = Propagator(module, None, dynamic, self)
         prop.path = path
+        prop.cases = self.cases
         prop._earlier = dict(self._earlier)  # the side runs where the checks before it passed
         return prop
 
@@ -553,7 +561,7 @@ class Propagator:
                 # strided view): torch's own semantics may answer exactly. Not for a module: its
                 # attributes are what the rule refused, and its forward may take a backend path
                 # whose checks the meta kernel lacks (empty transposed-convolution outputs)
-                if kind == "module" or isinstance(refused, UnsupportedWhereMetaDiffers):
+                if kind == "module" or isinstance(refused, (UnsupportedWhereMetaDiffers, SizeCases)):
                     raise
                 ctx = self._context(name, op, node)
                 try:

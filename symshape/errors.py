@@ -68,6 +68,17 @@ class UnsupportedWhereMetaDiffers(UnsupportedArgument):
     run the op, its module or the model under the meta kernels instead."""
 
 
+class SizeCases(UnsupportedArgument):
+    """The op's output has a different structure (rank, number of tensors) depending on whether
+    ``size`` is 1 (``x.squeeze()`` of a dim of size ``N``). ``analyze()`` then analyzes the two
+    cases, ``size == 1`` and ``size != 1``, each on its own (``Analysis.cases``); where it cannot
+    (a size that is not one of the input's), this is the refusal."""
+
+    def __init__(self, op: str, layer: str, node: str, detail: str, size=None):
+        super().__init__(op, layer, node, detail)
+        self.size = size
+
+
 class UntraceableModel(SymshapeError):
     """torch.fx could not trace a forward (typically Python control flow on sizes)."""
 

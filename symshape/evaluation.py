@@ -165,6 +165,28 @@ class Shapes:
         self._evaluator = None
         #: where one forward of the real model confirmed the trace ("H=224, W=224"), or why not
         self.proof: str = ""
+        #: the sizes this analysis covers, where the forward's structure depends on whether a
+        #: size is 1 (a squeeze of dim ``N``): conditions such as ``Ne(N, 1)``; () for all sizes
+        self.where: tuple = ()
+        #: the analyses of the other cases (``Eq(N, 1)`` ...), each covering the sizes its
+        #: ``where`` says; evaluation, formulas, the solver and verification consult them by size
+        self.cases: tuple["Shapes", ...] = ()
+
+    def covers(self, sizes: Mapping[str, int]) -> bool:
+        """Whether this analysis's case (``where``) holds at ``sizes`` (validated, with ``N``)."""
+        if not self.where:
+            return True
+        subs = {self.batch: sympy.Integer(sizes.get(BATCH, 1)),
+                **{size_symbol(n): sympy.Integer(sizes[n]) for n in self.size_names}}
+        return all(bool(c.xreplace(subs)) for c in self.where)
+
+    def covering(self, sizes: Mapping[str, int]) -> "Shapes":
+        """The analysis (this one, or one of its ``cases``) whose case holds at ``sizes``."""
+        return next((leaf for leaf in self.leaves() if leaf.covers(sizes)), self)
+
+    def leaves(self) -> list["Shapes"]:
+        """This analysis and every case under it: together they cover every size, each once."""
+        return [self, *(leaf for case in self.cases for leaf in case.leaves())]
 
     @property
     def mode(self) -> str:
@@ -254,8 +276,12 @@ class Shapes:
         return out
 
     def evaluate(self, /, **sizes: int) -> Evaluation:
-        """Every step at these sizes, recording (not raising) what torch would refuse."""
+        """Every step at these sizes, recording (not raising) what torch would refuse (in the
+        analysis of the case these sizes are in: see ``cases``)."""
         values = self.validate_sizes(sizes)
+        leaf = self.covering(values)
+        if leaf is not self:
+            return leaf.evaluate(**sizes)
         args, kwargs = self.concrete_inputs(values)
         _countable("the input", (*args, *kwargs.values()), values)
         flat = iter(self._compiled()(values[BATCH], *(values[n] for n in self.size_names)))
@@ -333,9 +359,18 @@ class Shapes:
         if self.in_features:
             out.append("in_features:")
             out += [f"  {k}: {v}" for k, v in self.in_features.items()]
+        if self.cases:
+            out[0] += f"; where {case_text(self.where)} (the other sizes are cases of their own, below)"
+            for case in self.cases:
+                out += ["", f"case {case_text(case.where)}:", str(case)]
         return "\n".join(out)
 
     __repr__ = __str__
+
+
+def case_text(where: tuple) -> str:
+    """``(Ne(N, 1),)`` -> ``N != 1``: a case's conditions as they print."""
+    return " and ".join(f"{c.lhs} {'==' if isinstance(c, sympy.Eq) else '!='} {c.rhs}" for c in where) or "every size"
 
 
 def shapes_in(value):

@@ -348,11 +348,15 @@ def _blocks(analysis, sizes: dict | None):
         amounts = [[(next(flat), next(flat)) if isinstance(d, Padded) else None for d in s.derivations]
                    for s in analysis.steps]
     blocks = []
+    # shapes are shown per sample, the batch dim left out; but in the case N == 1 of a squeeze of
+    # dim N (Analysis.cases) some shapes have no batch dim left: there they are shown whole
+    strip = not any(isinstance(c, sympy.Eq) and c.lhs == analysis.batch for c in analysis.where)
     for i, step in enumerate(analysis.steps):
         if ev is not None and i >= len(ev.steps):
             break
         ends = (*ev.steps[i].inputs[:1], ev.steps[i].output) if ev is not None else (*step.inputs[:1], step.output)
-        shown = [_shape_m(x[1:]) for x in ends if isinstance(x, tuple) and x and not isinstance(x[0], tuple)]
+        shown = [_shape_m(x[1:] if strip else x) for x in ends
+                 if isinstance(x, tuple) and x and not isinstance(x[0], tuple)]
         shapes = Math(" → ".join(m.text for m in shown), r" \to ".join(m.latex for m in shown))
         block = Block(step.name, _op_label(step), shapes, resizes=_resizes(step), short=step.op)
         if ev is None:

@@ -19,13 +19,13 @@ import torch
 
 from .compiled import compile_checked, compile_method
 from .dims import BATCH, MAX_TENSOR_ELEMENTS, CeilSqrt, DoubleFloor, FloorDiv, IntSqrt, as_expr, positive_int, size_symbol
-from .errors import InvalidArgument, InvalidInputSize
-from .evaluation import shapes_in
+from .errors import InvalidArgument, InvalidInputSize, SymshapeError
+from .evaluation import case_text, shapes_in
 
 if TYPE_CHECKING:  # pragma: no cover
     from .evaluation import Shapes
 
-__all__ = ["Formula", "Grid"]
+__all__ = ["CaseFormula", "Formula", "Grid", "formula_of"]
 
 
 class Grid(NamedTuple):
@@ -209,6 +209,82 @@ class Formula:
         ok = torch.as_tensor(ok, dtype=torch.bool).expand(full)
         value = torch.as_tensor(value, dtype=torch.int64).expand(full)
         return Grid(torch.where(ok, value, 0), ok.clone(), tuple(varying), tuple(axes))
+
+
+class CaseFormula:
+    """The formula of an analysis whose forward has cases (``Analysis.cases``: the structure
+    after a squeeze of a size that may be 1): one :class:`Formula` per case, each used at the
+    sizes its case covers. ``expr`` is a Piecewise of the cases' formulas (one formula where they
+    agree); calls, :meth:`accepts` and :meth:`grid` behave as :class:`Formula`'s."""
+
+    def __init__(self, analysis: "Shapes", layer: str | None = None, batch: int = 1):
+        self.analysis = analysis
+        self.layer, _ = analysis.linear(layer)
+        self.batch = positive_int(batch, "batch")
+        self.size_names: tuple[str, ...] = analysis.size_names
+        self.parts = [(leaf, Formula(leaf, self.layer, batch)) for leaf in analysis.leaves()
+                      if self.layer in leaf.in_features]
+        exprs = [f.expr for _, f in self.parts]
+        if all(e == exprs[0] for e in exprs):
+            self.expr = exprs[0]
+        else:  # the general case (the analysis itself) last, as the otherwise
+            ordered = self.parts[1:] + self.parts[:1]
+            self.expr = sympy.Piecewise(*((f.expr, sympy.And(*leaf.where) if leaf is not analysis else True)
+                                          for leaf, f in ordered))
+
+    def __repr__(self) -> str:
+        return f"<Formula {self.layer}: in_features = {self.expr}>"
+
+    def __str__(self) -> str:
+        return str(self.expr)
+
+    def _part(self, sizes: tuple, named: dict) -> tuple[Formula, dict]:
+        values = dict(zip(self.size_names, self.parts[0][1]._values(sizes, named)))
+        leaf = self.analysis.covering({**values, BATCH: self.batch})
+        formula = next((f for part, f in self.parts if part is leaf), None)
+        if formula is None:
+            raise SymshapeError(f"{self.layer} is not called where {case_text(leaf.where)}")
+        return formula, values
+
+    def __call__(self, /, *sizes: int, **named: int) -> int:
+        formula, values = self._part(sizes, named)
+        return formula(**values)
+
+    def accepts(self, /, *sizes: int, **named: int) -> bool:
+        formula, values = self._part(sizes, named)
+        return formula.accepts(**values)
+
+    def grid(self, /, **sizes) -> Grid:
+        """As :meth:`Formula.grid`: each case's grid, where its case holds (the cases' checks
+        include the case, so their valid sizes do not overlap)."""
+        grids = [f.grid(**sizes) for _, f in self.parts]
+        valid = grids[0].valid.clone()
+        values = grids[0].values.clone()
+        for g in grids[1:]:
+            valid |= g.valid
+            values += g.values  # 0 where a case does not hold or torch refuses
+        return Grid(values, valid, grids[0].names, grids[0].sizes)
+
+
+def formula_of(analysis: "Shapes", layer: str | None = None, batch: int = 1):
+    """:class:`Formula`, or :class:`CaseFormula` for an analysis with cases whose batch does not
+    settle which one holds."""
+    if not analysis.cases:
+        return Formula(analysis, layer, batch)
+    batch = positive_int(batch, "batch")
+    possible = [leaf for leaf in analysis.leaves() if _may_hold(leaf.where, analysis.batch, batch)]
+    if len(possible) == 1:  # a case of the batch (squeeze of dim N): that case's own formula
+        (leaf,) = possible
+        name = analysis.linear(layer)[0]
+        if name not in leaf.in_features:
+            raise SymshapeError(f"{name} is not called at batch {batch} ({case_text(leaf.where)}): "
+                                + (leaf.proof.removeprefix("not proved: ") if leaf.proof else "a case without it"))
+        return Formula(leaf, name, batch)
+    return CaseFormula(analysis, layer, batch)
+
+
+def _may_hold(where: tuple, n, batch: int) -> bool:
+    return all(c.xreplace({n: sympy.Integer(batch)}) is not sympy.false for c in where)
 
 
 def _int_axis(values, name: str) -> torch.Tensor:

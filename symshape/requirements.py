@@ -47,8 +47,10 @@ RELATIONS: dict[str, Relation] = {r.name: r for r in (
 )}
 #: ``size``: torch raises at sizes that break it. ``declared``: a layer's declared feature count
 #: (Linear.in_features, Conv.in_channels ...) differs from what reaches it; analysis goes on with
-#: the layer's declared output so later layers are still checked.
-KINDS = ("size", "declared")
+#: the layer's declared output so later layers are still checked. ``case``: not torch's check, but
+#: the sizes one case of a forward covers whose structure depends on whether a size is 1
+#: (``Analysis.cases``): the other sizes are another case's.
+KINDS = ("size", "declared", "case")
 
 
 @dataclass(frozen=True)

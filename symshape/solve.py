@@ -25,6 +25,7 @@ not sample sizes to answer.
 from __future__ import annotations
 
 import math
+from functools import partial
 from dataclasses import replace
 from fractions import Fraction
 import numbers
@@ -884,8 +885,23 @@ def solve_requirements(names: Sequence[str], requirements: Iterable[tuple[str, R
 # -- the questions users ask -----------------------------------------------------------------
 
 
+def _over_cases(analysis, answer) -> SizeSet:
+    """``answer`` (a SizeSet of one analysis) for an analysis and each of its cases
+    (``Shapes.cases``, which cover disjoint sizes): their union."""
+    sets = [answer(leaf) for leaf in analysis.leaves()]
+    return sets[0] if len(sets) == 1 else _union_of(sets)
+
+
+def _union_of(sets: list[SizeSet]) -> SizeSet:
+    return SizeSet(sets[0].names, [b for s in sets for b in s.boxes], groups=sets[0].groups)
+
+
 def valid_sizes(analysis, batch: int = 1, square: bool = False) -> SizeSet:
     """Exactly the sizes at which the forward runs (batch ``batch``; ``square``: spatial sizes tied)."""
+    return _over_cases(analysis, partial(_valid_sizes, batch=batch, square=square))
+
+
+def _valid_sizes(analysis, batch: int = 1, square: bool = False) -> SizeSet:
     batch = positive_int(batch, "batch")
     ties, groups = _square_ties(analysis) if square else ({}, None)
     return solve_requirements(analysis.size_names, analysis.requirements, batch, ties, groups)
@@ -894,6 +910,10 @@ def valid_sizes(analysis, batch: int = 1, square: bool = False) -> SizeSet:
 def exact_sizes(analysis, batch: int = 1, ignore_declared: bool = False, square: bool = False) -> SizeSet:
     """The valid sizes at which no layer rounds (``ignore_declared``: whatever the Linear layers'
     declared in_features, as when choosing them; ``square``: spatial sizes tied)."""
+    return _over_cases(analysis, partial(_exact_sizes, batch=batch, ignore_declared=ignore_declared, square=square))
+
+
+def _exact_sizes(analysis, batch: int = 1, ignore_declared: bool = False, square: bool = False) -> SizeSet:
     batch = positive_int(batch, "batch")
     reqs = [(w, r) for w, r in analysis.requirements if not (ignore_declared and r.kind == "declared")]
     for step in analysis.steps:
@@ -1002,7 +1022,29 @@ def solve_flat(analysis, flat: int, layer: str | None = None, square: bool = Fal
     if isinstance(flat, bool) or not isinstance(flat, numbers.Integral) or flat < 0:
         raise InvalidArgument(f"flat must be a non-negative int, got {flat!r}")
     flat, batch = int(flat), positive_int(batch, "batch")
-    name, expr = analysis.linear(layer)
+    name, _ = analysis.linear(layer)
+    leaves = [leaf for leaf in analysis.leaves() if name in leaf.in_features]
+    results = [_solve_flat(leaf, flat, name, square, batch, search) for leaf in leaves]
+    if len(results) == 1:
+        return results[0]
+    out = _union_of(results)
+    if out.is_empty:  # the nearest values over every case
+        for r in results:
+            for label, (value, sizes) in r.nearest.items():
+                best = out.nearest.get(label)
+                if best is not None and best[0] == value:
+                    sizes = _union_of([best[1], sizes])
+                elif best is not None and (value < best[0] if label == "below" else value > best[0]):
+                    continue
+                out.nearest[label] = (value, sizes)
+        fixed = analysis.fixed.get(name)
+        out.note = _nearest_note(name, fixed, flat, out.nearest, search,
+                                 all(r.note.startswith("the model accepts no") for r in results))
+    return out
+
+
+def _solve_flat(analysis, flat: int, name: str, square: bool, batch: int, search: int) -> SizeSet:
+    name, expr = analysis.linear(name)
     ties, groups = _square_ties(analysis) if square else ({}, None)
     names = analysis.size_names
     free = [n for n in names if n not in ties]
@@ -1031,6 +1073,13 @@ def solve_flat(analysis, flat: int, layer: str | None = None, square: bool = Fal
         if hit is not None:
             nearest[label] = (hit, restrict(hit))
     result.nearest = nearest
+    result.note = _nearest_note(name, fixed, flat, nearest, search, False)
+    return result
+
+
+def _nearest_note(name: str, fixed, flat: int, nearest: dict, search: int, nothing_valid: bool) -> str:
+    if nothing_valid:
+        return "the model accepts no input size at all"
     parts = [f"no valid input size gives {name} {fixed.parameter if fixed else 'in_features'} = {flat}"]
     for label in ("below", "above"):
         if label in nearest:
@@ -1040,5 +1089,4 @@ def solve_flat(analysis, flat: int, layer: str | None = None, square: bool = Fal
             parts.append("nothing smaller is reachable")
         else:
             parts.append(f"nearest {label}: none within {search}")
-    result.note = "; ".join(parts)
-    return result
+    return "; ".join(parts)

@@ -29,7 +29,7 @@ import torch.fx
 import torch.nn as nn
 
 from .dims import SizeRatio, decide, smallest_value
-from .errors import BoundExceeded, InvalidArgument, SymshapeError, UnsupportedOperation, UnsupportedWhereMetaDiffers, UntraceableModel
+from .errors import BoundExceeded, InvalidArgument, SizeCases, SymshapeError, UnsupportedOperation, UnsupportedWhereMetaDiffers, UntraceableModel
 from .modules import attributes_kept
 from .rules import rule_for_module, vision
 from .rules.reshape import DEVICE_ATTRIBUTES
@@ -863,6 +863,8 @@ class _Retry:
         kernels on every branch); if that refuses too, this op's refusal is the answer."""
         if isinstance(e, UnsupportedWhereMetaDiffers):
             raise e  # torch's meta kernels would answer, differently from its CPU kernels
+        if isinstance(e, SizeCases):
+            raise e  # analyze() analyzes each case, every layer kept (a module run whole keeps none)
         stopped = self.why.get(e.where)
         if stopped is not None:
             failing = self.model.get_submodule(e.where) if e.where else self.model

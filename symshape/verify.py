@@ -546,8 +546,9 @@ def verify(analysis: Shapes, samples: int = 20, sizes: Sequence[dict] | None = N
             _countable_input(analysis, s)  # before evaluating: the input alone may be past counting
             ev = evaluations.get(_key(s)) or analysis.evaluate(**s)
             _fits_in_memory(analysis, s, ev, device)
-            obs = observe(model, _sample_input(analysis, s, dtype, device), analysis.graph, device)
-            comparison = compare(analysis, s, obs, ev)
+            leaf = analysis.covering(analysis.validate_sizes(s))  # the case these sizes are in
+            obs = observe(model, _sample_input(analysis, s, dtype, device), leaf.graph, device)
+            comparison = compare(leaf, s, obs, ev)
             bad, n = comparison.mismatches, comparison.checked
             if valid is not None and s.get(BATCH, 1) == batch:
                 n += 1
@@ -570,11 +571,11 @@ def verify(analysis: Shapes, samples: int = 20, sizes: Sequence[dict] | None = N
 PROOF_SIZES = (224, 64, 32, 97, 128, 16, 300, 8, 512, 4, 2, 1)
 
 
-def _smallest_valid(analysis: Shapes) -> dict | None:
+def _smallest_valid(analysis: Shapes, batch: int = 1) -> dict | None:
     """The smallest size torch should run (ignoring a wrong declared in_features), if the solver
     finds one."""
     try:
-        valid = valid_sizes(analysis)
+        valid = valid_sizes(analysis, batch)
         return valid.min() if not valid.is_empty else None
     except Exception:  # noqa: BLE001 - a set the solver cannot state: the fixed candidates only
         return None
@@ -591,7 +592,10 @@ def prove(analysis: Shapes) -> str:
     :class:`~symshape.errors.TraceMismatch` when torch contradicts the analysis; returns where it
     was checked ("H=224, W=224"), or why it could not be (a meta kernel torch lacks)."""
     names = analysis.size_names
-    candidates = [{n: v for n in names} for v in PROOF_SIZES] if names else [{}]
+    # a case of the analysis that leaves out batch 1 (a squeeze of dim N: Shapes.where) is proved at batch 2
+    batch = {BATCH: 2} if not analysis.covers({BATCH: 1, **{n: 2 for n in names}}) \
+        and analysis.covers({BATCH: 2, **{n: 2 for n in names}}) else {}
+    candidates = [{**{n: v for n in names}, **batch} for v in PROOF_SIZES] if names else [batch]
     evaluations = []  # evaluated one at a time: the first candidate is usually accepted
     accepted = None
     for s in candidates:
@@ -600,7 +604,8 @@ def prove(analysis: Shapes) -> str:
             accepted = s
             break
     if accepted is None and names:
-        accepted = _smallest_valid(analysis)
+        accepted = _smallest_valid(analysis, batch.get(BATCH, 1))
+        accepted = {**accepted, **batch} if accepted is not None else None
     if accepted is None:  # only a wrong declared in_features fails: torch must raise right there
         accepted = next((s for s, ev in evaluations if ev.failure is None), None)
     todo = [accepted] if accepted is not None else candidates[:2]

@@ -14,11 +14,11 @@ pytest.importorskip("expecttest")  # torch.testing._internal imports it
 
 import opinfo_corpus  # noqa: E402
 
-#: the refusals that remain, each where torch runs: the rank or the number of outputs would
-#: depend on the size (symshape states one shape per output), and negative circular padding
+#: the refusals that remain, each where torch runs: the number of outputs would depend on the
+#: size without bound (a squeeze, whose rank depends on it, is two cases: Analysis.cases), and
+#: negative circular padding
 INHERENT = re.compile(
-    r"squeeze of dim \d+, whose size \w+ depends on the input"
-    r"|unbind along a dim whose size \w+ depends on the input"
+    r"unbind along a dim whose size \w+ depends on the input"
     r"|split into pieces of \d+ along a dim whose size \w+ depends on the input"
     r"|negative circular padding")
 

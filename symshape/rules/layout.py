@@ -106,14 +106,17 @@ def unsqueeze(ctx: Context, input, dim) -> SymTensor:
 @function_rule(torch.squeeze, layout=True)
 @method_rule("squeeze", layout=True)
 def squeeze(ctx: Context, input, dim=None) -> SymTensor:
-    """Drops the named dims (all, without ``dim``) whose size is 1; sizes must be known there."""
+    """Drops the named dims (all, without ``dim``) whose size is 1. Where a named dim's size
+    ``s`` depends on the input, so does the rank: the analysis has the cases ``s == 1`` and
+    ``s != 1`` (``Analysis.cases``)."""
     x = tensor_arg(input, "input", ctx)
     dims = range(x.ndim) if dim is None else _dims(ctx, x, dim, "squeeze")
     keep = []
     for i, s in enumerate(x.shape):
+        one = s == 1
         if i in dims and not s.is_Integer:
-            ctx.unsupported(f"squeeze of dim {i}, whose size {s} depends on the input (1 or not changes the rank)")
-        if not (i in dims and s == 1):
+            one = ctx.size_case(s, f"squeeze of dim {i}")
+        if not (i in dims and one):
             keep.append(i)
     st = x.known_strides
     return _laid_out(x, [x.shape[i] for i in keep], st and [st[i] for i in keep])
@@ -436,6 +439,11 @@ def _drops(item) -> bool:
 def _reduce(ctx: Context, x: SymTensor, dim, keepdim: bool, what: str) -> SymTensor:
     if dim is None:
         return SymTensor(tuple(sympy.Integer(1) for _ in x.shape) if keepdim else ())
+    if x.ndim == 0:  # torch wraps a 0-dim tensor's dims as if it had one: dim 0 or -1
+        for d in (dim if isinstance(dim, (list, tuple)) else [dim]):
+            if as_int(d, "dim", ctx) not in (-1, 0):
+                ctx.refuse(f"{what}: Dimension out of range (expected to be in range of [-1, 0], but got {d})")
+        return SymTensor(())
     dims = set(_dims(ctx, x, dim, what))
     shape = [1 if i in dims else s for i, s in enumerate(x.shape) if keepdim or i not in dims]
     return SymTensor(tuple(shape))

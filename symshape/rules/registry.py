@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..dims import as_expr, decide, implied
-from ..errors import InvalidInputSize, UnsupportedArgument
+from ..errors import InvalidInputSize, SizeCases, UnsupportedArgument
 from ..requirements import Requirement, Rounding, by_cases
 
 __all__ = [
@@ -232,6 +232,29 @@ class Context:
         #: no size reaching it has (see :meth:`proves`), and a check of its own they imply (it
         #: changes no valid size, and the earlier check is the one that fails first)
         self.earlier: tuple = ()
+        #: the case of the analysis this step is in (``Eq(N, 1)`` or ``Ne(N, 1)``, see
+        #: :meth:`size_case`); also among ``facts``
+        self.cases: tuple = ()
+
+    def size_case(self, size, what: str, changes: str = "the rank") -> bool:
+        """Whether ``size`` is 1 here, for a rule whose output's structure depends on it (the
+        rank after a squeeze): proved; or the case of the analysis this step is in, recorded as a
+        requirement of kind ``case`` (the sizes this case covers); else :class:`SizeCases`, and
+        ``analyze()`` analyzes the cases ``size == 1`` and ``size != 1`` each on its own."""
+        size = as_expr(size)
+        for holds, relation in ((sympy.Eq(size, 1), "=="), (sympy.Ne(size, 1), "!=")):
+            if holds in self.cases:
+                other = "!=" if relation == "==" else "=="
+                self.requirements.append(Requirement(
+                    size, relation, 1, f"{what}: this case of the analysis covers {size} {relation} 1; at {{lhs}} "
+                    f"ask the analysis whose case is {size} {other} 1 (Analysis.cases)", "case"))
+                return relation == "=="
+        if self.proves(sympy.Eq(size, 1)):
+            return True
+        if self.proves(sympy.Ne(size, 1)) or self.proves(sympy.Ge(size, 2)):
+            return False
+        raise SizeCases(self.op, self.step, self.node,
+                        f"{what}, whose size {size} depends on the input (1 or not changes {changes})", size)
 
     def proves(self, cond) -> bool:
         """Whether ``cond`` (a relation of sizes) holds wherever torch runs this step: at every
