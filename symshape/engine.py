@@ -26,7 +26,7 @@ from .modules import copy_model, is_lazy_parameter
 from .rules import Context, Fixed, Rule, rule_for_function, rule_for_method, rule_for_module, target_name
 from .rules.common import require_layout
 from .rules.reshape import view_shape
-from .tensor import Pieces, SymTensor, elementwise_layout, has_tensor, kernel_layout, loosened, shapes_of, tensors_in
+from .tensor import Pieces, Repeated, SymTensor, elementwise_layout, has_tensor, kernel_layout, loosened, shapes_of, tensors_in
 from .trace import MAX_SIDES, ModelRaised, Path, is_dynamic, library_function, scope_of, trace, user_line
 
 __all__ = ["Propagation", "Propagator", "Step"]
@@ -86,6 +86,8 @@ def _unknown_layout(value: Any) -> Any:
     """``value`` with every tensor's strides marked unknown."""
     if isinstance(value, SymTensor):
         return value.with_shape(value.shape, contiguous=False)
+    if isinstance(value, Repeated):
+        return replace(value, item=_unknown_layout(value.item), last=_unknown_layout(value.last))
     if isinstance(value, tuple):
         items = [_unknown_layout(v) for v in value]
         return Pieces(items, value.requires, value.dim) if isinstance(value, Pieces) else tuple(items)
@@ -130,6 +132,9 @@ def _canonical_value(value: Any) -> Any:
     if isinstance(value, SymTensor):
         strides = value.strides and tuple(canonical(s) for s in value.strides)
         return replace(value, shape=tuple(canonical(s) for s in value.shape), strides=strides, values=None)
+    if isinstance(value, Repeated):
+        return replace(value, item=_canonical_value(value.item), count=canonical(value.count),
+                       last=_canonical_value(value.last))
     if isinstance(value, tuple):
         items = [_canonical_value(v) for v in value]
         return Pieces(items, value.requires, value.dim) if isinstance(value, Pieces) else tuple(items)

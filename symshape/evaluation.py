@@ -22,7 +22,7 @@ from .errors import BoundExceeded, InvalidArgument, InvalidInputSize, SymshapeEr
 from .inputs import Inputs
 from .render import text_table
 from .requirements import Requirement
-from .tensor import Pieces, shape_str, shapes_of
+from .tensor import Pieces, RepeatedShape, shape_str, shapes_of
 
 __all__ = ["ConcreteStep", "Evaluation", "Failure", "Shapes"]
 
@@ -375,7 +375,9 @@ def case_text(where: tuple) -> str:
 
 def shapes_in(value):
     """Every shape (a tuple of ints or size expressions) in a step's input or output value."""
-    if isinstance(value, (list, tuple)) and value and all(isinstance(d, (int, sympy.Basic)) for d in value):
+    if isinstance(value, RepeatedShape):
+        yield from (value.item, value.last)
+    elif isinstance(value, (list, tuple)) and value and all(isinstance(d, (int, sympy.Basic)) for d in value):
         yield tuple(value)
     elif isinstance(value, (list, tuple)):
         for v in value:
@@ -399,7 +401,11 @@ def _countable(what: str, value, sizes: Mapping[str, int]) -> None:
 
 
 def _flat_dims(shape):
-    if isinstance(shape, (list, tuple)):
+    if isinstance(shape, RepeatedShape):  # the count first, then one item's shape and the last's
+        yield sympy.sympify(shape.count)
+        yield from _flat_dims(shape.item)
+        yield from _flat_dims(shape.last)
+    elif isinstance(shape, (list, tuple)):
         for d in shape:
             yield from _flat_dims(d)
     elif isinstance(shape, sympy.Basic):
@@ -409,6 +415,9 @@ def _flat_dims(shape):
 
 
 def _unflatten(shape, flat):
+    if isinstance(shape, RepeatedShape):
+        count = next(flat)
+        return shape.concrete(count, _unflatten(shape.item, flat), _unflatten(shape.last, flat))
     if isinstance(shape, (list, tuple)):
         return tuple(_unflatten(d, flat) for d in shape)
     if isinstance(shape, (sympy.Basic, int)):

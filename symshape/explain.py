@@ -23,7 +23,7 @@ from .dims import FloorDiv, as_expr, batch_symbol, size_symbol
 from .errors import InvalidArgument
 from .quasi import Unsolvable
 from .solve import exact_sizes
-from .tensor import shape_str
+from .tensor import RepeatedShape, shape_str
 
 __all__ = ["Explanation", "explain", "for_mathjax", "step_table"]
 
@@ -105,6 +105,18 @@ def _shape_m(shape) -> Math:
         parts = [_shape_m(s) for s in shape]
         return Math("(" + ", ".join(p.text for p in parts) + ")", "(" + ", ".join(p.latex for p in parts) + ")")
     return Math(shape_str(shape), "(" + ", ".join(_expr_m(d).latex for d in shape) + ")")
+
+
+def _repeated_m(shape: RepeatedShape, strip: bool) -> Math:
+    """``c × (...)``: unbind's or split's tensors whose number depends on the size (the last
+    piece of a split shown where it differs)."""
+    item, last = (shape.item[1:], shape.last[1:]) if strip else (shape.item, shape.last)
+    m, count = _shape_m(item), _expr_m(shape.count)
+    text, latex = f"{count.text} × {m.text}", rf"{count.latex} \times {m.latex}"
+    if last != item:
+        tail = _shape_m(last)
+        text, latex = f"{text}, the last {tail.text}", rf"{latex}, \text{{the last }} {tail.latex}"
+    return Math(text, latex)
 
 
 def _cond_m(cond) -> Math:
@@ -355,8 +367,8 @@ def _blocks(analysis, sizes: dict | None):
         if ev is not None and i >= len(ev.steps):
             break
         ends = (*ev.steps[i].inputs[:1], ev.steps[i].output) if ev is not None else (*step.inputs[:1], step.output)
-        shown = [_shape_m(x[1:] if strip else x) for x in ends
-                 if isinstance(x, tuple) and x and not isinstance(x[0], tuple)]
+        shown = [_repeated_m(x, strip) if isinstance(x, RepeatedShape) else _shape_m(x[1:] if strip else x)
+                 for x in ends if isinstance(x, RepeatedShape) or isinstance(x, tuple) and x and not isinstance(x[0], tuple)]
         shapes = Math(" → ".join(m.text for m in shown), r" \to ".join(m.latex for m in shown))
         block = Block(step.name, _op_label(step), shapes, resizes=_resizes(step), short=step.op)
         if ev is None:

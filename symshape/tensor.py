@@ -13,7 +13,7 @@ import sympy
 from .dims import FloorDiv, as_expr, canonical, product, smallest_value
 from .requirements import Requirement
 
-__all__ = ["Pieces", "SymTensor", "channels_last", "dense", "elementwise_layout", "row_major", "has_tensor",
+__all__ = ["Pieces", "Repeated", "RepeatedShape", "SymTensor", "channels_last", "dense", "elementwise_layout", "row_major", "has_tensor",
            "kernel_layout", "loosened", "shape_str", "shapes_of", "standard_strides", "tensors_in"]
 
 
@@ -146,11 +146,48 @@ class Pieces(tuple):
         return obj
 
 
+@dataclass(frozen=True)
+class Repeated:
+    """The tensors ``unbind`` or ``split`` return along a dim whose size ``n`` depends on the
+    input: ``count`` of them (``n``, or ``max(ceil(n/s), 1)``), each ``item`` but the last, which
+    is ``last``. Unlike chunk()'s (Pieces), their number has no bound, so it is a formula of the
+    sizes: at concrete sizes they are that many tensors. Python takes them one at a time (indexing,
+    unpacking: symshape.trace), and ``torch.cat`` / ``torch.stack`` take them whole."""
+
+    item: SymTensor
+    count: sympy.Expr
+    last: SymTensor
+    #: the dim of the input they were taken along
+    dim: int
+    #: ``"unbind"`` (the dim dropped) or ``"split"`` (pieces of ``item.shape[dim]`` entries)
+    op: str
+
+
+@dataclass(frozen=True)
+class RepeatedShape:
+    """The shapes of :class:`Repeated` tensors: ``count`` of them, each ``item`` but the last."""
+
+    item: tuple
+    count: sympy.Expr
+    last: tuple
+
+    def concrete(self, count: int, item: tuple, last: tuple) -> tuple:
+        """The tuple of shapes at a concrete count."""
+        return (*(item,) * (count - 1), last) if count > 0 else ()
+
+    def __str__(self) -> str:
+        if self.last == self.item:
+            return f"{self.count} × {shape_str(self.item)}"
+        return f"{self.count} × {shape_str(self.item)}, the last {shape_str(self.last)}"
+
+
 def shapes_of(value):
     """The shape of a SymTensor; of a list or tuple, the tuple of its items' shapes; other values
     (sizes, None) as they are."""
     if isinstance(value, SymTensor):
         return value.shape
+    if isinstance(value, Repeated):
+        return RepeatedShape(value.item.shape, value.count, value.last.shape)
     if isinstance(value, (list, tuple)):
         return tuple(shapes_of(v) for v in value)
     return value
@@ -164,6 +201,8 @@ def tensors_in(value) -> list[SymTensor]:
         return [t for v in value for t in tensors_in(v)]
     if isinstance(value, dict):
         return [t for v in value.values() for t in tensors_in(v)]
+    if isinstance(value, Repeated):
+        return [value.item, value.last]
     return []
 
 
@@ -381,6 +420,8 @@ def loosened(value, inputs):
         return replace(value, guard=tuple(dict.fromkeys(value.guard + guard)))
     if isinstance(value, Pieces):
         return Pieces([loosened(v, inputs) for v in value], value.requires, value.dim)
+    if isinstance(value, Repeated):
+        return replace(value, item=loosened(value.item, inputs), last=loosened(value.last, inputs))
     if isinstance(value, tuple):
         return tuple(loosened(v, inputs) for v in value)
     if isinstance(value, list):
@@ -469,6 +510,8 @@ def kernel_layout(x: SymTensor, out: SymTensor, d: int, policy: str, what: str) 
 
 def shape_str(shape) -> str:
     """``(N, 20, floor((H - 12)/4), ...)`` for a shape, ``(a, b)`` for a tuple of shapes."""
+    if isinstance(shape, RepeatedShape):
+        return str(shape)
     if shape and all(isinstance(s, tuple) for s in shape):
         return "(" + ", ".join(shape_str(s) for s in shape) + ")"
     return "(" + ", ".join(str(s) for s in shape) + ")"

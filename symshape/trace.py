@@ -33,7 +33,7 @@ from .errors import BoundExceeded, InvalidArgument, SizeCases, SymshapeError, Un
 from .modules import attributes_kept
 from .rules import rule_for_module, vision
 from .rules.reshape import DEVICE_ATTRIBUTES
-from .tensor import Pieces, SymTensor
+from .tensor import Pieces, Repeated, SymTensor
 
 __all__ = ["HINT", "HINT_WHY", "MAX_SIDES", "LibraryFunction", "ModelRaised", "Path", "SizeBranch", "Traced", "is_dynamic", "library_function", "scope_of",
            "trace", "user_line"]
@@ -366,12 +366,26 @@ class _Tracer(torch.fx.Tracer):
         value = self.value(obj)
         if isinstance(value, (tuple, list)):  # a size, or several tensors: their count is known
             return iter([obj[i] for i in range(self.count(value))])
+        if isinstance(value, Repeated):
+            return self._one_by_one(obj, value)
         return super().iter(obj)
+
+    def _one_by_one(self, obj: torch.fx.Proxy, value: Repeated):
+        """unbind's or split's tensors whose number depends on the size, as Python takes them:
+        one more while ``count >= i + 1`` holds (a branch on the size: ``a, b = x.unbind(1)``
+        asks three times, and the sides where the count is not 2 raise in the model's code; a
+        loop over them asks until the side limit refuses it)."""
+        i = 0
+        while self.holds(sympy.Ge(value.count, i + 1)):
+            yield obj[i]
+            i += 1
 
     def holds(self, cond: sympy.Basic) -> bool:
         """Python's answer to a condition on sizes: decided, or the side this trace takes."""
         if self.path is not None:
             return self.path.decide(cond)
+        if cond in (sympy.true, sympy.false):
+            return bool(cond)
         settled = decide(_condition(cond))
         if settled is not None:
             return settled
@@ -629,6 +643,14 @@ class _SizedMixin:
         if isinstance(value, (tuple, list)):
             return self.tracer.count(value)
         return super().__len__()
+
+    def __iter__(self):
+        # fx unpacks ``a, b = proxy`` into two items whatever their number; for tensors whose
+        # number depends on the size, Python must see that number (too many or too few raise)
+        tracer = self.__dict__.get("tracer")
+        if tracer is not None and isinstance(tracer.value(self), Repeated):
+            return tracer.iter(self)
+        return super().__iter__()
 
     def __getattr__(self, k: str):
         # a tensor's device as the analysis runs the model (the CPU): its flags (``x.is_cuda``)

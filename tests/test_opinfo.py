@@ -14,13 +14,10 @@ pytest.importorskip("expecttest")  # torch.testing._internal imports it
 
 import opinfo_corpus  # noqa: E402
 
-#: the refusals that remain, each where torch runs: the number of outputs would depend on the
-#: size without bound (a squeeze, whose rank depends on it, is two cases: Analysis.cases), and
-#: negative circular padding
-INHERENT = re.compile(
-    r"unbind along a dim whose size \w+ depends on the input"
-    r"|split into pieces of \d+ along a dim whose size \w+ depends on the input"
-    r"|negative circular padding")
+#: the refusal that remains where torch runs: negative circular padding (a squeeze, whose rank
+#: depends on the size, is two cases: Analysis.cases; unbind and split along a size-dependent dim
+#: return a number of tensors that is a formula of the sizes: symshape.tensor.Repeated)
+INHERENT = re.compile(r"negative circular padding")
 
 
 def _check(quick: bool):

@@ -18,7 +18,8 @@ import sympy
 import torch
 
 from ..dims import canonical, decide
-from ..tensor import Pieces, SymTensor
+from ..requirements import Requirement
+from ..tensor import Pieces, Repeated, SymTensor
 from .common import as_int, tensor_arg
 from .registry import Context, function_rule, method_rule
 
@@ -101,9 +102,34 @@ def _tensors(ctx: Context, tensors, what: str) -> list[SymTensor]:
     return [tensor_arg(t, "tensors", ctx) for t in tensors]
 
 
+def _repeated(ctx: Context, tensors: Repeated, dim: int, what: str, extra: int = 0) -> int:
+    """For torch.cat and torch.stack of unbind's or split's tensors whose number depends on the
+    size: torch needs at least one; the dim, wrapped."""
+    ctx.at_least(tensors.count, 1, f"{what} expects a non-empty list of tensors, gets {{lhs}}")
+    n = tensors.item.ndim + extra
+    if not -n <= dim < n:
+        ctx.refuse(f"{what}: dim {dim} out of range for {n} dims")
+    return dim % n
+
+
+def _cat_repeated(ctx: Context, tensors: Repeated, dim: int) -> SymTensor:
+    """torch.cat of ``c`` tensors: unbind's (all alike) give ``c`` times their size on ``dim``; a
+    split's, along the dim it split, give back the whole dim (``s*(c - 1) + last``)."""
+    d = _repeated(ctx, tensors, dim, "torch.cat")
+    item, last = tensors.item, tensors.last
+    if tensors.op == "split" and d != tensors.dim:
+        ctx.unsupported("torch.cat, along another dim, of split()'s pieces whose number depends on the input size")
+    size = item.shape[d] * (tensors.count - 1) + last.shape[d]
+    contiguous = item.ndim not in (4, 5) or all(
+        t.contiguous or (t.strides is not None and (t.strides[1] != 1 or t.shape[1] == 1)) for t in (item, last))
+    return SymTensor((*item.shape[:d], canonical(size), *item.shape[d + 1:]), contiguous)
+
+
 @function_rule(torch.cat, torch.concat, torch.concatenate, layout=True)
 def cat(ctx: Context, tensors, dim=0, *, axis=None) -> SymTensor:
     """``out[dim] = sum of in[dim]``; every other dim must be equal."""
+    if isinstance(tensors, Repeated):
+        return _cat_repeated(ctx, tensors, as_int(axis if axis is not None else dim, "dim", ctx))
     ts = _tensors(ctx, tensors, "torch.cat")
     dim = as_int(axis if axis is not None else dim, "dim", ctx)
     first = ts[0]
@@ -131,6 +157,15 @@ def cat(ctx: Context, tensors, dim=0, *, axis=None) -> SymTensor:
 @function_rule(torch.stack)
 def stack(ctx: Context, tensors, dim=0) -> SymTensor:
     """``out`` inserts ``len(tensors)`` at ``dim``; all shapes must be equal."""
+    if isinstance(tensors, Repeated):  # c tensors, a split's last one alike only where it is whole
+        d = _repeated(ctx, tensors, as_int(dim, "dim", ctx), "torch.stack", 1)
+        k = tensors.dim
+        if tensors.op == "split":
+            ctx.require(tensors.last.shape[k], "==", tensors.item.shape[k],
+                        "stack expects each tensor to be equal size: the last piece has {lhs} entries, the others {rhs}",
+                        unless=Requirement(tensors.count, "==", 1, "a single piece"))
+        shape = tensors.last.shape  # every piece's, where there are several
+        return SymTensor((*shape[:d], tensors.count, *shape[d:]))
     ts = _tensors(ctx, tensors, "torch.stack")
     first = ts[0]
     dim = as_int(dim, "dim", ctx)

@@ -25,7 +25,7 @@ import torch
 from ..dims import as_expr, canonical, ceil_div, floor_div, maximum, minimum, product
 from ..errors import UnsupportedWhereMetaDiffers
 from ..requirements import Requirement
-from ..tensor import Pieces, SymTensor
+from ..tensor import Pieces, Repeated, SymTensor
 from .combine import broadcast_shape
 from .common import as_bool, as_int, tensor_arg
 from .registry import Context, function_rule, method_rule
@@ -207,9 +207,30 @@ def _last_pieces(ctx: Context, pieces: Pieces, j: int) -> SymTensor:
     return _laid_out(first, [*first.shape[:d], size, *first.shape[d + 1:]], first.known_strides)
 
 
+def _repeated_item(ctx: Context, value: Repeated, index) -> SymTensor:
+    """``pieces[i]`` of unbind's or split's tensors whose number ``c`` depends on the size: torch
+    needs ``i < c`` (``-i <= c`` for a negative ``i``); a split's piece ``i`` has ``min(s, n - i*s)``
+    entries, the last ``n - s*(c - 1)``."""
+    if not isinstance(index, int) or isinstance(index, bool):
+        ctx.unsupported(f"taking {type(index).__name__} {index!r} of {value.op}'s tensors, whose number depends "
+                        "on the input size")
+    c = value.count
+    ctx.at_least(c, index + 1 if index >= 0 else -index,
+                 f"tuple index {index} out of range: {value.op} returns {{lhs}} tensors")
+    if value.op == "unbind" or index == -1:
+        return value.last if index == -1 else value.item
+    d, s = value.dim, value.item.shape[value.dim]
+    n = value.last.shape[d] + s * (c - 1)
+    size = s if index < 0 else canonical(minimum(s, n - index * s))
+    shape = value.item.shape
+    return _laid_out(value.item, [*shape[:d], size, *shape[d + 1:]], value.item.known_strides)
+
+
 @function_rule(operator.getitem, layout=True)
 def getitem(ctx: Context, value, index):
     """``x[...]`` with ints, slices, None and Ellipsis (a tuple of tensors: the element)."""
+    if isinstance(value, Repeated):
+        return _repeated_item(ctx, value, index)
     if isinstance(value, (tuple, list)):
         if isinstance(value, Pieces):
             if not isinstance(index, int):
@@ -561,9 +582,15 @@ def split(ctx: Context, input, split_size_or_sections, dim=0):
         ctx.equal(n, sympy.Add(*sizes), f"split sizes must add up to the dim's size {{lhs}}, they add up to {{rhs}}")
         return _pieces(ctx, x, sizes, d)
     s = as_int(split_size_or_sections, "split_size", ctx)
-    if not n.is_Integer:
-        ctx.unsupported(f"split into pieces of {s} along a dim whose size {n} depends on the input "
-                        "(the number of pieces would too)")
+    if s < 0:
+        ctx.refuse(f"split expects split_size be non-negative, but got split_size={s}")
+    if s == 0:
+        ctx.equal(n, 0, "split_size can only be 0 if dimension size is 0, but got dimension size of {lhs}")
+        return _pieces(ctx, x, [sympy.Integer(0)], d)
+    if not n.is_Integer:  # max(ceil(n/s), 1) pieces of s, the last one n - s*(count - 1)
+        count = canonical(maximum(1, ceil_div(n, s)))
+        item, last = _pieces(ctx, x, [sympy.Integer(s), canonical(n - s * (count - 1))], d)
+        return Repeated(item, count, last, d, "split")
     count = max(-(-int(n) // s), 1)
     return _pieces(ctx, x, [min(s, int(n) - i * s) for i in range(count)], d)
 
@@ -672,13 +699,14 @@ def narrow(ctx: Context, input, dim, start, length):
 @function_rule(torch.unbind, layout=True)
 @method_rule("unbind", layout=True)
 def unbind(ctx: Context, input, dim=0):
-    """One tensor per entry of ``dim``, which must have a fixed size."""
+    """One tensor per entry of ``dim`` (``n`` of them: where ``n`` depends on the input, a
+    formula of the sizes too)."""
     x = tensor_arg(input, "input", ctx)
     (d,) = _dims(ctx, x, dim, "unbind")
-    if not x.shape[d].is_Integer:
-        ctx.unsupported(f"unbind along a dim whose size {x.shape[d]} depends on the input")
     st = x.known_strides
     one = _laid_out(x, [*x.shape[:d], *x.shape[d + 1:]], st and [*st[:d], *st[d + 1:]])
+    if not x.shape[d].is_Integer:
+        return Repeated(one, x.shape[d], one, d, "unbind")
     return tuple(one for _ in range(int(x.shape[d])))
 
 
