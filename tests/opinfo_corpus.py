@@ -183,7 +183,8 @@ def run_sample(name, op, sample) -> Outcome:
     except SymshapeError as e:
         runs, _ = _torch(model, tuple(tensor.shape))
         why = f"{type(e).__name__}: {str(e).splitlines()[0]}"
-        return Outcome(name, 0, 0, 1, int(runs), 0, empty, [f"refused {name} {tuple(tensor.shape)}: {why}"])
+        said = "refused" if runs else "torch refuses too, refused"  # only the first is a gap
+        return Outcome(name, 0, 0, 1, int(runs), 0, empty, [f"{said} {name} {tuple(tensor.shape)}: {why}"])
     except Exception as e:  # a crash is a defect
         return Outcome(name, 0, 0, 0, 0, 1, empty, [f"CRASH {name} {tuple(tensor.shape)}: {type(e).__name__}: {e}"])
     checks = wrong = crashed = 0

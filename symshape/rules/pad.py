@@ -7,8 +7,8 @@ in what torch accepts (measured against torch, see tests/test_rules.py):
 * reflect:  non-empty input dims, ``left < in`` and ``right < in``, every ``out >= 0`` and at
   least one padded ``out >= 1`` (a single padded dim: ``out >= 1``);
 * replicate: as reflect without the ``left < in`` bound;
-* circular: ``left <= in`` and ``right <= in`` (negative circular padding is refused: torch's
-  results there are irregular).
+* circular: ``left <= in`` and ``right <= in``; with a negative amount, torch's own steps
+  (:func:`circular_outcome`): its copies between slices refuse finitely many sizes.
 
 An amount may be a size expression (``F.pad(x, [dx // 2, dx - dx // 2])`` with ``dx`` computed
 from sizes, TensorFlow-"same" padding): the same checks hold, as requirements, where the
@@ -25,7 +25,8 @@ import torch.nn.functional as F
 import sympy
 
 from ..derivations import Padded
-from ..dims import canonical, decide
+from ..dims import canonical, decide, product
+from ..requirements import Requirement
 from ..tensor import SymTensor
 from .common import as_int, spatial_unit, tensor_arg
 from .registry import Context, function_rule, module_rule
@@ -79,8 +80,8 @@ def _batched_rank(mode: str):
         if x.ndim not in (k + 1, k + 2):
             ctx.refuse(f"{layer}: {mode} padding of {k} dims expects a {k + 1}D or {k + 2}D input, "
                        f"gets {x.ndim}D {x}")
-        if mode == "circular" and any(_negative(p) for p in pad):
-            ctx.unsupported("negative circular padding")
+        if mode == "circular" and any(_negative(p) and not isinstance(p, int) for p in pad):
+            ctx.unsupported("negative circular padding by an amount that depends on the input size")
         if mode in ("reflect", "replicate"):
             for i in range(x.ndim - k - 1 if x.ndim == k + 2 else 0, x.ndim):
                 ctx.at_least(x.shape[i], 1, f"{mode} padding needs non-empty dims, gets {{lhs}} at dim {i}")
@@ -94,8 +95,90 @@ def _constant_dim(ctx: Context, size, left, right, unit: str, k: int) -> None:
         ctx.at_least(size, -crop, f"negative padding ({left}, {right}) crops {-crop} {unit}, gets {{lhs}}")
 
 
+def _slice(size: int, start: int, end: int) -> tuple[int, int]:
+    """``at::slice``'s start and length (step 1): a negative bound counts from the end, then both
+    are clamped into the dim."""
+    start, end = start + size if start < 0 else start, end + size if end < 0 else end
+    start = min(max(start, 0), size)
+    return start, min(max(end, start), size) - start
+
+
+def circular_outcome(n: int, left: int, right: int, lead_small: bool) -> str | None:
+    """What torch's ``_pad_circular`` does on one padded dim of ``n`` entries, step by step:
+    None where it runs, else which check fails -- ``wrap`` (an amount above ``n``), ``negative``
+    (``n + left + right < 0``), ``shape`` (a copy between slices whose lengths differ, neither
+    1) or ``overlap`` (a copy within the output between partly overlapping slices, which torch
+    detects only where they are dense: ``lead_small``, every dim before this one of size < 2,
+    and neither is empty)."""
+    if not (left <= n and right <= n):
+        return "wrap"
+    out = n + left + right
+    if out < 0:
+        return "negative"
+    _, into = _slice(out, max(left, 0), out - max(right, 0))  # the input into the output's middle
+    _, taken = _slice(n, max(-left, 0), n - max(-right, 0))
+    if not (taken == into or taken == 1):
+        return "shape"
+    copies = ((0, left, out - left - max(right, 0), out - max(right, 0), left > 0),  # the left edge
+              (out - right, out, max(left, 0), max(left, 0) + right, right > 0))  # the right edge
+    for a_start, a_end, b_start, b_end, done in copies:
+        if not done:
+            continue
+        sa, la = _slice(out, a_start, a_end)
+        sb, lb = _slice(out, b_start, b_end)
+        if not (lb == la or lb == 1):
+            return "shape"
+        dense = lead_small or (la == out and lb == out) or (la < 2 and lb < 2 and out < 2)
+        if dense and la and lb and sa < sb + lb and sb < sa + la and not (sa == sb and la == lb):
+            return "overlap"
+    return None
+
+
+_CIRCULAR_ERRORS = {
+    "wrap": "Padding value causes wrapping around more than once ({lhs} {unit}, circular padding {pad})",
+    "negative": "Negative padding value is resulting in an empty dimension ({lhs} {unit}, circular padding {pad})",
+    "shape": "circular padding {pad} of {lhs} {unit} copies between slices of different lengths (torch: "
+             "The size of tensor a must match the size of tensor b)",
+    "overlap": "circular padding {pad} of {lhs} {unit} copies between overlapping parts of its output (torch: some "
+               "elements of the input tensor and the written-to tensor refer to a single memory location)",
+}
+
+
+def _circular_negative(ctx: Context, x: SymTensor, out: list, pad: tuple[int, ...], k: int) -> None:
+    """Negative circular padding, exactly as torch computes it (:func:`circular_outcome`): each
+    padded dim's sizes at which a check fails are finitely many (every check compares the size
+    with sums of the amounts, so from ``2*(|left| + |right|) + 2`` entries on none fails), each
+    a requirement; an overlap only where every earlier dim of the output has size < 2 and the
+    copy is not empty (where torch can tell)."""
+    for j in range(k):
+        dim = x.ndim - 1 - j
+        left, right = pad[2 * j], pad[2 * j + 1]
+        if left >= 0 and right >= 0:
+            continue
+        n = x.shape[dim]
+        unit = spatial_unit(k - 1 - j, k) if k <= 3 else "entries"
+        lead = product(out[:dim])
+        others = product([*out[:dim], *out[dim + 1:]])
+        dense_only = Requirement(lead, ">=", 2, "an earlier dim of 2 or more: torch cannot tell the overlap",
+                                 unless=Requirement(others, "==", 0, "an empty copy"))
+        pad_text = (left, right)
+        if max(left, right) > 0:
+            ctx.at_least(n, max(left, right), _CIRCULAR_ERRORS["wrap"].format(lhs="{lhs}", unit=unit, pad=pad_text))
+        if left + right < 0:
+            ctx.at_least(n, -left - right, _CIRCULAR_ERRORS["negative"].format(lhs="{lhs}", unit=unit, pad=pad_text))
+        values = [int(n)] if n.is_Integer else range(2 * (abs(left) + abs(right)) + 2)
+        for v in values:
+            anyway, dense = circular_outcome(v, left, right, False), circular_outcome(v, left, right, True)
+            if dense in (None, "wrap", "negative"):
+                continue
+            reason = _CIRCULAR_ERRORS[anyway or dense].format(lhs="{lhs}", unit=unit, pad=pad_text)
+            ctx.require(n, "!=", v, reason, unless=None if anyway else dense_only)
+
+
 def _circular_dim(ctx: Context, size, left, right, unit: str, k: int) -> None:
-    """``left <= in`` and ``right <= in``."""
+    """``left <= in`` and ``right <= in`` (a negative amount: :func:`_circular_negative`)."""
+    if isinstance(left, int) and isinstance(right, int) and min(left, right) < 0:
+        return
     for p in ((max(left, right),) if isinstance(left, int) and isinstance(right, int) else (left, right)):
         ctx.at_least(size, p,
                      f"circular padding ({left}, {right}) wraps around more than once below {{rhs}} {unit}, gets {{lhs}}")
@@ -155,6 +238,8 @@ def pad_shape(ctx: Context, x: SymTensor, pad: tuple[int, ...], mode: str, layer
         shape[dim] = out
     for d in derived:
         ctx.derive(d)
+    if mode == "circular" and any(isinstance(p, int) and p < 0 for p in pad):
+        _circular_negative(ctx, x, shape, pad, k)
     shrinking = all(_negative(canonical(left + right)) and canonical(left + right) != 0
                     for left, right in zip(pad[::2], pad[1::2]))
     if mode in ("reflect", "replicate") and k > 1 and shrinking:
