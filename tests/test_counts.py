@@ -131,3 +131,18 @@ def test_against_torch(op, dim, size, take, sizes):
         return parts
 
     agree(fn, ("A", "B"), sizes + [(1, 1), (2, 2)])
+
+
+def test_python_joins_and_repeats_tuples_of_tensors():
+    """``x.chunk(2, 1) + (x,)`` and ``(x,) * 2`` are Python's tuple arithmetic (they were taken for
+    a broadcast, which the proof caught); of unbind's tensors whose number depends on the size
+    they are refused by name."""
+    def joined(x):
+        return torch.cat(x.chunk(2, 1) + (x,) + (x,) * 2, 1)
+
+    model = Call(joined)
+    a = symshape.analyze(model, (3, "H", "W"))
+    for h, w in GRID:
+        assert a.at(H=h, W=w).output_shape == torch_shapes(model, (1, 3, h, w)) == (1, 12, h, w)
+    with pytest.raises(SymshapeError, match="tuple of tensors whose number depends on the input size"):
+        symshape.analyze(Call(lambda x: x.unbind(0) + (x,)), ("A", "B"), batch=None)

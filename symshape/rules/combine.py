@@ -81,10 +81,26 @@ _BINARY = (
 @function_rule(*_BINARY, layout="elementwise")
 def elementwise(ctx: Context, a, b, *args, **kwargs):
     """Broadcast two tensors; a number broadcasts to anything. (Without a tensor among the
-    arguments the engine never calls a rule: that is size arithmetic.)"""
+    arguments the engine never calls a rule: that is size arithmetic.) Tuples of tensors are
+    Python's: ``+`` joins two, ``*`` repeats one an int number of times."""
     if isinstance(a, SymTensor) and isinstance(b, SymTensor):
         return broadcast_shape(ctx, a, b)
+    if isinstance(a, (tuple, list, Repeated)) or isinstance(b, (tuple, list, Repeated)):
+        return _sequence_arithmetic(ctx, a, b)
     return a if isinstance(a, SymTensor) else b
+
+
+def _sequence_arithmetic(ctx: Context, a, b):
+    counted = [v for v in (a, b) if isinstance(v, Repeated) or isinstance(v, Pieces) and any(v.requires)]
+    if counted:
+        ctx.unsupported("Python arithmetic on a tuple of tensors whose number depends on the input size")
+    if ctx.op == "operator.add" and isinstance(a, (tuple, list)) and type(a) is type(b):
+        return a + b
+    if ctx.op == "operator.mul" and isinstance(a, (tuple, list)) != isinstance(b, (tuple, list)):
+        times = b if isinstance(a, (tuple, list)) else a
+        if isinstance(times, int) and not isinstance(times, bool):
+            return a * b
+    ctx.unsupported(f"{ctx.op} of a tuple of tensors and {type(b if isinstance(a, (tuple, list)) else a).__name__}")
 
 
 @method_rule("add", "sub", "mul", "div", "add_", "sub_", "mul_", "div_", "maximum", "minimum", "eq", "ne",
