@@ -16,7 +16,7 @@ import sympy
 import torch.nn as nn
 
 from .compiled import compile_exprs
-from .dims import BATCH, MAX_TENSOR_ELEMENTS, batch_symbol, positive_int, size_symbol
+from .dims import BATCH, MAX_TENSOR_ELEMENTS, as_expr, batch_symbol, positive_int, size_symbol
 from .engine import Step
 from .errors import BoundExceeded, InvalidArgument, InvalidInputSize, SymshapeError, UnknownName
 from .inputs import Inputs
@@ -402,7 +402,7 @@ def _countable(what: str, value, sizes: Mapping[str, int]) -> None:
 
 def _flat_dims(shape):
     if isinstance(shape, RepeatedShape):  # the count first, then one item's shape and the last's
-        yield sympy.sympify(shape.count)
+        yield as_expr(shape.count)
         yield from _flat_dims(shape.item)
         yield from _flat_dims(shape.last)
     elif isinstance(shape, (list, tuple)):

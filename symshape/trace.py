@@ -8,7 +8,9 @@ straight chain built directly, with no tracing.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import dis
 import functools
 import inspect
 import itertools
@@ -650,7 +652,15 @@ class _SizedMixin:
         tracer = self.__dict__.get("tracer")
         if tracer is not None and isinstance(tracer.value(self), Repeated):
             return tracer.iter(self)
-        return super().__iter__()
+        # otherwise as torch.fx.Proxy.__iter__, which reads the caller's instruction (this frame
+        # would hide it): ``q, k, v = t`` takes three items
+        caller = inspect.currentframe().f_back
+        instructions = list(dis.get_instructions(caller.f_code))
+        at = (bisect.bisect_left(instructions, caller.f_lasti, key=lambda i: i.offset) if sys.version_info >= (3, 11)
+              else caller.f_lasti // 2)
+        if instructions[at].opname == "UNPACK_SEQUENCE":
+            return (self[i] for i in range(instructions[at].argval))
+        return self.tracer.iter(self)
 
     def __getattr__(self, k: str):
         # a tensor's device as the analysis runs the model (the CPU): its flags (``x.is_cuda``)
