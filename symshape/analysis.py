@@ -90,7 +90,8 @@ class Analysis(Shapes):
         model is exported again. Returns a :class:`~symshape.export.ExportSpec`
         (``.dynamic_shapes()``, ``.example_inputs()``, ``.code()``, ``.left_out``, ``.refusals``,
         ``.checked``)."""
-        return export.export_spec(self, batch, check, **sizes)
+        leaf = self.for_batch(positive_int(batch, "batch")) if self.cases else None  # the batch's case
+        return export.export_spec(leaf or self, batch, check, **sizes)
 
     def dynamic_shapes(self, batch: int = 1, check: bool = True, **sizes: int):
         """The ``dynamic_shapes`` argument of :meth:`export_spec`, to pass as it is with an example

@@ -147,8 +147,8 @@ def cmd_formula(args) -> int:
     model, shape = _model_and_input(args)
     analysis = analyze(model, shape, batch=_batch(args))
     at_batch = _at_batch(args, analysis)
-    output = [str(at_batch(s)) for s in analysis.output_shape] if isinstance(analysis.output_shape, tuple) else str(
-        analysis.output_shape)
+    shown = (analysis.for_batch(_batch_size(args)) or analysis).output_shape  # this batch's case (a squeeze of N)
+    output = [str(at_batch(s)) for s in shown] if isinstance(shown, tuple) else str(shown)
     if not args.json:
         print(_header(args, analysis))
     if not analysis.in_features:

@@ -184,6 +184,14 @@ class Shapes:
         """The analysis (this one, or one of its ``cases``) whose case holds at ``sizes``."""
         return next((leaf for leaf in self.leaves() if leaf.covers(sizes)), self)
 
+    def for_batch(self, batch: int) -> "Shapes | None":
+        """The case whose conditions can hold at batch ``batch``, where that settles the case (a
+        squeeze of dim ``N``: ``N == 1`` or not); None where it does not."""
+        n = sympy.Integer(batch)
+        possible = [leaf for leaf in self.leaves()
+                    if all(c.xreplace({self.batch: n}) is not sympy.false for c in leaf.where)]
+        return possible[0] if len(possible) == 1 else None
+
     def leaves(self) -> list["Shapes"]:
         """This analysis and every case under it: together they cover every size, each once."""
         return [self, *(leaf for case in self.cases for leaf in case.leaves())]

@@ -272,19 +272,14 @@ def formula_of(analysis: "Shapes", layer: str | None = None, batch: int = 1):
     if not analysis.cases:
         return Formula(analysis, layer, batch)
     batch = positive_int(batch, "batch")
-    possible = [leaf for leaf in analysis.leaves() if _may_hold(leaf.where, analysis.batch, batch)]
-    if len(possible) == 1:  # a case of the batch (squeeze of dim N): that case's own formula
-        (leaf,) = possible
+    leaf = analysis.for_batch(batch)
+    if leaf is not None:  # a case of the batch (a squeeze of dim N): its own formula
         name = analysis.linear(layer)[0]
         if name not in leaf.in_features:
             raise SymshapeError(f"{name} is not called at batch {batch} ({case_text(leaf.where)}): "
                                 + (leaf.proof.removeprefix("not proved: ") if leaf.proof else "a case without it"))
         return Formula(leaf, name, batch)
     return CaseFormula(analysis, layer, batch)
-
-
-def _may_hold(where: tuple, n, batch: int) -> bool:
-    return all(c.xreplace({n: sympy.Integer(batch)}) is not sympy.false for c in where)
 
 
 def _int_axis(values, name: str) -> torch.Tensor:

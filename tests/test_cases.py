@@ -5,7 +5,9 @@ torch here."""
 
 from __future__ import annotations
 
+import copy
 import itertools
+import json
 
 import pytest
 import torch
@@ -13,6 +15,8 @@ import torch.nn as nn
 from hypothesis import given, settings, strategies as st
 
 import symshape
+import symshape.cli
+import symshape.formula
 from symshape.errors import InvalidInputSize, SizeCases
 
 
@@ -199,3 +203,23 @@ def test_a_reduction_of_a_0_dim_tensor_wraps_dims_as_torch(dim):
     a = symshape.analyze(model, ("A", "B"), batch=None)
     for s in itertools.product((1, 2), repeat=2):
         assert symshape_output(a, A=s[0], B=s[1]) == torch_output(model, s), s
+
+
+def test_export_spec_and_the_command_line_take_the_batchs_case(tmp_path, capsys):
+    """torch.export specializes a squeeze of dim N: the spec is made from the case of the batch
+    asked for, and torch exports it; the command line shows that case's output shape."""
+    a = symshape.analyze(PoolSqueeze().eval(), (3, "H", "W"))
+    for batch in (1, 2):
+        spec = a.export_spec(batch=batch)
+        assert spec.analysis is a.for_batch(batch), spec  # torch's own guards (H, W != 3, 4) are findings
+        program = torch.export.export(copy.deepcopy(a.model), *spec.example_inputs(), dynamic_shapes=spec.dynamic_shapes())
+        assert tuple(program.module()(torch.rand(batch, 3, 40, 33)).shape) == ((10,) if batch == 1 else (batch, 10))
+    assert isinstance(a.formula(batch=2), symshape.formula.Formula)  # the case's own, compiled
+    source = tmp_path / "head.py"
+    source.write_text("import torch.nn as nn\n\n\nclass Head(nn.Module):\n    def __init__(self):\n"
+                      "        super().__init__()\n        self.conv = nn.Conv2d(3, 8, 3, stride=2)\n"
+                      "        self.pool = nn.AdaptiveAvgPool2d(1)\n        self.fc = nn.Linear(8, 10)\n\n"
+                      "    def forward(self, x):\n        return self.fc(self.pool(self.conv(x)).squeeze())\n")
+    for batch, shape in ((1, ["10"]), (3, ["3", "10"])):
+        assert symshape.cli.main(["formula", "--json", "--batch", str(batch), f"{source}:Head", "--input", "3,H,W"]) == 0
+        assert json.loads(capsys.readouterr().out)["output_shape"] == shape
