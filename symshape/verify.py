@@ -21,6 +21,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
+import sympy
 import torch
 import torch.fx
 import torch.nn as nn
@@ -595,7 +596,11 @@ def prove(analysis: Shapes) -> str:
     # a case of the analysis that leaves out batch 1 (a squeeze of dim N: Shapes.where) is proved at batch 2
     batch = {BATCH: 2} if not analysis.covers({BATCH: 1, **{n: 2 for n in names}}) \
         and analysis.covers({BATCH: 2, **{n: 2 for n in names}}) else {}
-    candidates = [{**{n: v for n in names}, **batch} for v in PROOF_SIZES] if names else [batch]
+    # a case of a size being 1 (H == 1) is proved with that size 1, the others as usual
+    pinned = {str(c.lhs): int(c.rhs) for c in analysis.where
+              if isinstance(c, sympy.Eq) and c.lhs.is_Symbol and c.rhs.is_Integer and str(c.lhs) in names}
+    candidates = [{**{n: v for n in names}, **pinned, **batch} for v in PROOF_SIZES] if names else [batch]
+    candidates = [c for c in candidates if analysis.covers(c)] or candidates
     evaluations = []  # evaluated one at a time: the first candidate is usually accepted
     accepted = None
     for s in candidates:

@@ -223,3 +223,20 @@ def test_export_spec_and_the_command_line_take_the_batchs_case(tmp_path, capsys)
     for batch, shape in ((1, ["10"]), (3, ["3", "10"])):
         assert symshape.cli.main(["formula", "--json", "--batch", str(batch), f"{source}:Head", "--input", "3,H,W"]) == 0
         assert json.loads(capsys.readouterr().out)["output_shape"] == shape
+
+
+def test_a_case_whose_every_size_torch_refuses_is_proved_inside_it():
+    """At H == 1 the narrow refuses every size: the case's proof runs at H = 1 (where torch must
+    refuse too), not at sizes of the other case, so the case keeps its steps."""
+    class SqueezeAndNarrow(nn.Module):
+        def forward(self, x):
+            return x.squeeze(2).sum() + x.narrow(2, 1, 1).sum()
+
+    model = SqueezeAndNarrow()
+    a = symshape.analyze(model, (3, "H", "W"))
+    (case,) = a.cases
+    assert [s.name for s in case.steps] == [s.name for s in a.steps] and "H=1" in case.proof
+    assert case.valid_sizes().is_empty
+    for h, w in itertools.product(range(1, 5), range(1, 4)):
+        assert symshape_output(a, H=h, W=w) == torch_output(model, (1, 3, h, w)), (h, w)
+        assert a.valid_sizes().contains(H=h, W=w) == (h >= 2)

@@ -461,11 +461,18 @@ def _reduce(ctx: Context, x: SymTensor, dim, keepdim: bool, what: str) -> SymTen
     if dim is None:
         return SymTensor(tuple(sympy.Integer(1) for _ in x.shape) if keepdim else ())
     if x.ndim == 0:  # torch wraps a 0-dim tensor's dims as if it had one: dim 0 or -1
-        for d in (dim if isinstance(dim, (list, tuple)) else [dim]):
+        listed = dim if isinstance(dim, (list, tuple)) else [dim]
+        for d in listed:
             if as_int(d, "dim", ctx) not in (-1, 0):
                 ctx.refuse(f"{what}: Dimension out of range (expected to be in range of [-1, 0], but got {d})")
+        if len(listed) > 1:
+            ctx.refuse(f"{what}: dim 0 appears multiple times in the list of dims")
         return SymTensor(())
-    dims = set(_dims(ctx, x, dim, what))
+    wrapped = _dims(ctx, x, dim, what)
+    dims = set(wrapped)
+    if len(dims) < len(wrapped):
+        twice = next(d for d in wrapped if wrapped.count(d) > 1)
+        ctx.refuse(f"{what}: dim {twice} appears multiple times in the list of dims")
     shape = [1 if i in dims else s for i, s in enumerate(x.shape) if keepdim or i not in dims]
     return SymTensor(tuple(shape))
 
