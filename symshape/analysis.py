@@ -282,7 +282,7 @@ def _analyze(model: nn.Module, inputs: Inputs, prove: bool, batched: bool = True
     while True:
         try:
             traced = trace(model, partial(_propagator, model, values[0] if call is None else None,
-                                          () if call is None else values, where), whole, call=call)
+                                          () if call is None else values, where, {}), whole, call=call)
         except SymshapeError as e:
             if mismatch is None:
                 raise
@@ -308,8 +308,9 @@ def _analyze(model: nn.Module, inputs: Inputs, prove: bool, batched: bool = True
     return analysis
 
 
-def _propagator(model: nn.Module, x, values: tuple, where: tuple) -> Propagator:
+def _propagator(model: nn.Module, x, values: tuple, where: tuple, caches: dict) -> Propagator:
     prop = Propagator(model, x, values)
+    prop.share(caches)  # trace() makes one propagator per attempt: what they computed is kept
     prop.cases = where
     return prop
 

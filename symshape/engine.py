@@ -22,7 +22,7 @@ from .errors import (InvalidArgument, InvalidInputSize, NotASize, SizeCases, Uns
 from .requirements import Requirement, Rounding
 from . import ranges
 from .meta import MetaRefusal, Side, merge_sides, run_meta, substitute
-from .modules import copy_model, is_lazy_parameter
+from .modules import copy_model, is_lazy_parameter, module_fingerprint
 from .rules import Context, Fixed, Rule, rule_for_function, rule_for_method, rule_for_module, target_name
 from .rules.common import require_layout
 from .rules.reshape import view_shape
@@ -80,6 +80,26 @@ def _single_size_facts(requirements) -> dict:
         elif r.relation == "==":
             out.update(dict.fromkeys(split_product_equality(r.lhs, r.rhs)))
     return out
+
+
+class _Unhashable:
+    """Stands for a value that cannot be a key: never equal to anything, so never found."""
+
+    __hash__ = None
+
+
+def _hashable(value: Any) -> Any:
+    """``value`` with its lists and dicts as tuples, each plain value with its type (``True`` and
+    ``1`` differ to the module's Python)."""
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_hashable(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple((k, _hashable(v)) for k, v in value.items()))
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return (type(value).__name__, value)
+    if isinstance(value, (SymTensor, Repeated, sympy.Basic, torch.dtype, torch.device)):
+        return value
+    return _Unhashable()
 
 
 def _unknown_layout(value: Any) -> Any:
@@ -343,6 +363,18 @@ class Propagator:
         self._meta_copies: dict[int, nn.Module] = shared._meta_copies if shared is not None else {}
         # meta results by call signature (see _meta)
         self._meta_cache: dict = shared._meta_cache if shared is not None else {}
+        #: the results of modules traced by sides, by call (_sides_key): trace() starts again each
+        #: time another module branches, and those before it are asked the same again
+        self._sides_cache: dict = shared._sides_cache if shared is not None else {}
+        self._fingerprints: dict = shared._fingerprints if shared is not None else {}
+
+    def share(self, caches: dict) -> None:
+        """Take the caches of results that depend only on their keys (meta copies, meta results,
+        modules traced by sides) from ``caches``: one dict shared by the attempts of one trace."""
+        self._meta_copies = caches.setdefault("meta_copies", self._meta_copies)
+        self._meta_cache = caches.setdefault("meta", self._meta_cache)
+        self._sides_cache = caches.setdefault("sides", self._sides_cache)
+        self._fingerprints = caches.setdefault("fingerprints", self._fingerprints)
 
     def result(self) -> Propagation:
         return Propagation(self.steps, self.output, self.in_features, self.rules_applied, self.fixed)
@@ -446,7 +478,18 @@ class Propagator:
             # device of the fake inputs, as the user's model and input are (no memory is used)
             return copy_model(copy_, "cpu")(*a, **k)
 
-        return _meta_value(ctx, call, args, kwargs)
+        # each call runs a fresh copy of the module's meta copy: its result depends on the
+        # arguments and the module alone (twelve equal blocks of a ViT ask the same), and trace()
+        # asks again at each of its attempts
+        fingerprint = self._fingerprints.get(id(module))
+        if fingerprint is None:
+            fingerprint = self._fingerprints[id(module)] = module_fingerprint(module)
+        try:
+            key = ("module", fingerprint, _signature(args), _signature(kwargs))
+            hash(key)
+        except TypeError:
+            key = None
+        return _meta_value(ctx, call, args, kwargs, self._meta_cache, key)
 
     def _by_sides(self, ctx: Context, module: nn.Module, args, kwargs) -> tuple[Any, str]:
         """A module whose Python branches on a size: its forward traced once per side of its
@@ -468,6 +511,31 @@ class Propagator:
             return value, "meta"
 
     def _sides(self, ctx: Context, module: nn.Module, args, kwargs):
+        key = self._sides_key(ctx, module, args, kwargs)
+        done = self._sides_cache.get(key) if key is not None else None
+        if done is None:
+            done = self._traced_by_sides(ctx, module, args, kwargs)
+            if key is not None:
+                self._sides_cache[key] = done
+        value, requirements, self._side_linears, self._side_steps = done
+        for r in requirements:
+            ctx.require(r.lhs, r.relation, r.rhs, r.reason, r.kind, r.unless, r.backend_dependent, r.data_dependent)
+        return value
+
+    def _sides_key(self, ctx: Context, module: nn.Module, args, kwargs) -> tuple | None:
+        """What a module's result by sides depends on: the module, its step's name, its
+        arguments' values, and what holds where it runs (the case, the side this propagator is
+        on, the checks before it). None where an argument is not hashable."""
+        path = None if self.path is None else (tuple(self.path.conditions()), tuple(self.path.zeros.items()))
+        key = (id(module), ctx.step, _hashable((args, kwargs)), self.cases, path, tuple(self._earlier))
+        try:
+            hash(key)
+        except TypeError:
+            return None
+        return key
+
+    def _traced_by_sides(self, ctx: Context, module: nn.Module, args, kwargs) -> tuple:
+        """``(value, requirements, fixed layers, steps shown)`` of the module traced by sides."""
         # the placeholders symshape.trace makes for the call, in its order
         dynamic = [v for v in _flat([*args, *kwargs.values()]) if is_dynamic(v)]
         where = "" if ctx.step == "(model)" else f"{ctx.step}."  # inner steps' names, qualified
@@ -496,12 +564,8 @@ class Propagator:
                 sides.append(Side(path.decisions, value=prop.output, requirements=inner))
                 props.append(prop)
             todo += reversed(path.others())
-        self._side_linears = _fixed_on_every_side(props, where)
-        self._side_steps = tuple(shown)
         result = merge_sides(sides, ctx.op)
-        for r in result.requirements:
-            ctx.require(r.lhs, r.relation, r.rhs, r.reason, r.kind, r.unless, r.backend_dependent, r.data_dependent)
-        return result.value
+        return result.value, tuple(result.requirements), _fixed_on_every_side(props, where), tuple(shown)
 
     def _context(self, name: str, op: str, node: torch.fx.Node) -> Context:
         ctx = Context(name, op, node.format_node())

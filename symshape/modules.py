@@ -53,6 +53,48 @@ def copy_model(model: nn.Module, device: str | None = None) -> nn.Module:
     return copy.deepcopy(model, memo)
 
 
+#: attribute values a fingerprint takes as they are (their equality is their meaning)
+_PLAIN = (bool, int, float, complex, str, bytes, type(None), torch.dtype, torch.device, torch.Size)
+
+
+def module_fingerprint(module: nn.Module) -> Any:
+    """What a module's forward can read of itself, as a hashable value, where all of it is plain:
+    its class and every submodule's, their attributes (plain values, and tuples, lists and dicts
+    of them), and each parameter's and buffer's shape, dtype and ``requires_grad``. Two modules
+    with equal fingerprints compute the same shapes from the same arguments (the twelve blocks
+    of a ViT). Where an attribute is anything else (a function, an object, a tensor that is not
+    a parameter or buffer), the module's identity: it equals only itself."""
+
+    def plain(value):
+        if isinstance(value, _PLAIN):
+            return (type(value), value)
+        if isinstance(value, (tuple, list)):
+            return (type(value), tuple(plain(v) for v in value))
+        if isinstance(value, dict):
+            return (dict, tuple((plain(k), plain(v)) for k, v in value.items()))
+        raise TypeError(type(value).__name__)
+
+    def tensor(t):
+        return None if t is None else (type(t), tuple(t.shape), t.dtype, t.requires_grad)
+
+    _TORCH_OWN = {"_parameters", "_buffers", "_modules", "training", "_non_persistent_buffers_set"}
+    out = []
+    try:
+        for name, m in module.named_modules(remove_duplicate=False):
+            own = tuple((k, plain(v)) for k, v in vars(m).items()
+                        if k not in _TORCH_OWN and not (k.startswith("_") and k.endswith("hooks"))
+                        and not k.endswith("_hooks_with_kwargs") and not k.endswith("_hooks_always_called"))
+            if any(m._forward_hooks) or any(m._forward_pre_hooks):
+                raise TypeError("hooks")
+            out.append((name, type(m), m.training, own,
+                        tuple((k, tensor(v)) for k, v in m._parameters.items()),
+                        tuple((k, tensor(v)) for k, v in m._buffers.items()),
+                        tuple(sorted(m._non_persistent_buffers_set))))
+        return tuple(out)
+    except TypeError:
+        return ("module", id(module))
+
+
 #: the containers whose contents :func:`attributes_kept` restores in place (a forward's cache,
 #: and torch's own ``_parameters``/``_buffers``/``_modules``/hook dicts)
 _CONTAINERS = (dict, OrderedDict, list, set)

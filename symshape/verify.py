@@ -91,9 +91,16 @@ def _mode(model: nn.Module, training: dict[str, bool]) -> Iterator[None]:
 
 
 class _Recorder(torch.fx.Interpreter):
-    def __init__(self, gm, obs: Observation):
+    """Runs the traced graph node by node, recording each node's output shape. A module node whose
+    inputs match a call of that module in the model's own forward (same shapes, strides, dtypes and
+    plain arguments: the n-th call of that module) takes that call's output instead of running the
+    module again: torch computed it already, from the same metadata."""
+
+    def __init__(self, gm, obs: Observation, calls: "_Calls | None" = None):
         super().__init__(gm)
         self.obs = obs
+        self.calls = calls
+        self.seen: dict[str, int] = {}
 
     def run_node(self, n):
         try:
@@ -104,6 +111,62 @@ class _Recorder(torch.fx.Interpreter):
         if n.op not in ("placeholder", "output", "get_attr"):
             self.obs.node_outputs[n.name] = _shape(result)
         return result
+
+    def call_module(self, target, args, kwargs):
+        k = self.seen[target] = self.seen.get(target, -1) + 1
+        if self.calls is not None:
+            found = self.calls.output(target, k, _signature((args, kwargs)))
+            if found is not _NONE:
+                return found
+        return super().call_module(target, args, kwargs)
+
+
+#: no recorded output (None is a module's output like any other)
+_NONE = object()
+
+
+def _signature(value: Any):
+    """What a module's output shape can depend on in ``value`` (its arguments): every tensor's
+    shape, strides, offset, dtype and device, and plain Python values; anything else is unique
+    (never equal), so a call with such an argument is never reused."""
+    if isinstance(value, torch.Tensor):
+        return ("T", tuple(value.shape), tuple(value.stride()), value.storage_offset(), value.dtype,
+                value.device.type, value.requires_grad)
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_signature(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple((k, _signature(v)) for k, v in value.items()))
+    if value is None or isinstance(value, (bool, int, float, str, torch.dtype, torch.device)):
+        return (type(value).__name__, value)
+    return object()
+
+
+class _Calls:
+    """Each module's calls in the model's forward, in order: the arguments' signature, and the
+    output with its signature when the call returned (a later in-place change of the output, a
+    ``t.unsqueeze_(0)``, shows as a changed signature and the call is not reused)."""
+
+    def __init__(self):
+        self.inputs: dict[str, list] = {}
+        self.outputs: dict[str, list] = {}
+        self.open: dict[str, list[int]] = {}  # calls entered and not yet returned (a module calling itself)
+
+    def enter(self, name: str, args, kwargs) -> None:
+        self.inputs.setdefault(name, []).append(_signature((tuple(args), dict(kwargs))))
+        self.outputs.setdefault(name, []).append(_NONE)
+        self.open.setdefault(name, []).append(len(self.inputs[name]) - 1)
+
+    def leave(self, name: str, out) -> None:
+        if self.open.get(name):
+            self.outputs[name][self.open[name].pop()] = (out, _signature(out))
+
+    def output(self, name: str, k: int, signature):
+        if k >= len(self.inputs.get(name, ())) or self.inputs[name][k] != signature:
+            return _NONE
+        done = self.outputs[name][k]
+        if done is _NONE or _signature(done[0]) != done[1]:
+            return _NONE
+        return done[0]
 
 
 #: held while the user's own model runs (its mode set, hooks on it, buffers restored after): two
@@ -161,15 +224,19 @@ def _observe_here(model: nn.Module, x, graph: torch.fx.Graph | None) -> Observat
     names = {id(m): n for n, m in model.named_modules()}
     handles = []
 
-    def pre_hook(mod, args):
+    calls = _Calls()
+
+    def pre_hook(mod, args, kwargs):
         first = args[0] if args else None
         obs.module_inputs.setdefault(names[id(mod)], []).append(_shape(first))
+        calls.enter(names[id(mod)], args, kwargs)
 
     def hook(mod, args, out):
         obs.module_outputs.setdefault(names[id(mod)], []).append(_shape(out))
+        calls.leave(names[id(mod)], out)
 
     for m in model.modules():
-        handles.append(m.register_forward_pre_hook(pre_hook))
+        handles.append(m.register_forward_pre_hook(pre_hook, with_kwargs=True))
         handles.append(m.register_forward_hook(hook))
     try:
         with torch.no_grad(), warnings.catch_warnings():
@@ -195,7 +262,7 @@ def _observe_here(model: nn.Module, x, graph: torch.fx.Graph | None) -> Observat
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            _Recorder(gm, obs).run(*args, *kwargs.values())  # the placeholders, in the trace's order
+            _Recorder(gm, obs, calls).run(*args, *kwargs.values())  # the placeholders, in the trace's order
         except Exception:
             pass  # recorded in failed_node
     return obs

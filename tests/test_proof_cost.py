@@ -1,0 +1,202 @@
+"""What keeps analyze() fast on real models, and exact: each branching module traced by sides once
+per distinct call (trace() starts again each time another module branches), and the proof's
+graph replay taking a module's output from the model's own forward where the call is the same.
+Both are checked against the same analysis or observation computed without them, and torch."""
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import seed000_mnist
+import seed001_cnnclf
+import symshape
+from oracle import assert_agrees, grid
+from symshape import engine, modules, verify
+from symshape.modules import copy_model
+from test_branches import Windows
+
+
+class Stacked(nn.Module):
+    """Blocks that each branch on the size (TinyViT's stages): trace() starts again at each."""
+
+    def __init__(self, blocks: int = 3):
+        super().__init__()
+        self.blocks = nn.ModuleList(_Block() for _ in range(blocks))
+
+    def forward(self, x):
+        for b in self.blocks:
+            x = b(x)
+        return x
+
+
+class _Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(2, 2, 3, padding=1)
+
+    def forward(self, x):
+        if x.size(-1) % 2 == 1:
+            x = F.pad(x, (0, 1))
+        return self.conv(x)
+
+
+def _count_sides(monkeypatch) -> list:
+    calls = []
+    original = engine.Propagator._traced_by_sides
+
+    def counted(self, ctx, module, args, kwargs):
+        calls.append(ctx.step)
+        return original(self, ctx, module, args, kwargs)
+
+    monkeypatch.setattr(engine.Propagator, "_traced_by_sides", counted)
+    return calls
+
+
+def test_each_branching_module_is_traced_by_sides_once(monkeypatch):
+    calls = _count_sides(monkeypatch)
+    a = symshape.analyze(Stacked(4).eval(), (2, "L"))
+    assert sorted(calls) == [f"blocks.{i}" for i in range(4)]  # not 1 + 2 + 3 + 4 traces
+    assert_agrees(Stacked(4).eval(), (2, "L"), [{"L": n} for n in range(1, 12)])
+    assert a.at(L=7).output_shape == (1, 2, 8)
+
+
+@pytest.mark.parametrize("model, shape, names", [
+    (lambda: Stacked(3), (2, "L"), ["L"]),
+    (lambda: nn.Sequential(Windows(), Windows(4, 3)), (1, "H", "W"), ["H", "W"]),
+])
+def test_the_cache_of_sides_changes_no_answer(monkeypatch, model, shape, names):
+    cached = symshape.analyze(model().eval(), shape)
+    monkeypatch.setattr(engine.Propagator, "_sides_key", lambda *a: None)
+    fresh = symshape.analyze(model().eval(), shape)
+    assert cached.steps == fresh.steps  # names, shapes, rules, requirements, roundings ...
+    assert [s.sides for s in cached.steps] == [s.sides for s in fresh.steps]  # what explain() shows
+    assert str(cached.valid_sizes()) == str(fresh.valid_sizes())
+    assert_agrees(model().eval(), shape, grid(names, [1, 2, 3, 5, 6, 7]))
+
+
+def test_a_module_argument_that_is_not_a_plain_value_is_not_cached():
+    assert engine._hashable([1, True, "a", None]) == ("list", (("int", 1), ("bool", True), ("str", "a"),
+                                                                ("NoneType", None)))
+    with pytest.raises(TypeError):
+        hash(engine._hashable((object(),)))
+
+
+class Shared(nn.Module):
+    """One module called twice, at two shapes, an output changed in
+    place after its module returned."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.lin = nn.Linear(3, 3)
+
+    def forward(self, x):
+        a = self.conv(x)
+        b = self.conv(self.pool(x))
+        c = self.lin(b.mean((2, 3)))
+        d = self.lin(c)
+        d.unsqueeze_(1)  # the call's output is no longer what the module returned
+        return a.flatten(1).sum(1, keepdim=True) + F.interpolate(b, scale_factor=2).flatten(1).sum(1, keepdim=True) \
+            + d.squeeze(1)
+
+
+def _observed(model, shape, monkeypatch=None):
+    an = symshape.analyze(model, shape, prove=False)
+    x = torch.empty(2, *(16 if isinstance(s, str) else s for s in shape), device="meta")
+    return verify._observe(copy_model(model, "meta"), x, an.graph)
+
+
+@pytest.mark.parametrize("model, shape", [
+    (Shared, (3, "H", "W")),
+    (seed000_mnist.Net, (1, "H", "W")),
+    (seed001_cnnclf.CNNclf, (3, "H", "W")),
+    (lambda: nn.Sequential(Windows(), Windows(4, 3)), (1, "H", "W")),
+])
+def test_the_replay_takes_a_modules_output_only_where_torch_would_give_the_same(monkeypatch, model, shape):
+    reused = _observed(model().eval(), shape)
+    monkeypatch.setattr(verify._Calls, "output", lambda *a: verify._NONE)
+    fresh = _observed(model().eval(), shape)
+    assert reused.node_outputs == fresh.node_outputs
+    assert reused.failed_node == fresh.failed_node and reused.output == fresh.output
+
+
+def test_a_call_is_reused_by_its_position_and_signature():
+    calls = verify._Calls()
+    x, y = torch.empty(2, 3, device="meta"), torch.empty(4, 3, device="meta")
+    for inp in (x, y):
+        calls.enter("lin", (inp,), {})
+        calls.leave("lin", torch.empty(inp.shape[0], 5, device="meta"))
+    assert calls.output("lin", 1, verify._signature(((y,), {}))).shape == (4, 5)
+    assert calls.output("lin", 0, verify._signature(((y,), {}))) is verify._NONE  # another shape
+    assert calls.output("lin", 2, verify._signature(((y,), {}))) is verify._NONE  # no third call
+    assert calls.output("lin", 0, verify._signature(((x.t(),), {}))) is verify._NONE  # other strides
+    assert calls.output("lin", 0, verify._signature(((x,), {"bias": object()}))) is verify._NONE
+    out = calls.output("lin", 0, verify._signature(((x,), {})))
+    out.unsqueeze_(0)  # changed in place after the module returned: not the module's output any more
+    assert calls.output("lin", 0, verify._signature(((x,), {}))) is verify._NONE
+
+
+class _Counting(nn.Module):
+    runs = 0
+
+    def forward(self, x):
+        type(self).runs += 1
+        return x * 2
+
+
+def test_the_proof_runs_each_module_once():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), _Counting(), nn.Flatten(), nn.LazyLinear(3))
+    an = symshape.analyze(model, (1, "H", "W"), prove=False)
+    before = _Counting.runs
+    assert verify.prove(an) == "H=224, W=224"
+    assert _Counting.runs - before == 1  # the forward; the graph replay took its output
+
+
+class _Caches(nn.Module):
+    """ConViT's attention: a tensor made from the size and kept on the module (fx cannot follow
+    the write), so the module runs whole under torch's meta kernels."""
+
+    def __init__(self, scale: float = 1.0):
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+        self.pos, self.scale = None, scale
+
+    def forward(self, x):
+        B, N, C = x.shape
+        if self.pos is None or self.pos.shape[0] != N:
+            self.pos = torch.zeros(N, C)
+        return self.lin(x + self.pos) * self.scale
+
+
+@pytest.mark.parametrize("scales, runs", [((1.0,) * 4, 2), ((1.0, 2.0, 3.0, 4.0), 4)])
+def test_equal_modules_run_whole_share_torchs_answer(monkeypatch, scales, runs):
+    """A module run whole is asked of torch's meta kernels once per distinct module (class,
+    attributes, parameter shapes) and arguments: the first block's input is the model's (its
+    dtype not tracked), the others' are alike."""
+    calls = []
+    original = engine.run_meta
+
+    def counted(call, args, kwargs, op):
+        calls.append(op)
+        return original(call, args, kwargs, op)
+
+    monkeypatch.setattr(engine, "run_meta", counted)
+    model = nn.Sequential(*(_Caches(s) for s in scales), nn.Flatten(), nn.LazyLinear(2))
+    a = symshape.analyze(model, ("L", 4))
+    assert [s.rule for s in a.steps[:4]] == ["meta"] * 4
+    assert sum(op.endswith("_Caches") for op in calls) == runs
+    assert_agrees(model, ("L", 4), [{"L": n} for n in (1, 2, 5)])
+
+
+def test_a_module_with_an_attribute_that_is_not_plain_is_only_itself():
+    a, b = nn.Linear(2, 2), nn.Linear(2, 2)
+    assert modules.module_fingerprint(a) == modules.module_fingerprint(b)
+    assert modules.module_fingerprint(a) != modules.module_fingerprint(nn.Linear(2, 3))
+    b.act = lambda t: t  # what the forward does with it is not known
+    assert modules.module_fingerprint(b) != modules.module_fingerprint(nn.Linear(2, 2))
+    assert modules.module_fingerprint(b) == modules.module_fingerprint(b)
+    b.register_forward_hook(lambda *args: None)
+    a.register_forward_hook(lambda *args: None)
+    assert modules.module_fingerprint(a) != modules.module_fingerprint(nn.Linear(2, 2))
