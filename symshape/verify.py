@@ -96,8 +96,8 @@ class _Recorder(torch.fx.Interpreter):
     plain arguments: the n-th call of that module) takes that call's output instead of running the
     module again: torch computed it already, from the same metadata."""
 
-    def __init__(self, gm, obs: Observation, calls: "_Calls | None" = None):
-        super().__init__(gm)
+    def __init__(self, model: nn.Module, obs: Observation, calls: "_Calls | None", graph: torch.fx.Graph):
+        super().__init__(model, graph=graph)
         self.obs = obs
         self.calls = calls
         self.seen: dict[str, int] = {}
@@ -254,15 +254,15 @@ def _observe_here(model: nn.Module, x, graph: torch.fx.Graph | None) -> Observat
         obs.node_outputs[nodes[0].name] = obs.output
         obs.failed_node = nodes[0].name if obs.error is not None else None
         return obs
-    with attributes_kept(model):  # the tensor constants of the trace, only while fx copies them
+    # the graph runs on the model itself (no GraphModule: its generated code is never run here),
+    # with the trace's tensor constants set on it for the while
+    with attributes_kept(model), torch.no_grad(), warnings.catch_warnings():
         for node in graph.nodes:
             if CONSTANT in node.meta:
                 setattr(model, node.target, node.meta[CONSTANT])
-        gm = torch.fx.GraphModule(model, graph)
-    with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            _Recorder(gm, obs, calls).run(*args, *kwargs.values())  # the placeholders, in the trace's order
+            _Recorder(model, obs, calls, graph).run(*args, *kwargs.values())  # the placeholders, in the trace's order
         except Exception:
             pass  # recorded in failed_node
     return obs
