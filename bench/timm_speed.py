@@ -1,0 +1,73 @@
+"""Real-model speed: ``analyze()`` (with its proof) beside ``torch.export`` on one model per timm
+family, both in one process, one model after the other; writes one JSON row per model.
+
+Runs in the venv with timm (see DEVELOPERS.md):
+
+    python bench/timm_speed.py MODELS.txt ROWS.jsonl     # MODELS.txt: comma-separated names
+
+A rows file that exists is gone on from (models already in it are skipped). Each tool gets 90 s
+per model; torch.export runs with ``Dim.AUTO`` on H and W at 224x224 on the meta device.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+LIMIT = 90
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _alarm(*_):
+    raise _Timeout()
+
+
+def main(models: str, rows: str) -> None:
+    import timm
+    import torch
+    from torch.export import Dim
+
+    import symshape
+
+    warnings.simplefilter("ignore")
+    names = [n for n in open(models).read().strip(",\n").split(",") if n]
+    done = {json.loads(line)["model"] for line in open(rows)} if os.path.exists(rows) else set()
+    signal.signal(signal.SIGALRM, _alarm)
+    with open(rows, "a") as out:
+        for name in names:
+            if name in done:
+                continue
+            row: dict = {"model": name}
+            with torch.device("meta"):
+                model = timm.create_model(name, pretrained=False).eval()
+            for tool in ("symshape", "export"):
+                t = time.perf_counter()
+                try:
+                    signal.alarm(LIMIT)
+                    if tool == "symshape":
+                        symshape.analyze(model, (3, "H", "W"))
+                    else:
+                        torch.export.export(model, (torch.empty(1, 3, 224, 224, device="meta"),),
+                                            dynamic_shapes=(({2: Dim.AUTO, 3: Dim.AUTO}),))
+                    row[tool] = round(time.perf_counter() - t, 3)
+                except _Timeout:
+                    row[tool + "_err"] = "timeout"
+                except Exception as e:  # noqa: BLE001 - every failure is a row
+                    row[tool + "_err"] = type(e).__name__
+                    row[tool + "_s"] = round(time.perf_counter() - t, 3)
+                finally:
+                    signal.alarm(0)
+            print(json.dumps(row), file=out, flush=True)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])
