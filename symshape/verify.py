@@ -130,8 +130,11 @@ def _signature(value: Any):
     shape, strides, offset, dtype and device, and plain Python values; anything else is unique
     (never equal), so a call with such an argument is never reused."""
     if isinstance(value, torch.Tensor):
-        return ("T", tuple(value.shape), tuple(value.stride()), value.storage_offset(), value.dtype,
-                value.device.type, value.requires_grad)
+        try:
+            return ("T", tuple(value.shape), tuple(value.stride()), value.storage_offset(), value.dtype,
+                    value.layout, value.device.type, value.requires_grad)
+        except (RuntimeError, NotImplementedError):  # a nested tensor has no sizes or strides
+            return object()
     if isinstance(value, (list, tuple)):
         return (type(value).__name__, tuple(_signature(v) for v in value))
     if isinstance(value, dict):

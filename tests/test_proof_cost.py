@@ -3,6 +3,8 @@ per distinct call (trace() starts again each time another module branches), and 
 graph replay taking a module's output from the model's own forward where the call is the same.
 Both are checked against the same analysis or observation computed without them, and torch."""
 
+import warnings
+
 import pytest
 import torch
 import torch.nn as nn
@@ -133,6 +135,11 @@ def test_a_call_is_reused_by_its_position_and_signature():
     assert calls.output("lin", 2, verify._signature(((y,), {}))) is verify._NONE  # no third call
     assert calls.output("lin", 0, verify._signature(((x.t(),), {}))) is verify._NONE  # other strides
     assert calls.output("lin", 0, verify._signature(((x,), {"bias": object()}))) is verify._NONE
+    assert verify._signature(torch.eye(3).to_sparse()) != verify._signature(torch.eye(3))  # the layout
+    with warnings.catch_warnings():  # nested tensors are a prototype, torch says
+        warnings.simplefilter("ignore")
+        nested = torch.nested.nested_tensor([torch.zeros(2), torch.zeros(3)])
+    assert verify._signature(nested) != verify._signature(nested)  # no sizes: equal to nothing, no error
     out = calls.output("lin", 0, verify._signature(((x,), {})))
     out.unsqueeze_(0)  # changed in place after the module returned: not the module's output any more
     assert calls.output("lin", 0, verify._signature(((x,), {}))) is verify._NONE
