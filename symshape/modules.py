@@ -55,6 +55,9 @@ def copy_model(model: nn.Module, device: str | None = None) -> nn.Module:
 
 #: attribute values a fingerprint takes as they are (their equality is their meaning)
 _PLAIN = (bool, int, float, complex, str, bytes, type(None), torch.dtype, torch.device, torch.Size)
+#: the attributes every nn.Module has (its parameters, buffers, submodules, mode, hook dicts ...),
+#: which a fingerprint states otherwise, or checks (hooks)
+_TORCH_OWN = frozenset(vars(nn.Module()))
 
 
 def module_fingerprint(module: nn.Module) -> Any:
@@ -77,13 +80,11 @@ def module_fingerprint(module: nn.Module) -> Any:
     def tensor(t):
         return None if t is None else (type(t), tuple(t.shape), t.dtype, t.requires_grad)
 
-    _TORCH_OWN = {"_parameters", "_buffers", "_modules", "training", "_non_persistent_buffers_set"}
     out = []
     try:
         for name, m in module.named_modules(remove_duplicate=False):
             own = tuple((k, plain(v)) for k, v in vars(m).items()
-                        if k not in _TORCH_OWN and not (k.startswith("_") and k.endswith("hooks"))
-                        and not k.endswith("_hooks_with_kwargs") and not k.endswith("_hooks_always_called"))
+                        if k not in _TORCH_OWN)
             if any(m._forward_hooks) or any(m._forward_pre_hooks):
                 raise TypeError("hooks")
             out.append((name, type(m), m.training, own,

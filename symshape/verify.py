@@ -96,7 +96,7 @@ class _Recorder(torch.fx.Interpreter):
     plain arguments: the n-th call of that module) takes that call's output instead of running the
     module again: torch computed it already, from the same metadata."""
 
-    def __init__(self, model: nn.Module, obs: Observation, calls: "_Calls | None", graph: torch.fx.Graph):
+    def __init__(self, model: nn.Module, obs: Observation, calls: "_Calls", graph: torch.fx.Graph):
         super().__init__(model, graph=graph)
         self.obs = obs
         self.calls = calls
@@ -114,11 +114,8 @@ class _Recorder(torch.fx.Interpreter):
 
     def call_module(self, target, args, kwargs):
         k = self.seen[target] = self.seen.get(target, -1) + 1
-        if self.calls is not None:
-            found = self.calls.output(target, k, _signature((args, kwargs)))
-            if found is not _NONE:
-                return found
-        return super().call_module(target, args, kwargs)
+        found = self.calls.output(target, k, _signature((args, kwargs)))
+        return super().call_module(target, args, kwargs) if found is _NONE else found
 
 
 #: no recorded output (None is a module's output like any other)
