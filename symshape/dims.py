@@ -826,6 +826,10 @@ def _decide(cond) -> bool | None:
     (x,) = cond.free_symbols
     if not (x.is_integer and x.is_positive):
         return None
+    coarse = _coarsened(x, [cond])
+    if coarse is not None:
+        (cond,) = coarse
+        return bool(cond) if isinstance(cond, sympy.logic.boolalg.BooleanAtom) else _decide(cond)
     period = _period(cond)
     if period is None:
         return None
@@ -869,6 +873,13 @@ def _implied(facts: tuple, cond) -> bool:
     relevant = [f for f in facts if isinstance(f, sympy.Rel) and f.free_symbols == {x}]
     if not relevant:
         return False
+    coarse = _coarsened(x, [cond, *relevant])
+    if coarse is not None:
+        cond, *relevant = coarse
+        if isinstance(cond, sympy.logic.boolalg.BooleanAtom):
+            return bool(cond)
+        relevant = [f for f in relevant if isinstance(f, sympy.Rel)]  # (a fact the change settles: left out)
+        return implied(tuple(relevant), cond) if relevant else decide(cond) is True
     period = _period(sympy.And(cond, *relevant))
     if period is None:
         return False
@@ -885,6 +896,38 @@ def _implied(facts: tuple, cond) -> bool:
         if not _holds_between(cond.xreplace(at), k, lo, hi):
             return False
     return True
+
+
+def _coarsened(x: sympy.Symbol, exprs: list) -> list | None:
+    """``exprs`` (in the size ``x`` alone) in a coarser size ``v >= 1``, where ``x`` appears only
+    in floors ``floor((x + b)/q)`` that are all functions of one ``u = floor((x + a)/m)``, ``m >
+    1``: each ``q`` a multiple of ``m`` and each ``b - a`` a multiple of ``m``. Then
+    ``floor((x + b)/(m*k)) = floor((u + (b - a)/m)/k)`` (nested floors), and ``u`` takes every
+    integer value from ``floor((1 + a)/m)`` on as ``x`` runs over the sizes ``>= 1``: a condition
+    holds at every ``x`` (where the facts hold) exactly when it holds at every such ``u``
+    (``u = v + floor((1 + a)/m) - 1``). This keeps the period of :func:`decide` small: the
+    window of a stage at stride 16 (``floor((H + 15)/16)`` against 24 and ``floor((H - 1)/384)``)
+    has period 24, not 384. None where no such ``u`` exists."""
+    floors = {f for e in exprs for f in e.atoms(FloorDiv) if x in f.free_symbols}
+    parts = []
+    for f in floors:
+        p, q = f.args
+        b = sympy.expand(p - x)
+        if not b.is_Integer:
+            return None
+        parts.append((f, int(b), int(q)))
+    if not parts:
+        return None
+    m, a = min((q, b) for _, b, q in parts)
+    if m == 1 or any(q % m or (b - a) % m for _, b, q in parts):
+        return None
+    v = sympy.Dummy("v", integer=True, positive=True)
+    u = v + ((1 + a) // m - 1)
+    mapping = {f: FloorDiv(u + (b - a) // m, Integer(q // m)) for f, b, q in parts}
+    out = [e.xreplace(mapping) for e in exprs]
+    if any(x in e.free_symbols for e in out):
+        return None
+    return out
 
 
 def _linear(rel, k) -> tuple | None:

@@ -82,6 +82,13 @@ def _single_size_facts(requirements) -> dict:
     return out
 
 
+def _on_every_side(sides: list[Side]) -> list:
+    """The single-size facts (see :func:`_single_size_facts`) that every side that returns
+    requires: wherever the module returns a value, they hold."""
+    returning = [_single_size_facts(s.requirements) for s in sides if not s.error]
+    return [f for f in returning[0] if all(f in other for other in returning[1:])] if returning else []
+
+
 class _Unhashable:
     """Stands for a value that cannot be a key: never equal to anything, so never found."""
 
@@ -564,7 +571,7 @@ class Propagator:
                 sides.append(Side(path.decisions, value=prop.output, requirements=inner))
                 props.append(prop)
             todo += reversed(path.others())
-        result = merge_sides(sides, ctx.op)
+        result = merge_sides(sides, ctx.op, (*ctx.facts, *self._earlier, *_on_every_side(sides)))
         return result.value, tuple(result.requirements), _fixed_on_every_side(props, where), tuple(shown)
 
     def _context(self, name: str, op: str, node: torch.fx.Node) -> Context:

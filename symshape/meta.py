@@ -737,18 +737,23 @@ class _Ours:
         return e
 
 
-def merge_sides(sides: list[Side], what: str) -> MetaResult:
+def merge_sides(sides: list[Side], what: str, facts: tuple = ()) -> MetaResult:
     """The sides merged as run_meta merges torch's: sides that end alike are one; values that
     differ become Piecewise; a side that raises becomes the requirement that one of its
     conditions fails; each side's own requirements hold only on it. Raises MetaRefusal where
     the sides return different structures, and InvalidInputSize-worthy ``MetaRefusal`` ("raises
-    at every size") when every side raises."""
+    at every size") when every side raises.
+
+    ``facts``: relations of sizes that hold wherever the module returns (torch raised before
+    where they fail): two sides' values that they make equal are one value, not a Piecewise
+    (BAT's ``7`` where ``H // 7 <= 1`` and ``7*(H // 7)`` elsewhere are one size where an
+    ``_assert`` has made ``H`` a multiple of 7)."""
     leaves = [_Leaf(list(s.decisions), _Ours, None if s.error else _packed(s.value), s.error) for s in sides]
     if all(leaf.error for leaf in leaves):
         raise MetaRefusal(f"{what} raises at every size: {leaves[0].error}")
     root = _collapse(_tree(leaves, 0))
     requirements: list[Requirement] = []
-    value = _emit(root, [], requirements, what)
+    value = _emit(root, [], requirements, what, tuple(facts))
     for side in sides:
         here = [c if answer else sympy.Not(c) for c, answer in side.decisions]
         requirements += [out for req in side.requirements for out in _unless_not(req, here)]
@@ -790,20 +795,21 @@ def _collapse(node: _Node) -> _Node:
     return _Node(node.cond, node.syms, yes, no)
 
 
-def _emit(node: _Node, path: list, requirements: list, what: str):
+def _emit(node: _Node, path: list, requirements: list, what: str, facts: tuple = ()):
     """The value on ``node``'s sides (None where every side raises); each side that raises adds
-    the requirement that one condition on its path fails."""
+    the requirement that one condition on its path fails. ``facts`` hold wherever a value is
+    returned: they only merge values (never a requirement's condition)."""
     if node.leaf is not None:
         if node.leaf.error:
             requirements += _refusal(path, _message(node.leaf.error, node.leaf.syms))
             return None
         return node.leaf.value
     cond = node.syms.expr_from_torch(node.cond)
-    yes = _emit(node.yes, [*path, cond], requirements, what)
-    no = _emit(node.no, [*path, sympy.Not(cond)], requirements, what)
+    yes = _emit(node.yes, [*path, cond], requirements, what, facts)
+    no = _emit(node.no, [*path, sympy.Not(cond)], requirements, what, facts)
     if yes is None or no is None:
         return no if yes is None else yes
-    return _cases(yes, no, cond, what, tuple(path))
+    return _cases(yes, no, cond, what, (*facts, *path))
 
 
 def _cases(a, b, cond, what: str, path: tuple = ()):

@@ -235,6 +235,69 @@ def test_a_side_simplifies_under_its_own_answers():
     assert_agrees(model, (1, "H", "W"), grid(["H", "W"], [1, 2, 5, 6, 7, 12, 13]))
 
 
+class WindowsAtStride16(Windows):
+    """TinyViT-21M at 384 px: the third stage's windows of 24 on a grid of stride 16 (four
+    halvings, ``(H + 15) // 16``): the side's conditions have period 384 in H."""
+
+    def __init__(self):
+        super().__init__(ws=24)
+        self.conv = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2, padding=1),
+                                  *(nn.Conv2d(4, 4, 3, stride=2, padding=1) for _ in range(3)))
+
+
+def test_a_side_at_a_long_period_simplifies_under_its_answers_too():
+    """symshape.dims writes the side's conditions in the coarser size ``(H + 15) // 16`` (period
+    24, not 384): the view splits the grid into windows at every size of the side, as a hand
+    rule, where torch's meta kernel would branch on the strides more than 64 ways."""
+    model = WindowsAtStride16().eval()
+    an = symshape.analyze(model, (1, "H", "W"))
+    assert str(an.valid_sizes()) == "any H and W"
+    views = [(step.op, step.rule) for top in an.steps for side in top.sides for step in side[1] or ()
+             if step.op == "Tensor.view"]
+    assert views and all(rule != "meta" for _, rule in views), views
+    assert an.at(H=384, W=400).output_shape == (1, 24, 25, 4)
+    assert_agrees(model, (1, "H", "W"), [{"H": h, "W": w} for h, w in
+                                         [(384, 384), (384, 385), (383, 768), (1, 384), (16, 17), (769, 400)]])
+
+
+class BlockResize(nn.Module):
+    """BAT's bilinear attention (timm's BilinearAttnTransform.resize_mat): the input must be a
+    multiple of the block (``_assert``); a block-sized map is returned as it is where the size
+    holds one block (``t <= 1``), else tiled ``t`` times (``7`` or ``7*(H // 7)``)."""
+
+    def __init__(self, block: int = 3):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x):
+        torch._assert(x.shape[-1] % self.block == 0, "the size must be a multiple of the block")
+        t = x.shape[-1] // self.block
+        m = F.adaptive_max_pool1d(x, self.block)
+        if t > 1:
+            m = m.repeat(1, 1, t)
+        return m
+
+
+class BlockResizeStack(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.conv = BlockResize(), BlockResize(), nn.Conv1d(1, 1, 3, padding=1)
+
+    def forward(self, x):
+        return self.b(self.conv(self.a(x)))
+
+
+def test_sides_that_agree_wherever_the_module_returns_are_one_size():
+    """``3`` where ``L // 3 <= 1`` and ``3*(L // 3)`` elsewhere are one size where the _assert
+    (required on every side) has made L a multiple of 3: no Piecewise, none nested into the next
+    block's cases."""
+    model = BlockResizeStack().eval()
+    an = symshape.analyze(model, (1, "L"))
+    assert str(an.output_shape) == "(N, 1, 3*floor(L/3))"
+    assert members(an.valid_sizes(), ["L"], 40) == {(n,) for n in range(3, 41, 3)}
+    assert_agrees(model, (1, "L"), [{"L": n} for n in range(1, 40)])
+
+
 class LiteAttention(nn.Module):
     """EfficientViT (MIT)'s LiteMLA: the device's type passed to ``torch.autocast`` and compared
     with a string, around a product of the tokens."""

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from symshape.compiled import compile_exprs
-from symshape.dims import FloorDiv, canonical, ceil_div, floor_div, implied, size_symbol
+from symshape.dims import FloorDiv, canonical, ceil_div, decide, floor_div, implied, size_symbol
 
 H = size_symbol("H")
 W = size_symbol("W")
@@ -266,3 +266,52 @@ def test_an_exact_quotient_of_sizes_defined_by_cases_is_taken_piece_by_piece():
             if int(b.xreplace(at)):  # (a window grid of 0 rows: torch refuses it before)
                 assert int(a.xreplace(at)) // int(b.xreplace(at)) == int(q.xreplace(at))
     assert exact_quotient(n * _H, _H + 1) is None  # not exact: no answer
+
+
+@st.composite
+def _coarse_claims(draw):
+    """A grid of stride ``d`` (``(H + c) // d``) cut into windows of ``m``: the period of its
+    conditions in H is ``d*m``, past what decide expands residue by residue (256)."""
+    d, m = draw(st.sampled_from([16, 32])), draw(st.sampled_from([12, 24, 32]))
+    c = draw(st.integers(-1, d - 1))
+    h = floor_div(_H + c, d)
+    pad = sympy.Mod(m - sympy.Mod(h, m), m)
+    facts = [draw(st.sampled_from([sympy.Le(pad, 0), sympy.Ge(pad, 1), sympy.Ne(h, m), sympy.Ge(h, m)]))]
+    claim = draw(st.sampled_from([
+        sympy.Eq(h, m * floor_div(h, m)), sympy.Ge(h, m), sympy.Ge(h, m + 1), sympy.Ge(h * 2, m),
+        sympy.Eq(floor_div(h + pad, m), floor_div(h + m - 1, m)), sympy.Ge(h, 1), sympy.Ne(h, 1),
+        sympy.Gt(floor_div(h, m), floor_div(h - 1, m))]))
+    return [f for f in facts if isinstance(f, sympy.Rel)], claim, d * m
+
+
+@given(_coarse_claims())
+def test_conditions_of_a_coarse_grid_are_decided_exactly(case):
+    """decide and implied on a stride-``d`` grid (the coarser size ``floor((H + c)/d)`` stands
+    for H): True only where the claim holds at every H (where the facts hold), False (decide)
+    only where it holds at none; checked at every H over three periods."""
+    facts, claim, period = case
+    if not isinstance(claim, sympy.Rel):
+        return
+    sizes = range(1, 3 * period + 2)
+    outcome = decide(claim)
+    if outcome is not None:
+        assert all(_holds(claim, {_H: h}) is outcome for h in sizes), (claim, outcome)
+    if facts and implied(facts, claim):
+        for h in sizes:
+            at = {_H: h}
+            if all(_holds(f, at) for f in facts):
+                assert _holds(claim, at), (facts, claim, h)
+
+
+def test_a_window_partition_at_stride_16_is_proven_despite_its_long_period():
+    """TinyViT at 384: the third stage's grid ``h = (H + 15) // 16`` in windows of 24 (period
+    384 in H). The side without padding has ``h == 24*(h // 24)`` and ``h >= 24``; both sides of
+    ``h >= 25`` occur. decide settles a floor of the grid at every size."""
+    h = floor_div(_H + 15, 16)
+    no_pad = [sympy.Le(sympy.Mod(24 - sympy.Mod(h, 24), 24), 0)]
+    assert implied(no_pad, sympy.Eq(h, 24 * floor_div(h, 24)))
+    assert implied(no_pad, sympy.Ge(h, 24))
+    assert not implied(no_pad, sympy.Ge(h, 25))
+    assert decide(sympy.Ge(floor_div(h + 23, 24), 1)) is True
+    assert decide(sympy.Ge(floor_div(h, 24), 1)) is None
+    assert decide(sympy.Lt(floor_div(h + 23, 24), 1)) is False
