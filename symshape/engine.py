@@ -22,7 +22,7 @@ from .errors import (InvalidArgument, InvalidInputSize, NotASize, SizeCases, Uns
 from .requirements import Requirement, Rounding
 from . import ranges
 from .meta import MetaRefusal, Side, merge_sides, run_meta, substitute
-from .modules import copy_model, is_lazy_parameter, module_fingerprint
+from .modules import copy_model, is_lazy_parameter, module_fingerprint, positional_call
 from .rules import Context, Fixed, Rule, rule_for_function, rule_for_method, rule_for_module, target_name
 from .rules.common import require_layout
 from .rules.reshape import view_shape
@@ -445,8 +445,10 @@ class Propagator:
         args, kwargs = self._load(node.args), self._load(node.kwargs)
         module = self.root.get_submodule(node.target)
         name = node.target or "(model)"
-        self._apply_rule(node, rule_for_module(module), name, target_name(type(module)), "module",
-                         (module, *args), kwargs, module)
+        rule = rule_for_module(module)
+        if rule is not None:
+            args, kwargs = positional_call(module, args, kwargs)
+        self._apply_rule(node, rule, name, target_name(type(module)), "module", (module, *args), kwargs, module)
 
     def _call_function(self, node: torch.fx.Node) -> None:
         args, kwargs = self._load(node.args), self._load(node.kwargs)

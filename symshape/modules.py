@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 from collections import OrderedDict
 from typing import Any, Iterator
 
 import torch
 import torch.nn as nn
 
-__all__ = ["attributes_kept", "copy_model", "has_lazy", "is_lazy", "is_lazy_parameter"]
+__all__ = ["attributes_kept", "copy_model", "has_lazy", "is_lazy", "is_lazy_parameter", "positional_call"]
 
 
 def is_lazy(module: nn.Module) -> bool:
@@ -145,3 +146,17 @@ def attributes_kept(model: nn.Module) -> Iterator[None]:
             for value, contents in inner:
                 if not _same(_contents(value), contents):
                     _restore(value, contents)
+
+
+def positional_call(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """A module called with its inputs by keyword (``self.lin(input=x)``), as its ``forward``
+    binds them: the arguments of positional parameters positional (as a module rule, and a
+    hook's "first input", take them), keyword-only ones still keywords. A call its ``forward``
+    does not bind is returned as it is."""
+    if not kwargs:
+        return args, kwargs
+    try:
+        bound = inspect.signature(module.forward).bind(*args, **kwargs)
+    except (TypeError, ValueError):
+        return args, kwargs
+    return tuple(bound.args), dict(bound.kwargs)

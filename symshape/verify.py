@@ -26,7 +26,7 @@ import torch
 import torch.fx
 import torch.nn as nn
 
-from .modules import attributes_kept, copy_model, has_lazy
+from .modules import attributes_kept, copy_model, has_lazy, positional_call
 from .dims import BATCH, MAX_TENSOR_ELEMENTS, batch_symbol, positive_int
 from .errors import BoundExceeded, InvalidArgument, TraceMismatch
 from .evaluation import Evaluation, Shapes
@@ -227,7 +227,8 @@ def _observe_here(model: nn.Module, x, graph: torch.fx.Graph | None) -> Observat
     calls = _Calls()
 
     def pre_hook(mod, args, kwargs):
-        first = args[0] if args else None
+        positional, _ = positional_call(mod, args, kwargs)  # (the layer's input given by keyword)
+        first = positional[0] if positional else None
         obs.module_inputs.setdefault(names[id(mod)], []).append(_shape(first))
         calls.enter(names[id(mod)], args, kwargs)
 

@@ -171,3 +171,26 @@ def test_factories_with_traced_sizes_are_ops_of_the_graph_and_torch_is_left_as_i
     assert str(a.output_shape) == "(N, 5, floor((H - 1)/2), floor((W - 1)/2))"
     assert {name: getattr(torch, name) for name in before} == before
     assert torch.zeros(2, 3).shape == (2, 3)
+
+
+class ByKeyword(nn.Module):
+    """Layers called with their input by keyword (``self.lin(input=x)``), as some model files
+    write them: the same layers as ``self.lin(x)``."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3)
+        self.lin = nn.Linear(2 * 6 * 6, 5)
+        self.norm = nn.LayerNorm(5)
+
+    def forward(self, x):
+        x = self.conv(input=x).flatten(1)
+        return self.norm(input=self.lin(input=x))
+
+
+def test_a_layer_called_with_its_input_by_keyword_is_the_same_layer():
+    an = symshape.analyze(ByKeyword(), (1, "H", "W"))
+    assert str(an.in_features["lin"]) == "2*(H - 2)*(W - 2)"
+    assert [s.rule for s in an.steps if s.name in ("conv", "lin", "norm")] == ["conv", "linear", "layer_norm"]
+    assert "H = 8 and W = 8" in str(an.valid_sizes())  # (H - 2)*(W - 2) == 36
+    assert_agrees(ByKeyword(), (1, "H", "W"), grid(["H", "W"], [2, 3, 8, 9]))
