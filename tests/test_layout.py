@@ -556,3 +556,27 @@ def test_row_major_is_decided_symbolically():
     assert not row_major((h, w), (1, h))  # a transpose
     assert not row_major((h, w), (w - 1, 1))  # overlaps where W > 1 ... and is not row-major
     assert row_major((h, w), (sympy.Integer(2) * w, 1))
+
+
+def test_a_view_whose_minus_one_has_a_fraction_inside_cases_is_one_integer_size():
+    """Gemma 4's attention: ``x.reshape(B, N, -1)`` where the token count is defined by cases
+    after a broadcast (``1`` where ``h*w == 1``, else ``h*w``, nested once more): the inferred
+    size ``768*Piecewise((1, ...), (1/(h*w), True))*Piecewise(...)`` is 768 at every size, and
+    evaluates so (a fraction inside a case once evaluated, with integers, to 0)."""
+    import sympy
+
+    from symshape.compiled import compile_exprs
+    from symshape.dims import floor_div, size_symbol
+    from symshape.rules import Context, rule_for_method
+    from symshape.tensor import SymTensor
+
+    n, h, w = size_symbol("N"), size_symbol("H"), size_symbol("W")
+    hw = floor_div(h, 16) * floor_div(w, 16)
+    inner = sympy.Piecewise((1, sympy.Eq(hw, 1)), (hw, True))
+    outer = sympy.Piecewise((hw, sympy.Eq(hw, 1)), (inner, True))
+    out = rule_for_method("reshape").fn(Context("r", "Tensor.reshape", "r"), SymTensor((n, outer, 12, 64)),
+                                        n, inner, -1, what="reshape")
+    values = compile_exprs([n, h, w], out.shape)
+    for sizes in [(1, 16, 16), (1, 224, 224), (2, 17, 100), (1, 40, 16)]:
+        tokens = (sizes[1] // 16) * (sizes[2] // 16)
+        assert values(*sizes) == list(torch.empty(sizes[0], tokens, 12, 64).reshape(sizes[0], tokens, -1).shape)

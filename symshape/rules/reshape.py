@@ -16,7 +16,7 @@ import sympy
 import torch
 import torch.nn as nn
 
-from ..dims import as_expr, canonical, product, quotient, quotient_where
+from ..dims import as_expr, canonical, exact_quotient, product, quotient, quotient_where
 from ..tensor import SymTensor
 from .common import as_int, require_layout, tensor_arg
 from .registry import Context, function_rule, method_rule, module_rule
@@ -74,6 +74,15 @@ def _mergeable(x: SymTensor, start: int, end: int) -> bool:
                for a, b in zip(dims, dims[1:]))
 
 
+def _fraction_inside(e) -> bool:
+    """Whether a size has a fraction other than its outermost one (``a*b/c``): inside a
+    Piecewise, a floor or a Min, where the evaluation (symshape.compiled, with integers) would
+    floor a part of it on its own."""
+    num, den = as_expr(e).as_numer_denom()
+    return any(p.exp.is_negative for part in (num, den) for p in part.atoms(sympy.Pow)) or any(
+        not r.is_Integer for part in (num, den) for r in part.atoms(sympy.Rational))
+
+
 def _size_list(sizes) -> list:
     if len(sizes) == 1 and isinstance(sizes[0], (list, tuple, torch.Size)):
         return list(sizes[0])
@@ -103,6 +112,13 @@ def view_shape(ctx: Context, x: SymTensor, sizes: list, what: str) -> SymTensor:
         known = product(s for j, s in enumerate(sizes) if j != i)
         ctx.at_least(known, 1, f"{what}{_shown(sizes)} cannot infer -1 when the other sizes multiply to 0")
         inferred_size = quotient(numel, known)  # common factors such as the batch size N cancel
+        if _fraction_inside(inferred_size):
+            # a fraction inside a size defined by cases (``768*Piecewise((1, hw == 1), (1/hw,
+            # True))*Piecewise(...)``): each case's factors multiplied into it, where they cancel
+            inferred_size = exact_quotient(numel, known) or sympy.piecewise_fold(inferred_size)
+            if _fraction_inside(inferred_size):
+                ctx.unsupported(f"{what}{_shown(sizes)}: the inferred size {inferred_size} has a fraction "
+                                "inside a size defined by cases")
         proven = None
         if inferred_size.is_Mul and any(f.is_Pow and f.exp < 0 for f in inferred_size.args):
             # not a product of sizes: the earlier checks may make each size's share a constant
