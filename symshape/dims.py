@@ -845,6 +845,18 @@ def _decide(cond) -> bool | None:
     return seen.pop()
 
 
+def equal_where(x: SizeExpr, y: SizeExpr, cond) -> bool:
+    """Whether ``x == y`` wherever ``cond`` holds, for ``cond`` an equality of a size and a
+    number (``Eq(h*w, 1)``): both with that size replaced by the number are the same expression
+    (exact: where ``cond`` holds they are those values). False where that is not shown."""
+    if not isinstance(cond, sympy.Eq):
+        return False
+    for old, new in ((cond.lhs, cond.rhs), (cond.rhs, cond.lhs)):
+        if new.is_Number and not old.is_Number:
+            return sympy.expand(as_expr(x).xreplace({old: new}) - as_expr(y).xreplace({old: new})) == 0
+    return False
+
+
 def implied(facts, cond) -> bool:
     """Whether ``cond`` (a relation) holds wherever every fact holds: True only when proven
     (see :func:`_implied`; answers are cached, the sides of one branch ask the same questions)."""

@@ -51,7 +51,7 @@ from torch.utils._sympy import functions as tf
 from torch.utils._sympy.numbers import int_oo
 from torch.utils._sympy.value_ranges import ValueRangeError, ValueRanges
 
-from .dims import CeilSqrt, DoubleFloor, DoubleProduct, FloorDiv, IntSqrt, SizeRatio, as_expr, canonical, decide, floor_div, implied, without_ite
+from .dims import CeilSqrt, DoubleFloor, DoubleProduct, FloorDiv, IntSqrt, SizeRatio, as_expr, canonical, decide, equal_where, floor_div, implied, without_ite
 from .requirements import Requirement, cnf, literal, unless_not
 from .tensor import Pieces, SymTensor, standard_strides
 
@@ -841,6 +841,11 @@ def _either(x, y, cond, path: tuple):
             return x
         if implied((*path, cond), sympy.Eq(x, y)):
             return y
+        # ``1`` where ``h*w == 1`` and ``h*w`` elsewhere (a guard of torch's on a product): one size
+        if equal_where(x, y, cond):
+            return y
+        if isinstance(cond, sympy.Ne) and equal_where(y, x, cond.negated):
+            return x
     return sympy.Piecewise((x, cond), (y, True))
 
 

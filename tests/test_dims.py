@@ -2,6 +2,7 @@
 
 import pytest
 import sympy
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -315,3 +316,34 @@ def test_a_window_partition_at_stride_16_is_proven_despite_its_long_period():
     assert decide(sympy.Ge(floor_div(h + 23, 24), 1)) is True
     assert decide(sympy.Ge(floor_div(h, 24), 1)) is None
     assert decide(sympy.Lt(floor_div(h + 23, 24), 1)) is False
+
+
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(0, 3), st.integers(1, 3))
+def test_equal_where_is_never_claimed_where_the_sizes_differ(p, q, c, k):
+    """``equal_where(x, y, Eq(e, k))``: True only where x == y at every size with e == k, checked
+    at every H, W up to 40; and the broadcast of ``h*w`` with the size torch's guard on ``h*w == 1``
+    leaves (``1`` there, ``h*w`` elsewhere) is ``h*w``, as torch broadcasts it."""
+    from symshape.dims import as_expr, equal_where
+    from symshape.rules import Context
+    from symshape.rules.combine import broadcast_shape
+    from symshape.tensor import SymTensor
+
+    hw = floor_div(_H + c, p) * floor_div(_W, q)
+    guarded = sympy.Piecewise((1, sympy.Eq(hw, k)), (hw, True))
+    for x, y in [(1, hw), (k, hw), (guarded, hw), (hw, guarded), (2 * hw - k, hw), (hw + 1, hw)]:
+        if equal_where(x, y, sympy.Eq(hw, k)):
+            for h in range(1, 41):
+                for w in range(1, 41):
+                    at = {_H: h, _W: w}
+                    if hw.xreplace(at) == k:
+                        assert as_expr(x).xreplace(at) == as_expr(y).xreplace(at), (x, y, h, w)
+    assert equal_where(k, hw, sympy.Eq(hw, k)) and equal_where(guarded, hw, sympy.Eq(hw, k)) is (k == 1)
+    assert not equal_where(hw + 1, hw, sympy.Eq(hw, k))
+    n = size_symbol("N")
+    out = broadcast_shape(Context("a", "operator.add", "a"), SymTensor((n, hw, 4)),
+                          SymTensor((n, sympy.Piecewise((1, sympy.Eq(hw, 1)), (hw, True)), 4)))
+    assert out.shape[1] == hw
+    for h, w in [(1, 1), (2, 5), (7, 3)]:
+        tokens = int(hw.xreplace({_H: h, _W: w}))
+        assert (torch.zeros(1, tokens, 4) + torch.zeros(1, tokens, 4)).shape[1] == out.shape[1].xreplace({_H: h, _W: w})
+

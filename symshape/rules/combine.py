@@ -17,7 +17,7 @@ import operator
 import sympy
 import torch
 
-from ..dims import canonical, decide
+from ..dims import canonical, decide, equal_where
 from ..requirements import Requirement
 from ..tensor import Pieces, Repeated, SymTensor
 from .common import as_int, tensor_arg
@@ -65,6 +65,8 @@ def _broadcast_size(ctx: Context, x: sympy.Expr, y: sympy.Expr) -> sympy.Expr:
             if (decide(sympy.Le(small, large, evaluate=False)) is True
                     and ctx.proves(sympy.Ge(small, 1, evaluate=False))):
                 return large
+    if equal_where(y, x, sympy.Eq(x, 1)):  # y is 1 too where x is: x, at every size
+        return x
     return sympy.Piecewise((y, sympy.Eq(x, 1)), (x, True))
 
 
