@@ -375,6 +375,15 @@ def canonical(expr: SizeExpr) -> sympy.Expr:
     ``floor((H - 5)/2)`` (a different layer with the same arithmetic) compare equal.
     """
     expr = as_expr(expr)
+    if expr.is_Atom:
+        return expr
+    return _canonical(expr)
+
+
+@functools.lru_cache(maxsize=8192)
+def _canonical(expr: sympy.Expr) -> sympy.Expr:
+    """The body of :func:`canonical`, cached: every step's every size passes through it, and a
+    stage of equal blocks gives the same sizes again and again."""
     if isinstance(expr, sympy.Mul) and any(isinstance(f, Add) for f in expr.args):
         # each factor in its own short form: (floor((H - 16)/224) + 1)*W is floor((H + 208)/224)*W
         return sympy.Mul(*(canonical(f) for f in expr.args))

@@ -26,6 +26,7 @@ from .modules import copy_model, is_lazy_parameter, module_fingerprint, position
 from .rules import Context, Fixed, Rule, rule_for_function, rule_for_method, rule_for_module, target_name
 from .rules.common import require_layout
 from .rules.reshape import view_shape
+from .rules.pointwise import FLOATING_FUNCTIONS, FLOATING_METHODS
 from .tensor import Pieces, Repeated, SymTensor, elementwise_layout, has_tensor, kernel_layout, loosened, shapes_of, tensors_in
 from .trace import MAX_SIDES, ModelRaised, Path, is_dynamic, library_function, scope_of, trace, user_line
 
@@ -595,7 +596,8 @@ class Propagator:
     def _layout(self, rule, node, name, op, kind, module, call_args, kwargs, value):
         """The strides of a hand rule's output for a non-contiguous input: an elementwise op's by
         torch's TensorIterator rule; another op's as torch's meta kernel computes them, where the
-        input strides are known and torch gives the same sizes; else not known."""
+        input strides are known and torch gives the same sizes; else not known. (A value without
+        a tensor, ``x.shape``, has no layout: the caller asks only for one with a tensor.)"""
         inputs = tensors_in((call_args, kwargs))
         if rule.layout == "elementwise" and isinstance(value, SymTensor):
             return elementwise_layout(inputs, value)
@@ -660,7 +662,7 @@ class Propagator:
                 if policy != "guard" and policy:
                     value = _kernel_value(value, inputs[0], policy, op)
                 else:
-                    if rule.layout is not True and not all(t.contiguous for t in inputs):
+                    if rule.layout is not True and has_tensor(value) and not all(t.contiguous for t in inputs):
                         value = self._layout(rule, node, name, op, kind, module, call_args, kwargs, value)
                     if policy:
                         value = _kernel_value(value, inputs[0], policy, op)
@@ -754,6 +756,8 @@ _BOOL_RESULTS = {operator.eq, operator.ne, operator.lt, operator.le, operator.gt
                  torch.lt, torch.le, torch.gt, torch.ge, torch.logical_and, torch.logical_or, torch.logical_xor,
                  torch.logical_not, torch.isnan, torch.isinf, torch.isfinite, "eq", "ne", "lt", "le", "gt", "ge",
                  "logical_and", "logical_or", "logical_xor", "logical_not", "bool", "isnan", "isinf"}
+#: ops whose rule gives the result's dtype itself (a cumulative sum of bools is int64)
+_DTYPE_BY_RULE = {torch.cumsum, torch.cumprod, "cumsum", "cumprod", *FLOATING_FUNCTIONS, *FLOATING_METHODS}
 _CAST_METHODS = {"long": torch.int64, "int": torch.int32, "float": torch.float32, "double": torch.float64,
                  "half": torch.float16, "bfloat16": torch.bfloat16, "bool": torch.bool}
 
@@ -764,6 +768,8 @@ def _result_dtype(node: torch.fx.Node, args, kwargs):
     try:
         if target in _BOOL_RESULTS:
             return torch.bool
+        if target in _DTYPE_BY_RULE:
+            return None
     except TypeError:  # an unhashable target
         return None
     if node.op == "call_method":

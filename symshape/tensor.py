@@ -220,6 +220,13 @@ def _without_max_one(e: sympy.Expr) -> sympy.Expr:
     return e.replace(at_least_one, lambda m: next(a for a in m.args if a != 1))
 
 
+def nonempty(stride) -> sympy.Expr:
+    """A stride as it is wherever its tensor is not empty: ``Max(1, x)`` (torch's stride past a
+    dim that may be empty) is ``x`` there, every size being at least 1."""
+    return as_expr(stride).replace(lambda e: isinstance(e, sympy.Max) and len(e.args) == 2 and 1 in e.args,
+                                   lambda e: next(a for a in e.args if a != 1))
+
+
 def has_tensor(value) -> bool:
     return bool(tensors_in(value))
 
@@ -248,10 +255,12 @@ def _standard_strides(shape: tuple) -> tuple:
 
 def dense(shape, strides) -> bool:
     """torch's ``is_non_overlapping_and_dense``, where it is decided structurally: the strides,
-    ordered, are 1, size, size*size ... (dims of size 1 aside). False where it cannot tell."""
+    ordered, are 1, size, size*size ... (dims of size 1 aside), wherever the tensor is not empty
+    (a stride ``Max(1, w)`` is ``w``). False where it cannot tell."""
     expected, todo = sympy.Integer(1), [i for i, n in enumerate(shape) if n != 1]
+    strides = [nonempty(s) for s in strides]  # an empty tensor's layout decides nothing after it
     while todo:
-        match = [i for i in todo if sympy.expand(as_expr(strides[i]) - expected) == 0]
+        match = [i for i in todo if sympy.expand(strides[i] - expected) == 0]
         if len(match) != 1:
             return False
         todo.remove(match[0])
@@ -264,7 +273,7 @@ def row_major(shape, strides) -> bool:
     (decided): each stride at least 1, and at least the next one times its size. Between any two
     dims not of size 1 the outer one's stride is then the larger (``s[i] >= s[j] * n[j] > s[j]``).
     A slice of a contiguous tensor is row-major; a transpose is not."""
-    strides = [as_expr(s) for s in strides]
+    strides = [nonempty(s) for s in strides]
     return all(_always(s - 1) for s in strides) and all(
         _always(strides[i] - strides[i + 1] * as_expr(shape[i + 1])) for i in range(len(strides) - 1))
 
@@ -301,11 +310,11 @@ def elementwise_layout(inputs, out: "SymTensor") -> "SymTensor":
 
 def _always(expr) -> bool:
     """``expr >= 0`` at every size, as ``smallest_value`` finds it (factored: ``3W(H - 1)``)."""
-    for e in (expr, sympy.factor(expr)):
-        low = smallest_value(e)
-        if low is not None and low >= 0:
-            return True
-    return False
+    low = smallest_value(expr)
+    if low is not None and low >= 0:
+        return True
+    low = smallest_value(sympy.factor(expr))  # only where the sum alone does not tell
+    return low is not None and low >= 0
 
 
 def _floors_shifted(expr: sympy.Expr) -> sympy.Expr:
@@ -353,11 +362,17 @@ def channels_last(shape, strides) -> tuple[bool | None, tuple]:
     Returns ``(answer, ones)``: the answer where every size that may be 1 is at least 2 (None
     where it depends on the sizes even then), and the products that must be at least 2 for it
     to hold (each is the sizes of one assignment of 1s that answers otherwise)."""
+    return _channels_last(tuple(map(as_expr, shape)), tuple(map(as_expr, strides)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _channels_last(shape: tuple, strides: tuple) -> tuple[bool | None, tuple]:
+    """The body of :func:`channels_last`, cached: a stage of equal blocks asks it of the same
+    shape and strides at every convolution, and each answer takes sympy many proofs."""
     if len(shape) not in (4, 5):
         return False, ()
     # torch's Max(1, size) in a stride is the size wherever the kernel runs (its input is non-empty)
-    strides = [as_expr(v).replace(lambda e: isinstance(e, sympy.Max) and len(e.args) == 2 and 1 in e.args,
-                                  lambda e: next(a for a in e.args if a != 1)) for v in strides]
+    strides = [nonempty(v) for v in strides]
     if _equal(strides[1], 0):
         return False, ()
     order = (1, 3, 2, 0) if len(shape) == 4 else (1, 4, 3, 2, 0)

@@ -364,6 +364,27 @@ def more_cases() -> list[Case]:
         add(Case(f"reduce_method_{name}", lambda name=name: Custom(lambda m, x, name=name: getattr(x, name)(-1)), SHAPES[2], S2_SMALL))
     add(Case("reduce_all_any", lambda: Custom(lambda m, x: (torch.all(x > 0, 1), torch.any(x > 0, dim=(2, 3)), (x > 0).all(), (x > 0).any(1))), SHAPES[2], S2_SMALL))
     add(Case("reduce_mean_dims", lambda: Custom(lambda m, x: x.mean([2, 3])), SHAPES[2], S2_SMALL))
+    add(Case("addcmul_broadcast", lambda: Custom(lambda m, x: (torch.addcmul(x, x[:, :, :1], torch.ones(x.shape[-1]), value=2),
+                                                               x.addcmul(x[:1], x[..., :1]))), SHAPES[2], S2_SMALL))
+    add(Case("addcdiv_broadcast", lambda: Custom(lambda m, x: (torch.addcdiv(x[:, :1], x, x[..., 1:2] + 1),
+                                                               x.permute(0, 2, 3, 1).addcdiv(x[:, :, :, :1].permute(0, 2, 3, 1), x[:1, :1, :1, :1] + 3).view(-1))), SHAPES[2], S2_SMALL))
+    add(Case("addcdiv_number", lambda: Custom(lambda m, x: x.addcdiv(x, 3.0)), SHAPES[2], S2_SMALL))
+    add(Case("lerp_broadcast", lambda: Custom(lambda m, x: (torch.lerp(x, x[:, :, :1], 0.5), x.lerp(x[..., :1], x[:, :1]))), SHAPES[2], S2_SMALL))
+    add(Case("ternary_mismatch", lambda: Custom(lambda m, x: torch.addcmul(x, x[:, :, 1:], x)), SHAPES[2], S2_SMALL))
+    add(Case("cumulative", lambda: Custom(lambda m, x: (torch.cumsum(x, 2), torch.cumprod(x, -1, dtype=torch.float64),
+                                                        x.cumprod(1), (x > 0).cumsum(3).flatten(),
+                                                        x.transpose(2, 3).cumsum(1).view(-1))), SHAPES[2], S2_SMALL))
+    add(Case("floating_unary", lambda: Custom(lambda m, x: (
+        torch.rsqrt(x), torch.sqrt(x), torch.exp(x), torch.log(x), torch.sin(x), torch.cos(x),
+        x.rsqrt(), x.sqrt(), x.exp(), x.log(), x.sin(), x.cos().permute(0, 2, 3, 1).sin().view(-1),
+        # an integer grid's sin is floating point: the branch on its dtype shows it
+        torch.arange(x.shape[-1]).sin().flatten() if torch.arange(x.shape[-1]).cos().dtype.is_floating_point
+        else x)), SHAPES[2], S2_SMALL))
+    add(Case("rms_norm_function", lambda: Custom(lambda m, x: (
+        F.rms_norm(x, (x.shape[-1],)), F.rms_norm(x.permute(0, 2, 3, 1), (2,), torch.ones(2)).view(-1))),
+        SHAPES[2], S2_SMALL))
+    add(Case("rms_norm_wrong_shape", lambda: Custom(lambda m, x: F.rms_norm(x, (3,))), SHAPES[2], S2_SMALL))
+    add(Case("cumulative_bad_dim", lambda: Custom(lambda m, x: x.cumprod(4)), SHAPES[2], S2_SMALL))
     add(Case("reduce_std_var", lambda: Custom(lambda m, x: (torch.std(x, 1), torch.var(x, (2, 3), keepdim=True), x.std(2, True, True), x.var())), SHAPES[2], S2_SMALL))
     add(Case("reduce_norm", lambda: Custom(lambda m, x: (x.norm(p=2, dim=(1, 2), keepdim=True), x.norm(dim=-1), torch.norm(x, dim=(2, 3)), x.norm(), x.norm(p=1, dim=1), torch.norm(x, 3, 2, True))), SHAPES[2], S2_SMALL))
     add(Case("reduce_vector_norm", lambda: Custom(lambda m, x: (torch.linalg.vector_norm(x, dim=(1, 3), keepdim=True), torch.linalg.vector_norm(x, 3, (), True), torch.linalg.vector_norm(x))), SHAPES[2], S2_SMALL))

@@ -580,3 +580,173 @@ def test_a_view_whose_minus_one_has_a_fraction_inside_cases_is_one_integer_size(
     for sizes in [(1, 16, 16), (1, 224, 224), (2, 17, 100), (1, 40, 16)]:
         tokens = (sizes[1] // 16) * (sizes[2] // 16)
         assert values(*sizes) == list(torch.empty(sizes[0], tokens, 12, 64).reshape(sizes[0], tokens, -1).shape)
+
+
+class ReducesPermuted(nn.Module):
+    """A reduction of a channels-last view (and of an expanded one), then views that merge
+    dims: torch allocates a reduction's output contiguous, so each view is one."""
+
+    def __init__(self, op: str, keepdim: bool):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.op, self.keepdim = op, keepdim
+
+    def forward(self, x):
+        y = self.conv(x).permute(0, 2, 3, 1)  # (N, h, w, 4), channels last
+        reduce = {"mean": lambda t, d: t.mean(d, keepdim=self.keepdim),
+                  "amax": lambda t, d: torch.amax(t, d, keepdim=self.keepdim),
+                  "std": lambda t, d: t.std(d, keepdim=self.keepdim),
+                  "norm": lambda t, d: t.norm(dim=d, keepdim=self.keepdim),
+                  "vector_norm": lambda t, d: torch.linalg.vector_norm(t, dim=d, keepdim=self.keepdim)}[self.op]
+        a = reduce(y, 1)  # (N, 1?, w, 4)
+        b = reduce(y[:, :1].expand(-1, 3, -1, -1), -1)  # an expanded input: stride 0
+        return a.view(a.shape[0], -1), b.reshape(-1).view(-1, 1)
+
+
+@pytest.mark.parametrize("keepdim", [False, True])
+@pytest.mark.parametrize("op", ["mean", "amax", "std", "norm", "vector_norm"])
+def test_a_reduction_of_a_permuted_tensor_is_contiguous_as_torch_allocates_it(op, keepdim, monkeypatch):
+    from symshape.engine import Propagator
+
+    asked = []  # the ops whose output layout the engine asks torch's meta kernel for (slow)
+    layout = Propagator._layout
+    monkeypatch.setattr(Propagator, "_layout", lambda self, rule, node, name, op, *rest:
+                        asked.append(op) or layout(self, rule, node, name, op, *rest))
+    model = ReducesPermuted(op, keepdim)
+    a = symshape.analyze(model, (3, "H", "W"))
+    assert not [o for o in asked if o.endswith((op, "amax"))], asked
+    assert {s.rule for s in a.steps if s.op.endswith((op, "amax"))} <= {"reduction", "norm", "vector_norm",
+                                                                         "std_var"}
+    assert str(a.valid_sizes()) == "H ≥ 3 and W ≥ 3"
+    assert assert_agrees(model, (3, "H", "W"), grid(["H", "W"], [1, 2, 3, 4, 7])) == 9
+
+
+class Ternary(nn.Module):
+    """``addcmul`` / ``addcdiv`` / ``lerp`` of a channels-last view with operands that
+    broadcast to it: a per-position tensor, a per-channel parameter or a number, and (with
+    ``shifted``) a crop one row off, which broadcasts only where a height is 1."""
+
+    def __init__(self, op: str, shifted: bool = False):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.scale = nn.Parameter(torch.ones(4))
+        self.op, self.shifted = op, shifted
+
+    def forward(self, x):
+        y = self.conv(x).permute(0, 2, 3, 1)  # (N, H - 2, W - 2, 4)
+        crop = x.permute(0, 2, 3, 1)[:, 1 if self.shifted else 2:, 2:, :1]  # (N, H - 1 or H - 2, W - 2, 1)
+        if self.op == "addcmul":
+            out = torch.addcmul(y, crop, self.scale, value=0.5)
+        elif self.op == "addcdiv":
+            out = y.addcdiv(self.scale, crop)
+        else:
+            out = torch.lerp(y, crop, 0.25)
+        return out.reshape(out.shape[0], -1)
+
+
+@pytest.mark.parametrize("shifted", [False, True])
+@pytest.mark.parametrize("op", ["addcmul", "addcdiv", "lerp"])
+def test_three_operands_broadcast_together_as_torch_does(op, shifted, monkeypatch):
+    from symshape import engine
+
+    asked = []  # the ops the engine hands to torch's meta kernels
+    meta = engine._meta
+    monkeypatch.setattr(engine, "_meta", lambda ctx, *rest: asked.append(ctx.op) or meta(ctx, *rest))
+    a = symshape.analyze(Ternary(op, shifted), (3, "H", "W"))
+    assert {s.rule for s in a.steps if s.op.endswith(op)} == {"elementwise3"}
+    assert not [o for o in asked if o.endswith(op)]  # its shape and layout: no meta kernel asked
+    assert str(a.valid_sizes()) == ("H = 3 and W ≥ 3" if shifted else "H ≥ 3 and W ≥ 3")
+    accepted = assert_agrees(Ternary(op, shifted), (3, "H", "W"), grid(["H", "W"], [1, 2, 3, 4, 6]))
+    assert accepted == (3 if shifted else 9)
+
+
+class Scans(nn.Module):
+    """EdgeNeXt's and DETR's positional grid: a cumulative sum of a bool mask (int64 unless a
+    dtype is given: the branch on it shows a wrong dtype as a wrong shape), and a scan of a
+    channels-last view followed by a view that needs it contiguous. ``dim=4`` does not exist."""
+
+    def __init__(self, op: str, dim: int = 1):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.op, self.dim = op, dim
+
+    def forward(self, x):
+        y = self.conv(x)
+        mask = torch.ones(y.shape[0], y.shape[2], y.shape[3], dtype=torch.bool, device=y.device)
+        counted = getattr(mask, self.op)(1)
+        counted = counted.flatten(1) if counted.dtype == torch.int64 else counted
+        scanned = getattr(y.permute(0, 2, 3, 1), self.op)(self.dim, dtype=torch.float64)
+        return counted, scanned.view(y.shape[0], -1)
+
+
+@pytest.mark.parametrize("op", ["cumsum", "cumprod"])
+def test_a_scan_is_contiguous_and_counts_bools_in_int64_as_torch_does(op, monkeypatch):
+    from symshape import engine
+
+    asked = []
+    meta = engine._meta
+    monkeypatch.setattr(engine, "_meta", lambda ctx, *rest: asked.append(ctx.op) or meta(ctx, *rest))
+    a = symshape.analyze(Scans(op), (3, "H", "W"))
+    assert not [o for o in asked if o.endswith(op)]
+    assert str(a.steps[-1].output) == "(N, 4*(H - 2)*(W - 2))"
+    assert assert_agrees(Scans(op), (3, "H", "W"), grid(["H", "W"], [1, 2, 3, 5])) == 4
+    with pytest.raises(symshape.InvalidInputSize, match="out of range"):
+        symshape.analyze(Scans(op, dim=4), (3, "H", "W"))
+    assert assert_agrees(Scans(op, dim=4), (3, "H", "W"), grid(["H", "W"], [3, 5])) == 0
+
+
+class Normalized(nn.Module):
+    """``F.normalize`` of a channels-last view is laid out as its input: permuted back, it is
+    the convolution's contiguous map again, whose channels and rows merge in a view (they would
+    not, were it laid out contiguous as a new tensor)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.dim = dim
+
+    def forward(self, x):
+        y = F.normalize(self.conv(x).permute(0, 2, 3, 1), dim=self.dim).permute(0, 3, 1, 2)
+        return y.view(y.shape[0], -1, y.shape[3])
+
+
+@pytest.mark.parametrize("dim", [-1, 1, 3])
+def test_normalize_keeps_its_input_layout_as_torch_does(dim, monkeypatch):
+    from symshape import engine
+
+    asked = []
+    meta = engine._meta
+    monkeypatch.setattr(engine, "_meta", lambda ctx, *rest: asked.append(ctx.op) or meta(ctx, *rest))
+    a = symshape.analyze(Normalized(dim), (3, "H", "W"))
+    assert asked == []
+    assert str(a.steps[-1].output) == "(N, 4*H - 8, W - 2)"
+    assert str(a.valid_sizes()) == "H ≥ 3 and W ≥ 3"
+    assert assert_agrees(Normalized(dim), (3, "H", "W"), grid(["H", "W"], [2, 3, 4, 6])) == 9
+    with pytest.raises(symshape.InvalidInputSize, match="normalize"):
+        symshape.analyze(Normalized(4), (3, "H", "W"))
+
+
+class PatchTokens(nn.Module):
+    """timm's NHWC patch embedding and ``x.view(B, -1, C)`` (EVA, DINOv3): a view of a permuted
+    map whose strides torch writes ``Max(1, w)`` (the map is empty below one patch)."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Conv2d(3, 8, 16, stride=16, padding=4)
+
+    def forward(self, x):
+        y = self.proj(x).permute(0, 2, 3, 1)
+        B, h, w, C = y.shape
+        return y.view(B, -1, C)
+
+
+def test_a_view_of_a_permuted_patch_map_is_a_view_by_structure(monkeypatch):
+    from symshape import engine
+
+    asked = []
+    meta = engine._meta
+    monkeypatch.setattr(engine, "_meta", lambda ctx, *rest: asked.append(ctx.op) or meta(ctx, *rest))
+    a = symshape.analyze(PatchTokens(), (3, "H", "W"))
+    assert asked == []  # the view, and y.shape of the permuted map, without torch's meta kernels
+    assert str(a.steps[-1].output) == "(N, floor((H + 8)/16)*floor((W + 8)/16), 8)"
+    assert assert_agrees(PatchTokens(), (3, "H", "W"), grid(["H", "W"], [1, 7, 8, 9, 23, 24, 40])) == 25

@@ -146,3 +146,42 @@ def test_a_forward_that_writes_attributes_leaves_them_as_they_were():
     for h, w in ((5, 5), (5, 6), (9, 4)):
         ok, bad = check_sizes(a, {"H": h, "W": w})
         assert ok and not bad, bad  # (torch's own forward, the oracle, does fill the cache)
+
+
+_COLLECTOR_SEEN: list[bool] = []  # outside the model: analysis restores what a forward writes on it
+
+
+class _SeesCollector(nn.Module):
+    """Records whether Python's garbage collector is on when its forward runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3)
+
+    def forward(self, x):
+        import gc
+
+        _COLLECTOR_SEEN.append(gc.isenabled())
+        return self.conv(x)
+
+
+def test_the_collector_is_paused_while_analyzing_and_left_as_it_was():
+    """analyze() pauses the cyclic garbage collector (speed) and restores it, on or off, after
+    an answer and after an error alike."""
+    import gc
+
+    model = _SeesCollector()
+    was = gc.isenabled()
+    try:
+        for state in (True, False):
+            (gc.enable if state else gc.disable)()
+            symshape.analyze(model, (1, "H", "W"))
+            assert gc.isenabled() is state
+            try:
+                symshape.analyze(model, (1, 2))  # a 1D input: Conv2d refuses it
+            except symshape.SymshapeError:
+                pass
+            assert gc.isenabled() is state
+        assert _COLLECTOR_SEEN and not any(_COLLECTOR_SEEN)  # every trace and proof ran with it paused
+    finally:
+        (gc.enable if was else gc.disable)()

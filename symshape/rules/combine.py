@@ -112,6 +112,29 @@ def elementwise_method(ctx: Context, self, other, *args, **kwargs):
     return elementwise(ctx, tensor_arg(self, "self", ctx), other)
 
 
+@function_rule(torch.addcmul, torch.addcdiv, torch.lerp, layout="elementwise")
+@method_rule("addcmul", "addcdiv", "lerp", layout="elementwise")
+def elementwise3(ctx: Context, *args, **kwargs):
+    """Three tensors broadcast together: ``addcmul(x, t1, t2, value=)``, ``addcdiv``, ``lerp(x,
+    end, weight)`` (its weight may be a number, which broadcasts to anything)."""
+    if kwargs.get("out") is not None:
+        ctx.unsupported(f"{ctx.op} with out=")
+    operands = [*args, *(v for k, v in kwargs.items() if k not in ("value", "out"))]
+    if len(operands) != 3:
+        ctx.unsupported(f"{ctx.op} with {len(operands)} operands")
+    if any(isinstance(v, (tuple, list, Repeated, Pieces)) for v in operands):
+        ctx.unsupported(f"{ctx.op} of a tuple of tensors")
+    must = 2 if ctx.op.endswith("lerp") else 3  # lerp's weight may be a number, no other operand
+    for i, v in enumerate(operands[:must]):
+        if not isinstance(v, SymTensor):
+            ctx.refuse(f"{ctx.op.split('.')[-1]}(): argument {i} must be Tensor, not {type(v).__name__}")
+    tensors = [v for v in operands if isinstance(v, SymTensor)]
+    out = tensors[0]
+    for t in tensors[1:]:
+        out = broadcast_shape(ctx, out, t)
+    return SymTensor(out.shape)
+
+
 def _tensors(ctx: Context, tensors, what: str) -> list[SymTensor]:
     if not isinstance(tensors, (list, tuple)) or not tensors:
         ctx.refuse(f"{what} expects a non-empty list of tensors")

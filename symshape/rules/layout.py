@@ -481,19 +481,22 @@ _REDUCTIONS = ("mean", "sum", "amax", "amin", "prod", "logsumexp", "nansum", "na
                "argmin", "all", "any")
 
 
+# A reduction's output is allocated contiguous, whatever the input's strides (torch's
+# resize_reduction sets no strides): layout=True, and no meta kernel is asked for them.
 @function_rule(torch.mean, torch.sum, torch.amax, torch.amin, torch.prod, torch.logsumexp, torch.nansum,
-               torch.nanmean, torch.argmax, torch.argmin, torch.all, torch.any)
-@method_rule(*_REDUCTIONS)
+               torch.nanmean, torch.argmax, torch.argmin, torch.all, torch.any, layout=True)
+@method_rule(*_REDUCTIONS, layout=True)
 def reduction(ctx: Context, input, dim=None, keepdim=False, *, dtype=None, out=None) -> SymTensor:
-    """The reduced dims become 1 (``keepdim``) or go; no ``dim``: everything is reduced."""
+    """The reduced dims become 1 (``keepdim``) or go; no ``dim``: everything is reduced. The
+    output is contiguous, as torch allocates it."""
     x = tensor_arg(input, "input", ctx)
     if isinstance(dim, torch.dtype):  # x.sum(torch.float64)
         dim = None
     return _reduce(ctx, x, dim, as_bool(keepdim, "keepdim", ctx), "reduction")
 
 
-@function_rule(torch.norm)
-@method_rule("norm")
+@function_rule(torch.norm, layout=True)
+@method_rule("norm", layout=True)
 def norm(ctx: Context, input, p="fro", dim=None, keepdim=False, out=None, dtype=None) -> SymTensor:
     """``x.norm(p, dim)``: a reduction over ``dim`` (all dims when None). ``p="fro"`` over more
     than 2 dims raises in torch (a matrix norm needs 2); ``"nuc"`` is left to torch's meta kernel."""
@@ -512,7 +515,7 @@ def norm(ctx: Context, input, p="fro", dim=None, keepdim=False, out=None, dtype=
     return _reduce(ctx, x, dim, as_bool(keepdim, "keepdim", ctx), "norm")
 
 
-@function_rule(torch.linalg.vector_norm)
+@function_rule(torch.linalg.vector_norm, layout=True)
 def vector_norm(ctx: Context, x, ord=2, dim=None, keepdim=False, *, dtype=None, out=None) -> SymTensor:
     """A reduction over ``dim`` (all dims when None or empty)."""
     if out is not None:
@@ -522,8 +525,8 @@ def vector_norm(ctx: Context, x, ord=2, dim=None, keepdim=False, *, dtype=None, 
     return _reduce(ctx, tensor_arg(x, "input", ctx), dim, as_bool(keepdim, "keepdim", ctx), "vector_norm")
 
 
-@function_rule(torch.std, torch.var)
-@method_rule("std", "var")
+@function_rule(torch.std, torch.var, layout=True)
+@method_rule("std", "var", layout=True)
 def std_var(ctx: Context, input, dim=None, *args, correction=None, unbiased=None, keepdim=False) -> SymTensor:
     """As a reduction; the legacy positional ``(dim, unbiased, keepdim)`` form is understood."""
     x = tensor_arg(input, "input", ctx)

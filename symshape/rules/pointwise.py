@@ -16,6 +16,7 @@ shape; several still refuse some inputs, and those checks are rules too:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 import torch
@@ -46,13 +47,13 @@ _PLAIN_FUNCTIONS = (
     F.relu, F.relu_, torch.relu, torch.relu_, F.relu6, F.elu, F.elu_, F.selu, F.celu, F.gelu,
     F.silu, F.mish, F.hardswish, F.hardsigmoid, F.hardtanh, F.hardtanh_, F.leaky_relu,
     F.leaky_relu_, F.rrelu, F.threshold, F.hardshrink, F.softshrink, F.tanhshrink, F.softsign,
-    F.softplus, F.logsigmoid, torch.sigmoid, torch.tanh, torch.exp, torch.abs,
-    torch.neg, torch.sqrt, torch.clamp, F.dropout, F.dropout2d, F.dropout3d, F.alpha_dropout,
+    F.softplus, F.logsigmoid, torch.sigmoid, torch.tanh, torch.abs,
+    torch.neg, torch.clamp, F.dropout, F.dropout2d, F.dropout3d, F.alpha_dropout,
     F.feature_alpha_dropout, torch.square,
 )
 
 _PLAIN_METHODS = (
-    "relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "exp", "abs", "neg", "sqrt", "clamp",
+    "relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "abs", "neg", "clamp",
     "clamp_", "clone", "detach", "float", "double", "half", "to", "square", "long", "int", "bool",
     "type_as",
 )
@@ -74,6 +75,21 @@ def same_shape_function(ctx: Context, input, *args, **kwargs) -> SymTensor:
 def same_shape_method(ctx: Context, self, *args, **kwargs) -> SymTensor:
     """``out = in``."""
     return tensor_arg(self, "self", ctx)
+
+
+#: elementwise ops whose result is floating point whatever the input (a grid's sin and cos)
+FLOATING_FUNCTIONS = (torch.rsqrt, torch.sqrt, torch.exp, torch.log, torch.sin, torch.cos)
+FLOATING_METHODS = ("rsqrt", "sqrt", "exp", "log", "sin", "cos")
+
+
+@function_rule(*FLOATING_FUNCTIONS, layout="elementwise")
+@method_rule(*FLOATING_METHODS, layout="elementwise")
+def floating(ctx: Context, input, *args, **kwargs) -> SymTensor:
+    """``out = in``, floating point: of a bool or integer input, in torch's default dtype."""
+    x = tensor_arg(input, "input", ctx)
+    if x.dtype is not None and not (x.dtype.is_floating_point or x.dtype.is_complex):
+        return x.with_dtype(torch.get_default_dtype())
+    return x
 
 
 @method_rule("contiguous", layout=True)
@@ -114,6 +130,36 @@ def softmax_function(ctx: Context, input, dim=None, *args, **kwargs) -> SymTenso
     x = tensor_arg(input, "input", ctx)
     _check_dim(ctx, x, dim, "softmax")
     return x.with_shape(x.shape, contiguous=True)  # torch's softmax allocates it contiguous
+
+
+@function_rule(F.normalize, layout="elementwise")
+def normalize(ctx: Context, input, p=2.0, dim=1, eps=1e-12, out=None) -> SymTensor:
+    """``out = in``: divided by its ``p``-norm along ``dim`` (which must exist), expanded back;
+    laid out as that division is (TensorIterator's rule, the input first)."""
+    x = tensor_arg(input, "input", ctx)
+    if out is not None:
+        ctx.unsupported("normalize with out=")
+    if isinstance(p, str) or not isinstance(p, (int, float)):
+        ctx.unsupported(f"normalize with p={p!r}")
+    _check_dim(ctx, x, dim, "normalize")
+    return x.with_shape(x.shape)
+
+
+@function_rule(torch.cumsum, torch.cumprod, layout=True)
+@method_rule("cumsum", "cumprod", layout=True)
+def cumulative(ctx: Context, input, dim=None, *, dtype=None, out=None) -> SymTensor:
+    """``out = in``, summed or multiplied along ``dim``, which must exist. The output is
+    contiguous (torch allocates it so, whatever the input's strides), and of ``dtype``, else
+    int64 for a bool or integer input."""
+    x = tensor_arg(input, "input", ctx)
+    if out is not None:
+        ctx.unsupported(f"{ctx.op} with out=")
+    if dim is None:
+        ctx.refuse(f"{ctx.op}() missing required argument 'dim'")
+    _check_dim(ctx, x, dim, ctx.op)
+    if dtype is None and x.dtype is not None and not (x.dtype.is_floating_point or x.dtype.is_complex):
+        dtype = torch.int64
+    return SymTensor(x.shape, dtype=dtype if dtype is not None else x.dtype)
 
 
 @module_rule(nn.Softmax2d)
@@ -318,12 +364,21 @@ def layer_norm_shape(ctx: Context, x: SymTensor, normalized_shape, layer: str) -
     return x
 
 
+@functools.cache
+def _rms_norm_contiguous() -> bool:
+    """Whether this torch's rms_norm allocates its output contiguous (a fused kernel, torch 2.13
+    and 14) or lays it out as its input (the elementwise ops of older torch): asked of torch
+    once, on a transposed 3 x 2 tensor."""
+    return F.rms_norm(torch.zeros(2, 3).t(), (2,)).is_contiguous()
+
+
 @module_rule(nn.LayerNorm, nn.RMSNorm, layout=True)
 def layer_norm(ctx: Context, module: nn.Module, x) -> SymTensor:
     """``out = in``; the last ``len(normalized_shape)`` dims must equal ``normalized_shape``."""
     out = layer_norm_shape(ctx, tensor_arg(x, "input", ctx), module.normalized_shape, type(module).__name__)
-    # torch's layer_norm allocates a contiguous output; rms_norm is elementwise in older torch
-    return out.with_shape(out.shape, contiguous=True if isinstance(module, nn.LayerNorm) else None)
+    # torch's layer_norm allocates a contiguous output; rms_norm too, or as its input in older torch
+    contiguous = isinstance(module, nn.LayerNorm) or _rms_norm_contiguous()
+    return out.with_shape(out.shape, contiguous=True if contiguous else None)
 
 
 @function_rule(F.layer_norm, layout=True)
@@ -331,6 +386,17 @@ def layer_norm_function(ctx: Context, input, normalized_shape, weight=None, bias
     """``out = in``; the last ``len(normalized_shape)`` dims must equal ``normalized_shape``."""
     out = layer_norm_shape(ctx, tensor_arg(input, "input", ctx), normalized_shape, "layer_norm")
     return out.with_shape(out.shape, contiguous=True)  # torch allocates it contiguous
+
+
+@function_rule(F.rms_norm, layout=True)
+def rms_norm_function(ctx: Context, input, normalized_shape, weight=None, eps=None) -> SymTensor:
+    """``out = in``; the last ``len(normalized_shape)`` dims must equal ``normalized_shape``, and
+    so must ``weight``'s shape."""
+    x = tensor_arg(input, "input", ctx)
+    out = layer_norm_shape(ctx, x, normalized_shape, "rms_norm")
+    if isinstance(weight, SymTensor) and tuple(weight.shape) != tuple(x.shape[x.ndim - weight.ndim:]):
+        ctx.unsupported(f"rms_norm with a weight of shape {weight} for an input {x}")
+    return out.with_shape(out.shape, contiguous=True if _rms_norm_contiguous() else None)
 
 
 @module_rule(nn.LocalResponseNorm)

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from ..dims import as_expr, canonical, exact_quotient, product, quotient, quotient_where
-from ..tensor import SymTensor
+from ..tensor import SymTensor, nonempty
 from .common import as_int, require_layout, tensor_arg
 from .registry import Context, function_rule, method_rule, module_rule
 
@@ -195,7 +195,7 @@ def _view_strides(x: SymTensor, shape, same=_same) -> tuple | None:
     """The strides of ``x`` viewed as ``shape``, as torch's computeStride gives them, where the
     view is one at every size (structurally): ``x``'s dims and ``shape`` fall into consecutive
     chunks of equal product; each chunk of ``x`` is laid out as one block (a dim's stride is the
-    next one's times its size); its dims of ``shape`` get the innermost stride times the sizes
+    next one's times its size, wherever ``x`` is not empty); its dims of ``shape`` get the innermost stride times the sizes
     after them. A dim ``(a, b, c)`` split from one of stride ``s`` gets ``(s*b*c, s*c, s)``;
     ``(H, W)`` with strides ``(8*W, 8)`` merges into ``H*W`` of stride 8. None where no such
     chunks are found (torch's answer may then depend on the sizes). ``same``: the equality of
@@ -203,12 +203,15 @@ def _view_strides(x: SymTensor, shape, same=_same) -> tuple | None:
     chunks = _chunks(x.shape, shape, same)
     if chunks is None:
         return None
+    # where the tensor is empty torch's view takes any shape of its size (computeStride's
+    # zero-numel branch); elsewhere every size is at least 1, and a stride Max(1, w) is w
+    strides = [nonempty(s) for s in x.strides]
     out: list = []
     for i, a, k, b in chunks:
         dims = [d for d in range(i, i + a) if x.shape[d] != 1] or [i + a - 1]
-        if not all(same(x.strides[p], x.strides[q] * x.shape[q]) for p, q in zip(dims, dims[1:])):
+        if not all(same(strides[p], strides[q] * x.shape[q]) for p, q in zip(dims, dims[1:])):
             return None  # not one block at every size
-        base = x.strides[dims[-1]]
+        base = strides[dims[-1]]
         out += [base * product(shape[j + 1:k + b]) for j in range(k, k + b)]
     return tuple(out)
 
