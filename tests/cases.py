@@ -384,6 +384,13 @@ def more_cases() -> list[Case]:
         F.rms_norm(x, (x.shape[-1],)), F.rms_norm(x.permute(0, 2, 3, 1), (2,), torch.ones(2)).view(-1))),
         SHAPES[2], S2_SMALL))
     add(Case("rms_norm_wrong_shape", lambda: Custom(lambda m, x: F.rms_norm(x, (3,))), SHAPES[2], S2_SMALL))
+    add(Case("repeat_interleave", lambda: Custom(lambda m, x: (
+        x.permute(0, 2, 3, 1).repeat_interleave(x.shape[2] // 2, dim=1).view(-1), torch.repeat_interleave(x, 2),
+        torch.repeat_interleave(x, x.shape[-1] - 3, -1, output_size=x.shape[-1] * (x.shape[-1] - 3)))),
+        SHAPES[2], S2_SMALL))
+    add(Case("repeat_interleave_output_size", lambda: Custom(lambda m, x: x.repeat_interleave(2, dim=-1, output_size=8)),
+             SHAPES[2], S2_SMALL))
+    add(Case("repeat_interleave_bad_dim", lambda: Custom(lambda m, x: x.repeat_interleave(1, dim=4)), SHAPES[2], S2_SMALL))
     add(Case("cumulative_bad_dim", lambda: Custom(lambda m, x: x.cumprod(4)), SHAPES[2], S2_SMALL))
     add(Case("reduce_std_var", lambda: Custom(lambda m, x: (torch.std(x, 1), torch.var(x, (2, 3), keepdim=True), x.std(2, True, True), x.var())), SHAPES[2], S2_SMALL))
     add(Case("reduce_norm", lambda: Custom(lambda m, x: (x.norm(p=2, dim=(1, 2), keepdim=True), x.norm(dim=-1), torch.norm(x, dim=(2, 3)), x.norm(), x.norm(p=1, dim=1), torch.norm(x, 3, 2, True))), SHAPES[2], S2_SMALL))

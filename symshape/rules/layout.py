@@ -550,6 +550,37 @@ def max_min(ctx: Context, input, dim=None, keepdim=False, *args, **kwargs):
     return out, out
 
 
+@function_rule(torch.repeat_interleave, layout=True)
+@method_rule("repeat_interleave", layout=True)
+def repeat_interleave(ctx: Context, input, repeats=None, dim=None, *, output_size=None) -> SymTensor:
+    """Each entry ``repeats`` times in a row along ``dim``: ``out[dim] = in[dim] * repeats``
+    (without ``dim``, of the flattened input). ``repeats`` must be at least 0, and equal to
+    ``output_size`` where that is given. Contiguous: torch clones an expanded view. Repeats
+    given as a tensor are not modelled (the output size is in its data)."""
+    x = tensor_arg(input, "input", ctx)
+    if isinstance(repeats, SymTensor) or repeats is None or isinstance(repeats, bool):
+        ctx.unsupported("repeat_interleave with a tensor of repeats (its output size is in the data)")
+    r = as_expr(repeats, "repeats")
+    if not r.is_integer:
+        ctx.unsupported(f"repeat_interleave with repeats {r}")
+    ctx.at_least(r, 0, "Repeats must be non-negative")
+    if dim is None:
+        shape = (x.numel() * r,)
+    else:
+        if x.ndim == 0:  # torch unsqueezes dim + 1 of it, which a 0-dim tensor does not have
+            ctx.refuse("Dimension out of range (expected to be in range of [-1, 0], but got 1)")
+        try:
+            d = x.dim(as_int(dim, "dim", ctx))
+        except IndexError as e:
+            ctx.refuse(f"repeat_interleave: {e}")
+        shape = tuple(n * r if i == d else n for i, n in enumerate(x.shape))
+    out = SymTensor(tuple(canonical(n) for n in shape))
+    if output_size is not None:
+        ctx.equal(as_expr(output_size, "output_size"), out.shape[0 if dim is None else d],
+                  "repeat_interleave: Invalid output_size, expected {rhs} but got {lhs}")
+    return out
+
+
 # -- splitting ---------------------------------------------------------------------------------
 
 
