@@ -512,7 +512,7 @@ class Propagator:
         except (UnsupportedWhereMetaDiffers, SizeCases):
             raise
         except (UnsupportedOperation, UntraceableModel, MetaRefusal) as refused:
-            scratch = Context(ctx.step, ctx.op, ctx.node)
+            scratch = Context(ctx.step, ctx.op, lambda: ctx.node)
             try:
                 value = _canonical_value(self._meta_module(scratch, module, args, kwargs))
             except UnsupportedOperation:
@@ -578,7 +578,7 @@ class Propagator:
         return result.value, tuple(result.requirements), _fixed_on_every_side(props, where), tuple(shown)
 
     def _context(self, name: str, op: str, node: torch.fx.Node) -> Context:
-        ctx = Context(name, op, node.format_node())
+        ctx = Context(name, op, node.format_node)
         if self.path is not None:  # on a side of a Python branch: what its answers say holds
             ctx.facts = tuple(self.path.conditions())
         ctx.cases = self.cases
@@ -603,7 +603,7 @@ class Propagator:
             return elementwise_layout(inputs, value)
         if any(t.known_strides is None for t in inputs):
             return _unknown_layout(value)
-        scratch = Context(name, op, node.format_node())
+        scratch = Context(name, op, node.format_node)
         try:
             if kind == "module":
                 theirs = self._meta_module(scratch, module, call_args[1:], kwargs)

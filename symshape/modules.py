@@ -134,7 +134,8 @@ def attributes_kept(model: nn.Module) -> Iterator[None]:
     saved = []
     for m in model.modules():
         attrs = dict(m.__dict__)
-        inner = [(v, _contents(v)) for v in attrs.values() if type(v) in _CONTAINERS]
+        # an empty container (most of torch's hook dicts) is only emptied again, if need be
+        inner = [(v, _contents(v) if v else None) for v in attrs.values() if type(v) in _CONTAINERS]
         saved.append((m, attrs, inner))
     try:
         yield
@@ -144,7 +145,10 @@ def attributes_kept(model: nn.Module) -> Iterator[None]:
                 m.__dict__.clear()
                 m.__dict__.update(attrs)
             for value, contents in inner:
-                if not _same(_contents(value), contents):
+                if contents is None:
+                    if value:
+                        value.clear()
+                elif not _same(_contents(value), contents):
                     _restore(value, contents)
 
 

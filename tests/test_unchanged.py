@@ -185,3 +185,25 @@ def test_the_collector_is_paused_while_analyzing_and_left_as_it_was():
         assert _COLLECTOR_SEEN and not any(_COLLECTOR_SEEN)  # every trace and proof ran with it paused
     finally:
         (gc.enable if was else gc.disable)()
+
+
+def test_attributes_kept_restores_empty_and_filled_containers_in_place():
+    """Containers empty before the block are emptied again (the same objects), filled ones get
+    their items back: a list, a set, a dict of the model's own, and torch's hook dicts."""
+    from symshape.modules import attributes_kept
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3))
+    model.log, model.seen, model.table = [], {1, 2}, {"a": 1}
+    log, seen, table, hooks = model.log, model.seen, model.table, model[0]._forward_hooks
+    with attributes_kept(model):
+        model.log.append(1)
+        model.seen.discard(1)
+        model.table["b"] = 2
+        hooks[7] = print
+        model[0].weight = None
+        model.extra = 3
+    assert model.log is log and log == []
+    assert model.seen is seen and seen == {1, 2}
+    assert model.table is table and table == {"a": 1}
+    assert model[0]._forward_hooks is hooks and len(hooks) == 0
+    assert isinstance(model[0].weight, nn.Parameter) and not hasattr(model, "extra")

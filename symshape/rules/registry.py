@@ -212,8 +212,10 @@ class Fixed:
 class Context:
     """What a rule sees besides its arguments: the step it computes and its requirements."""
 
-    def __init__(self, step: str, op: str, node: str):
-        self.step, self.op, self.node = step, op, node
+    def __init__(self, step: str, op: str, node):
+        #: ``node``: the fx node's text, or a function that writes it (fx's ``format_node``),
+        #: called only where an error shows it
+        self.step, self.op, self._node = step, op, node
         self.requirements: list[Requirement] = []
         #: the sizes this layer's parameters fix (see :meth:`fixes`), the layer's own first
         self.fixed: list[Fixed] = []
@@ -235,6 +237,12 @@ class Context:
         #: the case of the analysis this step is in (``Eq(N, 1)`` or ``Ne(N, 1)``, see
         #: :meth:`size_case`); also among ``facts``
         self.cases: tuple = ()
+
+    @property
+    def node(self) -> str:
+        if callable(self._node):
+            self._node = self._node()
+        return self._node
 
     def size_case(self, size, what: str, changes: str = "the rank") -> bool:
         """Whether ``size`` is 1 here, for a rule whose output's structure depends on it (the
