@@ -662,11 +662,11 @@ class Propagator:
                 if policy != "guard" and policy:
                     value = _kernel_value(value, inputs[0], policy, op)
                 else:
-                    if rule.layout is not True and has_tensor(value) and not all(t.contiguous for t in inputs):
+                    if not _final_layout(rule, value) and has_tensor(value) and not all(t.contiguous for t in inputs):
                         value = self._layout(rule, node, name, op, kind, module, call_args, kwargs, value)
                     if policy:
                         value = _kernel_value(value, inputs[0], policy, op)
-                    if rule.layout is not True:
+                    if not _final_layout(rule, value):
                         value = loosened(value, inputs)
                 dtype = _result_dtype(node, call_args, kwargs)
                 if dtype is not None and isinstance(value, SymTensor):
@@ -760,6 +760,12 @@ _BOOL_RESULTS = {operator.eq, operator.ne, operator.lt, operator.le, operator.gt
 _DTYPE_BY_RULE = {torch.cumsum, torch.cumprod, "cumsum", "cumprod", *FLOATING_FUNCTIONS, *FLOATING_METHODS}
 _CAST_METHODS = {"long": torch.int64, "int": torch.int32, "float": torch.float32, "double": torch.float64,
                  "half": torch.float16, "bfloat16": torch.bfloat16, "bool": torch.bool}
+
+
+def _final_layout(rule: Rule, value) -> bool:
+    """Whether the layout a rule gives its output is torch's (Rule.layout): always (True), or for
+    an output torch allocates afresh that is not 4D or 5D ("fresh": torch.stack)."""
+    return rule.layout is True or rule.layout == "fresh" and isinstance(value, SymTensor) and value.ndim not in (4, 5)
 
 
 def _result_dtype(node: torch.fx.Node, args, kwargs):

@@ -391,6 +391,22 @@ def more_cases() -> list[Case]:
     add(Case("repeat_interleave_output_size", lambda: Custom(lambda m, x: x.repeat_interleave(2, dim=-1, output_size=8)),
              SHAPES[2], S2_SMALL))
     add(Case("repeat_interleave_bad_dim", lambda: Custom(lambda m, x: x.repeat_interleave(1, dim=4)), SHAPES[2], S2_SMALL))
+    add(Case("meshgrid", lambda: Custom(lambda m, x: (
+        torch.stack(torch.meshgrid(torch.arange(x.shape[-2]), torch.arange(x.shape[-1]), indexing="ij"), -1).flatten(),
+        [g.transpose(0, 1).reshape(-1) for g in torch.meshgrid([torch.arange(x.shape[-1] * 2)[::2].float(), torch.tensor(1.),
+                                                                 torch.arange(3.)], indexing="xy")],
+        torch.meshgrid(x[0, 0, 0], x[0, 0, :, 0])[1].unsqueeze(0).view(x.shape[-1], -1))), SHAPES[2], S2_SMALL))
+    add(Case("meshgrid_2d_input", lambda: Custom(lambda m, x: torch.meshgrid(x[0, 0], indexing="ij")), SHAPES[2], S2_SMALL))
+    add(Case("meshgrid_dtypes", lambda: Custom(lambda m, x: torch.meshgrid(torch.arange(x.shape[-1]), torch.arange(2.),
+                                                                          indexing="ij")), SHAPES[2], S2_SMALL))
+    add(Case("meshgrid_indexing", lambda: Custom(lambda m, x: torch.meshgrid(x[0, 0, 0], indexing="yx")), SHAPES[2], S2_SMALL))
+    add(Case("negative", lambda: Custom(lambda m, x: (-x, -x.permute(0, 2, 3, 1)[..., 1::2], -(x > 0).long())),
+             SHAPES[2], S2_SMALL))
+    add(Case("negative_bool", lambda: Custom(lambda m, x: -(x > 0)), SHAPES[2], S2_SMALL))
+    add(Case("stack_layouts", lambda: Custom(lambda m, x: (
+        torch.stack([x.transpose(-1, -2)[0, 0], x[0, 1].t()], -1).view(-1),
+        torch.stack([x.permute(0, 2, 3, 1), x.permute(0, 2, 3, 1)], 1).flatten(),
+        torch.stack([x[:, :, :1].expand(-1, -1, x.shape[2], -1)] * 2, 0).view(-1))), SHAPES[2], S2_SMALL))
     add(Case("cumulative_bad_dim", lambda: Custom(lambda m, x: x.cumprod(4)), SHAPES[2], S2_SMALL))
     add(Case("reduce_std_var", lambda: Custom(lambda m, x: (torch.std(x, 1), torch.var(x, (2, 3), keepdim=True), x.std(2, True, True), x.var())), SHAPES[2], S2_SMALL))
     add(Case("reduce_norm", lambda: Custom(lambda m, x: (x.norm(p=2, dim=(1, 2), keepdim=True), x.norm(dim=-1), torch.norm(x, dim=(2, 3)), x.norm(), x.norm(p=1, dim=1), torch.norm(x, 3, 2, True))), SHAPES[2], S2_SMALL))

@@ -195,9 +195,11 @@ def cat(ctx: Context, tensors, dim=0, *, axis=None) -> SymTensor:
     return SymTensor((*first.shape[:d], total, *first.shape[d + 1 :]), contiguous)
 
 
-@function_rule(torch.stack)
+@function_rule(torch.stack, layout="fresh")
 def stack(ctx: Context, tensors, dim=0) -> SymTensor:
-    """``out`` inserts ``len(tensors)`` at ``dim``; all shapes must be equal."""
+    """``out`` inserts ``len(tensors)`` at ``dim``; all shapes must be equal. Allocated
+    contiguous, unless 4D or 5D (channels last where the inputs suggest it: torch's meta kernel
+    decides)."""
     if isinstance(tensors, Repeated):  # c tensors, a split's last one alike only where it is whole
         d = _repeated(ctx, tensors, as_int(dim, "dim", ctx), "torch.stack", 1)
         k = tensors.dim

@@ -581,6 +581,54 @@ def repeat_interleave(ctx: Context, input, repeats=None, dim=None, *, output_siz
     return out
 
 
+# (torch.meshgrid is Python that calls the builtin on a list: fx records either)
+@function_rule(torch.meshgrid, torch._C._VariableFunctions.meshgrid, layout=True)
+def meshgrid(ctx: Context, *tensors, indexing=None) -> tuple:
+    """``out = (n1, n2, ...)`` for each input, ``n_i`` the i-th input's number of entries (a 0D
+    input counts 1); ``indexing="xy"`` swaps the first two dims. Each output is its input viewed
+    along its own dim and expanded (torch's view-then-expand): its own dim keeps the input's
+    stride, the others have stride 0 (exact but for dims of size 1)."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if isinstance(tensors, (Pieces, Repeated)) or any(isinstance(t, (Pieces, Repeated)) for t in tensors):
+        ctx.unsupported("meshgrid of chunks whose number depends on the input size")
+    if not tensors:
+        ctx.refuse("meshgrid expects a non-empty TensorList")
+    ts = [tensor_arg(t, "tensors", ctx) for t in tensors]
+    for t in ts:
+        if t.ndim > 1:
+            ctx.refuse(f"torch.meshgrid: Expected 0D or 1D tensor in the tensor list but got: {t}")
+    dtypes = {t.dtype for t in ts}
+    if len(dtypes) > 1:
+        if None in dtypes:  # a tensor whose dtype symshape does not track: torch's meta kernel knows
+            ctx.unsupported("meshgrid of tensors some of whose dtypes symshape does not track")
+        ctx.refuse("meshgrid expects all tensors to have the same dtype")
+    if indexing is None:
+        indexing = "ij"  # torch warns, and takes "ij"
+    if indexing not in ("ij", "xy"):
+        ctx.refuse(f'torch.meshgrid: indexing must be one of "xy" or "ij", but received: {indexing}')
+    order = list(range(len(ts)))
+    if indexing == "xy" and len(ts) >= 2:
+        order[0], order[1] = 1, 0
+    shape = [ts[i].shape[0] if ts[i].ndim else sympy.Integer(1) for i in order]
+    out = [None] * len(ts)
+    for own, i in enumerate(order):  # input i runs along dim ``own``
+        t = ts[i]
+        known = t.known_strides
+        if t.ndim and known is None:
+            out[i] = SymTensor(tuple(shape), False, dtype=t.dtype)  # its stride is not known
+            continue
+        s = known[0] if t.ndim else sympy.Integer(1)
+        n = shape[own]
+        # torch's view: dims before its own n*s (s for a 0D input), its own and those after s;
+        # expand: 0 where the size it is expanded to is not 1
+        viewed = [s * n if t.ndim and j < own else s for j in range(len(shape))]
+        strides = [v if j == own or shape[j] == 1 else sympy.Integer(0) for j, v in enumerate(viewed)]
+        loose = any(j != own and not shape[j].is_Integer for j in range(len(shape)))
+        out[i] = SymTensor(tuple(shape), False, None, t.dtype, tuple(strides), loose, t.guard)
+    return tuple(out)
+
+
 # -- splitting ---------------------------------------------------------------------------------
 
 

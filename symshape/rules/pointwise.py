@@ -17,6 +17,7 @@ shape; several still refuse some inputs, and those checks are rules too:
 from __future__ import annotations
 
 import functools
+import operator
 from dataclasses import replace
 
 import torch
@@ -75,6 +76,15 @@ def same_shape_function(ctx: Context, input, *args, **kwargs) -> SymTensor:
 def same_shape_method(ctx: Context, self, *args, **kwargs) -> SymTensor:
     """``out = in``."""
     return tensor_arg(self, "self", ctx)
+
+
+@function_rule(operator.neg, layout="elementwise")
+def negative(ctx: Context, input) -> SymTensor:
+    """``-x``: ``out = in``; torch refuses it on a bool tensor."""
+    x = tensor_arg(input, "input", ctx)
+    if x.dtype == torch.bool:
+        ctx.refuse("Negation, the `-` operator, on a bool tensor is not supported")
+    return x
 
 
 #: elementwise ops whose result is floating point whatever the input (a grid's sin and cos)

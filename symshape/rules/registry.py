@@ -49,6 +49,8 @@ class Rule:
     on_sizes: bool = False
     #: True: the rule sets its output's layout itself (strides, or contiguous as torch allocates
     #: it); "elementwise": torch's TensorIterator layout applies (symshape.tensor.elementwise_layout);
+    #: "fresh": torch allocates the output contiguous unless it is 4D or 5D, where the inputs may
+    #: suggest channels last (torch.stack): as True for other ranks, else as False;
     #: False: the engine asks torch's meta kernel for a non-contiguous input's output layout
     layout: bool | str = False
     #: the CPU kernel's output memory format by input rank (3, 4, 5): "contiguous", "suggest"
