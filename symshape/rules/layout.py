@@ -588,9 +588,9 @@ def meshgrid(ctx: Context, *tensors, indexing=None) -> tuple:
     input counts 1); ``indexing="xy"`` swaps the first two dims. Each output is its input viewed
     along its own dim and expanded (torch's view-then-expand): its own dim keeps the input's
     stride, the others have stride 0 (exact but for dims of size 1)."""
-    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
-        tensors = tuple(tensors[0])
-    if isinstance(tensors, (Pieces, Repeated)) or any(isinstance(t, (Pieces, Repeated)) for t in tensors):
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple, Repeated)):
+        tensors = tensors[0]  # the builtin's list (checked as it is: a chunk()'s pieces keep their count)
+    if isinstance(tensors, Repeated) or isinstance(tensors, Pieces) and any(tensors.requires):
         ctx.unsupported("meshgrid of chunks whose number depends on the input size")
     if not tensors:
         ctx.refuse("meshgrid expects a non-empty TensorList")

@@ -87,6 +87,11 @@ def negative(ctx: Context, input) -> SymTensor:
     return x
 
 
+def _integral(x: SymTensor) -> bool:
+    """Whether ``x`` is known to hold bools or integers (a dtype of None is an untracked float)."""
+    return x.dtype is not None and not (x.dtype.is_floating_point or x.dtype.is_complex)
+
+
 #: elementwise ops whose result is floating point whatever the input (a grid's sin and cos)
 FLOATING_FUNCTIONS = (torch.rsqrt, torch.sqrt, torch.exp, torch.log, torch.sin, torch.cos)
 FLOATING_METHODS = ("rsqrt", "sqrt", "exp", "log", "sin", "cos")
@@ -97,7 +102,7 @@ FLOATING_METHODS = ("rsqrt", "sqrt", "exp", "log", "sin", "cos")
 def floating(ctx: Context, input, *args, **kwargs) -> SymTensor:
     """``out = in``, floating point: of a bool or integer input, in torch's default dtype."""
     x = tensor_arg(input, "input", ctx)
-    if x.dtype is not None and not (x.dtype.is_floating_point or x.dtype.is_complex):
+    if _integral(x):
         return x.with_dtype(torch.get_default_dtype())
     return x
 
@@ -149,7 +154,7 @@ def normalize(ctx: Context, input, p=2.0, dim=1, eps=1e-12, out=None) -> SymTens
     x = tensor_arg(input, "input", ctx)
     if out is not None:
         ctx.unsupported("normalize with out=")
-    if isinstance(p, str) or not isinstance(p, (int, float)):
+    if not isinstance(p, (int, float)):
         ctx.unsupported(f"normalize with p={p!r}")
     _check_dim(ctx, x, dim, "normalize")
     return x.with_shape(x.shape)
@@ -167,7 +172,7 @@ def cumulative(ctx: Context, input, dim=None, *, dtype=None, out=None) -> SymTen
     if dim is None:
         ctx.refuse(f"{ctx.op}() missing required argument 'dim'")
     _check_dim(ctx, x, dim, ctx.op)
-    if dtype is None and x.dtype is not None and not (x.dtype.is_floating_point or x.dtype.is_complex):
+    if dtype is None and _integral(x):
         dtype = torch.int64
     return SymTensor(x.shape, dtype=dtype if dtype is not None else x.dtype)
 
