@@ -629,8 +629,10 @@ def split_product_equality(a: SizeExpr, b: SizeExpr) -> list:
 
 def _share(facts: list, x: sympy.Symbol, pa: sympy.Expr, pb: sympy.Expr) -> sympy.Expr | None:
     """The constant ``pa / pb`` wherever the facts on ``x`` hold, if proven; else None."""
-    for v in range(1, 513):
-        if all(f.xreplace({x: v}) is sympy.true for f in facts):
+    tight = _bounds_tightened(x, facts)
+    least = max([1] + [int(f.rhs) for f in tight if isinstance(f, sympy.Ge) and f.lhs == x])
+    for v in range(least, 513):
+        if all(f.xreplace({x: v}) is sympy.true for f in tight):
             den = pb.xreplace({x: v})
             if den == 0:
                 continue
@@ -844,8 +846,9 @@ def _decide(cond) -> bool | None:
         return None
     k = sympy.Dummy("k", integer=True, nonnegative=True)
     seen = set()
+    at = _residues(cond, x, period, k)
     for r in range(period):
-        outcome = _decide_linear(cond.xreplace({x: period * k + r}), k, 1 if r == 0 else 0)
+        outcome = _decide_linear(at(r), k, 1 if r == 0 else 0)
         if outcome is None:
             return None
         seen.add(outcome)
@@ -891,7 +894,7 @@ def _implied(facts: tuple, cond) -> bool:
     (x,) = cond.free_symbols
     if not (x.is_integer and x.is_positive):
         return False
-    relevant = [f for f in facts if isinstance(f, sympy.Rel) and f.free_symbols == {x}]
+    relevant = _bounds_tightened(x, [f for f in facts if isinstance(f, sympy.Rel) and f.free_symbols == {x}])
     if not relevant:
         return False
     coarse = _coarsened(x, [cond, *relevant])
@@ -905,18 +908,67 @@ def _implied(facts: tuple, cond) -> bool:
     if period is None:
         return False
     k = sympy.Dummy("k", integer=True, nonnegative=True)
+    facts_at = [_residues(f, x, period, k) for f in relevant]
+    cond_at = _residues(cond, x, period, k)
     for r in range(period):
-        at = {x: period * k + r}
         lo, hi = (1 if r == 0 else 0), None
-        for f in relevant:  # the k where every fact holds: an interval (a fact not linear in k is left out)
-            lo, hi = _narrowed(f.xreplace(at), k, lo, hi)
+        for f_at in facts_at:  # the k where every fact holds: an interval (a fact not linear in k is left out)
+            lo, hi = _narrowed(f_at(r), k, lo, hi)
             if hi is not None and hi < lo:
                 break
         if hi is not None and hi < lo:
             continue  # no size with this residue is on the side
-        if not _holds_between(cond.xreplace(at), k, lo, hi):
+        if not _holds_between(cond_at(r), k, lo, hi):
             return False
     return True
+
+
+def _bounds_tightened(x: sympy.Symbol, facts: list) -> list:
+    """The same facts on the size ``x``, each bound of one floor of it stated on ``x`` itself
+    (``floor((x + b)/q) >= c`` is ``x >= q*c - b``) and the bounds on ``x`` merged into the
+    tightest of each direction: the twenty checks a stage's layers made of ``H`` (``floor(H/4)
+    >= 8``, ``floor(H/16) >= 2`` ...) are one ``H >= 32``, and the floors they named no longer
+    lengthen the period :func:`_implied` goes through."""
+    lower, upper, rest = None, None, []
+    for f in facts:
+        bound = _bound_on(x, f)
+        if bound is None:
+            rest.append(f)
+        elif bound[0] == ">=":
+            lower = bound[1] if lower is None else max(lower, bound[1])
+        else:
+            upper = bound[1] if upper is None else min(upper, bound[1])
+    if lower is not None:
+        rest.append(sympy.Ge(x, lower, evaluate=False))
+    if upper is not None:
+        rest.append(sympy.Le(x, upper, evaluate=False))
+    return rest
+
+
+def _bound_on(x: sympy.Symbol, fact) -> tuple[str, int] | None:
+    """``fact`` as ``(">=", n)`` (``x >= n``) or ``("<=", n)``, where it bounds ``x`` or one
+    floor ``floor((x + b)/q)`` by an integer; else None. Exact: ``floor((x + b)/q) >= c``
+    exactly where ``x + b >= q*c``, and ``<= c`` exactly where ``x + b <= q*c + q - 1``."""
+    if not isinstance(fact, (sympy.Ge, sympy.Gt, sympy.Le, sympy.Lt)):
+        return None
+    lhs, rhs, lower = fact.lhs, fact.rhs, isinstance(fact, (sympy.Ge, sympy.Gt))
+    if lhs.is_Integer:
+        lhs, rhs, lower = rhs, lhs, not lower
+    if not rhs.is_Integer:
+        return None
+    c = int(rhs)
+    if isinstance(fact, (sympy.Gt, sympy.Lt)):
+        c = c + 1 if lower else c - 1  # strict: the next integer
+    if lhs == x:
+        return (">=" if lower else "<=", c)
+    if not isinstance(lhs, FloorDiv):
+        return None
+    p, q = lhs.args
+    b = sympy.expand(p - x)
+    if not b.is_Integer:
+        return None
+    q, b = int(q), int(b)
+    return (">=", q * c - b) if lower else ("<=", q * c + q - 1 - b)
 
 
 def _coarsened(x: sympy.Symbol, exprs: list) -> list | None:
@@ -945,20 +997,60 @@ def _coarsened(x: sympy.Symbol, exprs: list) -> list | None:
     v = sympy.Dummy("v", integer=True, positive=True)
     u = v + ((1 + a) // m - 1)
     mapping = {f: FloorDiv(u + (b - a) // m, Integer(q // m)) for f, b, q in parts}
-    out = [e.xreplace(mapping) for e in exprs]
+    out = [_relation(type(e), (e.lhs - e.rhs).xreplace(mapping)) if isinstance(e, sympy.Rel) else e.xreplace(mapping)
+           for e in exprs]
     if any(x in e.free_symbols for e in out):
         return None
     return out
+
+
+def _relation(kind, p: sympy.Expr):
+    """``p (kind) 0``: decided where ``p`` is a number, else left unevaluated (sympy's own
+    evaluation of a relation asks its assumptions about ``p``, costly on floors and never
+    needed here: the callers decide it themselves)."""
+    return kind(p, 0) if p.is_Number else kind(p, 0, evaluate=False)
+
+
+_R = sympy.Dummy("r", integer=True, nonnegative=True)
+
+
+def _residues(rel, x: sympy.Symbol, period: int, k):
+    """``r -> _residue(rel, {x: period*k + r}, k)``, from one substitution of ``x = period*k + R``
+    for a symbolic residue ``R`` (the floors split off their multiples of ``k`` once: ``floor((56*k
+    + R + 3)/4) = 14*k + floor((R + 3)/4)``) and then of each ``R = r``. Where that leaves a
+    relation that is not linear in ``k``, the direct substitution decides as before."""
+    if not isinstance(rel, sympy.Rel):
+        return lambda r: rel.xreplace({x: period * k + r})
+    template = (rel.lhs - rel.rhs).xreplace({x: period * k + _R})
+
+    def at(r: int):
+        quick = _relation(type(rel), template.xreplace({_R: r}))
+        if not isinstance(quick, sympy.Rel) or _linear(quick, k) is not None:
+            return quick
+        return _residue(rel, {x: period * k + r}, k)
+    return at
+
+
+def _residue(rel, at: dict, k):
+    """``rel`` with its size written as ``at`` gives it (``L*k + r``), as ``p (relation) 0``: left
+    unevaluated where ``p`` is linear in ``k`` (the callers read it off the line; sympy's own
+    evaluation of a relation asks its assumptions, the bulk of the time of a branching module's
+    sides), else evaluated as sympy would."""
+    if not isinstance(rel, sympy.Rel):
+        return rel.xreplace(at)
+    p = (rel.lhs - rel.rhs).xreplace(at)
+    quick = _relation(type(rel), p)
+    return quick if not isinstance(quick, sympy.Rel) or _linear(quick, k) is not None else type(rel)(p, 0)
 
 
 def _linear(rel, k) -> tuple | None:
     """``rel`` as ``a*k + b (relation) 0`` with rational ``a``, ``b``: (a, b), or None."""
     if not isinstance(rel, sympy.Rel):
         return None
-    p = sympy.expand(rel.lhs - rel.rhs)
-    if p.free_symbols - {k} or not p.is_polynomial(k) or sympy.degree(p, k) > 1:
+    terms = sympy.expand(rel.lhs - rel.rhs).as_coefficients_dict(k)  # {k: a, 1: b} (a term in another: not linear)
+    if any(t is not S.One and t != k for t in terms):
         return None
-    a, b = p.coeff(k, 1), p.coeff(k, 0)
+    a, b = terms.get(k, S.Zero), terms.get(S.One, S.Zero)
     return (a, b) if a.is_Rational and b.is_Rational else None
 
 
@@ -1028,13 +1120,24 @@ def _factors_implied(facts, a, b) -> bool:
     *most, last = list(ga)
     for x in most:  # each group's share of the constant: a divisor of what is left of it
         pa, pb = sympy.Mul(*ga[x]), sympy.Mul(*gb[x])
-        share = next((c for c in sympy.divisors(ratio)
-                      if sympy.expand(pa - c * pb) == 0 or implied(facts, sympy.Eq(pa, c * pb))), None)
+        share = next((c for c in _likely_first(sympy.divisors(ratio), pa, pb, x)
+                      if sympy.expand(pa - c * pb) == 0 or implied(facts, sympy.Eq(pa, c * pb, evaluate=False))), None)
         if share is None:
             return False
         ratio //= share
     pa, pb = sympy.Mul(*ga[last]), ratio * sympy.Mul(*gb[last])
-    return sympy.expand(pa - pb) == 0 or implied(facts, sympy.Eq(pa, pb))
+    return sympy.expand(pa - pb) == 0 or implied(facts, sympy.Eq(pa, pb, evaluate=False))
+
+
+def _likely_first(divisors: list, pa: sympy.Expr, pb: sympy.Expr, x: sympy.Symbol) -> list:
+    """The divisors, the ratio of ``pa`` to ``pb`` at a large size first (the share a window
+    partition's factor has: one proof instead of one a divisor); only the order changes."""
+    big = {x: Integer(10**9)}
+    try:
+        guess = round(float(pa.xreplace(big) / pb.xreplace(big)))
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+        return divisors
+    return sorted(divisors, key=lambda c: c != guess)
 
 
 def _by_size(product: sympy.Expr) -> tuple[sympy.Expr, dict | None]:

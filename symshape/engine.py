@@ -491,15 +491,19 @@ class Propagator:
         # each call runs a fresh copy of the module's meta copy: its result depends on the
         # arguments and the module alone (twelve equal blocks of a ViT ask the same), and trace()
         # asks again at each of its attempts
-        fingerprint = self._fingerprints.get(id(module))
-        if fingerprint is None:
-            fingerprint = self._fingerprints[id(module)] = module_fingerprint(module)
         try:
-            key = ("module", fingerprint, _signature(args), _signature(kwargs))
+            key = ("module", self._fingerprint(module), _signature(args), _signature(kwargs))
             hash(key)
         except TypeError:
             key = None
         return _meta_value(ctx, call, args, kwargs, self._meta_cache, key)
+
+    def _fingerprint(self, module: nn.Module):
+        """symshape.modules.module_fingerprint of the module, once per analysis."""
+        fingerprint = self._fingerprints.get(id(module))
+        if fingerprint is None:
+            fingerprint = self._fingerprints[id(module)] = module_fingerprint(module)
+        return fingerprint
 
     def _by_sides(self, ctx: Context, module: nn.Module, args, kwargs) -> tuple[Any, str]:
         """A module whose Python branches on a size: its forward traced once per side of its
@@ -522,22 +526,41 @@ class Propagator:
 
     def _sides(self, ctx: Context, module: nn.Module, args, kwargs):
         key = self._sides_key(ctx, module, args, kwargs)
-        done = self._sides_cache.get(key) if key is not None else None
+        here = None if key is None else ("merged", key, ctx.step, id(module))  # trace() asks again per attempt
+        done = self._sides_cache.get(here) if here is not None else None
         if done is None:
-            done = self._traced_by_sides(ctx, module, args, kwargs)
-            if key is not None:
-                self._sides_cache[key] = done
+            done = self._merged_sides(ctx, module, args, kwargs, key)
+            if here is not None:
+                self._sides_cache[here] = done
         value, requirements, self._side_linears, self._side_steps = done
         for r in requirements:
             ctx.require(r.lhs, r.relation, r.rhs, r.reason, r.kind, r.unless, r.backend_dependent, r.data_dependent)
         return value
 
+    def _merged_sides(self, ctx: Context, module: nn.Module, args, kwargs, key) -> tuple:
+        """``(value, requirements, fixed layers, steps shown)`` of the module's sides (traced once
+        per ``key``: equal blocks share them), named by this step and merged under its facts."""
+        traced = self._sides_cache.get(key) if key is not None else None
+        if traced is None:
+            traced = self._traced_by_sides(ctx, module, args, kwargs)
+            if key is not None:
+                self._sides_cache[key] = traced
+        sides, fixed, shown = traced
+        where = "" if ctx.step == "(model)" else f"{ctx.step}."  # inner steps' names, qualified
+        sides = [replace(side, requirements=[replace(r, reason=f"{where}{r.reason}") for r in side.requirements])
+                 for side in sides]
+        result = merge_sides(sides, ctx.op, (*ctx.facts, *self._earlier, *_on_every_side(sides)))
+        linears = [(replace(step, name=f"{where}{step.name}", module=_submodule(module, step.name, step.module)),
+                    f"{where}{name}", replace(f, layer=f"{where}{f.layer}")) for step, name, f in fixed]
+        return result.value, tuple(result.requirements), linears, shown
+
     def _sides_key(self, ctx: Context, module: nn.Module, args, kwargs) -> tuple | None:
-        """What a module's result by sides depends on: the module, its step's name, its
-        arguments' values, and what holds where it runs (the case, the side this propagator is
-        on, the checks before it). None where an argument is not hashable."""
+        """What a module's sides depend on: what the module's forward can read of itself (its
+        fingerprint: twelve equal blocks are traced once), its arguments' values, and what holds
+        where it runs (the case, the side this propagator is on, the checks before it). None where
+        an argument is not hashable."""
         path = None if self.path is None else (tuple(self.path.conditions()), tuple(self.path.zeros.items()))
-        key = (id(module), ctx.step, _hashable((args, kwargs)), self.cases, path, tuple(self._earlier))
+        key = (self._fingerprint(module), ctx.op, _hashable((args, kwargs)), self.cases, path, tuple(self._earlier))
         try:
             hash(key)
         except TypeError:
@@ -545,10 +568,10 @@ class Propagator:
         return key
 
     def _traced_by_sides(self, ctx: Context, module: nn.Module, args, kwargs) -> tuple:
-        """``(value, requirements, fixed layers, steps shown)`` of the module traced by sides."""
+        """``(sides, fixed layers, steps shown)`` of the module traced by sides, named within the
+        module (the caller qualifies them with the step's name)."""
         # the placeholders symshape.trace makes for the call, in its order
         dynamic = [v for v in _flat([*args, *kwargs.values()]) if is_dynamic(v)]
-        where = "" if ctx.step == "(model)" else f"{ctx.step}."  # inner steps' names, qualified
         sides: list[Side] = []
         shown: list[tuple] = []  # per side, for explain(): its conditions, steps or message
         props: list[Propagation] = []
@@ -569,13 +592,11 @@ class Propagator:
             else:
                 prop = traced.propagation
                 shown.append((tuple(path.conditions()), tuple(prop.steps), None, shapes_of(prop.output)))
-                inner = [replace(r, reason=f"{where}{step.name}: {r.reason}")
-                         for step in prop.steps for r in step.requirements]
+                inner = [replace(r, reason=f"{step.name}: {r.reason}") for step in prop.steps for r in step.requirements]
                 sides.append(Side(path.decisions, value=prop.output, requirements=inner))
                 props.append(prop)
             todo += reversed(path.others())
-        result = merge_sides(sides, ctx.op, (*ctx.facts, *self._earlier, *_on_every_side(sides)))
-        return result.value, tuple(result.requirements), _fixed_on_every_side(props, where), tuple(shown)
+        return tuple(sides), tuple(_fixed_on_every_side(props)), tuple(shown)
 
     def _context(self, name: str, op: str, node: torch.fx.Node) -> Context:
         ctx = Context(name, op, node.format_node)
@@ -729,8 +750,18 @@ def _argument(node: torch.fx.Node, position: int, keyword: str):
     return node.kwargs.get(keyword)
 
 
-def _fixed_on_every_side(props: list[Propagation], where: str) -> list[tuple[Step, str, Fixed]]:
-    """The fixed layers a branching module calls, each as a step of its own (named in the model)
+def _submodule(module: nn.Module, name: str, traced: nn.Module | None) -> nn.Module | None:
+    """The submodule ``name`` of ``module``: a step traced in a module of the same fingerprint
+    names the layer of the one it now stands for."""
+    try:
+        found = module.get_submodule(name)
+    except AttributeError:
+        return traced
+    return found if type(found) is type(traced) else traced
+
+
+def _fixed_on_every_side(props: list[Propagation]) -> list[tuple[Step, str, Fixed]]:
+    """The fixed layers a branching module calls, each as a step of its own (named in the module)
     with its key and :class:`Fixed`, where every side that runs calls it with the same shapes: so
     ``check()`` and ``in_features`` see a Linear behind the model's own guard. Their checks stay
     the branching step's (each side's, under its conditions)."""
@@ -743,8 +774,7 @@ def _fixed_on_every_side(props: list[Propagation], where: str) -> list[tuple[Ste
         for key, fixed in prop.fixed.items():
             step = steps.get(fixed.layer)
             if step is not None:
-                here.setdefault(key, (replace(step, name=f"{where}{step.name}", requirements=()), f"{where}{key}",
-                                      replace(fixed, layer=f"{where}{fixed.layer}")))
+                here.setdefault(key, (replace(step, requirements=()), key, fixed))
         if prop is props[0]:
             found = here
         found = {k: v for k, v in found.items() if k in here and here[k][2] == v[2]
@@ -757,7 +787,8 @@ _BOOL_RESULTS = {operator.eq, operator.ne, operator.lt, operator.le, operator.gt
                  torch.logical_not, torch.isnan, torch.isinf, torch.isfinite, "eq", "ne", "lt", "le", "gt", "ge",
                  "logical_and", "logical_or", "logical_xor", "logical_not", "bool", "isnan", "isinf"}
 #: ops whose rule gives the result's dtype itself (a cumulative sum of bools is int64)
-_DTYPE_BY_RULE = {torch.cumsum, torch.cumprod, "cumsum", "cumprod", *FLOATING_FUNCTIONS, *FLOATING_METHODS}
+_DTYPE_BY_RULE = {torch.cumsum, torch.cumprod, "cumsum", "cumprod", torch.nn.functional.one_hot,
+                  *FLOATING_FUNCTIONS, *FLOATING_METHODS}
 _CAST_METHODS = {"long": torch.int64, "int": torch.int32, "float": torch.float32, "double": torch.float64,
                  "half": torch.float16, "bfloat16": torch.bfloat16, "bool": torch.bool}
 

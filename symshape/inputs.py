@@ -22,6 +22,9 @@ from .tensor import SymTensor, shape_str
 __all__ = ["Inputs", "check_call", "forward_names", "parse_inputs", "parse_shape"]
 
 
+_INT64_MAX = 2**63 - 1
+
+
 def parse_shape(input_shape: Sequence, what: str = "input_shape") -> tuple[sympy.Expr, ...]:
     """``(1, "H", "W")`` -> ``(1, H, W)`` with positive-integer symbols; the batch dim is not included."""
     if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Sequence):
@@ -42,6 +45,9 @@ def parse_shape(input_shape: Sequence, what: str = "input_shape") -> tuple[sympy
                                                       f"size names; entry {i}", least=0)))
     fixed = 1
     for d in dims:
+        if d.is_Integer and int(d) > _INT64_MAX:  # (beside an entry 0, the product says nothing of it)
+            raise InvalidArgument(f"{what} {tuple(input_shape)}: entry {int(d):,} is more than a torch size "
+                                  "holds (an int64)")
         fixed *= int(d) if d.is_Integer else 1
     if fixed >= MAX_TENSOR_ELEMENTS:
         raise InvalidArgument(f"{what} {tuple(input_shape)}: {fixed:,} elements per sample, more than torch can "

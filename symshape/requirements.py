@@ -7,6 +7,7 @@ failure reads like ``kernel 5 needs at least 5 rows, gets 4``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
@@ -237,15 +238,24 @@ def unless_not(req: Requirement, conds: list) -> list[Requirement]:
     if not conds:
         return [req]
     out = []
-    for clause in sympy.And.make_args(cnf(sympy.Or(*(sympy.Not(c) for c in conds)))):
-        if clause is sympy.true:
-            continue
+    for clause in _failing(tuple(conds)):
         chained = req
-        for lit in sorted(sympy.Or.make_args(clause), key=str, reverse=True):
-            lhs, relation, rhs = literal(lit)
+        for lhs, relation, rhs in clause:
             chained = replace(req, lhs=lhs, relation=relation, rhs=rhs, unless=chained)
         out.append(chained)
     return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _failing(conds: tuple) -> tuple:
+    """"One of ``conds`` fails", in conjunctive normal form: its clauses, each as the literals
+    (``literal``) it chains, in order (the same for every requirement of one side)."""
+    out = []
+    for clause in sympy.And.make_args(cnf(sympy.Or(*(sympy.Not(c) for c in conds)))):
+        if clause is sympy.true:
+            continue
+        out.append(tuple(literal(lit) for lit in sorted(sympy.Or.make_args(clause), key=str, reverse=True)))
+    return tuple(out)
 
 
 _CASES = (sympy.Piecewise, sympy.Min, sympy.Max)

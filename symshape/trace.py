@@ -294,10 +294,35 @@ class _Tracer(torch.fx.Tracer):
     def getattr(self, attr, attr_val, parameter_proxy_cache):
         if threading.get_ident() != self.thread:
             return attr_val
+        # fx finds a parameter's (a buffer's) name by a scan of the root's named_parameters() at
+        # every access: quadratic in a model's size (Inception v4: 1.7 s). The same first name
+        # from a map made once per trace; a tensor the map does not hold goes to fx's own scan
+        if isinstance(attr_val, torch.Tensor) and isinstance(self.root, nn.Module):
+            names = self._names.get("params" if isinstance(attr_val, nn.Parameter) else "buffers")
+            found = names.get(id(attr_val)) if names is not None else None
+            if found is not None and found[1] is attr_val:
+                return self._attr_proxy(found[0], attr_val, parameter_proxy_cache)
         return super().getattr(attr, attr_val, parameter_proxy_cache)
+
+    def _attr_proxy(self, name: str, attr_val, parameter_proxy_cache):
+        """fx's get_attr proxy for the parameter or buffer ``name`` (Tracer.getattr's own)."""
+        if name not in parameter_proxy_cache:
+            factory = None if not self.param_shapes_constant else (
+                lambda node: torch.fx.proxy.ParameterProxy(self, node, name, attr_val))
+            parameter_proxy_cache[name] = self.create_proxy("get_attr", name, (), {}, proxy_factory_fn=factory)
+        return parameter_proxy_cache[name]
 
     def trace(self, root, concrete_args=None):
         self.thread = threading.get_ident()
+        self._names = {}
+        if isinstance(root, nn.Module):
+            self._names["params"] = {}
+            for name, t in root.named_parameters():
+                self._names["params"].setdefault(id(t), (name, t))
+            if self.proxy_buffer_attributes:
+                self._names["buffers"] = {}
+                for name, t in root.named_buffers():
+                    self._names["buffers"].setdefault(id(t), (name, t))
         with _factories_traced(self):
             for m in root.modules() if isinstance(root, nn.Module) else ():
                 _cover(getattr(type(m).forward, "__globals__", None))

@@ -407,6 +407,12 @@ def more_cases() -> list[Case]:
         torch.stack([x.transpose(-1, -2)[0, 0], x[0, 1].t()], -1).view(-1),
         torch.stack([x.permute(0, 2, 3, 1), x.permute(0, 2, 3, 1)], 1).flatten(),
         torch.stack([x[:, :, :1].expand(-1, -1, x.shape[2], -1)] * 2, 0).view(-1))), SHAPES[2], S2_SMALL))
+    add(Case("one_hot", lambda: Custom(lambda m, x: (
+        F.one_hot(torch.arange(x.shape[-1]) % 3, 4), F.one_hot((x[0, 0] > 0).long(), num_classes=2).view(-1),
+        F.one_hot(torch.arange(x.shape[-2] * 2).view(2, -1).t() // x.shape[-2], 5).view(-1),
+        F.one_hot(torch.arange(x.shape[-1]) % 3, 3).sum().float() + x.sum())), SHAPES[2], S2_SMALL))
+    add(Case("one_hot_not_long", lambda: Custom(lambda m, x: F.one_hot(x.int(), 3)), SHAPES[2], S2_SMALL))
+    add(Case("one_hot_no_class", lambda: Custom(lambda m, x: F.one_hot(x[0, 0].long() * 0, 0)), SHAPES[2], S2_SMALL))
     add(Case("cumulative_bad_dim", lambda: Custom(lambda m, x: x.cumprod(4)), SHAPES[2], S2_SMALL))
     add(Case("reduce_std_var", lambda: Custom(lambda m, x: (torch.std(x, 1), torch.var(x, (2, 3), keepdim=True), x.std(2, True, True), x.var())), SHAPES[2], S2_SMALL))
     add(Case("reduce_norm", lambda: Custom(lambda m, x: (x.norm(p=2, dim=(1, 2), keepdim=True), x.norm(dim=-1), torch.norm(x, dim=(2, 3)), x.norm(), x.norm(p=1, dim=1), torch.norm(x, 3, 2, True))), SHAPES[2], S2_SMALL))

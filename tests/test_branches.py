@@ -435,3 +435,54 @@ def test_loops_over_fixed_counts_are_exact_and_a_loop_over_a_size_is_refused_by_
     else:  # or answered exactly
         assert_agrees(_PerPosition(), (2, "L"), [{"L": n} for n in (1, 2, 7)])
         assert str(a.output_shape) == "(N, 2, L)"
+
+
+class _FoldedWhenLong(nn.Module):
+    """A block that branches on the length: long inputs go through a view that needs the
+    length divisible by 4 (a requirement on that side), short ones straight on; a Linear on
+    every side."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):  # (N, L, 4)
+        n, length, c = x.shape
+        if length > 4:
+            y = self.fc(x).reshape(n, length // 4, 4 * c)
+            return y.view(n, length, c)
+        return self.fc(x)
+
+
+class _TwoEqualBlocks(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.Sequential(_FoldedWhenLong(), _FoldedWhenLong())
+
+    def forward(self, x):
+        return self.blocks(x)
+
+
+def test_equal_branching_blocks_are_traced_once_and_named_each_by_its_own_step(monkeypatch):
+    """Two blocks with one fingerprint and the same input share one trace by sides; each
+    block's requirements, steps and Linear are still its own (named in the model, the
+    Linear the block's own module), and the analysis agrees with torch at every length."""
+    from symshape import engine
+
+    traced = []
+    original = engine.Propagator._traced_by_sides
+    monkeypatch.setattr(engine.Propagator, "_traced_by_sides",
+                        lambda self, ctx, *rest: traced.append(ctx.step) or original(self, ctx, *rest))
+    model = _TwoEqualBlocks()
+    a = symshape.analyze(model, ("L", 4))
+    assert traced == ["blocks.0"]
+    reasons = [r.reason for s in a.steps for r in s.requirements]
+    assert any(r.startswith("blocks.0.reshape") for r in reasons), reasons
+    assert any(r.startswith("blocks.1.reshape") for r in reasons), reasons
+    assert set(a.fixed) >= {"blocks.0.fc", "blocks.1.fc"}
+    steps = {s.name: s for s in a.steps}
+    assert steps["blocks.1.fc"].module is model.blocks[1].fc and steps["blocks.0.fc"].module is model.blocks[0].fc
+    with pytest.raises(symshape.InvalidInputSize, match=r"blocks\.0\.reshape"):
+        a.at(L=6)
+    assert a.check().ok
+    assert_agrees(model, ("L", 4), [{"L": n} for n in range(1, 26)])

@@ -236,6 +236,53 @@ def test_implied_is_never_claimed_where_a_size_on_the_side_breaks_it(case):
                 assert _holds(claim, at), (facts, claim, h)
 
 
+@st.composite
+def _bounds(draw):
+    """Bounds a stage's layers check of one size: ``floor((H + c)/d) >= n`` (or ``>``, ``<=``,
+    ``<``, either way round), and of ``H`` itself."""
+    out = []
+    for _ in range(draw(st.integers(1, 5))):
+        c, d, n = draw(st.integers(-3, 8)), draw(st.integers(1, 9)), draw(st.integers(-2, 40))
+        a = draw(st.sampled_from([floor_div(_H + c, d), _H]))
+        kind = draw(st.sampled_from([sympy.Ge, sympy.Gt, sympy.Le, sympy.Lt]))
+        out.append(kind(a, n) if draw(st.booleans()) else kind(sympy.Integer(n), a))
+    return [f for f in out if isinstance(f, sympy.Rel)]
+
+
+@given(_bounds(), st.integers(2, 9))
+def test_bounds_of_a_size_merge_into_the_same_sizes(facts, m):
+    """_bounds_tightened states the same facts: each bound of a floor of ``H`` on ``H`` itself,
+    the tightest of each direction kept. The sizes where they hold are exactly the sizes where
+    the facts hold; and what implied proves from them holds at every such size."""
+    from symshape.dims import _bounds_tightened
+
+    tightened = _bounds_tightened(_H, facts)
+    for h in range(1, 400):
+        at = {_H: h}
+        assert all(_holds(f, at) for f in facts) == all(_holds(f, at) for f in tightened), (facts, tightened, h)
+    h7 = floor_div(_H + 3, 4)
+    for claim in (sympy.Ge(h7, m), sympy.Eq(h7, m * floor_div(h7, m)), sympy.Le(_H, 20 * m), sympy.Ne(h7, m)):
+        if facts and implied(facts, claim):
+            for h in range(1, 400):
+                at = {_H: h}
+                if all(_holds(f, at) for f in facts):
+                    assert _holds(claim, at), (facts, claim, h)
+
+
+def test_twenty_checks_of_a_stage_are_one_bound():
+    """The checks each stage made of ``H`` before Twins' last window partition: one ``H >= 32``
+    (and the partition's own fact) -- the product of windows is proven equal to the grid."""
+    from symshape.dims import _bounds_tightened
+
+    checks = [sympy.Ge(_H, 4), *(sympy.Ge(floor_div(_H, q), n) for q, n in ((4, 8), (8, 4), (16, 2), (32, 1)))]
+    assert _bounds_tightened(_H, checks) == [sympy.Ge(_H, 32, evaluate=False)]
+    h, w = floor_div(_H, 32), floor_div(_W, 32)
+    no_pad = [sympy.Le(-h + 7 * floor_div(_H - 32, 224) + 7, 0), sympy.Le(-w + 7 * floor_div(_W - 32, 224) + 7, 0)]
+    claim = sympy.Eq(49 * floor_div(_H + 192, 224) * floor_div(_W + 192, 224), h * w)
+    assert implied(tuple(no_pad + checks + [sympy.Ge(floor_div(_W, q), n) for q, n in ((4, 8), (32, 1))]), claim)
+    assert not implied(tuple(no_pad[:1] + checks), claim)
+
+
 def test_implied_proves_what_a_side_of_a_window_partition_needs():
     """TinyViT's side without padding: ``pad_b = (7 - h % 7) % 7`` answered 0 for the token grid
     ``h = (H + 7) // 8``: ``h`` splits into ``(h // 7, 7)``, and ``h*w`` into the windows."""

@@ -180,6 +180,15 @@ def test_a_grid_refuses_floats_bools_and_values_past_int64():
     assert int(big[0, 0]) == 4 * (2 ** 20 - 2) ** 2 == f(H=2 ** 20, W=2 ** 20)
 
 
+def test_an_input_entry_past_int64_is_refused_even_beside_a_zero():
+    """A fixed entry torch's sizes cannot hold is an InvalidArgument naming it, also where an
+    entry 0 makes the sample empty (the element count alone says nothing of it)."""
+    with pytest.raises(symshape.InvalidArgument, match="int64"):
+        symshape.analyze(nn.Conv1d(1, 1, 1), (0, 2 ** 64))
+    with pytest.raises(symshape.InvalidArgument, match="int64"):
+        symshape.analyze(nn.Conv1d(1, 1, 1), (1, 2 ** 63))
+
+
 def test_verify_refuses_sizes_it_cannot_run_before_allocating():
     a = symshape.analyze(SEED_NET(), (1, "H", "W"))
     with pytest.raises(symshape.InvalidArgument, match="missing size"):

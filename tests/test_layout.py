@@ -750,3 +750,77 @@ def test_a_view_of_a_permuted_patch_map_is_a_view_by_structure(monkeypatch):
     assert asked == []  # the view, and y.shape of the permuted map, without torch's meta kernels
     assert str(a.steps[-1].output) == "(N, floor((H + 8)/16)*floor((W + 8)/16), 8)"
     assert assert_agrees(PatchTokens(), (3, "H", "W"), grid(["H", "W"], [1, 7, 8, 9, 23, 24, 40])) == 25
+
+
+class BlocksOfAPermutedMap(nn.Module):
+    """VOLO's outlook attention: Unfold of a permuted NHWC map, Fold of transposed blocks, each
+    followed by a view that torch accepts only of a contiguous tensor."""
+
+    def __init__(self, functional: bool, grow: int = 0):
+        super().__init__()
+        self.functional, self.grow = functional, grow
+        self.unfold = nn.Unfold(3, padding=1, stride=2)
+
+    def forward(self, x):  # (N, H, W, 4)
+        n, h, w, c = x.shape
+        y = x.permute(0, 3, 1, 2)
+        blocks = F.unfold(y, 3, padding=1, stride=2) if self.functional else self.unfold(y)
+        flat = blocks.view(n, -1)
+        back = (blocks.transpose(1, 2) * 1).transpose(1, 2)  # (N, 36, L) laid out as (N, L, 36)
+        folded = F.fold(back, (h + self.grow, w), 3, padding=1, stride=2)
+        return flat.sum() + folded.view(n, -1).sum(1)
+
+
+@pytest.mark.parametrize("functional", [False, True])
+def test_unfold_and_fold_allocate_their_output_contiguous(monkeypatch, functional):
+    """im2col and col2im write a new contiguous tensor whatever the input's layout: the views
+    after them are legal at every size, known without asking torch's meta kernels."""
+    from symshape import engine
+
+    asked = []
+    meta = engine._meta
+    monkeypatch.setattr(engine, "_meta", lambda ctx, *rest: asked.append(ctx.op) or meta(ctx, *rest))
+    monkeypatch.setattr(engine.Propagator, "_meta_module", lambda self, ctx, *rest: asked.append(ctx.op))
+    a = symshape.analyze(BlocksOfAPermutedMap(functional), ("H", "W", 4))
+    assert asked == []
+    unfolded = next(s for s in a.steps if s.op in ("nn.Unfold", "F.unfold"))
+    assert str(unfolded.output) == "(N, 36, floor((H + 1)/2)*floor((W + 1)/2))"
+    assert assert_agrees(BlocksOfAPermutedMap(functional), ("H", "W", 4), grid(["H", "W"], [1, 2, 3, 5, 8])) == 25
+    # folded back to one row more: the blocks agree only where H is odd (torch refuses even H)
+    grown = BlocksOfAPermutedMap(functional, grow=1)
+    assert assert_agrees(grown, ("H", "W", 4), grid(["H", "W"], [1, 2, 3, 4, 8])) == 10
+
+
+class AtLeastSeven(nn.Module):
+    """timm's VGG head: inputs under 7x7 are pooled up to ``max(7, size)`` per dim."""
+
+    def forward(self, x):
+        if x.shape[-2] < 7 or x.shape[-1] < 7:
+            x = F.adaptive_avg_pool2d(x, (max(7, x.shape[-2]), max(7, x.shape[-1])))
+        return x.flatten(1)
+
+
+def test_adaptive_pooling_to_the_inputs_own_size_keeps_it(monkeypatch):
+    """``max(7, w)`` on the side where ``w >= 7`` is ``w``: the pooling keeps that dim, as
+    torch's None does, without asking torch's meta kernels; exact at every size."""
+    from symshape import engine
+
+    asked = []
+    meta = engine._meta
+    monkeypatch.setattr(engine, "_meta", lambda ctx, *rest: asked.append(ctx.op) or meta(ctx, *rest))
+    a = symshape.analyze(AtLeastSeven(), (2, "H", "W"))
+    assert asked == []
+    assert [a.at(H=h, W=w).output_shape[-1] for h, w in ((3, 9), (9, 3), (8, 8), (1, 1))] == [126, 126, 128, 98]
+    assert assert_agrees(AtLeastSeven(), (2, "H", "W"), grid(["H", "W"], [1, 3, 6, 7, 8, 12])) == 36
+
+
+def test_pixel_unshuffle_keeps_later_sizes_whole():
+    """PixelUnshuffle's ``H/2`` is ``floor(H/2)`` wherever torch runs it (H must be even): a
+    later stride and an Unflatten's ``-1`` see whole floors, not a fraction inside one (a random
+    model the fuzz found refused)."""
+    model = nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(4, 1, 1, stride=2), nn.Flatten(),
+                          nn.Unflatten(1, (1, -1)), nn.Flatten(), nn.Linear(4, 3))
+    a = symshape.analyze(model, (1, "H", "W"))
+    assert str(a.formula()) == "floor((H + 2)/4)*floor((W + 2)/4)"
+    # torch runs where H and W are even and the Linear gets its 4: H, W in {6, 8}
+    assert assert_agrees(model, (1, "H", "W"), grid(["H", "W"], [1, 2, 4, 6, 7, 8])) == 4

@@ -16,7 +16,7 @@ import symshape
 from oracle import assert_agrees, grid
 from symshape import engine, modules, verify
 from symshape.modules import copy_model
-from test_branches import Windows
+from test_branches import Windows, _TwoEqualBlocks
 
 
 class Stacked(nn.Module):
@@ -66,6 +66,7 @@ def test_each_branching_module_is_traced_by_sides_once(monkeypatch):
 @pytest.mark.parametrize("model, shape, names", [
     (lambda: Stacked(3), (2, "L"), ["L"]),
     (lambda: nn.Sequential(Windows(), Windows(4, 3)), (1, "H", "W"), ["H", "W"]),
+    (lambda: _TwoEqualBlocks(), ("L", 4), ["L"]),  # one trace, by fingerprint, for both blocks
 ])
 def test_the_cache_of_sides_changes_no_answer(monkeypatch, model, shape, names):
     cached = symshape.analyze(model().eval(), shape)
@@ -207,3 +208,33 @@ def test_a_module_with_an_attribute_that_is_not_plain_is_only_itself():
     b.register_forward_hook(lambda *args: None)
     a.register_forward_hook(lambda *args: None)
     assert modules.module_fingerprint(a) != modules.module_fingerprint(nn.Linear(2, 2))
+
+
+class _Tied(nn.Module):
+    """A weight shared by two layers, a buffer, and a parameter reached through a container."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(4, 4)
+        self.b = nn.Linear(4, 4)
+        self.b.weight = self.a.weight
+        self.register_buffer("scale", torch.ones(4))
+        self.extra = nn.ParameterList([nn.Parameter(torch.zeros(4))])
+
+    def forward(self, x):
+        return self.b(self.a(x)) * self.scale + self.extra[0] + self.b.weight.sum(0)
+
+
+def test_the_tracer_names_parameters_and_buffers_as_fx_does():
+    """symshape's tracer finds a parameter's name from a map made once per trace (fx scans the
+    root's parameters at every access): the graph is fx's own, node for node."""
+    from symshape.trace import _Tracer
+
+    ours = _Tracer().trace(_Tied())
+    theirs = torch.fx.Tracer()
+    theirs.proxy_buffer_attributes = True
+    theirs = theirs.trace(_Tied())
+    assert [(n.op, n.target) for n in ours.nodes] == [(n.op, n.target) for n in theirs.nodes]
+    assert ("get_attr", "a.weight") in [(n.op, n.target) for n in ours.nodes]  # the tied weight's first name
+    assert ("get_attr", "scale") in [(n.op, n.target) for n in ours.nodes]
+    assert_agrees(_Tied(), ("L", 4), [{"L": n} for n in range(1, 5)])

@@ -177,6 +177,24 @@ def cumulative(ctx: Context, input, dim=None, *, dtype=None, out=None) -> SymTen
     return SymTensor(x.shape, dtype=dtype if dtype is not None else x.dtype)
 
 
+@function_rule(F.one_hot, layout=True)
+def one_hot(ctx: Context, tensor, num_classes=-1) -> SymTensor:
+    """``out = (*in, num_classes)``, int64 and contiguous (torch allocates it so). The input must
+    be int64. The class values are data, not sizes: that each lies in ``[0, num_classes)`` is not
+    checked (as for an Embedding's indices), and ``num_classes=-1`` (the largest value plus one)
+    is refused by name; ``num_classes`` 0 or below -1 raises at every size."""
+    x = tensor_arg(tensor, "input", ctx)
+    if x.dtype is not None and x.dtype != torch.int64:
+        ctx.refuse("one_hot is only applicable to index tensor of type LongTensor.")
+    n = as_int(num_classes, "num_classes", ctx)
+    if n == -1:
+        ctx.unsupported("num_classes=-1: the number of classes is the input's largest value plus one, "
+                        "data rather than a size")
+    if n <= 0:
+        ctx.refuse(f"one_hot with num_classes={n}: torch raises at every size (no class value fits)")
+    return SymTensor((*x.shape, n), dtype=torch.int64)
+
+
 @module_rule(nn.Softmax2d)
 def softmax2d(ctx: Context, module: nn.Module, x) -> SymTensor:
     """``out = in`` for a 3D or 4D input."""

@@ -242,8 +242,19 @@ def avg_pool_function(ctx: Context, input, kernel_size, stride=None, padding=0, 
                       unpadded_kernel=d == 3)
 
 
+def _adaptive_size(ctx: Context, o, size):
+    """An output size: an int, or None to keep the input's size -- as a size that equals the
+    input's wherever the step runs is (VGG's head pools to ``max(7, w)``, ``w`` on the side
+    where ``w >= 7``: every window one entry wide, as torch's None)."""
+    if o is None:
+        return None
+    if isinstance(o, sympy.Basic) and not o.is_Integer and o.is_integer and ctx.same(o, size):
+        return None
+    return as_int(o, "output_size", ctx)
+
+
 def adaptive_shape(ctx: Context, x: SymTensor, d: int, output_size, layer: str, kind: str) -> SymTensor:
-    """``out = output_size`` per dim (``None`` keeps ``in``).
+    """``out = output_size`` per dim (``None``, or a size equal to ``in``, keeps ``in``).
 
     torch checks the rank and that dims are non-empty (average pooling in 1d/2d: the pooled dims;
     otherwise every non-batch dim) -- except on average pooling's fast path: when every output
@@ -258,9 +269,9 @@ def adaptive_shape(ctx: Context, x: SymTensor, d: int, output_size, layer: str, 
         sizes = [output_size] * d
     if d == 1 and sizes[0] is None:
         ctx.refuse(f"{layer}: output_size must be an int")
-    sizes = [None if o is None else as_int(o, "output_size", ctx) for o in sizes]
     if x.ndim < d:
         ctx.refuse(f"{layer} pools {d} dims, gets a {x.ndim}D input {x}")
+    sizes = [_adaptive_size(ctx, o, size) for o, size in zip(sizes, x.shape[-d:])]
     out = [size if o is None else o for size, o in zip(x.shape[-d:], sizes)]
     fast = None  # where average pooling takes its fast path
     if kind == "avg" and all(o in (None, 1) for o in sizes):

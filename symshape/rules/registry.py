@@ -281,7 +281,7 @@ class Context:
         if sympy.expand(a - b) == 0:
             return True
         known = self.facts + self.earlier
-        return bool(known) and implied(known, sympy.Eq(a, b))
+        return bool(known) and implied(known, sympy.Eq(a, b, evaluate=False))
 
     def require(self, lhs, relation: str, rhs, reason: str, kind: str = "size",
                 unless: Requirement | None = None, backend_dependent: str = "", data_dependent: str = "",
@@ -289,7 +289,7 @@ class Context:
         req = Requirement(lhs, relation, rhs, reason, kind, unless, backend_dependent, data_dependent, fixes)
         if req.decided() is True:
             return
-        if self.facts and relation in _IMPLIED and implied(self.facts, _IMPLIED[relation](req.lhs, req.rhs)):
+        if self.facts and relation in _IMPLIED and implied(self.facts, _IMPLIED[relation](req.lhs, req.rhs, evaluate=False)):
             return  # holds wherever this step runs
         try:
             self.requirements += by_cases(req)  # a size defined by cases: one requirement a case

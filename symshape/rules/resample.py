@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..derivations import Scaled
-from ..dims import canonical, scaled_floor
+from ..dims import canonical, floor_div, scaled_floor
 from ..tensor import SymTensor
 from ..dims import as_expr
 from .common import as_choice, as_int, as_real, spatial_unit, tensor_arg
@@ -120,7 +120,8 @@ def _pixel_unshuffle(ctx: Context, x: SymTensor, r: int, layer: str) -> SymTenso
     c, h, w = x.shape[-3:]
     ctx.divisible(h, r, f"{layer}: rows {{lhs}} must be a multiple of {r}")
     ctx.divisible(w, r, f"{layer}: columns {{lhs}} must be a multiple of {r}")
-    out = (*x.shape[:-3], c * r * r, h / r, w / r)
+    # floor(h/r) is h/r wherever torch gets past the checks above, and keeps later floors whole
+    out = (*x.shape[:-3], c * r * r, canonical(floor_div(h, r)), canonical(floor_div(w, r)))
     n = x.numel()
     if n.is_positive:
         return SymTensor(out)
