@@ -615,9 +615,7 @@ def split_product_equality(a: SizeExpr, b: SizeExpr) -> list:
             continue
         if not (x.is_integer and x.is_positive):
             return []
-        big = 10 ** 6 * 720720  # a multiple of every small divisor: the factors' ratio there
-        k = pa.xreplace({x: big}) / pb.xreplace({x: big})
-        k = sympy.Integer(round(k)) if k.is_Rational and abs(k - round(k)) < sympy.Rational(1, 1000) else None
+        k = _ratio_far_out(pa, pb, x)
         if k is None or k <= 0:
             return []
         if not all(c is sympy.true or decide(c) is True for c in (sympy.Ge(pa, k * pb), sympy.Ge(pa, 1))):
@@ -1015,10 +1013,12 @@ _R = sympy.Dummy("r", integer=True, nonnegative=True)
 
 
 def _residues(rel, x: sympy.Symbol, period: int, k):
-    """``r -> _residue(rel, {x: period*k + r}, k)``, from one substitution of ``x = period*k + R``
-    for a symbolic residue ``R`` (the floors split off their multiples of ``k`` once: ``floor((56*k
-    + R + 3)/4) = 14*k + floor((R + 3)/4)``) and then of each ``R = r``. Where that leaves a
-    relation that is not linear in ``k``, the direct substitution decides as before."""
+    """``r -> rel`` with its size written ``period*k + r``, as ``p (relation) 0``: from one
+    substitution of ``x = period*k + R`` for a symbolic residue ``R`` (the floors split off their
+    multiples of ``k`` once: ``floor((56*k + R + 3)/4) = 14*k + floor((R + 3)/4)``) and then of
+    each ``R = r``, left unevaluated where ``p`` is linear in ``k`` (sympy's own evaluation of a
+    relation asks its assumptions: the bulk of a branching module's time); else the direct
+    substitution, evaluated as sympy would."""
     if not isinstance(rel, sympy.Rel):
         return lambda r: rel.xreplace({x: period * k + r})
     template = (rel.lhs - rel.rhs).xreplace({x: period * k + _R})
@@ -1026,21 +1026,9 @@ def _residues(rel, x: sympy.Symbol, period: int, k):
     def at(r: int):
         quick = _relation(type(rel), template.xreplace({_R: r}))
         if not isinstance(quick, sympy.Rel) or _linear(quick, k) is not None:
-            return quick
-        return _residue(rel, {x: period * k + r}, k)
+            return quick  # left unevaluated: the callers read it off the line
+        return type(rel)((rel.lhs - rel.rhs).xreplace({x: period * k + r}), 0)  # as sympy evaluates it
     return at
-
-
-def _residue(rel, at: dict, k):
-    """``rel`` with its size written as ``at`` gives it (``L*k + r``), as ``p (relation) 0``: left
-    unevaluated where ``p`` is linear in ``k`` (the callers read it off the line; sympy's own
-    evaluation of a relation asks its assumptions, the bulk of the time of a branching module's
-    sides), else evaluated as sympy would."""
-    if not isinstance(rel, sympy.Rel):
-        return rel.xreplace(at)
-    p = (rel.lhs - rel.rhs).xreplace(at)
-    quick = _relation(type(rel), p)
-    return quick if not isinstance(quick, sympy.Rel) or _linear(quick, k) is not None else type(rel)(p, 0)
 
 
 def _linear(rel, k) -> tuple | None:
@@ -1130,14 +1118,21 @@ def _factors_implied(facts, a, b) -> bool:
 
 
 def _likely_first(divisors: list, pa: sympy.Expr, pb: sympy.Expr, x: sympy.Symbol) -> list:
-    """The divisors, the ratio of ``pa`` to ``pb`` at a large size first (the share a window
+    """The divisors, :func:`_ratio_far_out` of ``pa`` to ``pb`` first (the share a window
     partition's factor has: one proof instead of one a divisor); only the order changes."""
-    big = {x: Integer(10**9)}
-    try:
-        guess = round(float(pa.xreplace(big) / pb.xreplace(big)))
-    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
-        return divisors
-    return sorted(divisors, key=lambda c: c != guess)
+    guess = _ratio_far_out(pa, pb, x)
+    return divisors if guess is None else sorted(divisors, key=lambda c: c != guess)
+
+
+def _ratio_far_out(pa: sympy.Expr, pb: sympy.Expr, x: sympy.Symbol) -> sympy.Integer | None:
+    """The integer nearest ``pa / pb`` at a large size that is a multiple of every small divisor,
+    where the ratio is that close to one (a guess, which the callers prove or only order by)."""
+    big = {x: Integer(10 ** 6 * 720720)}
+    den = pb.xreplace(big)
+    if not den.is_Rational or den == 0:
+        return None
+    k = pa.xreplace(big) / den
+    return Integer(round(k)) if k.is_Rational and abs(k - round(k)) < sympy.Rational(1, 1000) else None
 
 
 def _by_size(product: sympy.Expr) -> tuple[sympy.Expr, dict | None]:

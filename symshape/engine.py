@@ -26,7 +26,7 @@ from .modules import copy_model, is_lazy_parameter, module_fingerprint, position
 from .rules import Context, Fixed, Rule, rule_for_function, rule_for_method, rule_for_module, target_name
 from .rules.common import require_layout
 from .rules.reshape import view_shape
-from .rules.pointwise import FLOATING_FUNCTIONS, FLOATING_METHODS
+from .rules.pointwise import DTYPE_BY_RULE
 from .tensor import Pieces, Repeated, SymTensor, elementwise_layout, has_tensor, kernel_layout, loosened, shapes_of, tensors_in
 from .trace import MAX_SIDES, ModelRaised, Path, is_dynamic, library_function, scope_of, trace, user_line
 
@@ -786,9 +786,6 @@ _BOOL_RESULTS = {operator.eq, operator.ne, operator.lt, operator.le, operator.gt
                  torch.lt, torch.le, torch.gt, torch.ge, torch.logical_and, torch.logical_or, torch.logical_xor,
                  torch.logical_not, torch.isnan, torch.isinf, torch.isfinite, "eq", "ne", "lt", "le", "gt", "ge",
                  "logical_and", "logical_or", "logical_xor", "logical_not", "bool", "isnan", "isinf"}
-#: ops whose rule gives the result's dtype itself (a cumulative sum of bools is int64)
-_DTYPE_BY_RULE = {torch.cumsum, torch.cumprod, "cumsum", "cumprod", torch.nn.functional.one_hot,
-                  *FLOATING_FUNCTIONS, *FLOATING_METHODS}
 _CAST_METHODS = {"long": torch.int64, "int": torch.int32, "float": torch.float32, "double": torch.float64,
                  "half": torch.float16, "bfloat16": torch.bfloat16, "bool": torch.bool}
 
@@ -805,7 +802,7 @@ def _result_dtype(node: torch.fx.Node, args, kwargs):
     try:
         if target in _BOOL_RESULTS:
             return torch.bool
-        if target in _DTYPE_BY_RULE:
+        if target in DTYPE_BY_RULE:
             return None
     except TypeError:  # an unhashable target
         return None

@@ -195,6 +195,13 @@ def one_hot(ctx: Context, tensor, num_classes=-1) -> SymTensor:
     return SymTensor((*x.shape, n), dtype=torch.int64)
 
 
+#: the ops whose rule gives its result's dtype itself, which symshape.engine keeps (elsewhere a
+#: comparison's is bool, a cast's its dtype, any other's its first tensor argument's): a cumulative
+#: sum of bools and one_hot are int64, a grid's sin floating point
+DTYPE_BY_RULE = frozenset({torch.cumsum, torch.cumprod, "cumsum", "cumprod", F.one_hot, *FLOATING_FUNCTIONS,
+                           *FLOATING_METHODS})
+
+
 @module_rule(nn.Softmax2d)
 def softmax2d(ctx: Context, module: nn.Module, x) -> SymTensor:
     """``out = in`` for a 3D or 4D input."""
