@@ -18,6 +18,7 @@ import functools
 import keyword
 import math
 import numbers
+import operator
 from fractions import Fraction
 from functools import reduce
 from typing import Iterable, Union
@@ -1009,37 +1010,106 @@ def _relation(kind, p: sympy.Expr):
     return kind(p, 0) if p.is_Number else kind(p, 0, evaluate=False)
 
 
+#: each relation as the Python test of its two sides
+_TEST = {sympy.Eq: operator.eq, sympy.Ne: operator.ne, sympy.Ge: operator.ge, sympy.Gt: operator.gt,
+         sympy.Le: operator.le, sympy.Lt: operator.lt}
+
+
+class _Line:
+    """``a*k + b (rel) 0`` for exact rationals ``a``, ``b`` (ints, or Fractions): a relation
+    linear in ``k``, read off without building it in sympy."""
+
+    __slots__ = ("rel", "a", "b")
+
+    def __init__(self, rel: type, a, b):
+        self.rel, self.a, self.b = rel, a, b
+
+    def __repr__(self) -> str:
+        return f"{self.rel.__name__}({self.a}*k + {self.b}, 0)"
+
+
+def _rel_type(rel) -> type:
+    return rel.rel if isinstance(rel, _Line) else type(rel)
+
+
+def _line_of(e: sympy.Expr, env: dict) -> tuple | None:
+    """``e`` as ``a*k + b`` (Python ints, or Fractions where a coefficient is not whole), each
+    symbol of ``env`` being the line it maps to, with Python's exact arithmetic: a sum, a product
+    with at most one factor in ``k``, and ``floor(p/q)`` or ``p mod q`` of a line whose slope is
+    a multiple of ``q`` (for integer ``k``, ``floor((q*s*k + b)/q) = s*k + floor(b/q)``). None for
+    anything else (a floor whose slope is not such a multiple, another symbol or function), which
+    the caller leaves to sympy."""
+    if e.is_Rational:
+        return 0, (int(e.p) if e.q == 1 else Fraction(int(e.p), int(e.q)))
+    if e.is_Symbol:
+        return env.get(e)
+    if e.is_Add or e.is_Mul:
+        add = e.is_Add
+        a, b = (0, 0) if add else (0, 1)
+        for t in e.args:
+            line = _line_of(t, env)
+            if line is None:
+                return None
+            if add:
+                a, b = a + line[0], b + line[1]
+            elif a and line[0]:
+                return None  # k*k
+            else:
+                a, b = a * line[1] + b * line[0], b * line[1]
+        return a, b
+    if isinstance(e, (FloorDiv, sympy.Mod)):
+        q = e.args[1]
+        if not (q.is_Integer and q.p > 0):
+            return None
+        q = int(q.p)
+        inner = _line_of(e.args[0], env)
+        if inner is None or inner[0] % q:
+            return None
+        a, b = inner
+        return (a // q, b // q) if isinstance(e, FloorDiv) else (0, b % q)
+    return None
+
+
 _R = sympy.Dummy("r", integer=True, nonnegative=True)
 
 
 def _residues(rel, x: sympy.Symbol, period: int, k):
-    """``r -> rel`` with its size written ``period*k + r``, as ``p (relation) 0``: from one
-    substitution of ``x = period*k + R`` for a symbolic residue ``R`` (the floors split off their
-    multiples of ``k`` once: ``floor((56*k + R + 3)/4) = 14*k + floor((R + 3)/4)``) and then of
-    each ``R = r``, left unevaluated where ``p`` is linear in ``k`` (sympy's own evaluation of a
-    relation asks its assumptions: the bulk of a branching module's time); else the direct
-    substitution, evaluated as sympy would."""
+    """``r -> rel`` with its size written ``period*k + r``: a :class:`_Line` where the relation
+    is linear in ``k`` (read off by :func:`_line_of` without building a sympy expression: the
+    bulk of a branching module's time was sympy's), else the relation as sympy builds it, from
+    one substitution of ``x = period*k + R`` for a symbolic residue ``R`` (the floors split off
+    their multiples of ``k`` once) and then of each ``R = r``."""
     if not isinstance(rel, sympy.Rel):
         return lambda r: rel.xreplace({x: period * k + r})
-    template = (rel.lhs - rel.rhs).xreplace({x: period * k + _R})
+    template = []
 
     def at(r: int):
-        quick = _relation(type(rel), template.xreplace({_R: r}))
+        env = {x: (period, r)}
+        lhs, rhs = _line_of(rel.lhs, env), _line_of(rel.rhs, env)
+        if lhs is not None and rhs is not None and type(rel) in _TEST:
+            return _Line(type(rel), lhs[0] - rhs[0], lhs[1] - rhs[1])
+        if not template:
+            template.append((rel.lhs - rel.rhs).xreplace({x: period * k + _R}))
+        quick = _relation(type(rel), template[0].xreplace({_R: r}))
         if not isinstance(quick, sympy.Rel) or _linear(quick, k) is not None:
             return quick  # left unevaluated: the callers read it off the line
         return type(rel)((rel.lhs - rel.rhs).xreplace({x: period * k + r}), 0)  # as sympy evaluates it
     return at
 
 
-def _linear(rel, k) -> tuple | None:
-    """``rel`` as ``a*k + b (relation) 0`` with rational ``a``, ``b``: (a, b), or None."""
+def _linear(rel, k) -> tuple[Fraction, Fraction] | None:
+    """``rel`` as ``a*k + b (relation) 0`` with rational ``a``, ``b``: (a, b) as Fractions, or None."""
+    if isinstance(rel, _Line):
+        return rel.a, rel.b
     if not isinstance(rel, sympy.Rel):
         return None
     terms = sympy.expand(rel.lhs - rel.rhs).as_coefficients_dict(k)  # {k: a, 1: b} (a term in another: not linear)
     if any(t is not S.One and t != k for t in terms):
         return None
     a, b = terms.get(k, S.Zero), terms.get(S.One, S.Zero)
-    return (a, b) if a.is_Rational and b.is_Rational else None
+    if not (a.is_Rational and b.is_Rational):
+        return None
+    return Fraction(int(a.p), int(a.q)), Fraction(int(b.p), int(b.q))
 
 
 def _narrowed(fact, k, lo: int, hi: int | None) -> tuple[int, int | None]:
@@ -1049,48 +1119,52 @@ def _narrowed(fact, k, lo: int, hi: int | None) -> tuple[int, int | None]:
     if fact is sympy.false:
         return lo, lo - 1
     line = _linear(fact, k)
-    if line is None or isinstance(fact, sympy.Ne):
+    rel = _rel_type(fact)
+    if line is None or rel not in _TEST:
         return lo, hi
     a, b = line
-    if isinstance(fact, sympy.Eq):
-        if a == 0:
-            return (lo, hi) if b == 0 else (lo, lo - 1)
-        root = -b / a
-        if not root.is_Integer or root < lo or (hi is not None and root > hi):
+    if a == 0:  # the same at every k (a fact sympy would have evaluated: Ne(1, 1) is False)
+        return (lo, hi) if _TEST[rel](b, 0) else (lo, lo - 1)
+    if rel is sympy.Ne:
+        return lo, hi
+    if rel is sympy.Eq:
+        root = Fraction(-b) / a
+        if root.denominator != 1 or root < lo or (hi is not None and root > hi):
             return lo, lo - 1
         return int(root), int(root)
     # a*k + b >= 0 (> 0, <= 0, < 0): as a*k >= -b with the relation's direction and strictness
-    if isinstance(fact, (sympy.LessThan, sympy.StrictLessThan)):
+    if rel in (sympy.Le, sympy.Lt):
         a, b = -a, -b
-    strict = isinstance(fact, (sympy.StrictGreaterThan, sympy.StrictLessThan))
-    if a == 0:
-        holds = b > 0 if strict else b >= 0
-        return (lo, hi) if holds else (lo, lo - 1)
-    bound = -b / a  # k >= bound (a > 0) or k <= bound (a < 0), strictly where ``strict``
-    if a > 0:
-        least = int(sympy.floor(bound)) + 1 if strict or not bound.is_Integer else int(bound)
+    strict = rel in (sympy.Gt, sympy.Lt)
+    bound = Fraction(-b) / a  # k >= bound (a > 0) or k <= bound (a < 0), strictly where ``strict``
+    whole = bound.denominator == 1
+    if a > 0:  # (floors and ceilings by integer division: fx patches math.floor while it traces)
+        least = bound.numerator // bound.denominator + 1 if strict or not whole else int(bound)
         return max(lo, least), hi
-    most = int(sympy.ceiling(bound)) - 1 if strict or not bound.is_Integer else int(bound)
+    most = -(-bound.numerator // bound.denominator) - 1 if strict or not whole else int(bound)
     return lo, most if hi is None else min(hi, most)
 
 
 def _holds_between(cond, k, lo: int, hi: int | None) -> bool:
     """Whether ``cond`` holds at every integer ``lo <= k <= hi`` (``hi`` None: no end); True
     only when proven (a condition linear in ``k``)."""
-    if cond in (sympy.true, sympy.false):
+    if cond is sympy.true or cond is sympy.false:
         return bool(cond)
     if hi is None:
         return _decide_linear(cond, k, lo) is True
     line = _linear(cond, k)
-    if line is None:
+    rel = _rel_type(cond)
+    if line is None or rel not in _TEST:
         return False
     a, b = line
-    test = type(cond)
-    if isinstance(cond, sympy.Ne):
-        root = -b / a if a != 0 else None
-        return bool(b != 0) if a == 0 else not (root.is_Integer and lo <= root <= hi)
+    if rel is sympy.Ne:
+        if a == 0:
+            return b != 0
+        root = Fraction(-b) / a
+        return not (root.denominator == 1 and lo <= root <= hi)
     # linear in k: it holds on the whole interval exactly when it holds at both ends
-    return bool(test(a * lo + b, 0)) and bool(test(a * hi + b, 0))
+    test = _TEST[rel]
+    return test(a * lo + b, 0) and test(a * hi + b, 0)
 
 
 def _factors_implied(facts, a, b) -> bool:
@@ -1149,22 +1223,22 @@ def _by_size(product: sympy.Expr) -> tuple[sympy.Expr, dict | None]:
 
 def _decide_linear(rel, k, k0: int) -> bool | None:
     """A relation in ``k`` alone over ``k >= k0``: always (True), never (False), or None."""
-    if rel in (sympy.true, sympy.false):
+    if rel is sympy.true or rel is sympy.false:
         return bool(rel)
     line = _linear(rel, k)
-    if line is None:
+    kind = _rel_type(rel)
+    if line is None or kind not in _TEST:
         return None
     a, b = line
-    test = type(rel)
+    test = _TEST[kind]
     if a == 0:
-        return bool(test(b, 0))
-    if isinstance(rel, (sympy.Eq, sympy.Ne)):
-        root = -b / a
-        hits = root.is_Integer and root >= k0  # one k where p == 0
-        if hits:
+        return test(b, 0)
+    if kind in (sympy.Eq, sympy.Ne):
+        root = Fraction(-b) / a
+        if root.denominator == 1 and root >= k0:  # one k where p == 0
             return None
-        return isinstance(rel, sympy.Ne)
-    first, last = bool(test(a * k0 + b, 0)), bool(test(a, 0))  # at k0, and as k grows (the slope's sign)
+        return kind is sympy.Ne
+    first, last = test(a * k0 + b, 0), test(a, 0)  # at k0, and as k grows (the slope's sign)
     return first if first == last else None
 
 

@@ -28,7 +28,7 @@ from .rules.common import require_layout
 from .rules.reshape import view_shape
 from .rules.pointwise import DTYPE_BY_RULE
 from .tensor import Pieces, Repeated, SymTensor, elementwise_layout, has_tensor, kernel_layout, loosened, shapes_of, tensors_in
-from .trace import MAX_SIDES, ModelRaised, Path, is_dynamic, library_function, scope_of, trace, user_line
+from .trace import MAX_SIDES, REPEAT, REPEAT_CHECK, ModelRaised, Path, is_dynamic, library_function, scope_of, trace, user_line
 
 __all__ = ["Propagation", "Propagator", "Step"]
 
@@ -55,6 +55,9 @@ class Step:
     sides: tuple = field(default=(), compare=False)
     #: (size, limit, what): past ``limit`` symshape does not state this step's shapes (Context.exact_below)
     bounds: tuple = ()
+    #: a step of a module call that repeats an equal earlier call (Propagator.repeat_key): the name of
+    #: the step it is a copy of, which the proof checked step by step ("" for a step computed here)
+    copy_of: str = ""
 
 
 @dataclass
@@ -375,6 +378,10 @@ class Propagator:
         #: time another module branches, and those before it are asked the same again
         self._sides_cache: dict = shared._sides_cache if shared is not None else {}
         self._fingerprints: dict = shared._fingerprints if shared is not None else {}
+        #: module calls computed once, by call (repeat_key): the steps and output of the first
+        self._repeats: dict = shared._repeats if shared is not None else {}
+        #: the ops each module call still being traced has applied (rules_applied of that call)
+        self._open_calls: list[dict] = []
 
     def share(self, caches: dict) -> None:
         """Take the caches of results that depend only on their keys (meta copies, meta results,
@@ -383,6 +390,7 @@ class Propagator:
         self._meta_cache = caches.setdefault("meta", self._meta_cache)
         self._sides_cache = caches.setdefault("sides", self._sides_cache)
         self._fingerprints = caches.setdefault("fingerprints", self._fingerprints)
+        self._repeats = caches.setdefault("repeats", self._repeats)
 
     def result(self) -> Propagation:
         return Propagation(self.steps, self.output, self.in_features, self.rules_applied, self.fixed)
@@ -446,6 +454,9 @@ class Propagator:
         args, kwargs = self._load(node.args), self._load(node.kwargs)
         module = self.root.get_submodule(node.target)
         name = node.target or "(model)"
+        if REPEAT in node.meta:
+            self._repeat(node, module, name, node.meta[REPEAT])
+            return
         rule = rule_for_module(module)
         if rule is not None:
             args, kwargs = positional_call(module, args, kwargs)
@@ -474,6 +485,89 @@ class Propagator:
             return
         name = f"{scope}.{node.name}" if scope else node.name
         self._apply_rule(node, rule_for_method(node.target), name, f"Tensor.{node.target}", "method", args, kwargs)
+
+    # -- equal module calls computed once ----------------------------------------------------------
+
+    def repeat_key(self, module: nn.Module, args, kwargs) -> tuple | None:
+        """What a module call's steps and output depend on, as for a module traced by sides
+        (:meth:`_sides_key`), but the module's fingerprint: its class, its arguments' values, the
+        case, the side and the checks before it (symshape.trace asks this of every call of a
+        module it traces through; the fingerprint is asked only of calls with an equal key, see
+        :meth:`repeat_of`). None where an argument is not hashable."""
+        path = None if self.path is None else (tuple(self.path.conditions()), tuple(self.path.zeros.items()))
+        key = ("call", type(module), _hashable((args, kwargs)), self.cases, path, tuple(self._earlier))
+        try:
+            hash(key)
+        except TypeError:
+            return None
+        return key
+
+    def repeat_of(self, module: nn.Module, key: tuple) -> tuple | None:
+        """An equal call computed before (the same key, a module of the same fingerprint: the
+        twelve blocks of a ViT, each called with the same shapes), as ``(key, index)``; None."""
+        for i, (other, _) in enumerate(self._repeats.get(key, ())):
+            if other is module or self._fingerprint(other) == self._fingerprint(module):
+                return key, i
+        return None
+
+    def open_call(self) -> tuple:
+        """Where a module call that may repeat starts: what :meth:`close_call` needs."""
+        self._open_calls.append({})
+        return len(self.steps), set(self.fixed), len(self.path.decisions) if self.path is not None else 0
+
+    def close_call(self, key: tuple, module: nn.Module, name: str, start: tuple, value: Any) -> None:
+        """The call ``name`` of ``module`` from ``start`` on (:meth:`open_call`) returned
+        ``value``: kept for an equal later call where its output is one tensor and it took no new
+        side of a branch (a later call would not take it again, and the answers of a side come in
+        order)."""
+        used = self._open_calls.pop()
+        first, fixed_before, decisions = start
+        if not isinstance(value, SymTensor) or (self.path is not None and len(self.path.decisions) != decisions):
+            return
+        fixed = tuple((k, f) for k, f in self.fixed.items() if k not in fixed_before)
+        # (what its checks state of single sizes, Context.earlier: made when first repeated)
+        entry = (name, tuple(self.steps[first:]), value, fixed, dict(used), None)
+        self._repeats.setdefault(key, []).append((module, entry))
+
+    def _repeat(self, node: torch.fx.Node, module: nn.Module, name: str, found: tuple) -> None:
+        """A module call equal to one computed before: its steps, named in this module and
+        pointing at this call's node (a step inside it is checked by the proof where it was
+        first computed; this call's output, and each layer's, here), its fixed layers, its output."""
+        key, i = found
+        other, (first, steps, value, fixed, used, facts) = self._repeats[key][i]
+        if facts is None:
+            stated: dict = {}
+            for step in steps:
+                stated.update(_single_size_facts(step.requirements))
+            facts = tuple(stated)
+            self._repeats[key][i] = (other, (first, steps, value, fixed, used, facts))
+
+        def renamed(text: str) -> str:
+            return name + text[len(first):] if text == first or text.startswith(first + ".") else text
+
+        for step in steps:
+            here = renamed(step.name)
+            inner = module if here == name else _submodule(module, here[len(name) + 1:], step.module)
+            self.steps.append(replace(step, name=here, node=node.name, copy_of=step.copy_of or step.name,
+                                      module=inner if step.module is not None else None))
+        self._earlier.update(dict.fromkeys(facts))
+        for k, f in fixed:
+            k = renamed(k)
+            if k not in self.in_features:
+                layer = renamed(f.layer)
+                self.in_features[k] = f.reaching
+                self.fixed[k] = replace(f, layer=layer, parameter=renamed(f.parameter),
+                                        call=max(sum(1 for s in self.steps if s.name == layer) - 1, 0))
+        self._applied(used)
+        self.env[node] = value
+        node.meta[REPEAT_CHECK] = (len(self.steps), shapes_of(value))
+
+    def _applied(self, families: dict) -> None:
+        """Ops and the rule family that answered each: for the analysis, and for each module call
+        still being traced (what an equal later call applies)."""
+        self.rules_applied.update(families)
+        for call in self._open_calls:
+            call.update(families)
 
     def _meta_module(self, ctx: Context, module: nn.Module, args, kwargs):
         """A module without a rule (its forward not traced: Python that fx cannot follow, or a
@@ -692,7 +786,7 @@ class Propagator:
                 dtype = _result_dtype(node, call_args, kwargs)
                 if dtype is not None and isinstance(value, SymTensor):
                     value = value.with_dtype(dtype)
-        self.rules_applied[op] = family
+        self._applied({op: family})
         value = ranges.propagate(node.target, kind, call_args, kwargs, value) if kind != "module" else (
             ranges.propagate(None, kind, (), {}, value))
         self.env[node] = value

@@ -118,6 +118,11 @@ def _is_leaf(m: nn.Module) -> bool:
 #: the key of a ``get_attr`` node's meta that holds the tensor constant fx made for it (fx sets
 #: it as an attribute of the model while tracing; symshape takes it off again)
 CONSTANT = "symshape_constant"
+#: a node's meta key: the module call it is repeats an equal earlier one (Propagator.repeat_key)
+REPEAT = "symshape_repeat"
+#: a repeating call's node meta: ``(steps, shape)``, the number of steps up to and with its copies,
+#: and its output shape (the proof compares it with torch's)
+REPEAT_CHECK = "symshape_repeat_check"
 
 #: the most sides a module's Python branches on sizes are followed on (see :class:`Path`)
 MAX_SIDES = 64
@@ -267,6 +272,8 @@ class _Tracer(torch.fx.Tracer):
         self.path = path
         #: the root's call ``(args, kwargs)``, symbolic values among them, when tracing one call
         self.call = call
+        #: (id of the module, (key, index)) while a call equal to an earlier one becomes one node
+        self._repeating: tuple | None = None
 
     def create_args_for_root(self, root_fn, is_module, concrete_args=None):
         if self.call is None:
@@ -289,7 +296,51 @@ class _Tracer(torch.fx.Tracer):
         # fx's patch of nn.Module.__call__ is process-wide: another thread's own forward runs as is
         if threading.get_ident() != self.thread:
             return forward(*args, **kwargs)
-        return super().call_module(m, forward, args, kwargs)
+        prop = self.propagator
+        if prop is None or self.is_leaf_module(m, ""):
+            return super().call_module(m, forward, args, kwargs)
+        # a call equal to one traced before (the same module or one of the same fingerprint, with
+        # the same arguments, where the same holds) is one node of the graph, and takes its steps
+        values = self._values((args, kwargs))
+        key = prop.repeat_key(m, *values) if values is not None else None
+        if key is None:
+            return super().call_module(m, forward, args, kwargs)
+        found = prop.repeat_of(m, key)
+        if found is not None:
+            self._repeating = (id(m), found)
+            try:
+                return super().call_module(m, forward, args, kwargs)
+            finally:
+                self._repeating = None
+        start = prop.open_call()
+        out = _MISSING
+        try:
+            out = super().call_module(m, forward, args, kwargs)
+        finally:
+            value = self.value(out) if isinstance(out, torch.fx.Proxy) else None
+            prop.close_call(key, m, self.path_of_module(m), start, value)
+        return out
+
+    def _values(self, obj):
+        """``obj`` (a call's arguments) with each traced value as the propagator has it; None
+        where one has none (or sits in a named tuple)."""
+        def value(v):
+            if isinstance(v, torch.fx.Proxy):
+                found = self.value(v)
+                if found is _MISSING:
+                    raise LookupError
+                return found
+            if isinstance(v, (tuple, list)):
+                if hasattr(v, "_fields"):
+                    raise LookupError
+                return type(v)(value(i) for i in v)
+            if isinstance(v, dict):
+                return {k: value(i) for k, i in v.items()}
+            return v
+        try:
+            return value(obj)
+        except LookupError:
+            return None
 
     def getattr(self, attr, attr_val, parameter_proxy_cache):
         if threading.get_ident() != self.thread:
@@ -333,7 +384,7 @@ class _Tracer(torch.fx.Tracer):
             return super().trace(root, concrete_args)
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return _is_leaf(m) or id(m) in self.leaves
+        return _is_leaf(m) or id(m) in self.leaves or (self._repeating is not None and self._repeating[0] == id(m))
 
     def proxy(self, node: torch.fx.Node) -> torch.fx.Proxy:
         return _SizedProxy(node, self)
@@ -351,6 +402,8 @@ class _Tracer(torch.fx.Tracer):
             raise BoundExceeded(f"MAX_NODES = {MAX_NODES}", f"the forward made more than {MAX_NODES:,} ops in one "
                                 "trace: a Python loop that does not end, or a model larger than symshape traces")
         proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
+        if kind == "call_module" and self._repeating is not None:
+            proxy.node.meta[REPEAT] = self._repeating[1]
         if self.propagator is not None:
             self._feed(proxy.node)
         return proxy
@@ -655,6 +708,14 @@ def _stands_for(value) -> type | None:
     return None
 
 
+@functools.lru_cache(maxsize=512)
+def _instructions(code) -> tuple[list, list]:
+    """A code object's instructions and their offsets (read once: a block's ``q, k, v = t`` is
+    asked at every call)."""
+    instructions = list(dis.get_instructions(code))
+    return instructions, [i.offset for i in instructions]
+
+
 class _SizedMixin:
     @property
     def __class__(self):
@@ -680,9 +741,8 @@ class _SizedMixin:
         # otherwise as torch.fx.Proxy.__iter__, which reads the caller's instruction (this frame
         # would hide it): ``q, k, v = t`` takes three items
         caller = inspect.currentframe().f_back
-        instructions = list(dis.get_instructions(caller.f_code))
-        at = (bisect.bisect_left(instructions, caller.f_lasti, key=lambda i: i.offset) if sys.version_info >= (3, 11)
-              else caller.f_lasti // 2)
+        instructions, offsets = _instructions(caller.f_code)
+        at = bisect.bisect_left(offsets, caller.f_lasti) if sys.version_info >= (3, 11) else caller.f_lasti // 2
         if instructions[at].opname == "UNPACK_SEQUENCE":
             return (self[i] for i in range(instructions[at].argval))
         return self.tracer.iter(self)

@@ -2,9 +2,11 @@
 
 :func:`observe` runs the model (forward hooks record every module's input and output) and then
 the traced graph with a torch.fx Interpreter (recording every function and method output, and
-the node where torch raises). :func:`verify` samples sizes -- the smallest valid size, sizes just
-below it, both sides of every rounding edge, random sizes -- and compares every step's shape,
-every Linear's in_features, and where torch refuses with ``valid_sizes()``.
+the node where torch raises; on the meta device a node that repeats a call of the forward takes
+its output: symshape.replay). :func:`verify` samples sizes -- the smallest valid size, sizes just
+below it, both sides of every rounding edge, random sizes -- and compares every step's shape
+(a module call that repeats an equal earlier one by its output: its ops are compared where they
+were first traced), every Linear's in_features, and where torch refuses with ``valid_sizes()``.
 
 The model is left exactly as it was: hooks are removed, the train/eval flags restored, buffers a
 forward updates are restored, and a model holding uninitialized lazy modules runs on a copy.
@@ -27,13 +29,14 @@ import torch.fx
 import torch.nn as nn
 
 from .modules import attributes_kept, copy_model, has_lazy, positional_call
-from .dims import BATCH, MAX_TENSOR_ELEMENTS, batch_symbol, positive_int
+from .dims import BATCH, MAX_TENSOR_ELEMENTS, as_expr, batch_symbol, positive_int, size_symbol
 from .errors import BoundExceeded, InvalidArgument, TraceMismatch
 from .evaluation import Evaluation, Shapes
 from .quasi import Unsolvable
 from .render import text_table
+from .replay import NOT_FOUND, ModuleCalls, OpCalls, op_calls, signature
 from .solve import divisible_set, valid_sizes
-from .trace import CONSTANT, trace
+from .trace import CONSTANT, REPEAT_CHECK, trace
 
 __all__ = ["PROOF_SIZES", "Comparison", "Mismatch", "Observation", "VerifyReport", "compare", "disagreements",
            "observe", "prove", "sample_sizes", "verify"]
@@ -91,15 +94,18 @@ def _mode(model: nn.Module, training: dict[str, bool]) -> Iterator[None]:
 
 
 class _Recorder(torch.fx.Interpreter):
-    """Runs the traced graph node by node, recording each node's output shape. A module node whose
-    inputs match a call of that module in the model's own forward (same shapes, strides, dtypes and
-    plain arguments: the n-th call of that module) takes that call's output instead of running the
-    module again: torch computed it already, from the same metadata."""
+    """Runs the traced graph node by node, recording each node's output shape. A node that repeats
+    a call of the model's own forward takes that call's output instead of running again (torch
+    computed it already, from the same metadata: symshape.replay): a module node whose inputs
+    match the n-th call of that module (same shapes, strides, dtypes and plain arguments), a
+    function or method node whose inputs match any call of it on the meta device."""
 
-    def __init__(self, model: nn.Module, obs: Observation, calls: "_Calls", graph: torch.fx.Graph):
+    def __init__(self, model: nn.Module, obs: Observation, calls: ModuleCalls, graph: torch.fx.Graph,
+                 ops: OpCalls | None = None):
         super().__init__(model, graph=graph)
         self.obs = obs
         self.calls = calls
+        self.ops = ops
         self.seen: dict[str, int] = {}
 
     def run_node(self, n):
@@ -114,59 +120,16 @@ class _Recorder(torch.fx.Interpreter):
 
     def call_module(self, target, args, kwargs):
         k = self.seen[target] = self.seen.get(target, -1) + 1
-        found = self.calls.output(target, k, _signature((args, kwargs)))
-        return super().call_module(target, args, kwargs) if found is _NONE else found
+        found = self.calls.output(target, k, signature((args, kwargs)))
+        return super().call_module(target, args, kwargs) if found is NOT_FOUND else found
 
+    def call_function(self, target, args, kwargs):
+        found = self.ops.output("call_function", target, args, kwargs) if self.ops is not None else NOT_FOUND
+        return super().call_function(target, args, kwargs) if found is NOT_FOUND else found
 
-#: no recorded output (None is a module's output like any other)
-_NONE = object()
-
-
-def _signature(value: Any):
-    """What a module's output shape can depend on in ``value`` (its arguments): every tensor's
-    shape, strides, offset, dtype and device, and plain Python values; anything else is unique
-    (never equal), so a call with such an argument is never reused."""
-    if isinstance(value, torch.Tensor):
-        try:
-            return ("T", tuple(value.shape), tuple(value.stride()), value.storage_offset(), value.dtype,
-                    value.layout, value.device.type, value.requires_grad)
-        except (RuntimeError, NotImplementedError):  # a nested tensor has no sizes or strides
-            return object()
-    if isinstance(value, (list, tuple)):
-        return (type(value).__name__, tuple(_signature(v) for v in value))
-    if isinstance(value, dict):
-        return ("dict", tuple((k, _signature(v)) for k, v in value.items()))
-    if value is None or isinstance(value, (bool, int, float, str, torch.dtype, torch.device)):
-        return (type(value).__name__, value)
-    return object()
-
-
-class _Calls:
-    """Each module's calls in the model's forward, in order: the arguments' signature, and the
-    output with its signature when the call returned (a later in-place change of the output, a
-    ``t.unsqueeze_(0)``, shows as a changed signature and the call is not reused)."""
-
-    def __init__(self):
-        self.inputs: dict[str, list] = {}
-        self.outputs: dict[str, list] = {}
-        self.open: dict[str, list[int]] = {}  # calls entered and not yet returned (a module calling itself)
-
-    def enter(self, name: str, args, kwargs) -> None:
-        self.inputs.setdefault(name, []).append(_signature((tuple(args), dict(kwargs))))
-        self.outputs.setdefault(name, []).append(_NONE)
-        self.open.setdefault(name, []).append(len(self.inputs[name]) - 1)
-
-    def leave(self, name: str, out) -> None:
-        if self.open.get(name):
-            self.outputs[name][self.open[name].pop()] = (out, _signature(out))
-
-    def output(self, name: str, k: int, signature):
-        if k >= len(self.inputs.get(name, ())) or self.inputs[name][k] != signature:
-            return _NONE
-        done = self.outputs[name][k]
-        if done is _NONE or _signature(done[0]) != done[1]:
-            return _NONE
-        return done[0]
+    def call_method(self, target, args, kwargs):
+        found = self.ops.output("call_method", target, args, kwargs) if self.ops is not None else NOT_FOUND
+        return super().call_method(target, args, kwargs) if found is NOT_FOUND else found
 
 
 #: held while the user's own model runs (its mode set, hooks on it, buffers restored after): two
@@ -212,19 +175,21 @@ def observe(model: nn.Module, x, graph: torch.fx.Graph | None = None,
 def _observe(model: nn.Module, x, graph: torch.fx.Graph | None) -> Observation:
     args, kwargs = _as_call(x)
     if any(t.device.type == "meta" for t in (*args, *kwargs.values())):
-        # a meta copy: tensors the forward makes (torch.ones(h, w)) are meta too, never allocated
-        with torch.device("meta"):
-            return _observe_here(model, x, graph)
+        # a meta copy: tensors the forward makes (torch.ones(h, w)) are meta too, never allocated;
+        # the forward's calls recorded, for the replay of the graph to reuse (symshape.replay)
+        device, ops = op_calls("meta")
+        with device:
+            return _observe_here(model, x, graph, ops)
     return _observe_here(model, x, graph)
 
 
-def _observe_here(model: nn.Module, x, graph: torch.fx.Graph | None) -> Observation:
+def _observe_here(model: nn.Module, x, graph: torch.fx.Graph | None, ops: OpCalls | None = None) -> Observation:
     args, kwargs = _as_call(x)
     obs = Observation()
     names = {id(m): n for n, m in model.named_modules()}
     handles = []
 
-    calls = _Calls()
+    calls = ModuleCalls()
 
     def pre_hook(mod, args, kwargs):
         positional, _ = positional_call(mod, args, kwargs)  # (the layer's input given by keyword)
@@ -246,6 +211,9 @@ def _observe_here(model: nn.Module, x, graph: torch.fx.Graph | None) -> Observat
                 obs.output = _shape(model(*args, **kwargs))
             except Exception as e:  # torch's refusal is an observation, not an error here
                 obs.error = e
+            finally:
+                if ops is not None:
+                    ops.stop()
     finally:
         for h in handles:
             h.remove()
@@ -263,7 +231,7 @@ def _observe_here(model: nn.Module, x, graph: torch.fx.Graph | None) -> Observat
                 setattr(model, node.target, node.meta[CONSTANT])
         warnings.simplefilter("ignore")
         try:
-            _Recorder(model, obs, calls, graph).run(*args, *kwargs.values())  # the placeholders, in the trace's order
+            _Recorder(model, obs, calls, graph, ops).run(*args, *kwargs.values())  # the placeholders, in the trace's order
         except Exception:
             pass  # recorded in failed_node
     return obs
@@ -296,9 +264,15 @@ def _compare_steps(analysis: Shapes, sizes: dict, ev: Evaluation, obs: Observati
     out: list[Mismatch] = []
     checked = 0
     calls: dict[str, int] = {}
-    for step, concrete in zip(analysis.steps[:limit], ev.steps):
+    repeats = _repeats(analysis, sizes)
+    for i, (step, concrete) in enumerate(zip(analysis.steps[:limit], ev.steps)):
+        while repeats and repeats[0][0] <= i:  # a repeating call, in its place among the steps
+            checked += 1
+            out += _compare_repeat(repeats.pop(0), sizes, obs)
         if step.output == ():  # a check without a tensor (torch._assert): only its refusal counts
             continue
+        if step.copy_of and step.kind != "module":
+            continue  # an op inside a call equal to an earlier one: compared there (the call's output, here)
         checked += 1
         if step.kind == "module":
             k = calls.get(step.name, 0)
@@ -322,7 +296,35 @@ def _compare_steps(analysis: Shapes, sizes: dict, ev: Evaluation, obs: Observati
             predicted = tuple(p for p in predicted if 0 not in p)
         if actual != predicted:
             out.append(Mismatch(step.name, sizes, predicted, actual, step.rule))
+    end = min(limit, len(ev.steps))
+    for repeat in (r for r in repeats if r[0] <= end):
+        checked += 1
+        out += _compare_repeat(repeat, sizes, obs)
     return out, checked
+
+
+def _repeats(analysis: Shapes, sizes: dict) -> list[tuple]:
+    """Each module call that repeats an equal earlier one (its ops are copies of that one's,
+    compared there): ``(steps before it, node name, module, output shape at sizes)``, in order."""
+    if analysis.graph is None:
+        return []
+    values = analysis.validate_sizes(sizes)
+    subs = {batch_symbol(): values[BATCH], **{size_symbol(n): values[n] for n in analysis.size_names}}
+    held = [(n.meta[REPEAT_CHECK], n) for n in analysis.graph.nodes if REPEAT_CHECK in n.meta]
+    return [(steps, n.name, n.target, tuple(_at(d, subs) for d in shape)) for (steps, shape), n in held]
+
+
+def _compare_repeat(repeat: tuple, sizes: dict, obs: Observation) -> list[Mismatch]:
+    _, node, module, predicted = repeat
+    actual = obs.node_outputs.get(node, "<not run>")
+    return [] if actual == predicted else [Mismatch(module, sizes, predicted, actual, "repeat")]
+
+
+def _at(size, subs: dict):
+    """A size of the analysis at the sizes ``subs`` gives its symbols: an int."""
+    value = as_expr(size)
+    value = value.xreplace(subs) if isinstance(value, sympy.Basic) else value
+    return int(value) if isinstance(value, int) or value.is_Integer else value
 
 
 def _compare_refusal(analysis: Shapes, sizes: dict, ev: Evaluation, obs: Observation) -> list[Mismatch]:

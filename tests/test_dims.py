@@ -394,3 +394,21 @@ def test_equal_where_is_never_claimed_where_the_sizes_differ(p, q, c, k):
         tokens = int(hw.xreplace({_H: h, _W: w}))
         assert (torch.zeros(1, tokens, 4) + torch.zeros(1, tokens, 4)).shape[1] == out.shape[1].xreplace({_H: h, _W: w})
 
+
+
+@pytest.mark.parametrize("m", [2, 3, 4, 6])
+@pytest.mark.parametrize("form", [sympy.Eq, sympy.Ne])
+def test_a_residue_fact_settles_each_residue_class_exactly(m, form):
+    """A side's answer about a size's residue (``L % 2 == 1`` answered False: ``L - 2*floor(L/2)
+    != 1``) leaves out the residue classes it is false on, and every claim linear on each class
+    is then decided: ``implied`` proves exactly what holds at every size on the side (a pad to
+    even length, then a halving, is ``floor((L + 1)/2)`` on both sides)."""
+    rem = _H - m * floor_div(_H, m)
+    for c in range(m):
+        fact = form(rem, c)
+        for j in range(m + 1):
+            for claim in (sympy.Eq(floor_div(_H + j, m), floor_div(_H, m)), sympy.Ge(floor_div(_H + j, m), 2)):
+                if not isinstance(claim, sympy.Rel):
+                    continue  # (j = 0: the same floor, True as written)
+                truth = all(_holds(claim, {_H: h}) for h in range(1, 4 * m * m + 1) if _holds(fact, {_H: h}))
+                assert implied((fact,), claim) == truth, (fact, claim)

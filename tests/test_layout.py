@@ -14,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import symshape
+from cases import Fn
 from oracle import assert_agrees, grid, members, scan
 from symshape.tensor import SymTensor, standard_strides
 
@@ -824,3 +825,16 @@ def test_pixel_unshuffle_keeps_later_sizes_whole():
     assert str(a.formula()) == "floor((H + 2)/4)*floor((W + 2)/4)"
     # torch runs where H and W are even and the Linear gets its 4: H, W in {6, 8}
     assert assert_agrees(model, (1, "H", "W"), grid(["H", "W"], [1, 2, 4, 6, 7, 8])) == 4
+
+
+@pytest.mark.parametrize("glu", [lambda: nn.GLU(dim=-1), lambda: Fn(F.glu, -1)])
+def test_glu_keeps_later_sizes_whole(glu):
+    """GLU's half is ``floor(L/2)`` wherever torch runs it (L must be even), as PixelUnshuffle's:
+    a stride-2 convolution after it and an Unflatten's ``-1`` see whole floors (a random model
+    the fuzz found refused)."""
+    model = nn.Sequential(glu(), nn.Conv1d(1, 1, 1, stride=2), nn.Flatten(), nn.Unflatten(1, (1, -1)),
+                          nn.Flatten(), nn.Linear(3, 2))
+    a = symshape.analyze(model, (1, "L"))
+    assert str(a.formula()) == "floor((L + 2)/4)"
+    # torch runs where L is even and the Linear gets its 3: L in {10, 12}
+    assert assert_agrees(model, (1, "L"), [{"L": n} for n in range(1, 15)]) == 2

@@ -14,7 +14,7 @@ import seed000_mnist
 import seed001_cnnclf
 import symshape
 from oracle import assert_agrees, grid
-from symshape import engine, modules, verify
+from symshape import engine, modules, replay, verify
 from symshape.modules import copy_model
 from test_branches import Windows, _TwoEqualBlocks
 
@@ -119,31 +119,96 @@ def _observed(model, shape, monkeypatch=None):
 ])
 def test_the_replay_takes_a_modules_output_only_where_torch_would_give_the_same(monkeypatch, model, shape):
     reused = _observed(model().eval(), shape)
-    monkeypatch.setattr(verify._Calls, "output", lambda *a: verify._NONE)
+    monkeypatch.setattr(replay.ModuleCalls, "output", lambda *a: replay.NOT_FOUND)
+    monkeypatch.setattr(replay.OpCalls, "output", lambda *a: replay.NOT_FOUND)
     fresh = _observed(model().eval(), shape)
     assert reused.node_outputs == fresh.node_outputs
     assert reused.failed_node == fresh.failed_node and reused.output == fresh.output
 
 
 def test_a_call_is_reused_by_its_position_and_signature():
-    calls = verify._Calls()
+    calls = replay.ModuleCalls()
     x, y = torch.empty(2, 3, device="meta"), torch.empty(4, 3, device="meta")
     for inp in (x, y):
         calls.enter("lin", (inp,), {})
         calls.leave("lin", torch.empty(inp.shape[0], 5, device="meta"))
-    assert calls.output("lin", 1, verify._signature(((y,), {}))).shape == (4, 5)
-    assert calls.output("lin", 0, verify._signature(((y,), {}))) is verify._NONE  # another shape
-    assert calls.output("lin", 2, verify._signature(((y,), {}))) is verify._NONE  # no third call
-    assert calls.output("lin", 0, verify._signature(((x.t(),), {}))) is verify._NONE  # other strides
-    assert calls.output("lin", 0, verify._signature(((x,), {"bias": object()}))) is verify._NONE
-    assert verify._signature(torch.eye(3).to_sparse()) != verify._signature(torch.eye(3))  # the layout
+    assert calls.output("lin", 1, replay.signature(((y,), {}))).shape == (4, 5)
+    assert calls.output("lin", 0, replay.signature(((y,), {}))) is replay.NOT_FOUND  # another shape
+    assert calls.output("lin", 2, replay.signature(((y,), {}))) is replay.NOT_FOUND  # no third call
+    assert calls.output("lin", 0, replay.signature(((x.t(),), {}))) is replay.NOT_FOUND  # other strides
+    assert calls.output("lin", 0, replay.signature(((x,), {"bias": object()}))) is replay.NOT_FOUND
+    assert replay.signature(torch.eye(3).to_sparse()) != replay.signature(torch.eye(3))  # the layout
     with warnings.catch_warnings():  # nested tensors are a prototype, torch says
         warnings.simplefilter("ignore")
         nested = torch.nested.nested_tensor([torch.zeros(2), torch.zeros(3)])
-    assert verify._signature(nested) != verify._signature(nested)  # no sizes: equal to nothing, no error
-    out = calls.output("lin", 0, verify._signature(((x,), {})))
+    assert replay.signature(nested) != replay.signature(nested)  # no sizes: equal to nothing, no error
+    out = calls.output("lin", 0, replay.signature(((x,), {})))
     out.unsqueeze_(0)  # changed in place after the module returned: not the module's output any more
-    assert calls.output("lin", 0, verify._signature(((x,), {}))) is verify._NONE
+    assert calls.output("lin", 0, replay.signature(((x,), {}))) is replay.NOT_FOUND
+
+
+class _Functional(nn.Module):
+    """Functions, methods and operators, some called twice the same way and some the same
+    function in another form: ``flatten(x, 1)`` and ``flatten(x, end_dim=1)``, ``x - 2`` and
+    ``2 - x``, ``layer_norm`` with its arguments by position, slices and ``...``."""
+
+    def __init__(self, reshape_in_place: bool = False):
+        super().__init__()
+        self.reshape_in_place = reshape_in_place
+
+    def forward(self, x):
+        a = F.layer_norm(x, x.shape[-1:], None, None, 1e-5)
+        b = F.layer_norm(x, x.shape[-1:], None, None, 1e-5)
+        c = torch.flatten(a, 1) .sum(-1) + torch.flatten(b, end_dim=1).sum() + (x - 2).sum() + (2 - x).sum()
+        d = x[:, 0, ..., ::2].permute(0, 2, 1)
+        if self.reshape_in_place:
+            d.unsqueeze_(1)  # from here on, a recorded tensor may not be what it was
+        e = d.transpose(-1, -2).reshape(x.shape[0], -1) @ torch.ones(d.numel() // x.shape[0], 3)
+        return c.view(-1, 1) + e.softmax(-1)
+
+
+def _reused_ops(monkeypatch, model, shape) -> list:
+    found = []
+    original = replay.OpCalls.output
+
+    def spied(self, node_op, target, args, kwargs):
+        out = original(self, node_op, target, args, kwargs)
+        if out is not replay.NOT_FOUND:
+            found.append(target if isinstance(target, str) else target.__name__)
+        return out
+
+    monkeypatch.setattr(replay.OpCalls, "output", spied)
+    _observed(model, shape)
+    return found
+
+
+def test_the_replay_takes_an_ops_output_from_the_forward_where_its_arguments_are_the_same(monkeypatch):
+    reused = _reused_ops(monkeypatch, _Functional().eval(), (3, "H", "W"))
+    assert reused.count("layer_norm") == 2  # given by position in the graph, by keyword to torch's mode
+    assert {"flatten", "sub", "getitem", "permute", "transpose", "reshape", "matmul", "softmax"} <= set(reused)
+    assert "__rsub__" not in reused  # 2 - x is not x - 2: another function of the tensor
+    # a shape changed in place: nothing after it is taken from the forward
+    assert "softmax" not in _reused_ops(monkeypatch, _Functional(True).eval(), (3, "H", "W"))
+
+
+@pytest.mark.parametrize("reshape_in_place", [False, True])
+def test_the_replay_with_op_outputs_taken_is_the_replay_without(monkeypatch, reshape_in_place):
+    model = _Functional(reshape_in_place).eval()
+    reused = _observed(model, (3, "H", "W"))
+    monkeypatch.setattr(replay.OpCalls, "output", lambda *a: replay.NOT_FOUND)
+    fresh = _observed(model, (3, "H", "W"))
+    assert reused.node_outputs == fresh.node_outputs and reused.output == fresh.output
+    assert_agrees(_Functional(reshape_in_place).eval(), (3, "H", "W"), grid(["H", "W"], [2, 3, 6]))
+
+
+def test_a_call_is_keyed_by_parameter_where_the_function_has_a_signature():
+    x = torch.empty(2, 3, 4, device="meta")
+    assert replay._key(torch.flatten, (x, 1), {}) != replay._key(torch.flatten, (x,), {"end_dim": 1})
+    assert replay._key(F.layer_norm, (x, (4,), None, None, 1e-5), {}) == \
+        replay._key(F.layer_norm, (x, (4,)), {"weight": None, "bias": None, "eps": 1e-5})
+    assert replay._key(F.softmax, (x, -1), {}) == replay._key(F.softmax, (x,), {"dim": -1, "_stacklevel": 3})
+    assert replay.signature(slice(1, None, 2)) == replay.signature(slice(1, None, 2)) != replay.signature(slice(2))
+    assert replay.signature(...) == ("...",)
 
 
 class _Counting(nn.Module):

@@ -244,18 +244,20 @@ def _glu(ctx: Context, x, dim) -> SymTensor:
     if n.is_Integer and n % 2:  # odd at every size: no output shape to go on with (a size of 1/2)
         ctx.refuse(f"GLU halves dim {i}, which must be even, gets {n}")
     ctx.divisible(n, 2, f"GLU halves dim {i}, which must be even, gets {{lhs}}")
-    return SymTensor((*x.shape[:i], x.shape[i] / 2, *x.shape[i + 1 :]))
+    # floor(n/2): n/2 where n is even, as required, and no fraction inside a later floor (a
+    # stride-2 convolution after it: floor((n/2 + 1)/2), which no rule could read)
+    return SymTensor((*x.shape[:i], floor_div(x.shape[i], 2), *x.shape[i + 1 :]))
 
 
 @module_rule(nn.GLU)
 def glu(ctx: Context, module: nn.GLU, x) -> SymTensor:
-    """``out[dim] = in[dim] / 2``; ``in[dim]`` must be even."""
+    """``out[dim] = floor(in[dim] / 2)``; ``in[dim]`` must be even."""
     return _glu(ctx, x, module.dim)
 
 
 @function_rule(F.glu)
 def glu_function(ctx: Context, input, dim=-1) -> SymTensor:
-    """``out[dim] = in[dim] / 2``; ``in[dim]`` must be even."""
+    """``out[dim] = floor(in[dim] / 2)``; ``in[dim]`` must be even."""
     return _glu(ctx, input, dim)
 
 

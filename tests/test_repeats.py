@@ -1,0 +1,165 @@
+"""Equal module calls computed once: a call of a module with the same fingerprint, the same
+arguments and the same facts as one traced before (the blocks of a ViT) is one node of the graph
+and takes that call's steps, renamed; the proof compares its output with torch's. Checked against
+the analysis computed without it, and against torch."""
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import symshape
+from oracle import assert_agrees, grid
+from symshape import engine, verify
+from symshape.errors import TraceMismatch
+from symshape.trace import REPEAT, REPEAT_CHECK
+
+
+class Block(nn.Module):
+    """Functions, methods and layers on a (N, C, H, W) input, shape kept."""
+
+    traced = 0
+
+    def __init__(self, c: int = 4):
+        super().__init__()
+        self.norm = nn.LayerNorm(c)
+        self.fc = nn.Linear(c, c)
+
+    def forward(self, x):
+        type(self).traced += 1
+        n, c, h, w = x.shape
+        t = x.flatten(2).transpose(1, 2)
+        t = t + self.fc(self.norm(t))
+        return t.transpose(1, 2).reshape(n, c, h, w)
+
+
+class Stack(nn.Module):
+    def __init__(self, blocks: int = 4, branch: bool = False):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 4, 3, stride=2)
+        self.blocks = nn.Sequential(*(Block() for _ in range(blocks)))
+        self.pool = nn.AdaptiveAvgPool2d(2)
+        self.head = nn.Linear(16, 3)
+        self.branch = branch
+
+    def forward(self, x):
+        if self.branch and x.shape[-1] % 2 == 1:  # the model itself branches: traced once per side
+            x = F.pad(x, (0, 1))
+        x = self.blocks(self.stem(x))
+        return self.head(self.pool(x).flatten(1))
+
+
+def _plain(steps):
+    """Each step as computed; a function's by its module (fx numbers its nodes across the graph:
+    ``blocks.1.flatten_1`` traced anew, ``blocks.1.flatten`` as the copy of ``blocks.0.flatten``)."""
+    return [(s.name if s.kind == "module" else s.name.rpartition(".")[0], s.op, s.inputs, s.output, s.rule,
+             s.requirements, s.roundings) for s in steps]
+
+
+def test_equal_blocks_are_traced_once_and_named_each_for_itself():
+    model = Stack().eval()
+    before = Block.traced
+    a = symshape.analyze(model, (1, "H", "W"), prove=False)
+    assert Block.traced - before == 1  # blocks.1 to blocks.3 repeat blocks.0
+    copies = [s for s in a.steps if s.copy_of]
+    assert {s.name.split(".")[1] for s in copies} == {"1", "2", "3"}
+    fc3 = next(s for s in a.steps if s.name == "blocks.3.fc")
+    assert fc3.copy_of == "blocks.0.fc" and fc3.module is model.blocks[3].fc
+    assert a.fixed["blocks.3.fc"].layer == "blocks.3.fc"
+    assert [n.target for n in a.graph.nodes if REPEAT in n.meta] == ["blocks.1", "blocks.2", "blocks.3"]
+
+
+@pytest.mark.parametrize("branch", [False, True])
+def test_the_copies_are_the_steps_traced_anew(monkeypatch, branch):
+    copied = symshape.analyze(Stack(branch=branch).eval(), (1, "H", "W"))
+    assert any(s.copy_of for s in copied.steps) or branch  # (on the sides, in the branching step)
+    monkeypatch.setattr(engine.Propagator, "repeat_key", lambda *a: None)
+    fresh = symshape.analyze(Stack(branch=branch).eval(), (1, "H", "W"))
+    assert _plain(copied.steps) == _plain(fresh.steps)
+    assert copied.in_features == fresh.in_features
+    assert str(copied.valid_sizes()) == str(fresh.valid_sizes())
+    assert_agrees(Stack(branch=branch).eval(), (1, "H", "W"), grid(["H", "W"], [3, 4, 5, 8, 9]))
+
+
+def test_a_call_with_other_arguments_is_traced():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = Block(), Block()
+            self.down = nn.MaxPool2d(2)
+
+        def forward(self, x):
+            return self.b(self.down(self.a(x)))  # b gets another shape: traced on its own
+
+    before = Block.traced
+    a = symshape.analyze(Twice().eval(), (4, "H", "W"), prove=False)
+    assert Block.traced - before == 2 and not any(s.copy_of for s in a.steps)
+
+
+def test_the_proof_compares_a_repeating_calls_output():
+    a = symshape.analyze(Stack().eval(), (1, "H", "W"), prove=False)
+    assert verify.prove(a) == "H=224, W=224"
+    node = next(n for n in a.graph.nodes if REPEAT in n.meta)
+    steps, shape = node.meta[REPEAT_CHECK]
+    node.meta[REPEAT_CHECK] = (steps, (*shape[:-1], shape[-1] + 1))  # what the copy says, made wrong
+    with pytest.raises(TraceMismatch, match="blocks.1"):
+        verify.prove(a)
+    with torch.no_grad():
+        assert tuple(Stack().eval()(torch.zeros(1, 1, 9, 9)).shape) == a.at(H=9, W=9).output_shape
+
+
+#: how many _Sly modules the forward has called so far: state outside the modules, so their
+#: fingerprints do not show it
+_CALLS = {"n": 0}
+
+
+class _Sly(nn.Module):
+    def forward(self, x):
+        _CALLS["n"] += 1
+        return x[:, : 6 - 2 * _CALLS["n"]] * 2  # the first call keeps 4 channels, the second 2
+
+
+class _TwoSly(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = _Sly(), _Sly()
+
+    def forward(self, x):
+        _CALLS["n"] = 0
+        return torch.cat([self.a(x), self.b(x)], 1)
+
+
+def test_a_copy_torch_contradicts_never_reaches_the_user():
+    """Two modules equal by fingerprint that compute differently (what they read is outside them):
+    the second call's copy is wrong, the proof finds it, and the analysis starts again with that
+    module run whole (here its count of calls then needs the model's own forward: the model runs
+    whole, under torch's meta kernels)."""
+    a = symshape.analyze(_TwoSly().eval(), (6, "L"))
+    assert a.output_shape == (symshape.dims.batch_symbol(), 6, symshape.dims.size_symbol("L"))
+    assert not any(s.copy_of for s in a.steps)
+    assert_agrees(_TwoSly().eval(), (6, "L"), [{"L": n} for n in (1, 2, 5)])
+
+
+class _Crop(nn.Module):
+    def __init__(self, k: int):
+        super().__init__()
+        self.k = k
+
+    def forward(self, x):
+        return x[..., : self.k] + 1
+
+
+def test_a_module_of_the_same_class_with_other_attributes_is_traced():
+    """Same class, same arguments, another attribute (another fingerprint): not a repeat."""
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.c = _Crop(2), _Crop(3), _Crop(2)
+
+        def forward(self, x):
+            return torch.cat([self.a(x), self.b(x), self.c(x)], -1)
+
+    a = symshape.analyze(Two().eval(), (2, "L"))
+    assert a.at(L=5).output_shape == (1, 2, 7) and a.at(L=1).output_shape == (1, 2, 3)
+    assert {s.name.split(".")[0] for s in a.steps if s.copy_of} == {"c"}  # c repeats a, b does not
+    assert_agrees(Two().eval(), (2, "L"), [{"L": n} for n in (1, 2, 3, 5)])
