@@ -419,18 +419,15 @@ def _part_that_analyzes(model: nn.Module, inputs: Inputs, batched: bool, failing
 
 def _scope_of_step(analysis: Analysis, name: str) -> str:
     """The module whose forward made the step ``name`` ("" for the model itself)."""
-    step = next((s for s in analysis.steps if s.name == name), None)
-    if step is None and name not in ("", "(model)"):
-        try:  # a module call that repeats an earlier one (its output the mismatch): that module
-            analysis.model.get_submodule(name)
-            return name
-        except AttributeError:
-            return ""
-    if step is None or name == "(model)":
+    if name in ("", "(model)"):
         return ""
-    if step.kind == "module":
+    if any(s.name == name for s in analysis.steps):
         return name.rpartition(".")[0]
-    return name.rpartition(".")[0]
+    try:  # a module call that repeats an earlier one (its output the mismatch): that module
+        analysis.model.get_submodule(name)
+        return name
+    except AttributeError:
+        return ""
 
 
 def _refuse_if_never_runs(steps: list[Step], names: tuple[str, ...]) -> None:

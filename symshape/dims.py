@@ -1097,8 +1097,8 @@ def _residues(rel, x: sympy.Symbol, period: int, k):
     return at
 
 
-def _linear(rel, k) -> tuple[Fraction, Fraction] | None:
-    """``rel`` as ``a*k + b (relation) 0`` with rational ``a``, ``b``: (a, b) as Fractions, or None."""
+def _linear(rel, k) -> tuple | None:
+    """``rel`` as ``a*k + b (relation) 0`` with rational ``a``, ``b`` (ints or Fractions), or None."""
     if isinstance(rel, _Line):
         return rel.a, rel.b
     if not isinstance(rel, sympy.Rel):
@@ -1233,7 +1233,7 @@ def _decide_linear(rel, k, k0: int) -> bool | None:
     test = _TEST[kind]
     if a == 0:
         return test(b, 0)
-    if kind in (sympy.Eq, sympy.Ne):
+    if kind is sympy.Eq or kind is sympy.Ne:
         root = Fraction(-b) / a
         if root.denominator == 1 and root >= k0:  # one k where p == 0
             return None

@@ -494,13 +494,7 @@ class Propagator:
         case, the side and the checks before it (symshape.trace asks this of every call of a
         module it traces through; the fingerprint is asked only of calls with an equal key, see
         :meth:`repeat_of`). None where an argument is not hashable."""
-        path = None if self.path is None else (tuple(self.path.conditions()), tuple(self.path.zeros.items()))
-        key = ("call", type(module), _hashable((args, kwargs)), self.cases, path, tuple(self._earlier))
-        try:
-            hash(key)
-        except TypeError:
-            return None
-        return key
+        return self._call_key(("call", type(module)), args, kwargs)
 
     def repeat_of(self, module: nn.Module, key: tuple) -> tuple | None:
         """An equal call computed before (the same key, a module of the same fingerprint: the
@@ -653,8 +647,14 @@ class Propagator:
         fingerprint: twelve equal blocks are traced once), its arguments' values, and what holds
         where it runs (the case, the side this propagator is on, the checks before it). None where
         an argument is not hashable."""
+        return self._call_key((self._fingerprint(module), ctx.op), args, kwargs)
+
+    def _call_key(self, head: tuple, args, kwargs) -> tuple | None:
+        """``head``, the call's arguments' values and what holds where it runs (the case, the side
+        this propagator is on, the checks before it), as a key; None where an argument is not
+        hashable."""
         path = None if self.path is None else (tuple(self.path.conditions()), tuple(self.path.zeros.items()))
-        key = (self._fingerprint(module), ctx.op, _hashable((args, kwargs)), self.cases, path, tuple(self._earlier))
+        key = (*head, _hashable((args, kwargs)), self.cases, path, tuple(self._earlier))
         try:
             hash(key)
         except TypeError:

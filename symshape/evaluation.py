@@ -176,9 +176,14 @@ class Shapes:
         """Whether this analysis's case (``where``) holds at ``sizes`` (validated, with ``N``)."""
         if not self.where:
             return True
-        subs = {self.batch: sympy.Integer(sizes.get(BATCH, 1)),
-                **{size_symbol(n): sympy.Integer(sizes[n]) for n in self.size_names}}
+        subs = self.symbols_at(sizes)
         return all(bool(c.xreplace(subs)) for c in self.where)
+
+    def symbols_at(self, sizes: Mapping[str, int]) -> dict:
+        """``{symbol: Integer}`` for the sizes (``N`` 1 where not given): what an expression of the
+        analysis is at them, by ``xreplace``."""
+        return {self.batch: sympy.Integer(sizes.get(BATCH, 1)),
+                **{size_symbol(n): sympy.Integer(sizes[n]) for n in self.size_names}}
 
     def covering(self, sizes: Mapping[str, int]) -> "Shapes":
         """The analysis (this one, or one of its ``cases``) whose case holds at ``sizes``."""

@@ -17,10 +17,7 @@ from typing import Any
 
 import torch
 
-try:  # the mode ``with torch.device(...)`` enters (private to torch: without it, nothing is recorded)
-    from torch.utils._device import DeviceContext
-except ImportError:  # pragma: no cover - every supported torch has it
-    DeviceContext = None
+from torch.utils._device import DeviceContext  # the mode ``with torch.device(...)`` enters
 
 __all__ = ["NOT_FOUND", "ModuleCalls", "OpCalls", "op_calls", "signature"]
 
@@ -92,7 +89,7 @@ RESHAPING_IN_PLACE = frozenset({
 _OPERATOR_METHODS = {operator.truediv: ("div",), operator.mod: ("remainder",), operator.pos: ("positive",)}
 
 
-class _Recording(DeviceContext or object):
+class _Recording(DeviceContext):
     """``with torch.device(device)`` (torch's own mode: factory functions make tensors there),
     which also records every call of a torch function or tensor method made under it: the
     function, its arguments and its output."""
@@ -119,23 +116,19 @@ class _Recording(DeviceContext or object):
 class OpCalls:
     """The torch calls of one forward (see :func:`op_calls`), looked up by a graph node."""
 
-    def __init__(self, recording: _Recording | None):
+    def __init__(self, recording: _Recording):
         self.recording = recording
         self.keys: dict = {}  # function -> {the arguments' key: output}, made when first asked
 
     def stop(self) -> None:
         """The forward is over: record nothing more (the replay's own calls are not the model's)."""
-        if self.recording is not None:
-            self.recording.active = False
+        self.recording.active = False
 
     def output(self, node_op: str, target, args, kwargs):
         """The output of a call the forward made that a graph node (``call_function`` of
         ``target``, or ``call_method`` named ``target``) with these arguments repeats."""
         rec = self.recording
-        if rec is None or rec.reshaped:
-            return NOT_FOUND
-        if (target if isinstance(target, str) else getattr(target, "__name__", "")) in RESHAPING_IN_PLACE:
-            rec.reshaped = True
+        if rec.reshaped:  # (the replay runs under the mode too: its own reshaping ops count)
             return NOT_FOUND
         for func in _functions(node_op, target, args):
             calls = rec.recorded.get(func)
@@ -154,10 +147,7 @@ class OpCalls:
 
 def op_calls(device: str):
     """A context manager that is ``torch.device(device)`` and records the calls made under it,
-    and the :class:`OpCalls` that looks them up (nothing is recorded where torch's mode is not
-    available)."""
-    if DeviceContext is None:  # pragma: no cover
-        return torch.device(device), OpCalls(None)
+    and the :class:`OpCalls` that looks them up."""
     recording = _Recording(device)
     return recording, OpCalls(recording)
 
@@ -165,8 +155,8 @@ def op_calls(device: str):
 def _functions(node_op: str, target, args) -> list:
     """What torch's function mode saw for a node's call: the function itself, a tensor method by
     name, an operator on a tensor as the tensor's method (``operator.add`` -> ``Tensor.add``)."""
-    if node_op == "call_method":
-        found = getattr(torch.Tensor, target, None) if isinstance(target, str) and not _in_place(target) else None
+    if node_op == "call_method":  # (an in-place op is never among the recorded: not found)
+        found = getattr(torch.Tensor, target, None) if isinstance(target, str) else None
         return [found] if found is not None else []
     if getattr(target, "__module__", None) in ("_operator", "operator"):
         if not args or not isinstance(args[0], torch.Tensor):
@@ -174,7 +164,7 @@ def _functions(node_op: str, target, args) -> list:
         base = target.__name__.rstrip("_")
         names = (base, f"__{base}__", *_OPERATOR_METHODS.get(target, ()))
         return [f for f in (getattr(torch.Tensor, n, None) for n in names) if f is not None]
-    return [] if _in_place(getattr(target, "__name__", "")) else [target]
+    return [target]
 
 
 def _in_place(name: str) -> bool:

@@ -29,7 +29,7 @@ import torch.fx
 import torch.nn as nn
 
 from .modules import attributes_kept, copy_model, has_lazy, positional_call
-from .dims import BATCH, MAX_TENSOR_ELEMENTS, as_expr, batch_symbol, positive_int, size_symbol
+from .dims import BATCH, MAX_TENSOR_ELEMENTS, as_expr, batch_symbol, positive_int
 from .errors import BoundExceeded, InvalidArgument, TraceMismatch
 from .evaluation import Evaluation, Shapes
 from .quasi import Unsolvable
@@ -266,9 +266,9 @@ def _compare_steps(analysis: Shapes, sizes: dict, ev: Evaluation, obs: Observati
     calls: dict[str, int] = {}
     repeats = _repeats(analysis, sizes)
     for i, (step, concrete) in enumerate(zip(analysis.steps[:limit], ev.steps)):
-        while repeats and repeats[0][0] <= i:  # a repeating call, in its place among the steps
+        for repeat in _due(repeats, i):  # a repeating call, in its place among the steps
             checked += 1
-            out += _compare_repeat(repeats.pop(0), sizes, obs)
+            out += _compare_repeat(repeat, sizes, obs)
         if step.output == ():  # a check without a tensor (torch._assert): only its refusal counts
             continue
         if step.copy_of and step.kind != "module":
@@ -296,8 +296,7 @@ def _compare_steps(analysis: Shapes, sizes: dict, ev: Evaluation, obs: Observati
             predicted = tuple(p for p in predicted if 0 not in p)
         if actual != predicted:
             out.append(Mismatch(step.name, sizes, predicted, actual, step.rule))
-    end = min(limit, len(ev.steps))
-    for repeat in (r for r in repeats if r[0] <= end):
+    for repeat in _due(repeats, min(limit, len(ev.steps))):
         checked += 1
         out += _compare_repeat(repeat, sizes, obs)
     return out, checked
@@ -308,10 +307,17 @@ def _repeats(analysis: Shapes, sizes: dict) -> list[tuple]:
     compared there): ``(steps before it, node name, module, output shape at sizes)``, in order."""
     if analysis.graph is None:
         return []
-    values = analysis.validate_sizes(sizes)
-    subs = {batch_symbol(): values[BATCH], **{size_symbol(n): values[n] for n in analysis.size_names}}
+    subs = analysis.symbols_at(analysis.validate_sizes(sizes))
     held = [(n.meta[REPEAT_CHECK], n) for n in analysis.graph.nodes if REPEAT_CHECK in n.meta]
     return [(steps, n.name, n.target, tuple(_at(d, subs) for d in shape)) for (steps, shape), n in held]
+
+
+def _due(repeats: list[tuple], steps: int) -> list[tuple]:
+    """The repeating calls (taken off ``repeats``) whose copies all come before step ``steps``."""
+    due = []
+    while repeats and repeats[0][0] <= steps:
+        due.append(repeats.pop(0))
+    return due
 
 
 def _compare_repeat(repeat: tuple, sizes: dict, obs: Observation) -> list[Mismatch]:
@@ -321,10 +327,9 @@ def _compare_repeat(repeat: tuple, sizes: dict, obs: Observation) -> list[Mismat
 
 
 def _at(size, subs: dict):
-    """A size of the analysis at the sizes ``subs`` gives its symbols: an int."""
-    value = as_expr(size)
-    value = value.xreplace(subs) if isinstance(value, sympy.Basic) else value
-    return int(value) if isinstance(value, int) or value.is_Integer else value
+    """A size of the analysis at the sizes ``subs`` gives its symbols (Shapes.symbols_at): an int."""
+    value = as_expr(size).xreplace(subs)
+    return int(value) if value.is_Integer else value
 
 
 def _compare_refusal(analysis: Shapes, sizes: dict, ev: Evaluation, obs: Observation) -> list[Mismatch]:
