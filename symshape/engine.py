@@ -769,11 +769,6 @@ class Propagator:
             else:
                 inputs = tensors_in((call_args, kwargs))
                 policy = _memory_format(rule, ctx, inputs)
-                if policy and not inputs[0].contiguous and inputs[0].loose:
-                    # a view of a non-contiguous tensor: torch's strides for it differ where a size
-                    # is 1, at batch 1 too (and a convolution then picks another memory format):
-                    # torch's meta kernel decides, as for an op without a table
-                    policy = "guard"
                 if policy != "guard" and policy:
                     value = _kernel_value(value, inputs[0], policy, op)
                 else:
@@ -1003,7 +998,7 @@ def _meta_value(ctx: Context, call, args, kwargs, cache: dict | None = None, key
         if key is not None:
             cache[key] = result
     for r in result.requirements:
-        ctx.require(r.lhs, r.relation, r.rhs, r.reason, unless=r.unless)
+        ctx.require(r.lhs, r.relation, r.rhs, r.reason, unless=r.unless, data_dependent=r.data_dependent)
     return result.value
 
 

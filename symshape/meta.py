@@ -37,7 +37,7 @@ import logging
 import re
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import sympy
@@ -46,6 +46,7 @@ from torch._dispatch.python import enable_python_dispatcher
 from torch._subclasses import fake_tensor
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils import _pytree as pytree
 from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode, ShapeEnv
 from torch.utils._sympy import functions as tf
 from torch.utils._sympy.numbers import int_oo
@@ -53,7 +54,7 @@ from torch.utils._sympy.value_ranges import ValueRangeError, ValueRanges
 
 from .dims import CeilSqrt, DoubleFloor, DoubleProduct, FloorDiv, IntSqrt, SizeRatio, as_expr, canonical, decide, equal_where, floor_div, implied, without_ite
 from .requirements import Requirement, cnf, literal, unless_not
-from .tensor import Pieces, SymTensor, standard_strides
+from .tensor import CONV_MEMORY_FORMAT, Pieces, SymTensor, kernel_layout, standard_strides
 
 __all__ = ["MAX_LEAVES", "MetaRefusal", "MetaResult", "Side", "merge_sides", "run_meta"]
 
@@ -425,6 +426,9 @@ class _Leaf:
     syms: _Symbols
     value: Any = None  # the structure of shapes, converted to symshape's expressions
     error: str = ""  # torch's message on a side that raises
+    #: a side on which a view may be refused, or not, depending on strides symshape does not
+    #: know: a data-dependent requirement there (its value is the view's, where it runs)
+    layout_unknown: bool = False
     impossible: bool = False  # the path's answers contradict each other: no size is here
 
 
@@ -490,11 +494,13 @@ def _strides(out: torch.Tensor, syms: _Symbols):
     return None if t.contiguous else t.strides
 
 
-def _shapes(out: Any, syms: _Symbols):
+def _shapes(out: Any, syms: _Symbols, unknown: frozenset = frozenset()):
+    """The run's result converted; a tensor whose id is in ``unknown`` has unknown strides."""
     if isinstance(out, torch.Tensor):
-        return ("tensor", tuple(syms.expr_from_torch(s) for s in out.shape), out.dtype, _strides(out, syms))
+        strides = UNKNOWN_STRIDES if id(out) in unknown else _strides(out, syms)
+        return ("tensor", tuple(syms.expr_from_torch(s) for s in out.shape), out.dtype, strides)
     if isinstance(out, (list, tuple)):  # a torch.Size (x.shape[-2:]) as a tuple of sizes
-        return ("list" if isinstance(out, list) else "tuple", tuple(_shapes(o, syms) for o in out))
+        return ("list" if isinstance(out, list) else "tuple", tuple(_shapes(o, syms, unknown) for o in out))
     if isinstance(out, (torch.SymInt, int)) and not isinstance(out, bool):
         return ("size", syms.expr_from_torch(out))
     if out is None or isinstance(out, (bool, float, str, torch.dtype, torch.device)):
@@ -523,9 +529,32 @@ _INDEXING_OPS = frozenset({"index", "_unsafe_index", "index_select", "gather", "
                            "_embedding_bag", "_index_put_impl"})
 
 
-class _IndexGuard(TorchDispatchMode):
-    """Refuses an indexing op on a tensor whose sizes depend on the input (see _INDEXING_OPS):
-    torch checks each index against those sizes, which no fake tensor can."""
+#: the reason of a view where symshape does not know the CPU's memory format of its input
+_VIEW_UNKNOWN = ("view: its input's memory format on the CPU depends here on strides symshape does not "
+                 "follow (a convolution's output, or computed from one)")
+
+#: torch's convolution ops (what F.conv*, F.conv_transpose* and the modules dispatch to)
+_CONVOLUTIONS = frozenset({"convolution", "_convolution"})
+
+
+class _Cpu(TorchDispatchMode):
+    """What the CPU does that torch's meta kernels on symbolic sizes do not:
+
+    * an indexing op on a tensor whose sizes depend on the input is refused (see
+      _INDEXING_OPS: torch checks each index against those sizes, which no fake tensor can);
+    * a convolution's output gets the CPU's memory format (symshape.tensor.CONV_MEMORY_FORMAT:
+      channels last where the input suggests it), where torch's meta kernel allocates every
+      output contiguous -- so a view of it is decided as on the CPU. Where that format depends
+      on sizes of 1 it is a branch; where symshape cannot tell it, the output's layout (and that
+      of every tensor computed from it) is unknown on that side, and a view of it there runs as
+      a reshape (the same sizes, where it runs), under a data-dependent requirement
+      (``viewed_unknown``)."""
+
+    def __init__(self, syms: "_Symbols"):
+        super().__init__()
+        self.syms = syms
+        self.unknown: dict[int, torch.Tensor] = {}  # tensors whose CPU layout is not known, by id
+        self.viewed_unknown = False  # a view of one of them: torch may refuse it
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -534,7 +563,62 @@ class _IndexGuard(TorchDispatchMode):
                 isinstance(d, torch.SymInt) for d in args[0].shape):
             raise MetaRefusal(f"{name} indexes a tensor whose sizes depend on the input: torch checks each "
                               "index against them, and a meta kernel cannot see the indices")
-        return func(*args, **kwargs)
+        unknown = bool(self.unknown) and any(id(t) in self.unknown for t in pytree.tree_leaves((args, kwargs))
+                                             if isinstance(t, torch.Tensor))
+        if unknown and func is torch.ops.aten.view.default:
+            self.viewed_unknown = True
+            out = torch.ops.aten.reshape.default(*args, **kwargs)
+            self._forget(out)
+            return out
+        out = func(*args, **kwargs)
+        if unknown:
+            if not (name in ("clone", "_to_copy") and kwargs.get("memory_format") == torch.contiguous_format):
+                self._forget(out)
+        elif name in _CONVOLUTIONS and isinstance(out, torch.Tensor):
+            out = self._conv_layout(out, args[0], args[1])
+        return out
+
+    def _forget(self, out) -> None:
+        for t in pytree.tree_leaves(out):
+            if isinstance(t, torch.Tensor):
+                self.unknown[id(t)] = t
+
+    def _conv_layout(self, out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        policy = CONV_MEMORY_FORMAT.get(x.dim())
+        if policy is None or out.dim() != x.dim():
+            return out
+        try:
+            ours = SymTensor(tuple(map(self.syms.expr_from_torch, x.shape)), False,
+                             strides=tuple(map(self.syms.expr_from_torch, x.stride())))
+        except MetaRefusal:
+            self._forget(out)
+            return out
+        if ours.contiguous and not ours.loose:
+            return out  # as the meta kernel has it
+        if not weight.is_contiguous():  # (torch follows a channels-last weight too)
+            self._forget(out)
+            return out
+        shape = tuple(map(self.syms.expr_from_torch, out.shape))
+        layout = kernel_layout(ours, SymTensor(shape), x.dim() - 2, policy, "a convolution")
+        if not all(self._holds(g) for g in layout.guard):
+            self._forget(out)  # a size of 1 where the format follows strides symshape does not know
+            return out
+        if layout.contiguous:
+            return out
+        if layout.strides is None:
+            self._forget(out)
+            return out
+        return torch.empty_strided(out.shape, [self.syms.symint(s) for s in layout.strides], dtype=out.dtype,
+                                   device=out.device)
+
+    def _holds(self, req: Requirement) -> bool:
+        """Whether a guard of kernel_layout holds on this side: a branch where it depends."""
+        if req.relation != ">=":
+            return False
+        cond = self.syms.cond_to_torch(sympy.Ge(as_expr(req.lhs), as_expr(req.rhs)))
+        if bool(self.syms.env.evaluate_expr(cond)):
+            return True
+        return req.unless is not None and self._holds(req.unless)
 
 
 def _run(call: Callable, args, kwargs, path: list[bool], facts: tuple = ()) -> tuple[_Leaf, list[bool]]:
@@ -550,7 +634,7 @@ def _run(call: Callable, args, kwargs, path: list[bool], facts: tuple = ()) -> t
         return leaf, env.path
     # the Python dispatcher, as torch.export uses it: Python meta kernels and decompositions for
     # ops whose C++ kernels need concrete sizes (F.pad, interpolate ...)
-    with enable_python_dispatcher(), FakeTensorMode(shape_env=env, allow_non_fake_inputs=True), _IndexGuard():
+    with enable_python_dispatcher(), FakeTensorMode(shape_env=env, allow_non_fake_inputs=True), _Cpu(syms) as cpu:
         fake_args, fake_kwargs = _fake_args(args, syms), _fake_args(kwargs, syms)
         try:
             out = call(*fake_args, **fake_kwargs)
@@ -567,7 +651,8 @@ def _run(call: Callable, args, kwargs, path: list[bool], facts: tuple = ()) -> t
             return leaf, env.path
         except Exception as e:  # anything else is a failure of the method, never a refusal by torch
             raise MetaRefusal(f"running torch's meta kernel failed: {type(e).__name__}: {e}") from e
-        leaf.value = _shapes(out, syms)
+        leaf.value = _shapes(out, syms, frozenset(cpu.unknown))
+        leaf.layout_unknown = cpu.viewed_unknown
     return leaf, env.path
 
 
@@ -790,7 +875,8 @@ def _collapse(node: _Node) -> _Node:
     yes, no = _collapse(node.yes), _collapse(node.no)
     if yes.leaf is not None and no.leaf is not None:
         a, b = yes.leaf, no.leaf
-        if (a.error and b.error) or (not a.error and not b.error and a.value == b.value):
+        if (a.error and b.error) or (not a.error and not b.error and a.value == b.value
+                                     and a.layout_unknown == b.layout_unknown):
             return yes
     return _Node(node.cond, node.syms, yes, no)
 
@@ -803,6 +889,8 @@ def _emit(node: _Node, path: list, requirements: list, what: str, facts: tuple =
         if node.leaf.error:
             requirements += _refusal(path, _message(node.leaf.error, node.leaf.syms))
             return None
+        if node.leaf.layout_unknown:
+            requirements += _refusal(path, _VIEW_UNKNOWN, data_dependent=True)
         return node.leaf.value
     cond = node.syms.expr_from_torch(node.cond)
     yes = _emit(node.yes, [*path, cond], requirements, what, facts)
@@ -978,9 +1066,15 @@ def _literal(rel) -> tuple:
         raise MetaRefusal(str(e)) from e
 
 
-def _refusal(path: list, reason: str) -> list[Requirement]:
+def _refusal(path: list, reason: str, data_dependent: bool = False) -> list[Requirement]:
     """torch raises where every condition on ``path`` holds, so it runs where one of them fails:
-    that disjunction, in conjunctive normal form, one Requirement (an ``unless`` chain) a clause."""
+    that disjunction, in conjunctive normal form, one Requirement (an ``unless`` chain) a clause.
+    ``data_dependent``: torch may raise there, or not (a view of a layout symshape does not know)."""
+    if data_dependent:
+        data = "the memory format torch picks here depends on strides symshape does not follow"
+        if not path:
+            return [Requirement(0, "never", 0, reason, data_dependent=data)]
+        return [replace(r, data_dependent=data) for r in _refusal(path, reason)]
     runs = sympy.Or(*(sympy.Not(c) for c in path))
     out = []
     try:

@@ -13,7 +13,7 @@ import sympy
 from .dims import FloorDiv, as_expr, canonical, product, smallest_value
 from .requirements import Requirement
 
-__all__ = ["Pieces", "Repeated", "RepeatedShape", "SymTensor", "channels_last", "dense", "elementwise_layout", "row_major", "has_tensor",
+__all__ = ["CONV_MEMORY_FORMAT", "Pieces", "Repeated", "RepeatedShape", "SymTensor", "channels_last", "dense", "elementwise_layout", "row_major", "has_tensor",
            "kernel_layout", "loosened", "shape_str", "shapes_of", "standard_strides", "tensors_in"]
 
 
@@ -347,10 +347,24 @@ def _equal(a, b) -> bool | None:
 
 
 def _above_one(n) -> bool | None:
+    """True where ``n >= 2`` at every size, else None (an integer: whether it is above 1)."""
     n = as_expr(n)
     if n.is_Integer:
         return int(n) > 1
+    return _above_one_at_every_size(n)
+
+
+@functools.lru_cache(maxsize=4096)
+def _above_one_at_every_size(n: sympy.Expr) -> bool | None:
+    """(cached: the kernels of a stage ask it of the same sizes, and each answer takes sympy a
+    factorization)"""
     return True if _always(n - 2) else None
+
+
+def _shifted_symbol(e: sympy.Expr) -> tuple:
+    """``(S, c)`` for a size ``S + c`` (a symbol plus a constant: ``H``, ``H - 1``), else ``(None, 0)``."""
+    c, rest = e.as_coeff_Add()
+    return (rest, c) if rest.is_Symbol else (None, 0)
 
 
 def channels_last(shape, strides) -> tuple[bool | None, tuple]:
@@ -376,13 +390,22 @@ def _channels_last(shape: tuple, strides: tuple) -> tuple[bool | None, tuple]:
     if _equal(strides[1], 0):
         return False, ()
     order = (1, 3, 2, 0) if len(shape) == 4 else (1, 4, 3, 2, 0)
+    dense = _dense_channels_last(shape, strides)
+    if dense is not None:
+        return dense
     maybe_one = [d for d in order if _above_one(shape[d]) is None]
     bigger = {d: sympy.Dummy(f"n{d}", integer=True, positive=True) + 1 for d in maybe_one}
 
     def run(ones: frozenset) -> bool | None:
         # a size taken as 1 is 1; one taken as at least 2 is written n + 1 (n >= 1) to bound it
-        subs = {as_expr(shape[d]): (1 if d in ones else bigger[d]) for d in maybe_one
-                if not isinstance(as_expr(shape[d]), (sympy.Add, sympy.Mul))}
+        subs: dict = {}
+        for d in maybe_one:
+            size, value = as_expr(shape[d]), (1 if d in ones else bigger[d])
+            symbol, offset = _shifted_symbol(size)
+            if symbol is not None:  # H - 1 (after a pad by -1): H is what the strides hold
+                subs.setdefault(symbol, value - offset)
+            elif not isinstance(size, (sympy.Add, sympy.Mul)):  # floor((H + 1)/8): as it is
+                subs.setdefault(size, value)
         st = [as_expr(v).xreplace(subs) for v in strides]
         low = sympy.Integer(0)
         for d in order:
@@ -407,6 +430,24 @@ def _channels_last(shape: tuple, strides: tuple) -> tuple[bool | None, tuple]:
                 differ.append(ones)
     guard = (canonical(product(shape[d] for d in sorted(ones))) for ones in differ)
     return generic, tuple(dict.fromkeys(guard))
+
+
+def _dense_channels_last(shape: tuple, strides: list) -> tuple | None:
+    """:func:`channels_last` of strides that are exactly torch's channels-last ones for ``shape``
+    (a permuted NHWC tensor, a channels-last kernel's output), without sympy's proofs: each
+    stride is then the one before it in the order C, W, H (, D), N times that one's size, so
+    torch's test holds but where C and every spatial size are 1 (its "N111" rule). None for other
+    strides."""
+    expected = channels_last_strides(shape)
+    if any(a != b and sympy.expand(as_expr(a) - as_expr(b)) != 0 for a, b in zip(strides, expected)):
+        return None
+    rest = shape[1:]
+    if any(_above_one(e) for e in rest):
+        return True, ()
+    maybe = [as_expr(e) for e in rest if not as_expr(e).is_Integer]
+    if not maybe:  # every one of them is 1: torch takes such a tensor as contiguous
+        return False, ()
+    return True, (canonical(product(maybe)),)
 
 
 def channels_last_strides(shape) -> tuple:
@@ -444,6 +485,16 @@ def loosened(value, inputs):
     return value
 
 
+#: a convolution's output memory format on the CPU by input rank (3, 4, 5; see kernel_layout),
+#: measured: channels last where the input suggests it; a 1D convolution's input is made
+#: contiguous first (torch's _convolution: "avoid accidentally going through NHWC for permuted 3d
+#: input"), then runs as 2D -- where it was contiguous already, with its odd size-1 strides. A 3D
+#: one follows the input on oneDNN and not on torch's own kernel (slow_conv3d), which torch picks
+#: from the batch size, the kernel and the thread count. (torch's meta kernel allocates every
+#: output contiguous: symshape.meta lays it out by this table.)
+CONV_MEMORY_FORMAT = {3: "contiguous_first", 4: "suggest", 5: "suggest_some"}
+
+
 def kernel_layout(x: SymTensor, out: SymTensor, d: int, policy: str, what: str) -> SymTensor:
     """The layout of a convolution's or pooling's output ``out`` on the CPU, from its input
     ``x`` with ``d`` spatial dims (a 3D ``x`` seen as ``(N, C, 1, L)``, with unsqueeze's stride).
@@ -458,7 +509,10 @@ def kernel_layout(x: SymTensor, out: SymTensor, d: int, policy: str, what: str) 
     Where the strides of dims of size 1 decide and symshape does not know them, the output is
     contiguous under a guard: C >= 2 and some spatial size >= 2 rule channels last out (a guard
     that never holds, for a 1-channel input: a view of the output is then refused everywhere,
-    as torch may refuse it). The guard is data-dependent (``Requirement.data_dependent``)."""
+    as torch may refuse it). A view of a non-contiguous tensor (``loose``: its strides are
+    torch's where no size is 1) gives the layout its strides give, under a guard that each of
+    its sizes that may be 1 is at least 2. The guard is data-dependent
+    (``Requirement.data_dependent``)."""
     if not policy or x.ndim != d + 2:
         return out
     fresh = SymTensor(out.shape, True, out.index_bound, out.dtype)
@@ -487,15 +541,10 @@ def kernel_layout(x: SymTensor, out: SymTensor, d: int, policy: str, what: str) 
         out_shape = (out_shape[0], out_shape[1], sympy.Integer(1), out_shape[2])
     unknown = SymTensor(out.shape, False, out.index_bound, out.dtype, guard=guard)
     harmless = out_shape[1] == 1 or all(n == 1 for n in out_shape[2:])
-    if x.exact_strides and policy in ("suggest", "suggest_some"):
-        cl, ones = channels_last(shape, strides)
-        if cl is None:
-            return unknown
-    elif x.contiguous:
-        # its size-1 strides not known: channels last needs C == 1 or every spatial size 1
-        cl, ones = False, tuple(e for e in (shape[1], product(shape[2:])) if not _above_one(e))
-    else:
+    suggested = _suggests_channels_last(x, shape, strides, policy)
+    if suggested is None:
         return unknown
+    cl, ones = suggested
     if cl and policy == "suggest_some":
         return unknown  # channels last on the backends that follow the input, contiguous on others
     if cl:
@@ -521,6 +570,24 @@ def kernel_layout(x: SymTensor, out: SymTensor, d: int, policy: str, what: str) 
     harmless_here = Requirement(1, ">=", canonical(product(out_shape[2:])), "")
     new = tuple(Requirement(e, ">=", 2, reason, unless=harmless_here, data_dependent=data) for e in ones)
     return replace(out, guard=tuple(dict.fromkeys(guard + new)))
+
+
+def _suggests_channels_last(x: SymTensor, shape: tuple, strides, policy: str) -> tuple | None:
+    """``(answer, ones)`` of torch's ``suggest_memory_format`` for ``x`` (``shape`` and
+    ``strides`` as a 4D or 5D kernel sees them; see :func:`channels_last`), or None where it is not
+    known. Strides known but for dims of size 1 (a view of a non-contiguous tensor) hold where
+    each size that may be 1 is at least 2; a contiguous tensor's unknown size-1 strides make it
+    channels last only where C == 1 or every spatial size is 1."""
+    if strides is not None and policy in ("suggest", "suggest_some") and (x.exact_strides or not x.contiguous):
+        cl, ones = channels_last(shape, strides)
+        if cl is None:
+            return None
+        if not x.exact_strides:
+            ones = tuple(dict.fromkeys((*ones, *(e for e in x.shape if _above_one(e) is None))))
+        return cl, ones
+    if x.contiguous:
+        return False, tuple(e for e in (shape[1], product(shape[2:])) if not _above_one(e))
+    return None
 
 
 def shape_str(shape) -> str:

@@ -204,3 +204,149 @@ def test_a_convolution_of_a_view_of_transposed_tokens_agrees_at_batch_1_and_2():
     a = symshape.analyze(model, (4, "H", "W"))
     report = a.verify(sizes=[{"N": n, "H": h, "W": w} for n in (1, 2) for h, w in ((3, 5), (4, 4))])
     assert report.ok, report
+
+
+class _ContiguousTokensAndBack(nn.Module):
+    """DaViT's and Twins' pattern with the tokens contiguous, as a Linear leaves them: the view
+    of the transposed tokens is channels last, and so is the convolution's output on the CPU at
+    batch 2 (at batch 1 torch's view gives the batch dim another stride, and the output is
+    contiguous). ``merge``: the last view merges C with H and W (refused on channels last), or
+    H with W only (a view in either memory format)."""
+
+    def __init__(self, merge: bool, c: int = 4):
+        super().__init__()
+        self.merge = merge
+        self.proj = nn.Conv2d(c, c, 3, padding=1, groups=c)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        t = x.flatten(2).transpose(1, 2).contiguous() * 2.0
+        y = self.proj(t.transpose(1, 2).view(n, c, h, w))
+        return y.view(n, -1) if self.merge else y.view(n, c, h * w)
+
+
+@pytest.mark.parametrize("merge", [True, False])
+def test_a_convolution_of_a_view_of_contiguous_tokens_is_channels_last_at_batch_2(merge):
+    """Was wrong: symshape took the convolution's layout from torch's meta kernel (always
+    contiguous) and said ``view(n, -1)`` runs at batch 2, where the CPU refuses it. Now the
+    layout follows the view's strides where every size is at least 2; at a size of 1 (batch 1)
+    those strides are torch's computeStride's, which symshape does not follow: a view that
+    depends on them is refused there as data-dependent, never guessed."""
+    model = _ContiguousTokensAndBack(merge)
+    a = symshape.analyze(model, (4, "H", "W"))
+    sizes = [{"N": n, "H": h, "W": w} for n in (1, 2, 3) for h, w in ((3, 5), (4, 4), (2, 3))]
+    report = a.verify(sizes=sizes)
+    assert report.ok, report
+    for s in sizes:
+        x = torch.zeros(s["N"], 4, s["H"], s["W"])
+        try:
+            model(x)
+            runs = True
+        except RuntimeError:
+            runs = False
+        if s["N"] >= 2:  # exact: symshape answers as torch does
+            if runs:
+                a.at(**s)
+            else:
+                with pytest.raises(symshape.InvalidInputSize):
+                    a.at(**s)
+    if merge:  # the CPU refuses at batch 2, and symshape says so
+        with pytest.raises(symshape.InvalidInputSize, match="view"):
+            a.at(N=2, H=3, W=5)
+        with pytest.raises(symshape.InvalidInputSize, match="strides"):
+            a.at(N=1, H=3, W=5)  # torch runs it; symshape does not follow batch 1's strides
+    else:
+        assert a.at(N=1, H=3, W=5).output_shape == (1, 4, 15)
+
+
+def test_a_pad_that_shrinks_a_channels_last_tensor_keeps_a_later_convolution_channels_last():
+    """Found by a random run of test_kernel_chains_agree_with_torch: ``F.pad`` by -1 of a
+    permuted NHWC tensor is a channels-last slice, the convolution after it is channels last on
+    the CPU, and ``view(N, -1)`` of that is refused wherever H - 1 and W - 1 are not both 1.
+    symshape said it runs everywhere (the model ran whole under torch's meta kernels, whose
+    convolution output is always contiguous)."""
+    model = Functional([Permuted(4, False), _kernels(2, 2)["pad_shrink"], _kernels(2, 2)["conv"], _flat])
+    accepted = assert_agrees(model, ("H", "W", 2), grid(["H", "W"], [2, 3, 4]))
+    assert accepted == 1  # H = W = 2 only
+    a = symshape.analyze(model, ("H", "W", 2))
+    assert [s.rule for s in a.steps if s.kind == "module"] == ["conv"], a  # not run whole
+    assert a.verify(sizes=[{"N": 2, "H": h, "W": w} for h in (2, 3) for w in (2, 4)]).ok
+
+
+class _AtenConvolution(nn.Module):
+    """A convolution symshape has no hand rule for (``aten.convolution`` called directly):
+    torch's meta kernel runs it, on a permuted (channels-last) input, and a view follows."""
+
+    def __init__(self, d: int = 2, merge: bool = True):
+        super().__init__()
+        self.d, self.merge = d, merge
+        self.weight = nn.Parameter(torch.randn(4, 3, *(1,) * d))
+
+    def forward(self, x):
+        d = self.d
+        y = torch.ops.aten.convolution.default(x.permute(0, d + 1, *range(1, d + 1)), self.weight, None,
+                                               [1] * d, [0] * d, [1] * d, False, [0] * d, 1)
+        return y.view(y.shape[0], -1) if self.merge else y.reshape(y.shape[0], -1)
+
+
+def test_a_convolution_run_by_torchs_meta_kernel_takes_the_cpus_memory_format():
+    """torch's meta kernel allocates a convolution's output contiguous; the CPU's is channels
+    last from a channels-last input (symshape.meta lays it out so): ``view(N, -1)`` of it runs
+    only where H = W = 1, as on the CPU."""
+    model = _AtenConvolution()
+    a = symshape.analyze(model, ("H", "W", 3))
+    assert "meta" in {s.rule for s in a.steps}, a
+    accepted = assert_agrees(model, ("H", "W", 3), grid(["H", "W"], [1, 2, 3]))
+    assert accepted == 1
+    assert a.verify(sizes=[{"N": n, "H": h, "W": w} for n in (1, 2) for h in (1, 2) for w in (1, 3)]).ok
+
+
+def test_a_3d_convolution_whose_memory_format_depends_on_the_backend_makes_a_view_data_dependent():
+    """A 3D convolution follows a channels-last input on oneDNN and not on torch's own kernel
+    (picked from the batch size and the thread count): a view of its output is refused as
+    data-dependent (torch may refuse it), a reshape runs everywhere."""
+    view = symshape.analyze(_AtenConvolution(3), ("D", "H", "W", 3))
+    with pytest.raises(symshape.InvalidInputSize, match="strides symshape does not follow"):
+        view.at(D=2, H=2, W=2)
+    assert view.verify(sizes=[{"D": 2, "H": 2, "W": 3}, {"D": 1, "H": 1, "W": 1}]).ok
+    reshape = symshape.analyze(_AtenConvolution(3, merge=False), ("D", "H", "W", 3))
+    assert reshape.at(D=2, H=2, W=3).output_shape == (1, 48)
+
+
+def test_channels_last_of_sizes_shifted_by_a_constant():
+    """``H - 1`` (after a pad by -1): decided as for ``H``, not left open."""
+    n, h, w = sympy.symbols("N H W", integer=True, positive=True)
+    shape = (n, sympy.Integer(2), h - 1, w - 1)
+    assert channels_last(shape, (2 * (h - 1) * (w - 1), 1, 2 * (w - 1), 2)) == (True, ())
+    assert channels_last(shape, ((h - 1) * (w - 1) * 2, (h - 1) * (w - 1), w - 1, 1))[0] is False
+
+
+def test_channels_last_of_floored_sizes():
+    """A size such as ``floor((H + 1)/8)`` (CoAtNet's pooled stages): decided as a symbol."""
+    n, h, w = sympy.symbols("N H W", integer=True, positive=True)
+    a, b = sympy.floor((h + 1) / 8), sympy.floor((w + 1) / 8)
+    shape = (n, sympy.Integer(64), a, b)
+    one = sympy.Integer(1)
+    assert channels_last(shape, (64 * sympy.Max(one, a) * sympy.Max(one, b), 1, 64 * sympy.Max(one, b), 64)) == (True, ())
+
+
+@pytest.mark.parametrize("rank", [4, 5])
+def test_channels_last_of_exact_channels_last_strides_without_sympys_proofs(rank, monkeypatch):
+    """Exact channels-last strides (DenseNet-like stages ask this of a new channel count at every
+    convolution) are answered directly, as the general test answers them."""
+    from symshape import tensor as T
+
+    n, c, d, h, w = sympy.symbols("N C D H W", integer=True, positive=True)
+    shapes = [(n, c, h, w), (n, sympy.Integer(5), h - 1, w), (n, sympy.Integer(1), h, w),
+              (n, sympy.Integer(1), sympy.Integer(1), sympy.Integer(1)), (n, c, sympy.Integer(1), w)]
+    if rank == 5:
+        shapes = [(*s[:2], d, *s[2:]) for s in shapes]
+    for shape in shapes:
+        strides = tuple(sympy.Max(1, e) if i == 0 else e for i, e in enumerate(T.channels_last_strides(shape)))
+        fast = channels_last(shape, strides)
+        T._channels_last.cache_clear()
+        with monkeypatch.context() as m:
+            m.setattr(T, "_dense_channels_last", lambda *a: None)
+            slow = channels_last(shape, strides)
+        T._channels_last.cache_clear()
+        assert fast == slow, (shape, fast, slow)

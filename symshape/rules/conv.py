@@ -21,19 +21,12 @@ import torch.nn.functional as F
 from ..modules import is_lazy
 from ..derivations import Transposed, Window
 from ..dims import as_expr, canonical, floor_div
-from ..tensor import SymTensor
+from ..tensor import CONV_MEMORY_FORMAT, SymTensor
 from .common import as_choice, as_int, check_rank, ntuple, spatial_unit, tensor_arg
 from .pad import pad_shape
 from .registry import Context, function_rule, module_rule
 
-# the CPU kernels' output memory format by input rank (symshape.tensor.kernel_layout), measured:
-# channels last where the input suggests it; a 1D convolution's input is made contiguous first
-# (torch's _convolution: "avoid accidentally going through NHWC for permuted 3d input"), then runs
-# as 2D -- where it was contiguous already, with its odd size-1 strides
-# as 2D -- where it was contiguous already, with its odd size-1 strides. A 3D one follows the input
-# on oneDNN and not on torch's own kernel (slow_conv3d), which torch picks from the batch size, the
-# kernel and the thread count
-_CONV = {3: "contiguous_first", 4: "suggest", 5: "suggest_some"}
+_CONV = CONV_MEMORY_FORMAT  # (symshape.tensor: the meta path lays out convolutions by it too)
 
 __all__ = ["conv_out", "conv_shape", "conv_transpose_out", "conv_transpose_shape"]
 

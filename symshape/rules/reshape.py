@@ -10,6 +10,7 @@ do not divide it), and an unflatten whose sizes do not multiply up to the unflat
 from __future__ import annotations
 
 import builtins
+import functools
 from dataclasses import replace
 
 import sympy
@@ -90,6 +91,12 @@ def _size_list(sizes) -> list:
 
 
 def _shown(sizes) -> str:
+    return _shown_tuple(tuple(sizes))
+
+
+@functools.lru_cache(maxsize=2048)
+def _shown_tuple(sizes: tuple) -> str:
+    """(cached: sympy's printer is slow, and the blocks of a stage view the same sizes)"""
     return "(" + ", ".join(str(s) for s in sizes) + ")"
 
 
