@@ -234,6 +234,7 @@ def test_a_convolution_of_a_view_of_contiguous_tokens_is_channels_last_at_batch_
     depends on them is refused there as data-dependent, never guessed."""
     model = _ContiguousTokensAndBack(merge)
     a = symshape.analyze(model, (4, "H", "W"))
+    assert "(model)" not in [s.name for s in a.steps], a
     sizes = [{"N": n, "H": h, "W": w} for n in (1, 2, 3) for h, w in ((3, 5), (4, 4), (2, 3))]
     report = a.verify(sizes=sizes)
     assert report.ok, report
@@ -253,10 +254,35 @@ def test_a_convolution_of_a_view_of_contiguous_tokens_is_channels_last_at_batch_
     if merge:  # the CPU refuses at batch 2, and symshape says so
         with pytest.raises(symshape.InvalidInputSize, match="view"):
             a.at(N=2, H=3, W=5)
-        with pytest.raises(symshape.InvalidInputSize, match="strides"):
-            a.at(N=1, H=3, W=5)  # torch runs it; symshape does not follow batch 1's strides
     else:
-        assert a.at(N=1, H=3, W=5).output_shape == (1, 4, 15)
+        assert a.at(N=2, H=3, W=5).output_shape == (2, 4, 15)
+    with pytest.raises(symshape.InvalidInputSize, match="strides"):
+        a.at(N=1, H=3, W=5)  # torch runs it; symshape does not follow batch 1's strides
+
+
+def test_a_view_of_a_slice_of_a_guarded_convolution_output_requires_the_guard():
+    """The convolution's output is channels last at batch 2 and contiguous at batch 1; permuted
+    to NHWC and sliced, ``view(n, -1)`` of it is a view at every size on channels last (symshape's
+    strides) and refused on contiguous (batch 1's). symshape said it runs at batch 1 (the proof's
+    meta forward happened to catch it); a view whose strides hold only under a guard requires it."""
+
+    class Sliced(_ContiguousTokensAndBack):
+        def forward(self, x):
+            n, c, h, w = x.shape
+            t = x.flatten(2).transpose(1, 2).contiguous() * 2.0
+            y = self.proj(t.transpose(1, 2).view(n, c, h, w))
+            return y.permute(0, 2, 3, 1)[:, 1:].view(n, -1)
+
+    model = Sliced(merge=False)
+    a = symshape.analyze(model, (4, "H", "W"))
+    assert "(model)" not in [s.name for s in a.steps], a  # the trace itself, not the model run whole
+    with pytest.raises(symshape.InvalidInputSize, match="strides"):
+        a.at(N=1, H=3, W=5)  # torch refuses it here (contiguous at batch 1)
+    with pytest.raises(RuntimeError):
+        model(torch.zeros(1, 4, 3, 5))
+    assert a.at(N=2, H=3, W=5).output_shape == (2, 40)
+    model(torch.zeros(2, 4, 3, 5))
+    assert a.verify(sizes=[{"N": n, "H": h, "W": w} for n in (1, 2) for h, w in ((3, 5), (2, 2))]).ok
 
 
 def test_a_pad_that_shrinks_a_channels_last_tensor_keeps_a_later_convolution_channels_last():

@@ -154,7 +154,10 @@ def _viewed(ctx: Context, x: SymTensor, sizes: list, what: str) -> SymTensor:
     out = view_shape(ctx, x, sizes, what)
     strides = _view_strides(x, out.shape, ctx.same) if not x.contiguous and x.strides is not None else None
     if strides is not None:  # a view at every size, strides as torch computes them
-        # (but for dims of size 1, which torch's computeStride merges into other chunks)
+        # (but for dims of size 1, which torch's computeStride merges into other chunks); where
+        # those strides hold only under a guard, elsewhere they may be others: it requires it
+        if what in ("view", "unflatten"):
+            require_layout(ctx, x)
         return x.with_shape(out.shape, strides=strides, exact=False)
     if not x.contiguous and x.strides is None and _splits_only(x, out.shape, ctx.same):
         # a view at any strides (EfficientViT's feat.view(B, -1, H, W) of a (B, C, H, W) tensor
