@@ -54,7 +54,7 @@ from torch.utils._sympy.value_ranges import ValueRangeError, ValueRanges
 
 from .dims import CeilSqrt, DoubleFloor, DoubleProduct, FloorDiv, IntSqrt, SizeRatio, as_expr, canonical, decide, equal_where, floor_div, implied, without_ite
 from .requirements import Requirement, cnf, literal, unless_not
-from .tensor import CONV_MEMORY_FORMAT, Pieces, SymTensor, kernel_layout, standard_strides
+from .tensor import CONV_MEMORY_FORMAT, LAYOUT_NOT_FOLLOWED, Pieces, SymTensor, kernel_layout, standard_strides
 
 __all__ = ["MAX_LEAVES", "MetaRefusal", "MetaResult", "Side", "merge_sides", "run_meta"]
 
@@ -584,32 +584,37 @@ class _Cpu(TorchDispatchMode):
                 self.unknown[id(t)] = t
 
     def _conv_layout(self, out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        strides = self._cpu_strides(out, x, weight)
+        if strides is None:  # not known: a view of it (or of what follows from it) is data-dependent
+            self._forget(out)
+            return out
+        if strides == "as is":
+            return out
+        return torch.empty_strided(out.shape, [self.syms.symint(s) for s in strides], dtype=out.dtype,
+                                   device=out.device)
+
+    def _cpu_strides(self, out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor):
+        """The strides the CPU gives a convolution's output (in symshape's sizes), ``"as is"``
+        where they are the meta kernel's (contiguous), or None where symshape cannot tell."""
         policy = CONV_MEMORY_FORMAT.get(x.dim())
         if policy is None or out.dim() != x.dim():
-            return out
+            return "as is"
         try:
             ours = SymTensor(tuple(map(self.syms.expr_from_torch, x.shape)), False,
                              strides=tuple(map(self.syms.expr_from_torch, x.stride())))
+            if ours.contiguous and not ours.loose:
+                return "as is"
+            shape = tuple(map(self.syms.expr_from_torch, out.shape))
         except MetaRefusal:
-            self._forget(out)
-            return out
-        if ours.contiguous and not ours.loose:
-            return out  # as the meta kernel has it
+            return None
         if not weight.is_contiguous():  # (torch follows a channels-last weight too)
-            self._forget(out)
-            return out
-        shape = tuple(map(self.syms.expr_from_torch, out.shape))
+            return None
         layout = kernel_layout(ours, SymTensor(shape), x.dim() - 2, policy, "a convolution")
-        if not all(self._holds(g) for g in layout.guard):
-            self._forget(out)  # a size of 1 where the format follows strides symshape does not know
-            return out
+        if not all(self._holds(g) for g in layout.guard):  # a size of 1 where it follows unknown strides
+            return None
         if layout.contiguous:
-            return out
-        if layout.strides is None:
-            self._forget(out)
-            return out
-        return torch.empty_strided(out.shape, [self.syms.symint(s) for s in layout.strides], dtype=out.dtype,
-                                   device=out.device)
+            return "as is"
+        return layout.strides
 
     def _holds(self, req: Requirement) -> bool:
         """Whether a guard of kernel_layout holds on this side: a branch where it depends."""
@@ -1071,10 +1076,9 @@ def _refusal(path: list, reason: str, data_dependent: bool = False) -> list[Requ
     that disjunction, in conjunctive normal form, one Requirement (an ``unless`` chain) a clause.
     ``data_dependent``: torch may raise there, or not (a view of a layout symshape does not know)."""
     if data_dependent:
-        data = "the memory format torch picks here depends on strides symshape does not follow"
         if not path:
-            return [Requirement(0, "never", 0, reason, data_dependent=data)]
-        return [replace(r, data_dependent=data) for r in _refusal(path, reason)]
+            return [Requirement(0, "never", 0, reason, data_dependent=LAYOUT_NOT_FOLLOWED)]
+        return [replace(r, data_dependent=LAYOUT_NOT_FOLLOWED) for r in _refusal(path, reason)]
     runs = sympy.Or(*(sympy.Not(c) for c in path))
     out = []
     try:

@@ -13,7 +13,7 @@ import sympy
 from .dims import FloorDiv, as_expr, canonical, product, smallest_value
 from .requirements import Requirement
 
-__all__ = ["CONV_MEMORY_FORMAT", "Pieces", "Repeated", "RepeatedShape", "SymTensor", "channels_last", "dense", "elementwise_layout", "row_major", "has_tensor",
+__all__ = ["CONV_MEMORY_FORMAT", "LAYOUT_NOT_FOLLOWED", "Pieces", "Repeated", "RepeatedShape", "SymTensor", "channels_last", "dense", "elementwise_layout", "row_major", "has_tensor",
            "kernel_layout", "loosened", "shape_str", "shapes_of", "standard_strides", "tensors_in"]
 
 
@@ -389,10 +389,10 @@ def _channels_last(shape: tuple, strides: tuple) -> tuple[bool | None, tuple]:
     strides = [nonempty(v) for v in strides]
     if _equal(strides[1], 0):
         return False, ()
-    order = (1, 3, 2, 0) if len(shape) == 4 else (1, 4, 3, 2, 0)
     dense = _dense_channels_last(shape, strides)
     if dense is not None:
         return dense
+    order = (1, 3, 2, 0) if len(shape) == 4 else (1, 4, 3, 2, 0)
     maybe_one = [d for d in order if _above_one(shape[d]) is None]
     bigger = {d: sympy.Dummy(f"n{d}", integer=True, positive=True) + 1 for d in maybe_one}
 
@@ -485,6 +485,9 @@ def loosened(value, inputs):
     return value
 
 
+#: why a requirement on a layout symshape does not follow is data-dependent
+LAYOUT_NOT_FOLLOWED = "the memory format torch picks here depends on strides symshape does not follow"
+
 #: a convolution's output memory format on the CPU by input rank (3, 4, 5; see kernel_layout),
 #: measured: channels last where the input suggests it; a 1D convolution's input is made
 #: contiguous first (torch's _convolution: "avoid accidentally going through NHWC for permuted 3d
@@ -554,7 +557,7 @@ def kernel_layout(x: SymTensor, out: SymTensor, d: int, policy: str, what: str) 
         out = fresh
     if not ones:
         return replace(out, guard=guard)
-    data = "the memory format torch picks here depends on strides symshape does not follow"
+    data = LAYOUT_NOT_FOLLOWED
     if x.exact_strides:  # these strides hold where no size in ``ones`` is 1 (channels_last)
         reason = (f"{what}: where {{lhs}} < 2, torch picks another memory format for its output than "
                   "symshape follows")

@@ -26,8 +26,6 @@ from .common import as_choice, as_int, check_rank, ntuple, spatial_unit, tensor_
 from .pad import pad_shape
 from .registry import Context, function_rule, module_rule
 
-_CONV = CONV_MEMORY_FORMAT  # (symshape.tensor: the meta path lays out convolutions by it too)
-
 __all__ = ["conv_out", "conv_shape", "conv_transpose_out", "conv_transpose_shape"]
 
 
@@ -112,9 +110,9 @@ def _window_args(ctx: Context, module: nn.Module, d: int) -> tuple[tuple[int, ..
     return tuple(ntuple(getattr(module, a), d, a, ctx) for a in ("kernel_size", "stride", "dilation"))
 
 
-@module_rule(nn.Conv1d, d=1, memory_format=_CONV)
-@module_rule(nn.Conv2d, d=2, memory_format=_CONV)
-@module_rule(nn.Conv3d, d=3, memory_format=_CONV)
+@module_rule(nn.Conv1d, d=1, memory_format=CONV_MEMORY_FORMAT)
+@module_rule(nn.Conv2d, d=2, memory_format=CONV_MEMORY_FORMAT)
+@module_rule(nn.Conv3d, d=3, memory_format=CONV_MEMORY_FORMAT)
 def conv(ctx: Context, module: nn.Module, x, *, d: int) -> SymTensor:
     """``floor((in + 2*padding - dilation*(kernel - 1) - 1)/stride) + 1`` per spatial dim."""
     x = tensor_arg(x, "input", ctx)
@@ -136,9 +134,9 @@ def conv(ctx: Context, module: nn.Module, x, *, d: int) -> SymTensor:
     return conv_shape(ctx, x, d, *_channels(ctx, module, lazy), kernel, stride, padding, dilation, layer)
 
 
-@function_rule(F.conv1d, d=1, memory_format=_CONV)
-@function_rule(F.conv2d, d=2, memory_format=_CONV)
-@function_rule(F.conv3d, d=3, memory_format=_CONV)
+@function_rule(F.conv1d, d=1, memory_format=CONV_MEMORY_FORMAT)
+@function_rule(F.conv2d, d=2, memory_format=CONV_MEMORY_FORMAT)
+@function_rule(F.conv3d, d=3, memory_format=CONV_MEMORY_FORMAT)
 def conv_function(ctx: Context, input, weight, bias=None, stride=1, padding=0, dilation=1,
                   groups=1, *, d: int) -> SymTensor:
     """The Conv rule with channels and kernel read off ``weight`` (out, in/groups, *kernel)."""
@@ -204,9 +202,9 @@ def conv_transpose_shape(ctx: Context, x: SymTensor, d: int, in_channels: int | 
     return SymTensor((*x.shape[: -(d + 1)], out_channels, *out))
 
 
-@module_rule(nn.ConvTranspose1d, d=1, memory_format=_CONV)
-@module_rule(nn.ConvTranspose2d, d=2, memory_format=_CONV)
-@module_rule(nn.ConvTranspose3d, d=3, memory_format=_CONV)
+@module_rule(nn.ConvTranspose1d, d=1, memory_format=CONV_MEMORY_FORMAT)
+@module_rule(nn.ConvTranspose2d, d=2, memory_format=CONV_MEMORY_FORMAT)
+@module_rule(nn.ConvTranspose3d, d=3, memory_format=CONV_MEMORY_FORMAT)
 def conv_transpose(ctx: Context, module: nn.Module, x, output_size=None, *, d: int) -> SymTensor:
     """``(in - 1)*stride - 2*padding + dilation*(kernel - 1) + output_padding + 1`` per spatial dim."""
     x = tensor_arg(x, "input", ctx)
@@ -221,9 +219,9 @@ def conv_transpose(ctx: Context, module: nn.Module, x, output_size=None, *, d: i
     )
 
 
-@function_rule(F.conv_transpose1d, d=1, memory_format=_CONV)
-@function_rule(F.conv_transpose2d, d=2, memory_format=_CONV)
-@function_rule(F.conv_transpose3d, d=3, memory_format=_CONV)
+@function_rule(F.conv_transpose1d, d=1, memory_format=CONV_MEMORY_FORMAT)
+@function_rule(F.conv_transpose2d, d=2, memory_format=CONV_MEMORY_FORMAT)
+@function_rule(F.conv_transpose3d, d=3, memory_format=CONV_MEMORY_FORMAT)
 def conv_transpose_function(ctx: Context, input, weight, bias=None, stride=1, padding=0, output_padding=0,
                             groups=1, dilation=1, *, d: int) -> SymTensor:
     """The ConvTranspose rule with channels and kernel read off ``weight`` (in, out/groups, *kernel)."""
