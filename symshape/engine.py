@@ -6,7 +6,7 @@ import math
 import operator
 from fractions import Fraction
 from functools import partial
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import sympy
@@ -111,6 +111,37 @@ def _hashable(value: Any) -> Any:
     if isinstance(value, (SymTensor, Repeated, sympy.Basic, torch.dtype, torch.device)):
         return value
     return _Unhashable()
+
+
+def _symbols_of(value: Any, out: set) -> bool:
+    """Add the size symbols in ``value`` (a call's arguments) to ``out``; False where it holds
+    something whose symbols this cannot list."""
+    if isinstance(value, sympy.Basic):
+        out |= value.free_symbols
+        return True
+    if value is None or isinstance(value, (bool, int, float, str, torch.dtype, torch.device)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_symbols_of(v, out) for v in value)
+    if isinstance(value, dict):
+        return all(_symbols_of(v, out) for v in value.values())
+    if isinstance(value, (SymTensor, Repeated, Requirement)):
+        return all(_symbols_of(getattr(value, f.name), out) for f in fields(value))
+    return False
+
+
+def _connected(facts: list, symbols: set) -> set:
+    """``symbols`` and every symbol a fact relates to them, directly or through other facts
+    (``N*H >= 10`` relates N to H, then ``H <= 2`` bounds N too)."""
+    bound, todo = set(symbols), [f.free_symbols for f in facts]
+    grew = True
+    while grew:
+        grew = False
+        for s in todo:
+            if s & bound and not s <= bound:
+                bound |= s
+                grew = True
+    return bound
 
 
 def _unknown_layout(value: Any) -> Any:
@@ -653,8 +684,23 @@ class Propagator:
         """``head``, the call's arguments' values and what holds where it runs (the case, the side
         this propagator is on, the checks before it), as a key; None where an argument is not
         hashable."""
-        path = None if self.path is None else (tuple(self.path.conditions()), tuple(self.path.zeros.items()))
-        key = (*head, _hashable((args, kwargs)), self.cases, path, tuple(self._earlier))
+        conditions = () if self.path is None else tuple(self.path.conditions())
+        zeros = () if self.path is None else tuple(self.path.zeros.items())
+        facts = [*self.cases, *conditions, *(z for z, _ in zeros), *self._earlier]
+        symbols: set = set()
+        if facts and _symbols_of((args, kwargs), symbols):
+            # only what holds of the arguments' sizes matters to the call: a side of a branch on
+            # H and W leaves a call on (N, 197, 192) the same (CrossViT's blocks, after its
+            # inputs are resized to a fixed size, once for all nine sides)
+            bound = _connected(facts, symbols)
+            conditions = tuple(c for c in conditions if c.free_symbols <= bound)
+            zeros = tuple((z, v) for z, v in zeros if z.free_symbols <= bound)
+            cases = tuple(c for c in self.cases if c.free_symbols <= bound)
+            earlier = tuple(e for e in self._earlier if e.free_symbols <= bound)
+        else:
+            cases, earlier = self.cases, tuple(self._earlier)
+        path = None if self.path is None else (conditions, zeros)
+        key = (*head, _hashable((args, kwargs)), cases, path, earlier)
         try:
             hash(key)
         except TypeError:

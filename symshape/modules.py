@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import copyreg
+import functools
 import inspect
+import types
+import weakref
 from collections import OrderedDict
 from typing import Any, Iterator
 
@@ -51,7 +55,69 @@ def copy_model(model: nn.Module, device: str | None = None) -> nn.Module:
                     requires_grad=b.requires_grad, device=device or b.device, dtype=b.dtype)
             elif device is not None:
                 memo[id(b)] = torch.empty_like(b, device=device)
-    return copy.deepcopy(model, memo)
+    return _deepcopy(model, memo)
+
+
+#: values ``copy.deepcopy`` returns as they are
+_ATOMIC = frozenset({int, float, bool, complex, str, bytes, type(None), type, range, types.FunctionType,
+                     types.BuiltinFunctionType, type(Ellipsis), type(NotImplemented), weakref.ref, property,
+                     torch.dtype, torch.layout, torch.memory_format})
+#: containers copied here as ``copy.deepcopy`` copies them: a new one of the same type, its
+#: items copied (an empty one -- most of a module's hook dicts -- needs no more)
+_CONTAINER_TYPES = frozenset({dict, OrderedDict, list, set})
+
+
+def _deepcopy(value, memo: dict):
+    """``copy.deepcopy(value, memo)``, by a shorter road for what a module tree is mostly made of
+    (modules whose class copies as ``nn.Module`` does, their attribute dicts, empty hook dicts,
+    plain values): the same copy, without deepcopy's reduce protocol at every one of a ViT's
+    ten thousand objects. Anything else is deepcopy's."""
+    cls = type(value)
+    if cls in _ATOMIC:
+        return value
+    found = memo.get(id(value), _MISSING)
+    if found is not _MISSING:
+        return found
+    if cls in _CONTAINER_TYPES:
+        new = cls()
+        memo[id(value)] = new
+        if value:
+            if cls is list:
+                new.extend(_deepcopy(v, memo) for v in value)
+            elif cls is set:
+                new.update(_deepcopy(v, memo) for v in value)
+            else:
+                for k, v in value.items():
+                    new[_deepcopy(k, memo)] = _deepcopy(v, memo)
+        _keep_alive(value, memo)
+        return new
+    if isinstance(value, nn.Module) and _copies_as_module(cls):
+        new = cls.__new__(cls)  # what copyreg.__newobj__, which deepcopy calls, does
+        memo[id(value)] = new
+        state = value.__getstate__()
+        new.__setstate__(_deepcopy(state, memo))
+        _keep_alive(value, memo)
+        return new
+    return copy.deepcopy(value, memo)
+
+
+def _keep_alive(value, memo: dict) -> None:
+    """What deepcopy does with each object it copies: the original is kept alive until the copy
+    is done, so that no other object takes its id meanwhile."""
+    try:
+        memo[id(memo)].append(value)
+    except KeyError:
+        memo[id(memo)] = [value]
+
+
+@functools.lru_cache(maxsize=None)
+def _copies_as_module(cls: type) -> bool:
+    """Whether ``copy.deepcopy`` copies an instance of ``cls`` as it copies a plain ``nn.Module``:
+    no ``__deepcopy__``, no reduce or state methods of its own, no slots, no copyreg entry."""
+    return (getattr(cls, "__deepcopy__", None) is None and cls not in copyreg.dispatch_table
+            and cls.__reduce_ex__ is object.__reduce_ex__ and cls.__reduce__ is object.__reduce__
+            and cls.__getstate__ is nn.Module.__getstate__ and cls.__setstate__ is nn.Module.__setstate__
+            and not copyreg._slotnames(cls) and not issubclass(cls, (list, dict)))
 
 
 #: attribute values a fingerprint takes as they are (their equality is their meaning)

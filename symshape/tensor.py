@@ -249,8 +249,18 @@ def _standard_strides(shape: tuple) -> tuple:
             acc = acc * max(int(size), 1)
         else:
             low = smallest_value(size)
-            acc = acc * (size if size.is_positive or (low is not None and low >= 1) else sympy.Max(size, 1))
+            acc = acc * (size if size.is_positive or (low is not None and low >= 1) else _at_least_one(size))
     return tuple(reversed(out))
+
+
+def _at_least_one(size: sympy.Expr) -> sympy.Expr:
+    """``Max(size, 1)`` of a size that may be 0, built as it is: what sympy's evaluation of it
+    would find (that one argument bounds the other) was asked just before, and sympy takes
+    milliseconds to ask it again (1 ms of every 10 over timm's ViTs). A Max or Min inside is
+    merged by sympy, as evaluation merges it."""
+    if isinstance(size, (sympy.Max, sympy.Min)):
+        return sympy.Max(size, 1)
+    return sympy.Max(size, 1, evaluate=False)
 
 
 def dense(shape, strides) -> bool:

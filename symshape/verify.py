@@ -34,7 +34,7 @@ from .errors import BoundExceeded, InvalidArgument, TraceMismatch
 from .evaluation import Evaluation, Shapes
 from .quasi import Unsolvable
 from .render import text_table
-from .replay import NOT_FOUND, ModuleCalls, OpCalls, op_calls, signature
+from .replay import NOT_FOUND, KernelMemo, ModuleCalls, signature, watching
 from .solve import divisible_set, valid_sizes
 from .trace import CONSTANT, REPEAT_CHECK, trace
 
@@ -94,18 +94,15 @@ def _mode(model: nn.Module, training: dict[str, bool]) -> Iterator[None]:
 
 
 class _Recorder(torch.fx.Interpreter):
-    """Runs the traced graph node by node, recording each node's output shape. A node that repeats
-    a call of the model's own forward takes that call's output instead of running again (torch
-    computed it already, from the same metadata: symshape.replay): a module node whose inputs
-    match the n-th call of that module (same shapes, strides, dtypes and plain arguments), a
-    function or method node whose inputs match any call of it on the meta device."""
+    """Runs the traced graph node by node, recording each node's output shape. A module node
+    whose inputs match the n-th call of that module in the model's own forward (same shapes,
+    strides, dtypes and plain arguments) takes that call's output instead of running again
+    (torch computed it already, from the same metadata: symshape.replay)."""
 
-    def __init__(self, model: nn.Module, obs: Observation, calls: ModuleCalls, graph: torch.fx.Graph,
-                 ops: OpCalls | None = None):
+    def __init__(self, model: nn.Module, obs: Observation, calls: ModuleCalls, graph: torch.fx.Graph):
         super().__init__(model, graph=graph)
         self.obs = obs
         self.calls = calls
-        self.ops = ops
         self.seen: dict[str, int] = {}
 
     def run_node(self, n):
@@ -122,14 +119,6 @@ class _Recorder(torch.fx.Interpreter):
         k = self.seen[target] = self.seen.get(target, -1) + 1
         found = self.calls.output(target, k, signature((args, kwargs)))
         return super().call_module(target, args, kwargs) if found is NOT_FOUND else found
-
-    def call_function(self, target, args, kwargs):
-        found = self.ops.output("call_function", target, args, kwargs) if self.ops is not None else NOT_FOUND
-        return super().call_function(target, args, kwargs) if found is NOT_FOUND else found
-
-    def call_method(self, target, args, kwargs):
-        found = self.ops.output("call_method", target, args, kwargs) if self.ops is not None else NOT_FOUND
-        return super().call_method(target, args, kwargs) if found is NOT_FOUND else found
 
 
 #: held while the user's own model runs (its mode set, hooks on it, buffers restored after): two
@@ -176,20 +165,21 @@ def _observe(model: nn.Module, x, graph: torch.fx.Graph | None) -> Observation:
     args, kwargs = _as_call(x)
     if any(t.device.type == "meta" for t in (*args, *kwargs.values())):
         # a meta copy: tensors the forward makes (torch.ones(h, w)) are meta too, never allocated;
-        # the forward's calls recorded, for the replay of the graph to reuse (symshape.replay)
-        device, ops = op_calls("meta")
-        with device:
-            return _observe_here(model, x, graph, ops)
+        # each functional kernel runs once per metadata, in the forward and the graph's replay,
+        # and the replay takes a module's output from the forward (symshape.replay)
+        device = watching("meta")
+        with device, KernelMemo():
+            return _observe_here(model, x, graph, device)
     return _observe_here(model, x, graph)
 
 
-def _observe_here(model: nn.Module, x, graph: torch.fx.Graph | None, ops: OpCalls | None = None) -> Observation:
+def _observe_here(model: nn.Module, x, graph: torch.fx.Graph | None, watched=None) -> Observation:
     args, kwargs = _as_call(x)
     obs = Observation()
     names = {id(m): n for n, m in model.named_modules()}
     handles = []
 
-    calls = ModuleCalls()
+    calls = ModuleCalls(watched)
 
     def pre_hook(mod, args, kwargs):
         positional, _ = positional_call(mod, args, kwargs)  # (the layer's input given by keyword)
@@ -211,9 +201,6 @@ def _observe_here(model: nn.Module, x, graph: torch.fx.Graph | None, ops: OpCall
                 obs.output = _shape(model(*args, **kwargs))
             except Exception as e:  # torch's refusal is an observation, not an error here
                 obs.error = e
-            finally:
-                if ops is not None:
-                    ops.stop()
     finally:
         for h in handles:
             h.remove()
@@ -224,14 +211,15 @@ def _observe_here(model: nn.Module, x, graph: torch.fx.Graph | None, ops: OpCall
         obs.failed_node = nodes[0].name if obs.error is not None else None
         return obs
     # the graph runs on the model itself (no GraphModule: its generated code is never run here),
-    # with the trace's tensor constants set on it for the while
-    with attributes_kept(model), torch.no_grad(), warnings.catch_warnings():
+    # with the trace's tensor constants set on it (a copy, or the model under observe()'s
+    # attributes_kept: they are gone afterwards)
+    with torch.no_grad(), warnings.catch_warnings():
         for node in graph.nodes:
             if CONSTANT in node.meta:
                 setattr(model, node.target, node.meta[CONSTANT])
         warnings.simplefilter("ignore")
         try:
-            _Recorder(model, obs, calls, graph, ops).run(*args, *kwargs.values())  # the placeholders, in the trace's order
+            _Recorder(model, obs, calls, graph).run(*args, *kwargs.values())  # the placeholders, in the trace's order
         except Exception:
             pass  # recorded in failed_node
     return obs
@@ -698,6 +686,7 @@ def prove(analysis: Shapes) -> str:
     if accepted is None:  # only a wrong declared in_features fails: torch must raise right there
         accepted = next((s for s, ev in evaluations if ev.failure is None), None)
     todo = [accepted] if accepted is not None else candidates[:2]
+    known = {_key(s): ev for s, ev in evaluations}  # each evaluated once
     model = analysis.model
     dtype = _dtype(model)
     copy_ = copy_model(model, "meta")
@@ -706,7 +695,7 @@ def prove(analysis: Shapes) -> str:
             obs = _observe(copy_, _sample_input(analysis, sizes, dtype, "meta"), analysis.graph)
             if isinstance(obs.error, NotImplementedError):
                 return f"not proved: torch has no meta kernel for an op ({str(obs.error).splitlines()[0][:120]})"
-            comparison = compare(analysis, sizes, obs)
+            comparison = compare(analysis, sizes, obs, known.get(_key(sizes)))
             if comparison.mismatches and not _on_meta(model):
                 # meta kernels check less than the CPU ones (a transposed convolution's channels):
                 # the real model at the same size has the last word

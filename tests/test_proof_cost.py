@@ -3,12 +3,18 @@ per distinct call (trace() starts again each time another module branches), and 
 graph replay taking a module's output from the model's own forward where the call is the same.
 Both are checked against the same analysis or observation computed without them, and torch."""
 
+import contextlib
+import os
+from dataclasses import replace
 import warnings
 
 import pytest
+import sympy
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from hypothesis import given, settings
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import seed000_mnist
 import seed001_cnnclf
@@ -16,6 +22,8 @@ import symshape
 from oracle import assert_agrees, grid
 from symshape import engine, modules, replay, verify
 from symshape.modules import copy_model
+from symshape.tensor import SymTensor
+from strategies import models
 from test_branches import Windows, _TwoEqualBlocks
 
 
@@ -120,7 +128,7 @@ def _observed(model, shape, monkeypatch=None):
 def test_the_replay_takes_a_modules_output_only_where_torch_would_give_the_same(monkeypatch, model, shape):
     reused = _observed(model().eval(), shape)
     monkeypatch.setattr(replay.ModuleCalls, "output", lambda *a: replay.NOT_FOUND)
-    monkeypatch.setattr(replay.OpCalls, "output", lambda *a: replay.NOT_FOUND)
+    monkeypatch.setattr(verify, "KernelMemo", contextlib.nullcontext)
     fresh = _observed(model().eval(), shape)
     assert reused.node_outputs == fresh.node_outputs
     assert reused.failed_node == fresh.failed_node and reused.output == fresh.output
@@ -167,48 +175,41 @@ class _Functional(nn.Module):
         return c.view(-1, 1) + e.softmax(-1)
 
 
-def _reused_ops(monkeypatch, model, shape) -> list:
-    found = []
-    original = replay.OpCalls.output
+def _memo_reuses(monkeypatch, model, shape) -> int:
+    """How many kernels the proof's observation took from its KernelMemo."""
+    memos = []
 
-    def spied(self, node_op, target, args, kwargs):
-        out = original(self, node_op, target, args, kwargs)
-        if out is not replay.NOT_FOUND:
-            found.append(target if isinstance(target, str) else target.__name__)
-        return out
+    class Spied(replay.KernelMemo):
+        def __init__(self):
+            super().__init__()
+            memos.append(self)
 
-    monkeypatch.setattr(replay.OpCalls, "output", spied)
+    monkeypatch.setattr(verify, "KernelMemo", Spied)
     _observed(model, shape)
-    return found
+    monkeypatch.undo()
+    return sum(m.reused for m in memos)
 
 
 def test_the_replay_takes_an_ops_output_from_the_forward_where_its_arguments_are_the_same(monkeypatch):
-    reused = _reused_ops(monkeypatch, _Functional().eval(), (3, "H", "W"))
-    assert reused.count("layer_norm") == 2  # given by position in the graph, by keyword to torch's mode
-    assert {"flatten", "sub", "getitem", "permute", "transpose", "reshape", "matmul", "softmax"} <= set(reused)
-    assert "__rsub__" not in reused  # 2 - x is not x - 2: another function of the tensor
-    # a shape changed in place: nothing after it is taken from the forward
-    assert "softmax" not in _reused_ops(monkeypatch, _Functional(True).eval(), (3, "H", "W"))
+    """The graph's replay repeats the forward's function and method calls: their kernels are
+    given by the KernelMemo (layer_norm twice in the forward, then twice in the replay)."""
+    assert _memo_reuses(monkeypatch, _Functional().eval(), (3, "H", "W")) >= 4
 
 
 @pytest.mark.parametrize("reshape_in_place", [False, True])
 def test_the_replay_with_op_outputs_taken_is_the_replay_without(monkeypatch, reshape_in_place):
     model = _Functional(reshape_in_place).eval()
     reused = _observed(model, (3, "H", "W"))
-    monkeypatch.setattr(replay.OpCalls, "output", lambda *a: replay.NOT_FOUND)
+    monkeypatch.setattr(verify, "KernelMemo", contextlib.nullcontext)
     fresh = _observed(model, (3, "H", "W"))
     assert reused.node_outputs == fresh.node_outputs and reused.output == fresh.output
     assert_agrees(_Functional(reshape_in_place).eval(), (3, "H", "W"), grid(["H", "W"], [2, 3, 6]))
 
 
-def test_a_call_is_keyed_by_parameter_where_the_function_has_a_signature():
-    x = torch.empty(2, 3, 4, device="meta")
-    assert replay._key(torch.flatten, (x, 1), {}) != replay._key(torch.flatten, (x,), {"end_dim": 1})
-    assert replay._key(F.layer_norm, (x, (4,), None, None, 1e-5), {}) == \
-        replay._key(F.layer_norm, (x, (4,)), {"weight": None, "bias": None, "eps": 1e-5})
-    assert replay._key(F.softmax, (x, -1), {}) == replay._key(F.softmax, (x,), {"dim": -1, "_stacklevel": 3})
+def test_a_signature_holds_plain_values_as_they_are():
     assert replay.signature(slice(1, None, 2)) == replay.signature(slice(1, None, 2)) != replay.signature(slice(2))
     assert replay.signature(...) == ("...",)
+    assert replay.signature((torch.empty(2, 3, device="meta"), 1.0)) != replay.signature((torch.empty(2, 3), 1.0))
 
 
 class _Counting(nn.Module):
@@ -328,3 +329,321 @@ def test_a_recurrent_model_is_proved_at_the_smallest_size_it_accepts():
     a = symshape.analyze(model, (3, "L"))
     assert a.proof == "L=8", a.proof
     assert assert_agrees(model, (3, "L"), [{"L": n} for n in (1, 4, 5, 6, 33, 224)]) == 4
+
+
+# -- torch's kernels once per metadata (replay.KernelMemo) -----------------------------------------
+
+
+class _Ops(TorchDispatchMode):
+    """Every aten op's outputs as the forward sees them: shape, strides, offset, dtype; or the
+    error it raised."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        try:
+            out = func(*args, **(kwargs or {}))
+        except Exception as e:
+            self.seen.append((str(func), type(e).__name__, str(e)))
+            raise
+        self.seen.append((str(func), _meta_of(out)))
+        return out
+
+
+def _meta_of(value):
+    if isinstance(value, torch.Tensor):
+        return (tuple(value.shape), value.stride(), value.storage_offset(), value.dtype, value.device.type)
+    if isinstance(value, (list, tuple)):
+        return tuple(_meta_of(v) for v in value)
+    return value
+
+
+def _ops_of(model: nn.Module, x: torch.Tensor, memo: bool):
+    """What torch's meta kernels give at each op of ``model(x)`` on a meta copy (and the error
+    the forward ends with), with or without the memo under the recording."""
+    copy_ = copy_model(model, "meta")
+    ops = _Ops()
+    memo_ = replay.KernelMemo()
+    with torch.no_grad(), contextlib.ExitStack() as stack:
+        if memo:
+            stack.enter_context(memo_)
+        stack.enter_context(ops)
+        try:
+            ops.seen.append(("output", _meta_of(copy_(x.to("meta")))))
+        except Exception as e:  # noqa: BLE001 - torch's refusal is compared too
+            ops.seen.append(("raised", type(e).__name__))
+    return ops.seen, memo_.reused
+
+
+def test_the_kernel_memo_gives_every_op_what_torchs_kernel_gives():
+    """Twelve equal encoder layers (a ViT): most of their kernels are given again, and every op's
+    output, and the real CPU forward's shape, are what they are without the memo."""
+    model = nn.Sequential(nn.Linear(8, 24), *(nn.TransformerEncoderLayer(24, 4, 48, batch_first=True)
+                                               for _ in range(12)), nn.LayerNorm(24)).eval()
+    x = torch.randn(2, 5, 8)
+    with_memo, reused = _ops_of(model, x, True)
+    without, _ = _ops_of(model, x, False)
+    assert with_memo == without
+    assert reused > 100  # the layers after the first: their layer norms, linears, softmaxes ...
+    with torch.no_grad():
+        assert with_memo[-1][1][0] == tuple(model(x).shape)  # the forward's output
+
+
+@settings(max_examples=40 if os.environ.get("CI") else 80, deadline=None)
+@given(models())
+def test_the_kernel_memo_changes_no_op_of_a_random_model(drawn):
+    """Random conv/pool/pad/resample stacks, with skips and Linears (right and wrong), at their
+    drawn sizes: the same ops with the same outputs, the same refusals."""
+    model, input_shape, sizes_list, _ = drawn
+    names = [s for s in input_shape if isinstance(s, str)]
+    for sizes in sizes_list:
+        shape = [sizes[s] if isinstance(s, str) else s for s in input_shape]
+        x = torch.empty(2, *shape, device="meta")
+        assert _ops_of(model, x, True)[0] == _ops_of(model, x, False)[0], (names, sizes)
+
+
+def test_the_kernel_memo_keeps_what_is_not_a_function_of_metadata():
+    aten = torch.ops.aten
+    assert replay._functional(aten.add.Tensor) and replay._functional(aten.native_layer_norm.default)
+    assert not replay._functional(aten.view.default)  # a view: its output is its input's storage
+    assert not replay._functional(aten.add_.Tensor)  # in place: its output is its input
+    assert not replay._functional(aten.bernoulli.default)  # random numbers
+    assert not replay._functional(aten.nonzero.default)  # a size from the values
+    from torch._higher_order_ops.cond import cond_op
+    assert not replay._functional(cond_op)  # no schema to tell
+    a, b = torch.empty(3, 4, device="meta"), torch.empty(5, 6, device="meta")
+    with replay.KernelMemo() as memo:
+        for _ in range(2):  # a call that raised is asked again, and raises again
+            with pytest.raises(RuntimeError, match="same reduction dim"):
+                torch.mm(a, b)
+        y = a.view(4, 3)
+        y2 = a.view(4, 3)
+        assert y._base is a and y2._base is a and y is not y2
+        c = a.t() + 1  # the input's strides (transposed) decide the output's
+        d = a + 1
+        e = a + 1
+    assert c.stride() == (1, 4) and d.stride() == e.stride() == (4, 1) and memo.reused == 1
+    # a symbolic size, a dtype that differs, a Python scalar's type: never the same key
+    assert replay._kernel_key(aten.add.Tensor, (a, 1), {}) != replay._kernel_key(aten.add.Tensor, (a, 1.0), {})
+    assert replay._kernel_key(aten.add.Tensor, (a, 1), {}) != \
+        replay._kernel_key(aten.add.Tensor, (a.to(torch.float64), 1), {})
+
+
+# -- the proof's copy of the model (modules.copy_model) --------------------------------------------
+
+
+class _OwnCopy(nn.Module):
+    """A module that copies itself its own way: deepcopy's way is kept."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(2, 2)
+        self.copies = 0
+
+    def __deepcopy__(self, memo):
+        new = _OwnCopy()
+        new.copies = self.copies + 1
+        return new
+
+
+class _Attributes(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU())
+        self.again = self.block  # one module under two names: one copy
+        self.cache = {"k": [1, 2], "t": torch.ones(2)}
+        self.alias = self.cache  # one dict under two names: one copy
+        self.sizes = (3, [4, 5])
+        self.own = _OwnCopy()
+        self.lazy = nn.LazyLinear(3)
+        self.register_buffer("steps", torch.zeros(1))
+        self.block.register_forward_hook(lambda m, a, out: out * 2)
+        torch.nn.utils.parametrize.register_parametrization(self.block[0], "weight", _Double())
+
+
+class _Double(nn.Module):
+    def forward(self, w):
+        return w * 2
+
+
+def _structure(value, seen: dict, path: str = "m"):
+    """``value`` as plain data: each object's type, contents and the first path it was met at
+    (so that two copies with the same sharing give equal structures)."""
+    if isinstance(value, (int, float, str, bool, type(None), torch.dtype)) or callable(value) and not \
+            isinstance(value, nn.Module):
+        return value if not callable(value) else getattr(value, "__qualname__", type(value).__name__)
+    if id(value) in seen:
+        return ("same as", seen[id(value)])
+    seen[id(value)] = path
+    if isinstance(value, torch.Tensor):
+        shape = None if modules.is_lazy_parameter(value) else tuple(value.shape)
+        return (type(value).__name__, shape, value.dtype, value.requires_grad)
+    if isinstance(value, nn.Module):
+        return (type(value).__name__, {k: _structure(v, seen, f"{path}.{k}") for k, v in vars(value).items()
+                                       if k != "_compiled_call_impl"})
+    if isinstance(value, dict):
+        return (type(value).__name__, [(k, _structure(v, seen, f"{path}[{k!r}]")) for k, v in value.items()])
+    if isinstance(value, (list, tuple, set)):
+        return (type(value).__name__, [_structure(v, seen, f"{path}[{i}]") for i, v in enumerate(value)])
+    return (type(value).__name__,)
+
+
+def test_the_models_copy_is_the_copy_deepcopy_makes():
+    model = _Attributes()
+    before = _structure(model, {})
+    for device in ("meta", None):
+        fast = copy_model(model, device)
+        assert _structure(fast, {}) == _structure(_deepcopy_as_copy_model(model, device), {})
+        assert fast.again is fast.block and fast.alias is fast.cache and fast.cache is not model.cache
+        assert fast.own.copies == 1 and fast.block is not model.block
+        # (all but those of the module that copies itself its own way)
+        assert all(p.is_meta for n, p in fast.named_parameters()
+                   if not n.startswith("own.") and not modules.is_lazy_parameter(p)) == (device == "meta")
+    assert _structure(model, {}) == before  # the model itself as it was
+    x = torch.randn(1, 1, 6, 6)
+    assert torch.equal(copy_model(model).block(x), model.block(x))  # the hook and parametrization kept
+
+
+def _deepcopy_as_copy_model(model, device):
+    """copy.deepcopy with the new parameters and buffers copy_model puts in its memo."""
+    import copy
+    memo = {}
+    for m in model.modules():
+        for p in m._parameters.values():
+            if isinstance(p, nn.parameter.UninitializedParameter):
+                memo[id(p)] = nn.parameter.UninitializedParameter(device=device or p.device, dtype=p.dtype)
+            elif device is not None:
+                memo[id(p)] = nn.Parameter(torch.empty_like(p, device=device), requires_grad=p.requires_grad)
+        for b in m._buffers.values():
+            if device is not None:
+                memo[id(b)] = torch.empty_like(b, device=device)
+    return copy.deepcopy(model, memo)
+
+
+def test_a_watched_call_is_reused_until_a_shape_changes_in_place():
+    """The proof's module calls (ModuleCalls watched by the mode the forward runs under) are
+    compared by their signatures when asked: equal while no op reshaped a tensor in place, none
+    after."""
+    device = replay.watching("meta")
+    calls = replay.ModuleCalls(device)
+    with device:
+        x = torch.empty(2, 3)
+        calls.enter("lin", (x,), {})
+        calls.leave("lin", torch.empty(2, 5))
+        assert calls.output("lin", 0, replay.signature(((x,), {}))).shape == (2, 5)
+        assert calls.output("lin", 0, replay.signature(((x.t(),), {}))) is replay.NOT_FOUND
+        x.unsqueeze_(0)
+        assert calls.output("lin", 0, replay.signature(((torch.empty(2, 3),), {}))) is replay.NOT_FOUND
+
+
+# -- a call on sizes a side's answers do not touch (engine._call_key) ------------------------------
+
+
+class _Resized(nn.Module):
+    """CrossViT: the input resized to a fixed size where it is not that size already (a branch
+    on H and W: three sides), then equal blocks on the fixed size, then one that still sees W."""
+
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.Sequential(*(nn.Sequential(nn.Conv2d(2, 2, 3, padding=1), nn.ReLU()) for _ in range(3)))
+        self.last = nn.Conv1d(2, 2, 3)
+
+    def forward(self, x):
+        H, W = x.shape[-2:]
+        y = x
+        if H != 8 or W != 6:
+            y = F.interpolate(x, size=(8, 6))
+        y = self.blocks(y)
+        return y.flatten(2).sum(-1, keepdim=True) + self.last(x.mean(2)).sum(-1, keepdim=True)
+
+
+class _TwoSides(nn.Module):
+    """A branch on H, then a block called on a tensor of W: its steps on the side ``H > 4`` are
+    its steps on the other side, as they would be computed there."""
+
+    def __init__(self):
+        super().__init__()
+        self.block = nn.Sequential(nn.Conv1d(2, 2, 3), nn.ReLU())
+
+    def forward(self, x):
+        y = x.mean(2)  # (N, 2, W)
+        if x.size(2) > 4:
+            return self.block(y) * 2
+        return self.block(y)
+
+
+def _repeated_calls(monkeypatch) -> list:
+    calls = []
+    original = engine.Propagator._repeat
+
+    def counted(self, node, module, name, found):
+        calls.append(name)
+        return original(self, node, module, name, found)
+
+    monkeypatch.setattr(engine.Propagator, "_repeat", counted)
+    return calls
+
+
+@pytest.mark.parametrize("model, shape, names", [
+    (_Resized, (2, "H", "W"), ["H", "W"]),
+    (_TwoSides, (2, "H", "W"), ["H", "W"]),
+])
+def test_a_call_on_sizes_no_side_touches_is_computed_once_for_all_sides(monkeypatch, model, shape, names):
+    calls = _repeated_calls(monkeypatch)
+    shared = symshape.analyze(model().eval(), shape)
+    assert calls, "each side after the first takes the blocks' steps from the first"
+    monkeypatch.undo()
+    monkeypatch.setattr(engine, "_symbols_of", lambda *a: False)  # every fact in every key
+    fresh = symshape.analyze(model().eval(), shape)
+    assert shared.steps == fresh.steps
+    # what explain() shows of each side: the same steps (a repeated call is one node of the graph,
+    # its steps copies of the first call's, as for the equal blocks of one trace)
+    assert _shown_sides(shared) == _shown_sides(fresh)
+    assert str(shared.valid_sizes()) == str(fresh.valid_sizes())
+    assert_agrees(model().eval(), shape, grid(names, [1, 3, 4, 5, 6, 8, 9]))
+
+
+def _shown_sides(analysis) -> list:
+    return [[(conds, None if steps is None else [replace(st, node="", copy_of="") for st in steps], rest)
+             for conds, steps, *rest in s.sides] for s in analysis.steps]
+
+
+def test_the_facts_a_call_depends_on_are_those_that_reach_its_sizes():
+    N, H, W = sympy.symbols("N H W", integer=True, positive=True)
+    assert engine._connected([sympy.Ge(H, 2), sympy.Ge(W, 3)], {N}) == {N}
+    assert engine._connected([sympy.Ge(N * H, 10), sympy.Le(H, 2), sympy.Ge(W, 3)], {N}) == {N, H}
+    x = SymTensor((N, 2, W))
+    found: set = set()
+    assert engine._symbols_of(((x, 3), {"size": (H, 1)}), found) and found == {N, W, H}
+    assert not engine._symbols_of((object(),), set())  # what it cannot read: every fact is kept
+
+
+class _Cut(nn.Module):
+    def forward(self, x):
+        if x.size(2) > 4:  # answered already where it is called: no branch of its own
+            return x[..., :4]
+        return x
+
+
+class _Decided(nn.Module):
+    """A call with the same arguments on both sides of a branch on L, whose own Python asks the
+    same question: its steps on one side are not its steps on the other."""
+
+    def __init__(self):
+        super().__init__()
+        self.cut = _Cut()
+
+    def forward(self, x):
+        if x.size(2) > 4:
+            return self.cut(x) * 2
+        return self.cut(x) + 1
+
+
+def test_a_call_on_sizes_a_side_decides_is_computed_on_each_side(monkeypatch):
+    calls = _repeated_calls(monkeypatch)
+    a = symshape.analyze(_Decided().eval(), (2, "L"))
+    assert "cut" not in calls
+    assert a.at(L=3).output_shape == (1, 2, 3) and a.at(L=9).output_shape == (1, 2, 4)
+    assert_agrees(_Decided().eval(), (2, "L"), [{"L": n} for n in range(1, 10)])
