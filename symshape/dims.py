@@ -786,9 +786,13 @@ def _extremum(a: SizeExpr, b: SizeExpr, smaller: bool) -> sympy.Expr:
     """The smaller (or larger) of ``a`` and ``b`` where :func:`decide` orders them at every size,
     else ``Min`` (``Max``)."""
     a, b = as_expr(a), as_expr(b)
-    if decide(sympy.Le(a, b)) is True:
+    if a.is_Number and b.is_Number:
+        return min(a, b) if smaller else max(a, b)
+    # (unevaluated: sympy's evaluation of the relation asks its assumptions, and decide() reads
+    # only a relation it did not settle; where it did, Min and Max below settle it again)
+    if decide(sympy.Le(a, b, evaluate=False)) is True:
         return a if smaller else b
-    if decide(sympy.Le(b, a)) is True:
+    if decide(sympy.Le(b, a, evaluate=False)) is True:
         return b if smaller else a
     return sympy.Min(a, b) if smaller else sympy.Max(a, b)
 

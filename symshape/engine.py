@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import operator
 from fractions import Fraction
-from functools import partial
+from functools import lru_cache, partial
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -130,10 +130,17 @@ def _symbols_of(value: Any, out: set) -> bool:
     return False
 
 
+@lru_cache(maxsize=16384)
+def _free(fact) -> frozenset:
+    """A fact's sizes (cached: sympy walks the expression at each ask, and every call's key asks
+    it of every fact of the side)."""
+    return frozenset(fact.free_symbols)
+
+
 def _connected(facts: list, symbols: set) -> set:
     """``symbols`` and every symbol a fact relates to them, directly or through other facts
     (``N*H >= 10`` relates N to H, then ``H <= 2`` bounds N too)."""
-    bound, todo = set(symbols), [f.free_symbols for f in facts]
+    bound, todo = set(symbols), [_free(f) for f in facts]
     grew = True
     while grew:
         grew = False
@@ -693,10 +700,10 @@ class Propagator:
             # H and W leaves a call on (N, 197, 192) the same (CrossViT's blocks, after its
             # inputs are resized to a fixed size, once for all nine sides)
             bound = _connected(facts, symbols)
-            conditions = tuple(c for c in conditions if c.free_symbols <= bound)
-            zeros = tuple((z, v) for z, v in zeros if z.free_symbols <= bound)
-            cases = tuple(c for c in self.cases if c.free_symbols <= bound)
-            earlier = tuple(e for e in self._earlier if e.free_symbols <= bound)
+            conditions = tuple(c for c in conditions if _free(c) <= bound)
+            zeros = tuple((z, v) for z, v in zeros if _free(z) <= bound)
+            cases = tuple(c for c in self.cases if _free(c) <= bound)
+            earlier = tuple(e for e in self._earlier if _free(e) <= bound)
         else:
             cases, earlier = self.cases, tuple(self._earlier)
         path = None if self.path is None else (conditions, zeros)

@@ -412,3 +412,32 @@ def test_a_residue_fact_settles_each_residue_class_exactly(m, form):
                     continue  # (j = 0: the same floor, True as written)
                 truth = all(_holds(claim, {_H: h}) for h in range(1, 4 * m * m + 1) if _holds(fact, {_H: h}))
                 assert implied((fact,), claim) == truth, (fact, claim)
+
+
+@given(st.integers(-6, 6), st.integers(-9, 9), st.integers(1, 5), st.integers(-9, 9), st.integers(1, 5),
+       st.integers(-20, 20), st.booleans())
+def test_minimum_and_maximum_are_exact_at_every_size(a, b, q, c, r, k, smaller):
+    """``min``/``max`` of two sizes (``a*floor((H + b)/q) + k`` against ``c*floor(H/r)``, or
+    numbers): one of them where it is that one at every size, else Min/Max; equal to Python's
+    min/max at every H up to 400."""
+    from symshape.dims import maximum, minimum
+    H = size_symbol("H")
+    x, y = a * floor_div(H + b, q) + k, c * floor_div(H, r)
+    pick = minimum if smaller else maximum
+    fn = compile_exprs([H], [pick(x, y), x, y])
+    for h in range(1, 401):
+        got, xs, ys = fn(h)
+        assert got == (min if smaller else max)(xs, ys), (x, y, h)
+    assert pick(sympy.Integer(a), sympy.Integer(k)) == (min if smaller else max)(a, k)
+
+
+@given(st.integers(-6, 6), st.integers(-9, 9), st.integers(1, 5), st.integers(-30, 30),
+       st.sampled_from([sympy.Ge, sympy.Le]))
+def test_a_pad_amount_is_decided_only_where_it_holds_at_every_size(a, b, q, k, kind):
+    """rules.pad._always: True exactly where the relation holds at every size (the amounts are
+    quasi-linear, which decide() settles exactly), checked at every H up to 400."""
+    from symshape.rules.pad import _always
+    H = size_symbol("H")
+    amount = a * floor_div(H + b, q) + k
+    holds = all(bool(kind(amount.subs(H, h), 0)) for h in range(1, 401))
+    assert _always(kind, amount) == holds

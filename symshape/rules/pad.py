@@ -39,11 +39,15 @@ _FOLLOWS = {3: "contiguous", 4: "suggest", 5: "suggest"}
 __all__ = ["pad_shape"]
 
 
-def _always(cond) -> bool:
-    """Whether a condition on one size holds at every size >= 1 (sympy may already have said)."""
-    if cond is sympy.true or cond is sympy.false:
-        return cond is sympy.true
-    return decide(cond) is True
+def _always(kind, lhs, rhs=0) -> bool:
+    """Whether ``lhs (kind) rhs`` holds at every size >= 1: decided by symshape
+    (:func:`~symshape.dims.decide`) where it is a relation of one size, else as sympy evaluates
+    it. (The relation is built unevaluated first: sympy's own evaluation asks its assumptions of
+    ``lhs - rhs``, milliseconds on a "same" pad's floors, and decides nothing decide() does not.)"""
+    settled = decide(kind(lhs, rhs, evaluate=False))
+    if settled is not None:
+        return settled
+    return kind(lhs, rhs) is sympy.true
 
 
 def _amount(value, ctx: Context):
@@ -53,7 +57,7 @@ def _amount(value, ctx: Context):
         return int(value)
     if isinstance(value, sympy.Expr) and value.free_symbols and value.is_integer is not False:
         value = canonical(value)
-        if _always(sympy.Ge(value, 0)) or _always(sympy.Le(value, 0)):
+        if _always(sympy.Ge, value) or _always(sympy.Le, value):
             return value
         ctx.unsupported(f"pad amount {value} is negative at some sizes and positive at others")
     return as_int(value, "pad", ctx)
@@ -61,7 +65,7 @@ def _amount(value, ctx: Context):
 
 def _nonpositive(p) -> bool:
     """Whether an amount crops (or is 0) at every size: an int <= 0 or an expression decided so."""
-    return p <= 0 if isinstance(p, int) else _always(sympy.Le(p, 0))
+    return p <= 0 if isinstance(p, int) else _always(sympy.Le, p)
 
 
 def _negative(p) -> bool:
