@@ -102,6 +102,8 @@ class _Unhashable:
 def _hashable(value: Any) -> Any:
     """``value`` with its lists and dicts as tuples, each plain value with its type (``True`` and
     ``1`` differ to the module's Python)."""
+    if isinstance(value, Pieces):  # its pieces, and when each exists
+        return ("Pieces", tuple(_hashable(v) for v in value), _hashable(value.requires), value.dim)
     if isinstance(value, (list, tuple)):
         return (type(value).__name__, tuple(_hashable(v) for v in value))
     if isinstance(value, dict):
@@ -121,6 +123,10 @@ def _symbols_of(value: Any, out: set) -> bool:
         return True
     if value is None or isinstance(value, (bool, int, float, str, torch.dtype, torch.device)):
         return True
+    if isinstance(value, Pieces):  # its pieces, and when each exists
+        return all(_symbols_of(v, out) for v in (*value, value.requires))
+    if isinstance(value, SizeRatio):
+        return _symbols_of(value.expr, out)
     if isinstance(value, (list, tuple)):
         return all(_symbols_of(v, out) for v in value)
     if isinstance(value, dict):

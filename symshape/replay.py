@@ -28,26 +28,45 @@ NOT_FOUND = object()
 
 def signature(value: Any):
     """What an output's shape can depend on in ``value`` (the arguments of a call): every tensor's
-    shape, strides, offset, dtype, layout, device and grad flag, and plain Python values (slices
-    and ``...`` among them); anything else is unique (never equal), so a call with such an
-    argument is never reused."""
+    type, shape, strides, offset, dtype, layout, device and flags, and plain Python values (slices
+    and ``...`` among them); anything else (a symbolic size among them) is unique (never equal),
+    so a call with such an argument is never reused."""
+    try:
+        return _metadata(value)
+    except _Unknown:
+        return object()
+
+
+class _Unknown(Exception):
+    """An argument :func:`signature` cannot state."""
+
+
+def _metadata(value):
+    """:func:`signature` of ``value``; raises :class:`_Unknown` where it holds anything else."""
     if isinstance(value, torch.Tensor):
         try:
-            return ("T", tuple(value.shape), tuple(value.stride()), value.storage_offset(), value.dtype,
-                    value.layout, value.device.type, value.requires_grad)
-        except (RuntimeError, NotImplementedError):  # a nested tensor has no sizes or strides
-            return object()
+            shape, strides = tuple(value.shape), value.stride()
+        except (RuntimeError, NotImplementedError):  # a nested or sparse tensor has no strides
+            raise _Unknown from None
+        if not all(type(n) is int for n in (*shape, *strides)):  # a symbolic size: its value is unknown
+            raise _Unknown
+        return ("T", type(value), shape, strides, value.storage_offset(), value.dtype, value.layout,
+                value.device, value.requires_grad, value.is_neg(), value.is_conj())
     if isinstance(value, (list, tuple)):
-        return (type(value).__name__, tuple(signature(v) for v in value))
+        return (type(value), tuple(_metadata(v) for v in value))
     if isinstance(value, dict):
-        return ("dict", tuple((k, signature(v)) for k, v in value.items()))
-    if value is None or isinstance(value, (bool, int, float, str, torch.dtype, torch.device)):
-        return (type(value).__name__, value)
+        return ("dict", tuple((k, _metadata(v)) for k, v in value.items()))
+    if value is None or type(value) in _PLAIN:
+        return (type(value), value)
     if isinstance(value, slice):
-        return ("slice", signature(value.start), signature(value.stop), signature(value.step))
+        return ("slice", _metadata(value.start), _metadata(value.stop), _metadata(value.step))
     if value is Ellipsis:
         return ("...",)
-    return object()
+    raise _Unknown
+
+
+#: values a signature holds as they are (their equality is their meaning)
+_PLAIN = frozenset({bool, int, float, complex, str, torch.dtype, torch.device, torch.layout, torch.memory_format})
 
 
 class ModuleCalls:
@@ -173,34 +192,9 @@ def _kernel_key(func, args, kwargs):
     """``func`` and its arguments' metadata (see :class:`KernelMemo`), or None where an argument
     is of a kind it does not know."""
     try:
-        key = (func, torch.get_default_dtype(), _metadata(args), _metadata(kwargs))
-        hash(key)
+        return (func, torch.get_default_dtype(), _metadata(args), _metadata(kwargs))
     except _Unknown:
         return None
-    return key
-
-
-class _Unknown(Exception):
-    pass
-
-
-def _metadata(value):
-    if isinstance(value, torch.Tensor):
-        if value.layout != torch.strided:
-            raise _Unknown
-        shape, strides = tuple(value.shape), value.stride()
-        if not all(type(n) is int for n in (*shape, *strides)):  # a symbolic size: its value is unknown
-            raise _Unknown
-        return (type(value), shape, strides, value.storage_offset(), value.dtype, value.device,
-                value.requires_grad, value.is_neg(), value.is_conj())
-    if isinstance(value, (list, tuple)):
-        return (type(value), tuple(_metadata(v) for v in value))
-    if isinstance(value, dict):
-        return ("dict", tuple((k, _metadata(v)) for k, v in value.items()))
-    if value is None or type(value) in (bool, int, float, complex, str, torch.dtype, torch.device,
-                                        torch.layout, torch.memory_format):
-        return (type(value), value)
-    raise _Unknown
 
 
 def _layout_of(out):

@@ -22,7 +22,7 @@ import symshape
 from oracle import assert_agrees, grid
 from symshape import engine, modules, replay, verify
 from symshape.modules import copy_model
-from symshape.tensor import SymTensor
+from symshape.tensor import Pieces, SymTensor
 from strategies import models
 from test_branches import Windows, _TwoEqualBlocks
 
@@ -618,6 +618,11 @@ def test_the_facts_a_call_depends_on_are_those_that_reach_its_sizes():
     found: set = set()
     assert engine._symbols_of(((x, 3), {"size": (H, 1)}), found) and found == {N, W, H}
     assert not engine._symbols_of((object(),), set())  # what it cannot read: every fact is kept
+    # chunk()'s pieces: when each exists is part of the value, its sizes too
+    pieces = Pieces([SymTensor((N, 2))], [(W, 2, "two pieces")], 1)
+    found = set()
+    assert engine._symbols_of(pieces, found) and found == {N, W}
+    assert engine._hashable(pieces) != engine._hashable(Pieces([SymTensor((N, 2))], [(H, 2, "two pieces")], 1))
 
 
 class _Cut(nn.Module):
