@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import keyword
 import math
+import operator
 from fractions import Fraction
 from typing import Callable, Sequence
 
@@ -282,7 +283,24 @@ def compile_exprs(symbols: Sequence[sympy.Symbol], exprs: Sequence, exact: bool 
     """
     em = _Emitter({s: f"_s{i}" for i, s in enumerate(symbols)})
     results = [em.emit(as_expr(e)) for e in exprs]
-    return _build(symbols, em.lines, f"[{', '.join(results)}]", backend, exact)
+    if len(results) <= _LISTED:
+        return _build(symbols, em.lines, f"[{', '.join(results)}]", backend, exact)
+    # each distinct value returned once, the list taken from them by position: a ViT's every
+    # step's sizes are thousands of names, and a literal list of them most of what compile() reads
+    distinct = list(dict.fromkeys(results))
+    index = {r: i for i, r in enumerate(distinct)}
+    fn = _build(symbols, em.lines, f"({', '.join(distinct)},)", backend, exact)
+    pick = operator.itemgetter(*(index[r] for r in results))
+
+    def compiled(*values):
+        return list(pick(fn(*values)))
+
+    compiled.source = fn.source
+    return compiled
+
+
+#: the most values :func:`compile_exprs` returns as one literal list
+_LISTED = 64
 
 
 def compile_checked(symbols: Sequence[sympy.Symbol], requirements: Sequence, exprs: Sequence,

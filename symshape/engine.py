@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 import operator
 from fractions import Fraction
 from functools import lru_cache, partial
@@ -583,19 +584,22 @@ class Propagator:
         def renamed(text: str) -> str:
             return name + text[len(first):] if text == first or text.startswith(first + ".") else text
 
+        within = _Submodules(module)
         for step in steps:
             here = renamed(step.name)
-            inner = module if here == name else _submodule(module, here[len(name) + 1:], step.module)
-            self.steps.append(replace(step, name=here, node=node.name, copy_of=step.copy_of or step.name,
-                                      module=inner if step.module is not None else None))
+            inner = None if step.module is None else module if here == name \
+                else within.get(here[len(name) + 1:], step.module)
+            self.steps.append(_copied(step, name=here, node=node.name, copy_of=step.copy_of or step.name,
+                                      module=inner))
         self._earlier.update(dict.fromkeys(facts))
+        calls = Counter(s.name for s in self.steps) if fixed else None  # each layer's steps so far
         for k, f in fixed:
             k = renamed(k)
             if k not in self.in_features:
                 layer = renamed(f.layer)
                 self.in_features[k] = f.reaching
                 self.fixed[k] = replace(f, layer=layer, parameter=renamed(f.parameter),
-                                        call=max(sum(1 for s in self.steps if s.name == layer) - 1, 0))
+                                        call=max(calls[layer] - 1, 0))
         self._applied(used)
         self.env[node] = value
         node.meta[REPEAT_CHECK] = (len(self.steps), shapes_of(value))
@@ -906,6 +910,33 @@ def _submodule(module: nn.Module, name: str, traced: nn.Module | None) -> nn.Mod
     except AttributeError:
         return traced
     return found if type(found) is type(traced) else traced
+
+
+class _Submodules:
+    """:func:`_submodule` for the many steps of one module call: the module's submodules by
+    qualified name, listed once (every path, shared modules under each of their names); a name
+    not listed is asked of ``get_submodule`` itself."""
+
+    def __init__(self, module: nn.Module):
+        self.module, self.named = module, None
+
+    def get(self, name: str, traced: nn.Module | None) -> nn.Module | None:
+        if self.named is None:
+            self.named = dict(self.module.named_modules(remove_duplicate=False))
+        found = self.named.get(name)
+        if found is None:
+            return _submodule(self.module, name, traced)
+        return found if type(found) is type(traced) else traced
+
+
+def _copied(step: Step, **changes) -> Step:
+    """``dataclasses.replace(step, **changes)`` for the fields :meth:`Propagator._repeat` sets
+    (Step has no ``__post_init__``): the same object, made without its ``__init__``, which a
+    stage of copied blocks calls thousands of times."""
+    out = object.__new__(Step)
+    out.__dict__.update(step.__dict__)
+    out.__dict__.update(changes)
+    return out
 
 
 def _fixed_on_every_side(props: list[Propagation]) -> list[tuple[Step, str, Fixed]]:

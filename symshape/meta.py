@@ -53,6 +53,7 @@ from torch.utils._sympy.numbers import int_oo
 from torch.utils._sympy.value_ranges import ValueRangeError, ValueRanges
 
 from .dims import CeilSqrt, DoubleFloor, DoubleProduct, FloorDiv, IntSqrt, SizeRatio, as_expr, canonical, decide, equal_where, floor_div, implied, without_ite
+from .modules import untraced
 from .requirements import Requirement, cnf, literal, unless_not
 from .tensor import CONV_MEMORY_FORMAT, LAYOUT_NOT_FOLLOWED, Pieces, SymTensor, kernel_layout, standard_strides
 
@@ -663,7 +664,8 @@ def _run(call: Callable, args, kwargs, path: list[bool], facts: tuple = ()) -> t
 
 def _unpatched():
     """torch.fx's global patches (nn.Module.__call__, wrapped functions) undone for the duration:
-    the engine computes values while fx traces, and a module run whole must run as in torch."""
+    a module run whole must run as in torch. (Under symshape's own trace its tracer passes such
+    calls through instead: symshape.modules.untraced.)"""
     try:
         from torch.fx._symbolic_trace import _maybe_revert_all_patches
     except ImportError:  # an older torch
@@ -695,7 +697,7 @@ def _quiet():
 
 
 def run_meta(call: Callable, args: tuple, kwargs: dict, what: str, facts: tuple = ()) -> MetaResult:
-    with _unpatched(), _quiet():
+    with untraced() as passing, contextlib.nullcontext() if passing else _unpatched(), _quiet():
         return _run_meta(call, args, kwargs, what, facts)
 
 

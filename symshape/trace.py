@@ -32,7 +32,7 @@ import torch.nn as nn
 
 from .dims import SizeRatio, decide, smallest_value
 from .errors import BoundExceeded, InvalidArgument, SizeCases, SymshapeError, UnsupportedOperation, UnsupportedWhereMetaDiffers, UntraceableModel
-from .modules import attributes_kept
+from .modules import attributes_kept, passes_through, tracing
 from .rules import rule_for_module, vision
 from .rules.reshape import DEVICE_ATTRIBUTES
 from .tensor import Pieces, Repeated, SymTensor
@@ -293,8 +293,9 @@ class _Tracer(torch.fx.Tracer):
         return call, [self.root]
 
     def call_module(self, m, forward, args, kwargs):
-        # fx's patch of nn.Module.__call__ is process-wide: another thread's own forward runs as is
-        if threading.get_ident() != self.thread:
+        # fx's patch of nn.Module.__call__ is process-wide: another thread's own forward runs as
+        # is, and so does a module this thread runs whole on fake tensors (symshape.meta)
+        if threading.get_ident() != self.thread or passes_through():
             return forward(*args, **kwargs)
         prop = self.propagator
         if prop is None or self.is_leaf_module(m, ""):
@@ -343,7 +344,7 @@ class _Tracer(torch.fx.Tracer):
             return None
 
     def getattr(self, attr, attr_val, parameter_proxy_cache):
-        if threading.get_ident() != self.thread:
+        if threading.get_ident() != self.thread or passes_through():
             return attr_val
         # fx finds a parameter's (a buffer's) name by a scan of the root's named_parameters() at
         # every access: quadratic in a model's size (Inception v4: 1.7 s). The same first name
@@ -374,7 +375,7 @@ class _Tracer(torch.fx.Tracer):
                 self._names["buffers"] = {}
                 for name, t in root.named_buffers():
                     self._names["buffers"].setdefault(id(t), (name, t))
-        with _factories_traced(self):
+        with _factories_traced(self), tracing():
             for m in root.modules() if isinstance(root, nn.Module) else ():
                 _cover(getattr(type(m).forward, "__globals__", None))
             if isinstance(root, LibraryFunction):

@@ -106,6 +106,21 @@ def test_compiled_matches_sympy(x, y, a, m, n):
     assert got[2] == (y if x // m == 1 else x // m)
 
 
+@given(st.lists(st.integers(0, 7), min_size=0, max_size=300), st.integers(1, 500), st.integers(1, 500))
+def test_compiled_lists_of_every_length_match_sympy(picks, x, y):
+    """Many values (a model's every step's sizes: a list past 64 is taken by position from
+    each distinct value) in order, repeats and plain numbers among them, for each backend."""
+    pool = [H, W, sympy.Integer(7), floor_div(H - 3, 2), floor_div(H - 3, 2) * W, (H + W) / 2, sympy.true,
+            sympy.Max(H, W)]
+    exprs = [pool[i] for i in picks]
+    want = [bool(e) if e is sympy.true else e.xreplace({H: x, W: y}) for e in exprs]
+    assert compile_exprs([H, W], exprs)(x, y) == [w if isinstance(w, bool) else int(sympy.floor(w)) for w in want]
+    assert compile_exprs([H, W], exprs, exact=True)(x, y) == want
+    got = compile_exprs([H, W], exprs, backend="torch")(torch.tensor([x]), torch.tensor([y]))
+    assert [int(g) if isinstance(g, torch.Tensor) else g for g in got] == \
+        [w if isinstance(w, bool) else int(sympy.floor(w)) for w in want]
+
+
 @given(st.integers(-6, 6), st.integers(-6, 6), st.integers(1, 12))
 def test_always_divisible_is_never_wrong(a, b, m):
     from symshape.dims import always_divisible

@@ -13,7 +13,7 @@ import sympy
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import given, settings, strategies as st
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import seed000_mnist
@@ -652,3 +652,106 @@ def test_a_call_on_sizes_a_side_decides_is_computed_on_each_side(monkeypatch):
     assert "cut" not in calls
     assert a.at(L=3).output_shape == (1, 2, 3) and a.at(L=9).output_shape == (1, 2, 4)
     assert_agrees(_Decided().eval(), (2, "L"), [{"L": n} for n in range(1, 10)])
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.data())
+def test_a_meta_copy_of_a_tensor_is_laid_out_as_empty_like_lays_it_out(data):
+    """copy_model's meta tensors (made with the strides themselves where empty_like keeps them)
+    have the shape, strides, offset, dtype and layout torch.empty_like gives, for tensors laid
+    out in every way a model holds them."""
+    shape = data.draw(st.lists(st.integers(0, 4), max_size=4), label="shape")
+    dtype = data.draw(st.sampled_from([torch.float32, torch.float16, torch.int64, torch.bool]), label="dtype")
+    t = torch.empty(shape, dtype=dtype, device=data.draw(st.sampled_from(["cpu", "meta"]), label="device"))
+    how = data.draw(st.sampled_from(["as is", "transposed", "sliced", "expanded", "channels last",
+                                     "odd strides of ones", "parameter"]), label="layout")
+    if how == "transposed" and t.dim() >= 2:
+        t = t.transpose(0, -1)
+    elif how == "sliced" and t.dim() >= 1:
+        t = t[..., ::2]
+    elif how == "expanded":
+        t = t.unsqueeze(0).expand(3, *t.shape)
+    elif how == "channels last" and t.dim() == 4:
+        t = t.contiguous(memory_format=torch.channels_last)
+    elif how == "odd strides of ones" and t.numel() > 0:
+        t = t.reshape(1, *t.shape, 1).as_strided((1, *t.shape, 1), (7, *t.stride(), 5))
+    elif how == "parameter" and dtype.is_floating_point:
+        t = nn.Parameter(t)
+    made, expected = modules._empty_like(t, "meta"), torch.empty_like(t, device="meta")
+    assert (made.shape, made.stride(), made.storage_offset(), made.dtype, made.layout, made.device,
+            made.requires_grad) == (expected.shape, expected.stride(), expected.storage_offset(),
+                                    expected.dtype, expected.layout, expected.device, expected.requires_grad)
+
+
+def test_a_module_run_whole_passes_through_the_traces_own_patches(monkeypatch):
+    """A module run whole on fake tensors while symshape traces runs as in torch through its
+    tracer, fx's patches of nn.Module left in place (undoing and redoing them sets two class
+    attributes of nn.Module each way, which updates every subclass: a millisecond each with
+    timm imported); the analysis agrees with torch, and the patches are gone afterwards."""
+    redone = []
+    patcher = torch.fx._symbolic_trace._Patcher
+    original = patcher.reapply_all_patches
+    monkeypatch.setattr(patcher, "reapply_all_patches", lambda self: redone.append(1) or original(self))
+    reached = []  # fx's own tracer, asked while a module runs whole (its scan of the parameters)
+    for name in ("call_module", "getattr"):
+        fx_own = getattr(torch.fx.Tracer, name)
+        monkeypatch.setattr(torch.fx.Tracer, name, lambda self, *a, _f=fx_own, _n=name:
+                            (reached.append(_n) if modules.passes_through() else None) or _f(self, *a))
+    call, getattr_ = nn.Module.__call__, nn.Module.__getattr__
+    model = nn.Sequential(_Caches(1.0), _Caches(2.0), nn.Flatten(), nn.LazyLinear(2))
+    a = symshape.analyze(model, ("L", 4))
+    assert [s.rule for s in a.steps[:2]] == ["meta"] * 2
+    assert not redone and not reached
+    assert nn.Module.__call__ is call and nn.Module.__getattr__ is getattr_
+    assert not modules.passes_through()
+    assert_agrees(model, ("L", 4), [{"L": n} for n in (1, 2, 5)])
+
+
+def test_a_module_run_whole_under_another_tracer_runs_with_its_patches_undone():
+    """Outside symshape's own trace (inside the user's fx trace) fx's patches are not
+    symshape's to pass through: torch's meta kernels run the module with them undone, so the
+    other trace records nothing of it."""
+    from symshape.meta import run_meta
+
+    found = []
+
+    def f(x):
+        with modules.untraced() as passing:
+            found.append(passing)
+        found.append(run_meta(nn.Linear(4, 3), (SymTensor((2, sympy.Symbol("L", integer=True, positive=True), 4)),),
+                              {}, "nn.Linear"))
+        return x + 1
+
+    graph = torch.fx.symbolic_trace(f).graph
+    assert found[0] is False
+    assert tuple(found[1].value.shape)[-1] == 3
+    assert [n.op for n in graph.nodes] == ["placeholder", "call_function", "output"]
+
+
+def test_a_repeated_calls_steps_name_the_layers_of_that_call():
+    """An equal later call takes the first call's steps, each naming (``module``) the layer of
+    its own call, found by one listing of the module's submodules (shared ones under each name)
+    as get_submodule finds it; a name not listed is asked of get_submodule."""
+    shared = nn.Linear(2, 2)
+    block = nn.Sequential(nn.Sequential(shared, nn.ReLU()), shared)
+    within = engine._Submodules(block)
+    for name, m in block.named_modules(remove_duplicate=False):
+        assert within.get(name, m) is engine._submodule(block, name, m) is m
+    assert within.get("0.7", shared) is engine._submodule(block, "0.7", shared) is shared
+    relu = nn.ReLU()
+    assert within.get("1", relu) is engine._submodule(block, "1", relu) is relu  # another type: the traced one
+    a = symshape.analyze(_TwoEqualLinears(), ("L", 2))
+    copied = [s for s in a.steps if s.copy_of]
+    assert copied and all(s.module is a.model.get_submodule(s.name) for s in copied if s.module is not None)
+    step = a.steps[0]
+    assert engine._copied(step, name="x", copy_of="y") == replace(step, name="x", copy_of="y")
+
+
+class _TwoEqualLinears(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2))
+        self.b = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2))
+
+    def forward(self, x):
+        return self.b(self.a(x))

@@ -1,10 +1,12 @@
 """Analysis never changes the user's model: parameters, buffers, flags, lazy state, hooks."""
 
 import copy
+from collections import OrderedDict
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from hypothesis import given, settings, strategies as st
 
 import seed000_mnist
 import symshape
@@ -207,3 +209,76 @@ def test_attributes_kept_restores_empty_and_filled_containers_in_place():
     assert model.table is table and table == {"a": 1}
     assert model[0]._forward_hooks is hooks and len(hooks) == 0
     assert isinstance(model[0].weight, nn.Parameter) and not hasattr(model, "extra")
+
+
+def _identities(model: nn.Module) -> list:
+    """Each module's attributes and the items of each container among them, by name and
+    identity, in order: what attributes_kept restores."""
+    out = []
+    for m in model.modules():
+        out.append([(k, id(v)) for k, v in vars(m).items()])
+        for v in vars(m).values():
+            if type(v) in (dict, OrderedDict):
+                out.append([(k, id(i)) for k, i in v.items()])
+            elif type(v) in (list, set):
+                out.append([id(i) for i in v])
+    return out
+
+
+_CHANGES = ["set", "replace_list", "equal_list", "append", "pop_key", "add_key", "move_key", "reorder",
+            "hook", "submodule", "equal_tensor", "discard"]
+
+
+def _change(model: nn.Module, how: str, i: int) -> None:
+    inner = model[0]
+    if how == "set":
+        model.count = i
+    elif how == "replace_list":
+        model.log = [i]
+    elif how == "equal_list":
+        model.log = list(model.log)  # equal, another object
+    elif how == "append":
+        model.log.append(i)
+    elif how == "pop_key":
+        model.table.pop("a", None)
+    elif how == "add_key":
+        model.table[f"k{i}"] = [i]
+    elif how == "move_key":  # the same names and items in the tree, in order: one moved to the next dict
+        if model.table:
+            moved = model.table.popitem()
+            rest = list(model.other.items())
+            model.other.clear()
+            model.other.update([moved, *rest])
+    elif how == "reorder":
+        items = list(model.table.items())[::-1]
+        model.table.clear()
+        model.table.update(items)
+    elif how == "hook":
+        inner._forward_hooks[i] = print
+    elif how == "submodule":
+        inner.add_module(f"m{i}", nn.ReLU())
+    elif how == "equal_tensor":
+        inner.bias = nn.Parameter(inner.bias.detach().clone())
+    elif how == "discard":
+        model.seen.discard(1)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_CHANGES), st.booleans()), max_size=6))
+def test_attributes_kept_restores_each_block_to_its_own_start(changes):
+    """Blocks one after another (a branch's sides), with the model changed inside each and
+    between them: each block ends with every attribute and container item as it was when that
+    block began (by identity, in order), whether its snapshot is taken afresh or the last
+    block's serves again."""
+    from symshape.modules import attributes_kept
+
+    model = nn.Sequential(nn.Linear(2, 2))
+    model.log, model.seen, model.table, model.other, model.count = [0], {1, 2}, {"a": [1], "b": 2}, {"c": 3}, 0
+    for i, (how, inside) in enumerate(changes):
+        if not inside:
+            _change(model, how, i)  # between blocks: the next block starts from this
+        before = _identities(model)
+        with attributes_kept(model):
+            if inside:
+                _change(model, how, i)
+        assert _identities(model) == before, (how, inside)

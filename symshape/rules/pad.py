@@ -18,6 +18,8 @@ rule steps aside and torch's meta kernel decides.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -39,11 +41,13 @@ _FOLLOWS = {3: "contiguous", 4: "suggest", 5: "suggest"}
 __all__ = ["pad_shape"]
 
 
+@functools.lru_cache(maxsize=4096)
 def _always(kind, lhs, rhs=0) -> bool:
     """Whether ``lhs (kind) rhs`` holds at every size >= 1: decided by symshape
     (:func:`~symshape.dims.decide`) where it is a relation of one size, else as sympy evaluates
     it. (The relation is built unevaluated first: sympy's own evaluation asks its assumptions of
-    ``lhs - rhs``, milliseconds on a "same" pad's floors, and decides nothing decide() does not.)"""
+    ``lhs - rhs``, milliseconds on a "same" pad's floors, and decides nothing decide() does not.)
+    Cached: a stage's blocks, and the sides of a branch, pad by the same amounts."""
     settled = decide(kind(lhs, rhs, evaluate=False))
     if settled is not None:
         return settled
