@@ -80,11 +80,19 @@ def _single_size_facts(requirements) -> dict:
         if not (r.kind == "size" and r.unless is None and not r.backend_dependent and not r.data_dependent
                 and r.relation in (">=", "==")):
             continue
-        if len((r.lhs - r.rhs).free_symbols) == 1:
-            out[(sympy.Ge if r.relation == ">=" else sympy.Eq)(r.lhs, r.rhs)] = None
-        elif r.relation == "==":
-            out.update(dict.fromkeys(split_product_equality(r.lhs, r.rhs)))
+        out.update(dict.fromkeys(_size_facts(r.lhs, r.relation, r.rhs)))
     return out
+
+
+@lru_cache(maxsize=8192)
+def _size_facts(lhs, relation: str, rhs) -> tuple:
+    """:func:`_single_size_facts` of one requirement ``lhs (relation) rhs``, cached: a stage's
+    blocks, and the sides of a branch, check the same sizes."""
+    if len((lhs - rhs).free_symbols) == 1:
+        return ((sympy.Ge if relation == ">=" else sympy.Eq)(lhs, rhs),)
+    if relation == "==":
+        return tuple(split_product_equality(lhs, rhs))
+    return ()
 
 
 def _on_every_side(sides: list[Side]) -> list:
