@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 __all__ = ["attributes_kept", "copy_model", "has_lazy", "is_lazy", "is_lazy_parameter", "passes_through",
-           "positional_call", "tracing", "untraced"]
+           "positional_call", "snapshots_shared", "tracing", "untraced"]
 
 
 def is_lazy(module: nn.Module) -> bool:
@@ -220,15 +220,32 @@ def attributes_kept(model: nn.Module) -> Iterator[None]:
     ``self.feat = y``, ``self.calls += 1`` or fills a cache (``self._cache[key] = ...``, timm's
     attention biases) leaves the model as it found it, and the next trace starts clean. One
     level of containers is restored in place (the same dict object, its old items, in their
-    order). The snapshot a block restored serves the next block on the same model while the
-    model is still as it holds (the sides of a branch, traced one after another)."""
-    last = _HERE.kept
+    order). Within :func:`snapshots_shared`, the snapshot a block restored serves the next block
+    on the same model while the model is still as it holds (the sides of a branch, traced one
+    after another)."""
+    last = _HERE.kept if _HERE.sharing else None
     saved = last[1] if last is not None and last[0]() is model and last[1].unchanged() else _Attributes(model)
     try:
         yield
     finally:
         saved.restore()
-        _HERE.kept = (weakref.ref(model), saved)
+        if _HERE.sharing:
+            _HERE.kept = (weakref.ref(model), saved)
+
+
+@contextlib.contextmanager
+def snapshots_shared() -> Iterator[None]:
+    """For the block (symshape.trace: one trace and the traces inside it), the snapshot of a
+    model that :func:`attributes_kept` restored serves its next block on that model; after it,
+    the snapshot is forgotten: it holds every attribute of the model, which must not outlive
+    the analysis (a deleted model's parameters freed)."""
+    _HERE.sharing += 1
+    try:
+        yield
+    finally:
+        _HERE.sharing -= 1
+        if not _HERE.sharing:
+            _HERE.kept = None
 
 
 _MAPS, _SEQUENCES = frozenset({dict, OrderedDict}), frozenset({list, set})
@@ -304,6 +321,7 @@ class _ThisThread(threading.local):
         self.tracing = 0  # symshape traces open in this thread (symshape.trace)
         self.untraced = 0  # calls inside one that run as in torch (a module run whole on fake tensors)
         self.kept = None  # (a weak reference to a model, the attributes attributes_kept last restored on it)
+        self.sharing = 0  # snapshots_shared blocks open in this thread
 
 
 _HERE = _ThisThread()

@@ -32,7 +32,7 @@ import torch.nn as nn
 
 from .dims import SizeRatio, decide, smallest_value
 from .errors import BoundExceeded, InvalidArgument, SizeCases, SymshapeError, UnsupportedOperation, UnsupportedWhereMetaDiffers, UntraceableModel
-from .modules import attributes_kept, passes_through, tracing
+from .modules import attributes_kept, passes_through, snapshots_shared, tracing
 from .rules import rule_for_module, vision
 from .rules.reshape import DEVICE_ATTRIBUTES
 from .tensor import Pieces, Repeated, SymTensor
@@ -920,7 +920,8 @@ def trace(model: nn.Module, propagator=None, whole: frozenset = frozenset(), pat
     if _global_hooks():
         raise UntraceableModel(type(model).__name__, f"torch's global module hooks are set ({', '.join(_global_hooks())}): "
                                "they run around every module's forward, which symshape does not follow")
-    with TRACE_LOCK:  # fx patches nn.Module for the whole process while it traces: one trace at a time
+    # fx patches nn.Module for the whole process while it traces: one trace at a time
+    with TRACE_LOCK, snapshots_shared():
         return _trace(model, propagator, whole, path, call)
 
 

@@ -269,16 +269,35 @@ def test_attributes_kept_restores_each_block_to_its_own_start(changes):
     """Blocks one after another (a branch's sides), with the model changed inside each and
     between them: each block ends with every attribute and container item as it was when that
     block began (by identity, in order), whether its snapshot is taken afresh or the last
-    block's serves again."""
-    from symshape.modules import attributes_kept
+    block's serves again (within snapshots_shared, as one trace's side traces)."""
+    from symshape.modules import attributes_kept, snapshots_shared
 
     model = nn.Sequential(nn.Linear(2, 2))
     model.log, model.seen, model.table, model.other, model.count = [0], {1, 2}, {"a": [1], "b": 2}, {"c": 3}, 0
-    for i, (how, inside) in enumerate(changes):
-        if not inside:
-            _change(model, how, i)  # between blocks: the next block starts from this
-        before = _identities(model)
-        with attributes_kept(model):
-            if inside:
-                _change(model, how, i)
-        assert _identities(model) == before, (how, inside)
+    with snapshots_shared():
+        for i, (how, inside) in enumerate(changes):
+            if not inside:
+                _change(model, how, i)  # between blocks: the next block starts from this
+            before = _identities(model)
+            with attributes_kept(model):
+                if inside:
+                    _change(model, how, i)
+            assert _identities(model) == before, (how, inside)
+
+
+def test_no_snapshot_of_a_model_outlives_its_analysis():
+    """The snapshot side traces share holds every attribute of the model: it is forgotten when
+    the trace ends, and a model deleted after its analysis is freed."""
+    import gc
+    import weakref
+
+    from symshape import modules
+    from test_proof_cost import Stacked
+
+    model = Stacked()
+    symshape.analyze(model, (2, "L"))
+    assert modules._HERE.kept is None and modules._HERE.sharing == 0
+    freed = weakref.ref(model.blocks[0].conv.weight)
+    del model
+    gc.collect()
+    assert freed() is None
