@@ -662,15 +662,23 @@ def _run(call: Callable, args, kwargs, path: list[bool], facts: tuple = ()) -> t
     return leaf, env.path
 
 
+@contextlib.contextmanager
 def _unpatched():
-    """torch.fx's global patches (nn.Module.__call__, wrapped functions) undone for the duration:
-    a module run whole must run as in torch. (Under symshape's own trace its tracer passes such
-    calls through instead: symshape.modules.untraced.)"""
-    try:
-        from torch.fx._symbolic_trace import _maybe_revert_all_patches
-    except ImportError:  # an older torch
-        return contextlib.nullcontext()
-    return _maybe_revert_all_patches()
+    """A module run whole runs as in torch for the duration, though fx has patched
+    ``nn.Module.__call__`` and ``__getattr__`` (and wrapped functions) while it traces: under
+    symshape's own trace its tracer passes this thread's calls through
+    (symshape.modules.untraced); under another tracer, fx's patches are undone for the while."""
+    with untraced() as passing:
+        if passing:
+            yield
+            return
+        try:
+            from torch.fx._symbolic_trace import _maybe_revert_all_patches
+        except ImportError:  # an older torch
+            yield
+            return
+        with _maybe_revert_all_patches():
+            yield
 
 
 class _QuietHere(logging.Filter):
@@ -697,7 +705,7 @@ def _quiet():
 
 
 def run_meta(call: Callable, args: tuple, kwargs: dict, what: str, facts: tuple = ()) -> MetaResult:
-    with untraced() as passing, contextlib.nullcontext() if passing else _unpatched(), _quiet():
+    with _unpatched(), _quiet():
         return _run_meta(call, args, kwargs, what, facts)
 
 

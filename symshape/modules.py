@@ -18,6 +18,8 @@ from typing import Any, Iterator
 import torch
 import torch.nn as nn
 
+from .tensor import standard_strides
+
 __all__ = ["attributes_kept", "copy_model", "has_lazy", "is_lazy", "is_lazy_parameter", "passes_through",
            "positional_call", "snapshots_shared", "tracing", "untraced"]
 
@@ -65,17 +67,11 @@ def copy_model(model: nn.Module, device: str | None = None) -> nn.Module:
 def _empty_like(t: torch.Tensor, device: str) -> torch.Tensor:
     """``torch.empty_like(t, device=device)``: for a plain tensor laid out row by row (the
     standard strides of its shape, which ``empty_like`` gives it again), made directly
-    (``empty_strided``, a C++ kernel on the meta device where ``empty_like``'s is Python: a
-    fifth of the time, over a NASNet's 1,600 tensors). Any other layout is ``empty_like``'s."""
-    if type(t) in (torch.Tensor, nn.Parameter) and t.layout == torch.strided and not t.is_quantized:
-        shape, strides = t.shape, t.stride()
-        step = 1
-        for n, s in zip(reversed(shape), reversed(strides)):
-            if s != step:
-                break
-            step *= max(n, 1)
-        else:
-            return torch.empty_strided(shape, strides, dtype=t.dtype, device=device)
+    (``empty_strided``, a C++ kernel on the meta device where ``empty_like``'s is Python: half
+    the time, over a NASNet's 1,600 tensors). Any other layout is ``empty_like``'s."""
+    if type(t) in (torch.Tensor, nn.Parameter) and t.layout == torch.strided and not t.is_quantized \
+            and standard_strides(t.shape) == t.stride():
+        return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=device)
     return torch.empty_like(t, device=device)
 
 
@@ -83,9 +79,12 @@ def _empty_like(t: torch.Tensor, device: str) -> torch.Tensor:
 _ATOMIC = frozenset({int, float, bool, complex, str, bytes, type(None), type, range, types.FunctionType,
                      types.BuiltinFunctionType, type(Ellipsis), type(NotImplemented), weakref.ref, property,
                      torch.dtype, torch.layout, torch.memory_format})
-#: containers copied here as ``copy.deepcopy`` copies them: a new one of the same type, its
-#: items copied (an empty one -- most of a module's hook dicts -- needs no more)
-_CONTAINER_TYPES = frozenset({dict, OrderedDict, list, set})
+#: the containers a module tree is made of: copied here as ``copy.deepcopy`` copies them (a new
+#: one of the same type, its items copied; an empty one -- most of a module's hook dicts -- needs
+#: no more), and restored in place by :func:`attributes_kept` (a forward's cache, torch's own
+#: ``_parameters``/``_buffers``/``_modules``/hook dicts)
+_MAPS, _SEQUENCES = frozenset({dict, OrderedDict}), frozenset({list, set})
+_CONTAINERS = _MAPS | _SEQUENCES
 
 
 _MISSING = object()
@@ -102,7 +101,7 @@ def _deepcopy(value, memo: dict):
     found = memo.get(id(value), _MISSING)
     if found is not _MISSING:
         return found
-    if cls in _CONTAINER_TYPES:
+    if cls in _CONTAINERS:
         new = cls()
         memo[id(value)] = new
         if value:
@@ -187,19 +186,11 @@ def module_fingerprint(module: nn.Module) -> Any:
         return ("module", id(module))
 
 
-#: the containers whose contents :func:`attributes_kept` restores in place (a forward's cache,
-#: and torch's own ``_parameters``/``_buffers``/``_modules``/hook dicts)
-_CONTAINERS = frozenset({dict, OrderedDict, list, set})
-
-
-def _contents(value):
-    return list(value) if isinstance(value, (list, set)) else dict(value)
-
-
 def _same(now, then) -> bool:
     """Whether a container holds the same objects as before, in the same order (identity:
-    ``==`` on tensors is elementwise); ``then`` is its :func:`_contents`. Each comparison runs in
-    C: a module tree holds a dozen dicts per module."""
+    ``==`` on tensors is elementwise); ``then`` is a copy of its contents (a dict, or a list of a
+    list's or set's items). Each comparison runs in C: a module tree holds a dozen dicts per
+    module."""
     if isinstance(then, list):
         now = now if isinstance(now, list) else list(now)
         return len(now) == len(then) and all(map(operator.is_, now, then))
@@ -212,6 +203,21 @@ def _restore(value, contents) -> None:
         value.extend(contents)
     else:
         value.update(contents)
+
+
+class _ThisThread(threading.local):
+    """What this thread's traces and analyses have open (:func:`tracing`, :func:`untraced`,
+    :func:`snapshots_shared`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.tracing = 0  # symshape traces open in this thread (symshape.trace)
+        self.untraced = 0  # calls inside one that run as in torch (a module run whole on fake tensors)
+        self.kept = None  # (a weak reference to a model, the attributes attributes_kept last restored on it)
+        self.sharing = 0  # snapshots_shared blocks open in this thread
+
+
+_HERE = _ThisThread()
 
 
 @contextlib.contextmanager
@@ -246,9 +252,6 @@ def snapshots_shared() -> Iterator[None]:
         _HERE.sharing -= 1
         if not _HERE.sharing:
             _HERE.kept = None
-
-
-_MAPS, _SEQUENCES = frozenset({dict, OrderedDict}), frozenset({list, set})
 
 
 class _Attributes:
@@ -313,18 +316,6 @@ def positional_call(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple
 
 
 # -- module calls that run as in torch, inside a trace --------------------------------------------
-
-
-class _ThisThread(threading.local):
-    def __init__(self):
-        super().__init__()
-        self.tracing = 0  # symshape traces open in this thread (symshape.trace)
-        self.untraced = 0  # calls inside one that run as in torch (a module run whole on fake tensors)
-        self.kept = None  # (a weak reference to a model, the attributes attributes_kept last restored on it)
-        self.sharing = 0  # snapshots_shared blocks open in this thread
-
-
-_HERE = _ThisThread()
 
 
 @contextlib.contextmanager

@@ -745,6 +745,7 @@ def test_a_repeated_calls_steps_name_the_layers_of_that_call():
     assert copied and all(s.module is a.model.get_submodule(s.name) for s in copied if s.module is not None)
     step = a.steps[0]
     assert engine._copied(step, name="x", copy_of="y") == replace(step, name="x", copy_of="y")
+    assert not hasattr(engine.Step, "__post_init__")  # (what _copied, skipping __init__, relies on)
 
 
 class _TwoEqualLinears(nn.Module):
