@@ -877,7 +877,19 @@ def implied(facts, cond) -> bool:
     (see :func:`_implied`; answers are cached, the sides of one branch ask the same questions)."""
     if not facts or not isinstance(cond, sympy.Rel):
         return False
-    return _implied(tuple(facts), cond)
+    # only a relation of one of cond's sizes alone is used (_implied reads no other fact): the
+    # others left out of the key, the sides of a branch and the steps after a check that adds
+    # a fact on another size ask the same question again
+    symbols = cond.free_symbols
+    return _implied(tuple(dict.fromkeys(f for f in facts if _size_of(f) in symbols)), cond)
+
+
+@functools.lru_cache(maxsize=4096)
+def _size_of(fact) -> sympy.Symbol | None:
+    """The one size a relation depends on; None for anything else."""
+    if not isinstance(fact, sympy.Rel) or len(fact.free_symbols) != 1:
+        return None
+    return next(iter(fact.free_symbols))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -888,7 +900,7 @@ def _implied(facts: tuple, cond) -> bool:
     that the side's facts on that size settle, residue by residue as :func:`decide` does
     (``floor((H + 7)/8) == 7*floor((H + 7)/56)`` where ``Mod(6*floor((H + 7)/8), 7) <= 0``); an
     equality of two products, factor by factor (``h*w == (7*a)*(7*b)`` from ``h == 7*a`` and
-    ``w == 7*b``). ``facts``: a non-empty tuple; ``cond``: a relation."""
+    ``w == 7*b``). ``facts``: relations of one of cond's sizes each; ``cond``: a relation."""
     if isinstance(cond, sympy.Eq) and (isinstance(cond.lhs, sympy.Mul) or isinstance(cond.rhs, sympy.Mul)):
         if _factors_implied(facts, cond.lhs, cond.rhs):
             return True
@@ -997,7 +1009,7 @@ def _coarsened(x: sympy.Symbol, exprs: list) -> list | None:
     m, a = min((q, b) for _, b, q in parts)
     if m == 1 or any(q % m or (b - a) % m for _, b, q in parts):
         return None
-    v = sympy.Dummy("v", integer=True, positive=True)
+    v = _coarser(x)
     u = v + ((1 + a) // m - 1)
     mapping = {f: FloorDiv(u + (b - a) // m, Integer(q // m)) for f, b, q in parts}
     out = [_relation(type(e), (e.lhs - e.rhs).xreplace(mapping)) if isinstance(e, sympy.Rel) else e.xreplace(mapping)
@@ -1005,6 +1017,14 @@ def _coarsened(x: sympy.Symbol, exprs: list) -> list | None:
     if any(x in e.free_symbols for e in out):
         return None
     return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _coarser(x: sympy.Symbol) -> sympy.Dummy:
+    """The coarser size :func:`_coarsened` states relations of ``x`` in: one per size (the same
+    question asked again is the same expression, which :func:`_implied` has cached), and another
+    for it in turn (a coarsened relation coarsened again)."""
+    return sympy.Dummy("v", integer=True, positive=True)
 
 
 def _relation(kind, p: sympy.Expr):

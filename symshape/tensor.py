@@ -223,7 +223,10 @@ def _without_max_one(e: sympy.Expr) -> sympy.Expr:
 def nonempty(stride) -> sympy.Expr:
     """A stride as it is wherever its tensor is not empty: ``Max(1, x)`` (torch's stride past a
     dim that may be empty) is ``x`` there, every size being at least 1."""
-    return as_expr(stride).replace(lambda e: isinstance(e, sympy.Max) and len(e.args) == 2 and 1 in e.args,
+    stride = as_expr(stride)
+    if not stride.has(sympy.Max):
+        return stride
+    return stride.replace(lambda e: isinstance(e, sympy.Max) and len(e.args) == 2 and 1 in e.args,
                                    lambda e: next(a for a in e.args if a != 1))
 
 
@@ -397,6 +400,10 @@ def _channels_last(shape: tuple, strides: tuple) -> tuple[bool | None, tuple]:
         return False, ()
     # torch's Max(1, size) in a stride is the size wherever the kernel runs (its input is non-empty)
     strides = [nonempty(v) for v in strides]
+    if _row_major_after_batch(shape, strides):
+        return False, ()
+    if _channels_last_slice(shape, strides):
+        return True, ()
     if _equal(strides[1], 0):
         return False, ()
     dense = _dense_channels_last(shape, strides)
@@ -440,6 +447,37 @@ def _channels_last(shape: tuple, strides: tuple) -> tuple[bool | None, tuple]:
                 differ.append(ones)
     guard = (canonical(product(shape[d] for d in sorted(ones))) for ones in differ)
     return generic, tuple(dict.fromkeys(guard))
+
+
+def _row_major_after_batch(shape: tuple, strides: list) -> bool:
+    """Whether every stride but N's is the row-major one (``stride[d] = size[d+1] * ...``, the
+    last 1): a contiguous tensor, or a slice of one along C (a chunk of its channels). torch's
+    test is then False at every size, without sympy's proofs: at C its lower bound becomes
+    C's stride times C, which W's stride 1 is below unless C and every spatial size are 1; and
+    then N's step finds that bound equal to C's stride (its "N111" rule)."""
+    expected = sympy.Integer(1)
+    for d in range(len(shape) - 1, 0, -1):
+        if strides[d] != expected and sympy.expand(strides[d] - expected) != 0:
+            return False
+        expected = expected * shape[d]
+    return True
+
+
+def _channels_last_slice(shape: tuple, strides: list) -> bool:
+    """Whether the strides are those of channels last with ``K`` channels, ``K`` an integer of
+    at least 2 and C's size at most ``K`` (a channels-last tensor, or a chunk of its channels):
+    ``(K*H*W, 1, K*W, K)``. torch's test is then True at every size, without sympy's proofs:
+    C's bound is at most ``K``, each next stride is at least the bound before it, and the
+    bound N's step compares with C's stride 1 is at least ``K``."""
+    k, c = strides[-1], shape[1]
+    if strides[1] != 1 or not (k.is_Integer and c.is_Integer and 2 <= k and c <= k):
+        return False
+    expected = k
+    for d in range(len(shape) - 1, 1, -1):
+        if strides[d] != expected and sympy.expand(strides[d] - expected) != 0:
+            return False
+        expected = expected * shape[d]
+    return strides[0] == expected or sympy.expand(strides[0] - expected) == 0
 
 
 def _dense_channels_last(shape: tuple, strides: list) -> tuple | None:

@@ -46,6 +46,54 @@ def test_channels_last_matches_torch_on_concrete_strides(data):
     assert answer == expected, (tuple(t.shape), t.stride())
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_channels_last_of_a_chunk_of_channels_matches_torch(data):
+    """A chunk of the channels of a contiguous or a channels-last tensor (split, chunk, a slice
+    along C): torch's answer at every size, as the general test would give it."""
+    nd = data.draw(st.sampled_from([4, 5]))
+    k = data.draw(st.integers(1, 5))
+    c = data.draw(st.integers(1, k))
+    first = data.draw(st.integers(0, k - c))
+    spatial = data.draw(st.lists(st.integers(1, 3), min_size=nd - 2, max_size=nd - 2))
+    n = data.draw(st.integers(1, 2))
+    if data.draw(st.booleans()):
+        t = torch.empty(n, k, *spatial)
+    else:
+        t = torch.empty(n, *spatial, k).permute(0, nd - 1, *range(1, nd - 1))
+    t = t[:, first:first + c]
+    answer, ones = channels_last(tuple(t.shape), tuple(t.stride()))
+    expected = suggest_memory_format(t) in (torch.channels_last, torch.channels_last_3d)
+    assert (answer and all(g >= 2 for g in ones)) == expected, (tuple(t.shape), t.stride())
+
+
+@pytest.mark.parametrize("rank", [4, 5])
+def test_channels_last_of_a_chunk_of_channels_without_sympys_proofs(rank, monkeypatch):
+    """Symbolic sizes: the direct answer for a chunk of the channels of a contiguous or a
+    channels-last tensor is the general test's."""
+    from symshape import tensor as T
+
+    n, d, h, w = sympy.symbols("N D H W", integer=True, positive=True)
+    spatial = (d, h, w)[3 - (rank - 2):]
+    cases = []
+    for k, c in ((64, 32), (195, 96), (2, 1), (3, 3)):
+        full = (n, sympy.Integer(k), *spatial)
+        row = T.standard_strides(full)
+        last = T.channels_last_strides(full)
+        for strides in (row, last):
+            cases.append(((n, sympy.Integer(c), *spatial), strides))
+    cases.append(((n, sympy.Integer(1), *spatial), T.channels_last_strides((n, sympy.Integer(1), *spatial))))
+    for shape, strides in cases:
+        fast = channels_last(shape, strides)
+        T._channels_last.cache_clear()
+        with monkeypatch.context() as m:
+            m.setattr(T, "_row_major_after_batch", lambda *a: False)
+            m.setattr(T, "_channels_last_slice", lambda *a: False)
+            slow = channels_last(shape, strides)
+        T._channels_last.cache_clear()
+        assert fast == slow, (shape, strides, fast, slow)
+
+
 def test_channels_last_symbolic_with_its_guard():
     """(N, 1, H, W) from NHWC: channels last unless H = W = 1; (N, 3, H, W) from NHWC: always."""
     H, W = sympy.symbols("H W", integer=True, positive=True)
