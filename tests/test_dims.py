@@ -456,3 +456,24 @@ def test_a_pad_amount_is_decided_only_where_it_holds_at_every_size(a, b, q, k, k
     amount = a * floor_div(H + b, q) + k
     holds = all(bool(kind(amount.subs(H, h), 0)) for h in range(1, 401))
     assert _always(kind, amount) == holds
+
+
+def test_implied_answers_a_question_once_whatever_else_holds():
+    """The sides of a branch, and the steps after a check, ask the same question with other facts
+    beside it (a check on W, a relation of two sizes): answered from the facts on the question's
+    own sizes, once; and a question stated in a coarser size is the same expression each time."""
+    from symshape.dims import _coarsened, _implied
+
+    h = floor_div(_H + 15, 16)
+    no_pad = [sympy.Le(sympy.Mod(24 - sympy.Mod(h, 24), 24), 0)]
+    claim = sympy.Eq(h, 24 * floor_div(h, 24))
+    _implied.cache_clear()
+    assert implied(no_pad, claim)
+    first = _implied.cache_info().misses
+    others = [sympy.Ge(_W, 3), sympy.Eq(_H * _W, 49), sympy.Ge(floor_div(_W, 8), 2)]
+    assert implied(no_pad + others, claim)
+    assert implied(others[:1] + no_pad + others[1:], claim)
+    assert _implied.cache_info().misses == first
+    assert not implied(others, claim)  # (the facts on W alone prove nothing of H)
+    exprs = [claim, *no_pad]
+    assert _coarsened(_H, exprs) is not None and _coarsened(_H, exprs) == _coarsened(_H, exprs)
