@@ -576,6 +576,26 @@ class Propagator:
         entry = (name, tuple(self.steps[first:]), value, fixed, dict(used), None)
         self._repeats.setdefault(key, []).append((module, entry))
 
+    def mark(self) -> tuple:
+        """Where the propagation stands, for :meth:`rollback` (the lengths of what only grows,
+        copies of the few small maps a later op may write again)."""
+        return (len(self.steps), len(self.env), len(self.in_features), len(self.fixed), len(self._earlier),
+                dict(self.rules_applied), [dict(c) for c in self._open_calls])
+
+    def rollback(self, at: tuple) -> None:
+        """Back to ``at`` (:meth:`mark`): what the nodes fed since added is gone (the nodes of a
+        module call symshape.trace takes back, to make the call one node of the graph)."""
+        steps, env, in_features, fixed, earlier, applied, calls = at
+        del self.steps[steps:]
+        for grown, n in ((self.env, env), (self.in_features, in_features), (self.fixed, fixed), (self._earlier, earlier)):
+            for k in list(grown)[n:]:
+                del grown[k]
+        self.rules_applied.clear()
+        self.rules_applied.update(applied)
+        for now, then in zip(self._open_calls, calls):
+            now.clear()
+            now.update(then)
+
     def _repeat(self, node: torch.fx.Node, module: nn.Module, name: str, found: tuple) -> None:
         """A module call equal to one computed before: its steps, named in this module and
         pointing at this call's node (a step inside it is checked by the proof where it was

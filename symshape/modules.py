@@ -221,7 +221,7 @@ _HERE = _ThisThread()
 
 
 @contextlib.contextmanager
-def attributes_kept(model: nn.Module) -> Iterator[None]:
+def attributes_kept(model: nn.Module) -> Iterator["_Attributes"]:
     """Every submodule's attributes as they were, after the block: a traced forward that writes
     ``self.feat = y``, ``self.calls += 1`` or fills a cache (``self._cache[key] = ...``, timm's
     attention biases) leaves the model as it found it, and the next trace starts clean. One
@@ -232,7 +232,7 @@ def attributes_kept(model: nn.Module) -> Iterator[None]:
     last = _HERE.kept if _HERE.sharing else None
     saved = last[1] if last is not None and last[0]() is model and last[1].unchanged() else _Attributes(model)
     try:
-        yield
+        yield saved
     finally:
         saved.restore()
         if _HERE.sharing:

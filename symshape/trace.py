@@ -32,6 +32,7 @@ import torch.nn as nn
 
 from .dims import SizeRatio, decide, smallest_value
 from .errors import BoundExceeded, InvalidArgument, SizeCases, SymshapeError, UnsupportedOperation, UnsupportedWhereMetaDiffers, UntraceableModel
+from . import fxstate
 from .modules import attributes_kept, passes_through, snapshots_shared, tracing
 from .rules import rule_for_module, vision
 from .rules.reshape import DEVICE_ATTRIBUTES
@@ -274,6 +275,12 @@ class _Tracer(torch.fx.Tracer):
         self.call = call
         #: (id of the module, (key, index)) while a call equal to an earlier one becomes one node
         self._repeating: tuple | None = None
+        #: the model's own trace (not a side of a branch): what trace() learned so far (_Retry),
+        #: and the snapshot of the model's attributes it restores after (modules.attributes_kept)
+        self.retry: _Retry | None = None
+        self.kept = None
+        #: fx's cache of parameter proxies for this trace (Tracer.getattr's argument)
+        self._proxies: dict | None = None
 
     def create_args_for_root(self, root_fn, is_module, concrete_args=None):
         if self.call is None:
@@ -314,13 +321,47 @@ class _Tracer(torch.fx.Tracer):
             finally:
                 self._repeating = None
         start = prop.open_call()
+        here = self._mark()
         out = _MISSING
         try:
             out = super().call_module(m, forward, args, kwargs)
+        except SizeBranch as e:
+            if here is None or not self._resumed(m, here, e):
+                raise
         finally:
             value = self.value(out) if isinstance(out, torch.fx.Proxy) else None
             prop.close_call(key, m, self.path_of_module(m), start, value)
+        if out is _MISSING:  # taken back: the module is one call of the graph, traced by sides
+            return super().call_module(m, forward, args, kwargs)
         return out
+
+    def _mark(self) -> tuple | None:
+        """Where the model's own trace stands before a module call (None on a side of a branch,
+        where no module's branch stops the trace, or where fx's state cannot be marked)."""
+        if self.retry is None:
+            return None
+        graph = fxstate.mark(self)
+        return None if graph is None else (graph, self.propagator.mark(), getattr(self, "nodes", 0))
+
+    def _resumed(self, m: nn.Module, here: tuple, e: SizeBranch) -> bool:
+        """Module ``m``'s own Python branched on a size: what its call added is taken back and it
+        becomes one call of the graph, which the engine traces by sides (as trace() does when it
+        starts the model again, without tracing what came before again). Only where nothing of the
+        model changed (a module that set an attribute before it branched: trace() starts again
+        from a clean model) and the branch is ``m``'s, not a module's inside it that could not
+        become one call."""
+        graph, propagation, nodes = here
+        if len(self.module_stack) != graph[2] + 1 or (self.kept is not None and not self.kept.unchanged()):
+            return False
+        where = self.path_of_module(m)
+        if not self.retry.branching(where, type(m), e):
+            return False
+        fxstate.rollback(self, graph, self._proxies)
+        self.propagator.rollback(propagation)
+        self.nodes = nodes
+        self.leaves = self.leaves | {id(m)}
+        self.propagator.forking = self.propagator.forking | {id(m)}
+        return True
 
     def _values(self, obj):
         """``obj`` (a call's arguments) with each traced value as the propagator has it; None
@@ -346,6 +387,7 @@ class _Tracer(torch.fx.Tracer):
     def getattr(self, attr, attr_val, parameter_proxy_cache):
         if threading.get_ident() != self.thread or passes_through():
             return attr_val
+        self._proxies = parameter_proxy_cache
         # fx finds a parameter's (a buffer's) name by a scan of the root's named_parameters() at
         # every access: quadratic in a model's size (Inception v4: 1.7 s). The same first name
         # from a map made once per trace; a tensor the map does not hold goes to fx's own scan
@@ -943,8 +985,10 @@ def _trace(model: nn.Module, propagator, whole: frozenset, path: Path | None, ca
         if path is not None:
             path.restart()
         tracer = _Tracer(prop, frozenset(state.ids), path, call)
+        if path is None and prop is not None:
+            tracer.retry = state
         try:
-            with attributes_kept(model):
+            with attributes_kept(model) as tracer.kept:
                 graph = tracer.trace(model, concrete_args=None if call is not None else _defaults(model))
                 for node in graph.nodes:  # fx stores tensor constants on the model: the graph keeps them
                     if node.op == "get_attr" and node.target.startswith("_tensor_constant"):
@@ -1023,14 +1067,26 @@ class _Retry:
                             isinstance(e, SizeBranch))
             except SymshapeError as refused:
                 raise stopped from refused
+        if not self._called_whole(where, stopped, isinstance(e, SizeBranch)):
+            raise stopped from e
+        return None
+
+    def branching(self, where: str, cls: type, e: SizeBranch) -> bool:
+        """The module at ``where`` branches on a size: called whole from now on, traced by sides;
+        False where it cannot be (already called whole, or too many are)."""
+        stopped = UntraceableModel(f"{cls.__name__} at {where!r}", f"{type(e).__name__}: {e}",
+                                   _user_frame(e.__traceback__), HINT, where)
+        return self._called_whole(where, stopped, True)
+
+    def _called_whole(self, where: str, stopped: UntraceableModel, forks: bool) -> bool:
         failing = self.model.get_submodule(where)
         if id(failing) in self.ids or len(self.ids) >= MAX_WHOLE_MODULES:
-            raise stopped from e
+            return False
         self.ids.add(id(failing))
-        if isinstance(e, SizeBranch):
+        if forks:
             self.forking.add(id(failing))
         self.why[where] = stopped
-        return None
+        return True
 
 
 #: what a model's own code raises to refuse an input (``raise ValueError``, ``assert``)
