@@ -30,7 +30,7 @@ import torch
 import torch.fx
 import torch.nn as nn
 
-from .dims import SizeRatio, decide, smallest_value
+from .dims import SizeRatio, decide, implied, smallest_value
 from .errors import BoundExceeded, InvalidArgument, SizeCases, SymshapeError, UnsupportedOperation, UnsupportedWhereMetaDiffers, UntraceableModel
 from . import fxstate
 from .modules import attributes_kept, passes_through, snapshots_shared, tracing
@@ -190,6 +190,8 @@ class Path:
         if known in (sympy.true, sympy.false):
             return bool(known)
         settled = decide(known)
+        if settled is None and self.decisions:  # what this side's answers so far settle (dims.implied)
+            settled = self._implied(known)
         if settled is not None:
             return settled
         if len(self.decisions) >= MAX_SIDES:
@@ -202,6 +204,18 @@ class Path:
         if zero is not None:
             self.zeros[zero] = sympy.Integer(0)
         return answer
+
+    def _implied(self, cond) -> bool | None:
+        """True where the answers so far imply ``cond`` at every size where they hold, False where
+        they imply its negation (VGG's ``max(7, h)`` on the side ``h < 7``: no side where both
+        ``h < 7`` and ``h > 7``), else None."""
+        if not isinstance(cond, sympy.Rel):
+            return None
+        facts = tuple(self.conditions())
+        if implied(facts, cond):
+            return True
+        negated = cond.negated
+        return False if isinstance(negated, sympy.Rel) and implied(facts, negated) else None
 
     def conditions(self) -> list[sympy.Basic]:
         """The conditions that hold on this side."""
