@@ -486,3 +486,27 @@ def test_equal_branching_blocks_are_traced_once_and_named_each_by_its_own_step(m
         a.at(L=6)
     assert a.check().ok
     assert_agrees(model, ("L", 4), [{"L": n} for n in range(1, 26)])
+
+
+class AtLeastSeven(nn.Module):
+    """VGG's pre-logits: a map smaller than 7 x 7 is pooled up to ``max(7, size)``, which asks
+    ``h > 7`` again on the side where ``h < 7`` already holds."""
+
+    def forward(self, x):
+        if x.shape[-2] < 7 or x.shape[-1] < 7:
+            x = F.adaptive_avg_pool2d(x, (max(7, x.shape[-2]), max(7, x.shape[-1])))
+        return x
+
+
+def test_a_side_asks_no_question_its_earlier_answers_settle():
+    """Every side shown holds at some size (none where both ``h < 7`` and ``h > 7``), and the
+    answer is torch's at every size."""
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), AtLeastSeven())
+    analysis = symshape.analyze(model, (1, "H", "W"))
+    sides = next(s.sides for s in analysis.steps if s.sides)
+    H, W = (symshape.dims.size_symbol(n) for n in "HW")
+    for conditions, *_ in sides:
+        assert any(all(bool(c.subs({H: h, W: w})) for c in conditions)
+                   for h in range(3, 20) for w in range(3, 20)), conditions
+    assert len(sides) == 5
+    assert_agrees(model, (1, "H", "W"), grid(["H", "W"], [1, 3, 5, 8, 9, 10, 12]))
