@@ -342,6 +342,18 @@ def more_cases() -> list[Case]:
     S = S2
     # layout
     add(Case("permute_reshape", lambda: Custom(lambda m, x: x.permute(0, 2, 3, 1).reshape(x.size(0), -1)), SHAPES[2], S))
+    add(Case("view_as_reshape_as", lambda: Custom(lambda m, x: (
+        x.flatten(2).view_as(x), x.permute(0, 2, 3, 1).reshape_as(x), x[:, :, :2].reshape_as(x[:, :, :2].flatten(1)),
+        torch.ones(6, 4).reshape_as(torch.ones(2, 3, 4)).expand(x.shape[0], -1, -1, -1))), SHAPES[2], S))
+    # a view to fixed sizes that the element count pins (LeViT's (N, L, C) as (N, 14, 14, C), CoaT's
+    # tokens without the class token as (N, C, 56, 56)): chunks found from both ends
+    add(Case("view_tokens_as_fixed_grid", lambda: Custom(lambda m, x: (
+        x.flatten(2).transpose(1, 2).view(x.shape[0], 4, 4, 2),
+        x.flatten(2).transpose(1, 2).reshape(x.shape[0], 2, 8, 2).transpose(1, 2).view(x.shape[0], 8, 4))), SHAPES[2], S))
+    add(Case("view_tokens_without_class_token", lambda: Custom(lambda m, x: torch.cat(
+        [x.flatten(2).transpose(1, 2)[:, :1], x.flatten(2).transpose(1, 2)], 1)[:, 1:].transpose(1, 2).view(
+        x.shape[0], 2, 4, 4)), SHAPES[2], S))
+    add(Case("view_as_mismatch", lambda: Custom(lambda m, x: x.flatten(1).view_as(x[:, :, 1:])), SHAPES[2], S))
     add(Case("torch_permute_contiguous_view", lambda: Custom(lambda m, x: torch.permute(x, (0, 3, 2, 1)).contiguous().view(-1, 2)), SHAPES[2], S))
     for name, fn in (("transpose", lambda x: x.transpose(1, 3)), ("torch_transpose", lambda x: torch.transpose(x, 2, 3)),
                      ("swapaxes", lambda x: x.swapaxes(1, 2)), ("torch_swapaxes", lambda x: torch.swapaxes(x, 1, 2)),

@@ -753,6 +753,29 @@ def test_a_view_of_a_permuted_patch_map_is_a_view_by_structure(monkeypatch):
     assert assert_agrees(PatchTokens(), (3, "H", "W"), grid(["H", "W"], [1, 7, 8, 9, 23, 24, 40])) == 25
 
 
+class TokensToFixedGrid(nn.Module):
+    """LeViT's ``q.view(B, 14, 14, C)`` of transposed tokens and CoaT's tokens without the class
+    token viewed as a ``(N, C, 4, 4)`` map: fixed sizes that the view's element count pins."""
+
+    def forward(self, x):
+        t = x.flatten(2).transpose(1, 2)  # (N, H*W, 2): the H*W dim of stride 1
+        with_class = torch.cat([t[:, :1], t], 1)
+        return t.view(x.shape[0], 4, 4, 2), with_class[:, 1:].transpose(1, 2).view(x.shape[0], 2, 4, 4)
+
+
+def test_a_view_to_sizes_its_element_count_pins_is_decided_from_both_ends(monkeypatch):
+    """The chunks of equal product are found from the front and from the back; the dims left
+    between are equal wherever the view runs. No meta kernel is asked; torch agrees at every size."""
+    from symshape import engine
+
+    asked = []
+    meta = engine._meta
+    monkeypatch.setattr(engine, "_meta", lambda ctx, *rest: asked.append(ctx.op) or meta(ctx, *rest))
+    symshape.analyze(TokensToFixedGrid(), (2, "H", "W"))
+    assert asked == []
+    assert assert_agrees(TokensToFixedGrid(), (2, "H", "W"), grid(["H", "W"], [1, 2, 4, 8, 16])) == 5  # H*W == 16
+
+
 class BlocksOfAPermutedMap(nn.Module):
     """VOLO's outlook attention: Unfold of a permuted NHWC map, Fold of transposed blocks, each
     followed by a view that torch accepts only of a contiguous tensor."""

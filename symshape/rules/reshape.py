@@ -150,6 +150,13 @@ def view(ctx: Context, self, *sizes, what: str) -> SymTensor:
     return _viewed(ctx, x, _size_list(sizes), what)
 
 
+@method_rule("view_as", what="view", layout=True)
+@method_rule("reshape_as", what="reshape", layout=True)
+def view_as(ctx: Context, self, other, *, what: str) -> SymTensor:
+    """``out = other.shape``: ``view(other.size())`` (``reshape`` for ``reshape_as``)."""
+    return _viewed(ctx, tensor_arg(self, "self", ctx), list(tensor_arg(other, "other", ctx).shape), what)
+
+
 def _viewed(ctx: Context, x: SymTensor, sizes: list, what: str) -> SymTensor:
     out = view_shape(ctx, x, sizes, what)
     strides = _view_strides(x, out.shape, ctx.same) if not x.contiguous and x.strides is not None else None
@@ -176,29 +183,60 @@ _MAX_CHUNK = 6
 
 
 def _chunks(xshape, shape, same=_same) -> list[tuple[int, int, int, int]] | None:
-    """``xshape``'s dims and ``shape`` as consecutive chunks of equal product, the smallest
-    first: ``(i, a, k, b)`` for ``xshape[i:i+a]`` and ``shape[k:k+b]``; None where none is found."""
+    """``xshape``'s dims and ``shape`` (a view's: the caller has required equal element counts)
+    as consecutive chunks of equal product, the smallest first: ``(i, a, k, b)`` for
+    ``xshape[i:i+a]`` and ``shape[k:k+b]``. Where no chunk is found from the front, the rest is
+    matched from the back, and what is left between is one chunk: its products are equal
+    wherever the view runs (the counts are, the chunks around it are, and every size of a
+    non-empty tensor is at least 1) -- LeViT's ``(N, L, C)`` viewed as ``(N, 14, 14, C)``, where
+    ``L == 196`` is what the view requires. None where no such chunks are found."""
     out = []
     i = k = 0
     n, m = len(xshape), len(shape)
     while i < n or k < m:
-        found = None
-        for total in range(2, 2 * _MAX_CHUNK + 1):  # the smallest chunk first
-            for a in range(1, min(total, _MAX_CHUNK + 1)):
-                b = total - a
-                if b > _MAX_CHUNK or i + a > n or k + b > m:
-                    continue
-                if same(product(xshape[i:i + a]), product(shape[k:k + b])):
-                    found = (a, b)
-                    break
-            if found:
-                break
+        found = _chunk_at(xshape, shape, same, i, k, 1)
         if found is None:
-            return None
+            return _closed(out, xshape, shape, same, i, k)
         a, b = found
         out.append((i, a, k, b))
         i, k = i + a, k + b
     return out
+
+
+def _chunk_at(xshape, shape, same, i: int, k: int, step: int) -> tuple[int, int] | None:
+    """The smallest ``(a, b)`` with ``a`` dims of ``xshape`` and ``b`` of ``shape`` of equal
+    product, starting at ``i`` and ``k`` (``step`` 1), or ending just before them (``step`` -1)."""
+    n, m = len(xshape), len(shape)
+    for total in range(2, 2 * _MAX_CHUNK + 1):  # the smallest chunk first
+        for a in range(1, min(total, _MAX_CHUNK + 1)):
+            b = total - a
+            if b > _MAX_CHUNK:
+                continue
+            xs, ys = (slice(i, i + a), slice(k, k + b)) if step > 0 else (slice(i - a, i), slice(k - b, k))
+            if xs.start < 0 or ys.start < 0 or xs.stop > n or ys.stop > m:
+                continue
+            if same(product(xshape[xs]), product(shape[ys])):
+                return a, b
+    return None
+
+
+def _closed(out: list, xshape, shape, same, i: int, k: int) -> list | None:
+    """The chunks ``out`` found from the front up to ``xshape[i]`` and ``shape[k]``, then those
+    found from the back, and the dims left between them as one chunk (see :func:`_chunks`);
+    None where dims are left on one side only."""
+    tail = []
+    j, l = len(xshape), len(shape)
+    while j > i and l > k:
+        found = _chunk_at(xshape, shape, same, j, l, -1)
+        if found is None:
+            break
+        a, b = found
+        j, l = j - a, l - b
+        tail.append((j, a, l, b))
+    if (j > i) != (l > k):
+        return None
+    middle = [(i, j - i, k, l - k)] if j > i else []
+    return out + middle + tail[::-1]
 
 
 def _view_strides(x: SymTensor, shape, same=_same) -> tuple | None:
