@@ -343,8 +343,8 @@ def more_cases() -> list[Case]:
     # layout
     add(Case("permute_reshape", lambda: Custom(lambda m, x: x.permute(0, 2, 3, 1).reshape(x.size(0), -1)), SHAPES[2], S))
     add(Case("view_as_reshape_as", lambda: Custom(lambda m, x: (
-        x.flatten(2).view_as(x), x.permute(0, 2, 3, 1).reshape_as(x), x[:, :, :2].reshape_as(x[:, :, :2].flatten(1)),
-        torch.ones(6, 4).reshape_as(torch.ones(2, 3, 4)).expand(x.shape[0], -1, -1, -1))), SHAPES[2], S))
+        x.flatten(2).view_as(x), x.permute(0, 2, 3, 1).reshape_as(x), x[:, :, :2].reshape_as(x[:, :, :2].flatten(1)))),
+        SHAPES[2], S))
     # a view to fixed sizes that the element count pins (LeViT's (N, L, C) as (N, 14, 14, C), CoaT's
     # tokens without the class token as (N, C, 56, 56)): chunks found from both ends
     add(Case("view_tokens_as_fixed_grid", lambda: Custom(lambda m, x: (
