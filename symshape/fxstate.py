@@ -23,7 +23,8 @@ def mark(tracer: torch.fx.Tracer) -> tuple | None:
     stack's depth. None where the graph's namespace is not the one this module knows."""
     namespace = getattr(tracer.graph, "_graph_namespace", None)
     counts = getattr(namespace, "_base_count", None)
-    if not isinstance(counts, dict) or not isinstance(getattr(namespace, "_used_names", None), set):
+    if not isinstance(counts, dict) or not isinstance(getattr(namespace, "_used_names", None), set) \
+            or not isinstance(getattr(tracer, "module_stack", None), dict):
         return None
     return len(tracer.graph.nodes), dict(counts), len(tracer.module_stack)
 
@@ -39,7 +40,7 @@ def rollback(tracer: torch.fx.Tracer, at: tuple, proxies: dict[str, Any] | None)
         graph.erase_node(node)
         namespace._used_names.discard(node.name)
         getattr(namespace, "_unassociated_names", set()).discard(node.name)  # (older torch)
-        tracer.node_name_to_scope.pop(node.name, None)
+        getattr(tracer, "node_name_to_scope", {}).pop(node.name, None)
     namespace._base_count.clear()
     namespace._base_count.update(counts)
     while len(tracer.module_stack) > depth:
