@@ -402,6 +402,11 @@ class _Tracer(torch.fx.Tracer):
         if threading.get_ident() != self.thread or passes_through():
             return attr_val
         self._proxies = parameter_proxy_cache
+        if isinstance(attr_val, torch.fx.Proxy):
+            # a value the forward assigned in this trace (``self.rel_indices = ...``, ConViT): the
+            # attribute is that value, as in Python (fx would give the proxy it cached for the
+            # name, the tensor the attribute held before)
+            return attr_val
         # fx finds a parameter's (a buffer's) name by a scan of the root's named_parameters() at
         # every access: quadratic in a model's size (Inception v4: 1.7 s). The same first name
         # from a map made once per trace; a tensor the map does not hold goes to fx's own scan
@@ -814,6 +819,11 @@ class _SizedMixin:
         if tracer is not None and k in DEVICE_ATTRIBUTES and k != "device":
             if isinstance(tracer.value(self), SymTensor):
                 return DEVICE_ATTRIBUTES[k]
+        if tracer is not None and k in ("_is_param", "_is_buffer") and isinstance(self, _SizedProxy) \
+                and self.node.op != "get_attr" and isinstance(tracer.value(self), SymTensor):
+            # torch sets them only on a custom tensor made a Parameter or a Buffer (``isinstance(x,
+            # Parameter)`` asks it of any tensor): an op's output never has them
+            raise AttributeError(k)
         if tracer is not None and k == "type" and self.__dict__.get("attr") == "device":
             if isinstance(tracer.value(self.__dict__["root"]), SymTensor):
                 return DEVICE_ATTRIBUTES["device"].type

@@ -194,3 +194,63 @@ def test_a_layer_called_with_its_input_by_keyword_is_the_same_layer():
     assert [s.rule for s in an.steps if s.name in ("conv", "lin", "norm")] == ["conv", "linear", "layer_norm"]
     assert "H = 8 and W = 8" in str(an.valid_sizes())  # (H - 2)*(W - 2) == 36
     assert_agrees(ByKeyword(), (1, "H", "W"), grid(["H", "W"], [2, 3, 8, 9]))
+
+
+class PositionCache(nn.Module):
+    """ConViT's GPSA: a buffer recomputed in the forward when the token count changes
+    (``self.rel = ...``: a new tensor under the name of a registered buffer, through
+    ``nn.Module.__setattr__``'s ``isinstance(value, Parameter)``), then read back."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("rel", torch.zeros(1, 1, 3), persistent=False)
+
+    def forward(self, x):
+        x = x.flatten(2).transpose(1, 2)  # (N, H*W, 3)
+        n = x.shape[1]
+        if self.rel.shape[1] != n:
+            self.rel = torch.zeros(1, n, 3).to(dtype=x.dtype)
+        return torch.cat([x, self.rel.expand(x.shape[0], -1, -1)], 2)
+
+
+def test_a_buffer_the_forward_assigns_is_read_back_as_assigned(monkeypatch):
+    """The attribute is the tensor the forward assigned (fx would give back the one it held
+    before, and the proof would refuse that trace); no meta kernel runs the module; the model's
+    own buffer is unchanged after; torch agrees at every size."""
+    from symshape import engine
+
+    model = nn.Sequential(PositionCache()).eval()
+    run_whole = []
+    meta_module = engine.Propagator._meta_module
+    monkeypatch.setattr(engine.Propagator, "_meta_module",
+                        lambda self, ctx, *rest: run_whole.append(ctx.step) or meta_module(self, ctx, *rest))
+    analysis = symshape.analyze(model, (3, "H", "W"))
+    assert run_whole == []
+    assert str(analysis.output_shape) == "(N, H*W, 6)"
+    assert model[0].rel.shape == (1, 1, 3)
+    assert_agrees(model, (3, "H", "W"), grid(["H", "W"], [1, 2, 3, 5]))
+
+
+def test_isinstance_of_a_computed_tensor_as_a_parameter_is_false(monkeypatch):
+    """``isinstance(y, nn.Parameter)`` asks the tensor's ``_is_param``, which torch sets only on a
+    custom tensor made a Parameter: an op's output is no Parameter, a parameter is one (traced:
+    no meta kernel runs the model whole)."""
+    from symshape import engine
+
+    class Asks(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(3))
+
+        def forward(self, x):
+            y = x * 2
+            assert not isinstance(y, nn.Parameter) and isinstance(self.w, nn.Parameter)
+            return y * self.w if not isinstance(y, nn.Buffer) else y
+
+    run_whole = []
+    meta_module = engine.Propagator._meta_module
+    monkeypatch.setattr(engine.Propagator, "_meta_module",
+                        lambda self, ctx, *rest: run_whole.append(ctx.step) or meta_module(self, ctx, *rest))
+    assert str(symshape.analyze(Asks(), ("L", 3)).output_shape) == "(N, L, 3)"
+    assert run_whole == []
+    assert_agrees(Asks(), ("L", 3), grid(["L"], [1, 2, 5]))
