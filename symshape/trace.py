@@ -786,6 +786,9 @@ class _SizedMixin:
         # not a subclass (a decoder that concatenates its skip only if it is a Tensor)
         tracer = self.__dict__.get("tracer")
         value = tracer.value(self) if tracer is not None else _MISSING
+        held = _held(tracer, self) if isinstance(value, SymTensor) else None
+        if held is not None:  # the model's own parameter or buffer: its class (nn.Parameter ...)
+            return type(held)
         return _stands_for(value) or type(self)
 
     def __len__(self) -> int:
@@ -819,11 +822,15 @@ class _SizedMixin:
         if tracer is not None and k in DEVICE_ATTRIBUTES and k != "device":
             if isinstance(tracer.value(self), SymTensor):
                 return DEVICE_ATTRIBUTES[k]
-        if tracer is not None and k in ("_is_param", "_is_buffer") and isinstance(self, _SizedProxy) \
-                and self.node.op != "get_attr" and isinstance(tracer.value(self), SymTensor):
-            # torch sets them only on a custom tensor made a Parameter or a Buffer (``isinstance(x,
-            # Parameter)`` asks it of any tensor): an op's output never has them
-            raise AttributeError(k)
+        if tracer is not None and k in ("_is_param", "_is_buffer") and issubclass(type(self), _SizedProxy) \
+                and isinstance(tracer.value(self), SymTensor):
+            # torch sets them only on a tensor made a Parameter or a Buffer (``isinstance(x,
+            # Parameter)`` asks it of any tensor): the model's own tensor's, and an op's output
+            # never has them
+            held = _held(tracer, self)
+            if held is None or not hasattr(held, k):
+                raise AttributeError(k)
+            return getattr(held, k)
         if tracer is not None and k == "type" and self.__dict__.get("attr") == "device":
             if isinstance(tracer.value(self.__dict__["root"]), SymTensor):
                 return DEVICE_ATTRIBUTES["device"].type
@@ -849,6 +856,19 @@ class _SizedMixin:
         if isinstance(value, sympy.Basic):
             return format(str(value), spec)
         return super().__format__(spec)
+
+
+def _held(tracer, proxy) -> torch.Tensor | None:
+    """The model's own tensor a ``get_attr`` proxy stands for (a parameter, a buffer); None for
+    any other proxy."""
+    if not issubclass(type(proxy), _SizedProxy) or proxy.node.op != "get_attr":  # (not isinstance:
+        return None  # it asks __class__, which asks this)
+    obj: Any = getattr(tracer, "root", None)
+    for part in proxy.node.target.split("."):  # (read from the module's dicts: fx patches __getattr__)
+        held = getattr(obj, "__dict__", {})
+        obj = next((d[part] for d in (held.get("_parameters"), held.get("_buffers"), held.get("_modules"))
+                    if d is not None and part in d), held.get(part))
+    return obj if type(obj) is torch.Tensor or issubclass(type(obj), nn.Parameter) else None
 
 
 class _SizedProxy(_SizedMixin, torch.fx.Proxy):
