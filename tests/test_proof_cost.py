@@ -229,8 +229,8 @@ def test_the_proof_runs_each_module_once():
 
 
 class _Caches(nn.Module):
-    """ConViT's attention: a tensor made from the size and kept on the module (fx cannot follow
-    the write), so the module runs whole under torch's meta kernels."""
+    """A Parameter made from the size and kept on the module (fx cannot follow ``nn.Parameter``
+    of a traced tensor), so the module runs whole under torch's meta kernels."""
 
     def __init__(self, scale: float = 1.0):
         super().__init__()
@@ -240,7 +240,7 @@ class _Caches(nn.Module):
     def forward(self, x):
         B, N, C = x.shape
         if self.pos is None or self.pos.shape[0] != N:
-            self.pos = torch.zeros(N, C)
+            self.pos = nn.Parameter(torch.zeros(N, C), requires_grad=False)
         return self.lin(x + self.pos) * self.scale
 
 
