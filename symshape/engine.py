@@ -23,7 +23,7 @@ from .errors import (InvalidArgument, InvalidInputSize, NotASize, SizeCases, Uns
 from .requirements import Requirement, Rounding
 from . import ranges
 from .meta import MetaRefusal, Side, merge_sides, run_meta, substitute
-from .modules import copy_model, is_lazy_parameter, module_fingerprint, positional_call
+from .modules import copy_model, is_lazy_parameter, module_fingerprint, plain_getattr, positional_call
 from .rules import Context, Fixed, Rule, rule_for_function, rule_for_method, rule_for_module, target_name
 from .rules.common import require_layout
 from .rules.reshape import view_shape
@@ -353,21 +353,10 @@ def _size_arithmetic(target, args, kwargs, node: torch.fx.Node, where: str):
 _SIZE_MODULES = frozenset({"_operator", "operator", "builtins", "math", None})
 
 
-def _plain_getattr(obj: Any, name: str) -> Any:
-    """``getattr`` that reads a module's parameters, buffers and children from their dicts:
-    while fx traces, ``nn.Module.__getattr__`` is patched to make proxies."""
-    if isinstance(obj, nn.Module):
-        for table in ("_parameters", "_buffers", "_modules"):
-            d = obj.__dict__.get(table, {})
-            if name in d:
-                return d[name]
-    return getattr(obj, name)
-
-
 def _attr(root: nn.Module, target: str, node: torch.fx.Node):
     obj: Any = root
     for part in target.split("."):
-        obj = _plain_getattr(obj, part)
+        obj = plain_getattr(obj, part)
     if is_lazy_parameter(obj):
         raise UnsupportedOperation("get_attr", target, node.format_node(), "an uninitialized lazy parameter has no shape yet")
     if isinstance(obj, torch.Tensor):

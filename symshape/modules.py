@@ -21,7 +21,18 @@ import torch.nn as nn
 from .tensor import standard_strides
 
 __all__ = ["attributes_kept", "copy_model", "has_lazy", "is_lazy", "is_lazy_parameter", "passes_through",
-           "positional_call", "snapshots_shared", "tracing", "untraced"]
+           "plain_getattr", "positional_call", "snapshots_shared", "tracing", "untraced"]
+
+
+def plain_getattr(obj: Any, name: str) -> Any:
+    """``getattr`` that reads a module's parameters, buffers and children from their dicts:
+    while fx traces, ``nn.Module.__getattr__`` is patched to make proxies."""
+    if isinstance(obj, nn.Module):
+        for table in ("_parameters", "_buffers", "_modules"):
+            d = obj.__dict__.get(table, {})
+            if name in d:
+                return d[name]
+    return getattr(obj, name)
 
 
 def is_lazy(module: nn.Module) -> bool:

@@ -455,12 +455,10 @@ def _row_major_after_batch(shape: tuple, strides: list) -> bool:
     test is then False at every size, without sympy's proofs: at C its lower bound becomes
     C's stride times C, which W's stride 1 is below unless C and every spatial size are 1; and
     then N's step finds that bound equal to C's stride (its "N111" rule)."""
-    expected = sympy.Integer(1)
-    for d in range(len(shape) - 1, 0, -1):
-        if strides[d] != expected and sympy.expand(strides[d] - expected) != 0:
-            return False
-        expected = expected * shape[d]
-    return True
+    expected = [sympy.Integer(1)]
+    for size in shape[:1:-1]:
+        expected.insert(0, expected[0] * size)
+    return _laid_out_as(strides[1:], expected)
 
 
 def _channels_last_slice(shape: tuple, strides: list) -> bool:
@@ -470,14 +468,14 @@ def _channels_last_slice(shape: tuple, strides: list) -> bool:
     C's bound is at most ``K``, each next stride is at least the bound before it, and the
     bound N's step compares with C's stride 1 is at least ``K``."""
     k, c = strides[-1], shape[1]
-    if strides[1] != 1 or not (k.is_Integer and c.is_Integer and 2 <= k and c <= k):
+    if not (k.is_Integer and c.is_Integer and 2 <= k and c <= k):
         return False
-    expected = k
-    for d in range(len(shape) - 1, 1, -1):
-        if strides[d] != expected and sympy.expand(strides[d] - expected) != 0:
-            return False
-        expected = expected * shape[d]
-    return strides[0] == expected or sympy.expand(strides[0] - expected) == 0
+    return _laid_out_as(strides, channels_last_strides((shape[0], k, *shape[2:])))
+
+
+def _laid_out_as(strides, expected) -> bool:
+    """Whether each stride is the expected one (the same expression, expanded)."""
+    return all(a == b or sympy.expand(as_expr(a) - as_expr(b)) == 0 for a, b in zip(strides, expected))
 
 
 def _dense_channels_last(shape: tuple, strides: list) -> tuple | None:
@@ -486,8 +484,7 @@ def _dense_channels_last(shape: tuple, strides: list) -> tuple | None:
     stride is then the one before it in the order C, W, H (, D), N times that one's size, so
     torch's test holds but where C and every spatial size are 1 (its "N111" rule). None for other
     strides."""
-    expected = channels_last_strides(shape)
-    if any(a != b and sympy.expand(as_expr(a) - as_expr(b)) != 0 for a, b in zip(strides, expected)):
+    if not _laid_out_as(strides, channels_last_strides(shape)):
         return None
     rest = shape[1:]
     if any(_above_one(e) for e in rest):

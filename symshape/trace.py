@@ -33,7 +33,7 @@ import torch.nn as nn
 from .dims import SizeRatio, decide, implied, smallest_value
 from .errors import BoundExceeded, InvalidArgument, SizeCases, SymshapeError, UnsupportedOperation, UnsupportedWhereMetaDiffers, UntraceableModel
 from . import fxstate
-from .modules import attributes_kept, passes_through, snapshots_shared, tracing
+from .modules import attributes_kept, passes_through, plain_getattr, snapshots_shared, tracing
 from .rules import rule_for_module, vision
 from .rules.reshape import DEVICE_ATTRIBUTES
 from .tensor import Pieces, Repeated, SymTensor
@@ -864,10 +864,11 @@ def _held(tracer, proxy) -> torch.Tensor | None:
     if not issubclass(type(proxy), _SizedProxy) or proxy.node.op != "get_attr":  # (not isinstance:
         return None  # it asks __class__, which asks this)
     obj: Any = getattr(tracer, "root", None)
-    for part in proxy.node.target.split("."):  # (read from the module's dicts: fx patches __getattr__)
-        held = getattr(obj, "__dict__", {})
-        obj = next((d[part] for d in (held.get("_parameters"), held.get("_buffers"), held.get("_modules"))
-                    if d is not None and part in d), held.get(part))
+    try:
+        for part in proxy.node.target.split("."):
+            obj = plain_getattr(obj, part)
+    except AttributeError:
+        return None
     return obj if type(obj) is torch.Tensor or issubclass(type(obj), nn.Parameter) else None
 
 
@@ -1100,9 +1101,7 @@ class _Retry:
         sides of its branches when it branched on a size)."""
         stack = list(tracer.module_stack.values())
         where = stack[-1][0] if stack else ""
-        cls = stack[-1][1] if stack else type(self.model)
-        name = f"{cls.__name__} at {where!r}" if where else f"{cls.__name__} (the model itself)"
-        stopped = UntraceableModel(name, f"{type(e).__name__}: {e}", _user_frame(e.__traceback__), HINT, where)
+        stopped = _stopped(stack[-1][1] if stack else type(self.model), where, e)
         if not where:  # the model's own forward: run it whole (or by sides of its branches)
             if not self.root:
                 raise stopped from e
@@ -1118,9 +1117,7 @@ class _Retry:
     def branching(self, where: str, cls: type, e: SizeBranch) -> bool:
         """The module at ``where`` branches on a size: called whole from now on, traced by sides;
         False where it cannot be (already called whole, or too many are)."""
-        stopped = UntraceableModel(f"{cls.__name__} at {where!r}", f"{type(e).__name__}: {e}",
-                                   _user_frame(e.__traceback__), HINT, where)
-        return self._called_whole(where, stopped, True)
+        return self._called_whole(where, _stopped(cls, where, e), True)
 
     def _called_whole(self, where: str, stopped: UntraceableModel, forks: bool) -> bool:
         failing = self.model.get_submodule(where)
@@ -1131,6 +1128,12 @@ class _Retry:
             self.forking.add(id(failing))
         self.why[where] = stopped
         return True
+
+
+def _stopped(cls: type, where: str, e: Exception) -> UntraceableModel:
+    """Why fx could not follow the forward of the module of class ``cls`` at ``where``."""
+    name = f"{cls.__name__} at {where!r}" if where else f"{cls.__name__} (the model itself)"
+    return UntraceableModel(name, f"{type(e).__name__}: {e}", _user_frame(e.__traceback__), HINT, where)
 
 
 #: what a model's own code raises to refuse an input (``raise ValueError``, ``assert``)
