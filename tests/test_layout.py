@@ -861,3 +861,19 @@ def test_glu_keeps_later_sizes_whole(glu):
     assert str(a.formula()) == "floor((L + 2)/4)"
     # torch runs where L is even and the Linear gets its 3: L in {10, 12}
     assert assert_agrees(model, (1, "L"), [{"L": n} for n in range(1, 15)]) == 2
+
+
+def test_the_chunks_from_the_back_stay_within_what_the_front_left():
+    """Each dim of both shapes is in exactly one chunk, in order: a chunk found from the back
+    never takes a dim a chunk from the front already has (``a*b`` of ``(a, b)`` against the last
+    dim of ``(a, a*b)``, after ``a`` matched ``a``)."""
+    import sympy
+    from symshape.rules.reshape import _chunks
+
+    a, b, c = sympy.symbols("a b c", positive=True, integer=True)
+    for xshape, shape in (((a, b), (a, a * b)), ((a, b), (a, c, a * b)), ((a, b, c), (a, b * c)), ((a, 2 * b), (a, 2, b))):
+        chunks = _chunks(xshape, shape)
+        if chunks is None:
+            continue
+        assert [d for i, n, _, _ in chunks for d in range(i, i + n)] == list(range(len(xshape))), chunks
+        assert [d for _, _, k, n in chunks for d in range(k, k + n)] == list(range(len(shape))), chunks

@@ -226,8 +226,8 @@ def _closed(out: list, xshape, shape, same, i: int, k: int) -> list | None:
     None where dims are left on one side only."""
     tail = []
     j, l = len(xshape), len(shape)
-    while j > i and l > k:
-        found = _chunk_at(xshape, shape, same, j, l, -1)
+    while j > i and l > k:  # (within the rest: a chunk from the back never reaches into one from the front)
+        found = _chunk_at(xshape[i:], shape[k:], same, j - i, l - k, -1)
         if found is None:
             break
         a, b = found
