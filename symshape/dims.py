@@ -913,6 +913,13 @@ def _implied(facts: tuple, cond) -> bool:
     if not relevant:
         return False
     coarse = _coarsened(x, [cond, *relevant])
+    if coarse is None and _period(sympy.And(cond, *relevant)) is None:
+        # a bound on the size itself (the stages' checks merged into ``H >= 17``) keeps the
+        # floors from being read in a coarser size, and their period is past the limit (four
+        # window partitions, up to ``floor((H + 31)/384)``): without that bound -- fewer facts,
+        # more sizes, so a condition proven there holds here too
+        loose = [f for f in relevant if x not in (f.lhs, f.rhs)]
+        coarse = _coarsened(x, [cond, *loose]) if len(loose) < len(relevant) else None
     if coarse is not None:
         cond, *relevant = coarse
         if isinstance(cond, sympy.logic.boolalg.BooleanAtom):

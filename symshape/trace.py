@@ -255,6 +255,35 @@ def _bind(value, placeholder):
     return value
 
 
+def _containers(value, out: list | None = None) -> list:
+    """The lists, dicts and sets in a call's arguments (nested in tuples, lists and dicts), each
+    with a copy of what it holds: :func:`_changed` tells whether the call changed one."""
+    out = [] if out is None else out
+    if isinstance(value, (list, dict, set)):
+        out.append((value, list(value.items()) if isinstance(value, dict) else list(value)))
+    if isinstance(value, (tuple, list, dict)):
+        for v in value.values() if isinstance(value, dict) else value:
+            _containers(v, out)
+    return out
+
+
+def _changed(held: list) -> bool:
+    """Whether a container :func:`_containers` listed holds other items now (by identity)."""
+    for container, items in held:
+        now = list(container.items()) if isinstance(container, dict) else list(container)
+        if len(now) != len(items) or any(_other(a, b) for a, b in zip(now, items)):
+            return True
+    return False
+
+
+def _other(a, b) -> bool:
+    """Two items of a container, or ``(key, value)`` pairs of a dict, are not the same objects
+    (compared by identity: ``==`` of traced values would be a node of the graph)."""
+    if isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b) == 2:
+        return any(x is not y for x, y in zip(a, b))
+    return a is not b
+
+
 def is_dynamic(value) -> bool:
     """A value that depends on the input size: a tensor or a size expression."""
     if isinstance(value, sympy.Basic):
@@ -336,14 +365,19 @@ class _Tracer(torch.fx.Tracer):
                 self._repeating = None
         start = prop.open_call()
         here = self._mark()
+        held = _containers((args, kwargs))
         out = _MISSING
         try:
             out = super().call_module(m, forward, args, kwargs)
         except SizeBranch as e:
-            if here is None or not self._resumed(m, here, e):
+            # (where the call changed a list it was given, the trace starts again: taking its
+            # nodes back would leave the list holding values of nodes no longer in the graph)
+            if here is None or _changed(held) or not self._resumed(m, here, e):
                 raise
         finally:
-            value = self.value(out) if isinstance(out, torch.fx.Proxy) else None
+            # a call that changed a list or dict it was given (DLA's trees append to the caller's
+            # ``children``) repeats nothing: one node would not change it again
+            value = self.value(out) if isinstance(out, torch.fx.Proxy) and not _changed(held) else None
             prop.close_call(key, m, self.path_of_module(m), start, value)
         if out is _MISSING:  # taken back: the module is one call of the graph, traced by sides
             return super().call_module(m, forward, args, kwargs)

@@ -477,3 +477,26 @@ def test_implied_answers_a_question_once_whatever_else_holds():
     assert not implied(others, claim)  # (the facts on W alone prove nothing of H)
     exprs = [claim, *no_pad]
     assert _coarsened(_H, exprs) is not None and _coarsened(_H, exprs) == _coarsened(_H, exprs)
+
+
+@pytest.mark.parametrize("w", [9, 12])
+@pytest.mark.parametrize("least", [2, 3])
+def test_implied_reads_stacked_window_partitions_past_the_period_limit(w, least):
+    """MaxViT at 384: four stages each split their map into w x w windows, so the facts hold
+    ``floor((H + s - 1)/s) == w*floor((H + s - 1)/(w*s))`` for s = 4 .. 32 (period 32*w, past the
+    limit), beside floor bounds that merge into one bound on H itself. The window count of the
+    last stage is then a w-th of its map wherever the facts hold: proven (it once was not, and
+    the view that reverses the partition was refused), and checked size by size; a claim that
+    fails at a size the facts allow is not proven."""
+    facts = []
+    for s in (4, 8, 16, 32):
+        m = floor_div(_H + s - 1, s)
+        facts += [sympy.Eq(m, w * floor_div(_H + s - 1, w * s)), sympy.Ge(m, least), sympy.Ge(floor_div(m, 2), 1)]
+    m = floor_div(_H + 31, 32)
+    claim = sympy.Eq(floor_div(_H + 31, 32 * w), m / w)
+    wrong = sympy.Eq(floor_div(_H + 31, 32 * w), 1)  # true at the least size only
+    allowed = [h for h in range(1, 4 * 32 * w + 1) if all(f.subs(_H, h) == sympy.true for f in facts)]
+    assert allowed and all(claim.subs(_H, h) == sympy.true for h in allowed)
+    assert any(wrong.subs(_H, h) == sympy.false for h in allowed)
+    assert implied(tuple(facts), claim)
+    assert not implied(tuple(facts), wrong)

@@ -877,3 +877,47 @@ def test_the_chunks_from_the_back_stay_within_what_the_front_left():
             continue
         assert [d for i, n, _, _ in chunks for d in range(i, i + n)] == list(range(len(xshape))), chunks
         assert [d for _, _, k, n in chunks for d in range(k, k + n)] == list(range(len(shape))), chunks
+
+
+class StackedWindows(nn.Module):
+    """MaxViT's stages in miniature: each halves the map (its shortcut pooled, as MbConv's
+    downsampling checks the map's size) and splits it into w x w windows and back twice, the
+    second time after a residual add; four stages make the last window a 32*w-th of the input."""
+
+    def __init__(self, w: int = 12, stages: int = 4):
+        super().__init__()
+        self.w = w
+        self.stem = nn.Conv2d(3, 4, 3, 2, 1)
+        self.down = nn.ModuleList(nn.Conv2d(4, 4, 3, 2, 1) for _ in range(stages))
+        self.pool = nn.MaxPool2d(2, 2)
+
+    def _windows(self, x):
+        B, H, W, C = x.shape
+        torch._assert(H % self.w == 0, "height must be divisible by the window")
+        torch._assert(W % self.w == 0, "width must be divisible by the window")
+        x = x.view(B, H // self.w, self.w, W // self.w, self.w, C)
+        return x.permute(0, 1, 3, 2, 4, 5).contiguous().view(-1, self.w, self.w, C)
+
+    def _back(self, windows, H, W):
+        x = windows.view(-1, H // self.w, W // self.w, self.w, self.w, windows.shape[-1])
+        return x.permute(0, 1, 3, 2, 4, 5).contiguous().view(-1, H, W, windows.shape[-1])
+
+    def forward(self, x):
+        x = self.stem(x)
+        for down in self.down:
+            self.pool(x)  # (its checks of the map's size only)
+            x = down(x).permute(0, 2, 3, 1)
+            H, W = x.shape[1:3]
+            x = x + self._back(self._windows(x) * 2, H, W)
+            x = (x + self._back(self._windows(x) * 2, H, W)).permute(0, 3, 1, 2)
+        return x
+
+
+def test_stacked_window_partitions_reverse_to_the_batch_and_agree_with_torch():
+    """The window count of the last stage is proven a w-th of its map from the partitions'
+    checks, so each reversal gives back the batch N (not a fraction of sizes, which the next
+    stage's view refused before), and torch agrees on either side of every window multiple."""
+    analysis = symshape.analyze(StackedWindows(), (3, "H", "W"))
+    assert analysis.output_shape[0] == symshape.dims.size_symbol("N")
+    sizes = [{"H": h, "W": w} for h, w in [(381, 384), (384, 383), (385, 384), (380, 384), (768, 381), (383, 400)]]
+    assert assert_agrees(StackedWindows(), (3, "H", "W"), sizes) == 3

@@ -163,3 +163,50 @@ def test_a_module_of_the_same_class_with_other_attributes_is_traced():
     assert a.at(L=5).output_shape == (1, 2, 7) and a.at(L=1).output_shape == (1, 2, 3)
     assert {s.name.split(".")[0] for s in a.steps if s.copy_of} == {"c"}  # c repeats a, b does not
     assert_agrees(Two().eval(), (2, "L"), [{"L": n} for n in (1, 2, 3, 5)])
+
+
+class Tree(nn.Module):
+    """DLA's tree: a call appends what it computed to the list its caller gave it, and the
+    caller's root concatenates the list afterwards (the two leaves are equal calls: the same
+    class, and lists holding the same values)."""
+
+    def __init__(self, c: int = 4):
+        super().__init__()
+        self.pre = nn.Conv2d(c, c, 3, padding=1)  # (the checks of the leaves' convolutions, made before them)
+        self.leaf1, self.leaf2 = Leaf(c), Leaf(c)
+        self.root = nn.Conv2d(5 * c, c, 1)
+
+    def forward(self, x):
+        x = self.pre(x)
+        first, second = [x], [x]
+        x1 = self.leaf1(x, first)
+        x2 = self.leaf2(x, second)
+        return self.root(torch.cat([x1 + x2, first[-1], second[-1]], 1))
+
+
+class Leaf(nn.Module):
+    traced = 0
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x, children: list):
+        type(self).traced += 1
+        y = self.conv(x)
+        children.append(torch.cat([y, y], 1))
+        return y
+
+
+def test_a_call_that_changes_a_list_it_was_given_is_traced_each_time():
+    """One node for the second call would leave the caller's second list without what the call
+    appended (the root's concatenation 16 channels, not 20): both calls are traced, and torch
+    agrees."""
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), Tree()).eval()
+    Leaf.traced = 0
+    symshape.analyze(model, (1, "H", "W"), prove=False)
+    assert Leaf.traced == 2
+    analysis = symshape.analyze(model, (1, "H", "W"))
+    assert not any(s.copy_of for s in analysis.steps)
+    assert analysis.output_shape[1] == 4
+    assert assert_agrees(model, (1, "H", "W"), grid(["H", "W"], [2, 3, 9])) == 4
