@@ -45,13 +45,18 @@ MODELS = [
     "xcit_nano_12_p8_224",
 ]
 
+#: larger models of a family that a change once lost while the family's smallest still passed
+#: (found by ``bench/timm_speed.py all``): a list argument the call appends to (DLA, VoVNet),
+#: window partitions at stride 32 (MaxViT-RMLP at 384)
+LARGER = ["dla169", "ese_vovnet57b", "maxvit_rmlp_base_rw_384"]
+
 #: the families that do not analyze yet (docs/coverage.md says why); every other model analyzes
 #: and agrees with torch, and must stay so
 NOT_YET = {"gemma4_vit_167m", "sam2_hiera_tiny"}
-KNOWN_OK = set(MODELS) - NOT_YET
+KNOWN_OK = set(MODELS + LARGER) - NOT_YET
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", MODELS + LARGER)
 def test_timm_family(name):
     row = sweep._child(name, export=False, timeout=120, quick=True)
     # never a wrong answer, never a crash: a disagreement with torch, an exception after
