@@ -259,10 +259,13 @@ def _containers(value, out: list | None = None) -> list:
     """The lists, dicts and sets in a call's arguments (nested in tuples, lists and dicts), each
     with a copy of what it holds: :func:`_changed` tells whether the call changed one."""
     out = [] if out is None else out
-    if isinstance(value, (list, dict, set)):
-        out.append((value, list(value.items()) if isinstance(value, dict) else list(value)))
-    if isinstance(value, (tuple, list, dict)):
-        for v in value.values() if isinstance(value, dict) else value:
+    kind = type(value)  # (its true class: a traced value answers isinstance as what it stands for,
+    if issubclass(kind, torch.fx.Proxy):  # and iterating it would add nodes to the graph)
+        return out
+    if issubclass(kind, (list, dict, set)):
+        out.append((value, list(value.items()) if issubclass(kind, dict) else list(value)))
+    if issubclass(kind, (tuple, list, dict)):
+        for v in value.values() if issubclass(kind, dict) else value:
             _containers(v, out)
     return out
 
