@@ -7,7 +7,7 @@ Runs in the venv with timm (see DEVELOPERS.md):
     python bench/timm_speed.py all ROWS.jsonl --no-export   # every timm model, analyze() alone
 
 A failure is a row too (the error's class and the time to it), so a run over every model is also
-the quickest check that a change lost no model the last run analyzed (about 25 minutes for all
+the quickest check that a change lost no model the last run analyzed (about 15 minutes for all
 1,371 without torch.export, one core).
 
 A rows file that exists is gone on from (models already in it are skipped). Each tool gets 90 s
