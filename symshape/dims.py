@@ -913,7 +913,8 @@ def _implied(facts: tuple, cond) -> bool:
     if not relevant:
         return False
     coarse = _coarsened(x, [cond, *relevant])
-    if coarse is None and _period(sympy.And(cond, *relevant)) is None:
+    period = None if coarse is not None else _period(sympy.And(cond, *relevant))
+    if coarse is None and period is None:
         # a bound on the size itself (the stages' checks merged into ``H >= 17``) keeps the
         # floors from being read in a coarser size, and their period is past the limit (four
         # window partitions, up to ``floor((H + 31)/384)``): without that bound -- fewer facts,
@@ -926,7 +927,6 @@ def _implied(facts: tuple, cond) -> bool:
             return bool(cond)
         relevant = [f for f in relevant if isinstance(f, sympy.Rel)]  # (a fact the change settles: left out)
         return implied(tuple(relevant), cond) if relevant else decide(cond) is True
-    period = _period(sympy.And(cond, *relevant))
     if period is None:
         return False
     k = sympy.Dummy("k", integer=True, nonnegative=True)

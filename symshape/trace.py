@@ -257,34 +257,32 @@ def _bind(value, placeholder):
 
 def _containers(value, out: list | None = None) -> list:
     """The lists, dicts and sets in a call's arguments (nested in tuples, lists and dicts), each
-    with a copy of what it holds: :func:`_changed` tells whether the call changed one."""
+    with what it holds: :func:`_changed` tells whether the call changed one."""
     out = [] if out is None else out
     kind = type(value)  # (its true class: a traced value answers isinstance as what it stands for,
     if issubclass(kind, torch.fx.Proxy):  # and iterating it would add nodes to the graph)
         return out
     if issubclass(kind, (list, dict, set)):
-        out.append((value, list(value.items()) if issubclass(kind, dict) else list(value)))
+        out.append((value, _items(value)))
     if issubclass(kind, (tuple, list, dict)):
         for v in value.values() if issubclass(kind, dict) else value:
             _containers(v, out)
     return out
 
 
+def _items(container) -> list:
+    """What a list, set or dict holds (a dict's keys, then its values)."""
+    return [*container.keys(), *container.values()] if isinstance(container, dict) else list(container)
+
+
 def _changed(held: list) -> bool:
-    """Whether a container :func:`_containers` listed holds other items now (by identity)."""
+    """Whether a container :func:`_containers` listed holds other items now, compared by
+    identity (``==`` of traced values would be a node of the graph)."""
     for container, items in held:
-        now = list(container.items()) if isinstance(container, dict) else list(container)
-        if len(now) != len(items) or any(_other(a, b) for a, b in zip(now, items)):
+        now = _items(container)
+        if len(now) != len(items) or any(a is not b for a, b in zip(now, items)):
             return True
     return False
-
-
-def _other(a, b) -> bool:
-    """Two items of a container, or ``(key, value)`` pairs of a dict, are not the same objects
-    (compared by identity: ``==`` of traced values would be a node of the graph)."""
-    if isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b) == 2:
-        return any(x is not y for x, y in zip(a, b))
-    return a is not b
 
 
 def is_dynamic(value) -> bool:
@@ -379,7 +377,8 @@ class _Tracer(torch.fx.Tracer):
                 raise
         finally:
             # a call that changed a list or dict it was given (DLA's trees append to the caller's
-            # ``children``) repeats nothing: one node would not change it again
+            # ``children``) repeats nothing: one node would not change it again (asked only of
+            # a call that returned: a call taken back or refused keeps nothing)
             value = self.value(out) if isinstance(out, torch.fx.Proxy) and not _changed(held) else None
             prop.close_call(key, m, self.path_of_module(m), start, value)
         if out is _MISSING:  # taken back: the module is one call of the graph, traced by sides
