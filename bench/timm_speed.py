@@ -13,11 +13,15 @@ the quickest check that a change lost no model the last run analyzed (about 15 m
 A rows file that exists is gone on from (models already in it are skipped). Each tool gets 90 s
 per model; torch.export runs with ``Dim.AUTO`` on H and W at 224x224 on the meta device. Before
 the first row, each tool runs once on ResNet-18 (not timed): the process's first-call costs
-(imports, caches torch and sympy fill once) are nobody's model.
+(imports, caches torch and sympy fill once) are nobody's model. Before each timed run Python's
+garbage collector runs, untimed (``timeit`` turns it off instead): a full collection of the
+process, which the garbage of every model before makes 0.15 s and more late in a run over all
+models, would otherwise land in whichever run's allocations happened to trigger it.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -70,6 +74,7 @@ def main(models: str, rows: str, export: bool = True) -> None:
             with torch.device("meta"):
                 model = timm.create_model(name, pretrained=False).eval()
             for tool in tools:
+                gc.collect()  # not timed: no tool pays for the garbage of the runs before it
                 t = time.perf_counter()
                 try:
                     # again every 5 s after the first: an alarm raised where Python ignores

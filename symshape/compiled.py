@@ -23,7 +23,7 @@ import torch
 from .dims import CeilSqrt, DoubleFloor, FloorDiv, IntSqrt, as_expr
 from .requirements import RELATIONS
 
-__all__ = ["compile_exprs", "compile_checked", "compile_method", "BACKENDS"]
+__all__ = ["compile_exprs", "compile_checked", "compile_method", "magnitude", "BACKENDS"]
 
 BACKENDS = ("python", "torch")
 
@@ -352,3 +352,38 @@ def compile_method(params: Sequence[str], symbols: Sequence[sympy.Symbol], requi
            f"            return {value}",
            f"    return self._slow(({''.join(p + ', ' for p in params)}))"]
     return _define("\n".join(src), {**_namespace("python", False), "_type": type, "_int": int})
+
+
+def magnitude(expr, top: dict) -> int | None:
+    """An upper bound on the absolute value of ``expr`` and of every value computed on the way,
+    for sizes up to ``top`` (symbol -> largest value); None where it is not bounded so."""
+    if expr.is_Integer:
+        return abs(int(expr))
+    if expr.is_Rational:
+        return abs(int(expr.p))
+    if expr.is_Symbol:
+        return int(top[expr]) if expr in top else None
+    if isinstance(expr, DoubleFloor):  # floor(n*s) <= n*s
+        n = magnitude(expr.args[0], top)
+        return None if n is None else math.ceil(n * Fraction(int(expr.args[1].p), int(expr.args[1].q))) + 1
+    if isinstance(expr, sympy.Piecewise):
+        exprs = [e for e, _ in expr.args]
+        exprs += [side for _, c in expr.args if isinstance(c, sympy.Basic)
+                  for rel in c.atoms(sympy.core.relational.Relational) for side in (rel.lhs, rel.rhs)]
+    else:
+        exprs = [a for a in expr.args if isinstance(a, sympy.Expr)]
+    parts = [magnitude(a, top) for a in exprs]
+    if any(p is None for p in parts):
+        return None
+    if isinstance(expr, sympy.Add):
+        return sum(parts)
+    if isinstance(expr, sympy.Mul):
+        out = 1
+        for p in parts:
+            out *= max(p, 1)
+        return max(out, *parts)
+    if isinstance(expr, sympy.Pow) and expr.exp.is_Integer and expr.exp >= 0:
+        return max(parts[0] ** int(expr.exp), parts[0])
+    if isinstance(expr, (sympy.Piecewise, sympy.Min, sympy.Max, sympy.Mod, FloorDiv, IntSqrt, CeilSqrt)):
+        return max(parts + [1])
+    return None

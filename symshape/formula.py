@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import math
 import numbers
-from fractions import Fraction
 from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 import sympy
 import torch
 
-from .compiled import compile_checked, compile_method
-from .dims import BATCH, MAX_TENSOR_ELEMENTS, CeilSqrt, DoubleFloor, FloorDiv, IntSqrt, as_expr, positive_int, size_symbol
+from .compiled import compile_checked, compile_method, magnitude
+from .dims import BATCH, MAX_TENSOR_ELEMENTS, as_expr, positive_int, size_symbol
 from .errors import InvalidArgument, InvalidInputSize, SymshapeError
 from .evaluation import case_text, shapes_in
 
@@ -180,11 +179,11 @@ class Formula:
         top = {size_symbol(n): (int(a.max()) if isinstance(a, torch.Tensor) else a)
                for n, a in zip(self.size_names, args)}
         top[self._symbols[0]] = self.batch
-        reach = _magnitude(self.expr, top)
+        reach = magnitude(self.expr, top)
         for r in self._requirements:  # the checks compute in int64 too
             while r is not None and reach is not None:
                 for side in (r.lhs, r.rhs):
-                    bound = _magnitude(as_expr(side), top) if reach is not None else None
+                    bound = magnitude(as_expr(side), top) if reach is not None else None
                     reach = None if bound is None else max(reach, bound)
                 r = r.unless
         if reach is None or reach >= 2 ** 62:
@@ -313,7 +312,7 @@ def _largest_tensor(analysis: "Shapes", top: dict, batch: int) -> float:
     biggest = 0
     shapes = [shape for _, shape in analysis.inputs.shapes] + [sh for s in analysis.steps for sh in shapes_in(s.output)]
     for shape in shapes:
-        n = _magnitude(sympy.Mul(*(as_expr(d) for d in shape)), top)
+        n = magnitude(sympy.Mul(*(as_expr(d) for d in shape)), top)
         biggest = max(biggest, math.inf if n is None else n)
     return biggest
 
@@ -323,42 +322,7 @@ def _bounds_hold(analysis: "Shapes", top: dict, batch: int) -> bool:
     top = {**top, analysis.batch: batch}
     for s in analysis.steps:
         for size, limit, _ in s.bounds:
-            n = _magnitude(size, top)
+            n = magnitude(size, top)
             if n is None or n >= limit:
                 return False
     return True
-
-
-def _magnitude(expr, top: dict) -> int | None:
-    """An upper bound on the absolute value of ``expr`` and of every value computed on the way,
-    for sizes up to ``top`` (symbol -> largest value); None where it is not bounded so."""
-    if expr.is_Integer:
-        return abs(int(expr))
-    if expr.is_Rational:
-        return abs(int(expr.p))
-    if expr.is_Symbol:
-        return int(top[expr]) if expr in top else None
-    if isinstance(expr, DoubleFloor):  # floor(n*s) <= n*s
-        n = _magnitude(expr.args[0], top)
-        return None if n is None else math.ceil(n * Fraction(int(expr.args[1].p), int(expr.args[1].q))) + 1
-    if isinstance(expr, sympy.Piecewise):
-        exprs = [e for e, _ in expr.args]
-        exprs += [side for _, c in expr.args if isinstance(c, sympy.Basic)
-                  for rel in c.atoms(sympy.core.relational.Relational) for side in (rel.lhs, rel.rhs)]
-    else:
-        exprs = [a for a in expr.args if isinstance(a, sympy.Expr)]
-    parts = [_magnitude(a, top) for a in exprs]
-    if any(p is None for p in parts):
-        return None
-    if isinstance(expr, sympy.Add):
-        return sum(parts)
-    if isinstance(expr, sympy.Mul):
-        out = 1
-        for p in parts:
-            out *= max(p, 1)
-        return max(out, *parts)
-    if isinstance(expr, sympy.Pow) and expr.exp.is_Integer and expr.exp >= 0:
-        return max(parts[0] ** int(expr.exp), parts[0])
-    if isinstance(expr, (sympy.Piecewise, sympy.Min, sympy.Max, sympy.Mod, FloorDiv, IntSqrt, CeilSqrt)):
-        return max(parts + [1])
-    return None

@@ -147,10 +147,13 @@ def _keep_alive(value, memo: dict) -> None:
 @functools.lru_cache(maxsize=None)
 def _copies_as_module(cls: type) -> bool:
     """Whether ``copy.deepcopy`` copies an instance of ``cls`` as it copies a plain ``nn.Module``:
-    no ``__deepcopy__``, no reduce or state methods of its own, no slots, no copyreg entry."""
+    no ``__deepcopy__``, no reduce methods or new-arguments of its own, no slots, no copyreg entry.
+    Its own ``__getstate__`` and ``__setstate__`` are called as deepcopy calls them (``object``'s
+    reduce gives the state ``__getstate__()`` returns, and the copy's ``__setstate__`` takes it
+    deep-copied): a convolution's, which sets a default ``padding_mode``, copies by this road too."""
     return (getattr(cls, "__deepcopy__", None) is None and cls not in copyreg.dispatch_table
             and cls.__reduce_ex__ is object.__reduce_ex__ and cls.__reduce__ is object.__reduce__
-            and cls.__getstate__ is nn.Module.__getstate__ and cls.__setstate__ is nn.Module.__setstate__
+            and getattr(cls, "__getnewargs_ex__", None) is None and getattr(cls, "__getnewargs__", None) is None
             and not copyreg._slotnames(cls) and not issubclass(cls, (list, dict)))
 
 

@@ -16,7 +16,7 @@ import sympy
 from .dims import FloorDiv, always_divisible, as_expr, smallest_value, without_ite
 
 __all__ = ["KINDS", "MAX_CLAUSES", "RELATIONS", "Relation", "Requirement", "Rounding", "by_cases", "cases_of", "cnf",
-           "innermost_cases", "literal", "unless_not"]
+           "innermost_cases", "literal", "remainder_of", "unless_not"]
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ class Rounding:
 def literal(rel) -> tuple:
     """A relation as (lhs, relation, rhs) in Requirement's vocabulary (sizes are integers)."""
     if isinstance(rel, sympy.Eq):
-        remainder = _remainder(rel.lhs - rel.rhs)
+        remainder = remainder_of(rel.lhs - rel.rhs)
         if remainder is not None:  # a - q*(a // q) == 0: a divisible by q
             return remainder[0], "divisible", remainder[1]
         return rel.lhs, "==", rel.rhs
@@ -176,8 +176,9 @@ def literal(rel) -> tuple:
     raise ValueError(f"a condition that is not a relation of sizes: {rel}")
 
 
-def _remainder(e) -> tuple | None:
-    """``(a, q)`` when ``e`` is ``a % q`` (``a - q*floor(a/q)``, or ``Mod(a, q)``) or its negation."""
+def remainder_of(e) -> tuple | None:
+    """``(a, q)`` when ``e`` is ``a % q`` (``a - q*floor(a/q)``, or ``Mod(a, q)``) or its negation
+    (``Eq(e, 0)``: ``a`` divisible by ``q``)."""
     e = as_expr(e)
     for sign in (1, -1):
         f = sign * e

@@ -32,14 +32,16 @@ import numbers
 from typing import Iterable, Sequence
 
 import sympy
+import torch
 
+from .compiled import compile_checked, magnitude
 from .dims import FloorDiv, as_expr, without_ite, batch_symbol, divisors, floor_div, positive_int, size_symbol
 from .errors import InvalidArgument
 from .quasi import Unsolvable, quasi
-from .requirements import RELATIONS, Requirement, by_cases, cases_of, innermost_cases, unless_not
+from .requirements import RELATIONS, Requirement, by_cases, cases_of, innermost_cases, remainder_of, unless_not
 from .sizes import IntSet, SizeSet, Tie
 
-__all__ = ["Unsolvable", "divisible_set", "exact_sizes", "solve_flat", "solve_requirements", "valid_sizes"]
+__all__ = ["Unsolvable", "divisible_set", "exact_sizes", "smallest_tied", "solve_flat", "solve_requirements", "valid_sizes"]
 
 Box = dict  # symbol name -> IntSet
 
@@ -658,6 +660,10 @@ def _two_products(lhs, rhs, box: Box, names: Sequence[str], text: str) -> list[B
 
 
 def _separable(req_lhs, relation: str, rhs, box: Box, names: Sequence[str], text: str) -> list[Box]:
+    remainder = remainder_of(req_lhs) if relation in ("==", "!=") and rhs == 0 else None
+    if remainder is not None:  # a % q != 0 (a check on the side where a view's count is odd): not divisible
+        hit = _multivariate(remainder[0], "divisible", remainder[1], box, names, text)
+        return hit if relation == "==" else _difference(box, hit, names)
     if relation in ("==", "!="):
         hit = _two_products(req_lhs, rhs, box, names, text)
         if hit is not None:
@@ -905,6 +911,33 @@ def _valid_sizes(analysis, batch: int = 1, square: bool = False) -> SizeSet:
     batch = positive_int(batch, "batch")
     ties, groups = _square_ties(analysis) if square else ({}, None)
     return solve_requirements(analysis.size_names, analysis.requirements, batch, ties, groups)
+
+
+def smallest_tied(analysis, batch: int = 1, upto: int = 1024) -> dict[str, int] | None:
+    """The smallest ``s <= upto`` at which every check of ``analysis`` holds with every size
+    name ``s`` (``H = W = s``), found by brute force: the checks compiled for int64 tensors and
+    run for every ``s`` at once. Exact where no value computed on the way can pass int64; None
+    where one could, where no such ``s`` is accepted, and for an analysis with cases (the
+    solver's questions).
+
+    Milliseconds where :func:`valid_sizes` can take seconds (the window conditions of MaxViT at
+    384, whose smallest valid size is none of the proof's usual candidates: 3 s)."""
+    if analysis.cases or analysis.where or not analysis.size_names:
+        return None
+    symbols = [batch_symbol(), *(size_symbol(n) for n in analysis.size_names)]
+    top = {symbols[0]: positive_int(batch, "batch"), **{s: upto for s in symbols[1:]}}
+    checks = [r for _, r in analysis.requirements]
+    for r in checks:
+        while r is not None:
+            for side in (r.lhs, r.rhs):
+                reach = magnitude(as_expr(side), top)
+                if reach is None or reach >= 2 ** 62:
+                    return None
+            r = r.unless
+    accepted, _ = compile_checked(symbols, checks, [], backend="torch")(
+        batch, *([torch.arange(1, upto + 1)] * len(analysis.size_names)))
+    hits = torch.as_tensor(accepted, dtype=torch.bool).expand(upto).nonzero()
+    return {n: int(hits[0]) + 1 for n in analysis.size_names} if len(hits) else None
 
 
 def exact_sizes(analysis, batch: int = 1, ignore_declared: bool = False, square: bool = False) -> SizeSet:

@@ -210,6 +210,14 @@ def _without_max_one(e: sympy.Expr) -> sympy.Expr:
     """``Max(1, x)`` (torch's stride of a dim that may be empty) is ``x`` where ``x >= 1``."""
     if not e.has(sympy.Max):
         return e
+    return _max_one_dropped(e)
+
+
+@functools.lru_cache(maxsize=4096)
+def _max_one_dropped(e: sympy.Expr) -> sympy.Expr:
+    # cached: every tensor made with strides asks again for the strides it was given (sympy's
+    # replace walks the whole expression; 0.6 s of BAT's attention, which splits and joins a
+    # tensor of strides Max(1, ...) block by block)
 
     def at_least_one(m) -> bool:
         if not (isinstance(m, sympy.Max) and len(m.args) == 2 and sympy.Integer(1) in m.args):
@@ -273,12 +281,18 @@ def dense(shape, strides) -> bool:
     expected, todo = sympy.Integer(1), [i for i, n in enumerate(shape) if n != 1]
     strides = [nonempty(s) for s in strides]  # an empty tensor's layout decides nothing after it
     while todo:
-        match = [i for i in todo if sympy.expand(strides[i] - expected) == 0]
+        match = [i for i in todo if _expands_equal(strides[i], expected)]
         if len(match) != 1:
             return False
         todo.remove(match[0])
         expected = expected * as_expr(shape[match[0]])
     return True
+
+
+@functools.lru_cache(maxsize=4096)
+def _expands_equal(a: sympy.Expr, b: sympy.Expr) -> bool:
+    """``a == b`` at every size, expanded (cached: a stage's blocks ask of the same strides)."""
+    return a == b or sympy.expand(a - b) == 0
 
 
 def row_major(shape, strides) -> bool:
@@ -321,8 +335,10 @@ def elementwise_layout(inputs, out: "SymTensor") -> "SymTensor":
     return out.with_shape(out.shape, strides=strides)
 
 
+@functools.lru_cache(maxsize=4096)
 def _always(expr) -> bool:
-    """``expr >= 0`` at every size, as ``smallest_value`` finds it (factored: ``3W(H - 1)``)."""
+    """``expr >= 0`` at every size, as ``smallest_value`` finds it (factored: ``3W(H - 1)``;
+    cached: sympy's factor takes milliseconds, and a stage's blocks ask of the same strides)."""
     low = smallest_value(expr)
     if low is not None and low >= 0:
         return True

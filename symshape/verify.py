@@ -30,12 +30,12 @@ import torch.nn as nn
 
 from .modules import attributes_kept, copy_model, has_lazy, positional_call
 from .dims import BATCH, MAX_TENSOR_ELEMENTS, as_expr, batch_symbol, positive_int
-from .errors import BoundExceeded, InvalidArgument, TraceMismatch
+from .errors import BoundExceeded, InvalidArgument, SymshapeError, TraceMismatch
 from .evaluation import Evaluation, Shapes
 from .quasi import Unsolvable
 from .render import text_table
 from .replay import NOT_FOUND, KernelMemo, ModuleCalls, signature, watching
-from .solve import divisible_set, valid_sizes
+from .solve import divisible_set, smallest_tied, valid_sizes
 from .trace import CONSTANT, REPEAT_CHECK, trace
 
 __all__ = ["PROOF_SIZES", "Comparison", "Mismatch", "Observation", "VerifyReport", "compare", "disagreements",
@@ -636,8 +636,15 @@ PROOF_SIZES = (224, 64, 32, 97, 128, 16, 300, 8, 512, 4, 2, 1)
 
 
 def _smallest_valid(analysis: Shapes, batch: int = 1) -> dict | None:
-    """The smallest size torch should run (ignoring a wrong declared in_features), if the solver
-    finds one."""
+    """The smallest size torch should run (ignoring a wrong declared in_features): every size
+    name the same, where a scan up to 1024 finds one (confirmed by evaluating it), else the
+    solver's, if it finds one."""
+    try:
+        tied = smallest_tied(analysis, batch)
+        if tied is not None and analysis.evaluate(**tied, **({BATCH: batch} if batch != 1 else {})).failure is None:
+            return tied
+    except SymshapeError:  # (a size past what symshape states: the solver's answer, as before)
+        pass
     try:
         valid = valid_sizes(analysis, batch)
         return valid.min() if not valid.is_empty else None

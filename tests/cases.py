@@ -574,6 +574,9 @@ def meta_cases() -> list[Case]:
     add(Case("bmm_method", lambda: Custom(lambda m, x: x.flatten(0, 1).bmm(x.flatten(0, 1)).view(-1)), SHAPES[2], S))
     add(Case("mm_function", lambda: Custom(lambda m, x: torch.mm(x[0, 0], x[0, 1].t())), SHAPES[2], S))
     add(Case("mm_method", lambda: Custom(lambda m, x: x[0, 0].t().mm(x[0, 1]).view(-1)), SHAPES[2], S))
+    add(Case("eye_sizes", lambda: Custom(lambda m, x: (x @ torch.eye(x.shape[-1]), torch.eye(x.shape[-2], x.shape[-1] - 3,
+                                                                                         dtype=torch.float64).flatten(),
+                                                       torch.eye(2, x.shape[-2]) @ x)), SHAPES[2], S))
     add(Case("linspace_steps", lambda: Custom(lambda m, x: x * torch.linspace(0, 1, x.shape[-1])), SHAPES[2], S))
     add(Case("arange_from_half", lambda: Custom(lambda m, x: x * (torch.arange(0.5, x.shape[-1]) / 2)), SHAPES[2], S))
     add(Case("logspace_steps", lambda: Custom(lambda m, x: x * torch.logspace(0, 1, x.shape[-2] - 2).unsqueeze(1)), SHAPES[2], S))

@@ -331,6 +331,61 @@ def test_a_recurrent_model_is_proved_at_the_smallest_size_it_accepts():
     assert assert_agrees(model, (3, "L"), [{"L": n} for n in (1, 4, 5, 6, 33, 224)]) == 4
 
 
+class _Windowed(nn.Module):
+    """A strided convolution, then the map cut into ``window x window`` windows by a view: torch
+    runs it only where the map's sides are multiples of the window."""
+
+    def __init__(self, stride: int, window: int, kernel: int = 3):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, kernel, stride=stride, padding=kernel // 2)
+        self.window = window
+
+    def forward(self, x):
+        y = self.conv(x)
+        n, c, h, w = y.shape
+        return y.view(n, c, h // self.window, self.window, w // self.window, self.window)
+
+
+def _runs(model, size: int) -> bool:
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 2, size, size))
+        return True
+    except RuntimeError:
+        return False
+
+
+@settings(max_examples=12, deadline=None)
+@given(stride=st.integers(1, 4), window=st.integers(2, 13), kernel=st.sampled_from([1, 3, 5]))
+def test_the_smallest_tied_size_is_the_first_torch_runs(stride, window, kernel):
+    """solve.smallest_tied (the brute-force scan of the compiled checks, every size name the
+    same) against torch's forward at every size up to the one it names."""
+    model = _Windowed(stride, window, kernel)
+    found = symshape.solve.smallest_tied(symshape.analyze(model, (2, "H", "W"), prove=False))
+    assert found is not None and found["H"] == found["W"]
+    assert _runs(model, found["H"]) and not any(_runs(model, s) for s in range(1, found["H"]))
+
+
+def test_a_model_that_refuses_every_usual_size_is_proved_at_the_scanned_one(monkeypatch):
+    """None of the proof's candidate sizes fits windows of 13 after a stride of 2 (MaxViT at 384
+    is alike: its smallest size is 381): the proof takes the smallest size every check accepts
+    from the scan, without the solver (3 s on MaxViT), and torch agrees at and around it."""
+    model = _Windowed(2, 13)
+    monkeypatch.setattr(verify, "valid_sizes", lambda *a, **k: pytest.fail("the solver was asked"))
+    a = symshape.analyze(model, (2, "H", "W"))
+    assert a.proof == "H=25, W=25", a.proof
+    assert assert_agrees(model, (2, "H", "W"), grid(("H", "W"), [24, 25, 26, 27, 51, 52])) >= 6
+
+
+def test_the_scan_leaves_what_int64_may_not_hold_to_the_solver():
+    """A check whose values could pass int64 at sizes up to the scan's end: no answer from the
+    scan (the solver's question)."""
+    model = _Windowed(1, 3)
+    a = symshape.analyze(model, (2, "H", "W"), prove=False)
+    assert symshape.solve.smallest_tied(a) == {"H": 3, "W": 3}
+    assert symshape.solve.smallest_tied(a, upto=2 ** 40) is None
+
+
 # -- torch's kernels once per metadata (replay.KernelMemo) -----------------------------------------
 
 
@@ -448,10 +503,44 @@ class _OwnCopy(nn.Module):
         return new
 
 
+class _OwnState(nn.Module):
+    """A module with state methods of its own (as torch's convolutions, LSTM and
+    MultiheadAttention have): deepcopy calls them, and so must the copy's shorter road."""
+
+    def __init__(self):
+        super().__init__()
+        self.restored = 0
+
+    def __getstate__(self):
+        state = super().__getstate__().copy()
+        state["given"] = state.get("given", 0) + 1
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self.restored += 1
+
+
+class _NewArgs(nn.Module):
+    """A module whose reduce passes arguments to ``__new__``: deepcopy's road."""
+
+    made: list = []
+
+    def __new__(cls, *args):
+        cls.made.append(args)
+        return super().__new__(cls)
+
+    def __getnewargs__(self):
+        return (7,)
+
+
 class _Attributes(nn.Module):
     def __init__(self):
         super().__init__()
         self.block = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU())
+        self.state = _OwnState()
+        self.rnn = nn.LSTM(2, 3)
+        self.newargs = _NewArgs()
         self.again = self.block  # one module under two names: one copy
         self.cache = {"k": [1, 2], "t": torch.ones(2)}
         self.alias = self.cache  # one dict under two names: one copy
@@ -498,9 +587,12 @@ def test_the_models_copy_is_the_copy_deepcopy_makes():
         assert _structure(fast, {}) == _structure(_deepcopy_as_copy_model(model, device), {})
         assert fast.again is fast.block and fast.alias is fast.cache and fast.cache is not model.cache
         assert fast.own.copies == 1 and fast.block is not model.block
+        assert (fast.state.given, fast.state.restored) == (1, 1) and _NewArgs.made[-2:] == [(7,), (7,)]
         # (all but those of the module that copies itself its own way)
         assert all(p.is_meta for n, p in fast.named_parameters()
                    if not n.startswith("own.") and not modules.is_lazy_parameter(p)) == (device == "meta")
+    assert modules._copies_as_module(nn.Conv2d) and modules._copies_as_module(_OwnState)
+    assert not modules._copies_as_module(_NewArgs) and not modules._copies_as_module(_OwnCopy)
     assert _structure(model, {}) == before  # the model itself as it was
     x = torch.randn(1, 1, 6, 6)
     assert torch.equal(copy_model(model).block(x), model.block(x))  # the hook and parametrization kept

@@ -14,7 +14,7 @@ import seed001_cnnclf
 import seed003_cs231n
 import symshape
 from oracle import members, scan, torch_runs
-from solver_models import NAMES, UPTO, UpCat, solver_models
+from solver_models import NAMES, UPTO, PlusTranspose, Rows, UpCat, solver_models
 from symshape.modules import copy_model as _copy
 
 EXAMPLES = int(os.environ.get("SYMSHAPE_SOLVER_EXAMPLES", "40"))
@@ -127,6 +127,20 @@ def test_valid_solve_exact_match_brute_force(drawn):
         for flat in sorted(values)[:3] + [max(values, default=1) + 1]:
             got = analysis.solve(flat, layer=linear)
             assert members(got, names, upto) == values.get(flat, set()), f"{model}\nflat {flat}: {got}"
+
+
+def test_an_odd_count_on_one_side_of_a_broadcast_is_solved_against_torch():
+    """Found by the test above: a broadcast whose sides depend on whether a size is 1, then
+    ``view(-1, 2)``. One side's check is ``H*W`` odd (``H*W - 2*floor(H*W/2) != 0``): the sizes
+    where ``H*W`` is not divisible by 2, which the solver had refused as a product it cannot
+    solve. Every answer against torch's forward at every size up to 12."""
+    model = nn.Sequential(nn.AvgPool2d(1, 1, 0), PlusTranspose(), Rows(2), nn.LazyLinear(2))
+    analysis = symshape.analyze(model, (1, "H", "W"))
+    valid, exact = analysis.valid_sizes(), analysis.exact_sizes()
+    truth = brute_force(model, (1, "H", "W"), ["H", "W"], 12)
+    assert members(valid, ["H", "W"], 12) == {c for c, t in truth.items() if t[1]}, str(valid)
+    assert members(exact, ["H", "W"], 12) == {c for c, t in truth.items() if t[2]}, str(exact)
+    assert (4, 4) in members(valid, ["H", "W"], 12) and (3, 3) not in members(valid, ["H", "W"], 12)
 
 
 def test_seed003_square_5408_is_31_and_32():

@@ -1,10 +1,12 @@
 """Factories whose size is computed from their arguments: ``torch.linspace(start, end, steps) ->
-(steps,)`` (``torch.logspace`` alike), ``torch.arange(start, end, step) -> (ceil((end - start)/step),)``.
+(steps,)`` (``torch.logspace`` alike), ``torch.arange(start, end, step) -> (ceil((end - start)/step),)``,
+``torch.eye(n, m) -> (n, m)``.
 
 Other factories (``zeros``, ``ones``, ``full`` ...) take their sizes straight from their arguments
 and run on torch's fake tensors with symbolic sizes (symshape.meta). linspace's meta kernel asks
 for the value of ``steps``, and arange's computes its length in floating point when an argument
-is a float (``torch.arange(0.5, H)``, DINOv3's position grid), so each has a rule.
+is a float (``torch.arange(0.5, H)``, DINOv3's position grid), so each has a rule; eye's meta
+kernel branches (below).
 """
 
 from __future__ import annotations
@@ -20,20 +22,42 @@ from ..dims import SizeRatio, canonical
 from ..tensor import SymTensor
 from .registry import Context, function_rule
 
-__all__ = ["arange", "linspace"]
+__all__ = ["arange", "eye", "linspace"]
+
+
+def _count(ctx: Context, value, what: str):
+    """``value`` where it is an int or a size (a count of elements); refused otherwise."""
+    if isinstance(value, (bool, SymTensor)) or not isinstance(value, (numbers.Integral, sympy.Basic)) \
+            or isinstance(value, sympy.Basic) and not value.is_integer:
+        ctx.unsupported(f"{what} must be an int or a size, got {value!r}")
+    return value
 
 
 @function_rule(torch.linspace, torch.logspace, on_sizes=True, layout=True)
 def linspace(ctx: Context, start, end, steps, *args, **kwargs) -> SymTensor:
     """``(steps,)``; torch needs ``steps >= 0``."""
-    if isinstance(steps, SymTensor) or not isinstance(steps, (numbers.Integral, sympy.Basic)):
-        ctx.unsupported(f"steps must be an int or a size, got {steps!r}")
-    if isinstance(steps, sympy.Basic) and not steps.is_integer:
-        ctx.unsupported(f"steps must be an int or a size, got {steps}")
+    _count(ctx, steps, "steps")
     if any(isinstance(v, SymTensor) for v in (start, end)):
         ctx.unsupported("start or end given as a tensor")
     ctx.at_least(steps, 0, "number of steps must be non-negative, gets {lhs}")
     return SymTensor((steps,))
+
+
+@function_rule(torch.eye, on_sizes=True, layout=True)
+def eye(ctx: Context, n, m=None, **kwargs) -> SymTensor:
+    """``(n, m)``, ``m`` being ``n`` where not given; torch needs ``n >= 0`` and ``m >= 0``.
+
+    (torch's meta kernel builds the identity from two ``arange`` compared by broadcasting, which
+    branches on ``n == 1``: 24 ms a call where this takes none; BAT's attention calls it 32
+    times.)"""
+    if "out" in kwargs or kwargs.get("layout") not in (None, torch.strided):
+        ctx.unsupported("eye with out= or a layout other than strided")
+    n = _count(ctx, n, "n")
+    m = n if m is None else _count(ctx, m, "m")
+    ctx.at_least(n, 0, "n must be greater or equal to 0, got {lhs}")
+    ctx.at_least(m, 0, "m must be greater or equal to 0, got {lhs}")
+    dtype = kwargs.get("dtype")
+    return SymTensor((n, m), dtype=torch.get_default_dtype() if dtype is None else dtype)
 
 
 def _exact_number(ctx: Context, value, what: str) -> sympy.Expr:
