@@ -713,7 +713,30 @@ class SizeRatio:
         e = self.expr
         return isinstance(e, sympy.Pow) and e.exp == S.Half and integer_polynomial(e.base)
 
+    def _extremum(self):
+        """The expression as ``Max``/``Min`` of ratios, where it is one with a positive or
+        negative rational scale and a shift outside (``4*Min(3/4, H/W) + 1`` is ``Min(4, 4*H/W +
+        1)``: Python's ``max``/``min`` of floats, symshape.trace's stand-in); else None."""
+        e, scale, shift = self.expr, S.One, S.Zero
+        if isinstance(e, sympy.Add):
+            inner = [t for t in e.args if t.has(sympy.Max, sympy.Min)]
+            if len(inner) != 1:
+                return None
+            shift, e = e - inner[0], inner[0]
+        if isinstance(e, sympy.Mul):
+            scale, e = e.as_coeff_Mul()
+            if not scale.is_Rational or scale == 0:
+                return None
+        if not isinstance(e, (sympy.Max, sympy.Min)) or any(a.has(sympy.Max, sympy.Min) for a in e.args):
+            return None
+        kind = type(e) if scale > 0 else (sympy.Min if isinstance(e, sympy.Max) else sympy.Max)
+        return kind, [SizeRatio(scale * a + shift) for a in e.args]
+
     def _rounded(self, up: bool) -> sympy.Expr:
+        extremum = self._extremum()
+        if extremum is not None:  # floor and ceil are monotone: each ratio rounded, then the extremum
+            kind, ratios = extremum
+            return canonical(kind(*(r._rounded(up) for r in ratios)))
         if self._root():
             return (CeilSqrt if up else IntSqrt)(self.expr.base)
         num, den = sympy.fraction(sympy.together(self.expr))
@@ -730,6 +753,10 @@ class SizeRatio:
         return self._rounded(False)
 
     def __trunc__(self):
+        extremum = self._extremum()
+        if extremum is not None:  # trunc is monotone too
+            kind, ratios = extremum
+            return canonical(kind(*(math.trunc(r) for r in ratios)))
         num, den = sympy.fraction(sympy.together(self.expr))
         low = smallest_value(num) if den.is_Integer and den > 0 else None
         if self._root() or low is not None and low >= 0:

@@ -270,6 +270,13 @@ def _short_binary(f: float) -> bool:
     return den & (den - 1) == 0 and den <= 2 ** 20 and abs(num).bit_length() <= 20
 
 
+def _float_extremum(target, args) -> SizeRatio:
+    """``max(k / q, 1.0)``: floats, recorded as one call by symshape.trace's stand-in (no branch
+    on the comparison); its value is the extremum, exactly, as every SizeRatio is. (Only such
+    calls reach here: any other ``max`` or ``min`` ran as Python's.)"""
+    return SizeRatio((sympy.Max if target is max else sympy.Min)(*(SizeRatio._exact(v) for v in args)))
+
+
 def _size_arithmetic(target, args, kwargs, node: torch.fx.Node, where: str):
     """Evaluate a call on sizes (no tensor involved): ``x.size(0) * 4``, ``shape[1:]`` ..."""
     if args and _symbolic(args[0]) and not kwargs:
@@ -303,6 +310,8 @@ def _size_arithmetic(target, args, kwargs, node: torch.fx.Node, where: str):
                     "that are short binary fractions (0.5, 0.25, 1.5, 2.0)")
         if any(isinstance(v, float) for v in args) and target is not operator.truediv:
             return SizeRatio(target(*(SizeRatio._exact(v) for v in args)))  # x.shape[3] * 0.5
+    if target in (max, min) and not kwargs and all(isinstance(v, (SizeRatio, float)) for v in args):
+        return _float_extremum(target, args)
     if target is operator.truediv and any(_symbolic(v) for v in args):
         # H / 2 is a float in torch: an exact fraction here (SizeRatio), never a size
         a, b = (SizeRatio._exact(v) for v in args)

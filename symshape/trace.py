@@ -731,7 +731,30 @@ def _stand_in(builtin: type) -> type:
                                                       "__module__": "builtins"})
 
 
-_STAND_INS = {"int": _stand_in(int), "float": _stand_in(float)}
+def _float_extremum(builtin):
+    """``max``/``min`` of floats of which some are traced ratios of sizes (``max(k_h / q_h,
+    1.0)``, MViTv2's relative positions): one graph node, whose value is the exact extremum,
+    where Python would have compared them and fx branched on the comparison (a side per
+    answer, each a trace of the module). Only floats: the result of ``max`` of an int and a
+    float has the type of the larger, which the sizes decide. Anything else is the builtin."""
+
+    def stand_in(*args, **kwargs):
+        traced = [a for a in args if issubclass(type(a), _SizedMixin)]
+        if len(args) < 2 or kwargs or not traced:
+            return builtin(*args, **kwargs)
+        tracer = traced[0].tracer
+        if all(type(a) is float and math.isfinite(a) or issubclass(type(a), _SizedMixin)
+               and isinstance(tracer.value(a), SizeRatio) for a in args):
+            return tracer.create_proxy("call_function", builtin, args, {})
+        return builtin(*args, **kwargs)
+
+    stand_in.__name__ = stand_in.__qualname__ = builtin.__name__
+    stand_in.builtin = builtin
+    return stand_in
+
+
+_STAND_INS = {"int": _stand_in(int), "float": _stand_in(float),
+              "max": _float_extremum(max), "min": _float_extremum(min)}
 _globals_lock = threading.Lock()
 #: the globals dicts holding a stand-in, with the names inserted, while any trace runs
 _covered: dict[int, tuple[dict, list[str]]] = {}

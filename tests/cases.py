@@ -5,6 +5,7 @@ A case is a small model, an input shape and a grid of sizes that includes sizes 
 
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -574,6 +575,16 @@ def meta_cases() -> list[Case]:
     add(Case("bmm_method", lambda: Custom(lambda m, x: x.flatten(0, 1).bmm(x.flatten(0, 1)).view(-1)), SHAPES[2], S))
     add(Case("mm_function", lambda: Custom(lambda m, x: torch.mm(x[0, 0], x[0, 1].t())), SHAPES[2], S))
     add(Case("mm_method", lambda: Custom(lambda m, x: x[0, 0].t().mm(x[0, 1]).view(-1)), SHAPES[2], S))
+    add(Case("float_max_min", lambda: Custom(lambda m, x: (
+        x * torch.arange(x.shape[-1]).mul(max(x.shape[-2] / x.shape[-1], 1.0)).long(),
+        x[..., :int(4 * min(x.shape[-1] / 2, 1.0, 3 / 4)) + 1].flatten(1),
+        x[..., :math.ceil(1 - max(x.shape[-1] / -4, -2.5))].flatten(1),
+        torch.ones(math.floor(min(x.shape[-2] / 3, x.shape[-1] / 2)) + 1, 2),
+        torch.zeros(int(max(x.shape[-1] / 2, x.shape[-2] / 3)) + 1).unsqueeze(0) + x.sum(),
+        F.pad(x, (0, int(max(x.shape[-1] * 0.5, 2.0)))).flatten(1))), SHAPES[2], S))
+    add(Case("max_of_an_int_and_a_float", lambda: nn.Sequential(Custom(lambda m, x: (
+        x[..., :int(max(x.shape[-1], 2.5))].flatten(1),
+        x[..., :min(x.shape[-2], x.shape[-1])].flatten(1)))), SHAPES[2], S))
     add(Case("eye_sizes", lambda: Custom(lambda m, x: (x @ torch.eye(x.shape[-1]), torch.eye(x.shape[-2], x.shape[-1] - 3,
                                                                                          dtype=torch.float64).flatten(),
                                                        torch.eye(2, x.shape[-2]) @ x)), SHAPES[2], S))
