@@ -216,8 +216,8 @@ def _without_max_one(e: sympy.Expr) -> sympy.Expr:
 @functools.lru_cache(maxsize=4096)
 def _max_one_dropped(e: sympy.Expr) -> sympy.Expr:
     # cached: every tensor made with strides asks again for the strides it was given (sympy's
-    # replace walks the whole expression; 0.6 s of BAT's attention, which splits and joins a
-    # tensor of strides Max(1, ...) block by block)
+    # replace walks the whole expression; BAT's attention splits and joins a tensor of strides
+    # Max(1, ...) block by block, and this was a quarter of its profile)
 
     def at_least_one(m) -> bool:
         if not (isinstance(m, sympy.Max) and len(m.args) == 2 and sympy.Integer(1) in m.args):
