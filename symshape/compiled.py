@@ -23,7 +23,7 @@ import torch
 from .dims import CeilSqrt, DoubleFloor, FloorDiv, IntSqrt, as_expr
 from .requirements import RELATIONS
 
-__all__ = ["compile_exprs", "compile_checked", "compile_method", "magnitude", "BACKENDS"]
+__all__ = ["compile_exprs", "compile_checked", "compile_method", "checks_magnitude", "magnitude", "BACKENDS"]
 
 BACKENDS = ("python", "torch")
 
@@ -387,3 +387,18 @@ def magnitude(expr, top: dict) -> int | None:
     if isinstance(expr, (sympy.Piecewise, sympy.Min, sympy.Max, sympy.Mod, FloorDiv, IntSqrt, CeilSqrt)):
         return max(parts + [1])
     return None
+
+
+def checks_magnitude(requirements, top: dict) -> int | None:
+    """:func:`magnitude` over both sides of every requirement and of each one's ``unless`` (the
+    checks compute in int64 too): the largest, or None where one is not bounded."""
+    reach = 0
+    for r in requirements:
+        while r is not None:
+            for side in (r.lhs, r.rhs):
+                bound = magnitude(as_expr(side), top)
+                if bound is None:
+                    return None
+                reach = max(reach, bound)
+            r = r.unless
+    return reach

@@ -270,7 +270,7 @@ def _short_binary(f: float) -> bool:
     return den & (den - 1) == 0 and den <= 2 ** 20 and abs(num).bit_length() <= 20
 
 
-def _float_extremum(target, args) -> SizeRatio:
+def _extremum_of_floats(target, args) -> SizeRatio:
     """``max(k / q, 1.0)``: floats, recorded as one call by symshape.trace's stand-in (no branch
     on the comparison); its value is the extremum, exactly, as every SizeRatio is. (Only such
     calls reach here: any other ``max`` or ``min`` ran as Python's.)"""
@@ -311,7 +311,7 @@ def _size_arithmetic(target, args, kwargs, node: torch.fx.Node, where: str):
         if any(isinstance(v, float) for v in args) and target is not operator.truediv:
             return SizeRatio(target(*(SizeRatio._exact(v) for v in args)))  # x.shape[3] * 0.5
     if target in (max, min) and not kwargs and all(isinstance(v, (SizeRatio, float)) for v in args):
-        return _float_extremum(target, args)
+        return _extremum_of_floats(target, args)
     if target is operator.truediv and any(_symbolic(v) for v in args):
         # H / 2 is a float in torch: an exact fraction here (SizeRatio), never a size
         a, b = (SizeRatio._exact(v) for v in args)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 import sympy
 import torch
 
-from .compiled import compile_checked, compile_method, magnitude
+from .compiled import checks_magnitude, compile_checked, compile_method, magnitude
 from .dims import BATCH, MAX_TENSOR_ELEMENTS, as_expr, positive_int, size_symbol
 from .errors import InvalidArgument, InvalidInputSize, SymshapeError
 from .evaluation import case_text, shapes_in
@@ -179,13 +179,8 @@ class Formula:
         top = {size_symbol(n): (int(a.max()) if isinstance(a, torch.Tensor) else a)
                for n, a in zip(self.size_names, args)}
         top[self._symbols[0]] = self.batch
-        reach = magnitude(self.expr, top)
-        for r in self._requirements:  # the checks compute in int64 too
-            while r is not None and reach is not None:
-                for side in (r.lhs, r.rhs):
-                    bound = magnitude(as_expr(side), top) if reach is not None else None
-                    reach = None if bound is None else max(reach, bound)
-                r = r.unless
+        reach, checks = magnitude(self.expr, top), checks_magnitude(self._requirements, top)
+        reach = None if reach is None or checks is None else max(reach, checks)
         if reach is None or reach >= 2 ** 62:
             raise InvalidArgument(
                 f"grid(): in_features {self.expr} can reach {'an unbounded value' if reach is None else f'about 2**{reach.bit_length() - 1}'}"

@@ -34,7 +34,7 @@ from typing import Iterable, Sequence
 import sympy
 import torch
 
-from .compiled import compile_checked, magnitude
+from .compiled import checks_magnitude, compile_checked
 from .dims import FloorDiv, as_expr, without_ite, batch_symbol, divisors, floor_div, positive_int, size_symbol
 from .errors import InvalidArgument
 from .quasi import Unsolvable, quasi
@@ -927,13 +927,9 @@ def smallest_tied(analysis, batch: int = 1, upto: int = 1024) -> dict[str, int] 
     symbols = [batch_symbol(), *(size_symbol(n) for n in analysis.size_names)]
     top = {symbols[0]: positive_int(batch, "batch"), **{s: upto for s in symbols[1:]}}
     checks = [r for _, r in analysis.requirements]
-    for r in checks:
-        while r is not None:
-            for side in (r.lhs, r.rhs):
-                reach = magnitude(as_expr(side), top)
-                if reach is None or reach >= 2 ** 62:
-                    return None
-            r = r.unless
+    reach = checks_magnitude(checks, top)
+    if reach is None or reach >= 2 ** 62:
+        return None
     accepted, _ = compile_checked(symbols, checks, [], backend="torch")(
         batch, *([torch.arange(1, upto + 1)] * len(analysis.size_names)))
     hits = torch.as_tensor(accepted, dtype=torch.bool).expand(upto).nonzero()
