@@ -274,7 +274,14 @@ def _extremum_of_floats(target, args) -> SizeRatio:
     """``max(k / q, 1.0)``: floats, recorded as one call by symshape.trace's stand-in (no branch
     on the comparison); its value is the extremum, exactly, as every SizeRatio is. (Only such
     calls reach here: any other ``max`` or ``min`` ran as Python's.)"""
-    return SizeRatio((sympy.Max if target is max else sympy.Min)(*(SizeRatio._exact(v) for v in args)))
+    return SizeRatio(_extremum((sympy.Max if target is max else sympy.Min), tuple(SizeRatio._exact(v) for v in args)))
+
+
+@lru_cache(maxsize=1024)
+def _extremum(kind, args: tuple) -> sympy.Expr:
+    """sympy's ``Max``/``Min`` of ``args`` (cached: sympy takes 5 ms to compare two ratios, and
+    each attention block of a stage asks the same)."""
+    return kind(*args)
 
 
 def _size_arithmetic(target, args, kwargs, node: torch.fx.Node, where: str):
@@ -412,6 +419,9 @@ class Propagator:
         self.cases: tuple = ()
         self.env: dict[torch.fx.Node, Any] = {}
         self.steps: list[Step] = []
+        #: how many of ``steps`` each layer has, counted up to ``_counted`` (see _calls_of)
+        self._step_names: Counter = Counter()
+        self._counted = 0
         self.in_features: dict[str, sympy.Expr] = {}
         self.fixed: dict[str, Fixed] = {}
         self.rules_applied: dict[str, str] = {}
@@ -550,7 +560,7 @@ class Propagator:
     def repeat_of(self, module: nn.Module, key: tuple) -> tuple | None:
         """An equal call computed before (the same key, a module of the same fingerprint: the
         twelve blocks of a ViT, each called with the same shapes), as ``(key, index)``; None."""
-        for i, (other, _) in enumerate(self._repeats.get(key, ())):
+        for i, (other, *_) in enumerate(self._repeats.get(key, ())):
             if other is module or self._fingerprint(other) == self._fingerprint(module):
                 return key, i
         return None
@@ -560,19 +570,25 @@ class Propagator:
         self._open_calls.append({})
         return len(self.steps), set(self.fixed), len(self.path.decisions) if self.path is not None else 0
 
-    def close_call(self, key: tuple, module: nn.Module, name: str, start: tuple, value: Any) -> None:
+    def close_call(self, key: tuple, module: nn.Module, name: str, start: tuple, value: Any, form: Any) -> None:
         """The call ``name`` of ``module`` from ``start`` on (:meth:`open_call`) returned
-        ``value``: kept for an equal later call where its output is one tensor and it took no new
-        side of a branch (a later call would not take it again, and the answers of a side come in
-        order)."""
+        ``value``, of the form ``form`` (symshape.trace's: a tensor, or tuples and lists of tensors
+        and sizes, as MViTv2's attention returns ``(x, [h, w])``): kept for an equal later call
+        where its output holds a tensor and it took no new side of a branch (a later call would not
+        take it again, and the answers of a side come in order)."""
         used = self._open_calls.pop()
         first, fixed_before, decisions = start
-        if not isinstance(value, SymTensor) or (self.path is not None and len(self.path.decisions) != decisions):
+        if not tensors_in(value) or (self.path is not None and len(self.path.decisions) != decisions):
             return
         fixed = tuple((k, f) for k, f in self.fixed.items() if k not in fixed_before)
         # (what its checks state of single sizes, Context.earlier: made when first repeated)
         entry = (name, tuple(self.steps[first:]), value, fixed, dict(used), None)
-        self._repeats.setdefault(key, []).append((module, entry))
+        self._repeats.setdefault(key, []).append((module, entry, form))
+
+    def repeat_form(self, found: tuple):
+        """The form of the output of the call :meth:`repeat_of` found (see :meth:`close_call`)."""
+        key, i = found
+        return self._repeats[key][i][2]
 
     def mark(self) -> tuple:
         """Where the propagation stands, for :meth:`rollback` (the lengths of what only grows,
@@ -584,6 +600,9 @@ class Propagator:
         """Back to ``at`` (:meth:`mark`): what the nodes fed since added is gone (the nodes of a
         module call symshape.trace takes back, to make the call one node of the graph)."""
         steps, env, in_features, fixed, earlier, applied, calls = at
+        if self._counted > steps:
+            self._step_names.subtract(s.name for s in self.steps[steps:self._counted])
+            self._counted = steps
         del self.steps[steps:]
         for grown, n in ((self.env, env), (self.in_features, in_features), (self.fixed, fixed), (self._earlier, earlier)):
             for k in list(grown)[n:]:
@@ -599,13 +618,13 @@ class Propagator:
         pointing at this call's node (a step inside it is checked by the proof where it was
         first computed; this call's output, and each layer's, here), its fixed layers, its output."""
         key, i = found
-        other, (first, steps, value, fixed, used, facts) = self._repeats[key][i]
+        other, (first, steps, value, fixed, used, facts), form = self._repeats[key][i]
         if facts is None:
             stated: dict = {}
             for step in steps:
                 stated.update(_single_size_facts(step.requirements))
             facts = tuple(stated)
-            self._repeats[key][i] = (other, (first, steps, value, fixed, used, facts))
+            self._repeats[key][i] = (other, (first, steps, value, fixed, used, facts), form)
 
         def renamed(text: str) -> str:
             return name + text[len(first):] if text == first or text.startswith(first + ".") else text
@@ -618,17 +637,24 @@ class Propagator:
             self.steps.append(_copied(step, name=here, node=node.name, copy_of=step.copy_of or step.name,
                                       module=inner))
         self._earlier.update(dict.fromkeys(facts))
-        calls = Counter(s.name for s in self.steps) if fixed else None  # each layer's steps so far
         for k, f in fixed:
             k = renamed(k)
             if k not in self.in_features:
                 layer = renamed(f.layer)
                 self.in_features[k] = f.reaching
                 self.fixed[k] = replace(f, layer=layer, parameter=renamed(f.parameter),
-                                        call=max(calls[layer] - 1, 0))
+                                        call=max(self._calls_of(layer) - 1, 0))
         self._applied(used)
         self.env[node] = value
         node.meta[REPEAT_CHECK] = (len(self.steps), shapes_of(value))
+
+    def _calls_of(self, layer: str) -> int:
+        """How many of the steps so far are ``layer``'s (counted once each: a model of 80 blocks
+        asked this at every repeated call, which counted every step again)."""
+        if self._counted < len(self.steps):
+            self._step_names.update(s.name for s in self.steps[self._counted:])
+            self._counted = len(self.steps)
+        return self._step_names[layer]
 
     def _applied(self, families: dict) -> None:
         """Ops and the rule family that answered each: for the analysis, and for each module call
@@ -916,7 +942,7 @@ class Propagator:
             if any(g.layer == name and (g.reaching, g.declared) == (reaching, f.declared) for g in self.fixed.values()):
                 continue  # the same size as this layer's first (a MultiheadAttention's kdim, called with x, x, x)
             if key not in self.in_features:
-                call = sum(1 for s in self.steps if s.name == name) - 1  # this step is the last one
+                call = self._calls_of(name) - 1  # this step is the last one
                 self.in_features[key], self.fixed[key] = reaching, replace(f, reaching=reaching, layer=name,
                                                                            call=max(call, 0))
 

@@ -285,6 +285,33 @@ def _changed(held: list) -> bool:
     return False
 
 
+#: where a traced value sits in the form of a module call's output (_Tracer._output)
+LEAF = object()
+
+
+def _rebuilt(proxy: torch.fx.Proxy, form):
+    """The output of a repeated module call (one node of the graph, ``proxy``) in the form of the
+    first call's (``form``, see _Tracer._output): its tuples and lists again, each traced value
+    an item of the node's value (``proxy[0][1]``), each other item as it was."""
+    if form is LEAF:
+        return proxy
+    if type(form) in (tuple, list):
+        return type(form)(_rebuilt(proxy[i], f) if _traced(f) else f for i, f in enumerate(form))
+    return form
+
+
+def _plain(value) -> bool:
+    """A tensor, a size, or a tuple or list of them (what an item of a repeated output may be)."""
+    if isinstance(value, (SymTensor, int, sympy.Expr)):
+        return True
+    return type(value) in (tuple, list) and all(_plain(v) for v in value)
+
+
+def _traced(form) -> bool:
+    """Whether a traced value sits in ``form``."""
+    return form is LEAF or (type(form) in (tuple, list) and any(_traced(f) for f in form))
+
+
 def is_dynamic(value) -> bool:
     """A value that depends on the input size: a tensor or a size expression."""
     if isinstance(value, sympy.Basic):
@@ -361,9 +388,10 @@ class _Tracer(torch.fx.Tracer):
         if found is not None:
             self._repeating = (id(m), found)
             try:
-                return super().call_module(m, forward, args, kwargs)
+                out = super().call_module(m, forward, args, kwargs)
             finally:
                 self._repeating = None
+            return _rebuilt(out, prop.repeat_form(found))
         start = prop.open_call()
         here = self._mark()
         held = _containers((args, kwargs))
@@ -379,11 +407,41 @@ class _Tracer(torch.fx.Tracer):
             # a call that changed a list or dict it was given (DLA's trees append to the caller's
             # ``children``) repeats nothing: one node would not change it again (asked only of
             # a call that returned: a call taken back or refused keeps nothing)
-            value = self.value(out) if isinstance(out, torch.fx.Proxy) and not _changed(held) else None
-            prop.close_call(key, m, self.path_of_module(m), start, value)
+            value, form = (None, None) if out is _MISSING or _changed(held) else self._output(out, m, held)
+            prop.close_call(key, m, self.path_of_module(m), start, value, form)
         if out is _MISSING:  # taken back: the module is one call of the graph, traced by sides
             return super().call_module(m, forward, args, kwargs)
         return out
+
+    def _output(self, out, m: nn.Module, held: list) -> tuple:
+        """A module call's output as ``(value, form)``: its symbolic value, and its form (the tuples
+        and lists it is made of, ``LEAF`` where a traced value sits, other items as they are), for
+        an equal later call to return alike (:func:`_rebuilt`). ``(None, None)`` where it holds
+        something else (a dict, a named tuple, an object), a list the call was given, or a list
+        one of the module's attributes holds (a later call's list would be a new one)."""
+        shared: set = set()
+        if not isinstance(out, torch.fx.Proxy):  # (several items: the containers it may not hold)
+            shared = {id(c) for c, _ in held}
+            shared.update(id(c) for sub in m.modules() for c, _ in _containers(tuple(vars(sub).values())))
+        try:
+            return self._output_items(out, shared)
+        except LookupError:
+            return None, None
+
+    def _output_items(self, out, shared: set) -> tuple:
+        if isinstance(out, torch.fx.Proxy):
+            value = self.value(out)
+            if not _plain(value):
+                raise LookupError
+            return value, LEAF
+        if type(out) in (tuple, list):
+            if id(out) in shared:
+                raise LookupError
+            pairs = [self._output_items(v, shared) for v in out]
+            return type(out)(v for v, _ in pairs), type(out)(f for _, f in pairs)
+        if out is None or type(out) in (int, float, bool, str):
+            return out, out
+        raise LookupError
 
     def _mark(self) -> tuple | None:
         """Where the model's own trace stands before a module call (None on a side of a branch,

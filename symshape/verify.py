@@ -297,7 +297,7 @@ def _repeats(analysis: Shapes, sizes: dict) -> list[tuple]:
         return []
     subs = analysis.symbols_at(analysis.validate_sizes(sizes))
     held = [(n.meta[REPEAT_CHECK], n) for n in analysis.graph.nodes if REPEAT_CHECK in n.meta]
-    return [(steps, n.name, n.target, tuple(_at(d, subs) for d in shape)) for (steps, shape), n in held]
+    return [(steps, n.name, n.target, _at_all(shape, subs)) for (steps, shape), n in held]
 
 
 def _due(repeats: list[tuple], steps: int) -> list[tuple]:
@@ -312,6 +312,13 @@ def _compare_repeat(repeat: tuple, sizes: dict, obs: Observation) -> list[Mismat
     _, node, module, predicted = repeat
     actual = obs.node_outputs.get(node, "<not run>")
     return [] if actual == predicted else [Mismatch(module, sizes, predicted, actual, "repeat")]
+
+
+def _at_all(shapes, subs: dict):
+    """The shape, or the nested tuples of shapes and sizes (shapes_of), at ``subs``."""
+    if isinstance(shapes, (tuple, list)):
+        return tuple(_at_all(s, subs) for s in shapes)
+    return shapes if shapes is None or isinstance(shapes, (bool, float, str)) else _at(shapes, subs)
 
 
 def _at(size, subs: dict):

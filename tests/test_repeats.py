@@ -249,3 +249,130 @@ def test_a_size_given_to_a_call_is_not_taken_for_a_list_it_could_change():
     assert not unused
     assert "2" in {s.name.split(".")[1] for s in analysis.steps if s.copy_of}  # (the first's checks are facts for the second)
     assert assert_agrees(SizedStack().eval(), (1, "H", "W"), grid(["H", "W"], [2, 3, 8])) == 4
+
+
+class _Sized(nn.Module):
+    """MViTv2's attention: takes and returns the feature map's size beside the tokens, the size
+    a list of traced values, the output a tuple (with a constant in it)."""
+
+    traced = 0
+
+    def __init__(self, c: int = 4, stride: int = 1):
+        super().__init__()
+        self.fc = nn.Linear(c, c)
+        self.pool = nn.MaxPool2d(stride + 1, stride, ceil_mode=True) if stride > 1 else nn.Identity()
+
+    def forward(self, x, size):
+        type(self).traced += 1
+        h, w = size
+        n, _, c = x.shape
+        grid = self.pool(x.transpose(1, 2).reshape(n, c, h, w))
+        size = [grid.shape[2], grid.shape[3]]
+        return self.fc(grid.flatten(2).transpose(1, 2)), size, 3
+
+
+class _SizedStack(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 4, 3, stride=2)
+        self.embed = nn.Linear(4, 4)
+        self.blocks = nn.ModuleList([_Sized(), _Sized(), _Sized(stride=2), _Sized(), _Sized()])
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        x = self.stem(x)
+        size = [x.shape[2], x.shape[3]]
+        x = self.embed(x.flatten(2).transpose(1, 2))  # (as each block's output: the same layout)
+        for block in self.blocks:
+            out = block(x, size)
+            assert isinstance(out, tuple) and len(out) == 3 and isinstance(out[1], list) and out[2] == 3
+            x, size, _ = out
+        return self.head(x.mean(1) * size[0] * size[1])
+
+
+def test_a_call_that_returns_a_tensor_and_its_size_repeats():
+    """A call whose output is tuples and lists of tensors, sizes and constants repeats, and
+    Python gets it in the form the module returned it (a tuple, a list, the constant)."""
+    before = _Sized.traced
+    a = symshape.analyze(_SizedStack().eval(), (1, "H", "W"), prove=False)
+    assert _Sized.traced - before == 3  # blocks.1 repeats blocks.0, blocks.4 blocks.3
+    assert [n.target for n in a.graph.nodes if REPEAT in n.meta] == ["blocks.1", "blocks.4"]
+    assert verify.prove(a)
+    assert_agrees(_SizedStack().eval(), (1, "H", "W"), grid(["H", "W"], [3, 4, 5, 8, 9, 12]))
+
+
+def test_a_repeated_tuple_is_what_tracing_it_anew_gives(monkeypatch):
+    copied = symshape.analyze(_SizedStack().eval(), (1, "H", "W"))
+    monkeypatch.setattr(engine.Propagator, "repeat_key", lambda *a: None)
+    fresh = symshape.analyze(_SizedStack().eval(), (1, "H", "W"))
+    assert str(copied.formula()) == str(fresh.formula())
+    assert str(copied.valid_sizes()) == str(fresh.valid_sizes())
+    assert copied.output_shape == fresh.output_shape
+
+
+def test_the_proof_compares_each_item_of_a_repeated_tuple():
+    a = symshape.analyze(_SizedStack().eval(), (1, "H", "W"), prove=False)
+    node = next(n for n in a.graph.nodes if REPEAT in n.meta)
+    steps, (shape, size, three) = node.meta[REPEAT_CHECK]
+    node.meta[REPEAT_CHECK] = (steps, (shape, (size[0], size[1] + 1), three))  # the size made wrong
+    with pytest.raises(TraceMismatch, match="blocks.1"):
+        verify.prove(a)
+
+
+class _Passes(nn.Module):
+    """Returns the list it was given: the caller's own list, which a new one would not be."""
+
+    def forward(self, x, sizes):
+        return x * 2, sizes
+
+
+class _Appends(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = _Passes(), _Passes()
+
+    def forward(self, x):
+        sizes = [x.shape[-1]]
+        _, first = self.a(x, sizes)
+        y, second = self.b(x, sizes)  # equal arguments: would repeat a's call
+        second.append(x.shape[-1])  # ``sizes`` holds 2 now
+        return y[..., : len(sizes)]
+
+
+def test_a_list_the_call_was_given_is_not_repeated():
+    a = symshape.analyze(_Appends().eval(), (2, "L"), prove=False)  # (the proof would find a wrong copy)
+    assert not any(REPEAT in n.meta for n in a.graph.nodes)
+    assert a.at(L=7).output_shape[-1] == 2  # len(sizes) is 2
+    assert_agrees(_Appends().eval(), (2, "L"), [{"L": n} for n in (2, 3, 7)])
+
+
+class _Keeps(nn.Module):
+    """Returns a list it holds: the module's own list, which a new one would not be."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list = []
+
+    def forward(self, x):
+        return x * 2, self.seen
+
+
+class _AppendsToKept(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = _Keeps(), _Keeps()
+
+    def forward(self, x):
+        self.a(x)
+        y, seen = self.b(x)  # equal arguments and fingerprints: would repeat a's call
+        seen.append(x.shape[-1])
+        out = y[..., : len(self.b.seen) + 1]
+        seen.clear()
+        return out
+
+
+def test_a_list_the_module_holds_is_not_repeated():
+    a = symshape.analyze(_AppendsToKept().eval(), (2, "L"), prove=False)
+    assert not any(REPEAT in n.meta for n in a.graph.nodes)
+    assert a.at(L=7).output_shape[-1] == 2
+    assert_agrees(_AppendsToKept().eval(), (2, "L"), [{"L": n} for n in (2, 3, 7)])
