@@ -225,7 +225,38 @@ def test_kernel_chains_agree_with_torch(kind, d, c, odd, twice):
         with pytest.raises(symshape.UnsupportedOperation, match="view"):
             symshape.analyze(Functional(ops), (*names, c))
         return
-    assert_agrees(Functional(ops), (*names, c), grid(names, [1, 2, 3] if d < 3 else [1, 2]))
+    sizes = grid(names, [1, 2, 3] if d < 3 else [1, 2])
+    if d == 3 and twice and _refused_view(Functional(ops), (*names, c)):
+        # a 3D convolution of an input that suggests channels last: its output's layout is the
+        # backend's choice (oneDNN's by the batch, the kernel and the thread count), which
+        # symshape does not follow; the view after it is refused, naming that -- never guessed
+        _assert_backend_decides(ops[:-1], c, sizes)
+        return
+    assert_agrees(Functional(ops), (*names, c), sizes)
+
+
+def _refused_view(model: nn.Module, shape: tuple) -> bool:
+    try:
+        symshape.analyze(model, shape)
+    except symshape.UnsupportedOperation as e:
+        assert "view" in str(e) and "strides symshape does not know" in str(e), e
+        return True
+    return False
+
+
+def _assert_backend_decides(ops: list, c: int, sizes: list) -> None:
+    """Torch lays out the output of ``ops`` (ending in a 3D convolution) differently by the
+    thread count at batch 2, at one of ``sizes`` at least."""
+    model, threads = Functional(ops), torch.get_num_threads()
+    layouts = {}
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            with torch.no_grad():
+                layouts[n] = [model(torch.zeros(2, *s.values(), c)).stride() for s in sizes]
+    finally:
+        torch.set_num_threads(threads)
+    assert layouts[1] != layouts[2], "torch's layout here does not depend on the backend: symshape should follow it"
 
 
 class _TokensAndBack(nn.Module):
