@@ -113,7 +113,7 @@ def _torch_helpers() -> dict:
             return _scaled(n, s)
         return torch.floor(n.double() * s).long()
 
-    return {"_div": div, "_mod": mod, "_divisible": divisible, "_where": where, "_not": not_,
+    return {"_div": div, "_fdiv": div, "_mod": mod, "_divisible": divisible, "_where": where, "_not": not_,
             "_max": fold(torch.maximum, max), "_min": fold(torch.minimum, min),
             "_sqrt_floor": root(torch.floor, _sqrt_floor), "_sqrt_ceil": root(torch.ceil, _sqrt_ceil),
             "_scaled": scaled}
@@ -189,10 +189,14 @@ class _Emitter:
 
     def _floor(self, e) -> str:
         num, den = e.args[0].as_numer_denom()
+        if not den.is_number:  # a size over a size (a // b of sizes): 0 where b is, as Python raises there
+            return f"_fdiv({self.emit(num)}, {self.emit(den)})"
         return f"{self.emit(num)} // {self.emit(den)}"
 
     def _ceiling(self, e) -> str:
         num, den = e.args[0].as_numer_denom()
+        if not den.is_number:
+            return f"-_fdiv(-({self.emit(num)}), {self.emit(den)})"
         return f"-((-{self.emit(num)}) // {self.emit(den)})"
 
     def _root(self, e) -> str:
@@ -254,7 +258,7 @@ def _namespace(backend: str, exact: bool) -> dict:
         return _torch_helpers()
     if backend != "python":
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    return {"_div": _exact_div if exact else _div, "_mod": _mod, "_divisible": _divisible,
+    return {"_div": _exact_div if exact else _div, "_fdiv": _div, "_mod": _mod, "_divisible": _divisible,
             "_where": _where, "_not": _not, "_max": max, "_min": min,
             "_sqrt_floor": _sqrt_floor, "_sqrt_ceil": _sqrt_ceil, "_scaled": _scaled}
 

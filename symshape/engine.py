@@ -16,7 +16,7 @@ import torch.fx
 import torch.nn as nn
 
 from .dims import (DoubleProduct, FloorDiv, SizeRatio, as_expr, canonical, exact_quotient, split_product_equality, floor_div, integer_polynomial,
-                   size_sqrt,
+                   decide, size_sqrt,
                    smallest_value)
 from .errors import (InvalidArgument, InvalidInputSize, NotASize, SizeCases, UnsupportedArgument, UnsupportedOperation,
                      UnsupportedWhereMetaDiffers, UntraceableModel)
@@ -29,7 +29,7 @@ from .rules.common import require_layout
 from .rules.reshape import view_shape
 from .rules.pointwise import DTYPE_BY_RULE
 from .tensor import Pieces, Repeated, SymTensor, elementwise_layout, has_tensor, kernel_layout, loosened, shapes_of, tensors_in
-from .trace import MAX_SIDES, REPEAT, REPEAT_CHECK, ModelRaised, Path, is_dynamic, library_function, scope_of, trace, user_line
+from .trace import MAX_SIDES, REPEAT, REPEAT_CHECK, ModelRaised, Path, SizeBranch, is_dynamic, library_function, scope_of, trace, user_line
 
 __all__ = ["Propagation", "Propagator", "Step"]
 
@@ -284,6 +284,14 @@ def _extremum(kind, args: tuple) -> sympy.Expr:
     return kind(*args)
 
 
+def _by_a_size(a, b) -> bool:
+    """Whether ``a // b`` (``a % b``) divides a size by a size: ``b`` depends on the input size
+    and ``a`` is an int or a size (not a float, not a ratio: those are Python's own floats)."""
+    sized = (int, sympy.Expr)
+    return (isinstance(b, sympy.Expr) and bool(b.free_symbols) and isinstance(a, sized)
+            and not isinstance(a, bool) and not isinstance(a, (sympy.Float, SizeRatio)))
+
+
 def _size_arithmetic(target, args, kwargs, node: torch.fx.Node, where: str):
     """Evaluate a call on sizes (no tensor involved): ``x.size(0) * 4``, ``shape[1:]`` ..."""
     if args and _symbolic(args[0]) and not kwargs:
@@ -531,10 +539,36 @@ class Propagator:
         # any other function (torch.zeros, a library's grid builder) runs on torch's fake tensors
         creates = rule is None and getattr(node.target, "__module__", None) not in _SIZE_MODULES
         if not has_tensor((args, kwargs)) and not (rule is not None and rule.on_sizes) and not creates:
+            if node.target in (operator.floordiv, operator.mod) and len(args) == 2 and not kwargs \
+                    and _by_a_size(*args):
+                self.env[node] = self._divided(node.target, *args)
+                return
             self.env[node] = _size_arithmetic(node.target, args, kwargs, node, scope or "(model)")
             return
         name = f"{scope}.{node.name}" if scope else node.name
         self._apply_rule(node, rule, name, target_name(node.target), "function", args, kwargs)
+
+    def _divided(self, target, a, b) -> sympy.Expr:
+        """``a // b`` or ``a % b`` of sizes by a size, as Python computes them: ``floor(a/b)``
+        and ``a - b*floor(a/b)`` where ``b != 0``; where ``b`` may be 0 a branch (Python raises
+        ZeroDivisionError there: on that side the model raised). SAM2's ``windows.shape[0] //
+        (H * W // 8 // 8)``, whose windows are padded on one side of a branch."""
+        a, b = canonical(as_expr(a)), canonical(as_expr(b))
+        nonzero = sympy.Ne(b, 0)
+        low = smallest_value(b)
+        if low is not None and low > 0:  # (a product of sizes: decide() does not bound it)
+            holds = True
+        elif self.path is not None:
+            holds = self.path.decide(nonzero)
+        else:
+            holds = decide(nonzero)
+            if holds is None:
+                raise SizeBranch(nonzero)
+        if not holds:
+            raise ModelRaised("ZeroDivisionError: integer division or modulo by zero")
+        exact = exact_quotient(a, b)
+        quotient = exact if exact is not None else sympy.floor(a / b)
+        return canonical(quotient if target is operator.floordiv else a - b * quotient)
 
     def _call_method(self, node: torch.fx.Node) -> None:
         args, kwargs = self._load(node.args), self._load(node.kwargs)

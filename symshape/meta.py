@@ -317,6 +317,9 @@ class _Symbols:
             return self.atom(e)
         if isinstance(e, FloorDiv):
             return tf.FloorDiv(self.expr_to_torch(e.args[0]), e.args[1])
+        if isinstance(e, sympy.floor) and not e.args[0].as_numer_denom()[1].is_number:
+            num, den = e.args[0].as_numer_denom()  # a size over a size (a // b), where b != 0
+            return tf.FloorDiv(self.expr_to_torch(num), self.expr_to_torch(den))
         if isinstance(e, (sympy.Max, sympy.Min)):
             return (tf.Max if isinstance(e, sympy.Max) else tf.Min)(*(self.expr_to_torch(a) for a in e.args))
         if isinstance(e, sympy.Mod) and e.args[1].is_Integer and e.args[1] > 0:
@@ -403,9 +406,11 @@ _TRUE_DIV = tuple(k for k in (getattr(tf, "IntTrueDiv", None), getattr(tf, "Floa
 
 def _floor(args) -> sympy.Expr:
     p, q = args
-    if not (q.is_Integer and q > 0):
-        raise MetaRefusal(f"floor({p}/{q}) divides by a size")
-    return canonical(floor_div(p, int(q)))
+    if q.is_Integer and q > 0:
+        return canonical(floor_div(p, int(q)))
+    if q.is_number:
+        raise MetaRefusal(f"floor({p}/{q}) divides by {q}")
+    return canonical(sympy.floor(p / q))  # by a size (a // b of sizes: torch's, where b != 0)
 
 
 # -- running an op on every side of its branches -----------------------------------------------

@@ -1164,6 +1164,8 @@ def _trace(model: nn.Module, propagator, whole: frozenset, path: Path | None, ca
         except SymshapeError:  # a size torch refuses at every size, and the like: the answer
             raise
         except Exception as e:  # fx raises TraceError, TypeError, ... from inside user code
+            if path is not None and isinstance(e, ModelRaised):
+                raise  # (Python's ZeroDivisionError on a side where a size divides by 0: symshape.engine)
             if path is not None and _raised_by_model(e):
                 raise ModelRaised(f"{type(e).__name__}: {e}") from e
             done = state.untraceable(e, tracer)

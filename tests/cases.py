@@ -585,6 +585,12 @@ def meta_cases() -> list[Case]:
     add(Case("max_of_an_int_and_a_float", lambda: nn.Sequential(Custom(lambda m, x: (
         x[..., :int(max(x.shape[-1], 2.5))].flatten(1),
         x[..., :min(x.shape[-2], x.shape[-1])].flatten(1)))), SHAPES[2], S))
+    add(Case("floordiv_by_a_size", lambda: Custom(lambda m, x: (
+        x[..., : x.shape[-1] // (x.shape[-2] // 3)].flatten(1),  # ZeroDivisionError where H < 3
+        x[..., : x.shape[-2] % (x.shape[-1] - 2) + 1].flatten(1),  # where W == 2; W == 1: % by -1
+        x.flatten(1)[:, : x.numel() // (x.shape[-1] // 2) - 1],  # exactly N*2*H only where W is even
+        torch.zeros(x.shape[-1] * x.shape[-2] // math.ceil(x.shape[-2] / 2), 2),
+        torch.zeros(x[..., 1:].flatten(1).shape[1] // (x.shape[-1] - 1), 1))), SHAPES[2], S))  # 2*H, exactly
     add(Case("eye_sizes", lambda: Custom(lambda m, x: (x @ torch.eye(x.shape[-1]), torch.eye(x.shape[-2], x.shape[-1] - 3,
                                                                                          dtype=torch.float64).flatten(),
                                                        torch.eye(2, x.shape[-2]) @ x)), SHAPES[2], S))

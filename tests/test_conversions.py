@@ -225,3 +225,26 @@ class _SamePad(nn.Module):
 def test_a_question_with_one_answer_at_every_size_is_no_branch():
     accepted = assert_agrees(ManySamePads(40), (2, "L"), [{"L": n} for n in (1, 2, 3, 7, 64, 100)])
     assert accepted == 6
+
+
+class Windows(nn.Module):
+    """SAM2's window unpartition: ``windows.shape[0] // (h * w)`` with ``h = H // 4``, which
+    is 0 below 4 (Python raises ZeroDivisionError there), and a quotient by a size that is not
+    exact (``W // (H // 3)``)."""
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        hp, wp = h // 4, w // 4
+        windows = x[:, :, : hp * 4, : wp * 4].reshape(n, c, hp, 4, wp, 4).permute(0, 2, 4, 1, 3, 5)
+        windows = windows.reshape(-1, c, 4, 4)
+        b = windows.shape[0] // (hp * wp)
+        return windows.reshape(b, -1)[:, : w // (h // 3)]
+
+
+def test_a_size_divided_by_a_size_is_exact_and_refused_where_python_raises():
+    a = symshape.analyze(Windows(), (2, "H", "W"))
+    assert str(a.output_shape[1]) == "Max(0, Min(32*floor(H/4)*floor(W/4), floor(W/floor(H/3))))"
+    with pytest.raises(symshape.InvalidInputSize, match="ZeroDivisionError"):
+        a.at(H=3, W=9)
+    assert members(a.valid_sizes(), ("H", "W"), 14) == scan(Windows(), (2, "H", "W"), ("H", "W"), 14)
+    assert_agrees(Windows(), (2, "H", "W"), grid(["H", "W"], [1, 3, 4, 5, 8, 9, 13]))
