@@ -500,6 +500,12 @@ def smallest_value(expr: SizeExpr):
         if isinstance(e, sympy.Pow) and e.exp.is_Integer and e.exp > 0:
             v = low(e.base)
             return None if v is None or v < 0 else v ** int(e.exp)
+        if isinstance(e, sympy.floor):
+            # a size over a size (``a // b`` of sizes): at least 0 where both are (where ``b`` is
+            # 0 Python raised, and the compiled value is 0 too)
+            num, den = e.args[0].as_numer_denom()
+            lows = [low(num), low(den)]
+            return 0 if not den.is_number and None not in lows and min(lows) >= 0 else None
         if isinstance(e, sympy.Piecewise):
             # the value is one of the pieces: the least of their bounds bounds it (a broadcast's
             # Piecewise, e.g. ViT's class token plus patches added to a fixed position embedding)

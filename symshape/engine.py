@@ -284,6 +284,27 @@ def _extremum(kind, args: tuple) -> sympy.Expr:
     return kind(*args)
 
 
+@lru_cache(maxsize=1024)
+def _least_sizes(facts: tuple) -> dict:
+    """The least value of each size that ``facts`` (single-size relations, Context.earlier)
+    allow, where that is above 1: no smaller value satisfies them (found by trying 1, 2, ...:
+    exact whatever the relation's form)."""
+    out: dict = {}
+    for fact in facts:
+        if not isinstance(fact, (sympy.Ge, sympy.Eq)) or len(fact.free_symbols) != 1:
+            continue
+        (size,) = fact.free_symbols
+        least = next((v for v in range(1, _LEAST_TRIED + 1) if fact.xreplace({size: sympy.Integer(v)}) is sympy.true),
+                     _LEAST_TRIED + 1)
+        if least > out.get(size, 1):
+            out[size] = least
+    return out
+
+
+#: how far _least_sizes tries each size (beyond: at least this plus one)
+_LEAST_TRIED = 64
+
+
 def _by_a_size(a, b) -> bool:
     """Whether ``a // b`` (``a % b``) divides a size by a size: ``b`` depends on the input size
     and ``a`` is an int or a size (not a float, not a ratio: those are Python's own floats)."""
@@ -556,6 +577,11 @@ class Propagator:
         a, b = canonical(as_expr(a)), canonical(as_expr(b))
         nonzero = sympy.Ne(b, 0)
         low = smallest_value(b)
+        if (low is None or low <= 0) and self._earlier:
+            # each size from its least value the checks so far allow (a patch embedding's kernel:
+            # H >= 16), where b is 0 only below them: no branch whose one side torch refused before
+            least = _least_sizes(tuple(self._earlier))
+            low = smallest_value(b.xreplace({k: k + v - 1 for k, v in least.items() if k in b.free_symbols}))
         if low is not None and low > 0:  # (a product of sizes: decide() does not bound it)
             holds = True
         elif self.path is not None:

@@ -585,6 +585,16 @@ def meta_cases() -> list[Case]:
     add(Case("max_of_an_int_and_a_float", lambda: nn.Sequential(Custom(lambda m, x: (
         x[..., :int(max(x.shape[-1], 2.5))].flatten(1),
         x[..., :min(x.shape[-2], x.shape[-1])].flatten(1)))), SHAPES[2], S))
+    add(Case("max_min_of_int_sizes", lambda: Custom(lambda m, x: (
+        F.adaptive_avg_pool2d(x, (max(3, x.shape[-2]), max(3, x.shape[-1]))).flatten(1),  # VGG's head
+        F.pad(x, (0, max((math.ceil(x.shape[-1] / 2) - 1) * 2 + 3 - x.shape[-1], 0))).flatten(1),  # "same"
+        x[..., : min(x.shape[-2] - 2, x.shape[-1], 5)].flatten(1),
+        x[..., : max(x.shape[-2] - 4, 0)].flatten(1))), SHAPES[2], S))
+    add(Case("slice_bounds_from_sizes", lambda: Custom(lambda m, x: (
+        x[..., : x.shape[-2] - 2].flatten(1),  # negative at H = 1: counts from the end
+        x[..., x.shape[-2] - 3:].flatten(1),
+        x[..., -x.shape[-2]:].flatten(1),  # negative at every size
+        x[:, : 4 - x.shape[-1], 1 - x.shape[-2]: x.shape[-1] - 5].flatten(1))), SHAPES[2], S))
     add(Case("floordiv_by_a_size", lambda: Custom(lambda m, x: (
         x[..., : x.shape[-1] // (x.shape[-2] // 3)].flatten(1),  # ZeroDivisionError where H < 3
         x[..., : x.shape[-2] % (x.shape[-1] - 2) + 1].flatten(1),  # where W == 2; W == 1: % by -1

@@ -248,3 +248,24 @@ def test_a_size_divided_by_a_size_is_exact_and_refused_where_python_raises():
         a.at(H=3, W=9)
     assert members(a.valid_sizes(), ("H", "W"), 14) == scan(Windows(), (2, "H", "W"), ("H", "W"), 14)
     assert_agrees(Windows(), (2, "H", "W"), grid(["H", "W"], [1, 3, 4, 5, 8, 9, 13]))
+
+
+class AfterAConv(nn.Module):
+    """``x.numel() // ((h + 1) // 2)`` after a 4x4 convolution: ``h = H - 3`` is 0 nowhere torch
+    gets here (the convolution needs H >= 4), so no side divides by 0."""
+
+    def __init__(self, conv: bool = True):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 4) if conv else nn.Identity()
+
+    def forward(self, x):
+        x = self.conv(x)
+        h = x.shape[-2] - (0 if isinstance(self.conv, nn.Conv2d) else 3)
+        return x.flatten()[: x.numel() // ((h + 1) // 2)]
+
+
+@pytest.mark.parametrize("conv", [True, False])
+def test_a_division_by_a_size_asks_no_question_the_checks_before_it_answer(conv):
+    a = symshape.analyze(AfterAConv(conv), (2, "H", "W"))
+    assert ("ZeroDivisionError" in str(a.explain())) is not conv  # without the conv: H < 2 raises
+    assert_agrees(AfterAConv(conv), (2, "H", "W"), grid(["H", "W"], [1, 2, 3, 4, 5, 8]))

@@ -22,7 +22,7 @@ import operator
 import sympy
 import torch
 
-from ..dims import as_expr, canonical, ceil_div, floor_div, maximum, minimum, product
+from ..dims import as_expr, canonical, ceil_div, floor_div, maximum, minimum, product, smallest_value
 from ..errors import UnsupportedWhereMetaDiffers
 from ..requirements import Requirement
 from ..tensor import Pieces, Repeated, SymTensor
@@ -170,13 +170,21 @@ def expand_as(ctx: Context, self, other) -> SymTensor:
 
 
 def _bound(v, n, default):
-    """A slice bound as a position in 0..n (Python's clamping)."""
+    """A slice bound as a position in 0..n (Python's clamping): a negative bound counts from
+    the end. A bound computed from sizes may be negative at some sizes (``x[..., :h - 2]`` at
+    ``h = 1`` is ``x[..., :-1]``): then both, by cases."""
     if v is None:
         return default
     v = as_expr(v, "slice bound")
-    if v.is_Integer and v < 0:
+    if v.is_Integer:
+        return maximum(n + v, 0) if v < 0 else minimum(v, n)
+    low = smallest_value(v)
+    if low is not None and low >= 0:
+        return minimum(v, n)
+    negated = smallest_value(-v)
+    if negated is not None and negated > 0:  # negative at every size (``x[..., -h:]``)
         return maximum(n + v, 0)
-    return minimum(v, n)
+    return sympy.Piecewise((maximum(n + v, 0), sympy.Lt(v, 0)), (minimum(v, n), True))
 
 
 def slice_length(n, start, stop, step) -> sympy.Expr:
