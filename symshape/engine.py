@@ -308,9 +308,8 @@ _LEAST_TRIED = 64
 def _by_a_size(a, b) -> bool:
     """Whether ``a // b`` (``a % b``) divides a size by a size: ``b`` depends on the input size
     and ``a`` is an int or a size (not a float, not a ratio: those are Python's own floats)."""
-    sized = (int, sympy.Expr)
-    return (isinstance(b, sympy.Expr) and bool(b.free_symbols) and isinstance(a, sized)
-            and not isinstance(a, bool) and not isinstance(a, (sympy.Float, SizeRatio)))
+    return (isinstance(b, sympy.Expr) and bool(b.free_symbols) and isinstance(a, (int, sympy.Expr))
+            and not isinstance(a, (bool, sympy.Float)))
 
 
 def _size_arithmetic(target, args, kwargs, node: torch.fx.Node, where: str):

@@ -307,6 +307,11 @@ def _plain(value) -> bool:
     return type(value) in (tuple, list) and all(_plain(v) for v in value)
 
 
+def _holds_list(out) -> bool:
+    """Whether a module call's output is or holds a list (in its tuples and lists)."""
+    return type(out) is list or type(out) is tuple and any(map(_holds_list, out))
+
+
 def _traced(form) -> bool:
     """Whether a traced value sits in ``form``."""
     return form is LEAF or (type(form) in (tuple, list) and any(_traced(f) for f in form))
@@ -420,7 +425,7 @@ class _Tracer(torch.fx.Tracer):
         something else (a dict, a named tuple, an object), a list the call was given, or a list
         one of the module's attributes holds (a later call's list would be a new one)."""
         shared: set = set()
-        if not isinstance(out, torch.fx.Proxy):  # (several items: the containers it may not hold)
+        if _holds_list(out):  # the containers it may not hold (asked only where it holds a list)
             shared = {id(c) for c, _ in held}
             shared.update(id(c) for sub in m.modules() for c, _ in _containers(tuple(vars(sub).values())))
         try:
@@ -435,7 +440,7 @@ class _Tracer(torch.fx.Tracer):
                 raise LookupError
             return value, LEAF
         if type(out) in (tuple, list):
-            if id(out) in shared:
+            if type(out) is list and id(out) in shared:
                 raise LookupError
             pairs = [self._output_items(v, shared) for v in out]
             return type(out)(v for v, _ in pairs), type(out)(f for _, f in pairs)
