@@ -595,6 +595,12 @@ def meta_cases() -> list[Case]:
         x[..., x.shape[-2] - 3:].flatten(1),
         x[..., -x.shape[-2]:].flatten(1),  # negative at every size
         x[:, : 4 - x.shape[-1], 1 - x.shape[-2]: x.shape[-1] - 5].flatten(1))), SHAPES[2], S))
+    add(Case("broadcast_beside_a_size_never_one", lambda: Custom(lambda m, x: (
+        # W beside 4*floor(W/4): where W % 4 == 0 equal, and at W == 1 a 1 beside a 0 (0 columns,
+        # which view(..., -1, 4) then refuses: -1 is ambiguous); 4*floor(W/4) either way
+        (x + x[..., : 4 * (x.shape[-1] // 4)]).view(x.shape[0], x.shape[1], x.shape[2], -1, 4).flatten(1),
+        (x[..., : 2 * (x.shape[-2] // 2), :] * x).view(x.shape[0], x.shape[1], -1, 2, x.shape[-1]).flatten(1))),
+        SHAPES[2], S))
     add(Case("floordiv_by_a_size", lambda: Custom(lambda m, x: (
         x[..., : x.shape[-1] // (x.shape[-2] // 3)].flatten(1),  # ZeroDivisionError where H < 3
         x[..., : x.shape[-2] % (x.shape[-1] - 2) + 1].flatten(1),  # where W == 2; W == 1: % by -1

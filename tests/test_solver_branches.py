@@ -26,7 +26,7 @@ import symshape
 from oracle import members
 from symshape import solve as S
 from symshape.compiled import compile_exprs
-from symshape.dims import floor_div, size_symbol
+from symshape.dims import canonical, floor_div, size_symbol
 from symshape.quasi import Unsolvable
 from symshape.requirements import Requirement
 from symshape.sizes import IntSet, SizeSet
@@ -238,6 +238,23 @@ class Bcast1d(nn.Module):
         return self.head(self.conv(y).flatten(1))
 
 
+class BcastTiled(nn.Module):
+    """A conv's ``floor(L/s1)`` beside ``times`` copies of the first ``floor(L/s2)`` positions
+    (hieradet's tiled window position embedding): a size never 1 where ``times > 1``, and 0
+    below ``s2``."""
+
+    def __init__(self, head, s1, s2, times, k):
+        super().__init__()
+        self.a = nn.Conv1d(1, 1, s1, stride=s1)
+        self.s2, self.times = s2, times
+        self.conv = nn.Conv1d(1, 1, k)
+        self.head = head
+
+    def forward(self, x):
+        y = self.a(x) + x[..., : x.shape[-1] // self.s2].repeat(1, 1, self.times)
+        return self.head(self.conv(y).flatten(1))
+
+
 class BcastCols(nn.Module):
     """A conv's columns broadcast with a fixed-width bias: a Piecewise of W in the flat size."""
 
@@ -433,6 +450,27 @@ def test_piecewise_one_size_matches_torch(s1, s2, k, p):
         above = [v for v in values if v > missing]
         assert none.nearest.get("below", (None,))[0] == (max(below) if below else None)
         assert none.nearest.get("above", (None,))[0] == (min(above) if above else None)
+
+
+@settings(max_examples=15)
+@given(st.integers(1, 6), st.integers(1, 6), st.integers(2, 3), st.integers(1, 3))
+@example(s1=1, s2=2, times=2, k=1)  # L beside 2*floor(L/2): L even, or L == 1 (a 1 beside a 0)
+@example(s1=2, s2=8, times=4, k=3)
+@example(s1=3, s2=1, times=3, k=2)  # floor(L/3) beside 3*L: never equal, 1 only at L in 3..5
+def test_broadcast_beside_a_size_never_one_matches_torch(s1, s2, times, k):
+    """``floor(L/s1)`` beside ``times*floor(L/s2)``, a size never 1: wherever torch broadcasts
+    the other is equal to it or 1 (a 1 beside a 0 too), so the result is that size, with no
+    cases (combine._broadcast_size); valid and exact sizes and solve() against a scan."""
+    make = lambda head: BcastTiled(head, s1, s2, times, k)  # noqa: E731
+    a = analyze(make, (1, "L"))
+    added = next(step for step in a.steps if step.op == "operator.add")
+    L = size_symbol("L")
+    assert added.output[-1] in (canonical(floor_div(L, s1)), canonical(times * floor_div(L, s2)))  # no cases
+    truth = scan(make, (1, "L"), 60)
+    assert members(a.valid_sizes(), ("L",), 60) == runs(truth)
+    assert members(a.exact_sizes(), ("L",), 60) == exact(truth)
+    if runs(truth):
+        check_flats(a, truth, ("L",), 60, beyond=not a.valid_sizes().is_finite)
 
 
 def test_three_way_broadcast_matches_torch():

@@ -52,7 +52,7 @@ LARGER = ["dla169", "ese_vovnet57b", "maxvit_rmlp_base_rw_384"]
 
 #: the families that do not analyze yet (docs/coverage.md says why); every other model analyzes
 #: and agrees with torch, and must stay so
-NOT_YET = {"gemma4_vit_167m", "sam2_hiera_tiny"}
+NOT_YET = {"gemma4_vit_167m"}
 KNOWN_OK = set(MODELS + LARGER) - NOT_YET
 
 

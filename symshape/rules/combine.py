@@ -59,12 +59,19 @@ def _broadcast_size(ctx: Context, x: sympy.Expr, y: sympy.Expr) -> sympy.Expr:
     implied by the earlier requirements: a ResNet-D shortcut's ``floor((H + 5)/8)`` beside the
     main path's ``floor((H + 1)/8)``, which a pool before it keeps at least 1), that is the
     larger one -- equal sizes, or a 1 beside it -- and no case split to carry through the
-    layers after it. (Beside a 0, a 1 broadcasts to 0: the smaller one.)"""
+    layers after it. (Beside a 0, a 1 broadcasts to 0: the smaller one.) Where one is never 1
+    there, it is that one: the other is equal to it or 1."""
     if len(x.free_symbols | y.free_symbols) == 1 and not (x.has(sympy.Piecewise) or y.has(sympy.Piecewise)):
         for small, large in ((x, y), (y, x)):  # (unevaluated: sympy's own comparison is slow on long sizes)
             if (decide(sympy.Le(small, large, evaluate=False)) is True
                     and ctx.proves(sympy.Ge(small, 1, evaluate=False))):
                 return large
+    for side in (x, y):
+        # a size never 1 where torch runs this step (``8*floor(h/8)``, a tiled window position
+        # embedding beside ``h``): wherever torch broadcasts, the other is equal to it or 1, and
+        # the result is that size (the other's 1 broadcasts to it, even to 0)
+        if ctx.proves(sympy.Ne(side, 1, evaluate=False)):
+            return side
     if equal_where(y, x, sympy.Eq(x, 1)):  # y is 1 too where x is: x, at every size
         return x
     return sympy.Piecewise((y, sympy.Eq(x, 1)), (x, True))
