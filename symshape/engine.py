@@ -788,10 +788,13 @@ class Propagator:
         """``(value, requirements, fixed layers, steps shown)`` of the module's sides (traced once
         per ``key``: equal blocks share them), named by this step and merged under its facts."""
         traced = self._sides_cache.get(key) if key is not None else None
+        if traced is None and key is not None:
+            traced = self._traced_under_fewer_facts(key)
         if traced is None:
             traced = self._traced_by_sides(ctx, module, args, kwargs)
             if key is not None:
                 self._sides_cache[key] = traced
+                self._sides_cache.setdefault(("fewer", key[:-1]), []).append((frozenset(key[-1]), traced))
         sides, fixed, shown = traced
         where = "" if ctx.step == "(model)" else f"{ctx.step}."  # inner steps' names, qualified
         sides = [replace(side, requirements=[replace(r, reason=f"{where}{r.reason}") for r in side.requirements])
@@ -800,6 +803,18 @@ class Propagator:
         linears = [(replace(step, name=f"{where}{step.name}", module=_submodule(module, step.name, step.module)),
                     f"{where}{name}", replace(f, layer=f"{where}{f.layer}")) for step, name, f in fixed]
         return result.value, tuple(result.requirements), linears, shown
+
+    def _traced_under_fewer_facts(self, key: tuple):
+        """The sides of an equal call traced where fewer of the earlier checks were known (the
+        key's last item, :meth:`_call_key`'s): the second block of a stage, after the first
+        added its own checks of the sizes. Exact here too: torch computes the same, and the
+        earlier checks only let a rule drop a case no size reaching it has, or a check of its
+        own they imply; the sides are merged under the checks known here. None where none is."""
+        known = set(key[-1])
+        for earlier, traced in self._sides_cache.get(("fewer", key[:-1]), ()):
+            if earlier <= known:
+                return traced
+        return None
 
     def _sides_key(self, ctx: Context, module: nn.Module, args, kwargs) -> tuple | None:
         """What a module's sides depend on: what the module's forward can read of itself (its

@@ -51,6 +51,35 @@ class _Block(nn.Module):
         return self.conv(x)
 
 
+class _Parity(nn.Module):
+    """A block that branches on the size's parity and keeps the size on both sides."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(2, 2, 3, padding=1)
+
+    def forward(self, x):
+        if x.shape[-1] % 2 == 1:
+            return x * 2
+        return self.conv(x).view(x.shape[0], 2, -1, 2).flatten(2)
+
+
+class _TwoParity(nn.Module):
+    """Two equal branching blocks with a check between them (a conv of kernel 5 beside the
+    path: ``L - 2 >= 5``, a fact the first block was traced without)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(2, 2, 3)
+        self.probe = nn.Conv1d(2, 2, 5)
+        self.blocks = nn.Sequential(_Parity(), _Parity())
+
+    def forward(self, x):
+        x = self.blocks[0](self.conv(x))
+        x = x + self.probe(x).mean(-1, keepdim=True)
+        return self.blocks[1](x)
+
+
 def _count_sides(monkeypatch) -> list:
     calls = []
     original = engine.Propagator._traced_by_sides
@@ -71,10 +100,22 @@ def test_each_branching_module_is_traced_by_sides_once(monkeypatch):
     assert a.at(L=7).output_shape == (1, 2, 8)
 
 
+def test_a_block_after_an_equal_one_that_added_checks_is_not_traced_again(monkeypatch):
+    """The second of two equal branching blocks runs where a check after the first
+    (``L - 2 >= 5``) holds: its sides, traced for the first without that fact, serve it (they are exact where
+    more holds), merged under what holds there; the analysis agrees with torch."""
+    calls = _count_sides(monkeypatch)
+    a = symshape.analyze(_TwoParity(), (2, "L"))
+    assert calls == ["blocks.0"]
+    assert [s.name for s in a.steps if s.sides] == ["blocks.0", "blocks.1"]
+    assert_agrees(_TwoParity(), (2, "L"), [{"L": n} for n in range(1, 30)])
+
+
 @pytest.mark.parametrize("model, shape, names", [
     (lambda: Stacked(3), (2, "L"), ["L"]),
     (lambda: nn.Sequential(Windows(), Windows(4, 3)), (1, "H", "W"), ["H", "W"]),
     (lambda: _TwoEqualBlocks(), ("L", 4), ["L"]),  # one trace, by fingerprint, for both blocks
+    (lambda: _TwoParity(), (2, "L"), ["L"]),  # one trace, the second block's under more facts
 ])
 def test_the_cache_of_sides_changes_no_answer(monkeypatch, model, shape, names):
     cached = symshape.analyze(model().eval(), shape)
@@ -676,6 +717,17 @@ def _repeated_calls(monkeypatch) -> list:
 
     monkeypatch.setattr(engine.Propagator, "_repeat", counted)
     return calls
+
+
+def test_a_block_after_an_equal_one_that_added_checks_is_not_traced_again(monkeypatch):
+    """The second of two equal branching blocks runs where a check after the first
+    (``L - 2 >= 5``) holds: its sides, traced for the first without that fact, serve it (they are exact where
+    more holds), merged under what holds there; the analysis agrees with torch."""
+    calls = _count_sides(monkeypatch)
+    a = symshape.analyze(_TwoParity(), (2, "L"))
+    assert calls == ["blocks.0"]
+    assert [s.name for s in a.steps if s.sides] == ["blocks.0", "blocks.1"]
+    assert_agrees(_TwoParity(), (2, "L"), [{"L": n} for n in range(1, 30)])
 
 
 @pytest.mark.parametrize("model, shape, names", [
