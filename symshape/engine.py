@@ -619,10 +619,18 @@ class Propagator:
     def repeat_of(self, module: nn.Module, key: tuple) -> tuple | None:
         """An equal call computed before (the same key, a module of the same fingerprint: the
         twelve blocks of a ViT, each called with the same shapes), as ``(key, index)``; None."""
-        for i, (other, *_) in enumerate(self._repeats.get(key, ())):
-            if other is module or self._fingerprint(other) == self._fingerprint(module):
-                return key, i
+        for k in (key, *self._under_fewer_facts(key)):
+            for i, (other, *_) in enumerate(self._repeats.get(k, ())):
+                if other is module or self._fingerprint(other) == self._fingerprint(module):
+                    return k, i
         return None
+
+    def _under_fewer_facts(self, key: tuple) -> list:
+        """The keys of equal calls computed where fewer of the earlier checks were known (the
+        key's last item): their steps and output are exact here too (see
+        :meth:`_traced_under_fewer_facts`)."""
+        known = set(key[-1])
+        return [k for k in self._repeats.get(("fewer", key[:-1]), ()) if k != key and set(k[-1]) <= known]
 
     def open_call(self) -> tuple:
         """Where a module call that may repeat starts: what :meth:`close_call` needs."""
@@ -642,6 +650,8 @@ class Propagator:
         fixed = tuple((k, f) for k, f in self.fixed.items() if k not in fixed_before)
         # (what its checks state of single sizes, Context.earlier: made when first repeated)
         entry = (name, tuple(self.steps[first:]), value, fixed, dict(used), None)
+        if key not in self._repeats:
+            self._repeats.setdefault(("fewer", key[:-1]), []).append(key)
         self._repeats.setdefault(key, []).append((module, entry, form))
 
     def repeat_form(self, found: tuple):

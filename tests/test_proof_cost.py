@@ -102,8 +102,8 @@ def test_each_branching_module_is_traced_by_sides_once(monkeypatch):
 
 def test_a_block_after_an_equal_one_that_added_checks_is_not_traced_again(monkeypatch):
     """The second of two equal branching blocks runs where a check after the first
-    (``L - 2 >= 5``) holds: its sides, traced for the first without that fact, serve it (they are exact where
-    more holds), merged under what holds there; the analysis agrees with torch."""
+    (``L - 2 >= 5``) holds: its sides, traced for the first without that fact, serve it (they
+    are exact where more holds), merged under what holds there; the analysis agrees with torch."""
     calls = _count_sides(monkeypatch)
     a = symshape.analyze(_TwoParity(), (2, "L"))
     assert calls == ["blocks.0"]
@@ -717,17 +717,6 @@ def _repeated_calls(monkeypatch) -> list:
 
     monkeypatch.setattr(engine.Propagator, "_repeat", counted)
     return calls
-
-
-def test_a_block_after_an_equal_one_that_added_checks_is_not_traced_again(monkeypatch):
-    """The second of two equal branching blocks runs where a check after the first
-    (``L - 2 >= 5``) holds: its sides, traced for the first without that fact, serve it (they are exact where
-    more holds), merged under what holds there; the analysis agrees with torch."""
-    calls = _count_sides(monkeypatch)
-    a = symshape.analyze(_TwoParity(), (2, "L"))
-    assert calls == ["blocks.0"]
-    assert [s.name for s in a.steps if s.sides] == ["blocks.0", "blocks.1"]
-    assert_agrees(_TwoParity(), (2, "L"), [{"L": n} for n in range(1, 30)])
 
 
 @pytest.mark.parametrize("model, shape, names", [

@@ -81,6 +81,39 @@ def test_the_copies_are_the_steps_traced_anew(monkeypatch, branch):
     assert_agrees(Stack(branch=branch).eval(), (1, "H", "W"), grid(["H", "W"], [3, 4, 5, 8, 9]))
 
 
+class Checked(nn.Module):
+    """Equal blocks with a check between them (a conv of kernel 5 beside the path: the map at
+    least 5 x 5, a fact the first block was traced without)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 4, 3, stride=2)
+        self.a, self.b = Block(), Block()
+        self.probe = nn.Conv2d(4, 4, 5)
+
+    def forward(self, x):
+        x = self.a(self.stem(x))
+        x = x + self.probe(x).mean((2, 3), keepdim=True)
+        return self.b(x)
+
+
+def test_a_call_after_more_checks_repeats_one_traced_under_fewer(monkeypatch):
+    """``b`` runs where the probe's check holds too: ``a``'s steps, computed without that fact,
+    are exact there (the facts only let a rule drop a case or a check they imply), so ``b``
+    repeats them; the same answers as tracing ``b`` anew, and torch's."""
+    before = Block.traced
+    symshape.analyze(Checked().eval(), (1, "H", "W"), prove=False)
+    assert Block.traced - before == 1
+    a = symshape.analyze(Checked().eval(), (1, "H", "W"))  # (its proof runs the blocks)
+    assert {s.name.split(".")[0] for s in a.steps if s.copy_of} == {"b"}
+    monkeypatch.setattr(engine.Propagator, "_under_fewer_facts", lambda *a: [])
+    fresh = symshape.analyze(Checked().eval(), (1, "H", "W"))
+    assert not any(s.copy_of for s in fresh.steps)
+    assert _plain(a.steps) == _plain(fresh.steps)
+    assert str(a.valid_sizes()) == str(fresh.valid_sizes())
+    assert_agrees(Checked().eval(), (1, "H", "W"), grid(["H", "W"], [3, 5, 9, 10, 11, 12, 13, 20]))
+
+
 def test_a_call_with_other_arguments_is_traced():
     class Twice(nn.Module):
         def __init__(self):
