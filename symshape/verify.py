@@ -253,6 +253,9 @@ def _compare_steps(analysis: Shapes, sizes: dict, ev: Evaluation, obs: Observati
     checked = 0
     calls: dict[str, int] = {}
     repeats = _repeats(analysis, sizes)
+    fixed_of: dict[str, list] = {}  # each layer's fixed sizes, in their order (asked per module step)
+    for key, fixed in analysis.fixed.items():
+        fixed_of.setdefault(fixed.layer, []).append((key, fixed))
     for i, (step, concrete) in enumerate(zip(analysis.steps[:limit], ev.steps)):
         for repeat in _due(repeats, i):  # a repeating call, in its place among the steps
             checked += 1
@@ -267,9 +270,9 @@ def _compare_steps(analysis: Shapes, sizes: dict, ev: Evaluation, obs: Observati
             calls[step.name] = k + 1
             seen = obs.module_outputs.get(_module_key(step.name), [])
             actual = seen[k] if k < len(seen) else "<not called>"
-            for key, fixed in analysis.fixed.items():
+            for key, fixed in fixed_of.get(step.name, ()):
                 # the size reaching each fixed size of the layer (its first input's: the one recorded)
-                if fixed.layer != step.name or k != fixed.call or fixed.input != 0 or key not in ev.in_features:
+                if k != fixed.call or fixed.input != 0 or key not in ev.in_features:
                     continue
                 inputs = obs.module_inputs.get(_module_key(step.name), [])
                 first = inputs[k] if k < len(inputs) and isinstance(inputs[k], tuple) else ()
