@@ -619,18 +619,26 @@ class Propagator:
     def repeat_of(self, module: nn.Module, key: tuple) -> tuple | None:
         """An equal call computed before (the same key, a module of the same fingerprint: the
         twelve blocks of a ViT, each called with the same shapes), as ``(key, index)``; None."""
-        for k in (key, *self._under_fewer_facts(key)):
-            for i, (other, *_) in enumerate(self._repeats.get(k, ())):
-                if other is module or self._fingerprint(other) == self._fingerprint(module):
-                    return k, i
+        found = self._equal_call(module, key)
+        if found is None:
+            known = set(key[-1])
+            for k in self._under_fewer_facts(key):
+                found = self._equal_call(module, k) if set(k[-1]) <= known else None
+                if found is not None:
+                    break
+        return found
+
+    def _equal_call(self, module: nn.Module, key: tuple) -> tuple | None:
+        for i, (other, *_) in enumerate(self._repeats.get(key, ())):
+            if other is module or self._fingerprint(other) == self._fingerprint(module):
+                return key, i
         return None
 
     def _under_fewer_facts(self, key: tuple) -> list:
-        """The keys of equal calls computed where fewer of the earlier checks were known (the
-        key's last item): their steps and output are exact here too (see
-        :meth:`_traced_under_fewer_facts`)."""
-        known = set(key[-1])
-        return [k for k in self._repeats.get(("fewer", key[:-1]), ()) if k != key and set(k[-1]) <= known]
+        """The keys of the calls kept that differ from ``key`` only in their earlier checks (its
+        last item): where those are fewer than this call's, the steps and output are exact here
+        too (see :meth:`_traced_under_fewer_facts`)."""
+        return [k for k in self._repeats.get(("fewer", key[:-1]), ()) if k != key]
 
     def open_call(self) -> tuple:
         """Where a module call that may repeat starts: what :meth:`close_call` needs."""
