@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from torch.fx.immutable_collections import immutable_list
 from torch.utils._device import DeviceContext  # the mode ``with torch.device(...)`` enters
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -53,7 +54,10 @@ def _metadata(value):
         return ("T", type(value), shape, strides, value.storage_offset(), value.dtype, value.layout,
                 value.device, value.requires_grad, value.is_neg(), value.is_conj())
     if isinstance(value, (list, tuple)):
-        return (type(value), tuple(_metadata(v) for v in value))
+        # (fx's graph replay hands a node's list arguments over as its immutable_list: the
+        # list the model's forward passed, as a value)
+        kind = list if type(value) is immutable_list else type(value)
+        return (kind, tuple(_metadata(v) for v in value))
     if isinstance(value, dict):
         return ("dict", tuple((k, _metadata(v)) for k, v in value.items()))
     if value is None or type(value) in _PLAIN:

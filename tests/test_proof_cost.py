@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
+from torch.fx.immutable_collections import immutable_list
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import seed000_mnist
@@ -25,6 +26,7 @@ from symshape.modules import copy_model
 from symshape.tensor import Pieces, SymTensor
 from strategies import models
 from test_branches import Windows, _TwoEqualBlocks
+from test_repeats import _SizedStack
 
 
 class Stacked(nn.Module):
@@ -165,6 +167,7 @@ def _observed(model, shape, monkeypatch=None):
     (seed000_mnist.Net, (1, "H", "W")),
     (seed001_cnnclf.CNNclf, (3, "H", "W")),
     (lambda: nn.Sequential(Windows(), Windows(4, 3)), (1, "H", "W")),
+    (_SizedStack, (1, "H", "W")),  # blocks called with a list, repeated: one node each
 ])
 def test_the_replay_takes_a_modules_output_only_where_torch_would_give_the_same(monkeypatch, model, shape):
     reused = _observed(model().eval(), shape)
@@ -173,6 +176,21 @@ def test_the_replay_takes_a_modules_output_only_where_torch_would_give_the_same(
     fresh = _observed(model().eval(), shape)
     assert reused.node_outputs == fresh.node_outputs
     assert reused.failed_node == fresh.failed_node and reused.output == fresh.output
+
+
+def test_a_list_the_replay_passes_is_the_list_the_forward_passed(monkeypatch):
+    """fx's replay hands a node's list argument over as an ``immutable_list``; it signs as the
+    list the model's forward passed, so MViTv2-like blocks called with ``[h, w]`` take their
+    output from the forward instead of running again (each of mvitv2_huge's 72 repeated blocks
+    ran twice in the proof)."""
+    found = []
+    original = replay.ModuleCalls.output
+    monkeypatch.setattr(replay.ModuleCalls, "output",
+                        lambda self, name, k, called: found.append((name, original(self, name, k, called))) or found[-1][1])
+    _observed(_SizedStack().eval(), (1, "H", "W"))
+    blocks = [(name, out) for name, out in found if name.startswith("blocks.")]
+    assert blocks and all(out is not replay.NOT_FOUND for _, out in blocks), blocks
+    assert replay.signature(immutable_list([3, 4])) == replay.signature([3, 4]) != replay.signature((3, 4))
 
 
 def test_a_call_is_reused_by_its_position_and_signature():
