@@ -47,6 +47,7 @@ __all__ = [
     "floor_div",
     "scaled_floor",
     "integer_polynomial",
+    "least_sizes",
     "maximum",
     "minimum",
     "positive_int",
@@ -56,6 +57,7 @@ __all__ = [
     "size_sqrt",
     "size_symbol",
     "smallest_value",
+    "smallest_value_where",
     "without_ite",
 ]
 
@@ -465,6 +467,36 @@ def always_divisible(expr: SizeExpr, divisor: SizeExpr) -> bool:
         terms = [t.as_coeff_Mul() for t in Add.make_args(expanded)]
         return all(c.is_Integer and int(c) % m == 0 and integer_polynomial(rest) for c, rest in terms)
     return integer_polynomial(expr / divisor)
+
+
+@functools.lru_cache(maxsize=1024)
+def least_sizes(facts: tuple) -> dict:
+    """The least value of each size that ``facts`` (single-size relations: the checks of the
+    steps before) allow, where that is above 1: no smaller value satisfies them (found by
+    trying 1, 2, ...: exact whatever the relation's form)."""
+    out: dict = {}
+    for fact in facts:
+        if not isinstance(fact, (sympy.Ge, sympy.Eq)) or len(fact.free_symbols) != 1:
+            continue
+        (size,) = fact.free_symbols
+        least = next((v for v in range(1, _LEAST_TRIED + 1) if fact.xreplace({size: sympy.Integer(v)}) is sympy.true),
+                     _LEAST_TRIED + 1)
+        if least > out.get(size, 1):
+            out[size] = least
+    return out
+
+
+#: how far least_sizes tries each size (beyond: at least this plus one)
+_LEAST_TRIED = 64
+
+
+def smallest_value_where(expr: SizeExpr, facts: tuple):
+    """A lower bound of ``expr`` over the sizes where ``facts`` hold (see :func:`least_sizes`):
+    :func:`smallest_value` with each size counted from its least value (a patch embedding's
+    kernel: ``H >= 16``), or None."""
+    expr = as_expr(expr)
+    least = least_sizes(facts) if facts else {}
+    return smallest_value(expr.xreplace({k: k + v - 1 for k, v in least.items() if k in expr.free_symbols}))
 
 
 def smallest_value(expr: SizeExpr):

@@ -17,7 +17,7 @@ import torch.nn as nn
 
 from .dims import (DoubleProduct, FloorDiv, SizeRatio, as_expr, canonical, exact_quotient, split_product_equality, floor_div, integer_polynomial,
                    decide, size_sqrt,
-                   smallest_value)
+                   smallest_value, smallest_value_where)
 from .errors import (InvalidArgument, InvalidInputSize, NotASize, SizeCases, UnsupportedArgument, UnsupportedOperation,
                      UnsupportedWhereMetaDiffers, UntraceableModel)
 from .requirements import Requirement, Rounding
@@ -282,27 +282,6 @@ def _extremum(kind, args: tuple) -> sympy.Expr:
     """sympy's ``Max``/``Min`` of ``args`` (cached: sympy takes 5 ms to compare two ratios, and
     each attention block of a stage asks the same)."""
     return kind(*args)
-
-
-@lru_cache(maxsize=1024)
-def _least_sizes(facts: tuple) -> dict:
-    """The least value of each size that ``facts`` (single-size relations, Context.earlier)
-    allow, where that is above 1: no smaller value satisfies them (found by trying 1, 2, ...:
-    exact whatever the relation's form)."""
-    out: dict = {}
-    for fact in facts:
-        if not isinstance(fact, (sympy.Ge, sympy.Eq)) or len(fact.free_symbols) != 1:
-            continue
-        (size,) = fact.free_symbols
-        least = next((v for v in range(1, _LEAST_TRIED + 1) if fact.xreplace({size: sympy.Integer(v)}) is sympy.true),
-                     _LEAST_TRIED + 1)
-        if least > out.get(size, 1):
-            out[size] = least
-    return out
-
-
-#: how far _least_sizes tries each size (beyond: at least this plus one)
-_LEAST_TRIED = 64
 
 
 def _by_a_size(a, b) -> bool:
@@ -579,8 +558,7 @@ class Propagator:
         if (low is None or low <= 0) and self._earlier:
             # each size from its least value the checks so far allow (a patch embedding's kernel:
             # H >= 16), where b is 0 only below them: no branch whose one side torch refused before
-            least = _least_sizes(tuple(self._earlier))
-            low = smallest_value(b.xreplace({k: k + v - 1 for k, v in least.items() if k in b.free_symbols}))
+            low = smallest_value_where(b, tuple(self._earlier))
         if low is not None and low > 0:  # (a product of sizes: decide() does not bound it)
             holds = True
         elif self.path is not None:
@@ -799,7 +777,8 @@ class Propagator:
                 self._sides_cache[here] = done
         value, requirements, self._side_linears, self._side_steps = done
         for r in requirements:
-            ctx.require(r.lhs, r.relation, r.rhs, r.reason, r.kind, r.unless, r.backend_dependent, r.data_dependent)
+            ctx.require(r.lhs, r.relation, r.rhs, r.reason, r.kind, r.unless, r.backend_dependent, r.data_dependent,
+                        r.fixes, r.meta_unchecked)
         return value
 
     def _merged_sides(self, ctx: Context, module: nn.Module, args, kwargs, key) -> tuple:
@@ -817,7 +796,7 @@ class Propagator:
         where = "" if ctx.step == "(model)" else f"{ctx.step}."  # inner steps' names, qualified
         sides = [replace(side, requirements=[replace(r, reason=f"{where}{r.reason}") for r in side.requirements])
                  for side in sides]
-        result = merge_sides(sides, ctx.op, (*ctx.facts, *self._earlier, *_on_every_side(sides)))
+        result = merge_sides(sides, ctx.op, tuple(_on_every_side(sides)), (*ctx.facts, *self._earlier))
         linears = [(replace(step, name=f"{where}{step.name}", module=_submodule(module, step.name, step.module)),
                     f"{where}{name}", replace(f, layer=f"{where}{f.layer}")) for step, name, f in fixed]
         return result.value, tuple(result.requirements), linears, shown

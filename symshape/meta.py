@@ -52,7 +52,8 @@ from torch.utils._sympy import functions as tf
 from torch.utils._sympy.numbers import int_oo
 from torch.utils._sympy.value_ranges import ValueRangeError, ValueRanges
 
-from .dims import CeilSqrt, DoubleFloor, DoubleProduct, FloorDiv, IntSqrt, SizeRatio, as_expr, canonical, decide, equal_where, floor_div, implied, without_ite
+from .dims import (CeilSqrt, DoubleFloor, DoubleProduct, FloorDiv, IntSqrt, SizeRatio, as_expr, canonical, decide, equal_where,
+                   floor_div, implied, smallest_value_where, without_ite)
 from .modules import untraced
 from .requirements import Requirement, cnf, literal, unless_not
 from .tensor import CONV_MEMORY_FORMAT, LAYOUT_NOT_FOLLOWED, Pieces, SymTensor, kernel_layout, standard_strides
@@ -842,7 +843,7 @@ class _Ours:
         return e
 
 
-def merge_sides(sides: list[Side], what: str, facts: tuple = ()) -> MetaResult:
+def merge_sides(sides: list[Side], what: str, facts: tuple = (), before: tuple = ()) -> MetaResult:
     """The sides merged as run_meta merges torch's: sides that end alike are one; values that
     differ become Piecewise; a side that raises becomes the requirement that one of its
     conditions fails; each side's own requirements hold only on it. Raises MetaRefusal where
@@ -852,8 +853,15 @@ def merge_sides(sides: list[Side], what: str, facts: tuple = ()) -> MetaResult:
     ``facts``: relations of sizes that hold wherever the module returns (torch raised before
     where they fail): two sides' values that they make equal are one value, not a Piecewise
     (BAT's ``7`` where ``H // 7 <= 1`` and ``7*(H // 7)`` elsewhere are one size where an
-    ``_assert`` has made ``H`` a multiple of 7)."""
+    ``_assert`` has made ``H`` a multiple of 7).
+
+    ``before``: relations of sizes that hold wherever the module is called (the checks of the
+    steps before it): they merge values too, and a side's own check of a size that they imply
+    is no check (it changes no valid size, and the earlier check is the one that fails first;
+    MONAI's BasicUNet repeated each block's ``H >= 16`` under the four parities of its
+    up-sampling's pads, a union the solver took a minute over)."""
     leaves = [_Leaf(list(s.decisions), _Ours, None if s.error else _packed(s.value), s.error) for s in sides]
+    facts = (*before, *facts)
     if all(leaf.error for leaf in leaves):
         raise MetaRefusal(f"{what} raises at every size: {leaves[0].error}")
     root = _collapse(_tree(leaves, 0))
@@ -861,8 +869,29 @@ def merge_sides(sides: list[Side], what: str, facts: tuple = ()) -> MetaResult:
     value = _emit(root, [], requirements, what, tuple(facts))
     for side in sides:
         here = [c if answer else sympy.Not(c) for c, answer in side.decisions]
-        requirements += [out for req in side.requirements for out in _unless_not(req, here)]
+        requirements += [out for req in side.requirements if not _holds_before(req, before)
+                         for out in _unless_not(req, here)]
     return MetaResult(_build(value), requirements, len(sides))
+
+
+#: the relation a requirement states, for those :func:`implied` may prove
+_RELATIONS = {"==": sympy.Eq, ">=": sympy.Ge, "!=": sympy.Ne}
+
+
+def _holds_before(req: Requirement, before: tuple) -> bool:
+    """Whether the relations ``before`` imply the plain size check ``req``: proven (symshape.dims.
+    implied), or ``lhs - rhs`` bounded below (``>= 0``, or ``>= 1`` for ``!=``) with each size
+    counted from the least value they allow (``2*floor(H/16) >= 1`` and
+    ``floor(H/8)*floor(W/8) != 1`` where ``H >= 16`` and ``W >= 16``)."""
+    relation = _RELATIONS.get(req.relation)
+    if not before or relation is None or req.kind != "size" or req.unless is not None:
+        return False  # (a check that holds wherever it is made is none on any backend, for any data)
+    if implied(before, relation(req.lhs, req.rhs, evaluate=False)):
+        return True
+    if req.relation == "==":
+        return False
+    low = smallest_value_where(as_expr(req.lhs) - as_expr(req.rhs), before)
+    return low is not None and low >= (0 if req.relation == ">=" else 1)
 
 
 def _packed(value):

@@ -75,6 +75,10 @@ class Requirement:
     #: for a ``declared`` requirement, the parameter of the layer it checks, as the layer's rule
     #: names it (``in_features``, ``input_size``: ``Fixed.tag``)
     fixes: str = ""
+    #: set when torch's meta kernels do not make this check (an index's values against the size:
+    #: the CPU and CUDA kernels do; the text says so): verification on the meta device reports a
+    #: size where the meta forward ran past it separately, not as a mismatch
+    meta_unchecked: str = ""
 
     def __post_init__(self):
         if self.relation not in RELATIONS:

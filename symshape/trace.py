@@ -659,7 +659,12 @@ _MISSING = object()
 #: the factories whose values are random (see _recording)
 RANDOM_FACTORIES = frozenset({"rand", "randn", "randint"})
 
-FACTORIES = ("zeros", "ones", "empty", "full", "rand", "randn", "randint", "arange", "linspace", "logspace", "eye")
+FACTORIES = ("zeros", "ones", "empty", "full", "rand", "randn", "randint", "arange", "linspace", "logspace", "eye",
+             # and those that make a tensor of data: torch's C++ checks whether the data is a tensor by
+             # isinstance, which a traced tensor answers as a tensor does, and then reads it as one
+             # (a crash of the process, where fx alone raises): recorded instead, as a call on a tensor
+             "tensor", "as_tensor", "asarray", "sparse_coo_tensor", "sparse_csr_tensor", "sparse_csc_tensor",
+             "sparse_bsr_tensor", "sparse_bsc_tensor", "sparse_compressed_tensor")
 
 _tracing = threading.local()
 _installed_lock = threading.Lock()
@@ -900,6 +905,12 @@ def _instructions(code) -> tuple[list, list]:
     return instructions, [i.offset for i in instructions]
 
 
+#: the attributes numpy reads of a value to make an array of it
+_NUMPY_PROTOCOL = frozenset({"__array_struct__", "__array_interface__", "__array__", "__array_ufunc__",
+                             "__array_function__", "__array_priority__", "__array_wrap__", "__array_prepare__",
+                             "__array_finalize__", "__array_namespace__"})
+
+
 class _SizedMixin:
     @property
     def __class__(self):
@@ -956,6 +967,11 @@ class _SizedMixin:
         if tracer is not None and k == "type" and self.__dict__.get("attr") == "device":
             if isinstance(tracer.value(self.__dict__["root"]), SymTensor):
                 return DEVICE_ATTRIBUTES["device"].type
+        if k in _NUMPY_PROTOCOL:  # numpy asks whether a value is an array (np.array(x.shape[2:]))
+            if tracer is None or isinstance(tracer.value(self), SymTensor):
+                raise torch.fx.proxy.TraceError("numpy of a traced tensor (np.asarray(x)): symshape follows the "
+                                                "shapes of torch's tensors, not numpy's arrays")
+            raise AttributeError(k)  # a size is none: numpy holds it as an object (each op Python's)
         return _SizedAttribute(self, k)
 
     def __setitem__(self, key, value):

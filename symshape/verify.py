@@ -52,6 +52,7 @@ class Observation:
     module_inputs: dict[str, list] = field(default_factory=dict)  # qualname -> first input's shape per call
     node_outputs: dict[str, Any] = field(default_factory=dict)  # fx node name -> output shape(s)
     failed_node: str | None = None  # where the interpreted graph raised
+    on_meta: bool = False  # run on the meta device: no kernel looked at a tensor's values
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,9 @@ def _observe(model: nn.Module, x, graph: torch.fx.Graph | None) -> Observation:
         # and the replay takes a module's output from the forward (symshape.replay)
         device = watching("meta")
         with device, KernelMemo():
-            return _observe_here(model, x, graph, device)
+            obs = _observe_here(model, x, graph, device)
+        obs.on_meta = True
+        return obs
     return _observe_here(model, x, graph)
 
 
@@ -358,7 +361,8 @@ def _compare_refusal(analysis: Shapes, sizes: dict, ev: Evaluation, obs: Observa
 
 def _undecided(analysis: Shapes, ev: Evaluation, obs: Observation) -> str:
     """Why this size's refusal is not compared, or ``""``: torch's backend ran a step its reference
-    path refuses (and past it there is nothing to predict), or a data-dependent check passed."""
+    path refuses (and past it there is nothing to predict), a data-dependent check passed, or
+    the meta forward ran past a check its kernels do not make (an index's values)."""
     problem = ev.first_problem()
     if problem is None:
         return ""
@@ -367,6 +371,8 @@ def _undecided(analysis: Shapes, ev: Evaluation, obs: Observation) -> str:
         return f"{problem.step}: {req.backend_dependent}"
     if req.data_dependent and (obs.error is None or obs.failed_node != analysis.steps[problem.index].node):
         return f"{problem.step}: {req.data_dependent}"
+    if req.meta_unchecked and obs.on_meta and (obs.error is None or obs.failed_node != analysis.steps[problem.index].node):
+        return f"{problem.step}: {req.meta_unchecked}"
     return ""
 
 

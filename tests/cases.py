@@ -610,6 +610,14 @@ def meta_cases() -> list[Case]:
     add(Case("eye_sizes", lambda: Custom(lambda m, x: (x @ torch.eye(x.shape[-1]), torch.eye(x.shape[-2], x.shape[-1] - 3,
                                                                                          dtype=torch.float64).flatten(),
                                                        torch.eye(2, x.shape[-2]) @ x)), SHAPES[2], S))
+    add(Case("tensor_of_data", lambda: Custom(lambda m, x: (
+        torch.as_tensor(x * 2) + torch.asarray(x, dtype=torch.float64).float(), torch.tensor(x[:, :, 1:]).flatten(1),
+        x * torch.tensor(x.shape[-1], dtype=torch.float32), x.flatten(2) * torch.tensor([x.shape[-2], x.shape[-1]]).sum(),
+        torch.tensor([[x.shape[-2], 1], [2, x.shape[-1]]]).float() @ x[..., :2, :],
+        torch.tensor([x.shape[-1] / 2, 1.5]).expand(x.shape[-2], 2), torch.as_tensor([x.shape[-1]] * 3).expand(2, 3))),
+        SHAPES[2], S))
+    add(Case("tensor_of_ragged_data", lambda: Custom(lambda m, x: x * torch.tensor([[x.shape[-1]], [1, 2]]).sum()),
+             SHAPES[2], S2_SMALL))
     add(Case("linspace_steps", lambda: Custom(lambda m, x: x * torch.linspace(0, 1, x.shape[-1])), SHAPES[2], S))
     add(Case("arange_from_half", lambda: Custom(lambda m, x: x * (torch.arange(0.5, x.shape[-1]) / 2)), SHAPES[2], S))
     add(Case("logspace_steps", lambda: Custom(lambda m, x: x * torch.logspace(0, 1, x.shape[-2] - 2).unsqueeze(1)), SHAPES[2], S))

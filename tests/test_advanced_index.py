@@ -144,6 +144,38 @@ def test_an_index_computed_from_sizes_is_checked_by_its_extremes():
     assert str(analysis.valid_sizes()) == "L ∈ [1, 19]"  # below 4 the index is empty: nothing to check
 
 
+class BranchingRelativePosition(nn.Module):
+    """RelativePosition inside a block that branches on the size (traced side by side): the
+    sides' index checks are merged into the block's."""
+
+    def __init__(self):
+        super().__init__()
+        self.rel = RelativePosition()
+
+    def forward(self, x):
+        if x.shape[-1] > 30:
+            x = x * 2
+        return self.rel(x)
+
+
+@pytest.mark.parametrize("make", [RelativePosition, lambda: nn.Sequential(nn.Identity(), BranchingRelativePosition())])
+def test_an_index_past_its_table_is_no_mismatch_on_the_meta_device(make):
+    """torch's CPU kernel raises for an index past the table (MViTv2's relative positions past
+    the input size its tables were made for); its meta kernel checks no index value and runs.
+    verify() on the CPU compares the refusal; on the meta device it notes the sizes where the
+    meta forward ran past the check (Requirement.meta_unchecked) instead of a mismatch."""
+    model = make()
+    analysis = symshape.analyze(model, (3, "L"))
+    sizes = [{"L": n} for n in (8, 19, 20, 21, 36, 40)]
+    past = [s for s in sizes if _torch(model, (1, 3, s["L"])) is None]
+    assert past and all(not analysis.valid_sizes().contains(**s) for s in past)  # torch's CPU kernel raises
+    on_cpu = analysis.verify(sizes=sizes)
+    assert on_cpu.ok and not on_cpu.notes
+    on_meta = analysis.verify(sizes=sizes, device="meta")
+    assert on_meta.ok
+    assert len(on_meta.notes) == len(past) and all("do not check an index's values" in n for n in on_meta.notes)
+
+
 @pytest.mark.parametrize("index", [
     lambda q: (torch.arange(q)[:, None] - torch.arange(q)[:, None]) + 5,  # the same dim: not every pair occurs
     lambda q: torch.arange(0, q, 2),  # a step: its last entry is not followed

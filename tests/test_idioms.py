@@ -128,6 +128,33 @@ class Factories(nn.Module):
         return torch.cat([x, pad], 1) * grid * scale + torch.empty((n, c + 1, h, w)).zero_()
 
 
+class NumpySizeCheck(nn.Module):
+    """MONAI's SwinUNETR: the input's sizes checked with numpy before anything runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 4, stride=4)
+
+    def forward(self, x):
+        import numpy as np
+
+        remainder = (np.array(x.shape[2:]) % np.power(2, 2)) > 0
+        if remainder.any():
+            raise ValueError(f"spatial dimensions of {x.shape[2:]} must be divisible by 4")
+        return self.conv(x)
+
+
+class AsTensor(nn.Module):
+    """MONAI's HighResNet: ``x + torch.as_tensor(f(x))`` (once a crash of the process)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x):
+        return x + torch.as_tensor(self.conv(x)) * torch.tensor(x.shape[-1] / 2)
+
+
 IDIOMS = [
     pytest.param(Factories, (3, "H", "W"), ["H", "W"], id="factories-with-traced-sizes"),
     pytest.param(UNetUp, (4, "H", "W"), ["H", "W"], id="unet-computed-pad"),
@@ -139,6 +166,8 @@ IDIOMS = [
     pytest.param(DynamicSamePad, (3, "H", "W"), ["H", "W"], id="dynamic-same-padding"),
     pytest.param(Noise, (3, "H", "W"), ["H", "W"], id="randn-like-and-rand"),
     pytest.param(Attrs, (3, "H", "W"), ["H", "W"], id="tensor-attributes"),
+    pytest.param(NumpySizeCheck, (3, "H", "W"), ["H", "W"], id="numpy-size-check"),
+    pytest.param(AsTensor, (3, "H", "W"), ["H", "W"], id="as-tensor-of-a-traced-tensor"),
 ]
 
 
@@ -155,6 +184,22 @@ def test_the_idioms_answers_read_as_a_user_expects():
         "(N, 4, floor((H + 1)/2), floor((W + 1)/2))"
     assert str(symshape.analyze(MaskSlice(), ("T", 8)).valid_sizes()) == "T ∈ [1, 16]"
     assert str(symshape.analyze(UNetUp(), (4, "H", "W")).valid_sizes()) == "H ≥ 2 and W ≥ 2"
+
+
+def test_numpy_of_sizes_is_python_on_each_size_and_of_a_tensor_is_refused_by_name():
+    """numpy holds a traced size as a Python object (each of its ops is the size's own): the
+    SwinUNETR check is a requirement; a traced tensor given to numpy is refused, naming numpy."""
+    assert str(symshape.analyze(NumpySizeCheck(), (3, "H", "W")).valid_sizes()) == \
+        "H ≥ 4, H ≡ 0 (mod 4) and W ≥ 4, W ≡ 0 (mod 4)"
+
+    class ToNumpy(nn.Module):
+        def forward(self, x):
+            import numpy as np
+
+            return torch.from_numpy(np.asarray(x) * 2)
+
+    with pytest.raises(symshape.UntraceableModel, match="numpy of a traced tensor"):
+        symshape.analyze(ToNumpy(), (3, "H", "W"))
 
 
 def test_a_kernel_from_the_size_over_another_dim_is_refused_by_name():

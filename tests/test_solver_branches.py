@@ -473,6 +473,70 @@ def test_broadcast_beside_a_size_never_one_matches_torch(s1, s2, times, k):
         check_flats(a, truth, ("L",), 60, beyond=not a.valid_sizes().is_finite)
 
 
+class PadToSkip(nn.Module):
+    """MONAI's UpCat in small: up-sample, pad by one (``mode``) on each dim where the skip is one
+    longer (a Python branch on the sizes), concatenate, convolve, normalize."""
+
+    def __init__(self, mode: str, norm: bool):
+        super().__init__()
+        self.mode = mode
+        self.conv = nn.Conv2d(2, 1, 3, padding=1)
+        self.norm = nn.InstanceNorm2d(1) if norm else nn.Identity()
+
+    def forward(self, x, skip):
+        x = nn.functional.interpolate(x, scale_factor=2.0, mode="nearest")
+        sp = [0, 0, 0, 0]
+        for i in range(2):
+            if skip.shape[-i - 1] != x.shape[-i - 1]:
+                sp[i * 2 + 1] = 1
+        x = nn.functional.pad(x, sp, self.mode)
+        return self.norm(self.conv(torch.cat([skip, x], 1)))
+
+
+class UNetLike(nn.Module):
+    """``depth`` poolings, each checked by a convolution, then as many PadToSkip blocks back up."""
+
+    def __init__(self, head, depth: int, mode: str, norm: bool):
+        super().__init__()
+        self.head = head
+        self.down = nn.ModuleList(nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(1, 1, 3, padding=1)) for _ in range(depth))
+        self.up = nn.ModuleList(PadToSkip(mode, norm) for _ in range(depth))
+
+    def forward(self, x):
+        skips = []
+        for down in self.down:
+            skips.append(x)
+            x = down(x)
+        for up, skip in zip(self.up, reversed(skips)):
+            x = up(x, skip)
+        return self.head(x.flatten(1))
+
+
+@settings(max_examples=8)
+@given(st.integers(1, 3), st.sampled_from(["replicate", "constant", "reflect"]), st.booleans())
+@example(depth=3, mode="replicate", norm=True)  # BasicUNet's blocks: instance norm after each
+def test_checks_a_branch_repeats_from_before_it_are_dropped(depth, mode, norm):
+    """A block traced by the sides of its branch (the parity of each dim, four sides) checks what
+    the steps before it checked already (its convolution's input is not empty, where the pools
+    before it made ``H >= 2**depth``): such a check, on each side, is no check (meta.merge_sides:
+    it changes no valid size, and the earlier one fails first), and every check the blocks keep
+    excludes some size the steps before them let through. Valid sizes against a scan."""
+    make = lambda head: UNetLike(head, depth, mode, norm)  # noqa: E731
+    a = analyze(make, (1, "H", "W"))
+    truth = scan(make, (1, "H", "W"), UP2)
+    assert members(a.valid_sizes(), ("H", "W"), UP2) == runs(truth)
+    before = [r for step in a.steps if not step.name.startswith("up") for r in step.requirements]
+    kept = [r for step in a.steps if step.name.startswith("up") for r in step.requirements]
+
+    def accepts(r, h, w):
+        return r.accepts([int(e.xreplace({H: h, W: w})) for e in r.exprs()])
+
+    box = [(h, w) for h in range(1, UP2 + 1) for w in range(1, UP2 + 1)]
+    passed = [(h, w) for h, w in box if all(accepts(r, h, w) for r in before)]
+    for r in kept:
+        assert any(not accepts(r, h, w) for h, w in passed), f"a check the steps before imply: {r}"
+
+
 def test_three_way_broadcast_matches_torch():
     """``a(x) + b(x) + c(x)`` with three lengths, any of which may be 1: a broadcast of a
     broadcast (a requirement on a Piecewise size, solved case by case)."""

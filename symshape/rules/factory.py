@@ -1,6 +1,6 @@
 """Factories whose size is computed from their arguments: ``torch.linspace(start, end, steps) ->
 (steps,)`` (``torch.logspace`` alike), ``torch.arange(start, end, step) -> (ceil((end - start)/step),)``,
-``torch.eye(n, m) -> (n, m)``.
+``torch.eye(n, m) -> (n, m)``, ``torch.tensor([h, w]) -> (2,)`` (``as_tensor``, ``asarray`` alike).
 
 Other factories (``zeros``, ``ones``, ``full`` ...) take their sizes straight from their arguments
 and run on torch's fake tensors with symbolic sizes (symshape.meta). linspace's meta kernel asks
@@ -22,7 +22,7 @@ from ..dims import SizeRatio, canonical
 from ..tensor import SymTensor
 from .registry import Context, function_rule
 
-__all__ = ["arange", "eye", "linspace"]
+__all__ = ["arange", "eye", "linspace", "tensor_of_data"]
 
 
 def _count(ctx: Context, value, what: str):
@@ -109,3 +109,41 @@ def arange(ctx: Context, *args, **kwargs) -> SymTensor:
                     for k in ("start", "end", "step"))
         dtype = torch.int64 if plain else torch.get_default_dtype()
     return SymTensor((length,), dtype=dtype)
+
+
+def _nesting(ctx: Context, data, kinds: set) -> tuple:
+    """The shape of nested lists and tuples of numbers and sizes (what ``torch.tensor`` makes of
+    them, whatever their values), noting each leaf's kind; refused for anything else in them."""
+    if isinstance(data, (list, tuple)):
+        shapes = [_nesting(ctx, item, kinds) for item in data]
+        if any(shape != shapes[0] for shape in shapes):
+            ctx.refuse(f"torch.tensor of a ragged sequence: items of shapes {sorted(set(shapes), key=len)}")
+        return (len(data), *(shapes[0] if shapes else ()))
+    if isinstance(data, bool):
+        kinds.add("bool")
+    elif isinstance(data, numbers.Integral) or isinstance(data, sympy.Basic) and data.is_integer:
+        kinds.add("int")
+    elif isinstance(data, (float, SizeRatio)):
+        kinds.add("float")
+    else:
+        ctx.unsupported(f"data of type {type(data).__name__} (symshape follows a tensor, or numbers and sizes "
+                        "in lists and tuples)")
+    return ()
+
+
+@function_rule(torch.tensor, torch.as_tensor, torch.asarray, on_sizes=True)
+def tensor_of_data(ctx: Context, data, *args, dtype=None, **kwargs) -> SymTensor:
+    """A tensor's shape (``torch.as_tensor(x)``, a copy with ``torch.tensor``); the nesting of
+    lists of numbers and sizes (``torch.tensor([h, w]) -> (2,)``, ``torch.tensor(h) -> ()``),
+    whose dtype is int64 for ints and sizes, the default float dtype where a float is among them,
+    bool for bools (``dtype=`` where given)."""
+    if args:
+        ctx.unsupported("a positional argument after the data")
+    if isinstance(data, SymTensor):
+        return data if dtype is None else data.with_dtype(dtype)
+    kinds: set = set()
+    shape = _nesting(ctx, data, kinds)
+    if dtype is None:
+        dtype = torch.get_default_dtype() if "float" in kinds or not kinds else \
+            torch.int64 if "int" in kinds else torch.bool
+    return SymTensor(shape, dtype=dtype)

@@ -391,9 +391,14 @@ def _advanced_getitem(ctx: Context, x: SymTensor, items: list) -> SymTensor:
     if numel != 0:
         empty = None if numel.is_positive else Requirement(numel, "==", 0, "the output is empty")
         for n, least, reason in bounds:
-            ctx.require(n, ">=", least, reason, unless=empty)
+            ctx.require(n, ">=", least, reason, unless=empty, meta_unchecked=INDEX_VALUES)
     # aten.index allocates its output: contiguous for a contiguous input; else as its kernel picks
     return y.with_shape(shape, contiguous=True if x.contiguous and y.contiguous else False)
+
+
+#: why an index's bounds are no check of torch's meta kernels (Requirement.meta_unchecked)
+INDEX_VALUES = ("torch's meta kernels do not check an index's values against the size (they have no values); "
+                "its CPU and CUDA kernels raise")
 
 
 def _index_bounds(ctx: Context, n, p: int, entries, extremes) -> list[tuple]:
@@ -437,10 +442,10 @@ def index_select(ctx: Context, input, dim, index):
     if entries is None and idx.entry_range is not None:  # computed from sizes: its extremes
         lo, hi = idx.entry_range
         ctx.require(lo, ">=", 0, f"index_select(): index {lo} (the least) must not be negative",
-                    unless=Requirement(idx.numel(), "==", 0, "the index is empty"))
+                    unless=Requirement(idx.numel(), "==", 0, "the index is empty"), meta_unchecked=INDEX_VALUES)
         ctx.require(n, ">=", hi + 1, f"index_select(): index {hi} (the greatest) is out of bounds for "
                                      f"dimension {d} with size {{lhs}}",
-                    unless=Requirement(idx.numel(), "==", 0, "the index is empty"))
+                    unless=Requirement(idx.numel(), "==", 0, "the index is empty"), meta_unchecked=INDEX_VALUES)
     elif entries is None:
         if not n.is_Integer:
             raise UnsupportedWhereMetaDiffers(
@@ -451,8 +456,8 @@ def index_select(ctx: Context, input, dim, index):
         if any(e < 0 for e in entries):
             ctx.never(f"index_select(): index {min(entries)} out of range (negative)")
         if entries:
-            ctx.at_least(n, max(entries) + 1, f"index_select(): index {max(entries)} is out of bounds for "
-                                              f"dimension {d} with size {{lhs}}")
+            ctx.require(n, ">=", max(entries) + 1, f"index_select(): index {max(entries)} is out of bounds for "
+                                                   f"dimension {d} with size {{lhs}}", meta_unchecked=INDEX_VALUES)
     size = idx.shape[0] if idx.ndim else sympy.Integer(1)
     return SymTensor((*x.shape[:d], size, *x.shape[d + 1:]))
 

@@ -285,8 +285,9 @@ class Context:
 
     def require(self, lhs, relation: str, rhs, reason: str, kind: str = "size",
                 unless: Requirement | None = None, backend_dependent: str = "", data_dependent: str = "",
-                fixes: str = "") -> None:
-        req = Requirement(lhs, relation, rhs, reason, kind, unless, backend_dependent, data_dependent, fixes)
+                fixes: str = "", meta_unchecked: str = "") -> None:
+        req = Requirement(lhs, relation, rhs, reason, kind, unless, backend_dependent, data_dependent, fixes,
+                          meta_unchecked)
         if req.decided() is True:
             return
         if self.facts and relation in _IMPLIED and implied(self.facts, _IMPLIED[relation](req.lhs, req.rhs, evaluate=False)):

@@ -1,0 +1,257 @@
+"""Beyond timm: segmentation_models_pytorch and MONAI, configured as a new user would; writes
+docs/coverage-libraries.md.
+
+Runs in the zoo venv with the two libraries (see DEVELOPERS.md):
+
+    python bench/libraries.py                    # every configuration below, checked at six sizes
+    python bench/libraries.py --quick --no-write # two sizes each, rows printed (tests/test_libraries.py)
+    python bench/libraries.py --models monai:UNet-2d,smp:FPN-resnet18 --no-write
+
+Each configuration runs in a child process (bench/sweep.py's runner: a crash, a hang past
+``--timeout`` or a memory blow-up costs that one only). Models are built under
+``torch.device("meta")`` in eval mode (on the CPU where the constructor reads a tensor's value,
+as SegFormer's encoder does), analyzed with the input shape given below, and ``verify(device=
+"meta")`` compares every step with torch's meta forward at the sizes below (sizes torch refuses
+included); ``valid_sizes()``, ``evaluate()`` and ``formula()`` must not crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+import time
+import warnings
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
+
+import sweep  # noqa: E402  (bench/sweep.py: its child-process runner and error classes)
+
+SIZES_2D = [(224, 224), (192, 256), (160, 160), (97, 131), (64, 64), (33, 47)]
+SIZES_3D = [(64, 64, 64), (48, 64, 80), (96, 96, 32), (33, 47, 40), (16, 16, 16), (17, 31, 9)]
+QUICK_2D, QUICK_3D = [(224, 224), (97, 131)], [(64, 64, 64), (33, 47, 40)]
+
+_SMP_ARCHS = ["Unet", "UnetPlusPlus", "FPN", "PSPNet", "DeepLabV3", "DeepLabV3Plus", "Linknet", "MAnet", "PAN",
+              "UPerNet", "Segformer"]
+_SMP_ENCODERS = ["resnet18", "efficientnet-b0", "mobilenet_v2", "tu-convnext_atto", "mit_b0"]
+#: the architectures smp builds with no mit_b0 encoder (it refuses the pair)
+_NO_MIT = {"UnetPlusPlus", "Linknet"}
+
+
+def _configs() -> dict[str, tuple[str, str, dict, tuple]]:
+    """id -> (library, constructor, keyword arguments, input shape of one sample)."""
+    out: dict[str, tuple[str, str, dict, tuple]] = {}
+    for arch in _SMP_ARCHS:
+        for enc in _SMP_ENCODERS:
+            if not (enc == "mit_b0" and arch in _NO_MIT):
+                out[f"smp:{arch}-{enc}"] = ("smp", arch, {"encoder_name": enc}, (3, "H", "W"))
+    out["smp:DPT-tu-vit_tiny_patch16_224"] = ("smp", "DPT", {"encoder_name": "tu-vit_tiny_patch16_224"}, (3, "H", "W"))
+    two, three = (1, "H", "W"), (1, "D", "H", "W")
+    io = {"in_channels": 1, "out_channels": 2}
+    monai = {
+        "UNet-2d": (dict(spatial_dims=2, **io, channels=(16, 32, 64, 128), strides=(2, 2, 2)), two),
+        "UNet-3d": (dict(spatial_dims=3, **io, channels=(8, 16, 32), strides=(2, 2)), three),
+        "BasicUNet-2d": (dict(spatial_dims=2, **io), two),
+        "BasicUNet-3d": (dict(spatial_dims=3, **io, features=(8, 8, 16, 32, 64, 8)), three),
+        "AttentionUnet-2d": (dict(spatial_dims=2, **io, channels=(16, 32, 64), strides=(2, 2)), two),
+        "DynUNet-2d": (dict(spatial_dims=2, **io, kernel_size=[3, 3, 3, 3], strides=[1, 2, 2, 2],
+                            upsample_kernel_size=[2, 2, 2]), two),
+        "SegResNet-2d": (dict(spatial_dims=2, **io, init_filters=8), two),
+        "SegResNet-3d": (dict(spatial_dims=3, **io, init_filters=8), three),
+        "SegResNetVAE-2d": (dict(spatial_dims=2, input_image_size=(64, 64), **io, init_filters=8), two),
+        "SegResNetDS-2d": (dict(spatial_dims=2, **io, init_filters=8), two),
+        "UNETR-2d": (dict(**io, img_size=(32, 32), feature_size=8, hidden_size=96, mlp_dim=192, num_heads=4,
+                          spatial_dims=2), two),
+        "UNETR-3d": (dict(**io, img_size=(32, 32, 32), feature_size=8, hidden_size=96, mlp_dim=192, num_heads=4), three),
+        "SwinUNETR-2d": (dict(**io, spatial_dims=2, feature_size=12), two),
+        "SwinUNETR-3d": (dict(**io, spatial_dims=3, feature_size=12), three),
+        "VNet-3d": (dict(spatial_dims=3, **io), three),
+        "DenseNet121-2d": (dict(spatial_dims=2, **io), two),
+        "DenseNet121-3d": (dict(spatial_dims=3, **io), three),
+        "ResNet-2d": (dict(block="basic", layers=[1, 1, 1, 1], block_inplanes=[8, 16, 32, 64], spatial_dims=2,
+                           n_input_channels=1, num_classes=2), two),
+        "ResNet-3d": (dict(block="basic", layers=[1, 1, 1, 1], block_inplanes=[8, 16, 32, 64], spatial_dims=3,
+                           n_input_channels=1, num_classes=2), three),
+        "HighResNet-2d": (dict(spatial_dims=2, **io), two),
+        "AHNet-2d": (dict(spatial_dims=2, **io, psp_block_num=0), two),
+        "FlexibleUNet-2d": (dict(in_channels=3, out_channels=2, backbone="efficientnet-b0", pretrained=False,
+                                 spatial_dims=2), (3, "H", "W")),
+        "ViT-2d": (dict(in_channels=1, img_size=(32, 32), patch_size=(8, 8), spatial_dims=2, hidden_size=96,
+                        mlp_dim=192, num_heads=4, classification=True, num_classes=2), two),
+        "EfficientNetBN-2d": (dict(model_name="efficientnet-b0", pretrained=False, spatial_dims=2, in_channels=3,
+                                   num_classes=2), (3, "H", "W")),
+        "SENet154-2d": (dict(spatial_dims=2, in_channels=3, num_classes=2), (3, "H", "W")),
+        "SEResNet50-2d": (dict(spatial_dims=2, in_channels=3, num_classes=2), (3, "H", "W")),
+        "RegUNet-2d": (dict(spatial_dims=2, in_channels=1, num_channel_initial=8, depth=3, out_channels=2), two),
+        "LocalNet-2d": (dict(spatial_dims=2, **io, num_channel_initial=8, extract_levels=(0, 1, 2, 3)), two),
+        "GlobalNet-2d": (dict(image_size=(32, 32), spatial_dims=2, in_channels=1, num_channel_initial=8, depth=3), two),
+        "Discriminator-2d": (dict(in_shape=(1, 32, 32), channels=(8, 16), strides=(2, 2)), two),
+        "Classifier-2d": (dict(in_shape=(1, 32, 32), classes=2, channels=(8, 16), strides=(2, 2)), two),
+        "AutoEncoder-2d": (dict(spatial_dims=2, in_channels=1, out_channels=1, channels=(8, 16), strides=(2, 2)), two),
+        "VarAutoEncoder-2d": (dict(spatial_dims=2, in_shape=(1, 32, 32), out_channels=1, latent_size=4,
+                                   channels=(8, 16), strides=(2, 2)), two),
+        "MedNeXt-2d": (dict(spatial_dims=2, **io, init_filters=8), two),
+    }
+    for name, (kwargs, shape) in monai.items():
+        out[f"monai:{name}"] = ("monai", name.rsplit("-", 1)[0], kwargs, shape)
+    return out
+
+
+CONFIGS = _configs()
+
+
+def build(config_id: str):
+    """The configured model, in eval mode: on the meta device, or on the CPU where its
+    constructor reads a tensor's value."""
+    import torch
+
+    lib, name, kwargs, _ = CONFIGS[config_id]
+
+    def make():
+        if lib == "smp":
+            import segmentation_models_pytorch as smp
+
+            return getattr(smp, name)(encoder_weights=None, **kwargs)
+        from monai.networks import nets
+
+        return getattr(nets, name)(**kwargs)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with torch.device("meta"):
+                return make().eval()
+        except (RuntimeError, NotImplementedError) as e:
+            if "meta" not in str(e):
+                raise
+            return make().eval()  # (a constructor that reads a value: SegFormer's drop-path rates)
+
+
+def one(config_id: str, quick: bool = False) -> dict:
+    """Everything about one configuration, as a JSON-able dict."""
+    import symshape
+
+    _, _, _, shape = CONFIGS[config_id]
+    names = [d for d in shape if isinstance(d, str)]
+    sizes = (QUICK_2D if len(names) == 2 else QUICK_3D) if quick else (SIZES_2D if len(names) == 2 else SIZES_3D)
+    row: dict = {"model": config_id}
+    try:
+        model = build(config_id)
+    except Exception as e:  # noqa: BLE001 - the library refuses the configuration
+        row.update(status="not built", why=type(e).__name__, detail=str(e).splitlines()[0][:200])
+        return row
+    t = time.perf_counter()
+    try:
+        a = symshape.analyze(model, shape)
+        row["analyze_s"] = round(time.perf_counter() - t, 3)
+    except Exception as e:  # noqa: BLE001 - every failure is a row of the table
+        row.update(status="refused", why=sweep._error_class(e), detail=str(e).splitlines()[0][:300],
+                   analyze_s=round(time.perf_counter() - t, 3))
+        return row
+    try:
+        points = [dict(zip(names, s)) for s in sizes]
+        report = a.verify(sizes=points, device="meta")
+        try:
+            found = a.valid_sizes()
+            valid = (found.summary() if hasattr(found, "summary") else str(found))[:200]
+        except symshape.SymshapeError as e:  # documented: the solver says what it cannot solve
+            valid = f"not solved ({type(e).__name__}: {str(e).splitlines()[0][:150]})"
+        for p in points:
+            a.evaluate(**p)
+        if a.in_features:
+            a.formula()
+        row.update(status="ok" if report.ok else "mismatch", checked=report.checked, valid=valid,
+                   torch_runs=sum(1 for r in report.results if r[1]), notes=len(report.notes))
+        if not report.ok:
+            row["detail"] = str(report.mismatches[0])[:300]
+    except Exception as e:  # noqa: BLE001 - a crash after analysis is a finding
+        row.update(status="crash after analysis", why=type(e).__name__, detail=str(e).splitlines()[0][:300])
+    return row
+
+
+def child(config_id: str, timeout: float, quick: bool = False) -> dict:
+    """``one(config_id)`` in a child process."""
+    cmd = [sys.executable, __file__, "--one", config_id] + (["--quick"] if quick else [])
+    return sweep._run_child(cmd, config_id, timeout)
+
+
+def _write(rows: list[dict], path: str, elapsed: float) -> None:
+    import torch
+
+    versions = []
+    for mod in ("segmentation_models_pytorch", "monai"):
+        try:
+            versions.append(f"{mod} {__import__(mod).__version__}")
+        except Exception:  # noqa: BLE001
+            versions.append(f"{mod} ?")
+    ok = sum(r.get("status") == "ok" for r in rows)
+    built = sum(r.get("status") != "not built" for r in rows)
+    lines = [
+        "# Coverage: segmentation_models_pytorch and MONAI",
+        "",
+        f"Measured by `python bench/libraries.py` on {datetime.date.today()} with torch {torch.__version__}, "
+        f"{', '.join(versions)} ({elapsed / 60:.0f} min on this machine). Each configuration (the "
+        "constructor's keyword arguments are in bench/libraries.py) is built under `torch.device(\"meta\")` "
+        "in eval mode and analyzed with a one-channel or three-channel input of symbolic size; "
+        "`verify(device=\"meta\")` compares every step with torch at "
+        + ", ".join("×".join(map(str, s)) for s in SIZES_2D) + " (2-D) or "
+        + ", ".join("×".join(map(str, s)) for s in SIZES_3D)
+        + " (3-D), sizes torch refuses included, and `valid_sizes()`, `evaluate()` and `formula()` must "
+        "not crash. torch's meta kernels do not look at an index's values: where the meta forward ran "
+        "past an index check symshape makes (the CPU kernels raise there), verify() counts a note, not "
+        "a mismatch (the notes column).",
+        "",
+        f"**symshape analyzes and agrees with torch: {ok} / {built}** (of {len(rows)} configurations, "
+        f"{len(rows) - built} the library does not build).",
+        "",
+        "| configuration | symshape | why / valid sizes | analyze s | checks | notes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        why = r.get("detail") or r.get("valid") or ""
+        if r.get("why"):
+            why = f"{r['why']}: {why}"
+        why = why.replace("|", "\\|").replace("\n", " ")[:200]
+        lines.append(f"| {r['model']} | {r.get('status', '?')} | {why} | {r.get('analyze_s', '')} | "
+                     f"{r.get('checked', '')} | {r.get('notes', '')} |")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", help="comma-separated configuration ids (default: all)")
+    p.add_argument("--one", help=argparse.SUPPRESS)
+    p.add_argument("--quick", action="store_true", help="check two sizes instead of six")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per configuration (default 300)")
+    p.add_argument("--no-write", action="store_true", help="print rows, do not write the docs page")
+    p.add_argument("--out", default=os.path.join(ROOT, "docs", "coverage-libraries.md"))
+    args = p.parse_args(argv)
+    if args.one:
+        print(json.dumps(one(args.one, args.quick)))
+        return 0
+    names = args.models.split(",") if args.models else list(CONFIGS)
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown:
+        p.error(f"unknown configuration(s): {', '.join(unknown)}")
+    start = time.perf_counter()
+    rows = []
+    for i, name in enumerate(names, 1):
+        row = child(name, args.timeout, args.quick)
+        rows.append(row)
+        print(f"[{i}/{len(names)}] {name}: {row.get('status')} {row.get('why', '')} {row.get('analyze_s', '')}s",
+              flush=True)
+    if not args.no_write:
+        _write(rows, args.out, time.perf_counter() - start)
+    ok = sum(r.get("status") == "ok" for r in rows)
+    print(f"symshape: {ok} / {len(rows)} analyze and agree with torch")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

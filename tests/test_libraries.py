@@ -1,0 +1,40 @@
+"""segmentation_models_pytorch and MONAI (pytest -m libraries): bench/libraries.py at two sizes.
+
+Needs both libraries (and einops, for MONAI's transformers) in the zoo venv (DEVELOPERS.md): run
+before landing a change to tracing or rules. Each configuration runs in a child process, built
+under ``torch.device("meta")``, analyzed and compared with torch's meta forward at two sizes;
+``valid_sizes()``, ``evaluate()`` and ``formula()`` must not crash. Skipped where either library
+is absent (the default test run).
+"""
+
+import os
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.libraries
+pytest.importorskip("segmentation_models_pytorch", reason="needs segmentation_models_pytorch (see DEVELOPERS.md)")
+pytest.importorskip("monai", reason="needs MONAI (see DEVELOPERS.md)")
+pytest.importorskip("einops", reason="MONAI's transformers need einops (see DEVELOPERS.md)")
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
+
+import libraries  # noqa: E402
+
+#: configurations refused by name (docs/coverage-libraries.md says why): every other one analyzes
+#: and agrees with torch, and must stay so
+NOT_YET = {
+    "monai:SwinUNETR-2d", "monai:SwinUNETR-3d",  # numpy of the input's sizes (np.array(x.shape[2:]) % ...)
+}
+
+
+@pytest.mark.parametrize("name", list(libraries.CONFIGS))
+def test_library_model(name):
+    row = libraries.child(name, timeout=300, quick=True)
+    # never a wrong answer, never a crash: a disagreement with torch, an exception after analysis
+    # or a dead child (MONAI's HighResNet once took the process down) fails whatever the model
+    assert row["status"] not in ("mismatch", "crash after analysis", "child crashed"), row
+    if name not in NOT_YET:
+        assert row["status"] == "ok", row
+    if row["status"] == "refused":  # the error names the op or construct
+        assert row.get("why") and row.get("detail"), row
