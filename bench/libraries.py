@@ -150,7 +150,9 @@ def one(config_id: str, quick: bool = False) -> dict:
         a = symshape.analyze(model, shape)
         row["analyze_s"] = round(time.perf_counter() - t, 3)
     except Exception as e:  # noqa: BLE001 - every failure is a row of the table
-        row.update(status="refused", why=sweep._error_class(e), detail=str(e).splitlines()[0][:300],
+        # (where the model's own branches were traced side by side, what stopped a side says most)
+        detail = str(e).splitlines()[0].rpartition("; traced side by side, it stops at ")[2]
+        row.update(status="refused", why=sweep._error_class(e), detail=detail[:300],
                    analyze_s=round(time.perf_counter() - t, 3))
         return row
     try:

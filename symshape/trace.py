@@ -1249,6 +1249,10 @@ class _Retry:
                 return _fed(_leaf_graph(self.model, self.call), self.model, self.propagator,
                             isinstance(e, SizeBranch))
             except SymshapeError as refused:
+                if isinstance(e, SizeBranch):  # its branches were followed: what a side met is the reason too
+                    first = str(refused).splitlines()[0]
+                    stopped.reason += f"; traced side by side, it stops at {first}"
+                    stopped.args = (stopped.module, stopped.reason, stopped.line, stopped.hint, stopped.module_path)
                 raise stopped from refused
         if not self._called_whole(where, stopped, isinstance(e, SizeBranch)):
             raise stopped from e

@@ -172,6 +172,20 @@ def test_more_sides_than_the_bound_is_refused_naming_the_condition(model):
     assert "more than 64" in str(e.value.__cause__)
 
 
+class BranchThenNonzero(nn.Module):
+    def forward(self, x):
+        if x.size(-1) % 2:  # the model itself branches: traced side by side
+            x = x[..., :-1]
+        return torch.nonzero(x)  # a size that depends on the data: refused on every side
+
+
+def test_a_model_that_branches_names_what_stops_its_sides():
+    """The root's branch is no reason to refuse (its sides are traced); the op a side stops at is."""
+    with pytest.raises(symshape.UntraceableModel, match=r"traced side by side, it stops at .*nonzero") as e:
+        symshape.analyze(BranchThenNonzero(), (1, "L"))
+    assert "nonzero" in str(e.value.__cause__)
+
+
 class StrideWhenLong(nn.Module):
     def __init__(self):
         super().__init__()
