@@ -1094,13 +1094,19 @@ def _solve_flat(analysis, flat: int, name: str, square: bool, batch: int, search
     if valid.is_empty:
         result.note = "the model accepts no input size at all"
         return result
-    test = _value_test(expr, boxes, free, subs)
     nearest = {}
-    for label, values in (("below", range(flat - 1, max(-1, flat - search - 1), -1)),
-                          ("above", range(flat + 1, flat + search + 1))):
-        hit = next((v for v in values if test(v)), None)
-        if hit is not None:
-            nearest[label] = (hit, restrict(hit))
+    fixed_value = as_expr(expr).xreplace(subs)
+    if fixed_value.is_Integer:  # the same at every size (view(-1, 3)): the one value there is, no search
+        hit = int(fixed_value)
+        if abs(hit - flat) <= search:
+            nearest["below" if hit < flat else "above"] = (hit, restrict(hit))
+    else:
+        test = _value_test(expr, boxes, free, subs)
+        for label, values in (("below", range(flat - 1, max(-1, flat - search - 1), -1)),
+                              ("above", range(flat + 1, flat + search + 1))):
+            hit = next((v for v in values if test(v)), None)
+            if hit is not None:
+                nearest[label] = (hit, restrict(hit))
     result.nearest = nearest
     result.note = _nearest_note(name, fixed, flat, nearest, search, False)
     return result

@@ -176,6 +176,31 @@ def test_seed000_valid_exact_and_nearest():
     assert not b.solve(20000).is_empty  # with H != W, 20000 = 20 * 25 * 40 is reachable
 
 
+def test_nearest_to_an_in_features_fixed_at_every_size_is_that_value_without_a_search(monkeypatch):
+    """``view(-1, 3)`` before the Linear: in_features is 3 at every size, so the nearest to 7 is 3
+    below and nothing above -- found at once (the search over 100,000 values above, each tested on
+    every box of a staircase of valid sizes, had run for minutes: a random solver model found it)."""
+    from solver_models import PlusTranspose, Rows
+
+    model = nn.Sequential(nn.MaxPool2d(4, 3, 2), nn.MaxPool2d(4, 3, 1), nn.AvgPool2d(4, 1, 2), PlusTranspose(), Rows(3),
+                          nn.LazyLinear(2))
+    a = symshape.analyze(model, (1, "H", "W"))
+
+    def no_search(*args):
+        raise AssertionError("searched value by value for a value that is the same at every size")
+
+    monkeypatch.setattr(symshape.solve, "_value_test", no_search)
+    none = a.solve(7)
+    assert none.is_empty and set(none.nearest) == {"below"}
+    value, sizes = none.nearest["below"]
+    assert value == 3 and str(sizes) == str(a.valid_sizes())
+    for h, w in ((12, 12), (13, 14), (40, 40)):
+        runs = torch_runs(model[:5], (1, "H", "W"), {"H": h, "W": w})
+        assert runs == a.valid_sizes().contains(H=h, W=w)
+        if runs:
+            assert model[:5](torch.rand(1, 1, h, w)).shape[-1] == 3
+
+
 def test_seed001_valid_sizes_are_28_to_39():
     a = symshape.analyze(seed001_cnnclf.CNNclf(), (1, "H", "W"))
     assert str(a.valid_sizes()) == "H ∈ [28, 39] and W ∈ [28, 39]"
