@@ -770,11 +770,22 @@ class SizeRatio:
         kind = type(e) if scale > 0 else (sympy.Min if isinstance(e, sympy.Max) else sympy.Max)
         return kind, [SizeRatio(scale * a + shift) for a in e.args]
 
+    def _cases(self) -> sympy.Piecewise | None:
+        """The ratio as cases of ratios, where it has a size defined by cases inside (a dim
+        padded to a multiple of the patch on one side of a branch, divided by a window)."""
+        if not self.expr.has(sympy.Piecewise):
+            return None
+        folded = sympy.piecewise_fold(self.expr)
+        return folded if isinstance(folded, sympy.Piecewise) else None
+
     def _rounded(self, up: bool) -> sympy.Expr:
         extremum = self._extremum()
         if extremum is not None:  # floor and ceil are monotone: each ratio rounded, then the extremum
             kind, ratios = extremum
             return canonical(kind(*(r._rounded(up) for r in ratios)))
+        cases = self._cases()
+        if cases is not None:  # each case rounded, under its condition
+            return canonical(sympy.Piecewise(*((SizeRatio(e)._rounded(up), c) for e, c in cases.args)))
         if self._root():
             return (CeilSqrt if up else IntSqrt)(self.expr.base)
         num, den = sympy.fraction(sympy.together(self.expr))
@@ -795,6 +806,9 @@ class SizeRatio:
         if extremum is not None:  # trunc is monotone too
             kind, ratios = extremum
             return canonical(kind(*(math.trunc(r) for r in ratios)))
+        cases = self._cases()
+        if cases is not None:
+            return canonical(sympy.Piecewise(*((math.trunc(SizeRatio(e)), c) for e, c in cases.args)))
         num, den = sympy.fraction(sympy.together(self.expr))
         low = smallest_value(num) if den.is_Integer and den > 0 else None
         if self._root() or low is not None and low >= 0:
@@ -855,11 +869,25 @@ def _extremum(a: SizeExpr, b: SizeExpr, smaller: bool) -> sympy.Expr:
         return min(a, b) if smaller else max(a, b)
     # (unevaluated: sympy's evaluation of the relation asks its assumptions, and decide() reads
     # only a relation it did not settle; where it did, Min and Max below settle it again)
-    if decide(sympy.Le(a, b, evaluate=False)) is True:
+    if _at_most(a, b):
         return a if smaller else b
-    if decide(sympy.Le(b, a, evaluate=False)) is True:
+    if _at_most(b, a):
         return b if smaller else a
     return sympy.Min(a, b) if smaller else sympy.Max(a, b)
+
+
+def _at_most(a: sympy.Expr, b: sympy.Expr) -> bool:
+    """``a <= b`` at every size, as :func:`decide` finds it; for sizes defined by cases, in
+    every case of ``b - a`` (a slice ``[:h]`` of ``h`` padded to whole windows, ``h`` itself a
+    dim padded to a multiple of the patch on one side of a branch)."""
+    if decide(sympy.Le(a, b, evaluate=False)) is True:
+        return True
+    if not (a.has(sympy.Piecewise) or b.has(sympy.Piecewise)):
+        return False
+    folded = sympy.piecewise_fold(b - a)
+    if not isinstance(folded, sympy.Piecewise):
+        return False
+    return all(e >= 0 if e.is_number else decide(sympy.Ge(e, 0, evaluate=False)) is True for e, _ in folded.args)
 
 
 def minimum(a: SizeExpr, b: SizeExpr) -> sympy.Expr:
@@ -875,6 +903,17 @@ def maximum(a: SizeExpr, b: SizeExpr) -> sympy.Expr:
 
 def decide(cond) -> bool | None:
     """Whether a condition on one size holds at every size >= 1 (see :func:`_decide`; cached)."""
+    settled = settle(cond)
+    return None if settled is DEPENDS else settled
+
+
+#: :func:`settle`'s answer for a condition that holds at some sizes and fails at others
+DEPENDS = "depends on the size"
+
+
+def settle(cond) -> bool | str | None:
+    """:func:`decide`, telling apart a condition proven to hold at some sizes and fail at others
+    (:data:`DEPENDS`) from one it cannot read (None): nothing else decides the first any better."""
     if not isinstance(cond, sympy.Rel) or len(cond.free_symbols) != 1:
         return None
     return _decide(cond)
@@ -896,12 +935,12 @@ def _period(cond) -> int | None:
 
 
 @functools.lru_cache(maxsize=8192)
-def _decide(cond) -> bool | None:
+def _decide(cond) -> bool | str | None:
     """Whether a relation of one size holds at every size >= 1 (True), at none (False), or
-    depends on the size (None). Exact for quasi-linear conditions: the size is written as
-    ``L*k + r`` for each residue ``r`` modulo the period ``L`` of its floor divisions, which
-    makes every floor linear in ``k``, and a linear condition on ``k >= 0`` is decided by its
-    value at the smallest ``k`` and its slope."""
+    depends on the size (:data:`DEPENDS`; None where it cannot tell). Exact for quasi-linear
+    conditions: the size is written as ``L*k + r`` for each residue ``r`` modulo the period
+    ``L`` of its floor divisions, which makes every floor linear in ``k``, and a linear
+    condition on ``k >= 0`` is decided by its value at the smallest ``k`` and its slope."""
     (x,) = cond.free_symbols
     if not (x.is_integer and x.is_positive):
         return None
@@ -920,8 +959,8 @@ def _decide(cond) -> bool | None:
         if outcome is None:
             return None
         seen.add(outcome)
-        if len(seen) > 1:
-            return None
+        if len(seen) > 1:  # holds on one residue class, fails on another
+            return DEPENDS
     return seen.pop()
 
 
@@ -986,6 +1025,12 @@ def _implied(facts: tuple, cond) -> bool:
         # more sizes, so a condition proven there holds here too
         loose = [f for f in relevant if x not in (f.lhs, f.rhs)]
         coarse = _coarsened(x, [cond, *loose]) if len(loose) < len(relevant) else None
+        readable = tuple(f for f in relevant if _period(f) is not None)
+        if coarse is None and len(readable) < len(relevant):
+            # a fact this cannot read (a pool's output size written with Max and Min): the
+            # others alone -- fewer facts, more sizes, so what they prove holds here too (MONAI's
+            # Swin: its padded window equals the window where the earlier pads were 0)
+            return implied(readable, cond) if readable else decide(cond) is True
     if coarse is not None:
         cond, *relevant = coarse
         if isinstance(cond, sympy.logic.boolalg.BooleanAtom):

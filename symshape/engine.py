@@ -16,7 +16,7 @@ import torch.fx
 import torch.nn as nn
 
 from .dims import (DoubleProduct, FloorDiv, SizeRatio, as_expr, canonical, exact_quotient, split_product_equality, floor_div, integer_polynomial,
-                   decide, size_sqrt,
+                   decide, implied, size_sqrt,
                    smallest_value, smallest_value_where)
 from .errors import (InvalidArgument, InvalidInputSize, NotASize, SizeCases, UnsupportedArgument, UnsupportedOperation,
                      UnsupportedWhereMetaDiffers, UntraceableModel)
@@ -291,6 +291,21 @@ def _by_a_size(a, b) -> bool:
             and not isinstance(a, (bool, sympy.Float)))
 
 
+def _true_quotient(args, node: torch.fx.Node, where: str) -> SizeRatio:
+    """``a / b`` of sizes: a float in torch (``H / 2``), an exact fraction here, never a size."""
+    a, b = (SizeRatio._exact(v) for v in args)
+    if b == 0:
+        raise UnsupportedOperation("operator.truediv", where, node.format_node(), f"{a} / 0")
+    if b.free_symbols and not any(isinstance(v, (SizeRatio, float)) for v in args):
+        # h / window where the window is h on one side of a branch (MONAI's Swin: get_window_size):
+        # sympy keeps a Piecewise over its own reciprocal, which no rounding reads; an exact
+        # quotient is the same number
+        exact = exact_quotient(a, b)
+        if exact is not None:
+            return SizeRatio(canonical(exact))
+    return SizeRatio(a / b)
+
+
 def _size_arithmetic(target, args, kwargs, node: torch.fx.Node, where: str):
     """Evaluate a call on sizes (no tensor involved): ``x.size(0) * 4``, ``shape[1:]`` ..."""
     if args and _symbolic(args[0]) and not kwargs:
@@ -327,11 +342,7 @@ def _size_arithmetic(target, args, kwargs, node: torch.fx.Node, where: str):
     if target in (max, min) and not kwargs and all(isinstance(v, (SizeRatio, float)) for v in args):
         return _extremum_of_floats(target, args)
     if target is operator.truediv and any(_symbolic(v) for v in args):
-        # H / 2 is a float in torch: an exact fraction here (SizeRatio), never a size
-        a, b = (SizeRatio._exact(v) for v in args)
-        if b == 0:
-            raise UnsupportedOperation("operator.truediv", where, node.format_node(), f"{a} / 0")
-        return SizeRatio(a / b)
+        return _true_quotient(args, node, where)
     if target in _RATIO_ARITHMETIC and any(isinstance(v, SizeRatio) for v in args):
         return SizeRatio(target(*(SizeRatio._exact(v) for v in args)))
     if target is operator.floordiv and isinstance(args[0], SizeRatio):
@@ -570,8 +581,31 @@ class Propagator:
         if not holds:
             raise ModelRaised("ZeroDivisionError: integer division or modulo by zero")
         exact = exact_quotient(a, b)
+        if exact is None:
+            exact = self._quotient_of_equal_factors(a, b)
         quotient = exact if exact is not None else sympy.floor(a / b)
         return canonical(quotient if target is operator.floordiv else a - b * quotient)
+
+    def _quotient_of_equal_factors(self, a: sympy.Expr, b: sympy.Expr) -> sympy.Expr | None:
+        """``a / b`` where it is exact once each factor of ``b`` that this side's facts prove
+        equal to a factor of ``a`` is written as that factor (the same number wherever the side
+        runs); else None. MONAI's Swin: ``B_ // nW``, windows of the input over windows of the
+        mask, which count ``floor(W/14)`` and ``floor((W + 12)/14)`` -- equal where the pad
+        before is 0."""
+        facts = (*(self.path.conditions() if self.path is not None else ()), *self.cases, *self._earlier)
+        if not facts:
+            return None
+        left, out, changed = list(sympy.Mul.make_args(a)), [], False
+        for d in sympy.Mul.make_args(b):
+            match = d if d in left else None
+            if match is None and not d.is_number:
+                match = next((n for n in left if not n.is_number and implied(facts, sympy.Eq(n, d, evaluate=False))),
+                             None)
+                changed = changed or match is not None
+            if match is not None:
+                left.remove(match)
+            out.append(d if match is None else match)
+        return exact_quotient(a, sympy.Mul(*out)) if changed else None
 
     def _call_method(self, node: torch.fx.Node) -> None:
         args, kwargs = self._load(node.args), self._load(node.kwargs)

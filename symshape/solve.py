@@ -832,6 +832,8 @@ def _accepting_plain(req: Requirement, boxes: list[Box], names, subs, where: str
         name = syms.pop()
         x = size_symbol(name)
         if req.relation == "divisible":
+            if not rhs.is_Integer and lhs.is_Integer:
+                return _constant_divisible(req, int(lhs), rhs, boxes, names, where, text)
             if not rhs.is_Integer:
                 raise Unsolvable(f"{text}: a size-dependent divisor")
             m = abs(int(rhs))
@@ -853,6 +855,26 @@ def _accepting_plain(req: Requirement, boxes: list[Box], names, subs, where: str
         return out
     for b in boxes:
         out += _multivariate(lhs, req.relation, rhs, b, names, text)
+    return out
+
+
+#: the most divisors :func:`_constant_divisible` splits a requirement into
+_MAX_DIVISORS = 256
+
+
+def _constant_divisible(req: Requirement, c: int, divisor: sympy.Expr, boxes: list[Box], names, where: str,
+                        text: str) -> list[Box]:
+    """``c`` divisible by a size's expression (a reshape's ``-1`` over a fixed number of
+    elements: MONAI's Swin gathers a 49 x 49 bias table for a window that may be smaller): the
+    expression is one of ``c``'s divisors, of either sign (any value but 0 where ``c`` is 0)."""
+    if c == 0:
+        return _accepting(Requirement(divisor, "!=", 0, req.reason), boxes, names, {}, where)
+    if sympy.divisor_count(abs(c)) > _MAX_DIVISORS:
+        raise Unsolvable(f"{text}: a size-dependent divisor of a number with more than {_MAX_DIVISORS} divisors")
+    out: list[Box] = []
+    for d in sympy.divisors(abs(c)):
+        for value in (d, -d):
+            out = _union(out, _accepting(Requirement(divisor, "==", value, req.reason), boxes, names, {}, where))
     return out
 
 

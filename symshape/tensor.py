@@ -259,8 +259,8 @@ def _standard_strides(shape: tuple) -> tuple:
         if size.is_Integer:
             acc = acc * max(int(size), 1)
         else:
-            low = smallest_value(size)
-            acc = acc * (size if size.is_positive or (low is not None and low >= 1) else _at_least_one(size))
+            low = smallest_value(size)  # (before sympy's is_positive, which asks its assumptions)
+            acc = acc * (size if low is not None and low >= 1 or size.is_positive else _at_least_one(size))
     return tuple(reversed(out))
 
 

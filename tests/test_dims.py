@@ -205,6 +205,24 @@ def test_a_size_padded_to_even_then_halved_is_one_floor(h, m, c, k):
     assert compile_exprs([x], [e])(h)[0] == want
 
 
+@given(st.sampled_from([sympy.Le, sympy.Lt, sympy.Ge, sympy.Eq, sympy.Ne]), st.integers(-3, 8), st.integers(1, 9),
+       st.integers(1, 3), st.integers(-3, 8), st.integers(1, 9), st.integers(-12, 12))
+def test_settle_tells_a_condition_that_depends_on_the_size_from_one_it_cannot_read(kind, c, d, k, c2, d2, n):
+    """``settle`` (what F.pad asks of a computed amount before it would ask sympy): True or False
+    where the condition holds or fails at every size, ``DEPENDS`` only where it holds at one size
+    and fails at another -- against every H in 1..2600 (all periods here divide 2520)."""
+    from symshape.dims import DEPENDS, settle
+
+    cond = kind(k * floor_div(_H + c, d) - floor_div(_H + c2, d2), n, evaluate=False)
+    settled = settle(cond)
+    if settled is None:
+        return
+    test = {sympy.Le: int.__le__, sympy.Lt: int.__lt__, sympy.Ge: int.__ge__, sympy.Eq: int.__eq__,
+            sympy.Ne: int.__ne__}[kind]
+    seen = {test(k * ((h + c) // d) - (h + c2) // d2, n) for h in range(1, 2601)}
+    assert seen == ({True, False} if settled is DEPENDS else {settled}), (cond, settled)
+
+
 # -- what the answers of a side imply (symshape.dims.implied) -----------------------------------
 
 _H = size_symbol("H")
@@ -226,7 +244,9 @@ def _facts_and_claim(draw):
         sympy.Eq(sympy.Mod(a, m), 0),
         sympy.Ne(a, draw(st.integers(1, 9))),
         sympy.Ge(a, draw(st.integers(1, 9))),
-    ])) for _ in range(draw(st.integers(1, 2)))]
+        # a fact implied() cannot read (a pool's output size, with Max and Min): left out
+        sympy.Ge(sympy.Max(0, floor_div(a - sympy.Min(1, a) + 1, 2)), draw(st.integers(0, 4))),
+    ])) for _ in range(draw(st.integers(1, 3)))]
     claim = draw(st.sampled_from([sympy.Eq(a, m * floor_div(a, m)), sympy.Eq(a, b), sympy.Ge(a, b),
                                   sympy.Eq(a + sympy.Mod(-a, m), a), sympy.Eq(a, m * floor_div(a + m - 1, m))]))
     return [f for f in facts if f not in (sympy.true, sympy.false)], claim
@@ -296,6 +316,23 @@ def test_twenty_checks_of_a_stage_are_one_bound():
     claim = sympy.Eq(49 * floor_div(_H + 192, 224) * floor_div(_W + 192, 224), h * w)
     assert implied(tuple(no_pad + checks + [sympy.Ge(floor_div(_W, q), n) for q, n in ((4, 8), (32, 1))]), claim)
     assert not implied(tuple(no_pad[:1] + checks), claim)
+
+
+def test_implied_reads_the_facts_it_can_and_leaves_out_the_others():
+    """MONAI's SwinUNETR at its third stage: the padded window count equals the window count
+    where the earlier facts hold (``W`` a multiple of 32, no pad at the first stage), whatever a
+    fact that implied() cannot read (a pool's output size with Max and Min) says -- fewer facts,
+    more sizes. It was not proven while that fact was among them."""
+    f = floor_div
+    pool = sympy.Eq(sympy.Max(0, f(f(_W, 2) - sympy.Min(1, f(_W, 2)) + 1, 2)), f(_W + 2, 4))
+    facts = (sympy.Le(_W - 32 * f(_W, 32), 0), sympy.Le(-f(_W, 2) + 7 * f(_W - 2, 14) + 7, 0))
+    claim = sympy.Eq(f(_W + 6, 8), 7 * f(_W + 54, 56))
+    assert implied(facts + (pool,), claim)
+    assert not implied(facts[:1] + (pool,), claim)
+    for w in range(1, 2300):
+        at = {_W: w}
+        if all(_holds(fact, at) for fact in facts + (pool,)):
+            assert _holds(claim, at), w
 
 
 def test_implied_proves_what_a_side_of_a_window_partition_needs():

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 import sympy
 
 from ..derivations import Padded
-from ..dims import canonical, decide, product
+from ..dims import DEPENDS, canonical, integer_polynomial, product, settle
 from ..requirements import Requirement
 from ..tensor import SymTensor
 from .common import as_int, spatial_unit, tensor_arg
@@ -48,7 +48,9 @@ def _always(kind, lhs, rhs=0) -> bool:
     it. (The relation is built unevaluated first: sympy's own evaluation asks its assumptions of
     ``lhs - rhs``, milliseconds on a "same" pad's floors, and decides nothing decide() does not.)
     Cached: a stage's blocks, and the sides of a branch, pad by the same amounts."""
-    settled = decide(kind(lhs, rhs, evaluate=False))
+    settled = settle(kind(lhs, rhs, evaluate=False))
+    if settled is DEPENDS:  # proven to hold at some sizes only: sympy cannot do better
+        return False
     if settled is not None:
         return settled
     return kind(lhs, rhs) is sympy.true
@@ -59,7 +61,7 @@ def _amount(value, ctx: Context):
     size (decided); anything else is refused to this rule (torch's meta kernel decides then)."""
     if isinstance(value, (int, sympy.Integer)) and not isinstance(value, bool):
         return int(value)
-    if isinstance(value, sympy.Expr) and value.free_symbols and value.is_integer is not False:
+    if isinstance(value, sympy.Expr) and value.free_symbols and (integer_polynomial(value) or value.is_integer is not False):
         value = canonical(value)
         if _always(sympy.Ge, value) or _always(sympy.Le, value):
             return value
