@@ -24,7 +24,7 @@ from functools import reduce
 from typing import Iterable, Union
 
 import sympy
-from sympy import Add, Integer, Mul, S
+from sympy import Add, Integer, Mul, S, ordered
 
 from .errors import InvalidArgument, NotASize
 
@@ -869,11 +869,19 @@ def _extremum(a: SizeExpr, b: SizeExpr, smaller: bool) -> sympy.Expr:
         return min(a, b) if smaller else max(a, b)
     # (unevaluated: sympy's evaluation of the relation asks its assumptions, and decide() reads
     # only a relation it did not settle; where it did, Min and Max below settle it again)
-    if _at_most(a, b):
+    if a == b or _at_most(a, b):
         return a if smaller else b
     if _at_most(b, a):
         return b if smaller else a
-    return sympy.Min(a, b) if smaller else sympy.Max(a, b)
+    kind = sympy.Min if smaller else sympy.Max
+    if a.has(sympy.Piecewise, sympy.Min, sympy.Max) or b.has(sympy.Piecewise, sympy.Min, sympy.Max):
+        # sympy's evaluation looks for an order of such sizes through factor_terms of their
+        # difference (seconds a slice in MONAI's Swin windows, and no order where _at_most found
+        # none): the same expression sympy builds from arguments it cannot order -- nested ones
+        # of the same kind merged, each once, in sympy's order
+        args = list(ordered({e for v in (a, b) for e in (v.args if isinstance(v, kind) else (v,))}))
+        return args[0] if len(args) == 1 else kind(*args, evaluate=False)
+    return kind(a, b)
 
 
 def _at_most(a: sympy.Expr, b: sympy.Expr) -> bool:

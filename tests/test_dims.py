@@ -223,6 +223,25 @@ def test_settle_tells_a_condition_that_depends_on_the_size_from_one_it_cannot_re
     assert seen == ({True, False} if settled is DEPENDS else {settled}), (cond, settled)
 
 
+@given(st.integers(-3, 8), st.integers(1, 9), st.integers(-3, 8), st.integers(1, 9), st.integers(0, 12),
+       st.booleans())
+def test_min_and_max_of_sizes_by_cases_and_nested_ones_are_python_s(c, d, c2, d2, n, smaller):
+    """``dims.minimum`` / ``maximum`` of sizes defined by cases and of nested Min / Max (built
+    without sympy's search for an order, or decided case by case): the value Python's min / max
+    gives at every (H, W) of a grid."""
+    from symshape.dims import maximum, minimum
+
+    cases = sympy.Piecewise((floor_div(_H + c, d), sympy.Ne(sympy.Mod(_H, 2), 0)), (floor_div(_H, d), True))
+    other = sympy.Max(floor_div(_W + c2, d2), n)
+    pick, python = (minimum, min) if smaller else (maximum, max)
+    for a, b in ((cases, other), (cases, _H), (other, sympy.Min(_H, n)), (cases, cases + 1)):
+        got = pick(a, b)
+        for h in range(1, 17):
+            for w in (1, 2, 3, 7, 12):
+                at = {_H: h, _W: w}
+                assert got.xreplace(at) == python(a.xreplace(at), b.xreplace(at)), (a, b, got, h, w)
+
+
 # -- what the answers of a side imply (symshape.dims.implied) -----------------------------------
 
 _H = size_symbol("H")
