@@ -21,7 +21,7 @@ import numbers
 import operator
 from fractions import Fraction
 from functools import reduce
-from typing import Iterable, Union
+from typing import Iterable, Iterator, Union
 
 import sympy
 from sympy import Add, Integer, Mul, S, ordered
@@ -770,13 +770,17 @@ class SizeRatio:
         kind = type(e) if scale > 0 else (sympy.Min if isinstance(e, sympy.Max) else sympy.Max)
         return kind, [SizeRatio(scale * a + shift) for a in e.args]
 
-    def _cases(self) -> sympy.Piecewise | None:
+    def _cases(self) -> sympy.Piecewise | SizeRatio | None:
         """The ratio as cases of ratios, where it has a size defined by cases inside (a dim
-        padded to a multiple of the patch on one side of a branch, divided by a window)."""
+        padded to a multiple of the patch on one side of a branch, divided by a window); or as
+        one ratio without cases, where the cases are alike once folded (Swin's ``windows.shape[0]
+        / (H * W / ws / ws)`` over a padded ``H``, ``W``: the batch in every case)."""
         if not self.expr.has(sympy.Piecewise):
             return None
         folded = sympy.piecewise_fold(self.expr)
-        return folded if isinstance(folded, sympy.Piecewise) else None
+        if isinstance(folded, sympy.Piecewise):
+            return folded
+        return None if folded.has(sympy.Piecewise) else SizeRatio(folded)
 
     def _rounded(self, up: bool) -> sympy.Expr:
         extremum = self._extremum()
@@ -784,6 +788,8 @@ class SizeRatio:
             kind, ratios = extremum
             return canonical(kind(*(r._rounded(up) for r in ratios)))
         cases = self._cases()
+        if isinstance(cases, SizeRatio):
+            return cases._rounded(up)
         if cases is not None:  # each case rounded, under its condition
             return canonical(sympy.Piecewise(*((SizeRatio(e)._rounded(up), c) for e, c in cases.args)))
         if self._root():
@@ -807,6 +813,8 @@ class SizeRatio:
             kind, ratios = extremum
             return canonical(kind(*(math.trunc(r) for r in ratios)))
         cases = self._cases()
+        if isinstance(cases, SizeRatio):
+            return math.trunc(cases)
         if cases is not None:
             return canonical(sympy.Piecewise(*((math.trunc(SizeRatio(e)), c) for e, c in cases.args)))
         num, den = sympy.fraction(sympy.together(self.expr))
@@ -972,16 +980,39 @@ def _decide(cond) -> bool | str | None:
     return seen.pop()
 
 
-def equal_where(x: SizeExpr, y: SizeExpr, cond) -> bool:
+def equal_where(x: SizeExpr, y: SizeExpr, cond, facts: tuple = ()) -> bool:
     """Whether ``x == y`` wherever ``cond`` holds, for ``cond`` an equality of a size and a
     number (``Eq(h*w, 1)``): both with that size replaced by the number are the same expression
-    (exact: where ``cond`` holds they are those values). False where that is not shown."""
+    (exact: where ``cond`` holds they are those values). Where ``cond`` makes a product of sizes
+    1 and ``x`` or ``y`` is 1, each of the product's factors is 1 (sizes are never negative), and
+    the other one's factors, size by size, are proven 1 from that and ``facts`` (relations that
+    hold there too): torch's ``1`` where ``(floor((H + 3)/8) + 1)*floor((W + 7)/8) == 1``
+    beside ``floor((H + 7)/8)*floor((W + 7)/8)``, which the facts make the same product. False
+    where that is not shown."""
     if not isinstance(cond, sympy.Eq):
         return False
     for old, new in ((cond.lhs, cond.rhs), (cond.rhs, cond.lhs)):
         if new.is_Number and not old.is_Number:
-            return sympy.expand(as_expr(x).xreplace({old: new}) - as_expr(y).xreplace({old: new})) == 0
+            if sympy.expand(as_expr(x).xreplace({old: new}) - as_expr(y).xreplace({old: new})) == 0:
+                return True
+            return new == 1 and _ones_where(old, as_expr(y) if as_expr(x) == 1 else as_expr(x) if as_expr(y) == 1
+                                            else None, facts)
     return False
+
+
+def _ones_where(product: sympy.Expr, other: sympy.Expr | None, facts: tuple) -> bool:
+    """Whether ``other`` is 1 wherever ``product`` (of sizes, none negative) is 1 and ``facts``
+    hold: each of its factors by size is proven 1 from each of ``product``'s being 1."""
+    if other is None or not isinstance(product, sympy.Mul):
+        return False
+    c, groups = _by_size(other)
+    if c != 1 or not groups:
+        return False
+    lows = [smallest_value(f) for f in product.args]
+    if any(low is None or low < 0 for low in lows):
+        return False
+    ones = tuple(sympy.Eq(f, 1) for f in product.args)
+    return all(implied((*facts, *ones), sympy.Eq(sympy.Mul(*g), 1)) for g in groups.values())
 
 
 def implied(facts, cond) -> bool:
@@ -993,7 +1024,22 @@ def implied(facts, cond) -> bool:
     # others left out of the key, the sides of a branch and the steps after a check that adds
     # a fact on another size ask the same question again
     symbols = cond.free_symbols
-    return _implied(tuple(dict.fromkeys(f for f in facts if _size_of(f) in symbols)), cond)
+    return _implied(tuple(dict.fromkeys(f for f in _conjuncts(facts) if _size_of(f) in symbols)), cond)
+
+
+def _conjuncts(facts) -> Iterator:
+    """The facts, each conjunction as its parts: ``a & b``, and ``~(a | b)`` (the side where a
+    branch on ``h % 2 == 1 or w % 2 == 1`` is not taken) as ``~a`` and ``~b``, a negated
+    relation as the relation it is (``Ne``, ``Lt`` ...)."""
+    for f in facts:
+        if isinstance(f, sympy.And):
+            yield from _conjuncts(f.args)
+        elif isinstance(f, sympy.Not) and isinstance(f.args[0], sympy.Or):
+            yield from _conjuncts([sympy.Not(a) for a in f.args[0].args])
+        elif isinstance(f, sympy.Not) and isinstance(f.args[0], sympy.Rel):
+            yield f.args[0].negated
+        else:
+            yield f
 
 
 @functools.lru_cache(maxsize=4096)

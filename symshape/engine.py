@@ -23,7 +23,7 @@ from .errors import (InvalidArgument, InvalidInputSize, NotASize, SizeCases, Uns
 from .requirements import Requirement, Rounding
 from . import ranges
 from .meta import MetaRefusal, Side, merge_sides, run_meta, substitute
-from .modules import copy_model, is_lazy_parameter, module_fingerprint, plain_getattr, positional_call
+from .modules import attributes_of, copy_model, is_lazy_parameter, module_fingerprint, plain_getattr, positional_call
 from .rules import Context, Fixed, Rule, rule_for_function, rule_for_method, rule_for_module, target_name
 from .rules.common import require_layout
 from .rules.reshape import view_shape
@@ -457,6 +457,8 @@ class Propagator:
         #: time another module branches, and those before it are asked the same again
         self._sides_cache: dict = shared._sides_cache if shared is not None else {}
         self._fingerprints: dict = shared._fingerprints if shared is not None else {}
+        #: kept calls' modules' fingerprints as the calls found them (Propagator._fingerprint_then)
+        self._fingerprints_then: dict = shared._fingerprints_then if shared is not None else {}
         #: module calls computed once, by call (repeat_key): the steps and output of the first
         self._repeats: dict = shared._repeats if shared is not None else {}
         #: the ops each module call still being traced has applied (rules_applied of that call)
@@ -470,6 +472,7 @@ class Propagator:
         self._sides_cache = caches.setdefault("sides", self._sides_cache)
         self._fingerprints = caches.setdefault("fingerprints", self._fingerprints)
         self._repeats = caches.setdefault("repeats", self._repeats)
+        self._fingerprints_then = caches.setdefault("fingerprints_then", self._fingerprints_then)
 
     def result(self) -> Propagation:
         return Propagation(self.steps, self.output, self.in_features, self.rules_applied, self.fixed)
@@ -641,10 +644,35 @@ class Propagator:
         return found
 
     def _equal_call(self, module: nn.Module, key: tuple) -> tuple | None:
-        for i, (other, *_) in enumerate(self._repeats.get(key, ())):
-            if other is module or self._fingerprint(other) == self._fingerprint(module):
+        for i, (other, _, _, state) in enumerate(self._repeats.get(key, ())):
+            # the module's attributes as that call found them: the same module only where they
+            # still are (a forward that sets ``self.block.h = h`` before each call changes what
+            # the call computes), another one where its fingerprint equals theirs
+            if other is module:
+                if state.unchanged():
+                    return key, i
+            elif self._fingerprint_then(key, i) == self._fingerprint(module):
                 return key, i
         return None
+
+    def _fingerprint_then(self, key: tuple, i: int):
+        """The fingerprint of the module of the call kept as ``(key, i)``, as the call found it:
+        its fingerprint now where its attributes are unchanged since, else computed on them put
+        back as they were for the moment (ConViT's attention writes a buffer of its own during
+        the call: its blocks are equal as each call finds them)."""
+        other, _, _, state = self._repeats[key][i]
+        if state.unchanged():
+            return self._fingerprint(other)
+        then = self._fingerprints_then.get((key, i))
+        if then is None:
+            now = attributes_of(other)
+            state.restore()
+            try:
+                then = module_fingerprint(other)
+            finally:
+                now.restore()
+            self._fingerprints_then[(key, i)] = then
+        return then
 
     def _under_fewer_facts(self, key: tuple) -> list:
         """The keys of the calls kept that differ from ``key`` only in their earlier checks (its
@@ -652,10 +680,12 @@ class Propagator:
         too (see :meth:`_traced_under_fewer_facts`)."""
         return [k for k in self._repeats.get(("fewer", key[:-1]), ()) if k != key]
 
-    def open_call(self) -> tuple:
-        """Where a module call that may repeat starts: what :meth:`close_call` needs."""
+    def open_call(self, module: nn.Module) -> tuple:
+        """Where a call of ``module`` that may repeat starts: what :meth:`close_call` needs (the
+        module's attributes as the call finds them among it)."""
         self._open_calls.append({})
-        return len(self.steps), set(self.fixed), len(self.path.decisions) if self.path is not None else 0
+        return (len(self.steps), set(self.fixed), len(self.path.decisions) if self.path is not None else 0,
+                attributes_of(module))
 
     def close_call(self, key: tuple, module: nn.Module, name: str, start: tuple, value: Any, form: Any) -> None:
         """The call ``name`` of ``module`` from ``start`` on (:meth:`open_call`) returned
@@ -664,7 +694,7 @@ class Propagator:
         where its output holds a tensor and it took no new side of a branch (a later call would not
         take it again, and the answers of a side come in order)."""
         used = self._open_calls.pop()
-        first, fixed_before, decisions = start
+        first, fixed_before, decisions, state = start
         if not tensors_in(value) or (self.path is not None and len(self.path.decisions) != decisions):
             return
         fixed = tuple((k, f) for k, f in self.fixed.items() if k not in fixed_before)
@@ -672,7 +702,7 @@ class Propagator:
         entry = (name, tuple(self.steps[first:]), value, fixed, dict(used), None)
         if key not in self._repeats:
             self._repeats.setdefault(("fewer", key[:-1]), []).append(key)
-        self._repeats.setdefault(key, []).append((module, entry, form))
+        self._repeats.setdefault(key, []).append((module, entry, form, state))
 
     def repeat_form(self, found: tuple):
         """The form of the output of the call :meth:`repeat_of` found (see :meth:`close_call`)."""
@@ -707,13 +737,13 @@ class Propagator:
         pointing at this call's node (a step inside it is checked by the proof where it was
         first computed; this call's output, and each layer's, here), its fixed layers, its output."""
         key, i = found
-        other, (first, steps, value, fixed, used, facts), form = self._repeats[key][i]
+        other, (first, steps, value, fixed, used, facts), form, state = self._repeats[key][i]
         if facts is None:
             stated: dict = {}
             for step in steps:
                 stated.update(_single_size_facts(step.requirements))
             facts = tuple(stated)
-            self._repeats[key][i] = (other, (first, steps, value, fixed, used, facts), form)
+            self._repeats[key][i] = (other, (first, steps, value, fixed, used, facts), form, state)
 
         def renamed(text: str) -> str:
             return name + text[len(first):] if text == first or text.startswith(first + ".") else text
@@ -776,10 +806,17 @@ class Propagator:
         return _meta_value(ctx, call, args, kwargs, self._meta_cache, key)
 
     def _fingerprint(self, module: nn.Module):
-        """symshape.modules.module_fingerprint of the module, once per analysis."""
-        fingerprint = self._fingerprints.get(id(module))
-        if fingerprint is None:
-            fingerprint = self._fingerprints[id(module)] = module_fingerprint(module)
+        """symshape.modules.module_fingerprint of the module, computed again only where its
+        attributes changed since (a forward that sets ``self.block.h = h``). A module known by its
+        identity alone is also known by the state it is in: the same module with other attributes
+        is another (its sides, its calls are not the ones traced before)."""
+        known = self._fingerprints.get(id(module))
+        if known is not None and known[1].unchanged():
+            return known[0]
+        fingerprint = module_fingerprint(module)
+        if fingerprint[0] == "module":
+            fingerprint = (*fingerprint, 0 if known is None else known[2] + 1)
+        self._fingerprints[id(module)] = (fingerprint, attributes_of(module), 0 if known is None else known[2] + 1)
         return fingerprint
 
     def _by_sides(self, ctx: Context, module: nn.Module, args, kwargs) -> tuple[Any, str]:

@@ -958,7 +958,7 @@ def _cases(a, b, cond, what: str, path: tuple = ()):
         raise MetaRefusal(f"{what} returns a different structure or rank depending on the size")
     if a[0] == "tensor":
         return ("tensor", tuple(_either(x, y, cond, path) for x, y in zip(a[1], b[1])),
-                a[2] if a[2] == b[2] else None, _merged_strides(a, b, cond))
+                a[2] if a[2] == b[2] else None, _merged_strides(a, b, cond, path))
     if a[0] in ("tuple", "list"):
         return (a[0], tuple(_cases(x, y, cond, what, path) for x, y in zip(a[1], b[1])))
     if a[0] == "size":
@@ -979,16 +979,78 @@ def _either(x, y, cond, path: tuple):
         if implied((*path, cond), sympy.Eq(x, y)):
             return y
         # ``1`` where ``h*w == 1`` and ``h*w`` elsewhere (a guard of torch's on a product): one size
-        if equal_where(x, y, cond):
+        if equal_where(x, y, cond, path):
             return y
-        if isinstance(cond, sympy.Ne) and equal_where(y, x, cond.negated):
+        if isinstance(cond, sympy.Ne) and equal_where(y, x, cond.negated, path):
             return x
+        common = _common_floor(x, y, cond, path)
+        if common is not None:
+            return common
     return sympy.Piecewise((x, cond), (y, True))
 
 
-def _merged_strides(a, b, cond):
-    """The strides of ``a`` where ``cond`` holds, else of ``b``; a dim of size 1 on one side takes
-    the other side's stride (torch ignores the stride of a size-1 dim)."""
+def _common_floor(x: sympy.Expr, y: sympy.Expr, cond, path: tuple) -> sympy.Expr | None:
+    """One floor ``c*floor((h + b)/q)`` that is ``x`` where ``cond`` holds and ``y`` where it
+    fails, for ``x`` and ``y`` floors of one size ``h`` by the same ``q`` (the offset ``b``
+    tried between theirs; each equality proven by :func:`implied`, never guessed), or a product
+    of such floors of distinct sizes, factor by factor. A patch embedding that pads ``h`` to a
+    multiple of 4 only where ``h % 4 != 0`` gives ``floor((h + 4)/4)`` there and
+    ``floor(h/4)`` elsewhere: ``floor((h + 3)/4)``, ``ceil(h/4)``, on both sides (and its
+    flattened ``h*w`` grid, ``floor((h + 3)/4)*floor((w + 3)/4)``). None where none is found."""
+    if isinstance(x, sympy.Mul) or isinstance(y, sympy.Mul):
+        fx, fy = _by_size(x), _by_size(y)
+        if fx is None or fy is None or fx.keys() != fy.keys() or len(fx) < 2:
+            return None
+        factors = [a if a == b else _common_floor(a, b, cond, path) for a, b in (
+            (fx[h], fy[h]) for h in fx)]
+        return None if any(f is None for f in factors) else sympy.Mul(*factors)
+    fx, fy = _floor_form(x), _floor_form(y)
+    if fx is None or fy is None or (fx[0], fx[1], fx[3]) != (fy[0], fy[1], fy[3]) or fx[3] > _COMMON_FLOOR_DIVISORS:
+        return None
+    c, h, _, q = fx
+    here, there = (*path, cond), (*path, sympy.Not(cond))
+    for b in range(min(fx[2], fy[2]), max(fx[2], fy[2]) + 1):
+        z = c * FloorDiv(h + b, q)
+        if implied(here, sympy.Eq(z, x, evaluate=False)) and implied(there, sympy.Eq(z, y, evaluate=False)):
+            return z
+    return None
+
+
+#: the largest divisor :func:`_common_floor` tries offsets for (as many as the divisor)
+_COMMON_FLOOR_DIVISORS = 64
+
+
+def _by_size(e: sympy.Expr) -> dict | None:
+    """A product as its factors by the one size each depends on (a number factor under the key
+    1); None where a factor depends on more than one size or two factors on the same one."""
+    out: dict = {}
+    for f in sympy.Mul.make_args(e):
+        key = next(iter(f.free_symbols)) if len(f.free_symbols) == 1 else 1 if f.is_Number else None
+        if key is None or key in out:
+            return None
+        out[key] = f
+    return out
+
+
+def _floor_form(e: sympy.Expr) -> tuple | None:
+    """``(c, h, b, q)`` where ``e`` is ``c*floor((h + b)/q)`` for a size ``h``, integers ``c``,
+    ``b`` and ``q > 1``; else None."""
+    c, f = e.as_coeff_Mul()
+    if not (c.is_Integer and isinstance(f, FloorDiv)):
+        return None
+    p, q = f.args
+    if not q.is_Integer or len(p.free_symbols) != 1:
+        return None
+    (h,) = p.free_symbols
+    b = sympy.expand(p - h)
+    return (int(c), h, int(b), int(q)) if b.is_Integer else None
+
+
+def _merged_strides(a, b, cond, path: tuple = ()):
+    """The strides of ``a`` where ``cond`` holds, else of ``b`` (both under the conditions
+    ``path``), each one expression where :func:`_either` finds one, as sizes are merged; a dim
+    of size 1 on one side takes the other side's stride (torch ignores the stride of a size-1
+    dim)."""
     if a[3] == b[3]:
         return a[3]
     if UNKNOWN_STRIDES in (a[3], b[3]):
@@ -1002,8 +1064,8 @@ def _merged_strides(a, b, cond):
         elif nb == 1:
             out.append(x)
         else:
-            out.append(sympy.Piecewise((x, cond), (y, True)))
-    shape = tuple(x if x == y else sympy.Piecewise((x, cond), (y, True)) for x, y in zip(a[1], b[1]))
+            out.append(_either(x, y, cond, path))
+    shape = tuple(x if x == y else _either(x, y, cond, path) for x, y in zip(a[1], b[1]))
     return None if SymTensor(shape, False, strides=out).contiguous else tuple(out)
 
 

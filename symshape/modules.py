@@ -15,13 +15,14 @@ from collections import OrderedDict
 from itertools import chain, compress, filterfalse
 from typing import Any, Iterator
 
+import sympy
 import torch
 import torch.nn as nn
 
 from .tensor import standard_strides
 
 __all__ = ["attributes_kept", "copy_model", "has_lazy", "is_lazy", "is_lazy_parameter", "passes_through",
-           "plain_getattr", "positional_call", "snapshots_shared", "tracing", "untraced"]
+           "plain_getattr", "positional_call", "snapshots_shared", "tracing", "untraced", "attributes_of"]
 
 
 def plain_getattr(obj: Any, name: str) -> Any:
@@ -173,6 +174,14 @@ def module_fingerprint(module: nn.Module) -> Any:
     a parameter or buffer), the module's identity: it equals only itself."""
 
     def plain(value):
+        if isinstance(value, torch.fx.Proxy):
+            # a traced value set by a forward (``blk.H = H``): what it stands for, a size's
+            # expression (compared as such: comparing the proxies would be a branch on the sizes)
+            traced = getattr(value.tracer, "value", None)
+            value = traced(value) if traced is not None else None
+            if not isinstance(value, sympy.Basic):
+                raise TypeError("a traced value")
+            return ("traced", value)
         if isinstance(value, _PLAIN):
             return (type(value), value)
         if isinstance(value, (tuple, list)):
@@ -266,6 +275,12 @@ def snapshots_shared() -> Iterator[None]:
         _HERE.sharing -= 1
         if not _HERE.sharing:
             _HERE.kept = None
+
+
+def attributes_of(module: nn.Module) -> "_Attributes":
+    """The attributes of ``module`` and its submodules as they are now: ``unchanged()`` tells
+    whether they still are (every attribute the same object, one level of containers too)."""
+    return _Attributes(module)
 
 
 class _Attributes:

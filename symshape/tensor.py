@@ -13,7 +13,7 @@ import sympy
 from .dims import FloorDiv, as_expr, canonical, product, smallest_value
 from .requirements import Requirement
 
-__all__ = ["CONV_MEMORY_FORMAT", "LAYOUT_NOT_FOLLOWED", "Pieces", "Repeated", "RepeatedShape", "SymTensor", "channels_last", "dense", "elementwise_layout", "row_major", "has_tensor",
+__all__ = ["CONV_MEMORY_FORMAT", "LAYOUT_NOT_FOLLOWED", "Pieces", "Repeated", "RepeatedShape", "SymTensor", "channels_last", "dense", "elementwise_layout", "row_major", "has_tensor", "same_stride",
            "kernel_layout", "loosened", "shape_str", "shapes_of", "standard_strides", "tensors_in"]
 
 
@@ -66,12 +66,12 @@ class SymTensor:
             object.__setattr__(self, "strides", strides)
             return
         # torch's is_contiguous: the standard strides, except that a dim of size 1 may have any
-        contiguous = self.contiguous or all(n == 1 or a == b for n, a, b in zip(self.shape, strides, standard))
+        contiguous = self.contiguous or all(n == 1 or same_stride(a, b) for n, a, b in zip(self.shape, strides, standard))
         if not contiguous:
             object.__setattr__(self, "strides", strides)
             return
         object.__setattr__(self, "contiguous", True)
-        odd = any(a != b for a, b in zip(strides, standard))
+        odd = any(not same_stride(a, b) for a, b in zip(strides, standard))
         # exact strides that differ on a dim of size 1 are kept (channels last may follow from them)
         object.__setattr__(self, "strides", strides if odd and not self.loose else None)
         object.__setattr__(self, "loose", self.loose or odd)
@@ -226,6 +226,38 @@ def _max_one_dropped(e: sympy.Expr) -> sympy.Expr:
         return low is not None and low >= 1
 
     return e.replace(at_least_one, lambda m: next(a for a in m.args if a != 1))
+
+
+def same_stride(a: sympy.Expr, b: sympy.Expr) -> bool:
+    """Whether two strides are equal at every size: the same expression, or the same value
+    written in other forms (decided, never guessed; False where not shown). Sizes that torch's
+    meta kernels wrote by cases (``7*floor((H - 4)/28) + 7`` where a patch embedding padded ``H``)
+    and the ones symshape writes (``7*floor((H + 24)/28)``) are one size: each sum with a floor in
+    its short form (:func:`symshape.dims.canonical`), ``Max(1, x)`` where ``x >= 1`` is ``x``, the
+    difference expanded, and a difference defined by cases zero in every case."""
+    return a == b or _same_stride(a, b)
+
+
+@functools.lru_cache(maxsize=4096)
+def _same_stride(a: sympy.Expr, b: sympy.Expr) -> bool:
+    # (cached: a merged tensor's strides are asked again at every view and layout check)
+    if not isinstance(a, sympy.Expr) or not isinstance(b, sympy.Expr) or a.is_Number or b.is_Number \
+            or a.free_symbols != b.free_symbols:
+        return False  # (a transposed tensor's strides: told apart at once, as the equal forms never are)
+    difference = _short_forms(a) - _short_forms(b)
+    if difference.has(sympy.Piecewise):
+        difference = sympy.piecewise_fold(difference)
+        if isinstance(difference, sympy.Piecewise):
+            return all(sympy.expand(_short_forms(e)) == 0 for e, _ in difference.args)
+    return sympy.expand(difference) == 0
+
+
+def _short_forms(e: sympy.Expr) -> sympy.Expr:
+    """``e`` with each sum that holds a floor in its short form, innermost first, and each
+    ``Max(1, x)`` of an ``x`` that is at least 1 at every size ``x``."""
+    if e.has(FloorDiv):
+        e = e.replace(lambda x: isinstance(x, sympy.Add) and x.has(FloorDiv), canonical)
+    return _without_max_one(e)
 
 
 def nonempty(stride) -> sympy.Expr:

@@ -369,11 +369,30 @@ class _Tracer(torch.fx.Tracer):
         args, kwargs = self.call
         bound_args = [_bind(a, placeholder) for a in args]
         bound_kwargs = {k: _bind(v, placeholder) for k, v in kwargs.items()}
+        self._bind_outer(self.root, placeholder)
 
         def call(root):
             return root_fn(root, *bound_args, **bound_kwargs)
 
         return call, [self.root]
+
+    def _bind_outer(self, root: nn.Module, placeholder) -> None:
+        """Attributes of ``root``'s modules that hold a traced value of an enclosing trace (the
+        reference Swin backbone's layer sets ``blk.H, blk.W = H, W`` before calling each block,
+        which is traced here on its own, by sides): each becomes a placeholder of this trace after
+        the call's, whose value is the one the enclosing trace gave it. Written into the module's
+        ``__dict__``, restored after the trace with every attribute (modules.attributes_kept)."""
+        if self.propagator is None:
+            return
+        for module in root.modules():
+            for name, value in list(vars(module).items()):
+                if not issubclass(type(value), torch.fx.Proxy) or value.tracer is self:
+                    continue
+                outer = getattr(value.tracer, "value", None)
+                known = outer(value) if outer is not None else _MISSING
+                if is_dynamic(known):
+                    self.propagator.inputs.append(known)
+                    vars(module)[name] = placeholder()
 
     def call_module(self, m, forward, args, kwargs):
         # fx's patch of nn.Module.__call__ is process-wide: another thread's own forward runs as
@@ -397,7 +416,7 @@ class _Tracer(torch.fx.Tracer):
             finally:
                 self._repeating = None
             return _rebuilt(out, prop.repeat_form(found))
-        start = prop.open_call()
+        start = prop.open_call(m)
         here = self._mark()
         held = _containers((args, kwargs))
         out = _MISSING

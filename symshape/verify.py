@@ -646,9 +646,13 @@ def verify(analysis: Shapes, samples: int = 20, sizes: Sequence[dict] | None = N
 
 # -- the trace proves itself ---------------------------------------------------------------------
 
-#: the sizes tried, in order, for the one forward that proves an analysis (every size name takes
-#: the same value): the first the analysis accepts is used (the smallest, for a recurrent model)
+#: the sizes tried, in order, for the one forward that proves an analysis: the first the analysis
+#: accepts is used (the smallest, for a recurrent model). Each value is tried first with the
+#: size names apart (``H=224, W=256``: :data:`PROOF_APART` more for each name after the first), then
+#: all alike (``H=224, W=224``): a trace that swapped two sizes agrees with torch wherever they
+#: are equal, and a model that takes square inputs only is proved at one.
 PROOF_SIZES = (224, 64, 32, 97, 128, 16, 300, 8, 512, 4, 2, 1)
+PROOF_APART = 32
 
 
 def _smallest_valid(analysis: Shapes, batch: int = 1) -> dict | None:
@@ -679,6 +683,13 @@ def _on_meta(model: nn.Module) -> bool:
     return any(t.is_meta for t in (*model.parameters(), *model.buffers()))
 
 
+def _proof_sizes(names, v: int) -> list[dict]:
+    """The candidates of :func:`prove` for the value ``v``: the names apart, then alike."""
+    alike = {n: v for n in names}
+    apart = {n: v + PROOF_APART * i for i, n in enumerate(names)}
+    return [apart, alike] if apart != alike else [alike]
+
+
 def prove(analysis: Shapes) -> str:
     """One meta-device forward at a size the analysis accepts (a wrong declared in_features
     allowed: torch must then raise at that Linear), compared step by step; when it accepts none of
@@ -692,7 +703,8 @@ def prove(analysis: Shapes) -> str:
     # a case of a size being 1 (H == 1) is proved with that size 1, the others as usual
     pinned = {str(c.lhs): int(c.rhs) for c in analysis.where
               if isinstance(c, sympy.Eq) and c.lhs.is_Symbol and c.rhs.is_Integer and str(c.lhs) in names}
-    candidates = [{**{n: v for n in names}, **pinned, **batch} for v in PROOF_SIZES] if names else [batch]
+    candidates = [{**sizes, **pinned, **batch} for v in PROOF_SIZES for sizes in _proof_sizes(names, v)] \
+        if names else [batch]
     candidates = [c for c in candidates if analysis.covers(c)] or candidates
     if names and _recurrent(analysis.model):  # the smallest first: its meta forward unrolls each step
         candidates.sort(key=lambda c: max(c[n] for n in names))

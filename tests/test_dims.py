@@ -387,6 +387,65 @@ def test_an_exact_quotient_of_sizes_defined_by_cases_is_taken_piece_by_piece():
     assert exact_quotient(n * _H, _H + 1) is None  # not exact: no answer
 
 
+
+def test_a_ratio_whose_cases_fold_into_one_expression_rounds_as_that_expression():
+    """The reference Swin's ``int(windows.shape[0] / (H * W / ws / ws))`` over a padded ``H``
+    defined by cases: the cases fold into the batch ``N`` (``floor(7*a/7)`` is ``a`` in each), so
+    ``int()``, ``math.floor`` and ``math.ceil`` of it are ``N`` (``int()`` was refused as "may be
+    negative": the folded ratio has no cases to round one by one). Against Python's rounding
+    of the float quotient at every size."""
+    import math
+
+    from symshape.dims import SizeRatio
+
+    n = size_symbol("N")
+    odd = sympy.Ne(_H - 4 * floor_div(_H, 4), 0)
+    hp = sympy.Piecewise((7 * floor_div(_H + 32, 28), odd), (7 * floor_div(_H + 24, 28), True))
+    windows = n * FloorDiv(hp, 7) * 3
+    ratio = SizeRatio(windows) / (hp * 21 / 7 / 7)
+    assert math.trunc(ratio) == math.floor(ratio) == math.ceil(ratio) == n
+    for hv in range(1, 120):
+        for nv in (1, 2, 5):
+            at = {_H: hv, n: nv}
+            assert int(int(windows.xreplace(at)) / (int(hp.xreplace(at)) * 21 / 7 / 7)) == nv
+
+
+
+def test_a_fact_that_no_size_is_odd_is_read_size_by_size():
+    """``~(h % 2 == 1 | w % 2 == 1)``, the side where the reference Swin's patch merging pads
+    nothing, is ``h`` even and ``w`` even: ``floor((h + 1)/2) == h/2`` is proven there (it was
+    not: the fact, a relation of two sizes, was left out). Against every size up to 200."""
+    h, w = floor_div(_H + 3, 4), floor_div(_W + 3, 4)
+    odd_h, odd_w = sympy.Eq(h - 2 * floor_div(h, 2), 1), sympy.Eq(w - 2 * floor_div(w, 2), 1)
+    neither = sympy.Not(sympy.Or(odd_h, odd_w))
+    claim = sympy.Eq(floor_div(h + 1, 2), floor_div(h, 2))
+    assert implied((neither,), claim) and implied((sympy.And(sympy.Not(odd_h), sympy.Not(odd_w)),), claim)
+    assert not implied((sympy.Not(sympy.And(odd_h, odd_w)),), claim)  # (a disjunction: not read)
+    for hv in range(1, 201):
+        if (int(h.subs(_H, hv)) % 2) == 0:
+            assert int(floor_div(h + 1, 2).subs(_H, hv)) == int(floor_div(h, 2).subs(_H, hv))
+
+
+def test_one_where_a_product_of_sizes_is_one_is_the_product_the_facts_make_it():
+    """torch's view guard ``1`` where ``(floor((H + 3)/8) + 1)*floor((W + 7)/8) == 1``, beside
+    ``floor((H + 7)/8)*floor((W + 7)/8)`` elsewhere, is that product on both sides where ``H``'s
+    grid is odd (``floor((H + 7)/8) == floor((H + 3)/8) + 1`` there): each factor of a product of
+    sizes that is 1 is 1. Not where the facts leave the factors apart. Against every size."""
+    from symshape.dims import equal_where
+
+    grid_odd = sympy.Eq(floor_div(_H + 3, 4) - 2 * floor_div(_H + 3, 8), 1)
+    cond = sympy.Eq((floor_div(_H + 3, 8) + 1) * floor_div(_W + 7, 8), 1)
+    product = floor_div(_H + 7, 8) * floor_div(_W + 7, 8)
+    assert equal_where(1, product, cond, (grid_odd,))
+    assert not equal_where(1, product + 1, cond, (grid_odd,))
+    assert not equal_where(1, floor_div(_H + 7, 8) * floor_div(_W + 15, 8), cond, (grid_odd,))
+    for hv in range(1, 120):
+        for wv in range(1, 40):
+            at = {_H: hv, _W: wv}
+            if bool(grid_odd.subs(at)) and bool(cond.subs(at)):
+                assert int(product.subs(at)) == 1
+
+
 @st.composite
 def _coarse_claims(draw):
     """A grid of stride ``d`` (``(H + c) // d``) cut into windows of ``m``: the period of its

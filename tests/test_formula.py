@@ -118,6 +118,11 @@ def test_random_models_formula_agrees_with_torch(drawn):
         failure = a.evaluate(**sizes).failure
         if ran and failure is not None and failure.requirement.backend_dependent:
             continue  # torch's oneDNN path runs an empty transposed convolution its reference path refuses
+        if ran and failure is not None and failure.requirement.data_dependent:
+            # a check symshape states as data-dependent (the memory format a convolution picks from
+            # the strides of size-1 dims, which it does not follow) held here: not a prediction
+            # (verify() leaves it out too, docs/how-it-works.md), so not compared
+            continue
         assert f.accepts(**sizes) == ran, f"{description}\n{model}\nat {sizes}"
         idx = tuple(sizes[n] - 1 for n in names)
         assert bool(g.valid[idx]) == ran, f"{description}\n{model}\nat {sizes}"

@@ -8,6 +8,7 @@ optional argument left at its default, a tensor created with symbolic sizes.
 from __future__ import annotations
 
 import pytest
+import sympy
 from hypothesis import given, settings, strategies as st
 import torch
 import torch.nn as nn
@@ -16,7 +17,8 @@ import torch.nn.functional as F
 import symshape
 from cases import Fn
 from oracle import assert_agrees, grid, members, scan
-from symshape.tensor import SymTensor, standard_strides
+from symshape.dims import FloorDiv, size_symbol
+from symshape.tensor import SymTensor, same_stride, standard_strides
 
 
 class TransposeView(nn.Module):
@@ -921,3 +923,28 @@ def test_stacked_window_partitions_reverse_to_the_batch_and_agree_with_torch():
     assert analysis.output_shape[0] == symshape.dims.size_symbol("N")
     sizes = [{"H": h, "W": w} for h, w in [(381, 384), (384, 383), (385, 384), (380, 384), (768, 381), (383, 400)]]
     assert assert_agrees(StackedWindows(), (3, "H", "W"), sizes) == 3
+
+
+
+def test_strides_written_in_other_forms_are_the_standard_ones_where_every_case_agrees():
+    """A stride torch's meta kernel wrote by cases, in other forms than symshape's (``7*floor((H -
+    4)/28) + 7`` for ``7*floor((H + 24)/28)``, ``Max(1, ...)`` of a size, a ``Piecewise`` inside a
+    product), is the standard one: proven case by case, and its tensor is contiguous (a view of
+    it was refused before). A stride that differs in one case is not. Both against their values
+    at every size up to 60 (H a multiple of 4: the case the stride was written in)."""
+    H, W, N = size_symbol("H"), size_symbol("W"), size_symbol("N")
+    odd = sympy.Ne(W - 4 * FloorDiv(W, 4), 0)
+    hp = 7 * FloorDiv(H + 24, 28)
+    wp = sympy.Piecewise((7 * FloorDiv(W + 28, 28), odd), (7 * FloorDiv(W + 24, 28), True))
+    by_torch = 8 * sympy.Max(1, 7 * FloorDiv(H - 4, 28) + 7) * sympy.Piecewise(
+        (7 * FloorDiv(W + 28, 28), odd), (sympy.Max(1, 7 * FloorDiv(W + 24, 28)), True))
+    other = 8 * hp * sympy.Piecewise((7 * FloorDiv(W + 28, 28), odd), (7 * FloorDiv(W + 31, 28), True))
+    standard = standard_strides((N, hp, wp, 8))
+    assert same_stride(by_torch, standard[0])
+    assert not same_stride(other, standard[0])
+    assert SymTensor((N, hp, wp, 8), False, strides=(by_torch, *standard[1:])).contiguous
+    assert not SymTensor((N, hp, wp, 8), False, strides=(other, *standard[1:])).contiguous
+    values = {(h, w): (int(by_torch.subs({H: h, W: w})), int(other.subs({H: h, W: w})),
+                       int(standard[0].subs({H: h, W: w}))) for h in range(4, 61, 4) for w in range(1, 61)}
+    assert all(a == s for a, _, s in values.values())
+    assert any(b != s for _, b, s in values.values())
