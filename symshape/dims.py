@@ -40,6 +40,7 @@ __all__ = [
     "always_divisible",
     "as_expr",
     "batch_symbol",
+    "by_size",
     "canonical",
     "ceil_div",
     "decide",
@@ -616,7 +617,7 @@ def quotient_where(facts: tuple, a: SizeExpr, b: SizeExpr) -> sympy.Expr | None:
     at the least size the facts allow (up to 512) and proven by :func:`implied`; None where a
     share is not proven constant."""
     a, b = as_expr(a), as_expr(b)
-    (ca, ga), (cb, gb) = _by_size(a), _by_size(b)
+    (ca, ga), (cb, gb) = by_size(a), by_size(b)
     if ga is None or gb is None or cb == 0 or not facts:
         return None
     out = ca / cb
@@ -644,7 +645,7 @@ def split_product_equality(a: SizeExpr, b: SizeExpr) -> list:
     3)/32)*floor((W + 3)/32)`` is ``floor((H + 3)/4) == 8*floor((H + 3)/32)`` and the same of W.
     [] where any of that is not proven."""
     a, b = as_expr(a), as_expr(b)
-    (ca, ga), (cb, gb) = _by_size(a), _by_size(b)
+    (ca, ga), (cb, gb) = by_size(a), by_size(b)
     if ga is None or gb is None or set(ga) != set(gb) or ca == 0:
         return []
     out, ratio = [], cb / ca
@@ -993,19 +994,20 @@ def equal_where(x: SizeExpr, y: SizeExpr, cond, facts: tuple = ()) -> bool:
         return False
     for old, new in ((cond.lhs, cond.rhs), (cond.rhs, cond.lhs)):
         if new.is_Number and not old.is_Number:
-            if sympy.expand(as_expr(x).xreplace({old: new}) - as_expr(y).xreplace({old: new})) == 0:
+            x, y = as_expr(x), as_expr(y)
+            if sympy.expand(x.xreplace({old: new}) - y.xreplace({old: new})) == 0:
                 return True
-            return new == 1 and _ones_where(old, as_expr(y) if as_expr(x) == 1 else as_expr(x) if as_expr(y) == 1
-                                            else None, facts)
+            other = y if x == 1 else x if y == 1 else None
+            return new == 1 and other is not None and _ones_where(old, other, facts)
     return False
 
 
-def _ones_where(product: sympy.Expr, other: sympy.Expr | None, facts: tuple) -> bool:
+def _ones_where(product: sympy.Expr, other: sympy.Expr, facts: tuple) -> bool:
     """Whether ``other`` is 1 wherever ``product`` (of sizes, none negative) is 1 and ``facts``
     hold: each of its factors by size is proven 1 from each of ``product``'s being 1."""
-    if other is None or not isinstance(product, sympy.Mul):
+    if not isinstance(product, sympy.Mul):
         return False
-    c, groups = _by_size(other)
+    c, groups = by_size(other)
     if c != 1 or not groups:
         return False
     lows = [smallest_value(f) for f in product.args]
@@ -1365,7 +1367,7 @@ def _holds_between(cond, k, lo: int, hi: int | None) -> bool:
 def _factors_implied(facts, a, b) -> bool:
     """``a == b`` for two products whose factors, grouped by the size each depends on, pair up
     into equalities the facts imply."""
-    (ca, ga), (cb, gb) = _by_size(a), _by_size(b)
+    (ca, ga), (cb, gb) = by_size(a), by_size(b)
     if ga is None or gb is None or set(ga) != set(gb) or len(ga) < 2:
         return False
     ratio = cb / ca
@@ -1404,7 +1406,7 @@ def _ratio_far_out(pa: sympy.Expr, pb: sympy.Expr, x: sympy.Symbol) -> sympy.Int
     return Integer(round(k)) if k.is_Rational and abs(k - round(k)) < sympy.Rational(1, 1000) else None
 
 
-def _by_size(product: sympy.Expr) -> tuple[sympy.Expr, dict | None]:
+def by_size(product: sympy.Expr) -> tuple[sympy.Expr, dict | None]:
     """A product's constant, and its other factors grouped by the one size each depends on
     (None where a factor depends on several)."""
     c, factors = product.as_coeff_mul()

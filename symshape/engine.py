@@ -813,10 +813,11 @@ class Propagator:
         known = self._fingerprints.get(id(module))
         if known is not None and known[1].unchanged():
             return known[0]
+        state = 0 if known is None else known[2] + 1
         fingerprint = module_fingerprint(module)
         if fingerprint[0] == "module":
-            fingerprint = (*fingerprint, 0 if known is None else known[2] + 1)
-        self._fingerprints[id(module)] = (fingerprint, attributes_of(module), 0 if known is None else known[2] + 1)
+            fingerprint = (*fingerprint, state)
+        self._fingerprints[id(module)] = (fingerprint, attributes_of(module), state)
         return fingerprint
 
     def _by_sides(self, ctx: Context, module: nn.Module, args, kwargs) -> tuple[Any, str]:

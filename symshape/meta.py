@@ -52,7 +52,7 @@ from torch.utils._sympy import functions as tf
 from torch.utils._sympy.numbers import int_oo
 from torch.utils._sympy.value_ranges import ValueRangeError, ValueRanges
 
-from .dims import (CeilSqrt, DoubleFloor, DoubleProduct, FloorDiv, IntSqrt, SizeRatio, as_expr, canonical, decide, equal_where,
+from .dims import (CeilSqrt, DoubleFloor, DoubleProduct, FloorDiv, IntSqrt, SizeRatio, as_expr, by_size, canonical, decide, equal_where,
                    floor_div, implied, smallest_value_where, without_ite)
 from .modules import untraced
 from .requirements import Requirement, cnf, literal, unless_not
@@ -997,13 +997,12 @@ def _common_floor(x: sympy.Expr, y: sympy.Expr, cond, path: tuple) -> sympy.Expr
     multiple of 4 only where ``h % 4 != 0`` gives ``floor((h + 4)/4)`` there and
     ``floor(h/4)`` elsewhere: ``floor((h + 3)/4)``, ``ceil(h/4)``, on both sides (and its
     flattened ``h*w`` grid, ``floor((h + 3)/4)*floor((w + 3)/4)``). None where none is found."""
-    if isinstance(x, sympy.Mul) or isinstance(y, sympy.Mul):
-        fx, fy = _by_size(x), _by_size(y)
-        if fx is None or fy is None or fx.keys() != fy.keys() or len(fx) < 2:
+    (cx, gx), (cy, gy) = by_size(x), by_size(y)
+    if gx and gy and (len(gx) > 1 or len(gy) > 1):  # a product of sizes: factor by factor
+        if cx != cy or gx.keys() != gy.keys() or any(len(g) != 1 for g in (*gx.values(), *gy.values())):
             return None
-        factors = [a if a == b else _common_floor(a, b, cond, path) for a, b in (
-            (fx[h], fy[h]) for h in fx)]
-        return None if any(f is None for f in factors) else sympy.Mul(*factors)
+        factors = [a if a == b else _common_floor(a, b, cond, path) for a, b in ((gx[h][0], gy[h][0]) for h in gx)]
+        return None if any(f is None for f in factors) else cx * sympy.Mul(*factors)
     fx, fy = _floor_form(x), _floor_form(y)
     if fx is None or fy is None or (fx[0], fx[1], fx[3]) != (fy[0], fy[1], fy[3]) or fx[3] > _COMMON_FLOOR_DIVISORS:
         return None
@@ -1018,18 +1017,6 @@ def _common_floor(x: sympy.Expr, y: sympy.Expr, cond, path: tuple) -> sympy.Expr
 
 #: the largest divisor :func:`_common_floor` tries offsets for (as many as the divisor)
 _COMMON_FLOOR_DIVISORS = 64
-
-
-def _by_size(e: sympy.Expr) -> dict | None:
-    """A product as its factors by the one size each depends on (a number factor under the key
-    1); None where a factor depends on more than one size or two factors on the same one."""
-    out: dict = {}
-    for f in sympy.Mul.make_args(e):
-        key = next(iter(f.free_symbols)) if len(f.free_symbols) == 1 else 1 if f.is_Number else None
-        if key is None or key in out:
-            return None
-        out[key] = f
-    return out
 
 
 def _floor_form(e: sympy.Expr) -> tuple | None:
