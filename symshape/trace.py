@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import dis
 import functools
 import inspect
 import itertools
@@ -32,7 +31,7 @@ import torch.nn as nn
 
 from .dims import SizeRatio, decide, implied, smallest_value
 from .errors import BoundExceeded, InvalidArgument, SizeCases, SymshapeError, UnsupportedOperation, UnsupportedWhereMetaDiffers, UntraceableModel
-from . import fxstate
+from . import callsite, fxstate
 from .modules import attributes_kept, passes_through, plain_getattr, snapshots_shared, tracing
 from .rules import rule_for_module, vision
 from .rules.reshape import DEVICE_ATTRIBUTES
@@ -740,6 +739,19 @@ def _refusing_draws(original):
     return draw
 
 
+_LEGACY_NEW = torch._C._LegacyVariableBase.__new__
+
+
+def _variable_new(cls, *args, **kwargs):
+    """``Variable(x)`` while symshape traces: of a traced tensor, what torch makes of it,
+    ``x.detach()`` (requires_grad, which it then sets, changes no size); anything else as torch
+    makes it. torch's own constructor would read the traced value's memory as a tensor's."""
+    data = args[0] if args else kwargs.get("data")
+    if issubclass(type(data), _SizedMixin) and getattr(_tracing, "tracer", None) is not None:
+        return data.detach()
+    return _LEGACY_NEW(cls, *args, **kwargs)
+
+
 @contextlib.contextmanager
 def _factories_traced(tracer):
     """torch's factories record calls with traced sizes into ``tracer``, in this thread."""
@@ -755,6 +767,7 @@ def _factories_traced(tracer):
                 original = getattr(random, name)
                 _installed["draws"][name] = original
                 setattr(random, name, _refusing_draws(original))
+            torch.autograd.Variable.__new__ = staticmethod(_variable_new)  # (its own, C++'s before)
         _installed["count"] += 1
     try:
         yield
@@ -768,6 +781,7 @@ def _factories_traced(tracer):
                 for name, original in _installed["draws"].items():
                     setattr(random, name, original)
                 _installed["draws"].clear()
+                del torch.autograd.Variable.__new__
                 _uncover_all()
         _tracing.tracer = outer
 
@@ -916,13 +930,11 @@ def _stands_for(value) -> type | None:
     return None
 
 
-@functools.lru_cache(maxsize=512)
-def _instructions(code) -> tuple[list, list]:
-    """A code object's instructions and their offsets (read once: a block's ``q, k, v = t`` is
-    asked at every call)."""
-    instructions = list(dis.get_instructions(code))
-    return instructions, [i.offset for i in instructions]
-
+#: torch's legacy constructors, which read a tensor argument in C++ (``torch.Tensor(x)``), and the
+#: functions that make a tensor subclass of one (``nn.Parameter(x)`` calls ``_make_subclass``)
+LEGACY_CONSTRUCTORS = frozenset({"Tensor", "FloatTensor", "DoubleTensor", "HalfTensor", "BFloat16Tensor", "ByteTensor",
+                                 "CharTensor", "ShortTensor", "IntTensor", "LongTensor", "BoolTensor", "Variable",
+                                 "_make_subclass", "_make_wrapper_subclass"})
 
 #: the attributes numpy reads of a value to make an array of it
 _NUMPY_PROTOCOL = frozenset({"__array_struct__", "__array_interface__", "__array__", "__array_ufunc__",
@@ -938,6 +950,12 @@ class _SizedMixin:
         # not a subclass (a decoder that concatenates its skip only if it is a Tensor)
         tracer = self.__dict__.get("tracer")
         value = tracer.value(self) if tracer is not None else _MISSING
+        if isinstance(value, SymTensor) and callsite.callee(sys._getframe(1)) in LEGACY_CONSTRUCTORS:
+            # asked by torch's C++ inside a legacy constructor, which would then read this
+            # object's memory as a tensor's (a crash of the process): refused by name instead
+            raise torch.fx.proxy.TraceError(
+                f"{callsite.callee(sys._getframe(1))}(x) of a traced tensor: a legacy constructor symshape "
+                "cannot follow; write x itself, x.detach() or x.to(dtype)")
         held = _held(tracer, self) if isinstance(value, SymTensor) else None
         if held is not None:  # the model's own parameter or buffer: its class (nn.Parameter ...)
             return type(held)
@@ -958,7 +976,7 @@ class _SizedMixin:
         # otherwise as torch.fx.Proxy.__iter__, which reads the caller's instruction (this frame
         # would hide it): ``q, k, v = t`` takes three items
         caller = inspect.currentframe().f_back
-        instructions, offsets = _instructions(caller.f_code)
+        instructions, offsets = callsite.instructions(caller.f_code)
         at = bisect.bisect_left(offsets, caller.f_lasti) if sys.version_info >= (3, 11) else caller.f_lasti // 2
         if instructions[at].opname == "UNPACK_SEQUENCE":
             return (self[i] for i in range(instructions[at].argval))

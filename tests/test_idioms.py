@@ -155,6 +155,49 @@ class AsTensor(nn.Module):
         return x + torch.as_tensor(self.conv(x)) * torch.tensor(x.shape[-1] / 2)
 
 
+class RecurrentWithVariable(nn.Module):
+    """The hidden state of a model file written for torch before 0.4:
+    ``Variable(torch.zeros(layers, x.size(0), hidden))`` (once a crash of the process)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(3, 8, 5, stride=2)
+        self.lstm = nn.LSTM(8, 16, num_layers=2, batch_first=True)
+        self.fc = nn.Linear(16, 4)
+
+    def forward(self, x):
+        from torch.autograd import Variable
+
+        x = self.conv(x).transpose(1, 2)
+        h0 = Variable(torch.zeros(2, x.size(0), 16))
+        c0 = torch.autograd.Variable(torch.zeros(2, x.size(0), 16), requires_grad=False)
+        out, _ = self.lstm(x, (h0, c0))
+        return self.fc(out[:, -1, :])
+
+
+class LegacyOfATensor(nn.Module):
+    """torch's legacy constructors given a traced tensor, inside a block (``torch.Tensor(y)``,
+    ``torch.FloatTensor(y)``, ``nn.Parameter(y)``): once a crash of the process; the block now
+    runs whole on torch's meta kernels, the rest is traced."""
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, stride=2)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return torch.Tensor(y) + torch.FloatTensor(y) + nn.Parameter(y, requires_grad=False)
+
+    def __init__(self):
+        super().__init__()
+        self.block = self.Block()
+        self.pool = nn.MaxPool2d(2)
+
+    def forward(self, x):
+        return self.pool(self.block(x)).flatten(1)
+
+
 IDIOMS = [
     pytest.param(Factories, (3, "H", "W"), ["H", "W"], id="factories-with-traced-sizes"),
     pytest.param(UNetUp, (4, "H", "W"), ["H", "W"], id="unet-computed-pad"),
@@ -168,6 +211,8 @@ IDIOMS = [
     pytest.param(Attrs, (3, "H", "W"), ["H", "W"], id="tensor-attributes"),
     pytest.param(NumpySizeCheck, (3, "H", "W"), ["H", "W"], id="numpy-size-check"),
     pytest.param(AsTensor, (3, "H", "W"), ["H", "W"], id="as-tensor-of-a-traced-tensor"),
+    pytest.param(RecurrentWithVariable, (3, "L"), ["L"], id="variable-of-a-traced-tensor"),
+    pytest.param(LegacyOfATensor, (3, "H", "W"), ["H", "W"], id="legacy-constructor-of-a-traced-tensor"),
 ]
 
 
@@ -200,6 +245,60 @@ def test_numpy_of_sizes_is_python_on_each_size_and_of_a_tensor_is_refused_by_nam
 
     with pytest.raises(symshape.UntraceableModel, match="numpy of a traced tensor"):
         symshape.analyze(ToNumpy(), (3, "H", "W"))
+
+
+def test_variable_of_a_traced_tensor_is_its_detach_and_torch_is_left_as_it_was():
+    """``Variable(t)`` is ``t.detach()`` in torch: one step of the graph, every layer after it
+    traced; the stand-in torch's Variable had while tracing is gone afterwards."""
+    a = symshape.analyze(RecurrentWithVariable(), (3, "L"))
+    assert [s.op for s in a.steps].count("Tensor.detach") == 2
+    assert str(a.in_features["fc"]) == "16" and str(a.valid_sizes()) == "L ≥ 5"
+    assert "__new__" not in vars(torch.autograd.Variable)
+    assert torch.autograd.Variable(torch.ones(2), requires_grad=True).requires_grad
+
+
+def test_a_legacy_constructor_of_a_traced_tensor_never_crashes_the_process():
+    """Each constructor in a fresh process (a crash would end this one): the model analyzes,
+    its block run whole, or is refused naming the constructor, never a signal."""
+    import subprocess
+    import sys
+
+    script = (
+        "import torch, torch.nn as nn, symshape\n"
+        "for make in (lambda x: torch.Tensor(x), lambda x: torch.FloatTensor(x), lambda x: torch.Tensor(x.detach()),\n"
+        "             lambda x: torch.Tensor._make_subclass(torch.Tensor, x), lambda x: nn.Parameter(x)):\n"
+        "    class M(nn.Module):\n"
+        "        def forward(self, x):\n"
+        "            return make(x).flatten(1)\n"
+        "    try:\n"
+        "        print(symshape.analyze(M(), (3, 'H', 'W')).output_shape)\n"
+        "    except symshape.SymshapeError as e:\n"
+        "        print('refused', 'legacy constructor' in str(e))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[:-1] == ["(N, 3*H*W)"] * 5
+
+
+def test_callee_names_what_the_call_instruction_calls():
+    import sys
+
+    from symshape import callsite
+
+    seen = []
+
+    class Probe:
+        def __call__(self, *args, **kwargs):
+            seen.append(callsite.callee(sys._getframe(1)))
+
+    Tensor = FloatTensor = Variable = Probe()
+    ns = type("ns", (), {"Tensor": Tensor, "FloatTensor": FloatTensor})
+    x = [1, 2]
+    Tensor(x)
+    ns.FloatTensor(x[0], len(x))
+    Variable(x, requires_grad=False)
+    ns.Tensor(*x)
+    Tensor(x if x else None)  # a conditional among the arguments: not read
+    assert seen == ["Tensor", "FloatTensor", "Variable", "Tensor", None]
 
 
 def test_a_kernel_from_the_size_over_another_dim_is_refused_by_name():
