@@ -1064,6 +1064,8 @@ def _implied(facts: tuple, cond) -> bool:
     if isinstance(cond, sympy.Eq) and (isinstance(cond.lhs, sympy.Mul) or isinstance(cond.rhs, sympy.Mul)):
         if _factors_implied(facts, cond.lhs, cond.rhs):
             return True
+    if len(cond.free_symbols) > 1:
+        return _product_bounded(facts, cond)
     if len(cond.free_symbols) != 1:
         return False
     (x,) = cond.free_symbols
@@ -1109,6 +1111,69 @@ def _implied(facts: tuple, cond) -> bool:
         if not _holds_between(cond_at(r), k, lo, hi):
             return False
     return True
+
+
+#: the most sizes :func:`_values_where` reads one by one
+_MAX_VALUES = 256
+
+
+def _product_bounded(facts: tuple, cond) -> bool:
+    """Whether an inequality between a number and a product of expressions of more than one
+    size holds wherever ``facts`` hold, read factor by factor: each size's factors take the
+    values they take at the sizes its facts leave (a finite range, read one by one), and where
+    none is negative the product lies between the products of their least and greatest
+    (``floor((H + 6)/8)*floor((W + 6)/8) <= 49`` where the facts bound each floor by 7: the
+    tokens of a Swin window clamped to a small image)."""
+    if not isinstance(cond, (sympy.Ge, sympy.Gt, sympy.Le, sympy.Lt)):
+        return False
+    lhs, rhs, upper = cond.lhs, cond.rhs, isinstance(cond, (sympy.Le, sympy.Lt))
+    if lhs.is_Number:
+        lhs, rhs, upper = rhs, lhs, not upper
+    if not rhs.is_Number:
+        return False
+    c, groups = by_size(lhs)
+    if groups is None or not c.is_positive:
+        return False
+    low = high = c
+    for x, parts in groups.items():
+        if not (x.is_integer and x.is_positive):
+            return False
+        values = _values_where(x, facts, sympy.Mul(*parts))
+        if not values or min(values) < 0:
+            return False
+        low, high = low * min(values), high * max(values)
+    strict = isinstance(cond, (sympy.Lt, sympy.Gt))
+    if upper:
+        return bool(high < rhs if strict else high <= rhs)
+    return bool(low > rhs if strict else low >= rhs)
+
+
+def _values_where(x: sympy.Symbol, facts: tuple, expr: sympy.Expr) -> list | None:
+    """The values of ``expr`` (of the size ``x`` alone) at each size where every fact on ``x``
+    holds; None where those sizes are not bounded (or more than :data:`_MAX_VALUES`), or a
+    fact or the expression does not evaluate to a number there."""
+    relevant = _bounds_tightened(x, [f for f in facts if isinstance(f, sympy.Rel) and f.free_symbols == {x}])
+    lo, hi = 1, None
+    for f in relevant:
+        if f.lhs == x and f.rhs.is_Integer:
+            if isinstance(f, sympy.Ge):
+                lo = max(lo, int(f.rhs))
+            elif isinstance(f, sympy.Le):
+                hi = int(f.rhs)
+    if hi is None or hi - lo >= _MAX_VALUES:
+        return None
+    values = []
+    for v in range(lo, hi + 1):
+        at = {x: sympy.Integer(v)}
+        held = [f.xreplace(at) for f in relevant]
+        if any(not isinstance(h, sympy.logic.boolalg.BooleanAtom) for h in held):
+            return None
+        if all(held):
+            value = expr.xreplace(at)
+            if not value.is_Number:
+                return None
+            values.append(value)
+    return values
 
 
 def _bounds_tightened(x: sympy.Symbol, facts: list) -> list:

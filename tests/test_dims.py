@@ -615,3 +615,46 @@ def test_implied_reads_stacked_window_partitions_past_the_period_limit(w, least)
     assert any(wrong.subs(_H, h) == sympy.false for h in allowed)
     assert implied(tuple(facts), claim)
     assert not implied(tuple(facts), wrong)
+
+
+
+@st.composite
+def _product_claims(draw):
+    """Facts bounding floors of H and of W (a window clamped to a small image: ``floor((H +
+    c)/d) <= n``, either way round, and lower bounds), and a claim bounding a product of floors of
+    both, or a product's lower bound."""
+    facts = []
+    for x in (_H, _W):
+        for _ in range(draw(st.integers(1, 3))):
+            c, d, n = draw(st.integers(-3, 8)), draw(st.integers(1, 9)), draw(st.integers(-1, 12))
+            kind = draw(st.sampled_from([sympy.Le, sympy.Lt, sympy.Ge, sympy.Gt]))
+            facts.append(kind(floor_div(x + c, d), n) if draw(st.booleans()) else kind(sympy.Integer(n), floor_div(x + c, d)))
+    a = floor_div(_H + draw(st.integers(-2, 8)), draw(st.integers(1, 9)))
+    b = floor_div(_W + draw(st.integers(-2, 8)), draw(st.integers(1, 9)))
+    k, c = draw(st.integers(1, 3)), draw(st.integers(-2, 60))
+    claim = draw(st.sampled_from([sympy.Le, sympy.Lt, sympy.Ge, sympy.Gt]))(k * a * b, c)
+    return [f for f in facts if isinstance(f, sympy.Rel)], claim
+
+
+@given(_product_claims())
+def test_a_bound_on_a_product_of_two_sizes_is_never_claimed_where_a_pair_of_sizes_breaks_it(case):
+    """implied() of a product of floors of H and W against a number, read factor by factor over
+    the sizes each size's facts leave: where it says True, the claim holds at every pair of
+    sizes where the facts hold (checked over 1..120 each: the facts bound both below 120)."""
+    facts, claim = case
+    if not isinstance(claim, sympy.Rel) or not facts or not implied(facts, claim):
+        return
+    for h in range(1, 121):
+        for w in range(1, 121):
+            at = {_H: h, _W: w}
+            if all(_holds(f, at) for f in facts):
+                assert _holds(claim, at), (facts, claim, h, w)
+
+
+def test_a_window_clamped_on_both_sides_holds_at_most_its_49_tokens():
+    a, b = floor_div(_H + 6, 8), floor_div(_W + 6, 8)
+    facts = (sympy.Le(a, 7), sympy.Le(b, 7))
+    assert implied(facts, sympy.Le(a * b, 49)) and implied(facts, sympy.Ge(a * b, 0, evaluate=False))
+    assert not implied(facts, sympy.Ge(a * b, 1))  # (H = 1: floor(7/8) = 0)
+    assert implied((*facts, sympy.Ge(_H, 2), sympy.Ge(_W, 2)), sympy.Ge(a * b, 1))
+    assert not implied(facts, sympy.Le(a * b, 48)) and not implied((sympy.Le(a, 7),), sympy.Le(a * b, 49))

@@ -116,6 +116,41 @@ def test_a_fixed_number_of_elements_reshaped_by_a_size_is_valid_at_its_divisors(
     assert members(valid, ["L"], 400) == {(d,) for d in range(1, entries + 1) if entries % d == 0}
 
 
+class ClampedWindowBias(nn.Module):
+    """MONAI's SwinUNETR window attention on a small image: the window is clamped to the image
+    (``get_window_size``: ``h if h <= 7 else 7``), its ``n = wh * ww`` tokens index a 49 x 49
+    table, ``index[:n, :n]``, and the biases ``table[idx].reshape(n, n, -1)`` are added to
+    the attention of 3 heads. Where the side's facts make ``n`` at most 49 the slice is ``n`` long
+    and the heads are 3 (valid_sizes() raised Unsolvable, ``floor((H + 6)/8)**(-2)`` ...,
+    before: a ``Min(49, n)`` left in the slice)."""
+
+    def __init__(self, heads: int = 3):
+        super().__init__()
+        self.heads = heads
+        self.register_buffer("index", torch.arange(49 * 49).reshape(49, 49) % 169)
+        self.table = nn.Parameter(torch.zeros(169, heads))
+
+    def forward(self, x):
+        x = F.avg_pool2d(x, 8, ceil_mode=True)  # floor((H + 7)/8) rows: 1 to 7 where H <= 56
+        h, w = x.shape[2], x.shape[3]
+        wh = h if h <= 7 else 7
+        ww = w if w <= 7 else 7
+        n = wh * ww
+        bias = self.table[self.index[:n, :n].reshape(-1)].reshape(n, n, -1)
+        attn = x.new_zeros(x.shape[0], self.heads, n, n)
+        return attn + bias.permute(2, 0, 1).unsqueeze(0)
+
+
+def test_a_window_clamped_to_a_small_image_indexes_its_table_exactly():
+    model = ClampedWindowBias()
+    sizes = [1, 8, 9, 30, 56, 57, 64, 65, 100]
+    assert assert_agrees(model, (2, "H", "W"), grid(["H", "W"], sizes)) == len(sizes) ** 2
+    analysis = symshape.analyze(model, (2, "H", "W"))
+    assert "Min" not in str(analysis.output_shape)
+    valid = analysis.valid_sizes()
+    assert members(valid, ["H", "W"], 70) == scan(model, (2, "H", "W"), ["H", "W"], 70)
+
+
 # -- the reference Swin Transformer's model file (copied into many segmentation repositories) --
 
 

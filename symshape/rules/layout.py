@@ -272,7 +272,7 @@ def getitem(ctx: Context, value, index):
             if step <= 0:
                 ctx.refuse("slice step must be positive")
             full = item.start in (None, 0) and item.stop is None and step == 1
-            out.append(n if full else slice_length(n, item.start, item.stop, step))
+            out.append(n if full else ctx.settled(slice_length(n, item.start, item.stop, step)))
             strides.append(st[d] * step if st else None)
         else:
             k = as_expr(item, "index")

@@ -274,6 +274,30 @@ class Context:
         known = self.facts + self.earlier
         return bool(known) and implied(known, cond)
 
+    def settled(self, expr) -> sympy.Expr:
+        """``expr`` with each ``Min`` and ``Max`` of two whose order this step's facts and the
+        earlier requirements prove (:meth:`proves`) replaced by the one it is: a slice ``[:n]``
+        of a table of 49 rows is ``n`` long where the side's facts make ``n``, the tokens of a
+        window clamped to a small image (``floor((H + 6)/8)*floor((W + 6)/8)``), at most 49."""
+        expr = as_expr(expr)
+        if not (self.facts or self.earlier):
+            return expr
+        for _ in range(16):
+            for m in expr.atoms(sympy.Min, sympy.Max):
+                if len(m.args) != 2:
+                    continue
+                a, b = m.args
+                if self.proves(sympy.Le(a, b, evaluate=False)):
+                    pick = a if isinstance(m, sympy.Min) else b
+                    break
+                if self.proves(sympy.Le(b, a, evaluate=False)):
+                    pick = b if isinstance(m, sympy.Min) else a
+                    break
+            else:
+                return expr
+            expr = expr.xreplace({m: pick})
+        return expr
+
     def same(self, a, b) -> bool:
         """Whether two sizes are equal wherever this step runs: structurally, or as the facts
         and the earlier requirements imply (symshape.dims.implied)."""
