@@ -875,20 +875,17 @@ def merge_sides(sides: list[Side], what: str, facts: tuple = (), before: tuple =
 
 
 #: the relation a requirement states, for those :func:`implied` may prove
-_RELATIONS = {"==": sympy.Eq, ">=": sympy.Ge, "!=": sympy.Ne}
-
-
 def _holds_before(req: Requirement, before: tuple) -> bool:
     """Whether the relations ``before`` imply the plain size check ``req``: proven (symshape.dims.
     implied), or ``lhs - rhs`` bounded below (``>= 0``, or ``>= 1`` for ``!=``) with each size
     counted from the least value they allow (``2*floor(H/16) >= 1`` and
     ``floor(H/8)*floor(W/8) != 1`` where ``H >= 16`` and ``W >= 16``)."""
-    relation = _RELATIONS.get(req.relation)
-    if not before or relation is None or req.kind != "size" or req.unless is not None:
+    proof = req.proven_by()
+    if not before or proof is None or req.kind != "size" or req.unless is not None:
         return False  # (a check that holds wherever it is made is none on any backend, for any data)
-    if implied(before, relation(req.lhs, req.rhs, evaluate=False)):
+    if implied(before, proof):
         return True
-    if req.relation == "==":
+    if req.relation not in (">=", "!="):
         return False
     low = smallest_value_where(as_expr(req.lhs) - as_expr(req.rhs), before)
     return low is not None and low >= (0 if req.relation == ">=" else 1)

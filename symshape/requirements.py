@@ -24,12 +24,15 @@ class Relation:
     """What a relation means, in one place: ``holds`` decides it exactly on ints and on exact
     fractions (the solver's constants); ``code`` is the same test as a Python expression over
     ``{lhs}`` and ``{rhs}`` for compiled code, written with ``&``/``|`` so that it also works
-    elementwise on int64 tensors; ``text`` is how a requirement prints."""
+    elementwise on int64 tensors; ``text`` is how a requirement prints; ``proven_by``: the
+    sympy relation of ``lhs`` and ``rhs`` whose truth makes it hold (what a side's facts must
+    imply for the check to be none there; ``Eq`` for a broadcast), or None."""
 
     name: str
     holds: Callable[[Any, Any], bool]
     code: str
     text: str
+    proven_by: type | None = None
 
 
 def _divisible(lhs, rhs) -> bool:
@@ -38,12 +41,13 @@ def _divisible(lhs, rhs) -> bool:
 
 #: every relation a requirement can state
 RELATIONS: dict[str, Relation] = {r.name: r for r in (
-    Relation(">=", lambda a, b: a >= b, "({lhs} >= {rhs})", "{lhs} >= {rhs}"),
-    Relation("==", lambda a, b: a == b, "({lhs} == {rhs})", "{lhs} == {rhs}"),
-    Relation("!=", lambda a, b: a != b, "({lhs} != {rhs})", "{lhs} != {rhs}"),
+    Relation(">=", lambda a, b: a >= b, "({lhs} >= {rhs})", "{lhs} >= {rhs}", sympy.Ge),
+    Relation("==", lambda a, b: a == b, "({lhs} == {rhs})", "{lhs} == {rhs}", sympy.Eq),
+    Relation("!=", lambda a, b: a != b, "({lhs} != {rhs})", "{lhs} != {rhs}", sympy.Ne),
     Relation("divisible", _divisible, "_divisible({lhs}, {rhs})", "{lhs} divisible by {rhs}"),
     Relation("broadcast", lambda a, b: a == b or a == 1 or b == 1,
-             "(({lhs} == {rhs}) | ({lhs} == 1) | ({rhs} == 1))", "{lhs} == {rhs} or {lhs} == 1 or {rhs} == 1"),
+             "(({lhs} == {rhs}) | ({lhs} == 1) | ({rhs} == 1))", "{lhs} == {rhs} or {lhs} == 1 or {rhs} == 1",
+             sympy.Eq),
     Relation("never", lambda a, b: False, "False", "never: {reason}"),
 )}
 #: ``size``: torch raises at sizes that break it. ``declared``: a layer's declared feature count
@@ -91,6 +95,13 @@ class Requirement:
     def holds(self, lhs, rhs) -> bool:
         """Whether the relation (not its ``unless``) holds for these values."""
         return RELATIONS[self.relation].holds(lhs, rhs)
+
+    def proven_by(self) -> sympy.Rel | None:
+        """The relation of ``lhs`` and ``rhs`` (unevaluated) whose truth makes this check hold
+        (not its ``unless``): ``lhs >= rhs`` for ``>=``, ``lhs == rhs`` for ``==`` and for a
+        broadcast; None for a divisibility and ``never``."""
+        kind = RELATIONS[self.relation].proven_by
+        return None if kind is None else kind(self.lhs, self.rhs, evaluate=False)
 
     def exprs(self) -> list[sympy.Expr]:
         """The expressions :meth:`accepts` needs, in order."""

@@ -524,3 +524,24 @@ def test_a_side_asks_no_question_its_earlier_answers_settle():
                    for h in range(3, 20) for w in range(3, 20)), conditions
     assert len(sides) == 5
     assert_agrees(model, (1, "H", "W"), grid(["H", "W"], [1, 3, 5, 8, 9, 10, 12]))
+
+
+class NormWhereLong(nn.Module):
+    """Instance norm only where the sequence is longer than 1 (``if L > 1``): on that side torch's
+    check ``L != 1`` is no check."""
+
+    def forward(self, x):
+        if x.shape[-1] > 1:
+            return F.instance_norm(x)
+        return x
+
+
+def test_a_check_that_the_sides_answer_proves_different_is_none_there():
+    """A ``!=`` check (instance norm's more than 1 spatial element) that the side's facts imply
+    is dropped as ``==`` and ``>=`` checks are (Relation.proven_by, one table for the rules and
+    for the merge of the sides); every size is valid, as torch finds."""
+    model = NormWhereLong()
+    analysis = symshape.analyze(model, (2, "L"))
+    assert not [r for s in analysis.steps for r in s.requirements if "spatial element" in r.reason]
+    assert str(analysis.valid_sizes()) == "any L"
+    assert_agrees(model, (2, "L"), grid(["L"], [1, 2, 3, 9]))

@@ -181,9 +181,6 @@ def registered() -> list[Rule]:
 
 
 #: the relation a requirement's check is, for symshape.dims.implied (a broadcast holds where equal)
-_IMPLIED = {"==": sympy.Eq, "broadcast": sympy.Eq, ">=": sympy.Ge}
-
-
 @dataclass(frozen=True)
 class Fixed:
     """A size a layer's parameters fix: ``reaching`` (the size that reaches the layer, a formula
@@ -314,7 +311,8 @@ class Context:
                           meta_unchecked)
         if req.decided() is True:
             return
-        if self.facts and relation in _IMPLIED and implied(self.facts, _IMPLIED[relation](req.lhs, req.rhs, evaluate=False)):
+        proof = req.proven_by()
+        if self.facts and proof is not None and implied(self.facts, proof):
             return  # holds wherever this step runs
         try:
             self.requirements += by_cases(req)  # a size defined by cases: one requirement a case
