@@ -874,7 +874,6 @@ def merge_sides(sides: list[Side], what: str, facts: tuple = (), before: tuple =
     return MetaResult(_build(value), requirements, len(sides))
 
 
-#: the relation a requirement states, for those :func:`implied` may prove
 def _holds_before(req: Requirement, before: tuple) -> bool:
     """Whether the relations ``before`` imply the plain size check ``req``: proven (symshape.dims.
     implied), or ``lhs - rhs`` bounded below (``>= 0``, or ``>= 1`` for ``!=``) with each size

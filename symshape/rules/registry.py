@@ -180,7 +180,6 @@ def registered() -> list[Rule]:
     return [*_MODULE_RULES.values(), *_FUNCTION_RULES.values(), *_METHOD_RULES.values()]
 
 
-#: the relation a requirement's check is, for symshape.dims.implied (a broadcast holds where equal)
 @dataclass(frozen=True)
 class Fixed:
     """A size a layer's parameters fix: ``reaching`` (the size that reaches the layer, a formula
