@@ -1138,7 +1138,8 @@ def _product_bounded(facts: tuple, cond) -> bool:
     for x, parts in groups.items():
         if not (x.is_integer and x.is_positive):
             return False
-        values = _values_where(x, facts, sympy.Mul(*parts))
+        values = _values_where(x, tuple(f for f in facts if isinstance(f, sympy.Rel) and f.free_symbols == {x}),
+                               sympy.Mul(*parts))
         if not values or min(values) < 0:
             return False
         low, high = low * min(values), high * max(values)
@@ -1148,32 +1149,36 @@ def _product_bounded(facts: tuple, cond) -> bool:
     return bool(low > rhs if strict else low >= rhs)
 
 
-def _values_where(x: sympy.Symbol, facts: tuple, expr: sympy.Expr) -> list | None:
-    """The values of ``expr`` (of the size ``x`` alone) at each size where every fact on ``x``
-    holds; None where those sizes are not bounded (or more than :data:`_MAX_VALUES`), or a
-    fact or the expression does not evaluate to a number there."""
-    relevant = _bounds_tightened(x, [f for f in facts if isinstance(f, sympy.Rel) and f.free_symbols == {x}])
-    lo, hi = 1, None
-    for f in relevant:
-        if f.lhs == x and f.rhs.is_Integer:
-            if isinstance(f, sympy.Ge):
-                lo = max(lo, int(f.rhs))
-            elif isinstance(f, sympy.Le):
-                hi = int(f.rhs)
+@functools.lru_cache(maxsize=4096)
+def _values_where(x: sympy.Symbol, facts: tuple, expr: sympy.Expr) -> tuple | None:
+    """The values of ``expr`` (of the size ``x`` alone) at each size where every fact (each a
+    relation of ``x`` alone) holds; None where those sizes are not bounded (or more than
+    :data:`_MAX_VALUES`), or a fact or the expression does not evaluate to a number there.
+    Cached: the sides of branches on two sizes ask each size's question once per side of its
+    own branches, not once per pair."""
+    lo, hi, others = 1, None, []
+    for f in _bounds_tightened(x, list(facts)):
+        if f.lhs == x and f.rhs.is_Integer and isinstance(f, (sympy.Ge, sympy.Le)):
+            lo, hi = (max(lo, int(f.rhs)), hi) if isinstance(f, sympy.Ge) else (lo, int(f.rhs))
+        else:
+            others.append(f)
     if hi is None or hi - lo >= _MAX_VALUES:
         return None
     values = []
     for v in range(lo, hi + 1):
         at = {x: sympy.Integer(v)}
-        held = [f.xreplace(at) for f in relevant]
-        if any(not isinstance(h, sympy.logic.boolalg.BooleanAtom) for h in held):
-            return None
-        if all(held):
+        for f in others:
+            held = f.xreplace(at)
+            if not isinstance(held, sympy.logic.boolalg.BooleanAtom):
+                return None
+            if not held:
+                break
+        else:
             value = expr.xreplace(at)
             if not value.is_Number:
                 return None
             values.append(value)
-    return values
+    return tuple(values)
 
 
 def _bounds_tightened(x: sympy.Symbol, facts: list) -> list:

@@ -272,7 +272,10 @@ def getitem(ctx: Context, value, index):
             if step <= 0:
                 ctx.refuse("slice step must be positive")
             full = item.start in (None, 0) and item.stop is None and step == 1
-            out.append(n if full else ctx.settled(slice_length(n, item.start, item.stop, step)))
+            length = n if full else slice_length(n, item.start, item.stop, step)
+            # a dim of fixed size (a table, a mask buffer) sliced by a size: as long as the
+            # size where the side's facts or the earlier checks bound it by the table's
+            out.append(ctx.settled(length) if n.is_Integer and not length.is_Integer else length)
             strides.append(st[d] * step if st else None)
         else:
             k = as_expr(item, "index")
