@@ -1124,13 +1124,10 @@ def _product_bounded(facts: tuple, cond) -> bool:
     none is negative the product lies between the products of their least and greatest
     (``floor((H + 6)/8)*floor((W + 6)/8) <= 49`` where the facts bound each floor by 7: the
     tokens of a Swin window clamped to a small image)."""
-    if not isinstance(cond, (sympy.Ge, sympy.Gt, sympy.Le, sympy.Lt)):
+    bound = _against_number(cond)
+    if bound is None:
         return False
-    lhs, rhs, upper = cond.lhs, cond.rhs, isinstance(cond, (sympy.Le, sympy.Lt))
-    if lhs.is_Number:
-        lhs, rhs, upper = rhs, lhs, not upper
-    if not rhs.is_Number:
-        return False
+    lhs, rhs, upper, strict = bound
     c, groups = by_size(lhs)
     if groups is None or not c.is_positive:
         return False
@@ -1143,10 +1140,24 @@ def _product_bounded(facts: tuple, cond) -> bool:
         if not values or min(values) < 0:
             return False
         low, high = low * min(values), high * max(values)
-    strict = isinstance(cond, (sympy.Lt, sympy.Gt))
     if upper:
         return bool(high < rhs if strict else high <= rhs)
     return bool(low > rhs if strict else low >= rhs)
+
+
+def _against_number(rel, integer: bool = False) -> tuple | None:
+    """An inequality with a number on one side as ``(expr, number, upper, strict)``: ``expr <
+    c`` is ``(expr, c, True, True)``, ``c <= expr`` turned round ``(expr, c, False, False)``;
+    None for any other relation, or where neither side is a number (an integer, with
+    ``integer``)."""
+    if not isinstance(rel, (sympy.Ge, sympy.Gt, sympy.Le, sympy.Lt)):
+        return None
+    lhs, rhs, upper = rel.lhs, rel.rhs, isinstance(rel, (sympy.Le, sympy.Lt))
+    if lhs.is_Number:
+        lhs, rhs, upper = rhs, lhs, not upper
+    if not (rhs.is_Integer if integer else rhs.is_Number):
+        return None
+    return lhs, rhs, upper, isinstance(rel, (sympy.Gt, sympy.Lt))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -1207,15 +1218,12 @@ def _bound_on(x: sympy.Symbol, fact) -> tuple[str, int] | None:
     """``fact`` as ``(">=", n)`` (``x >= n``) or ``("<=", n)``, where it bounds ``x`` or one
     floor ``floor((x + b)/q)`` by an integer; else None. Exact: ``floor((x + b)/q) >= c``
     exactly where ``x + b >= q*c``, and ``<= c`` exactly where ``x + b <= q*c + q - 1``."""
-    if not isinstance(fact, (sympy.Ge, sympy.Gt, sympy.Le, sympy.Lt)):
+    bound = _against_number(fact, integer=True)
+    if bound is None:
         return None
-    lhs, rhs, lower = fact.lhs, fact.rhs, isinstance(fact, (sympy.Ge, sympy.Gt))
-    if lhs.is_Integer:
-        lhs, rhs, lower = rhs, lhs, not lower
-    if not rhs.is_Integer:
-        return None
-    c = int(rhs)
-    if isinstance(fact, (sympy.Gt, sympy.Lt)):
+    lhs, rhs, upper, strict = bound
+    lower, c = not upper, int(rhs)
+    if strict:
         c = c + 1 if lower else c - 1  # strict: the next integer
     if lhs == x:
         return (">=" if lower else "<=", c)
