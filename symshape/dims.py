@@ -1064,6 +1064,9 @@ def _implied(facts: tuple, cond) -> bool:
     if isinstance(cond, sympy.Eq) and (isinstance(cond.lhs, sympy.Mul) or isinstance(cond.rhs, sympy.Mul)):
         if _factors_implied(facts, cond.lhs, cond.rhs):
             return True
+    product = _nonzero_asked(cond)
+    if product is not None and _factors_nonzero(facts, product):
+        return True
     if len(cond.free_symbols) > 1:
         return _product_bounded(facts, cond)
     if len(cond.free_symbols) != 1:
@@ -1464,6 +1467,38 @@ def _factors_implied(facts, a, b) -> bool:
         ratio //= share
     pa, pb = sympy.Mul(*ga[last]), ratio * sympy.Mul(*gb[last])
     return sympy.expand(pa - pb) == 0 or implied(facts, sympy.Eq(pa, pb, evaluate=False))
+
+
+def _nonzero_asked(cond) -> sympy.Mul | None:
+    """The product ``cond`` says is not 0 (``Ne(a*b, 0)``, either way round); None for any other
+    relation."""
+    if not isinstance(cond, sympy.Ne):
+        return None
+    for product, other in ((cond.lhs, cond.rhs), (cond.rhs, cond.lhs)):
+        if other == 0 and isinstance(product, sympy.Mul):
+            return product
+    return None
+
+
+def _factors_nonzero(facts, product: sympy.Mul) -> bool:
+    """``product != 0``: each factor is proven not 0 where the facts hold (a product of sizes
+    is 0 only where one of them is). A window attention's ``B // nW`` asks this of its window
+    count, ``floor((H + 12)/14)*floor((W + 12)/14)``, on the side where the model's own check made
+    H and W multiples of 32."""
+    for factor in product.args:
+        base = factor.base if isinstance(factor, sympy.Pow) and factor.exp.is_Integer and factor.exp > 0 \
+            else factor
+        if base.is_number:
+            if base == 0:
+                return False
+            continue
+        nonzero = sympy.Ne(base, 0)
+        if nonzero is sympy.true:  # (a size itself)
+            continue
+        if not isinstance(nonzero, sympy.Rel) or not (len(base.free_symbols) == 1 and decide(nonzero) is True
+                                                      or implied(facts, nonzero)):
+            return False
+    return True
 
 
 def _likely_first(divisors: list, pa: sympy.Expr, pb: sympy.Expr, x: sympy.Symbol) -> list:

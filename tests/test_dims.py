@@ -651,6 +651,49 @@ def test_a_bound_on_a_product_of_two_sizes_is_never_claimed_where_a_pair_of_size
                 assert _holds(claim, at), (facts, claim, h, w)
 
 
+@st.composite
+def _nonzero_claims(draw):
+    """Facts of H and of W (a remainder 0 -- the model's own divisibility check -- or a bound on
+    a floor), and the claim that a product of floors of both, one of them maybe squared, is not
+    0."""
+    facts = []
+    for x in (_H, _W):
+        if draw(st.integers(0, 3)):
+            m = draw(st.integers(2, 40))
+            facts.append(sympy.Le(x - m * floor_div(x, m), 0))
+        if draw(st.booleans()):
+            kind = draw(st.sampled_from([sympy.Le, sympy.Ge, sympy.Gt]))
+            facts.append(kind(floor_div(x + draw(st.integers(-3, 8)), draw(st.integers(1, 9))), draw(st.integers(0, 6))))
+    factors = [floor_div(x + draw(st.integers(-2, 14)), draw(st.integers(1, 45))) for x in (_H, _W, _H)]
+    product = draw(st.integers(1, 3)) * factors[0] * factors[1] * (factors[2] ** draw(st.integers(0, 2)))
+    return [f for f in facts if isinstance(f, sympy.Rel)], sympy.Ne(product, 0)
+
+
+@given(_nonzero_claims())
+def test_a_product_of_sizes_is_never_claimed_nonzero_where_a_pair_of_sizes_makes_it_zero(case):
+    """implied() of ``Ne(a*b, 0)``, factor by factor on each size's facts: where it says True,
+    the product is not 0 at any pair of sizes where the facts hold (1..130 each)."""
+    facts, claim = case
+    if not isinstance(claim, sympy.Rel) or not facts or not implied(tuple(facts), claim):
+        return
+    allowed = {x: [n for n in range(1, 131) if all(_holds(f, {x: n}) for f in facts if f.free_symbols == {x})]
+               for x in (_H, _W)}
+    for h in allowed[_H]:
+        for w in allowed[_W]:
+            assert _holds(claim, {_H: h, _W: w}), (facts, claim, h, w)
+
+
+def test_a_window_count_is_not_zero_where_the_model_checked_its_sizes():
+    """MONAI's Swin checks H and W are multiples of 32 and divides by the window count
+    ``floor((H + 12)/14)*floor((W + 12)/14)``: that side's facts make the count at least 9, so
+    the division by 0 is no branch; a count 0 at H = 32 (``floor((H + 1)/64)``) is not proven."""
+    facts = (sympy.Le(_H - 32 * floor_div(_H, 32), 0), sympy.Le(_W - 32 * floor_div(_W, 32), 0))
+    count = floor_div(_H + 12, 14) * floor_div(_W + 12, 14)
+    assert implied(facts, sympy.Ne(count, 0)) and implied(facts, sympy.Ne(0, 2 * count ** 2))
+    assert not implied(facts, sympy.Ne(count * floor_div(_H + 1, 64), 0))
+    assert not implied(facts[:1], sympy.Ne(count, 0))  # W's check not known: W = 1 makes it 0
+
+
 def test_a_window_clamped_on_both_sides_holds_at_most_its_49_tokens():
     a, b = floor_div(_H + 6, 8), floor_div(_W + 6, 8)
     facts = (sympy.Le(a, 7), sympy.Le(b, 7))

@@ -151,6 +151,40 @@ def test_a_window_clamped_to_a_small_image_indexes_its_table_exactly():
     assert members(valid, ["H", "W"], 70) == scan(model, (2, "H", "W"), ["H", "W"], 70)
 
 
+class CheckedWindowCount(nn.Module):
+    """MONAI's SwinUNETR checks that H and W are multiples of 32 (a ValueError otherwise), and
+    its window attention divides the batch of windows by the window count, ``B_ // nW``, with
+    ``nW = floor((H + 12)/14)*floor((W + 12)/14)`` (7 x 7 windows over the stride-2 map). Where
+    the check passed the count is at least 9: the division is no branch (it was one, a side
+    "raises ZeroDivisionError" where the count is 0 that no size reaches -- in 3-D such sides
+    took SwinUNETR past the limit of 64 sides)."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Conv2d(3, 4, 2, stride=2)
+
+    def forward(self, x):
+        h, w = x.shape[2], x.shape[3]
+        if h % 32 or w % 32:
+            raise ValueError("H and W must be multiples of 32")
+        x = self.proj(x)
+        windows = ((x.shape[2] + 6) // 7) * ((x.shape[3] + 6) // 7)
+        batch = x.shape[0] * windows
+        attn = x.new_zeros(batch, 4)
+        return attn.view(batch // windows, windows, 4).flatten(1)
+
+
+def test_a_window_count_after_the_models_own_check_is_no_branch():
+    model = CheckedWindowCount().eval()
+    analysis = symshape.analyze(model, (3, "H", "W"))
+    assert not any("ZeroDivisionError" in r.reason for _, r in analysis.requirements)
+    assert "ZeroDivisionError" not in str(analysis.explain())
+    assert str(analysis.output_shape) == "(N, 4*floor((H + 12)/14)*floor((W + 12)/14))"
+    assert members(analysis.valid_sizes(), ["H", "W"], 70) == scan(model, (3, "H", "W"), ["H", "W"], 70)
+    sizes = [1, 31, 32, 33, 64, 96, 160]
+    assert assert_agrees(model, (3, "H", "W"), grid(["H", "W"], sizes)) == 16
+
+
 # -- the reference Swin Transformer's model file (copied into many segmentation repositories) --
 
 
