@@ -12,6 +12,7 @@ floor((W - 1)/2)``: a tensor added to its own transpose) holds on lines, not box
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from bisect import bisect_right
@@ -82,6 +83,28 @@ def _runs(period: int, residues: frozenset[int], lo: int, hi: int) -> list[Inter
     return out
 
 
+@functools.lru_cache(maxsize=4096)
+def _divisors(n: int) -> tuple[int, ...]:
+    return tuple(divisors(n))
+
+
+def _least_period(period: int, residues: frozenset[int]) -> tuple[int, frozenset[int]]:
+    """The least period of the residues modulo ``period`` (a divisor ``d`` of it whose shift
+    maps the residues onto themselves), and the residues modulo it. Only a ``d`` with
+    ``period // d`` dividing how many residues there are can be one (the residues are then
+    whole classes modulo ``d``, each ``period // d`` of them)."""
+    n = len(residues)
+    for d in _divisors(period):
+        if d < period and n % (period // d) == 0 and all(((r + d) % period) in residues for r in residues):
+            return d, frozenset(r % d for r in residues)
+    return period, residues
+
+
+#: set operations, cached: the sides of a branch give the solver the same conditions over the
+#: same boxes many times over (every IntSet is a frozen value; these are functions of them)
+_CACHED = 8192
+
+
 @dataclass(frozen=True)
 class IntSet:
     """A set of positive integers: the intervals ``head`` below ``start``, and from ``start`` on
@@ -150,11 +173,7 @@ class IntSet:
         elif len(residues) == period:
             period, residues = 1, frozenset({0})
         else:
-            for d in sorted(divisors(period)):
-                if d < period and all(((r + d) % period) in residues for r in residues):
-                    residues = frozenset(r % d for r in residues)
-                    period = d
-                    break
+            period, residues = _least_period(period, residues)
         head = list(_merge(self.head))
         start = self.start
 
@@ -190,6 +209,9 @@ class IntSet:
         return head, residues
 
     def _combine(self, other: "IntSet", op) -> "IntSet":
+        return _combined(self, other, op)
+
+    def _combined(self, other: "IntSet", op) -> "IntSet":
         start = max(self.start, other.start)
         period = math.lcm(self.period, other.period)
         h1, r1 = self._aligned(start, period)
@@ -207,6 +229,9 @@ class IntSet:
         return self._combine(other, "or")
 
     def complement(self) -> "IntSet":
+        return _complemented(self)
+
+    def _complemented(self) -> "IntSet":
         head = _complement(self.head, 1, self.start - 1)
         residues = frozenset(range(self.period)) - self.residues
         return IntSet(head, self.start, self.period, residues).normalized()
@@ -322,6 +347,16 @@ class IntSet:
 
     def __str__(self) -> str:
         return self.describe("n")
+
+
+@functools.lru_cache(maxsize=_CACHED)
+def _combined(a: IntSet, b: IntSet, op: str) -> IntSet:
+    return a._combined(b, op)
+
+
+@functools.lru_cache(maxsize=_CACHED)
+def _complemented(a: IntSet) -> IntSet:
+    return a._complemented()
 
 
 def _residues_text(name: str, period: int, residues) -> str:

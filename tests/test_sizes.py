@@ -6,7 +6,7 @@ from fractions import Fraction
 from hypothesis import given
 from hypothesis import strategies as st
 
-from symshape.sizes import IntSet, SizeSet, Tie
+from symshape.sizes import IntSet, SizeSet, Tie, _least_period
 
 LIMIT = 120
 
@@ -53,6 +53,19 @@ def test_normal_form_is_canonical(a):
         assert a.min() == min(members(a) | {10**9})
     if a.is_finite and not a.is_empty:
         assert a.max() == max(members(a))
+
+
+@given(st.integers(1, 90).flatmap(lambda p: st.tuples(st.just(p), st.sets(st.integers(0, p - 1), max_size=p))))
+def test_the_least_period_is_the_least_shift_that_maps_the_residues_onto_themselves(case):
+    """normalized()'s period: the least divisor d of the period with (r + d) mod period a
+    residue for every residue, found among the d the residues' count allows; the residues
+    modulo d."""
+    period, residues = case
+    least = min(d for d in range(1, period + 1) if period % d == 0
+                and all((r + d) % period in residues for r in residues))
+    assert _least_period(period, frozenset(residues)) == (least, frozenset(r % least for r in residues))
+    s = IntSet.periodic(1, period, residues)
+    assert members(s) == {n for n in range(1, LIMIT + 1) if n % period in residues}
 
 
 def test_descriptions():

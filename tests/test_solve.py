@@ -229,6 +229,27 @@ def test_solver_errors_are_clear():
         a.solve(10, layer="fc9")
 
 
+def test_a_condition_the_sides_repeat_is_solved_once_and_each_fast_path_counts():
+    """The sides of a branch repeat the checks of their shared steps, each with its own reason:
+    solved once per condition (its relation and chain of fast paths, not its reason), so
+    requirements that differ only in a fast path are each solved -- here a check whose fast
+    path is another, and the same check without it, give another set than either alone."""
+    from symshape.requirements import Requirement
+    from symshape.solve import solve_requirements
+    from symshape.dims import size_symbol
+    H, W = size_symbol("H"), size_symbol("W")
+    base = Requirement(H, ">=", 10, "a: H >= 10", unless=Requirement(W, ">=", 5, "a: or W >= 5"))
+    again = Requirement(H, ">=", 10, "b: the same check, another side", unless=Requirement(W, ">=", 5, "b"))
+    tighter = Requirement(H, ">=", 10, "c", unless=Requirement(W, ">=", 7, "c: or W >= 7"))
+    once = solve_requirements(["H", "W"], [("a", base)])
+    twice = solve_requirements(["H", "W"], [("a", base), ("b", again)])
+    both = solve_requirements(["H", "W"], [("a", base), ("b", again), ("c", tighter)])
+    grid = [(h, w) for h in range(1, 30) for w in range(1, 30)]
+    assert {p for p in grid if once.contains(H=p[0], W=p[1])} == {(h, w) for h, w in grid if h >= 10 or w >= 5}
+    assert {p for p in grid if twice.contains(H=p[0], W=p[1])} == {(h, w) for h, w in grid if h >= 10 or w >= 5}
+    assert {p for p in grid if both.contains(H=p[0], W=p[1])} == {(h, w) for h, w in grid if h >= 10 or w >= 7}
+
+
 class SpaceToDepth(nn.Module):
     """TResNet's space-to-depth: a view whose element count ties H*W to 16*floor(H/4)*floor(W/4)."""
 
