@@ -24,6 +24,7 @@ not sample sizes to answer.
 
 from __future__ import annotations
 
+import functools
 import math
 from functools import partial
 from dataclasses import replace
@@ -35,7 +36,8 @@ import sympy
 import torch
 
 from .compiled import checks_magnitude, compile_checked
-from .dims import FloorDiv, as_expr, without_ite, batch_symbol, divisors, floor_div, positive_int, size_symbol
+from .dims import (FloorDiv, as_expr, without_ite, batch_symbol, divisors, floor_div, integer_polynomial, positive_int,
+                   size_symbol)
 from .errors import InvalidArgument
 from .quasi import Unsolvable, quasi
 from .requirements import RELATIONS, Requirement, by_cases, cases_of, innermost_cases, remainder_of, unless_not
@@ -61,9 +63,10 @@ def _signed_divisors(n: int) -> list[int]:
 MAX_EXTREMA_ONE_SIZE = 16
 
 
+@functools.lru_cache(maxsize=4096)
 def _univariate(expr: sympy.Expr, op: str, value, x: sympy.Symbol) -> IntSet:
     """``{x >= 1 : expr(x) op value}``, with Piecewise (broadcasting), Min and Max split into their
-    cases."""
+    cases (cached: the sides of a branch ask the same conditions many times over)."""
     pw = innermost_cases([expr])
     if pw is not None and len(expr.atoms(sympy.Min, sympy.Max)) > MAX_EXTREMA_ONE_SIZE:
         raise Unsolvable(f"{expr}: more than {MAX_EXTREMA_ONE_SIZE} Min/Max to split into cases")
@@ -757,10 +760,54 @@ def _restrict(req: Requirement, boxes: list[Box], names: Sequence[str], subs: di
 
 
 def _restrict_untied(req: Requirement, boxes: list[Box], names: Sequence[str], subs: dict, where: str) -> list[Box]:
+    if req.unless is not None:
+        failing = _chain_failing(req, boxes, names, subs, where)
+        if failing is not None:
+            return [p for b, fails in zip(boxes, failing) for p in (_difference(b, fails, names) if fails else [b])]
     accepted = _accepting(req, boxes, names, subs, where)
     if req.unless is not None:  # a chain: req, or unless, or its unless ...
         accepted = _union(accepted, _restrict(req.unless, boxes, names, subs, where))
     return accepted
+
+
+def _chain_failing(req: Requirement, boxes: list[Box], names: Sequence[str], subs: dict,
+                   where: str) -> list[list[Box]] | None:
+    """Where a chain ``req``, or its fast path, or that one's ... fails, in each box: where every
+    link fails, each link's negation narrowing the last's (a conjunction: no union of boxes to
+    take). The chains the sides of a branch leave (a check, unless the side's conditions do
+    not hold) mostly fail nowhere, which the first negations already show. None where a link
+    has no negation of the solver's relations (``divisible``, ``broadcast``) or one cannot be
+    solved: the chain is then solved link by link."""
+    negations = []
+    link = req
+    while link is not None:
+        negated = _negation(link)
+        if negated is None:
+            return None
+        negations.append(negated)
+        link = link.unless
+    out = []
+    try:
+        for b in boxes:
+            fails = [b]
+            for negated in negations:
+                fails = _accepting(negated, fails, names, subs, where)
+                if not fails:
+                    break
+            out.append(fails)
+    except Unsolvable:
+        return None
+    return out
+
+
+def _negation(req: Requirement) -> Requirement | None:
+    """The requirement that holds exactly where ``req`` fails, or None: ``a >= b`` fails where
+    ``b - a >= 1`` (both integers at every size), ``==`` where ``!=``, and back."""
+    if req.relation == "==" or req.relation == "!=":
+        return Requirement(req.lhs, "!=" if req.relation == "==" else "==", req.rhs, req.reason)
+    if req.relation == ">=" and integer_polynomial(req.lhs) and integer_polynomial(req.rhs):
+        return Requirement(as_expr(req.rhs) - as_expr(req.lhs), ">=", 1, req.reason)
+    return None
 
 
 def _union(a: list[Box], b: list[Box]) -> list[Box]:

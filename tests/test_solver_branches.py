@@ -13,6 +13,7 @@ tests/test_random_models.py the random-model fuzz. A deliberate off-by-one in ``
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 import operator
 
 import pytest
@@ -836,6 +837,51 @@ def test_solve_requirements_on_three_sizes_matches_the_formula(kind, rel, c, k, 
     assert solvable, (expr, rel, k)
     want = {s for s, v in _values(expr, names, 10).items() if req.holds(v, k)}
     assert members(got, names, 10) == want, (expr, rel, k, got)
+
+
+@st.composite
+def _chains(draw):
+    """A check with fast paths, ``a`` unless ``b`` unless ``c`` ...: each link a relation of
+    one size's term or of a product or sum of both sizes' terms, against a number."""
+    links = []
+    for _ in range(draw(st.integers(2, 4))):
+        a, b = _term(H, draw(terms)), _term(W, draw(terms))
+        expr = draw(st.sampled_from([a, b, a * b, a + b]))
+        rel = draw(st.sampled_from(["==", "!=", ">=", ">=", "divisible"]))
+        k = draw(st.integers(1, 4) if rel == "divisible" else st.integers(-2, 8))
+        links.append((expr, rel, k))
+    req = None
+    for expr, rel, k in reversed(links):
+        req = Requirement(expr, rel, k, f"{expr} {rel} {k}", unless=req)
+    return req
+
+
+@settings(max_examples=60)
+@given(_chains(), st.integers(0, 3))
+@example(req=Requirement(H, ">=", 3, "a", unless=Requirement(W, ">=", 3, "b")), repeat=2)
+@example(req=Requirement(H * W, "!=", 4, "a", unless=Requirement(H, "==", 2, "b", unless=Requirement(
+    W, "divisible", 2, "c"))), repeat=1)
+def test_a_chain_of_fast_paths_holds_where_any_link_holds(req, repeat):
+    """``solve_requirements`` of a check and its chain of fast paths (each side of a branch
+    leaves its checks so), alone or beside copies of itself with other reasons: where any link
+    holds, on 1..20 x 1..20. A chain of ``==``, ``!=`` and ``>=`` is solved by where every link
+    fails, each one's negation narrowing the last's; one with a divisibility link link by link."""
+    names = ("H", "W")
+    reqs = [("x", req)] + [(f"copy {i}", replace(req, reason=f"copy {i}")) for i in range(repeat)]
+    try:
+        got = S.solve_requirements(names, reqs)
+    except Unsolvable:
+        return  # (a link the solver does not solve: a product that changes sign)
+    want = set()
+    links = []
+    link = req
+    while link is not None:
+        links.append((link, _values(link.lhs, names, UP2)))
+        link = link.unless
+    for hw in itertools.product(range(1, UP2 + 1), repeat=2):
+        if any(r.holds(values[hw], r.rhs) for r, values in links):
+            want.add(hw)
+    assert members(got, names, UP2) == want, req
 
 
 @settings(max_examples=40)
