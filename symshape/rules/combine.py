@@ -74,6 +74,8 @@ def _broadcast_size(ctx: Context, x: sympy.Expr, y: sympy.Expr) -> sympy.Expr:
             return side
     if equal_where(y, x, sympy.Eq(x, 1)):  # y is 1 too where x is: x, at every size
         return x
+    if equal_where(x, y, sympy.Eq(y, 1)):  # (and the other way round: a causal mask's Min(8, T) beside T)
+        return y
     return sympy.Piecewise((y, sympy.Eq(x, 1)), (x, True))
 
 
@@ -140,6 +142,68 @@ def elementwise3(ctx: Context, *args, **kwargs):
     for t in tensors[1:]:
         out = broadcast_shape(ctx, out, t)
     return SymTensor(out.shape)
+
+
+@function_rule(torch.masked_fill, layout=True)
+@method_rule("masked_fill", layout=True)
+def masked_fill(ctx: Context, self, mask=None, value=None, *args, **kwargs) -> SymTensor:
+    """``x.masked_fill(mask, value)``: ``mask`` and ``x`` broadcast (``out = broadcast(x, mask)``),
+    laid out contiguously (torch clones the expanded input contiguous, then fills it). Its other
+    checks do not depend on the sizes -- a bool mask, a 0-dim value tensor, a value the dtype can
+    hold (``-inf`` in an integer tensor is refused) -- and are torch's own: the op run once on
+    0-dim CPU tensors of the same dtypes (an untracked dtype is float32, as on the meta path),
+    where a refusal is torch's at every size. minGPT's causal mask,
+    ``att.masked_fill(self.bias[:, :, :T, :T] == 0, float('-inf'))``, and Swin's shifted-window
+    mask are this."""
+    x, mask = _fill_arguments(ctx, self, mask, value, args, kwargs, "masked_fill")
+    out = broadcast_shape(ctx, mask, x)
+    return SymTensor(out.shape, dtype=x.dtype)
+
+
+@method_rule("masked_fill_", layout=True)
+def masked_fill_(ctx: Context, self, mask=None, value=None, *args, **kwargs) -> SymTensor:
+    """``x.masked_fill_(mask, value)``: ``out = x``, where ``mask`` broadcasts to ``x``'s shape
+    (each of its dims, right-aligned, equal to x's or 1, and no more dims than x); the other
+    checks as :func:`masked_fill`'s. Written in place, so ``x`` must not be an expanded view (an
+    element written twice): on a tensor of another layout the rule leaves it to torch's meta
+    kernel."""
+    x, mask = _fill_arguments(ctx, self, mask, value, args, kwargs, "masked_fill_")
+    if not x.contiguous and (x.strides is None or any(s == 0 for s in x.strides)):
+        ctx.unsupported("masked_fill_ of a tensor that may be an expanded view (torch refuses to write an "
+                        "element twice where its size is more than 1)")
+    if mask.ndim > x.ndim:
+        ctx.never(f"output with shape {list(x.shape)} doesn't match the broadcast shape of a {mask.ndim}-dim mask")
+        return x
+    for i, (m, n) in enumerate(zip(mask.shape, x.shape[x.ndim - mask.ndim:])):
+        if m != n and m != 1:
+            reason = (f"output with shape {list(x.shape)} doesn't match the broadcast shape: the mask's size "
+                      f"({{lhs}}) must be the tensor's ({{rhs}}) or 1 at dim {x.ndim - mask.ndim + i}")
+            ctx.require(m, "==", n, reason, unless=Requirement(m, "==", 1, reason))
+    return x
+
+
+def _fill_arguments(ctx: Context, self, mask, value, args, kwargs, what: str) -> tuple[SymTensor, SymTensor]:
+    """masked_fill's tensor and mask, after torch's checks that do not depend on the sizes, made
+    on 0-dim CPU tensors of the same dtypes (a refusal there is torch's at every size)."""
+    mask = kwargs.pop("mask", mask)
+    value = kwargs.pop("value", value)
+    if args or kwargs or value is None:
+        ctx.unsupported(f"{what} with other arguments than (mask, value)")
+    x, mask = tensor_arg(self, "self", ctx), tensor_arg(mask, "mask", ctx)
+    if isinstance(value, SymTensor):
+        probe_value = torch.zeros((1,) * value.ndim, dtype=value.dtype or torch.float32)
+    elif isinstance(value, sympy.Expr) and value.is_Integer:
+        probe_value = int(value)
+    elif isinstance(value, (bool, int, float, complex)):
+        probe_value = value
+    else:  # (a value computed from sizes: its magnitude may overflow the dtype at some sizes)
+        ctx.unsupported(f"{what} with a value of type {type(value).__name__}")
+    try:
+        getattr(torch.zeros((), dtype=x.dtype or torch.float32), what)(
+            torch.zeros((), dtype=mask.dtype or torch.float32), probe_value)
+    except (RuntimeError, TypeError) as e:
+        ctx.never(str(e))
+    return x, mask
 
 
 def _tensors(ctx: Context, tensors, what: str) -> list[SymTensor]:
