@@ -873,7 +873,13 @@ def without_ite(cond):
 def _extremum(a: SizeExpr, b: SizeExpr, smaller: bool) -> sympy.Expr:
     """The smaller (or larger) of ``a`` and ``b`` where :func:`decide` orders them at every size,
     else ``Min`` (``Max``)."""
-    a, b = as_expr(a), as_expr(b)
+    return _ordered_pair(as_expr(a), as_expr(b), smaller)
+
+
+@functools.lru_cache(maxsize=8192)
+def _ordered_pair(a: sympy.Expr, b: sympy.Expr, smaller: bool) -> sympy.Expr:
+    """:func:`_extremum` of two expressions (cached: the sides of a branch and the slices of
+    a window mask, Swin's ``img_mask[:, h, w, :]``, ask the same pairs many times over)."""
     if a.is_Number and b.is_Number:
         return min(a, b) if smaller else max(a, b)
     # (unevaluated: sympy's evaluation of the relation asks its assumptions, and decide() reads
