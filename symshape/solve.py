@@ -956,7 +956,10 @@ def solve_requirements(names: Sequence[str], requirements: Iterable[tuple[str, R
     subs: dict = {batch_symbol(): sympy.Integer(batch)}
     for n, to in ties.items():
         subs[size_symbol(n)] = size_symbol(to)
-    reqs = list({_condition_key(r): (where, r) for where, r in reversed(list(requirements))}.values())[::-1]
+    first: dict = {}  # each condition once, where it first comes
+    for where, r in requirements:
+        first.setdefault(_condition_key(r), (where, r))
+    reqs = list(first.values())
 
     def order(item):  # one-size conditions first: they make the coupled ones easier
         where, r = item
