@@ -965,6 +965,11 @@ class _SizedMixin:
         value = self.tracer.value(self)
         if isinstance(value, (tuple, list)):
             return self.tracer.count(value)
+        if callsite.callee(sys._getframe(1)) in LEGACY_CONSTRUCTORS:
+            # torch.Tensor([h]): the constructor asks each item whether it is a sequence
+            raise torch.fx.proxy.TraceError(
+                f"{callsite.callee(sys._getframe(1))}([...]) of a traced size: a legacy constructor symshape "
+                "cannot follow; write torch.tensor([...])")
         return super().__len__()
 
     def __iter__(self):

@@ -279,6 +279,24 @@ def test_a_legacy_constructor_of_a_traced_tensor_never_crashes_the_process():
     assert done.stdout.split("\n")[:-1] == ["(N, 3*H*W)"] * 5
 
 
+def test_a_legacy_constructor_of_a_list_of_sizes_is_refused_naming_it():
+    """``torch.Tensor([x.size(2)])``: the constructor asks each item whether it is a sequence,
+    which fx answered with "'len' is not supported"; now the refusal names the constructor and
+    what to write instead (``torch.tensor([...])``, which symshape follows)."""
+
+    class Legacy(nn.Module):
+        def forward(self, x):
+            return x.flatten(1) * torch.Tensor([x.size(2)])
+
+    class Written(nn.Module):
+        def forward(self, x):
+            return x.flatten(1) * torch.tensor([x.size(2)])
+
+    with pytest.raises(symshape.UntraceableModel, match=r"Tensor\(\[\.\.\.\]\) of a traced size.*torch\.tensor"):
+        symshape.analyze(Legacy(), (3, "H", "W"))
+    assert assert_agrees(Written(), (3, "H", "W"), grid(["H", "W"], [1, 4, 7])) == 9
+
+
 def test_callee_names_what_the_call_instruction_calls():
     import sys
 
