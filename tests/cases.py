@@ -387,7 +387,8 @@ def more_cases() -> list[Case]:
     add(Case("masked_fill_broadcast", lambda: Custom(lambda m, x: (
         x.masked_fill(x[:, :, :1] > 0, float("-inf")), torch.masked_fill(x[..., :1], x[:1, :1] < 0, 2),
         x.permute(0, 2, 3, 1).masked_fill(x[0, 0] > 0, torch.tensor(0.5)).view(-1),
-        x.clone().masked_fill_(x[:, :1, :, :1] > 0, -1.0).view(-1))), SHAPES[2], S2_SMALL))
+        x.clone().masked_fill_(x[:, :1, :, :1] > 0, -1.0).view(-1),
+        torch.masked_fill(input=x, mask=x[:1] < 0, value=0), x.masked_fill(mask=x > 1, value=True))), SHAPES[2], S2_SMALL))
     add(Case("masked_fill_mismatch", lambda: Custom(lambda m, x: x[:, :, :, :1].clone().masked_fill_(x > 0, 0.0)),
              SHAPES[2], S2_SMALL))
     add(Case("cumulative", lambda: Custom(lambda m, x: (torch.cumsum(x, 2), torch.cumprod(x, -1, dtype=torch.float64),

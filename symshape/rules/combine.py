@@ -146,7 +146,7 @@ def elementwise3(ctx: Context, *args, **kwargs):
 
 @function_rule(torch.masked_fill, layout=True)
 @method_rule("masked_fill", layout=True)
-def masked_fill(ctx: Context, self, mask=None, value=None, *args, **kwargs) -> SymTensor:
+def masked_fill(ctx: Context, self=None, mask=None, value=None, *args, **kwargs) -> SymTensor:
     """``x.masked_fill(mask, value)``: ``mask`` and ``x`` broadcast (``out = broadcast(x, mask)``),
     laid out contiguously (torch clones the expanded input contiguous, then fills it). Its other
     checks do not depend on the sizes -- a bool mask, a 0-dim value tensor, a value the dtype can
@@ -185,6 +185,7 @@ def masked_fill_(ctx: Context, self, mask=None, value=None, *args, **kwargs) -> 
 def _fill_arguments(ctx: Context, self, mask, value, args, kwargs, what: str) -> tuple[SymTensor, SymTensor]:
     """masked_fill's tensor and mask, after torch's checks that do not depend on the sizes, made
     on 0-dim CPU tensors of the same dtypes (a refusal there is torch's at every size)."""
+    self = kwargs.pop("input", self)  # (torch.masked_fill(input=x, ...))
     mask = kwargs.pop("mask", mask)
     value = kwargs.pop("value", value)
     if args or kwargs or value is None:
