@@ -846,7 +846,8 @@ def _chains(draw):
     links = []
     for _ in range(draw(st.integers(2, 4))):
         a, b = _term(H, draw(terms)), _term(W, draw(terms))
-        expr = draw(st.sampled_from([a, b, a * b, a + b]))
+        cases = sympy.Piecewise((b, sympy.Eq(a, 1)), (a, True))  # a broadcast's size, by cases
+        expr = draw(st.sampled_from([a, b, a * b, a + b, cases, cases * b]))
         rel = draw(st.sampled_from(["==", "!=", ">=", ">=", "divisible"]))
         k = draw(st.integers(1, 4) if rel == "divisible" else st.integers(-2, 8))
         links.append((expr, rel, k))
