@@ -1016,6 +1016,27 @@ class _SizedMixin:
             raise AttributeError(k)  # a size is none: numpy holds it as an object (each op Python's)
         return _SizedAttribute(self, k)
 
+    # x += y on a tensor is torch's in-place add_ (y must broadcast to x's shape, which x keeps);
+    # fx has no in-place dunders, and Python would fall back to x = x + y (out of place: x may
+    # grow). A size's x += 1 falls back as before (NotImplemented).
+    def __iadd__(self, other):
+        return self._in_place("add_", other)
+
+    def __isub__(self, other):
+        return self._in_place("sub_", other)
+
+    def __imul__(self, other):
+        return self._in_place("mul_", other)
+
+    def __itruediv__(self, other):
+        return self._in_place("div_", other)
+
+    def _in_place(self, method: str, other):
+        tracer = self.__dict__.get("tracer")
+        if tracer is None or not isinstance(tracer.value(self), SymTensor):
+            return NotImplemented
+        return tracer.create_proxy("call_method", method, (self, other), {})
+
     def __setitem__(self, key, value):
         # x[..., :k] = v: fx records no in-place item assignment; a node, whose rule checks v
         self.tracer.create_proxy("call_function", operator.setitem, (self, key, value), {})

@@ -114,11 +114,67 @@ def _sequence_arithmetic(ctx: Context, a, b):
     ctx.unsupported(f"{ctx.op} of a tuple of tensors and {type(b if isinstance(a, (tuple, list)) else a).__name__}")
 
 
-@method_rule("add", "sub", "mul", "div", "add_", "sub_", "mul_", "div_", "maximum", "minimum", "eq", "ne",
+@method_rule("add", "sub", "mul", "div", "maximum", "minimum", "eq", "ne",
              "lt", "le", "gt", "ge", "pow", layout="elementwise")
 def elementwise_method(ctx: Context, self, other, *args, **kwargs):
     """``x.add(y)`` and friends: broadcast."""
     return elementwise(ctx, tensor_arg(self, "self", ctx), other)
+
+
+@method_rule("add_", "sub_", "mul_", "div_", layout=True)
+def elementwise_in_place(ctx: Context, self, other, *args, **kwargs):
+    """``x.add_(y)``, ``x += y`` and friends: ``out = x``, written in place, where ``y`` broadcasts
+    to x's shape (each of its dims, right-aligned, equal to x's or 1, and no more dims than x:
+    torch's "output with shape [1, 3, 1] doesn't match the broadcast shape [1, 3, 2]"), and the
+    result's dtype casts to x's (torch's own check, on small CPU tensors of the same dtypes)."""
+    x = tensor_arg(self, "self", ctx)
+    _writable(ctx, x)
+    if isinstance(other, SymTensor):
+        _broadcasts_to(ctx, other, x, f"{ctx.op.split('.')[-1]}()")
+        probe_other = torch.zeros((1,) * min(other.ndim, 1), dtype=other.dtype or torch.float32)
+    elif isinstance(other, (bool, int, float, complex)):
+        probe_other = other
+    elif isinstance(other, sympy.Expr) and other.is_number:
+        probe_other = int(other) if other.is_Integer else float(other)
+    elif isinstance(other, sympy.Expr):  # a size: an int (its magnitude does not matter)
+        probe_other = 1
+    else:
+        ctx.unsupported(f"{ctx.op} of {type(other).__name__}")
+    _probe(ctx, getattr(torch.zeros((1,) * min(x.ndim, 1), dtype=x.dtype or torch.float32), ctx.op.split(".")[-1]),
+           probe_other, *args, **kwargs)
+    return x
+
+
+def _writable(ctx: Context, x: SymTensor) -> None:
+    """An op that writes ``x`` in place: torch refuses to write an element twice (an expanded
+    view, stride 0 on a dim of more than one entry); a tensor whose strides say it may be one is
+    left to torch's meta kernel."""
+    if not x.contiguous and x.strides is not None and any(s == 0 for s in x.strides):
+        ctx.unsupported(f"{ctx.op} of a tensor that may be an expanded view (torch refuses to write an "
+                        "element twice where its size is more than 1)")
+
+
+def _broadcasts_to(ctx: Context, small: SymTensor, x: SymTensor, what: str) -> None:
+    """Require ``small`` to broadcast to ``x``'s shape, which an in-place op keeps: no more dims,
+    and each of its dims (right-aligned) equal to x's or 1."""
+    if small.ndim > x.ndim:
+        ctx.never(f"{what}: output with shape {list(x.shape)} doesn't match the broadcast shape of a "
+                  f"{small.ndim}-dim operand")
+        return
+    for i, (m, n) in enumerate(zip(small.shape, x.shape[x.ndim - small.ndim:])):
+        if m != n and m != 1:
+            reason = (f"{what}: output with shape {list(x.shape)} doesn't match the broadcast shape: the "
+                      f"operand's size ({{lhs}}) must be the output's ({{rhs}}) or 1 at dim {x.ndim - small.ndim + i}")
+            ctx.require(m, "==", n, reason, unless=Requirement(m, "==", 1, reason))
+
+
+def _probe(ctx: Context, call, *args, **kwargs) -> None:
+    """torch's checks that do not depend on the sizes (dtypes, values), on small CPU tensors of
+    the same dtypes: a refusal there is torch's at every size."""
+    try:
+        call(*args, **kwargs)
+    except (RuntimeError, TypeError, ValueError) as e:
+        ctx.never(str(e))
 
 
 @function_rule(torch.addcmul, torch.addcdiv, torch.lerp, layout="elementwise")
@@ -168,17 +224,11 @@ def masked_fill_(ctx: Context, self, mask=None, value=None, *args, **kwargs) -> 
     element written twice): on a tensor of another layout the rule leaves it to torch's meta
     kernel."""
     x, mask = _fill_arguments(ctx, self, mask, value, args, kwargs, "masked_fill_")
-    if not x.contiguous and (x.strides is None or any(s == 0 for s in x.strides)):
-        ctx.unsupported("masked_fill_ of a tensor that may be an expanded view (torch refuses to write an "
-                        "element twice where its size is more than 1)")
-    if mask.ndim > x.ndim:
-        ctx.never(f"output with shape {list(x.shape)} doesn't match the broadcast shape of a {mask.ndim}-dim mask")
-        return x
-    for i, (m, n) in enumerate(zip(mask.shape, x.shape[x.ndim - mask.ndim:])):
-        if m != n and m != 1:
-            reason = (f"output with shape {list(x.shape)} doesn't match the broadcast shape: the mask's size "
-                      f"({{lhs}}) must be the tensor's ({{rhs}}) or 1 at dim {x.ndim - mask.ndim + i}")
-            ctx.require(m, "==", n, reason, unless=Requirement(m, "==", 1, reason))
+    if not x.contiguous and x.strides is None:
+        ctx.unsupported("masked_fill_ of a tensor whose strides symshape does not know (it may be an expanded "
+                        "view, which torch refuses to write)")
+    _writable(ctx, x)
+    _broadcasts_to(ctx, mask, x, "masked_fill_()")
     return x
 
 
@@ -199,11 +249,8 @@ def _fill_arguments(ctx: Context, self, mask, value, args, kwargs, what: str) ->
         probe_value = value
     else:  # (a value computed from sizes: its magnitude may overflow the dtype at some sizes)
         ctx.unsupported(f"{what} with a value of type {type(value).__name__}")
-    try:
-        getattr(torch.zeros((), dtype=x.dtype or torch.float32), what)(
-            torch.zeros((), dtype=mask.dtype or torch.float32), probe_value)
-    except (RuntimeError, TypeError) as e:
-        ctx.never(str(e))
+    _probe(ctx, getattr(torch.zeros((), dtype=x.dtype or torch.float32), what),
+           torch.zeros((), dtype=mask.dtype or torch.float32), probe_value)
     return x, mask
 
 

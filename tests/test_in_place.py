@@ -1,0 +1,87 @@
+"""In-place arithmetic against torch: ``x += y``, ``x.add_(y)`` and friends write ``x``, so ``y`` must
+broadcast to x's shape, which x keeps (out of place, ``x + y`` may grow ``x``).
+
+fx has no in-place dunders: Python fell back to ``x = x + y``, and symshape accepted sizes where
+``y`` is longer than ``x`` (x of length 1 broadcasting to y's), which torch refuses -- a wrong
+answer wherever the proof's size was not one of them. symshape.trace records ``x += y`` on a
+tensor as ``add_``, and the rule (symshape.rules.combine.elementwise_in_place) requires it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import symshape
+from oracle import assert_agrees, grid, members, scan
+
+_DIMS = st.sampled_from(["L", "L8", 2, 1])
+_OPS = st.sampled_from(["+=", "-=", "*=", "/=", "add_", "mul_"])
+
+
+class InPlace(nn.Module):
+    """``t op= u`` of tensors made from the input's size L (``L8`` is ``L // 8``): ``t`` of dtype
+    ``dtype`` (None: the input's own, floating), ``u`` floating or a number."""
+
+    def __init__(self, dims, other, op, dtype=None):
+        super().__init__()
+        self.dims, self.other, self.op, self.dtype = dims, other, op, dtype
+
+    def _shape(self, dims, n):
+        return [n if d == "L" else n // 8 if d == "L8" else d for d in dims]
+
+    def forward(self, x):
+        n = x.shape[-1]
+        t = x.new_zeros(self._shape(self.dims, n)) if self.dtype is None else \
+            torch.zeros(self._shape(self.dims, n), dtype=self.dtype)
+        u = self.other if isinstance(self.other, (int, float)) else x.new_ones(self._shape(self.other, n))
+        if self.op == "+=":
+            t += u
+        elif self.op == "-=":
+            t -= u
+        elif self.op == "*=":
+            t *= u
+        elif self.op == "/=":
+            t /= u
+        else:
+            t = getattr(t, self.op)(u)
+        return t.reshape(1, -1)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(_DIMS, min_size=1, max_size=3), st.one_of(st.lists(_DIMS, min_size=0, max_size=3), st.just(2.0)),
+       _OPS, st.sampled_from([None, None, None, torch.int64]))
+def test_in_place_arithmetic_agrees_with_torch(dims, other, op, dtype):
+    assume(any(d in ("L", "L8") for d in (*dims, *(other if isinstance(other, list) else ()))))
+    assert_agrees(InPlace(dims, other, op, dtype), (1, "L"), grid(["L"], range(1, 25)))
+
+
+def test_a_shorter_tensor_plus_equals_a_longer_one_is_refused_where_torch_refuses():
+    """``a += b`` with ``a`` ``L // 8`` long and ``b`` 2 long: torch runs only where ``L // 8``
+    is 2 (or 0, beside b's 1 at L = 1); ``a + b`` would have run at L // 8 = 1 too. The proof
+    runs at L = 16, where both agree: the sizes 8 to 15 were the wrong answer."""
+
+    class ShortPlusLong(nn.Module):
+        def forward(self, x):
+            a = x[:, :, : x.size(2) // 8]
+            a += x[:, :, :2]
+            return a.flatten(1)
+
+    model = ShortPlusLong()
+    analysis = symshape.analyze(model, (3, "L"))
+    assert [s.rule for s in analysis.steps if s.name == "add_"] == ["elementwise_in_place"]
+    assert members(analysis.valid_sizes(), ["L"], 40) == scan(model, (3, "L"), ["L"], 40)
+    assert not any(analysis.valid_sizes().contains(L=n) for n in range(8, 16))
+
+
+def test_an_integer_tensor_plus_equals_a_float_is_torchs_refusal_at_every_size():
+    model = InPlace(["L"], ["L"], "+=", torch.int64)
+    try:
+        symshape.analyze(model, (1, "L"))
+    except symshape.InvalidInputSize as e:
+        assert "can't be cast" in str(e)
+    else:
+        raise AssertionError("analyzed an int64 tensor += a float tensor, which torch refuses")
+    assert assert_agrees(model, (1, "L"), grid(["L"], range(1, 6))) == 0
