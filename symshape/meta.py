@@ -37,6 +37,7 @@ import logging
 import re
 import sys
 import threading
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
@@ -655,6 +656,11 @@ def _run(call: Callable, args, kwargs, path: list[bool], facts: tuple = ()) -> t
             return leaf, env.path
         except MetaRefusal:
             raise
+        except UserWarning as e:  # (_in_place_refuses: an in-place op's operand does not broadcast to it)
+            if not str(e).startswith(_RESIZED):
+                raise MetaRefusal(f"running torch's meta kernel failed: {type(e).__name__}: {e}") from e
+            leaf.error = "RuntimeError: output with shape doesn't match the broadcast shape (an in-place op)"
+            return leaf, env.path
         except _REFUSALS as e:  # torch refuses on this side: a requirement, unless at every size
             if isinstance(e, _NOT_REFUSALS) or any(t in str(e) for t in _LIMITS):
                 raise MetaRefusal(f"torch's kernel needs what symbolic sizes cannot give: "
@@ -711,8 +717,27 @@ def _quiet():
 
 
 def run_meta(call: Callable, args: tuple, kwargs: dict, what: str, facts: tuple = ()) -> MetaResult:
-    with _unpatched(), _quiet():
+    with _unpatched(), _quiet(), _in_place_refuses(what):
         return _run_meta(call, args, kwargs, what, facts)
+
+
+#: the warning torch's Python in-place kernels give where they resize their own input
+_RESIZED = "An output with one or more elements was resized"
+
+
+@contextlib.contextmanager
+def _in_place_refuses(what: str):
+    """For an in-place method (``Tensor.floor_divide_``): torch's CPU kernel refuses an operand
+    that does not broadcast to the tensor ("output with shape [1] doesn't match the broadcast
+    shape [8]"), where its Python meta kernel (an ``out=`` wrapper) resizes the tensor with a
+    warning; that warning is an error here, on the side where it comes (a requirement)."""
+    name = what.rsplit(".", 1)[-1]
+    if not (name.endswith("_") and not name.endswith("__")):
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=_RESIZED, category=UserWarning)
+        yield
 
 
 def _run_meta(call: Callable, args: tuple, kwargs: dict, what: str, facts: tuple = ()) -> MetaResult:

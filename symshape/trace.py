@@ -1019,18 +1019,6 @@ class _SizedMixin:
     # x += y on a tensor is torch's in-place add_ (y must broadcast to x's shape, which x keeps);
     # fx has no in-place dunders, and Python would fall back to x = x + y (out of place: x may
     # grow). A size's x += 1 falls back as before (NotImplemented).
-    def __iadd__(self, other):
-        return self._in_place("add_", other)
-
-    def __isub__(self, other):
-        return self._in_place("sub_", other)
-
-    def __imul__(self, other):
-        return self._in_place("mul_", other)
-
-    def __itruediv__(self, other):
-        return self._in_place("div_", other)
-
     def _in_place(self, method: str, other):
         tracer = self.__dict__.get("tracer")
         if tracer is None or not isinstance(tracer.value(self), SymTensor):
@@ -1071,6 +1059,14 @@ def _held(tracer, proxy) -> torch.Tensor | None:
     except AttributeError:
         return None
     return obj if type(obj) is torch.Tensor or issubclass(type(obj), nn.Parameter) else None
+
+
+#: Python's in-place operators and the tensor methods they are (``x += y`` is ``x.add_(y)``)
+_IN_PLACE = {"__iadd__": "add_", "__isub__": "sub_", "__imul__": "mul_", "__itruediv__": "div_",
+             "__ifloordiv__": "floor_divide_", "__imod__": "remainder_", "__ipow__": "pow_",
+             "__iand__": "bitwise_and_", "__ior__": "bitwise_or_", "__ixor__": "bitwise_xor_"}
+for _dunder, _method in _IN_PLACE.items():
+    setattr(_SizedMixin, _dunder, lambda self, other, _method=_method: self._in_place(_method, other))
 
 
 class _SizedProxy(_SizedMixin, torch.fx.Proxy):

@@ -389,6 +389,12 @@ def more_cases() -> list[Case]:
         x.permute(0, 2, 3, 1).masked_fill(x[0, 0] > 0, torch.tensor(0.5)).view(-1),
         x.clone().masked_fill_(x[:, :1, :, :1] > 0, -1.0).view(-1),
         torch.masked_fill(input=x, mask=x[:1] < 0, value=0), x.masked_fill(mask=x > 1, value=True))), SHAPES[2], S2_SMALL))
+    add(Case("in_place_arithmetic", lambda: Custom(lambda m, x: (
+        x.clone().floor_divide_(x[:, :1] + 2).remainder_(x[..., :1] + 3).pow_(2).view(-1),
+        (x > 0).bitwise_and_(x[:, :, :1] > 1).bitwise_or_(x[:1] > 2).bitwise_xor_(x[0, 0] > 3),
+        x.clone().add_(x[:, :1], alpha=2).sub_(1).mul_(x[..., :1]).div_(x[:1], rounding_mode="floor"))),
+        SHAPES[2], S2_SMALL))
+    add(Case("in_place_mismatch", lambda: Custom(lambda m, x: x[:, :, :1].clone().add_(x)), SHAPES[2], S2_SMALL))
     add(Case("masked_fill_mismatch", lambda: Custom(lambda m, x: x[:, :, :, :1].clone().masked_fill_(x > 0, 0.0)),
              SHAPES[2], S2_SMALL))
     add(Case("cumulative", lambda: Custom(lambda m, x: (torch.cumsum(x, 2), torch.cumprod(x, -1, dtype=torch.float64),

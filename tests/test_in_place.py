@@ -1,4 +1,5 @@
-"""In-place arithmetic against torch: ``x += y``, ``x.add_(y)`` and friends write ``x``, so ``y`` must
+"""In-place arithmetic against torch: ``x += y`` (``-=``, ``*=``, ``/=``, ``//=``, ``%=``, ``**=``, ``&=``,
+``|=``, ``^=``), ``x.add_(y)`` and friends write ``x``, so ``y`` must
 broadcast to x's shape, which x keeps (out of place, ``x + y`` may grow ``x``).
 
 fx has no in-place dunders: Python fell back to ``x = x + y``, and symshape accepted sizes where
@@ -18,7 +19,7 @@ import symshape
 from oracle import assert_agrees, grid, members, scan
 
 _DIMS = st.sampled_from(["L", "L8", 2, 1])
-_OPS = st.sampled_from(["+=", "-=", "*=", "/=", "add_", "mul_"])
+_OPS = st.sampled_from(["+=", "-=", "*=", "/=", "//=", "%=", "**=", "add_", "mul_"])
 
 
 class InPlace(nn.Module):
@@ -45,6 +46,12 @@ class InPlace(nn.Module):
             t *= u
         elif self.op == "/=":
             t /= u
+        elif self.op == "//=":
+            t //= u
+        elif self.op == "%=":
+            t %= u
+        elif self.op == "**=":
+            t **= u
         else:
             t = getattr(t, self.op)(u)
         return t.reshape(1, -1)
@@ -74,6 +81,38 @@ def test_a_shorter_tensor_plus_equals_a_longer_one_is_refused_where_torch_refuse
     assert [s.rule for s in analysis.steps if s.name == "add_"] == ["elementwise_in_place"]
     assert members(analysis.valid_sizes(), ["L"], 40) == scan(model, (3, "L"), ["L"], 40)
     assert not any(analysis.valid_sizes().contains(L=n) for n in range(8, 16))
+
+
+def test_a_mask_and_equals_a_longer_mask_is_refused_where_torch_refuses():
+    """``m &= other`` of bool masks is ``bitwise_and_``: the other must broadcast to ``m``."""
+
+    class MaskAnd(nn.Module):
+        def forward(self, x):
+            m = x[:, :, : x.size(2) // 8] > 0
+            m &= x[:, :, :2] > 0
+            m |= x[:, :, :1] > 0
+            return m.flatten(1)
+
+    model = MaskAnd()
+    analysis = symshape.analyze(model, (3, "L"))
+    assert members(analysis.valid_sizes(), ["L"], 40) == scan(model, (3, "L"), ["L"], 40)
+
+
+def test_an_in_place_op_on_torchs_meta_kernel_refuses_where_the_cpu_kernel_does():
+    """``x.fmod_(y)`` has no hand rule: torch's Python meta kernel resizes ``x`` to the
+    broadcast shape with a warning where the CPU kernel refuses; for an in-place op that warning
+    is torch's refusal on that side (symshape.meta._in_place_refuses)."""
+
+    class Fmod(nn.Module):
+        def forward(self, x):
+            a = x[:, :, : x.size(2) // 8].clone()
+            a.fmod_(x[:, :, :2] + 1)
+            return a.flatten(1)
+
+    model = Fmod()
+    analysis = symshape.analyze(model, (3, "L"))
+    assert [s.rule for s in analysis.steps if s.name == "fmod_"] == ["meta"]
+    assert members(analysis.valid_sizes(), ["L"], 40) == scan(model, (3, "L"), ["L"], 40)
 
 
 def test_an_integer_tensor_plus_equals_a_float_is_torchs_refusal_at_every_size():

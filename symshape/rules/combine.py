@@ -121,7 +121,8 @@ def elementwise_method(ctx: Context, self, other, *args, **kwargs):
     return elementwise(ctx, tensor_arg(self, "self", ctx), other)
 
 
-@method_rule("add_", "sub_", "mul_", "div_", layout=True)
+@method_rule("add_", "sub_", "mul_", "div_", "floor_divide_", "remainder_", "pow_", "bitwise_and_", "bitwise_or_",
+             "bitwise_xor_", layout=True)
 def elementwise_in_place(ctx: Context, self, other, *args, **kwargs):
     """``x.add_(y)``, ``x += y`` and friends: ``out = x``, written in place, where ``y`` broadcasts
     to x's shape (each of its dims, right-aligned, equal to x's or 1, and no more dims than x:
