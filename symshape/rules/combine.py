@@ -126,23 +126,16 @@ def elementwise_method(ctx: Context, self, other, *args, **kwargs):
 def elementwise_in_place(ctx: Context, self, other, *args, **kwargs):
     """``x.add_(y)``, ``x += y`` and friends: ``out = x``, written in place, where ``y`` broadcasts
     to x's shape (each of its dims, right-aligned, equal to x's or 1, and no more dims than x:
-    torch's "output with shape [1, 3, 1] doesn't match the broadcast shape [1, 3, 2]"), and the
-    result's dtype casts to x's (torch's own check, on small CPU tensors of the same dtypes)."""
+    torch's "output with shape [1, 3, 1] doesn't match the broadcast shape [1, 3, 2]"). A number
+    (a size, a ratio of sizes) broadcasts to anything. (torch also refuses a result dtype that
+    does not cast to x's, an int64 tensor ``+=`` a float one: symshape does not follow type
+    promotion, so that is left to the proof, which refuses such a model.)"""
     x = tensor_arg(self, "self", ctx)
     _writable(ctx, x)
     if isinstance(other, SymTensor):
         _broadcasts_to(ctx, other, x, f"{ctx.op.split('.')[-1]}()")
-        probe_other = torch.zeros((1,) * min(other.ndim, 1), dtype=other.dtype or torch.float32)
-    elif isinstance(other, (bool, int, float, complex)):
-        probe_other = other
-    elif isinstance(other, sympy.Expr) and other.is_number:
-        probe_other = int(other) if other.is_Integer else float(other)
-    elif isinstance(other, sympy.Expr):  # a size: an int (its magnitude does not matter)
-        probe_other = 1
-    else:
-        ctx.unsupported(f"{ctx.op} of {type(other).__name__}")
-    _probe(ctx, getattr(torch.zeros((1,) * min(x.ndim, 1), dtype=x.dtype or torch.float32), ctx.op.split(".")[-1]),
-           probe_other, *args, **kwargs)
+    elif isinstance(other, (tuple, list, Repeated, Pieces)):
+        ctx.unsupported(f"{ctx.op} of a tuple of tensors")
     return x
 
 
