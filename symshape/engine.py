@@ -14,6 +14,7 @@ import sympy
 import torch
 import torch.fx
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .dims import (DoubleProduct, FloorDiv, SizeRatio, as_expr, canonical, exact_quotient, split_product_equality, floor_div, integer_polynomial,
                    decide, implied, size_sqrt,
@@ -21,7 +22,8 @@ from .dims import (DoubleProduct, FloorDiv, SizeRatio, as_expr, canonical, exact
 from .errors import (InvalidArgument, InvalidInputSize, NotASize, SizeCases, UnsupportedArgument, UnsupportedOperation,
                      UnsupportedWhereMetaDiffers, UntraceableModel)
 from .requirements import Requirement, Rounding
-from . import ranges
+from . import dtypes, ranges
+from .dtypes import NOT_PROBED
 from .meta import MetaRefusal, Side, merge_sides, run_meta, substitute
 from .modules import attributes_of, copy_model, is_lazy_parameter, module_fingerprint, plain_getattr, positional_call
 from .rules import Context, Fixed, Rule, rule_for_function, rule_for_method, rule_for_module, target_name
@@ -1036,9 +1038,13 @@ class Propagator:
                         value = _kernel_value(value, inputs[0], policy, op)
                     if not _final_layout(rule, value):
                         value = loosened(value, inputs)
-                dtype = _result_dtype(node, call_args, kwargs)
-                if dtype is not None and isinstance(value, SymTensor):
+                dtype = _result_dtype(rule, node, call_args, kwargs)
+                if dtype is not NOT_PROBED and isinstance(value, SymTensor):
                     value = value.with_dtype(dtype)
+                if rule.name in _DTYPE_CHECKED:
+                    refused = dtypes.refusal(node.target, call_args, kwargs)
+                    if refused is not None:
+                        ctx.never(refused)
         self._applied({op: family})
         value = ranges.propagate(node.target, kind, call_args, kwargs, value) if kind != "module" else (
             ranges.propagate(None, kind, (), {}, value))
@@ -1170,25 +1176,42 @@ def _final_layout(rule: Rule, value) -> bool:
     return rule.layout is True or rule.layout == "fresh" and isinstance(value, SymTensor) and value.ndim not in (4, 5)
 
 
-def _result_dtype(node: torch.fx.Node, args, kwargs):
-    """The dtype a hand rule's result has where it is not the input's (comparisons, casts)."""
+def _result_dtype(rule: Rule, node: torch.fx.Node, args, kwargs):
+    """The dtype of a hand rule's result where it is not what the rule gave (comparisons, casts,
+    type promotion: symshape.dtypes), None for a float symshape does not track; NOT_PROBED to
+    keep the rule's."""
     target = node.target
     try:
         if target in _BOOL_RESULTS:
             return torch.bool
         if target in DTYPE_BY_RULE:
-            return None
+            return NOT_PROBED
     except TypeError:  # an unhashable target
-        return None
+        return NOT_PROBED
     if node.op == "call_method":
         if target in _CAST_METHODS:
             return _CAST_METHODS[target]
-        if target == "to":
-            found = [a for a in (*args[1:], *kwargs.values()) if isinstance(a, torch.dtype)]
-            return found[0] if found else None
+        found = [a for a in (*args[1:], *kwargs.values()) if isinstance(a, torch.dtype)]
+        if target == "to" and found:
+            return found[0]
+    if rule.name in _PROMOTING and target not in _RANDOM:
+        promoted = dtypes.result_dtype(target, args, kwargs)
+        if promoted is not NOT_PROBED:
+            return promoted
     if node.op in ("call_method", "call_function") and args and isinstance(args[0], SymTensor):
-        return args[0].dtype
-    return None
+        return args[0].dtype if args[0].dtype is not None else NOT_PROBED
+    return NOT_PROBED
+
+
+#: the hand rules whose result's dtype is torch's type promotion of the arguments', asked of
+#: torch (symshape.dtypes); elsewhere it is the first tensor argument's
+_PROMOTING = frozenset({"elementwise", "elementwise_method", "elementwise3", "elementwise_in_place", "reduction",
+                        "same_shape_function", "same_shape_method", "cat", "stack"})
+#: ... and those whose checks of dtypes alone (``long += 0.5``, ``bool - bool``) are torch's, at every size
+_DTYPE_CHECKED = frozenset({"elementwise", "elementwise_method", "elementwise3", "elementwise_in_place"})
+#: ops of those rules that draw random numbers: never run on witnesses (torch's RNG is the user's)
+_RANDOM = frozenset({F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout, F.feature_alpha_dropout,
+                     F.rrelu, F.rrelu_, torch.dropout, torch.rrelu})
 
 
 #: views: torch decides them from the strides alone, the same on every device

@@ -93,7 +93,10 @@ _BINARY = (
 def elementwise(ctx: Context, a, b, *args, **kwargs):
     """Broadcast two tensors; a number broadcasts to anything. (Without a tensor among the
     arguments the engine never calls a rule: that is size arithmetic.) Tuples of tensors are
-    Python's: ``+`` joins two, ``*`` repeats one an int number of times."""
+    Python's: ``+`` joins two, ``*`` repeats one an int number of times. The result's dtype is
+    torch's type promotion of the operands' (``arange(n) / 2`` is float32), and what torch
+    refuses of the dtypes alone (``mask - mask`` of two bool tensors) it refuses at every size:
+    both asked of torch itself (symshape.dtypes)."""
     if isinstance(a, SymTensor) and isinstance(b, SymTensor):
         return broadcast_shape(ctx, a, b)
     if isinstance(a, (tuple, list, Repeated)) or isinstance(b, (tuple, list, Repeated)):
@@ -127,9 +130,10 @@ def elementwise_in_place(ctx: Context, self, other, *args, **kwargs):
     """``x.add_(y)``, ``x += y`` and friends: ``out = x``, written in place, where ``y`` broadcasts
     to x's shape (each of its dims, right-aligned, equal to x's or 1, and no more dims than x:
     torch's "output with shape [1, 3, 1] doesn't match the broadcast shape [1, 3, 2]"). A number
-    (a size, a ratio of sizes) broadcasts to anything. (torch also refuses a result dtype that
-    does not cast to x's, an int64 tensor ``+=`` a float one: symshape does not follow type
-    promotion, so that is left to the proof, which refuses such a model.)"""
+    (a size, a ratio of sizes) broadcasts to anything. torch also refuses a result dtype that
+    does not cast to x's (an int64 tensor ``+=`` a float one, or ``+= 0.5``), at every size: that
+    check is torch's own, asked of empty tensors of the same dtypes (symshape.dtypes), as for
+    every op of the elementwise rules."""
     x = tensor_arg(self, "self", ctx)
     _writable(ctx, x)
     if isinstance(other, SymTensor):

@@ -319,9 +319,11 @@ def _index_tensor(ctx: Context, item):
     if isinstance(item, bool):
         ctx.unsupported("indexing with a Python bool")
     if isinstance(item, SymTensor):
-        if item.dtype is None or item.dtype.is_floating_point or item.dtype.is_complex:
+        if item.dtype is None:
             ctx.unsupported("indexing with a tensor whose dtype symshape does not know (torch takes long, int, "
                             "byte and bool indices)")
+        if item.dtype.is_floating_point or item.dtype.is_complex:  # torch's check of the dtype, at every size
+            ctx.refuse(f"tensors used as indices must be long, int, byte or bool tensors (a {item.dtype} index)")
         mask = item.dtype in (torch.bool, torch.uint8)
         entries = None if item.values is None else _nested(ctx, item.values)[1]
         return mask, list(item.shape), entries
