@@ -275,3 +275,42 @@ def test_cli_names_number_inputs_consistently():
         (((3, "H", "W"),), {"flow": (2, "H2", "W2")}), {"H": 224, "W": 224, "H2": 112, "W2": 112})
     assert _named({"src": (4, 50), "tgt": (7, 8)}) == ({"src": (4, "L"), "tgt": (7, "L2")}, {"L": 50, "L2": 8})
     assert _named((1, "H", 28)) == ((1, "H", 28), {})
+
+
+class VarArgs(nn.Module):
+    """A forward with ``*rest`` and ``**kwargs`` beside its input, as transformers' models have
+    (``forward(pixel_values, ..., **kwargs)``): each extra input is added, each keyword one
+    scales; with one input both are empty."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, stride=2)
+
+    def forward(self, x, *rest, mask=None, **kwargs):
+        y = self.conv(x)
+        for r in rest:
+            y = y + self.conv(r)
+        for v in kwargs.values():
+            y = y * v.mean()
+        if mask is not None:
+            y = y * mask
+        return y.flatten(1)
+
+
+@pytest.mark.parametrize("spec, runs_with", [
+    ((3, "H", "W"), lambda x: ((x,), {})),
+    (((3, "H", "W"),), lambda x: ((x,), {})),
+    (((3, "H", "W"), (3, "H", "W")), lambda x: ((x, x), {})),
+    ((((3, "H", "W"),), {"extra": (3, "H", "W")}), lambda x: ((x,), {"extra": x})),
+])
+def test_a_forward_with_star_args_and_star_kwargs(spec, runs_with):
+    """A forward's ``*args`` and ``**kwargs`` are what the inputs given bind them to: empty with
+    one input (it was refused: "forward takes another input, '**kwargs', without a default"),
+    the extra inputs otherwise; the formula agrees with torch."""
+    model = VarArgs()
+    analysis = symshape.analyze(model, spec)
+    for h, w in [(5, 5), (9, 12), (16, 7)]:
+        args, kwargs = runs_with(torch.rand(1, 3, h, w))
+        out = model(*args, **kwargs)
+        assert analysis.at(H=h, W=w).output_shape == tuple(out.shape)
+    assert str(analysis.valid_sizes()) == "H ≥ 3 and W ≥ 3"
