@@ -17,7 +17,7 @@ import sympy
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import symshape
