@@ -745,17 +745,24 @@ def _separable(req_lhs, relation: str, rhs, box: Box, names: Sequence[str], text
 
 
 def _restrict(req: Requirement, boxes: list[Box], names: Sequence[str], subs: dict, where: str) -> list[Box]:
-    """The part of ``boxes`` where torch accepts ``req`` (and its ``unless`` fast path). In a box
-    that ties a size to another, the tie is substituted and the rest of the box solved."""
+    """The part of ``boxes`` where torch accepts ``req`` (and its ``unless`` fast path)."""
+    return _tie_aware(_restrict_untied, req, boxes, names, subs, where)
+
+
+def _tie_aware(solve, req: Requirement, boxes: list[Box], names: Sequence[str], subs: dict,
+               where: str) -> list[Box]:
+    """``solve(req, boxes, names, subs, where)`` of boxes that may tie a size to another (``W =
+    H``, a side of a branch on ``h == w``): in such a box the tie is substituted and the rest of
+    the box solved, the tie put back."""
     plain = [b for b in boxes if not _ties(b)]
-    out = _restrict_untied(req, plain, names, subs, where) if plain else []
+    out = solve(req, plain, names, subs, where) if plain else []
     for b in boxes:
         ties = _ties(b)
         if ties:
             free = [n for n in names if n not in ties]
             here = {**subs, **{size_symbol(n): t.expr() for n, t in ties.items()}}
             core = {n: b[n] for n in free}
-            out += [_attach(p, ties) for p in _restrict_untied(req, [core], free, here, where)]
+            out += [_attach(p, ties) for p in solve(req, [core], free, here, where)]
     return out
 
 
@@ -763,7 +770,10 @@ def _restrict_untied(req: Requirement, boxes: list[Box], names: Sequence[str], s
     if req.unless is not None:
         failing = _chain_failing(req, boxes, names, subs, where)
         if failing is not None:
-            return [p for b, fails in zip(boxes, failing) for p in (_difference(b, fails, names) if fails else [b])]
+            try:
+                return [p for b, fails in zip(boxes, failing) for p in (_difference(b, fails, names) if fails else [b])]
+            except Unsolvable:  # a box minus a line (``H == W`` of a plain box): link by link
+                pass
     accepted = _accepting(req, boxes, names, subs, where)
     if req.unless is not None:  # a chain: req, or unless, or its unless ...
         accepted = _union(accepted, _restrict(req.unless, boxes, names, subs, where))
@@ -784,14 +794,14 @@ def _chain_failing(req: Requirement, boxes: list[Box], names: Sequence[str], sub
         negated = _negation(link)
         if negated is None:
             return None
-        negations.append(negated)
+        negations += negated
         link = link.unless
     out = []
     try:
         for b in boxes:
             fails = [b]
-            for negated in negations:
-                fails = _accepting(negated, fails, names, subs, where)
+            for negated in negations:  # (a link's negation may tie a size to another: W = H)
+                fails = _tie_aware(_accepting, negated, fails, names, subs, where)
                 if not fails:
                     break
             out.append(fails)
@@ -800,13 +810,17 @@ def _chain_failing(req: Requirement, boxes: list[Box], names: Sequence[str], sub
     return out
 
 
-def _negation(req: Requirement) -> Requirement | None:
-    """The requirement that holds exactly where ``req`` fails, or None: ``a >= b`` fails where
-    ``b - a >= 1`` (both integers at every size), ``==`` where ``!=``, and back."""
+def _negation(req: Requirement) -> list[Requirement] | None:
+    """Requirements that all hold exactly where ``req`` fails, or None: ``a >= b`` fails where
+    ``b - a >= 1`` (both integers at every size), ``==`` where ``!=``, and back; a broadcast of
+    ``a`` and ``b`` where ``a != b``, ``a != 1`` and ``b != 1``."""
     if req.relation == "==" or req.relation == "!=":
-        return Requirement(req.lhs, "!=" if req.relation == "==" else "==", req.rhs, req.reason)
+        return [Requirement(req.lhs, "!=" if req.relation == "==" else "==", req.rhs, req.reason)]
     if req.relation == ">=" and integer_polynomial(req.lhs) and integer_polynomial(req.rhs):
-        return Requirement(as_expr(req.rhs) - as_expr(req.lhs), ">=", 1, req.reason)
+        return [Requirement(as_expr(req.rhs) - as_expr(req.lhs), ">=", 1, req.reason)]
+    if req.relation == "broadcast":
+        return [Requirement(req.lhs, "!=", req.rhs, req.reason), Requirement(req.lhs, "!=", 1, req.reason),
+                Requirement(req.rhs, "!=", 1, req.reason)]
     return None
 
 

@@ -545,3 +545,32 @@ def test_a_check_that_the_sides_answer_proves_different_is_none_there():
     assert not [r for s in analysis.steps for r in s.requirements if "spatial element" in r.reason]
     assert str(analysis.valid_sizes()) == "any L"
     assert_agrees(model, (2, "L"), grid(["L"], [1, 2, 3, 9]))
+
+
+class SquarePositions(nn.Module):
+    """transformers' Dinov2 (``interpolate_pos_encoding``): the position grid as it is where the
+    patches are as many as its positions and the image is square, else resized to the patches;
+    added to them (a broadcast, a check on one side only)."""
+
+    def __init__(self):
+        super().__init__()
+        self.patch = nn.Conv2d(3, 4, 2, stride=2)
+        self.register_buffer("pos", torch.zeros(1, 4, 4, 4))
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        e = self.patch(x)
+        if e.shape[-2] * e.shape[-1] == 16 and h == w:
+            p = self.pos
+        else:
+            p = F.interpolate(self.pos, size=(h // 2, w // 2), mode="bicubic", align_corners=False)
+        return (e + p).flatten(1)
+
+
+def test_a_branch_on_a_square_image_is_solved_where_torch_runs():
+    """``valid_sizes()`` crashed (``'Tie' object has no attribute 'is_subset'``): the side where
+    ``h == w`` ties W to H, and the check on it (``e + p`` broadcasts) was solved as if on a box."""
+    model = SquarePositions()
+    a = symshape.analyze(model, (3, "H", "W"))
+    assert members(a.valid_sizes(), ["H", "W"], 20) == scan(model, (3, "H", "W"), ["H", "W"], 20)
+    assert assert_agrees(model, (3, "H", "W"), grid(["H", "W"], [1, 2, 7, 8, 9])) == 16

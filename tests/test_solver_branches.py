@@ -848,8 +848,10 @@ def _chains(draw):
         a, b = _term(H, draw(terms)), _term(W, draw(terms))
         cases = sympy.Piecewise((b, sympy.Eq(a, 1)), (a, True))  # a broadcast's size, by cases
         expr = draw(st.sampled_from([a, b, a * b, a + b, cases, cases * b]))
-        rel = draw(st.sampled_from(["==", "!=", ">=", ">=", "divisible"]))
+        rel = draw(st.sampled_from(["==", "!=", ">=", ">=", "divisible", "broadcast"]))
         k = draw(st.integers(1, 4) if rel == "divisible" else st.integers(-2, 8))
+        if rel != "divisible" and draw(st.integers(0, 3)) == 0:  # one size's term against the other's
+            expr, k = a, b  # (``==`` ties W to H: a side of a branch on ``h == w``)
         links.append((expr, rel, k))
     req = None
     for expr, rel, k in reversed(links):
@@ -862,11 +864,16 @@ def _chains(draw):
 @example(req=Requirement(H, ">=", 3, "a", unless=Requirement(W, ">=", 3, "b")), repeat=2)
 @example(req=Requirement(H * W, "!=", 4, "a", unless=Requirement(H, "==", 2, "b", unless=Requirement(
     W, "divisible", 2, "c"))), repeat=1)
+@example(req=Requirement(H, "!=", W, "a", unless=Requirement(floor_div(H, 2) * floor_div(W, 2), "!=", 4, "b", unless=(
+    Requirement(floor_div(H, 2), "broadcast", 2, "c")))), repeat=0)  # Dinov2's position grid: W tied to H
+@example(req=Requirement(H, "!=", W, "a", unless=Requirement(W, "==", 0, "b")), repeat=0)
 def test_a_chain_of_fast_paths_holds_where_any_link_holds(req, repeat):
     """``solve_requirements`` of a check and its chain of fast paths (each side of a branch
     leaves its checks so), alone or beside copies of itself with other reasons: where any link
     holds, on 1..20 x 1..20. A chain of ``==``, ``!=`` and ``>=`` is solved by where every link
-    fails, each one's negation narrowing the last's; one with a divisibility link link by link."""
+    fails, each one's negation narrowing the last's (a broadcast's is three; ``H == W`` ties W to
+    H, and the next negation is solved on that line); one with a divisibility link link by link.
+    It crashed on a tie (transformers' Dinov2: ``if num_patches == 256 and h == w``)."""
     names = ("H", "W")
     reqs = [("x", req)] + [(f"copy {i}", replace(req, reason=f"copy {i}")) for i in range(repeat)]
     try:
@@ -877,10 +884,10 @@ def test_a_chain_of_fast_paths_holds_where_any_link_holds(req, repeat):
     links = []
     link = req
     while link is not None:
-        links.append((link, _values(link.lhs, names, UP2)))
+        links.append((link, _values(link.lhs, names, UP2), _values(link.rhs, names, UP2)))
         link = link.unless
     for hw in itertools.product(range(1, UP2 + 1), repeat=2):
-        if any(r.holds(values[hw], r.rhs) for r, values in links):
+        if any(r.holds(values[hw], rhs[hw]) for r, values, rhs in links):
             want.add(hw)
     assert members(got, names, UP2) == want, req
 

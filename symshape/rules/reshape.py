@@ -18,18 +18,19 @@ import torch
 import torch.nn as nn
 
 from ..dims import as_expr, canonical, exact_quotient, product, quotient, quotient_where
-from ..tensor import SymTensor, nonempty
+from ..tensor import SymTensor, channels_last_strides, nonempty, standard_strides
 from .common import as_int, require_layout, tensor_arg
 from .registry import Context, function_rule, method_rule, module_rule
 
 __all__ = ["flatten_shape", "view_shape"]
 
 
-def by_strides(ctx: Context, x: SymTensor, what: str) -> None:
+def by_strides(ctx: Context, x: SymTensor, what: str, shape=None) -> None:
     """A view of a non-contiguous tensor: with its strides known, torch's own ``what`` decides
     (symshape.meta, from the strides); without them, it is refused. (A reshape or flatten has the
-    same sizes either way, a view or a copy: its output's layout is then not known.)"""
-    if what in ("view", "unflatten"):
+    same sizes either way, a view or a copy: its output's layout is then not known.) A view as
+    ``shape`` requires the layout's guard unless it is one whatever the memory format."""
+    if what == "unflatten" or what == "view" and not (shape is not None and _any_format_views(x, shape, ctx.same)):
         require_layout(ctx, x)
     if x.contiguous or what not in ("view", "unflatten"):
         return
@@ -163,14 +164,14 @@ def _viewed(ctx: Context, x: SymTensor, sizes: list, what: str) -> SymTensor:
     if strides is not None:  # a view at every size, strides as torch computes them
         # (but for dims of size 1, which torch's computeStride merges into other chunks); where
         # those strides hold only under a guard, elsewhere they may be others: it requires it
-        if what in ("view", "unflatten"):
+        if what in ("view", "unflatten") and not _any_format_views(x, out.shape, ctx.same):
             require_layout(ctx, x)
         return x.with_shape(out.shape, strides=strides, exact=False)
     if not x.contiguous and x.strides is None and _splits_only(x, out.shape, ctx.same):
         # a view at any strides (EfficientViT's feat.view(B, -1, H, W) of a (B, C, H, W) tensor
         # whose layout symshape does not follow): the same sizes, the layout still not known
         return x if tuple(out.shape) == tuple(x.shape) else out.with_shape(out.shape, contiguous=False)
-    by_strides(ctx, x, what)
+    by_strides(ctx, x, what, out.shape)
     return _reshaped(x, out)
 
 
@@ -239,6 +240,23 @@ def _closed(out: list, xshape, shape, same, i: int, k: int) -> list | None:
     return out + middle + tail[::-1]
 
 
+def _any_format_views(x: SymTensor, shape, same=_same) -> bool:
+    """Whether viewing ``x`` as ``shape`` is a view at every size whichever memory format a
+    kernel gave ``x``, contiguous or channels last: where the guard of its layout does not hold
+    (symshape.tensor.kernel_layout: a size that may be 1, whose strides decide the format torch
+    picks) torch's is one of the two, so such a view needs no guard (CvT's ``(B, C, H, W)``
+    after a convolution of a channels-last input, viewed as ``(B, C, H*W)`` at batch 1). Dims
+    of size 1 with other strides do not matter: torch's computeStride skips them. Only for a
+    tensor laid out as a kernel gives it, in one of the two (not a permuted or sliced view of
+    one, whose strides are another tensor's)."""
+    if not x.guard or x.ndim not in (3, 4, 5) or x.known_strides is None:
+        return False
+    formats = (standard_strides(x.shape), channels_last_strides(x.shape))
+    if not any(all(_same(a, b) for a, b in zip(x.known_strides, f)) for f in formats):
+        return False
+    return all(_strides_viewed(x.shape, strides, shape, same) is not None for strides in formats)
+
+
 def _view_strides(x: SymTensor, shape, same=_same) -> tuple | None:
     """The strides of ``x`` viewed as ``shape``, as torch's computeStride gives them, where the
     view is one at every size (structurally): ``x``'s dims and ``shape`` fall into consecutive
@@ -248,16 +266,21 @@ def _view_strides(x: SymTensor, shape, same=_same) -> tuple | None:
     ``(H, W)`` with strides ``(8*W, 8)`` merges into ``H*W`` of stride 8. None where no such
     chunks are found (torch's answer may then depend on the sizes). ``same``: the equality of
     sizes (on a side of a Python branch, as its answers imply: ``Context.same``)."""
-    chunks = _chunks(x.shape, shape, same)
+    return _strides_viewed(x.shape, x.strides, shape, same)
+
+
+def _strides_viewed(xshape: tuple, xstrides: tuple, shape, same=_same) -> tuple | None:
+    """:func:`_view_strides` of a tensor of shape ``xshape`` and strides ``xstrides``."""
+    chunks = _chunks(xshape, shape, same)
     if chunks is None:
         return None
     # where the tensor is empty torch's view takes any shape of its size (computeStride's
     # zero-numel branch); elsewhere every size is at least 1, and a stride Max(1, w) is w
-    strides = [nonempty(s) for s in x.strides]
+    strides = [nonempty(s) for s in xstrides]
     out: list = []
     for i, a, k, b in chunks:
-        dims = [d for d in range(i, i + a) if x.shape[d] != 1] or [i + a - 1]
-        if not all(same(strides[p], strides[q] * x.shape[q]) for p, q in zip(dims, dims[1:])):
+        dims = [d for d in range(i, i + a) if xshape[d] != 1] or [i + a - 1]
+        if not all(same(strides[p], strides[q] * xshape[q]) for p, q in zip(dims, dims[1:])):
             return None  # not one block at every size
         base = strides[dims[-1]]
         out += [base * product(shape[j + 1:k + b]) for j in range(k, k + b)]
