@@ -64,6 +64,13 @@ def interpolate_shape(ctx: Context, x: SymTensor, size, scale_factor, mode: str,
         if len(sizes) != d:
             ctx.refuse(f"{layer}: size has {len(sizes)} entries for {d} spatial dims")
         out = [canonical(as_expr(s, f"{layer} size")) for s in sizes]
+        for i, o in enumerate(out):  # ("area" is adaptive average pooling: an empty output is one)
+            if mode == "area":
+                ctx.at_least(o, 0, f"{layer}: output {spatial_unit(i, d)} {{lhs}}: elements of output_size must be "
+                                   "greater than or equal to 0")
+            else:
+                ctx.at_least(o, 1, f"{layer}: Input and output sizes should be greater than 0: output "
+                                   f"{spatial_unit(i, d)} is {{lhs}}")
     else:
         factors = list(scale_factor) if isinstance(scale_factor, (list, tuple)) else [scale_factor] * d
         if len(factors) != d:
@@ -82,14 +89,18 @@ def interpolate_shape(ctx: Context, x: SymTensor, size, scale_factor, mode: str,
 
 @module_rule(nn.Upsample, memory_format=_FOLLOWS)
 def upsample(ctx: Context, module: nn.Upsample, x) -> SymTensor:
-    """``out = size``, or ``floor(double(in) * scale_factor)`` (the product rounded to a double first)."""
+    """``out = size``, or ``floor(double(in) * scale_factor)`` (the product rounded to a double
+    first); each at least 1 (in "area" mode, adaptive average pooling, a size of 0 is an empty
+    output)."""
     x = tensor_arg(x, "input", ctx)
     return interpolate_shape(ctx, x, module.size, module.scale_factor, module.mode, type(module).__name__)
 
 
 @function_rule(F.interpolate, memory_format=_FOLLOWS)
 def interpolate(ctx: Context, input, size=None, scale_factor=None, mode="nearest", *args, **kwargs) -> SymTensor:
-    """``out = size``, or ``floor(double(in) * scale_factor)`` (the product rounded to a double first)."""
+    """``out = size``, or ``floor(double(in) * scale_factor)`` (the product rounded to a double
+    first); each at least 1 (in "area" mode, adaptive average pooling, a size of 0 is an empty
+    output)."""
     return interpolate_shape(ctx, tensor_arg(input, "input", ctx), size, scale_factor, mode, "interpolate")
 
 
