@@ -395,6 +395,9 @@ def shapes_in(value):
     elif isinstance(value, (list, tuple)):
         for v in value:
             yield from shapes_in(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from shapes_in(v)
 
 
 def _countable(what: str, value, sizes: Mapping[str, int]) -> None:
@@ -421,6 +424,9 @@ def _flat_dims(shape):
     elif isinstance(shape, (list, tuple)):
         for d in shape:
             yield from _flat_dims(d)
+    elif isinstance(shape, dict):
+        for d in shape.values():
+            yield from _flat_dims(d)
     elif isinstance(shape, sympy.Basic):
         yield shape
     elif isinstance(shape, int):
@@ -433,6 +439,8 @@ def _unflatten(shape, flat):
         return shape.concrete(count, _unflatten(shape.item, flat), _unflatten(shape.last, flat))
     if isinstance(shape, (list, tuple)):
         return tuple(_unflatten(d, flat) for d in shape)
+    if isinstance(shape, dict):
+        return {k: _unflatten(d, flat) for k, d in shape.items()}
     if isinstance(shape, (sympy.Basic, int)):
         return next(flat)
     return shape

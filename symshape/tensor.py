@@ -182,14 +182,17 @@ class RepeatedShape:
 
 
 def shapes_of(value):
-    """The shape of a SymTensor; of a list or tuple, the tuple of its items' shapes; other values
-    (sizes, None) as they are."""
+    """The shape of a SymTensor; of a list or tuple, the tuple of its items' shapes; of a dict (a
+    model's outputs by name: transformers' ``ModelOutput``), a dict of its values' shapes by key;
+    other values (sizes, None) as they are."""
     if isinstance(value, SymTensor):
         return value.shape
     if isinstance(value, Repeated):
         return RepeatedShape(value.item.shape, value.count, value.last.shape)
     if isinstance(value, (list, tuple)):
         return tuple(shapes_of(v) for v in value)
+    if isinstance(value, dict):
+        return {k: shapes_of(v) for k, v in value.items()}
     return value
 
 
@@ -690,6 +693,9 @@ def shape_str(shape) -> str:
     """``(N, 20, floor((H - 12)/4), ...)`` for a shape, ``(a, b)`` for a tuple of shapes."""
     if isinstance(shape, RepeatedShape):
         return str(shape)
+    if isinstance(shape, dict):
+        return "{" + ", ".join(f"{k!r}: {shape_str(s) if isinstance(s, (tuple, dict)) else s}"
+                               for k, s in shape.items()) + "}"
     if shape and all(isinstance(s, tuple) for s in shape):
         return "(" + ", ".join(shape_str(s) for s in shape) + ")"
     return "(" + ", ".join(str(s) for s in shape) + ")"

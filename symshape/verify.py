@@ -77,6 +77,8 @@ def _shape(value: Any):
         return tuple(value.shape)
     if isinstance(value, (list, tuple)):
         return tuple(_shape(v) for v in value)
+    if isinstance(value, dict):  # (transformers' ModelOutput: a dict of its fields that are set)
+        return {k: _shape(v) for k, v in value.items()}
     return value
 
 
