@@ -345,3 +345,30 @@ def test_addmm_and_baddbmm_agree_with_torch(name):
     except symshape.InvalidInputSize:
         return
     assert {"addmm", "baddbmm"} & {s.rule for s in an.steps}  # the hand rule, no meta kernel
+
+
+class FlagFromSizes(nn.Module):
+    """transformers' sdpa_attention_forward: ``is_causal = q_len > 1 and attention_mask is None
+    and causal``. Where ``q_len > 1`` is false, Python's ``and`` gives that condition itself
+    (not False) to torch, which sees a plain bool in eager mode."""
+
+    def __init__(self, masked: bool, causal: bool):
+        super().__init__()
+        self.masked, self.causal = masked, causal
+
+    def forward(self, x):
+        q = x.flatten(2).transpose(1, 2).unsqueeze(1)  # (N, 1, H*W, C)
+        n = q.shape[2]
+        mask = torch.zeros(n, n, dtype=q.dtype) if self.masked else None
+        is_causal = n > 1 and mask is None and self.causal
+        return F.scaled_dot_product_attention(q, q, q, attn_mask=mask, is_causal=is_causal).flatten(1)
+
+
+@pytest.mark.parametrize("masked", [True, False])
+@pytest.mark.parametrize("causal", [True, False])
+def test_is_causal_computed_from_a_size_is_decided_on_each_side(masked, causal):
+    """It was refused ("both attn_mask and is_causal", or "must be a bool"): the side of the
+    branch on ``q_len > 1`` decides the condition it is left with."""
+    model = FlagFromSizes(masked, causal)
+    assert assert_agrees(model, (4, "H", "W"), grid(["H", "W"], [1, 2, 3])) == 9
+    assert str(symshape.analyze(model, (4, "H", "W")).valid_sizes()) == "any H and W"

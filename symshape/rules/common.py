@@ -10,7 +10,7 @@ import sympy
 from ..tensor import SymTensor
 from .registry import Context
 
-__all__ = ["as_bool", "as_choice", "as_int", "as_real", "check_rank", "ntuple", "require_layout", "spatial_unit",
+__all__ = ["as_bool", "as_choice", "as_flag", "as_int", "as_real", "check_rank", "ntuple", "require_layout", "spatial_unit",
            "tensor_arg"]
 
 _UNITS = {1: ("positions",), 2: ("rows", "columns"), 3: ("frames", "rows", "columns")}
@@ -35,6 +35,23 @@ def as_bool(value: Any, what: str, ctx: Context) -> bool:
     if isinstance(value, bool):
         return value
     ctx.unsupported(f"{what} must be a bool, got {value!r} (torch refuses it too)")
+
+
+def as_flag(value: Any, what: str, ctx: Context) -> bool:
+    """A flag that Python code may compute from sizes (``is_causal = q_len > 1 and mask is
+    None``: where ``q_len > 1`` is false, Python's ``and`` gives that condition itself): a bool, or a
+    condition on the sizes that holds, or fails, wherever torch runs this step (the side of the
+    branch that asked it decides it); else refused, as :func:`as_bool` refuses."""
+    if isinstance(value, sympy.logic.boolalg.Boolean):
+        if value in (sympy.true, sympy.false):
+            return bool(value)
+        negated = sympy.Not(value)
+        if value in ctx.facts or ctx.proves(value):  # (the side's own answer: of two sizes, too)
+            return True
+        if negated in ctx.facts or ctx.proves(negated):
+            return False
+        ctx.unsupported(f"{what} is a condition on the sizes, {value}, that holds at some sizes only")
+    return as_bool(value, what, ctx)
 
 
 def as_real(value: Any, what: str, ctx: Context) -> float:

@@ -29,7 +29,7 @@ from ..errors import UnsupportedWhereMetaDiffers
 from ..requirements import Requirement
 from ..tensor import SymTensor
 from .combine import broadcast_shape
-from .common import tensor_arg
+from .common import as_flag, tensor_arg
 from .registry import Context, function_rule, method_rule
 
 __all__ = ["matmul_shape"]
@@ -115,9 +115,12 @@ def scaled_dot_product_attention(ctx: Context, query, key, value, attn_mask=None
     its meta kernel also broadcasts a mask with more dims, which the CPU refuses at every size).
     A 1-D mask for 4-D scores is refused by name (the CPU's flash kernel raises, its math kernel
     broadcasts). With a mask the output's layout is not followed. Grouped query heads, and a
-    mask with ``is_causal``, go to torch's meta kernel.
+    mask with ``is_causal``, go to torch's meta kernel. ``is_causal`` may be a condition on the
+    sizes that the side of a branch decides (transformers' ``is_causal = q_len > 1 and ...``,
+    which Python leaves as ``q_len > 1`` itself where it is false).
     """
     q, k, v = (tensor_arg(t, n, ctx) for t, n in ((query, "query"), (key, "key"), (value, "value")))
+    is_causal = as_flag(is_causal, "is_causal", ctx)
     if enable_gqa:
         ctx.unsupported("scaled_dot_product_attention with enable_gqa=True")
     if min(q.ndim, k.ndim, v.ndim) < 2:
