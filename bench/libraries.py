@@ -1,7 +1,7 @@
-"""Beyond timm: segmentation_models_pytorch and MONAI, configured as a new user would; writes
-docs/coverage-libraries.md.
+"""Beyond timm: segmentation_models_pytorch and MONAI, configured as a new user would, and
+transformers' vision models where transformers is installed; writes docs/coverage-libraries.md.
 
-Runs in the zoo venv with the two libraries (see DEVELOPERS.md):
+Runs in the zoo venv with the libraries (see DEVELOPERS.md):
 
     python bench/libraries.py                    # every configuration below, checked at six sizes
     python bench/libraries.py --quick --no-write # two sizes each, rows printed (tests/test_libraries.py)
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import sys
@@ -99,7 +100,23 @@ def _configs() -> dict[str, tuple[str, str, dict, tuple]]:
     }
     for name, (kwargs, shape) in monai.items():
         out[f"monai:{name}"] = ("monai", name.rsplit("-", 1)[0], kwargs, shape)
+    if importlib.util.find_spec("transformers") is not None:  # (not in the zoo venv by default)
+        for model, config, kwargs in _HF:
+            out[f"hf:{model}"] = ("hf", model, {"config": config, **kwargs}, (3, "H", "W"))
     return out
+
+
+#: transformers' vision models, each with its default configuration (model class, config class,
+#: the configuration's keyword arguments), called with ``pixel_values`` as a user calls them
+_HF = [(f"{name}Model", f"{name}Config", {}) for name in (
+    "ViT", "DeiT", "Beit", "Data2VecVision", "Swin", "Swinv2", "ConvNext", "ConvNextV2", "ResNet", "RegNet",
+    "MobileNetV1", "MobileNetV2", "MobileViT", "MobileViTV2", "EfficientNet", "Levit", "PoolFormer", "Segformer",
+    "DPT", "Dinov2", "Dinov2WithRegisters", "DINOv3ViT", "DINOv3ConvNext", "Cvt", "FocalNet", "Pvt", "PvtV2", "Bit",
+    "Yolos", "GLPN", "VitDet", "Hiera", "SwiftFormer", "TextNet")] + [
+    ("SiglipVisionModel", "SiglipVisionConfig", {}), ("ViTMAEModel", "ViTMAEConfig", {"mask_ratio": 0.0}),
+    ("ViTForImageClassification", "ViTConfig", {}), ("ConvNextForImageClassification", "ConvNextConfig", {}),
+    ("ResNetForImageClassification", "ResNetConfig", {}),
+    ("SegformerForSemanticSegmentation", "SegformerConfig", {})]
 
 
 CONFIGS = _configs()
@@ -117,6 +134,12 @@ def build(config_id: str):
             import segmentation_models_pytorch as smp
 
             return getattr(smp, name)(encoder_weights=None, **kwargs)
+        if lib == "hf":
+            import transformers
+
+            options = dict(kwargs)
+            config = getattr(transformers, options.pop("config"))(**options)
+            return getattr(transformers, name)(config)
         from monai.networks import nets
 
         return getattr(nets, name)(**kwargs)
@@ -186,7 +209,7 @@ def _write(rows: list[dict], path: str, elapsed: float) -> None:
     import torch
 
     versions = []
-    for mod in ("segmentation_models_pytorch", "monai"):
+    for mod in ("segmentation_models_pytorch", "monai", "transformers"):
         try:
             versions.append(f"{mod} {__import__(mod).__version__}")
         except Exception:  # noqa: BLE001
@@ -194,7 +217,7 @@ def _write(rows: list[dict], path: str, elapsed: float) -> None:
     ok = sum(r.get("status") == "ok" for r in rows)
     built = sum(r.get("status") != "not built" for r in rows)
     lines = [
-        "# Coverage: segmentation_models_pytorch and MONAI",
+        "# Coverage: segmentation_models_pytorch, MONAI and transformers",
         "",
         f"Measured by `python bench/libraries.py` on {datetime.date.today()} with torch {torch.__version__}, "
         f"{', '.join(versions)} ({elapsed / 60:.0f} min on this machine). Each configuration (the "

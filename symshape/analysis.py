@@ -293,7 +293,7 @@ def _refused_case(model: nn.Module, inputs: Inputs, batched: bool, where: tuple,
 def _analyze(model: nn.Module, inputs: Inputs, prove: bool, batched: bool = True, where: tuple = ()) -> "Analysis":
     args, kwargs = inputs.symbolic(batched)
     # one input: the forward's first placeholder; several: the root's call, traced as given
-    call = None if inputs.single else (args, kwargs)
+    call = None if inputs.single and not _bound_by_python(model) else (args, kwargs)
     values = (*args, *kwargs.values())
     training = {name: m.training for name, m in model.named_modules()}
     whole: frozenset = frozenset()
@@ -325,6 +325,22 @@ def _analyze(model: nn.Module, inputs: Inputs, prove: bool, batched: bool = True
             whole = whole | {scope if scope not in whole else ""}
     _refuse_if_never_runs(prop.steps, inputs.size_names)
     return analysis
+
+
+def _bound_by_python(model: nn.Module) -> bool:
+    """Whether the model's input is bound to its forward by a Python call, as several inputs
+    are, rather than by fx's placeholders: a forward that takes ``*args`` or ``**kwargs``
+    (empty with one input; fx would make them inputs nobody gives), or one wrapped by a
+    decorator (fx reads the parameters of the function inside and calls the wrapper with
+    them). transformers' models are both."""
+    forward = getattr(type(model), "forward", None)
+    if forward is None or inspect.unwrap(forward) is not forward:
+        return forward is not None
+    try:
+        params = inspect.signature(forward).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params)
 
 
 def _propagator(model: nn.Module, x, values: tuple, where: tuple, caches: dict) -> Propagator:

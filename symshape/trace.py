@@ -359,7 +359,7 @@ class _Tracer(torch.fx.Tracer):
 
     def create_args_for_root(self, root_fn, is_module, concrete_args=None):
         if self.call is None:
-            return _without_varargs(self, *super().create_args_for_root(root_fn, is_module, concrete_args))
+            return super().create_args_for_root(root_fn, is_module, concrete_args)
         counter = itertools.count()
 
         def placeholder():
@@ -583,8 +583,8 @@ class _Tracer(torch.fx.Tracer):
         proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
         if kind == "call_module" and self._repeating is not None:
             proxy.node.meta[REPEAT] = self._repeating[1]
-        if self.propagator is not None and not (kind == "placeholder" and str(target).startswith("*")):
-            self._feed(proxy.node)  # (not a forward's *args or **kwargs: _without_varargs binds them empty)
+        if self.propagator is not None:
+            self._feed(proxy.node)
         return proxy
 
     def _feed(self, node: torch.fx.Node) -> None:
@@ -1353,20 +1353,6 @@ def _raised_by_model(e: BaseException) -> bool:
         return False
     path = os.path.abspath(frames[-1].filename)
     return not (path.startswith(_TORCH_DIR) or path.startswith(_OWN_DIR))
-
-
-def _without_varargs(tracer: torch.fx.Tracer, fn, args: list) -> tuple:
-    """fx's root call with a forward's ``*args`` and ``**kwargs`` empty, as a call with the
-    inputs alone binds them, rather than placeholders (inputs nobody gives: a transformers
-    model's ``forward(pixel_values, ..., **kwargs)``). fx passes them last, as proxies of
-    placeholders named ``*args`` and ``**kwargs``, to the forward patched to take them as plain
-    parameters."""
-    for i, arg in enumerate(args):
-        node = getattr(arg, "node", None)
-        if isinstance(arg, torch.fx.Proxy) and node.op == "placeholder" and str(node.target).startswith("*"):
-            args[i] = {} if str(node.target).startswith("**") else ()
-            tracer.graph.erase_node(node)
-    return fn, args
 
 
 def _defaults(model: nn.Module) -> dict[str, Any] | None:

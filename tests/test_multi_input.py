@@ -314,3 +314,38 @@ def test_a_forward_with_star_args_and_star_kwargs(spec, runs_with):
         out = model(*args, **kwargs)
         assert analysis.at(H=h, W=w).output_shape == tuple(out.shape)
     assert str(analysis.valid_sizes()) == "H ≥ 3 and W ≥ 3"
+
+
+def _returns_tuple(forward):
+    """A decorator as transformers wraps its models' forward (``can_return_tuple``): the
+    wrapper takes ``*args, **kwargs`` and reads a keyword of its own."""
+    import functools
+
+    @functools.wraps(forward)
+    def wrapper(self, *args, **kwargs):
+        as_tuple = kwargs.pop("return_dict", True) is False
+        out = forward(self, *args, **kwargs)
+        return tuple(out.values()) if as_tuple else out
+    return wrapper
+
+
+class Decorated(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, stride=2)
+
+    @_returns_tuple
+    def forward(self, pixel_values, output_hidden_states=None, **kwargs):
+        y = self.conv(pixel_values)
+        return {"last": y, **({"hidden": (pixel_values, y)} if output_hidden_states else {})}
+
+
+def test_a_decorated_forward_is_called_as_python_calls_it():
+    """fx reads the parameters of the function inside a decorator and calls the wrapper with
+    them as placeholders: the wrapper's ``kwargs.pop`` failed ("'NoneType' object has no
+    attribute ..."). The input is bound by a Python call instead, as for several inputs."""
+    model = Decorated()
+    a = symshape.analyze(model, (3, "H", "W"))
+    for h, w in [(3, 3), (9, 12)]:
+        assert a.at(H=h, W=w).output_shape == {"last": tuple(model(torch.rand(1, 3, h, w))["last"].shape)}
+    assert str(a.valid_sizes()) == "H ≥ 3 and W ≥ 3"
