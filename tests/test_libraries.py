@@ -1,4 +1,5 @@
-"""segmentation_models_pytorch and MONAI (pytest -m libraries): bench/libraries.py at two sizes.
+"""segmentation_models_pytorch and MONAI, and transformers' vision models where transformers is
+installed (pytest -m libraries): bench/libraries.py at two sizes.
 
 Needs both libraries (and einops, for MONAI's transformers) in the zoo venv (DEVELOPERS.md): run
 before landing a change to tracing or rules. Each configuration runs in a child process, built
@@ -23,7 +24,10 @@ import libraries  # noqa: E402
 
 #: configurations refused by name (docs/coverage-libraries.md says why): every other one analyzes
 #: and agrees with torch, and must stay so
-NOT_YET: set[str] = set()  # (MONAI's SwinUNETR-3d was, until its window counts stopped branching)
+NOT_YET: set[str] = {
+    "hf:HieraModel",  # a view after flatten of a permuted tensor: torch copies, symshape does not know the strides
+    "hf:ViTMAEModel",  # torch.gather of random indices (argsort of noise): data, not sizes
+}  # (MONAI's SwinUNETR-3d was, until its window counts stopped branching)
 
 
 @pytest.mark.parametrize("name", list(libraries.CONFIGS))
