@@ -132,6 +132,8 @@ def _refusal(call, args_sig, kwargs_sig) -> str | None:
             _run(call, args_sig, kwargs_sig, empty=True, stand_in=stand_in)
         except (RuntimeError, TypeError, ValueError, NotImplementedError) as e:
             said = said or str(e).split("\n")[0]
+        except Exception:  # noqa: BLE001 - anything else is no refusal symshape claims
+            return None
         else:
             return None
     return said
