@@ -242,3 +242,11 @@ def test_one_hot_of_a_mask_count_is_int64():
 
     symshape.analyze(Counts(), (3, "L"))
     assert assert_agrees(Counts(), (3, "L"), grid(["L"], range(5, 9))) == 4
+
+
+def test_an_error_that_is_not_torchs_refusal_is_no_refusal():
+    """A witness that trips another error (a dim out of range for its number of dims) claims
+    no refusal and raises nothing: the caller's rule decides."""
+    x = SymTensor((L,), dtype=torch.int64)
+    assert dtypes.refusal("sum", [x, 2], {}) is None
+    assert dtypes.result_dtype("sum", [x, 2], {}) is dtypes.NOT_PROBED
