@@ -1191,9 +1191,10 @@ def _result_dtype(rule: Rule, node: torch.fx.Node, args, kwargs):
     if node.op == "call_method":
         if target in _CAST_METHODS:
             return _CAST_METHODS[target]
-        found = [a for a in (*args[1:], *kwargs.values()) if isinstance(a, torch.dtype)]
-        if target == "to" and found:
-            return found[0]
+        if target == "to":  # (x.to(dtype); x.to(other) and x.to(device) are promotion's below)
+            found = [a for a in (*args[1:], *kwargs.values()) if isinstance(a, torch.dtype)]
+            if found:
+                return found[0]
     if rule.name in _PROMOTING and target not in _RANDOM:
         promoted = dtypes.result_dtype(target, args, kwargs)
         if promoted is not NOT_PROBED:

@@ -164,7 +164,7 @@ def _viewed(ctx: Context, x: SymTensor, sizes: list, what: str) -> SymTensor:
     if strides is not None:  # a view at every size, strides as torch computes them
         # (but for dims of size 1, which torch's computeStride merges into other chunks); where
         # those strides hold only under a guard, elsewhere they may be others: it requires it
-        if what in ("view", "unflatten") and not _any_format_views(x, out.shape, ctx.same):
+        if what == "view" and not _any_format_views(x, out.shape, ctx.same):
             require_layout(ctx, x)
         return x.with_shape(out.shape, strides=strides, exact=False)
     if not x.contiguous and x.strides is None and _splits_only(x, out.shape, ctx.same):
