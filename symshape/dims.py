@@ -636,14 +636,17 @@ def quotient_where(facts: tuple, a: SizeExpr, b: SizeExpr) -> sympy.Expr | None:
     return out if out.as_coeff_Mul()[0].is_Integer and out.is_polynomial() else None
 
 
-def split_product_equality(a: SizeExpr, b: SizeExpr) -> list:
+def split_product_equality(a: SizeExpr, b: SizeExpr, facts: tuple = ()) -> list:
     """``a == b`` for two products of sizes as one equality per size, where that is what it
     means: each size's factors on one side are at least ``k`` times its factors on the other at
     every size (decided), the ``k``s multiply to the ratio of the constants, and every factor is
-    at least 1 -- then the products are equal exactly where each size's share is. A window
-    partition's element count ``64*N*floor((H + 3)/4)*floor((W + 3)/4) == 4096*N*floor((H +
-    3)/32)*floor((W + 3)/32)`` is ``floor((H + 3)/4) == 8*floor((H + 3)/32)`` and the same of W.
-    [] where any of that is not proven."""
+    at least 1 (at every size, or wherever ``facts`` hold: what torch has checked by then) --
+    then the products are equal exactly where each size's share is. A window partition's
+    element count ``64*N*floor((H + 3)/4)*floor((W + 3)/4) == 4096*N*floor((H + 3)/32)*floor((W
+    + 3)/32)`` is ``floor((H + 3)/4) == 8*floor((H + 3)/32)`` and the same of W; Hiera's
+    ``floor(H/4)*floor(W/4) == 4*floor(H/8)*floor(W/8)``, where an earlier view has made
+    ``floor(H/4)`` at least 1, is ``floor(H/4) == 2*floor(H/8)`` and the same of W. [] where
+    any of that is not proven."""
     a, b = as_expr(a), as_expr(b)
     (ca, ga), (cb, gb) = by_size(a), by_size(b)
     if ga is None or gb is None or set(ga) != set(gb) or ca == 0:
@@ -658,11 +661,72 @@ def split_product_equality(a: SizeExpr, b: SizeExpr) -> list:
         k = _ratio_far_out(pa, pb, x)
         if k is None or k <= 0:
             return []
-        if not all(c is sympy.true or decide(c) is True for c in (sympy.Ge(pa, k * pb), sympy.Ge(pa, 1))):
+        at_least_k = sympy.Ge(pa, k * pb)
+        if not ((at_least_k is sympy.true or decide(at_least_k) is True) and _at_least_one(pa, facts)):
             return []
         out.append(sympy.Eq(pa, k * pb))
         ratio /= k
     return out if ratio == 1 and out else []
+
+
+def _at_least_one(size: sympy.Expr, facts: tuple, least: int = 1) -> bool:
+    """Whether ``size`` is at least ``least`` at every size, or wherever ``facts`` hold."""
+    at_least = sympy.Ge(size, least)
+    return at_least is sympy.true or decide(at_least) is True or implied(facts, at_least)
+
+
+def multiples_of(facts: tuple) -> dict:
+    """The facts ``p == k*q`` (``k`` an integer above 1, ``q`` a floor division) as a rewrite
+    ``p -> k*q``: Hiera's element counts make ``floor(H/4) == 2*floor(H/8)`` and
+    ``floor(H/8) == 2*floor(H/16)``, with which its ``floor(floor(H/4)*floor(W/4)/64)`` windows
+    are ``floor(H/32)*floor(W/32)`` (see :func:`rewritten`)."""
+    out = {}
+    for f in facts:
+        if not isinstance(f, sympy.Eq):
+            continue
+        for p, other in ((f.lhs, f.rhs), (f.rhs, f.lhs)):
+            k, q = other.as_coeff_Mul()
+            if k.is_Integer and k > 1 and isinstance(q, FloorDiv) and q != p and not p.is_Number \
+                    and p.as_coeff_Mul()[0] == 1 and p not in out:
+                out[p] = other
+    return out
+
+
+def rewritten(expr, facts: tuple):
+    """``expr`` with each fact ``p == k*q`` of :func:`multiples_of` applied until none applies
+    (each rewrite is exact wherever the facts hold): an expression equal to ``expr`` there."""
+    rules = multiples_of(facts)
+    if not rules:
+        return expr
+    for _ in range(16):
+        new = expr.xreplace(rules)
+        if new == expr:
+            break
+        expr = new
+    return expr
+
+
+def positive_shares(a: SizeExpr, b: SizeExpr, facts: tuple = ()) -> list:
+    """What ``a == b`` (two products of sizes) says of single sizes beyond the equality: where
+    one side is positive (a positive constant, and each size's share at least 1), so is the
+    other, and each of its shares, at least 0, is at least 1 -- Hiera's position embedding of
+    ``56*56`` tokens, ``301056*N == 96*N*floor(H/4)*floor(W/4)``, makes ``floor(H/4) >= 1`` and
+    ``floor(W/4) >= 1`` (what then splits the element counts of its later views:
+    :func:`split_product_equality`). [] where nothing is proven."""
+    a, b = as_expr(a), as_expr(b)
+    (ca, ga), (cb, gb) = by_size(a), by_size(b)
+    if ga is None or gb is None or not (ca.is_positive and cb.is_positive):
+        return []
+    if any(f.is_Pow and f.exp.is_negative for g in (ga, gb) for fs in g.values() for f in fs):
+        return []  # (a fraction: not a product of sizes)
+    out = []
+    for one, other in ((ga, gb), (gb, ga)):
+        if all(_at_least_one(Mul(*fs), facts) for fs in one.values()):
+            for fs in other.values():
+                share = Mul(*fs)
+                if not _at_least_one(share, facts) and _at_least_one(share, facts, 0):
+                    out.append(sympy.Ge(share, 1))
+    return out
 
 
 def _share(facts: list, x: sympy.Symbol, pa: sympy.Expr, pb: sympy.Expr) -> sympy.Expr | None:

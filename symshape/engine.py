@@ -16,7 +16,7 @@ import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .dims import (DoubleProduct, FloorDiv, SizeRatio, as_expr, canonical, exact_quotient, split_product_equality, floor_div, integer_polynomial,
+from .dims import (DoubleProduct, FloorDiv, SizeRatio, as_expr, canonical, exact_quotient, positive_shares, split_product_equality, floor_div, integer_polynomial,
                    decide, implied, size_sqrt,
                    smallest_value, smallest_value_where)
 from .errors import (InvalidArgument, InvalidInputSize, NotASize, SizeCases, UnsupportedArgument, UnsupportedOperation,
@@ -30,7 +30,7 @@ from .rules import Context, Fixed, Rule, rule_for_function, rule_for_method, rul
 from .rules.common import require_layout
 from .rules.reshape import view_shape
 from .rules.pointwise import DTYPE_BY_RULE
-from .tensor import Pieces, Repeated, SymTensor, elementwise_layout, has_tensor, kernel_layout, loosened, shapes_of, tensors_in
+from .tensor import Pieces, Repeated, SymTensor, elementwise_layout, has_tensor, kernel_layout, loosened, shapes_of, tensors_in, tuple_like
 from .trace import MAX_SIDES, REPEAT, REPEAT_CHECK, ModelRaised, Path, SizeBranch, is_dynamic, library_function, scope_of, trace, user_line
 
 __all__ = ["Propagation", "Propagator", "Step"]
@@ -74,15 +74,20 @@ class Propagation:
     fixed: dict[str, Fixed] = field(default_factory=dict)
 
 
-def _single_size_facts(requirements) -> dict:
+def _single_size_facts(requirements, known=()) -> dict:
     """The plain ``>=`` and ``==`` size requirements of one size each, as relations (keys of a
-    dict: an ordered set): what torch has checked of the sizes by then."""
+    dict: an ordered set): what torch has checked of the sizes by then. An equality of products
+    is one per size where each share is (split_product_equality), with ``known`` (single-size
+    facts torch checked before these) and the facts found so far to show a share is not 0."""
     out = {}
     for r in requirements:
         if not (r.kind == "size" and r.unless is None and not r.backend_dependent and not r.data_dependent
                 and r.relation in (">=", "==")):
             continue
-        out.update(dict.fromkeys(_size_facts(r.lhs, r.relation, r.rhs)))
+        facts = _size_facts(r.lhs, r.relation, r.rhs)
+        if r.relation == "==" and (known or out) and not any(isinstance(f, sympy.Eq) for f in facts):
+            facts = split_product_equality(r.lhs, r.rhs, (*known, *out)) or facts
+        out.update(dict.fromkeys(facts))
     return out
 
 
@@ -93,7 +98,7 @@ def _size_facts(lhs, relation: str, rhs) -> tuple:
     if len((lhs - rhs).free_symbols) == 1:
         return ((sympy.Ge if relation == ">=" else sympy.Eq)(lhs, rhs),)
     if relation == "==":
-        return tuple(split_product_equality(lhs, rhs))
+        return tuple(split_product_equality(lhs, rhs) or positive_shares(lhs, rhs))
     return ()
 
 
@@ -175,8 +180,7 @@ def _unknown_layout(value: Any) -> Any:
     if isinstance(value, Repeated):
         return replace(value, item=_unknown_layout(value.item), last=_unknown_layout(value.last))
     if isinstance(value, tuple):
-        items = [_unknown_layout(v) for v in value]
-        return Pieces(items, value.requires, value.dim) if isinstance(value, Pieces) else tuple(items)
+        return tuple_like(value, (_unknown_layout(v) for v in value))
     if isinstance(value, list):
         return [_unknown_layout(v) for v in value]
     return value
@@ -187,8 +191,7 @@ def _with_layout_of(value: Any, other: Any) -> Any:
     if isinstance(value, SymTensor):
         return replace(value, contiguous=other.contiguous, strides=other.strides)
     if isinstance(value, tuple):
-        items = [_with_layout_of(v, o) for v, o in zip(value, other)]
-        return Pieces(items, value.requires, value.dim) if isinstance(value, Pieces) else tuple(items)
+        return tuple_like(value, (_with_layout_of(v, o) for v, o in zip(value, other)))
     if isinstance(value, list):
         return [_with_layout_of(v, o) for v, o in zip(value, other)]
     return value
@@ -210,7 +213,7 @@ def _kernel_value(value: Any, x: SymTensor, policy: str, op: str) -> Any:
     if isinstance(value, SymTensor):
         return kernel_layout(x, value, x.ndim - 2, policy, op) if value.ndim == x.ndim else value
     if isinstance(value, tuple) and not isinstance(value, Pieces):
-        return tuple(_kernel_value(v, x, policy, op) for v in value)
+        return tuple_like(value, (_kernel_value(v, x, policy, op) for v in value))
     return value
 
 
@@ -222,8 +225,7 @@ def _canonical_value(value: Any) -> Any:
         return replace(value, item=_canonical_value(value.item), count=canonical(value.count),
                        last=_canonical_value(value.last))
     if isinstance(value, tuple):
-        items = [_canonical_value(v) for v in value]
-        return Pieces(items, value.requires, value.dim) if isinstance(value, Pieces) else tuple(items)
+        return tuple_like(value, (_canonical_value(v) for v in value))
     return value
 
 
@@ -743,7 +745,7 @@ class Propagator:
         if facts is None:
             stated: dict = {}
             for step in steps:
-                stated.update(_single_size_facts(step.requirements))
+                stated.update(_single_size_facts(step.requirements, tuple(stated)))
             facts = tuple(stated)
             self._repeats[key][i] = (other, (first, steps, value, fixed, used, facts), form, state)
 
@@ -1054,7 +1056,7 @@ class Propagator:
             ctx.roundings += _side_roundings(self._side_steps)
         elif family == "meta" and kind == "module":  # no derivation: its floors are its roundings
             ctx.roundings += _floors_added(tensor_inputs, value, op)
-        self._earlier.update(_single_size_facts(ctx.requirements))
+        self._earlier.update(_single_size_facts(ctx.requirements, (*ctx.facts, *self._earlier)))
         if has_tensor(value):
             self.steps.append(Step(ctx.step, op, tuple(t.shape for t in tensor_inputs), shapes_of(value), family,
                                    tuple(ctx.requirements), node.name, kind, module, tuple(ctx.roundings),

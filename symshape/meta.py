@@ -57,7 +57,7 @@ from .dims import (CeilSqrt, DoubleFloor, DoubleProduct, FloorDiv, IntSqrt, Size
                    floor_div, implied, smallest_value_where, without_ite)
 from .modules import untraced
 from .requirements import Requirement, cnf, literal, unless_not
-from .tensor import CONV_MEMORY_FORMAT, LAYOUT_NOT_FOLLOWED, Pieces, SymTensor, kernel_layout, standard_strides
+from .tensor import CONV_MEMORY_FORMAT, LAYOUT_NOT_FOLLOWED, SymTensor, kernel_layout, standard_strides, tuple_like
 
 __all__ = ["MAX_LEAVES", "MetaRefusal", "MetaResult", "Side", "merge_sides", "run_meta"]
 
@@ -508,7 +508,8 @@ def _shapes(out: Any, syms: _Symbols, unknown: frozenset = frozenset()):
         strides = UNKNOWN_STRIDES if id(out) in unknown else _strides(out, syms)
         return ("tensor", tuple(syms.expr_from_torch(s) for s in out.shape), out.dtype, strides)
     if isinstance(out, (list, tuple)):  # a torch.Size (x.shape[-2:]) as a tuple of sizes
-        return ("list" if isinstance(out, list) else "tuple", tuple(_shapes(o, syms, unknown) for o in out))
+        return ("list" if isinstance(out, list) else "tuple", tuple(_shapes(o, syms, unknown) for o in out),
+                *_struct(out))
     if isinstance(out, (torch.SymInt, int)) and not isinstance(out, bool):
         return ("size", syms.expr_from_torch(out))
     if out is None or isinstance(out, (bool, float, str, torch.dtype, torch.device)):
@@ -799,10 +800,8 @@ def substitute(value: Any, mapping: dict) -> Any:
         return DoubleProduct(value.size.xreplace(mapping), value.scale)
     if isinstance(value, SizeRatio):
         return SizeRatio(value.expr.xreplace(mapping))
-    if isinstance(value, Pieces):
-        return Pieces([substitute(v, mapping) for v in value], value.requires, value.dim)
     if isinstance(value, tuple) and not hasattr(value, "_fields"):
-        return tuple(substitute(v, mapping) for v in value)
+        return tuple_like(value, (substitute(v, mapping) for v in value))
     if isinstance(value, list):
         return [substitute(v, mapping) for v in value]
     if isinstance(value, dict):
@@ -920,7 +919,7 @@ def _packed(value):
     if isinstance(value, SymTensor):
         return ("tensor", value.shape, value.dtype, None if value.contiguous else (value.strides or UNKNOWN_STRIDES))
     if isinstance(value, (list, tuple)):
-        return ("list" if isinstance(value, list) else "tuple", tuple(_packed(v) for v in value))
+        return ("list" if isinstance(value, list) else "tuple", tuple(_packed(v) for v in value), *_struct(value))
     if isinstance(value, sympy.Expr):
         return ("size", value)
     return ("value", value)
@@ -975,13 +974,14 @@ def _cases(a, b, cond, what: str, path: tuple = ()):
     stay, others become ``Piecewise``."""
     if a == b:
         return a
-    if a[0] != b[0] or (a[0] in ("tuple", "list", "tensor") and len(a[1]) != len(b[1])):
+    if a[0] != b[0] or (a[0] in ("tuple", "list", "tensor") and len(a[1]) != len(b[1])) \
+            or (a[0] == "tuple" and a[2:] != b[2:]):
         raise MetaRefusal(f"{what} returns a different structure or rank depending on the size")
     if a[0] == "tensor":
         return ("tensor", tuple(_either(x, y, cond, path) for x, y in zip(a[1], b[1])),
                 a[2] if a[2] == b[2] else None, _merged_strides(a, b, cond, path))
     if a[0] in ("tuple", "list"):
-        return (a[0], tuple(_cases(x, y, cond, what, path) for x, y in zip(a[1], b[1])))
+        return (a[0], tuple(_cases(x, y, cond, what, path) for x, y in zip(a[1], b[1])), *a[2:])
     if a[0] == "size":
         return ("size", _either(a[1], b[1], cond, path))
     raise MetaRefusal(f"{what} returns {a[1]!r} or {b[1]!r} depending on the size")
@@ -1077,6 +1077,13 @@ def _merged_strides(a, b, cond, path: tuple = ()):
     return None if SymTensor(shape, False, strides=out).contiguous else tuple(out)
 
 
+def _struct(value) -> tuple:
+    """``(type,)`` of a structseq of torch's (``torch.return_types.max``: ``.values`` and
+    ``.indices`` as well as ``[0]`` and ``[1]``), kept through the conversion; else ``()``."""
+    kind = type(value)
+    return (kind,) if isinstance(value, tuple) and kind.__module__ == "torch.return_types" else ()
+
+
 def _build(value):
     kind, body = value[0], value[1]
     if kind == "tensor":
@@ -1088,7 +1095,9 @@ def _build(value):
         return SymTensor(shape, False, dtype=value[2], strides=tuple(canonical(_plain(s)) for s in layout))
     if kind in ("tuple", "list"):
         items = [_build(v) for v in body]
-        return tuple(items) if kind == "tuple" else items
+        if kind == "list":
+            return items
+        return value[2](items) if len(value) > 2 else tuple(items)
     if kind == "size":
         return canonical(_plain(body))
     return body

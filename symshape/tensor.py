@@ -146,6 +146,17 @@ class Pieces(tuple):
         return obj
 
 
+def tuple_like(value: tuple, items) -> tuple:
+    """``items`` as a tuple of ``value``'s kind: :class:`Pieces` keep what they require, torch's
+    structseqs their type (``torch.return_types.max``: ``.values`` and ``.indices`` as well as
+    ``[0]`` and ``[1]``); any other tuple becomes a plain one."""
+    if isinstance(value, Pieces):
+        return Pieces(list(items), value.requires, value.dim)
+    if type(value).__module__ == "torch.return_types":
+        return type(value)(list(items))
+    return tuple(items)
+
+
 @dataclass(frozen=True)
 class Repeated:
     """The tensors ``unbind`` or ``split`` return along a dim whose size ``n`` depends on the
@@ -570,12 +581,10 @@ def loosened(value, inputs):
             return SymTensor(value.shape, True, value.index_bound, value.dtype, None, True,
                              tuple(dict.fromkeys(value.guard + guard)))
         return replace(value, guard=tuple(dict.fromkeys(value.guard + guard)))
-    if isinstance(value, Pieces):
-        return Pieces([loosened(v, inputs) for v in value], value.requires, value.dim)
     if isinstance(value, Repeated):
         return replace(value, item=loosened(value.item, inputs), last=loosened(value.last, inputs))
     if isinstance(value, tuple):
-        return tuple(loosened(v, inputs) for v in value)
+        return tuple_like(value, (loosened(v, inputs) for v in value))
     if isinstance(value, list):
         return [loosened(v, inputs) for v in value]
     return value

@@ -18,6 +18,7 @@ where strides are not known, a ``view`` is refused rather than guessed.
 from __future__ import annotations
 
 import operator
+from dataclasses import replace
 
 import sympy
 import torch
@@ -558,14 +559,16 @@ def std_var(ctx: Context, input, dim=None, *args, correction=None, unbiased=None
 @function_rule(torch.max, torch.min)
 @method_rule("max", "min")
 def max_min(ctx: Context, input, dim=None, keepdim=False, *args, **kwargs):
-    """``max(x)``: a 0-dim tensor; ``max(x, dim)``: (values, indices); ``max(x, y)``: broadcasting."""
+    """``max(x)``: a 0-dim tensor; ``max(x, dim)``: ``(values, indices)`` as torch's structseq
+    (``.values``, ``.indices``; the indices int64); ``max(x, y)``: broadcasting."""
     x = tensor_arg(input, "input", ctx)
     if isinstance(dim, SymTensor):
         return broadcast_shape(ctx, x, dim)
     if dim is None:
         return SymTensor(())
     out = _reduce(ctx, x, dim, as_bool(keepdim, "keepdim", ctx), "max")
-    return out, out
+    kind = torch.return_types.max if ctx.op.endswith("max") else torch.return_types.min
+    return kind((out, replace(out, dtype=torch.int64)))
 
 
 @function_rule(torch.repeat_interleave, layout=True)

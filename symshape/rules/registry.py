@@ -17,7 +17,7 @@ import sympy
 import torch
 import torch.nn.functional as F
 
-from ..dims import as_expr, decide, implied
+from ..dims import as_expr, decide, implied, rewritten
 from ..errors import InvalidInputSize, SizeCases, UnsupportedArgument
 from ..requirements import Requirement, Rounding, by_cases
 
@@ -180,6 +180,19 @@ def registered() -> list[Rule]:
     return [*_MODULE_RULES.values(), *_FUNCTION_RULES.values(), *_METHOD_RULES.values()]
 
 
+def _holds_where(req: Requirement, facts: tuple) -> bool:
+    """Whether ``req`` holds wherever ``facts`` do, as their multiples rewrite it
+    (:func:`symshape.dims.rewritten`): decided at every size once rewritten, or implied."""
+    lhs, rhs = rewritten(req.lhs, facts), rewritten(req.rhs, facts)
+    if lhs == req.lhs and rhs == req.rhs:
+        return False
+    other = Requirement(lhs, req.relation, rhs, req.reason, req.kind)
+    if other.decided() is True:
+        return True
+    proof = other.proven_by()
+    return proof is not None and implied(facts, proof)
+
+
 @dataclass(frozen=True)
 class Fixed:
     """A size a layer's parameters fix: ``reaching`` (the size that reaches the layer, a formula
@@ -264,11 +277,18 @@ class Context:
 
     def proves(self, cond) -> bool:
         """Whether ``cond`` (a relation of sizes) holds wherever torch runs this step: at every
-        size (symshape.dims.decide), or as the side's facts and the earlier requirements imply."""
+        size (symshape.dims.decide), or as the side's facts and the earlier requirements imply
+        (:func:`symshape.dims.implied`, and their multiples: :func:`symshape.dims.rewritten`)."""
         if decide(cond) is True:
             return True
         known = self.facts + self.earlier
-        return bool(known) and implied(known, cond)
+        if not known:
+            return False
+        if implied(known, cond):
+            return True
+        other = rewritten(cond, known)
+        return other is sympy.true or (other is not cond and other != cond and isinstance(other, sympy.Rel)
+                                       and (decide(other) is True or implied(known, other)))
 
     def settled(self, expr) -> sympy.Expr:
         """``expr`` with each ``Min`` and ``Max`` of two whose order this step's facts and the
@@ -301,7 +321,10 @@ class Context:
         if sympy.expand(a - b) == 0:
             return True
         known = self.facts + self.earlier
-        return bool(known) and implied(known, sympy.Eq(a, b, evaluate=False))
+        if not known:
+            return False
+        return implied(known, sympy.Eq(a, b, evaluate=False)) \
+            or sympy.expand(rewritten(a, known) - rewritten(b, known)) == 0
 
     def require(self, lhs, relation: str, rhs, reason: str, kind: str = "size",
                 unless: Requirement | None = None, backend_dependent: str = "", data_dependent: str = "",
@@ -313,6 +336,8 @@ class Context:
         proof = req.proven_by()
         if self.facts and proof is not None and implied(self.facts, proof):
             return  # holds wherever this step runs
+        if self.facts and unless is None and _holds_where(req, self.facts):
+            return  # (as the facts' multiples show)
         try:
             self.requirements += by_cases(req)  # a size defined by cases: one requirement a case
         except ValueError:  # a case's condition that is not a relation of sizes: kept whole

@@ -17,7 +17,7 @@ import sympy
 import torch
 import torch.nn as nn
 
-from ..dims import as_expr, canonical, exact_quotient, product, quotient, quotient_where
+from ..dims import as_expr, canonical, decide, exact_quotient, product, quotient, quotient_where
 from ..tensor import SymTensor, channels_last_strides, nonempty, standard_strides
 from .common import as_int, require_layout, tensor_arg
 from .registry import Context, function_rule, method_rule, module_rule
@@ -236,8 +236,33 @@ def _closed(out: list, xshape, shape, same, i: int, k: int) -> list | None:
         tail.append((j, a, l, b))
     if (j > i) != (l > k):
         return None
-    middle = [(i, j - i, k, l - k)] if j > i else []
+    middle = (_split(xshape, shape, i, j, k, l) or [(i, j - i, k, l - k)]) if j > i else []
     return out + middle + tail[::-1]
+
+
+def _split(xshape, shape, i: int, j: int, k: int, l: int) -> list | None:
+    """The chunk ``xshape[i:j]``, ``shape[k:l]`` (whose products are equal wherever the view runs)
+    as smaller chunks, each one dim of one side against consecutive dims of the other, where each
+    one dim is at least the product of its group at every size: then, the products being equal
+    and no size 0 (an empty tensor views as any shape), each is equal to it. Hiera's
+    ``(N, h//2, w//2, C)`` viewed as ``(N, h//4, 2, w//4, 2, C)``: ``h//2 >= 2*(h//4)`` at
+    every ``h``, which no chunk from the ends finds (``h//2`` is not ``2*(h//4)`` at every size).
+    None where no such chunks are found."""
+    for ones, many, flip in ((xshape[i:j], shape[k:l], False), (shape[k:l], xshape[i:j], True)):
+        if len(ones) < 2 or len(many) <= len(ones):
+            continue
+        groups, at = [], 0
+        for n, dim in enumerate(ones):
+            rest = len(ones) - n - 1  # (each later dim keeps at least one of ``many``)
+            ends = [len(many) - rest] if rest == 0 else range(len(many) - rest, at, -1)
+            end = next((e for e in ends if decide(sympy.Ge(as_expr(dim), product(many[at:e]))) is True), None)
+            if end is None:
+                break
+            groups.append((n, at, end - at))
+            at = end
+        else:
+            return [(i + g, b, k + n, 1) if flip else (i + n, 1, k + g, b) for n, g, b in groups]
+    return None
 
 
 def _any_format_views(x: SymTensor, shape, same=_same) -> bool:
@@ -390,4 +415,7 @@ def tensor_attribute(ctx: Context, obj, name, *default):
         if isinstance(name, str) and name in fixed:
             return fixed[name]
         ctx.unsupported(f"tensor attribute {name!r}")
-    return getattr(obj, name, *default)
+    try:
+        return getattr(obj, name, *default)
+    except AttributeError as e:  # (never left to fx, whose lazy attribute would ask for it again)
+        ctx.unsupported(f"attribute {name!r} of a {type(obj).__name__}: {e}")
