@@ -993,6 +993,19 @@ class Propagator:
             return _unknown_layout(value)
         return _with_layout_of(value, theirs)
 
+    def _bind(self, node: torch.fx.Node, kind: str, family: str, call_args: tuple, kwargs: dict, value: Any) -> Any:
+        """Bind ``node`` to ``value`` with what is known of its entries (symshape.ranges); a
+        tensor changed in place loses what was known of its entries (they may depend on the
+        sizes now: ``idx[:] = L``)."""
+        module = kind == "module"
+        value = ranges.propagate(None if module else node.target, kind, call_args[1:] if module else call_args, kwargs,
+                                 value, family)
+        self.env[node] = value
+        if _mutates(node) and isinstance(self.env.get(node.args[0]), SymTensor):
+            self.env[node.args[0]] = ranges.mutated(self.env[node.args[0]], family, node.target, kind, call_args,
+                                                    kwargs)
+        return value
+
     def _apply_rule(self, node: torch.fx.Node, rule: Rule | None, name: str, op: str, kind: str,
                     call_args: tuple, kwargs: dict, module: nn.Module | None = None) -> None:
         """Run ``rule`` for the call ``node``, record its step, and bind its value."""
@@ -1048,9 +1061,7 @@ class Propagator:
                     if refused is not None:
                         ctx.never(refused)
         self._applied({op: family})
-        value = ranges.propagate(node.target, kind, call_args, kwargs, value) if kind != "module" else (
-            ranges.propagate(None, kind, (), {}, value))
-        self.env[node] = value
+        value = self._bind(node, kind, family, call_args, kwargs, value)
         tensor_inputs = tensors_in((call_args, kwargs))
         if family == "cases":  # what each side's layers round, on that side
             ctx.roundings += _side_roundings(self._side_steps)
@@ -1284,7 +1295,8 @@ def _meta(ctx: Context, node: torch.fx.Node, args, kwargs, cache: dict | None = 
 def _signature(value):
     """A hashable description of a call's argument: tensors by shape, layout and dtype."""
     if isinstance(value, SymTensor):
-        return ("tensor", value.shape, value.contiguous, value.strides, value.dtype, value.index_bound)
+        return ("tensor", value.shape, value.contiguous, value.strides, value.dtype, value.index_bound,
+                value.sized or value.entry_range is not None)
     if isinstance(value, (list, tuple)):
         return (type(value).__name__, tuple(_signature(v) for v in value))
     if isinstance(value, dict):
@@ -1367,6 +1379,16 @@ def _side_roundings(sides: tuple) -> list[Rounding]:
             for r in step.roundings:
                 found.setdefault(replace(r, when=(*conditions, *r.when)), None)
     return list(found)
+
+
+def _mutates(node: torch.fx.Node) -> bool:
+    """Whether ``node`` changes its first argument in place (``x[i] = v``, ``x.add_(v)``)."""
+    if not node.args or not isinstance(node.args[0], torch.fx.Node):
+        return False
+    if node.op == "call_function":
+        return node.target is operator.setitem
+    return node.op == "call_method" and node.target.endswith("_") and not node.target.startswith("_") \
+        and node.target != "requires_grad_"
 
 
 def _flat(value) -> list:

@@ -451,25 +451,27 @@ class _Node:
     leaf: _Leaf | None = None
 
 
-def _fake_args(value: Any, syms: _Symbols):
+def _fake_args(value: Any, syms: _Symbols, cpu: "_Cpu | None" = None):
     if isinstance(value, SymTensor):
-        if value.index_bound is not None:
-            raise MetaRefusal("the indices of a max pooling (their values matter)")
         # a negative fixed size: an earlier op's check fails at every size (that is the answer
         # analyze() gives); this op is never reached, and runs here on an empty size instead
         sizes = [0 if d.is_Integer and d < 0 else syms.symint(d) for d in value.shape]
-        dtype = value.dtype or torch.float32
+        dtype = value.dtype or (torch.int64 if value.index_bound is not None else torch.float32)
         if value.strides is not None:  # a non-contiguous tensor whose strides are known: exactly those
-            return torch.empty_strided(sizes, [syms.symint(s) for s in value.strides], dtype=dtype)
-        return torch.empty(sizes, dtype=dtype)
+            fake = torch.empty_strided(sizes, [syms.symint(s) for s in value.strides], dtype=dtype)
+        else:
+            fake = torch.empty(sizes, dtype=dtype)
+        if (value.index_bound is not None or value.entry_range is not None or value.sized) and cpu is not None:
+            cpu.sized(fake)  # entries computed from sizes, or indices a sort or a pooling returned
+        return fake
     if isinstance(value, sympy.Expr):  # (a Symbol is a sympy Boolean too: test Expr)
         return syms.symint(value)
     if isinstance(value, tuple) and not hasattr(value, "_fields"):
-        return tuple(_fake_args(v, syms) for v in value)
+        return tuple(_fake_args(v, syms, cpu) for v in value)
     if isinstance(value, list):
-        return [_fake_args(v, syms) for v in value]
+        return [_fake_args(v, syms, cpu) for v in value]
     if isinstance(value, dict):
-        return {k: _fake_args(v, syms) for k, v in value.items()}
+        return {k: _fake_args(v, syms, cpu) for k, v in value.items()}
     return value
 
 
@@ -538,6 +540,13 @@ _INDEXING_OPS = frozenset({"index", "_unsafe_index", "index_select", "gather", "
                            "_embedding_bag", "_index_put_impl"})
 
 
+#: aten factories whose entries follow from their size arguments (with a size of the input, they
+#: depend on it: ``arange(L)``)
+_FACTORIES = frozenset({"arange", "linspace", "logspace", "randperm", "tril_indices", "triu_indices"})
+#: aten ops that fill a tensor with a number, and where it stands among their arguments
+_FILLS = {"full": 1, "scalar_tensor": 0, "fill": 1, "new_full": 2, "full_like": 1}
+
+
 #: the reason of a view where symshape does not know the CPU's memory format of its input
 _VIEW_UNKNOWN = ("view: its input's memory format on the CPU depends here on strides symshape does not "
                  "follow (a convolution's output, or computed from one)")
@@ -564,6 +573,9 @@ class _Cpu(TorchDispatchMode):
         self.syms = syms
         self.unknown: dict[int, torch.Tensor] = {}  # tensors whose CPU layout is not known, by id
         self.viewed_unknown = False  # a view of one of them: torch may refuse it
+        #: tensors whose entries depend on the sizes (an arange of a size, the indices a sort
+        #: returns, anything computed from them), by id: an indexing op given one is refused
+        self.sized_entries: dict[int, torch.Tensor] = {}
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -572,6 +584,11 @@ class _Cpu(TorchDispatchMode):
                 isinstance(d, torch.SymInt) for d in args[0].shape):
             raise MetaRefusal(f"{name} indexes a tensor whose sizes depend on the input: torch checks each "
                               "index against them, and a meta kernel cannot see the indices")
+        sized = self._sized_entries(func, name, args, kwargs)
+        if sized and (name in _INDEXING_OPS or name.startswith("max_unpool")):
+            raise MetaRefusal(f"{name} with indices whose entries depend on the sizes (an arange of a size, the "
+                              "indices a sort returns): torch checks each against the size it indexes, and a "
+                              "meta kernel cannot see them")
         unknown = bool(self.unknown) and any(id(t) in self.unknown for t in pytree.tree_leaves((args, kwargs))
                                              if isinstance(t, torch.Tensor))
         if unknown and func is torch.ops.aten.view.default:
@@ -580,12 +597,33 @@ class _Cpu(TorchDispatchMode):
             self._forget(out)
             return out
         out = func(*args, **kwargs)
+        if sized:
+            for t in pytree.tree_leaves(out):
+                if isinstance(t, torch.Tensor):
+                    self.sized(t)
         if unknown:
             if not (name in ("clone", "_to_copy") and kwargs.get("memory_format") == torch.contiguous_format):
                 self._forget(out)
         elif name in _CONVOLUTIONS and isinstance(out, torch.Tensor):
             out = self._conv_layout(out, args[0], args[1])
         return out
+
+    def sized(self, t: torch.Tensor) -> None:
+        self.sized_entries[id(t)] = t
+
+    def _sized_entries(self, func, name: str, args, kwargs) -> bool:
+        """Whether this op's entries may depend on the sizes: a factory given a size that depends
+        on the input (``arange(L)``), one filled with such a size (``full((2,), L)``), an
+        elementwise op with such a number (``i * L``), or an op given such a tensor."""
+        leaves = pytree.tree_leaves((args, kwargs))
+        if name in _FACTORIES or torch.Tag.pointwise in func.tags:
+            if any(isinstance(a, (torch.SymInt, torch.SymFloat)) for a in leaves):
+                return True
+        elif name in _FILLS:
+            if isinstance(args[_FILLS[name]] if len(args) > _FILLS[name] else None, (torch.SymInt, torch.SymFloat)):
+                return True
+        return bool(self.sized_entries) and any(id(t) in self.sized_entries for t in leaves
+                                                if isinstance(t, torch.Tensor))
 
     def _forget(self, out) -> None:
         for t in pytree.tree_leaves(out):
@@ -649,7 +687,7 @@ def _run(call: Callable, args, kwargs, path: list[bool], facts: tuple = ()) -> t
     # the Python dispatcher, as torch.export uses it: Python meta kernels and decompositions for
     # ops whose C++ kernels need concrete sizes (F.pad, interpolate ...)
     with enable_python_dispatcher(), FakeTensorMode(shape_env=env, allow_non_fake_inputs=True), _Cpu(syms) as cpu:
-        fake_args, fake_kwargs = _fake_args(args, syms), _fake_args(kwargs, syms)
+        fake_args, fake_kwargs = _fake_args(args, syms, cpu), _fake_args(kwargs, syms, cpu)
         try:
             out = call(*fake_args, **fake_kwargs)
         except _Impossible:

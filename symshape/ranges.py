@@ -7,6 +7,7 @@ follow their exact extremes:
 
     arange(start, end):   start … end - 1   (integer start and step)
     t + c, t - c, t * c:  shifted or scaled by a number or a size (c ≥ 0 for *)
+    t // c:               the extremes' quotients (c > 0 a number, or a size dividing lo and hi + 1)
     a + b, a - b:         lo_a ± … exactly, where a and b vary along different dims (a broadcast
                           of every pair: each combination of entries occurs)
     views, expand, .long(), .float():  unchanged
@@ -14,6 +15,14 @@ follow their exact extremes:
 Only an exact range is kept (both ends attained wherever the tensor is not empty); anything else
 drops it, and an index whose entries symshape cannot bound is refused where the size it indexes
 depends on the input.
+
+The indices torch's sorting and selecting ops return have a bound instead (``index_bound``: every
+entry in ``0 … bound - 1``, not necessarily attained): ``argsort``, ``sort``, ``topk``,
+``kthvalue``, ``argmax``/``argmin``, ``max``/``min``/``median``/``mode``/``cummax``/``cummin``
+along a dim of size ``n`` give indices below ``n`` (MAE's ``argsort(noise)[:, :keep]`` into a
+``gather``); ``t % c`` lies below a positive ``c``. The ops that only move or repeat entries keep it (views, ``expand``, ``repeat``,
+``flip``, any ``[...]``, ``.long()``); any other drops it, but for a bound the op's own rule
+made (a max pooling's indices).
 """
 
 from __future__ import annotations
@@ -25,8 +34,8 @@ from typing import Any
 import sympy
 import torch
 
-from .dims import SizeRatio, canonical
-from .tensor import SymTensor
+from .dims import SizeRatio, canonical, decide, floor_div, integer_polynomial
+from .tensor import Pieces, SymTensor, tuple_like
 
 __all__ = ["propagate"]
 
@@ -39,6 +48,8 @@ _SHAPE_FUNCTIONS = (torch.unsqueeze, torch.flatten, torch.reshape, torch.permute
 _ADD = (operator.add, torch.add, "add", "__add__", "__radd__")
 _SUB = (operator.sub, torch.sub, "sub", "__sub__")
 _MUL = (operator.mul, torch.mul, "mul", "__mul__", "__rmul__")
+_FLOORDIV = (operator.floordiv, torch.floor_divide, "floor_divide", "__floordiv__")
+_MOD = (operator.mod, torch.remainder, "remainder", "__mod__")
 
 
 def _number(v) -> sympy.Expr | None:
@@ -111,6 +122,24 @@ def _binary(which: str, a, b) -> tuple | None:
     return lo * c, hi * c
 
 
+def _floor_divided(r: tuple | None, c) -> tuple | None:
+    """The exact extremes of ``t // c`` for ``t`` of exact extremes ``r`` and a positive ``c``: the
+    floor is monotone, so they are the extremes' quotients -- where symshape can write them (a
+    constant ``c``, or ``c`` a size that divides ``lo`` and ``hi + 1``: ``arange(H*W) // W`` is
+    ``0 … H - 1``, the row of each position)."""
+    if r is None or c is None:
+        return None
+    lo, hi = r
+    if c.is_Integer:
+        return (floor_div(lo, int(c)), floor_div(hi, int(c))) if c > 0 else None
+    if not (c.is_positive or decide(sympy.Ge(c, 1)) is True):
+        return None
+    q_lo, q_hi = sympy.cancel(lo / c), sympy.cancel((hi + 1) / c)
+    if not (integer_polynomial(q_lo) and integer_polynomial(q_hi)):
+        return None
+    return q_lo, q_hi - 1
+
+
 def _unwrapped(f):
     return getattr(f, "__wrapped_factory__", f)
 
@@ -134,18 +163,167 @@ def _transfer(target, kind: str, args, kwargs) -> tuple | None:
         for which, ops in (("add", _ADD), ("sub", _SUB), ("mul", _MUL)):
             if name in ops:
                 return _binary(which, *args)
+        if name in _FLOORDIV and isinstance(args[0], SymTensor):
+            return _floor_divided(_range(args[0]), _number(args[1]))
     if len(args) == 1 and name in (operator.neg, torch.neg, "neg", "__neg__"):
         r = _range(args[0])
         return None if r is None else (-r[1], -r[0])
     return None
 
 
-def propagate(target, kind: str, args, kwargs, value: Any) -> Any:
+def propagate(target, kind: str, args, kwargs, value: Any, family: str | None = None) -> Any:
     """``value`` (a call's result) with its exact entry range where the call keeps one, and
-    without any range a rule passed along otherwise."""
-    if not isinstance(value, SymTensor):
-        return value
+    without any range a rule passed along otherwise; with the bound of the indices it returns or
+    keeps; marked ``sized`` where its entries may depend on the sizes (see the module's doc).
+    ``family``: the rule that computed it (``"meta"``: torch's meta kernels)."""
+    if kind != "module":
+        value = _bounded(target, kind, args, kwargs, value)
+    sized = _sized(family if kind != "module" else None, _op_name(target, kind), args, kwargs)
+    if not isinstance(value, SymTensor) or kind == "module":
+        return _each(value, lambda t: _marked(replace(t, entry_range=None) if t.entry_range is not None else t, sized))
     r = _transfer(target, kind, args, kwargs)
     if r is None or not all(isinstance(e, sympy.Expr) and e.is_integer for e in r):
-        return replace(value, entry_range=None) if value.entry_range is not None else value
-    return replace(value, entry_range=(canonical(r[0]), canonical(r[1])))
+        return _marked(replace(value, entry_range=None) if value.entry_range is not None else value, sized)
+    return replace(value, entry_range=(canonical(r[0]), canonical(r[1])), sized=True)
+
+
+#: rules whose numbers are entries of their result (``i * L``, ``arange(L)``, ``torch.tensor([L])``)
+_VALUE_FAMILIES = frozenset({"elementwise", "elementwise_method", "elementwise3", "elementwise_in_place",
+                             "masked_fill", "masked_fill_", "arange", "linspace", "tensor_of_data", "eye", "setitem"})
+#: ops on torch's meta kernels whose numbers are entries of their result (any other's numbers are
+#: sizes: ``zeros(L)``, ``roll(x, L)``)
+_VALUE_OPS = frozenset({"arange", "linspace", "logspace", "full", "full_like", "new_full", "fill_", "fill",
+                        "tensor", "as_tensor", "scalar_tensor", "randperm", "randint", "tril_indices", "triu_indices",
+                        "add", "sub", "mul", "div", "true_divide", "floor_divide", "remainder", "fmod", "pow", "where",
+                        "clamp", "clip", "maximum", "minimum", "rsub", "addcmul", "addcdiv", "lerp", "__add__",
+                        "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__", "__rtruediv__",
+                        "__floordiv__", "__rfloordiv__", "__mod__", "__pow__", "__rpow__", "add_", "sub_", "mul_",
+                        "div_", "clamp_", "index_fill", "index_fill_", "masked_fill", "masked_fill_"})
+
+
+def _sized(family: str | None, name: str | None, args, kwargs) -> bool:
+    """Whether a call's result may have entries that depend on the sizes: one of its tensors does,
+    or a number it takes as an entry is a size."""
+    leaves = _leaves((args, kwargs))
+    if any(isinstance(t, SymTensor) and (t.sized or t.entry_range is not None) for t in leaves):
+        return True
+    if not (family in _VALUE_FAMILIES or (family == "meta" and name in _VALUE_OPS)):
+        return False
+    return any(isinstance(v, (sympy.Expr, SizeRatio)) and not isinstance(v, sympy.Number) and
+               bool(getattr(v, "free_symbols", None) or getattr(getattr(v, "expr", None), "free_symbols", None))
+               for v in leaves if not isinstance(v, SymTensor))
+
+
+def mutated(t: SymTensor, family: str | None, target, kind: str, args, kwargs) -> SymTensor:
+    """The tensor ``t`` after an in-place op on it: no entry range or bound any longer, and its
+    entries depend on the sizes where the op's do (``idx[:] = L``, ``idx.add_(L)``)."""
+    sized = t.sized or _sized(family, _op_name(target, kind), args, kwargs)
+    if t.entry_range is None and t.index_bound is None and t.sized == sized:
+        return t
+    return replace(t, entry_range=None, index_bound=None, sized=sized)
+
+
+def _leaves(value) -> list:
+    if isinstance(value, (list, tuple)):
+        return [x for v in value for x in _leaves(v)]
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _leaves(v)]
+    return [value]
+
+
+def _marked(t, sized: bool):
+    if not isinstance(t, SymTensor) or t.sized == sized:
+        return t
+    return replace(t, sized=sized)
+
+
+#: ops returning indices along a dim (alone, or as the second of a pair), and where their dim
+#: stands among the positional arguments (after the tensor)
+_INDICES = {"argsort": 1, "sort": 1, "topk": 2, "kthvalue": 2, "argmax": 1, "argmin": 1, "max": 1, "min": 1,
+            "median": 1, "nanmedian": 1, "mode": 1, "cummax": 1, "cummin": 1}
+#: ... whose dim defaults to the last (the others without a dim reduce over every entry)
+_LAST_BY_DEFAULT = frozenset({"argsort", "sort", "topk", "kthvalue", "mode"})
+#: ops that only move, repeat or select entries: their result's entries are the input's
+_KEEP_ENTRIES = _SHAPE_METHODS | {"repeat", "tile", "flip", "fliplr", "flipud", "roll", "narrow", "select", "squeeze",
+                                  "movedim", "moveaxis", "swapaxes", "swapdims", "chunk", "split", "tensor_split",
+                                  "unbind", "to", "type", "cpu", "requires_grad_", "__getitem__"}
+
+
+def _op_name(target, kind: str) -> str | None:
+    if kind == "method":
+        return target if isinstance(target, str) else None
+    if target is operator.getitem:
+        return "__getitem__"
+    target = _unwrapped(target)
+    return getattr(target, "__name__", None) if getattr(torch, getattr(target, "__name__", ""), None) is target \
+        else None
+
+
+def _index_dim_size(name: str, args, kwargs) -> sympy.Expr | None:
+    """The size of the dim ``name``'s indices point along, or None where it returns none."""
+    x = args[0] if args else kwargs.get("input")
+    if not isinstance(x, SymTensor):
+        return None
+    at = _INDICES[name]
+    dim = args[at] if len(args) > at else kwargs.get("dim", -1 if name in _LAST_BY_DEFAULT else None)
+    if dim is None:
+        return None if name not in ("argmax", "argmin") else canonical(x.numel())
+    if not isinstance(dim, int) or isinstance(dim, bool):
+        return None  # (max(x, y): no indices)
+    if x.ndim == 0:
+        return sympy.Integer(1)
+    try:
+        return x.shape[x.dim(dim)]
+    except IndexError:
+        return None
+
+
+def _with_bound(value, bound):
+    if isinstance(value, SymTensor):
+        return replace(value, index_bound=bound) if value.index_bound != bound else value
+    return value
+
+
+def _bounded(target, kind: str, args, kwargs, value: Any) -> Any:
+    name = _op_name(target, kind)
+    if name in _INDICES:
+        n = _index_dim_size(name, args, kwargs)
+        if n is not None:
+            if isinstance(value, SymTensor) and value.dtype in (torch.int64, None) and name in ("argsort", "argmax",
+                                                                                                "argmin"):
+                return _with_bound(value, n)
+            if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], SymTensor):
+                return type(value)([_with_bound(value[0], None), _with_bound(value[1], n)])
+    if (name in _MOD or target in _MOD) and len(args) == 2 and not kwargs and isinstance(args[0], SymTensor) and isinstance(value, SymTensor):
+        c = _number(args[1])  # t % c lies in 0 … c - 1 for a positive c, whatever t
+        if c is not None and (c.is_positive or decide(sympy.Ge(c, 1)) is True) and value.dtype in (torch.int64, None):
+            return _with_bound(value, c)
+    inputs = [a for a in (*args, *kwargs.values()) if isinstance(a, SymTensor)]
+    kept = {t.index_bound for t in inputs if t.index_bound is not None}
+    if name in _KEEP_ENTRIES and len(kept) == 1 and isinstance(args[0] if args else None, SymTensor) \
+            and args[0].index_bound is not None:
+        if name == "to" and not all(a in (torch.int64, torch.int32) for a in (*args[1:], *kwargs.values())
+                                    if isinstance(a, torch.dtype)):
+            return _stripped(value, kept)
+        return _each(value, lambda t: _with_bound(t, args[0].index_bound))
+    return _stripped(value, kept)
+
+
+def _stripped(value, inherited: set):
+    """``value`` without the bounds it took from its inputs (a rule's ``with_shape`` passes them
+    on): the entries of ``i + 5`` or ``i.sum()`` are not below ``i``'s bound. A bound the rule made
+    itself stays."""
+    if not inherited:
+        return value
+    return _each(value, lambda t: _with_bound(t, None) if t.index_bound in inherited else t)
+
+
+def _each(value, f):
+    """``f`` applied to each tensor of ``value`` (a tensor, or a tuple or list of them)."""
+    if isinstance(value, SymTensor):
+        return f(value)
+    if type(value) is tuple or isinstance(value, Pieces) or type(value).__module__ == "torch.return_types":
+        return tuple_like(value, (_each(v, f) for v in value))
+    if isinstance(value, list):
+        return [_each(v, f) for v in value]
+    return value

@@ -55,6 +55,10 @@ class SymTensor:
     #: tensor is not empty), for an integer-valued tensor computed from sizes
     #: (``torch.arange(h)[:, None] - torch.arange(w)[None, :] + w - 1``, see symshape.ranges)
     entry_range: tuple | None = None
+    #: True where its entries may depend on the input's sizes (an ``arange`` of a size, ``i *
+    #: L``, a ``full`` of a size, anything computed from such a tensor: symshape.ranges): an index
+    #: of that kind is checked by what ``entry_range`` or ``index_bound`` say of it, or refused
+    sized: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "shape", tuple(as_expr(s, "a tensor size") for s in self.shape))

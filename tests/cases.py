@@ -454,6 +454,14 @@ def more_cases() -> list[Case]:
     add(Case("F_layer_norm", lambda: Custom(lambda m, x: F.layer_norm(x, (5,))), SHAPES[2], S))
     # sequence
     add(Case("embedding", lambda: nn.Sequential(Custom(lambda m, x: (x * 0).long()), nn.Embedding(10, 4)), SHAPES[2], S2_SMALL))
+    add(Case("embedding_positions", lambda: Custom(lambda m, x: (
+        m.e(torch.arange(x.shape[-1])), F.embedding(torch.arange(x.shape[-2] * 2) // 2, m.e.weight),
+        F.embedding((x * 0).long(), m.e.weight)), e=nn.Embedding(6, 3)), SHAPES[2], S2_SMALL))
+    add(Case("gather", lambda: Custom(lambda m, x: (
+        torch.gather(x, -1, torch.argsort(x, -1)[..., :2]), x.gather(1, x.argmax(1, keepdim=True)),
+        torch.gather(x, 3, torch.arange(x.shape[-1]).expand_as(x)), x.gather(0, torch.zeros(1, 1, 1, 1).long()),
+        torch.gather(x, 2, x.topk(1, dim=2).indices), torch.gather(x, 2, torch.arange(x.shape[-1]).expand_as(x)))),
+        SHAPES[2], S2_SMALL))
     add(Case("int_bool_type_as", lambda: Custom(lambda m, x: x.int().type_as(x) + x.bool().float()), SHAPES[2], S2_SMALL))
     seq = ("L", 3)
     seqs = grid(("L",), [1, 2, 5])

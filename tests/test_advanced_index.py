@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import symshape
-from oracle import grid
+from oracle import assert_agrees, grid, members
 
 SIZES = grid(("H", "W"), range(1, 7))
 
@@ -79,19 +79,45 @@ def test_advanced_indexing_agrees_with_torch(index, ellipsis, channels):
 def test_indices_symshape_cannot_see_are_refused_on_a_size_dependent_dim():
     class Computed(nn.Module):
         def forward(self, x):
-            return x[:, torch.argmax(x, 1)]
+            return x[:, (x * 100).long()[0]]  # data: any entry
 
     with pytest.raises(symshape.UnsupportedOperation, match="indices"):
         symshape.analyze(Computed(), (3, "H"), batch=None)
 
 
-def test_gather_on_a_size_dependent_tensor_is_refused_even_inside_a_module_run_whole():
+@pytest.mark.parametrize("length", ["H", "H - 1"])
+def test_an_argmax_indexes_the_dim_it_came_from(length):
+    class Picked(nn.Module):  # argmax's entries lie below H: in x's dim 1 always; in one row less, as the data falls
+        def forward(self, x):
+            y = x if length == "H" else x[:, 1:]
+            return y[:, torch.argmax(x, 1)]
+
+    analysis = symshape.analyze(Picked(), (3, "H"), batch=None)
+    data = [r for s in analysis.steps for r in s.requirements if r.data_dependent]
+    assert bool(data) == (length != "H")
+    for seed in range(4):
+        torch.manual_seed(seed)
+        assert analysis.verify(sizes=[{"H": h} for h in (1, 2, 5)]).ok
+
+
+def test_gather_on_a_size_dependent_tensor_is_refused_where_nothing_bounds_the_indices():
     class Gather(nn.Module):
         def forward(self, x):
-            return torch.gather(x, 2, torch.zeros(1, 3, 2, dtype=torch.long))
+            return torch.gather(x, 2, torch.randint(0, 5, (1, 3, 2)))
 
     with pytest.raises(symshape.UnsupportedOperation, match="indices"):
         symshape.analyze(Gather(), (3, "H"))
+
+
+@pytest.mark.parametrize("fill", [0, 4])
+def test_gather_with_a_constant_index_checks_its_entries(fill):
+    class Gather(nn.Module):
+        def forward(self, x):
+            return torch.gather(x, 2, torch.full((1, 3, 2), fill))
+
+    analysis = symshape.analyze(Gather(), (3, "H"))
+    assert {h for (h,) in members(analysis.valid_sizes(), ["H"], 8)} == set(range(fill + 1, 9))
+    assert assert_agrees(Gather(), (3, "H"), [{"H": h} for h in range(1, 8)]) == 7 - fill
 
 
 def test_a_buffer_of_indices_is_read_and_checked():

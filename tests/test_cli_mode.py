@@ -150,7 +150,7 @@ def test_a_package_module_spec_loads_from_the_current_folder(tmp_path):
 def test_a_refusal_names_the_op_without_a_graph_dump_unless_debug(tmp_path, capsys):
     path = tmp_path / "gather.py"
     path.write_text("import torch\nimport torch.nn as nn\n\n\nclass Net(nn.Module):\n    def forward(self, x):\n"
-                    "        return torch.gather(x, 2, torch.zeros(1, 3, 2, dtype=torch.long))\n")
+                    "        return torch.gather(x, 2, torch.randint(0, 5, (1, 3, 2)))\n")
     code, _, err = run(capsys, "formula", f"{path}:Net", "--input", "3,L")
     assert code == 2 and "torch.gather" in err and "(called at 'gather' in Net)" in err
     assert "num_users" not in err and "%" not in err

@@ -353,7 +353,7 @@ def _advanced_getitem(ctx: Context, x: SymTensor, items: list) -> SymTensor:
         items = items[:k] + [slice(None)] * (x.ndim - real) + items[k + 1:]
         indices = indices[:k] + [None] * (x.ndim - real) + indices[k + 1:]
     basic, positions = [], []  # the index with every tensor a full slice; where tensors stand
-    item_ranges = {}  # position -> the exact (least, greatest) entry of an index computed from sizes
+    item_ranges = {}  # position -> the index tensor there (what its entry range, bound, sizedness say)
     for item, t in zip(items, indices):
         if t is None:
             basic.append(item)
@@ -361,8 +361,8 @@ def _advanced_getitem(ctx: Context, x: SymTensor, items: list) -> SymTensor:
         width = len(t[1]) if t[0] else 1
         basic += [slice(None)] * width
         positions.append((len([b for b in basic if not _drops(b)]) - width, t))
-        if isinstance(item, SymTensor) and item.entry_range is not None and not t[0]:
-            item_ranges[positions[-1][0]] = item.entry_range
+        if isinstance(item, SymTensor) and not t[0]:
+            item_ranges[positions[-1][0]] = item
     y = getitem(ctx, x, tuple(basic))  # ints, slices, None: their requirements and shape
     slots: list = [None] * y.ndim
     shapes = []
@@ -396,8 +396,8 @@ def _advanced_getitem(ctx: Context, x: SymTensor, items: list) -> SymTensor:
     numel = canonical(product(shape))
     if numel != 0:
         empty = None if numel.is_positive else Requirement(numel, "==", 0, "the output is empty")
-        for n, least, reason in bounds:
-            ctx.require(n, ">=", least, reason, unless=empty, meta_unchecked=INDEX_VALUES)
+        for n, least, reason, data in bounds:
+            ctx.require(n, ">=", least, reason, unless=empty, meta_unchecked=INDEX_VALUES, data_dependent=data)
     # aten.index allocates its output: contiguous for a contiguous input; else as its kernel picks
     return y.with_shape(shape, contiguous=True if x.contiguous and y.contiguous else False)
 
@@ -407,25 +407,32 @@ INDEX_VALUES = ("torch's meta kernels do not check an index's values against the
                 "its CPU and CUDA kernels raise")
 
 
-def _index_bounds(ctx: Context, n, p: int, entries, extremes) -> list[tuple]:
-    """(size, least, reason) for each index of dim ``p`` (size ``n``): from its entries, or from
-    the exact extremes of an index computed from sizes; unknown indices into a size-dependent dim
-    are refused (torch's meta kernel cannot check them either)."""
+def _index_bounds(ctx: Context, n, p: int, entries, tensor: SymTensor | None) -> list[tuple]:
+    """(size, least, reason, data-dependent) for each index of dim ``p`` (size ``n``): from its
+    entries, from the exact extremes of an index computed from sizes, or from the bound of the
+    indices a sort returns (past the size, whether one reaches it is data); other indices are
+    refused where they may reach past the size (see :func:`unbounded`)."""
     known = entries is not None and all(as_expr(e, "index").is_Integer for e in entries)
+    extremes = tensor.entry_range if tensor is not None else None
     if not known and extremes is not None:  # computed from sizes: its least and greatest entry
         lo, hi = extremes
-        out = [(n, hi + 1, f"index {hi} (the greatest) is out of bounds for dimension {p} with size {{lhs}}")]
+        out = [(n, hi + 1, f"index {hi} (the greatest) is out of bounds for dimension {p} with size {{lhs}}", "")]
         if not lo.is_nonnegative:
-            out.append((n, -lo, f"index {lo} (the least) is out of bounds for dimension {p} with size {{lhs}}"))
+            out.append((n, -lo, f"index {lo} (the least) is out of bounds for dimension {p} with size {{lhs}}", ""))
         return out
+    if not known and tensor is not None and tensor.index_bound is not None:  # a sort's: below its dim's size
+        return [(n, tensor.index_bound, f"the indices lie below {{rhs}}, dimension {p} has size {{lhs}}",
+                 "torch raises only if an index actually reaches the size, which depends on the values")]
     if not known:
         if not n.is_Integer:
             raise UnsupportedWhereMetaDiffers(
                 ctx.op, ctx.step, ctx.node,
                 f"indexing dim {p}, whose size {n} depends on the input, with indices symshape does not "
                 "know (torch checks each index against the size; its meta kernel does not)")
+        if tensor is not None:
+            unbounded(ctx, tensor, n, f"indexing dim {p}")
         return []
-    return [(n, e + 1 if e >= 0 else -e, f"index {e} is out of bounds for dimension {p} with size {{lhs}}")
+    return [(n, e + 1 if e >= 0 else -e, f"index {e} is out of bounds for dimension {p} with size {{lhs}}", "")
             for e in sorted({int(e) for e in entries})]
 
 
@@ -453,11 +460,14 @@ def index_select(ctx: Context, input, dim, index):
                                      f"dimension {d} with size {{lhs}}",
                     unless=Requirement(idx.numel(), "==", 0, "the index is empty"), meta_unchecked=INDEX_VALUES)
     elif entries is None:
-        if not n.is_Integer:
-            raise UnsupportedWhereMetaDiffers(
-                ctx.op, ctx.step, ctx.node,
-                f"index_select along dim {d}, whose size {n} depends on the input, with indices symshape does "
-                "not know (torch checks each index against the size; its meta kernel does not)")
+        if not check_entries(ctx, idx, n, "index_select()", f"index_select(): index {{i}} is out of bounds for "
+                             f"dimension {d} with size {{lhs}}", Requirement(idx.numel(), "==", 0, "the index is empty")):
+            if not n.is_Integer:
+                raise UnsupportedWhereMetaDiffers(
+                    ctx.op, ctx.step, ctx.node,
+                    f"index_select along dim {d}, whose size {n} depends on the input, with indices symshape does "
+                    "not know (torch checks each index against the size; its meta kernel does not)")
+            unbounded(ctx, idx, n, f"index_select along dim {d}")
     else:
         if any(e < 0 for e in entries):
             ctx.never(f"index_select(): index {min(entries)} out of range (negative)")
@@ -466,6 +476,107 @@ def index_select(ctx: Context, input, dim, index):
                                                    f"dimension {d} with size {{lhs}}", meta_unchecked=INDEX_VALUES)
     size = idx.shape[0] if idx.ndim else sympy.Integer(1)
     return SymTensor((*x.shape[:d], size, *x.shape[d + 1:]))
+
+
+def check_entries(ctx: Context, idx: SymTensor, n, what: str, refused: str, unless: Requirement | None = None) -> bool:
+    """Require every entry of the index ``idx`` to lie in ``0 <= i < n`` where symshape knows
+    something of them: the entries of a constant, the exact extremes of an index computed from
+    sizes (symshape.ranges), or a bound on them (the indices a sort returns: past the size,
+    whether an entry reaches it is data). torch (``what``) raises ``refused`` (``{i}``: the
+    entry, ``{lhs}``: the size) unless ``unless`` holds (an empty index). False where symshape
+    knows nothing of them (token ids, random indices: see :func:`unbounded`). No meta kernel
+    checks an index's values."""
+    def message(i) -> str:
+        return refused.replace("{i}", str(i))
+
+    entries = None if idx.values is None else _nested(ctx, idx.values)[1]
+    if entries is not None:
+        if not entries:
+            return True
+        low, high = min(entries), max(entries)
+        if low < 0 and unless is None:
+            ctx.never(message(low).replace("{lhs}", str(n)))
+        elif low < 0:  # torch raises unless the index is empty
+            ctx.require(unless.lhs, unless.relation, unless.rhs, message(low), meta_unchecked=INDEX_VALUES)
+        ctx.require(n, ">=", high + 1, message(high), unless=unless, meta_unchecked=INDEX_VALUES)
+        return True
+    if idx.entry_range is not None:  # computed from sizes: its extremes, exactly
+        low, high = idx.entry_range
+        if not low.is_nonnegative:
+            ctx.require(low, ">=", 0, f"{what}: index {{lhs}} (the least) is negative", unless=unless,
+                        meta_unchecked=INDEX_VALUES)
+        ctx.require(n, ">=", high + 1, message(f"{high} (the greatest)"), unless=unless, meta_unchecked=INDEX_VALUES)
+        return True
+    if idx.index_bound is not None:  # entries of a sort or a selection: below their dim's size
+        ctx.require(n, ">=", idx.index_bound, message("below {rhs}"), unless=unless, meta_unchecked=INDEX_VALUES,
+                    data_dependent="torch raises only if an index actually reaches the size, which depends on "
+                                   "the values")
+        return True
+    return False
+
+
+def unbounded(ctx: Context, idx: SymTensor, n, what: str) -> None:
+    """An index symshape knows nothing of, into a dim of size ``n``: its entries are data (token
+    ids) and not checked, where ``n`` is fixed and they do not depend on the sizes; else refused
+    (torch checks each entry against ``n``; its meta kernel does not)."""
+    if not n.is_Integer:
+        raise UnsupportedWhereMetaDiffers(
+            ctx.op, ctx.step, ctx.node,
+            f"{what}, whose size {n} depends on the input, with indices symshape does not bound (torch checks "
+            "each index against the size; its meta kernel does not)")
+    if idx.sized:
+        raise UnsupportedWhereMetaDiffers(
+            ctx.op, ctx.step, ctx.node,
+            f"{what} of size {n}, with indices computed from the input's sizes in a way symshape does not follow "
+            "(torch checks each index against the size; its meta kernel does not)")
+
+
+@function_rule(torch.gather, layout=True)
+@method_rule("gather", layout=True)
+def gather(ctx: Context, input, dim, index, *, sparse_grad=False) -> SymTensor:
+    """``out = index.shape`` (contiguous): ``out[i][j][k] = x[i][index[i][j][k]][k]`` along ``dim``
+    1. Unless the index is empty (then torch checks nothing): it has ``x``'s number of dims (a
+    0-dim tensor counts as 1-dim), is int32 or int64, is no larger than ``x`` on every other dim,
+    and each entry lies in ``0 <= i < x.size(dim)`` -- checked where symshape knows the entries
+    (a constant), their exact extremes (computed from sizes: symshape.ranges), or a bound on them
+    (the indices ``argsort``, ``topk``, ``max(dim)`` return: below the size of their dim; where
+    the bound passes the size, whether an entry does is data); else refused where that size
+    depends on the input (torch checks each entry against it; its meta kernel does not)."""
+    x = tensor_arg(input, "input", ctx)
+    idx = tensor_arg(index, "index", ctx)
+    if x.ndim == 0:  # torch wraps a 0-dim tensor's dim as if it had one
+        d = as_int(dim, "dim", ctx)
+        if d not in (-1, 0):
+            ctx.refuse(f"gather: Dimension out of range (expected to be in range of [-1, 0], but got {d})")
+        d = 0
+    else:
+        (d,) = _dims(ctx, x, dim, "gather")
+    numel = canonical(idx.numel())
+    if numel == 0:
+        return SymTensor(idx.shape, dtype=x.dtype)
+    empty = None if numel.is_positive else Requirement(numel, "==", 0, "the index is empty")
+
+    def unless_empty(reason: str) -> None:
+        if empty is None:
+            ctx.never(reason)
+        else:
+            ctx.require(numel, "==", 0, reason)
+
+    if max(x.ndim, 1) != max(idx.ndim, 1):
+        unless_empty("gather(): Index tensor must have the same number of dimensions as input tensor")
+        return SymTensor(idx.shape, dtype=x.dtype)
+    if idx.dtype is not None and idx.dtype not in (torch.int64, torch.int32):
+        unless_empty("gather(): Expected dtype int32/int64 for index")
+    sizes = x.shape or (sympy.Integer(1),)
+    for i, (have, want) in enumerate(zip(sizes, idx.shape or (sympy.Integer(1),))):
+        if i != d:
+            ctx.require(have, ">=", want, f"gather(): Size does not match at dimension {i}: the index's {{rhs}} is "
+                        f"larger than the input's {{lhs}} (apart from dimension {d})", unless=empty)
+    n = sizes[d]
+    if not check_entries(ctx, idx, n, "gather()", f"gather(): index {{i}} is out of bounds for dimension {d} with "
+                         "size {lhs}", empty):
+        unbounded(ctx, idx, n, f"gather along dim {d}")
+    return SymTensor(idx.shape, dtype=x.dtype)
 
 
 def _drops(item) -> bool:

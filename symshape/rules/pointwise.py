@@ -20,14 +20,17 @@ import functools
 import operator
 from dataclasses import replace
 
+import sympy
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ..modules import is_lazy
-from ..dims import floor_div, product
+from ..dims import canonical, floor_div, product
+from ..requirements import Requirement
 from ..tensor import SymTensor
 from .common import as_bool, as_int, check_rank, tensor_arg
+from .layout import check_entries, unbounded
 from .registry import Context, function_rule, method_rule, module_rule
 
 # the CPU kernels' output memory format by input rank (symshape.tensor.kernel_layout), measured:
@@ -180,9 +183,11 @@ def cumulative(ctx: Context, input, dim=None, *, dtype=None, out=None) -> SymTen
 @function_rule(F.one_hot, layout=True)
 def one_hot(ctx: Context, tensor, num_classes=-1) -> SymTensor:
     """``out = (*in, num_classes)``, int64 and contiguous (torch allocates it so). The input must
-    be int64. The class values are data, not sizes: that each lies in ``[0, num_classes)`` is not
-    checked (as for an Embedding's indices), and ``num_classes=-1`` (the largest value plus one)
-    is refused by name; ``num_classes`` 0 or below -1 raises at every size."""
+    be int64. Each class value must lie in ``[0, num_classes)``: checked where symshape knows
+    something of them (``one_hot(torch.arange(T), 8)``: ``T <= 8``; the indices a sort returns,
+    below their dim's size: past ``num_classes``, whether one reaches it is data); class labels
+    are data, not checked (as an Embedding's token ids). ``num_classes=-1`` (the largest value
+    plus one) is refused by name; ``num_classes`` 0 or below -1 raises at every size."""
     x = tensor_arg(tensor, "input", ctx)
     if x.dtype is not None and x.dtype != torch.int64:
         ctx.refuse("one_hot is only applicable to index tensor of type LongTensor.")
@@ -192,6 +197,12 @@ def one_hot(ctx: Context, tensor, num_classes=-1) -> SymTensor:
                         "data rather than a size")
     if n <= 0:
         ctx.refuse(f"one_hot with num_classes={n}: torch raises at every size (no class value fits)")
+    numel = canonical(x.numel())
+    if numel != 0:
+        empty = None if numel.is_positive else Requirement(numel, "==", 0, "the input is empty")
+        if not check_entries(ctx, x, n, "one_hot", "Class values must be smaller than num_classes (a value {i}, "
+                             "{lhs} classes)", empty):
+            unbounded(ctx, x, sympy.Integer(n), "one_hot")
     return SymTensor((*x.shape, n), dtype=torch.int64)
 
 

@@ -9,18 +9,54 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
+from ..dims import as_expr, canonical
+from ..requirements import Requirement
 from ..tensor import SymTensor
 from .common import as_bool, as_int, tensor_arg
-from .registry import Context, module_rule
+from .layout import check_entries, unbounded
+from .registry import Context, function_rule, module_rule
 
 
 @module_rule(nn.Embedding)
 def embedding(ctx: Context, module: nn.Embedding, x, *args, **kwargs) -> SymTensor:
-    """``out = (*in, embedding_dim)`` (the indices' values are not sizes: they are not checked)."""
+    """``out = (*in, embedding_dim)``. Each index must lie in ``0 <= i < num_embeddings``: checked
+    where symshape knows something of the indices (GPT's ``wpe(torch.arange(T))``: ``T <=
+    block_size``; see :func:`embedding_function`); token ids are data, not checked."""
     x = tensor_arg(x, "input", ctx)
+    _indexes(ctx, x, as_int(module.num_embeddings, "num_embeddings", ctx))
     return SymTensor((*x.shape, module.embedding_dim))
+
+
+@function_rule(F.embedding)
+def embedding_function(ctx: Context, input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
+                       scale_grad_by_freq=False, sparse=False) -> SymTensor:
+    """``out = (*input, weight.size(1))`` for a 2-D ``weight``. The indices must be int32 or
+    int64, and each must lie in ``0 <= i < weight.size(0)``: checked where symshape knows their
+    entries, their exact extremes (``torch.arange(T)``) or a bound on them (the indices a sort
+    returns: past the size, whether one reaches it is data); token ids are data, not checked
+    (torch's CPU kernel raises ``index out of range in self``; no meta kernel checks values)."""
+    x = tensor_arg(input, "input", ctx)
+    w = tensor_arg(weight, "weight", ctx)
+    if w.ndim != 2:
+        ctx.refuse("'weight' must be 2-D")
+    if x.dtype is not None and x.dtype not in (torch.int64, torch.int32):
+        ctx.refuse(f"Expected tensor for argument #1 'indices' to have one of the following scalar types: Long, "
+                   f"Int; but got {x.dtype} instead (while checking arguments for embedding)")
+    _indexes(ctx, x, w.shape[0])
+    return SymTensor((*x.shape, w.shape[1]), dtype=w.dtype)
+
+
+def _indexes(ctx: Context, x: SymTensor, rows) -> None:
+    numel = canonical(x.numel())
+    if numel != 0:
+        empty = None if numel.is_positive else Requirement(numel, "==", 0, "the input is empty")
+        if not check_entries(ctx, x, rows, "embedding", "index out of range in self: index {i} into {lhs} "
+                             "embeddings", empty):
+            unbounded(ctx, x, as_expr(rows), "an embedding")
 
 
 def _rnn_layout(ctx: Context, x: SymTensor, batch_first: bool, layer: str):

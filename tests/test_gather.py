@@ -1,0 +1,277 @@
+"""``torch.gather`` and the bound of the indices torch's sorts return (issue 15: MAE's masking).
+
+MAE (transformers' ViTMAE, and every model file that drops tokens at random) keeps a random
+subset of its tokens: ``ids = argsort(rand(B, L))[:, :keep]``, then ``gather(x, 1, ids...)``.
+torch checks each index against the size it indexes; symshape cannot see the entries, but an
+``argsort``'s lie below the size of the dim it sorted, and slicing, unsqueezing and repeating
+them keeps that. Every answer is checked against real torch forwards (random data each run).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from hypothesis import given, settings, strategies as st
+
+import symshape
+from oracle import assert_agrees, grid, members, scan
+
+#: ways to get indices along the last dim of ``s`` (N, 4, L): each below L
+INDICES = {
+    "argsort": lambda s: torch.argsort(s, dim=-1),
+    "sort": lambda s: s.sort(dim=2, descending=True).indices,
+    "topk": lambda s: torch.topk(s, 2, dim=-1).indices,
+    "max": lambda s: s.max(dim=2, keepdim=True).indices,
+    "argmax": lambda s: s.argmax(-1, keepdim=True),
+    "min[1]": lambda s: torch.min(s, 2, True)[1],
+}
+#: what is done to them before the gather (each keeps the entries)
+THEN = {
+    "as is": lambda i: i,
+    "sliced": lambda i: i[:, :, :2],
+    "flipped, contiguous": lambda i: i.flip(2).contiguous(),
+    "viewed back": lambda i: i.unsqueeze(-1).view(i.shape),
+    "first row, expanded": lambda i: i[:, :1].expand(-1, 4, -1),
+}
+#: what is gathered from, along its last dim
+SOURCE = {
+    "itself": lambda x: x,
+    "doubled": lambda x: torch.cat([x, x], dim=2),
+}
+
+
+class Gathers(nn.Module):
+    def __init__(self, how: str, then: str, source: str):
+        super().__init__()
+        self.how, self.then, self.source = how, then, source
+
+    def forward(self, x):  # (N, 4, L)
+        idx = THEN[self.then](INDICES[self.how](x))
+        return torch.gather(SOURCE[self.source](x), 2, idx)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(sorted(INDICES)), st.sampled_from(sorted(THEN)), st.sampled_from(sorted(SOURCE)))
+def test_gathered_by_sorted_indices_agrees_with_torch(how, then, source):
+    model = Gathers(how, then, source)
+    analysis = symshape.analyze(model, (4, "L"))
+    assert members(analysis.valid_sizes(), ["L"], 8) == scan(model, (4, "L"), ["L"], 8)
+    assert assert_agrees(model, (4, "L"), grid(["L"], [1, 2, 3, 5, 8])) >= 1
+
+
+def test_indices_that_may_pass_the_size_are_data_dependent():
+    # argsort's entries reach L - 1: gathered from L - 1 entries, torch raises or not as the data
+    # falls (always, here); a requirement torch's data decides, never an answer either way
+    model = Gathers("argsort", "sliced", "itself")
+    model.source = "short"
+    SOURCE["short"] = lambda x: x[:, :, 1:]
+    try:
+        analysis = symshape.analyze(model, (4, "L"))
+        (req,) = [r for s in analysis.steps for r in s.requirements if r.data_dependent]
+        assert "gather" in req.reason
+        for seed in range(8):  # torch runs where the two kept entries miss L - 1, else raises: both agree
+            torch.manual_seed(seed)
+            assert analysis.verify(sizes=[{"L": n} for n in (2, 3, 6)]).ok
+    finally:
+        del SOURCE["short"]
+
+
+class Shifted(nn.Module):
+    """Indices moved off their bound: ``i + 1`` may reach the size, so nothing bounds them."""
+
+    def forward(self, x):
+        return torch.gather(x, 2, torch.argsort(x, dim=2) + 1)
+
+
+def test_indices_an_op_changed_have_no_bound():
+    with pytest.raises(symshape.UnsupportedOperation, match="gather"):
+        symshape.analyze(Shifted(), (4, "L"))
+
+
+class Checked(nn.Module):
+    """gather's own checks: the index no larger than the input off its dim, unless empty."""
+
+    def __init__(self, rows: int):
+        super().__init__()
+        self.rows = rows
+
+    def forward(self, x):  # (N, C, L)
+        idx = torch.argsort(x[:, :1], dim=2).expand(-1, self.rows, -1)
+        return x.gather(2, idx[:, :, : x.shape[2] - 3])
+
+
+@pytest.mark.parametrize("rows", [2, 5])
+def test_gathers_shape_checks_are_requirements_as_torch_makes_them(rows):
+    model = Checked(rows)
+    analysis = symshape.analyze(model, ("C", "L"))
+    names = ["C", "L"]
+    assert members(analysis.valid_sizes(), names, 7) == scan(model, ("C", "L"), names, 7)
+
+
+class MaskedTokens(nn.Module):
+    """MAE's random masking (transformers' ViTMAEEmbeddings.random_masking) after a patch
+    embedding: a quarter of the tokens kept, the mask restored to the input's order."""
+
+    def __init__(self, ratio: float = 0.75):
+        super().__init__()
+        self.ratio = ratio
+        self.embed = nn.Conv2d(3, 8, 4, 4)
+
+    def forward(self, x):
+        seq = self.embed(x).flatten(2).transpose(1, 2)
+        b, n, dim = seq.shape
+        keep = int(n * (1 - self.ratio))
+        noise = torch.rand(b, n, device=seq.device)
+        shuffle = torch.argsort(noise, dim=1)
+        restore = torch.argsort(shuffle, dim=1)
+        kept = torch.gather(seq, dim=1, index=shuffle[:, :keep].unsqueeze(-1).repeat(1, 1, dim))
+        mask = torch.ones([b, n], device=seq.device)
+        mask[:, :keep] = 0
+        return kept, torch.gather(mask, dim=1, index=restore), restore
+
+
+def test_maes_random_masking_is_exact_and_leaves_torchs_rng_alone():
+    model = MaskedTokens()
+    state = torch.get_rng_state()
+    analysis = symshape.analyze(model, (3, "H", "W"))
+    assert torch.equal(torch.get_rng_state(), state)
+    assert analysis.valid_sizes().summary() == "H ≥ 4 and W ≥ 4"
+    assert members(analysis.valid_sizes(), ["H", "W"], 9) == scan(model, (3, "H", "W"), ["H", "W"], 9)
+    assert assert_agrees(model, (3, "H", "W"), grid(["H", "W"], [4, 9, 17])) == 9
+    kept = analysis.evaluate(H=32, W=40).output_shape[0]
+    assert tuple(kept) == (1, 20, 8)  # 8*10 tokens, a quarter kept
+
+
+def test_sorted_indices_pass_through_ops_torchs_meta_kernels_answer():
+    class Diffs(nn.Module):
+        def forward(self, x):
+            return torch.diff(torch.argsort(x, dim=-1), dim=-1)
+
+    analysis = symshape.analyze(Diffs(), (4, "L"))
+    assert assert_agrees(Diffs(), (4, "L"), grid(["L"], [1, 2, 5])) == 3
+    assert analysis.verify(sizes=[{"L": 3}]).ok
+
+
+class Positions(nn.Module):
+    """GPT's position embedding (minGPT, nanoGPT without its assert): ``wpe(torch.arange(T))``
+    raises ``index out of range in self`` past ``block_size``; also as ``F.embedding`` and as
+    ``one_hot`` of the positions."""
+
+    def __init__(self, how: str, block: int = 8):
+        super().__init__()
+        self.how = how
+        self.wpe = nn.Embedding(block, 4)
+
+    def forward(self, idx):  # (N, T) token ids
+        pos = torch.arange(0, idx.size(1), dtype=torch.long, device=idx.device)
+        if self.how == "module":
+            e = self.wpe(pos)
+        elif self.how == "function":
+            e = F.embedding(pos, self.wpe.weight)
+        else:
+            e = F.one_hot(pos, self.wpe.num_embeddings)[:, :4].float()
+        return idx.unsqueeze(-1).float() + e
+
+
+@pytest.mark.parametrize("how", ["module", "function", "one_hot"])
+def test_positions_past_the_table_are_refused_as_torch_refuses_them(how):
+    model = Positions(how)
+    analysis = symshape.analyze(model, ("T",))
+    assert analysis.valid_sizes().summary() == "T ∈ [1, 8]"
+    assert members(analysis.valid_sizes(), ["T"], 12) == scan(model, ("T",), ["T"], 12)
+    assert assert_agrees(model, ("T",), grid(["T"], [1, 8, 9, 12])) == 2
+
+
+def test_class_values_from_an_argmax_are_data_where_they_may_pass_num_classes():
+    class Classes(nn.Module):
+        def forward(self, x):  # (N, 4, L): classes below L, one_hot of 3 of them
+            return F.one_hot(x.argmax(-1), 3)
+
+    analysis = symshape.analyze(Classes(), (4, "L"))
+    (req,) = [r for s in analysis.steps for r in s.requirements if r.data_dependent]
+    assert "num_classes" in req.reason
+    assert members(analysis.valid_sizes(), ["L"], 6) == {(1,), (2,), (3,)}  # where no value can pass 2
+    for seed in range(6):
+        torch.manual_seed(seed)
+        assert analysis.verify(sizes=[{"L": n} for n in (2, 3, 5)]).ok
+
+
+def test_an_indexing_op_on_torchs_meta_kernels_is_refused_for_indices_computed_from_sizes():
+    class Take(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("table", torch.arange(8.0))
+
+        def forward(self, x):  # torch.take checks each index against 8 entries; no meta kernel does
+            return torch.take(self.table, torch.arange(x.shape[-1])) + x
+
+    with pytest.raises(symshape.UnsupportedOperation, match="take"):
+        symshape.analyze(Take(), ("L",))
+
+
+@pytest.mark.parametrize("how", ["scaled", "filled"])
+def test_indices_whose_entries_follow_from_a_size_are_refused_on_torchs_meta_kernels(how):
+    class Take(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("table", torch.arange(8.0))
+
+        def forward(self, x):  # (N, L) with L >= 1: entries L - 1 (scaled) or L (filled)
+            n = x.shape[-1]
+            ones = torch.ones_like(x, dtype=torch.long)
+            idx = ones * (n - 1) if how == "scaled" else torch.full_like(ones, n)
+            return torch.take(self.table, idx) + x
+
+    with pytest.raises(symshape.UnsupportedOperation, match="take"):
+        symshape.analyze(Take(), ("L",))
+
+
+class FromSizes(nn.Module):
+    """Indices whose entries follow from the size in a way symshape does not track (a product
+    with a size, a fill of one, one set in place): torch raises past the table; refused rather
+    than answered."""
+
+    def __init__(self, how: str, into: str):
+        super().__init__()
+        self.how, self.into = how, into
+        self.table = nn.Embedding(8, 2)
+
+    def forward(self, x):  # (N, L) of token ids
+        n = x.shape[-1]
+        ones = torch.ones_like(x, dtype=torch.long)
+        if self.how == "set":  # in place
+            idx = ones.clone()
+            idx[:, :] = n - 1
+        else:
+            idx = ones * (n - 1) if self.how == "scaled" else torch.full_like(ones, n) - 1
+        if self.into == "embedding":
+            return self.table(idx)
+        if self.into == "getitem":
+            return self.table.weight[idx]
+        if self.into == "index_select":
+            return self.table.weight.index_select(0, idx.flatten())
+        return F.one_hot(idx, 8)
+
+
+@pytest.mark.parametrize("into", ["embedding", "getitem", "index_select", "one_hot"])
+@pytest.mark.parametrize("how", ["scaled", "filled", "set"])
+def test_indices_computed_from_sizes_symshape_does_not_follow_are_refused(how, into):
+    model = FromSizes(how, into)
+    assert scan(model, ("L",), ["L"], 10) == {(n,) for n in range(1, 9)}  # torch: L <= 8
+    with pytest.raises(symshape.UnsupportedOperation, match="computed from the input's sizes"):
+        symshape.analyze(model, ("L",))
+
+
+def test_token_ids_are_data_and_not_checked():
+    class Tokens(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = nn.Embedding(8, 2)
+
+        def forward(self, ids):
+            return self.table(ids.long())
+
+    analysis = symshape.analyze(Tokens(), ("T",))
+    assert analysis.valid_sizes().summary() == "any T"
