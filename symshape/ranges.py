@@ -10,7 +10,10 @@ follow their exact extremes:
     t // c:               the extremes' quotients (c > 0 a number, or a size dividing lo and hi + 1)
     a + b, a - b:         lo_a ± … exactly, where a and b vary along different dims (a broadcast
                           of every pair: each combination of entries occurs)
-    views, expand, .long(), .float():  unchanged
+    views, expand, flip, repeat, .long(), .float():  unchanged
+    stack, cat:           the least and greatest of the parts' extremes
+    clamp(t, a, b):       the extremes clamped (clamp is monotone)
+    meshgrid:             each grid the extremes of its vector
 
 Only an exact range is kept (both ends attained wherever the tensor is not empty); anything else
 drops it, and an index whose entries symshape cannot bound is refused where the size it indexes
@@ -34,17 +37,18 @@ from typing import Any
 import sympy
 import torch
 
-from .dims import SizeRatio, canonical, decide, floor_div, integer_polynomial
+from .dims import SizeRatio, canonical, decide, floor_div, integer_polynomial, maximum, minimum
 from .tensor import Pieces, SymTensor, tuple_like
 
 __all__ = ["propagate"]
 
 _SHAPE_METHODS = frozenset({"view", "reshape", "unsqueeze", "flatten", "expand", "expand_as", "permute",
                             "transpose", "contiguous", "clone", "t", "float", "double", "long", "int",
-                            "detach", "unflatten"})
+                            "detach", "unflatten", "flip", "roll", "repeat", "tile"})
 #: dtypes that hold every integer entry a size can make exactly (``.to(dtype)``)
 _EXACT_DTYPES = (torch.int64, torch.float64, torch.float32, torch.int32)
-_SHAPE_FUNCTIONS = (torch.unsqueeze, torch.flatten, torch.reshape, torch.permute, torch.transpose, torch.clone)
+_SHAPE_FUNCTIONS = (torch.unsqueeze, torch.flatten, torch.reshape, torch.permute, torch.transpose, torch.clone,
+                    torch.flip, torch.roll, torch.tile)
 _ADD = (operator.add, torch.add, "add", "__add__", "__radd__")
 _SUB = (operator.sub, torch.sub, "sub", "__sub__")
 _MUL = (operator.mul, torch.mul, "mul", "__mul__", "__rmul__")
@@ -58,8 +62,8 @@ def _number(v) -> sympy.Expr | None:
         return None
     if isinstance(v, SizeRatio):
         v = v.expr
-    if isinstance(v, float):
-        if not v.is_integer():
+    if isinstance(v, (float, sympy.Float)):  # (a Python float or a sympy one: 13.0 from (k - 1)*1.0)
+        if not float(v).is_integer():
             return None
         v = int(v)
     e = sympy.Integer(v) if isinstance(v, int) else v
@@ -168,7 +172,63 @@ def _transfer(target, kind: str, args, kwargs) -> tuple | None:
     if len(args) == 1 and name in (operator.neg, torch.neg, "neg", "__neg__"):
         r = _range(args[0])
         return None if r is None else (-r[1], -r[0])
+    if kind == "function" and target in (torch.stack, torch.cat, torch.concat) and args \
+            and isinstance(args[0], (list, tuple)) and args[0]:
+        parts = args[0]
+        ranges = [_range(t) if isinstance(t, SymTensor) else None for t in parts]
+        if any(r is None for r in ranges):
+            return None
+        # each part's extremes are among the whole's, where it is not empty: all parts are
+        # (stack: one shape), or each is at every size
+        if target is not torch.stack and not all(decide(sympy.Ge(t.numel(), 1)) is True or t.numel().is_positive
+                                                 for t in parts):
+            return None
+        return _least([r[0] for r in ranges]), _greatest([r[1] for r in ranges])
+    if name in (torch.clamp, torch.clip, "clamp", "clip", "clamp_min", torch.clamp_min) \
+            and args and isinstance(args[0], SymTensor):
+        return _clamped(_range(args[0]), args[1:], kwargs, name in ("clamp_min", torch.clamp_min))
     return None
+
+
+def _meshgrid(args, grids: tuple, sized: bool) -> tuple:
+    """Each grid of ``meshgrid(a, b, ...)`` holds every entry of its vector: the same extremes."""
+    vectors = list(args[0]) if len(args) == 1 and isinstance(args[0], (list, tuple)) else list(args)
+    if len(vectors) != len(grids):
+        return tuple_like(grids, (_marked(replace(g, entry_range=None), sized) if isinstance(g, SymTensor) else g
+                                  for g in grids))
+    return tuple_like(grids, (_marked(replace(g, entry_range=_range(v)), sized) if isinstance(g, SymTensor) else g
+                              for g, v in zip(grids, vectors)))
+
+
+def _least(values: list) -> sympy.Expr:
+    out = values[0]
+    for v in values[1:]:
+        out = minimum(out, v)
+    return out
+
+
+def _greatest(values: list) -> sympy.Expr:
+    out = values[0]
+    for v in values[1:]:
+        out = maximum(out, v)
+    return out
+
+
+def _clamped(r: tuple | None, args, kwargs, only_min: bool) -> tuple | None:
+    """``clamp(t, min, max)`` is monotone: its extremes are the extremes' clamps."""
+    if r is None:
+        return None
+    low = args[0] if args else kwargs.get("min")
+    high = None if only_min else (args[1] if len(args) > 1 else kwargs.get("max"))
+    lo, hi = r
+    for bound, keep in ((low, maximum), (high, minimum)):
+        if bound is None:
+            continue
+        c = _number(bound)
+        if c is None:
+            return None
+        lo, hi = keep(lo, c), keep(hi, c)
+    return lo, hi
 
 
 def propagate(target, kind: str, args, kwargs, value: Any, family: str | None = None) -> Any:
@@ -179,12 +239,17 @@ def propagate(target, kind: str, args, kwargs, value: Any, family: str | None = 
     if kind != "module":
         value = _bounded(target, kind, args, kwargs, value)
     sized = _sized(family if kind != "module" else None, _op_name(target, kind), args, kwargs)
+    if kind == "function" and target is torch.meshgrid and isinstance(value, tuple):
+        return _meshgrid(args, value, sized)
+    if target is operator.getitem and args and isinstance(args[0], (list, tuple)):
+        return value  # an item of a list or tuple: that tensor, as it is
     if not isinstance(value, SymTensor) or kind == "module":
         return _each(value, lambda t: _marked(replace(t, entry_range=None) if t.entry_range is not None else t, sized))
     r = _transfer(target, kind, args, kwargs)
     if r is None or not all(isinstance(e, sympy.Expr) and e.is_integer for e in r):
         return _marked(replace(value, entry_range=None) if value.entry_range is not None else value, sized)
-    return replace(value, entry_range=(canonical(r[0]), canonical(r[1])), sized=True)
+    lo, hi = canonical(r[0]), canonical(r[1])
+    return replace(value, entry_range=(lo, hi), sized=sized or bool(lo.free_symbols or hi.free_symbols))
 
 
 #: rules whose numbers are entries of their result (``i * L``, ``arange(L)``, ``torch.tensor([L])``)
@@ -205,7 +270,7 @@ def _sized(family: str | None, name: str | None, args, kwargs) -> bool:
     """Whether a call's result may have entries that depend on the sizes: one of its tensors does,
     or a number it takes as an entry is a size."""
     leaves = _leaves((args, kwargs))
-    if any(isinstance(t, SymTensor) and (t.sized or t.entry_range is not None) for t in leaves):
+    if any(isinstance(t, SymTensor) and t.sized for t in leaves):
         return True
     if not (family in _VALUE_FAMILIES or (family == "meta" and name in _VALUE_OPS)):
         return False

@@ -330,7 +330,7 @@ class IntSet:
         """``H ∈ [28, 31]``, ``H ≥ 16, H ≡ 0 (mod 4)``, ``H ∈ {31, 32}``, joined by ``or``."""
         if self.is_empty:
             return f"no {name}"
-        parts = [_interval_text(name, lo, hi) for lo, hi in self.head]
+        parts = _head_text(name, self.head)
         if self.residues:
             first = self._first_periodic()
             tail = f"{name} ≥ {_num(first)}"
@@ -391,6 +391,33 @@ def _num(n: int) -> str:
         if m >= 1 << 16 and m & (m - 1) == 0:
             return f"2**{m.bit_length() - 1}" + (" + 1" if offset else "")
     return str(n)
+
+
+#: the fewest intervals of one width, one period apart, written as one progression
+_PROGRESSION = 4
+
+
+def _head_text(name: str, head) -> list[str]:
+    """The intervals below the periodic part, each as text; a run of at least _PROGRESSION of one
+    width, one period apart, as one bounded progression (``H ∈ [16, 163840], H ≡ 0 (mod 16)``:
+    a one-hot table's 10,240 rows past a stride of 16)."""
+    out, i = [], 0
+    while i < len(head):
+        j = i + 1
+        if i + 1 < len(head):
+            width, step = head[i][1] - head[i][0], head[i + 1][0] - head[i][0]
+            while j < len(head) and head[j][1] - head[j][0] == width and head[j][0] - head[j - 1][0] == step:
+                j += 1
+        if j - i >= _PROGRESSION:
+            lo, hi, step = head[i][0], head[j - 1][1], head[i + 1][0] - head[i][0]
+            residues = {(lo + k) % step for k in range(head[i][1] - lo + 1)}
+            congruence = (f"{name} ≡ {_num(next(iter(residues)))} (mod {_num(step)})" if len(residues) == 1
+                          else _residues_text(name, step, residues))
+            out.append(f"{name} ∈ [{_num(lo)}, {_num(hi)}], {congruence}")
+        else:
+            out += [_interval_text(name, lo_, hi_) for lo_, hi_ in head[i:j]]
+        i = j
+    return out
 
 
 def _interval_text(name: str, lo: int, hi: int) -> str:

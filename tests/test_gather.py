@@ -275,3 +275,64 @@ def test_token_ids_are_data_and_not_checked():
 
     analysis = symshape.analyze(Tokens(), ("T",))
     assert analysis.valid_sizes().summary() == "any T"
+
+
+class Rows(nn.Module):
+    """Positions folded by a number or a size: ``arange(H*W) // W`` is each position's row (``0 …
+    H - 1`` exactly), ``arange(L) // 2`` halves, ``arange(L) % 3`` lies below 3."""
+
+    def __init__(self, how: str):
+        super().__init__()
+        self.how = how
+        self.table = nn.Embedding(4, 2)
+
+    def forward(self, x):  # (N, H, W)
+        h, w = x.shape[-2], x.shape[-1]
+        if self.how == "row":
+            return self.table(torch.arange(h * w) // w)
+        if self.how == "half":
+            return self.table(torch.arange(w) // 2)
+        return F.one_hot(torch.arange(w) % 3, 3) + self.table(torch.arange(w) % 3).sum()
+
+
+@pytest.mark.parametrize("how, valid", [("row", "H ∈ [1, 4]"), ("half", "W ∈ [1, 8]"),
+                                        ("remainder", "any H and W")])
+def test_floor_divided_and_remaindered_positions_are_checked_exactly(how, valid):
+    model = Rows(how)
+    analysis = symshape.analyze(model, ("H", "W"))
+    assert analysis.valid_sizes().summary() == valid
+    assert members(analysis.valid_sizes(), ["H", "W"], 9) == scan(model, ("H", "W"), ["H", "W"], 9)
+
+
+class Grid(nn.Module):
+    """timm's Gemma4 patch embedding: each patch's (y, x) from ``meshgrid`` of two aranges,
+    ``stack``-ed, clamped, then one-hot over a table of 6 positions (10,240 in Gemma4)."""
+
+    def forward(self, x):  # (N, C, H, W): 4 x 4 patches
+        ph, pw = x.shape[-2] // 4, x.shape[-1] // 4
+        gy, gx = torch.meshgrid(torch.arange(ph), torch.arange(pw), indexing="ij")
+        coords = torch.stack([gy.flatten(), gx.flatten()], dim=-1).flip(-1).clamp(min=0)
+        return F.one_hot(coords, 6).sum() + x
+
+
+def test_grid_positions_are_checked_against_the_table_on_each_axis():
+    model = Grid()
+    analysis = symshape.analyze(model, (1, "H", "W"))
+    # (no patch on an axis: no position, nothing checked)
+    assert analysis.valid_sizes().summary() == "H ∈ [1, 3]; or H ∈ [4, 27] and W ∈ [1, 27]; or H ≥ 28 and W ∈ [1, 3]"
+    assert members(analysis.valid_sizes(), ["H", "W"], 30) == scan(model, (1, "H", "W"), ["H", "W"], 30)
+
+
+def test_a_fixed_windows_relative_positions_are_no_size_question():
+    class Window(nn.Module):  # SAM's windowed blocks: a 7 x 7 window's offsets, 13 rows, at every size
+        def __init__(self):
+            super().__init__()
+            self.rel = nn.Parameter(torch.zeros(13, 2))
+
+        def forward(self, x):
+            coords = (torch.arange(7)[:, None] * 1.0 - torch.arange(7)[None, :] * 1.0) + (7 - 1) * 1.0
+            return x + self.rel[coords.long()].sum()
+
+    analysis = symshape.analyze(Window(), ("L",))
+    assert analysis.valid_sizes().summary() == "any L"
+    assert assert_agrees(Window(), ("L",), grid(["L"], [1, 3])) == 2

@@ -3,7 +3,7 @@
 import math
 from fractions import Fraction
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from symshape.sizes import IntSet, SizeSet, Tie, _least_period
@@ -77,6 +77,21 @@ def test_descriptions():
     assert IntSet.empty().describe("H") == "no H"
     assert (IntSet.interval(1, 3) | IntSet.at_least(10)).describe("H") == "H ∈ [1, 3] or H ≥ 10"
     assert (IntSet.at_least(5) & IntSet.periodic(1, 6, [1, 5])).describe("L") == "L ≥ 5, L mod 6 ∈ {1, 5}"
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 60), st.integers(0, 5), st.integers(1, 7))
+def test_a_bounded_progression_reads_as_one(lo, span, residue, period):
+    # Gemma4's H ≤ 163840 and H ≡ 0 (mod 16): 10,240 sizes, read as one line, not listed
+    hi = lo + span
+    members = IntSet.interval(lo, hi) & IntSet.periodic(1, period, [residue % period])
+    text = members.describe("H")
+    values = list(members.values(hi + period))
+    if len(values) >= 4 and period > 1:
+        assert text == f"H ∈ [{values[0]}, {values[-1]}], H ≡ {residue % period} (mod {period})"
+    assert len(text) < 120 or len(values) < 4
+    assert (IntSet.interval(16, 163840) & IntSet.congruent(0, 16)).describe("H") == \
+        "H ∈ [16, 163840], H ≡ 0 (mod 16)"
 
 
 def test_sizeset_queries_and_rendering():

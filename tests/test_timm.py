@@ -51,8 +51,11 @@ MODELS = [
 LARGER = ["dla169", "ese_vovnet57b", "maxvit_rmlp_base_rw_384"]
 
 #: the families that do not analyze yet (docs/coverage.md says why); every other model analyzes
-#: and agrees with torch, and must stay so (none left since dcd8d12)
-NOT_YET: set = set()
+#: and agrees with torch, and must stay so. MViTv2 indexes its relative-position tables with
+#: ``(arange(q) * max(k / q, 1.0) - ...).long()``, float arithmetic symshape does not follow: it
+#: answered "runs" at every size, where torch's CPU raises IndexError past 224 (a wrong answer);
+#: refused by name since its indices are known to depend on the sizes
+NOT_YET: set = {"mvitv2_tiny"}
 KNOWN_OK = set(MODELS + LARGER) - NOT_YET
 
 

@@ -413,12 +413,13 @@ def _index_bounds(ctx: Context, n, p: int, entries, tensor: SymTensor | None) ->
     indices a sort returns (past the size, whether one reaches it is data); other indices are
     refused where they may reach past the size (see :func:`unbounded`)."""
     known = entries is not None and all(as_expr(e, "index").is_Integer for e in entries)
-    extremes = tensor.entry_range if tensor is not None else None
-    if not known and extremes is not None:  # computed from sizes: its least and greatest entry
-        lo, hi = extremes
-        out = [(n, hi + 1, f"index {hi} (the greatest) is out of bounds for dimension {p} with size {{lhs}}", "")]
-        if not lo.is_nonnegative:
-            out.append((n, -lo, f"index {lo} (the least) is out of bounds for dimension {p} with size {{lhs}}", ""))
+    ranged = tensor.entry_range if tensor is not None else None
+    if not known and ranged is not None:  # computed from sizes: its least and greatest entry
+        lows, highs = extremes(ranged)
+        out = [(n, hi + 1, f"index {hi} (the greatest) is out of bounds for dimension {p} with size {{lhs}}", "")
+               for hi in highs]
+        out += [(n, -lo, f"index {lo} (the least) is out of bounds for dimension {p} with size {{lhs}}", "")
+                for lo in lows if not lo.is_nonnegative]
         return out
     if not known and tensor is not None and tensor.index_bound is not None:  # a sort's: below its dim's size
         return [(n, tensor.index_bound, f"the indices lie below {{rhs}}, dimension {p} has size {{lhs}}",
@@ -478,6 +479,14 @@ def index_select(ctx: Context, input, dim, index):
     return SymTensor((*x.shape[:d], size, *x.shape[d + 1:]))
 
 
+def extremes(entry_range: tuple) -> tuple[tuple, tuple]:
+    """The least and the greatest entry, each as the sizes it is the least or greatest of (a
+    ``stack`` of two grids: ``Max(h - 1, w - 1)`` is ``(h - 1, w - 1)``; every one of them is
+    checked as torch checks the greatest)."""
+    lo, hi = entry_range
+    return (lo.args if isinstance(lo, sympy.Min) else (lo,)), (hi.args if isinstance(hi, sympy.Max) else (hi,))
+
+
 def check_entries(ctx: Context, idx: SymTensor, n, what: str, refused: str, unless: Requirement | None = None) -> bool:
     """Require every entry of the index ``idx`` to lie in ``0 <= i < n`` where symshape knows
     something of them: the entries of a constant, the exact extremes of an index computed from
@@ -501,11 +510,14 @@ def check_entries(ctx: Context, idx: SymTensor, n, what: str, refused: str, unle
         ctx.require(n, ">=", high + 1, message(high), unless=unless, meta_unchecked=INDEX_VALUES)
         return True
     if idx.entry_range is not None:  # computed from sizes: its extremes, exactly
-        low, high = idx.entry_range
-        if not low.is_nonnegative:
-            ctx.require(low, ">=", 0, f"{what}: index {{lhs}} (the least) is negative", unless=unless,
+        lows, highs = extremes(idx.entry_range)
+        for low in lows:
+            if not low.is_nonnegative:
+                ctx.require(low, ">=", 0, f"{what}: index {{lhs}} (the least) is negative", unless=unless,
+                            meta_unchecked=INDEX_VALUES)
+        for high in highs:
+            ctx.require(n, ">=", high + 1, message(f"{high} (the greatest)"), unless=unless,
                         meta_unchecked=INDEX_VALUES)
-        ctx.require(n, ">=", high + 1, message(f"{high} (the greatest)"), unless=unless, meta_unchecked=INDEX_VALUES)
         return True
     if idx.index_bound is not None:  # entries of a sort or a selection: below their dim's size
         ctx.require(n, ">=", idx.index_bound, message("below {rhs}"), unless=unless, meta_unchecked=INDEX_VALUES,
