@@ -675,6 +675,7 @@ def _at_least_one(size: sympy.Expr, facts: tuple, least: int = 1) -> bool:
     return at_least is sympy.true or decide(at_least) is True or implied(facts, at_least)
 
 
+@functools.lru_cache(maxsize=1024)
 def multiples_of(facts: tuple) -> dict:
     """The facts ``p == k*q`` (``k`` an integer above 1, ``q`` a floor division) as a rewrite
     ``p -> k*q``: Hiera's element counts make ``floor(H/4) == 2*floor(H/8)`` and
@@ -695,7 +696,7 @@ def multiples_of(facts: tuple) -> dict:
 def rewritten(expr, facts: tuple):
     """``expr`` with each fact ``p == k*q`` of :func:`multiples_of` applied until none applies
     (each rewrite is exact wherever the facts hold): an expression equal to ``expr`` there."""
-    rules = multiples_of(facts)
+    rules = multiples_of(tuple(facts))
     if not rules:
         return expr
     for _ in range(16):

@@ -615,15 +615,18 @@ class _Cpu(TorchDispatchMode):
         """Whether this op's entries may depend on the sizes: a factory given a size that depends
         on the input (``arange(L)``), one filled with such a size (``full((2,), L)``), an
         elementwise op with such a number (``i * L``), or an op given such a tensor."""
-        leaves = pytree.tree_leaves((args, kwargs))
+        leaves = None
         if name in _FACTORIES or torch.Tag.pointwise in func.tags:
+            leaves = pytree.tree_leaves((args, kwargs))
             if any(isinstance(a, (torch.SymInt, torch.SymFloat)) for a in leaves):
                 return True
         elif name in _FILLS:
             if isinstance(args[_FILLS[name]] if len(args) > _FILLS[name] else None, (torch.SymInt, torch.SymFloat)):
                 return True
-        return bool(self.sized_entries) and any(id(t) in self.sized_entries for t in leaves
-                                                if isinstance(t, torch.Tensor))
+        if not self.sized_entries:
+            return False
+        return any(id(t) in self.sized_entries for t in (leaves or pytree.tree_leaves((args, kwargs)))
+                   if isinstance(t, torch.Tensor))
 
     def _forget(self, out) -> None:
         for t in pytree.tree_leaves(out):

@@ -269,14 +269,21 @@ _VALUE_OPS = frozenset({"arange", "linspace", "logspace", "full", "full_like", "
 def _sized(family: str | None, name: str | None, args, kwargs) -> bool:
     """Whether a call's result may have entries that depend on the sizes: one of its tensors does,
     or a number it takes as an entry is a size."""
-    leaves = _leaves((args, kwargs))
-    if any(isinstance(t, SymTensor) and t.sized for t in leaves):
-        return True
-    if not (family in _VALUE_FAMILIES or (family == "meta" and name in _VALUE_OPS)):
-        return False
-    return any(isinstance(v, (sympy.Expr, SizeRatio)) and not isinstance(v, sympy.Number) and
-               bool(getattr(v, "free_symbols", None) or getattr(getattr(v, "expr", None), "free_symbols", None))
-               for v in leaves if not isinstance(v, SymTensor))
+    value_op = family in _VALUE_FAMILIES or (family == "meta" and name in _VALUE_OPS)
+    for v in _leaves((args, kwargs)):
+        if isinstance(v, SymTensor):
+            if v.sized:
+                return True
+        elif value_op and _a_size(v):
+            return True
+    return False
+
+
+def _a_size(v) -> bool:
+    """Whether ``v`` is a number that depends on the sizes (``L``, ``L / 2``)."""
+    if isinstance(v, SizeRatio):
+        v = v.expr
+    return isinstance(v, sympy.Expr) and not v.is_Number and bool(v.free_symbols)
 
 
 def mutated(t: SymTensor, family: str | None, target, kind: str, args, kwargs) -> SymTensor:
@@ -289,11 +296,16 @@ def mutated(t: SymTensor, family: str | None, target, kind: str, args, kwargs) -
 
 
 def _leaves(value) -> list:
-    if isinstance(value, (list, tuple)):
-        return [x for v in value for x in _leaves(v)]
-    if isinstance(value, dict):
-        return [x for v in value.values() for x in _leaves(v)]
-    return [value]
+    out, stack = [], [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, (list, tuple)):
+            stack.extend(v)
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+        else:
+            out.append(v)
+    return out
 
 
 def _marked(t, sized: bool):
