@@ -718,8 +718,8 @@ def positive_shares(a: SizeExpr, b: SizeExpr, facts: tuple = ()) -> list:
     (ca, ga), (cb, gb) = by_size(a), by_size(b)
     if ga is None or gb is None or not (ca.is_positive and cb.is_positive):
         return []
-    if any(f.is_Pow and f.exp.is_negative for g in (ga, gb) for fs in g.values() for f in fs):
-        return []  # (a fraction: not a product of sizes)
+    if not all(f.is_integer for g in (ga, gb) for fs in g.values() for f in fs):
+        return []  # (a fraction, or a factor not integer-valued: not a product of sizes)
     out = []
     for one, other in ((ga, gb), (gb, ga)):
         if all(_at_least_one(Mul(*fs), facts) for fs in one.values()):

@@ -99,6 +99,7 @@ def test_element_counts_split_into_single_sizes_where_earlier_checks_make_each_s
     assert split_product_equality(*count) == []  # floor(H/4) = 0 at H < 4 empties both sides
     positive = positive_shares(301056 * N, 96 * N * f4(H) * f4(W))
     assert set(positive) == {sympy.Ge(f4(H), 1), sympy.Ge(f4(W), 1)}
+    assert positive_shares(6 * N, N * (H / 2 + sympy.Rational(1, 2)) * W) == []  # (H + 1)/2 may be 1/2: no size
     assert set(split_product_equality(*count, tuple(positive))) == {
         sympy.Eq(f4(H), 2 * f8(H)), sympy.Eq(f4(W), 2 * f8(W))}
     facts = (sympy.Eq(f4(H), 2 * f8(H)), sympy.Eq(f8(H), 2 * FloorDiv(H, 16)))
