@@ -30,6 +30,7 @@ made (a max pooling's indices).
 
 from __future__ import annotations
 
+import functools
 import operator
 from dataclasses import replace
 from typing import Any
@@ -183,7 +184,7 @@ def _transfer(target, kind: str, args, kwargs) -> tuple | None:
         if target is not torch.stack and not all(decide(sympy.Ge(t.numel(), 1)) is True or t.numel().is_positive
                                                  for t in parts):
             return None
-        return _least([r[0] for r in ranges]), _greatest([r[1] for r in ranges])
+        return functools.reduce(minimum, [r[0] for r in ranges]), functools.reduce(maximum, [r[1] for r in ranges])
     if name in (torch.clamp, torch.clip, "clamp", "clip", "clamp_min", torch.clamp_min) \
             and args and isinstance(args[0], SymTensor):
         return _clamped(_range(args[0]), args[1:], kwargs, name in ("clamp_min", torch.clamp_min))
@@ -198,20 +199,6 @@ def _meshgrid(args, grids: tuple, sized: bool) -> tuple:
                                   for g in grids))
     return tuple_like(grids, (_marked(replace(g, entry_range=_range(v)), sized) if isinstance(g, SymTensor) else g
                               for g, v in zip(grids, vectors)))
-
-
-def _least(values: list) -> sympy.Expr:
-    out = values[0]
-    for v in values[1:]:
-        out = minimum(out, v)
-    return out
-
-
-def _greatest(values: list) -> sympy.Expr:
-    out = values[0]
-    for v in values[1:]:
-        out = maximum(out, v)
-    return out
 
 
 def _clamped(r: tuple | None, args, kwargs, only_min: bool) -> tuple | None:
@@ -236,9 +223,10 @@ def propagate(target, kind: str, args, kwargs, value: Any, family: str | None = 
     without any range a rule passed along otherwise; with the bound of the indices it returns or
     keeps; marked ``sized`` where its entries may depend on the sizes (see the module's doc).
     ``family``: the rule that computed it (``"meta"``: torch's meta kernels)."""
+    name = _op_name(target, kind)
     if kind != "module":
-        value = _bounded(target, kind, args, kwargs, value)
-    sized = _sized(family if kind != "module" else None, _op_name(target, kind), args, kwargs)
+        value = _bounded(name, target, args, kwargs, value)
+    sized = _sized(family if kind != "module" else None, name, args, kwargs)
     if kind == "function" and target is torch.meshgrid and isinstance(value, tuple):
         return _meshgrid(args, value, sized)
     if target is operator.getitem and args and isinstance(args[0], (list, tuple)):
@@ -361,8 +349,7 @@ def _with_bound(value, bound):
     return value
 
 
-def _bounded(target, kind: str, args, kwargs, value: Any) -> Any:
-    name = _op_name(target, kind)
+def _bounded(name: str | None, target, args, kwargs, value: Any) -> Any:
     if name in _INDICES:
         n = _index_dim_size(name, args, kwargs)
         if n is not None:

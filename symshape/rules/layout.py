@@ -527,6 +527,18 @@ def check_entries(ctx: Context, idx: SymTensor, n, what: str, refused: str, unle
     return False
 
 
+def indexes(ctx: Context, idx: SymTensor, n, what: str, refused: str) -> None:
+    """``idx`` (every entry) indexes ``n`` rows: its entries are checked where symshape knows
+    something of them (:func:`check_entries`), unless the index is empty (then torch checks
+    nothing); else :func:`unbounded` decides. An embedding's rows, one_hot's classes."""
+    numel = canonical(idx.numel())
+    if numel == 0:
+        return
+    empty = None if numel.is_positive else Requirement(numel, "==", 0, "the input is empty")
+    if not check_entries(ctx, idx, n, what, refused, empty):
+        unbounded(ctx, idx, as_expr(n), what)
+
+
 def unbounded(ctx: Context, idx: SymTensor, n, what: str) -> None:
     """An index symshape knows nothing of, into a dim of size ``n``: its entries are data (token
     ids) and not checked, where ``n`` is fixed and they do not depend on the sizes; else refused

@@ -20,17 +20,15 @@ import functools
 import operator
 from dataclasses import replace
 
-import sympy
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ..modules import is_lazy
-from ..dims import canonical, floor_div, product
-from ..requirements import Requirement
+from ..dims import floor_div, product
 from ..tensor import SymTensor
 from .common import as_bool, as_int, check_rank, tensor_arg
-from .layout import check_entries, unbounded
+from .layout import indexes
 from .registry import Context, function_rule, method_rule, module_rule
 
 # the CPU kernels' output memory format by input rank (symshape.tensor.kernel_layout), measured:
@@ -197,12 +195,7 @@ def one_hot(ctx: Context, tensor, num_classes=-1) -> SymTensor:
                         "data rather than a size")
     if n <= 0:
         ctx.refuse(f"one_hot with num_classes={n}: torch raises at every size (no class value fits)")
-    numel = canonical(x.numel())
-    if numel != 0:
-        empty = None if numel.is_positive else Requirement(numel, "==", 0, "the input is empty")
-        if not check_entries(ctx, x, n, "one_hot", "Class values must be smaller than num_classes (a value {i}, "
-                             "{lhs} classes)", empty):
-            unbounded(ctx, x, sympy.Integer(n), "one_hot")
+    indexes(ctx, x, n, "one_hot", "Class values must be smaller than num_classes (a value {i}, {lhs} classes)")
     return SymTensor((*x.shape, n), dtype=torch.int64)
 
 

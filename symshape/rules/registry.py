@@ -287,7 +287,7 @@ class Context:
         if implied(known, cond):
             return True
         other = rewritten(cond, known)
-        return other is sympy.true or (other is not cond and other != cond and isinstance(other, sympy.Rel)
+        return other is sympy.true or (other != cond and isinstance(other, sympy.Rel)
                                        and (decide(other) is True or implied(known, other)))
 
     def settled(self, expr) -> sympy.Expr:

@@ -13,11 +13,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..dims import as_expr, canonical
-from ..requirements import Requirement
 from ..tensor import SymTensor
 from .common import as_bool, as_int, tensor_arg
-from .layout import check_entries, unbounded
+from .layout import indexes
 from .registry import Context, function_rule, module_rule
 
 
@@ -27,7 +25,7 @@ def embedding(ctx: Context, module: nn.Embedding, x, *args, **kwargs) -> SymTens
     where symshape knows something of the indices (GPT's ``wpe(torch.arange(T))``: ``T <=
     block_size``; see :func:`embedding_function`); token ids are data, not checked."""
     x = tensor_arg(x, "input", ctx)
-    _indexes(ctx, x, as_int(module.num_embeddings, "num_embeddings", ctx))
+    indexes(ctx, x, as_int(module.num_embeddings, "num_embeddings", ctx), "an embedding", _OUT_OF_RANGE)
     return SymTensor((*x.shape, module.embedding_dim))
 
 
@@ -46,17 +44,12 @@ def embedding_function(ctx: Context, input, weight, padding_idx=None, max_norm=N
     if x.dtype is not None and x.dtype not in (torch.int64, torch.int32):
         ctx.refuse(f"Expected tensor for argument #1 'indices' to have one of the following scalar types: Long, "
                    f"Int; but got {x.dtype} instead (while checking arguments for embedding)")
-    _indexes(ctx, x, w.shape[0])
+    indexes(ctx, x, w.shape[0], "an embedding", _OUT_OF_RANGE)
     return SymTensor((*x.shape, w.shape[1]), dtype=w.dtype)
 
 
-def _indexes(ctx: Context, x: SymTensor, rows) -> None:
-    numel = canonical(x.numel())
-    if numel != 0:
-        empty = None if numel.is_positive else Requirement(numel, "==", 0, "the input is empty")
-        if not check_entries(ctx, x, rows, "embedding", "index out of range in self: index {i} into {lhs} "
-                             "embeddings", empty):
-            unbounded(ctx, x, as_expr(rows), "an embedding")
+#: torch's words for an index past an embedding's rows ({i}: the index, {lhs}: the rows)
+_OUT_OF_RANGE = "index out of range in self: index {i} into {lhs} embeddings"
 
 
 def _rnn_layout(ctx: Context, x: SymTensor, batch_first: bool, layer: str):
