@@ -402,6 +402,30 @@ def _attr(root: nn.Module, target: str, node: torch.fx.Node):
     return obj
 
 
+def _constant_tensor(root: nn.Module, node: torch.fx.Node) -> torch.Tensor | None:
+    """The tensor a ``get_attr`` node reads, or None."""
+    if node.op != "get_attr":
+        return None
+    obj: Any = root
+    try:
+        for part in node.target.split("."):
+            obj = plain_getattr(obj, part)
+    except AttributeError:
+        return None
+    return obj if isinstance(obj, torch.Tensor) else None
+
+
+def _storage_key(t: torch.Tensor | None) -> int | None:
+    """What identifies ``t``'s storage, which its views share (while it lives: the trace's
+    constants live on the model), or None."""
+    if t is None:
+        return None
+    try:
+        return t.untyped_storage()._cdata
+    except Exception:  # (a tensor subclass without storage)
+        return None
+
+
 #: the largest integer constant whose entries symshape reads (index lists, sections)
 CONSTANT_ENTRIES = 256
 
@@ -467,6 +491,12 @@ class Propagator:
         self._repeats: dict = shared._repeats if shared is not None else {}
         #: the ops each module call still being traced has applied (rules_applied of that call)
         self._open_calls: list[dict] = []
+        #: nodes whose values may share storage, each to its group (one list object): a write into
+        #: one changes them all (see _bind)
+        self._storage: dict[torch.fx.Node, list] = {}
+        #: the storages of the trace's constant tensors a traced op wrote into, and whether the
+        #: entries it wrote may depend on the sizes
+        self._written: dict[int, bool] = {}
 
     def share(self, caches: dict) -> None:
         """Take the caches of results that depend only on their keys (meta copies, meta results,
@@ -531,7 +561,12 @@ class Propagator:
             )
 
     def _get_attr(self, node: torch.fx.Node) -> None:
-        self.env[node] = _attr(self.root, node.target, node)
+        value = _attr(self.root, node.target, node)
+        if self._written and isinstance(value, SymTensor):
+            key = _storage_key(_constant_tensor(self.root, node))
+            if key in self._written:  # a traced op wrote into it: its entries now are not these
+                value = ranges.overwritten(value, self._written[key])
+        self.env[node] = value
 
     def _output(self, node: torch.fx.Node) -> None:
         self.output = self._load(node.args[0])
@@ -995,16 +1030,46 @@ class Propagator:
 
     def _bind(self, node: torch.fx.Node, kind: str, family: str, call_args: tuple, kwargs: dict, value: Any) -> Any:
         """Bind ``node`` to ``value`` with what is known of its entries (symshape.ranges); a
-        tensor changed in place loses what was known of its entries (they may depend on the
-        sizes now: ``idx[:] = L``)."""
+        tensor changed in place, and every tensor that may share its storage (its views, what it
+        is a view of), loses what was known of its entries (they may depend on the sizes now:
+        ``idx[:] = L``, ``idx[:2].fill_(L)``)."""
         module = kind == "module"
         value = ranges.propagate(None if module else node.target, kind, call_args[1:] if module else call_args, kwargs,
                                  value, family)
         self.env[node] = value
-        if _mutates(node) and isinstance(self.env.get(node.args[0]), SymTensor):
-            self.env[node.args[0]] = ranges.mutated(self.env[node.args[0]], family, node.target, kind, call_args,
-                                                    kwargs)
-        return value
+        first = node.args[0] if node.args and isinstance(node.args[0], torch.fx.Node) else None
+        owner, plain = (call_args[0], call_args[1:]) if module else (None, call_args)
+        written = node.kwargs.get("out")  # (torch.add(a, b, out=a))
+        written = written if isinstance(written, torch.fx.Node) else None
+        if first is not None and ranges.writes_in_place(node.target, kind, owner, plain, kwargs):
+            written = first
+        elif first is not None and ranges.shares_storage(node.target, kind, owner, plain):
+            self._share(node, first)
+        if written is not None:  # every tensor that shares its storage has other entries now
+            self._share(node, written)
+            sized = ranges.writes_sized(family, node.target, kind, call_args, kwargs)
+            for n in self._storage[node]:
+                if n in self.env:
+                    self.env[n] = ranges.overwritten(self.env[n], sized)
+                # a tensor the model made without sizes is a constant of the trace, and each use
+                # of it (or of a view of it) another: the next ones are changed too
+                key = _storage_key(_constant_tensor(self.root, n))
+                if key is not None:
+                    self._written[key] = self._written.get(key, False) or sized
+        return self.env[node]
+
+    def _share(self, a: torch.fx.Node, b: torch.fx.Node) -> None:
+        """Note that the values of nodes ``a`` and ``b`` may share their storage (a view, the
+        tensor an in-place op returns): one group of nodes for both."""
+        ga, gb = self._storage.get(a), self._storage.get(b)
+        if ga is not None and ga is gb:
+            return
+        ga, gb = ga or [a], gb or [b]
+        if len(ga) < len(gb):
+            ga, gb = gb, ga
+        ga.extend(gb)
+        for n in ga:
+            self._storage[n] = ga
 
     def _apply_rule(self, node: torch.fx.Node, rule: Rule | None, name: str, op: str, kind: str,
                     call_args: tuple, kwargs: dict, module: nn.Module | None = None) -> None:
@@ -1379,16 +1444,6 @@ def _side_roundings(sides: tuple) -> list[Rounding]:
             for r in step.roundings:
                 found.setdefault(replace(r, when=(*conditions, *r.when)), None)
     return list(found)
-
-
-def _mutates(node: torch.fx.Node) -> bool:
-    """Whether ``node`` changes its first argument in place (``x[i] = v``, ``x.add_(v)``)."""
-    if not node.args or not isinstance(node.args[0], torch.fx.Node):
-        return False
-    if node.op == "call_function":
-        return node.target is operator.setitem
-    return node.op == "call_method" and node.target.endswith("_") and not node.target.startswith("_") \
-        and node.target != "requires_grad_"
 
 
 def _flat(value) -> list:

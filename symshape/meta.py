@@ -540,6 +540,26 @@ _INDEXING_OPS = frozenset({"index", "_unsafe_index", "index_select", "gather", "
                            "_embedding_bag", "_index_put_impl"})
 
 
+def _written(func, args, kwargs) -> list:
+    """The tensors an aten op writes into (its schema's mutable arguments: ``self`` of
+    ``fill_``, ``out`` of ``add.out``)."""
+    schema = func._schema
+    out = []
+    for i, a in enumerate(schema.arguments):
+        if a.alias_info is not None and a.alias_info.is_write:
+            value = kwargs.get(a.name) if a.kwarg_only or i >= len(args) else args[i]
+            out += [t for t in pytree.tree_leaves(value) if isinstance(t, torch.Tensor)]
+    return out
+
+
+def _storage_key(t: torch.Tensor):
+    """What identifies ``t``'s storage, which its views share, or None."""
+    try:
+        return t.untyped_storage()._cdata
+    except Exception:  # (a tensor subclass without storage)
+        return None
+
+
 #: aten factories whose entries follow from their size arguments (with a size of the input, they
 #: depend on it: ``arange(L)``)
 _FACTORIES = frozenset({"arange", "linspace", "logspace", "randperm", "tril_indices", "triu_indices"})
@@ -576,6 +596,9 @@ class _Cpu(TorchDispatchMode):
         #: tensors whose entries depend on the sizes (an arange of a size, the indices a sort
         #: returns, anything computed from them), by id: an indexing op given one is refused
         self.sized_entries: dict[int, torch.Tensor] = {}
+        #: storages such entries were written into in place (by key, with a tensor that keeps
+        #: it): every tensor on them, a view taken before the write too, has such entries
+        self.sized_storages: dict[int, torch.Tensor] = {}
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -601,6 +624,8 @@ class _Cpu(TorchDispatchMode):
             for t in pytree.tree_leaves(out):
                 if isinstance(t, torch.Tensor):
                     self.sized(t)
+            for t in _written(func, args, kwargs):  # (idx[:2].fill_(L): idx's entries too)
+                self.sized_storages[_storage_key(t)] = t
         if unknown:
             if not (name in ("clone", "_to_copy") and kwargs.get("memory_format") == torch.contiguous_format):
                 self._forget(out)
@@ -625,8 +650,9 @@ class _Cpu(TorchDispatchMode):
                 return True
         if not self.sized_entries:
             return False
-        return any(id(t) in self.sized_entries for t in (leaves or pytree.tree_leaves((args, kwargs)))
-                   if isinstance(t, torch.Tensor))
+        tensors = [t for t in (leaves or pytree.tree_leaves((args, kwargs))) if isinstance(t, torch.Tensor)]
+        return any(id(t) in self.sized_entries for t in tensors) or bool(self.sized_storages) and any(
+            _storage_key(t) in self.sized_storages for t in tensors)
 
     def _forget(self, out) -> None:
         for t in pytree.tree_leaves(out):

@@ -6,6 +6,8 @@ torch checks every index against the table's length; symshape cannot see the ent
 follow their exact extremes:
 
     arange(start, end):   start … end - 1   (integer start and step)
+    full(shape, v):       v … v   (also zeros, ones, and their _like and new_ forms)
+    a constant:           the least and greatest of its entries (int64 or int32)
     t + c, t - c, t * c:  shifted or scaled by a number or a size (c ≥ 0 for *)
     t // c:               the extremes' quotients (c > 0 a number, or a size dividing lo and hi + 1)
     a + b, a - b:         lo_a ± … exactly, where a and b vary along different dims (a broadcast
@@ -26,11 +28,17 @@ along a dim of size ``n`` give indices below ``n`` (MAE's ``argsort(noise)[:, :k
 ``gather``); ``t % c`` lies below a positive ``c``. The ops that only move or repeat entries keep it (views, ``expand``, ``repeat``,
 ``flip``, any ``[...]``, ``.long()``); any other drops it, but for a bound the op's own rule
 made (a max pooling's indices).
+
+An in-place op writes into the storage its views share (``idx[:2].fill_(L)`` changes ``idx``):
+:func:`shares_storage` and :func:`writes_in_place` tell the engine which results may share their
+argument's storage and which calls write into it, and :func:`overwritten` is what is left known
+of each such tensor.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import operator
 from dataclasses import replace
 from typing import Any
@@ -77,9 +85,19 @@ def _range(v) -> tuple | None:
     if isinstance(v, SymTensor):
         if v.entry_range is not None:
             return v.entry_range
+        if v.values is not None and v.dtype in (torch.int64, torch.int32):  # a constant's entries
+            entries = _flat_values(v.values)
+            if entries:
+                return sympy.Integer(min(entries)), sympy.Integer(max(entries))
         return None
     e = _number(v)
     return None if e is None else (e, e)
+
+
+def _flat_values(values) -> list:
+    if isinstance(values, tuple):
+        return [e for v in values for e in _flat_values(v)]
+    return [values]
 
 
 def _apart(a: SymTensor, b: SymTensor) -> bool:
@@ -153,6 +171,9 @@ def _transfer(target, kind: str, args, kwargs) -> tuple | None:
     # (while symshape traces, torch.arange is a wrapper around the builtin: symshape.trace.FACTORIES)
     if kind == "function" and _unwrapped(target) is _unwrapped(torch.arange):
         return _arange(args, kwargs)
+    filled = _filled(target, kind, args, kwargs)
+    if filled is not None:
+        return filled
     name = target
     if kind == "method" and name == "to":
         dtypes = [a for a in (*args[1:], *kwargs.values()) if isinstance(a, torch.dtype)]
@@ -189,6 +210,34 @@ def _transfer(target, kind: str, args, kwargs) -> tuple | None:
             and args and isinstance(args[0], SymTensor):
         return _clamped(_range(args[0]), args[1:], kwargs, name in ("clamp_min", torch.clamp_min))
     return None
+
+
+#: factories filling a tensor with one number, and where it stands among their arguments (the
+#: methods, ``t.new_full(shape, v)``, count ``t`` as the first)
+_FULL = {"full": 1, "full_like": 1, "new_full": 2}
+#: ... and those whose number is their name's
+_CONSTANT_FILLS = {"zeros": 0, "zeros_like": 0, "new_zeros": 0, "ones": 1, "ones_like": 1, "new_ones": 1}
+_NEW = frozenset({"new_full", "new_zeros", "new_ones"})
+
+
+def _filled(target, kind: str, args, kwargs) -> tuple | None:
+    """``full(shape, v)``, ``full_like(t, v)``, ``t.new_full(shape, v)``, ``zeros``, ``ones``
+    and theirs: every entry is that number (in a dtype that holds it exactly)."""
+    name = target if kind == "method" else _op_name(target, kind) if kind == "function" else None
+    if (name in _NEW) != (kind == "method"):
+        return None
+    if name in _CONSTANT_FILLS:
+        e = sympy.Integer(_CONSTANT_FILLS[name])
+        return e, e
+    at = _FULL.get(name)
+    if at is None:
+        return None
+    v = args[at] if len(args) > at else kwargs.get("fill_value")
+    dtype = kwargs.get("dtype")
+    if dtype is not None and dtype not in _EXACT_DTYPES:
+        return None
+    e = _number(v)
+    return None if e is None else (e, e)
 
 
 def _meshgrid(args, grids: tuple, sized: bool) -> tuple:
@@ -251,7 +300,9 @@ _VALUE_OPS = frozenset({"arange", "linspace", "logspace", "full", "full_like", "
                         "clamp", "clip", "maximum", "minimum", "rsub", "addcmul", "addcdiv", "lerp", "__add__",
                         "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__", "__rtruediv__",
                         "__floordiv__", "__rfloordiv__", "__mod__", "__pow__", "__rpow__", "add_", "sub_", "mul_",
-                        "div_", "clamp_", "index_fill", "index_fill_", "masked_fill", "masked_fill_"})
+                        "div_", "clamp_", "clip_", "clamp_min", "clamp_max", "clamp_min_", "clamp_max_",
+                        "index_fill", "index_fill_", "masked_fill", "masked_fill_", "__setitem__", "index_put",
+                        "index_put_", "put_", "floor_divide_", "remainder_", "pow_"})
 
 
 def _sized(family: str | None, name: str | None, args, kwargs) -> bool:
@@ -274,13 +325,109 @@ def _a_size(v) -> bool:
     return isinstance(v, sympy.Expr) and not v.is_Number and bool(v.free_symbols)
 
 
-def mutated(t: SymTensor, family: str | None, target, kind: str, args, kwargs) -> SymTensor:
-    """The tensor ``t`` after an in-place op on it: no entry range or bound any longer, and its
-    entries depend on the sizes where the op's do (``idx[:] = L``, ``idx.add_(L)``)."""
-    sized = t.sized or _sized(family, _op_name(target, kind), args, kwargs)
-    if t.entry_range is None and t.index_bound is None and t.sized == sized:
-        return t
-    return replace(t, entry_range=None, index_bound=None, sized=sized)
+def writes_sized(family: str | None, target, kind: str, args, kwargs) -> bool:
+    """Whether the entries an in-place op writes may depend on the sizes (``idx[:] = L``,
+    ``idx.add_(L)``, ``idx.copy_(arange(L))``)."""
+    return _sized(family, _op_name(target, kind), args, kwargs)
+
+
+def overwritten(value: Any, sized: bool) -> Any:
+    """A tensor (or each tensor of a tuple or list) after an in-place op wrote into its storage
+    (itself, or a view of it: ``idx[:2].fill_(L)``): no entries, range or bound known any longer,
+    and ``sized`` where the write's entries are."""
+
+    def after(t: SymTensor) -> SymTensor:
+        if t.entry_range is None and t.index_bound is None and t.values is None and (t.sized or not sized):
+            return t
+        return replace(t, entry_range=None, index_bound=None, values=None, sized=t.sized or sized)
+
+    return _each(value, after)
+
+
+# -- which tensors share storage --------------------------------------------------------------------
+#
+# An in-place op writes into a tensor's storage, which its views share: ``idx[:2].fill_(L)`` changes
+# ``idx``. What is known of the entries of every tensor that may share that storage is dropped (and
+# each is ``sized`` where the write is). Which results may share their argument's storage is
+# over-approximated: a view, and every op that may return its argument itself (``.to()`` of its own
+# dtype, ``contiguous()`` of a contiguous tensor, dropout in eval mode, ``nn.Identity``).
+
+#: methods whose result may share the storage of the tensor they are called on
+_SHARING_METHODS = frozenset({
+    "view", "view_as", "reshape", "reshape_as", "flatten", "unflatten", "squeeze", "unsqueeze", "transpose",
+    "permute", "t", "narrow", "select", "expand", "expand_as", "unfold", "split", "split_with_sizes", "chunk",
+    "unbind", "tensor_split", "hsplit", "vsplit", "dsplit", "diagonal", "movedim", "moveaxis", "swapaxes",
+    "swapdims", "as_strided", "detach", "real", "imag", "contiguous", "to", "type", "type_as", "long", "int",
+    "float", "double", "half", "bfloat16", "bool", "short", "char", "byte", "cpu", "cuda", "alias", "conj",
+    "resolve_conj", "resolve_neg", "positive", "align_to", "rename", "refine_names", "as_subclass"})
+#: functions (torch's, torch.nn.functional's) whose result may share its first argument's storage
+_SHARING_FUNCTIONS = frozenset({
+    "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "transpose", "permute", "t", "narrow", "select",
+    "split", "chunk", "unbind", "tensor_split", "hsplit", "vsplit", "dsplit", "diagonal", "movedim", "moveaxis",
+    "swapaxes", "swapdims", "as_strided", "detach", "view_as_real", "view_as_complex", "real", "imag",
+    "broadcast_to", "atleast_1d", "atleast_2d", "atleast_3d", "adjoint", "conj", "resolve_conj", "resolve_neg",
+    "positive", "dropout", "alpha_dropout", "feature_alpha_dropout", "dropout1d", "dropout2d", "dropout3d"})
+#: tensor attributes that share the tensor's storage
+_SHARING_ATTRIBUTES = frozenset({"data", "T", "mT", "H", "mH", "real", "imag"})
+#: modules whose output may be their input itself, or a view of it
+_SHARING_MODULES = (torch.nn.Identity, torch.nn.Flatten, torch.nn.Unflatten, torch.nn.modules.dropout._DropoutNd)
+
+
+def shares_storage(target, kind: str, module, args) -> bool:
+    """Whether a call's result may share the storage of its first argument (a tensor, or for
+    ``[i]``, a tuple of tensors: the split pieces of one)."""
+    if kind == "module":
+        return isinstance(module, _SHARING_MODULES) or writes_in_place(target, kind, module, args, {})
+    if kind == "method":
+        return target in _SHARING_METHODS or writes_in_place(target, kind, module, args, {})
+    if target is operator.getitem:
+        return True
+    if target is getattr:
+        return len(args) > 1 and args[1] in _SHARING_ATTRIBUTES
+    return getattr(_unwrapped(target), "__name__", None) in _SHARING_FUNCTIONS \
+        or writes_in_place(target, kind, module, args, {})
+
+
+def writes_in_place(target, kind: str, module, args, kwargs) -> bool:
+    """Whether a call writes into its first argument: ``x[i] = v``, an in-place method
+    (``x.add_(v)``, ``x += v``) or function (``torch.relu_``), ``inplace=True``, a module built
+    with ``inplace=True``."""
+    if kind == "module":
+        return getattr(module, "inplace", False) is True
+    if kind == "method":
+        return target == "__setitem__" or isinstance(target, str) and target.endswith("_") \
+            and not target.startswith("_") and target != "requires_grad_"
+    if target is operator.setitem:
+        return True
+    name = getattr(_unwrapped(target), "__name__", "")
+    if not isinstance(name, str):
+        return False
+    if name.endswith("_") and not name.startswith("_") and name != "requires_grad_":
+        return True
+    return _inplace_argument(target, args, kwargs)
+
+
+def _inplace_argument(target, args, kwargs) -> bool:
+    """``inplace=True`` given to a function that takes it (``F.relu(x, inplace=True)``, or by
+    position: ``F.relu(x, True)``)."""
+    if kwargs.get("inplace") is True:
+        return True
+    if not any(a is True for a in args):
+        return False
+    try:
+        at = _inplace_position(target)
+    except TypeError:  # (an unhashable callable)
+        return False
+    return at is not None and len(args) > at and args[at] is True
+
+
+@functools.lru_cache(maxsize=None)
+def _inplace_position(target) -> int | None:
+    try:
+        parameters = list(inspect.signature(target).parameters)
+    except (TypeError, ValueError):
+        return None
+    return parameters.index("inplace") if "inplace" in parameters else None
 
 
 def _leaves(value) -> list:
@@ -319,9 +466,10 @@ def _op_name(target, kind: str) -> str | None:
         return target if isinstance(target, str) else None
     if target is operator.getitem:
         return "__getitem__"
+    # (while symshape traces, torch's factories are wrappers around them: symshape.trace.FACTORIES)
     target = _unwrapped(target)
-    return getattr(target, "__name__", None) if getattr(torch, getattr(target, "__name__", ""), None) is target \
-        else None
+    name = getattr(target, "__name__", None)
+    return name if isinstance(name, str) and _unwrapped(getattr(torch, name, None)) is target else None
 
 
 def _index_dim_size(name: str, args, kwargs) -> sympy.Expr | None:

@@ -229,9 +229,9 @@ def test_indices_whose_entries_follow_from_a_size_are_refused_on_torchs_meta_ker
 
 
 class FromSizes(nn.Module):
-    """Indices whose entries follow from the size in a way symshape does not track (a product
-    with a size, a fill of one, one set in place): torch raises past the table; refused rather
-    than answered."""
+    """Indices whose entries follow from the size: a product of ones with a size and a fill of
+    one (every entry ``L - 1``: checked exactly), one set in place (refused rather than
+    answered: symshape does not follow what a write leaves); torch raises past the table."""
 
     def __init__(self, how: str, into: str):
         super().__init__()
@@ -256,9 +256,17 @@ class FromSizes(nn.Module):
 
 
 @pytest.mark.parametrize("into", ["embedding", "getitem", "index_select", "one_hot"])
-@pytest.mark.parametrize("how", ["scaled", "filled", "set"])
-def test_indices_computed_from_sizes_symshape_does_not_follow_are_refused(how, into):
+@pytest.mark.parametrize("how", ["scaled", "filled"])
+def test_indices_of_one_value_from_a_size_are_checked_exactly(how, into):
     model = FromSizes(how, into)
+    analysis = symshape.analyze(model, ("L",))
+    assert analysis.valid_sizes().summary() == "L ∈ [1, 8]"
+    assert members(analysis.valid_sizes(), ["L"], 10) == scan(model, ("L",), ["L"], 10)  # torch: L <= 8
+
+
+@pytest.mark.parametrize("into", ["embedding", "getitem", "index_select", "one_hot"])
+def test_indices_set_in_place_from_sizes_are_refused(into):
+    model = FromSizes("set", into)
     assert scan(model, ("L",), ["L"], 10) == {(n,) for n in range(1, 9)}  # torch: L <= 8
     with pytest.raises(symshape.UnsupportedOperation, match="computed from the input's sizes"):
         symshape.analyze(model, ("L",))
