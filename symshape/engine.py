@@ -24,7 +24,7 @@ from .errors import (InvalidArgument, InvalidInputSize, NotASize, SizeCases, Uns
 from .requirements import Requirement, Rounding
 from . import dtypes, ranges
 from .dtypes import NOT_PROBED
-from .meta import MetaRefusal, Side, merge_sides, run_meta, substitute
+from .meta import MetaRefusal, Side, merge_sides, run_meta, storage_key, substitute
 from .modules import attributes_of, copy_model, is_lazy_parameter, module_fingerprint, plain_getattr, positional_call
 from .rules import Context, Fixed, Rule, rule_for_function, rule_for_method, rule_for_module, target_name
 from .rules.common import require_layout
@@ -72,6 +72,8 @@ class Propagation:
     rules_applied: dict[str, str] = field(default_factory=dict)
     #: the fixed layers (keys as in ``in_features``): what each layer's parameter is, and its value
     fixed: dict[str, Fixed] = field(default_factory=dict)
+    #: the inputs an op wrote into (Propagator.wrote)
+    wrote: dict = field(default_factory=dict)
 
 
 def _single_size_facts(requirements, known=()) -> dict:
@@ -415,17 +417,6 @@ def _constant_tensor(root: nn.Module, node: torch.fx.Node) -> torch.Tensor | Non
     return obj if isinstance(obj, torch.Tensor) else None
 
 
-def _storage_key(t: torch.Tensor | None) -> int | None:
-    """What identifies ``t``'s storage, which its views share (while it lives: the trace's
-    constants live on the model), or None."""
-    if t is None:
-        return None
-    try:
-        return t.untyped_storage()._cdata
-    except Exception:  # (a tensor subclass without storage)
-        return None
-
-
 #: the largest integer constant whose entries symshape reads (index lists, sections)
 CONSTANT_ENTRIES = 256
 
@@ -497,6 +488,14 @@ class Propagator:
         #: the storages of the trace's constant tensors a traced op wrote into, and whether the
         #: entries it wrote may depend on the sizes
         self._written: dict[int, bool] = {}
+        #: the placeholders (in order) and those an op wrote into (by their place), each with
+        #: whether what it wrote may depend on the sizes: a module's call traced by sides changed
+        #: the caller's tensor
+        self._placeholders: list[torch.fx.Node] = []
+        self.wrote: dict[int, bool] = {}
+        #: every node whose value an op's write changed (what was known of its entries), in order
+        #: (close_call asks which came before the call)
+        self._write_log: list[torch.fx.Node] = []
 
     def share(self, caches: dict) -> None:
         """Take the caches of results that depend only on their keys (meta copies, meta results,
@@ -509,7 +508,8 @@ class Propagator:
         self._fingerprints_then = caches.setdefault("fingerprints_then", self._fingerprints_then)
 
     def result(self) -> Propagation:
-        return Propagation(self.steps, self.output, self.in_features, self.rules_applied, self.fixed)
+        return Propagation(self.steps, self.output, self.in_features, self.rules_applied, self.fixed,
+                           self.wrote)
 
     def _load(self, a):
         value = torch.fx.node.map_arg(a, lambda n: self.env[n])
@@ -547,6 +547,7 @@ class Propagator:
             e.line = user_line(e)
 
     def _placeholder(self, node: torch.fx.Node) -> None:
+        self._placeholders.append(node)
         if self._first_input and self.x is not None:
             self.env[node], self._first_input = self.x, False
         elif self.inputs:
@@ -563,7 +564,7 @@ class Propagator:
     def _get_attr(self, node: torch.fx.Node) -> None:
         value = _attr(self.root, node.target, node)
         if self._written and isinstance(value, SymTensor):
-            key = _storage_key(_constant_tensor(self.root, node))
+            key = storage_key(_constant_tensor(self.root, node))
             if key in self._written:  # a traced op wrote into it: its entries now are not these
                 value = ranges.overwritten(value, self._written[key])
         self.env[node] = value
@@ -724,7 +725,7 @@ class Propagator:
         module's attributes as the call finds them among it)."""
         self._open_calls.append({})
         return (len(self.steps), set(self.fixed), len(self.path.decisions) if self.path is not None else 0,
-                attributes_of(module))
+                attributes_of(module), len(self.env), len(self._write_log))
 
     def close_call(self, key: tuple, module: nn.Module, name: str, start: tuple, value: Any, form: Any) -> None:
         """The call ``name`` of ``module`` from ``start`` on (:meth:`open_call`) returned
@@ -733,9 +734,13 @@ class Propagator:
         where its output holds a tensor and it took no new side of a branch (a later call would not
         take it again, and the answers of a side come in order)."""
         used = self._open_calls.pop()
-        first, fixed_before, decisions, state = start
+        first, fixed_before, decisions, state, bound, writes = start
         if not tensors_in(value) or (self.path is not None and len(self.path.decisions) != decisions):
             return
+        if len(self._write_log) > writes:  # it wrote into a tensor from before it: one node would not
+            inside = set(list(self.env)[bound:])
+            if any(n not in inside for n in self._write_log[writes:]):
+                return
         fixed = tuple((k, f) for k, f in self.fixed.items() if k not in fixed_before)
         # (what its checks state of single sizes, Context.earlier: made when first repeated)
         entry = (name, tuple(self.steps[first:]), value, fixed, dict(used), None)
@@ -886,7 +891,10 @@ class Propagator:
             done = self._merged_sides(ctx, module, args, kwargs, key)
             if here is not None:
                 self._sides_cache[here] = done
-        value, requirements, self._side_linears, self._side_steps = done
+        value, requirements, self._side_linears, self._side_steps, wrote = done
+        if wrote:  # by their place among the call's placeholders (_traced_by_sides)
+            dynamic = [v for v in _flat([*args, *kwargs.values()]) if is_dynamic(v)]
+            ctx.wrote += [(dynamic[i], sized) for i, sized in wrote.items()]
         for r in requirements:
             ctx.require(r.lhs, r.relation, r.rhs, r.reason, r.kind, r.unless, r.backend_dependent, r.data_dependent,
                         r.fixes, r.meta_unchecked)
@@ -903,14 +911,14 @@ class Propagator:
             if key is not None:
                 self._sides_cache[key] = traced
                 self._sides_cache.setdefault(("fewer", key[:-1]), []).append((frozenset(key[-1]), traced))
-        sides, fixed, shown = traced
+        sides, fixed, shown, wrote = traced
         where = "" if ctx.step == "(model)" else f"{ctx.step}."  # inner steps' names, qualified
         sides = [replace(side, requirements=[replace(r, reason=f"{where}{r.reason}") for r in side.requirements])
                  for side in sides]
         result = merge_sides(sides, ctx.op, tuple(_on_every_side(sides)), (*ctx.facts, *self._earlier))
         linears = [(replace(step, name=f"{where}{step.name}", module=_submodule(module, step.name, step.module)),
                     f"{where}{name}", replace(f, layer=f"{where}{f.layer}")) for step, name, f in fixed]
-        return result.value, tuple(result.requirements), linears, shown
+        return result.value, tuple(result.requirements), linears, shown, wrote
 
     def _traced_under_fewer_facts(self, key: tuple):
         """The sides of an equal call traced where fewer of the earlier checks were known (the
@@ -987,7 +995,11 @@ class Propagator:
                 sides.append(Side(path.decisions, value=prop.output, requirements=inner))
                 props.append(prop)
             todo += reversed(path.others())
-        return tuple(sides), tuple(_fixed_on_every_side(props)), tuple(shown)
+        wrote: dict = {}
+        for prop in props:
+            for i, sized in prop.wrote.items():
+                wrote[i] = wrote.get(i, False) or sized
+        return tuple(sides), tuple(_fixed_on_every_side(props)), tuple(shown), wrote
 
     def _context(self, name: str, op: str, node: torch.fx.Node) -> Context:
         ctx = Context(name, op, node.format_node)
@@ -1047,16 +1059,27 @@ class Propagator:
             self._share(node, first)
         if written is not None:  # every tensor that shares its storage has other entries now
             self._share(node, written)
-            sized = ranges.writes_sized(family, node.target, kind, call_args, kwargs)
-            for n in self._storage[node]:
-                if n in self.env:
-                    self.env[n] = ranges.overwritten(self.env[n], sized)
-                # a tensor the model made without sizes is a constant of the trace, and each use
-                # of it (or of a view of it) another: the next ones are changed too
-                key = _storage_key(_constant_tensor(self.root, n))
-                if key is not None:
-                    self._written[key] = self._written.get(key, False) or sized
+            self._overwrite(node, ranges.writes_sized(family, node.target, kind, call_args, kwargs))
         return self.env[node]
+
+    def _overwrite(self, node: torch.fx.Node, sized: bool) -> None:
+        """An op wrote into the storage of ``node``'s value: it and every value that may share it
+        lose what was known of their entries (``sized``: the written ones may depend on the
+        sizes)."""
+        for n in self._storage.get(node, (node,)):
+            if n in self.env:
+                old = self.env[n]
+                self.env[n] = ranges.overwritten(old, sized)
+                if self.env[n] is not old and self.env[n] != old:
+                    self._write_log.append(n)
+            if n.op == "placeholder":  # the caller's tensor (a module's call traced by sides)
+                i = self._placeholders.index(n)
+                self.wrote[i] = self.wrote.get(i, False) or sized
+            # a tensor the model made without sizes is a constant of the trace, and each use of
+            # it (or of a view of it) another: the next ones are changed too
+            key = storage_key(_constant_tensor(self.root, n))
+            if key is not None:
+                self._written[key] = self._written.get(key, False) or sized
 
     def _share(self, a: torch.fx.Node, b: torch.fx.Node) -> None:
         """Note that the values of nodes ``a`` and ``b`` may share their storage (a view, the
@@ -1127,6 +1150,11 @@ class Propagator:
                         ctx.never(refused)
         self._applied({op: family})
         value = self._bind(node, kind, family, call_args, kwargs, value)
+        for t, sized in ctx.wrote:  # a module run whole or traced by sides changed what it was given
+            for n in node.all_input_nodes:
+                if any(v is t for v in tensors_in(self.env.get(n))):
+                    self._overwrite(n, sized)
+            value = self.env[node]
         tensor_inputs = tensors_in((call_args, kwargs))
         if family == "cases":  # what each side's layers round, on that side
             ctx.roundings += _side_roundings(self._side_steps)
@@ -1387,7 +1415,10 @@ def _meta_value(ctx: Context, call, args, kwargs, cache: dict | None = None, key
             cache[key] = result
     for r in result.requirements:
         ctx.require(r.lhs, r.relation, r.rhs, r.reason, unless=r.unless, data_dependent=r.data_dependent)
-    return result.value
+    if result.wrote:  # by their place among the tensors it was given
+        given = tensors_in((args, kwargs))
+        ctx.wrote += [(given[i], sized) for i, sized in result.wrote.items()]
+    return ranges.marked_sized(result.value) if result.sized else result.value
 
 
 def _refused_view(ctx: Context, args, error: str):

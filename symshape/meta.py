@@ -57,7 +57,8 @@ from .dims import (CeilSqrt, DoubleFloor, DoubleProduct, FloorDiv, IntSqrt, Size
                    floor_div, implied, smallest_value_where, without_ite)
 from .modules import untraced
 from .requirements import Requirement, cnf, literal, unless_not
-from .tensor import CONV_MEMORY_FORMAT, LAYOUT_NOT_FOLLOWED, SymTensor, kernel_layout, standard_strides, tuple_like
+from .tensor import (CONV_MEMORY_FORMAT, LAYOUT_NOT_FOLLOWED, SymTensor, kernel_layout, standard_strides, tensors_in,
+                     tuple_like)
 
 __all__ = ["MAX_LEAVES", "MetaRefusal", "MetaResult", "Side", "merge_sides", "run_meta"]
 
@@ -426,6 +427,12 @@ class MetaResult:
     value: Any
     requirements: list[Requirement]
     leaves: int
+    #: a tensor it returns may have entries computed from the sizes (an arange of a size ...)
+    sized: bool = False
+    #: the tensors it was given that it wrote into (a module's input changed in place), by
+    #: their place among ``tensors_in((args, kwargs))``, each with whether what it wrote may
+    #: depend on the sizes
+    wrote: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -438,6 +445,8 @@ class _Leaf:
     #: know: a data-dependent requirement there (its value is the view's, where it runs)
     layout_unknown: bool = False
     impossible: bool = False  # the path's answers contradict each other: no size is here
+    sized: bool = False  # (MetaResult's)
+    wrote: dict = field(default_factory=dict)  # (the _Cpu's: by the id of the SymTensor given)
 
 
 @dataclass
@@ -461,8 +470,10 @@ def _fake_args(value: Any, syms: _Symbols, cpu: "_Cpu | None" = None):
             fake = torch.empty_strided(sizes, [syms.symint(s) for s in value.strides], dtype=dtype)
         else:
             fake = torch.empty(sizes, dtype=dtype)
-        if (value.index_bound is not None or value.entry_range is not None or value.sized) and cpu is not None:
-            cpu.sized(fake)  # entries computed from sizes, or indices a sort or a pooling returned
+        if cpu is not None:
+            cpu.given(fake, value)
+            if value.index_bound is not None or value.entry_range is not None or value.sized:
+                cpu.sized(fake)  # entries computed from sizes, or indices a sort or a pooling returned
         return fake
     if isinstance(value, sympy.Expr):  # (a Symbol is a sympy Boolean too: test Expr)
         return syms.symint(value)
@@ -543,17 +554,25 @@ _INDEXING_OPS = frozenset({"index", "_unsafe_index", "index_select", "gather", "
 def _written(func, args, kwargs) -> list:
     """The tensors an aten op writes into (its schema's mutable arguments: ``self`` of
     ``fill_``, ``out`` of ``add.out``)."""
-    schema = func._schema
+    at = _WRITES.get(func)
+    if at is None:
+        at = _WRITES[func] = tuple((i, a.name, a.kwarg_only) for i, a in enumerate(func._schema.arguments)
+                                   if a.alias_info is not None and a.alias_info.is_write)
     out = []
-    for i, a in enumerate(schema.arguments):
-        if a.alias_info is not None and a.alias_info.is_write:
-            value = kwargs.get(a.name) if a.kwarg_only or i >= len(args) else args[i]
-            out += [t for t in pytree.tree_leaves(value) if isinstance(t, torch.Tensor)]
+    for i, name, kwarg_only in at:
+        value = kwargs.get(name) if kwarg_only or i >= len(args) else args[i]
+        out += [t for t in pytree.tree_leaves(value) if isinstance(t, torch.Tensor)]
     return out
 
 
-def _storage_key(t: torch.Tensor):
-    """What identifies ``t``'s storage, which its views share, or None."""
+#: each aten op's mutable arguments (position, name, keyword-only), as _written asks
+_WRITES: dict = {}
+
+
+def storage_key(t: torch.Tensor | None):
+    """What identifies ``t``'s storage, which its views share (while it lives), or None."""
+    if t is None:
+        return None
     try:
         return t.untyped_storage()._cdata
     except Exception:  # (a tensor subclass without storage)
@@ -599,6 +618,11 @@ class _Cpu(TorchDispatchMode):
         #: storages such entries were written into in place (by key, with a tensor that keeps
         #: it): every tensor on them, a view taken before the write too, has such entries
         self.sized_storages: dict[int, torch.Tensor] = {}
+        #: the storages of the tensors the call was given (by key: the fake, and the id of the
+        #: SymTensor it stands for)
+        self.inputs: dict[int, tuple] = {}
+        #: those the call wrote into (by that id), and whether with entries from the sizes
+        self.wrote: dict[int, bool] = {}
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -624,8 +648,15 @@ class _Cpu(TorchDispatchMode):
             for t in pytree.tree_leaves(out):
                 if isinstance(t, torch.Tensor):
                     self.sized(t)
-            for t in _written(func, args, kwargs):  # (idx[:2].fill_(L): idx's entries too)
-                self.sized_storages[_storage_key(t)] = t
+        for t in _written(func, args, kwargs):
+            key = storage_key(t)
+            if key is None:
+                continue
+            if sized:  # (idx[:2].fill_(L): idx's entries too)
+                self.sized_storages[key] = t
+            given = self.inputs.get(key)
+            if given is not None:  # the caller's tensor changed
+                self.wrote[given[1]] = self.wrote.get(given[1], False) or sized
         if unknown:
             if not (name in ("clone", "_to_copy") and kwargs.get("memory_format") == torch.contiguous_format):
                 self._forget(out)
@@ -635,6 +666,15 @@ class _Cpu(TorchDispatchMode):
 
     def sized(self, t: torch.Tensor) -> None:
         self.sized_entries[id(t)] = t
+
+    def given(self, t: torch.Tensor, value: SymTensor) -> None:
+        """``t`` is the fake of ``value``, a tensor the call was given."""
+        key = storage_key(t)
+        if key is not None:
+            self.inputs[key] = (t, id(value))
+
+    def has_sized_entries(self, t: torch.Tensor) -> bool:
+        return id(t) in self.sized_entries or bool(self.sized_storages) and storage_key(t) in self.sized_storages
 
     def _sized_entries(self, func, name: str, args, kwargs) -> bool:
         """Whether this op's entries may depend on the sizes: a factory given a size that depends
@@ -650,9 +690,8 @@ class _Cpu(TorchDispatchMode):
                 return True
         if not self.sized_entries:
             return False
-        tensors = [t for t in (leaves or pytree.tree_leaves((args, kwargs))) if isinstance(t, torch.Tensor)]
-        return any(id(t) in self.sized_entries for t in tensors) or bool(self.sized_storages) and any(
-            _storage_key(t) in self.sized_storages for t in tensors)
+        return any(self.has_sized_entries(t) for t in (leaves or pytree.tree_leaves((args, kwargs)))
+                   if isinstance(t, torch.Tensor))
 
     def _forget(self, out) -> None:
         for t in pytree.tree_leaves(out):
@@ -739,6 +778,8 @@ def _run(call: Callable, args, kwargs, path: list[bool], facts: tuple = ()) -> t
             raise MetaRefusal(f"running torch's meta kernel failed: {type(e).__name__}: {e}") from e
         leaf.value = _shapes(out, syms, frozenset(cpu.unknown))
         leaf.layout_unknown = cpu.viewed_unknown
+        leaf.sized = any(cpu.has_sized_entries(t) for t in pytree.tree_leaves(out) if isinstance(t, torch.Tensor))
+        leaf.wrote = cpu.wrote
     return leaf, env.path
 
 
@@ -838,7 +879,13 @@ def _run_meta(call: Callable, args: tuple, kwargs: dict, what: str, facts: tuple
         raise MetaRefusal(f"torch raises at every size: {root.leaf.error}")
     requirements: list[Requirement] = []
     value = _emit(root, [], requirements, what)
-    return MetaResult(_build(value), requirements, len(leaves))
+    wrote: dict = {}
+    for leaf in leaves:
+        for i, sized in leaf.wrote.items():
+            wrote[i] = wrote.get(i, False) or sized
+    given = tensors_in((args, kwargs))
+    return MetaResult(_build(value), requirements, len(leaves), any(leaf.sized for leaf in leaves),
+                      {i: wrote[id(t)] for i, t in enumerate(given) if id(t) in wrote})
 
 
 def _first_piecewise(value: Any):
@@ -909,7 +956,11 @@ def _by_cases(call, args, kwargs, what, facts, pw) -> MetaResult:
     value = _packed(running[-1][1].value)
     for here, r in reversed(running[:-1]):
         value = _cases(_packed(r.value), value, sympy.And(*here) if here else sympy.true, what)
-    return MetaResult(_build(value), requirements, leaves)
+    wrote: dict = {}
+    for _, r in running:
+        for i, sized in r.wrote.items():
+            wrote[i] = wrote.get(i, False) or sized
+    return MetaResult(_build(value), requirements, leaves, any(r.sized for _, r in running), wrote)
 
 
 @dataclass

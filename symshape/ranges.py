@@ -281,7 +281,9 @@ def propagate(target, kind: str, args, kwargs, value: Any, family: str | None = 
     if target is operator.getitem and args and isinstance(args[0], (list, tuple)):
         return value  # an item of a list or tuple: that tensor, as it is
     if not isinstance(value, SymTensor) or kind == "module":
-        return _each(value, lambda t: _marked(replace(t, entry_range=None) if t.entry_range is not None else t, sized))
+        # (a tensor a module run whole returns may be marked already: symshape.meta's account)
+        return _each(value, lambda t: _marked(replace(t, entry_range=None) if t.entry_range is not None else t,
+                                              sized or t.sized))
     r = _transfer(target, kind, args, kwargs)
     if r is None or not all(isinstance(e, sympy.Expr) and e.is_integer for e in r):
         return _marked(replace(value, entry_range=None) if value.entry_range is not None else value, sized)
@@ -360,7 +362,8 @@ _SHARING_METHODS = frozenset({
     "swapdims", "as_strided", "detach", "real", "imag", "contiguous", "to", "type", "type_as", "long", "int",
     "float", "double", "half", "bfloat16", "bool", "short", "char", "byte", "cpu", "cuda", "alias", "conj",
     "resolve_conj", "resolve_neg", "positive", "align_to", "rename", "refine_names", "as_subclass"})
-#: functions (torch's, torch.nn.functional's) whose result may share its first argument's storage
+#: functions (torch's, torch.nn.functional's) whose result may share its first argument's storage (and the
+#: methods, called as functions)
 _SHARING_FUNCTIONS = frozenset({
     "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "transpose", "permute", "t", "narrow", "select",
     "split", "chunk", "unbind", "tensor_split", "hsplit", "vsplit", "dsplit", "diagonal", "movedim", "moveaxis",
@@ -384,8 +387,8 @@ def shares_storage(target, kind: str, module, args) -> bool:
         return True
     if target is getattr:
         return len(args) > 1 and args[1] in _SHARING_ATTRIBUTES
-    return getattr(_unwrapped(target), "__name__", None) in _SHARING_FUNCTIONS \
-        or writes_in_place(target, kind, module, args, {})
+    name = getattr(_unwrapped(target), "__name__", None)  # (torch.Tensor.view(x, ...) as x.view(...))
+    return name in _SHARING_FUNCTIONS or name in _SHARING_METHODS or writes_in_place(target, kind, module, args, {})
 
 
 def writes_in_place(target, kind: str, module, args, kwargs) -> bool:
@@ -428,6 +431,12 @@ def _inplace_position(target) -> int | None:
     except (TypeError, ValueError):
         return None
     return parameters.index("inplace") if "inplace" in parameters else None
+
+
+def marked_sized(value: Any) -> Any:
+    """``value``'s tensors, each marked as having entries that may depend on the sizes (what a
+    module run whole on torch's meta kernels returns from an ``arange`` of a size)."""
+    return _each(value, lambda t: _marked(t, True))
 
 
 def _leaves(value) -> list:

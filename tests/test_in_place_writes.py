@@ -15,7 +15,6 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 
 import symshape
@@ -147,6 +146,108 @@ def test_a_write_through_a_view_inside_a_block_run_on_torchs_meta_kernels_is_ref
         symshape.analyze(model, ("L",))
 
 
+class _Untraceable(nn.Module):
+    """Blocks symshape does not trace op by op: one that branches on a size (traced by sides,
+    each side on its own), one fx cannot follow (a legacy constructor: run whole on torch's meta
+    kernels). Each either writes the size into the index it is given, or returns positions."""
+
+    def __init__(self, how: str):
+        super().__init__()
+        self.how = how
+
+    def forward(self, idx, x):
+        if self.how == "sides":
+            if x.shape[1] > 3:
+                idx[:2] = x.shape[1]
+            return x * 2
+        x = torch.Tensor(x)
+        if self.how == "meta writes":
+            idx[:2] = x.shape[1]
+            return x * 2
+        return torch.arange(x.shape[1])  # "meta returns": positions 0 … L - 1
+
+
+class _Calls(nn.Module):
+    def __init__(self, how: str):
+        super().__init__()
+        self.block = _Untraceable(how)
+        self.table = nn.Embedding(10, 2)
+        self.how = how
+
+    def forward(self, x):
+        idx = x.new_zeros(4, dtype=torch.long)
+        if self.how == "meta returns":
+            idx = self.block(idx, x)
+        else:
+            x = self.block(idx, x)
+        return self.table(idx).sum() + x.sum()
+
+
+@pytest.mark.parametrize("how, torch_runs", [("sides", range(1, 10)), ("meta writes", range(1, 10)),
+                                             ("meta returns", range(1, 11))])
+def test_a_block_traced_apart_that_writes_or_makes_indices_from_sizes_is_never_answered_as_valid(how, torch_runs):
+    """A block traced by sides, or run whole on the meta kernels, that writes a size into the
+    tensor it was given changes the caller's tensor; one that returns an ``arange`` of a size
+    returns entries from the sizes. Before, both left the caller's index "not from sizes":
+    "runs at every L" while torch raised past the table."""
+    model = _Calls(how)
+    assert scan(model, ("L",), ["L"], 12) == {(n,) for n in torch_runs}
+    with pytest.raises(symshape.UnsupportedOperation, match="computed from the input's sizes"):
+        symshape.analyze(model, ("L",))
+
+
+def test_a_call_that_writes_into_its_argument_is_not_repeated_from_an_equal_one():
+    """Two equal blocks, each writing the size into the index it is given: the second is not
+    taken from the first (one node for it would not write its own argument)."""
+
+    class Setter(nn.Module):
+        def forward(self, idx, x):
+            idx[:1] = x.shape[1]
+            return x + 1
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.s1, self.s2 = Setter(), Setter()
+            self.table = nn.Embedding(10, 2)
+
+        def forward(self, x):
+            i1, i2 = x.new_zeros(4, dtype=torch.long), x.new_zeros(4, dtype=torch.long)
+            x = self.s2(i2, self.s1(i1, x) - 1)
+            return self.table(i2).sum() + x.sum()
+
+    assert scan(Twice(), ("L",), ["L"], 12) == {(n,) for n in range(1, 10)}
+    with pytest.raises(symshape.UnsupportedOperation, match="computed from the input's sizes"):
+        symshape.analyze(Twice(), ("L",))
+
+
+def test_only_the_tensor_a_block_wrote_into_loses_its_range():
+    """A block run whole on the meta kernels that writes into one of the tensors it is given
+    (``x``) leaves the other (positions ``0 … L - 1``) as it was: still checked exactly."""
+
+    class Scales(nn.Module):
+        def forward(self, x, pos):
+            x = torch.Tensor(x)
+            x.mul_(2)
+            return x
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.block = Scales()
+            self.table = nn.Embedding(10, 2)
+
+        def forward(self, x):
+            pos = torch.arange(x.shape[-1])
+            x = self.block(x, pos)
+            return self.table(pos).sum() + x.sum()
+
+    analysis = symshape.analyze(Model(), ("L",))
+    assert [s.rule for s in analysis.steps][:2] == ["arange", "meta"]
+    assert analysis.valid_sizes().summary() == "L ∈ [1, 10]"
+    assert members(analysis.valid_sizes(), ["L"], 12) == scan(Model(), ("L",), ["L"], 12)
+
+
 def test_in_place_activations_of_a_cnn_still_analyze():
     """``nn.ReLU(inplace=True)`` and ``x += shortcut`` write in place too: nothing is refused for
     them (no index is read from those tensors)."""
@@ -155,4 +256,3 @@ def test_in_place_activations_of_a_cnn_still_analyze():
     analysis = symshape.analyze(model, (3, "H", "W"))
     assert str(analysis.in_features["5"]) == "4*(H - 2)*(W - 2)"
     assert analysis.verify(sizes=[{"H": 5, "W": 7}]).ok
-    assert F.relu is not None

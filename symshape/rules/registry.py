@@ -248,6 +248,10 @@ class Context:
         #: the case of the analysis this step is in (``Eq(N, 1)`` or ``Ne(N, 1)``, see
         #: :meth:`size_case`); also among ``facts``
         self.cases: tuple = ()
+        #: the tensors it was given that the call wrote into (a module run whole or traced by
+        #: sides that changes its input in place), each with whether what it wrote may depend on
+        #: the sizes
+        self.wrote: list[tuple] = []
 
     @property
     def node(self) -> str:
