@@ -1040,11 +1040,13 @@ class Propagator:
             return _unknown_layout(value)
         return _with_layout_of(value, theirs)
 
-    def _bind(self, node: torch.fx.Node, kind: str, family: str, call_args: tuple, kwargs: dict, value: Any) -> Any:
+    def _bind(self, node: torch.fx.Node, kind: str, family: str, call_args: tuple, kwargs: dict, value: Any,
+              wrote: list = ()) -> Any:
         """Bind ``node`` to ``value`` with what is known of its entries (symshape.ranges); a
         tensor changed in place, and every tensor that may share its storage (its views, what it
         is a view of), loses what was known of its entries (they may depend on the sizes now:
-        ``idx[:] = L``, ``idx[:2].fill_(L)``)."""
+        ``idx[:] = L``, ``idx[:2].fill_(L)``); ``wrote``: the tensors it was given that a call
+        run whole or traced by sides wrote into (Context.wrote)."""
         module = kind == "module"
         value = ranges.propagate(None if module else node.target, kind, call_args[1:] if module else call_args, kwargs,
                                  value, family)
@@ -1060,6 +1062,10 @@ class Propagator:
         if written is not None:  # every tensor that shares its storage has other entries now
             self._share(node, written)
             self._overwrite(node, ranges.writes_sized(family, node.target, kind, call_args, kwargs))
+        for t, sized in wrote:
+            for n in node.all_input_nodes:
+                if any(v is t for v in tensors_in(self.env.get(n))):
+                    self._overwrite(n, sized)
         return self.env[node]
 
     def _overwrite(self, node: torch.fx.Node, sized: bool) -> None:
@@ -1149,12 +1155,7 @@ class Propagator:
                     if refused is not None:
                         ctx.never(refused)
         self._applied({op: family})
-        value = self._bind(node, kind, family, call_args, kwargs, value)
-        for t, sized in ctx.wrote:  # a module run whole or traced by sides changed what it was given
-            for n in node.all_input_nodes:
-                if any(v is t for v in tensors_in(self.env.get(n))):
-                    self._overwrite(n, sized)
-            value = self.env[node]
+        value = self._bind(node, kind, family, call_args, kwargs, value, ctx.wrote)
         tensor_inputs = tensors_in((call_args, kwargs))
         if family == "cases":  # what each side's layers round, on that side
             ctx.roundings += _side_roundings(self._side_steps)
