@@ -168,9 +168,10 @@ _TORCH_OWN = frozenset(vars(nn.Module()))
 def module_fingerprint(module: nn.Module) -> Any:
     """What a module's forward can read of itself, as a hashable value, where all of it is plain:
     its class and every submodule's, their attributes (plain values, and tuples, lists and dicts
-    of them), and each parameter's and buffer's shape, dtype and ``requires_grad``. Two modules
-    with equal fingerprints compute the same shapes from the same arguments (the twelve blocks
-    of a ViT). Where an attribute is anything else (a function, an object, a tensor that is not
+    of them), and each parameter's and buffer's shape, dtype and ``requires_grad``; but for
+    the few attributes torch's and timm's modules are known not to read (a dropout's rate, as
+    :func:`_unread` says). Two modules with equal fingerprints compute the same shapes from the
+    same arguments (the twelve blocks of a ViT). Where an attribute is anything else (a function, an object, a tensor that is not
     a parameter or buffer), the module's identity: it equals only itself."""
 
     def plain(value):
@@ -196,8 +197,9 @@ def module_fingerprint(module: nn.Module) -> Any:
     out = []
     try:
         for name, m in module.named_modules(remove_duplicate=False):
+            unread = _unread(m)
             own = tuple((k, plain(v)) for k, v in vars(m).items()
-                        if k not in _TORCH_OWN)
+                        if k not in _TORCH_OWN and k not in unread)
             if any(m._forward_hooks) or any(m._forward_pre_hooks):
                 raise TypeError("hooks")
             out.append((name, type(m), m.training, own,
@@ -207,6 +209,28 @@ def module_fingerprint(module: nn.Module) -> Any:
         return tuple(out)
     except TypeError:
         return ("module", id(module))
+
+
+#: modules whose forward, in eval mode, reads none of these attributes (timm's DropPath returns
+#: its input whatever its rate: the blocks of a stage, each with its own rate, are equal), by
+#: the module and name of their class
+_UNREAD_IN_EVAL = {("timm.layers.drop", "DropPath"): frozenset({"drop_prob", "scale_by_keep"})}
+
+
+def _unread(m: nn.Module) -> frozenset:
+    """The attributes of ``m`` that its forward does not read as it is (see _UNREAD_IN_EVAL);
+    a dropout's probability, in any mode, where it is one (torch's ``F.dropout`` runs the same
+    op whatever its rate, and raises, at every size, for a rate outside [0, 1])."""
+    cls = type(m)
+    if isinstance(m, nn.modules.dropout._DropoutNd):
+        p = getattr(m, "p", None)
+        return _RATE if isinstance(p, (int, float)) and not isinstance(p, bool) and 0 <= p <= 1 else frozenset()
+    if m.training:
+        return frozenset()
+    return _UNREAD_IN_EVAL.get((cls.__module__, cls.__name__), frozenset())
+
+
+_RATE = frozenset({"p"})
 
 
 def _same(now, then) -> bool:

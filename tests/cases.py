@@ -172,6 +172,13 @@ def _assigned(x):
     return y
 
 
+def _with(module: nn.Module, **attributes) -> nn.Module:
+    """``module`` with these attributes set after it was made (past the checks of its __init__)."""
+    for k, v in attributes.items():
+        setattr(module, k, v)
+    return module
+
+
 def _per_dim(make_by_d: Callable[[int], nn.Module], label: str) -> list[Case]:
     return [Case(f"{label}{d}d", lambda d=d: make_by_d(d), SHAPES[d], SIZES[d]) for d in (1, 2, 3)]
 
@@ -291,6 +298,16 @@ def build_cases() -> list[Case]:
     add(Case("softmax2d", nn.Softmax2d, SHAPES[2], S2_SMALL))
     add(Case("dropout1d", nn.Dropout1d, SHAPES[1], S1))
     add(Case("F_dropout1d", lambda: Fn(F.dropout1d, 0.5), SHAPES[1], S1))
+    # dropouts: a rate outside [0, 1] raises at every size (the module checks it when made too:
+    # set afterwards)
+    for cls in (nn.Dropout, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout, nn.Dropout1d):
+        shape, sizes = (SHAPES[1], S1) if cls is nn.Dropout1d else (SHAPES[2], S2_SMALL)
+        add(Case(f"dropout_{cls.__name__}", cls, shape, sizes))
+        add(Case(f"dropout_{cls.__name__}_rate", lambda cls=cls: _with(cls(), p=1.5), shape, sizes))
+    for fn in (F.dropout, F.dropout2d, F.dropout3d, F.alpha_dropout, F.feature_alpha_dropout, F.dropout1d):
+        shape, sizes = (SHAPES[1], S1) if fn is F.dropout1d else (SHAPES[2], S2_SMALL)
+        add(Case(f"dropout_fn_{fn.__name__}", lambda fn=fn: Fn(fn, 0.2), shape, sizes))
+        add(Case(f"dropout_fn_{fn.__name__}_rate", lambda fn=fn: Fn(fn, -0.1), shape, sizes))
     add(Case("glu", lambda: nn.GLU(dim=2), SHAPES[2], S2))
     add(Case("F_glu", lambda: Fn(F.glu, -1), SHAPES[2], S2))
     add(Case("prelu", lambda: nn.PReLU(2), SHAPES[2], S2_SMALL))

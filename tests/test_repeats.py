@@ -508,3 +508,42 @@ def test_modules_that_write_their_own_buffer_during_the_call_still_repeat():
     assert any(s.copy_of for s in a.steps)
     assert a.output_shape == (symshape.dims.batch_symbol(), 6, 4)
     assert_agrees(model, (6, 4), [{}])
+
+
+class _DropBlock(Block):
+    """A block with its own dropout rate, as the blocks of a stage with stochastic depth have."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.drop = nn.Dropout(p)
+
+    def forward(self, x):
+        return self.drop(super().forward(x))
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_blocks_that_differ_only_in_their_dropout_rate_are_traced_once(training):
+    """torch's dropout runs the same op whatever its rate (in [0, 1]): the rate is no part of a
+    block's fingerprint, and four blocks of rates 0 … 0.3 are one block traced once, in eval
+    mode and in training mode alike (timm's DropPath, whose forward returns its input in eval
+    mode whatever its rate, likewise: docs/how-it-works.md)."""
+    model = Stack()
+    model.blocks = nn.Sequential(*(_DropBlock(p) for p in (0.0, 0.1, 0.2, 0.3)))
+    model.train(training)
+    _DropBlock.traced = 0
+    a = symshape.analyze(model, (1, "H", "W"), prove=False)
+    assert _DropBlock.traced == 1  # the three others take its steps
+    assert {s.name.split(".")[1] for s in a.steps if s.copy_of} == {"1", "2", "3"}
+    assert a.verify(sizes=[{"H": 9, "W": 12}], device="meta").ok
+    assert assert_agrees(model.eval(), (1, "H", "W"), grid(("H", "W"), [2, 9, 12])) == 4  # not at 2
+
+
+def test_a_dropout_rate_torch_refuses_keeps_its_block_apart():
+    """A rate outside [0, 1] makes ``F.dropout`` raise: such a block is not taken for another."""
+    model = Stack(blocks=0)
+    model.blocks = nn.Sequential(_DropBlock(0.1), _DropBlock(0.1))
+    model.blocks[1].drop.p = 1.5  # (nn.Dropout checks its rate when made; F.dropout, when called)
+    _DropBlock.traced = 0
+    with pytest.raises(symshape.SymshapeError, match="dropout probability"):
+        symshape.analyze(model.eval(), (1, "H", "W"), prove=False)
+    assert _DropBlock.traced == 2

@@ -11,7 +11,7 @@ shape; several still refuse some inputs, and those checks are rules too:
   ``C % num_groups == 0`` and ``C == num_channels`` (affine).
 * LayerNorm / RMSNorm: the last dims equal ``normalized_shape``.
 * PReLU(num_parameters > 1): channels == num_parameters.
-* Dropout1d: a 2D or 3D input. Softmax2d / LocalResponseNorm: at least 3D. Softmax(dim): dim in range.
+* Dropout (every kind, module and function): a rate in [0, 1]. Dropout1d: a 2D or 3D input. Softmax2d / LocalResponseNorm: at least 3D. Softmax(dim): dim in range.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ _PLAIN_MODULES = (
     nn.Identity, nn.Threshold, nn.ReLU, nn.RReLU, nn.Hardtanh, nn.ReLU6, nn.Sigmoid,
     nn.Hardsigmoid, nn.Tanh, nn.SiLU, nn.Mish, nn.Hardswish, nn.ELU, nn.CELU, nn.SELU, nn.GELU,
     nn.Hardshrink, nn.LeakyReLU, nn.LogSigmoid, nn.Softplus, nn.Softshrink, nn.Softsign,
-    nn.Tanhshrink, nn.Dropout, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout,
+    nn.Tanhshrink,
 )
 
 _PLAIN_FUNCTIONS = (
@@ -50,8 +50,7 @@ _PLAIN_FUNCTIONS = (
     F.silu, F.mish, F.hardswish, F.hardsigmoid, F.hardtanh, F.hardtanh_, F.leaky_relu,
     F.leaky_relu_, F.rrelu, F.threshold, F.hardshrink, F.softshrink, F.tanhshrink, F.softsign,
     F.softplus, F.logsigmoid, torch.sigmoid, torch.tanh, torch.abs,
-    torch.neg, torch.clamp, F.dropout, F.dropout2d, F.dropout3d, F.alpha_dropout,
-    F.feature_alpha_dropout, torch.square,
+    torch.neg, torch.clamp, torch.square,
 )
 
 _PLAIN_METHODS = (
@@ -214,7 +213,29 @@ def softmax2d(ctx: Context, module: nn.Module, x) -> SymTensor:
     return x
 
 
-def _dropout1d(ctx: Context, x) -> SymTensor:
+def _rate(ctx: Context, p) -> None:
+    """torch's dropouts raise, whatever the input, for a rate outside [0, 1] (``F.dropout``'s
+    first check; ``nn.Dropout`` checks it when made, and its forward when called)."""
+    if isinstance(p, (int, float)) and not isinstance(p, bool) and not 0 <= p <= 1:
+        ctx.refuse(f"dropout probability has to be between 0 and 1, but got {p}")
+
+
+@module_rule(nn.Dropout, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout, layout="elementwise")
+def dropout(ctx: Context, module: nn.Module, x, *args, **kwargs) -> SymTensor:
+    """``out = in``; a rate ``p`` outside [0, 1] raises at every size."""
+    _rate(ctx, getattr(module, "p", None))
+    return tensor_arg(x, "input", ctx)
+
+
+@function_rule(F.dropout, F.dropout2d, F.dropout3d, F.alpha_dropout, F.feature_alpha_dropout, layout="elementwise")
+def dropout_function(ctx: Context, input, p=0.5, *args, **kwargs) -> SymTensor:
+    """``out = in``; a rate ``p`` outside [0, 1] raises at every size."""
+    _rate(ctx, p)
+    return tensor_arg(input, "input", ctx)
+
+
+def _dropout1d(ctx: Context, x, p) -> SymTensor:
+    _rate(ctx, p)
     x = tensor_arg(x, "input", ctx)
     check_rank(ctx, x, (2, 3), "dropout1d")
     return x
@@ -228,14 +249,15 @@ def identity(ctx: Context, module: nn.Module, x, *args, **kwargs) -> SymTensor:
 
 @module_rule(nn.Dropout1d)
 def dropout1d(ctx: Context, module: nn.Module, x) -> SymTensor:
-    """``out = in`` for a 2D or 3D input (channel-wise dropout over one spatial dim)."""
-    return _dropout1d(ctx, x)
+    """``out = in`` for a 2D or 3D input (channel-wise dropout over one spatial dim); a rate
+    ``p`` outside [0, 1] raises at every size."""
+    return _dropout1d(ctx, x, getattr(module, "p", None))
 
 
 @function_rule(F.dropout1d)
-def dropout1d_function(ctx: Context, input, *args, **kwargs) -> SymTensor:
-    """``out = in`` for a 2D or 3D input."""
-    return _dropout1d(ctx, input)
+def dropout1d_function(ctx: Context, input, p=0.5, *args, **kwargs) -> SymTensor:
+    """``out = in`` for a 2D or 3D input; a rate ``p`` outside [0, 1] raises at every size."""
+    return _dropout1d(ctx, input, p)
 
 
 def _glu(ctx: Context, x, dim) -> SymTensor:
