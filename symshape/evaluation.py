@@ -9,6 +9,7 @@ module that works on an analysis (solve, explain, verify, check, formula), which
 from __future__ import annotations
 
 import math
+from itertools import islice
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -163,6 +164,7 @@ class Shapes:
         #: the size names a concrete evaluation needs (``N`` is optional and defaults to 1)
         self.size_names: tuple[str, ...] = self.inputs.size_names
         self._evaluator = None
+        self._shape_values: list[int] = []  # (set with _evaluator: see _compiled)
         #: where one forward of the real model confirmed the trace ("H=224, W=224"), or why not
         self.proof: str = ""
         #: the sizes this analysis covers, where the forward's structure depends on whether a
@@ -262,11 +264,14 @@ class Shapes:
     def _compiled(self):
         if self._evaluator is None:
             exprs: list = []
+            self._shape_values = []  # how many values each step's shapes take (evaluate skips them)
             for s in self.steps:
                 for r in s.requirements:
                     exprs += r.exprs()
                 exprs += [b[0] for b in s.bounds]
-                exprs += list(_flat_dims(s.inputs)) + list(_flat_dims(s.output))
+                shapes = list(_flat_dims(s.inputs)) + list(_flat_dims(s.output))
+                self._shape_values.append(len(shapes))
+                exprs += shapes
             exprs += list(self.in_features.values()) + list(_flat_dims(self.output_shape))
             exprs += [e for r in self._counted_output() for e in r[:2]]
             symbols = [self.batch, *(size_symbol(n) for n in self.size_names)]
@@ -316,11 +321,13 @@ class Shapes:
                     at = ", ".join(f"{k}={v}" for k, v in values.items() if k != BATCH or v != 1)
                     raise BoundExceeded(f"{limit:,}", f"at {at}, {s.name}: {what} is {value:,}; symshape states "
                                                       f"this op's shapes only below {limit:,}")
-            inputs = _unflatten(s.inputs, flat)
-            output = _unflatten(s.output, flat)
             if failure is None:
+                inputs = _unflatten(s.inputs, flat)
+                output = _unflatten(s.output, flat)
                 _countable(f"{s.name}'s output", output, values)
                 steps.append(ConcreteStep(s.name, s.op, inputs, output))
+            else:  # from the refused step on no shape is shown: its values are passed over
+                next(islice(flat, self._shape_values[i], self._shape_values[i]), None)
         in_features = {k: next(flat) for k in self.in_features}
         output_shape = _unflatten(self.output_shape, flat)
         count = None  # the model returns chunk()'s pieces: only those that exist at these sizes
