@@ -307,10 +307,34 @@ _VALUE_OPS = frozenset({"arange", "linspace", "logspace", "full", "full_like", "
                         "index_put_", "put_", "floor_divide_", "remainder_", "pow_"})
 
 
+#: Python's operators whose aten namesakes carry no pointwise tag, and the ops they are
+_OPERATORS = {"__and__": "bitwise_and", "__or__": "bitwise_or", "__xor__": "bitwise_xor", "__rand__": "bitwise_and",
+              "__ror__": "bitwise_or", "__rxor__": "bitwise_xor", "__invert__": "bitwise_not"}
+
+
+@functools.lru_cache(maxsize=None)
+def _pointwise(name: str | None) -> bool:
+    """Whether ``name`` (a method or function, in place or not) is an aten op torch tags
+    pointwise: each entry of its result is computed from the entries and numbers it is given,
+    so a size given as a number is in the entries (``idx | L``, ``torch.fmax(i, L)``)."""
+    if not name:
+        return False
+    name = _OPERATORS.get(name, name)
+    dunder = name.startswith("__") and name.endswith("__")
+    base = name[2:-2] if dunder else name.rstrip("_")
+    packet = getattr(torch.ops.aten, name, None) if dunder else None
+    if packet is None:
+        packet = getattr(torch.ops.aten, base, None) if base and not base.startswith("_") else None
+    if packet is None or not hasattr(packet, "overloads"):
+        return False
+    return any(torch.Tag.pointwise in getattr(packet, o).tags for o in packet.overloads())
+
+
 def _sized(family: str | None, name: str | None, args, kwargs) -> bool:
     """Whether a call's result may have entries that depend on the sizes: one of its tensors does,
-    or a number it takes as an entry is a size."""
-    value_op = family in _VALUE_FAMILIES or (family == "meta" and name in _VALUE_OPS)
+    or a number it takes as an entry is a size (an op in _VALUE_OPS, or one torch tags
+    pointwise)."""
+    value_op = family in _VALUE_FAMILIES or (family == "meta" and (name in _VALUE_OPS or _pointwise(name)))
     for v in _leaves((args, kwargs)):
         if isinstance(v, SymTensor):
             if v.sized:
@@ -475,6 +499,8 @@ def _op_name(target, kind: str) -> str | None:
         return target if isinstance(target, str) else None
     if target is operator.getitem:
         return "__getitem__"
+    if getattr(operator, getattr(target, "__name__", ""), None) is target:  # operator.lshift: ``__lshift__``
+        return f"__{target.__name__.rstrip('_')}__"
     # (while symshape traces, torch's factories are wrappers around them: symshape.trace.FACTORIES)
     target = _unwrapped(target)
     name = getattr(target, "__name__", None)

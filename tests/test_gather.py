@@ -344,3 +344,31 @@ def test_a_fixed_windows_relative_positions_are_no_size_question():
     analysis = symshape.analyze(Window(), ("L",))
     assert analysis.valid_sizes().summary() == "any L"
     assert assert_agrees(Window(), ("L",), grid(["L"], [1, 3])) == 2
+
+
+#: ops without a hand rule (torch's meta kernels answer their shapes) that put a size into the
+#: entries: torch tags each pointwise (each entry computed from the entries and numbers given)
+POINTWISE = {
+    "torch.bitwise_or": lambda z, n: torch.bitwise_or(z, n),
+    "<<": lambda z, n: (z + 1) << n,
+    "torch.bitwise_left_shift": lambda z, n: torch.bitwise_left_shift(z + 1, n),
+    "Tensor.bitwise_xor_": lambda z, n: z.bitwise_xor_(n),
+    "torch.fmax": lambda z, n: torch.fmax(z, torch.tensor(n)),
+}
+
+
+@pytest.mark.parametrize("how", sorted(POINTWISE))
+def test_a_size_through_a_pointwise_op_without_a_rule_is_never_answered_as_valid(how):
+    class Pointwise(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = nn.Embedding(10, 2)
+
+        def forward(self, x):
+            idx = POINTWISE[how](x.new_zeros(4, dtype=torch.long), x.shape[-1])
+            return self.table(idx).sum() + x.sum()
+
+    runs = scan(Pointwise(), ("L",), ["L"], 12)
+    assert runs and runs != {(n,) for n in range(1, 13)}  # torch raises past the table
+    with pytest.raises(symshape.UnsupportedOperation, match="computed from the input's sizes"):
+        symshape.analyze(Pointwise(), ("L",))
