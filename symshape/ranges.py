@@ -174,6 +174,9 @@ def _transfer(target, kind: str, args, kwargs) -> tuple | None:
     filled = _filled(target, kind, args, kwargs)
     if filled is not None:
         return filled
+    counted = _counted(_op_name(target, kind), args, kwargs)
+    if counted is not None:
+        return counted
     name = target
     if kind == "method" and name == "to":
         dtypes = [a for a in (*args[1:], *kwargs.values()) if isinstance(a, torch.dtype)]
@@ -210,6 +213,31 @@ def _transfer(target, kind: str, args, kwargs) -> tuple | None:
             and args and isinstance(args[0], SymTensor):
         return _clamped(_range(args[0]), args[1:], kwargs, name in ("clamp_min", torch.clamp_min))
     return None
+
+
+def _counted(name: str | None, args, kwargs) -> tuple | None:
+    """``t.sum(d)`` and ``t.cumsum(d)`` of a tensor whose every entry is one ``c >= 0``: ``n*c``,
+    and ``c … n*c`` (``n`` the size of dim ``d``, at least 1); ``t.sum()``: ``numel*c``. (The
+    RoBERTa-style positions ``cumsum(ones_like(ids), 1)``: ``1 … L``.)"""
+    if name not in ("sum", "cumsum") or not args or not isinstance(args[0], SymTensor):
+        return None
+    x, r = args[0], _range(args[0])
+    if r is None or r[0] != r[1] or not r[0].is_nonnegative or set(kwargs) - {"dim", "dtype", "keepdim"}:
+        return None
+    dim = args[1] if len(args) > 1 else kwargs.get("dim")
+    if dim is None and name == "sum":
+        n = canonical(x.numel())
+    elif isinstance(dim, int) and not isinstance(dim, bool) and x.ndim > 0:
+        try:
+            n = x.shape[x.dim(dim)]
+        except IndexError:
+            return None
+    else:
+        return None
+    if not (sympy.sympify(n).is_positive or decide(sympy.Ge(n, 1)) is True):
+        return None  # (an empty dim: no entries, or a sum of 0)
+    c = r[0]
+    return (c * n, c * n) if name == "sum" else (c, c * n)
 
 
 #: factories filling a tensor with one number, and where it stands among their arguments (the
@@ -330,10 +358,33 @@ def _pointwise(name: str | None) -> bool:
     return any(torch.Tag.pointwise in getattr(packet, o).tags for o in packet.overloads())
 
 
+#: reductions whose entries depend on how many entries they reduce (``ones(L).sum()`` is ``L``)
+_COUNTING = frozenset({"sum", "nansum", "prod", "cumsum", "cumprod", "count_nonzero", "mean", "nanmean", "var",
+                       "std", "var_mean", "std_mean", "logsumexp", "logcumsumexp", "norm", "trace", "bincount",
+                       "histc", "numel"})
+
+
+def _counts_sizes(name: str | None, args, kwargs) -> bool:
+    """A reduction over a tensor with a dim whose size depends on the input, where what it counts
+    are not the input's own values: a count of nonzero entries, or a sum of integers or of known
+    entries (a mask's ``cumsum``, ``ones(L).sum()``). Its entries may depend on the sizes. (The
+    reduced dims are not told apart: any such dim counts. A sum of float activations is data,
+    as the activations are.)"""
+    if name not in _COUNTING:
+        return False
+    x = args[0] if args else kwargs.get("input")
+    if not isinstance(x, SymTensor) or all(sympy.sympify(d).is_Integer for d in x.shape):
+        return False
+    integral = x.dtype is not None and not (x.dtype.is_floating_point or x.dtype.is_complex)
+    return name == "count_nonzero" or integral or x.entry_range is not None or x.values is not None
+
+
 def _sized(family: str | None, name: str | None, args, kwargs) -> bool:
     """Whether a call's result may have entries that depend on the sizes: one of its tensors does,
-    or a number it takes as an entry is a size (an op in _VALUE_OPS, or one torch tags
-    pointwise)."""
+    a number it takes as an entry is a size (an op in _VALUE_OPS, or one torch tags pointwise), or
+    it counts entries along a dim of such a size (``cumsum``, ``sum``)."""
+    if _counts_sizes(name, args, kwargs):
+        return True
     value_op = family in _VALUE_FAMILIES or (family == "meta" and (name in _VALUE_OPS or _pointwise(name)))
     for v in _leaves((args, kwargs)):
         if isinstance(v, SymTensor):
@@ -499,8 +550,9 @@ def _op_name(target, kind: str) -> str | None:
         return target if isinstance(target, str) else None
     if target is operator.getitem:
         return "__getitem__"
-    if getattr(operator, getattr(target, "__name__", ""), None) is target:  # operator.lshift: ``__lshift__``
-        return f"__{target.__name__.rstrip('_')}__"
+    name = getattr(target, "__name__", None)
+    if isinstance(name, str) and name and getattr(operator, name, None) is target:  # operator.lshift: __lshift__
+        return f"__{name.rstrip('_')}__"
     # (while symshape traces, torch's factories are wrappers around them: symshape.trace.FACTORIES)
     target = _unwrapped(target)
     name = getattr(target, "__name__", None)

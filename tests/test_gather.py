@@ -372,3 +372,38 @@ def test_a_size_through_a_pointwise_op_without_a_rule_is_never_answered_as_valid
     assert runs and runs != {(n,) for n in range(1, 13)}  # torch raises past the table
     with pytest.raises(symshape.UnsupportedOperation, match="computed from the input's sizes"):
         symshape.analyze(Pointwise(), ("L",))
+
+
+#: indices counted along the input's length: one value from the count (exact), or counts of data
+COUNTED = {
+    "sum of ones": (lambda x: torch.ones(4, x.shape[-1], dtype=torch.long).sum(1), "L ∈ [1, 9]"),
+    "cumsum of ones": (lambda x: torch.ones(x.shape[-1], dtype=torch.long).cumsum(0), "L ∈ [1, 9]"),
+    "count_nonzero": (lambda x: torch.count_nonzero(torch.ones(4, x.shape[-1]), dim=1), None),
+    "positions from a mask": (lambda x: torch.cumsum((x >= 0).long(), dim=1) + 1, None),  # RoBERTa's
+}
+
+
+@pytest.mark.parametrize("how", sorted(COUNTED))
+def test_indices_counted_along_a_size_are_checked_or_refused(how):
+    """A sum or cumsum along the input's length counts it: ``ones(L).cumsum(0)`` is ``1 … L``
+    (checked exactly), a count of a mask is data bounded by ``L`` (refused). Both had been taken
+    as "not from the sizes": "runs at every L", where torch raises past the table."""
+    make, valid = COUNTED[how]
+
+    class Counted(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = nn.Embedding(10, 2)
+
+        def forward(self, x):  # (N, L) with entries in [0, 1): the mask is all ones
+            return self.table(make(x)).sum() + x.sum()
+
+    runs = scan(Counted(), ("L",), ["L"], 12)
+    assert runs and runs != {(n,) for n in range(1, 13)}  # torch raises past the table
+    if valid is None:
+        with pytest.raises(symshape.UnsupportedOperation, match="computed from the input's sizes"):
+            symshape.analyze(Counted(), ("L",))
+        return
+    analysis = symshape.analyze(Counted(), ("L",))
+    assert analysis.valid_sizes().summary() == valid
+    assert members(analysis.valid_sizes(), ["L"], 12) == runs
