@@ -8,6 +8,7 @@ follow their exact extremes:
     arange(start, end):   start … end - 1   (integer start and step)
     full(shape, v):       v … v   (also zeros, ones, and their _like and new_ forms)
     a constant:           the least and greatest of its entries (int64 or int32)
+    t.sum(d), t.cumsum(d): n*c, and c … n*c, of a t whose every entry is c ≥ 0 (n: dim d's size)
     t + c, t - c, t * c:  shifted or scaled by a number or a size (c ≥ 0 for *)
     t // c:               the extremes' quotients (c > 0 a number, or a size dividing lo and hi + 1)
     a + b, a - b:         lo_a ± … exactly, where a and b vary along different dims (a broadcast
