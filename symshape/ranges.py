@@ -47,7 +47,7 @@ from typing import Any
 import sympy
 import torch
 
-from .dims import SizeRatio, canonical, decide, floor_div, integer_polynomial, maximum, minimum
+from .dims import SizeRatio, as_expr, canonical, decide, floor_div, integer_polynomial, maximum, minimum
 from .tensor import Pieces, SymTensor, tuple_like
 
 __all__ = ["propagate"]
@@ -235,7 +235,7 @@ def _counted(name: str | None, args, kwargs) -> tuple | None:
             return None
     else:
         return None
-    if not (sympy.sympify(n).is_positive or decide(sympy.Ge(n, 1)) is True):
+    if not (as_expr(n).is_positive or decide(sympy.Ge(n, 1)) is True):
         return None  # (an empty dim: no entries, or a sum of 0)
     c = r[0]
     return (c * n, c * n) if name == "sum" else (c, c * n)
@@ -374,7 +374,7 @@ def _counts_sizes(name: str | None, args, kwargs) -> bool:
     if name not in _COUNTING:
         return False
     x = args[0] if args else kwargs.get("input")
-    if not isinstance(x, SymTensor) or all(sympy.sympify(d).is_Integer for d in x.shape):
+    if not isinstance(x, SymTensor) or all(as_expr(d).is_Integer for d in x.shape):
         return False
     integral = x.dtype is not None and not (x.dtype.is_floating_point or x.dtype.is_complex)
     return name == "count_nonzero" or integral or x.entry_range is not None or x.values is not None
@@ -585,7 +585,47 @@ def _with_bound(value, bound):
     return value
 
 
+#: conversions of a bool tensor to integers: entries 0 and 1, below 2
+_TO_INTEGERS = frozenset({"long", "int", "short", "to", "type"})
+#: counts: sums of entries along a dim (every entry at least 0 and below a bound: at most
+#: ``n*(bound - 1)``), and ``count_nonzero`` (at most ``n``)
+_COUNTS = frozenset({"sum", "cumsum", "count_nonzero"})
+
+
+def _count_bound(name: str, args, kwargs) -> sympy.Expr | None:
+    """A bound on the entries of a count along a dim of size ``n`` (the whole tensor without a
+    dim): ``(x > 2).sum(-1)`` lies in ``0 … n``, below ``n + 1`` -- a mask's count into
+    ``one_hot``, checked as a sort's indices are (past the size, whether one reaches it is data)."""
+    x = args[0] if args and isinstance(args[0], SymTensor) else None
+    if x is None or set(kwargs) - {"dim", "keepdim", "dtype"}:
+        return None
+    if name == "count_nonzero" or x.dtype == torch.bool:
+        most = sympy.Integer(1)
+    elif x.index_bound is not None:
+        most = x.index_bound - 1
+    else:
+        return None
+    dim = args[1] if len(args) > 1 else kwargs.get("dim")
+    if dim is None and name != "cumsum":
+        n = canonical(x.numel())
+    elif isinstance(dim, int) and not isinstance(dim, bool) and x.ndim > 0:
+        try:
+            n = x.shape[x.dim(dim)]
+        except IndexError:
+            return None
+    else:
+        return None
+    return canonical(n * most + 1)
+
+
 def _bounded(name: str | None, target, args, kwargs, value: Any) -> Any:
+    if name in _COUNTS and isinstance(value, SymTensor):
+        bound = _count_bound(name, args, kwargs)
+        if bound is not None:
+            return _with_bound(value, bound)
+    if name in _TO_INTEGERS and args and isinstance(args[0], SymTensor) and args[0].dtype == torch.bool \
+            and isinstance(value, SymTensor) and value.dtype in (torch.int64, torch.int32, torch.int16):
+        return _with_bound(value, sympy.Integer(2))  # (x > 2).long(): 0 and 1
     if name in _INDICES:
         n = _index_dim_size(name, args, kwargs)
         if n is not None:

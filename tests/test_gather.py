@@ -378,7 +378,9 @@ def test_a_size_through_a_pointwise_op_without_a_rule_is_never_answered_as_valid
 COUNTED = {
     "sum of ones": (lambda x: torch.ones(4, x.shape[-1], dtype=torch.long).sum(1), "L ∈ [1, 9]"),
     "cumsum of ones": (lambda x: torch.ones(x.shape[-1], dtype=torch.long).cumsum(0), "L ∈ [1, 9]"),
-    "count_nonzero": (lambda x: torch.count_nonzero(torch.ones(4, x.shape[-1]), dim=1), None),
+    "count_nonzero": (lambda x: torch.count_nonzero(torch.ones(4, x.shape[-1]), dim=1), "L ∈ [1, 9]"),
+    "count of a mask": (lambda x: (x >= 0).sum(-1), "L ∈ [1, 9]"),
+    "cumsum of a mask": (lambda x: torch.cumsum((x >= 0).long(), dim=1), "L ∈ [1, 9]"),
     "positions from a mask": (lambda x: torch.cumsum((x >= 0).long(), dim=1) + 1, None),  # RoBERTa's
 }
 
@@ -386,8 +388,10 @@ COUNTED = {
 @pytest.mark.parametrize("how", sorted(COUNTED))
 def test_indices_counted_along_a_size_are_checked_or_refused(how):
     """A sum or cumsum along the input's length counts it: ``ones(L).cumsum(0)`` is ``1 … L``
-    (checked exactly), a count of a mask is data bounded by ``L`` (refused). Both had been taken
-    as "not from the sizes": "runs at every L", where torch raises past the table."""
+    (checked exactly); a count of a mask lies in ``0 … L`` (checked as a sort's indices are: the
+    sizes where no count can reach the table, and past them, whether one does is data); a count
+    shifted by an op symshape does not follow is refused. Each had been taken as "not from the
+    sizes": "runs at every L", where torch raises past the table (here every mask is all ones)."""
     make, valid = COUNTED[how]
 
     class Counted(nn.Module):
