@@ -24,7 +24,7 @@ from .errors import (InvalidArgument, InvalidInputSize, NotASize, SizeCases, Uns
 from .requirements import Requirement, Rounding
 from . import dtypes, ranges
 from .dtypes import NOT_PROBED
-from .meta import MetaRefusal, Side, merge_sides, run_meta, storage_key, substitute
+from .meta import MetaRefusal, Side, merge_sides, merged_writes, run_meta, storage_key, substitute
 from .modules import attributes_of, copy_model, is_lazy_parameter, module_fingerprint, plain_getattr, positional_call
 from .rules import Context, Fixed, Rule, rule_for_function, rule_for_method, rule_for_module, target_name
 from .rules.common import require_layout
@@ -995,11 +995,7 @@ class Propagator:
                 sides.append(Side(path.decisions, value=prop.output, requirements=inner))
                 props.append(prop)
             todo += reversed(path.others())
-        wrote: dict = {}
-        for prop in props:
-            for i, sized in prop.wrote.items():
-                wrote[i] = wrote.get(i, False) or sized
-        return tuple(sides), tuple(_fixed_on_every_side(props)), tuple(shown), wrote
+        return tuple(sides), tuple(_fixed_on_every_side(props)), tuple(shown), merged_writes(p.wrote for p in props)
 
     def _context(self, name: str, op: str, node: torch.fx.Node) -> Context:
         ctx = Context(name, op, node.format_node)

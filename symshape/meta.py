@@ -879,10 +879,7 @@ def _run_meta(call: Callable, args: tuple, kwargs: dict, what: str, facts: tuple
         raise MetaRefusal(f"torch raises at every size: {root.leaf.error}")
     requirements: list[Requirement] = []
     value = _emit(root, [], requirements, what)
-    wrote: dict = {}
-    for leaf in leaves:
-        for i, sized in leaf.wrote.items():
-            wrote[i] = wrote.get(i, False) or sized
+    wrote = merged_writes(leaf.wrote for leaf in leaves)
     given = tensors_in((args, kwargs))
     return MetaResult(_build(value), requirements, len(leaves), any(leaf.sized for leaf in leaves),
                       {i: wrote[id(t)] for i, t in enumerate(given) if id(t) in wrote})
@@ -956,11 +953,18 @@ def _by_cases(call, args, kwargs, what, facts, pw) -> MetaResult:
     value = _packed(running[-1][1].value)
     for here, r in reversed(running[:-1]):
         value = _cases(_packed(r.value), value, sympy.And(*here) if here else sympy.true, what)
-    wrote: dict = {}
-    for _, r in running:
-        for i, sized in r.wrote.items():
-            wrote[i] = wrote.get(i, False) or sized
-    return MetaResult(_build(value), requirements, leaves, any(r.sized for _, r in running), wrote)
+    return MetaResult(_build(value), requirements, leaves, any(r.sized for _, r in running),
+                      merged_writes(r.wrote for _, r in running))
+
+
+def merged_writes(writes) -> dict:
+    """Several runs' writes into what they were given (each a dict: the tensor's place or id ->
+    whether what was written may depend on the sizes), as one: written where any run wrote."""
+    out: dict = {}
+    for wrote in writes:
+        for i, sized in wrote.items():
+            out[i] = out.get(i, False) or sized
+    return out
 
 
 @dataclass

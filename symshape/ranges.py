@@ -225,15 +225,8 @@ def _counted(name: str | None, args, kwargs) -> tuple | None:
     x, r = args[0], _range(args[0])
     if r is None or r[0] != r[1] or not r[0].is_nonnegative or set(kwargs) - {"dim", "dtype", "keepdim"}:
         return None
-    dim = args[1] if len(args) > 1 else kwargs.get("dim")
-    if dim is None and name == "sum":
-        n = canonical(x.numel())
-    elif isinstance(dim, int) and not isinstance(dim, bool) and x.ndim > 0:
-        try:
-            n = x.shape[x.dim(dim)]
-        except IndexError:
-            return None
-    else:
+    n = _counted_along(name, x, args, kwargs)
+    if n is None:
         return None
     if not (as_expr(n).is_positive or decide(sympy.Ge(n, 1)) is True):
         return None  # (an empty dim: no entries, or a sum of 0)
@@ -605,17 +598,23 @@ def _count_bound(name: str, args, kwargs) -> sympy.Expr | None:
         most = x.index_bound - 1
     else:
         return None
+    n = _counted_along(name, x, args, kwargs)
+    return None if n is None else canonical(n * most + 1)
+
+
+def _counted_along(name: str, x: SymTensor, args, kwargs) -> sympy.Expr | None:
+    """How many entries each entry of a count (``sum``, ``cumsum``, ``count_nonzero``) of ``x``
+    adds up: its dim's size, or ``x``'s every entry without a dim (not for ``cumsum``, which
+    needs one); None for several dims."""
     dim = args[1] if len(args) > 1 else kwargs.get("dim")
     if dim is None and name != "cumsum":
-        n = canonical(x.numel())
-    elif isinstance(dim, int) and not isinstance(dim, bool) and x.ndim > 0:
+        return canonical(x.numel())
+    if isinstance(dim, int) and not isinstance(dim, bool) and x.ndim > 0:
         try:
-            n = x.shape[x.dim(dim)]
+            return x.shape[x.dim(dim)]
         except IndexError:
             return None
-    else:
-        return None
-    return canonical(n * most + 1)
+    return None
 
 
 def _bounded(name: str | None, target, args, kwargs, value: Any) -> Any:
