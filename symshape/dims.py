@@ -1088,6 +1088,29 @@ def _ones_where(product: sympy.Expr, other: sympy.Expr, facts: tuple) -> bool:
     return all(implied((*facts, *ones), sympy.Eq(sympy.Mul(*g), 1)) for g in groups.values())
 
 
+@functools.lru_cache(maxsize=4096)
+def solved_equality(cond):
+    """An equality or inequality that is linear in one integer-valued term, solved for it:
+    ``Eq(127, 2*floor(H/16) - 1)`` is ``Eq(floor(H/16), 64)``; where no integer solves it,
+    ``false`` (``Eq``) or ``true`` (``Ne``). Anything else as it is. Two conditions of a branch
+    that say the same (SAM's ``floor(H/16) == 64`` and ``2*floor(H/16) - 1 == 127``) compare
+    equal so, and a side where one holds and the other does not is none."""
+    if not isinstance(cond, (sympy.Eq, sympy.Ne)):
+        return cond
+    terms = sympy.expand(cond.lhs - cond.rhs).as_coefficients_dict()
+    variable = [(t, c) for t, c in terms.items() if not t.is_number]
+    if len(variable) != 1:
+        return cond
+    (term, coefficient), = variable
+    if not (coefficient.is_Integer and term.is_integer):
+        return cond
+    constant = sum((c * t for t, c in terms.items() if t.is_number), sympy.Integer(0))
+    value = -constant / coefficient
+    if not value.is_Integer:
+        return sympy.false if isinstance(cond, sympy.Eq) else sympy.true
+    return type(cond)(term, value)
+
+
 def implied(facts, cond) -> bool:
     """Whether ``cond`` (a relation) holds wherever every fact holds: True only when proven
     (see :func:`_implied`; answers are cached, the sides of one branch ask the same questions)."""

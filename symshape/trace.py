@@ -29,7 +29,7 @@ import torch
 import torch.fx
 import torch.nn as nn
 
-from .dims import SizeRatio, decide, implied, smallest_value
+from .dims import SizeRatio, decide, implied, smallest_value, solved_equality
 from .errors import BoundExceeded, InvalidArgument, SizeCases, SymshapeError, UnsupportedOperation, UnsupportedWhereMetaDiffers, UntraceableModel
 from . import callsite, fxstate
 from .modules import attributes_kept, passes_through, plain_getattr, snapshots_shared, tracing
@@ -178,10 +178,13 @@ class Path:
         cond = _condition(value)
         if cond in (sympy.true, sympy.false):
             return bool(cond)
+        solved = solved_equality(cond)  # (the same condition written another way: dims)
+        if solved in (sympy.true, sympy.false):
+            return bool(solved)
         for c, answer in self.decisions:
-            if c == cond:
+            if c == cond or solved_equality(c) == solved:
                 return answer
-            if c == sympy.Not(cond):
+            if c == sympy.Not(cond) or solved_equality(c) == sympy.Not(solved):
                 return not answer
         pinned = {c.lhs: c.rhs for c, answer in self.decisions
                   if answer and isinstance(c, sympy.Eq) and c.lhs.is_Symbol and c.rhs.is_Integer}

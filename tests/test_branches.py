@@ -574,3 +574,41 @@ def test_a_branch_on_a_square_image_is_solved_where_torch_runs():
     a = symshape.analyze(model, (3, "H", "W"))
     assert members(a.valid_sizes(), ["H", "W"], 20) == scan(model, (3, "H", "W"), ["H", "W"], 20)
     assert assert_agrees(model, (3, "H", "W"), grid(["H", "W"], [1, 2, 7, 8, 9])) == 16
+
+
+class SameConditionTwice(nn.Module):
+    """SAM asks ``floor(H/16) == 64`` and later ``2*floor(H/16) - 1 == 127``: one condition
+    written two ways. Where the first is False the second is too: no side has one and not the
+    other (each side traced is a whole trace of the model: SAM-H had 7 sides, 3 impossible)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x):  # (N, L)
+        n = x.shape[-1] // 4
+        if n == 8:
+            x = x[..., :8]
+        if 2 * n - 1 == 15:
+            return self.fc(x)
+        return x[..., :2] * 2
+
+
+def test_a_condition_written_another_way_is_the_same_branch(monkeypatch):
+    from symshape import engine
+
+    sides = []
+    original = engine.Propagator._traced_by_sides
+
+    def counted(self, ctx, *rest):
+        out = original(self, ctx, *rest)
+        sides.append(len(out[2]))
+        return out
+
+    monkeypatch.setattr(engine.Propagator, "_traced_by_sides", counted)
+    model = SameConditionTwice()
+    a = symshape.analyze(model, ("L",))
+    assert sides == [2]  # n == 8 (both True), n != 8 (both False)
+    assert a.at(L=33).output_shape == (1, 2) and a.at(L=30).output_shape == (1, 2)
+    assert members(a.valid_sizes(), ["L"], 40) == scan(model, ("L",), ["L"], 40)
+    assert_agrees(model, ("L",), [{"L": n} for n in range(1, 41)])
