@@ -25,7 +25,7 @@ from .requirements import Requirement, Rounding
 from . import dtypes, ranges
 from .dtypes import NOT_PROBED
 from .meta import MetaRefusal, Side, merge_sides, merged_writes, run_meta, storage_key, substitute
-from .modules import attributes_of, copy_model, is_lazy_parameter, module_fingerprint, plain_getattr, positional_call
+from .modules import attribute_at, attributes_of, copy_model, is_lazy_parameter, module_fingerprint, positional_call
 from .rules import Context, Fixed, Rule, rule_for_function, rule_for_method, rule_for_module, target_name
 from .rules.common import require_layout
 from .rules.reshape import view_shape
@@ -394,9 +394,7 @@ _SIZE_MODULES = frozenset({"_operator", "operator", "builtins", "math", None})
 
 
 def _attr(root: nn.Module, target: str, node: torch.fx.Node):
-    obj: Any = root
-    for part in target.split("."):
-        obj = plain_getattr(obj, part)
+    obj = attribute_at(root, target)
     if is_lazy_parameter(obj):
         raise UnsupportedOperation("get_attr", target, node.format_node(), "an uninitialized lazy parameter has no shape yet")
     if isinstance(obj, torch.Tensor):
@@ -408,10 +406,8 @@ def _constant_tensor(root: nn.Module, node: torch.fx.Node) -> torch.Tensor | Non
     """The tensor a ``get_attr`` node reads, or None."""
     if node.op != "get_attr":
         return None
-    obj: Any = root
     try:
-        for part in node.target.split("."):
-            obj = plain_getattr(obj, part)
+        obj = attribute_at(root, node.target)
     except AttributeError:
         return None
     return obj if isinstance(obj, torch.Tensor) else None

@@ -36,6 +36,15 @@ def plain_getattr(obj: Any, name: str) -> Any:
     return getattr(obj, name)
 
 
+def attribute_at(root: Any, path: str) -> Any:
+    """``root``'s attribute at the dotted ``path`` (a ``get_attr`` node's target), each step read
+    by :func:`plain_getattr`; AttributeError where one is missing."""
+    obj = root
+    for part in path.split("."):
+        obj = plain_getattr(obj, part)
+    return obj
+
+
 def is_lazy(module: nn.Module) -> bool:
     """Whether ``module`` still holds uninitialized lazy parameters (a ``LazyLinear`` before its
     first call): its in_features or in_channels are set by that call, so nothing checks them."""

@@ -32,7 +32,7 @@ import torch.nn as nn
 from .dims import SizeRatio, decide, implied, smallest_value, solved_equality
 from .errors import BoundExceeded, InvalidArgument, SizeCases, SymshapeError, UnsupportedOperation, UnsupportedWhereMetaDiffers, UntraceableModel
 from . import callsite, fxstate
-from .modules import attributes_kept, passes_through, plain_getattr, snapshots_shared, tracing
+from .modules import attribute_at, attributes_kept, passes_through, snapshots_shared, tracing
 from .rules import rule_for_module, vision
 from .rules.reshape import DEVICE_ATTRIBUTES
 from .tensor import Pieces, Repeated, SymTensor
@@ -1055,10 +1055,8 @@ def _held(tracer, proxy) -> torch.Tensor | None:
     any other proxy."""
     if not issubclass(type(proxy), _SizedProxy) or proxy.node.op != "get_attr":  # (not isinstance:
         return None  # it asks __class__, which asks this)
-    obj: Any = getattr(tracer, "root", None)
     try:
-        for part in proxy.node.target.split("."):
-            obj = plain_getattr(obj, part)
+        obj = attribute_at(getattr(tracer, "root", None), proxy.node.target)
     except AttributeError:
         return None
     return obj if type(obj) is torch.Tensor or issubclass(type(obj), nn.Parameter) else None
