@@ -735,13 +735,26 @@ def _share(facts: list, x: sympy.Symbol, pa: sympy.Expr, pb: sympy.Expr) -> symp
     tight = _bounds_tightened(x, facts)
     least = max([1] + [int(f.rhs) for f in tight if isinstance(f, sympy.Ge) and f.lhs == x])
     for v in range(least, 513):
-        if all(f.xreplace({x: v}) is sympy.true for f in tight):
+        if all(_holds_at(f, x, v) for f in tight):
             den = pb.xreplace({x: v})
             if den == 0:
                 continue
             q = pa.xreplace({x: v}) / den
             return q if q.is_Rational and implied(tuple(facts), sympy.Eq(pa, q * pb)) else None
     return None
+
+
+def _holds_at(rel, x: sympy.Symbol, v: int) -> bool:
+    """Whether ``rel``, a relation of the size ``x`` alone, holds at ``x = v``: with Python's
+    exact integers where :func:`_line_of` reads both sides (no sympy expression built: MaxViT's
+    window partitions scan hundreds of sizes), else as sympy evaluates the substitution."""
+    test = _TEST.get(type(rel))
+    if test is not None:
+        env = {x: (0, v)}
+        lhs, rhs = _line_of(rel.lhs, env), _line_of(rel.rhs, env)
+        if lhs is not None and rhs is not None:
+            return test(lhs[1], rhs[1])
+    return rel.xreplace({x: v}) is sympy.true
 
 
 def exact_quotient(a: SizeExpr, b: SizeExpr) -> sympy.Expr | None:

@@ -149,9 +149,23 @@ def _symbols_of(value: Any, out: set) -> bool:
         return all(_symbols_of(v, out) for v in value)
     if isinstance(value, dict):
         return all(_symbols_of(v, out) for v in value.values())
+    if type(value) is SymTensor:
+        # (kept on the tensor, frozen: DenseNet's layers each take the list of every feature
+        # map before, and a block's keys walked each tensor again)
+        known = value.__dict__.get("_symbols")
+        if known is None:
+            found: set = set()
+            known = frozenset(found) if _fields_symbols(value, found) else False
+            object.__setattr__(value, "_symbols", known)
+        out |= known or set()
+        return known is not False
     if isinstance(value, (SymTensor, Repeated, Requirement)):
-        return all(_symbols_of(getattr(value, f.name), out) for f in fields(value))
+        return _fields_symbols(value, out)
     return False
+
+
+def _fields_symbols(value, out: set) -> bool:
+    return all(_symbols_of(getattr(value, f.name), out) for f in fields(value))
 
 
 @lru_cache(maxsize=16384)
@@ -680,6 +694,7 @@ class Propagator:
         return found
 
     def _equal_call(self, module: nn.Module, key: tuple) -> tuple | None:
+        mine = None
         for i, (other, _, _, state) in enumerate(self._repeats.get(key, ())):
             # the module's attributes as that call found them: the same module only where they
             # still are (a forward that sets ``self.block.h = h`` before each call changes what
@@ -687,7 +702,10 @@ class Propagator:
             if other is module:
                 if state.unchanged():
                     return key, i
-            elif self._fingerprint_then(key, i) == self._fingerprint(module):
+                continue
+            if mine is None:
+                mine = self._fingerprint(module)
+            if self._fingerprint_then(key, i) == mine:
                 return key, i
         return None
 
@@ -695,18 +713,20 @@ class Propagator:
         """The fingerprint of the module of the call kept as ``(key, i)``, as the call found it:
         its fingerprint now where its attributes are unchanged since, else computed on them put
         back as they were for the moment (ConViT's attention writes a buffer of its own during
-        the call: its blocks are equal as each call finds them)."""
-        other, _, _, state = self._repeats[key][i]
-        if state.unchanged():
-            return self._fingerprint(other)
+        the call: its blocks are equal as each call finds them). Computed once: what a call found
+        stays what it found (the twelfth block of a stage asks it of the eleven before)."""
         then = self._fingerprints_then.get((key, i))
         if then is None:
-            now = attributes_of(other)
-            state.restore()
-            try:
-                then = module_fingerprint(other)
-            finally:
-                now.restore()
+            other, _, _, state = self._repeats[key][i]
+            if state.unchanged():
+                then = self._fingerprint(other)
+            else:
+                now = attributes_of(other)
+                state.restore()
+                try:
+                    then = module_fingerprint(other)
+                finally:
+                    now.restore()
             self._fingerprints_then[(key, i)] = then
         return then
 

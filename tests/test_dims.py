@@ -290,6 +290,19 @@ def test_implied_is_never_claimed_where_a_size_on_the_side_breaks_it(case):
                 assert _holds(claim, at), (facts, claim, h)
 
 
+@given(_facts_and_claim(), st.integers(-20, 600))
+def test_a_relation_at_one_size_is_what_sympy_substitutes(case, h):
+    """dims._holds_at (Python's integers, where the quotient scan reads a relation at hundreds
+    of sizes) answers as sympy's substitution does, for every relation of the strategy above:
+    floors, residues, ``!=``, a product with a size, and Max/Min (read by sympy)."""
+    from symshape.dims import _holds_at
+
+    facts, claim = case
+    for rel in (*facts, claim):
+        if isinstance(rel, sympy.Rel):
+            assert _holds_at(rel, _H, h) == (rel.xreplace({_H: h}) is sympy.true), (rel, h)
+
+
 @st.composite
 def _bounds(draw):
     """Bounds a stage's layers check of one size: ``floor((H + c)/d) >= n`` (or ``>``, ``<=``,

@@ -776,6 +776,23 @@ def test_the_facts_a_call_depends_on_are_those_that_reach_its_sizes():
     assert engine._hashable(pieces) != engine._hashable(Pieces([SymTensor((N, 2))], [(H, 2, "two pieces")], 1))
 
 
+def test_a_tensors_sizes_are_read_once_for_every_key_it_is_in(monkeypatch):
+    """DenseNet's layers each take the list of every feature map before: a tensor's symbols are
+    read off its fields once and kept on it (frozen), not again for each later call's key. The
+    same symbols each time, and one whose fields hold what cannot be read stays unreadable."""
+    N, H, W = sympy.symbols("N H W", integer=True, positive=True)
+    walks = []
+    fields_symbols = engine._fields_symbols
+    monkeypatch.setattr(engine, "_fields_symbols", lambda v, out: walks.append(v) or fields_symbols(v, out))
+    features = [SymTensor((N, 4 * k, H, engine.floor_div(W, 2))) for k in range(1, 30)]
+    for n in range(1, 30):
+        found: set = set()
+        assert engine._symbols_of((features[:n], {}), found) and found == {N, H, W}
+    assert len(walks) == 29
+    odd = SymTensor((N, 2), values=(object(),))
+    assert not engine._symbols_of(odd, set()) and not engine._symbols_of([odd], set())
+
+
 class _Cut(nn.Module):
     def forward(self, x):
         if x.size(2) > 4:  # answered already where it is called: no branch of its own

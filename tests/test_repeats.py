@@ -547,3 +547,33 @@ def test_a_dropout_rate_torch_refuses_keeps_its_block_apart():
     with pytest.raises(symshape.SymshapeError, match="dropout probability"):
         symshape.analyze(model.eval(), (1, "H", "W"), prove=False)
     assert _DropBlock.traced == 2
+
+
+class _Scaled(nn.Module):
+    """NFNet's block: a residual branch scaled by a number of its own (``beta``, a different
+    one in every block of a stage)."""
+
+    def __init__(self, beta: float):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        self.beta = beta
+
+    def forward(self, x):
+        return x + self.conv(x) * self.beta
+
+
+def test_a_stage_of_blocks_with_fingerprints_of_their_own_is_linear_work(monkeypatch):
+    """Each of 40 blocks is called with the same arguments, and none is another's repeat (each
+    has its own ``beta``): a block is compared with the calls before it by the fingerprint each
+    call found, and that is computed once per call, not again for every later block
+    (dm_nfnet_f6, 84 such blocks: 0.66 s of tracing -> 0.43 s). Counted as looks at a
+    module's attributes: linear in the blocks (about 4 each), where it had been quadratic
+    (2,382 for these 40)."""
+    looks = []
+    key = symshape.modules._Attributes._key
+    monkeypatch.setattr(symshape.modules._Attributes, "_key", lambda self: looks.append(1) or key(self))
+    model = nn.Sequential(*(_Scaled(1 + i / 10) for i in range(40)))
+    a = symshape.analyze(model, (4, "H", "W"))
+    assert not any(s.copy_of for s in a.steps)  # (the scale is read: no block is another's)
+    assert len(looks) < 8 * 40
+    assert assert_agrees(model, (4, "H", "W"), grid(("H", "W"), [1, 5])) == 4
