@@ -355,7 +355,7 @@ def _pointwise(name: str | None) -> bool:
 #: reductions whose entries depend on how many entries they reduce (``ones(L).sum()`` is ``L``)
 _COUNTING = frozenset({"sum", "nansum", "prod", "cumsum", "cumprod", "count_nonzero", "mean", "nanmean", "var",
                        "std", "var_mean", "std_mean", "logsumexp", "logcumsumexp", "norm", "trace", "bincount",
-                       "histc", "numel"})
+                       "histc"})
 
 
 def _counts_sizes(name: str | None, args, kwargs) -> bool:
@@ -431,14 +431,11 @@ _SHARING_METHODS = frozenset({
     "swapdims", "as_strided", "detach", "real", "imag", "contiguous", "to", "type", "type_as", "long", "int",
     "float", "double", "half", "bfloat16", "bool", "short", "char", "byte", "cpu", "cuda", "alias", "conj",
     "resolve_conj", "resolve_neg", "positive", "align_to", "rename", "refine_names", "as_subclass"})
-#: functions (torch's, torch.nn.functional's) whose result may share its first argument's storage (and the
-#: methods, called as functions)
+#: functions (torch's, torch.nn.functional's) whose result may share its first argument's storage,
+#: beyond the methods above (a function of one of those names is asked of them too)
 _SHARING_FUNCTIONS = frozenset({
-    "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "transpose", "permute", "t", "narrow", "select",
-    "split", "chunk", "unbind", "tensor_split", "hsplit", "vsplit", "dsplit", "diagonal", "movedim", "moveaxis",
-    "swapaxes", "swapdims", "as_strided", "detach", "view_as_real", "view_as_complex", "real", "imag",
-    "broadcast_to", "atleast_1d", "atleast_2d", "atleast_3d", "adjoint", "conj", "resolve_conj", "resolve_neg",
-    "positive", "dropout", "alpha_dropout", "feature_alpha_dropout", "dropout1d", "dropout2d", "dropout3d"})
+    "view_as_real", "view_as_complex", "broadcast_to", "atleast_1d", "atleast_2d", "atleast_3d", "adjoint",
+    "dropout", "alpha_dropout", "feature_alpha_dropout", "dropout1d", "dropout2d", "dropout3d"})
 #: tensor attributes that share the tensor's storage
 _SHARING_ATTRIBUTES = frozenset({"data", "T", "mT", "H", "mH", "real", "imag"})
 #: modules whose output may be their input itself, or a view of it
