@@ -412,6 +412,11 @@ def untraced() -> Iterator[bool]:
         _HERE.untraced -= 1
 
 
+def traces_open() -> int:
+    """How many symshape traces are open in this thread (see :func:`tracing`)."""
+    return _HERE.tracing
+
+
 def passes_through() -> bool:
     """Whether this thread's module calls run as in torch now (see :func:`untraced`)."""
     return _HERE.untraced > 0

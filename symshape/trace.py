@@ -32,7 +32,7 @@ import torch.nn as nn
 from .dims import SizeRatio, decide, implied, smallest_value, solved_equality
 from .errors import BoundExceeded, InvalidArgument, SizeCases, SymshapeError, UnsupportedOperation, UnsupportedWhereMetaDiffers, UntraceableModel
 from . import callsite, fxstate
-from .modules import attribute_at, attributes_kept, passes_through, snapshots_shared, tracing
+from .modules import attribute_at, attributes_kept, passes_through, snapshots_shared, traces_open, tracing
 from .rules import rule_for_module, vision
 from .rules.reshape import DEVICE_ATTRIBUTES
 from .tensor import Pieces, Repeated, SymTensor
@@ -383,8 +383,10 @@ class _Tracer(torch.fx.Tracer):
         reference Swin backbone's layer sets ``blk.H, blk.W = H, W`` before calling each block,
         which is traced here on its own, by sides): each becomes a placeholder of this trace after
         the call's, whose value is the one the enclosing trace gave it. Written into the module's
-        ``__dict__``, restored after the trace with every attribute (modules.attributes_kept)."""
-        if self.propagator is None:
+        ``__dict__``, restored after the trace with every attribute (modules.attributes_kept).
+        Where this trace is the only one open, there is none to look for (no walk of the model's
+        every attribute: CrossViT is traced whole on six sides)."""
+        if self.propagator is None or traces_open() <= 1:
             return
         for module in root.modules():
             for name, value in list(vars(module).items()):
