@@ -32,6 +32,7 @@ import torch.nn as nn
 from .dims import SizeRatio, decide, implied, smallest_value, solved_equality
 from .errors import BoundExceeded, InvalidArgument, SizeCases, SymshapeError, UnsupportedOperation, UnsupportedWhereMetaDiffers, UntraceableModel
 from . import callsite, fxstate
+from .helpers import MAX_HELPERS, HelperRefused, branching_helper, helpers_wrapped
 from .modules import attribute_at, attributes_kept, passes_through, snapshots_shared, traces_open, tracing
 from .rules import rule_for_module, vision
 from .rules.reshape import DEVICE_ATTRIBUTES
@@ -338,7 +339,7 @@ class _Tracer(torch.fx.Tracer):
     """
 
     def __init__(self, propagator=None, leaves: frozenset = frozenset(), path: Path | None = None,
-                 call: tuple | None = None):
+                 call: tuple | None = None, helpers: tuple = ()):
         # buffers become graph nodes, so that slicing one by a size (``self.mask[:, :, :T, :T]``)
         # is an op with a rule rather than Python indexing a real tensor with a traced value
         super().__init__()
@@ -359,6 +360,10 @@ class _Tracer(torch.fx.Tracer):
         self.kept = None
         #: fx's cache of parameter proxies for this trace (Tracer.getattr's argument)
         self._proxies: dict | None = None
+        #: the model's helper functions recorded as one call each (symshape.helpers): their
+        #: bindings ``(namespace, name, function)``, and the functions
+        self._helper_bindings = helpers
+        self.helpers = frozenset(fn for _, _, fn in helpers)
 
     def create_args_for_root(self, root_fn, is_module, concrete_args=None):
         if self.call is None:
@@ -558,7 +563,7 @@ class _Tracer(torch.fx.Tracer):
                 self._names["buffers"] = {}
                 for name, t in root.named_buffers():
                     self._names["buffers"].setdefault(id(t), (name, t))
-        with _factories_traced(self), tracing():
+        with _factories_traced(self), tracing(), helpers_wrapped(self._helper_bindings):
             for m in root.modules() if isinstance(root, nn.Module) else ():
                 _cover(getattr(type(m).forward, "__globals__", None))
             if isinstance(root, LibraryFunction):
@@ -1229,7 +1234,7 @@ def _trace(model: nn.Module, propagator, whole: frozenset, path: Path | None, ca
             prop.forking = frozenset(state.forking)
         if path is not None:
             path.restart()
-        tracer = _Tracer(prop, frozenset(state.ids), path, call)
+        tracer = _Tracer(prop, frozenset(state.ids), path, call, tuple(state.helpers))
         if path is None and prop is not None:
             tracer.retry = state
         try:
@@ -1242,6 +1247,8 @@ def _trace(model: nn.Module, propagator, whole: frozenset, path: Path | None, ca
                 for node in graph.nodes:  # the output node, and any node fx made without a proxy
                     tracer._feed(node)
             return Traced(graph, model, prop.result() if prop is not None else None)
+        except HelperRefused as e:  # (before the errors it may carry: the trace as it was answers them)
+            done = state.helper_refused(e.fn)
         except UnsupportedOperation as e:
             done = state.unsupported(e, tracer)
         except SymshapeError:  # a size torch refuses at every size, and the like: the answer
@@ -1267,6 +1274,10 @@ class _Retry:
         self.root = root
         self.ids, self.forking = ids, set()
         self.why: dict[str, UntraceableModel] = {}
+        #: the model's helper functions that branch on a size, recorded as one call each
+        #: (symshape.helpers), and those whose sides could not answer
+        self.helpers: list[tuple] = []
+        self.refused: set = set()
 
     def unsupported(self, e: UnsupportedOperation, tracer) -> Traced | None:
         """An op inside a module that no rule answers: the module runs whole (torch's meta
@@ -1307,6 +1318,8 @@ class _Retry:
         if not where:  # the model's own forward: run it whole (or by sides of its branches)
             if not self.root:
                 raise stopped from e
+            if isinstance(e, SizeBranch) and self._helper(e):
+                return None  # again, the helper function that branched recorded as one call
             try:
                 return _fed(_leaf_graph(self.model, self.call), self.model, self.propagator,
                             isinstance(e, SizeBranch))
@@ -1319,6 +1332,21 @@ class _Retry:
         if not self._called_whole(where, stopped, isinstance(e, SizeBranch)):
             raise stopped from e
         return None
+
+    def _helper(self, e: SizeBranch) -> bool:
+        """The branch was taken in a helper function the model's code calls: recorded as one call
+        from now on (symshape.helpers), unless it is already, or its sides refused, or too many are."""
+        found = branching_helper(e.__traceback__)
+        if found is None or found[2] in self.refused or len(self.helpers) >= MAX_HELPERS \
+                or any(fn is found[2] for _, _, fn in self.helpers):
+            return False
+        self.helpers.append(found)
+        return True
+
+    def helper_refused(self, fn) -> None:
+        """A helper's sides could not answer: traced through again, as before it was recorded."""
+        self.helpers = [h for h in self.helpers if h[2] is not fn]
+        self.refused.add(fn)
 
     def branching(self, where: str, cls: type, e: SizeBranch) -> bool:
         """The module at ``where`` branches on a size: called whole from now on, traced by sides;
