@@ -389,8 +389,8 @@ class _Tracer(torch.fx.Tracer):
         which is traced here on its own, by sides): each becomes a placeholder of this trace after
         the call's, whose value is the one the enclosing trace gave it. Written into the module's
         ``__dict__``, restored after the trace with every attribute (modules.attributes_kept).
-        Where this trace is the only one open, there is none to look for (no walk of the model's
-        every attribute: CrossViT is traced whole on six sides)."""
+        Where this trace is the only one open, there is none to look for (no walk of every
+        attribute of a model traced whole once per side of its branches)."""
         if self.propagator is None or traces_open() <= 1:
             return
         for module in root.modules():
