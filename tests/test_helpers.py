@@ -142,6 +142,17 @@ def keyed(x):
     return {"a": x}
 
 
+def pieces(x):
+    if x.shape[-1] > 4:
+        yield x[..., :4]
+    yield x
+
+
+class Generated(nn.Module):
+    def forward(self, x):
+        return torch.cat(list(pieces(x)), -1)
+
+
 class Filled(nn.Module):
     def forward(self, x):
         seen = []
@@ -154,11 +165,12 @@ class Keyed(nn.Module):
         return keyed(x)["a"] * 2
 
 
-@pytest.mark.parametrize("model", [Filled(), Keyed()], ids=["given-a-list", "returns-a-dict"])
+@pytest.mark.parametrize("model", [Filled(), Keyed(), Generated()], ids=["given-a-list", "returns-a-dict", "generator"])
 def test_a_helper_recorded_as_one_call_only_where_that_is_what_runs(model):
     """A helper given a list could change it, which one recorded call would not (it is traced
     through); one whose sides cannot answer goes back to being traced through too (a dict
-    returned). Either way the model is traced by its sides, as before, and agrees with torch."""
+    returned, a generator). Either way the model is traced by its sides, as before, and agrees
+    with torch."""
     a = symshape.analyze(model, (2, "L"))
     assert [(s.name, len(s.sides)) for s in a.steps if s.sides] == [("(model)", 2)]
     assert assert_agrees(model, (2, "L"), [{"L": n} for n in range(1, 9)]) == 8
