@@ -7,6 +7,9 @@ is what Python code that branches on it needs. torch's legacy constructors (``to
 object's memory as a tensor's: a crash of the process. The question comes from the frame that
 calls the constructor, at its call instruction; :func:`callee` names what that instruction calls,
 so the traced value can answer differently there.
+
+Also whose code a frame runs (:func:`model_code`): the model's, or torch's, sympy's, symshape's
+or Python's own -- where a traceback's user line is, and which function branched.
 """
 
 from __future__ import annotations
@@ -14,10 +17,27 @@ from __future__ import annotations
 import bisect
 import dis
 import functools
+import os
 import sys
 from types import CodeType, FrameType
 
-__all__ = ["callee", "instructions"]
+import sympy
+import torch
+
+__all__ = ["callee", "instructions", "model_code"]
+
+#: code that is not the model's: torch, symshape and sympy (and Python's standard library)
+_NOT_MODEL = (os.path.dirname(torch.__file__), os.path.dirname(__file__), os.path.dirname(sympy.__file__))
+_STDLIB = os.path.dirname(os.__file__) + os.sep
+
+
+def model_code(filename: str) -> bool:
+    """Whether a frame's file is the model's code (not torch, symshape, sympy or the stdlib;
+    a package installed beside the stdlib, such as timm, is)."""
+    path = os.path.abspath(filename)
+    if any(path.startswith(d) for d in _NOT_MODEL) or filename.startswith("<frozen"):
+        return False
+    return not (path.startswith(_STDLIB) and not any(p in path for p in ("site-packages", "dist-packages")))
 
 
 @functools.lru_cache(maxsize=512)

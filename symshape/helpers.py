@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import threading
 import traceback
 import types
@@ -30,15 +29,13 @@ import torch
 import torch.fx
 import torch.nn as nn
 
+from .callsite import model_code
 from .modules import passes_through
 
 __all__ = ["HelperRefused", "MAX_HELPERS", "branching_helper", "helpers_wrapped"]
 
 #: the most helper functions one trace records as calls
 MAX_HELPERS = 8
-
-_TORCH_DIR = os.path.dirname(torch.__file__)
-_OWN_DIR = os.path.dirname(__file__)
 
 
 class HelperRefused(torch.fx.proxy.TraceError):
@@ -57,12 +54,12 @@ def branching_helper(tb) -> tuple | None:
     it by ``name``. None where the branch is in a module's own code (its ``forward`` or another
     method), or the function is not found so (a nested function, a static method, a wrapper)."""
     frames = [f for f, _ in traceback.walk_tb(tb)]
-    own = [i for i, f in enumerate(frames) if _models_code(f)]
+    own = [i for i, f in enumerate(frames) if model_code(f.f_code.co_filename)]
     if not own:
         return None
     i = own[-1]  # the frame whose Python branched
     outermost = None
-    while i >= 0 and _models_code(frames[i]) and not _module_code(frames[i]):
+    while i >= 0 and model_code(frames[i].f_code.co_filename) and not _module_code(frames[i]):
         outermost, i = i, i - 1
     if outermost is None or i < 0 or not _module_code(frames[i]):
         return None
@@ -72,11 +69,6 @@ def branching_helper(tb) -> tuple | None:
     if type(fn) is not types.FunctionType or fn.__code__ is not frame.f_code:
         return None
     return caller.f_globals, name, fn
-
-
-def _models_code(frame) -> bool:
-    path = os.path.abspath(frame.f_code.co_filename)
-    return not (path.startswith(_TORCH_DIR) or path.startswith(_OWN_DIR) or frame.f_code.co_filename.startswith("<"))
 
 
 def _module_code(frame) -> bool:

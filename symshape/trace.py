@@ -43,18 +43,6 @@ __all__ = ["HINT", "HINT_WHY", "MAX_SIDES", "LibraryFunction", "ModelRaised", "P
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
 _OWN_DIR = os.path.dirname(__file__)
-#: code that is not the model's: torch, symshape and sympy (and Python's standard library)
-_NOT_MODEL = (_TORCH_DIR, _OWN_DIR, os.path.dirname(sympy.__file__))
-_STDLIB = os.path.dirname(os.__file__) + os.sep
-
-
-def _model_code(filename: str) -> bool:
-    """Whether a frame's file is the model's code (not torch, symshape, sympy or the stdlib;
-    a package installed beside the stdlib, such as timm, is)."""
-    path = os.path.abspath(filename)
-    if any(path.startswith(d) for d in _NOT_MODEL) or filename.startswith("<frozen"):
-        return False
-    return not (path.startswith(_STDLIB) and not any(p in path for p in ("site-packages", "dist-packages")))
 
 
 #: why fx stops at some Python, said before what can be done about it
@@ -1152,7 +1140,7 @@ def user_line(e: BaseException) -> str:
     frame, found = sys._getframe(1), None  # innermost first; source read only for the one shown
     while frame is not None:
         filename = frame.f_code.co_filename
-        if found is None and _model_code(filename):
+        if found is None and callsite.model_code(filename):
             found = (filename, frame.f_lineno)
         elif found is not None and os.path.abspath(filename).startswith(_OWN_DIR):
             return f"{found[0]}:{found[1]}: {linecache.getline(found[0], found[1]).strip()}"
@@ -1163,7 +1151,7 @@ def user_line(e: BaseException) -> str:
 def _user_frame(tb) -> str:
     """The innermost traceback frame outside torch and symshape: the user's line."""
     for frame in reversed(traceback.extract_tb(tb)):
-        if _model_code(frame.filename):
+        if callsite.model_code(frame.filename):
             line = (frame.line or "").strip()
             return f"{frame.filename}:{frame.lineno}: {line}"
     return ""
