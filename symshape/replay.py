@@ -156,10 +156,13 @@ class KernelMemo(TorchDispatchMode):
     def __init__(self):
         super().__init__()
         self.outputs: dict = {}
+        self.in_place: set = set()
         self.reused = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if _in_place(func):
+            return self._in_place(func, args, kwargs)
         key = _kernel_key(func, args, kwargs) if _functional(func) else None
         if key is not None:
             layout = self.outputs.get(key)
@@ -171,6 +174,20 @@ class KernelMemo(TorchDispatchMode):
             layout = _layout_of(out)
             if layout is not None:
                 self.outputs[key] = layout
+        return out
+
+    def _in_place(self, func, args, kwargs):
+        """An op that writes its first argument and returns it (``hardswish_``, ``add_``): called
+        again with arguments of the same metadata, it returns that argument as the first call
+        did, without running the kernel -- remembered only where the first call returned its
+        argument with the metadata it had (an op that resizes its argument never is)."""
+        key = _kernel_key(func, args, kwargs)
+        if key is not None and key in self.in_place:
+            self.reused += 1
+            return args[0]
+        out = func(*args, **kwargs)
+        if key is not None and out is args[0] and _kernel_key(func, args, kwargs) == key:
+            self.in_place.add(key)
         return out
 
 
@@ -190,6 +207,30 @@ def _functional(func) -> bool:
             and all(r.alias_info is None for r in schema.returns) \
             and not any(t in getattr(func, "tags", ()) for t in _NOT_PURE)
     return found
+
+
+_IN_PLACE: dict = {}
+
+
+def _in_place(func) -> bool:
+    """Whether an aten op writes its first argument alone and returns it, draws no random
+    numbers (its schema and tags say so) and is none of the ops that reshape a tensor or give it
+    another storage (:data:`RESHAPING_IN_PLACE`): what :meth:`KernelMemo._in_place` may skip."""
+    found = _IN_PLACE.get(func)
+    if found is None:
+        schema = getattr(func, "_schema", None)
+        found = _IN_PLACE[func] = schema is not None and len(schema.returns) == 1 and bool(schema.arguments) \
+            and schema.name.split("::")[-1] not in RESHAPING_IN_PLACE \
+            and _writes(schema.arguments[0]) and schema.returns[0].alias_info is not None \
+            and schema.returns[0].alias_info.is_write \
+            and set(schema.returns[0].alias_info.after_set) == set(schema.arguments[0].alias_info.after_set) \
+            and not any(_writes(a) for a in schema.arguments[1:]) \
+            and not any(t in getattr(func, "tags", ()) for t in _NOT_PURE)
+    return found
+
+
+def _writes(argument) -> bool:
+    return argument.alias_info is not None and argument.alias_info.is_write
 
 
 def _kernel_key(func, args, kwargs):

@@ -545,6 +545,55 @@ def test_the_kernel_memo_keeps_what_is_not_a_function_of_metadata():
         replay._kernel_key(aten.add.Tensor, (a.to(torch.float64), 1), {})
 
 
+class _InPlace(nn.Module):
+    """MobileNetV3's habit: activations in place, and ``x += shortcut``, in equal blocks."""
+
+    def __init__(self, blocks: int = 6):
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv2d(8, 8, 3, padding=1) for _ in range(blocks))
+        self.act = nn.Hardswish(inplace=True)
+
+    def forward(self, x):
+        for conv in self.convs:
+            y = self.act(conv(x))
+            y.add_(x)
+            x = torch.relu_(y)
+        return x
+
+
+def test_the_kernel_memo_gives_an_in_place_op_its_argument_again():
+    """Equal blocks of in-place ops (hardswish_, add_, relu_): the blocks after the first take
+    them from the memo, and every op's output is what it is without the memo."""
+    model, x = _InPlace().eval(), torch.randn(2, 8, 9, 7)
+    with_memo, reused = _ops_of(model, x, True)
+    without, _ = _ops_of(model, x, False)
+    assert with_memo == without
+    in_place = [op for op, *_ in with_memo if op.startswith("aten.") and op.split(".")[1].endswith("_")]
+    assert len(in_place) == 18
+    assert reused >= 15 + 5  # the in-place ops of five blocks, and their convolutions
+
+
+def test_the_kernel_memo_runs_again_what_an_in_place_op_might_change():
+    aten = torch.ops.aten
+    assert replay._in_place(aten.hardswish_.default) and replay._in_place(aten.add_.Tensor)
+    assert not replay._in_place(aten.add.Tensor)  # not in place: the functional memo's
+    assert not replay._in_place(aten.add.out)  # writes its ``out``, not its first argument
+    assert not replay._in_place(aten.uniform_.default)  # random numbers
+    for reshaping in (aten.resize_.default, aten.unsqueeze_.default, aten.set_.source_Tensor):
+        assert not replay._in_place(reshaping)  # another shape, or another storage
+    a, b = torch.empty(3, 4, device="meta"), torch.empty(5, device="meta")
+    with replay.KernelMemo() as memo:
+        for _ in range(2):  # a call that raised is asked again, and raises again
+            with pytest.raises(RuntimeError):
+                a.add_(b)
+        c = a.add_(1)
+        d = a.mul_(2).mul_(3)  # (another value: another key)
+        e = torch.empty(3, 4, device="meta").mul_(2)  # same metadata: its own argument back
+        f = a.t().mul_(2)  # other strides: another key
+    assert c is a and d is a and memo.reused == 1
+    assert e.shape == f.shape[::-1] == (3, 4) and e is not a and f.stride() == (1, 4)
+
+
 # -- the proof's copy of the model (modules.copy_model) --------------------------------------------
 
 
