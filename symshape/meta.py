@@ -1117,9 +1117,12 @@ def _either(x, y, cond, path: tuple):
     if x == y:
         return x
     if isinstance(x, sympy.Expr) and isinstance(y, sympy.Expr):
-        if implied((*path, sympy.Not(cond)), sympy.Eq(x, y)):
+        # (unevaluated: sympy's attempt asks its assumptions of each floor, and implied() reads
+        # only a relation, never what that attempt settles)
+        equal = sympy.Eq(x, y, evaluate=False)
+        if implied((*path, sympy.Not(cond)), equal):
             return x
-        if implied((*path, cond), sympy.Eq(x, y)):
+        if implied((*path, cond), equal):
             return y
         # ``1`` where ``h*w == 1`` and ``h*w`` elsewhere (a guard of torch's on a product): one size
         if equal_where(x, y, cond, path):

@@ -973,3 +973,47 @@ class _TwoEqualLinears(nn.Module):
 
     def forward(self, x):
         return self.b(self.a(x))
+
+
+# -- relations sympy is not asked to settle ---------------------------------------------------------
+
+
+class _ConvMlpHead(nn.Module):
+    """VGG's head: below 7x7 the features are pooled up to 7x7 first (a branch on each size)."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.MaxPool2d(2))
+        self.fc = nn.Conv2d(4, 6, 7)
+
+    def forward(self, x):
+        x = self.features(x)
+        if x.shape[-2] < 7 or x.shape[-1] < 7:
+            x = F.adaptive_avg_pool2d(x, (max(7, x.shape[-2]), max(7, x.shape[-1])))
+        return self.fc(x).flatten(1)
+
+
+def test_requirements_and_merged_sides_are_not_settled_by_sympys_assumptions(monkeypatch):
+    """A requirement kept as a fact, and the equality of two sides' sizes asked of the facts, are
+    built as they are: sympy's attempt to settle them asks its assumptions of every floor (a
+    tenth of VGG's analysis) and settles nothing the rules left open. The answers are torch's."""
+    H = sympy.Symbol("H", integer=True, positive=True)
+    need = symshape.dims.floor_div(H - 3, 2) + 1
+    x, y, even = symshape.dims.floor_div(H + 1, 2), symshape.dims.floor_div(H, 3), sympy.Eq(H % 2, 0)
+    merged = sympy.Piecewise((x, even), (y, True))
+    is_ge, is_eq = sympy.core.relational.is_ge, sympy.core.relational.is_eq
+    monkeypatch.setattr(sympy.core.relational, "is_ge", _not_asked_of(is_ge, need))
+    monkeypatch.setattr(sympy.core.relational, "is_eq", _not_asked_of(is_eq, x))
+    assert engine._size_facts.__wrapped__(need, ">=", 7) == (sympy.Ge(need, 7, evaluate=False),)
+    from symshape import meta
+    assert meta._either(x, y, even, ()) == merged
+    monkeypatch.undo()
+    assert_agrees(_ConvMlpHead(), (3, "H", "W"), grid(("H", "W"), [10, 16, 29, 31, 32, 40, 64]))
+
+
+def _not_asked_of(settle, lhs):
+    """sympy's ``settle`` (is_ge, is_eq), refusing to be asked of ``lhs``."""
+    def asked(a, b, *args, **kwargs):
+        assert a is not lhs and b is not lhs, f"sympy asked to settle a relation of {lhs}"
+        return settle(a, b, *args, **kwargs)
+    return asked
