@@ -1337,8 +1337,8 @@ def _refusal(path: list, reason: str, data_dependent: bool = False) -> list[Requ
         if clause is sympy.true:
             continue
         req = None
-        for literal in sorted(sympy.Or.make_args(clause), key=str, reverse=True):
-            lhs, relation, rhs = _literal(literal)
+        for part in sorted(sympy.Or.make_args(clause), key=str, reverse=True):
+            lhs, relation, rhs = _literal(part)
             req = Requirement(lhs, relation, rhs, reason, unless=req)
         out.append(req)
     return out

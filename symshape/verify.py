@@ -21,6 +21,7 @@ import random
 import threading
 import warnings
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, Iterator, Sequence
 
 import sympy
@@ -549,7 +550,7 @@ def _sample_input(analysis: Shapes, sizes: dict[str, int], dtype: torch.dtype, d
 
 def _dtype(model: nn.Module) -> torch.dtype:
     """The floating dtype of the model's first floating parameter or buffer (float32 if none)."""
-    for t in (*model.parameters(), *model.buffers()):
+    for t in chain(model.parameters(), model.buffers()):
         if t.is_floating_point():
             return t.dtype
     return torch.float32
