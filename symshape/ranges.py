@@ -169,7 +169,7 @@ def _unwrapped(f):
 
 
 def _transfer(target, kind: str, args, kwargs) -> tuple | None:
-    # (while symshape traces, torch.arange is a wrapper around the builtin: symshape.trace.FACTORIES)
+    # (while symshape traces, torch.arange is a wrapper around the builtin: symshape.rebinding.FACTORIES)
     if kind == "function" and _unwrapped(target) is _unwrapped(torch.arange):
         return _arange(args, kwargs)
     filled = _filled(target, kind, args, kwargs)
@@ -544,7 +544,7 @@ def _op_name(target, kind: str) -> str | None:
     name = getattr(target, "__name__", None)
     if isinstance(name, str) and name and getattr(operator, name, None) is target:  # operator.lshift: __lshift__
         return f"__{name.rstrip('_')}__"
-    # (while symshape traces, torch's factories are wrappers around them: symshape.trace.FACTORIES)
+    # (while symshape traces, torch's factories are wrappers around them: symshape.rebinding.FACTORIES)
     target = _unwrapped(target)
     name = getattr(target, "__name__", None)
     return name if isinstance(name, str) and _unwrapped(getattr(torch, name, None)) is target else None

@@ -8,16 +8,11 @@ straight chain built directly, with no tracing.
 
 from __future__ import annotations
 
-import bisect
-import contextlib
 import functools
 import inspect
 import itertools
 import linecache
-import math
-import operator
 import os
-import random
 import sys
 import threading
 import traceback
@@ -33,9 +28,10 @@ from .dims import SizeRatio, decide, implied, smallest_value, solved_equality
 from .errors import BoundExceeded, InvalidArgument, SizeCases, SymshapeError, UnsupportedOperation, UnsupportedWhereMetaDiffers, UntraceableModel
 from . import callsite, fxstate
 from .helpers import MAX_HELPERS, HelperRefused, branching_helper, helpers_wrapped
-from .modules import attribute_at, attributes_kept, passes_through, snapshots_shared, traces_open, tracing
+from .modules import attributes_kept, passes_through, snapshots_shared, traces_open, tracing
 from .rules import rule_for_module, vision
-from .rules.reshape import DEVICE_ATTRIBUTES
+from .proxies import SizedProxy
+from .rebinding import cover, factories_traced
 from .tensor import Pieces, Repeated, SymTensor
 
 __all__ = ["HINT", "HINT_WHY", "MAX_SIDES", "LibraryFunction", "ModelRaised", "Path", "SizeBranch", "Traced", "is_dynamic", "library_function", "scope_of",
@@ -551,20 +547,20 @@ class _Tracer(torch.fx.Tracer):
                 self._names["buffers"] = {}
                 for name, t in root.named_buffers():
                     self._names["buffers"].setdefault(id(t), (name, t))
-        with _factories_traced(self), tracing(), helpers_wrapped(self._helper_bindings):
+        with factories_traced(self), tracing(), helpers_wrapped(self._helper_bindings):
             for m in root.modules() if isinstance(root, nn.Module) else ():
-                _cover(getattr(type(m).forward, "__globals__", None))
+                cover(getattr(type(m).forward, "__globals__", None))
             if isinstance(root, LibraryFunction):
-                _cover(getattr(root.fn, "__globals__", None))
+                cover(getattr(root.fn, "__globals__", None))
             if not isinstance(root, nn.Module):
-                _cover(getattr(root, "__globals__", None))
+                cover(getattr(root, "__globals__", None))
             return super().trace(root, concrete_args)
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return _is_leaf(m) or id(m) in self.leaves or (self._repeating is not None and self._repeating[0] == id(m))
 
     def proxy(self, node: torch.fx.Node) -> torch.fx.Proxy:
-        return _SizedProxy(node, self)
+        return SizedProxy(node, self)
 
     def create_arg(self, a):
         # a proxy says its __class__ is what it stands for (torch.Tensor, int ...): fx's own
@@ -662,225 +658,6 @@ class _Tracer(torch.fx.Tracer):
 _MISSING = object()
 
 
-# -- torch's factory functions with traced sizes ---------------------------------------------
-#
-# ``torch.zeros(x.size(0), 3)`` stops fx: torch's argument parser wants ints and sees a Proxy, so
-# it raises TypeError before any ``__torch_function__`` could record the call. While symshape
-# traces, these functions are wrappers that record a call with a Proxy among its arguments as a
-# graph node (the engine then runs it on fake tensors with symbolic sizes) and call torch's own
-# function otherwise. The wrappers are installed once for all threads that trace at the time and
-# removed when the last one finishes; each thread records only into its own tracer.
-
-#: torch's functions that take sizes (or a size-valued range) and make a tensor
-#: the factories whose values are random (see _recording)
-RANDOM_FACTORIES = frozenset({"rand", "randn", "randint"})
-
-FACTORIES = ("zeros", "ones", "empty", "full", "rand", "randn", "randint", "arange", "linspace", "logspace", "eye",
-             # and those that make a tensor of data: torch's C++ checks whether the data is a tensor by
-             # isinstance, which a traced tensor answers as a tensor does, and then reads it as one
-             # (a crash of the process, where fx alone raises): recorded instead, as a call on a tensor
-             "tensor", "as_tensor", "asarray", "sparse_coo_tensor", "sparse_csr_tensor", "sparse_csc_tensor",
-             "sparse_bsr_tensor", "sparse_bsc_tensor", "sparse_compressed_tensor")
-
-_tracing = threading.local()
-_installed_lock = threading.Lock()
-_installed: dict = {"count": 0, "originals": {}, "draws": {}}
-
-
-def _has_proxy(value) -> bool:
-    if isinstance(value, torch.fx.Proxy):
-        return True
-    if isinstance(value, (tuple, list)):
-        return any(_has_proxy(v) for v in value)
-    if isinstance(value, dict):
-        return any(_has_proxy(v) for v in value.values())
-    return False
-
-
-def _recording(original):
-    @functools.wraps(original)
-    def factory(*args, **kwargs):
-        tracer = getattr(_tracing, "tracer", None)
-        if tracer is not None and (_has_proxy((args, kwargs)) or original.__name__ in RANDOM_FACTORIES):
-            # (a random tensor is recorded whatever its size: a Python branch on its values,
-            # ``if torch.rand(()) < p``, is then one on a traced value, refused by name, and not
-            # a side picked at random while tracing)
-            return tracer.create_proxy("call_function", original, args, kwargs)
-        return original(*args, **kwargs)
-
-    factory.__wrapped_factory__ = original
-    return factory
-
-
-#: Python's random module functions a forward may branch on (``if random.random() < p``)
-RANDOM_FUNCTIONS = ("random", "uniform", "randint", "randrange", "choice", "choices", "sample", "shuffle", "gauss",
-                    "normalvariate", "triangular", "betavariate", "expovariate")
-
-
-def _refusing_draws(original):
-    @functools.wraps(original)
-    def draw(*args, **kwargs):
-        tracer = getattr(_tracing, "tracer", None)
-        if tracer is not None:
-            caller = traceback.extract_stack(limit=2)[0]
-            stack = list(getattr(tracer, "module_stack", {}).values())
-            where = f"{stack[-1][1].__name__} at {stack[-1][0]!r}" if stack and stack[-1][0] else "the model"
-            raise UntraceableModel(
-                where, f"it draws from Python's random module (random.{original.__name__}): what it does "
-                "with the draw may depend on it, not on the input size, and symshape will not follow one draw",
-                f"{caller.filename}:{caller.lineno}: {(caller.line or '').strip()}",
-                "use torch.rand (a traced value: a branch on it is refused by name), or analyze in eval mode "
-                "if the draw is for training only")
-        return original(*args, **kwargs)
-
-    draw.__wrapped_draw__ = original
-    return draw
-
-
-_LEGACY_NEW = torch._C._LegacyVariableBase.__new__
-
-
-def _variable_new(cls, *args, **kwargs):
-    """``Variable(x)`` while symshape traces: of a traced tensor, what torch makes of it,
-    ``x.detach()`` (requires_grad, which it then sets, changes no size); anything else as torch
-    makes it. torch's own constructor would read the traced value's memory as a tensor's."""
-    data = args[0] if args else kwargs.get("data")
-    if issubclass(type(data), _SizedMixin) and getattr(_tracing, "tracer", None) is not None:
-        return data.detach()
-    return _LEGACY_NEW(cls, *args, **kwargs)
-
-
-@contextlib.contextmanager
-def _factories_traced(tracer):
-    """torch's factories record calls with traced sizes into ``tracer``, in this thread."""
-    outer = getattr(_tracing, "tracer", None)
-    _tracing.tracer = tracer
-    with _installed_lock:
-        if _installed["count"] == 0:
-            for name in FACTORIES:
-                original = getattr(torch, name)
-                _installed["originals"][name] = original
-                setattr(torch, name, _recording(original))
-            for name in RANDOM_FUNCTIONS:
-                original = getattr(random, name)
-                _installed["draws"][name] = original
-                setattr(random, name, _refusing_draws(original))
-            torch.autograd.Variable.__new__ = staticmethod(_variable_new)  # (its own, C++'s before)
-        _installed["count"] += 1
-    try:
-        yield
-    finally:
-        with _installed_lock:
-            _installed["count"] -= 1
-            if _installed["count"] == 0:
-                for name, original in _installed["originals"].items():
-                    setattr(torch, name, original)
-                _installed["originals"].clear()
-                for name, original in _installed["draws"].items():
-                    setattr(random, name, original)
-                _installed["draws"].clear()
-                del torch.autograd.Variable.__new__
-                _uncover_all()
-        _tracing.tracer = outer
-
-
-# -- int() and float() of a traced size ---------------------------------------------------------
-#
-# ``int(math.sqrt(T))``, ``int(H / 2)``, ``float(h)``: Python's int() and float() must return a
-# real int or float, so a Proxy cannot stand in for the result and fx stops. While symshape traces,
-# the names ``int`` and ``float`` in the globals of the code it traces (each traced module's
-# forward, and functions traced whole) are stand-ins that record a call on a traced size as a
-# graph node, give a plain number where the traced value is one, and are the builtin otherwise.
-# The stand-ins answer ``isinstance``, ``issubclass`` and ``==`` as the builtin does; they are
-# inserted only where the name is not already defined, and removed when the last trace ends.
-
-
-class _BuiltinType(type):
-    """The class of a stand-in: ``isinstance(3, int)`` and ``int == int`` answer as for the builtin."""
-
-    def __instancecheck__(cls, obj):
-        return isinstance(obj, cls.builtin)
-
-    def __subclasscheck__(cls, sub):
-        return issubclass(sub, cls.builtin)
-
-    def __eq__(cls, other):
-        return other is cls or other is cls.builtin
-
-    def __hash__(cls):
-        return hash(cls.builtin)
-
-    def __repr__(cls):
-        return repr(cls.builtin)
-
-
-def _stand_in(builtin: type) -> type:
-    def __new__(cls, *args, **kwargs):
-        if len(args) == 1 and not kwargs and issubclass(type(args[0]), _SizedMixin):
-            proxy = args[0]
-            value = proxy.tracer.value(proxy)
-            if isinstance(value, (int, float)) or isinstance(value, sympy.Basic) and value.is_number:
-                return builtin(value)  # a size that is the same at every input size
-            if isinstance(value, SizeRatio) and not value.expr.free_symbols:
-                return builtin(value.expr)
-            return proxy.tracer.create_proxy("call_function", builtin, (proxy,), {})
-        return builtin(*args, **kwargs)
-
-    return _BuiltinType(builtin.__name__, (builtin,), {"__new__": __new__, "builtin": builtin,
-                                                      "__module__": "builtins"})
-
-
-def _float_extremum(builtin):
-    """``max``/``min`` of floats of which some are traced ratios of sizes (``max(k_h / q_h,
-    1.0)``, MViTv2's relative positions): one graph node, whose value is the exact extremum,
-    where Python would have compared them and fx branched on the comparison (a side per
-    answer, each a trace of the module). Only floats: the result of ``max`` of an int and a
-    float has the type of the larger, which the sizes decide. Anything else is the builtin."""
-
-    def stand_in(*args, **kwargs):
-        traced = [a for a in args if issubclass(type(a), _SizedMixin)]
-        if len(args) < 2 or kwargs or not traced:
-            return builtin(*args, **kwargs)
-        tracer = traced[0].tracer
-        if all(type(a) is float and math.isfinite(a) or issubclass(type(a), _SizedMixin)
-               and isinstance(tracer.value(a), SizeRatio) for a in args):
-            return tracer.create_proxy("call_function", builtin, args, {})
-        return builtin(*args, **kwargs)
-
-    stand_in.__name__ = stand_in.__qualname__ = builtin.__name__
-    stand_in.builtin = builtin
-    return stand_in
-
-
-_STAND_INS = {"int": _stand_in(int), "float": _stand_in(float),
-              "max": _float_extremum(max), "min": _float_extremum(min)}
-_globals_lock = threading.Lock()
-#: the globals dicts holding a stand-in, with the names inserted, while any trace runs
-_covered: dict[int, tuple[dict, list[str]]] = {}
-
-
-def _cover(namespace: dict) -> None:
-    """Put the stand-ins into ``namespace`` (a function's globals) where the names are free."""
-    if not isinstance(namespace, dict) or namespace.get("__name__", "").startswith(("torch", "symshape")):
-        return
-    with _globals_lock:
-        if id(namespace) in _covered or _installed["count"] == 0:
-            return
-        names = [n for n in _STAND_INS if n not in namespace]
-        for n in names:
-            namespace[n] = _STAND_INS[n]
-        _covered[id(namespace)] = (namespace, names)
-
-
-def _uncover_all() -> None:
-    with _globals_lock:
-        for namespace, names in _covered.values():
-            for n in names:
-                if namespace.get(n) is _STAND_INS[n]:
-                    del namespace[n]
-        _covered.clear()
-
-
 # -- library functions fx was told to leave alone ------------------------------------------------
 
 class LibraryFunction(nn.Module):
@@ -908,169 +685,6 @@ def library_function(fn) -> LibraryFunction | None:
     if not inspect.isfunction(fn) or module.split(".")[0] in ("torch", "symshape", "operator", "math", "builtins"):
         return None
     return LibraryFunction(fn)
-
-
-def _stands_for(value) -> type | None:
-    """The Python type a traced value has in torch: what ``isinstance`` of its proxy answers."""
-    if isinstance(value, SymTensor):
-        return torch.Tensor
-    if isinstance(value, SizeRatio):
-        return float
-    if isinstance(value, sympy.Basic):
-        if isinstance(value, sympy.logic.boolalg.Boolean):
-            return bool
-        return int if value.is_integer else None
-    if isinstance(value, list):
-        return list
-    if isinstance(value, tuple):
-        sizes = all(isinstance(v, (int, sympy.Expr)) and not isinstance(v, bool) for v in value)
-        return torch.Size if sizes else tuple
-    return None
-
-
-#: torch's legacy constructors, which read a tensor argument in C++ (``torch.Tensor(x)``), and the
-#: functions that make a tensor subclass of one (``nn.Parameter(x)`` calls ``_make_subclass``)
-LEGACY_CONSTRUCTORS = frozenset({"Tensor", "FloatTensor", "DoubleTensor", "HalfTensor", "BFloat16Tensor", "ByteTensor",
-                                 "CharTensor", "ShortTensor", "IntTensor", "LongTensor", "BoolTensor", "Variable",
-                                 "_make_subclass", "_make_wrapper_subclass"})
-
-#: the attributes numpy reads of a value to make an array of it
-_NUMPY_PROTOCOL = frozenset({"__array_struct__", "__array_interface__", "__array__", "__array_ufunc__",
-                             "__array_function__", "__array_priority__", "__array_wrap__", "__array_prepare__",
-                             "__array_finalize__", "__array_namespace__"})
-
-
-class _SizedMixin:
-    @property
-    def __class__(self):
-        # isinstance(x, torch.Tensor), torch.jit.isinstance, isinstance(h, int) on a traced value
-        # answer as on the real one: type.__instancecheck__ consults __class__ when type(x) is
-        # not a subclass (a decoder that concatenates its skip only if it is a Tensor)
-        tracer = self.__dict__.get("tracer")
-        value = tracer.value(self) if tracer is not None else _MISSING
-        if isinstance(value, SymTensor) and callsite.callee(sys._getframe(1)) in LEGACY_CONSTRUCTORS:
-            # asked by torch's C++ inside a legacy constructor, which would then read this
-            # object's memory as a tensor's (a crash of the process): refused by name instead
-            raise torch.fx.proxy.TraceError(
-                f"{callsite.callee(sys._getframe(1))}(x) of a traced tensor: a legacy constructor symshape "
-                "cannot follow; write x itself, x.detach() or x.to(dtype)")
-        held = _held(tracer, self) if isinstance(value, SymTensor) else None
-        if held is not None:  # the model's own parameter or buffer: its class (nn.Parameter ...)
-            return type(held)
-        return _stands_for(value) or type(self)
-
-    def __len__(self) -> int:
-        value = self.tracer.value(self)
-        if isinstance(value, (tuple, list)):
-            return self.tracer.count(value)
-        if callsite.callee(sys._getframe(1)) in LEGACY_CONSTRUCTORS:
-            # torch.Tensor([h]): the constructor asks each item whether it is a sequence
-            raise torch.fx.proxy.TraceError(
-                f"{callsite.callee(sys._getframe(1))}([...]) of a traced size: a legacy constructor symshape "
-                "cannot follow; write torch.tensor([...])")
-        return super().__len__()
-
-    def __iter__(self):
-        # fx unpacks ``a, b = proxy`` into two items whatever their number; for tensors whose
-        # number depends on the size, Python must see that number (too many or too few raise)
-        tracer = self.__dict__.get("tracer")
-        if tracer is not None and isinstance(tracer.value(self), Repeated):
-            return tracer.iter(self)
-        # otherwise as torch.fx.Proxy.__iter__, which reads the caller's instruction (this frame
-        # would hide it): ``q, k, v = t`` takes three items
-        caller = inspect.currentframe().f_back
-        instructions, offsets = callsite.instructions(caller.f_code)
-        at = bisect.bisect_left(offsets, caller.f_lasti) if sys.version_info >= (3, 11) else caller.f_lasti // 2
-        if instructions[at].opname == "UNPACK_SEQUENCE":
-            return (self[i] for i in range(instructions[at].argval))
-        return self.tracer.iter(self)
-
-    def __getattr__(self, k: str):
-        # a tensor's device as the analysis runs the model (the CPU): its flags (``x.is_cuda``)
-        # and its type (``x.device.type``) are plain values, for Python that fx does not follow
-        # (``torch.autocast(device_type=x.device.type)``, ``if x.device.type != "meta"``). The
-        # device itself stays a traced value: an op given ``device=x.device`` must run where the
-        # graph is replayed (the proof replays it on the meta device)
-        tracer = self.__dict__.get("tracer")
-        if tracer is not None and k in DEVICE_ATTRIBUTES and k != "device":
-            if isinstance(tracer.value(self), SymTensor):
-                return DEVICE_ATTRIBUTES[k]
-        if tracer is not None and k in ("_is_param", "_is_buffer") and issubclass(type(self), _SizedProxy) \
-                and isinstance(tracer.value(self), SymTensor):
-            # torch sets them only on a tensor made a Parameter or a Buffer (``isinstance(x,
-            # Parameter)`` asks it of any tensor): the model's own tensor's, and an op's output
-            # never has them
-            held = _held(tracer, self)
-            if held is None or not hasattr(held, k):
-                raise AttributeError(k)
-            return getattr(held, k)
-        if tracer is not None and k == "type" and self.__dict__.get("attr") == "device":
-            if isinstance(tracer.value(self.__dict__["root"]), SymTensor):
-                return DEVICE_ATTRIBUTES["device"].type
-        if k in _NUMPY_PROTOCOL:  # numpy asks whether a value is an array (np.array(x.shape[2:]))
-            if tracer is None or isinstance(tracer.value(self), SymTensor):
-                raise torch.fx.proxy.TraceError("numpy of a traced tensor (np.asarray(x)): symshape follows the "
-                                                "shapes of torch's tensors, not numpy's arrays")
-            raise AttributeError(k)  # a size is none: numpy holds it as an object (each op Python's)
-        return _SizedAttribute(self, k)
-
-    # x += y on a tensor is torch's in-place add_ (y must broadcast to x's shape, which x keeps);
-    # fx has no in-place dunders, and Python would fall back to x = x + y (out of place: x may
-    # grow). A size's x += 1 falls back as before (NotImplemented).
-    def _in_place(self, method: str, other):
-        tracer = self.__dict__.get("tracer")
-        if tracer is None or not isinstance(tracer.value(self), SymTensor):
-            return NotImplemented
-        return tracer.create_proxy("call_method", method, (self, other), {})
-
-    def __setitem__(self, key, value):
-        # x[..., :k] = v: fx records no in-place item assignment; a node, whose rule checks v
-        self.tracer.create_proxy("call_function", operator.setitem, (self, key, value), {})
-
-    # math.ceil(H / 2), math.floor(...), round(...) are not proxied by fx: a graph node
-    def __ceil__(self):
-        return self.tracer.create_proxy("call_function", math.ceil, (self,), {})
-
-    def __floor__(self):
-        return self.tracer.create_proxy("call_function", math.floor, (self,), {})
-
-    def __round__(self, ndigits=None):
-        return self.tracer.create_proxy("call_function", round, (self,) if ndigits is None else (self, ndigits), {})
-
-    def __format__(self, spec: str) -> str:
-        # f"got {h}x{w}" in a model's message: the size as symshape writes it ("HxW")
-        value = self.tracer.value(self)
-        if isinstance(value, sympy.Basic):
-            return format(str(value), spec)
-        return super().__format__(spec)
-
-
-def _held(tracer, proxy) -> torch.Tensor | None:
-    """The model's own tensor a ``get_attr`` proxy stands for (a parameter, a buffer); None for
-    any other proxy."""
-    if not issubclass(type(proxy), _SizedProxy) or proxy.node.op != "get_attr":  # (not isinstance:
-        return None  # it asks __class__, which asks this)
-    try:
-        obj = attribute_at(getattr(tracer, "root", None), proxy.node.target)
-    except AttributeError:
-        return None
-    return obj if type(obj) is torch.Tensor or issubclass(type(obj), nn.Parameter) else None
-
-
-#: Python's in-place operators and the tensor methods they are (``x += y`` is ``x.add_(y)``)
-_IN_PLACE = {"__iadd__": "add_", "__isub__": "sub_", "__imul__": "mul_", "__itruediv__": "div_",
-             "__ifloordiv__": "floor_divide_", "__imod__": "remainder_", "__ipow__": "pow_",
-             "__iand__": "bitwise_and_", "__ior__": "bitwise_or_", "__ixor__": "bitwise_xor_"}
-for _dunder, _method in _IN_PLACE.items():
-    setattr(_SizedMixin, _dunder, lambda self, other, _method=_method: self._in_place(_method, other))
-
-
-class _SizedProxy(_SizedMixin, torch.fx.Proxy):
-    pass
-
-
-class _SizedAttribute(_SizedMixin, torch.fx.proxy.Attribute):
-    pass
 
 
 def _sequential_leaves(seq: nn.Sequential, prefix: str, out: list) -> bool:
