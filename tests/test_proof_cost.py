@@ -833,7 +833,7 @@ def test_a_tensors_sizes_are_read_once_for_every_key_it_is_in(monkeypatch):
     walks = []
     fields_symbols = engine._fields_symbols
     monkeypatch.setattr(engine, "_fields_symbols", lambda v, out: walks.append(v) or fields_symbols(v, out))
-    features = [SymTensor((N, 4 * k, H, engine.floor_div(W, 2))) for k in range(1, 30)]
+    features = [SymTensor((N, 4 * k, H, symshape.dims.floor_div(W, 2))) for k in range(1, 30)]
     for n in range(1, 30):
         found: set = set()
         assert engine._symbols_of((features[:n], {}), found) and found == {N, H, W}
