@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import sympy
 import torch
 
-from .dims import CeilSqrt, DoubleFloor, FloorDiv, IntSqrt, as_expr
+from .dims import CeilSqrt, DoubleFloor, FloorDiv, IntSqrt, RelPosReach, as_expr, rel_pos_reach
 from .requirements import RELATIONS
 
 __all__ = ["compile_exprs", "compile_checked", "compile_method", "checks_magnitude", "magnitude", "BACKENDS"]
@@ -59,6 +59,10 @@ def _sqrt_ceil(n):
 def _scaled(n, s):
     """torch's ``floor(double(n) * s)`` (``s`` a double; an exact Fraction size converts exactly)."""
     return math.floor(float(n) * s)
+
+
+def _rel_pos(q, k):
+    return rel_pos_reach(int(q), int(k))
 
 
 def _torch_helpers() -> dict:
@@ -113,10 +117,19 @@ def _torch_helpers() -> dict:
             return _scaled(n, s)
         return torch.floor(n.double() * s).long()
 
+    def rel_pos(q, k):  # symshape.dims.rel_pos_reach, entry by entry: float32 products and sum, truncated
+        if not any(isinstance(a, torch.Tensor) for a in (q, k)):
+            return _rel_pos(q, k)
+        q, k = tensor(q).long(), tensor(k).long()
+        q_ratio = torch.clamp_min(k.double() / q.double(), 1.0)
+        k_ratio = torch.clamp_min(q.double() / k.double(), 1.0)
+        reach = ((q - 1).float() * q_ratio.float() + ((k - 1).double() * k_ratio).float()).long()
+        return torch.where((q >= 1) & (k >= 1), reach, -1)
+
     return {"_div": div, "_fdiv": div, "_mod": mod, "_divisible": divisible, "_where": where, "_not": not_,
             "_max": fold(torch.maximum, max), "_min": fold(torch.minimum, min),
             "_sqrt_floor": root(torch.floor, _sqrt_floor), "_sqrt_ceil": root(torch.ceil, _sqrt_ceil),
-            "_scaled": scaled}
+            "_scaled": scaled, "_rel_pos": rel_pos}
 
 
 class _Emitter:
@@ -206,6 +219,9 @@ class _Emitter:
     def _double_floor(self, e) -> str:
         return f"_scaled({self.emit(e.args[0])}, {e.scale_text})"
 
+    def _rel_pos(self, e) -> str:
+        return f"_rel_pos({self.emit(e.args[0])}, {self.emit(e.args[1])})"
+
     def _relational(self, e) -> str:
         return f"{self.emit(e.lhs)} {_RELATIONAL[type(e)]} {self.emit(e.rhs)}"
 
@@ -234,6 +250,7 @@ _RELATIONAL = {sympy.Eq: "==", sympy.Ne: "!=", sympy.Ge: ">=", sympy.Gt: ">", sy
 _CODE = {
     FloorDiv: _Emitter._floor_div,
     IntSqrt: _Emitter._root, CeilSqrt: _Emitter._root, DoubleFloor: _Emitter._double_floor,
+    RelPosReach: _Emitter._rel_pos,
     sympy.Add: _Emitter._arithmetic, sympy.Mul: _Emitter._arithmetic, sympy.Pow: _Emitter._arithmetic,
     sympy.Rational: _Emitter._arithmetic,
     sympy.Piecewise: _Emitter._piecewise,
@@ -260,7 +277,8 @@ def _namespace(backend: str, exact: bool) -> dict:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     return {"_div": _exact_div if exact else _div, "_fdiv": _div, "_mod": _mod, "_divisible": _divisible,
             "_where": _where, "_not": _not, "_max": max, "_min": min,
-            "_sqrt_floor": _sqrt_floor, "_sqrt_ceil": _sqrt_ceil, "_scaled": _scaled}
+            "_sqrt_floor": _sqrt_floor, "_sqrt_ceil": _sqrt_ceil, "_scaled": _scaled,
+            "_rel_pos": _rel_pos}
 
 
 def _define(src: str, namespace: dict):
@@ -367,6 +385,9 @@ def magnitude(expr, top: dict) -> int | None:
         return abs(int(expr.p))
     if expr.is_Symbol:
         return int(top[expr]) if expr in top else None
+    if isinstance(expr, RelPosReach):  # below 2*max(q, k)
+        parts = [magnitude(a, top) for a in expr.args]
+        return None if any(p is None for p in parts) else 2 * max(parts) + 1
     if isinstance(expr, DoubleFloor):  # floor(n*s) <= n*s
         n = magnitude(expr.args[0], top)
         return None if n is None else math.ceil(n * Fraction(int(expr.args[1].p), int(expr.args[1].q))) + 1

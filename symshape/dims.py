@@ -19,6 +19,7 @@ import keyword
 import math
 import numbers
 import operator
+import struct
 from fractions import Fraction
 from functools import reduce
 from typing import Iterable, Iterator, Union
@@ -34,6 +35,7 @@ __all__ = [
     "DoubleFloor",
     "FloorDiv",
     "IntSqrt",
+    "RelPosReach",
     "SizeExpr",
     "SizeRatio",
     "DoubleProduct",
@@ -55,6 +57,7 @@ __all__ = [
     "product",
     "exact_quotient",
     "quotient",
+    "rel_pos_reach",
     "size_sqrt",
     "size_symbol",
     "smallest_value",
@@ -323,6 +326,74 @@ class DoubleFloor(sympy.Function):
         return _power(rf"\left\lfloor {printer._print(self.args[0])} \cdot {self.scale_text} \right\rfloor", exp)
 
 
+def _f32(x: float) -> float:
+    """``x`` rounded to the nearest float32 (ties to even), as torch casts a double to float32."""
+    return struct.unpack("f", struct.pack("f", x))[0]
+
+
+def _int_f32(n: int) -> float:
+    """The float32 nearest a non-negative int (ties to even), as torch casts int64 to float32."""
+    shift = n.bit_length() - 24
+    if shift > 0:
+        top, rest = divmod(n, 1 << shift)
+        half = 1 << (shift - 1)
+        n = (top + (rest > half or rest == half and top % 2)) << shift
+    return float(n)
+
+
+def rel_pos_reach(q: int, k: int) -> int:
+    """The greatest entry of the relative-position index of a ``q``-long query grid and a
+    ``k``-long key grid (see :class:`RelPosReach`): the entry at ``i = q - 1``, ``j = 0``, as
+    torch computes it (``int64 * double`` in float32, plus the double ``(k - 1) * max(q / k,
+    1.0)`` cast to float32, truncated); -1 where a grid is empty (no entry to check). Two
+    float32 values' product is exact in a double and so rounded once; their sum is too, or its
+    smaller term is below half a float32 step of the larger, which the sum rounds to either way."""
+    if q < 1 or k < 1:
+        return -1
+    q_ratio, k_ratio = max(k / q, 1.0), max(q / k, 1.0)
+    first = _f32(_int_f32(q - 1) * _f32(q_ratio))
+    return math.trunc(_f32(first + _f32((k - 1) * k_ratio)))
+
+
+class RelPosReach(sympy.Function):
+    """The greatest entry of ``(arange(q)[:, None] * max(k / q, 1.0) - arange(k)[None, :] *
+    max(q / k, 1.0) + (k - 1) * max(q / k, 1.0)).long()``: the relative-position index of
+    attention from a grid of ``q`` queries to one of ``k`` keys (MViTv2's ``cal_rel_pos_type``,
+    SAM's and ViTDet's ``get_rel_pos``), which torch computes in float32 and truncates.
+
+    In exact arithmetic it is ``2*m - 1 - ceil(m/n)`` (``m``, ``n`` the larger and smaller of
+    ``q`` and ``k``); float32's rounding is what torch does, so it is evaluated at sizes by doing
+    the same (:func:`rel_pos_reach`), exact at every size. Every float32 operation rounds
+    monotonically, so the entry at ``i = q - 1``, ``j = 0`` is the greatest, and it is
+    nondecreasing in ``q`` and in ``k``, which is what the solver uses (by bisection); conditions
+    that need its residue classes are refused by name. (The least entry is 0: its two float32
+    terms differ by less than 1 for ``q``, ``k`` below 2**22.)
+    """
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, q, k):
+        if q.is_Integer and k.is_Integer:
+            return Integer(rel_pos_reach(int(q), int(k)))
+        return None
+
+    def _eval_is_integer(self):
+        return True
+
+    def _eval_is_nonnegative(self):
+        return True if all(a.is_positive for a in self.args) else None
+
+    def _sympystr(self, printer):
+        q, k = (printer._print(a) for a in self.args)
+        return f"trunc_f32(({q} - 1)*max({k}/{q}, 1) + ({k} - 1)*max({q}/{k}, 1))"
+
+    def _latex(self, printer, exp=None):
+        q, k = (printer._print(a) for a in self.args)
+        return _power(rf"\operatorname{{trunc}}_{{f32}}\left(({q} - 1) \max\left(\frac{{{k}}}{{{q}}}, 1\right) + "
+                      rf"({k} - 1) \max\left(\frac{{{q}}}{{{k}}}, 1\right)\right)", exp)
+
+
 def _power(tex: str, exp) -> str:
     """A bracketed size raised to ``exp`` (sympy's printer passes the exponent of a power)."""
     return tex if exp is None else f"{tex}^{{{exp}}}"
@@ -445,6 +516,8 @@ def integer_polynomial(expr: SizeExpr) -> bool:
         return integer_polynomial(expr.args[0])
     if isinstance(expr, DoubleFloor):
         return integer_polynomial(expr.args[0])
+    if isinstance(expr, RelPosReach):
+        return all(integer_polynomial(a) for a in expr.args)
     if expr.is_Integer or expr.is_Symbol or isinstance(expr, FloorDiv):
         return bool(expr.is_Integer or expr.is_Symbol and expr.is_integer or isinstance(expr, FloorDiv))
     if isinstance(expr, (Add, Mul)):

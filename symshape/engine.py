@@ -912,6 +912,8 @@ class Propagator:
         if written is not None:  # every tensor that shares its storage has other entries now
             self._share(node, written)
             self._overwrite(node, ranges.writes_sized(family, node.target, kind, call_args, kwargs))
+            if isinstance(value, SymTensor) and value.float_form is not None:  # (what the write made: known)
+                self.env[node] = replace(self.env[node], float_form=value.float_form)
         for t, sized in wrote:
             for n in node.all_input_nodes:
                 if any(v is t for v in tensors_in(self.env.get(n))):

@@ -53,8 +53,8 @@ from torch.utils._sympy import functions as tf
 from torch.utils._sympy.numbers import int_oo
 from torch.utils._sympy.value_ranges import ValueRangeError, ValueRanges
 
-from .dims import (CeilSqrt, DoubleFloor, DoubleProduct, FloorDiv, IntSqrt, SizeRatio, as_expr, by_size, canonical, decide, equal_where,
-                   floor_div, implied, smallest_value_where, without_ite)
+from .dims import (CeilSqrt, DoubleFloor, DoubleProduct, FloorDiv, IntSqrt, RelPosReach, SizeRatio, as_expr, by_size,
+                   canonical, decide, equal_where, floor_div, implied, smallest_value_where, without_ite)
 from .modules import untraced
 from .requirements import Requirement, cnf, literal, unless_not
 from .tensor import (CONV_MEMORY_FORMAT, LAYOUT_NOT_FOLLOWED, SymTensor, kernel_layout, standard_strides, tensors_in,
@@ -316,7 +316,7 @@ class _Symbols:
             return e
         if e.is_Symbol:
             return self.symbol(e)
-        if isinstance(e, (DoubleFloor, IntSqrt, CeilSqrt)) and e.free_symbols:
+        if isinstance(e, (DoubleFloor, IntSqrt, CeilSqrt, RelPosReach)) and e.free_symbols:
             return self.atom(e)
         if isinstance(e, FloorDiv):
             return tf.FloorDiv(self.expr_to_torch(e.args[0]), e.args[1])

@@ -21,7 +21,7 @@ from functools import lru_cache
 import sympy
 
 from .compiled import compile_exprs
-from .dims import DoubleFloor, FloorDiv, as_expr, divisors
+from .dims import DoubleFloor, FloorDiv, RelPosReach, as_expr, divisors
 from .errors import SymshapeError
 from .sizes import IntSet
 
@@ -41,6 +41,8 @@ def degree(e, x) -> int:
         return 1
     if isinstance(e, (FloorDiv, DoubleFloor)):
         return degree(e.args[0], x)
+    if isinstance(e, RelPosReach):
+        return max(degree(a, x) for a in e.args)
     if isinstance(e, sympy.Add):
         return max(degree(a, x) for a in e.args)
     if isinstance(e, sympy.Mul):
@@ -69,6 +71,9 @@ def period(e, x) -> int:
     if isinstance(e, DoubleFloor):
         raise Unsolvable(f"{e} rounds a double-precision product: it has no period (symshape solves it "
                          f"where it only needs that it grows with {x})")
+    if isinstance(e, RelPosReach):
+        raise Unsolvable(f"{e} is computed in float32: it has no period (symshape solves it where it only needs "
+                         f"that it grows with {x})")
     raise Unsolvable(f"{e} is not a quasi-polynomial in {x}")
 
 
@@ -211,6 +216,9 @@ class QuasiPoly:
         #: e nondecreasing in x (sums and products, with positive coefficients, of x, floors of
         #: such expressions and non-negative powers): solved by bisection, whatever its period
         self.monotone = self.degree >= 1 and _nondecreasing(expr, x)
+        #: e nonincreasing in x (``110 - RelPosReach(q, k)``: a bound from above on a monotone
+        #: term), solved as its negation
+        self.falling = self.degree >= 1 and not self.monotone and _nondecreasing(-expr, x)
         self._classes: list | None = None
         self._fn = None
 
@@ -270,6 +278,8 @@ class QuasiPoly:
             return self._solve_affine(op, value)
         if self.monotone and op in (">=", "=="):
             return self._solve_monotone(op, value)
+        if op in (">=", "==") and self.falling:  # e >= v is -e <= -v, of a nondecreasing -e
+            return quasi(-self.expr, self.x).solve("<=" if op == ">=" else "==", -value)
         if op == "!=":
             return self.solve("==", value).complement()
         if op == ">":
@@ -407,6 +417,8 @@ def _nondecreasing(e, x) -> bool:
         return bool(e.args[1].is_Integer and int(e.args[1]) > 0) and _nondecreasing(e.args[0], x)
     if isinstance(e, DoubleFloor):  # rounding a double product is monotone, and so is the floor
         return _nondecreasing(e.args[0], x)
+    if isinstance(e, RelPosReach):  # nondecreasing in each argument, unbounded in the larger
+        return all(_nondecreasing(a, x) for a in e.args)
     if isinstance(e, sympy.Add):
         return all(_nondecreasing(a, x) for a in e.args)
     if isinstance(e, sympy.Mul):

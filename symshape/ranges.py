@@ -17,6 +17,9 @@ follow their exact extremes:
     stack, cat:           the least and greatest of the parts' extremes
     clamp(t, a, b):       the extremes clamped (clamp is monotone)
     meshgrid:             each grid the extremes of its vector
+    (arange(q)[:, None] * max(k / q, 1.0) - arange(k)[None, :] * max(q / k, 1.0)
+     + (k - 1) * max(q / k, 1.0)).long():   0 … RelPosReach(q, k), the scaled relative-position
+                          index (MViTv2, SAM), computed in float32 as torch does (symshape.dims)
 
 Only an exact range is kept (both ends attained wherever the tensor is not empty); anything else
 drops it, and an index whose entries symshape cannot bound is refused where the size it indexes
@@ -47,7 +50,8 @@ from typing import Any
 import sympy
 import torch
 
-from .dims import SizeRatio, as_expr, canonical, decide, floor_div, integer_polynomial, maximum, minimum
+from .dims import (DoubleProduct, RelPosReach, SizeRatio, as_expr, canonical, decide, floor_div, integer_polynomial,
+                   maximum, minimum)
 from .tensor import Pieces, SymTensor, tuple_like
 
 __all__ = ["propagate"]
@@ -179,6 +183,9 @@ def _transfer(target, kind: str, args, kwargs) -> tuple | None:
     if counted is not None:
         return counted
     name = target
+    if kind == "method" and (name == "long" and not args[1:] or name == "to" and args[1:] == (torch.long,)) \
+            and isinstance(args[0], SymTensor) and args[0].float_form is not None and _range(args[0]) is None:
+        return _rel_pos_range(args[0].float_form)  # (where the ratios are 1, the integer extremes are kept)
     if kind == "method" and name == "to":
         dtypes = [a for a in (*args[1:], *kwargs.values()) if isinstance(a, torch.dtype)]
         keeps = len(dtypes) == 1 and dtypes[0] in _EXACT_DTYPES
@@ -289,6 +296,81 @@ def _clamped(r: tuple | None, args, kwargs, only_min: bool) -> tuple | None:
     return lo, hi
 
 
+# -- the scaled relative-position index ------------------------------------------------------------
+#
+# MViTv2's ``cal_rel_pos_type`` (and SAM's and ViTDet's ``get_rel_pos``) index a table of relative
+# positions between a grid of q queries and one of k keys with
+#
+#     dist = arange(q)[:, None] * max(k / q, 1.0) - arange(k)[None, :] * max(q / k, 1.0)
+#     dist += (k - 1) * max(q / k, 1.0)
+#     table[dist.long()]
+#
+# in float32. Each float32 step is followed (``SymTensor.float_form``): ``("scaled", n, r)`` for
+# ``arange(n) * r`` (any view of it), ``("difference", q, r_q, k, r_k)`` for two of those apart,
+# ``("shifted", q, r_q, k, r_k, c)`` for that plus ``c``; ``.long()`` of exactly the idiom has the
+# extremes 0 and :class:`~symshape.dims.RelPosReach`. Anything else is not followed (an index
+# computed so is refused, as before).
+
+#: views that keep every entry of a float32 tensor of the idiom as it is
+_FORM_VIEWS = frozenset({"unsqueeze", "contiguous", "clone"})
+_IADD = (operator.iadd, "add_", "__iadd__")
+
+
+def _ratio(v) -> sympy.Expr | None:
+    """A float's exact value (a ratio of sizes, or a Python float), else None."""
+    if isinstance(v, SizeRatio) and not isinstance(v, DoubleProduct):
+        return v.expr
+    if isinstance(v, float) and v == v and abs(v) != float("inf"):
+        return sympy.Rational(*v.as_integer_ratio())
+    return None
+
+
+def _arange_length(t) -> sympy.Expr | None:
+    """``n`` where ``t`` is an integer tensor holding ``0 … n - 1`` along its one dim of size
+    other than 1 (``arange(n)`` and its unsqueezed views), else None."""
+    if not isinstance(t, SymTensor) or t.dtype not in (torch.int64, torch.int32) or t.entry_range is None:
+        return None
+    long = [n for n in t.shape if n != 1]
+    if len(long) != 1 or t.entry_range != (0, canonical(long[0] - 1)):
+        return None
+    return long[0]
+
+
+def _float_form(target, kind: str, args, kwargs) -> tuple | None:
+    """The float_form of a call's result (see above), or None."""
+    if kwargs or torch.get_default_dtype() is not torch.float32 or not args:
+        return None
+    first = args[0]
+    if target in _FORM_VIEWS or kind == "function" and target is torch.unsqueeze:
+        return first.float_form if isinstance(first, SymTensor) else None
+    if len(args) != 2:
+        return None
+    a, b = args
+    if target in _MUL:
+        vector, ratio = (a, b) if isinstance(a, SymTensor) else (b, a)
+        n, r = _arange_length(vector), _ratio(ratio)
+        return None if n is None or r is None else ("scaled", n, r)
+    forms = [t.float_form if isinstance(t, SymTensor) else None for t in (a, b)]
+    if target in _SUB and all(f is not None and f[0] == "scaled" for f in forms) and _apart(a, b):
+        return ("difference", *forms[0][1:], *forms[1][1:])
+    shift = _ratio(b) if not isinstance(b, int) or isinstance(b, bool) else sympy.Integer(b)
+    if (target in _ADD or target in _IADD) and forms[0] is not None and forms[0][0] == "difference" \
+            and shift is not None:
+        return ("shifted", *forms[0][1:], shift)
+    return None
+
+
+def _rel_pos_range(form: tuple) -> tuple | None:
+    """``.long()`` of a float32 tensor of the idiom: its exact extremes (0 and RelPosReach), where
+    the ratios and the shift are exactly the idiom's; else None."""
+    if form[0] != "shifted":
+        return None
+    _, q, q_ratio, k, k_ratio, shift = form
+    if q_ratio != sympy.Max(k / q, 1) or k_ratio != sympy.Max(q / k, 1) or shift != (k - 1) * k_ratio:
+        return None
+    return sympy.Integer(0), RelPosReach(q, k)
+
+
 def propagate(target, kind: str, args, kwargs, value: Any, family: str | None = None) -> Any:
     """``value`` (a call's result) with its exact entry range where the call keeps one, and
     without any range a rule passed along otherwise; with the bound of the indices it returns or
@@ -304,8 +386,12 @@ def propagate(target, kind: str, args, kwargs, value: Any, family: str | None = 
         return value  # an item of a list or tuple: that tensor, as it is
     if not isinstance(value, SymTensor) or kind == "module":
         # (a tensor a module run whole returns may be marked already: symshape.meta's account)
-        return _each(value, lambda t: _marked(replace(t, entry_range=None) if t.entry_range is not None else t,
+        return _each(value, lambda t: _marked(replace(t, entry_range=None, float_form=None)
+                                              if t.entry_range is not None or t.float_form is not None else t,
                                               sized or t.sized))
+    form = _float_form(target, kind, args, kwargs)
+    if form != value.float_form:
+        value = replace(value, float_form=form)
     r = _transfer(target, kind, args, kwargs)
     if r is None or not all(isinstance(e, sympy.Expr) and e.is_integer for e in r):
         return _marked(replace(value, entry_range=None) if value.entry_range is not None else value, sized)
@@ -408,9 +494,10 @@ def overwritten(value: Any, sized: bool) -> Any:
     and ``sized`` where the write's entries are."""
 
     def after(t: SymTensor) -> SymTensor:
-        if t.entry_range is None and t.index_bound is None and t.values is None and (t.sized or not sized):
+        if t.entry_range is None and t.index_bound is None and t.values is None and t.float_form is None \
+                and (t.sized or not sized):
             return t
-        return replace(t, entry_range=None, index_bound=None, values=None, sized=t.sized or sized)
+        return replace(t, entry_range=None, index_bound=None, values=None, float_form=None, sized=t.sized or sized)
 
     return _each(value, after)
 

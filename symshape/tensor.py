@@ -59,6 +59,10 @@ class SymTensor:
     #: L``, a ``full`` of a size, anything computed from such a tensor: symshape.ranges): an index
     #: of that kind is checked by what ``entry_range`` or ``index_bound`` say of it, or refused
     sized: bool = False
+    #: for a float32 tensor on its way through the scaled relative-position index (``arange(q)[:,
+    #: None] * max(k / q, 1.0) - ...``): what symshape.ranges follows of it, until ``.long()``
+    #: gives its exact extremes
+    float_form: tuple | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "shape", tuple(as_expr(s, "a tensor size") for s in self.shape))

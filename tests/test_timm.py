@@ -51,11 +51,10 @@ MODELS = [
 LARGER = ["dla169", "ese_vovnet57b", "maxvit_rmlp_base_rw_384"]
 
 #: the families that do not analyze yet (docs/coverage.md says why); every other model analyzes
-#: and agrees with torch, and must stay so. MViTv2 indexes its relative-position tables with
-#: ``(arange(q) * max(k / q, 1.0) - ...).long()``, float arithmetic symshape does not follow: it
-#: answered "runs" at every size, where torch's CPU raises IndexError past 224 (a wrong answer);
-#: refused by name since its indices are known to depend on the sizes
-NOT_YET: set = {"mvitv2_tiny"}
+#: and agrees with torch, and must stay so. (MViTv2, which indexes its relative-position tables
+#: with ``(arange(q) * max(k / q, 1.0) - ...).long()`` in float32, was refused by name until
+#: symshape followed that arithmetic exactly: tests/test_rel_pos.py.)
+NOT_YET: set = set()
 KNOWN_OK = set(MODELS + LARGER) - NOT_YET
 
 
