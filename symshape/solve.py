@@ -35,11 +35,11 @@ from typing import Iterable, Sequence
 import sympy
 import torch
 
-from .compiled import checks_magnitude, compile_checked
+from .compiled import checks_magnitude, compile_checked, compile_exprs
 from .dims import (FloorDiv, as_expr, without_ite, batch_symbol, divisors, floor_div, integer_polynomial, positive_int,
                    size_symbol)
 from .errors import InvalidArgument
-from .quasi import Unsolvable, quasi
+from .quasi import MAX_PERIOD, Unsolvable, quasi
 from .requirements import RELATIONS, Requirement, by_cases, cases_of, innermost_cases, remainder_of, unless_not
 from .sizes import IntSet, SizeSet, Tie
 
@@ -120,6 +120,72 @@ def divisible_set(expr, m: int, x) -> IntSet:
     if m == 1:
         return IntSet.all()
     return _univariate(expr - m * floor_div(expr, m), "==", 0, x)
+
+
+#: the most values of a class :func:`size_divisible_set` reads one by one
+_MAX_DIVISOR_READS = 1 << 16
+
+
+def size_divisible_set(expr, divisor, x) -> IntSet:
+    """``{x : divisor(x) divides expr(x)}`` for a divisor that depends on ``x`` (a reshape's
+    ``-1`` over a window count: SAM's ``128*floor(H/16) - 64`` by ``2*floor(H/16) - 1``, Swin V2's
+    ``768*floor(b/8)`` by ``b``). Where the quotient is an integer polynomial, wherever the divisor
+    is not 0; else class by class of the two expressions' common period, on which both are
+    linear, ``f = a1*k + b1`` and ``g = a2*k + b2``: ``f | g`` implies ``f | a1*g - a2*f``, the
+    number ``D = a1*b2 - a2*b1``, so where ``D != 0`` only the ``k`` where ``f`` is one of
+    ``D``'s divisors can hold, each read; where ``D == 0``, ``g/f`` is ``a2/a1`` wherever ``f != 0``; a
+    constant ``f = c`` divides ``g`` on residues of ``k`` modulo ``c``. Anything else (a divisor
+    of higher degree) is Unsolvable."""
+    expr, divisor = as_expr(expr), as_expr(divisor)
+    if integer_polynomial(sympy.cancel(expr / divisor)):
+        return _univariate(divisor, "!=", 0, x)
+    qf, qg = quasi(divisor, x), quasi(expr, x)
+    if qf.degree > 1 or qg.degree > 1:
+        raise Unsolvable(f"{expr} divisible by {divisor}: a size-dependent divisor of degree above 1")
+    period = math.lcm(qf.period, qg.period)
+    if period > MAX_PERIOD:
+        raise Unsolvable(f"{expr} divisible by {divisor}: a period of {period}, beyond the solver's {MAX_PERIOD}")
+    fn = compile_exprs([x], [divisor, expr], exact=True)
+    out = IntSet.empty()
+    for r in range(period):
+        out = out | _divisible_class(fn, r, period)
+    return out
+
+
+def _divisible_class(fn, r: int, period: int) -> IntSet:
+    """The sizes ``x = r + k*period`` (``x >= 1``) where the first of ``fn``'s values divides the
+    second (see :func:`size_divisible_set`)."""
+    k0 = 0 if r >= 1 else 1
+    points = [tuple(int(v) for v in fn(r + k * period)) for k in range(k0, k0 + 4)]
+    (f0, g0), (f1, g1) = points[:2]
+    a1, a2 = f1 - f0, g1 - g0
+    b1, b2 = f0 - a1 * k0, g0 - a2 * k0
+    if any((a1 * k + b1, a2 * k + b2) != p for k, p in zip(range(k0, k0 + 4), points)):
+        raise Unsolvable(f"the divisor or the dividend is not linear on x = {r} (mod {period})")
+
+    def size(k: int) -> int:
+        return r + k * period
+
+    if a1 == 0:  # a constant divisor on the class: g's residues modulo it repeat every |b1| values of k
+        if b1 == 0 or abs(b1) > _MAX_DIVISOR_READS:
+            if b1 == 0:
+                return IntSet.empty()
+            raise Unsolvable(f"a divisor of {b1} on x = {r} (mod {period}): too many residues to read")
+        m = abs(b1)
+        good = [k for k in range(k0, k0 + m) if (a2 * k + b2) % m == 0]
+        return IntSet.periodic(size(k0), period * m, [size(k) for k in good]) if good else IntSet.empty()
+    d = a1 * b2 - a2 * b1
+    if d == 0:  # g = (a2/a1)*f: wherever f != 0, divisible exactly when a1 divides a2
+        if a2 % a1:
+            return IntSet.empty()
+        zero = Fraction(-b1, a1)
+        tail = IntSet.periodic(size(k0), period, [r])
+        return tail - IntSet.of([size(int(zero))]) if zero.denominator == 1 and zero >= k0 else tail
+    if sympy.divisor_count(abs(d)) > _MAX_DIVISOR_READS:
+        raise Unsolvable(f"a divisor that divides {d} on x = {r} (mod {period}): too many divisors to read")
+    ks = {(sign * int(e) - b1) // a1 for e in sympy.divisors(abs(d)) for sign in (1, -1)
+          if (sign * int(e) - b1) % a1 == 0}  # f(k) is one of d's divisors, of either sign
+    return IntSet.of(size(k) for k in ks if k >= k0 and (a2 * k + b2) % (a1 * k + b1) == 0)
 
 
 def _divisible_on_class(expr, m: int, x, domain: IntSet) -> IntSet | None:
@@ -910,7 +976,8 @@ def _accepting_plain(req: Requirement, boxes: list[Box], names, subs, where: str
             if not rhs.is_Integer and lhs.is_Integer:
                 return _constant_divisible(req, int(lhs), rhs, boxes, names, where, text)
             if not rhs.is_Integer:
-                raise Unsolvable(f"{text}: a size-dependent divisor")
+                accepted = size_divisible_set(lhs, rhs, x)
+                return [{**b, name: b[name] & accepted} for b in boxes if not (b[name] & accepted).is_empty]
             m = abs(int(rhs))
             accepted = None  # solved once, where no box lets the congruence shortcut answer
             for b in boxes:

@@ -1072,7 +1072,8 @@ def test_difference_and_union_match_set_difference():
 
 def test_staircase_budget_and_other_refusals(monkeypatch):
     """The staircase gives up past MAX_STAIRS boxes; a condition with sizes on both sides, a
-    size-dependent divisor, a never-holding check, an unknown relation: refused or empty."""
+    size-dependent divisor of degree 2, a never-holding check, an unknown relation: refused or
+    empty."""
     box = _box()
     monkeypatch.setattr(S, "MAX_STAIRS", 30)
     assert len(S._product_ge([("H", H), ("W", W)], 30, box)) == 30  # H >= 30, or H = v, W >= 30/v
@@ -1087,8 +1088,12 @@ def test_staircase_budget_and_other_refusals(monkeypatch):
     # a floor of a product is the same condition on the product (_floor_of_many)
     floored = SizeSet(["H", "W"], S._multivariate(floor_div(H * W, 2), ">=", sympy.Integer(3), box, ["H", "W"], "t"))
     assert members(floored, ["H", "W"], 12) == {(h, w) for h in range(1, 13) for w in range(1, 13) if h * w // 2 >= 3}
+    # a size-dependent divisor: H + 1 divides 2H only where it divides 2 (H = 1, read from the
+    # divisors: solve.size_divisible_set); one of higher degree is refused by name
+    divides = S.solve_requirements(["H"], [("v", Requirement(2 * H, "divisible", H + 1, "r"))])
+    assert members(divides, ["H"], 50) == {(h,) for h in range(1, 51) if (2 * h) % (h + 1) == 0} == {(1,)}
     with pytest.raises(Unsolvable, match="size-dependent divisor"):
-        S.solve_requirements(["H"], [("v", Requirement(2 * H, "divisible", H + 1, "r"))])
+        S.solve_requirements(["H"], [("v", Requirement(2 * H, "divisible", H * H + 1, "r"))])
     assert S.solve_requirements(["H"], [("v", Requirement(0, "never", 0, "r"))]).is_empty
     assert S.solve_requirements(["H"], [("v", Requirement(H, "divisible", 0, "r"))]).is_empty
     # every relation's meaning comes from requirements.RELATIONS, broadcast included
