@@ -669,6 +669,35 @@ _TO_INTEGERS = frozenset({"long", "int", "short", "to", "type"})
 _COUNTS = frozenset({"sum", "cumsum", "count_nonzero"})
 
 
+#: the sums and products :func:`_arithmetic_bound` bounds
+_BOUND_ARITHMETIC = frozenset({"add", "__add__", "__radd__", "mul", "__mul__", "__rmul__"})
+
+
+def _operand_bound(v) -> sympy.Expr | None:
+    """Every entry of ``v`` lies in ``0 … bound - 1``: a tensor's index bound (2 for a bool
+    tensor), a number or size ``c >= 0`` (``c + 1``); None where nothing bounds it so."""
+    if isinstance(v, SymTensor):
+        return sympy.Integer(2) if v.dtype == torch.bool else v.index_bound
+    c = _number(v)
+    if c is None or not (c.is_nonnegative or decide(sympy.Ge(c, 0)) is True):
+        return None
+    return c + 1
+
+
+def _arithmetic_bound(name: str, args, kwargs) -> sympy.Expr | None:
+    """The bound of ``a + b`` or ``a * b`` where both operands are bounded (:func:`_operand_bound`)
+    and one is a bounded tensor: entries of ``0 … A - 1`` and ``0 … B - 1`` add up to at most
+    ``A + B - 2`` and multiply to at most ``(A - 1)*(B - 1)``. RoBERTa numbers its positions so:
+    ``(cumsum(mask, 1) + past) * mask + padding_idx``, below ``L + 1 + padding_idx``."""
+    if kwargs or len(args) != 2 or not any(isinstance(a, SymTensor) and a.index_bound is not None for a in args):
+        return None
+    bounds = [_operand_bound(a) for a in args]
+    if any(b is None for b in bounds):
+        return None
+    a, b = bounds
+    return canonical(a + b - 1) if name in ("add", "__add__", "__radd__") else canonical((a - 1) * (b - 1) + 1)
+
+
 def _count_bound(name: str, args, kwargs) -> sympy.Expr | None:
     """A bound on the entries of a count along a dim of size ``n`` (the whole tensor without a
     dim): ``(x > 2).sum(-1)`` lies in ``0 … n``, below ``n + 1`` -- a mask's count into
@@ -721,8 +750,15 @@ def _bounded(name: str | None, target, args, kwargs, value: Any) -> Any:
         c = _number(args[1])  # t % c lies in 0 … c - 1 for a positive c, whatever t
         if c is not None and (c.is_positive or decide(sympy.Ge(c, 1)) is True) and value.dtype in (torch.int64, None):
             return _with_bound(value, c)
+    if name in _BOUND_ARITHMETIC and isinstance(value, SymTensor) and value.dtype in (torch.int64, torch.int32):
+        bound = _arithmetic_bound(name, args, kwargs)
+        if bound is not None:
+            return _with_bound(value, bound)
     inputs = [a for a in (*args, *kwargs.values()) if isinstance(a, SymTensor)]
     kept = {t.index_bound for t in inputs if t.index_bound is not None}
+    if name == "type_as" and len(args) == 2 and isinstance(args[0], SymTensor) and args[0].index_bound is not None \
+            and isinstance(value, SymTensor) and value.dtype in (torch.int64, torch.int32):
+        return _with_bound(value, args[0].index_bound)  # (cumsum(mask).type_as(mask): an integer dtype)
     if name in _KEEP_ENTRIES and len(kept) == 1 and isinstance(args[0] if args else None, SymTensor) \
             and args[0].index_bound is not None:
         if name == "to" and not all(a in (torch.int64, torch.int32) for a in (*args[1:], *kwargs.values())

@@ -79,15 +79,28 @@ def test_indices_that_may_pass_the_size_are_data_dependent():
 
 
 class Shifted(nn.Module):
-    """Indices moved off their bound: ``i + 1`` may reach the size, so nothing bounds them."""
+    """Indices moved off their bound: ``i - 1`` may be negative, so nothing bounds them."""
 
     def forward(self, x):
-        return torch.gather(x, 2, torch.argsort(x, dim=2) + 1)
+        return torch.gather(x, 2, torch.argsort(x, dim=2) - 1)
 
 
 def test_indices_an_op_changed_have_no_bound():
     with pytest.raises(symshape.UnsupportedOperation, match="gather"):
         symshape.analyze(Shifted(), (4, "L"))
+
+
+class ShiftedUp(nn.Module):
+    """``argsort(x) + 1`` lies below ``L + 1``: its greatest entry may reach ``L`` (it does:
+    argsort is a permutation), so no size is safe, and torch raises at every size."""
+
+    def forward(self, x):
+        return torch.gather(x, 2, torch.argsort(x, dim=2) + 1)
+
+
+def test_indices_shifted_up_keep_a_bound_past_the_size():
+    analysis = symshape.analyze(ShiftedUp(), (4, "L"))
+    assert analysis.valid_sizes().is_empty and not scan(ShiftedUp(), (4, "L"), ["L"], 8)
 
 
 class Checked(nn.Module):
@@ -381,16 +394,25 @@ COUNTED = {
     "count_nonzero": (lambda x: torch.count_nonzero(torch.ones(4, x.shape[-1]), dim=1), "L ∈ [1, 9]"),
     "count of a mask": (lambda x: (x >= 0).sum(-1), "L ∈ [1, 9]"),
     "cumsum of a mask": (lambda x: torch.cumsum((x >= 0).long(), dim=1), "L ∈ [1, 9]"),
-    "positions from a mask": (lambda x: torch.cumsum((x >= 0).long(), dim=1) + 1, None),  # RoBERTa's
+    "positions from a mask": (lambda x: torch.cumsum((x >= 0).long(), dim=1) + 1, "L ∈ [1, 8]"),
+    "RoBERTa's positions": (lambda x: _roberta_positions((x >= 0).int(), padding_idx=1), "L ∈ [1, 8]"),
+    "a count shifted down": (lambda x: torch.cumsum((x >= 0).long(), dim=1) - 1, None),  # may be negative
 }
+
+
+def _roberta_positions(mask, padding_idx: int, past: int = 0):
+    """transformers' ``create_position_ids_from_input_ids`` after ``input_ids.ne(padding_idx).int()``."""
+    incremental_indices = (torch.cumsum(mask, dim=1).type_as(mask) + past) * mask
+    return incremental_indices.long() + padding_idx
 
 
 @pytest.mark.parametrize("how", sorted(COUNTED))
 def test_indices_counted_along_a_size_are_checked_or_refused(how):
     """A sum or cumsum along the input's length counts it: ``ones(L).cumsum(0)`` is ``1 … L``
     (checked exactly); a count of a mask lies in ``0 … L`` (checked as a sort's indices are: the
-    sizes where no count can reach the table, and past them, whether one does is data); a count
-    shifted by an op symshape does not follow is refused. Each had been taken as "not from the
+    sizes where no count can reach the table, and past them, whether one does is data), and so
+    do its sums and products with other such counts, masks and numbers (RoBERTa's positions:
+    below ``L + 2``); a count shifted by an op symshape does not follow is refused. Each had been taken as "not from the
     sizes": "runs at every L", where torch raises past the table (here every mask is all ones)."""
     make, valid = COUNTED[how]
 
