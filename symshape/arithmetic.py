@@ -20,13 +20,12 @@ from __future__ import annotations
 import math
 import operator
 from fractions import Fraction
-from functools import lru_cache
 
 import sympy
 import torch.fx
 
-from .dims import (DoubleProduct, SizeRatio, as_expr, canonical, exact_quotient, floor_div, integer_polynomial,
-                   size_sqrt, smallest_value)
+from .dims import (DoubleProduct, SizeRatio, as_expr, canonical, exact_quotient, float_extremum, floor_div,
+                   integer_polynomial, size_sqrt, smallest_value)
 from .errors import NotASize, UnsupportedOperation
 from .rules import target_name
 
@@ -82,14 +81,8 @@ def _extremum_of_floats(target, args) -> SizeRatio:
     """``max(k / q, 1.0)``: floats, recorded as one call by symshape.trace's stand-in (no branch
     on the comparison); its value is the extremum, exactly, as every SizeRatio is. (Only such
     calls reach here: any other ``max`` or ``min`` ran as Python's.)"""
-    return SizeRatio(_extremum((sympy.Max if target is max else sympy.Min), tuple(SizeRatio._exact(v) for v in args)))
-
-
-@lru_cache(maxsize=1024)
-def _extremum(kind, args: tuple) -> sympy.Expr:
-    """sympy's ``Max``/``Min`` of ``args`` (cached: sympy takes 5 ms to compare two ratios, and
-    each attention block of a stage asks the same)."""
-    return kind(*args)
+    kind = sympy.Max if target is max else sympy.Min
+    return SizeRatio(float_extremum(kind, tuple(SizeRatio._exact(v) for v in args)))
 
 
 def by_a_size(a, b) -> bool:

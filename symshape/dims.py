@@ -47,6 +47,7 @@ __all__ = [
     "ceil_div",
     "decide",
     "divisors",
+    "float_extremum",
     "floor_div",
     "scaled_floor",
     "integer_polynomial",
@@ -1062,6 +1063,24 @@ def _at_most(a: sympy.Expr, b: sympy.Expr) -> bool:
     if not isinstance(folded, sympy.Piecewise):
         return False
     return all(e >= 0 if e.is_number else decide(sympy.Ge(e, 0, evaluate=False)) is True for e, _ in folded.args)
+
+
+@functools.lru_cache(maxsize=1024)
+def float_extremum(kind, args: tuple) -> sympy.Expr:
+    """Python's ``max``/``min`` of floats that are ratios of sizes (``max(k / q, 1.0)``, MViTv2's
+    relative positions) as sympy's ``Max``/``Min`` (``kind``) of their exact values, built
+    without sympy's evaluation, which asks its assumptions whether each pair compares (tens of
+    milliseconds for two ratios of floors, to settle what only the sizes do): nested extrema of
+    the same kind flattened, an argument given twice once, the numbers compared. (Cached: each
+    block of a stage asks of the same grids.)"""
+    flat: list = []
+    for a in args:
+        flat.extend(a.args if isinstance(a, kind) else (a,))
+    numbers = [a for a in flat if a.is_Number]
+    rest = list(dict.fromkeys(a for a in flat if not a.is_Number))
+    if numbers:
+        rest.append(max(numbers) if kind is sympy.Max else min(numbers))
+    return rest[0] if len(rest) == 1 else kind(*rest, evaluate=False)
 
 
 def minimum(a: SizeExpr, b: SizeExpr) -> sympy.Expr:

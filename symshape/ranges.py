@@ -50,8 +50,8 @@ from typing import Any
 import sympy
 import torch
 
-from .dims import (DoubleProduct, RelPosReach, SizeRatio, as_expr, canonical, decide, floor_div, integer_polynomial,
-                   maximum, minimum)
+from .dims import (DoubleProduct, RelPosReach, SizeRatio, as_expr, canonical, decide, float_extremum, floor_div,
+                   integer_polynomial, maximum, minimum)
 from .tensor import Pieces, SymTensor, tuple_like
 
 __all__ = ["propagate"]
@@ -366,9 +366,17 @@ def _rel_pos_range(form: tuple) -> tuple | None:
     if form[0] != "shifted":
         return None
     _, q, q_ratio, k, k_ratio, shift = form
-    if q_ratio != sympy.Max(k / q, 1) or k_ratio != sympy.Max(q / k, 1) or shift != (k - 1) * k_ratio:
+    if (q_ratio, k_ratio, shift) != _idiom(q, k):
         return None
     return sympy.Integer(0), RelPosReach(q, k)
+
+
+def _idiom(q: sympy.Expr, k: sympy.Expr) -> tuple:
+    """The idiom's ratios and shift for grids of ``q`` and ``k``, as the trace computes them
+    (``max(k / q, 1.0)``: symshape.arithmetic's ``float_extremum``)."""
+    one = sympy.Integer(1)
+    k_ratio = float_extremum(sympy.Max, (q / k, one))
+    return float_extremum(sympy.Max, (k / q, one)), k_ratio, (k - 1) * k_ratio
 
 
 def propagate(target, kind: str, args, kwargs, value: Any, family: str | None = None) -> Any:

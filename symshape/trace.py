@@ -257,6 +257,23 @@ def _containers(value, out: list | None = None) -> list:
     return out
 
 
+def _list_ids(values, out: set) -> None:
+    """The ids of the lists among ``values`` and in the tuples, lists and dicts they hold, into
+    ``out`` (what :func:`_containers` finds, lists alone and without copying what they hold: a
+    module call that returns a list asks it of every attribute of every module inside)."""
+    for v in values:
+        kind = type(v)
+        if issubclass(kind, torch.fx.Proxy):  # (see _containers)
+            continue
+        if issubclass(kind, list):
+            out.add(id(v))
+            _list_ids(v, out)
+        elif issubclass(kind, tuple):
+            _list_ids(v, out)
+        elif issubclass(kind, dict):
+            _list_ids(v.values(), out)
+
+
 def _items(container) -> list:
     """What a list, set or dict holds (a dict's keys, then its values)."""
     return [*container.keys(), *container.values()] if isinstance(container, dict) else list(container)
@@ -439,7 +456,8 @@ class _Tracer(torch.fx.Tracer):
         shared: set = set()
         if _holds_list(out):  # the containers it may not hold (asked only where it holds a list)
             shared = {id(c) for c, _ in held}
-            shared.update(id(c) for sub in m.modules() for c, _ in _containers(tuple(vars(sub).values())))
+            for sub in m.modules():
+                _list_ids(vars(sub).values(), shared)
         try:
             return self._output_items(out, shared)
         except LookupError:

@@ -714,6 +714,8 @@ def prove(analysis: Shapes) -> str:
     evaluations = []  # evaluated one at a time: the first candidate is usually accepted
     accepted = None
     for s in candidates:
+        if s is not candidates[-1] and analysis.refuses(**s):
+            continue  # (a check fails: not the size to prove at, nor the fallback below)
         evaluations.append((s, analysis.evaluate(**s)))
         if evaluations[-1][1].first_problem() is None:
             accepted = s

@@ -436,6 +436,80 @@ def test_a_model_that_refuses_every_usual_size_is_proved_at_the_scanned_one(monk
     assert assert_agrees(model, (2, "H", "W"), grid(("H", "W"), [24, 25, 26, 27, 51, 52])) >= 6
 
 
+@settings(max_examples=40 if os.environ.get("CI") else 80, deadline=None)
+@given(models())
+def test_refuses_is_evaluates_failure_without_the_shapes(drawn):
+    """``Shapes.refuses`` (the proof's first look at a candidate size) says what ``evaluate``
+    says of torch's own checks, declared feature counts aside, at every drawn size and around."""
+    model, input_shape, sizes_list, _ = drawn
+    try:
+        analysis = symshape.analyze(model, input_shape, prove=False)
+    except symshape.InvalidInputSize:
+        return
+    names = [n for n in input_shape if isinstance(n, str)]
+    for sizes in [*sizes_list, *({n: v for n in names} for v in (1, 2, 3, 7, 30, 224))]:
+        assert analysis.refuses(**sizes) == (analysis.evaluate(**sizes).failure is not None), sizes
+
+
+class _Square(nn.Module):
+    """A fixed table added to the map: only 224 x 224 fits (ViT's position embedding alike)."""
+
+    def __init__(self):
+        super().__init__()
+        self.pos = nn.Parameter(torch.zeros(4, 224, 224))
+
+    def forward(self, x):
+        return (x + self.pos).flatten(1)
+
+
+def test_the_proof_evaluates_every_step_only_at_the_size_it_proves_at(monkeypatch):
+    """The first candidate (H and W apart) fails the table's broadcast; the proof sees that from
+    the checks alone and computes every step's shapes once, at 224 x 224."""
+    evaluated = []
+    evaluate = symshape.evaluation.Shapes.evaluate
+    monkeypatch.setattr(symshape.evaluation.Shapes, "evaluate",
+                        lambda self, **sizes: evaluated.append(sizes) or evaluate(self, **sizes))
+    a = symshape.analyze(_Square(), (4, "H", "W"))
+    assert a.proof == "H=224, W=224" and evaluated == [{"H": 224, "W": 224}], (a.proof, evaluated)
+
+
+def test_a_float_extremum_is_the_extremum_sympy_evaluates():
+    """``max(k / q, 1.0)`` of ratios of sizes is built without sympy's evaluation (which asks its
+    assumptions of every pair): the same value at every size, nested extrema flattened, an
+    argument given twice once, numbers compared, one argument left alone."""
+    from symshape.dims import float_extremum, floor_div, size_symbol
+    h = size_symbol("H")
+    q, k = floor_div(h + 3, 4), floor_div(h + 15, 16)
+    one = sympy.Integer(1)
+    cases = [(sympy.Max, (k / q, one)), (sympy.Max, (q / k, one, sympy.Rational(1, 2))),
+             (sympy.Min, (k / q, sympy.Min(q / k, one), k / q)), (sympy.Max, (q / q, one)),
+             (sympy.Max, (k / q, k / q))]
+    for kind, args in cases:
+        built, evaluated = float_extremum(kind, args), kind(*args)
+        assert not any(isinstance(a, kind) for a in getattr(built, "args", ())), built
+        for n in (1, 2, 5, 15, 16, 17, 63, 64, 224, 1001):
+            assert built.xreplace({h: n}) == evaluated.xreplace({h: n}), (kind, args, n)
+    assert float_extremum(sympy.Max, (q / q, one)) == 1 and float_extremum(sympy.Max, (k / q, k / q)) == k / q
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(-3, 3), st.integers(1, 9), st.integers(-9, 9)), min_size=1, max_size=3),
+       st.lists(st.tuples(st.integers(-3, 3), st.integers(1, 9), st.integers(-9, 9)), min_size=1, max_size=3))
+def test_strides_that_differ_at_one_size_are_not_equal(left, right):
+    """``tensor._expands_equal`` answers a pair that differs at a probe size without expanding:
+    what expanding answers, on sums of products of floors (strides of views and pools)."""
+    from symshape.dims import floor_div, size_symbol
+    from symshape.tensor import _expands_equal
+    h, w = size_symbol("H"), size_symbol("W")
+
+    def build(terms):
+        return sum((c * floor_div(h + b, d) * w for c, d, b in terms), sympy.Integer(0))
+
+    a, b = build(left), build(right)
+    for x, y in ((a, b), (a, sympy.expand(a)), (a * (w + 1), sympy.expand(a * w + a))):
+        assert _expands_equal(x, y) == (sympy.expand(x - y) == 0), (x, y)
+
+
 def test_the_scan_leaves_what_int64_may_not_hold_to_the_solver():
     """A check whose values could pass int64 at sizes up to the scan's end: no answer from the
     scan (the solver's question)."""
