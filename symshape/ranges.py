@@ -337,20 +337,24 @@ def _arange_length(t) -> sympy.Expr | None:
 
 
 def _float_form(target, kind: str, args, kwargs) -> tuple | None:
-    """The float_form of a call's result (see above), or None."""
-    if kwargs or torch.get_default_dtype() is not torch.float32 or not args:
+    """The float_form of a call's result (see above), or None. (Asked of every op: a form starts
+    only at a product, and any other step needs an argument that has one.)"""
+    if kwargs or not args:
         return None
-    first = args[0]
+    if target in _MUL:
+        if len(args) != 2 or torch.get_default_dtype() is not torch.float32:
+            return None
+        vector, ratio = args if isinstance(args[0], SymTensor) else args[::-1]
+        n, r = _arange_length(vector), _ratio(ratio)
+        return None if n is None or r is None else ("scaled", n, r)
+    forms = [t.float_form if isinstance(t, SymTensor) else None for t in args[:2]]
+    if all(f is None for f in forms):
+        return None
     if target in _FORM_VIEWS or kind == "function" and target is torch.unsqueeze:
-        return first.float_form if isinstance(first, SymTensor) else None
+        return forms[0]
     if len(args) != 2:
         return None
     a, b = args
-    if target in _MUL:
-        vector, ratio = (a, b) if isinstance(a, SymTensor) else (b, a)
-        n, r = _arange_length(vector), _ratio(ratio)
-        return None if n is None or r is None else ("scaled", n, r)
-    forms = [t.float_form if isinstance(t, SymTensor) else None for t in (a, b)]
     if target in _SUB and all(f is not None and f[0] == "scaled" for f in forms) and _apart(a, b):
         return ("difference", *forms[0][1:], *forms[1][1:])
     shift = _ratio(b) if not isinstance(b, int) or isinstance(b, bool) else sympy.Integer(b)

@@ -977,7 +977,8 @@ def _accepting_plain(req: Requirement, boxes: list[Box], names, subs, where: str
                 return _constant_divisible(req, int(lhs), rhs, boxes, names, where, text)
             if not rhs.is_Integer:
                 accepted = size_divisible_set(lhs, rhs, x)
-                return [{**b, name: b[name] & accepted} for b in boxes if not (b[name] & accepted).is_empty]
+                parts = [(b, b[name] & accepted) for b in boxes]
+                return [{**b, name: part} for b, part in parts if not part.is_empty]
             m = abs(int(rhs))
             accepted = None  # solved once, where no box lets the congruence shortcut answer
             for b in boxes:
