@@ -27,6 +27,7 @@ from typing import Iterable, Iterator, Union
 import sympy
 from sympy import Add, Integer, Mul, S, ordered
 
+from . import witness
 from .errors import InvalidArgument, NotASize
 
 __all__ = [
@@ -235,6 +236,9 @@ class FloorDiv(sympy.Function):
 
     def _eval_rewrite_as_floor(self, p, q, **kwargs):
         return sympy.floor(p / q)
+
+
+witness.FUNCTIONS[FloorDiv] = operator.floordiv  # (floor(p/q) of an int or a Fraction p)
 
 
 class _RootRounded(sympy.Function):
@@ -1259,7 +1263,15 @@ def _implied(facts: tuple, cond) -> bool:
     that the side's facts on that size settle, residue by residue as :func:`decide` does
     (``floor((H + 7)/8) == 7*floor((H + 7)/56)`` where ``Mod(6*floor((H + 7)/8), 7) <= 0``); an
     equality of two products, factor by factor (``h*w == (7*a)*(7*b)`` from ``h == 7*a`` and
-    ``w == 7*b``). ``facts``: relations of one of cond's sizes each; ``cond``: a relation."""
+    ``w == 7*b``). ``facts``: relations of one of cond's sizes each; ``cond``: a relation.
+
+    Two quick answers first: a bound of an expression that the facts bound as tightly
+    (``floor(H/32) >= 1`` where ``floor(H/32) > 7``), and no where a size is found at which every
+    fact holds and ``cond`` does not (symshape.witness)."""
+    if _bounded_by(facts, cond):
+        return True
+    if witness.fails_somewhere(facts, cond):
+        return False
     if isinstance(cond, sympy.Eq) and (isinstance(cond.lhs, sympy.Mul) or isinstance(cond.rhs, sympy.Mul)):
         if _factors_implied(facts, cond.lhs, cond.rhs):
             return True
@@ -1313,6 +1325,54 @@ def _implied(facts: tuple, cond) -> bool:
         if not _holds_between(cond_at(r), k, lo, hi):
             return False
     return True
+
+
+def _bounded_by(facts: tuple, cond) -> bool:
+    """Whether facts bound an expression as tightly as ``cond`` does (each read as ``lo <= e <=
+    hi`` of an integer-valued ``e``: :func:`_interval`)."""
+    want = _interval(cond)
+    if want is None:
+        return False
+    e, lo, hi = want
+    known_lo, known_hi = None, None
+    for f in facts:
+        got = _interval(f)
+        if got is None or got[0] != e:
+            continue
+        if got[1] is not None:
+            known_lo = got[1] if known_lo is None else max(known_lo, got[1])
+        if got[2] is not None:
+            known_hi = got[2] if known_hi is None else min(known_hi, got[2])
+    return (lo is None or (known_lo is not None and known_lo >= lo)) \
+        and (hi is None or (known_hi is not None and known_hi <= hi))
+
+
+@functools.lru_cache(maxsize=4096)
+def _interval(rel) -> tuple | None:
+    """``rel`` as ``(e, lo, hi)``: ``lo <= e <= hi`` (None: no end) for an integer-valued ``e``
+    with no constant term, where the relation is one of an integer; a floor's whole multiples of
+    its divisor taken out of it (``floor((H - 192)/32) >= 1`` is ``floor(H/32) >= 7``). None for
+    anything else (``!=``, a relation of two sizes)."""
+    kind = type(rel)
+    if kind not in (sympy.Ge, sympy.Gt, sympy.Le, sympy.Lt, sympy.Eq) or not (rel.lhs.is_number or rel.rhs.is_number):
+        return None
+    c, e = (rel.lhs - rel.rhs).as_coeff_Add()
+    if not c.is_Integer or e.is_number:
+        return None
+    c = int(c)
+    if isinstance(e, FloorDiv) and e.args[0].is_Add:
+        k, rest = e.args[0].as_coeff_Add()
+        q = int(e.args[1])
+        if k.is_Integer and int(k) // q:
+            e, c = FloorDiv(rest + int(k) % q, e.args[1]), c + int(k) // q
+    if not integer_polynomial(e):  # (from its structure: sympy's is_integer is slow, and may be wrong)
+        return None
+    # e + c (kind) 0
+    if kind is sympy.Eq:
+        return e, -c, -c
+    if kind in (sympy.Ge, sympy.Gt):
+        return e, -c + (kind is sympy.Gt), None
+    return e, None, -c - (kind is sympy.Lt)
 
 
 #: the most sizes :func:`_values_where` reads one by one

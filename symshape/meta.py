@@ -49,6 +49,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils import _pytree as pytree
 from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode, ShapeEnv
+from torch.fx.experimental.symbolic_shapes import SLoc as _SLoc
 from torch.utils._sympy import functions as tf
 from torch.utils._sympy.numbers import int_oo
 from torch.utils._sympy.value_ranges import ValueRangeError, ValueRanges
@@ -88,6 +89,17 @@ class _Env(ShapeEnv):
         #: equalities taken on this path (``h*w == 0``), substituted into later questions:
         #: torch's ShapeEnv only replaces a lone symbol
         self.equalities: list[tuple[sympy.Expr, sympy.Expr]] = []
+
+    # torch records where each symbol is made for its own logs and messages, none of which
+    # symshape reports: from a forward's depth that walks (and formats) the whole stack, several
+    # ms a symbol (edgenext's positional encoding: a quarter of its analysis), and on first use
+    # imports torch.export. This env logs nothing and knows no place.
+
+    def _get_stack_summary(self, is_debug: bool = False, framework_loc=None):
+        return _SLoc(framework_loc or "symshape", None), ""
+
+    def _log_create_unbacked_symbol(self, *args, **kwargs) -> None:
+        pass
 
     def assume(self, fact: sympy.Basic) -> None:
         """Take ``fact`` as known on this run: equalities become replacements (``H == 1``

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from ..dims import as_expr, decide, implied, rewritten
 from ..errors import InvalidInputSize, SizeCases, UnsupportedArgument
 from ..requirements import Requirement, Rounding, by_cases
+from ..witness import differ_somewhere
 
 __all__ = [
     "Context",
@@ -325,7 +326,7 @@ class Context:
         if sympy.expand(a - b) == 0:
             return True
         known = self.facts + self.earlier
-        if not known:
+        if not known or differ_somewhere(known, a, b):  # (a size where they differ: the quick "no")
             return False
         return implied(known, sympy.Eq(a, b, evaluate=False)) \
             or sympy.expand(rewritten(a, known) - rewritten(b, known)) == 0

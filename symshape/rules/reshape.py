@@ -98,7 +98,13 @@ def _shown(sizes) -> str:
 @functools.lru_cache(maxsize=2048)
 def _shown_tuple(sizes: tuple) -> str:
     """(cached: sympy's printer is slow, and the blocks of a stage view the same sizes)"""
-    return "(" + ", ".join(str(s) for s in sizes) + ")"
+    return "(" + ", ".join(_text(s) for s in sizes) + ")"
+
+
+@functools.lru_cache(maxsize=4096)
+def _text(size) -> str:
+    """(each size too: the sides of a branch view tuples that share most of their sizes)"""
+    return str(size)
 
 
 def view_shape(ctx: Context, x: SymTensor, sizes: list, what: str) -> SymTensor:
