@@ -32,6 +32,11 @@ from .tensor import Repeated, SymTensor
 __all__ = ["LEGACY_CONSTRUCTORS", "SizedAttribute", "SizedMixin", "SizedProxy"]
 
 
+#: the calls a traced tensor answers as a tensor: Python's own type checks (torch.jit.isinstance
+#: and torch.is_tensor call isinstance too); a read of ``x.__class__`` that is no call, too
+_TYPE_CHECKS = frozenset({"isinstance", "issubclass"})
+
+
 def _stands_for(value) -> type | None:
     """The Python type a traced value has in torch: what ``isinstance`` of its proxy answers."""
     if isinstance(value, SymTensor):
@@ -70,12 +75,19 @@ class SizedMixin:
         # not a subclass (a decoder that concatenates its skip only if it is a Tensor)
         tracer = self.__dict__.get("tracer")
         value = tracer.value(self) if tracer is not None else None
-        if isinstance(value, SymTensor) and callsite.callee(sys._getframe(1)) in LEGACY_CONSTRUCTORS:
+        called = callsite.callee(sys._getframe(1)) if isinstance(value, SymTensor) else None
+        if called in LEGACY_CONSTRUCTORS:
             # asked by torch's C++ inside a legacy constructor, which would then read this
             # object's memory as a tensor's (a crash of the process): refused by name instead
             raise torch.fx.proxy.TraceError(
-                f"{callsite.callee(sys._getframe(1))}(x) of a traced tensor: a legacy constructor symshape "
-                "cannot follow; write x itself, x.detach() or x.to(dtype)")
+                f"{called}(x) of a traced tensor: a legacy constructor symshape cannot follow; write x itself, "
+                "x.detach() or x.to(dtype)")
+        if called is not None and called not in _TYPE_CHECKS:
+            # asked by a call that is no type check: torch's C++ argument parser (torch.pow(x, 2)
+            # tries pow(Scalar, Tensor) first, and a "tensor" there would be read as a 0-dim one:
+            # a crash of the process), under whatever name the model calls it (``pow = torch.pow``):
+            # the proxy it is, whose __torch_function__ fx then calls, as for any fx proxy
+            return type(self)
         held = _held(tracer, self) if isinstance(value, SymTensor) else None
         if held is not None:  # the model's own parameter or buffer: its class (nn.Parameter ...)
             return type(held)

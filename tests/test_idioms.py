@@ -416,3 +416,43 @@ def test_isinstance_of_a_computed_tensor_as_a_parameter_is_false(monkeypatch):
     assert str(symshape.analyze(Asks(), ("L", 3)).output_shape) == "(N, L, 3)"
     assert run_whole == []
     assert_agrees(Asks(), ("L", 3), grid(["L"], [1, 2, 5]))
+
+
+#: arguments beside a traced tensor ``x`` that make torch's argument parser try an overload with a
+#: Scalar where ``x`` is (``pow(Scalar, Tensor)`` before ``pow(Tensor, Scalar)``)
+_SCALAR_CALLS = ("f(x, 2)", "f(x, 2.5)", "f(2, x)", "f(x > 0, x, 0.0)", "f(x > 0, 0.0, x)", "f(x, x, 2)", "f(x, 2, x)",
+                 "f(*(x, 2))")
+
+
+def test_a_torch_function_given_a_traced_tensor_beside_scalars_never_crashes_the_process():
+    """Every torch function symshape has a rule for that is torch's C++ (torch.pow, torch.where,
+    torch.remainder, torch.xlogy ...), called in a forward with a traced tensor beside scalars,
+    in a fresh process (a crash would end this one): it analyzes, or is refused, never a signal.
+    torch's parser once read the traced tensor's memory as a 0-dim tensor's while it tried the
+    overload with a Scalar in its place, and the process died at ``torch.pow(x, 2)`` (GPT-2's
+    GELU)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import types, warnings, torch, torch.nn as nn, symshape\n"
+        "from symshape.rules import registry\n"
+        "warnings.simplefilter('ignore')\n"
+        "builtins = [f for f in registry._FUNCTION_RULES if isinstance(f, types.BuiltinFunctionType)]\n"
+        "calls = 0\n"
+        f"for call in {_SCALAR_CALLS!r}:\n"
+        "    for f in builtins:\n"
+        "        class M(nn.Module):\n"
+        "            def forward(self, x):\n"
+        "                return eval(call)\n"
+        "        try:\n"
+        "            symshape.analyze(M(), (2, 'L'), prove=False)\n"
+        "        except Exception:\n"
+        "            pass\n"
+        "        calls += 1\n"
+        "print('called', len(builtins), calls)\n")
+    done = subprocess.run([sys.executable, "-X", "faulthandler", "-c", script], capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    _, functions, calls = done.stdout.split()
+    assert int(functions) > 100 and int(calls) == len(_SCALAR_CALLS) * int(functions)
