@@ -366,9 +366,12 @@ def _blocks(analysis, sizes: dict | None):
     for i, step in enumerate(analysis.steps):
         if ev is not None and i >= len(ev.steps):
             break
-        ends = (*ev.steps[i].inputs[:1], ev.steps[i].output) if ev is not None else (*step.inputs[:1], step.output)
-        shown = [_repeated_m(x, strip) if isinstance(x, RepeatedShape) else _shape_m(x[1:] if strip else x)
-                 for x in ends if isinstance(x, RepeatedShape) or isinstance(x, tuple) and x and not isinstance(x[0], tuple)]
+        symbolic = (*step.inputs[:1], step.output)
+        ends = (*ev.steps[i].inputs[:1], ev.steps[i].output) if ev is not None else symbolic
+        shown = [_repeated_m(x, strip and _batched(s.item)) if isinstance(x, RepeatedShape)
+                 else _shape_m(x[1:] if strip and _batched(s) else x)
+                 for x, s in zip(ends, symbolic)
+                 if isinstance(x, RepeatedShape) or isinstance(x, tuple) and x and not isinstance(x[0], tuple)]
         shapes = Math(" → ".join(m.text for m in shown), r" \to ".join(m.latex for m in shown))
         block = Block(step.name, _op_label(step), shapes, resizes=_resizes(step), short=step.op)
         if ev is None:
@@ -439,7 +442,7 @@ def _case_notes(step) -> list[str]:
         if len(cases) <= MAX_CASES:
             for conds, plain in cases:
                 when = _joined([_cond_m(c) for c in conds], " and ") or ("otherwise",)
-                notes.append(("for ", *when, ": ", _shape_m(plain[1:])))
+                notes.append(("for ", *when, ": ", _shape_m(plain[1:] if _batched(plain) else plain)))
         else:
             notes.append(f"more than {MAX_CASES} cases, decided by the sizes")
     if step.rule in ("meta", "cases"):  # the checks on this step's sides: each message once
@@ -497,8 +500,16 @@ def _sample_shape(shape) -> Math:
         parts = [_sample_shape(s) for s in shape]
         return Math("(" + ", ".join(p.text for p in parts) + ")", "(" + ", ".join(p.latex for p in parts) + ")")
     if isinstance(shape, tuple) and shape:
-        return _shape_m(shape[1:])
+        return _shape_m(shape[1:] if _batched(shape) else shape)
     return Math(str(shape), rf"\text{{{_tex_text(str(shape))}}}")
+
+
+def _batched(shape) -> bool:
+    """Whether a step's (symbolic) shape starts with the batch dim, which a sample's shape leaves
+    out: a dim of ``N`` (``N``, or ``N`` times the windows of a window partition). A tensor made
+    for the sizes alone (``torch.arange(T)``, a slice of a buffer) has none: shown whole."""
+    return isinstance(shape, tuple) and bool(shape) and isinstance(shape[0], sympy.Basic) \
+        and batch_symbol() in shape[0].free_symbols
 
 
 def _condition_text(cond) -> str:

@@ -403,3 +403,17 @@ def test_pages_read_offline_in_chromium(tmp_path_factory, width, page, formulas)
     text = re.sub(r"<(pre|code)\b.*?</\1>", "", dom, flags=re.S)
     text = re.sub(r"<[^>]+>", "", text)
     assert not re.search(r"\\\\(frac|left|lfloor|cdot|\(|\[)", text)  # no TeX left for a reader to see
+
+
+def test_a_derivation_shows_a_tensor_made_for_the_sizes_whole():
+    """A sample's shape leaves out the batch dim; a tensor that has none (GPT's positions,
+    ``torch.arange(T)``, and their embedding) is shown whole, symbolically and at a size, and so
+    is every shape of an unbatched call."""
+    from test_gather import Positions
+
+    analysis = symshape.analyze(Positions("module"), ("T",))
+    assert "arange  torch.arange    (T)" in str(analysis.explain())
+    text = str(analysis.explain(T=5))
+    assert "arange  torch.arange    (5)" in text and "wpe  Embedding(8, 4)    (5) → (5, 4)" in text
+    unbatched = str(symshape.analyze(nn.Conv1d(2, 3, 3), (2, "L"), batch=None).explain(L=9))
+    assert "(2, 9) → (3, 7)" in unbatched
