@@ -24,6 +24,7 @@ _EXPORTS = {
                      "UnsupportedWhereMetaDiffers", "UntraceableModel"), "errors"),
     **dict.fromkeys(("function_rule", "method_rule", "module_rule"), "rules"),
     **dict.fromkeys(("IntSet", "SizeSet", "Tie"), "sizes"),
+    "Input": "inputs",
 }
 
 
@@ -47,6 +48,7 @@ __all__ = [
     "Analysis",
     "BoundExceeded",
     "Evaluation",
+    "Input",
     "IntSet",
     "InvalidArgument",
     "InvalidInputSize",

@@ -125,11 +125,18 @@ def _model_and_input(args):
     return model, shape
 
 
+def _json_input(shape) -> dict:
+    """An --input as JSON: its shape, and its dtype where it was given one (``T:int64``)."""
+    if hasattr(shape, "dtype"):  # (symshape.inputs.Input)
+        return {"shape": list(shape.shape), "dtype": str(shape.dtype).removeprefix("torch.")}
+    return {"shape": list(shape)}
+
+
 def _emit(args, result: dict, members=None, analysis=None) -> None:
     """Print ``result`` as one JSON object (``--json``); ``members`` (an iterator of sizes) is
     streamed into its ``"members"`` array, so a long listing takes no memory."""
     positional, keyword = parse_inputs(args.input)
-    inputs = [{"shape": list(p)} for p in positional] + [{"name": k, "shape": list(v)} for k, v in keyword.items()]
+    inputs = [_json_input(p) for p in positional] + [{"name": k, **_json_input(v)} for k, v in keyword.items()]
     doc = {"command": args.command, "model": args.model, "input": inputs[0]["shape"], "inputs": inputs,
            **(_context(args, analysis) if analysis is not None else {}), **result}
     if members is None:
@@ -374,8 +381,8 @@ def _named_shape(shape: tuple, taken: dict, suffix: str = "") -> tuple[tuple, di
     """``(1, 28, 28)`` -> ``((1, "H", "W"), {"H": 28, "W": 28})``: numbers after the channel dim
     become named sizes, so answers come with formulas; names already given stay. A name ``taken``
     with another value gets ``suffix`` (the second input's ``H2``)."""
-    if any(isinstance(d, str) for d in shape) or len(shape) < 2:
-        return shape, {}
+    if not isinstance(shape, tuple) or any(isinstance(d, str) for d in shape) or len(shape) < 2:
+        return shape, {}  # (names given; an input of token ids, which has no channels)
     spatial = len(shape) - 1
     names = _SPATIAL_NAMES.get(spatial, tuple(f"D{i}" for i in range(1, spatial + 1)))
     if any(taken.get(n, v) != v for n, v in zip(names, shape[1:])):
@@ -386,7 +393,8 @@ def _named_shape(shape: tuple, taken: dict, suffix: str = "") -> tuple[tuple, di
 def _named(spec) -> tuple[Any, dict]:
     """:func:`_named_shape` for each input of ``spec`` (see :func:`_input_spec`): equal sizes
     of several inputs share a name."""
-    if not isinstance(spec, dict) and not (spec and isinstance(spec[0], tuple)):
+    several = isinstance(spec, dict) or isinstance(spec, tuple) and bool(spec) and not isinstance(spec[0], (int, str))
+    if not several:  # (one shape, or one Input)
         return _named_shape(spec, {})
     sizes: dict = {}
 
@@ -592,7 +600,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("model", help="path/to/file.py:Name or package.module:Name (class, factory or instance)")
         p.add_argument("--input", required=True, action="append",
                        help="one sample's shape without the batch dim, e.g. 1,H,W or 3,224,224; once per input "
-                            "of a model called with several (--input 3,H,W --input 1,H,W, or mask=1,H,W by keyword)")
+                            "of a model called with several (--input 3,H,W --input 1,H,W, or mask=1,H,W by keyword); "
+                            "a dtype after a colon for token ids or a mask: T:int64, attention_mask=T:bool")
         p.add_argument("--kwargs", help="constructor arguments as a JSON object")
         p.add_argument("--json", action="store_true", help="print the result as one JSON object (see docs/cli.md)")
         p.add_argument("--no-batch", action="store_true",

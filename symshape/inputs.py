@@ -5,6 +5,9 @@
 (``model(x=..., mask=...)``). A size name means the same size in every input it appears in, so
 ``H`` above is the height of both the image and the mask. The batch dim ``N`` (where the call has
 one) is put before every input's shape: all inputs of one call share their batch.
+
+An input holds the model's floats unless it is given as :class:`Input` with an integer or bool
+dtype: token ids (``Input(("T",), torch.long)``), an attention mask.
 """
 
 from __future__ import annotations
@@ -14,12 +17,39 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import sympy
+import torch
 
 from .dims import BATCH, MAX_TENSOR_ELEMENTS, batch_symbol, positive_int, size_symbol
 from .errors import InvalidArgument
 from .tensor import SymTensor, shape_str
 
-__all__ = ["Inputs", "check_call", "forward_names", "parse_inputs", "parse_shape"]
+__all__ = ["Input", "Inputs", "check_call", "forward_names", "parse_inputs", "parse_shape"]
+
+#: the dtypes an input may be given (by these names on the command line): token ids and masks;
+#: a floating input takes the model's own dtype
+DTYPES = {"int64": torch.int64, "long": torch.int64, "int32": torch.int32, "int": torch.int32,
+          "int16": torch.int16, "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool}
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input's shape, and the dtype of its entries where they are not the model's floats:
+    ``Input(("T",), torch.long)`` for a language model's token ids, ``Input(("T",), torch.bool)``
+    for a mask. An integer or bool dtype (``DTYPES``): shapes never depend on the dtype, but torch
+    refuses a floating tensor where it takes indices (an embedding's), at every size. Samples of
+    it (verify(), the proof) are zeros: a valid token id for any embedding."""
+
+    shape: Sequence
+    dtype: torch.dtype = torch.int64
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES.values():
+            raise InvalidArgument(f"Input {tuple(self.shape) if _is_shape(self.shape) else self.shape!r}: dtype "
+                                  f"must be an integer dtype or torch.bool (token ids, a mask), got {self.dtype!r}; "
+                                  "a floating input needs no Input: it takes the model's own dtype")
+
+    def __repr__(self) -> str:
+        return f"Input({tuple(self.shape)!r}, {self.dtype})"
 
 
 _INT64_MAX = 2**63 - 1
@@ -57,8 +87,11 @@ def parse_shape(input_shape: Sequence, what: str = "input_shape") -> tuple[sympy
 
 def _is_shape(value: Any) -> bool:
     """A shape (entries ints, size names or symbols), not a tuple of shapes."""
+    if isinstance(value, Input):
+        return True
     return (isinstance(value, Sequence) and not isinstance(value, (str, bytes))
-            and not any(isinstance(d, (Sequence, Mapping)) and not isinstance(d, (str, bytes)) for d in value))
+            and not any(isinstance(d, (Sequence, Mapping)) and not isinstance(d, (str, bytes)) or isinstance(d, Input)
+                        for d in value))
 
 
 @dataclass(frozen=True)
@@ -70,6 +103,9 @@ class Inputs:
     args: tuple[tuple[sympy.Expr, ...], ...]
     kwargs: dict[str, tuple[sympy.Expr, ...]] = field(default_factory=dict)
     names: tuple[str, ...] = ()
+    #: the dtype of each input given one (:class:`Input`), by position (an int) or keyword;
+    #: every other input holds the model's floats
+    dtypes: dict = field(default_factory=dict)
 
     @property
     def single(self) -> bool:
@@ -97,10 +133,17 @@ class Inputs:
         """``(args, kwargs)`` of the call, each input made by ``make(shape)``."""
         return tuple(make(s) for s in self.args), {k: make(s) for k, s in self.kwargs.items()}
 
+    def typed(self, make: Callable[[tuple, Any], Any], args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        """``(args, kwargs)`` of the call, each input made by ``make(shape, dtype)`` from its
+        shape in ``args``/``kwargs`` (as :meth:`concrete` gives them) and its dtype (None: the
+        model's floats)."""
+        return (tuple(make(s, self.dtypes.get(i)) for i, s in enumerate(args)),
+                {k: make(s, self.dtypes.get(k)) for k, s in kwargs.items()})
+
     def symbolic(self, batched: bool) -> tuple[tuple, dict]:
         """The call's symbolic tensors (the batch dim ``N`` first when ``batched``)."""
         n = batch_symbol()
-        return self.map(lambda s: SymTensor((n, *s) if batched else s))
+        return self.typed(lambda s, dtype: SymTensor((n, *s) if batched else s, dtype=dtype), self.args, self.kwargs)
 
     def concrete(self, sizes: Mapping[str, int], batched: bool) -> tuple[tuple, dict]:
         """The call's input shapes at ``sizes`` (the batch ``N``, 1 by default, first when ``batched``)."""
@@ -111,28 +154,37 @@ class Inputs:
 
     def spec(self) -> Any:
         """What ``analyze`` takes for this call (shapes with names as strings)."""
-        def plain(s):
-            return tuple(str(d) if isinstance(d, sympy.Symbol) else int(d) for d in s)
+        def plain(s, key):
+            shape = tuple(str(d) if isinstance(d, sympy.Symbol) else int(d) for d in s)
+            return Input(shape, self.dtypes[key]) if key in self.dtypes else shape
+        args = tuple(plain(s, i) for i, s in enumerate(self.args))
+        kwargs = {k: plain(s, k) for k, s in self.kwargs.items()}
         if self.single:
-            return plain(self.args[0])
+            return args[0]
         if not self.args:
-            return {k: plain(s) for k, s in self.kwargs.items()}
-        return tuple(plain(s) for s in self.args) if not self.kwargs else \
-            (tuple(plain(s) for s in self.args), {k: plain(s) for k, s in self.kwargs.items()})
+            return kwargs
+        return args if not self.kwargs else (args, kwargs)
 
     def render(self, batched: bool) -> str:
         """``(N, 3, H, W)``, or ``x (N, 3, H, W), mask (N, 1, H, W)`` for several inputs."""
         n = batch_symbol()
-        full = [(label, (n, *s) if batched else s) for label, s in self.shapes]
+        keys = [*range(len(self.args)), *self.kwargs]
+        full = [(label, shape_str((n, *s) if batched else s) + _dtype_text(self.dtypes.get(key)))
+                for (label, s), key in zip(self.shapes, keys)]
         if self.single:
-            return shape_str(full[0][1])
-        return ", ".join(f"{label} {shape_str(s)}" for label, s in full)
+            return full[0][1]
+        return ", ".join(f"{label} {s}" for label, s in full)
 
     def __str__(self) -> str:
         return self.render(False)
 
     def __repr__(self) -> str:
         return f"Inputs({self})"
+
+
+def _dtype_text(dtype) -> str:
+    """`` int64`` after an input's shape where it is given a dtype."""
+    return "" if dtype is None else " " + str(dtype).removeprefix("torch.")
 
 
 def check_call(model: Any, inputs: Inputs) -> None:
@@ -187,7 +239,8 @@ def parse_inputs(spec: Any, model: Any = None) -> Inputs:
     for k in kwargs:
         if not isinstance(k, str) or not k.isidentifier():
             raise InvalidArgument(f"input names must be the forward's parameter names, got {k!r}")
-    parsed_args = tuple(parse_shape(s, f"input {i}") for i, s in enumerate(args))
+    dtypes = {key: s.dtype for key, s in (*enumerate(args), *kwargs.items()) if isinstance(s, Input)}
+    parsed_args = tuple(parse_shape(_shape_of(s), f"input {i}") for i, s in enumerate(args))
     if len(parsed_args) > 1 or kwargs:
         for i, s in enumerate(args):
             if not _is_shape(s):
@@ -196,7 +249,11 @@ def parse_inputs(spec: Any, model: Any = None) -> Inputs:
     for k, s in kwargs.items():
         if not _is_shape(s):
             raise InvalidArgument(f"input {k!r} must be a shape such as (1, 'H', 'W'), got {s!r:.80}")
-        parsed_kwargs[k] = parse_shape(s, f"input {k!r}")
+        parsed_kwargs[k] = parse_shape(_shape_of(s), f"input {k!r}")
     several = len(parsed_args) > 1 or bool(kwargs)
     names = forward_names(model, len(parsed_args)) if model is not None and several else ()
-    return Inputs(parsed_args, parsed_kwargs, names)
+    return Inputs(parsed_args, parsed_kwargs, names, dtypes)
+
+
+def _shape_of(s) -> Any:
+    return s.shape if isinstance(s, Input) else s

@@ -15,6 +15,7 @@ import torch.nn as nn
 
 from .dims import BATCH, positive_int
 from .errors import SymshapeError
+from .inputs import DTYPES, Input
 from .rules.registry import LOADED_MODULE_PREFIX
 
 __all__ = ["ModelLoadError", "input_spec", "load_model", "parse_input", "parse_inputs", "spec_object"]
@@ -187,22 +188,34 @@ def spec_object(spec: str) -> Any:
     return _SPEC_OBJECTS.get(spec)
 
 
-def parse_input(text: str) -> tuple:
-    """``"1,H,W"`` -> ``(1, "H", "W")``; sizes are positive ints or names such as H, W, L."""
+def parse_input(text: str) -> tuple | Input:
+    """``"1,H,W"`` -> ``(1, "H", "W")``; sizes are positive ints or names such as H, W, L. A dtype
+    after a colon makes an input of token ids or a mask: ``"T:int64"`` -> ``Input(("T",),
+    torch.int64)`` (the names of symshape.inputs.DTYPES)."""
+    sizes, colon, dtype = text.partition(":")
+    if colon:
+        if dtype.strip() not in DTYPES:
+            raise ValueError(f"--input {text!r}: {dtype.strip()!r} is not a dtype an input takes: one of "
+                             f"{', '.join(DTYPES)} (token ids, a mask; a floating input takes the model's dtype)")
+        return Input(_sizes(sizes, text), DTYPES[dtype.strip()])
+    return _sizes(text, text)
+
+
+def _sizes(text: str, given: str) -> tuple:
     body = text.strip().strip("()[]")
     parts = [p.strip() for p in body.split(",")] if body else []
     if not parts or any(not p for p in parts):
-        raise ValueError(f"--input {text!r}: expected comma-separated sizes such as 1,H,W or 3,224,224")
+        raise ValueError(f"--input {given!r}: expected comma-separated sizes such as 1,H,W or 3,224,224")
     out: list = []
     for p in parts:
         if p.isdigit():
-            out.append(positive_int(int(p), f"--input {text!r}: size"))
+            out.append(positive_int(int(p), f"--input {given!r}: size"))
         elif p.isidentifier():
             if p == BATCH:
-                raise ValueError(f"--input {text!r}: N is the batch dim, which symshape adds; give one sample's shape")
+                raise ValueError(f"--input {given!r}: N is the batch dim, which symshape adds; give one sample's shape")
             out.append(p)
         else:
-            raise ValueError(f"--input {text!r}: {p!r} is neither a positive int nor a size name")
+            raise ValueError(f"--input {given!r}: {p!r} is neither a positive int nor a size name")
     return tuple(out)
 
 

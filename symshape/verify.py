@@ -539,13 +539,14 @@ def _sample_input(analysis: Shapes, sizes: dict[str, int], dtype: torch.dtype, d
     its own (torch's global RNG is not touched); on the meta device nothing is allocated."""
     generator = torch.Generator().manual_seed(0)
 
-    def make(shape):
+    def make(shape, given):
         if device == "meta":
-            return torch.empty(shape, dtype=dtype, device="meta")
+            return torch.empty(shape, dtype=given or dtype, device="meta")
+        if given is not None:  # token ids, a mask (symshape.Input): zeros, a valid id of any embedding
+            return torch.zeros(shape, dtype=given)
         return torch.rand(*shape, generator=generator).to(dtype)
 
-    args, kwargs = analysis.concrete_inputs(sizes)
-    return tuple(make(a) for a in args), {k: make(v) for k, v in kwargs.items()}
+    return analysis.inputs.typed(make, *analysis.concrete_inputs(sizes))
 
 
 def _dtype(model: nn.Module) -> torch.dtype:
@@ -682,6 +683,30 @@ def _recurrent(model: nn.Module) -> bool:
     return any(isinstance(m, nn.RNNBase) for m in model.modules())
 
 
+#: how torch refuses floating indices (an embedding's), on the CPU and the meta device
+_INDICES_REFUSED = "Expected tensor for argument #1 'indices' to have one of the following scalar types"
+
+
+def _floating_indices(analysis: Shapes, error: BaseException | None) -> None:
+    """Raise InvalidArgument where torch refused the forward because indices (an embedding's)
+    are floating, and some input was left floating: a language model's token ids, given without
+    their dtype. torch refuses that at every size; the fix is the input's dtype."""
+    inputs = analysis.inputs
+    floating = [label for key, (label, _) in zip([*range(len(inputs.args)), *inputs.kwargs], inputs.shapes)
+                if key not in inputs.dtypes]
+    if error is None or _INDICES_REFUSED not in str(error) or not floating:
+        return
+    if inputs.single:
+        shape = inputs.spec()
+        which, python, line = "the input", f"symshape.Input({shape!r}, torch.long)", ",".join(map(str, shape))
+    else:
+        which, python, line = " or ".join(floating), "symshape.Input(shape, torch.long)", "SHAPE"
+    raise InvalidArgument(
+        f"torch refuses the model's input at every size: {str(error).splitlines()[0]}. symshape's inputs hold "
+        f"the model's floats unless given a dtype: where {which} holds token ids, give its dtype, {python} "
+        f"(on the command line: --input {line}:int64)")
+
+
 def _on_meta(model: nn.Module) -> bool:
     return any(t.is_meta for t in (*model.parameters(), *model.buffers()))
 
@@ -743,6 +768,7 @@ def prove(analysis: Shapes) -> str:
                     obs = observe(model, _sample_input(analysis, sizes, dtype), analysis.graph)
                 comparison = compare(analysis, sizes, obs)
             if comparison.mismatches:
+                _floating_indices(analysis, obs.error)
                 raise TraceMismatch(sizes, [str(m) for m in comparison.mismatches],
                                     [m.layer for m in comparison.mismatches])
     return "; ".join(", ".join(f"{k}={v}" for k, v in s.items()) for s in todo) or "the fixed size"

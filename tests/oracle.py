@@ -12,9 +12,17 @@ from symshape.verify import compare, observe
 
 
 def sample_input(analysis, sizes: dict[str, int]):
-    """The call's inputs at ``sizes`` as ``(args, kwargs)`` (batch 1 unless ``sizes`` gives N)."""
+    """The call's inputs at ``sizes`` as ``(args, kwargs)`` (batch 1 unless ``sizes`` gives N):
+    random floats, or random token ids 0 and 1 (a mask's False and True) where an input was
+    given a dtype (symshape.Input)."""
     args, kwargs = analysis.concrete_inputs(sizes)
-    return tuple(torch.rand(*s) for s in args), {k: torch.rand(*s) for k, s in kwargs.items()}
+    given = analysis.inputs.dtypes
+    return (tuple(_random(s, given.get(i)) for i, s in enumerate(args)),
+            {k: _random(s, given.get(k)) for k, s in kwargs.items()})
+
+
+def _random(shape, dtype=None):
+    return torch.rand(*shape) if dtype is None else torch.randint(0, 2, tuple(shape)).to(dtype)
 
 
 BACKEND_DEPENDENT = {"count": 0}
@@ -61,7 +69,8 @@ def torch_runs(model, input_shape, sizes: dict[str, int]) -> bool:
     from symshape.modules import copy_model as _copy
 
     m = _copy(model) if has_lazy(model) else model
-    x = torch.rand(1, *(sizes[d] if isinstance(d, str) else d for d in input_shape))
+    dtype = getattr(input_shape, "dtype", None)  # (symshape.Input: token ids)
+    x = _random((1, *(sizes[d] if isinstance(d, str) else d for d in getattr(input_shape, "shape", input_shape))), dtype)
     saved = {n: b.detach().clone() for n, b in m.named_buffers()} if m is model else {}
     try:
         with warnings.catch_warnings(), torch.no_grad():
