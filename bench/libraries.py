@@ -1,5 +1,6 @@
 """Beyond timm: segmentation_models_pytorch and MONAI, configured as a new user would, and
-transformers' vision models where transformers is installed; writes docs/coverage-libraries.md.
+transformers' vision and text models where transformers is installed; writes
+docs/coverage-libraries.md.
 
 Runs in the zoo venv with the libraries (see DEVELOPERS.md):
 
@@ -12,7 +13,8 @@ Each configuration runs in a child process (bench/sweep.py's runner: a crash, a 
 ``torch.device("meta")`` in eval mode (on the CPU where the constructor reads a tensor's value,
 as SegFormer's encoder does), analyzed with the input shape given below, and ``verify(device=
 "meta")`` compares every step with torch's meta forward at the sizes below (sizes torch refuses
-included); ``valid_sizes()``, ``evaluate()`` and ``formula()`` must not crash.
+included); ``valid_sizes()``, ``evaluate()`` and ``formula()`` must not crash. transformers'
+text models (small configurations) are built and verified on the CPU, given token ids.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ import sweep  # noqa: E402  (bench/sweep.py: its child-process runner and error 
 SIZES_2D = [(224, 224), (192, 256), (160, 160), (97, 131), (64, 64), (33, 47)]
 SIZES_3D = [(64, 64, 64), (48, 64, 80), (96, 96, 32), (33, 47, 40), (16, 16, 16), (17, 31, 9)]
 QUICK_2D, QUICK_3D = [(224, 224), (97, 131)], [(64, 64, 64), (33, 47, 40)]
+#: sequence lengths of the text models (their position tables hold 512 or 1024)
+SIZES_1D, QUICK_1D = [(1,), (7,), (64,), (512,), (513,), (1100,)], [(7,), (1100,)]
 
 _SMP_ARCHS = ["Unet", "UnetPlusPlus", "FPN", "PSPNet", "DeepLabV3", "DeepLabV3Plus", "Linknet", "MAnet", "PAN",
               "UPerNet", "Segformer"]
@@ -103,6 +107,8 @@ def _configs() -> dict[str, tuple[str, str, dict, tuple]]:
     if importlib.util.find_spec("transformers") is not None:  # (not in the zoo venv by default)
         for model, config, kwargs in _HF:
             out[f"hf:{model}"] = ("hf", model, {"config": config, **kwargs}, (3, "H", "W"))
+        for model, config, kwargs in _HF_TEXT:
+            out[f"hf:{model}"] = ("hf-text", model, {"config": config, **kwargs}, ("T",))
     return out
 
 
@@ -119,6 +125,19 @@ _HF = [(f"{name}Model", f"{name}Config", {}) for name in (
     ("SegformerForSemanticSegmentation", "SegformerConfig", {})]
 
 
+#: transformers' text models, small (two layers, narrow) and without a key cache (its DynamicCache
+#: is an argument fx cannot record), called with token ids (symshape.Input) as a user calls them:
+#: built on the CPU, as transformers' mask code reads the values of the positions, which the meta
+#: device has not
+_TINY = {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 128}
+_HF_TEXT = [
+    ("BertModel", "BertConfig", _TINY), ("BertForSequenceClassification", "BertConfig", _TINY),
+    ("DistilBertModel", "DistilBertConfig", {"n_layers": 2, "dim": 64, "n_heads": 4, "hidden_dim": 128}),
+    ("ElectraModel", "ElectraConfig", _TINY),
+    ("GPT2Model", "GPT2Config", {"n_layer": 2, "n_embd": 64, "n_head": 4, "use_cache": False}),
+    ("LlamaModel", "LlamaConfig", {**_TINY, "num_key_value_heads": 2, "use_cache": False}),
+]
+
 CONFIGS = _configs()
 
 
@@ -134,7 +153,7 @@ def build(config_id: str):
             import segmentation_models_pytorch as smp
 
             return getattr(smp, name)(encoder_weights=None, **kwargs)
-        if lib == "hf":
+        if lib in ("hf", "hf-text"):
             import transformers
 
             options = dict(kwargs)
@@ -146,6 +165,8 @@ def build(config_id: str):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        if lib == "hf-text":
+            return make().eval()
         try:
             with torch.device("meta"):
                 return make().eval()
@@ -159,9 +180,13 @@ def one(config_id: str, quick: bool = False) -> dict:
     """Everything about one configuration, as a JSON-able dict."""
     import symshape
 
-    _, _, _, shape = CONFIGS[config_id]
+    import torch
+
+    lib, _, _, shape = CONFIGS[config_id]
     names = [d for d in shape if isinstance(d, str)]
-    sizes = (QUICK_2D if len(names) == 2 else QUICK_3D) if quick else (SIZES_2D if len(names) == 2 else SIZES_3D)
+    sizes = {1: (QUICK_1D, SIZES_1D), 2: (QUICK_2D, SIZES_2D), 3: (QUICK_3D, SIZES_3D)}[len(names)][0 if quick else 1]
+    if lib == "hf-text":
+        shape = symshape.Input(shape, torch.long)  # token ids
     row: dict = {"model": config_id}
     try:
         model = build(config_id)
@@ -180,7 +205,7 @@ def one(config_id: str, quick: bool = False) -> dict:
         return row
     try:
         points = [dict(zip(names, s)) for s in sizes]
-        report = a.verify(sizes=points, device="meta")
+        report = a.verify(sizes=points, device="cpu" if lib == "hf-text" else "meta")
         try:
             found = a.valid_sizes()
             valid = (found.summary() if hasattr(found, "summary") else str(found))[:200]

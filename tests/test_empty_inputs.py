@@ -6,6 +6,7 @@ a small grid (its output shape, or its refusal)."""
 
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -98,3 +99,27 @@ def test_input_shape_takes_zero_but_not_negative_sizes():
         symshape.analyze(nn.Flatten(), (-1, "H"))
     a = symshape.analyze(nn.Flatten(), (0, "H"))
     assert a.at(N=3, H=5).output_shape == (3, 0)
+
+
+class _CatWithEmpty(nn.Module):
+    """torch.cat of the input's pieces and 1-D tensors with no element (a key cache before its
+    first entry, ``torch.tensor([])``), along ``dim``."""
+
+    def __init__(self, order: tuple, dim: int):
+        super().__init__()
+        self.order, self.dim = order, dim
+
+    def forward(self, x):
+        parts = {"x": x, "half": x[:, :, : x.shape[2] // 2], "empty": torch.tensor([], device=x.device)}
+        return torch.cat([parts[p] for p in self.order], dim=self.dim)
+
+
+@settings(max_examples=40, deadline=None)
+@given(order=st.lists(st.sampled_from(["x", "half", "empty"]), min_size=1, max_size=4).map(tuple),
+       dim=st.integers(-4, 3))
+def test_a_one_dim_tensor_with_no_element_is_left_out_of_cat_as_torch_leaves_it(order, dim):
+    model = _CatWithEmpty(order, dim)
+    sizes = [{"H": h, "W": w} for h in (1, 2, 5) for w in (1, 3)]
+    from oracle import assert_agrees
+
+    assert_agrees(model, (3, "H", "W"), sizes)

@@ -283,21 +283,36 @@ def _cat_repeated(ctx: Context, tensors: Repeated, dim: int) -> SymTensor:
     return SymTensor((*item.shape[:d], canonical(size), *item.shape[d + 1:]), contiguous)
 
 
+def _skipped(t: SymTensor) -> bool:
+    """A tensor torch.cat leaves out: 1-D with no element (ATen's ``cat_should_skip_tensor``)."""
+    return t.ndim == 1 and t.shape[0] == 0
+
+
 @function_rule(torch.cat, torch.concat, torch.concatenate, layout=True)
 def cat(ctx: Context, tensors, dim=0, *, axis=None) -> SymTensor:
-    """``out[dim] = sum of in[dim]``; every other dim must be equal."""
+    """``out[dim] = sum of in[dim]``; every other dim must be equal. A 1-D tensor with no
+    element (``torch.tensor([])``) is left out, whatever ``dim`` is, as torch leaves it out."""
     if isinstance(tensors, Repeated):
         return _cat_repeated(ctx, tensors, as_int(axis if axis is not None else dim, "dim", ctx))
     ts = _tensors(ctx, tensors, "torch.cat")
     dim = as_int(axis if axis is not None else dim, "dim", ctx)
-    first = ts[0]
+    # torch skips a 1-D tensor with no element (``torch.tensor([])``: a key cache before its
+    # first entry), whatever the dim and the others' rank; if every one is such, the result is one
+    kept = [(j, t) for j, t in enumerate(ts) if not _skipped(t)]
+    if not kept:
+        return SymTensor((sympy.Integer(0),))
+    (_, first), ts = kept[0], [t for _, t in kept]
+    if any(t.ndim == 1 and decide(sympy.Ge(t.shape[0], 1)) is not True for t in ts) \
+            and (any(t.ndim != 1 for t in ts) or not -1 <= dim <= 0):
+        ctx.unsupported(f"torch.cat along dim {dim} of a 1-D tensor that may have no element (torch then leaves it "
+                        f"out) beside tensors of another rank: {', '.join(str(t) for t in ts)}")
     try:
         d = first.dim(dim)
     except IndexError as e:
         ctx.refuse(f"torch.cat: {e}")
     if isinstance(tensors, Pieces) and any(tensors.requires) and d != tensors.dim:
         ctx.unsupported("torch.cat, along another dim, of chunks whose number depends on the input size")
-    for j, t in enumerate(ts[1:], start=1):
+    for j, t in kept[1:]:
         if t.ndim != first.ndim:
             ctx.refuse(f"torch.cat: tensors must have the same rank, gets {first} and {t}")
         for i, (x, y) in enumerate(zip(first.shape, t.shape)):
