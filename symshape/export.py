@@ -261,8 +261,13 @@ class ExportSpec:
         else:
             body = "(" + ", ".join(per) + ("," if len(per) == 1 else "") + ")"
         lines.append(f"dynamic_shapes = {body}")
-        args, kwargs = self.analysis.inputs.concrete({**self.example, BATCH: self.batch}, self.analysis.batched)
-        shapes = [f"torch.randn{tuple(a)}" for a in args] + [f"{k}=torch.randn{tuple(v)}" for k, v in kwargs.items()]
+        inputs = self.analysis.inputs
+        args, kwargs = inputs.concrete({**self.example, BATCH: self.batch}, self.analysis.batched)
+
+        def made(shape, dtype):  # (token ids, a mask: zeros of their dtype)
+            return f"torch.randn{tuple(shape)}" if dtype is None else f"torch.zeros({tuple(shape)}, dtype={dtype})"
+        args, kwargs = inputs.typed(made, args, kwargs)
+        shapes = [*args, *(f"{k}={v}" for k, v in kwargs.items())]
         lines.append(f"# example inputs: {', '.join(shapes)}")
         for label, texts in (("# left out: ", self.left_out), ("# note: ", self.notes)):
             for text in texts:

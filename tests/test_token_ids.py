@@ -107,3 +107,9 @@ def test_drawn_text_cnns_accept_what_torch_accepts(kernel, stride, table, flatte
     analysis = symshape.analyze(model, IDS)
     assert members(analysis.valid_sizes(), ["T"], 16) == scan(model, IDS, ["T"], 16)
     assert_agrees(model, IDS, grid(["T"], [1, 4, 9, 13]))
+
+
+def test_an_export_spec_of_token_ids_exports_with_integer_examples():
+    spec = symshape.analyze(GPT(block_size=12).eval(), IDS).export_spec()
+    assert "# example inputs: torch.zeros((1, 2), dtype=torch.int64)" in spec.code()
+    assert spec.checked is not None and spec.checked.works
