@@ -252,7 +252,9 @@ def _write(rows: list[dict], path: str, elapsed: float) -> None:
         + ", ".join("×".join(map(str, s)) for s in SIZES_2D) + " (2-D) or "
         + ", ".join("×".join(map(str, s)) for s in SIZES_3D)
         + " (3-D), sizes torch refuses included, and `valid_sizes()`, `evaluate()` and `formula()` must "
-        "not crash. torch's meta kernels do not look at an index's values: where the meta forward ran "
+        "not crash. transformers' text models (small configurations, without a key cache) are built on the "
+        "CPU, given token ids of length T (`symshape.Input((\"T\",), torch.long)`) and compared with torch's "
+        "CPU forward at T = " + ", ".join(str(s[0]) for s in SIZES_1D) + ". torch's meta kernels do not look at an index's values: where the meta forward ran "
         "past an index check symshape makes (the CPU kernels raise there), verify() counts a note, not "
         "a mismatch (the notes column).",
         "",
