@@ -707,6 +707,19 @@ def _floating_indices(analysis: Shapes, error: BaseException | None) -> None:
         f"(on the command line: --input {line}:int64)")
 
 
+#: said where a model on the meta device reads a tensor's values (transformers' mask code:
+#: ``(position_ids[:, -1] == 0).all()``), which no meta tensor has
+_VALUES_ON_META = ("torch's meta forward stopped where the model reads a tensor's values ({}): a model on the "
+                   "meta device has none, so nothing proves the trace; build it on the CPU, where its own "
+                   "forward proves it")
+
+
+def _reads_values(error: BaseException | None) -> bool:
+    """Whether a meta forward stopped because the model read a value (``.item()``, ``bool()``,
+    ``.tolist()`` of a meta tensor), not at a check of sizes."""
+    return isinstance(error, RuntimeError) and "meta tensors" in str(error) and "cannot be called" in str(error)
+
+
 def _on_meta(model: nn.Module) -> bool:
     return any(t.is_meta for t in (*model.parameters(), *model.buffers()))
 
@@ -769,6 +782,8 @@ def prove(analysis: Shapes) -> str:
                 comparison = compare(analysis, sizes, obs)
             if comparison.mismatches:
                 _floating_indices(analysis, obs.error)
-                raise TraceMismatch(sizes, [str(m) for m in comparison.mismatches],
+                why = [_VALUES_ON_META.format(str(obs.error).splitlines()[0])] \
+                    if _on_meta(model) and _reads_values(obs.error) else []
+                raise TraceMismatch(sizes, why + [str(m) for m in comparison.mismatches],
                                     [m.layer for m in comparison.mismatches])
     return "; ".join(", ".join(f"{k}={v}" for k, v in s.items()) for s in todo) or "the fixed size"

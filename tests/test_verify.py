@@ -165,3 +165,30 @@ def test_verify_given_a_list_first_says_to_pass_sizes():
     with pytest.raises(symshape.InvalidArgument, match=r"sizes=\["):
         a.verify([{"H": 5, "W": 5}])
     assert a.verify(sizes=[{"H": 5, "W": 5}]).ok
+
+
+class _ReadsValues(nn.Module):
+    """transformers' mask code: a read of a tensor's values that fx tracing skips
+    (``if not is_tracing(x) and (x[:, -1] == 0).all()``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 2)
+
+    def forward(self, x):
+        if not isinstance(x, torch.fx.Proxy) and x.sum().item() > 1e30:
+            x = x[:, :1]
+        return self.lin(x)
+
+
+def test_a_meta_model_that_reads_values_is_refused_saying_so():
+    """Its meta forward stops at ``.item()``: nothing proves the trace there, and the refusal says
+    why and what to do; the same model on the CPU is proved by its own forward."""
+    analysis = symshape.analyze(_ReadsValues(), ("T", 4))
+    assert analysis.proof == "T=224" and analysis.verify(samples=4).ok
+    with torch.device("meta"):
+        model = _ReadsValues()
+    with pytest.raises(symshape.TraceMismatch) as e:
+        symshape.analyze(model, ("T", 4))
+    assert "reads a tensor's values (Tensor.item() cannot be called on meta tensors)" in str(e.value)
+    assert "build it on the CPU" in str(e.value)
