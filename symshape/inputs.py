@@ -48,8 +48,8 @@ class Input:
                                   f"must be an integer dtype or torch.bool (token ids, a mask), got {self.dtype!r}; "
                                   "a floating input needs no Input: it takes the model's own dtype")
 
-    def __repr__(self) -> str:
-        return f"Input({tuple(self.shape)!r}, {self.dtype})"
+    def __repr__(self) -> str:  # (as a hint that quotes the call writes it: symshape.Input(...))
+        return f"symshape.Input({tuple(self.shape)!r}, {self.dtype})"
 
 
 _INT64_MAX = 2**63 - 1

@@ -113,3 +113,9 @@ def test_an_export_spec_of_token_ids_exports_with_integer_examples():
     spec = symshape.analyze(GPT(block_size=12).eval(), IDS).export_spec()
     assert "# example inputs: torch.zeros((1, 2), dtype=torch.int64)" in spec.code()
     assert spec.checked is not None and spec.checked.works
+
+
+def test_a_refusals_advice_quotes_the_input_as_it_is_written():
+    with pytest.raises(symshape.UnsupportedOperation) as e:  # (a 1-D call into b, t = idx.size())
+        symshape.analyze(GPT().eval(), IDS, batch=None)
+    assert "symshape.analyze(model.wte, symshape.Input(('T',), torch.int64))" in str(e.value)
