@@ -824,15 +824,10 @@ def _share(facts: list, x: sympy.Symbol, pa: sympy.Expr, pb: sympy.Expr) -> symp
 
 def _holds_at(rel, x: sympy.Symbol, v: int) -> bool:
     """Whether ``rel``, a relation of the size ``x`` alone, holds at ``x = v``: with Python's
-    exact integers where :func:`_line_of` reads both sides (no sympy expression built: MaxViT's
+    exact integers where symshape.witness evaluates it (no sympy expression built: MaxViT's
     window partitions scan hundreds of sizes), else as sympy evaluates the substitution."""
-    test = _TEST.get(type(rel))
-    if test is not None:
-        env = {x: (0, v)}
-        lhs, rhs = _line_of(rel.lhs, env), _line_of(rel.rhs, env)
-        if lhs is not None and rhs is not None:
-            return test(lhs[1], rhs[1])
-    return rel.xreplace({x: v}) is sympy.true
+    held = witness.holds(rel, {x: v})
+    return held if held is not None else rel.xreplace({x: v}) is sympy.true
 
 
 def exact_quotient(a: SizeExpr, b: SizeExpr) -> sympy.Expr | None:
@@ -1350,29 +1345,31 @@ def _bounded_by(facts: tuple, cond) -> bool:
 @functools.lru_cache(maxsize=4096)
 def _interval(rel) -> tuple | None:
     """``rel`` as ``(e, lo, hi)``: ``lo <= e <= hi`` (None: no end) for an integer-valued ``e``
-    with no constant term, where the relation is one of an integer; a floor's whole multiples of
-    its divisor taken out of it (``floor((H - 192)/32) >= 1`` is ``floor(H/32) >= 7``). None for
-    anything else (``!=``, a relation of two sizes)."""
-    kind = type(rel)
-    if kind not in (sympy.Ge, sympy.Gt, sympy.Le, sympy.Lt, sympy.Eq) or not (rel.lhs.is_number or rel.rhs.is_number):
+    with no constant term, where the relation is one of an integer (:func:`_against_number`, or
+    an equality); a floor's whole multiples of its divisor taken out of it (``floor((H - 192)/32)
+    >= 1`` is ``floor(H/32) >= 7``). None for anything else (``!=``, a relation of two sizes)."""
+    if isinstance(rel, sympy.Eq):
+        e, n = (rel.lhs, rel.rhs) if rel.rhs.is_Integer else (rel.rhs, rel.lhs)
+        bound = (e, n, None, False) if n.is_Integer else None
+    else:
+        bound = _against_number(rel, integer=True)
+    if bound is None:
         return None
-    c, e = (rel.lhs - rel.rhs).as_coeff_Add()
-    if not c.is_Integer or e.is_number:
+    e, n, upper, strict = bound
+    k, e = e.as_coeff_Add()
+    if not k.is_Integer or e.is_number:
         return None
-    c = int(c)
+    n = int(n) - int(k)
     if isinstance(e, FloorDiv) and e.args[0].is_Add:
         k, rest = e.args[0].as_coeff_Add()
         q = int(e.args[1])
         if k.is_Integer and int(k) // q:
-            e, c = FloorDiv(rest + int(k) % q, e.args[1]), c + int(k) // q
+            e, n = FloorDiv(rest + int(k) % q, e.args[1]), n - int(k) // q
     if not integer_polynomial(e):  # (from its structure: sympy's is_integer is slow, and may be wrong)
         return None
-    # e + c (kind) 0
-    if kind is sympy.Eq:
-        return e, -c, -c
-    if kind in (sympy.Ge, sympy.Gt):
-        return e, -c + (kind is sympy.Gt), None
-    return e, None, -c - (kind is sympy.Lt)
+    if upper is None:
+        return e, n, n
+    return (e, None, n - strict) if upper else (e, n + strict, None)
 
 
 #: the most sizes :func:`_values_where` reads one by one
@@ -1547,9 +1544,7 @@ def _relation(kind, p: sympy.Expr):
     return kind(p, 0) if p.is_Number else kind(p, 0, evaluate=False)
 
 
-#: each relation as the Python test of its two sides
-_TEST = {sympy.Eq: operator.eq, sympy.Ne: operator.ne, sympy.Ge: operator.ge, sympy.Gt: operator.gt,
-         sympy.Le: operator.le, sympy.Lt: operator.lt}
+_TEST = witness.TESTS
 
 
 class _Line:

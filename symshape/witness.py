@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 from fractions import Fraction
 from typing import Iterable
 
@@ -90,16 +91,25 @@ def value(e: sympy.Basic, point: dict) -> int | Fraction | bool:
     raise _Unknown(e)
 
 
-_COMPARE = {sympy.Eq: lambda a, b: a == b, sympy.Ne: lambda a, b: a != b,
-            sympy.Ge: lambda a, b: a >= b, sympy.Gt: lambda a, b: a > b,
-            sympy.Le: lambda a, b: a <= b, sympy.Lt: lambda a, b: a < b}
+#: each relation as the Python test of its two sides
+TESTS = {sympy.Eq: operator.eq, sympy.Ne: operator.ne, sympy.Ge: operator.ge, sympy.Gt: operator.gt,
+         sympy.Le: operator.le, sympy.Lt: operator.lt}
 
 
 def _compare(kind: type, a, b) -> bool:
     try:
-        return _COMPARE[kind](a, b)
+        return TESTS[kind](a, b)
     except KeyError:
         raise _Unknown(kind) from None
+
+
+def holds(rel: sympy.Basic, point: dict) -> bool | None:
+    """Whether ``rel`` holds at ``point``, exactly; None where it holds what :func:`value` does
+    not evaluate."""
+    try:
+        return bool(value(rel, point))
+    except _Unknown:
+        return None
 
 
 def _holds(facts: Iterable, point: dict) -> bool:
