@@ -125,17 +125,23 @@ _HF = [(f"{name}Model", f"{name}Config", {}) for name in (
     ("SegformerForSemanticSegmentation", "SegformerConfig", {})]
 
 
-#: transformers' text models, small (two layers, narrow) and without a key cache (its DynamicCache
-#: is an argument fx cannot record), called with token ids (symshape.Input) as a user calls them:
-#: built on the CPU, as transformers' mask code reads the values of the positions, which the meta
-#: device has not
+#: transformers' text models, small (two layers, narrow), each with its key cache where it has
+#: one (``use_cache``, the default: a ``DynamicCache`` in the output, symshape.records), called
+#: with token ids (symshape.Input) as a user calls them: built on the CPU, as transformers' mask
+#: code reads the values of the positions, which the meta device has not
 _TINY = {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 128}
+_GQA = {**_TINY, "num_key_value_heads": 2}
 _HF_TEXT = [
     ("BertModel", "BertConfig", _TINY), ("BertForSequenceClassification", "BertConfig", _TINY),
+    ("BertForMaskedLM", "BertConfig", _TINY),
     ("DistilBertModel", "DistilBertConfig", {"n_layers": 2, "dim": 64, "n_heads": 4, "hidden_dim": 128}),
-    ("ElectraModel", "ElectraConfig", _TINY),
-    ("GPT2Model", "GPT2Config", {"n_layer": 2, "n_embd": 64, "n_head": 4, "use_cache": False}),
-    ("LlamaModel", "LlamaConfig", {**_TINY, "num_key_value_heads": 2, "use_cache": False}),
+    ("ElectraModel", "ElectraConfig", _TINY), ("RobertaModel", "RobertaConfig", _TINY),
+    ("GPT2Model", "GPT2Config", {"n_layer": 2, "n_embd": 64, "n_head": 4}),
+    ("GPT2LMHeadModel", "GPT2Config", {"n_layer": 2, "n_embd": 64, "n_head": 4}),
+    ("LlamaModel", "LlamaConfig", _GQA), ("LlamaForCausalLM", "LlamaConfig", _GQA),
+    ("MistralForCausalLM", "MistralConfig", _GQA), ("Qwen2ForCausalLM", "Qwen2Config", _GQA),
+    ("PhiForCausalLM", "PhiConfig", _GQA), ("GemmaForCausalLM", "GemmaConfig", _GQA),
+    ("GPTNeoXForCausalLM", "GPTNeoXConfig", _TINY),
 ]
 
 CONFIGS = _configs()
@@ -252,7 +258,7 @@ def _write(rows: list[dict], path: str, elapsed: float) -> None:
         + ", ".join("×".join(map(str, s)) for s in SIZES_2D) + " (2-D) or "
         + ", ".join("×".join(map(str, s)) for s in SIZES_3D)
         + " (3-D), sizes torch refuses included, and `valid_sizes()`, `evaluate()` and `formula()` must "
-        "not crash. transformers' text models (small configurations, without a key cache) are built on the "
+        "not crash. transformers' text models (small configurations, with their key cache) are built on the "
         "CPU, given token ids of length T (`symshape.Input((\"T\",), torch.long)`) and compared with torch's "
         "CPU forward at T = " + ", ".join(str(s[0]) for s in SIZES_1D) + ". torch's meta kernels do not look at an index's values: where the meta forward ran "
         "past an index check symshape makes (the CPU kernels raise there), verify() counts a note, not "

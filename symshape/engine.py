@@ -28,6 +28,7 @@ from .rules import Context, Fixed, Rule, rule_for_function, rule_for_method, rul
 from .rules.common import require_layout
 from .rules.reshape import view_shape
 from .rules.pointwise import DTYPE_BY_RULE
+from .records import Record
 from .tensor import Pieces, Repeated, SymTensor, elementwise_layout, has_tensor, kernel_layout, loosened, shapes_of, tensors_in, tuple_like
 from .trace import MAX_SIDES, REPEAT, REPEAT_CHECK, ModelRaised, Path, SizeBranch, is_dynamic, library_function, scope_of, trace, user_line
 
@@ -250,7 +251,9 @@ def _attr(root: nn.Module, target: str, node: torch.fx.Node):
     if is_lazy_parameter(obj):
         raise UnsupportedOperation("get_attr", target, node.format_node(), "an uninitialized lazy parameter has no shape yet")
     if isinstance(obj, torch.Tensor):
-        return SymTensor(tuple(obj.shape), dtype=obj.dtype, values=_constant_values(obj))
+        values = _constant_values(obj)
+        return SymTensor(tuple(obj.shape), dtype=obj.dtype, values=values,
+                         entry_range=_constant_range(obj) if values is None else None)
     return obj
 
 
@@ -283,6 +286,23 @@ def _constant_values(t: torch.Tensor):
     def frozen(v):
         return tuple(frozen(e) for e in v) if isinstance(v, list) else v
     return frozen(entries)
+
+
+#: the most entries of an integer constant whose least and greatest entry symshape reads
+CONSTANT_RANGE_ENTRIES = 1 << 20
+
+
+def _constant_range(t: torch.Tensor) -> tuple | None:
+    """The least and greatest entry of an int64 or int32 buffer or constant too large for
+    :func:`_constant_values` (RoBERTa's zero ``token_type_ids`` of 514 entries: ``(0, 0)``); None
+    for a parameter, a tensor on the meta device or without data, or one with no entry."""
+    if isinstance(t, nn.Parameter) or t.is_meta or t.dtype not in (torch.int64, torch.int32) \
+            or not 0 < t.numel() <= CONSTANT_RANGE_ENTRIES:
+        return None
+    try:
+        return sympy.Integer(int(t.detach().min())), sympy.Integer(int(t.detach().max()))
+    except Exception:  # a tensor subclass without data (fake, functional)
+        return None
 
 
 class Propagator:
@@ -423,6 +443,7 @@ class Propagator:
     def _call_module(self, node: torch.fx.Node) -> None:
         args, kwargs = self._load(node.args), self._load(node.kwargs)
         module = self.root.get_submodule(node.target)
+        _refuse_records(node, target_name(type(module)), args, kwargs)
         name = node.target or "(model)"
         if REPEAT in node.meta:
             self._repeat(node, module, name, node.meta[REPEAT])
@@ -434,6 +455,11 @@ class Propagator:
 
     def _call_function(self, node: torch.fx.Node) -> None:
         args, kwargs = self._load(node.args), self._load(node.kwargs)
+        if getattr(node.target, "record_of", None) is not None:  # an object the model returns (symshape.records)
+            self.env[node] = node.target(*args)
+            return
+        if node.target not in (operator.getitem, getattr):  # (reading a field of an output is no call)
+            _refuse_records(node, target_name(node.target), args, kwargs)
         rule = rule_for_function(node.target)
         scope = scope_of(node)
         # a call without tensors: arithmetic on sizes (operator, builtins, math) is symshape's own;
@@ -500,6 +526,7 @@ class Propagator:
 
     def _call_method(self, node: torch.fx.Node) -> None:
         args, kwargs = self._load(node.args), self._load(node.kwargs)
+        _refuse_records(node, f"Tensor.{node.target}", args, kwargs)
         scope = scope_of(node)
         if not isinstance(args[0], SymTensor):
             self.env[node] = size_arithmetic(
@@ -1190,6 +1217,32 @@ _INDEXING = frozenset({"gather", "take", "take_along_dim", "index_add", "index_c
 def _indexing(node: torch.fx.Node) -> bool:
     name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
     return name.rstrip("_") in _INDEXING or name.split(".")[0] in _INDEXING
+
+
+def _records_in(value) -> list[Record]:
+    """The :class:`~symshape.records.Record` objects in a call's arguments (through lists, tuples
+    and dicts)."""
+    if isinstance(value, Record) and not value.mapping:
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [r for v in value for r in _records_in(v)]
+    if isinstance(value, dict):
+        return [r for v in value.values() for r in _records_in(v)]
+    return []
+
+
+def _refuse_records(node: torch.fx.Node, op: str, args, kwargs) -> None:
+    """An object of the model's class handed to a call symshape runs on its own (a module run
+    whole or traced side by side, a function without a rule) is refused by name: the call may
+    change it (a cache's ``update``), and a copy would not show the change to the code after."""
+    found = _records_in((args, kwargs))
+    if found:
+        where = node.target if node.op == "call_module" else scope_of(node)
+        raise UnsupportedOperation(op, where or "(model)", node.format_node(),
+                                   f"an argument of type {found[0].kind}, an object of the model's own class: "
+                                   "symshape follows such an object only into the model's output (a call it "
+                                   "runs on its own may change the object, and the code after it would not see "
+                                   "the change)")
 
 
 def _counted_pieces(value) -> bool:

@@ -58,6 +58,7 @@ from .dims import (CeilSqrt, DoubleFloor, DoubleProduct, FloorDiv, IntSqrt, RelP
                    canonical, decide, equal_where, floor_div, implied, smallest_value_where, without_ite)
 from .modules import untraced
 from .requirements import Requirement, cnf, literal, unless_not
+from .records import Record
 from .tensor import (CONV_MEMORY_FORMAT, LAYOUT_NOT_FOLLOWED, SymTensor, kernel_layout, standard_strides, tensors_in,
                      tuple_like)
 
@@ -598,6 +599,31 @@ _FACTORIES = frozenset({"arange", "linspace", "logspace", "randperm", "tril_indi
 _FILLS = {"full": 1, "scalar_tensor": 0, "fill": 1, "new_full": 2, "full_like": 1}
 
 
+#: aten ops whose entries count the entries along a dim (a cumsum of ones ends in its size, a norm
+#: of ones is its root) or are indices along it (a sort's, a searchsorted's): along a dim whose
+#: size depends on the input, so do they (ranges.py follows some of them exactly; here they are
+#: only marked)
+_ALONG = frozenset({"sum", "nansum", "prod", "cumsum", "cumprod", "count_nonzero", "logsumexp", "logcumsumexp",
+                    "linalg_vector_norm", "norm", "trace", "bincount", "histc", "sort", "topk", "kthvalue",
+                    "argmax", "argmin", "max", "min", "median", "nanmedian", "mode", "cummax", "cummin",
+                    "searchsorted", "bucketize"})
+
+
+def _along_a_size(func, args, kwargs) -> bool:
+    """Whether an :data:`_ALONG` op counts or indexes along a dim whose size is symbolic: the
+    dims its ``dim`` argument names, every dim without one (or a size of any tensor it is given
+    where the op has no ``dim``: ``searchsorted``'s sorted sequence, ``bucketize``'s boundaries)."""
+    x = args[0] if args and isinstance(args[0], torch.Tensor) else None
+    at = next((i for i, a in enumerate(func._schema.arguments) if a.name == "dim"), None)
+    if x is None or at is None:
+        return any(isinstance(d, torch.SymInt) for t in pytree.tree_leaves((args, kwargs))
+                   if isinstance(t, torch.Tensor) for d in t.shape)
+    dim = kwargs["dim"] if "dim" in kwargs else args[at] if at < len(args) \
+        else func._schema.arguments[at].default_value
+    dims = range(x.dim()) if dim is None or dim == [] else [dim] if isinstance(dim, int) else list(dim)
+    return any(isinstance(x.shape[d], torch.SymInt) for d in dims if -x.dim() <= d < max(x.dim(), 1) and x.dim())
+
+
 #: the reason of a view where symshape does not know the CPU's memory format of its input
 _VIEW_UNKNOWN = ("view: its input's memory format on the CPU depends here on strides symshape does not "
                  "follow (a convolution's output, or computed from one)")
@@ -646,8 +672,8 @@ class _Cpu(TorchDispatchMode):
         sized = self._sized_entries(func, name, args, kwargs)
         if sized and (name in _INDEXING_OPS or name.startswith("max_unpool")):
             raise MetaRefusal(f"{name} with indices whose entries depend on the sizes (an arange of a size, the "
-                              "indices a sort returns): torch checks each against the size it indexes, and a "
-                              "meta kernel cannot see them")
+                              "indices a sort returns, a count along a size): torch checks each against the size "
+                              "it indexes, and a meta kernel cannot see them")
         unknown = bool(self.unknown) and any(id(t) in self.unknown for t in pytree.tree_leaves((args, kwargs))
                                              if isinstance(t, torch.Tensor))
         if unknown and func is torch.ops.aten.view.default:
@@ -700,6 +726,8 @@ class _Cpu(TorchDispatchMode):
         elif name in _FILLS:
             if isinstance(args[_FILLS[name]] if len(args) > _FILLS[name] else None, (torch.SymInt, torch.SymFloat)):
                 return True
+        if name in _ALONG and torch.Tag.pointwise not in func.tags and _along_a_size(func, args, kwargs):
+            return True
         if not self.sized_entries:
             return False
         return any(self.has_sized_entries(t) for t in (leaves or pytree.tree_leaves((args, kwargs)))
@@ -928,7 +956,8 @@ def substitute(value: Any, mapping: dict) -> Any:
     if isinstance(value, list):
         return [substitute(v, mapping) for v in value]
     if isinstance(value, dict):
-        return {k: substitute(v, mapping) for k, v in value.items()}
+        fields = {k: substitute(v, mapping) for k, v in value.items()}
+        return Record(value.cls, fields) if isinstance(value, Record) else fields
     return value
 
 
@@ -1056,6 +1085,8 @@ def _packed(value):
         return ("list" if isinstance(value, list) else "tuple", tuple(_packed(v) for v in value), *_struct(value))
     if isinstance(value, sympy.Expr):
         return ("size", value)
+    if isinstance(value, dict):  # (a ModelOutput, a cache: symshape.records) merged by field
+        return ("dict", tuple(_packed(v) for v in value.values()), tuple(value), getattr(value, "cls", None))
     return ("value", value)
 
 
@@ -1108,13 +1139,13 @@ def _cases(a, b, cond, what: str, path: tuple = ()):
     stay, others become ``Piecewise``."""
     if a == b:
         return a
-    if a[0] != b[0] or (a[0] in ("tuple", "list", "tensor") and len(a[1]) != len(b[1])) \
-            or (a[0] == "tuple" and a[2:] != b[2:]):
+    if a[0] != b[0] or (a[0] in ("tuple", "list", "tensor", "dict") and len(a[1]) != len(b[1])) \
+            or (a[0] in ("tuple", "dict") and a[2:] != b[2:]):
         raise MetaRefusal(f"{what} returns a different structure or rank depending on the size")
     if a[0] == "tensor":
         return ("tensor", tuple(_either(x, y, cond, path) for x, y in zip(a[1], b[1])),
                 a[2] if a[2] == b[2] else None, _merged_strides(a, b, cond, path))
-    if a[0] in ("tuple", "list"):
+    if a[0] in ("tuple", "list", "dict"):
         return (a[0], tuple(_cases(x, y, cond, what, path) for x, y in zip(a[1], b[1])), *a[2:])
     if a[0] == "size":
         return ("size", _either(a[1], b[1], cond, path))
@@ -1237,6 +1268,9 @@ def _build(value):
         return value[2](items) if len(value) > 2 else tuple(items)
     if kind == "size":
         return canonical(_plain(body))
+    if kind == "dict":
+        fields = dict(zip(value[2], (_build(v) for v in body)))
+        return fields if value[3] is None else Record(value[3], fields)
     return body
 
 

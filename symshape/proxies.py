@@ -26,6 +26,7 @@ import torch.nn as nn
 from . import callsite
 from .dims import SizeRatio
 from .modules import attribute_at
+from .records import Record
 from .rules.reshape import DEVICE_ATTRIBUTES
 from .tensor import Repeated, SymTensor
 
@@ -141,6 +142,13 @@ class SizedMixin:
         if tracer is not None and k == "type" and self.__dict__.get("attr") == "device":
             if isinstance(tracer.value(self.__dict__["root"]), SymTensor):
                 return DEVICE_ATTRIBUTES["device"].type
+        if tracer is not None and k == "dtype" and isinstance(tracer.value(self), SymTensor):
+            # a plain value, as the rule of ``getattr`` (rules.reshape.tensor_attribute) answers
+            # it, float32 where symshape does not follow it: torch.finfo(x.dtype), as
+            # transformers' eager mask asks, takes no traced value
+            return tracer.value(self).dtype or torch.float32
+        if tracer is not None and _unset_field(tracer.value(self), k):
+            return None  # (a ModelOutput's field that is not set: None, as Python must see it for ``is None``)
         if k in _NUMPY_PROTOCOL:  # numpy asks whether a value is an array (np.array(x.shape[2:]))
             if tracer is None or isinstance(tracer.value(self), SymTensor):
                 raise torch.fx.proxy.TraceError("numpy of a traced tensor (np.asarray(x)): symshape follows the "
@@ -201,6 +209,17 @@ for _dunder, _method in _IN_PLACE.items():
 
 class SizedProxy(SizedMixin, torch.fx.Proxy):
     pass
+
+
+def _unset_field(value, name: str) -> bool:
+    """Whether ``value`` is a recorded ModelOutput (symshape.records) whose field ``name`` is
+    not set: reading it gives None."""
+    if not isinstance(value, Record):
+        return False
+    try:
+        return value.field(name) is None
+    except LookupError:
+        return False
 
 
 class SizedAttribute(SizedMixin, torch.fx.proxy.Attribute):

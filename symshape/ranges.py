@@ -7,13 +7,15 @@ follow their exact extremes:
 
     arange(start, end):   start … end - 1   (integer start and step)
     full(shape, v):       v … v   (also zeros, ones, and their _like and new_ forms)
-    a constant:           the least and greatest of its entries (int64 or int32)
+    a constant:           the least and greatest of its entries (int64 or int32; a buffer too, on
+                          the CPU: RoBERTa's 514 zero ``token_type_ids`` are 0 … 0)
     t.sum(d), t.cumsum(d): n*c, and c … n*c, of a t whose every entry is c ≥ 0 (n: dim d's size)
     t + c, t - c, t * c:  shifted or scaled by a number or a size (c ≥ 0 for *)
     t // c:               the extremes' quotients (c > 0 a number, or a size dividing lo and hi + 1)
     a + b, a - b:         lo_a ± … exactly, where a and b vary along different dims (a broadcast
                           of every pair: each combination of entries occurs)
-    views, expand, flip, repeat, .long(), .float():  unchanged
+    views, expand, flip, repeat, .long(), .float(), .to(device):  unchanged
+    gather, index_select, take, any [...]:  c … c, of a t whose every entry is c
     stack, cat:           the least and greatest of the parts' extremes
     clamp(t, a, b):       the extremes clamped (clamp is monotone)
     meshgrid:             each grid the extremes of its vector
@@ -30,7 +32,8 @@ entry in ``0 … bound - 1``, not necessarily attained): ``argsort``, ``sort``, 
 ``kthvalue``, ``argmax``/``argmin``, ``max``/``min``/``median``/``mode``/``cummax``/``cummin``
 along a dim of size ``n`` give indices below ``n`` (MAE's ``argsort(noise)[:, :keep]`` into a
 ``gather``); ``t % c`` lies below a positive ``c``. The ops that only move or repeat entries keep it (views, ``expand``, ``repeat``,
-``flip``, any ``[...]``, ``.long()``); any other drops it, but for a bound the op's own rule
+``flip``, any ``[...]``, ``.long()``), and so do the ops that pick entries of it (``gather``,
+``index_select``: the bound of the tensor picked from, not of the index); any other drops it, but for a bound the op's own rule
 made (a max pooling's indices).
 
 An in-place op writes into the storage its views share (``idx[:2].fill_(L)`` changes ``idx``):
@@ -188,14 +191,20 @@ def _transfer(target, kind: str, args, kwargs) -> tuple | None:
         return _rel_pos_range(args[0].float_form)  # (where the ratios are 1, the integer extremes are kept)
     if kind == "method" and name == "to":
         dtypes = [a for a in (*args[1:], *kwargs.values()) if isinstance(a, torch.dtype)]
-        keeps = len(dtypes) == 1 and dtypes[0] in _EXACT_DTYPES
+        # (``t.to(device)``: the dtype, and the entries, as they are; ``t.to(other)``: other's dtype)
+        same = not dtypes and not any(isinstance(a, SymTensor) for a in (*args[1:], *kwargs.values()))
+        keeps = same or len(dtypes) == 1 and dtypes[0] in _EXACT_DTYPES
         return _range(args[0]) if keeps and isinstance(args[0], SymTensor) else None
+    if _op_name(target, kind) in _SELECTING and args and isinstance(args[0], SymTensor):
+        r = _range(args[0])  # entries picked from a tensor whose every entry is one number: that number
+        return r if r is not None and r[0] == r[1] else None
     if (kind == "method" and name in _SHAPE_METHODS) or (kind == "function" and target in _SHAPE_FUNCTIONS):
         return _range(args[0]) if args and isinstance(args[0], SymTensor) else None
     if name is operator.getitem and len(args) == 2 and isinstance(args[0], SymTensor):
         index = args[1] if isinstance(args[1], tuple) else (args[1],)
         whole = all(i is None or i is Ellipsis or i == slice(None) for i in index)
-        return _range(args[0]) if whole else None  # a part may miss the extremes
+        r = _range(args[0])  # a part may miss the extremes, but for a tensor of one number
+        return r if whole or r is not None and r[0] == r[1] else None
     if len(args) == 2 and not kwargs:
         for which, ops in (("add", _ADD), ("sub", _SUB), ("mul", _MUL)):
             if name in ops:
@@ -221,6 +230,11 @@ def _transfer(target, kind: str, args, kwargs) -> tuple | None:
             and args and isinstance(args[0], SymTensor):
         return _clamped(_range(args[0]), args[1:], kwargs, name in ("clamp_min", torch.clamp_min))
     return None
+
+
+#: ops whose result's entries are entries of their first argument, picked by an index tensor
+#: (RoBERTa's ``torch.gather(token_type_ids_buffer, 1, positions)``)
+_SELECTING = frozenset({"gather", "take_along_dim", "index_select", "take"})
 
 
 def _counted(name: str | None, args, kwargs) -> tuple | None:
@@ -766,6 +780,10 @@ def _bounded(name: str | None, target, args, kwargs, value: Any) -> Any:
         bound = _arithmetic_bound(name, args, kwargs)
         if bound is not None:
             return _with_bound(value, bound)
+    if (name in _SELECTING or name == "__getitem__") and args and isinstance(args[0], SymTensor) \
+            and args[0].index_bound is not None and isinstance(value, SymTensor) \
+            and value.dtype in (torch.int64, torch.int32):
+        return _with_bound(value, args[0].index_bound)  # entries picked from bounded ones (not the index's)
     inputs = [a for a in (*args, *kwargs.values()) if isinstance(a, SymTensor)]
     kept = {t.index_bound for t in inputs if t.index_bound is not None}
     if name == "type_as" and len(args) == 2 and isinstance(args[0], SymTensor) and args[0].index_bound is not None \

@@ -32,7 +32,8 @@ from .modules import attributes_kept, passes_through, snapshots_shared, traces_o
 from .rules import rule_for_module, vision
 from .proxies import SizedProxy
 from .rebinding import cover, factories_traced
-from .tensor import Pieces, Repeated, SymTensor
+from .records import output_mapping, plain_object, recorder, tensor_fields
+from .tensor import Pieces, Repeated, SymTensor, tensors_in
 
 __all__ = ["HINT", "HINT_WHY", "MAX_SIDES", "LibraryFunction", "ModelRaised", "Path", "SizeBranch", "Traced", "is_dynamic", "library_function", "scope_of",
            "trace", "user_line"]
@@ -108,6 +109,9 @@ REPEAT = "symshape_repeat"
 #: a repeating call's node meta: ``(steps, shape)``, the number of steps up to and with its copies,
 #: and its output shape (the proof compares it with torch's)
 REPEAT_CHECK = "symshape_repeat_check"
+
+#: the most objects of the model's classes one trace records (symshape.records)
+MAX_RECORDS = 4096
 
 #: the most sides a module's Python branches on sizes are followed on (see :class:`Path`)
 MAX_SIDES = 64
@@ -365,6 +369,10 @@ class _Tracer(torch.fx.Tracer):
         #: bindings ``(namespace, name, function)``, and the functions
         self._helper_bindings = helpers
         self.helpers = frozenset(fn for _, _, fn in helpers)
+        #: objects of the model's classes recorded so far (symshape.records), and those being
+        #: recorded (by id)
+        self._records = 0
+        self._recording: set[int] = set()
 
     def create_args_for_root(self, root_fn, is_module, concrete_args=None):
         if self.call is None:
@@ -409,6 +417,11 @@ class _Tracer(torch.fx.Tracer):
         # is, and so does a module this thread runs whole on fake tensors (symshape.meta)
         if threading.get_ident() != self.thread or passes_through():
             return forward(*args, **kwargs)
+        if not self._installed(m):
+            # a module the model calls that is none of its submodules (transformers wraps a
+            # function as a module of the kernels hub: its apply_rotary_pos_emb): traced through
+            # as the model's own code, which it is (fx knows it by no name)
+            return forward(*args, **kwargs)
         prop = self.propagator
         if prop is None or self.is_leaf_module(m, ""):
             return super().call_module(m, forward, args, kwargs)
@@ -446,6 +459,22 @@ class _Tracer(torch.fx.Tracer):
         if out is _MISSING:  # taken back: the module is one call of the graph, traced by sides
             return super().call_module(m, forward, args, kwargs)
         return out
+
+    def _holds_tensor(self, v) -> bool:
+        """Whether ``v`` is a tensor or a traced value that is or holds one."""
+        if isinstance(v, torch.fx.Proxy):
+            return bool(tensors_in(self.value(v)))
+        return isinstance(v, torch.Tensor)
+
+    def _installed(self, m: nn.Module) -> bool:
+        """Whether ``m`` is a submodule of the module traced (its root among them)."""
+        if self.submodule_paths:
+            return m in self.submodule_paths
+        try:
+            self.path_of_module(m)
+        except NameError:
+            return False
+        return True
 
     def _output(self, out, m: nn.Module, held: list) -> tuple:
         """A module call's output as ``(value, form)``: its symbolic value, and its form (the tuples
@@ -585,7 +614,27 @@ class _Tracer(torch.fx.Tracer):
         # isinstance(a, torch.Tensor) would otherwise store it away as a tensor constant
         if isinstance(a, torch.fx.Proxy):
             return a.node
-        return super().create_arg(a)
+        if self.propagator is not None and output_mapping(a):  # (a ModelOutput: its fields are attributes)
+            return self._record(a, dict(a))
+        try:
+            return super().create_arg(a)
+        except NotImplementedError:  # (fx's "argument of type ...")
+            if self.propagator is None or not plain_object(a):
+                raise
+        # an object of the model's class (transformers' DynamicCache in a language model's
+        # output): one node records its fields that hold tensors (symshape.records)
+        return self._record(a, tensor_fields(a, is_tensor=self._holds_tensor))
+
+    def _record(self, a, fields: dict) -> torch.fx.Node:
+        if id(a) in self._recording or self._records >= MAX_RECORDS:  # (an object that holds itself is no shape)
+            raise NotImplementedError(f"argument of type: {type(a)} (it holds itself)")
+        self._records += 1
+        self._recording.add(id(a))
+        try:
+            fields = self.create_arg(fields)
+        finally:
+            self._recording.discard(id(a))
+        return self.create_node("call_function", recorder(type(a)), (fields,), {})
 
     def create_proxy(self, kind, target, args, kwargs, name=None, type_expr=None, proxy_factory_fn=None):
         self.nodes = getattr(self, "nodes", 0) + 1

@@ -34,6 +34,7 @@ from .dims import BATCH, MAX_TENSOR_ELEMENTS, as_expr, batch_symbol, positive_in
 from .errors import BoundExceeded, InvalidArgument, SymshapeError, TraceMismatch
 from .evaluation import Evaluation, Shapes
 from .quasi import Unsolvable
+from .records import plain_object, tensor_fields
 from .render import text_table
 from .replay import NOT_FOUND, KernelMemo, ModuleCalls, signature, watching
 from .solve import divisible_set, smallest_tied, valid_sizes
@@ -80,6 +81,8 @@ def _shape(value: Any):
         return tuple(_shape(v) for v in value)
     if isinstance(value, dict):  # (transformers' ModelOutput: a dict of its fields that are set)
         return {k: _shape(v) for k, v in value.items()}
+    if plain_object(value):  # (its key cache: the fields that hold tensors, as symshape.records has them)
+        return tensor_fields(value, _shape)
     return value
 
 

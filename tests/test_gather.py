@@ -433,3 +433,98 @@ def test_indices_counted_along_a_size_are_checked_or_refused(how):
     analysis = symshape.analyze(Counted(), ("L",))
     assert analysis.valid_sizes().summary() == valid
     assert members(analysis.valid_sizes(), ["L"], 12) == runs
+
+
+def _types_buffer(kind: str) -> torch.Tensor:
+    """An integer buffer of token types, as RoBERTa registers its ``token_type_ids`` (all zeros,
+    one per position: 514 in roberta-base); more than the 256 entries symshape keeps of a constant."""
+    if kind == "int32":
+        return torch.zeros(1, 300, dtype=torch.int32)
+    if kind == "short":  # fewer entries than the positions reach: the gather's own check refuses
+        return torch.zeros(1, 9, dtype=torch.long)
+    if kind == "zeros and ones":
+        return (torch.arange(300) % 2)[None]
+    if kind == "a 2 at 6":
+        return torch.zeros(1, 300, dtype=torch.long).index_fill(1, torch.tensor([6]), 2)
+    return torch.zeros(1, 300, dtype=torch.long)
+
+
+#: ways to pick each position's token type from the buffer (RoBERTa's is the first)
+PICKS = {
+    "gather": lambda b, p: torch.gather(b.to(p.device).expand(p.shape[0], -1), dim=1, index=p),
+    "index_select": lambda b, p: b[0].index_select(0, p[0])[None],
+    "a row, then gather": lambda b, p: b[:1].expand(p.shape[0], -1).gather(1, p),
+}
+
+
+class TokenTypes(nn.Module):
+    """transformers' RoBERTa embeddings without token types given: positions numbered from a
+    mask of the ids (every id a token here), token types picked from the buffer by position,
+    into a table of 2 types."""
+
+    def __init__(self, buffer: str, pick: str):
+        super().__init__()
+        self.register_buffer("token_type_ids", _types_buffer(buffer), persistent=False)
+        self.pick = pick
+        self.token_type_embeddings = nn.Embedding(2, 3)
+
+    def forward(self, x):  # (N, L)
+        positions = _roberta_positions((x >= 0).int(), padding_idx=1)  # 2 … L + 1
+        types = PICKS[self.pick](self.token_type_ids, positions)
+        return self.token_type_embeddings(types).sum() + x.sum()
+
+
+@pytest.mark.parametrize("pick", sorted(PICKS))
+@pytest.mark.parametrize("buffer", ["zeros", "int32", "short"])
+def test_token_types_picked_from_a_buffer_of_one_value_agree_with_torch(buffer, pick):
+    """Entries picked from a buffer whose every entry is one number (a gather, an index_select,
+    any part of it) are that number: RoBERTa's token types are 0 at every size, and only the
+    positions' own checks bound the length (before, symshape refused the embedding: a buffer of
+    more than 256 entries had no known entries, and a gather dropped them)."""
+    model = TokenTypes(buffer, pick)
+    analysis = symshape.analyze(model, ("L",))
+    assert analysis.valid_sizes().summary() == ("L ∈ [1, 7]" if buffer == "short" else "L ∈ [1, 298]")
+    assert members(analysis.valid_sizes(), ["L"], 12) == scan(model, ("L",), ["L"], 12)
+
+
+@pytest.mark.parametrize("buffer", ["zeros and ones", "a 2 at 6"])
+def test_entries_picked_from_a_buffer_of_several_values_are_refused(buffer):
+    """Where the buffer holds several numbers, which of them a size picks is not followed: the
+    embedding is refused, never answered (torch raises at L >= 5 for "a 2 at 6", at none for the
+    other)."""
+    model = TokenTypes(buffer, "gather")
+    assert scan(model, ("L",), ["L"], 8) == ({(n,) for n in range(1, 5)} if buffer == "a 2 at 6"
+                                              else {(n,) for n in range(1, 9)})
+    with pytest.raises(symshape.UnsupportedOperation, match="computed from the input's sizes"):
+        symshape.analyze(model, ("L",))
+
+
+#: indices whose entries depend on the input's length, into ``torch.take`` (no hand rule: the whole
+#: model then runs under torch's meta kernels, which check no index)
+TAKEN = {
+    "positions from a mask": lambda x: _roberta_positions((x >= 0).int(), padding_idx=1),
+    "a count": lambda x: (x >= 0).long().sum(-1, keepdim=True),
+    "a cumsum of ones": lambda x: torch.ones_like(x, dtype=torch.long).cumsum(1),
+    "a sort's indices": lambda x: torch.sort(x, dim=-1).indices,  # (every index below L: L - 1 too)
+}
+
+
+@pytest.mark.parametrize("how", sorted(TAKEN))
+def test_indices_along_a_size_into_take_are_refused_not_answered(how):
+    """``torch.take(table, idx)`` with indices counted or sorted along the input's length: torch
+    raises once one reaches the table's 9 entries. Run whole under torch's meta kernels (which
+    see no entries) symshape answered "any L"; a count or an index along a size is now marked as
+    depending on the sizes there too, and the take is refused."""
+
+    class Taken(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("table", torch.arange(9))
+
+        def forward(self, x):  # (N, L)
+            return torch.take(self.table, TAKEN[how](x)).sum() + x.sum()
+
+    runs = scan(Taken(), ("L",), ["L"], 12)
+    assert runs and runs != {(n,) for n in range(1, 13)}  # torch raises past the table
+    with pytest.raises(symshape.UnsupportedOperation, match="depend on the sizes"):
+        symshape.analyze(Taken(), ("L",))

@@ -165,14 +165,16 @@ class Keyed(nn.Module):
         return keyed(x)["a"] * 2
 
 
-@pytest.mark.parametrize("model", [Filled(), Keyed(), Generated()], ids=["given-a-list", "returns-a-dict", "generator"])
-def test_a_helper_recorded_as_one_call_only_where_that_is_what_runs(model):
+@pytest.mark.parametrize("model,by_sides", [(Filled(), "(model)"), (Keyed(), "keyed"), (Generated(), "(model)")],
+                         ids=["given-a-list", "returns-a-dict", "generator"])
+def test_a_helper_recorded_as_one_call_only_where_that_is_what_runs(model, by_sides):
     """A helper given a list could change it, which one recorded call would not (it is traced
-    through); one whose sides cannot answer goes back to being traced through too (a dict
-    returned, a generator). Either way the model is traced by its sides, as before, and agrees
-    with torch."""
+    through); one whose sides cannot answer goes back to being traced through too (a
+    generator): the model is then traced by its sides, as before. A dict returned is merged key
+    by key (as a ModelOutput is: symshape.meta.merge_sides), so that helper is one call. Each
+    agrees with torch."""
     a = symshape.analyze(model, (2, "L"))
-    assert [(s.name, len(s.sides)) for s in a.steps if s.sides] == [("(model)", 2)]
+    assert [(s.name, len(s.sides)) for s in a.steps if s.sides] == [(by_sides, 2)]
     assert assert_agrees(model, (2, "L"), [{"L": n} for n in range(1, 9)]) == 8
 
 

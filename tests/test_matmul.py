@@ -249,15 +249,67 @@ def test_attention_with_a_mask_agrees_with_torch(mask, tokens):
     assert an.verify(sizes=[{"N": 2, "H": h, "W": w} for h, w in ((3, 3), (2, 1), (1, 2), (3, 4))]).ok
 
 
-def test_attention_with_grouped_heads_is_torchs_meta_kernel():
-    class Grouped(nn.Module):
-        def forward(self, x):
-            return F.scaled_dot_product_attention(x, x[:, :1], x[:, :1], enable_gqa=True).reshape(-1)
+class Grouped(nn.Module):
+    """Grouped query heads: q, k, v of ``hq``, ``hk``, ``hv`` heads from x (N, 4, H, W), as
+    Llama's attention calls it (``enable_gqa=True``); ``rank2``: one head's (H, W) each."""
 
-    an = symshape.analyze(Grouped(), (4, "H", "W"))
+    def __init__(self, hq: int, hk: int, hv: int, causal: bool, mask: bool, rank2: bool = False):
+        super().__init__()
+        self.heads, self.causal, self.mask, self.rank2 = (hq, hk, hv), causal, mask, rank2
+
+    def forward(self, x):
+        q, k, v = (x[:, :h] for h in self.heads)
+        if self.rank2:
+            q, k, v = q[0, 0], k[0, 0], v[0, 0]
+        mask = torch.ones(x.shape[2], x.shape[2], dtype=torch.bool).tril() if self.mask else None
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=self.causal, enable_gqa=True)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(1, 4), st.booleans(), st.booleans())
+def test_attention_with_grouped_heads_agrees_with_torch(hq, hk, hv, causal, mask):
+    """``enable_gqa=True``: key and value take the query's heads where theirs divide them (all
+    three equal: as they are); other head counts are refused at every size, as torch does. A
+    hand rule (it was torch's meta kernel, which Llama's ``is_causal``, a condition on the
+    sizes, could not be given)."""
+    model = Grouped(hq, hk, hv, causal and not mask, mask)  # (a mask with is_causal: torch's meta kernel)
+    runs = hq == hk == hv or (hq % hk == 0 and hq % hv == 0)
+    if not runs:
+        with pytest.raises(symshape.InvalidInputSize, match="Number of heads in key and value"):
+            symshape.analyze(model, (4, "H", "W"))
+        with pytest.raises(RuntimeError, match="Number of heads in key and value"):
+            model(torch.rand(1, 4, 3, 3))
+        return
+    an = symshape.analyze(model, (4, "H", "W"))
     (step,) = [s for s in an.steps if "scaled_dot_product_attention" in s.op]
-    assert step.rule == "meta"
-    assert_agrees(Grouped(), (4, "H", "W"), grid(["H", "W"], [1, 3]))
+    assert step.rule == "scaled_dot_product_attention"
+    assert an.at(H=3, W=5).output_shape == (1, hq, 3, 5)
+    assert_agrees(model, (4, "H", "W"), grid(["H", "W"], [1, 3]))
+    assert an.verify(sizes=[{"N": 2, "H": 2, "W": 3}]).ok
+
+
+def test_attention_with_grouped_heads_needs_a_dim_of_heads():
+    """2-D operands have no dim -3 to read the heads from: torch raises at every size."""
+    model = Grouped(1, 1, 1, False, False, rank2=True)
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        model(torch.rand(1, 4, 3, 3))
+    with pytest.raises(symshape.InvalidInputSize, match="Dimension out of range"):
+        symshape.analyze(model, (4, "H", "W"))
+
+
+def test_a_grouped_causal_attention_on_a_side_of_a_branch_agrees_with_torch():
+    """transformers' sdpa: ``is_causal = q.shape[2] > 1 and ...``, a condition on the length that
+    each side of the branch decides, with Llama's grouped heads."""
+
+    class Llama(nn.Module):
+        def forward(self, x):  # (N, 4, T, 8)
+            q, k, v = x, x[:, :2], x[:, :1]
+            is_causal = q.shape[2] > 1 and getattr(self, "is_causal", True)
+            return F.scaled_dot_product_attention(q, k, v, is_causal=is_causal, enable_gqa=True)
+
+    an = symshape.analyze(Llama(), (4, "T", 8))
+    assert an.valid_sizes().summary() == "any T"
+    assert_agrees(Llama(), (4, "T", 8), grid(["T"], [1, 2, 5]))
 
 
 # -- einsum -------------------------------------------------------------------------------------

@@ -114,19 +114,21 @@ def scaled_dot_product_attention(ctx: Context, query, key, value, attn_mask=None
     many dims, each (right-aligned) 1 or the scores' size (torch's CPU kernels add it in place;
     its meta kernel also broadcasts a mask with more dims, which the CPU refuses at every size).
     A 1-D mask for 4-D scores is refused by name (the CPU's flash kernel raises, its math kernel
-    broadcasts). With a mask the output's layout is not followed. Grouped query heads, and a
-    mask with ``is_causal``, go to torch's meta kernel. ``is_causal`` may be a condition on the
+    broadcasts). With a mask the output's layout is not followed. Grouped query heads
+    (``enable_gqa``): key and value take the query's heads (dim -3) where theirs divide them
+    (torch's ``repeat_interleave``; other counts are refused), and the layout is not followed.
+    A mask with ``is_causal`` goes to torch's meta kernel. ``is_causal`` may be a condition on the
     sizes that the side of a branch decides (transformers' ``is_causal = q_len > 1 and ...``,
     which Python leaves as ``q_len > 1`` itself where it is false).
     """
     q, k, v = (tensor_arg(t, n, ctx) for t, n in ((query, "query"), (key, "key"), (value, "value")))
     is_causal = as_flag(is_causal, "is_causal", ctx)
-    if enable_gqa:
-        ctx.unsupported("scaled_dot_product_attention with enable_gqa=True")
     if min(q.ndim, k.ndim, v.ndim) < 2:
         ctx.refuse("scaled_dot_product_attention: query, key and value must all be at least 2D, "
                    f"get {q.ndim}D, {k.ndim}D and {v.ndim}D")
     what = "scaled_dot_product_attention"
+    if enable_gqa:
+        k, v = _grouped_heads(ctx, q, k, v)
     ctx.equal(q.shape[-1], k.shape[-1], f"{what}: query's last dim ({{lhs}}) must equal key's ({{rhs}})")
     ctx.require(k.shape[-2], "==", v.shape[-2], f"{what}: key has {{lhs}} positions and value {{rhs}}; they "
                 "must be equal", backend_dependent=_UNCHECKED_VALUE_LENGTH)
@@ -137,9 +139,30 @@ def scaled_dot_product_attention(ctx: Context, query, key, value, attn_mask=None
         _attention_mask(ctx, attn_mask, q, (*batch, q.shape[-2], k.shape[-2]), is_causal)
         return SymTensor(shape, contiguous=False)
     inputs = (q, k, v)
-    if all(t.contiguous and not t.loose and not t.guard for t in inputs) and len({t.ndim for t in inputs}) == 1:
+    if not enable_gqa and all(t.contiguous and not t.loose and not t.guard for t in inputs) \
+            and len({t.ndim for t in inputs}) == 1:
         return SymTensor(shape, loose=True)
     return SymTensor(shape, contiguous=False)
+
+
+def _grouped_heads(ctx: Context, q: SymTensor, k: SymTensor, v: SymTensor) -> tuple[SymTensor, SymTensor]:
+    """``enable_gqa=True``: key and value with the query's heads (dim -3), as torch's
+    ``repeat_interleave`` makes them where their heads divide the query's (and as they are where
+    all three are equal); torch refuses other head counts, and a 2-D input (it has no dim -3)."""
+    if min(q.ndim, k.ndim, v.ndim) < 3:
+        least = min(q.ndim, k.ndim, v.ndim)
+        ctx.refuse(f"scaled_dot_product_attention: Dimension out of range (expected to be in range of "
+                   f"[-{least}, {least - 1}], but got -3): enable_gqa reads the heads at dim -3")
+    heads = (q.shape[-3], k.shape[-3], v.shape[-3])
+    if not all(h.is_Integer and h > 0 for h in heads):
+        ctx.unsupported("scaled_dot_product_attention with enable_gqa=True and a number of heads that depends "
+                        "on the input")
+    hq, hk, hv = map(int, heads)
+    if not (hq == hk == hv or hq % hk == 0 and hq % hv == 0):
+        ctx.refuse(f"scaled_dot_product_attention: Number of heads in key and value must divide the number of "
+                   f"heads in query: query {hq}, key {hk}, value {hv}")
+    return (SymTensor((*k.shape[:-3], hq, *k.shape[-2:]), dtype=k.dtype),
+            SymTensor((*v.shape[:-3], hq, *v.shape[-2:]), dtype=v.dtype))
 
 
 def _labels(ctx: Context, spec: str, what: str) -> list[str]:

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from ..dims import as_expr, canonical, decide, exact_quotient, product, quotient, quotient_where
+from ..records import Record
 from ..tensor import SymTensor, channels_last_strides, nonempty, standard_strides
 from .common import as_int, require_layout, tensor_arg
 from .registry import Context, function_rule, method_rule, module_rule
@@ -421,6 +422,11 @@ def tensor_attribute(ctx: Context, obj, name, *default):
         if isinstance(name, str) and name in fixed:
             return fixed[name]
         ctx.unsupported(f"tensor attribute {name!r}")
+    if isinstance(obj, Record) and isinstance(name, str):  # (a ModelOutput of a call traced on its own)
+        try:
+            return obj.field(name)
+        except LookupError as e:
+            ctx.unsupported(str(e))
     try:
         return getattr(obj, name, *default)
     except AttributeError as e:  # (never left to fx, whose lazy attribute would ask for it again)
