@@ -141,7 +141,8 @@ _HF_TEXT = [
     ("LlamaModel", "LlamaConfig", _GQA), ("LlamaForCausalLM", "LlamaConfig", _GQA),
     ("MistralForCausalLM", "MistralConfig", _GQA), ("Qwen2ForCausalLM", "Qwen2Config", _GQA),
     ("PhiForCausalLM", "PhiConfig", _GQA), ("GemmaForCausalLM", "GemmaConfig", _GQA),
-    ("GPTNeoXForCausalLM", "GPTNeoXConfig", _TINY),
+    ("GPTNeoXForCausalLM", "GPTNeoXConfig", _TINY), ("Gemma2ForCausalLM", "Gemma2Config", _GQA),
+    ("FalconForCausalLM", "FalconConfig", _TINY),
 ]
 
 CONFIGS = _configs()

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from .arithmetic import SIZE_MODULES, by_a_size, size_arithmetic
 from .dims import (FloorDiv, SizeRatio, as_expr, canonical, exact_quotient, positive_shares, split_product_equality,
                    decide, implied, smallest_value, smallest_value_where)
-from .errors import (InvalidArgument, InvalidInputSize, NotASize, SizeCases, UnsupportedArgument, UnsupportedOperation,
+from .errors import (InvalidArgument, InvalidInputSize, NotASize, ObjectArgument, SizeCases, UnsupportedArgument, UnsupportedOperation,
                      UnsupportedWhereMetaDiffers, UntraceableModel)
 from .requirements import Requirement, Rounding
 from . import dtypes, ranges
@@ -1238,7 +1238,7 @@ def _refuse_records(node: torch.fx.Node, op: str, args, kwargs) -> None:
     found = _records_in((args, kwargs))
     if found:
         where = node.target if node.op == "call_module" else scope_of(node)
-        raise UnsupportedOperation(op, where or "(model)", node.format_node(),
+        raise ObjectArgument(op, where or "(model)", node.format_node(),
                                    f"an argument of type {found[0].kind}, an object of the model's own class: "
                                    "symshape follows such an object only into the model's output (a call it "
                                    "runs on its own may change the object, and the code after it would not see "

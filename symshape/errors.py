@@ -68,6 +68,13 @@ class UnsupportedWhereMetaDiffers(UnsupportedArgument):
     run the op, its module or the model under the meta kernels instead."""
 
 
+class ObjectArgument(UnsupportedOperation):
+    """A call symshape runs on its own (a module run whole or traced side by side, a function
+    without a rule) is given an object of the model's class (a key cache, symshape.records): the
+    call may change it, and a copy would not show the change to the code after it. Where the
+    call was one for its own branches on sizes, the whole forward is traced by sides instead."""
+
+
 class SizeCases(UnsupportedArgument):
     """The op's output has a different structure (rank, number of tensors) depending on whether
     ``size`` is 1 (``x.squeeze()`` of a dim of size ``N``). ``analyze()`` then analyzes the two

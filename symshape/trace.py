@@ -25,7 +25,7 @@ import torch.fx
 import torch.nn as nn
 
 from .dims import SizeRatio, decide, implied, smallest_value, solved_equality
-from .errors import BoundExceeded, InvalidArgument, SizeCases, SymshapeError, UnsupportedOperation, UnsupportedWhereMetaDiffers, UntraceableModel
+from .errors import BoundExceeded, InvalidArgument, ObjectArgument, SizeCases, SymshapeError, UnsupportedOperation, UnsupportedWhereMetaDiffers, UntraceableModel
 from . import callsite, fxstate
 from .helpers import MAX_HELPERS, HelperRefused, branching_helper, helpers_wrapped
 from .modules import attributes_kept, passes_through, snapshots_shared, traces_open, tracing
@@ -958,6 +958,13 @@ class _Retry:
         stopped = self.why.get(e.where)
         if stopped is not None:
             failing = self.model.get_submodule(e.where) if e.where else self.model
+            if isinstance(e, ObjectArgument) and self.root and id(failing) in self.forking:
+                # a module traced by sides for its branches was handed a key cache it updates:
+                # the whole forward traced by sides instead, each side one trace with its cache
+                try:
+                    return _fed(_leaf_graph(self.model, self.call), self.model, self.propagator, True)
+                except SymshapeError:
+                    raise e from None
             if id(failing) in self.forking:
                 raise e  # its branches on sizes were followed: the op refused on a side is the reason
             # a module run whole that torch's meta kernels cannot answer either: fx's reason
