@@ -143,6 +143,8 @@ _HF_TEXT = [
     ("PhiForCausalLM", "PhiConfig", _GQA), ("GemmaForCausalLM", "GemmaConfig", _GQA),
     ("GPTNeoXForCausalLM", "GPTNeoXConfig", _TINY), ("Gemma2ForCausalLM", "Gemma2Config", _GQA),
     ("FalconForCausalLM", "FalconConfig", _TINY),
+    ("OPTForCausalLM", "OPTConfig", {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4,
+                                     "ffn_dim": 128, "word_embed_proj_dim": 64}),
 ]
 
 CONFIGS = _configs()

@@ -13,7 +13,8 @@ follow their exact extremes:
     t + c, t - c, t * c:  shifted or scaled by a number or a size (c ≥ 0 for *)
     t // c:               the extremes' quotients (c > 0 a number, or a size dividing lo and hi + 1)
     a + b, a - b:         lo_a ± … exactly, where a and b vary along different dims (a broadcast
-                          of every pair: each combination of entries occurs)
+                          of every pair: each combination of entries occurs), or one of them is
+                          one number (a tensor of ones: OPT's ``cumsum(mask, 1) * mask``)
     views, expand, flip, repeat, .long(), .float(), .to(device):  unchanged
     gather, index_select, take, any [...]:  c … c, of a t whose every entry is c
     stack, cat:           the least and greatest of the parts' extremes
@@ -139,7 +140,14 @@ def _binary(which: str, a, b) -> tuple | None:
     if ra is None or rb is None:
         return None
     if isinstance(a, SymTensor) and isinstance(b, SymTensor) and not _apart(a, b):
-        return None
+        # a tensor whose every entry is one number is that number (OPT's positions:
+        # cumsum(mask, 1) * mask of a mask of ones); else the pairs that occur are not known
+        if rb[0] == rb[1]:
+            b = rb[0]
+        elif ra[0] == ra[1]:
+            a = ra[0]
+        else:
+            return None
     if which == "add":
         return ra[0] + rb[0], ra[1] + rb[1]
     if which == "sub":
@@ -169,6 +177,12 @@ def _floor_divided(r: tuple | None, c) -> tuple | None:
     if not (integer_polynomial(q_lo) and integer_polynomial(q_hi)):
         return None
     return q_lo, q_hi - 1
+
+
+def _whole_slice(i) -> bool:
+    """``:``, and ``0:`` (OPT's ``positions[:, cache_length:]`` with no cache), of any dim."""
+    return isinstance(i, slice) and i.start in (None, 0) and i.stop is None and i.step in (None, 1) \
+        and not isinstance(i.start, bool) and not isinstance(i.step, bool)
 
 
 def _unwrapped(f):
@@ -202,7 +216,7 @@ def _transfer(target, kind: str, args, kwargs) -> tuple | None:
         return _range(args[0]) if args and isinstance(args[0], SymTensor) else None
     if name is operator.getitem and len(args) == 2 and isinstance(args[0], SymTensor):
         index = args[1] if isinstance(args[1], tuple) else (args[1],)
-        whole = all(i is None or i is Ellipsis or i == slice(None) for i in index)
+        whole = all(i is None or i is Ellipsis or _whole_slice(i) for i in index)
         r = _range(args[0])  # a part may miss the extremes, but for a tensor of one number
         return r if whole or r is not None and r[0] == r[1] else None
     if len(args) == 2 and not kwargs:

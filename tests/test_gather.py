@@ -396,8 +396,21 @@ COUNTED = {
     "cumsum of a mask": (lambda x: torch.cumsum((x >= 0).long(), dim=1), "L ∈ [1, 9]"),
     "positions from a mask": (lambda x: torch.cumsum((x >= 0).long(), dim=1) + 1, "L ∈ [1, 8]"),
     "RoBERTa's positions": (lambda x: _roberta_positions((x >= 0).int(), padding_idx=1), "L ∈ [1, 8]"),
+    "OPT's positions": (lambda x: _opt_positions(torch.ones(x.shape[0], x.shape[-1])), "L ∈ [1, 8]"),
+    # (a tensor of one value along the same dim is that value: each entry of the other occurs)
+    "an arange times ones": (lambda x: torch.arange(x.shape[-1]) * torch.ones(x.shape[-1], dtype=torch.long),
+                             "L ∈ [1, 10]"),
+    "an arange plus a full": (lambda x: torch.arange(x.shape[-1]) + torch.full((x.shape[-1],), 2), "L ∈ [1, 8]"),
+    "a full times an arange": (lambda x: torch.full((1, x.shape[-1]), 2) * torch.arange(x.shape[-1]), "L ∈ [1, 5]"),
     "a count shifted down": (lambda x: torch.cumsum((x >= 0).long(), dim=1) - 1, None),  # may be negative
 }
+
+
+def _opt_positions(mask, cache_length: int = 0):
+    """transformers' ``OPTLearnedPositionalEmbedding`` of a mask of ones (its model makes one
+    where none is given): ``cumsum(mask) * mask - 1``, offset by 2."""
+    positions = (torch.cumsum(mask, dim=1) * mask - 1).long()
+    return positions[:, cache_length:] + 2
 
 
 def _roberta_positions(mask, padding_idx: int, past: int = 0):
