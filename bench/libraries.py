@@ -145,6 +145,10 @@ _HF_TEXT = [
     ("FalconForCausalLM", "FalconConfig", _TINY),
     ("OPTForCausalLM", "OPTConfig", {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4,
                                      "ffn_dim": 128, "word_embed_proj_dim": 64}),
+    ("GPTBigCodeForCausalLM", "GPTBigCodeConfig", {"n_layer": 2, "n_embd": 64, "n_head": 4}),
+    ("BloomForCausalLM", "BloomConfig", {"n_layer": 2, "hidden_size": 64, "n_head": 4}),
+    ("XLMRobertaModel", "XLMRobertaConfig", _TINY), ("DebertaV2Model", "DebertaV2Config", _TINY),
+    ("AlbertModel", "AlbertConfig", _TINY),
 ]
 
 CONFIGS = _configs()

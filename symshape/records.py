@@ -61,6 +61,14 @@ class Record(dict):
             return None
         raise LookupError(f"{self.kind}.{name} is not recorded (only the fields that hold tensors are)")
 
+    def item(self, index: Any) -> Any:
+        """``obj[index]`` of a ``ModelOutput``: a field by name, or by its place among the fields
+        that are set (``outputs[0]``, ``outputs[1:]``: its ``to_tuple()``); raises LookupError
+        (or TypeError) as the object does, or where it is no ModelOutput."""
+        if not self.mapping:
+            raise TypeError(f"{self.kind} is not indexed")
+        return self[index] if isinstance(index, str) else tuple(self.values())[index]
+
     def __repr__(self) -> str:
         return f"{self.kind}({', '.join(f'{k}={v!r}' for k, v in self.items())})"
 
@@ -79,9 +87,11 @@ def recorder(cls: type) -> Callable[[dict], Record]:
 
 
 def output_mapping(value: Any) -> bool:
-    """Whether ``value`` is a transformers ``ModelOutput`` (a dict that is a dataclass): recorded
-    whole, so that its fields read as attributes (``outputs.last_hidden_state``)."""
-    return isinstance(value, dict) and dataclasses.is_dataclass(value)
+    """Whether ``value`` is a transformers ``ModelOutput`` (a dict that is a dataclass, with
+    ``to_tuple``): recorded whole, so that its fields read as attributes
+    (``outputs.last_hidden_state``, None where not set) and by place (``outputs[0]``), as a
+    ModelOutput has them."""
+    return isinstance(value, dict) and dataclasses.is_dataclass(value) and callable(getattr(value, "to_tuple", None))
 
 
 _NOT_PLAIN = (nn.Module, torch.Tensor, torch.fx.Proxy, type, types.FunctionType, types.BuiltinFunctionType,

@@ -67,6 +67,12 @@ class Output(collections.OrderedDict):
             if value is not None:
                 self[f.name] = value
 
+    def __getitem__(self, k):
+        return dict(self.items())[k] if isinstance(k, str) else self.to_tuple()[k]
+
+    def to_tuple(self):
+        return tuple(self[k] for k in self.keys())
+
 
 class Attention(nn.Module):
     def __init__(self, i: int, heads: int = 2, dim: int = 8):
@@ -119,11 +125,19 @@ class CausalLM(nn.Module):
                       hidden_states=outputs.hidden_states)
 
 
+class IndexedLM(CausalLM):
+    """GPT-2's and StarCoder's heads read their inner model's output by place and by name."""
+
+    def forward(self, ids):
+        outputs = self.model(ids)
+        return Output(last_hidden_state=self.head(outputs[0]), cache=outputs["cache"])
+
+
 TOKENS = symshape.Input(("T",), torch.long)
 
 
-@pytest.mark.parametrize("make", [Decoder, CausalLM, lambda: CausalLM(use_cache=False)],
-                         ids=["decoder", "causal LM", "causal LM without cache"])
+@pytest.mark.parametrize("make", [Decoder, CausalLM, lambda: CausalLM(use_cache=False), IndexedLM],
+                         ids=["decoder", "causal LM", "causal LM without cache", "outputs[0]"])
 def test_a_language_model_with_its_cache_agrees_with_torch(make):
     """Before, fx could not record the cache ("argument of type Cache"), nor the causal LM read
     ``outputs.last_hidden_state`` off the decoder's output (a dict to symshape), and both were

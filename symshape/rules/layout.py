@@ -26,6 +26,7 @@ import torch
 from ..dims import as_expr, canonical, ceil_div, floor_div, maximum, minimum, product, smallest_value
 from ..errors import UnsupportedWhereMetaDiffers
 from ..requirements import Requirement
+from ..records import Record
 from ..tensor import Pieces, Repeated, SymTensor
 from .combine import broadcast_shape
 from .common import as_bool, as_int, tensor_arg
@@ -237,7 +238,13 @@ def _repeated_item(ctx: Context, value: Repeated, index) -> SymTensor:
 
 @function_rule(operator.getitem, layout=True)
 def getitem(ctx: Context, value, index):
-    """``x[...]`` with ints, slices, None and Ellipsis (a tuple of tensors: the element)."""
+    """``x[...]`` with ints, slices, None and Ellipsis (a tuple of tensors: the element; a
+    transformers ``ModelOutput``: the field, by name or by its place among those set)."""
+    if isinstance(value, Record):
+        try:
+            return value.item(index)
+        except (LookupError, TypeError) as e:
+            ctx.unsupported(f"{value.kind}[{index!r}]: {e}")
     if isinstance(value, Repeated):
         return _repeated_item(ctx, value, index)
     if isinstance(value, (tuple, list)):
