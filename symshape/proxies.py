@@ -142,13 +142,15 @@ class SizedMixin:
         if tracer is not None and k == "type" and self.__dict__.get("attr") == "device":
             if isinstance(tracer.value(self.__dict__["root"]), SymTensor):
                 return DEVICE_ATTRIBUTES["device"].type
-        if tracer is not None and k == "dtype" and isinstance(tracer.value(self), SymTensor):
-            # a plain value, as the rule of ``getattr`` (rules.reshape.tensor_attribute) answers
-            # it, float32 where symshape does not follow it: torch.finfo(x.dtype), as
-            # transformers' eager mask asks, takes no traced value
-            return tracer.value(self).dtype or torch.float32
-        if tracer is not None and _unset_field(tracer.value(self), k):
-            return None  # (a ModelOutput's field that is not set: None, as Python must see it for ``is None``)
+        if tracer is not None:
+            held = tracer.value(self)
+            if k == "dtype" and isinstance(held, SymTensor):
+                # a plain value, as the rule of ``getattr`` (rules.reshape.tensor_attribute)
+                # answers it, float32 where symshape does not follow it: torch.finfo(x.dtype),
+                # as transformers' eager mask asks, takes no traced value
+                return held.dtype or torch.float32
+            if _unset_field(held, k):
+                return None  # (a ModelOutput's field that is not set: None, as Python must see it for ``is None``)
         if k in _NUMPY_PROTOCOL:  # numpy asks whether a value is an array (np.array(x.shape[2:]))
             if tracer is None or isinstance(tracer.value(self), SymTensor):
                 raise torch.fx.proxy.TraceError("numpy of a traced tensor (np.asarray(x)): symshape follows the "
