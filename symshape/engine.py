@@ -1239,10 +1239,9 @@ def _refuse_records(node: torch.fx.Node, op: str, args, kwargs) -> None:
     if found:
         where = node.target if node.op == "call_module" else scope_of(node)
         raise ObjectArgument(op, where or "(model)", node.format_node(),
-                                   f"an argument of type {found[0].kind}, an object of the model's own class: "
-                                   "symshape follows such an object only into the model's output (a call it "
-                                   "runs on its own may change the object, and the code after it would not see "
-                                   "the change)")
+                             f"an argument of type {found[0].kind}, an object of the model's own class: symshape "
+                             "follows such an object only into the model's output (a call it runs on its own may "
+                             "change the object, and the code after it would not see the change)")
 
 
 def _counted_pieces(value) -> bool:
