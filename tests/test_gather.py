@@ -519,6 +519,10 @@ TAKEN = {
     "a count": lambda x: (x >= 0).long().sum(-1, keepdim=True),
     "a cumsum of ones": lambda x: torch.ones_like(x, dtype=torch.long).cumsum(1),
     "a sort's indices": lambda x: torch.sort(x, dim=-1).indices,  # (every index below L: L - 1 too)
+    "a topk's indices": lambda x: torch.topk(x, x.shape[-1], dim=-1).indices,
+    "an argmax of a ramp": lambda x: (x + 1).cumsum(-1).argmax(-1, keepdim=True),  # (L - 1)
+    "a searchsorted past the end": lambda x: torch.searchsorted(x.sort(-1).values, x[..., :1] + 2),  # (L)
+    "a norm of ones, squared": lambda x: torch.ones_like(x).norm(dim=-1, keepdim=True).pow(2).round().long(),
 }
 
 
@@ -541,3 +545,20 @@ def test_indices_along_a_size_into_take_are_refused_not_answered(how):
     assert runs and runs != {(n,) for n in range(1, 13)}  # torch raises past the table
     with pytest.raises(symshape.UnsupportedOperation, match="depend on the sizes"):
         symshape.analyze(Taken(), ("L",))
+
+
+def test_a_count_along_a_fixed_dim_inside_a_model_run_whole_is_still_answered():
+    """Only a count or an index along a dim whose size depends on the input marks its entries:
+    ``sum`` over the 3 fixed channels lies in 0 … 3, below the table's 9, at every size."""
+
+    class Fixed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("table", torch.arange(9))
+
+        def forward(self, x):  # (N, 3, L)
+            return torch.take(self.table, (x >= 0).long().sum(1)).sum() + x.sum()
+
+    analysis = symshape.analyze(Fixed(), (3, "L"))
+    assert analysis.valid_sizes().summary() == "any L"
+    assert assert_agrees(Fixed(), (3, "L"), grid(["L"], [1, 5, 12])) == 3
