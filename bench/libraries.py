@@ -109,6 +109,8 @@ def _configs() -> dict[str, tuple[str, str, dict, tuple]]:
             out[f"hf:{model}"] = ("hf", model, {"config": config, **kwargs}, (3, "H", "W"))
         for model, config, kwargs in _HF_TEXT:
             out[f"hf:{model}"] = ("hf-text", model, {"config": config, **kwargs}, ("T",))
+        for model, config, kwargs in _HF_AUDIO:
+            out[f"hf:{model}"] = ("hf-audio", model, {"config": config, **kwargs}, ("L",))
     return out
 
 
@@ -151,6 +153,14 @@ _HF_TEXT = [
     ("AlbertModel", "AlbertConfig", _TINY),
 ]
 
+#: transformers' speech encoders, small, called with a raw waveform of length L (floats), built
+#: and verified on the CPU as the text models are
+_SPEECH = {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 4, "intermediate_size": 64,
+           "conv_dim": (16, 16, 16), "conv_stride": (5, 2, 2), "conv_kernel": (10, 3, 3),
+           "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4}
+_HF_AUDIO = [("Wav2Vec2Model", "Wav2Vec2Config", _SPEECH), ("HubertModel", "HubertConfig", _SPEECH)]
+_HF_TEXT += [("CLIPTextModel", "CLIPTextConfig", _TINY)]
+
 CONFIGS = _configs()
 
 
@@ -166,7 +176,7 @@ def build(config_id: str):
             import segmentation_models_pytorch as smp
 
             return getattr(smp, name)(encoder_weights=None, **kwargs)
-        if lib in ("hf", "hf-text"):
+        if lib in ("hf", "hf-text", "hf-audio"):
             import transformers
 
             options = dict(kwargs)
@@ -178,7 +188,7 @@ def build(config_id: str):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if lib == "hf-text":
+        if lib in ("hf-text", "hf-audio"):
             return make().eval()
         try:
             with torch.device("meta"):
@@ -218,7 +228,7 @@ def one(config_id: str, quick: bool = False) -> dict:
         return row
     try:
         points = [dict(zip(names, s)) for s in sizes]
-        report = a.verify(sizes=points, device="cpu" if lib == "hf-text" else "meta")
+        report = a.verify(sizes=points, device="cpu" if lib in ("hf-text", "hf-audio") else "meta")
         try:
             found = a.valid_sizes()
             valid = (found.summary() if hasattr(found, "summary") else str(found))[:200]
@@ -266,8 +276,8 @@ def _write(rows: list[dict], path: str, elapsed: float) -> None:
         + ", ".join("×".join(map(str, s)) for s in SIZES_3D)
         + " (3-D), sizes torch refuses included, and `valid_sizes()`, `evaluate()` and `formula()` must "
         "not crash. transformers' text models (small configurations, with their key cache) are built on the "
-        "CPU, given token ids of length T (`symshape.Input((\"T\",), torch.long)`) and compared with torch's "
-        "CPU forward at T = " + ", ".join(str(s[0]) for s in SIZES_1D) + ". torch's meta kernels do not look at an index's values: where the meta forward ran "
+        "CPU, given token ids of length T (`symshape.Input((\"T\",), torch.long)`), and its speech encoders a "
+        "waveform of length L; each is compared with torch's CPU forward at T (or L) = " + ", ".join(str(s[0]) for s in SIZES_1D) + ". torch's meta kernels do not look at an index's values: where the meta forward ran "
         "past an index check symshape makes (the CPU kernels raise there), verify() counts a note, not "
         "a mismatch (the notes column).",
         "",
