@@ -8,9 +8,15 @@ objects), by name -- and torch's forward's object the same way (:func:`tensor_fi
 ``analyze()`` states the shape of every tensor in the cache and the proof compares them. Its
 other fields (flags, devices, a class to make layers of) say nothing about shapes.
 
-Only an object the model *returns* is recorded so: one handed to a call symshape runs on its
-own (a module run whole, or traced side by side) is refused by name, as that call may change
-it (the cache's ``update``), and a copy would not see it change.
+A transformers ``ModelOutput`` (a dict that is a dataclass, with ``to_tuple``) is recorded
+whole, with its class: a caller reads its fields by attribute (None where not set) and by place
+(``outputs[0]``), as ``LlamaForCausalLM`` reads its inner model's.
+
+Within one trace the object is the model's own, updated as the model updates it. One handed to
+a call symshape runs on its own (a module run whole, or traced side by side) is refused by name
+(``errors.ObjectArgument``), as that call may change it (the cache's ``update``) and a copy
+would not show the change; where that call is a module traced by sides for its own branches,
+the whole forward is traced by sides instead (symshape.trace).
 """
 
 from __future__ import annotations
