@@ -27,7 +27,7 @@ from . import callsite
 from .dims import SizeRatio
 from .modules import attribute_at
 from .records import Record
-from .rules.reshape import DEVICE_ATTRIBUTES
+from .rules.reshape import DEVICE_ATTRIBUTES, reported_dtype
 from .tensor import Repeated, SymTensor
 
 __all__ = ["LEGACY_CONSTRUCTORS", "SizedAttribute", "SizedMixin", "SizedProxy"]
@@ -145,10 +145,9 @@ class SizedMixin:
         if tracer is not None:
             held = tracer.value(self)
             if k == "dtype" and isinstance(held, SymTensor):
-                # a plain value, as the rule of ``getattr`` (rules.reshape.tensor_attribute)
-                # answers it, float32 where symshape does not follow it: torch.finfo(x.dtype),
-                # as transformers' eager mask asks, takes no traced value
-                return held.dtype or torch.float32
+                # a plain value, as the getattr rule answers it: torch.finfo(x.dtype), as
+                # transformers' eager mask asks, takes no traced value
+                return reported_dtype(held)
             if _unset_field(held, k):
                 return None  # (a ModelOutput's field that is not set: None, as Python must see it for ``is None``)
         if k in _NUMPY_PROTOCOL:  # numpy asks whether a value is an array (np.array(x.shape[2:]))

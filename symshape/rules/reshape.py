@@ -408,6 +408,12 @@ def numel(ctx: Context, self):
 DEVICE_ATTRIBUTES = {"device": torch.device("cpu"), "is_cuda": False, "is_meta": False, "is_cpu": True}
 
 
+def reported_dtype(t: SymTensor) -> torch.dtype:
+    """``t.dtype`` as the analysis answers it: the tensor's, float32 where symshape does not
+    follow it (the getattr rule's, and a traced tensor's plain ``.dtype``: symshape.proxies)."""
+    return t.dtype or torch.float32
+
+
 @function_rule(builtins.getattr)
 def tensor_attribute(ctx: Context, obj, name, *default):
     """``x.shape`` and ``x.ndim``; attributes that do not depend on sizes as the analysis runs
@@ -418,7 +424,7 @@ def tensor_attribute(ctx: Context, obj, name, *default):
             return tuple(obj.shape)
         if name == "ndim":
             return obj.ndim
-        fixed = {"dtype": obj.dtype or torch.float32, **DEVICE_ATTRIBUTES, "data": obj}
+        fixed = {"dtype": reported_dtype(obj), **DEVICE_ATTRIBUTES, "data": obj}
         if isinstance(name, str) and name in fixed:
             return fixed[name]
         ctx.unsupported(f"tensor attribute {name!r}")
