@@ -5,6 +5,7 @@ Runs in the venv with timm (see DEVELOPERS.md):
 
     python bench/timm_speed.py MODELS.txt ROWS.jsonl     # MODELS.txt: comma-separated names
     python bench/timm_speed.py all ROWS.jsonl --no-export   # every timm model, analyze() alone
+    python bench/timm_speed.py all ROWS.jsonl --no-export --valid-sizes   # and valid_sizes() after it
 
 A failure is a row too (the error's class and the time to it), so a run over every model is also
 the quickest check that a change lost no model the last run analyzed (about 15 minutes for all
@@ -42,7 +43,7 @@ def _alarm(*_):
     raise _Timeout()
 
 
-def main(models: str, rows: str, export: bool = True) -> None:
+def main(models: str, rows: str, export: bool = True, valid: bool = False) -> None:
     import timm
     import torch
     from torch.export import Dim
@@ -56,21 +57,28 @@ def main(models: str, rows: str, export: bool = True) -> None:
 
     def run(tool: str, model) -> None:
         if tool == "symshape":
-            symshape.analyze(model, (3, "H", "W"))
+            analyses[model] = symshape.analyze(model, (3, "H", "W"))
+        elif tool == "valid_sizes":  # the solver, after the analysis (its own time)
+            row["valid"] = analyses.pop(model).valid_sizes().summary()[:200]
         else:
             torch.export.export(model, (torch.empty(1, 3, 224, 224, device="meta"),),
                                 dynamic_shapes=(({2: Dim.AUTO, 3: Dim.AUTO}),))
 
     with torch.device("meta"):
         warm = timm.create_model("resnet18", pretrained=False).eval()
+    analyses: dict = {}
+    row: dict = {}
     tools = ("symshape", "export") if export else ("symshape",)
+    if valid:
+        tools = tools[:1] + ("valid_sizes",) + tools[1:]
     for tool in tools:
         run(tool, warm)
     with open(rows, "a") as out:
         for name in names:
             if name in done:
                 continue
-            row: dict = {"model": name}
+            row = {"model": name}
+            analyses.clear()
             with torch.device("meta"):
                 model = timm.create_model(name, pretrained=False).eval()
             for tool in tools:
@@ -85,6 +93,8 @@ def main(models: str, rows: str, export: bool = True) -> None:
                 except _Timeout:
                     row[tool + "_err"] = "timeout"
                 except Exception as e:  # noqa: BLE001 - every failure is a row
+                    if tool == "valid_sizes" and model not in analyses and "symshape_err" in row:
+                        continue  # no analysis to ask
                     row[tool + "_err"] = type(e).__name__
                     row[tool + "_s"] = round(time.perf_counter() - t, 3)
                 finally:
@@ -93,7 +103,8 @@ def main(models: str, rows: str, export: bool = True) -> None:
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--no-export"]
+    flags = {"--no-export", "--valid-sizes"}
+    args = [a for a in sys.argv[1:] if a not in flags]
     if len(args) != 2:
-        sys.exit("usage: python bench/timm_speed.py MODELS.txt|all ROWS.jsonl [--no-export]")
-    main(*args, export="--no-export" not in sys.argv[1:])
+        sys.exit("usage: python bench/timm_speed.py MODELS.txt|all ROWS.jsonl [--no-export] [--valid-sizes]")
+    main(*args, export="--no-export" not in sys.argv[1:], valid="--valid-sizes" in sys.argv[1:])

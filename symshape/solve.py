@@ -40,6 +40,8 @@ from .dims import (FloorDiv, as_expr, without_ite, batch_symbol, divisors, floor
                    size_symbol)
 from .errors import InvalidArgument
 from .quasi import MAX_PERIOD, Unsolvable, quasi
+from .chains import settled_extrema, settled_tails
+from .residues import product_residues
 from .requirements import RELATIONS, Requirement, by_cases, cases_of, innermost_cases, remainder_of, unless_not
 from .sizes import IntSet, SizeSet, Tie
 
@@ -254,13 +256,30 @@ def _gcd_is(expr, a: int, m: int, x) -> IntSet:
 # -- several sizes ----------------------------------------------------------------------------
 
 
+def _integer_valued(e) -> bool:
+    """Whether ``e`` is an integer at every size (:func:`~symshape.dims.integer_polynomial`, and
+    ``Min``/``Max``/``Piecewise`` of such): what the product and sum solvers below assume of each
+    per-size term. ``floor(H/32)/floor(H/16)`` is not (``1/2`` at ``H = 768``), and a product
+    of such terms may be a fraction, or an integer no divisor enumeration finds."""
+    if integer_polynomial(e):
+        return True
+    if isinstance(e, (sympy.Min, sympy.Max)):
+        return all(_integer_valued(a) for a in e.args)
+    if isinstance(e, sympy.Piecewise):
+        return all(_integer_valued(piece) for piece, _ in e.args)
+    return False
+
+
 def _split_product(expr: sympy.Expr, names: Sequence[str]):
-    """``expr = c * prod(g_i(x_i))`` -> (c, {name: g}) or None when some factor mixes sizes."""
+    """``expr = c * prod(g_i(x_i))`` -> (c, {name: g}) or None when some factor mixes sizes or is
+    not an integer at every size (a quotient of sizes: :func:`_integer_valued`)."""
     c, factors = sympy.Integer(1), {}
     for f in sympy.Mul.make_args(expr):
         syms = [s for s in f.free_symbols if s.name in names]
         if not syms:
             c *= f
+        elif not _integer_valued(f):
+            return None
         elif len(syms) == 1:
             n = syms[0].name
             factors[n] = factors.get(n, sympy.Integer(1)) * f
@@ -270,12 +289,15 @@ def _split_product(expr: sympy.Expr, names: Sequence[str]):
 
 
 def _split_sum(expr: sympy.Expr, names: Sequence[str]):
-    """``expr = c + sum(g_i(x_i))`` -> (c, {name: g}) or None."""
+    """``expr = c + sum(g_i(x_i))`` -> (c, {name: g}) or None (a term that mixes sizes, or one
+    that is not an integer at every size)."""
     c, terms = sympy.Integer(0), {}
     for t in sympy.Add.make_args(expr):
         syms = [s for s in t.free_symbols if s.name in names]
         if not syms:
             c += t
+        elif not _integer_valued(t):
+            return None
         elif len(syms) == 1:
             n = syms[0].name
             terms[n] = terms.get(n, sympy.Integer(0)) + t
@@ -650,6 +672,9 @@ def _multivariate(req_lhs, relation: str, rhs, box: Box, names: Sequence[str], t
         syms = {s.name for s in as_expr(req_lhs).free_symbols | as_expr(rhs).free_symbols} & set(names)
         few = [n for n in sorted(syms) if box[n].is_finite and box[n].count(box[n].max()) <= MAX_ENUMERATED]
         if not few:
+            hit = _by_residues(req_lhs, relation, rhs, box, names, text)
+            if hit is not None:
+                return hit
             lines = _tied(as_expr(req_lhs) - as_expr(rhs), box, names) if relation == "==" else None
             if lines is None:
                 raise
@@ -664,6 +689,64 @@ def _multivariate(req_lhs, relation: str, rhs, box: Box, names: Sequence[str], t
         where = f"{text.where} at {name} = {v}"
         out += _accepting_plain(req, [{**box, name: IntSet.of([v])}], names, {}, where)
     return out
+
+
+#: the largest divisor of a floor of a product whose residues :func:`_by_residues` takes in turn
+MAX_MODULUS = 256
+
+
+def _by_residues(lhs, relation: str, rhs, box: Box, names: Sequence[str], text: _Said) -> list[Box] | None:
+    """Boxes where a condition on ``floor(X/m)`` holds, ``X = c·∏g_n`` a product of per-size
+    terms (windows folded by a mask made for a fixed count, as a copied Swin does:
+    ``4·floor(a·b/4) == a·b``, ``a = floor((H + 108)/112)``): for each residue ``r`` of ``X`` modulo ``m`` that the box
+    gives (:func:`symshape.residues.product_residues`), ``floor(X/m) = (X - r)/m``, and the
+    condition, free of that floor, is solved on the boxes of that residue (a quotient by a
+    product of positive terms multiplied out first). None where this does not apply, or one
+    residue's condition cannot be solved."""
+    lhs, rhs = as_expr(lhs), as_expr(rhs)
+    floors = {f for e in (lhs, rhs) for f in e.atoms(FloorDiv)
+              if len({s.name for s in f.free_symbols} & set(names)) >= 2}
+    if len(floors) != 1:
+        return None
+    floor = floors.pop()
+    if any(floor in f.args[0].atoms(FloorDiv) for e in (lhs, rhs) for f in e.atoms(FloorDiv)):
+        return None  # inside another floor, (X - r)/m would be a floor's fraction of a numerator
+    X, m = floor.args
+    split = _split_product(X, names)
+    if split is None or not split[0].is_Integer or not 2 <= int(m) <= MAX_MODULUS:
+        return None
+    out: list[Box] = []
+    try:
+        regions = product_residues(int(split[0]), sorted(split[1].items()), int(m), box, size_symbol)
+        for r, boxes in regions.items():
+            sub = {floor: (X - r) / m}
+            for b in boxes:
+                left, right = lhs.xreplace(sub), rhs.xreplace(sub)
+                if relation in ("==", "!=", ">="):  # the floor gone, the two sides may cancel
+                    left, right = sympy.factor(sympy.expand(left - right)), sympy.Integer(0)
+                req = Requirement(left, relation, right, getattr(getattr(text, "req", None), "reason", str(text)))
+                out += _accepting_plain(req, [b], names, {}, getattr(text, "where", str(text)))
+    except Unsolvable:
+        return None
+    return out
+
+
+def _cleared(lhs, relation: str, rhs, boxes: list[Box], names: Sequence[str]):
+    """``lhs`` and ``rhs`` of a comparison with a quotient's denominator multiplied out, where it
+    is a positive number or a product of per-size terms at least 1 on every box: ``6144·(X -
+    r)/(64·X) == 96`` (a Linear's in_features against a last dim that reshape's ``-1`` inferred)
+    is ``-96·r == 0``. As they are for ``divisible``, without a quotient, or another denominator."""
+    if relation not in ("==", "!=", ">=") or not any(
+            p.exp.is_negative for e in (lhs, rhs) for p in e.atoms(sympy.Pow)):
+        return lhs, rhs
+    num, den = sympy.fraction(sympy.together(lhs - rhs))
+    if den.is_number:
+        return (num, sympy.Integer(0)) if den > 0 else (lhs, rhs)
+    split = _split_product(den, names)
+    if split is None or not split[0].is_number or split[0] <= 0 or not all(
+            _at_least_everywhere(g, 1, b[n], size_symbol(n)) for b in boxes for n, g in split[1].items()):
+        return lhs, rhs
+    return num, sympy.Integer(0)
 
 
 #: the most pairs of residue classes :func:`_tied` solves (periods of the two sides multiplied)
@@ -851,29 +934,63 @@ def _chain_failing(req: Requirement, boxes: list[Box], names: Sequence[str], sub
     """Where a chain ``req``, or its fast path, or that one's ... fails, in each box: where every
     link fails, each link's negation narrowing the last's (a conjunction: no union of boxes to
     take). The chains the sides of a branch leave (a check, unless the side's conditions do
-    not hold) mostly fail nowhere, which the first negations already show. None where a link
-    has no negation of the solver's relations (``divisible``, ``broadcast``) or one cannot be
-    solved: the chain is then solved link by link."""
-    negations = []
+    not hold) mostly fail nowhere, which the first negations already show. A link with no
+    negation of the solver's relations (``divisible``) is taken out of what the others leave
+    (where it holds there: a few sizes once a side's ``floor(H/16) == 48`` has narrowed them).
+    None where no link has a negation, or one cannot be solved: the chain is then solved link
+    by link."""
+    negations, plain = [], []
     link = req
     while link is not None:
         negated = _negation(link)
         if negated is None:
-            return None
-        negations += negated
+            plain.append(replace(link, unless=None))
+        else:
+            negations += negated
         link = link.unless
+    if not negations:
+        return None
+    facts = [sympy.expand(sign * (n.lhs - n.rhs)) for n in negations  # each >= 0 where the chain fails
+             for sign in ((1,) if n.relation == ">=" else (1, -1) if n.relation == "==" else ())]
+    negations = [settled_extrema(n, facts) for n in negations]
     out = []
     try:
         for b in boxes:
-            fails = [b]
-            for negated in negations:  # (a link's negation may tie a size to another: W = H)
-                fails = _tie_aware(_accepting, negated, fails, names, subs, where)
-                if not fails:
-                    break
+            fails = _conjunction([b], negations, names, subs, where)
+            if fails is None:
+                return None
+            for link in plain:
+                if fails:
+                    held = _tie_aware(_accepting, link, fails, names, subs, where)
+                    fails = [p for f in fails for p in _difference(f, held, names)] if held else fails
             out.append(fails)
-    except Unsolvable:
+    except Unsolvable:  # (a box minus a line, too)
         return None
     return out
+
+
+def _conjunction(boxes: list[Box], reqs: list[Requirement], names: Sequence[str], subs: dict,
+                 where: str) -> list[Box] | None:
+    """The part of ``boxes`` where every one of ``reqs`` holds, or None where one cannot be
+    solved. A conjunction holds the same in any order, so a requirement the solver cannot solve
+    on the whole box (``floor(H/16) >= floor(W/16)``: no union of boxes) waits until the others
+    have narrowed it, where it may be solved or nothing may be left (NaFlexViT's patch grid: a
+    side's checks on ``H`` and ``W`` that hold wherever both are multiples of 16)."""
+    pending = list(reqs)
+    while pending and boxes:
+        waiting = []
+        for req in pending:  # (a link's negation may tie a size to another: W = H)
+            try:
+                boxes = _tie_aware(_accepting, req, boxes, names, subs, where)
+            except Unsolvable:
+                waiting.append(req)
+                continue
+            if not boxes:
+                return []
+        if len(waiting) == len(pending):
+            return None
+        pending = waiting
+    return boxes
 
 
 def _negation(req: Requirement) -> list[Requirement] | None:
@@ -955,6 +1072,7 @@ def _accepting_plain(req: Requirement, boxes: list[Box], names, subs, where: str
         return []
     lhs = as_expr(req.lhs).xreplace(subs)
     rhs = as_expr(req.rhs).xreplace(subs)
+    lhs, rhs = _cleared(lhs, req.relation, rhs, boxes, names)
     if req.relation == "broadcast":
         parts = [Requirement(lhs - rhs, "==", 0, req.reason), Requirement(lhs, "==", 1, req.reason),
                  Requirement(rhs, "==", 1, req.reason)]
@@ -1041,7 +1159,7 @@ def solve_requirements(names: Sequence[str], requirements: Iterable[tuple[str, R
     first: dict = {}  # each condition once, where it first comes
     for where, r in requirements:
         first.setdefault(_condition_key(r), (where, r))
-    reqs = list(first.values())
+    reqs = settled_tails(list(first.values()))
 
     def order(item):  # one-size conditions first: they make the coupled ones easier
         where, r = item

@@ -1466,3 +1466,25 @@ def test_products_of_ceilings_against_products_of_sizes_match_the_formula(k, q, 
     req = Requirement(h * w, rel, lhs, "view") if swap else Requirement(lhs, rel, h * w, "view")
     got = S.solve_requirements(("H", "W"), [("x", req)])
     assert _members_upto(got, ("H", "W"), {"H": 30, "W": 30}) == _brute(req, ("H", "W"), {"H": 30, "W": 30})
+
+
+def _chain(*links):
+    """``links[0] unless links[1] unless ...`` from (lhs, relation, rhs) triples."""
+    req = None
+    for lhs, relation, rhs in reversed(links):
+        req = Requirement(lhs, relation, rhs, "r", unless=req)
+    return req
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 5), st.integers(1, 12), st.integers(1, 4))
+def test_a_chains_links_are_negated_in_whatever_order_solves_them(q, pin, low):
+    """A check on one side of a branch on ``floor(H/q) >= floor(W/q)`` (NaFlexViT's patch grid):
+    that link alone is no union of boxes, but after the chain's other negations have narrowed
+    the sizes to finitely many (``floor(H/q) <= low``) it is solved value by value. The chain
+    fails exactly where all of its links fail, read size by size."""
+    gh, gw = floor_div(H, q), floor_div(W, q)
+    req = _chain((gh, "==", pin), (gw, ">=", gh + 1), (gh, ">=", low))
+    got = members(S.solve_requirements(["H", "W"], [("r", req)]), ["H", "W"], 60)
+    fn = compile_exprs([H, W], req.exprs())
+    assert got == {(h, w) for h in range(1, 61) for w in range(1, 61) if req.accepts(fn(h, w))}
