@@ -42,8 +42,9 @@ class _Unknown(Exception):
     """An argument :func:`signature` cannot state."""
 
 
-def _metadata(value):
-    """:func:`signature` of ``value``; raises :class:`_Unknown` where it holds anything else."""
+def _metadata(value, _open: frozenset = frozenset()):
+    """:func:`signature` of ``value``; raises :class:`_Unknown` where it holds anything else, or
+    holds itself (a list a model appended to itself: no metadata states it)."""
     if isinstance(value, torch.Tensor):
         try:
             shape, strides = tuple(value.shape), value.stride()
@@ -53,13 +54,17 @@ def _metadata(value):
             raise _Unknown
         return ("T", type(value), shape, strides, value.storage_offset(), value.dtype, value.layout,
                 value.device, value.requires_grad, value.is_neg(), value.is_conj())
+    if isinstance(value, (list, tuple, dict)):
+        if id(value) in _open:
+            raise _Unknown
+        _open = _open | {id(value)}
     if isinstance(value, (list, tuple)):
         # (fx's graph replay hands a node's list arguments over as its immutable_list: the
         # list the model's forward passed, as a value)
         kind = list if type(value) is immutable_list else type(value)
-        return (kind, tuple(_metadata(v) for v in value))
+        return (kind, tuple(_metadata(v, _open) for v in value))
     if isinstance(value, dict):
-        return ("dict", tuple((k, _metadata(v)) for k, v in value.items()))
+        return ("dict", tuple((k, _metadata(v, _open)) for k, v in value.items()))
     if value is None or type(value) in _PLAIN:
         return (type(value), value)
     if isinstance(value, slice):

@@ -246,36 +246,45 @@ def _bind(value, placeholder):
     return value
 
 
-def _containers(value, out: list | None = None) -> list:
+def _containers(value, out: list | None = None, seen: set | None = None) -> list:
     """The lists, dicts and sets in a call's arguments (nested in tuples, lists and dicts), each
-    with what it holds: :func:`_changed` tells whether the call changed one."""
+    with what it holds: :func:`_changed` tells whether the call changed one. Each once (a list
+    may hold itself)."""
     out = [] if out is None else out
+    seen = set() if seen is None else seen
     kind = type(value)  # (its true class: a traced value answers isinstance as what it stands for,
     if issubclass(kind, torch.fx.Proxy):  # and iterating it would add nodes to the graph)
         return out
+    if issubclass(kind, (tuple, list, dict, set)):
+        if id(value) in seen:
+            return out
+        seen.add(id(value))
     if issubclass(kind, (list, dict, set)):
         out.append((value, _items(value)))
     if issubclass(kind, (tuple, list, dict)):
         for v in value.values() if issubclass(kind, dict) else value:
-            _containers(v, out)
+            _containers(v, out, seen)
     return out
 
 
-def _list_ids(values, out: set) -> None:
+def _list_ids(values, out: set, dicts: set | None = None) -> None:
     """The ids of the lists among ``values`` and in the tuples, lists and dicts they hold, into
     ``out`` (what :func:`_containers` finds, lists alone and without copying what they hold: a
     module call that returns a list asks it of every attribute of every module inside)."""
+    dicts = set() if dicts is None else dicts
     for v in values:
         kind = type(v)
         if issubclass(kind, torch.fx.Proxy):  # (see _containers)
             continue
         if issubclass(kind, list):
-            out.add(id(v))
-            _list_ids(v, out)
+            if id(v) not in out:  # (a list may hold itself)
+                out.add(id(v))
+                _list_ids(v, out, dicts)
         elif issubclass(kind, tuple):
-            _list_ids(v, out)
-        elif issubclass(kind, dict):
-            _list_ids(v.values(), out)
+            _list_ids(v, out, dicts)
+        elif issubclass(kind, dict) and id(v) not in dicts:  # (a dict may hold itself too)
+            dicts.add(id(v))
+            _list_ids(v.values(), out, dicts)
 
 
 def _items(container) -> list:

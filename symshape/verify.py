@@ -74,16 +74,27 @@ class Mismatch:
         return f"{self.layer} at {at} ({self.what}{rule}): predicted {self.predicted}, torch gave {self.actual}"
 
 
-def _shape(value: Any):
+def _shape(value: Any, _open: set | None = None):
+    """``value`` with each tensor as its shape; a container met again inside itself (a list a
+    model appended to itself) is ``...``, as Python prints it."""
     if isinstance(value, torch.Tensor):
         return tuple(value.shape)
-    if isinstance(value, (list, tuple)):
-        return tuple(_shape(v) for v in value)
-    if isinstance(value, dict):  # (transformers' ModelOutput: a dict of its fields that are set)
-        return {k: _shape(v) for k, v in value.items()}
-    if plain_object(value):  # (its key cache: the fields that hold tensors, as symshape.records has them)
-        return tensor_fields(value, _shape)
-    return value
+    nested = isinstance(value, (list, tuple, dict))
+    if not nested and not plain_object(value):
+        return value
+    _open = set() if _open is None else _open
+    if id(value) in _open:
+        return ...
+    _open.add(id(value))
+    try:
+        if isinstance(value, (list, tuple)):
+            return tuple(_shape(v, _open) for v in value)
+        if isinstance(value, dict):  # (transformers' ModelOutput: a dict of its fields that are set)
+            return {k: _shape(v, _open) for k, v in value.items()}
+        # (its key cache: the fields that hold tensors, as symshape.records has them)
+        return tensor_fields(value, lambda v: _shape(v, _open))
+    finally:
+        _open.discard(id(value))
 
 
 @contextlib.contextmanager

@@ -232,6 +232,36 @@ def test_an_object_that_holds_itself_is_recorded_once():
         symshape.analyze(model, ("L",))
 
 
+class TakesFirst(nn.Module):
+    def forward(self, xs):
+        return xs[0][:, 1:] * 2 if isinstance(xs, list) else xs["x"][:, 1:] * 2
+
+
+class PassesItself(nn.Module):
+    """A list (or a dict) that holds itself, handed to a submodule: the proof's shapes of the
+    call's arguments, and the trace's record of which lists a call may change, each meet it
+    once (they recursed without end: "torch gave <not called>")."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind, self.sub, self.proj = kind, TakesFirst(), nn.Linear(4, 2)
+
+    def forward(self, x):  # (N, L, 4)
+        if self.kind == "list":
+            xs = [x]
+            xs.append(xs)
+        else:
+            xs = {"x": x}
+            xs["self"] = xs
+        return self.proj(self.sub(xs))
+
+
+@pytest.mark.parametrize("kind", ["list", "dict"])
+def test_a_container_that_holds_itself_agrees_with_torch(kind):
+    model = PassesItself(kind)
+    assert assert_agrees(model, ("L", 4), grid(("L",), range(1, 7))) == 6  # (L = 1: an empty slice)
+
+
 class Rotate(nn.Module):
     """transformers' ``apply_rotary_pos_emb`` as the kernels hub wraps it: a module of its own."""
 
