@@ -11,6 +11,7 @@ refused by name, never enumerated by its divisors.
 """
 
 import pytest
+import sympy
 import torch
 import torch.nn as nn
 from hypothesis import given, settings
@@ -79,3 +80,21 @@ def test_a_quotient_by_sizes_at_least_one_is_multiplied_out():
         assert got == _exact([("q", req)]), req
     with pytest.raises(Unsolvable):  # a difference of two products >= 0: named, not guessed
         S.solve_requirements(["H", "W"], [("q", Requirement(merged, ">=", 128, "r"))])
+
+
+def test_a_condition_on_a_size_pinned_to_a_few_values_is_read_value_by_value(monkeypatch):
+    """Where the other checks leave a size a few values (a patch embedding's ``H == 384``),
+    each is read, exactly, rather than the condition solved over every size first (Swin V2 CR
+    at 384: a third of a second): a quotient whose denominator is 0 elsewhere, a ``Min``, a
+    divisibility by a size. The same answer as solving, and it is the reading that answers."""
+    read = []
+    by_values = S._by_values
+    monkeypatch.setattr(S, "_by_values", lambda *a: read.append(by_values(*a)) or read[-1])
+    pinned = [("lo", Requirement(H, ">=", 12, "r")), ("hi", Requirement(40, ">=", H, "r"))]
+    for req in (Requirement(48 / floor_div(H - 8, 4), "==", 12, "r"),
+                Requirement(sympy.Min(H, 30) * 2, ">=", 50, "r"),
+                Requirement(360, "divisible", floor_div(H, 2), "r")):
+        reqs = pinned + [("q", req)]
+        got = members(S.solve_requirements(["H"], reqs), ["H"], 60)
+        assert got == {(h,) for (h, _) in _exact(reqs, 60) if _ == 1} and got, req
+        assert read and read[-1] is not None  # (the last condition, on H in [12, 40])
