@@ -26,7 +26,7 @@ from typing import Sequence
 import sympy
 
 from .compiled import compile_exprs
-from .dims import FloorDiv, as_expr
+from .dims import as_expr, integer_polynomial
 from .quasi import MAX_PERIOD, Unsolvable, period
 from .sizes import IntSet
 
@@ -36,25 +36,11 @@ __all__ = ["MAX_RESIDUE_BOXES", "product_residues", "residue_sets"]
 MAX_RESIDUE_BOXES = 256
 
 
-def _integral(e) -> bool:
-    """Whether ``e`` is built from integers, sizes, sums, products, non-negative integer powers
-    and floors of such (no fraction anywhere but as a floor's divisor)."""
-    if e.is_Integer or e.is_Symbol:
-        return True
-    if isinstance(e, FloorDiv):
-        return _integral(e.args[0])
-    if isinstance(e, (sympy.Add, sympy.Mul)):
-        return all(_integral(a) for a in e.args)
-    if isinstance(e, sympy.Pow):
-        return e.exp.is_Integer and int(e.exp) >= 0 and _integral(e.base)
-    return False
-
-
 def residue_sets(g, m: int, domain: IntSet, x: sympy.Symbol) -> dict[int, IntSet]:
     """``{s: {x in domain : g(x) = s (mod m)}}`` for the residues ``s`` that occur (see the
     module's docstring); Unsolvable where ``g`` is not of that form or the period is too long."""
     g = as_expr(g)
-    if not _integral(g):
+    if not integer_polynomial(g):
         raise Unsolvable(f"{g} modulo {m}: not an integer expression of floors")
     if domain.is_empty:
         return {}

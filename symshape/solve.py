@@ -716,6 +716,7 @@ def _by_residues(lhs, relation: str, rhs, box: Box, names: Sequence[str], text: 
     if split is None or not split[0].is_Integer or not 2 <= int(m) <= MAX_MODULUS:
         return None
     out: list[Box] = []
+    where = text.where if isinstance(text, _Said) else str(text)
     try:
         regions = product_residues(int(split[0]), sorted(split[1].items()), int(m), box, size_symbol)
         for r, boxes in regions.items():
@@ -724,8 +725,7 @@ def _by_residues(lhs, relation: str, rhs, box: Box, names: Sequence[str], text: 
                 left, right = lhs.xreplace(sub), rhs.xreplace(sub)
                 if relation in ("==", "!=", ">="):  # the floor gone, the two sides may cancel
                     left, right = sympy.factor(sympy.expand(left - right)), sympy.Integer(0)
-                req = Requirement(left, relation, right, getattr(getattr(text, "req", None), "reason", str(text)))
-                out += _accepting_plain(req, [b], names, {}, getattr(text, "where", str(text)))
+                out += _accepting_plain(Requirement(left, relation, right, str(text)), [b], names, {}, where)
     except Unsolvable:
         return None
     return out
