@@ -457,7 +457,8 @@ def _refuse_if_never_runs(steps: list[Step], names: tuple[str, ...]) -> None:
             if r.kind != "size" or r.backend_dependent or r.data_dependent or r.decided() is not False:
                 continue
             every = f" (whatever {', '.join(names)} {'is' if len(names) == 1 else 'are'})" if names else ""
-            raise InvalidInputSize(step.name, r.message(r.lhs, r.rhs) + every)
+            check = r.check
+            raise InvalidInputSize(step.name, check.message(check.lhs, check.rhs) + every)
 
 
 def in_features(model: nn.Module, input_shape: Sequence, layer: str | None = None) -> sympy.Expr:

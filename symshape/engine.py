@@ -778,7 +778,7 @@ class Propagator:
             ctx.wrote += [(dynamic[i], sized) for i, sized in wrote.items()]
         for r in requirements:
             ctx.require(r.lhs, r.relation, r.rhs, r.reason, r.kind, r.unless, r.backend_dependent, r.data_dependent,
-                        r.fixes, r.meta_unchecked)
+                        r.fixes, r.meta_unchecked, r.condition)
         return value
 
     def _merged_sides(self, ctx: Context, module: nn.Module, args, kwargs, key) -> tuple:
@@ -1319,7 +1319,8 @@ def _meta_value(ctx: Context, call, args, kwargs, cache: dict | None = None, key
         if key is not None:
             cache[key] = result
     for r in result.requirements:
-        ctx.require(r.lhs, r.relation, r.rhs, r.reason, unless=r.unless, data_dependent=r.data_dependent)
+        ctx.require(r.lhs, r.relation, r.rhs, r.reason, unless=r.unless, data_dependent=r.data_dependent,
+                    condition=r.condition)
     if result.wrote:  # by their place among the tensors it was given
         given = tensors_in((args, kwargs))
         ctx.wrote += [(given[i], sized) for i, sized in result.wrote.items()]

@@ -327,7 +327,7 @@ class Shapes:
             for r in s.requirements:
                 got = [next(flat) for _ in r.exprs()]
                 if failure is None and not r.accepts(got):
-                    f = Failure(s.name, i, r.message(got[0], got[1]), r)
+                    f = Failure(s.name, i, r.failure(got), r)
                     if r.kind == "declared":
                         mismatches.append(f)
                     else:

@@ -83,6 +83,10 @@ class Requirement:
     #: the CPU and CUDA kernels do; the text says so): verification on the meta device reports a
     #: size where the meta forward ran past it separately, not as a mismatch
     meta_unchecked: str = ""
+    #: a link :func:`unless_not` puts before a check: a condition of the side of a Python
+    #: branch the check is on (its ``lhs`` and ``rhs`` are the condition's, not what the reason
+    #: states: :attr:`check` is the link that is)
+    condition: bool = False
 
     def __post_init__(self):
         if self.relation not in RELATIONS:
@@ -115,6 +119,24 @@ class Requirement:
 
     def message(self, lhs: int, rhs: int) -> str:
         return self.reason.format(lhs=lhs, rhs=rhs)
+
+    @property
+    def check(self) -> "Requirement":
+        """The link of this chain whose reason states it: the first that is not a side's
+        :attr:`condition` (a ``Linear`` on one side of a branch on ``L > 5`` checks its
+        ``in_features``, not ``L``)."""
+        link = self
+        while link.condition and link.unless is not None:
+            link = link.unless
+        return link
+
+    def failure(self, values: list[int]) -> str:
+        """Why torch refuses, given the values of :meth:`exprs` where :meth:`accepts` is False:
+        the :attr:`check`'s reason with its own two values."""
+        link, at = self, 0
+        while link.condition and link.unless is not None:
+            link, at = link.unless, at + 2
+        return link.message(values[at], values[at + 1])
 
     def decided(self) -> bool | None:
         """True/False when the requirement holds/fails at every size, else None."""
@@ -257,7 +279,7 @@ def unless_not(req: Requirement, conds: list) -> list[Requirement]:
     for clause in _failing(tuple(conds)):
         chained = req
         for lhs, relation, rhs in clause:
-            chained = replace(req, lhs=lhs, relation=relation, rhs=rhs, unless=chained)
+            chained = replace(req, lhs=lhs, relation=relation, rhs=rhs, unless=chained, condition=True)
         out.append(chained)
     return out
 

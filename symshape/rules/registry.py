@@ -333,9 +333,9 @@ class Context:
 
     def require(self, lhs, relation: str, rhs, reason: str, kind: str = "size",
                 unless: Requirement | None = None, backend_dependent: str = "", data_dependent: str = "",
-                fixes: str = "", meta_unchecked: str = "") -> None:
+                fixes: str = "", meta_unchecked: str = "", condition: bool = False) -> None:
         req = Requirement(lhs, relation, rhs, reason, kind, unless, backend_dependent, data_dependent, fixes,
-                          meta_unchecked)
+                          meta_unchecked, condition)
         if req.decided() is True:
             return
         proof = req.proven_by()
