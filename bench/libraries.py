@@ -13,7 +13,8 @@ Each configuration runs in a child process (bench/sweep.py's runner: a crash, a 
 ``torch.device("meta")`` in eval mode (on the CPU where the constructor reads a tensor's value,
 as SegFormer's encoder does), analyzed with the input shape given below, and ``verify(device=
 "meta")`` compares every step with torch's meta forward at the sizes below (sizes torch refuses
-included); ``valid_sizes()``, ``evaluate()`` and ``formula()`` must not crash. transformers'
+included); ``valid_sizes()``, ``evaluate()`` and ``formula()`` must not crash, and ``valid_sizes()``
+must hold exactly the sizes among them that torch accepts. transformers'
 text models (small configurations) are built and verified on the CPU, given token ids.
 """
 
@@ -233,15 +234,16 @@ def one(config_id: str, quick: bool = False) -> dict:
             found = a.valid_sizes()
             valid = (found.summary() if hasattr(found, "summary") else str(found))[:200]
         except symshape.SymshapeError as e:  # documented: the solver says what it cannot solve
-            valid = f"not solved ({type(e).__name__}: {str(e).splitlines()[0][:150]})"
-        for p in points:
-            a.evaluate(**p)
+            found = valid = f"not solved ({type(e).__name__}: {str(e).splitlines()[0][:150]})"
+        wrong = sweep.valid_sizes_wrong(a, found, points)
         if a.in_features:
             a.formula()
         row.update(status="ok" if report.ok else "mismatch", checked=report.checked, valid=valid,
                    torch_runs=sum(1 for r in report.results if r[1]), notes=len(report.notes))
         if not report.ok:
             row["detail"] = str(report.mismatches[0])[:300]
+        elif wrong:
+            row.update(status="valid sizes disagree", detail=wrong)
     except Exception as e:  # noqa: BLE001 - a crash after analysis is a finding
         row.update(status="crash after analysis", why=type(e).__name__, detail=str(e).splitlines()[0][:300])
     return row
@@ -275,7 +277,7 @@ def _write(rows: list[dict], path: str, elapsed: float) -> None:
         + ", ".join("×".join(map(str, s)) for s in SIZES_2D) + " (2-D) or "
         + ", ".join("×".join(map(str, s)) for s in SIZES_3D)
         + " (3-D), sizes torch refuses included, and `valid_sizes()`, `evaluate()` and `formula()` must "
-        "not crash. transformers' text models (small configurations, with their key cache) are built on the "
+        "not crash (`valid_sizes()` must hold exactly the sizes among these that torch accepts). transformers' text models (small configurations, with their key cache) are built on the "
         "CPU, given token ids of length T (`symshape.Input((\"T\",), torch.long)`), and its speech encoders a "
         "waveform of length L; each is compared with torch's CPU forward at T (or L) = " + ", ".join(str(s[0]) for s in SIZES_1D) + ". torch's meta kernels do not look at an index's values: where the meta forward ran "
         "past an index check symshape makes (the CPU kernels raise there), verify() counts a note, not "

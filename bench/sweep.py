@@ -11,7 +11,8 @@ Each model runs in a child process (a crash, a hang past --timeout or a memory b
 that model only). Models are built under ``torch.device("meta")``, in eval mode; symshape
 analyzes ``(3, H, W)``; ``verify(device="meta")`` then compares every step with torch's meta
 forward at the sizes below (including sizes torch refuses), and ``valid_sizes()``, ``at()`` and
-``formula()`` must not crash. torch.export runs with ``Dim.AUTO`` on H and W at 224x224, in a
+``formula()`` must not crash; ``valid_sizes()`` must hold exactly the sizes the analysis (so torch)
+accepts among them. torch.export runs with ``Dim.AUTO`` on H and W at 224x224, in a
 child of its own with the same timeout (neither tool's time counts against the other).
 """
 
@@ -100,11 +101,12 @@ def one(name: str, export: bool, sizes=None, symshape_too: bool = True) -> dict:
                 valid = a.valid_sizes()
             except symshape.SymshapeError as e:  # documented: the solver says what it cannot solve
                 valid = f"not solved ({type(e).__name__}: {str(e).splitlines()[0][:150]})"
-            for h, w in sizes:
-                a.evaluate(H=h, W=w)
+            wrong = valid_sizes_wrong(a, valid, [{"H": h, "W": w} for h, w in sizes])
             if a.in_features:
                 a.formula()
             row["status"] = "ok" if report.ok else "mismatch"
+            if wrong and report.ok:
+                row.update(status="valid sizes disagree", detail=wrong)
             row["checked"] = report.checked
             row["torch_runs"] = sum(1 for r in report.results if r[1])
             if not report.ok:
@@ -115,6 +117,18 @@ def one(name: str, export: bool, sizes=None, symshape_too: bool = True) -> dict:
         except Exception as e:  # noqa: BLE001 - a crash after analysis is a finding
             row.update(status="crash after analysis", why=type(e).__name__, detail=str(e).splitlines()[0][:300])
     return _export(row, model) if export else row
+
+
+def valid_sizes_wrong(analysis, valid, points: list[dict]) -> str:
+    """Where ``valid`` (``valid_sizes()``'s set, or the text of why it could not be solved) says
+    otherwise than the analysis at ``points`` -- which ``verify()`` compares with torch -- as a
+    row's detail; ``""`` where it agrees (every point is evaluated: ``evaluate()`` must not
+    crash)."""
+    accepted = [(p, analysis.evaluate(**p).first_problem() is None) for p in points]
+    if isinstance(valid, str):
+        return ""
+    wrong = ["x".join(map(str, p.values())) for p, runs in accepted if valid.contains(**p) != runs]
+    return f"valid_sizes() is wrong at {', '.join(wrong)}" if wrong else ""
 
 
 def _export(row: dict, model) -> dict:
@@ -182,7 +196,7 @@ def _write(rows: list[dict], per_family: dict[str, str], path: str, elapsed: flo
         + ", ".join(f"{h}×{w}" for h, w in SIZES)
         + " (sizes torch refuses included), and `valid_sizes()`, `evaluate()` and `formula()` must not crash "
         "(raise anything but symshape's documented errors: a solver's `Unsolvable` is shown in the why "
-        "column). "
+        "column); `valid_sizes()` must hold exactly the sizes among these that torch accepts. "
         "torch.export runs with `Dim.AUTO` on H and W at 224×224, in a child of its own with the same "
         "timeout.",
         "",

@@ -4,7 +4,8 @@ Needs timm, which needs torchvision: run in the zoo venv (DEVELOPERS.md), before
 to tracing or rules. Each model runs in a child process (bench/sweep.py ``--one --quick``),
 built under ``torch.device("meta")``, analyzed with input ``(3, H, W)`` and compared with
 torch's meta forward at 224x224 and 97x131; ``valid_sizes()``, ``evaluate()`` and ``formula()``
-must not crash. Skipped where timm is absent (the default test run).
+must not crash, and ``valid_sizes()`` must hold exactly the sizes among these that torch accepts.
+Skipped where timm is absent (the default test run).
 """
 
 import os
@@ -63,11 +64,25 @@ def test_timm_family(name):
     row = sweep._child(name, export=False, timeout=120, quick=True)
     # never a wrong answer, never a crash: a disagreement with torch, an exception after
     # analysis or a dead child fails whatever the model
-    assert row["status"] not in ("mismatch", "crash after analysis", "child crashed"), row
+    assert row["status"] not in ("mismatch", "valid sizes disagree", "crash after analysis", "child crashed"), row
     if name in KNOWN_OK:
         assert row["status"] == "ok", row
     if row["status"] == "refused":  # the error names the op or construct
         assert row.get("why") and row.get("detail"), row
+
+
+def test_a_wrong_valid_sizes_is_a_finding(monkeypatch):
+    """The sweep reads ``valid_sizes()`` at each size it checks: a set that holds a size the
+    analysis (and torch) refuses makes the row a finding, not "ok"."""
+    import symshape
+    from symshape.sizes import IntSet, SizeSet
+
+    row = sweep.one("vit_tiny_patch16_224", export=False, sizes=[(224, 224), (160, 160)])
+    assert row["status"] == "ok", row  # H = 224 and W = 224: right at both
+    every = SizeSet(("H", "W"), [{"H": IntSet.all(), "W": IntSet.all()}])
+    monkeypatch.setattr(symshape.Analysis, "valid_sizes", lambda self, *args, **kwargs: every)
+    row = sweep.one("vit_tiny_patch16_224", export=False, sizes=[(224, 224), (160, 160)])
+    assert row["status"] == "valid sizes disagree" and "160x160" in row["detail"], row
 
 
 def test_gcvit_valid_sizes_agree_with_torch():
