@@ -7,6 +7,10 @@ Runs in the venv with timm (see DEVELOPERS.md):
     python bench/timm_speed.py all ROWS.jsonl --no-export   # every timm model, analyze() alone
     python bench/timm_speed.py all ROWS.jsonl --no-export --valid-sizes   # and valid_sizes() after it
 
+With ``--valid-sizes`` the answer is also read, untimed, at each size of :data:`GRID` against the
+analysis's own ``evaluate()`` (which ``verify()`` compares with torch): ``valid_wrong`` in the row
+lists the sizes where they differ (none is the only right count).
+
 A failure is a row too (the error's class and the time to it), so a run over every model is also
 the quickest check that a change lost no model the last run analyzed (about 15 minutes for all
 1,371 without torch.export, one core).
@@ -34,6 +38,18 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 LIMIT = 90
 
+#: where ``--valid-sizes`` reads the answer against the analysis: every small size near a square,
+#: around multiples of 16 (patch sizes, strides) up to 624, and the sizes models are made for
+GRID = [(h, w) for h in range(1, 70, 3) for w in (h, h + 1, 2 * h + 5)] + [
+    (16 * k + d, 16 * j + e) for k in range(1, 40, 3) for j in (k, k + 2) for d in (-1, 0, 1) for e in (0, 1)] + [
+    (s, s) for s in (224, 240, 256, 288, 384, 448, 512)] + [(192, 256), (97, 131), (33, 47)]
+
+
+def valid_wrong(analysis, valid) -> list:
+    """The sizes of :data:`GRID` where ``valid`` (``valid_sizes()``'s set) and ``analysis`` differ."""
+    return [[h, w] for h, w in GRID
+            if valid.contains(H=h, W=w) != (analysis.evaluate(H=h, W=w).first_problem() is None)]
+
 
 class _Timeout(Exception):
     pass
@@ -59,7 +75,7 @@ def main(models: str, rows: str, export: bool = True, valid: bool = False) -> No
         if tool == "symshape":
             analyses[model] = symshape.analyze(model, (3, "H", "W"))
         elif tool == "valid_sizes":  # the solver, after the analysis (its own time)
-            row["valid"] = analyses.pop(model).valid_sizes().summary()[:200]
+            answers[model] = analyses[model].valid_sizes()
         else:
             torch.export.export(model, (torch.empty(1, 3, 224, 224, device="meta"),),
                                 dynamic_shapes=(({2: Dim.AUTO, 3: Dim.AUTO}),))
@@ -67,6 +83,7 @@ def main(models: str, rows: str, export: bool = True, valid: bool = False) -> No
     with torch.device("meta"):
         warm = timm.create_model("resnet18", pretrained=False).eval()
     analyses: dict = {}
+    answers: dict = {}
     row: dict = {}
     tools = ("symshape", "export") if export else ("symshape",)
     if valid:
@@ -79,6 +96,7 @@ def main(models: str, rows: str, export: bool = True, valid: bool = False) -> No
                 continue
             row = {"model": name}
             analyses.clear()
+            answers.clear()
             with torch.device("meta"):
                 model = timm.create_model(name, pretrained=False).eval()
             for tool in tools:
@@ -99,6 +117,9 @@ def main(models: str, rows: str, export: bool = True, valid: bool = False) -> No
                     row[tool + "_s"] = round(time.perf_counter() - t, 3)
                 finally:
                     signal.setitimer(signal.ITIMER_REAL, 0)
+            if model in answers:  # (untimed)
+                row["valid"] = answers[model].summary()[:200]
+                row["valid_wrong"] = valid_wrong(analyses[model], answers[model])
             print(json.dumps(row), file=out, flush=True)
 
 

@@ -85,6 +85,25 @@ def test_a_wrong_valid_sizes_is_a_finding(monkeypatch):
     assert row["status"] == "valid sizes disagree" and "160x160" in row["detail"], row
 
 
+def test_the_speed_run_reads_valid_sizes_against_the_analysis():
+    """bench/timm_speed.py ``--valid-sizes`` lists the sizes of its grid where the answer and the
+    analysis differ: none for ViT's own answer, 224 x 224 alone left out of a wrong one."""
+    import torch
+    import timm
+    import timm_speed
+
+    import symshape
+    from symshape.sizes import IntSet, SizeSet
+
+    with torch.device("meta"):
+        model = timm.create_model("vit_tiny_patch16_224", pretrained=False).eval()
+    analysis = symshape.analyze(model, (3, "H", "W"))
+    assert timm_speed.valid_wrong(analysis, analysis.valid_sizes()) == []
+    every = SizeSet(("H", "W"), [{"H": IntSet.all(), "W": IntSet.all()}])
+    wrong = timm_speed.valid_wrong(analysis, every)
+    assert [224, 224] not in wrong and len(wrong) == len(timm_speed.GRID) - 1
+
+
 def test_gcvit_valid_sizes_agree_with_torch():
     """GC ViT's attention reshape checks ``64·N·a·b·c·d == 3136·N·a·c`` (window counts ``a``, ``c``
     on both sides): the solver cancels the shared factors (docs/solving.md), and its valid sizes
