@@ -160,20 +160,27 @@ class CheckReport:
     #: views that fold the batch dim into another at the checked sizes (a finding: the model
     #: returns several outputs for one sample, or torch refuses the view): ``{step, op, rows, message}``
     views: list[dict] = field(default_factory=list)
+    #: at the checked sizes, a layer's parameter torch refuses where no fixed layer above answers
+    #: for it (torch's message): a Linear on a side of a Python branch that sizes reach
+    #: differently on each side has no one in_features formula, nor a fix symshape writes
+    refused: list[str] = field(default_factory=list)
+    #: such layers, checked without sizes: named, as checked at a size only
+    by_sides: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.findings and not self.views
+        return not self.findings and not self.views and not self.refused
 
     def to_json(self) -> dict:
         return {"ok": self.ok, "linears": list(self.linears), "lazy": list(self.lazy), "sizes": dict(self.sizes),
                 "findings": [f.to_json() for f in self.findings],
                 "fits_only_at": {k: v.to_json() for k, v in self.fits.items()}, "warnings": list(self.warnings),
-                "views": list(self.views)}
+                "views": list(self.views), "refused": list(self.refused), "by_sides": list(self.by_sides)}
 
     def __str__(self) -> str:
         out = [v["message"] for v in self.views]
         out += [line for f in self.findings for line in f.lines()]
+        out += [f"{r} at {_at(self.sizes)}" for r in self.refused]
         for name, where in self.fits.items():
             out.append(f"{name}: fits only at {where.summary()}")
         lazy = f"{', '.join(self.lazy)} {'is' if len(self.lazy) == 1 else 'are'} lazy (in_features is set at the first call)"
@@ -186,10 +193,19 @@ class CheckReport:
             names = ", ".join(self.linears)
             out.append((f"all {what} fit ({names})" if not self.fits else
                         f"every {what[:-1]} fits at some size ({names})") + (f"; {lazy}" if self.lazy else ""))
-        elif not self.findings:
+        elif not self.findings and not self.refused and not self.by_sides:
             out.append(f"nothing to check: {lazy}" if self.lazy else
                        "nothing to check: the forward calls no nn.Linear (nor another layer whose parameters fix "
                        "an input size)")
+        one = len(self.by_sides) == 1
+        names = ", ".join(self.by_sides)
+        if self.by_sides and self.sizes and not self.refused:
+            out.append(f"{names} {'fits' if one else 'fit'} what reaches {'it' if one else 'them'} at "
+                       f"{_at(self.sizes)} (on the sides of a Python branch)")
+        elif self.by_sides and not self.sizes:
+            out.append(f"not checked for every size: {names} {'is' if one else 'are'} reached by different sizes "
+                       "on the sides of a Python branch (no one in_features formula); check() answers for "
+                       f"{'it' if one else 'them'} at given sizes (the sizes as keywords, or --input)")
         out += [f"note: {w}" for w in self.warnings]
         return "\n".join(out)
 
@@ -335,6 +351,7 @@ def _check(analysis: Shapes, sizes: dict[str, int] | None = None) -> CheckReport
                 (i for i, s in enumerate(analysis.steps) if s.name in layers), default=len(analysis.steps)):
             raise InvalidInputSize(ev.failure.step, ev.failure.reason, ev.sizes)
         reached = {s.name for s in ev.steps}
+        refused = [m.reason for m in ev.mismatches if m.step not in layers]
         for name, (f, kind, module) in declared.items():
             value = ev.in_features.get(name)
             if value is None or f.layer not in reached or value == f.declared:
@@ -353,8 +370,24 @@ def _check(analysis: Shapes, sizes: dict[str, int] | None = None) -> CheckReport
                 fitting[name] = finding.fits  # right at some sizes: only a concrete size can say it is wrong
                 continue
             findings.append(finding)
-        return CheckReport(findings, list(declared), {}, fitting, lazy, kinds, [m.text() for m in merges])
-    return CheckReport(findings, list(declared), dict(sizes or {}), lazy=lazy, kinds=kinds, views=views)
+        return CheckReport(findings, list(declared), {}, fitting, lazy, kinds, [m.text() for m in merges],
+                           by_sides=_by_sides(analysis, {f.layer for f, _, _ in declared.values()}))
+    return CheckReport(findings, list(declared), dict(sizes or {}), lazy=lazy, kinds=kinds, views=views,
+                       refused=refused, by_sides=_by_sides(analysis, layers))
+
+
+def _by_sides(analysis: Shapes, layers: set) -> list[str]:
+    """The Linears the sides of a module's Python branches call that are not among the fixed
+    layers (sizes reach them differently on each side), by name."""
+    found: dict = {}
+    for step in analysis.steps:
+        where = "" if step.name == "(model)" else f"{step.name}."
+        for _conditions, steps, _error, _shapes in step.sides:
+            for s in steps or ():
+                name = f"{where}{s.name}"
+                if isinstance(s.module, nn.Linear) and not is_lazy(s.module) and name not in layers:
+                    found[name] = None
+    return list(found)
 
 
 def merged_views(analysis: Shapes, merges: list, ev) -> list[dict]:

@@ -487,7 +487,7 @@ def _fix(args, model, report, analysis) -> int:
         print(unified_diff(source, new, os.path.relpath(path)), end="")
         fixed += sum(len(e.layer.split(", ")) for e in edits)
         print(f"fixed {', '.join(e.layer for e in edits)} in {os.path.relpath(path)}")
-    return OK if fixed == len(report.findings) + len(report.views) else FINDING
+    return OK if fixed == len(report.findings) + len(report.views) and not report.refused else FINDING
 
 
 def _linear_plans(args, model, report) -> list:

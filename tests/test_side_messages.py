@@ -100,6 +100,30 @@ def test_a_pool_on_a_side_states_the_positions_it_gets(threshold, cut, kernel, l
             analysis.at(L=length)
 
 
+@settings(max_examples=30, deadline=None)
+@given(threshold=st.integers(1, 30), cut=st.integers(1, 30), in_features=st.integers(1, 40),
+       lengths=st.lists(st.integers(1, 60), min_size=1, max_size=6))
+def test_check_at_a_size_finds_a_linear_on_a_side(threshold, cut, in_features, lengths):
+    """``check()`` at a size: a Linear that the two sides reach with different sizes is in no
+    in_features formula, and where torch refuses it there the report is not ok, with torch's
+    reason; where torch runs, it is ok and says the Linear fits."""
+    model = CutThenLinear(threshold, cut, in_features).eval()
+    analysis = symshape.analyze(model, ("L",))
+    sides_differ = "fc" not in analysis.in_features
+    for length in lengths:
+        refused = _torch_linear_refusal(model, length)
+        report = analysis.check(L=length)
+        assert report.ok == (refused is None), (length, str(report))
+        if refused is not None and sides_differ:
+            assert report.refused == [f"fc: in_features is {refused[1]} but the input's last dim is {refused[0]} "
+                                      "(torch: mat1 and mat2 shapes cannot be multiplied)"]
+        if refused is None and sides_differ:
+            assert str(report) == f"fc fits what reaches it at L={length} (on the sides of a Python branch)"
+    if sides_differ:
+        assert analysis.check().by_sides == ["fc"]
+        assert "not checked for every size: fc is reached by different sizes" in str(analysis.check())
+
+
 def test_the_check_of_a_side_is_its_last_link():
     """The chain a side leaves is its conditions' negations, then the check: ``check`` is the
     check, and a chain that is no side's is its own check."""
