@@ -161,6 +161,21 @@ _SPEECH = {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 4, 
            "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4}
 _HF_AUDIO = [("Wav2Vec2Model", "Wav2Vec2Config", _SPEECH), ("HubertModel", "HubertConfig", _SPEECH)]
 _HF_TEXT += [("CLIPTextModel", "CLIPTextConfig", _TINY)]
+_ROTARY = {"n_layer": 2, "n_embd": 64, "n_head": 4, "rotary_dim": 8}
+_HF_TEXT += [
+    ("Phi3ForCausalLM", "Phi3Config", {**_GQA, "pad_token_id": 0}), ("Qwen3ForCausalLM", "Qwen3Config", _GQA),
+    ("SmolLM3ForCausalLM", "SmolLM3Config", _GQA), ("Gemma3ForCausalLM", "Gemma3TextConfig", _GQA),
+    ("Olmo2ForCausalLM", "Olmo2Config", _GQA), ("StableLmForCausalLM", "StableLmConfig", _GQA),
+    ("Starcoder2ForCausalLM", "Starcoder2Config", _GQA), ("GraniteForCausalLM", "GraniteConfig", _GQA),
+    ("CohereForCausalLM", "CohereConfig", _GQA), ("NemotronForCausalLM", "NemotronConfig", _GQA),
+    ("Glm4ForCausalLM", "Glm4Config", _GQA), ("HeliumForCausalLM", "HeliumConfig", {**_GQA, "head_dim": 16}),
+    ("GPTNeoModel", "GPTNeoConfig", {"num_layers": 2, "hidden_size": 64, "num_heads": 4,
+                                     "attention_types": [[["global", "local"], 1]]}),
+    ("GPTJModel", "GPTJConfig", _ROTARY), ("CodeGenModel", "CodeGenConfig", _ROTARY),
+    ("ModernBertModel", "ModernBertConfig", _TINY), ("MegatronBertModel", "MegatronBertConfig", _TINY),
+    ("ErnieModel", "ErnieConfig", _TINY), ("RoFormerModel", "RoFormerConfig", {**_TINY, "embedding_size": 64}),
+    ("XGLMModel", "XGLMConfig", {"num_layers": 2, "d_model": 64, "attention_heads": 4, "ffn_dim": 128}),
+]
 
 CONFIGS = _configs()
 
