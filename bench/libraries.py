@@ -258,7 +258,7 @@ def one(config_id: str, quick: bool = False) -> dict:
         if not report.ok:
             row["detail"] = str(report.mismatches[0])[:300]
         elif wrong:
-            row.update(status="valid sizes disagree", detail=wrong)
+            row.update(status="valid sizes disagree", detail=sweep.wrong_detail(wrong))
     except Exception as e:  # noqa: BLE001 - a crash after analysis is a finding
         row.update(status="crash after analysis", why=type(e).__name__, detail=str(e).splitlines()[0][:300])
     return row

@@ -106,7 +106,7 @@ def one(name: str, export: bool, sizes=None, symshape_too: bool = True) -> dict:
                 a.formula()
             row["status"] = "ok" if report.ok else "mismatch"
             if wrong and report.ok:
-                row.update(status="valid sizes disagree", detail=wrong)
+                row.update(status="valid sizes disagree", detail=wrong_detail(wrong))
             row["checked"] = report.checked
             row["torch_runs"] = sum(1 for r in report.results if r[1])
             if not report.ok:
@@ -119,16 +119,17 @@ def one(name: str, export: bool, sizes=None, symshape_too: bool = True) -> dict:
     return _export(row, model) if export else row
 
 
-def valid_sizes_wrong(analysis, valid, points: list[dict]) -> str:
-    """Where ``valid`` (``valid_sizes()``'s set, or the text of why it could not be solved) says
-    otherwise than the analysis at ``points`` -- which ``verify()`` compares with torch -- as a
-    row's detail; ``""`` where it agrees (every point is evaluated: ``evaluate()`` must not
-    crash)."""
+def valid_sizes_wrong(analysis, valid, points: list[dict]) -> list[dict]:
+    """The ``points`` where ``valid`` (``valid_sizes()``'s set, or the text of why it could not be
+    solved: then none) says otherwise than the analysis, which ``verify()`` compares with torch
+    (every point is evaluated: ``evaluate()`` must not crash)."""
     accepted = [(p, analysis.evaluate(**p).first_problem() is None) for p in points]
-    if isinstance(valid, str):
-        return ""
-    wrong = ["x".join(map(str, p.values())) for p, runs in accepted if valid.contains(**p) != runs]
-    return f"valid_sizes() is wrong at {', '.join(wrong)}" if wrong else ""
+    return [] if isinstance(valid, str) else [p for p, runs in accepted if valid.contains(**p) != runs]
+
+
+def wrong_detail(wrong: list[dict]) -> str:
+    """:func:`valid_sizes_wrong`'s points as a row's detail."""
+    return f"valid_sizes() is wrong at {', '.join('x'.join(map(str, p.values())) for p in wrong)}"
 
 
 def _export(row: dict, model) -> dict:

@@ -46,9 +46,11 @@ GRID = [(h, w) for h in range(1, 70, 3) for w in (h, h + 1, 2 * h + 5)] + [
 
 
 def valid_wrong(analysis, valid) -> list:
-    """The sizes of :data:`GRID` where ``valid`` (``valid_sizes()``'s set) and ``analysis`` differ."""
-    return [[h, w] for h, w in GRID
-            if valid.contains(H=h, W=w) != (analysis.evaluate(H=h, W=w).first_problem() is None)]
+    """The sizes of :data:`GRID` where ``valid`` (``valid_sizes()``'s set) and ``analysis`` differ
+    (bench/sweep.py's reading)."""
+    from sweep import valid_sizes_wrong
+
+    return [[p["H"], p["W"]] for p in valid_sizes_wrong(analysis, valid, [{"H": h, "W": w} for h, w in GRID])]
 
 
 class _Timeout(Exception):

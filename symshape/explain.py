@@ -460,9 +460,7 @@ def _case_notes(step) -> list[str]:
 
 
 def _message_parts(r) -> tuple:
-    """A requirement's message with its two sizes (``{lhs}``, ``{rhs}``) as math (its
-    :attr:`~symshape.requirements.Requirement.check`'s, on a side of a branch)."""
-    r = r.check
+    """A requirement's message with its two sizes (``{lhs}``, ``{rhs}``) as math."""
     out: list = []
     for literal, name, _, _ in string.Formatter().parse(r.reason):
         out.append(literal)

@@ -125,18 +125,20 @@ class Requirement:
         """The link of this chain whose reason states it: the first that is not a side's
         :attr:`condition` (a ``Linear`` on one side of a branch on ``L > 5`` checks its
         ``in_features``, not ``L``)."""
-        link = self
-        while link.condition and link.unless is not None:
-            link = link.unless
-        return link
+        return self._check_at()[0]
 
     def failure(self, values: list[int]) -> str:
         """Why torch refuses, given the values of :meth:`exprs` where :meth:`accepts` is False:
         the :attr:`check`'s reason with its own two values."""
+        link, at = self._check_at()
+        return link.message(values[at], values[at + 1])
+
+    def _check_at(self) -> tuple["Requirement", int]:
+        """:attr:`check`, and where its two values start among :meth:`exprs`."""
         link, at = self, 0
         while link.condition and link.unless is not None:
             link, at = link.unless, at + 2
-        return link.message(values[at], values[at + 1])
+        return link, at
 
     def decided(self) -> bool | None:
         """True/False when the requirement holds/fails at every size, else None."""
