@@ -176,6 +176,13 @@ _HF_TEXT += [
     ("ErnieModel", "ErnieConfig", _TINY), ("RoFormerModel", "RoFormerConfig", {**_TINY, "embedding_size": 64}),
     ("XGLMModel", "XGLMConfig", {"num_layers": 2, "d_model": 64, "attention_heads": 4, "ffn_dim": 128}),
 ]
+#: ... and the encoders that index a bias table with a relative position's bucket (symshape.bounds)
+_T5 = {"num_layers": 2, "d_model": 64, "d_kv": 16, "d_ff": 128, "num_heads": 4}
+_HF_TEXT += [
+    ("T5EncoderModel", "T5Config", _T5), ("MT5EncoderModel", "MT5Config", _T5),
+    ("UMT5EncoderModel", "UMT5Config", _T5), ("LongT5EncoderModel", "LongT5Config", _T5),
+    ("MPNetModel", "MPNetConfig", _TINY),
+]
 
 CONFIGS = _configs()
 

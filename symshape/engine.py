@@ -689,7 +689,7 @@ class Propagator:
                 self.fixed[k] = replace(f, layer=layer, parameter=renamed(f.parameter),
                                         call=max(self._calls_of(layer) - 1, 0))
         self._applied(used)
-        self.env[node] = value
+        self.env[node] = ranges.without_forms(value)
         node.meta[REPEAT_CHECK] = (len(self.steps), shapes_of(value))
 
     def _calls_of(self, layer: str) -> int:
@@ -939,8 +939,9 @@ class Propagator:
         if written is not None:  # every tensor that shares its storage has other entries now
             self._share(node, written)
             self._overwrite(node, ranges.writes_sized(family, node.target, kind, call_args, kwargs))
-            if isinstance(value, SymTensor) and value.float_form is not None:  # (what the write made: known)
-                self.env[node] = replace(self.env[node], float_form=value.float_form)
+            if isinstance(value, SymTensor) and (value.float_form is not None or value.entry_form is not None):
+                # (what the write made: known)
+                self.env[node] = replace(self.env[node], float_form=value.float_form, entry_form=value.entry_form)
         for t, sized in wrote:
             for n in node.all_input_nodes:
                 if any(v is t for v in tensors_in(self.env.get(n))):

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import operator
 from dataclasses import replace
 from typing import Any
@@ -56,6 +57,7 @@ import torch
 
 from .dims import (DoubleProduct, RelPosReach, SizeRatio, as_expr, canonical, decide, float_extremum, floor_div,
                    integer_polynomial, maximum, minimum)
+from .bounds import bounds, compose, leaf
 from .tensor import Pieces, SymTensor, tuple_like
 
 __all__ = ["propagate"]
@@ -426,17 +428,63 @@ def propagate(target, kind: str, args, kwargs, value: Any, family: str | None = 
         return value  # an item of a list or tuple: that tensor, as it is
     if not isinstance(value, SymTensor) or kind == "module":
         # (a tensor a module run whole returns may be marked already: symshape.meta's account)
-        return _each(value, lambda t: _marked(replace(t, entry_range=None, float_form=None)
-                                              if t.entry_range is not None or t.float_form is not None else t,
-                                              sized or t.sized))
+        return _each(value, lambda t: _marked(
+            replace(t, entry_range=None, float_form=None, entry_form=None)
+            if t.entry_range is not None or t.float_form is not None or t.entry_form is not None else t,
+            sized or t.sized))
     form = _float_form(target, kind, args, kwargs)
     if form != value.float_form:
         value = replace(value, float_form=form)
+    entries = _entry_form(name, args, kwargs, value)
     r = _transfer(target, kind, args, kwargs)
     if r is None or not all(isinstance(e, sympy.Expr) and e.is_integer for e in r):
-        return _marked(replace(value, entry_range=None) if value.entry_range is not None else value, sized)
+        if value.entry_range is not None or value.entry_form is not entries:
+            value = replace(value, entry_range=None, entry_form=entries)
+        return _marked(value, sized)
     lo, hi = canonical(r[0]), canonical(r[1])
-    return replace(value, entry_range=(lo, hi), sized=sized or bool(lo.free_symbols or hi.free_symbols))
+    return replace(value, entry_range=(lo, hi), sized=sized or bool(lo.free_symbols or hi.free_symbols),
+                   entry_form=entries if entries is not None else leaf(lo, hi, value.dtype or torch.int64))
+
+
+def _entry_form(name: str | None, args, kwargs, value: SymTensor):
+    """The form of an elementwise call's result (symshape.bounds), where one of its tensors has
+    entries symshape knows something of; else None."""
+    tensors = [a for a in args if isinstance(a, SymTensor)]
+    if not name or not tensors or value.dtype is None or not any(_known(t) for t in tensors) \
+            or any(isinstance(v, SymTensor) for v in kwargs.values()):
+        return None
+    values = [_operand_form(a, value.shape) if isinstance(a, SymTensor) else a for a in args]
+    if any(v is None for v, a in zip(values, args) if isinstance(a, SymTensor)):
+        return None
+    return compose(name, values, kwargs, value.dtype)
+
+
+def _known(t: SymTensor) -> bool:
+    return t.entry_form is not None or t.entry_range is not None or t.index_bound is not None \
+        or (t.values is not None and t.dtype in (torch.int64, torch.int32))
+
+
+def _operand_form(t: SymTensor, shape: tuple):
+    """``t``'s form as an operand of a call whose result has ``shape``: its own, or a leaf of what
+    is known of its entries; a leaf of its bounds where it is broadcast (its positions are not
+    the result's); None where its dtype is not known."""
+    form = t.entry_form
+    if form is None:
+        if t.dtype is None:
+            return None
+        r = _range(t)
+        if r is not None:
+            return leaf(r[0], r[1], t.dtype)
+        if t.dtype == torch.bool:
+            return leaf(0, 1, t.dtype)
+        if t.index_bound is not None:
+            return leaf(0, t.index_bound - 1, t.dtype)
+        if t.dtype.is_floating_point:
+            return leaf(-math.inf, math.inf, t.dtype, nan=True)
+        return leaf(-sympy.oo, sympy.oo, t.dtype)
+    if tuple(t.shape) != tuple(shape):
+        return leaf(*bounds(form)[:2], t.dtype, *bounds(form)[2:])
+    return form
 
 
 #: rules whose numbers are entries of their result (``i * L``, ``arange(L)``, ``torch.tensor([L])``)
@@ -535,9 +583,10 @@ def overwritten(value: Any, sized: bool) -> Any:
 
     def after(t: SymTensor) -> SymTensor:
         if t.entry_range is None and t.index_bound is None and t.values is None and t.float_form is None \
-                and (t.sized or not sized):
+                and t.entry_form is None and (t.sized or not sized):
             return t
-        return replace(t, entry_range=None, index_bound=None, values=None, float_form=None, sized=t.sized or sized)
+        return replace(t, entry_range=None, index_bound=None, values=None, float_form=None, entry_form=None,
+                       sized=t.sized or sized)
 
     return _each(value, after)
 
@@ -624,6 +673,12 @@ def _inplace_position(target) -> int | None:
     except (TypeError, ValueError):
         return None
     return parameters.index("inplace") if "inplace" in parameters else None
+
+
+def without_forms(value: Any) -> Any:
+    """``value``'s tensors without their entry forms: the output of a module call reused for
+    another call, which is another tensor (a form stands for one tensor's entries)."""
+    return _each(value, lambda t: replace(t, entry_form=None) if t.entry_form is not None else t)
 
 
 def marked_sized(value: Any) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sympy
@@ -63,6 +63,10 @@ class SymTensor:
     #: None] * max(k / q, 1.0) - ...``): what symshape.ranges follows of it, until ``.long()``
     #: gives its exact extremes
     float_form: tuple | None = None
+    #: how each entry is computed from the entries at its position of other tensors, for bounds
+    #: on an index computed through ``where``, ``abs``, ``log`` ... (symshape.bounds.Form: one
+    #: object per tensor, compared by identity, so it takes no part in a tensor's equality)
+    entry_form: Any = field(default=None, compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "shape", tuple(as_expr(s, "a tensor size") for s in self.shape))

@@ -23,6 +23,7 @@ from dataclasses import replace
 import sympy
 import torch
 
+from ..bounds import bounds, describe
 from ..dims import as_expr, canonical, ceil_div, floor_div, maximum, minimum, product, smallest_value
 from ..errors import UnsupportedWhereMetaDiffers
 from ..requirements import Requirement
@@ -526,12 +527,23 @@ def check_entries(ctx: Context, idx: SymTensor, n, what: str, refused: str, unle
             ctx.require(n, ">=", high + 1, message(f"{high} (the greatest)"), unless=unless,
                         meta_unchecked=INDEX_VALUES)
         return True
+    if idx.entry_form is not None and within(ctx, idx, n):
+        return True
     if idx.index_bound is not None:  # entries of a sort or a selection: below their dim's size
         ctx.require(n, ">=", idx.index_bound, message("below {rhs}"), unless=unless, meta_unchecked=INDEX_VALUES,
                     data_dependent="torch raises only if an index actually reaches the size, which depends on "
                                    "the values")
         return True
     return False
+
+
+def within(ctx: Context, idx: SymTensor, n) -> bool:
+    """Whether the bounds of ``idx``'s entries (symshape.bounds: computed element by element from
+    sizes, through ``where``, ``abs``, ``log`` ...) lie in ``0 … n - 1`` wherever this step runs:
+    then every index is in bounds, and torch checks nothing that can fail."""
+    lo, hi = bounds(idx.entry_form)[:2]
+    return all(c is sympy.true or (c is not sympy.false and isinstance(c, sympy.Rel) and ctx.proves(c))
+               for c in (sympy.Ge(lo, 0), sympy.Ge(as_expr(n) - 1, hi)))
 
 
 def indexes(ctx: Context, idx: SymTensor, n, what: str, refused: str) -> None:
@@ -556,9 +568,11 @@ def unbounded(ctx: Context, idx: SymTensor, n, what: str) -> None:
             f"{what}, whose size {n} depends on the input, with indices symshape does not bound (torch checks "
             "each index against the size; its meta kernel does not)")
     if idx.sized:
+        how = "in a way symshape does not follow" if idx.entry_form is None else \
+            f"that symshape bounds by {describe(idx.entry_form)} only"
         raise UnsupportedWhereMetaDiffers(
             ctx.op, ctx.step, ctx.node,
-            f"{what} of size {n}, with indices computed from the input's sizes in a way symshape does not follow "
+            f"{what} of size {n}, with indices computed from the input's sizes {how} "
             "(torch checks each index against the size; its meta kernel does not)")
 
 
