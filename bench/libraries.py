@@ -183,6 +183,8 @@ _HF_TEXT += [
     ("UMT5EncoderModel", "UMT5Config", _T5), ("LongT5EncoderModel", "LongT5Config", _T5),
     ("MPNetModel", "MPNetConfig", _TINY),
 ]
+#: ... and I-BERT (numpy's names for dims, ``x.mean(axis=2)``, after an embedding)
+_HF_TEXT += [("IBertModel", "IBertConfig", _TINY)]
 
 CONFIGS = _configs()
 

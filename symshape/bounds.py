@@ -39,10 +39,13 @@ fit). What a form follows:
   size becomes ``∓2**63`` on its way to a float: every int64 lies within.
 
 Correlation is kept by identity: a form is one object per tensor, and ``where``'s condition
-refines the intervals of the very form it compares wherever it appears in the branches. Only
-operands of the output's own shape are composed (a broadcast pairs other positions); a
-broadcast operand becomes a leaf of its bounds. An in-place write drops what is known (as for
-exact extremes); the output of a module call reused for an equal call carries no form.
+refines the intervals of the very form it compares wherever it appears in the branches. That
+holds through broadcasting too: an elementwise op maps each position of its result to one
+position of each operand (the dims where the operand has size 1 set to 0, right-aligned), and
+these maps compose, so every occurrence of a tensor in a form stands for its entry at one and
+the same position. Only elementwise ops are composed (a view, a transpose, a ``flip`` or an
+index starts a new leaf). An in-place write drops what is known (as for exact extremes); the
+output of a module call reused for an equal call carries no form.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 import operator
+import types
 from functools import lru_cache, partial
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -993,12 +994,12 @@ class Propagator:
             elif kind == "module":
                 value = _canonical_value(self._meta_module(ctx, module, call_args[1:], kwargs))
             else:
-                value = _canonical_value(_meta(ctx, node, call_args, kwargs, self._meta_cache))
+                value = _meta_call(ctx, node, kind, call_args, kwargs, self._meta_cache)
             family = "meta" if not (kind == "module" and id(module) in self.forking or function) else family
             value = loosened(value, tensors_in((call_args, kwargs)))
         else:
             try:
-                value = _canonical_value(_call_rule(rule, ctx, call_args, kwargs))
+                value = _canonical_value(_call_rule(rule, ctx, call_args, _numpy_names(node.target, kind, kwargs)))
                 family = rule.name
             except UnsupportedArgument as refused:
                 # a call the hand rule does not model (computed pad amounts, a tensor index, a
@@ -1388,6 +1389,36 @@ def _flat(value) -> list:
     if isinstance(value, (tuple, list)) and not hasattr(value, "_fields"):
         return [x for v in value for x in _flat(v)]
     return [value]
+
+
+def _meta_call(ctx: Context, node: torch.fx.Node, kind: str, call_args, kwargs, cache):
+    """A function's or method's value on torch's meta kernels; an op torch tags pointwise whose
+    operands' dtypes the CPU kernel refuses (``bitwise_and`` of floats, which the meta kernel
+    runs) is refused at every size, as the CPU does."""
+    value = _canonical_value(_meta(ctx, node, call_args, kwargs, cache))
+    if ranges.pointwise(node.target, kind):
+        refused = dtypes.refusal(node.target, call_args, kwargs)
+        if refused is not None:
+            ctx.never(refused)
+    return value
+
+
+#: the numpy names torch's argument parser takes for its own (``x.mean(axis=2, keepdims=True)``)
+_NUMPY_NAMES = {"axis": "dim", "keepdims": "keepdim"}
+
+
+def _numpy_names(target, kind: str, kwargs: dict) -> dict:
+    """``kwargs`` with numpy's names of ``dim`` and ``keepdim`` renamed, for a call of one of
+    torch's native functions or methods (whose argument parser takes them: IBert's
+    ``x.mean(axis=2)``); as they are for any other (a Python function, ``Tensor.split``, raises
+    on them as torch does)."""
+    if not any(k in _NUMPY_NAMES for k in kwargs):
+        return kwargs
+    native = isinstance(target, types.BuiltinFunctionType) if kind == "function" else \
+        kind == "method" and isinstance(getattr(torch.Tensor, target, None), types.MethodDescriptorType)
+    if not native:
+        return kwargs
+    return {_NUMPY_NAMES[k] if k in _NUMPY_NAMES and _NUMPY_NAMES[k] not in kwargs else k: v for k, v in kwargs.items()}
 
 
 def _call_rule(rule: Rule, ctx: Context, args, kwargs):

@@ -57,7 +57,7 @@ import torch
 
 from .dims import (DoubleProduct, RelPosReach, SizeRatio, as_expr, canonical, decide, float_extremum, floor_div,
                    integer_polynomial, maximum, minimum)
-from .bounds import bounds, compose, leaf
+from .bounds import compose, leaf
 from .tensor import Pieces, SymTensor, tuple_like
 
 __all__ = ["propagate"]
@@ -443,7 +443,7 @@ def propagate(target, kind: str, args, kwargs, value: Any, family: str | None = 
         return _marked(value, sized)
     lo, hi = canonical(r[0]), canonical(r[1])
     return replace(value, entry_range=(lo, hi), sized=sized or bool(lo.free_symbols or hi.free_symbols),
-                   entry_form=entries if entries is not None else leaf(lo, hi, value.dtype or torch.int64))
+                   entry_form=entries if entries is not None or value.dtype is None else leaf(lo, hi, value.dtype))
 
 
 def _entry_form(name: str | None, args, kwargs, value: SymTensor):
@@ -453,7 +453,7 @@ def _entry_form(name: str | None, args, kwargs, value: SymTensor):
     if not name or not tensors or value.dtype is None or not any(_known(t) for t in tensors) \
             or any(isinstance(v, SymTensor) for v in kwargs.values()):
         return None
-    values = [_operand_form(a, value.shape) if isinstance(a, SymTensor) else a for a in args]
+    values = [_operand_form(a) if isinstance(a, SymTensor) else a for a in args]
     if any(v is None for v, a in zip(values, args) if isinstance(a, SymTensor)):
         return None
     return compose(name, values, kwargs, value.dtype)
@@ -464,10 +464,9 @@ def _known(t: SymTensor) -> bool:
         or (t.values is not None and t.dtype in (torch.int64, torch.int32))
 
 
-def _operand_form(t: SymTensor, shape: tuple):
-    """``t``'s form as an operand of a call whose result has ``shape``: its own, or a leaf of what
-    is known of its entries; a leaf of its bounds where it is broadcast (its positions are not
-    the result's); None where its dtype is not known."""
+def _operand_form(t: SymTensor):
+    """``t``'s form as an operand of an elementwise call: its own, or a leaf of what is known of
+    its entries; None where its dtype is not known. (Broadcast or not: see symshape.bounds.)"""
     form = t.entry_form
     if form is None:
         if t.dtype is None:
@@ -482,8 +481,6 @@ def _operand_form(t: SymTensor, shape: tuple):
         if t.dtype.is_floating_point:
             return leaf(-math.inf, math.inf, t.dtype, nan=True)
         return leaf(-sympy.oo, sympy.oo, t.dtype)
-    if tuple(t.shape) != tuple(shape):
-        return leaf(*bounds(form)[:2], t.dtype, *bounds(form)[2:])
     return form
 
 
@@ -506,6 +503,12 @@ _VALUE_OPS = frozenset({"arange", "linspace", "logspace", "full", "full_like", "
 #: Python's operators whose aten namesakes carry no pointwise tag, and the ops they are
 _OPERATORS = {"__and__": "bitwise_and", "__or__": "bitwise_or", "__xor__": "bitwise_xor", "__rand__": "bitwise_and",
               "__ror__": "bitwise_or", "__rxor__": "bitwise_xor", "__invert__": "bitwise_not"}
+
+
+def pointwise(target, kind: str) -> bool:
+    """Whether a call of ``target`` (a function, or a method's name) is of an aten op torch tags
+    pointwise (see :func:`_pointwise`)."""
+    return kind in ("function", "method") and _pointwise(_op_name(target, kind))
 
 
 @functools.lru_cache(maxsize=None)

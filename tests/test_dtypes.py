@@ -250,3 +250,55 @@ def test_an_error_that_is_not_torchs_refusal_is_no_refusal():
     x = SymTensor((L,), dtype=torch.int64)
     assert dtypes.refusal("sum", [x, 2], {}) is None
     assert dtypes.result_dtype("sum", [x, 2], {}) is dtypes.NOT_PROBED
+
+
+class _Embedded(nn.Module):
+    """Token ids through ``F.embedding`` (float32, as its weight), then an op whose dtype check
+    torch's CPU kernel makes and its meta kernel does not (``bitwise_and``), or IBert's numpy
+    names (``x.mean(axis=2, keepdims=True)``, ``torch.sum(x, axis=1)``)."""
+
+    def __init__(self, then: str):
+        super().__init__()
+        self.then, self.weight = then, nn.Parameter(torch.randn(10, 6))
+
+    def forward(self, ids):
+        x = F.embedding(ids, self.weight)
+        if self.then == "bitwise":
+            return x.bitwise_and(1)
+        return torch.sum(x - x.mean(axis=2, keepdims=True), axis=1)
+
+
+def test_an_embedding_has_its_weights_dtype():
+    """``F.embedding``'s result is its weight's dtype, not its indices' (it was taken as int64,
+    so a float's ``bitwise_and`` was answered as running, and IBert's ``x.mean(axis=2)``, on the
+    meta kernel, as refused at every size)."""
+    ids = symshape.Input(("T",), torch.long)
+    with pytest.raises(symshape.InvalidInputSize, match="not implemented for 'Float'"):
+        symshape.analyze(_Embedded("bitwise"), ids)
+    with pytest.raises(NotImplementedError):
+        _Embedded("bitwise")(torch.zeros(1, 3, dtype=torch.long))
+    analysis = symshape.analyze(_Embedded("mean"), ids)
+    report = analysis.verify(sizes=[{"T": t} for t in (1, 4, 9)], device="cpu")
+    assert report.ok and sum(1 for r in report.results if r[1]) == 3
+    # numpy's names are torch's for its native reductions: the hand rule reads them (it refused
+    # them, and torch's meta kernel answered instead)
+    assert {s.rule for s in analysis.steps if s.op in ("Tensor.mean", "torch.sum")} == {"reduction"}
+
+
+@pytest.mark.parametrize("op", ["bitwise_and", "bitwise_left_shift", "bitwise_not", "gcd"])
+def test_a_dtype_only_the_cpu_kernel_refuses_is_refused_at_every_size(op):
+    """Ops torch tags pointwise that symshape runs on torch's meta kernels: where the CPU kernel
+    refuses the operands' dtypes (integer ops on floats) and the meta kernel does not, symshape
+    refuses every size, as the CPU does; for integers it runs."""
+
+    class Op(nn.Module):
+        def forward(self, x):
+            return getattr(torch, op)(x) if op == "bitwise_not" else getattr(torch, op)(x, x)
+
+    with pytest.raises(symshape.InvalidInputSize, match="not implemented for 'Float'"):
+        symshape.analyze(Op(), ("L",))
+    assert assert_agrees(Op(), ("L",), grid(["L"], range(1, 4))) == 0
+    ints = symshape.Input(("L",), torch.long)
+    symshape.analyze(Op(), ints)
+    for n in (1, 3):
+        Op()(torch.ones(1, n, dtype=torch.long))

@@ -200,8 +200,9 @@ def one_hot(ctx: Context, tensor, num_classes=-1) -> SymTensor:
 
 #: the ops whose rule gives its result's dtype itself, which symshape.engine keeps (elsewhere a
 #: comparison's is bool, a cast's its dtype, any other's its first tensor argument's): a cumulative
-#: sum of bools and one_hot are int64, a grid's sin floating point
-DTYPE_BY_RULE = frozenset({torch.cumsum, torch.cumprod, "cumsum", "cumprod", F.one_hot, *FLOATING_FUNCTIONS,
+#: sum of bools and one_hot are int64, an embedding its weight's (not its indices'), a grid's sin
+#: floating point
+DTYPE_BY_RULE = frozenset({torch.cumsum, torch.cumprod, "cumsum", "cumprod", F.one_hot, F.embedding, *FLOATING_FUNCTIONS,
                            *FLOATING_METHODS})
 
 
