@@ -43,13 +43,15 @@ def t5_bucket(relative_position, bidirectional: bool, num_buckets: int, max_dist
 
 
 class RelativeBias(nn.Module):
-    """Attention scores plus T5's relative-position bias, over a sequence of length T."""
+    """Attention scores plus T5's relative-position bias, over a sequence of length T: an
+    embedding of the bucket, or (``table``) a parameter indexed by it."""
 
     def __init__(self, bidirectional: bool = True, num_buckets: int = 32, max_distance: int = 128,
-                 rows: int | None = None):
+                 rows: int | None = None, table: bool = False):
         super().__init__()
         self.bidirectional, self.num_buckets, self.max_distance = bidirectional, num_buckets, max_distance
         self.bias = nn.Embedding(num_buckets if rows is None else rows, 4)
+        self.table = table
 
     def forward(self, x):
         t = x.shape[1]
@@ -57,13 +59,15 @@ class RelativeBias(nn.Module):
         memory = torch.arange(t, dtype=torch.long)[None, :]
         bucket = t5_bucket(memory - context, self.bidirectional, self.num_buckets, self.max_distance)
         scores = x @ x.transpose(1, 2)
-        return scores[:, None] + self.bias(bucket).permute(2, 0, 1)[None]
+        bias = self.bias.weight[bucket] if self.table else self.bias(bucket)
+        return scores[:, None] + bias.permute(2, 0, 1)[None]
 
 
+@pytest.mark.parametrize("table", [False, True])
 @pytest.mark.parametrize("bidirectional", [True, False])
 @pytest.mark.parametrize("num_buckets,max_distance", [(32, 128), (16, 64), (8, 20)])
-def test_t5_bucket_is_within_the_table_at_every_length(bidirectional, num_buckets, max_distance):
-    model = RelativeBias(bidirectional, num_buckets, max_distance).eval()
+def test_t5_bucket_is_within_the_table_at_every_length(bidirectional, num_buckets, max_distance, table):
+    model = RelativeBias(bidirectional, num_buckets, max_distance, table=table).eval()
     analysis = symshape.analyze(model, ("T", 8))
     assert str(analysis.valid_sizes()) == "any T"
     report = analysis.verify(sizes=[{"T": t} for t in LENGTHS], device="cpu")
@@ -76,6 +80,8 @@ def test_a_table_too_short_for_the_bound_is_refused_naming_it():
     model = RelativeBias(True, 32, 128, rows=31).eval()
     with pytest.raises(UnsupportedWhereMetaDiffers, match=r"bounds by 0 … 31"):
         symshape.analyze(model, ("T", 8))
+    with pytest.raises(UnsupportedWhereMetaDiffers):
+        symshape.analyze(RelativeBias(True, 32, 128, rows=31, table=True).eval(), ("T", 8))
     with pytest.raises(IndexError):
         model(torch.zeros(1, 129, 8))
     model(torch.zeros(1, 16, 8))

@@ -429,6 +429,8 @@ def _index_bounds(ctx: Context, n, p: int, entries, tensor: SymTensor | None) ->
         out += [(n, -lo, f"index {lo} (the least) is out of bounds for dimension {p} with size {{lhs}}", "")
                 for lo in lows if not lo.is_nonnegative]
         return out
+    if not known and tensor is not None and tensor.entry_form is not None and within(ctx, tensor, n):
+        return []  # (computed element by element from sizes: its bounds lie within, symshape.bounds)
     if not known and tensor is not None and tensor.index_bound is not None:  # a sort's: below its dim's size
         return [(n, tensor.index_bound, f"the indices lie below {{rhs}}, dimension {p} has size {{lhs}}",
                  "torch raises only if an index actually reaches the size, which depends on the values")]
