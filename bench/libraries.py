@@ -150,7 +150,11 @@ _HF_TEXT = [
                                      "ffn_dim": 128, "word_embed_proj_dim": 64}),
     ("GPTBigCodeForCausalLM", "GPTBigCodeConfig", {"n_layer": 2, "n_embd": 64, "n_head": 4}),
     ("BloomForCausalLM", "BloomConfig", {"n_layer": 2, "hidden_size": 64, "n_head": 4}),
-    ("XLMRobertaModel", "XLMRobertaConfig", _TINY), ("DebertaV2Model", "DebertaV2Config", _TINY),
+    ("XLMRobertaModel", "XLMRobertaConfig", _TINY),
+    # (DeBERTa-v3's attention: relative positions in 256 log buckets, gathered from a clamped span)
+    ("DebertaV2Model", "DebertaV2Config", {**_TINY, "relative_attention": True, "position_buckets": 256,
+                                           "max_relative_positions": -1, "pos_att_type": ["p2c", "c2p"],
+                                           "norm_rel_ebd": "layer_norm", "share_att_key": True}),
     ("AlbertModel", "AlbertConfig", _TINY),
 ]
 
@@ -183,8 +187,11 @@ _HF_TEXT += [
     ("UMT5EncoderModel", "UMT5Config", _T5), ("LongT5EncoderModel", "LongT5Config", _T5),
     ("MPNetModel", "MPNetConfig", _TINY),
 ]
-#: ... and I-BERT (numpy's names for dims, ``x.mean(axis=2)``, after an embedding)
-_HF_TEXT += [("IBertModel", "IBertConfig", _TINY)]
+#: ... and I-BERT (numpy's names for dims, ``x.mean(axis=2)``, after an embedding), and DeBERTa's
+#: relative attention (a span ``torch.tensor(min(T, 512))`` that slices the position table)
+_HF_TEXT += [("IBertModel", "IBertConfig", _TINY),
+             ("DebertaModel", "DebertaConfig", {**_TINY, "relative_attention": True, "max_relative_positions": -1,
+                                                "pos_att_type": ["c2p", "p2c"]})]
 
 CONFIGS = _configs()
 

@@ -58,7 +58,7 @@ import torch
 
 from .dims import FloorDiv, as_expr
 
-__all__ = ["Form", "bounds", "leaf", "compose", "describe"]
+__all__ = ["Form", "at_least", "at_most", "bounds", "leaf", "compose", "describe"]
 
 #: units in the last place a float op's result is widened by each way (see the module's doc)
 ULPS = 4
@@ -541,6 +541,32 @@ def _direction(name: str, at: int, numbers: list) -> int | None:
 
 _TORCH_OPS = {"add": operator.add, "sub": operator.sub, "rsub": lambda a, b: b - a, "mul": operator.mul,
               "div": operator.truediv, **{n: getattr(torch, n) for n in _MONOTONE if not n.startswith("_")}}
+
+
+def at_least(e, c, proves) -> bool:
+    """Whether ``e >= c`` wherever ``proves`` (a step's :meth:`Context.proves`) says: a ``Min`` by
+    each of its arguments, a ``Max`` by any (an end of a bound is often one: DeBERTa's
+    ``Min(127, Max(0, 65 - T))``)."""
+    if isinstance(e, sympy.Min):
+        return all(at_least(a, c, proves) for a in e.args)
+    if isinstance(e, sympy.Max):
+        return any(at_least(a, c, proves) for a in e.args)
+    return _proved(sympy.Ge(e, c), proves)
+
+
+def at_most(e, c, proves) -> bool:
+    """Whether ``e <= c`` (see :func:`at_least`)."""
+    if isinstance(e, sympy.Max):
+        return all(at_most(a, c, proves) for a in e.args)
+    if isinstance(e, sympy.Min):
+        return any(at_most(a, c, proves) for a in e.args)
+    return _proved(sympy.Le(e, c), proves)
+
+
+def _proved(cond, proves) -> bool:
+    if cond is sympy.true or cond is sympy.false:
+        return bool(cond)
+    return isinstance(cond, sympy.Rel) and proves(cond)
 
 
 def describe(form: Form) -> str:

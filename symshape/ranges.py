@@ -57,7 +57,7 @@ import torch
 
 from .dims import (DoubleProduct, RelPosReach, SizeRatio, as_expr, canonical, decide, float_extremum, floor_div,
                    integer_polynomial, maximum, minimum)
-from .bounds import compose, leaf
+from .bounds import bounds, compose, leaf
 from .tensor import Pieces, SymTensor, tuple_like
 
 __all__ = ["propagate"]
@@ -195,6 +195,10 @@ def _transfer(target, kind: str, args, kwargs) -> tuple | None:
     # (while symshape traces, torch.arange is a wrapper around the builtin: symshape.rebinding.FACTORIES)
     if kind == "function" and _unwrapped(target) is _unwrapped(torch.arange):
         return _arange(args, kwargs)
+    if kind == "function" and _unwrapped(target) in (_unwrapped(torch.tensor), _unwrapped(torch.as_tensor)) \
+            and len(args) == 1 and kwargs.get("dtype") in (None, *_EXACT_DTYPES):
+        e = _number(args[0])  # (torch.tensor(L): one entry, L; DeBERTa's attention span)
+        return None if e is None else (e, e)
     filled = _filled(target, kind, args, kwargs)
     if filled is not None:
         return filled
@@ -448,7 +452,10 @@ def propagate(target, kind: str, args, kwargs, value: Any, family: str | None = 
 
 def _entry_form(name: str | None, args, kwargs, value: SymTensor):
     """The form of an elementwise call's result (symshape.bounds), where one of its tensors has
-    entries symshape knows something of; else None."""
+    entries symshape knows something of, or integer entries that may depend on the sizes; a
+    leaf of the bounds of its first tensor's entries for an op that only moves, repeats or picks
+    them (``squeeze``, ``expand``, ``x[i]``, ``gather``: DeBERTa's clamped relative positions
+    into a ``gather``); else None."""
     tensors = [a for a in args if isinstance(a, SymTensor)]
     if not name or not tensors or value.dtype is None or not any(_known(t) for t in tensors) \
             or any(isinstance(v, SymTensor) for v in kwargs.values()):
@@ -456,12 +463,17 @@ def _entry_form(name: str | None, args, kwargs, value: SymTensor):
     values = [_operand_form(a) if isinstance(a, SymTensor) else a for a in args]
     if any(v is None for v, a in zip(values, args) if isinstance(a, SymTensor)):
         return None
-    return compose(name, values, kwargs, value.dtype)
+    form = compose(name, values, kwargs, value.dtype)
+    if form is None and (name in _KEEP_ENTRIES or name in _SELECTING) and isinstance(args[0], SymTensor) \
+            and args[0].dtype == value.dtype and value.dtype in (torch.int64, torch.int32):
+        return leaf(*bounds(values[0]), value.dtype)  # (a subset of its entries: within its bounds)
+    return form
 
 
 def _known(t: SymTensor) -> bool:
     return t.entry_form is not None or t.entry_range is not None or t.index_bound is not None \
-        or (t.values is not None and t.dtype in (torch.int64, torch.int32))
+        or (t.values is not None and t.dtype in (torch.int64, torch.int32)) \
+        or (t.sized and isinstance(t.dtype, torch.dtype) and not t.dtype.is_floating_point)
 
 
 def _operand_form(t: SymTensor):
@@ -469,7 +481,7 @@ def _operand_form(t: SymTensor):
     its entries; None where its dtype is not known. (Broadcast or not: see symshape.bounds.)"""
     form = t.entry_form
     if form is None:
-        if t.dtype is None:
+        if not isinstance(t.dtype, torch.dtype):
             return None
         r = _range(t)
         if r is not None:

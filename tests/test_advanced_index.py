@@ -205,7 +205,6 @@ def test_an_index_past_its_table_is_no_mismatch_on_the_meta_device(make):
 @pytest.mark.parametrize("index", [
     lambda q: (torch.arange(q)[:, None] - torch.arange(q)[:, None]) + 5,  # the same dim: not every pair occurs
     lambda q: torch.arange(0, q, 2),  # a step: its last entry is not followed
-    lambda q: torch.arange(q)[1:],  # a part: may miss an extreme
     lambda q: torch.arange(q).relu(),  # an op without a transfer
 ])
 def test_an_index_whose_extremes_are_not_exact_is_refused(index):
@@ -215,6 +214,21 @@ def test_an_index_whose_extremes_are_not_exact_is_refused(index):
 
     with pytest.raises(symshape.UnsupportedOperation, match="indices symshape does not know"):
         symshape.analyze(Computed(), (3, "L"), batch=None)
+
+
+def test_a_part_of_an_index_is_within_the_whole_ones_bounds():
+    """``arange(L)[1:]`` may miss an extreme of ``arange(L)``, so its extremes are not exact, but
+    its entries lie within ``0 … L - 1`` (symshape.bounds): every one is in bounds of a dim of
+    size L, at every L (it was refused)."""
+
+    class Part(nn.Module):
+        def forward(self, x):
+            return x[:, torch.arange(x.shape[-1])[1:]]
+
+    analysis = symshape.analyze(Part(), (3, "L"), batch=None)
+    assert str(analysis.valid_sizes()) == "any L"
+    report = analysis.verify(sizes=[{"L": n} for n in (1, 2, 5, 9)], device="cpu")
+    assert report.ok and sum(1 for r in report.results if r[1]) == 4
 
 
 def test_index_select_with_an_arange_index():

@@ -207,3 +207,55 @@ def test_bounded_indices_agree_with_torch(steps, short):
     report = analysis.verify(sizes=[{"T": t} for t in LENGTHS], device="cpu")
     assert report.ok, (steps, report.mismatches[:1])
     assert short == 0 or report.checked > 0
+
+
+class Disentangled(nn.Module):
+    """DeBERTa's content-to-position attention: relative positions clamped into a span of the
+    position table and gathered (through ``squeeze`` and ``expand``, which keep the bounds); the
+    span a fixed number, or (``tensor_span``, DeBERTa v1) ``torch.tensor(min(T, k))``, which also
+    slices the table."""
+
+    def __init__(self, k: int = 8, tensor_span: bool = False):
+        super().__init__()
+        self.k, self.tensor_span = k, tensor_span
+        self.table = nn.Parameter(torch.randn(2 * k, 4))
+
+    def forward(self, x):
+        t = x.shape[1]
+        rel = (torch.arange(t)[:, None] - torch.arange(t)[None, :]).unsqueeze(0)
+        span = torch.tensor(min(t, self.k)) if self.tensor_span else self.k
+        table = self.table[self.k - span:self.k + span, :]  # (2 * span rows)
+        att = x @ table.t()  # (N, T, 2 * span)
+        pos = torch.clamp(rel + span, 0, span * 2 - 1)
+        return torch.gather(att, dim=-1, index=pos.squeeze(0).expand([x.shape[0], t, t]))
+
+
+@pytest.mark.parametrize("tensor_span", [False, True])
+def test_clamped_relative_positions_gathered_agree_with_torch(tensor_span):
+    analysis = symshape.analyze(Disentangled(8, tensor_span).eval(), ("T", 4))
+    assert str(analysis.valid_sizes()) == "any T"
+    report = analysis.verify(sizes=[{"T": t} for t in (1, 2, 7, 8, 9, 16, 17, 40)], device="cpu")
+    assert report.ok, report.mismatches[:1]
+    assert sum(1 for r in report.results if r[1]) == 8
+
+
+def test_a_tensor_slice_bound_is_its_value():
+    """``x[a:b]`` with one-element integer tensors as bounds: Python's ``__index__``, their value
+    (``torch.tensor(L)`` has exactly one); a float tensor is refused, as Python refuses it."""
+
+    class Sliced(nn.Module):
+        def __init__(self, dtype):
+            super().__init__()
+            self.dtype = dtype
+
+        def forward(self, x):
+            n = torch.tensor(x.shape[-1] // 2, dtype=self.dtype)
+            return x[..., n:]
+
+    analysis = symshape.analyze(Sliced(torch.long), (3, "L"))
+    assert analysis.verify(sizes=[{"L": n} for n in (1, 2, 5, 8)], device="cpu").ok
+    assert tuple(analysis.at(L=9).output_shape) == (1, 3, 5)
+    with pytest.raises(TypeError, match="only integer tensors of a single element"):
+        Sliced(torch.float32)(torch.zeros(1, 3, 4))
+    with pytest.raises(symshape.InvalidInputSize, match="only integer tensors of a single element"):
+        symshape.analyze(Sliced(torch.float32), (3, "L"))

@@ -23,7 +23,7 @@ from dataclasses import replace
 import sympy
 import torch
 
-from ..bounds import bounds, describe
+from ..bounds import at_least, at_most, bounds, describe
 from ..dims import as_expr, canonical, ceil_div, floor_div, maximum, minimum, product, smallest_value
 from ..errors import UnsupportedWhereMetaDiffers
 from ..requirements import Requirement
@@ -190,6 +190,27 @@ def _bound(v, n, default):
     return sympy.Piecewise((maximum(n + v, 0), sympy.Lt(v, 0)), (minimum(v, n), True))
 
 
+def _index_of(ctx: Context, v):
+    """A slice bound as Python reads it: a one-element integer tensor is its value
+    (``__index__``: DeBERTa's ``torch.tensor(min(T, 512))`` as a bound), where symshape knows it
+    (a constant, or exact extremes that are one value); any other value as it is."""
+    if not isinstance(v, SymTensor):
+        return v
+    floating = isinstance(v.dtype, torch.dtype) and (v.dtype.is_floating_point or v.dtype.is_complex)
+    if floating or any(as_expr(d).is_Integer and as_expr(d) != 1 for d in v.shape):
+        ctx.refuse("only integer tensors of a single element can be converted to an index (a slice bound)")
+    if v.dtype is None or any(as_expr(d) != 1 for d in v.shape):
+        ctx.unsupported("a slice bound that is a tensor of a dtype or a number of entries symshape does not know")
+    one = v.values
+    while isinstance(one, tuple) and len(one) == 1:
+        one = one[0]
+    if isinstance(one, int):
+        return int(one)
+    if v.entry_range is not None and v.entry_range[0] == v.entry_range[1]:
+        return v.entry_range[0]
+    ctx.unsupported("a slice bound that is a tensor whose value symshape does not know")
+
+
 def slice_length(n, start, stop, step) -> sympy.Expr:
     """``len(range(n)[start:stop:step])`` for a positive step."""
     a = _bound(start, n, sympy.Integer(0))
@@ -259,6 +280,8 @@ def getitem(ctx: Context, value, index):
         return value[index]
     x = tensor_arg(value, "value", ctx)
     items = list(index) if isinstance(index, tuple) or _sequence_as_tuple(index) else [index]
+    items = [slice(*(_index_of(ctx, v) for v in (i.start, i.stop, i.step))) if isinstance(i, slice) else i
+             for i in items]
     if any(_advanced(i) for i in items):
         return _advanced_getitem(ctx, x, items)
     real = [i for i in items if i is not None and i is not Ellipsis]
@@ -544,8 +567,27 @@ def within(ctx: Context, idx: SymTensor, n) -> bool:
     sizes, through ``where``, ``abs``, ``log`` ...) lie in ``0 … n - 1`` wherever this step runs:
     then every index is in bounds, and torch checks nothing that can fail."""
     lo, hi = bounds(idx.entry_form)[:2]
-    return all(c is sympy.true or (c is not sympy.false and isinstance(c, sympy.Rel) and ctx.proves(c))
-               for c in (sympy.Ge(lo, 0), sympy.Ge(as_expr(n) - 1, hi)))
+    return at_least(lo, 0, ctx.proves) and at_most(hi, _decided(ctx, n) - 1, ctx.proves)
+
+
+def _decided(ctx: Context, expr) -> sympy.Expr:
+    """``expr`` with each ``Piecewise`` whose case this step's facts decide replaced by that
+    case, and each ``Min``/``Max`` they decide by the one it is (``Context.settled``): a table
+    sliced by the side of a branch on ``min(T, 64)`` is ``2*T`` long on the side ``T <= 64``."""
+    expr = as_expr(expr)
+    for _ in range(4):
+        pieces = {}
+        for pw in expr.atoms(sympy.Piecewise):
+            for e, cond in pw.args:
+                if cond is sympy.true or isinstance(cond, sympy.Rel) and ctx.proves(cond):
+                    pieces[pw] = e
+                    break
+                if not (isinstance(cond, sympy.Rel) and ctx.proves(cond.negated)):
+                    break
+        if not pieces:
+            break
+        expr = expr.xreplace(pieces)
+    return ctx.settled(expr)
 
 
 def indexes(ctx: Context, idx: SymTensor, n, what: str, refused: str) -> None:
