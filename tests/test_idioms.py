@@ -456,3 +456,37 @@ def test_a_torch_function_given_a_traced_tensor_beside_scalars_never_crashes_the
     assert done.returncode == 0, done.stderr[-3000:]
     _, functions, calls = done.stdout.split()
     assert int(functions) > 100 and int(calls) == len(_SCALAR_CALLS) * int(functions)
+
+
+def _checked(cond, message):
+    """transformers' ``torch_compilable_check``: a condition, or a callable that returns one."""
+    if callable(cond):
+        cond = cond()
+    torch._check_with(ValueError, cond, lambda: message)
+
+
+class AlignedTokens(nn.Module):
+    """A convolution's grid as tokens, checked against its own count (Deformable DETR's
+    ``torch_compilable_check(total_elements == sequence_length, ...)``), then a Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, stride=2)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        y = self.conv(x)
+        h, w = y.shape[-2:]
+        tokens = y.flatten(2).transpose(1, 2)
+        _checked(h * w == tokens.shape[1], "align the spatial shapes with the sequence length")
+        return self.fc(tokens)
+
+
+def test_a_comparison_of_sizes_equal_at_every_size_is_pythons_bool():
+    """``h * w == tokens.shape[1]`` is True at every size: Python's ``True``, which is no callable
+    (a traced value answered ``callable()`` with True, and the call that followed stopped the
+    trace: the model ran whole on torch's meta kernels, its layers unseen)."""
+    analysis = symshape.analyze(AlignedTokens(), (3, "H", "W"))
+    assert [s.name for s in analysis.steps if s.rule == "conv"] == ["conv"]
+    assert "fc" in analysis.in_features
+    assert assert_agrees(AlignedTokens(), (3, "H", "W"), grid(["H", "W"], [2, 3, 9])) > 0
