@@ -660,13 +660,13 @@ class _Tracer(torch.fx.Tracer):
             proxy.node.meta[REPEAT] = self._repeating[1]
         if self.propagator is not None:
             self._feed(proxy.node)
-            if kind == "call_function" and target in _COMPARISONS:
-                value = self.propagator.env.get(proxy.node)
-                if isinstance(value, (bool, sympy.logic.boolalg.BooleanAtom)):
-                    # a comparison of sizes the same at every size is the bool Python has there:
-                    # transformers' ``torch_compilable_check(a == b, ...)`` asks ``callable(cond)``,
-                    # which a proxy answers True
-                    return bool(value)
+            if kind == "call_function" and target in _COMPARISONS and self.propagator.env.get(proxy.node) in (
+                    True, sympy.true):
+                # a comparison of sizes that holds at every size is Python's True: transformers'
+                # ``torch_compilable_check(a == b, ...)`` asks ``callable(cond)``, which a proxy
+                # answers True. (One that fails at every size stays traced: ``torch._assert`` of
+                # it is a refusal of every size, which a plain False would raise in the trace.)
+                return True
         return proxy
 
     def _feed(self, node: torch.fx.Node) -> None:

@@ -482,7 +482,7 @@ class AlignedTokens(nn.Module):
         return self.fc(tokens)
 
 
-def test_a_comparison_of_sizes_equal_at_every_size_is_pythons_bool():
+def test_a_comparison_of_sizes_true_at_every_size_is_pythons_true():
     """``h * w == tokens.shape[1]`` is True at every size: Python's ``True``, which is no callable
     (a traced value answered ``callable()`` with True, and the call that followed stopped the
     trace: the model ran whole on torch's meta kernels, its layers unseen)."""
