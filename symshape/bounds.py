@@ -56,9 +56,9 @@ import operator
 import sympy
 import torch
 
-from .dims import FloorDiv, as_expr
+from .dims import FloorDiv, as_expr, decide
 
-__all__ = ["Form", "at_least", "at_most", "bounds", "leaf", "compose", "describe"]
+__all__ = ["Form", "at_least", "at_most", "bounds", "leaf", "compose", "describe", "subset"]
 
 #: units in the last place a float op's result is widened by each way (see the module's doc)
 ULPS = 4
@@ -151,6 +151,12 @@ def _leaf(form: Form, over, memo) -> tuple:
     return form.args
 
 
+def _subset(form: Form, over, memo) -> tuple:
+    """Entries moved, repeated or picked from another tensor's: within its bounds, read plainly
+    (its positions are not this tensor's, so no narrowing of a ``where`` applies to them)."""
+    return bounds(form.args[0])[:2]
+
+
 def _sum(form: Form, over, memo) -> tuple:
     (alo, ahi), (blo, bhi) = (_interval(a, over, memo)[:2] for a in form.args)
     return (alo + blo, ahi + bhi) if form.op == "add" else (alo - bhi, ahi - blo)
@@ -172,8 +178,6 @@ def _sign(e) -> int | None:
 
 
 def _holds(cond) -> bool:
-    from .dims import decide
-
     if cond is sympy.true or cond is sympy.false:
         return bool(cond)
     return decide(cond) is True
@@ -283,22 +287,15 @@ def _narrowed(cond, over, memo) -> tuple:
     k = as_expr(k)
     lo, hi = _interval(x, over, memo)[:2]
     below = sympy.ceiling(k) - 1 if rel in ("lt", "ge") else sympy.floor(k)  # X <= below  <=>  X < k / X <= k
-    low_side, high_side = (lo, _at_most(hi, below)), (_at_least(lo, below + 1), hi)
+    low_side, high_side = (lo, _capped(hi, below, sympy.Min)), (_capped(lo, below + 1, sympy.Max), hi)
     true, false = (low_side, high_side) if rel in ("lt", "le") else (high_side, low_side)
     return tuple(None if _holds(sympy.Gt(s[0], s[1])) else {id(x): s} for s in (true, false))
 
 
-def _at_most(hi, k):
-    """An upper end of ``min(hi, k)`` (``k`` where ``hi`` is no number: a sound, simpler end)."""
-    if hi.is_number and k.is_number:
-        return sympy.Min(hi, k)
-    return k if k.is_number else sympy.Min(hi, k)
-
-
-def _at_least(lo, k):
-    if lo.is_number and k.is_number:
-        return sympy.Max(lo, k)
-    return k if k.is_number else sympy.Max(lo, k)
+def _capped(end, k, f):
+    """An end narrowed by ``k``: ``f(end, k)`` (``Min`` for an upper end, ``Max`` for a lower
+    one), or ``k`` itself where ``end`` is no number and ``k`` is (a sound, simpler end)."""
+    return k if k.is_number and not end.is_number else f(end, k)
 
 
 def _cast(form: Form, over, memo) -> tuple:
@@ -376,7 +373,7 @@ def _widened(v: float, dtype, way: int) -> float:
     return out if (out > 0) == (v > 0) or out == 0.0 else 0.0
 
 
-_INTERVALS = {"leaf": _leaf, "add": _sum, "sub": _sum, "neg": _neg, "mul": _product, "floordiv": _quotient,
+_INTERVALS = {"leaf": _leaf, "subset": _subset, "add": _sum, "sub": _sum, "neg": _neg, "mul": _product, "floordiv": _quotient,
               "mod": _quotient, "abs": _abs, "min": _extremum, "max": _extremum, "where": _where, "cast": _cast,
               "float_op": _float_op, **{f"cmp_{r}": _compare for r in ("lt", "le", "gt", "ge", "eq", "ne")}}
 
@@ -541,6 +538,12 @@ def _direction(name: str, at: int, numbers: list) -> int | None:
 
 _TORCH_OPS = {"add": operator.add, "sub": operator.sub, "rsub": lambda a, b: b - a, "mul": operator.mul,
               "div": operator.truediv, **{n: getattr(torch, n) for n in _MONOTONE if not n.startswith("_")}}
+
+
+def subset(form: Form, dtype) -> Form:
+    """A tensor of entries moved, repeated or picked from ``form``'s (a view, ``expand``,
+    ``x[i]``, ``gather``): bounded by its bounds when asked, a new tensor for correlation."""
+    return Form("subset", (form,), dtype)
 
 
 def at_least(e, c, proves) -> bool:

@@ -57,7 +57,7 @@ import torch
 
 from .dims import (DoubleProduct, RelPosReach, SizeRatio, as_expr, canonical, decide, float_extremum, floor_div,
                    integer_polynomial, maximum, minimum)
-from .bounds import bounds, compose, leaf
+from .bounds import compose, leaf, subset
 from .tensor import Pieces, SymTensor, tuple_like
 
 __all__ = ["propagate"]
@@ -466,7 +466,7 @@ def _entry_form(name: str | None, args, kwargs, value: SymTensor):
     form = compose(name, values, kwargs, value.dtype)
     if form is None and (name in _KEEP_ENTRIES or name in _SELECTING) and isinstance(args[0], SymTensor) \
             and args[0].dtype == value.dtype and value.dtype in (torch.int64, torch.int32):
-        return leaf(*bounds(values[0]), value.dtype)  # (a subset of its entries: within its bounds)
+        return subset(values[0], value.dtype)  # (within its bounds, evaluated when an index asks)
     return form
 
 
