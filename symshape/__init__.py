@@ -19,8 +19,8 @@ __version__ = "0.1.0"
 #: symshape, or running ``symshape --help``, does not import torch
 _EXPORTS = {
     **dict.fromkeys(("Analysis", "Evaluation", "analyze", "in_features"), "analysis"),
-    **dict.fromkeys(("BoundExceeded", "InvalidArgument", "InvalidInputSize", "NotASize", "SymshapeError",
-                     "TraceMismatch", "UnknownName", "UnsupportedArgument", "UnsupportedOperation",
+    **dict.fromkeys(("BoundExceeded", "ForwardRaises", "InvalidArgument", "InvalidInputSize", "NotASize",
+                     "SymshapeError", "TraceMismatch", "UnknownName", "UnsupportedArgument", "UnsupportedOperation",
                      "UnsupportedWhereMetaDiffers", "UntraceableModel"), "errors"),
     **dict.fromkeys(("function_rule", "method_rule", "module_rule"), "rules"),
     **dict.fromkeys(("IntSet", "SizeSet", "Tie"), "sizes"),
@@ -48,6 +48,7 @@ __all__ = [
     "Analysis",
     "BoundExceeded",
     "Evaluation",
+    "ForwardRaises",
     "Input",
     "IntSet",
     "InvalidArgument",

@@ -21,8 +21,8 @@ from . import check, explain, export, solve, verify
 from .dims import BATCH, batch_symbol, positive_int, size_symbol
 from .engine import Propagator, Step
 from .requirements import Requirement
-from .errors import (BoundExceeded, InvalidArgument, InvalidInputSize, SizeCases, SymshapeError, TraceMismatch,
-                     UnsupportedOperation, UntraceableModel)
+from .errors import (BoundExceeded, ForwardRaises, InvalidArgument, InvalidInputSize, SizeCases, SymshapeError,
+                     TraceMismatch, UnsupportedOperation, UntraceableModel)
 from .evaluation import ConcreteStep, Evaluation, Failure, Shapes, case_text
 from .formula import formula_of
 from .sizes import NearestSizes
@@ -215,6 +215,9 @@ def analyze(model: nn.Module, input_shape, prove: bool = True, batch: str | None
         with _collector_paused():
             return _by_cases(model, inputs, prove, batch is not None, (), [MAX_CASES])
     except (UnsupportedOperation, UntraceableModel) as e:
+        refused = _refused_by_torch(e, model, inputs, batch is not None)
+        if refused is not None:
+            raise refused from e
         _advise(e, model, inputs, batch is not None)
         raise
     except RecursionError:
@@ -388,6 +391,41 @@ def _advise(e: UnsupportedOperation | UntraceableModel, model: nn.Module, inputs
         steps.append("express the size arithmetic with tensor ops (x.flatten(1), x.view(x.size(0), -1)) "
                      "instead of Python control flow on sizes")
     e.hint = ("  " + HINT_WHY + "\n" if untraceable else "") + "what you can do:\n" + "\n".join(f"  - {s}" for s in steps)
+
+
+def _refused_by_torch(e: SymshapeError, model: nn.Module, inputs: Inputs, batched: bool) -> ForwardRaises | None:
+    """The trace stopped where the model's own code raised, and torch's forward raises the same
+    (verify.torch_raises): the call is refused, which no trace can change. What to do is then
+    about the call (the inputs it gives), not about tracing."""
+    if not isinstance(e, UntraceableModel) or isinstance(e, ForwardRaises) \
+            or not getattr(e, "model_raised", False):
+        return None
+    where = verify.torch_raises(model, inputs, batched, e.reason)
+    if where is None:
+        return None
+    steps = [_inputs_step(model, inputs)]
+    part = _part_that_analyzes(model, inputs, batched, e.module_path)
+    if part:
+        steps.append(f"model.{part} analyzes on its own: symshape.analyze(model.{part}, {inputs.spec()!r}) "
+                     f"(on the command line: MODEL.{part})")
+    hint = "what you can do:\n" + "\n".join(f"  - {s}" for s in steps)
+    return ForwardRaises(e.module, e.reason, e.line, hint, e.module_path, where)
+
+
+def _inputs_step(model: nn.Module, inputs: Inputs) -> str:
+    """The forward's parameters beside the inputs the call gives them."""
+    try:
+        found = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):  # a builtin forward: no parameters to name
+        found = []
+    params = [{p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "") + p.name for p in found]
+    positional = [p.name for p in found if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    given = [positional[i] if i < len(positional) else label
+             for i, (label, _) in enumerate(inputs.shapes[:len(inputs.args)])] + list(inputs.kwargs)
+    takes = f"{type(model).__name__}'s forward takes {', '.join(params)}; " if params else ""
+    return (f"give the forward the inputs it needs ({takes}this call gives {', '.join(given)}): several inputs "
+            "are a tuple of shapes, or a dict of shapes by parameter name, symshape.Input for token ids "
+            "(docs/api.md)")
 
 
 def _reads_training(model: nn.Module) -> bool:

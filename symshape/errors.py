@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "BoundExceeded",
+    "ForwardRaises",
     "InvalidArgument",
     "InvalidInputSize",
     "NotASize",
@@ -99,6 +100,28 @@ class UntraceableModel(SymshapeError):
         msg = f"cannot trace the forward of {self.module}: {self.reason}"
         if self.line:
             msg += f"\n  at {self.line}"
+        if self.hint:
+            msg += f"\n{self.hint}"
+        return msg
+
+
+class ForwardRaises(UntraceableModel):
+    """The model's own code raises for the call symshape was given, and so does torch's forward
+    of it (``torch_raises``: the error and the sizes it was run at): the call is refused, not
+    only symshape's trace of it -- typically an input the forward needs and was not given."""
+
+    def __init__(self, module: str, reason: str, line: str = "", hint: str = "", module_path: str | None = None,
+                 torch_raises: str = ""):
+        super().__init__(module, reason, line, hint, module_path)
+        self.torch_raises = torch_raises
+        self.args = (module, reason, line, hint, module_path, torch_raises)
+
+    def __str__(self) -> str:
+        msg = f"the forward of {self.module} raises {self.reason}"
+        if self.line:
+            msg += f"\n  at {self.line}"
+        msg += f"\n  torch's own forward raises the same ({self.torch_raises}): the model refuses this call, " \
+               "not only symshape's trace of it"
         if self.hint:
             msg += f"\n{self.hint}"
         return msg

@@ -946,7 +946,7 @@ def _trace(model: nn.Module, propagator, whole: frozenset, path: Path | None, ca
         except Exception as e:  # fx raises TraceError, TypeError, ... from inside user code
             if path is not None and isinstance(e, ModelRaised):
                 raise  # (Python's ZeroDivisionError on a side where a size divides by 0: symshape.engine)
-            if path is not None and _raised_by_model(e):
+            if path is not None and raised_by_model(e):
                 raise ModelRaised(f"{type(e).__name__}: {e}") from e
             done = state.untraceable(e, tracer)
         if done is not None:
@@ -1064,14 +1064,16 @@ class _Retry:
 def _stopped(cls: type, where: str, e: Exception) -> UntraceableModel:
     """Why fx could not follow the forward of the module of class ``cls`` at ``where``."""
     name = f"{cls.__name__} at {where!r}" if where else f"{cls.__name__} (the model itself)"
-    return UntraceableModel(name, f"{type(e).__name__}: {e}", _user_frame(e.__traceback__), HINT, where)
+    stopped = UntraceableModel(name, f"{type(e).__name__}: {e}", _user_frame(e.__traceback__), HINT, where)
+    stopped.model_raised = raised_by_model(e)  # (symshape.analysis asks torch whether it raises too)
+    return stopped
 
 
 #: what a model's own code raises to refuse an input (``raise ValueError``, ``assert``)
 _MODEL_ERRORS = (AssertionError, ValueError, RuntimeError, IndexError)
 
 
-def _raised_by_model(e: BaseException) -> bool:
+def raised_by_model(e: BaseException) -> bool:
     """Whether ``e`` is the model's own refusal: raised by a line of the model's code (outside
     torch and symshape) and not fx's report that it cannot follow the code."""
     if not isinstance(e, _MODEL_ERRORS) or isinstance(e, torch.fx.proxy.TraceError):

@@ -563,6 +563,41 @@ def _sample_input(analysis: Shapes, sizes: dict[str, int], dtype: torch.dtype, d
     return analysis.inputs.typed(make, *analysis.concrete_inputs(sizes))
 
 
+#: the sizes (every size name alike) at which torch's own forward is run for a call the model's
+#: code refused in the trace (symshape.analysis): a refusal torch makes at each is the call's
+RAISES_AT = (64, 224)
+
+
+def torch_raises(model: nn.Module, inputs, batched: bool, reason: str) -> str | None:
+    """Where torch's own forward of a meta-device copy of ``model`` (its modes, no_grad) raises
+    exactly ``reason`` (an exception's ``"Type: message"``) at every size of :data:`RAISES_AT`:
+    those sizes, said ("at H = 64, W = 64 and at H = 224, W = 224, on a meta-device copy of the
+    model"); else None. The model itself never runs."""
+    copy_ = copy_model(model, "meta")
+    dtype = _dtype(model)
+    said = []
+    for v in RAISES_AT:
+        sizes = {name: v for name in inputs.size_names}
+        args, kwargs = inputs.typed(lambda shape, given: torch.empty(shape, dtype=given or dtype, device="meta"),
+                                    *inputs.concrete(sizes, batched))
+        state = random.getstate()  # (a forward may draw from Python's random module too)
+        try:
+            with torch.no_grad(), warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+                warnings.simplefilter("ignore")
+                copy_(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001 - the refusal compared is any the model raises
+            if f"{type(e).__name__}: {e}" != reason:
+                return None
+        else:
+            return None
+        finally:
+            random.setstate(state)
+        said.append("at " + (", ".join(f"{k} = {n}" for k, n in sizes.items()) or "the fixed size"))
+        if not sizes:
+            break
+    return " and ".join(said) + ", on a meta-device copy of the model"
+
+
 def _dtype(model: nn.Module) -> torch.dtype:
     """The floating dtype of the model's first floating parameter or buffer (float32 if none)."""
     for t in chain(model.parameters(), model.buffers()):

@@ -4,6 +4,7 @@ flow or on view/reshape now analyzes, checked against torch."""
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 
@@ -13,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import symshape
-from symshape.errors import UnsupportedOperation, UntraceableModel
+from symshape.errors import ForwardRaises, UnsupportedOperation, UntraceableModel
 from oracle import assert_agrees
 from test_cli import run
 
@@ -167,6 +168,73 @@ def test_untraceable_code_gets_the_line_and_specific_steps():
         symshape.analyze(Branchy(), (3, "H", "W"))
     text = str(info.value)
     assert "what you can do:" in text and "model.stem analyzes on its own" in text
+
+
+class Decoder(nn.Module):
+    """An encoder-decoder's half that needs its own input (transformers' seq2seq decoders)."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(8, 8)
+
+    def forward(self, target=None, memory=None):
+        if target is None:
+            raise ValueError("You have to specify target")
+        return self.proj(target) + memory.mean(1, keepdim=True)
+
+
+class EncoderDecoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder, self.decoder = nn.Linear(8, 8), Decoder()
+
+    def forward(self, source, target=None):
+        return self.decoder(target, self.encoder(source))
+
+
+def test_a_call_the_model_refuses_is_said_so_with_the_inputs_it_takes():
+    """The trace stops where the model's own code raises, and torch's forward raises the same:
+    not a control-flow problem of the trace, but a call the model refuses (its target missing)."""
+    model = EncoderDecoder()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ForwardRaises) as info:
+        symshape.analyze(model, ("S", 8))
+    e = info.value
+    assert isinstance(e, UntraceableModel) and e.module_path == "decoder"
+    assert "ValueError: You have to specify target" in e.reason
+    assert e.torch_raises == "at S = 64 and at S = 224, on a meta-device copy of the model"
+    text = str(e)
+    assert text.startswith("the forward of Decoder at 'decoder' raises ValueError: You have to specify target")
+    assert "torch's own forward raises the same" in text and "control flow" not in text
+    assert "EncoderDecoder's forward takes source, target; this call gives source" in text
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    with pytest.raises(ValueError, match="specify target"):  # torch itself: the call is refused
+        model(torch.rand(1, 5, 8))
+    # given the input it needs, the model analyzes, and agrees with torch
+    assert assert_agrees(model, ((("S", 8), ("T", 8))), [{"S": 1, "T": 3}, {"S": 7, "T": 2}]) == 2
+
+
+def test_a_raise_torch_does_not_make_keeps_the_tracing_hint():
+    """Code that raises only under the trace (it asks for a real tensor) is symshape's to say."""
+    class Picky(nn.Module):
+        def forward(self, x):
+            if type(x) is not torch.Tensor:
+                raise TypeError("a plain tensor, please")
+            return x.flatten(1)
+
+    with pytest.raises(UntraceableModel) as info:
+        symshape.analyze(Picky(), (3, "H", "W"))
+    assert not isinstance(info.value, ForwardRaises)
+    assert "symshape follows forward with torch.fx" in str(info.value)
+
+
+def test_cli_says_the_model_refuses_the_call(tmp_path, capsys):
+    path = tmp_path / "ed.py"
+    path.write_text("import torch.nn as nn\n\n\n" + inspect.getsource(Decoder) + "\n\n"
+                    + inspect.getsource(EncoderDecoder))
+    code, _, err = run(capsys, "formula", f"{path}:EncoderDecoder", "--input", "S,8")
+    assert code == 2
+    assert "raises ValueError: You have to specify target" in err and "torch's own forward raises the same" in err
 
 
 @pytest.mark.parametrize("model, shape, sizes", [
