@@ -41,6 +41,9 @@ SIZES_3D = [(64, 64, 64), (48, 64, 80), (96, 96, 32), (33, 47, 40), (16, 16, 16)
 QUICK_2D, QUICK_3D = [(224, 224), (97, 131)], [(64, 64, 64), (33, 47, 40)]
 #: sequence lengths of the text models (their position tables hold 512 or 1024)
 SIZES_1D, QUICK_1D = [(1,), (7,), (64,), (512,), (513,), (1100,)], [(7,), (1100,)]
+#: the encoder-decoders' lengths (T, S): the source's, and the target's the decoder is given
+SIZES_SEQ2SEQ = [(1, 1), (7, 5), (64, 1), (512, 64), (513, 7), (1100, 1100)]
+QUICK_SEQ2SEQ = [(7, 5), (1100, 3)]
 
 _SMP_ARCHS = ["Unet", "UnetPlusPlus", "FPN", "PSPNet", "DeepLabV3", "DeepLabV3Plus", "Linknet", "MAnet", "PAN",
               "UPerNet", "Segformer"]
@@ -112,6 +115,8 @@ def _configs() -> dict[str, tuple[str, str, dict, tuple]]:
             out[f"hf:{model}"] = ("hf-text", model, {"config": config, **kwargs}, ("T",))
         for model, config, kwargs in _HF_AUDIO:
             out[f"hf:{model}"] = ("hf-audio", model, {"config": config, **kwargs}, ("L",))
+        for model, config, kwargs in _HF_SEQ2SEQ:
+            out[f"hf:{model}"] = ("hf-seq2seq", model, {"config": config, **kwargs}, ("T", "S"))
     return out
 
 
@@ -192,6 +197,15 @@ _HF_TEXT += [
 _HF_TEXT += [("IBertModel", "IBertConfig", _TINY),
              ("DebertaModel", "DebertaConfig", {**_TINY, "relative_attention": True, "max_relative_positions": -1,
                                                 "pos_att_type": ["c2p", "p2c"]})]
+#: transformers' encoder-decoders, small, called as a user calls them for training or scoring:
+#: ``model(input_ids=..., decoder_input_ids=...)``, the source of length T and the target of length
+#: S (without decoder_input_ids their decoder raises: symshape says so, errors.ForwardRaises)
+_S2S = {"encoder_layers": 2, "decoder_layers": 2, "d_model": 64, "encoder_attention_heads": 4,
+        "decoder_attention_heads": 4, "encoder_ffn_dim": 128, "decoder_ffn_dim": 128}
+_HF_SEQ2SEQ = [(f"{name}Model", f"{name}Config", _S2S) for name in (
+    "Bart", "MBart", "PLBart", "Marian", "Pegasus", "Blenderbot", "BlenderbotSmall", "M2M100")] + [
+    ("BartForConditionalGeneration", "BartConfig", _S2S), ("T5Model", "T5Config", _T5),
+    ("T5ForConditionalGeneration", "T5Config", _T5)]
 
 CONFIGS = _configs()
 
@@ -208,7 +222,7 @@ def build(config_id: str):
             import segmentation_models_pytorch as smp
 
             return getattr(smp, name)(encoder_weights=None, **kwargs)
-        if lib in ("hf", "hf-text", "hf-audio"):
+        if lib in ("hf", "hf-text", "hf-audio", "hf-seq2seq"):
             import transformers
 
             options = dict(kwargs)
@@ -220,7 +234,7 @@ def build(config_id: str):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if lib in ("hf-text", "hf-audio"):
+        if lib in ("hf-text", "hf-audio", "hf-seq2seq"):
             return make().eval()
         try:
             with torch.device("meta"):
@@ -242,6 +256,9 @@ def one(config_id: str, quick: bool = False) -> dict:
     sizes = {1: (QUICK_1D, SIZES_1D), 2: (QUICK_2D, SIZES_2D), 3: (QUICK_3D, SIZES_3D)}[len(names)][0 if quick else 1]
     if lib == "hf-text":
         shape = symshape.Input(shape, torch.long)  # token ids
+    if lib == "hf-seq2seq":  # the source's token ids and the target's
+        shape = {"input_ids": symshape.Input(("T",), torch.long), "decoder_input_ids": symshape.Input(("S",), torch.long)}
+        sizes = QUICK_SEQ2SEQ if quick else SIZES_SEQ2SEQ
     row: dict = {"model": config_id}
     try:
         model = build(config_id)
@@ -260,7 +277,7 @@ def one(config_id: str, quick: bool = False) -> dict:
         return row
     try:
         points = [dict(zip(names, s)) for s in sizes]
-        report = a.verify(sizes=points, device="cpu" if lib in ("hf-text", "hf-audio") else "meta")
+        report = a.verify(sizes=points, device="cpu" if lib.startswith("hf-") else "meta")
         try:
             found = a.valid_sizes()
             valid = (found.summary() if hasattr(found, "summary") else str(found))[:200]
@@ -310,7 +327,7 @@ def _write(rows: list[dict], path: str, elapsed: float) -> None:
         + " (3-D), sizes torch refuses included, and `valid_sizes()`, `evaluate()` and `formula()` must "
         "not crash (`valid_sizes()` must hold exactly the sizes among these that torch accepts). transformers' text models (small configurations, with their key cache) are built on the "
         "CPU, given token ids of length T (`symshape.Input((\"T\",), torch.long)`), and its speech encoders a "
-        "waveform of length L; each is compared with torch's CPU forward at T (or L) = " + ", ".join(str(s[0]) for s in SIZES_1D) + ". torch's meta kernels do not look at an index's values: where the meta forward ran "
+        "waveform of length L; each is compared with torch's CPU forward at T (or L) = " + ", ".join(str(s[0]) for s in SIZES_1D) + "; its encoder-decoders are given the source's token ids (length T) and the target's (`decoder_input_ids`, length S), and compared at (T, S) = " + ", ".join(f"({t}, {u})" for t, u in SIZES_SEQ2SEQ) + ". torch's meta kernels do not look at an index's values: where the meta forward ran "
         "past an index check symshape makes (the CPU kernels raise there), verify() counts a note, not "
         "a mismatch (the notes column).",
         "",
