@@ -168,7 +168,8 @@ _HF_TEXT = [
 _SPEECH = {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 4, "intermediate_size": 64,
            "conv_dim": (16, 16, 16), "conv_stride": (5, 2, 2), "conv_kernel": (10, 3, 3),
            "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4}
-_HF_AUDIO = [("Wav2Vec2Model", "Wav2Vec2Config", _SPEECH), ("HubertModel", "HubertConfig", _SPEECH)]
+_HF_AUDIO = [("Wav2Vec2Model", "Wav2Vec2Config", _SPEECH), ("HubertModel", "HubertConfig", _SPEECH),
+             ("WavLMModel", "WavLMConfig", _SPEECH)]
 _HF_TEXT += [("CLIPTextModel", "CLIPTextConfig", _TINY)]
 _ROTARY = {"n_layer": 2, "n_embd": 64, "n_head": 4, "rotary_dim": 8}
 _HF_TEXT += [

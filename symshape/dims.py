@@ -1142,7 +1142,7 @@ def _decide(cond) -> bool | str | None:
         return bool(cond) if isinstance(cond, sympy.logic.boolalg.BooleanAtom) else _decide(cond)
     period = _period(cond)
     if period is None:
-        return None
+        return _decide_extremum(cond)
     k = sympy.Dummy("k", integer=True, nonnegative=True)
     seen = set()
     at = _residues(cond, x, period, k)
@@ -1154,6 +1154,33 @@ def _decide(cond) -> bool | str | None:
         if len(seen) > 1:  # holds on one residue class, fails on another
             return DEPENDS
     return seen.pop()
+
+
+def _decide_extremum(cond) -> bool | None:
+    """:func:`_decide` of a relation with a term ``k*Max(a, b)`` (or ``Min``, ``k`` a number),
+    through the arguments: ``e + k*Max(a, b) <= 0`` is ``Max(e + k*a, e + k*b) <= 0`` for
+    ``k > 0`` (a ``Min`` for ``k < 0``), which holds at every size where both do and fails
+    at every size where either fails (a ``Min`` where either holds, where both fail): a slice
+    ``[:-1]`` clamped at 0, ``Max(0, floor(L/20) - 1)``, beside the same length written
+    ``floor((L - 20)/20)``; a stride ``Max(1, T)`` beside ``T`` times a size. None where the
+    arguments do not decide it."""
+    if not isinstance(cond, (sympy.Le, sympy.Lt, sympy.Ge, sympy.Gt)):
+        return None
+    e = cond.lhs - cond.rhs if isinstance(cond, (sympy.Le, sympy.Lt)) else cond.rhs - cond.lhs
+    strict = isinstance(cond, (sympy.Lt, sympy.Gt))
+    for term in sympy.Add.make_args(e):
+        k, extremum = term.as_coeff_Mul()
+        if not isinstance(extremum, (sympy.Max, sympy.Min)) or not k.is_Number or k == 0:
+            continue
+        rest = e - term
+        outcomes = []
+        for arg in extremum.args:
+            r = (sympy.Lt if strict else sympy.Le)(rest + k * arg, 0)  # (a relation of numbers is its truth)
+            outcomes.append(bool(r) if isinstance(r, sympy.logic.boolalg.BooleanAtom) else settle(r))
+        if isinstance(extremum, sympy.Max) == (k > 0):  # the larger of the two must be <= 0: both
+            return False if False in outcomes else True if all(o is True for o in outcomes) else None
+        return True if True in outcomes else False if all(o is False for o in outcomes) else None
+    return None
 
 
 def equal_where(x: SizeExpr, y: SizeExpr, cond, facts: tuple = ()) -> bool:

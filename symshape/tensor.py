@@ -10,7 +10,7 @@ from typing import Any
 
 import sympy
 
-from .dims import FloorDiv, as_expr, canonical, product, smallest_value
+from .dims import FloorDiv, as_expr, canonical, decide, product, smallest_value
 from .requirements import Requirement
 
 __all__ = ["CONV_MEMORY_FORMAT", "LAYOUT_NOT_FOLLOWED", "Pieces", "Repeated", "RepeatedShape", "SymTensor", "channels_last", "dense", "elementwise_layout", "row_major", "has_tensor", "same_stride",
@@ -370,9 +370,11 @@ def row_major(shape, strides) -> bool:
     (decided): each stride at least 1, and at least the next one times its size. Between any two
     dims not of size 1 the outer one's stride is then the larger (``s[i] >= s[j] * n[j] > s[j]``).
     A slice of a contiguous tensor is row-major; a transpose is not."""
-    strides = [nonempty(s) for s in strides]
-    return all(_always(s - 1) for s in strides) and all(
-        _always(strides[i] - strides[i + 1] * as_expr(shape[i + 1])) for i in range(len(strides) - 1))
+    # each condition as torch's strides say it (``Max(1, T)`` past a dim that may be empty,
+    # which is at least 1 where T is 0), or as they are wherever the tensor is not empty
+    forms = [[as_expr(s) for s in strides], [nonempty(s) for s in strides]]
+    return all(any(_always(f[i] - 1) for f in forms) for i in range(len(strides))) and all(
+        any(_always(f[i] - f[i + 1] * as_expr(shape[i + 1])) for f in forms) for i in range(len(strides) - 1))
 
 
 def elementwise_layout(inputs, out: "SymTensor") -> "SymTensor":
@@ -413,7 +415,11 @@ def _always(expr) -> bool:
     if low is not None and low >= 0:
         return True
     low = smallest_value(sympy.factor(expr))  # only where the sum alone does not tell
-    return low is not None and low >= 0
+    if low is not None and low >= 0:
+        return True
+    # a stride clamped at 1 beside the size it clamps (``2*Max(1, T) - 2*T``): through the
+    # arguments of the Max (symshape.dims.decide)
+    return expr.has(sympy.Max, sympy.Min) and decide(sympy.Ge(expr, 0, evaluate=False)) is True
 
 
 def _floors_shifted(expr: sympy.Expr) -> sympy.Expr:

@@ -306,8 +306,10 @@ def getitem(ctx: Context, value, index):
             full = item.start in (None, 0) and item.stop is None and step == 1
             length = n if full else slice_length(n, item.start, item.stop, step)
             # a dim of fixed size (a table, a mask buffer) sliced by a size: as long as the
-            # size where the side's facts or the earlier checks bound it by the table's
-            out.append(ctx.settled(length) if n.is_Integer and not length.is_Integer else length)
+            # size where the side's facts or the earlier checks bound it by the table's; a
+            # slice clamped at 0 (``[:-1]`` of ``floor(L/20)``) where they keep it from 0
+            out.append(ctx.settled(length) if not length.is_Integer and (n.is_Integer or length.has(sympy.Max))
+                       else length)
             strides.append(st[d] * step if st else None)
         else:
             k = as_expr(item, "index")
