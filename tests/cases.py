@@ -492,6 +492,10 @@ def more_cases() -> list[Case]:
                                           att=nn.MultiheadAttention(4, 2)), ("L", 4), seqs))
     add(Case("mha_no_weights", lambda: Custom(lambda m, x: m.att(x, x[:, :1], x[:, :1], need_weights=False)[0],
                                                att=nn.MultiheadAttention(3, 3, batch_first=True)), seq, seqs))
+    add(Case("mha_function", lambda: Custom(lambda m, x: F.multi_head_attention_forward(
+        x.transpose(0, 1), x[:, 1:].transpose(0, 1), x[:, 1:].transpose(0, 1), 4, 2, m.att.in_proj_weight,
+        m.att.in_proj_bias, None, None, False, 0.0, m.att.out_proj.weight, m.att.out_proj.bias, training=False,
+        attn_mask=torch.zeros(x.shape[1], x.shape[1] - 1)), att=nn.MultiheadAttention(4, 2)), ("L", 4), seqs))
     add(Case("transformer_encoder", lambda: nn.TransformerEncoderLayer(4, 2, 8, dropout=0.0, batch_first=True), ("L", 4), seqs))
     add(Case("transformer_decoder", lambda: Custom(lambda m, x: m.dec(x, x), dec=nn.TransformerDecoderLayer(4, 2, 8, dropout=0.0, batch_first=True)), ("L", 4), seqs))
     # resampling
