@@ -186,7 +186,8 @@ def multi_head_attention_forward(ctx: Context, query, key, value, embed_dim_to_c
         ctx.equal(kpm[0], batch, "Expected key_padded_mask.shape[0] to be {rhs}, but got {lhs}")
         ctx.equal(kpm[1], source, "Expected key_padded_mask.shape[1] to be {rhs}, but got {lhs}")
     out_proj = tensor_arg(out_proj_weight, "out_proj_weight", ctx)
-    if out_proj.ndim != 2 or out_proj.shape[1] != embed:
+    out_bias = None if out_proj_bias is None else tensor_arg(out_proj_bias, "out_proj_bias", ctx)
+    if out_proj.ndim != 2 or out_proj.shape[1] != embed or out_bias is not None and out_bias.shape != out_proj.shape[:1]:
         ctx.unsupported(f"out_proj_weight of shape {out_proj.shape} for embed_dim {embed}")
     out = SymTensor((length, batch, out_proj.shape[0]) if batched else (length, out_proj.shape[0]), dtype=q.dtype)
     if not as_flag(need_weights, "need_weights", ctx):
