@@ -44,6 +44,10 @@ SIZES_1D, QUICK_1D = [(1,), (7,), (64,), (512,), (513,), (1100,)], [(7,), (1100,
 #: the encoder-decoders' lengths (T, S): the source's, and the target's the decoder is given
 SIZES_SEQ2SEQ = [(1, 1), (7, 5), (64, 1), (512, 64), (513, 7), (1100, 1100)]
 QUICK_SEQ2SEQ = [(7, 5), (1100, 3)]
+#: Whisper's (T, S): the log-mel frames its encoder takes exactly (2 * max_source_positions = 100
+#: here), the target's length up to its 448 positions
+SIZES_WHISPER = [(99, 1), (100, 1), (100, 448), (100, 449), (101, 5), (3000, 7)]
+QUICK_WHISPER = [(100, 5), (101, 5)]
 
 _SMP_ARCHS = ["Unet", "UnetPlusPlus", "FPN", "PSPNet", "DeepLabV3", "DeepLabV3Plus", "Linknet", "MAnet", "PAN",
               "UPerNet", "Segformer"]
@@ -117,6 +121,8 @@ def _configs() -> dict[str, tuple[str, str, dict, tuple]]:
             out[f"hf:{model}"] = ("hf-audio", model, {"config": config, **kwargs}, ("L",))
         for model, config, kwargs in _HF_SEQ2SEQ:
             out[f"hf:{model}"] = ("hf-seq2seq", model, {"config": config, **kwargs}, ("T", "S"))
+        for model, config, kwargs in _HF_WHISPER:
+            out[f"hf:{model}"] = ("hf-whisper", model, {"config": config, **kwargs}, ("T", "S"))
     return out
 
 
@@ -207,6 +213,12 @@ _HF_SEQ2SEQ = [(f"{name}Model", f"{name}Config", _S2S) for name in (
     "Bart", "MBart", "PLBart", "Marian", "Pegasus", "Blenderbot", "BlenderbotSmall", "M2M100")] + [
     ("BartForConditionalGeneration", "BartConfig", _S2S), ("T5Model", "T5Config", _T5),
     ("T5ForConditionalGeneration", "T5Config", _T5)]
+#: ... and Whisper, whose encoder takes log-mel features (16 bins, T frames)
+_WHISPER = {"encoder_layers": 2, "decoder_layers": 2, "d_model": 64, "encoder_attention_heads": 4,
+            "decoder_attention_heads": 4, "encoder_ffn_dim": 128, "decoder_ffn_dim": 128, "num_mel_bins": 16,
+            "max_source_positions": 50}
+_HF_WHISPER = [("WhisperModel", "WhisperConfig", _WHISPER),
+               ("WhisperForConditionalGeneration", "WhisperConfig", _WHISPER)]
 
 CONFIGS = _configs()
 
@@ -223,7 +235,7 @@ def build(config_id: str):
             import segmentation_models_pytorch as smp
 
             return getattr(smp, name)(encoder_weights=None, **kwargs)
-        if lib in ("hf", "hf-text", "hf-audio", "hf-seq2seq"):
+        if lib.startswith("hf"):
             import transformers
 
             options = dict(kwargs)
@@ -235,7 +247,7 @@ def build(config_id: str):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if lib in ("hf-text", "hf-audio", "hf-seq2seq"):
+        if lib.startswith("hf-"):
             return make().eval()
         try:
             with torch.device("meta"):
@@ -260,6 +272,10 @@ def one(config_id: str, quick: bool = False) -> dict:
     if lib == "hf-seq2seq":  # the source's token ids and the target's
         shape = {"input_ids": symshape.Input(("T",), torch.long), "decoder_input_ids": symshape.Input(("S",), torch.long)}
         sizes = QUICK_SEQ2SEQ if quick else SIZES_SEQ2SEQ
+    if lib == "hf-whisper":  # log-mel features and the target's token ids
+        shape = {"input_features": (_WHISPER["num_mel_bins"], "T"),
+                 "decoder_input_ids": symshape.Input(("S",), torch.long)}
+        sizes = QUICK_WHISPER if quick else SIZES_WHISPER
     row: dict = {"model": config_id}
     try:
         model = build(config_id)
@@ -328,7 +344,7 @@ def _write(rows: list[dict], path: str, elapsed: float) -> None:
         + " (3-D), sizes torch refuses included, and `valid_sizes()`, `evaluate()` and `formula()` must "
         "not crash (`valid_sizes()` must hold exactly the sizes among these that torch accepts). transformers' text models (small configurations, with their key cache) are built on the "
         "CPU, given token ids of length T (`symshape.Input((\"T\",), torch.long)`), and its speech encoders a "
-        "waveform of length L; each is compared with torch's CPU forward at T (or L) = " + ", ".join(str(s[0]) for s in SIZES_1D) + "; its encoder-decoders are given the source's token ids (length T) and the target's (`decoder_input_ids`, length S), and compared at (T, S) = " + ", ".join(f"({t}, {u})" for t, u in SIZES_SEQ2SEQ) + ". torch's meta kernels do not look at an index's values: where the meta forward ran "
+        "waveform of length L; each is compared with torch's CPU forward at T (or L) = " + ", ".join(str(s[0]) for s in SIZES_1D) + "; its encoder-decoders are given the source's token ids (length T) and the target's (`decoder_input_ids`, length S), and compared at (T, S) = " + ", ".join(f"({t}, {u})" for t, u in SIZES_SEQ2SEQ) + " (Whisper: 16 log-mel bins of T frames, at " + ", ".join(f"({t}, {u})" for t, u in SIZES_WHISPER) + "). torch's meta kernels do not look at an index's values: where the meta forward ran "
         "past an index check symshape makes (the CPU kernels raise there), verify() counts a note, not "
         "a mismatch (the notes column).",
         "",
