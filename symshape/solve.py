@@ -669,6 +669,12 @@ def _multivariate(req_lhs, relation: str, rhs, box: Box, names: Sequence[str], t
     try:
         return _separable(req_lhs, relation, rhs, box, names, text)
     except Unsolvable:
+        factored = sympy.factor(req_lhs) if rhs.is_Integer and not req_lhs.has(sympy.floor) else req_lhs
+        if factored != req_lhs:  # a product written out (``H*W - H - W + 1``, a count divisible by 3)
+            try:
+                return _separable(factored, relation, rhs, box, names, text)
+            except Unsolvable:
+                pass
         syms = {s.name for s in as_expr(req_lhs).free_symbols | as_expr(rhs).free_symbols} & set(names)
         few = [n for n in sorted(syms) if box[n].is_finite and box[n].count(box[n].max()) <= MAX_ENUMERATED]
         if not few:
@@ -683,12 +689,23 @@ def _multivariate(req_lhs, relation: str, rhs, box: Box, names: Sequence[str], t
     # tokens): the condition on the others, one value at a time; equal boxes merge afterwards
     name = min(few, key=lambda n: box[n].count(box[n].max()))
     out: list[Box] = []
+    lhs, rhs = as_expr(req_lhs), as_expr(rhs)
+    floors = _floor_divisions if lhs.has(sympy.floor) or rhs.has(sympy.floor) else (lambda e: e)
     for v in box[name].values(box[name].max()):
         here = {size_symbol(name): sympy.Integer(v)}
-        req = Requirement(as_expr(req_lhs).xreplace(here), relation, as_expr(rhs).xreplace(here), text.req.reason)
+        req = Requirement(floors(lhs.xreplace(here)), relation, floors(rhs.xreplace(here)), text.req.reason)
         where = f"{text.where} at {name} = {v}"
         out += _accepting_plain(req, [{**box, name: IntSet.of([v])}], names, {}, where)
-    return out
+    return _merged(out, names)
+
+
+def _floor_divisions(expr: sympy.Expr) -> sympy.Expr:
+    """``expr`` with each ``floor(p/q)`` whose divisor was a size, now a number (``floor(h/w)``
+    at ``w = 2``), as the floor division of sizes the solver reads (FloorDiv)."""
+    def as_floor_div(f):
+        p, q = f.args[0].as_numer_denom()
+        return FloorDiv(p, q) if q.is_Integer and q > 0 and integer_polynomial(p) else f
+    return expr.replace(lambda e: isinstance(e, sympy.floor), as_floor_div)
 
 
 #: the largest divisor of a floor of a product whose residues :func:`_by_residues` takes in turn
@@ -920,12 +937,53 @@ def _restrict_untied(req: Requirement, boxes: list[Box], names: Sequence[str], s
         failing = _chain_failing(req, boxes, names, subs, where)
         if failing is not None:
             try:
-                return [p for b, fails in zip(boxes, failing) for p in (_difference(b, fails, names) if fails else [b])]
+                return _merged([p for b, fails in zip(boxes, failing)
+                                for p in (_difference(b, _merged(fails, names), names) if fails else [b])], names)
             except Unsolvable:  # a box minus a line (``H == W`` of a plain box): link by link
                 pass
-    accepted = _accepting(req, boxes, names, subs, where)
-    if req.unless is not None:  # a chain: req, or unless, or its unless ...
-        accepted = _union(accepted, _restrict(req.unless, boxes, names, subs, where))
+    try:
+        accepted = _accepting(req, boxes, names, subs, where)
+        if req.unless is not None:  # a chain: req, or unless, or its unless ...
+            accepted = _union(accepted, _restrict(req.unless, boxes, names, subs, where))
+        return accepted
+    except Unsolvable:
+        if req.unless is None:
+            raise
+        links = []
+        while req is not None:
+            links.append(replace(req, unless=None))
+            req = req.unless
+        found = _disjunction(boxes, links, names, subs, where)
+        if found is None:
+            raise
+        return found
+
+
+def _disjunction(boxes: list[Box], links: list[Requirement], names: Sequence[str], subs: dict,
+                 where: str) -> list[Box] | None:
+    """The part of ``boxes`` where at least one of ``links`` holds (a chain: a check, unless a
+    side's conditions do not hold), or None where one cannot be solved on what the others leave.
+    A link the solver cannot solve on the whole box (``floor(h/w)`` of two sizes) waits until
+    the others have taken their part: what they leave may hold a size to a few values, which
+    the solver takes one at a time (transformers' Swin, whose window is ``min(h, w)`` on the
+    side where that is at most 7: the rest of the chain holds for ``w >= 8``)."""
+    accepted: list[Box] = []
+    rest, pending = list(boxes), list(links)
+    while pending and rest:
+        waiting = []
+        for link in pending:
+            try:
+                held = _tie_aware(_accepting, link, rest, names, subs, where)
+                if held:
+                    accepted = _union(accepted, held)
+                    rest = [p for b in rest for p in _difference(b, held, names)]
+            except Unsolvable:
+                waiting.append(link)
+            if not rest:
+                break
+        if len(waiting) == len(pending):
+            return None if rest else accepted
+        pending = waiting
     return accepted
 
 
@@ -1205,10 +1263,28 @@ def solve_requirements(names: Sequence[str], requirements: Iterable[tuple[str, R
 
     boxes: list[Box] = [{n: IntSet.all() for n in free}]
     for where, req in sorted(reqs, key=order):
-        boxes = _restrict(req, boxes, free, subs, where)
+        boxes = _merged(_restrict(req, boxes, free, subs, where), free)
         if not boxes:
             break
     return SizeSet(names, boxes, groups=groups)
+
+
+def _merged(boxes: list[Box], names: Sequence[str]) -> list[Box]:
+    """The same union of (disjoint) boxes in fewer: boxes alike in every size but one are one
+    box, that size's sets joined. A condition solved one value of a size at a time leaves a box
+    per value (transformers' Swin: a window ``min(h, w)`` of each size up to 7), which every
+    later condition would otherwise take one by one."""
+    if len(boxes) < 2 or any(_ties(b) for b in boxes):
+        return boxes
+    for n in names:
+        joined: dict[tuple, IntSet] = {}
+        for b in boxes:
+            key = tuple(b[m] for m in names if m != n)
+            joined[key] = joined[key] | b[n] if key in joined else b[n]
+        if len(joined) < len(boxes):
+            others = [m for m in names if m != n]
+            boxes = [{**dict(zip(others, key)), n: s} for key, s in joined.items()]
+    return boxes
 
 
 def _condition_key(req: Requirement) -> tuple:

@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import seed000_mnist
 import seed001_cnnclf
@@ -15,7 +16,9 @@ import seed003_cs231n
 import symshape
 from oracle import members, scan, torch_runs
 from solver_models import NAMES, UPTO, PlusTranspose, Rows, UpCat, solver_models
+from symshape import solve
 from symshape.modules import copy_model as _copy
+from symshape.sizes import IntSet
 
 EXAMPLES = int(os.environ.get("SYMSHAPE_SOLVER_EXAMPLES", "40"))
 TALLY = {"models": 0, "sizes": 0}
@@ -141,6 +144,70 @@ def test_an_odd_count_on_one_side_of_a_broadcast_is_solved_against_torch():
     assert members(valid, ["H", "W"], 12) == {c for c, t in truth.items() if t[1]}, str(valid)
     assert members(exact, ["H", "W"], 12) == {c for c, t in truth.items() if t[2]}, str(exact)
     assert (4, 4) in members(valid, ["H", "W"], 12) and (3, 3) not in members(valid, ["H", "W"], 12)
+
+
+def test_a_count_divisible_by_3_or_not_is_every_size_of_that_side():
+    """Found by the test above: ``view(-1, 6)`` of a broadcast's sides, one of whose checks is
+    ``(H - 1)*(W - 1)`` divisible by 3 unless it is not (a remainder), the product written out
+    (``H*W - H - W + 1``): factored, and the chain's links solved on what the others leave."""
+    model = nn.Sequential(nn.AvgPool2d(2, 1, 0), PlusTranspose(), nn.ReLU(), Rows(6), nn.LazyLinear(2))
+    analysis = symshape.analyze(model, (2, "H", "W"))
+    valid, exact = analysis.valid_sizes(), analysis.exact_sizes()
+    truth = brute_force(model, (2, "H", "W"), ["H", "W"], 12)
+    assert members(valid, ["H", "W"], 12) == {c for c, t in truth.items() if t[1]}, str(valid)
+    assert members(exact, ["H", "W"], 12) == {c for c, t in truth.items() if t[2]}, str(exact)
+    assert (4, 4) in members(valid, ["H", "W"], 12) and (5, 5) not in members(valid, ["H", "W"], 12)
+
+
+class ClampedWindows(nn.Module):
+    """transformers' Swin layer, shrunk: a window of 4 clamped to ``min(h, w)`` where that is at
+    most 4, the map padded to whole windows and partitioned, and a bias table of one window of 4
+    added to each window's scores (torch refuses a window of 2 or 3)."""
+
+    def __init__(self):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(16, 16))
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        window = 4
+        if min(h, w) <= window:
+            window = min(h, w)
+        x = F.pad(x, (0, (window - w % window) % window, 0, (window - h % window) % window))
+        hp, wp = x.shape[2], x.shape[3]
+        x = x.view(n, c, hp // window, window, wp // window, window).permute(0, 2, 4, 3, 5, 1)
+        x = x.reshape(n * (hp // window) * (wp // window), window * window, c)
+        return x @ x.transpose(1, 2) + self.bias
+
+
+def test_a_window_clamped_to_the_smaller_size_is_solved_against_torch():
+    """Each check of the small side holds unless ``w >= 5`` (or the other links): the solver
+    takes that part first, and what is left holds ``w`` to a few values, taken one at a time
+    (a floor ``floor(h/w)`` by a size, once ``w`` is a number, a floor division it solves)."""
+    model = nn.Sequential(ClampedWindows())
+    analysis = symshape.analyze(model, (2, "H", "W"))
+    valid = analysis.valid_sizes()
+    truth = brute_force(model, (2, "H", "W"), ["H", "W"], 14)
+    assert members(valid, ["H", "W"], 14) == {c for c, t in truth.items() if t[1]}, str(valid)
+    # (a window of 1 runs too: its 1 x 1 scores broadcast to the table's 16 x 16)
+    assert str(valid) == "H = 1; or H ∈ {2, 3} and W = 1; or H ≥ 4 and (W = 1 or W ≥ 4)"
+
+
+_SETS = st.one_of(st.builds(IntSet.interval, st.integers(1, 9), st.integers(9, 20)),
+                  st.builds(IntSet.at_least, st.integers(1, 12)),
+                  st.builds(lambda v: IntSet.of([v]), st.integers(1, 20)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(_SETS, _SETS), max_size=8))
+def test_boxes_merged_hold_the_same_sizes(pairs):
+    """solve._merged: boxes alike in all sizes but one joined there; the union is unchanged."""
+    boxes = [{"H": a, "W": b} for a, b in pairs]
+    merged = solve._merged(boxes, ["H", "W"])
+    assert len(merged) <= len(boxes)
+    grid = [(h, w) for h in range(1, 26) for w in range(1, 26)]
+    inside = lambda bs: {(h, w) for h, w in grid if any(h in b["H"] and w in b["W"] for b in bs)}  # noqa: E731
+    assert inside(merged) == inside(boxes)
 
 
 def test_seed003_square_5408_is_31_and_32():
