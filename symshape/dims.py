@@ -1175,8 +1175,11 @@ def _decide_extremum(cond) -> bool | None:
         rest = e - term
         outcomes = []
         for arg in extremum.args:
-            r = (sympy.Lt if strict else sympy.Le)(rest + k * arg, 0)  # (a relation of numbers is its truth)
-            outcomes.append(bool(r) if isinstance(r, sympy.logic.boolalg.BooleanAtom) else settle(r))
+            piece = rest + k * arg
+            if piece.is_number:
+                outcomes.append(bool(piece < 0 if strict else piece <= 0))
+            else:  # (unevaluated: sympy's evaluation asks its assumptions, which settle() need not)
+                outcomes.append(settle((sympy.Lt if strict else sympy.Le)(piece, 0, evaluate=False)))
         if isinstance(extremum, sympy.Max) == (k > 0):  # the larger of the two must be <= 0: both
             return False if False in outcomes else True if all(o is True for o in outcomes) else None
         return True if True in outcomes else False if all(o is False for o in outcomes) else None
