@@ -19,9 +19,10 @@ SIZES = [{"L": l, "S": s} for l, s in ((1, 1), (3, 5), (4, 4), (6, 2))]
 
 class FunctionalAttention(nn.Module):
     def __init__(self, embed=8, heads=2, kdim=8, vdim=8, separate=False, mask=None, padding=False, extra=0,
-                 need_weights=True, average=True, out=8):
+                 need_weights=True, average=True, out=8, batched=True):
         super().__init__()
         self.embed, self.heads, self.mask, self.padding, self.extra = embed, heads, mask, padding, extra
+        self.batched = batched
         self.separate, self.need_weights, self.average = separate or kdim != embed or vdim != embed, need_weights, average
         self.q = nn.Parameter(torch.randn(embed, embed) / 4)
         self.k = nn.Parameter(torch.randn(embed, kdim) / 4)
@@ -34,13 +35,17 @@ class FunctionalAttention(nn.Module):
     def forward(self, x, y):
         q, k = x.transpose(0, 1), y.transpose(0, 1)  # (L, N, E), (S, N, kdim)
         v = k if self.v.shape[1] == self.k.shape[1] else k @ self.mix
-        length, batch, source = q.shape[0], q.shape[1], k.shape[0]
+        if not self.batched:  # (L, E) and (S, kdim): the first sample's
+            q, k, v = q[:, 0], k[:, 0], v[:, 0]
+        length, batch, source = q.shape[0], q.shape[1] if self.batched else 1, k.shape[0]
+        lead = (batch * self.heads,) if self.batched else (self.heads,)
         mask = None
         if self.mask == 2:
             mask = torch.zeros(length + self.extra, source)
         elif self.mask == 3:
-            mask = torch.zeros(batch * self.heads, length, source + self.extra)
-        padding = torch.zeros(batch, source + (self.extra if self.mask is None else 0), dtype=torch.bool) \
+            mask = torch.zeros(*lead, length, source + self.extra)
+        rows = (batch,) if self.batched else ()
+        padding = torch.zeros(*rows, source + (self.extra if self.mask is None else 0), dtype=torch.bool) \
             if self.padding else None
         extra = dict(use_separate_proj_weight=True, q_proj_weight=self.q, k_proj_weight=self.k,
                      v_proj_weight=self.v) if self.separate else {}
@@ -56,7 +61,7 @@ class FunctionalAttention(nn.Module):
     "heads": st.sampled_from([1, 2, 4]), "kdim": st.sampled_from([8, 5]), "vdim": st.sampled_from([8, 3]),
     "separate": st.booleans(), "mask": st.sampled_from([None, 2, 3]), "padding": st.booleans(),
     "extra": st.sampled_from([0, 0, 1]), "need_weights": st.booleans(), "average": st.booleans(),
-    "out": st.sampled_from([8, 6])}))
+    "out": st.sampled_from([8, 6]), "batched": st.booleans()}))
 def test_functional_attention_agrees_with_torch(config):
     model = FunctionalAttention(**config)
     accepted = assert_agrees(model, (("L", 8), ("S", config["kdim"])), SIZES)

@@ -158,7 +158,7 @@ def multi_head_attention_forward(ctx: Context, query, key, value, embed_dim_to_c
         ctx.unsupported("static keys, bias_k/bias_v, add_zero_attn or is_causal")
     batched = _mha_ranks(ctx, q, k, v, key_padding_mask, attn_mask, heads)
     if not batched:
-        q, k, v = (SymTensor((t.shape[0], 1, *t.shape[1:])) for t in (q, k, v))
+        q, k, v = (SymTensor((t.shape[0], 1, *t.shape[1:]), dtype=t.dtype) for t in (q, k, v))
     length, batch, width = q.shape
     source = k.shape[0]
     for name, mask in masks.items():
