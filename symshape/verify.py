@@ -551,6 +551,12 @@ class VerifyReport:
 def _sample_input(analysis: Shapes, sizes: dict[str, int], dtype: torch.dtype, device: str = "cpu"):
     """The call's inputs at ``sizes``, as ``(args, kwargs)``: random values from a generator of
     its own (torch's global RNG is not touched); on the meta device nothing is allocated."""
+    return _call_at(analysis.inputs, analysis.batched, sizes, dtype, device)
+
+
+def _call_at(inputs, batched: bool, sizes: dict[str, int], dtype: torch.dtype, device: str = "cpu"):
+    """:func:`_sample_input` of a call's :class:`~symshape.inputs.Inputs` (``batched``: the batch
+    dim first, ``N`` in ``sizes`` or 1)."""
     generator = torch.Generator().manual_seed(0)
 
     def make(shape, given):
@@ -560,7 +566,7 @@ def _sample_input(analysis: Shapes, sizes: dict[str, int], dtype: torch.dtype, d
             return torch.zeros(shape, dtype=given)
         return torch.rand(*shape, generator=generator).to(dtype)
 
-    return analysis.inputs.typed(make, *analysis.concrete_inputs(sizes))
+    return inputs.typed(make, *inputs.concrete(sizes, batched))
 
 
 #: the sizes (every size name alike) at which torch's own forward is run for a call the model's
@@ -578,8 +584,7 @@ def torch_raises(model: nn.Module, inputs, batched: bool, reason: str) -> str | 
     said = []
     for v in RAISES_AT:
         sizes = {name: v for name in inputs.size_names}
-        args, kwargs = inputs.typed(lambda shape, given: torch.empty(shape, dtype=given or dtype, device="meta"),
-                                    *inputs.concrete(sizes, batched))
+        args, kwargs = _call_at(inputs, batched, sizes, dtype, "meta")
         state = random.getstate()  # (a forward may draw from Python's random module too)
         try:
             with torch.no_grad(), warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
