@@ -136,7 +136,14 @@ _HF = [(f"{name}Model", f"{name}Config", {}) for name in (
     ("SiglipVisionModel", "SiglipVisionConfig", {}), ("ViTMAEModel", "ViTMAEConfig", {"mask_ratio": 0.0}),
     ("ViTForImageClassification", "ViTConfig", {}), ("ConvNextForImageClassification", "ConvNextConfig", {}),
     ("ResNetForImageClassification", "ResNetConfig", {}),
-    ("SegformerForSemanticSegmentation", "SegformerConfig", {})]
+    ("SegformerForSemanticSegmentation", "SegformerConfig", {})] + [
+    (f"{name}Model", f"{name}Config", {}) for name in ("CLIPVision", "BlipVision", "OwlViTVision", "GroupViTVision")] + [
+    ("UperNetForSemanticSegmentation", "UperNetConfig", {}),
+    ("DepthAnythingForDepthEstimation", "DepthAnythingConfig", {}),
+    ("ConvNextV2ForImageClassification", "ConvNextV2Config", {}),
+    ("DetrModel", "DetrConfig", {"use_timm_backbone": False, "use_pretrained_backbone": False, "backbone": None}),
+    ("ConditionalDetrModel", "ConditionalDetrConfig", {"use_timm_backbone": False, "use_pretrained_backbone": False}),
+    ("Mask2FormerModel", "Mask2FormerConfig", {})]
 
 
 #: transformers' text models, small (two layers, narrow), each with its key cache where it has
@@ -174,8 +181,8 @@ _HF_TEXT = [
 _SPEECH = {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 4, "intermediate_size": 64,
            "conv_dim": (16, 16, 16), "conv_stride": (5, 2, 2), "conv_kernel": (10, 3, 3),
            "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4}
-_HF_AUDIO = [("Wav2Vec2Model", "Wav2Vec2Config", _SPEECH), ("HubertModel", "HubertConfig", _SPEECH),
-             ("WavLMModel", "WavLMConfig", _SPEECH)]
+_HF_AUDIO = [(f"{name}Model", f"{name}Config", _SPEECH) for name in (
+    "Wav2Vec2", "Hubert", "WavLM", "SEW", "SEWD", "UniSpeech", "UniSpeechSat", "Data2VecAudio", "Wav2Vec2Conformer")]
 _HF_TEXT += [("CLIPTextModel", "CLIPTextConfig", _TINY)]
 _ROTARY = {"n_layer": 2, "n_embd": 64, "n_head": 4, "rotary_dim": 8}
 _HF_TEXT += [
@@ -199,6 +206,43 @@ _HF_TEXT += [
     ("UMT5EncoderModel", "UMT5Config", _T5), ("LongT5EncoderModel", "LongT5Config", _T5),
     ("MPNetModel", "MPNetConfig", _TINY),
 ]
+#: ... and more encoders and decoders users load (XLNet, FNet, ESM, LUKE ...)
+_HF_TEXT += [
+    ("XLNetModel", "XLNetConfig", {"n_layer": 2, "d_model": 64, "n_head": 4, "d_inner": 128}),
+    ("FNetModel", "FNetConfig", {"num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 128}),
+    ("SqueezeBertModel", "SqueezeBertConfig", {**_TINY, "embedding_size": 64}),
+    ("ConvBertModel", "ConvBertConfig", {**_TINY, "embedding_size": 64}),
+    ("MobileBertModel", "MobileBertConfig", {**_TINY, "embedding_size": 32, "intra_bottleneck_size": 32,
+                                             "true_hidden_size": 32}),
+    ("PersimmonForCausalLM", "PersimmonConfig", _TINY), ("MptForCausalLM", "MptConfig", {"n_layers": 2, "d_model": 64,
+                                                                                        "n_heads": 4}),
+    ("BioGptForCausalLM", "BioGptConfig", _TINY),
+    ("CTRLModel", "CTRLConfig", {"n_layer": 2, "n_embd": 64, "n_head": 4, "dff": 128}),
+    ("RemBertModel", "RemBertConfig", {**_TINY, "input_embedding_size": 32, "output_embedding_size": 32}),
+    ("EsmModel", "EsmConfig", {**_TINY, "vocab_size": 33, "pad_token_id": 1}),
+    ("LukeModel", "LukeConfig", {**_TINY, "entity_emb_size": 32}), ("SplinterModel", "SplinterConfig", _TINY),
+    ("Data2VecTextModel", "Data2VecTextConfig", _TINY),
+]
+#: ... and mixtures of experts (transformers 5 runs the experts with torch._grouped_mm over the
+#: tokens sorted by expert, and puts them back in order through the sort's inverse permutation)
+_MOE = {**_GQA, "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32}
+_LOCAL_EXPERTS = {**_GQA, "num_local_experts": 4, "num_experts_per_tok": 2}
+_GROUPED = {"n_routed_experts": 4, "n_group": 1, "topk_group": 1, "first_k_dense_replace": 1}
+_HF_TEXT += [
+    ("MixtralForCausalLM", "MixtralConfig", _LOCAL_EXPERTS),
+    ("Qwen2MoeForCausalLM", "Qwen2MoeConfig", {**_MOE, "shared_expert_intermediate_size": 32}),
+    ("Qwen3MoeForCausalLM", "Qwen3MoeConfig", _MOE), ("OlmoeForCausalLM", "OlmoeConfig", _MOE),
+    ("GraniteMoeForCausalLM", "GraniteMoeConfig", _LOCAL_EXPERTS), ("PhimoeForCausalLM", "PhimoeConfig", _LOCAL_EXPERTS),
+    ("GptOssForCausalLM", "GptOssConfig", {**_LOCAL_EXPERTS, "head_dim": 16}),
+    ("MiniMaxForCausalLM", "MiniMaxConfig", {**_LOCAL_EXPERTS, "layer_types": ["full_attention"] * 2}),
+    ("Llama4ForCausalLM", "Llama4TextConfig", {**_LOCAL_EXPERTS, "num_experts_per_tok": 1, "head_dim": 16,
+                                               "intermediate_size_mlp": 128}),
+    ("DeepseekV3ForCausalLM", "DeepseekV3Config", {**_MOE, **_GROUPED, "q_lora_rank": 32, "kv_lora_rank": 16,
+                                                   "qk_rope_head_dim": 8, "qk_nope_head_dim": 8, "v_head_dim": 16}),
+    ("Glm4MoeForCausalLM", "Glm4MoeConfig", {**_MOE, **_GROUPED}),
+    ("Ernie4_5_MoeForCausalLM", "Ernie4_5_MoeConfig", {**_GQA, "moe_num_experts": 4, "moe_k": 2,
+                                                       "moe_intermediate_size": 32}),
+]
 #: ... and I-BERT (numpy's names for dims, ``x.mean(axis=2)``, after an embedding), and DeBERTa's
 #: relative attention (a span ``torch.tensor(min(T, 512))`` that slices the position table)
 _HF_TEXT += [("IBertModel", "IBertConfig", _TINY),
@@ -211,7 +255,9 @@ _S2S = {"encoder_layers": 2, "decoder_layers": 2, "d_model": 64, "encoder_attent
         "decoder_attention_heads": 4, "encoder_ffn_dim": 128, "decoder_ffn_dim": 128}
 _HF_SEQ2SEQ = [(f"{name}Model", f"{name}Config", _S2S) for name in (
     "Bart", "MBart", "PLBart", "Marian", "Pegasus", "Blenderbot", "BlenderbotSmall", "M2M100")] + [
-    ("BartForConditionalGeneration", "BartConfig", _S2S), ("T5Model", "T5Config", _T5),
+    ("BartForConditionalGeneration", "BartConfig", _S2S), ("MvpModel", "MvpConfig", _S2S),
+    ("BigBirdPegasusModel", "BigBirdPegasusConfig", {**_S2S, "attention_type": "original_full"}),
+    ("T5Model", "T5Config", _T5),
     ("T5ForConditionalGeneration", "T5Config", _T5)]
 #: ... and Whisper, whose encoder takes log-mel features (16 bins, T frames)
 _WHISPER = {"encoder_layers": 2, "decoder_layers": 2, "d_model": 64, "encoder_attention_heads": 4,

@@ -253,7 +253,9 @@ def _attr(root: nn.Module, target: str, node: torch.fx.Node):
         raise UnsupportedOperation("get_attr", target, node.format_node(), "an uninitialized lazy parameter has no shape yet")
     if isinstance(obj, torch.Tensor):
         values = _constant_values(obj)
-        return SymTensor(tuple(obj.shape), dtype=obj.dtype, values=values,
+        # (its own strides, exactly: a parameter stored transposed is no contiguous tensor)
+        strides = None if obj.is_contiguous() or obj.layout != torch.strided else tuple(obj.stride())
+        return SymTensor(tuple(obj.shape), strides is None, dtype=obj.dtype, values=values, strides=strides,
                          entry_range=_constant_range(obj) if values is None else None)
     return obj
 
@@ -940,6 +942,11 @@ class Propagator:
         if written is not None:  # every tensor that shares its storage has other entries now
             self._share(node, written)
             self._overwrite(node, ranges.writes_sized(family, node.target, kind, call_args, kwargs))
+            if node.target is operator.setitem and written is first and first.op == "call_function" \
+                    and set(self._storage.get(first, ())) <= {node, first} and len(call_args) == 3:
+                # (each entry written, by a permutation of its positions: what the write made is known)
+                whole = ranges.written_whole(self.env[first], call_args[1], call_args[2])
+                self.env[first] = whole if whole is not None else self.env[first]
             if isinstance(value, SymTensor) and (value.float_form is not None or value.entry_form is not None):
                 # (what the write made: known)
                 self.env[node] = replace(self.env[node], float_form=value.float_form, entry_form=value.entry_form)

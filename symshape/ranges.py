@@ -420,8 +420,21 @@ def _idiom(q: sympy.Expr, k: sympy.Expr) -> tuple:
 def propagate(target, kind: str, args, kwargs, value: Any, family: str | None = None) -> Any:
     """``value`` (a call's result) with its exact entry range where the call keeps one, and
     without any range a rule passed along otherwise; with the bound of the indices it returns or
-    keeps; marked ``sized`` where its entries may depend on the sizes (see the module's doc).
+    keeps; marked ``sized`` where its entries may depend on the sizes (see the module's doc);
+    a permutation only as ``sort``, ``argsort`` return it (or an item of their pair).
     ``family``: the rule that computed it (``"meta"``: torch's meta kernels)."""
+    value = _propagated(target, kind, args, kwargs, value, family)
+    if kind != "module" and (_op_name(target, kind) in _PERMUTING
+                             or target is operator.getitem and args and isinstance(args[0], (list, tuple))):
+        return value
+    return _each(value, lambda t: replace(t, permutation=False) if t.permutation else t)
+
+
+#: ops whose indices of a 1-D tensor are a permutation of its positions
+_PERMUTING = frozenset({"sort", "argsort"})
+
+
+def _propagated(target, kind: str, args, kwargs, value: Any, family: str | None) -> Any:
     name = _op_name(target, kind)
     if kind != "module":
         value = _bounded(name, target, args, kwargs, value)
@@ -598,12 +611,28 @@ def overwritten(value: Any, sized: bool) -> Any:
 
     def after(t: SymTensor) -> SymTensor:
         if t.entry_range is None and t.index_bound is None and t.values is None and t.float_form is None \
-                and t.entry_form is None and (t.sized or not sized):
+                and t.entry_form is None and not t.permutation and (t.sized or not sized):
             return t
         return replace(t, entry_range=None, index_bound=None, values=None, float_form=None, entry_form=None,
-                       sized=t.sized or sized)
+                       permutation=False, sized=t.sized or sized)
 
     return _each(value, after)
+
+
+def written_whole(target: Any, index: Any, item: Any) -> SymTensor | None:
+    """``target`` after ``target[index] = item`` where that writes each of its entries: a 1-D
+    ``target`` indexed by a permutation of its positions (``inverse[perm] = arange(n)``), each
+    of ``item``'s entries ``0 … bound - 1``: bounded so (else None: nothing known)."""
+    if not (isinstance(target, SymTensor) and isinstance(index, SymTensor) and index.permutation
+            and target.ndim == 1 and index.ndim == 1 and target.shape == index.shape
+            and target.dtype in (torch.int64, torch.int32)):
+        return None
+    r = _range(item)
+    bound = r[1] + 1 if r is not None and (r[0].is_nonnegative or decide(sympy.Ge(r[0], 0)) is True) \
+        else _operand_bound(item)
+    if bound is None or isinstance(item, SymTensor) and item.ndim > 1:
+        return None
+    return replace(target, index_bound=canonical(bound))
 
 
 # -- which tensors share storage --------------------------------------------------------------------
@@ -851,11 +880,15 @@ def _bounded(name: str | None, target, args, kwargs, value: Any) -> Any:
     if name in _INDICES:
         n = _index_dim_size(name, args, kwargs)
         if n is not None:
+            whole = name in _PERMUTING and isinstance(args[0], SymTensor) and args[0].ndim == 1
             if isinstance(value, SymTensor) and value.dtype in (torch.int64, None) and name in ("argsort", "argmax",
                                                                                                 "argmin"):
-                return _with_bound(value, n)
+                return replace(_with_bound(value, n), permutation=whole)
             if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], SymTensor):
-                return type(value)([_with_bound(value[0], None), _with_bound(value[1], n)])
+                indices = replace(_with_bound(value[1], n), permutation=whole)
+                # (the values are entries of the input: below its bound, where it has one)
+                bound = args[0].index_bound if isinstance(args[0], SymTensor) else None
+                return type(value)([_with_bound(value[0], bound), indices])
     if (name in _MOD or target in _MOD) and len(args) == 2 and not kwargs and isinstance(args[0], SymTensor) and isinstance(value, SymTensor):
         c = _number(args[1])  # t % c lies in 0 … c - 1 for a positive c, whatever t
         if c is not None and (c.is_positive or decide(sympy.Ge(c, 1)) is True) and value.dtype in (torch.int64, None):

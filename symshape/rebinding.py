@@ -4,8 +4,9 @@
   before any ``__torch_function__`` could record it) record a call with a traced size as a graph
   node; Python's ``random`` functions refuse a draw by name; ``Variable(x)`` of a traced tensor is
   ``x.detach()``;
-- the names ``int``, ``float``, ``max`` and ``min`` in the globals of the code traced (where they
-  are free) are stand-ins that record a call on a traced size.
+- the names ``int``, ``float``, ``max``, ``min`` and ``len`` in the globals of the code traced
+  (where they are free) are stand-ins that record a call on a traced size (``len(x)``: its first
+  size).
 
 Installed once for every thread that traces at the time, and undone when the last trace ends;
 each thread records only into its own tracer.
@@ -221,8 +222,23 @@ def _float_extremum(builtin):
     return stand_in
 
 
+def _length(obj):
+    """``len(x)`` of a traced tensor (``batch_size = len(x)``, RT-DETR's and many model files'):
+    its first size, a traced size where the input decides it (Python's own ``len`` must return a
+    plain int, which fx cannot give); anything else as the builtin."""
+    if issubclass(type(obj), SizedMixin):
+        value = obj.tracer.value(obj)
+        shape = getattr(value, "shape", None)
+        if isinstance(shape, tuple) and not isinstance(value, tuple):
+            if not shape:
+                raise TypeError("len() of a 0-d tensor")
+            return int(shape[0]) if isinstance(shape[0], sympy.Integer) else obj.size(0)
+    return len(obj)
+
+
+_length.builtin = len
 _STAND_INS = {"int": _stand_in(int), "float": _stand_in(float),
-              "max": _float_extremum(max), "min": _float_extremum(min)}
+              "max": _float_extremum(max), "min": _float_extremum(min), "len": _length}
 _globals_lock = threading.Lock()
 #: the globals dicts holding a stand-in, with the names inserted, while any trace runs
 _covered: dict[int, tuple[dict, list[str]]] = {}

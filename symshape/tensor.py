@@ -67,6 +67,11 @@ class SymTensor:
     #: on an index computed through ``where``, ``abs``, ``log`` ... (symshape.bounds.Form: one
     #: object per tensor, compared by identity, so it takes no part in a tensor's equality)
     entry_form: Any = field(default=None, compare=False)
+    #: True for a 1-D tensor whose entries are ``0 … n - 1``, each once (``n`` its length): the
+    #: indices ``sort`` and ``argsort`` return for a 1-D tensor. Only that op's result has it:
+    #: every other op drops it (symshape.ranges), and an ``inverse[perm] = arange(n)`` writes
+    #: every entry of ``inverse`` (a mixture of experts' tokens put back in order)
+    permutation: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "shape", tuple(as_expr(s, "a tensor size") for s in self.shape))

@@ -105,6 +105,8 @@ def _is_leaf(m: nn.Module) -> bool:
 #: the key of a ``get_attr`` node's meta that holds the tensor constant fx made for it (fx sets
 #: it as an attribute of the model while tracing; symshape takes it off again)
 CONSTANT = "symshape_constant"
+#: Python's types as torch reads them where a dtype is asked for (``dtype=int``: int64)
+_PYTHON_DTYPES = {int: torch.int64, float: torch.float64, bool: torch.bool, complex: torch.complex128}
 #: a node's meta key: the module call it is repeats an equal earlier one (Propagator.repeat_key)
 REPEAT = "symshape_repeat"
 #: a repeating call's node meta: ``(steps, shape)``, the number of steps up to and with its copies,
@@ -655,6 +657,10 @@ class _Tracer(torch.fx.Tracer):
         if self.nodes > MAX_NODES:  # a loop whose end never comes (``while x.dim() > 0``)
             raise BoundExceeded(f"MAX_NODES = {MAX_NODES}", f"the forward made more than {MAX_NODES:,} ops in one "
                                 "trace: a Python loop that does not end, or a model larger than symshape traces")
+        if isinstance(kwargs.get("dtype"), type) and kwargs["dtype"] in _PYTHON_DTYPES:  # (torch.zeros(n, dtype=int): torch's int64; fx keeps no type)
+            kwargs = {**kwargs, "dtype": _PYTHON_DTYPES[kwargs["dtype"]]}
+        if kind == "call_method" and target == "to" and len(args) > 1 and isinstance(args[1], type) and args[1] in _PYTHON_DTYPES:
+            args = (args[0], _PYTHON_DTYPES[args[1]], *args[2:])
         proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
         if kind == "call_module" and self._repeating is not None:
             proxy.node.meta[REPEAT] = self._repeating[1]

@@ -768,6 +768,11 @@ _VALUES_ON_META = ("torch's meta forward stopped where the model reads a tensor'
                    "forward proves it")
 
 
+_RAISED_ON_META = ("torch's forward of the model on the meta device raised {}: {} (a meta kernel's check, which "
+                   "torch's CPU kernel may not make: build the model on the CPU, where its own forward proves the "
+                   "trace)")
+
+
 def _reads_values(error: BaseException | None) -> bool:
     """Whether a meta forward stopped because the model read a value (``.item()``, ``bool()``,
     ``.tolist()`` of a meta tensor), not at a check of sizes."""
@@ -836,8 +841,9 @@ def prove(analysis: Shapes) -> str:
                 comparison = compare(analysis, sizes, obs)
             if comparison.mismatches:
                 _floating_indices(analysis, obs.error)
-                why = [_VALUES_ON_META.format(str(obs.error).splitlines()[0])] \
-                    if _on_meta(model) and _reads_values(obs.error) else []
+                why = [] if not _on_meta(model) or obs.error is None else \
+                    [_VALUES_ON_META.format(str(obs.error).splitlines()[0]) if _reads_values(obs.error) else
+                     _RAISED_ON_META.format(type(obs.error).__name__, str(obs.error).splitlines()[0][:200])]
                 raise TraceMismatch(sizes, why + [str(m) for m in comparison.mismatches],
                                     [m.layer for m in comparison.mismatches])
     return "; ".join(", ".join(f"{k}={v}" for k, v in s.items()) for s in todo) or "the fixed size"

@@ -479,6 +479,20 @@ def more_cases() -> list[Case]:
         torch.gather(x, 3, torch.arange(x.shape[-1]).expand_as(x)), x.gather(0, torch.zeros(1, 1, 1, 1).long()),
         torch.gather(x, 2, x.topk(1, dim=2).indices), torch.gather(x, 2, torch.arange(x.shape[-1]).expand_as(x)))),
         SHAPES[2], S2_SMALL))
+    add(Case("scatter", lambda: Custom(lambda m, x: (
+        torch.scatter(torch.zeros_like(x), -1, x.topk(1, dim=-1).indices, 1.0),
+        torch.zeros_like(x).scatter(2, x.argmax(2, keepdim=True), x[:, :, :1]),
+        torch.scatter_add(x, 3, torch.argsort(x, -1)[..., :2], x[..., :2]),
+        x.scatter_add(1, x.argmax(1, keepdim=True), x[:, :1]),
+        torch.scatter_reduce(x, -1, torch.argsort(x, -1), x, "amax"),
+        x.scatter_reduce(0, torch.zeros(1, 1, 1, 1).long(), x[:1, :1, :1, :1], "sum", include_self=False),
+        torch.zeros_like(x).scatter_(-1, x.topk(1, dim=-1).indices, 2.0),
+        x.clone().scatter_add_(2, x.argmin(2, keepdim=True), x[:, :, :1]),
+        x.clone().scatter_reduce_(-1, x.argmax(-1, keepdim=True), x[..., :1], "prod"))), SHAPES[2], S2_SMALL))
+    if hasattr(torch, "_grouped_mm"):  # (torch 2.8 and later)
+        add(Case("grouped_mm", lambda: Custom(lambda m, x: torch._grouped_mm(
+            x.reshape(-1, 8), m.w.transpose(-2, -1), offs=torch.full((3,), x.shape[1], dtype=torch.int32)),
+            w=nn.Parameter(torch.randn(3, 6, 8))), ("L", 8), grid(("L",), [1, 2, 5])))
     add(Case("int_bool_type_as", lambda: Custom(lambda m, x: x.int().type_as(x) + x.bool().float()), SHAPES[2], S2_SMALL))
     seq = ("L", 3)
     seqs = grid(("L",), [1, 2, 5])

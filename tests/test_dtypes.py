@@ -302,3 +302,24 @@ def test_a_dtype_only_the_cpu_kernel_refuses_is_refused_at_every_size(op):
     symshape.analyze(Op(), ints)
     for n in (1, 3):
         Op()(torch.ones(1, n, dtype=torch.long))
+
+
+class PythonTypes(nn.Module):
+    """Python's ``int``, ``float``, ``bool`` given as a dtype (transformers' ``torch.zeros(batch,
+    dtype=int)``): torch reads them as int64, float64, bool."""
+
+    def __init__(self, kind=int):
+        super().__init__()
+        self.kind, self.floats = kind, kind is float  # (``kind is float`` in forward: symshape's
+        # stand-in for the name float, docs/how-it-works.md)
+
+    def forward(self, x):  # x: (N, T, 4)
+        counts = torch.zeros(x.shape[1], device=x.device, dtype=self.kind) + x[0, :, 0].to(self.kind)
+        return counts if self.floats else torch.nn.functional.one_hot(counts.long().clamp(0, 3), 4)
+
+
+@pytest.mark.parametrize("kind", [int, float, bool])
+def test_python_types_as_dtypes_are_torchs(kind):
+    assert assert_agrees(PythonTypes(kind), ("T", 4), [{"T": t} for t in (1, 3)]) == 2
+    # traced op by op (torch.fx keeps no Python type in a graph: the model was run whole before)
+    assert "torch.zeros" in [s.op for s in symshape.analyze(PythonTypes(kind), ("T", 4)).steps]

@@ -490,3 +490,19 @@ def test_a_comparison_of_sizes_true_at_every_size_is_pythons_true():
     assert [s.name for s in analysis.steps if s.rule == "conv"] == ["conv"]
     assert "fc" in analysis.in_features
     assert assert_agrees(AlignedTokens(), (3, "H", "W"), grid(["H", "W"], [2, 3, 9])) > 0
+
+
+class Lengths(nn.Module):
+    """``batch_size = len(x)`` (RT-DETR and many model files), ``len`` of a row and of a list."""
+
+    def forward(self, x):  # x: (N, T, 4)
+        batch, rows = len(x), len(x[0])
+        parts = [x, x.flip(1)]
+        return torch.cat(parts, 2).reshape(batch, -1)[:, : len(parts) * rows]
+
+
+def test_len_of_a_tensor_is_its_first_size():
+    assert assert_agrees(Lengths(), ("T", 4), grid(["T"], [1, 2, 5])) == 3
+    a = symshape.analyze(Lengths(), ("T", 4))
+    assert "Tensor.reshape" in [s.op for s in a.steps]  # traced op by op (fx refuses len(): run whole before)
+    assert [str(d) for d in a.output_shape] == ["N", "2*T"]

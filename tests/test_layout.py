@@ -948,3 +948,23 @@ def test_strides_written_in_other_forms_are_the_standard_ones_where_every_case_a
                        int(standard[0].subs({H: h, W: w}))) for h in range(4, 61, 4) for w in range(1, 61)}
     assert all(a == s for a, _, s in values.values())
     assert any(b != s for _, b, s in values.values())
+
+
+class StoredWeights(nn.Module):
+    """A parameter or a buffer stored transposed: its own strides, not the standard ones (a
+    view of it that merges dims is refused by torch at every size)."""
+
+    def __init__(self, transposed=None):
+        super().__init__()
+        self.transposed = transposed
+        self.w = nn.Parameter(torch.randn(6, 4).t() if transposed == "parameter" else torch.randn(4, 6))
+        self.register_buffer("bias", torch.zeros(6, 3).t() if transposed == "buffer" else torch.zeros(3, 6))
+
+    def forward(self, x):  # x: (N, T, 4)
+        return x @ self.w + self.bias.view(-1)[:6] + self.w.view(-1)[:6]
+
+
+@pytest.mark.parametrize("transposed", ["parameter", "buffer", None])
+def test_parameters_and_buffers_have_their_own_strides(transposed):
+    accepted = assert_agrees(StoredWeights(transposed), ("T", 4), [{"T": t} for t in (1, 2, 5)])
+    assert accepted == (3 if transposed is None else 0)
