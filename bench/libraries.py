@@ -49,6 +49,10 @@ QUICK_SEQ2SEQ = [(7, 5), (1100, 3)]
 SIZES_WHISPER = [(99, 1), (100, 1), (100, 448), (100, 449), (101, 5), (3000, 7)]
 QUICK_WHISPER = [(100, 5), (101, 5)]
 
+#: diffusers' latents (H, W), and the text's length S for a UNet conditioned on it
+SIZES_TEXT_2D = [(64, 64, 77), (32, 48, 1), (33, 47, 7), (16, 16, 300), (8, 8, 1), (7, 9, 5)]
+QUICK_TEXT_2D = [(32, 48, 1), (33, 47, 7)]
+
 _SMP_ARCHS = ["Unet", "UnetPlusPlus", "FPN", "PSPNet", "DeepLabV3", "DeepLabV3Plus", "Linknet", "MAnet", "PAN",
               "UPerNet", "Segformer"]
 _SMP_ENCODERS = ["resnet18", "efficientnet-b0", "mobilenet_v2", "tu-convnext_atto", "mit_b0"]
@@ -123,6 +127,9 @@ def _configs() -> dict[str, tuple[str, str, dict, tuple]]:
             out[f"hf:{model}"] = ("hf-seq2seq", model, {"config": config, **kwargs}, ("T", "S"))
         for model, config, kwargs in _HF_WHISPER:
             out[f"hf:{model}"] = ("hf-whisper", model, {"config": config, **kwargs}, ("T", "S"))
+    if importlib.util.find_spec("diffusers") is not None:  # (in the transformers venv: see DEVELOPERS.md)
+        for model, kwargs, inputs in _DIFFUSERS:
+            out[f"diffusers:{model}"] = ("diffusers", model, kwargs, inputs)
     return out
 
 
@@ -266,6 +273,30 @@ _WHISPER = {"encoder_layers": 2, "decoder_layers": 2, "d_model": 64, "encoder_at
 _HF_WHISPER = [("WhisperModel", "WhisperConfig", _WHISPER),
                ("WhisperForConditionalGeneration", "WhisperConfig", _WHISPER)]
 
+#: diffusers' models, small, called as its pipelines call them: a UNet with the noisy sample and
+#: the step (a 0-d int64 tensor: "step"), conditioned on the text's hidden states of length S; an
+#: autoencoder on an image; DiT on latents with the step and a class label ("label")
+_UNET = {"block_out_channels": (32, 64), "layers_per_block": 1, "norm_num_groups": 8}
+_AUTOENCODER = {**_UNET, "in_channels": 3, "out_channels": 3, "down_block_types": ("DownEncoderBlock2D",) * 2,
+                "up_block_types": ("UpDecoderBlock2D",) * 2, "latent_channels": 4}
+_DIFFUSERS = [
+    ("UNet2DModel", {**_UNET, "sample_size": 32, "in_channels": 3, "out_channels": 3,
+                     "down_block_types": ("DownBlock2D", "AttnDownBlock2D"),
+                     "up_block_types": ("AttnUpBlock2D", "UpBlock2D")}, {"sample": (3, "H", "W"), "timestep": "step"}),
+    ("UNet2DConditionModel", {**_UNET, "sample_size": 32, "in_channels": 4, "out_channels": 4,
+                              "down_block_types": ("CrossAttnDownBlock2D", "DownBlock2D"),
+                              "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D"), "cross_attention_dim": 32,
+                              "attention_head_dim": 8},
+     {"sample": (4, "H", "W"), "timestep": "step", "encoder_hidden_states": ("S", 32)}),
+    ("AutoencoderKL", _AUTOENCODER, (3, "H", "W")),
+    ("VQModel", {**_AUTOENCODER, "num_vq_embeddings": 16}, (3, "H", "W")),
+    ("AutoencoderTiny", {"encoder_block_out_channels": (16, 16), "decoder_block_out_channels": (16, 16),
+                         "num_encoder_blocks": (1, 1), "num_decoder_blocks": (1, 1)}, (3, "H", "W")),
+    ("DiTTransformer2DModel", {"num_attention_heads": 2, "attention_head_dim": 8, "in_channels": 4, "num_layers": 2,
+                               "sample_size": 8, "patch_size": 2, "num_embeds_ada_norm": 10},
+     {"hidden_states": (4, "H", "W"), "timestep": "step", "class_labels": "label"}),
+]
+
 CONFIGS = _configs()
 
 
@@ -281,6 +312,10 @@ def build(config_id: str):
             import segmentation_models_pytorch as smp
 
             return getattr(smp, name)(encoder_weights=None, **kwargs)
+        if lib == "diffusers":
+            import diffusers
+
+            return getattr(diffusers, name)(**kwargs)
         if lib.startswith("hf"):
             import transformers
 
@@ -311,8 +346,13 @@ def one(config_id: str, quick: bool = False) -> dict:
     import torch
 
     lib, _, _, shape = CONFIGS[config_id]
-    names = [d for d in shape if isinstance(d, str)]
+    if lib == "diffusers" and isinstance(shape, dict):  # (the step and the label: 0-d int64 tensors)
+        shape = {k: symshape.Input((), torch.long) if v in ("step", "label") else v for k, v in shape.items()}
+    dims = [d for v in (shape.values() if isinstance(shape, dict) else [shape]) for d in getattr(v, "shape", v)]
+    names = list(dict.fromkeys(d for d in dims if isinstance(d, str)))
     sizes = {1: (QUICK_1D, SIZES_1D), 2: (QUICK_2D, SIZES_2D), 3: (QUICK_3D, SIZES_3D)}[len(names)][0 if quick else 1]
+    if names == ["H", "W", "S"]:
+        sizes = QUICK_TEXT_2D if quick else SIZES_TEXT_2D
     if lib == "hf-text":
         shape = symshape.Input(shape, torch.long)  # token ids
     if lib == "hf-seq2seq":  # the source's token ids and the target's

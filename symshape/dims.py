@@ -1202,9 +1202,24 @@ def equal_where(x: SizeExpr, y: SizeExpr, cond, facts: tuple = ()) -> bool:
             x, y = as_expr(x), as_expr(y)
             if sympy.expand(x.xreplace({old: new}) - y.xreplace({old: new})) == 0:
                 return True
+            # (and what the facts pin there too: ``h*w`` is 16 where ``w == 4`` on the side ``h == 4``)
+            pins = {**_pinned(facts), old: new}
+            if len(pins) > 1 and sympy.expand(x.xreplace(pins) - y.xreplace(pins)) == 0:
+                return True
             other = y if x == 1 else x if y == 1 else None
             return new == 1 and other is not None and _ones_where(old, other, facts)
     return False
+
+
+def _pinned(facts: tuple) -> dict:
+    """The expressions ``facts`` give a number (``Eq(floor(H/2), 4)``), each with it."""
+    pins = {}
+    for f in facts:
+        if isinstance(f, sympy.Eq):
+            for old, new in ((f.lhs, f.rhs), (f.rhs, f.lhs)):
+                if new.is_Number and not old.is_Number:
+                    pins[old] = new
+    return pins
 
 
 def _ones_where(product: sympy.Expr, other: sympy.Expr, facts: tuple) -> bool:

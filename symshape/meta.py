@@ -1345,7 +1345,7 @@ def _few_values(cond):
 
 def _message(error: str, syms: _Symbols) -> str:
     """torch's message with its symbols named as symshape's sizes (a template: braces doubled)."""
-    names = {str(t): o.name for t, o in syms.from_torch.items()}
+    names = {str(t): o.name if isinstance(o, sympy.Symbol) else str(o) for t, o in syms.from_torch.items()}
     # torch names its symbols u0, s1 ... and writes shapes as "3xu1xu2"
     text = re.sub(r"(?<![A-Za-wyz0-9_])([su]\d+)(?!\d)", lambda m: names.get(m.group(1), m.group(1)), error)
     return text.replace("{", "{{").replace("}", "}}")

@@ -612,3 +612,41 @@ def test_a_condition_written_another_way_is_the_same_branch(monkeypatch):
     assert a.at(L=33).output_shape == (1, 2) and a.at(L=30).output_shape == (1, 2)
     assert members(a.valid_sizes(), ["L"], 40) == scan(model, ("L",), ["L"], 40)
     assert_agrees(model, ("L",), [{"L": n} for n in range(1, 41)])
+
+
+class PatchPositions(nn.Module):
+    """diffusers' PatchEmbed: a position table of its own 4x4 grid, or one computed for another
+    grid (``if self.height != h or self.width != w``); then DiT's ``int(tokens ** 0.5)``."""
+
+    def __init__(self):
+        super().__init__()
+        self.height = self.width = 4
+        self.proj = nn.Conv2d(8, 8, 2, 2)
+        self.pos = nn.Parameter(torch.zeros(1, 16, 8))
+
+    def forward(self, x):
+        h, w = x.shape[-2] // 2, x.shape[-1] // 2
+        t = self.proj(x).flatten(2).transpose(1, 2)
+        pos = torch.zeros(1, h * w, 8) if self.height != h or self.width != w else self.pos
+        return t + pos
+
+
+class Unpatchify(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = PatchPositions()
+
+    def forward(self, x):
+        t = self.embed(x)
+        n = int(t.shape[1] ** 0.5)
+        return t.reshape(shape=(t.shape[0], n, -1, 8))
+
+
+def test_sides_that_agree_where_the_facts_pin_two_sizes_are_one_size():
+    # the table's 16 rows where h == 4 and w == 4 are the h*w of the other sides: one size, whose
+    # root the model takes (it was a Piecewise, which math.sqrt of a size refused)
+    a = symshape.analyze(Unpatchify(), (8, "H", "W"))
+    assert str(a.steps[0].output[1]) == "floor(H/2)*floor(W/2)"
+    sizes = [{"H": h, "W": w} for h, w in ((8, 8), (9, 8), (8, 10), (6, 6), (16, 4), (2, 2), (18, 2),
+                                            (10, 2), (14, 2), (10, 4))]  # (5, 7, 10 tokens: no square's multiple)
+    assert assert_agrees(Unpatchify(), (8, "H", "W"), sizes) == 7

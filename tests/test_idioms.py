@@ -506,3 +506,33 @@ def test_len_of_a_tensor_is_its_first_size():
     a = symshape.analyze(Lengths(), ("T", 4))
     assert "Tensor.reshape" in [s.op for s in a.steps]  # traced op by op (fx refuses len(): run whole before)
     assert [str(d) for d in a.output_shape] == ["N", "2*T"]
+
+
+class NamedSizes(nn.Module):
+    """Sizes by name, as torch takes them: ``reshape(shape=...)`` (DiT's unpatchify),
+    ``view(size=...)``, ``torch.reshape(x, shape=...)``."""
+
+    def forward(self, x):  # x: (N, T, 4)
+        a = x.reshape(shape=(x.shape[0], -1, 2))
+        b = x.view(size=(x.shape[0], 2, -1))
+        return torch.reshape(a, shape=(-1,)), b
+
+
+def test_sizes_given_by_name():
+    assert assert_agrees(NamedSizes(), ("T", 4), grid(["T"], [1, 3])) == 2
+    a = symshape.analyze(NamedSizes(), ("T", 4))
+    assert [s.rule for s in a.steps] == ["view", "view", "reshape_function"]  # (torch's meta kernels before)
+
+
+class RootOfASize(nn.Module):
+    """A size's integer root as a size torch's meta kernels see (``torch.mv``, no hand rule):
+    the message of their refusal names it."""
+
+    def forward(self, x):  # x: (N, T, 4)
+        n = int(x.shape[1] ** 0.5)
+        return torch.mv(torch.ones(n, 3), torch.ones(n))
+
+
+def test_a_root_of_a_size_through_torchs_meta_kernels():
+    # torch runs only where floor(sqrt(T)) == 3
+    assert assert_agrees(RootOfASize(), ("T", 4), grid(["T"], [1, 8, 9, 12, 15, 16])) == 3

@@ -160,3 +160,8 @@ def test_on_the_meta_device_torchs_own_kernel_refuses_and_the_error_says_so():
         model = Experts()
     with pytest.raises(symshape.TraceMismatch, match="on the meta device raised RuntimeError: .*BF16"):
         symshape.analyze(model, ("T", 8))
+
+
+def test_operands_of_a_dtype_the_kernel_does_not_take_are_refused_at_every_size():
+    with pytest.raises(symshape.InvalidInputSize, match="Expected mat_a to be Float32, BFloat16 or Float16"):
+        symshape.analyze(GroupedProduct(dtype=torch.float64, k=6), ("T", 6))

@@ -111,8 +111,9 @@ if hasattr(torch, "_grouped_mm"):  # (torch 2.8 and later)
             ctx.unsupported(f"operands of two dtypes ({a.dtype}, {b.dtype})")
         if a.ndim == 3 or b.ndim == 3:
             ctx.equal(a.shape[-1], b.shape[-2], "contraction dimension of mat_a and mat_b must match ({lhs} and {rhs})")
-        _strides(ctx, a, "mat_a", sizes[0])
-        _strides(ctx, b, "mat_b", sizes[1])
+        if all(t.dtype is None or t.dtype in _ELEMENT_SIZES for t in (a, b)):  # (else refused above)
+            _strides(ctx, a, "mat_a", sizes[0])
+            _strides(ctx, b, "mat_b", sizes[1])
         if (offs is not None) != (a.ndim == 2 or b.ndim == 2):
             ctx.refuse("Have to provide offsets if there is a 2d matrix, or no offset if both matrices are 3d")
         groups = None

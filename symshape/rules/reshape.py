@@ -150,9 +150,15 @@ def view_shape(ctx: Context, x: SymTensor, sizes: list, what: str) -> SymTensor:
 
 @method_rule("view", what="view", layout=True)
 @method_rule("reshape", what="reshape", layout=True)
-def view(ctx: Context, self, *sizes, what: str) -> SymTensor:
-    """``out = sizes`` with one -1 inferred: ``numel / product(others)``."""
+def view(ctx: Context, self, *sizes, what: str, **named) -> SymTensor:
+    """``out = sizes`` with one -1 inferred: ``numel / product(others)``. The sizes may be given
+    by name as torch takes them: ``x.view(size=...)``, ``x.reshape(shape=...)``."""
     x = tensor_arg(self, "self", ctx)
+    keyword = "size" if what == "view" else "shape"
+    if named:
+        if sizes or set(named) != {keyword}:
+            ctx.refuse(f"{what}() received an invalid combination of arguments: {', '.join(named)} by name")
+        sizes = (named[keyword],)
     if len(sizes) == 1 and isinstance(sizes[0], torch.dtype):
         ctx.unsupported("view(dtype)")
     return _viewed(ctx, x, _size_list(sizes), what)

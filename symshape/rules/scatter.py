@@ -72,10 +72,13 @@ def _checked(ctx: Context, x: SymTensor, dim, idx: SymTensor, src, what: str) ->
 
 @function_rule(torch.scatter, torch.scatter_add, torch.scatter_reduce, layout=True)
 @method_rule("scatter", "scatter_add", "scatter_reduce", layout=True)
-def scatter(ctx: Context, input, dim, index, src=None, reduce=None, *, value=None, include_self=True) -> SymTensor:
+def scatter(ctx: Context, input, dim, index, src=None, reduce=None, *, value=None, include_self=True,
+            out=None) -> SymTensor:
     """``out = x.shape`` (contiguous), ``src`` (or a number) written at ``index`` along ``dim``;
     torch's checks of the index (see the module's doc)."""
     x, idx = tensor_arg(input, "input", ctx), tensor_arg(index, "index", ctx)
+    if out is not None:
+        ctx.unsupported("scatter with out=")
     _checked(ctx, x, dim, idx, value if src is None else src, "scatter")
     return SymTensor(x.shape, dtype=x.dtype)
 
