@@ -118,7 +118,8 @@ def _configs() -> dict[str, tuple[str, str, dict, tuple]]:
         out[f"monai:{name}"] = ("monai", name.rsplit("-", 1)[0], kwargs, shape)
     if importlib.util.find_spec("transformers") is not None:  # (not in the zoo venv by default)
         for model, config, kwargs in _HF:
-            out[f"hf:{model}"] = ("hf", model, {"config": config, **kwargs}, (3, "H", "W"))
+            lib = "hf-vision" if model in _HF_ON_CPU else "hf"
+            out[f"hf:{model}"] = (lib, model, {"config": config, **kwargs}, (3, "H", "W"))
         for model, config, kwargs in _HF_TEXT:
             out[f"hf:{model}"] = ("hf-text", model, {"config": config, **kwargs}, ("T",))
         for model, config, kwargs in _HF_AUDIO:
@@ -151,6 +152,11 @@ _HF = [(f"{name}Model", f"{name}Config", {}) for name in (
     ("DetrModel", "DetrConfig", {"use_timm_backbone": False, "use_pretrained_backbone": False, "backbone": None}),
     ("ConditionalDetrModel", "ConditionalDetrConfig", {"use_timm_backbone": False, "use_pretrained_backbone": False}),
     ("Mask2FormerModel", "Mask2FormerConfig", {})]
+
+
+#: ... built and verified on the CPU: their forward reads a value (``.item()``), which a model on
+#: the meta device has not, so nothing there could prove the trace
+_HF_ON_CPU = frozenset({"DetrModel", "ConditionalDetrModel"})
 
 
 #: transformers' text models, small (two layers, narrow), each with its key cache where it has
