@@ -151,12 +151,13 @@ _HF = [(f"{name}Model", f"{name}Config", {}) for name in (
     ("ConvNextV2ForImageClassification", "ConvNextV2Config", {}),
     ("DetrModel", "DetrConfig", {"use_timm_backbone": False, "use_pretrained_backbone": False, "backbone": None}),
     ("ConditionalDetrModel", "ConditionalDetrConfig", {"use_timm_backbone": False, "use_pretrained_backbone": False}),
+    ("RTDetrModel", "RTDetrConfig", {}),
     ("Mask2FormerModel", "Mask2FormerConfig", {})]
 
 
 #: ... built and verified on the CPU: their forward reads a value (``.item()``), which a model on
 #: the meta device has not, so nothing there could prove the trace
-_HF_ON_CPU = frozenset({"DetrModel", "ConditionalDetrModel"})
+_HF_ON_CPU = frozenset({"DetrModel", "ConditionalDetrModel", "RTDetrModel"})
 
 
 #: transformers' text models, small (two layers, narrow), each with its key cache where it has
