@@ -150,6 +150,14 @@ class SizedMixin:
                 return reported_dtype(held)
             if _unset_field(held, k):
                 return None  # (a ModelOutput's field that is not set: None, as Python must see it for ``is None``)
+            if isinstance(held, SymTensor) and not k.startswith("__"):
+                # an attribute the tensor has not is none, as Python sees it: ``hasattr(w, "SCB")``
+                # (transformers asks a weight whether bitsandbytes quantized it) is False, not a
+                # traced attribute that makes every hasattr() true and takes the other branch
+                own = _held(tracer, self)
+                if not (hasattr(own, k) if own is not None else hasattr(torch.Tensor, k)):
+                    raise AttributeError(f"'{type(own).__name__ if own is not None else 'Tensor'}' object has no "
+                                         f"attribute '{k}'")
         if k in _NUMPY_PROTOCOL:  # numpy asks whether a value is an array (np.array(x.shape[2:]))
             if tracer is None or isinstance(tracer.value(self), SymTensor):
                 raise torch.fx.proxy.TraceError("numpy of a traced tensor (np.asarray(x)): symshape follows the "

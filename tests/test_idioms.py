@@ -536,3 +536,24 @@ class RootOfASize(nn.Module):
 def test_a_root_of_a_size_through_torchs_meta_kernels():
     # torch runs only where floor(sqrt(T)) == 3
     assert assert_agrees(RootOfASize(), ("T", 4), grid(["T"], [1, 8, 9, 12, 15, 16])) == 3
+
+
+class QuantizedOrNot(nn.Module):
+    """transformers asks a weight whether bitsandbytes quantized it (``hasattr(w, "SCB")``, RWKV)
+    and an output whether it carries a quantization state: a plain tensor has neither."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 6)
+
+    def forward(self, x):  # x: (N, T, 4)
+        if hasattr(self.lin.weight, "SCB"):
+            return x.view(-1)
+        y = self.lin(x)
+        return y if getattr(y, "quant_state", None) is None else y.view(-1)
+
+
+def test_an_attribute_a_tensor_has_not_is_none_as_python_sees_it():
+    assert assert_agrees(QuantizedOrNot(), ("T", 4), grid(["T"], [1, 3])) == 2
+    a = symshape.analyze(QuantizedOrNot(), ("T", 4))
+    assert [s.op for s in a.steps] == ["nn.Linear"]  # (the traced hasattr was true: the model ran whole)
