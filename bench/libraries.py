@@ -414,33 +414,9 @@ def child(config_id: str, timeout: float, quick: bool = False) -> dict:
 
 
 def _write(rows: list[dict], path: str, elapsed: float) -> None:
-    import torch
-
-    versions = []
-    for mod in ("segmentation_models_pytorch", "monai", "transformers"):
-        try:
-            versions.append(f"{mod} {__import__(mod).__version__}")
-        except Exception:  # noqa: BLE001
-            versions.append(f"{mod} ?")
     ok = sum(r.get("status") == "ok" for r in rows)
     built = sum(r.get("status") != "not built" for r in rows)
-    lines = [
-        "# Coverage: segmentation_models_pytorch, MONAI and transformers",
-        "",
-        f"Measured by `python bench/libraries.py` on {datetime.date.today()} with torch {torch.__version__}, "
-        f"{', '.join(versions)} ({elapsed / 60:.0f} min on this machine). Each configuration (the "
-        "constructor's keyword arguments are in bench/libraries.py) is built under `torch.device(\"meta\")` "
-        "in eval mode and analyzed with a one-channel or three-channel input of symbolic size; "
-        "`verify(device=\"meta\")` compares every step with torch at "
-        + ", ".join("×".join(map(str, s)) for s in SIZES_2D) + " (2-D) or "
-        + ", ".join("×".join(map(str, s)) for s in SIZES_3D)
-        + " (3-D), sizes torch refuses included, and `valid_sizes()`, `evaluate()` and `formula()` must "
-        "not crash (`valid_sizes()` must hold exactly the sizes among these that torch accepts). transformers' text models (small configurations, with their key cache) are built on the "
-        "CPU, given token ids of length T (`symshape.Input((\"T\",), torch.long)`), and its speech encoders a "
-        "waveform of length L; each is compared with torch's CPU forward at T (or L) = " + ", ".join(str(s[0]) for s in SIZES_1D) + "; its encoder-decoders are given the source's token ids (length T) and the target's (`decoder_input_ids`, length S), and compared at (T, S) = " + ", ".join(f"({t}, {u})" for t, u in SIZES_SEQ2SEQ) + " (Whisper: 16 log-mel bins of T frames, at " + ", ".join(f"({t}, {u})" for t, u in SIZES_WHISPER) + "). torch's meta kernels do not look at an index's values: where the meta forward ran "
-        "past an index check symshape makes (the CPU kernels raise there), verify() counts a note, not "
-        "a mismatch (the notes column).",
-        "",
+    lines = header(elapsed) + [
         f"**symshape analyzes and agrees with torch: {ok} / {built}** (of {len(rows)} configurations, "
         f"{len(rows) - built} the library does not build).",
         "",
@@ -456,6 +432,40 @@ def _write(rows: list[dict], path: str, elapsed: float) -> None:
                      f"{r.get('checked', '')} | {r.get('notes', '')} |")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
+
+
+def header(elapsed: float) -> list[str]:
+    """The page's title and what was measured how (``elapsed``: the run's seconds)."""
+    import torch
+
+    versions = []
+    for mod in ("segmentation_models_pytorch", "monai", "transformers", "diffusers"):
+        try:
+            versions.append(f"{mod} {__import__(mod).__version__}")
+        except Exception:  # noqa: BLE001
+            versions.append(f"{mod} ?")
+    return [
+        "# Coverage: segmentation_models_pytorch, MONAI, transformers and diffusers",
+        "",
+        f"Measured by `python bench/libraries.py` on {datetime.date.today()} with torch {torch.__version__}, "
+        f"{', '.join(versions)} ({elapsed / 60:.0f} min on this machine). Each configuration (the "
+        "constructor's keyword arguments are in bench/libraries.py) is built under `torch.device(\"meta\")` "
+        "in eval mode and analyzed with a one-channel or three-channel input of symbolic size; "
+        "`verify(device=\"meta\")` compares every step with torch at "
+        + ", ".join("×".join(map(str, s)) for s in SIZES_2D) + " (2-D) or "
+        + ", ".join("×".join(map(str, s)) for s in SIZES_3D)
+        + " (3-D), sizes torch refuses included, and `valid_sizes()`, `evaluate()` and `formula()` must "
+        "not crash (`valid_sizes()` must hold exactly the sizes among these that torch accepts). transformers' text models (small configurations, with their key cache) are built on the "
+        "CPU, given token ids of length T (`symshape.Input((\"T\",), torch.long)`), and its speech encoders a "
+        "waveform of length L; each is compared with torch's CPU forward at T (or L) = " + ", ".join(str(s[0]) for s in SIZES_1D) + "; its encoder-decoders are given the source's token ids (length T) and the target's (`decoder_input_ids`, length S), and compared at (T, S) = " + ", ".join(f"({t}, {u})" for t, u in SIZES_SEQ2SEQ) + " (Whisper: 16 log-mel bins of T frames, at " + ", ".join(f"({t}, {u})" for t, u in SIZES_WHISPER) + "). torch's meta kernels do not look at an index's values: where the meta forward ran "
+        "past an index check symshape makes (the CPU kernels raise there), verify() counts a note, not "
+        "a mismatch (the notes column). transformers' DETR, Conditional DETR and RT-DETR are built and "
+        "verified on the CPU as well (their forward reads a value with `.item()`). diffusers' models are "
+        "called as its pipelines call them, the step (and DiT's class label) a 0-d int64 tensor; "
+        "UNet2DConditionModel's text of length S is compared at (H, W, S) = "
+        + ", ".join(f"({h}, {w}, {t})" for h, w, t in SIZES_TEXT_2D) + ".",
+        "",
+    ]
 
 
 def main(argv=None) -> int:
