@@ -296,6 +296,25 @@ def attributes_kept(model: nn.Module) -> Iterator["_Attributes"]:
 
 
 @contextlib.contextmanager
+def parameters_kept(model: nn.Module) -> Iterator[None]:
+    """Every parameter's values as they were, after the block: a forward that rescales its own
+    weights in place (transformers' RWKV in eval mode: ``weight.div_(...)``, or through
+    ``.data``, which has a version counter of its own) leaves the model as it found it. Each
+    parameter is copied before and compared after; a changed one is put back. (No dispatch mode
+    watches the writes instead: one changes the strides some of torch's CPU kernels return.)"""
+    params = [p for p in model.parameters() if p.layout == torch.strided and p.device.type != "meta"]
+    with torch.no_grad():
+        copies = [p.detach().clone() for p in params]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for p, old in zip(params, copies):
+                if not torch.equal(p, old):
+                    p.copy_(old)
+
+
+@contextlib.contextmanager
 def snapshots_shared() -> Iterator[None]:
     """For the block (symshape.trace: one trace and the traces inside it), the snapshot of a
     model that :func:`attributes_kept` restored serves its next block on that model; after it,

@@ -29,7 +29,7 @@ import torch
 import torch.fx
 import torch.nn as nn
 
-from .modules import attributes_kept, copy_model, has_lazy, positional_call
+from .modules import attributes_kept, copy_model, has_lazy, parameters_kept, positional_call
 from .dims import BATCH, MAX_TENSOR_ELEMENTS, as_expr, batch_symbol, positive_int
 from .errors import BoundExceeded, InvalidArgument, SymshapeError, TraceMismatch
 from .evaluation import Evaluation, Shapes
@@ -170,7 +170,8 @@ def observe(model: nn.Module, x, graph: torch.fx.Graph | None = None,
     with MODEL_RUNS:
         saved = {name: buf.detach().clone() for name, buf in model.named_buffers()}
         try:
-            with attributes_kept(model):  # a forward that counts its calls or caches a tensor
+            # (a forward that counts its calls or caches a tensor; one that rescales its weights)
+            with attributes_kept(model), parameters_kept(model):
                 return _observe(model, x, graph)
         finally:
             with torch.no_grad():

@@ -301,3 +301,31 @@ def test_no_snapshot_of_a_model_outlives_its_analysis():
     del model
     gc.collect()
     assert freed() is None
+
+
+class Rescaling(nn.Module):
+    """A forward that rescales its own weights in place, as transformers' RWKV does in eval mode
+    (``weight.div_(2 ** k)``), and one through ``.data`` and through a view."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+        self.scale = nn.Parameter(torch.ones(2, 4))
+
+    def forward(self, x):
+        with torch.no_grad():
+            self.lin.weight.div_(2)
+            self.scale.data.mul_(3)
+            self.scale[0].add_(1)
+        return self.lin(x) * self.scale[1]
+
+
+def test_verify_on_the_cpu_restores_the_weights_a_forward_rescales():
+    model = Rescaling()
+    before = snapshot(model)
+    a = symshape.analyze(model, ("T", 4))
+    report = a.verify(sizes=[{"T": t} for t in (1, 2, 5)], device="cpu")
+    assert report.ok and sum(1 for r in report.results if r[1]) == 3
+    assert same(before, snapshot(model))
+    model(torch.zeros(1, 2, 4))  # (and the forward itself still does what it does)
+    assert not same(before, snapshot(model))
