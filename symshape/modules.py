@@ -296,22 +296,24 @@ def attributes_kept(model: nn.Module) -> Iterator["_Attributes"]:
 
 
 @contextlib.contextmanager
-def parameters_kept(model: nn.Module) -> Iterator[None]:
-    """Every parameter's values as they were, after the block: a forward that rescales its own
-    weights in place (transformers' RWKV in eval mode: ``weight.div_(...)``, or through
-    ``.data``, which has a version counter of its own) leaves the model as it found it. Each
-    parameter is copied before and compared after; a changed one is put back. (No dispatch mode
-    watches the writes instead: one changes the strides some of torch's CPU kernels return.)"""
-    params = [p for p in model.parameters() if p.layout == torch.strided and p.device.type != "meta"]
+def tensors_kept(model: nn.Module) -> Iterator[None]:
+    """Every parameter's and buffer's values as they were, after the block: a forward that
+    updates batch norm's running statistics (training mode), or rescales its own weights in place
+    (transformers' RWKV in eval mode: ``weight.div_(...)``, or through ``.data``, which has a
+    version counter of its own), leaves the model as it found it. Each tensor is copied before and
+    compared after; a changed one is put back. (No dispatch mode watches the writes instead: one
+    changes the strides some of torch's CPU kernels return.)"""
+    tensors = [t for t in chain(model.parameters(), model.buffers())
+               if t.layout == torch.strided and t.device.type != "meta"]
     with torch.no_grad():
-        copies = [p.detach().clone() for p in params]
+        copies = [t.detach().clone() for t in tensors]
     try:
         yield
     finally:
         with torch.no_grad():
-            for p, old in zip(params, copies):
-                if not torch.equal(p, old):
-                    p.copy_(old)
+            for t, old in zip(tensors, copies):
+                if not torch.equal(t, old):
+                    t.copy_(old)
 
 
 @contextlib.contextmanager

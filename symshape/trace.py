@@ -657,9 +657,11 @@ class _Tracer(torch.fx.Tracer):
         if self.nodes > MAX_NODES:  # a loop whose end never comes (``while x.dim() > 0``)
             raise BoundExceeded(f"MAX_NODES = {MAX_NODES}", f"the forward made more than {MAX_NODES:,} ops in one "
                                 "trace: a Python loop that does not end, or a model larger than symshape traces")
-        if isinstance(kwargs.get("dtype"), type) and kwargs["dtype"] in _PYTHON_DTYPES:  # (torch.zeros(n, dtype=int): torch's int64; fx keeps no type)
+        # (torch.zeros(n, dtype=int), x.to(int): torch's int64; fx keeps no Python type in a graph)
+        if isinstance(kwargs.get("dtype"), type) and kwargs["dtype"] in _PYTHON_DTYPES:
             kwargs = {**kwargs, "dtype": _PYTHON_DTYPES[kwargs["dtype"]]}
-        if kind == "call_method" and target == "to" and len(args) > 1 and isinstance(args[1], type) and args[1] in _PYTHON_DTYPES:
+        if kind == "call_method" and target == "to" and len(args) > 1 and isinstance(args[1], type) \
+                and args[1] in _PYTHON_DTYPES:
             args = (args[0], _PYTHON_DTYPES[args[1]], *args[2:])
         proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
         if kind == "call_module" and self._repeating is not None:

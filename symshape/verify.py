@@ -29,7 +29,7 @@ import torch
 import torch.fx
 import torch.nn as nn
 
-from .modules import attributes_kept, copy_model, has_lazy, parameters_kept, positional_call
+from .modules import attributes_kept, copy_model, has_lazy, positional_call, tensors_kept
 from .dims import BATCH, MAX_TENSOR_ELEMENTS, as_expr, batch_symbol, positive_int
 from .errors import BoundExceeded, InvalidArgument, SymshapeError, TraceMismatch
 from .evaluation import Evaluation, Shapes
@@ -167,17 +167,10 @@ def observe(model: nn.Module, x, graph: torch.fx.Graph | None = None,
         raise InvalidArgument(f"device must be 'cpu' or 'meta', got {device!r}")
     if has_lazy(model):
         return _observe(copy_model(model), x, graph)  # a throwaway copy keeps the model lazy
-    with MODEL_RUNS:
-        saved = {name: buf.detach().clone() for name, buf in model.named_buffers()}
-        try:
-            # (a forward that counts its calls or caches a tensor; one that rescales its weights)
-            with attributes_kept(model), parameters_kept(model):
-                return _observe(model, x, graph)
-        finally:
-            with torch.no_grad():
-                for name, buf in model.named_buffers():
-                    if name in saved:
-                        buf.copy_(saved[name])
+    # (a forward that counts its calls or caches a tensor; one that updates its statistics or
+    # rescales its weights)
+    with MODEL_RUNS, attributes_kept(model), tensors_kept(model):
+        return _observe(model, x, graph)
 
 
 def _observe(model: nn.Module, x, graph: torch.fx.Graph | None) -> Observation:
