@@ -223,7 +223,21 @@ class _Emitter:
         return f"_rel_pos({self.emit(e.args[0])}, {self.emit(e.args[1])})"
 
     def _relational(self, e) -> str:
-        return f"{self.emit(e.lhs)} {_RELATIONAL[type(e)]} {self.emit(e.rhs)}"
+        lhs, rhs = self.compared(e.lhs, e.rhs)
+        return f"{lhs} {_RELATIONAL[type(e)]} {rhs}"
+
+    def compared(self, lhs, rhs) -> tuple[str, str]:
+        """Code for the two sides of a comparison, compared exactly: each as it is where both
+        are integers; else the numerator of their difference against 0, over a positive number
+        (``L < 4/3`` is ``3*L - 4 < 0``), or times a denominator of sizes, whose square is
+        positive. (Each side's code rounds a quotient down: ``L < 4/3`` compared ``L`` with 1.)"""
+        lhs, rhs = as_expr(lhs), as_expr(rhs)
+        if lhs.is_integer and rhs.is_integer:
+            return self.emit(lhs), self.emit(rhs)
+        num, den = sympy.fraction(sympy.together(lhs - rhs))
+        if not (den.is_number and den.is_positive):
+            num = num * den
+        return self.emit(num), "0"
 
     def _ite(self, e) -> str:
         c, a, b = e.args
@@ -238,7 +252,9 @@ class _Emitter:
 
     def accepts(self, r) -> str:
         """Code for "torch accepts" under requirement ``r`` (and the fast path it skips to)."""
-        code = RELATIONS[r.relation].code.format(lhs=self.emit(r.lhs), rhs=self.emit(r.rhs))
+        ordered = r.relation in (">=", "==", "!=")
+        lhs, rhs = self.compared(r.lhs, r.rhs) if ordered else (self.emit(r.lhs), self.emit(r.rhs))
+        code = RELATIONS[r.relation].code.format(lhs=lhs, rhs=rhs)
         if r.unless is not None:
             code = f"({code} | {self.accepts(r.unless)})"
         return code

@@ -347,6 +347,8 @@ class Propagator:
         #: time another module branches, and those before it are asked the same again
         self._sides_cache: dict = shared._sides_cache if shared is not None else {}
         self._fingerprints: dict = shared._fingerprints if shared is not None else {}
+        #: each module's name in the trace, by identity (see _module_name)
+        self._module_names: dict | None = None
         #: kept calls' modules' fingerprints as the calls found them (Propagator._fingerprint_then)
         self._fingerprints_then: dict = shared._fingerprints_then if shared is not None else {}
         #: module calls computed once, by call (repeat_key): the steps and output of the first
@@ -673,14 +675,28 @@ class Propagator:
             facts = tuple(stated)
             self._repeats[key][i] = (other, (first, steps, value, fixed, used, facts), form, state)
 
+        within = _Submodules(module, other)
+        moved: dict[str, str] = {}  # a layer named otherwise than by its path in this call (below)
+
         def renamed(text: str) -> str:
+            old = next((o for o in moved if text == o or text.startswith(o + ".")), None)
+            if old is not None:
+                return moved[old] + text[len(old):]
             return name + text[len(first):] if text == first or text.startswith(first + ".") else text
 
-        within = _Submodules(module)
         for step in steps:
             here = renamed(step.name)
             inner = None if step.module is None else module if here == name \
-                else within.get(here[len(name) + 1:], step.module)
+                else within.get(here[len(name) + 1:], step.module) if here.startswith(name + ".") \
+                else within.corresponding(step.module)
+            if inner is not None and inner is not module:
+                # a layer is named as fx names it, by its first path in the model: a module shared
+                # by several layers has one name (ultralytics' Conv blocks share one activation
+                # module), and the one a call reaches outside its own path is named too (a head
+                # deep-copied from another calls the copy's activation, not the original's)
+                named = self._module_name(inner)
+                if named is not None and named != here:
+                    here = moved[step.name] = named
             self.steps.append(_copied(step, name=here, node=node.name, copy_of=step.copy_of or step.name,
                                       module=inner))
         self._earlier.update(dict.fromkeys(facts))
@@ -694,6 +710,14 @@ class Propagator:
         self._applied(used)
         self.env[node] = ranges.without_forms(value)
         node.meta[REPEAT_CHECK] = (len(self.steps), shapes_of(value))
+
+    def _module_name(self, module: nn.Module) -> str | None:
+        """The name fx gives ``module`` in this trace (its first path in the root), or None."""
+        if self._module_names is None:
+            self._module_names = {}
+            for path, m in self.root.named_modules():
+                self._module_names.setdefault(id(m), path)
+        return self._module_names.get(id(module))
 
     def _calls_of(self, layer: str) -> int:
         """How many of the steps so far are ``layer``'s (counted once each: a model of 80 blocks
@@ -1113,8 +1137,10 @@ class _Submodules:
     qualified name, listed once (every path, shared modules under each of their names); a name
     not listed is asked of ``get_submodule`` itself."""
 
-    def __init__(self, module: nn.Module):
+    def __init__(self, module: nn.Module, original: nn.Module | None = None):
         self.module, self.named = module, None
+        #: the module of the call first traced, and its submodules' paths in it (by identity)
+        self.original, self.paths = original, None
 
     def get(self, name: str, traced: nn.Module | None) -> nn.Module | None:
         if self.named is None:
@@ -1123,6 +1149,16 @@ class _Submodules:
         if found is None:
             return _submodule(self.module, name, traced)
         return found if type(found) is type(traced) else traced
+
+    def corresponding(self, traced: nn.Module) -> nn.Module:
+        """The submodule of this call's module at the path ``traced`` has in the call first
+        traced's module (``traced`` itself where it has none there: a module both calls reach)."""
+        if self.paths is None:
+            self.paths = {}
+            for path, m in (self.original.named_modules(remove_duplicate=False) if self.original is not None else ()):
+                self.paths.setdefault(id(m), path)
+        path = self.paths.get(id(traced))
+        return traced if path is None else self.get(path, traced) if path else self.module
 
 
 def _copied(step: Step, **changes) -> Step:

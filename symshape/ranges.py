@@ -11,7 +11,8 @@ follow their exact extremes:
                           the CPU: RoBERTa's 514 zero ``token_type_ids`` are 0 … 0)
     t.sum(d), t.cumsum(d): n*c, and c … n*c, of a t whose every entry is c ≥ 0 (n: dim d's size)
     t + c, t - c, t * c:  shifted or scaled by a number or a size (c ≥ 0 for *)
-    t // c:               the extremes' quotients (c > 0 a number, or a size dividing lo and hi + 1)
+    t // c:               the extremes' quotients (c > 0 a number, or a size dividing lo and hi + 1;
+                          also ``torch.div(t, c, rounding_mode="floor")``)
     a + b, a - b:         lo_a ± … exactly, where a and b vary along different dims (a broadcast
                           of every pair: each combination of entries occurs), or one of them is
                           one number (a tensor of ones: OPT's ``cumsum(mask, 1) * mask``)
@@ -32,7 +33,9 @@ The indices torch's sorting and selecting ops return have a bound instead (``ind
 entry in ``0 … bound - 1``, not necessarily attained): ``argsort``, ``sort``, ``topk``,
 ``kthvalue``, ``argmax``/``argmin``, ``max``/``min``/``median``/``mode``/``cummax``/``cummin``
 along a dim of size ``n`` give indices below ``n`` (MAE's ``argsort(noise)[:, :keep]`` into a
-``gather``); ``t % c`` lies below a positive ``c``. The ops that only move or repeat entries keep it (views, ``expand``, ``repeat``,
+``gather``); ``t % c`` lies below a positive ``c``, and ``t // c`` of a ``t`` below ``b`` below
+``(b - 1) // c + 1`` (a detector's best scores of ``L`` queries by ``C`` classes, each divided by
+``C``: below ``L``). The ops that only move or repeat entries keep it (views, ``expand``, ``repeat``,
 ``flip``, any ``[...]``, ``.long()``), and so do the ops that pick entries of it (``gather``,
 ``index_select``: the bound of the tensor picked from, not of the index); any other drops it, but for a bound the op's own rule
 made (a max pooling's indices).
@@ -121,16 +124,14 @@ def _apart(a: SymTensor, b: SymTensor) -> bool:
 
 
 def _arange(args, kwargs) -> tuple | None:
-    nums = [_number(a) for a in args]
-    if "start" in kwargs or "end" in kwargs or "step" in kwargs or any(n is None for n in nums):
-        return None
-    if len(nums) == 1:
-        start, end, step = sympy.Integer(0), nums[0], sympy.Integer(1)
-    elif len(nums) == 2:
-        (start, end), step = nums, sympy.Integer(1)
-    elif len(nums) == 3:
-        start, end, step = nums
-    else:
+    """``arange(end)``, ``arange(start, end, step)``, each also by keyword as torch takes them
+    (``arange(end=bs)``, ``arange(0, end=n)``)."""
+    names = ("end",) if len(args) == 1 and "end" not in kwargs else ("start", "end", "step")[:len(args)]
+    given = {**dict(zip(names, args)), **{k: kwargs[k] for k in ("start", "end", "step") if k in kwargs}}
+    if "end" not in given or len(args) > 3:
+        return None  # (torch raises)
+    start, end, step = (_number(given.get(k, d)) for k, d in (("start", 0), ("end", None), ("step", 1)))
+    if start is None or end is None or step is None:
         return None
     if step != 1:
         return None  # with a step the last entry is start + step*(count - 1): not followed
@@ -423,6 +424,10 @@ def propagate(target, kind: str, args, kwargs, value: Any, family: str | None = 
     keeps; marked ``sized`` where its entries may depend on the sizes (see the module's doc);
     a permutation only as ``sort``, ``argsort`` return it (or an item of their pair).
     ``family``: the rule that computed it (``"meta"``: torch's meta kernels)."""
+    if kwargs.get("rounding_mode") == "floor" and kind != "module" and _op_name(target, kind) in ("div", "divide"):
+        # (a floor division, as ultralytics writes it: ``torch.div(index, nc, rounding_mode="floor")``)
+        target = "floor_divide" if kind == "method" else torch.floor_divide
+        kwargs = {k: v for k, v in kwargs.items() if k != "rounding_mode"}
     value = _propagated(target, kind, args, kwargs, value, family)
     if kind != "module" and (_op_name(target, kind) in _PERMUTING
                              or target is operator.getitem and args and isinstance(args[0], (list, tuple))):
@@ -893,6 +898,14 @@ def _bounded(name: str | None, target, args, kwargs, value: Any) -> Any:
         c = _number(args[1])  # t % c lies in 0 … c - 1 for a positive c, whatever t
         if c is not None and (c.is_positive or decide(sympy.Ge(c, 1)) is True) and value.dtype in (torch.int64, None):
             return _with_bound(value, c)
+    if (name in _FLOORDIV or target in _FLOORDIV) and len(args) == 2 and not kwargs and isinstance(value, SymTensor) \
+            and isinstance(args[0], SymTensor) and args[0].index_bound is not None \
+            and value.dtype in (torch.int64, torch.int32):
+        c = _number(args[1])  # entries in 0 … b - 1 divided by a positive c: 0 … (b - 1) // c
+        if c is not None and (c.is_positive or decide(sympy.Ge(c, 1)) is True):
+            most = args[0].index_bound - 1
+            most = floor_div(most, int(c)) if c.is_Integer else sympy.floor(most / c)
+            return _with_bound(value, canonical(most + 1))
     if name in _BOUND_ARITHMETIC and isinstance(value, SymTensor) and value.dtype in (torch.int64, torch.int32):
         bound = _arithmetic_bound(name, args, kwargs)
         if bound is not None:

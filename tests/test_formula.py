@@ -9,6 +9,7 @@ import sympy
 import torch
 import torch.nn as nn
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import seed000_mnist
 import seed001_cnnclf
@@ -16,8 +17,9 @@ import symshape
 from cases import CASES
 from strategies import models
 from symshape.evaluation import _flat_dims
-from symshape.compiled import compile_checked
+from symshape.compiled import compile_checked, compile_exprs
 from symshape.dims import size_symbol
+from symshape.requirements import Requirement
 
 
 def torch_in_features(model, input_shape, sizes, layer):
@@ -174,3 +176,30 @@ def test_both_backends_agree_with_evaluate_on_every_rule(case):
 def test_backends_reject_unknown_names():
     with pytest.raises(ValueError, match="backend"):
         compile_checked([size_symbol("H")], [], [size_symbol("H")], backend="numpy")
+
+
+
+_H, _W = size_symbol("H"), size_symbol("W")
+_RELATION_NAMES = {sympy.Ge: ">=", sympy.Eq: "==", sympy.Ne: "!="}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(-3, 3), st.integers(-3, 3), st.integers(-40, 40), st.integers(1, 7),
+       st.sampled_from([sympy.Lt, sympy.Le, sympy.Gt, sympy.Ge, sympy.Eq, sympy.Ne]), st.booleans(),
+       st.integers(1, 12), st.integers(1, 12))
+def test_a_comparison_with_a_fraction_is_compiled_exactly(a, b, p, q, rel, halves, h, w):
+    """torch's guard ``3*L < 4`` reaches the compiler as sympy writes it, ``L < 4/3``: each side's
+    code rounded its quotient down (``L < 1``), and ``min(4, 3*L)`` was 4 at ``L = 1``. Both
+    backends against sympy's own answer, as a Piecewise's condition and as a requirement."""
+    rhs = sympy.Rational(p, q) + (_W / 2 if halves else 0)
+    cond = rel(a * _H + b * _W, rhs)
+    value = sympy.Piecewise((3 * _H, cond), (4 + _W, True))
+    at = {_H: h, _W: w}
+    expected = int(value.subs(at))
+    assert compile_exprs([_H, _W], [value])(h, w) == [expected]
+    (grid,) = compile_exprs([_H, _W], [value], backend="torch")(torch.tensor([h]), torch.tensor([w]))
+    assert int(grid) == expected
+    if rel in _RELATION_NAMES:
+        req = Requirement(a * _H + b * _W, _RELATION_NAMES[rel], rhs, "a check")
+        ok, _ = compile_checked([_H, _W], [req], [_H])(h, w)
+        assert bool(ok) == req.holds(req.lhs.subs(at), req.rhs.subs(at)) == bool(cond.subs(at))

@@ -313,11 +313,26 @@ class Rows(nn.Module):
             return self.table(torch.arange(h * w) // w)
         if self.how == "half":
             return self.table(torch.arange(w) // 2)
+        if self.how in HALVES:  # (the same, as other code writes it)
+            return self.table(HALVES[self.how](w))
         return F.one_hot(torch.arange(w) % 3, 3) + self.table(torch.arange(w) % 3).sum()
 
 
+#: ``arange(w) // 2`` written otherwise: torch.div's floor, and arange's bounds by keyword
+HALVES = {
+    "div floor": lambda w: torch.div(torch.arange(w), 2, rounding_mode="floor"),
+    "method div floor": lambda w: torch.arange(w).div(2, rounding_mode="floor"),
+    "divide floor": lambda w: torch.divide(torch.arange(w), 2, rounding_mode="floor"),
+    "floor_divide": lambda w: torch.floor_divide(torch.arange(w), 2),
+    "end=": lambda w: torch.arange(end=w) // 2,
+    "start, end=": lambda w: torch.arange(0, end=w) // 2,
+    "start=, end=": lambda w: torch.arange(start=0, end=w, dtype=torch.long) // 2,
+    "start, end, step=1": lambda w: torch.arange(0, w, step=1) // 2,
+}
+
+
 @pytest.mark.parametrize("how, valid", [("row", "H ∈ [1, 4]"), ("half", "W ∈ [1, 8]"),
-                                        ("remainder", "any H and W")])
+                                        ("remainder", "any H and W"), *((h, "W ∈ [1, 8]") for h in HALVES)])
 def test_floor_divided_and_remaindered_positions_are_checked_exactly(how, valid):
     model = Rows(how)
     analysis = symshape.analyze(model, ("H", "W"))
@@ -562,3 +577,47 @@ def test_a_count_along_a_fixed_dim_inside_a_model_run_whole_is_still_answered():
     analysis = symshape.analyze(Fixed(), (3, "L"))
     assert analysis.valid_sizes().summary() == "any L"
     assert assert_agrees(Fixed(), (3, "L"), grid(["L"], [1, 5, 12])) == 3
+
+
+#: the queries of a detector's best scores, as ultralytics' RT-DETR picks them (``index`` into
+#: ``L`` queries by ``C`` classes, flattened): each divided by the number of classes
+QUERIES = {
+    "div floor": lambda i, c: torch.div(i, c, rounding_mode="floor"),
+    "method div floor": lambda i, c: i.div(c, rounding_mode="floor"),
+    "//": lambda i, c: i // c,
+    "floor_divide": lambda i, c: torch.floor_divide(i, c),
+}
+
+
+class TopQueries(nn.Module):
+    """RT-DETR's post-processing: the ``k`` best of ``L*C`` scores, each one's query and class."""
+
+    def __init__(self, how: str, divisor: int = 3, k: int = 4):
+        super().__init__()
+        self.how, self.divisor, self.k = how, divisor, k
+
+    def forward(self, x):  # (N, L, C): L queries of C = 3 classes
+        boxes = x[..., :2].repeat(1, 1, 2)
+        k = min(self.k, x.shape[1] * x.shape[2])
+        scores, index = x.flatten(1).topk(k, dim=1)
+        query = QUERIES[self.how](index, self.divisor)
+        return torch.cat([boxes.gather(1, query.unsqueeze(-1).expand(-1, -1, 4)), scores[..., None]], -1)
+
+
+@pytest.mark.parametrize("how", sorted(QUERIES))
+def test_indices_divided_by_a_number_keep_a_bound(how):
+    model = TopQueries(how)
+    analysis = symshape.analyze(model, ("L", 3))
+    assert analysis.valid_sizes().summary() == "any L"
+    assert members(analysis.valid_sizes(), ["L"], 9) == scan(model, ("L", 3), ["L"], 9)
+    assert analysis.verify(sizes=[{"L": n} for n in (1, 2, 3, 7)]).ok
+
+
+def test_indices_divided_by_too_little_are_data_dependent():
+    # divided by 2 of 3 classes, the last scores' queries pass L - 1: torch raises as the data falls
+    model = TopQueries("div floor", divisor=2)
+    analysis = symshape.analyze(model, ("L", 3))
+    assert any(r.data_dependent and "gather" in r.reason for s in analysis.steps for r in s.requirements)
+    for seed in range(4):
+        torch.manual_seed(seed)
+        assert analysis.verify(sizes=[{"L": n} for n in (1, 2, 5)]).ok

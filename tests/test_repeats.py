@@ -577,3 +577,73 @@ def test_a_stage_of_blocks_with_fingerprints_of_their_own_is_linear_work(monkeyp
     assert not any(s.copy_of for s in a.steps)  # (the scale is read: no block is another's)
     assert len(looks) < 8 * 40
     assert assert_agrees(model, (4, "H", "W"), grid(("H", "W"), [1, 5])) == 4
+
+
+class _Conv(nn.Module):
+    """ultralytics' Conv: every block calls the one activation module of its class."""
+
+    default_act = nn.SiLU()
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 3, stride, 1)
+        self.act = self.default_act
+
+    def forward(self, x):
+        return self.act(self.conv(x))
+
+
+class _Rep(nn.Module):
+    """ultralytics' RepConv inside a bottleneck: an activation of its own class, shared too."""
+
+    default_act = nn.ReLU()
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, 1, 1)
+        self.act = self.default_act
+
+    def forward(self, x):
+        return self.act(self.conv(x))
+
+
+class _Bottleneck(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.rep, self.cv = _Rep(c), _Conv(c, c)
+
+    def forward(self, x):
+        return x + self.cv(self.rep(x))
+
+
+class _Detector(nn.Module):
+    """A backbone of shared-activation blocks, and two heads, the second deep-copied from the
+    first (YOLOv10's one-to-one head): its blocks call the copy's activation."""
+
+    def __init__(self):
+        import copy
+
+        super().__init__()
+        self.stem = _Conv(1, 4, 2)
+        self.m = nn.Sequential(*(_Bottleneck(4) for _ in range(3)))
+        self.head = nn.Sequential(_Conv(4, 4), _Conv(4, 4))
+        self.head2 = copy.deepcopy(self.head)
+
+    def forward(self, x):
+        x = self.m(self.stem(x))
+        return self.head(x).flatten(1), self.head2(x).flatten(1)
+
+
+def test_a_repeated_call_names_each_shared_layer_as_fx_does():
+    model = _Detector().eval()
+    assert model.head2[0].act is not _Conv.default_act  # (the copy's own)
+    a = symshape.analyze(model, (1, "H", "W"))  # the proof compares each layer's calls
+    names = {id(m): n for n, m in model.named_modules()}
+    for step in a.steps:
+        if step.kind == "module":
+            assert step.name == names[id(step.module)], step
+    acts = [s.name for s in a.steps if s.name.endswith(".act")]
+    assert acts.count("stem.act") == 1 + 3 + 2 and acts.count("head2.0.act") == 2  # (the shared SiLU, its copy)
+    assert acts.count("m.0.rep.act") == 3
+    report = a.verify(sizes=grid(["H", "W"], [1, 2, 5, 8, 9]))
+    assert report.ok and report.checked > 0 and any(ran for _, ran, _, _ in report.results)
