@@ -1,6 +1,6 @@
 """Beyond timm: segmentation_models_pytorch and MONAI, configured as a new user would, and
-transformers' vision and text models where transformers is installed; writes
-docs/coverage-libraries.md.
+transformers' vision and text models, diffusers' and ultralytics' where they are installed;
+writes docs/coverage-libraries.md.
 
 Runs in the zoo venv with the libraries (see DEVELOPERS.md):
 
@@ -131,7 +131,27 @@ def _configs() -> dict[str, tuple[str, str, dict, tuple]]:
     if importlib.util.find_spec("diffusers") is not None:  # (in the transformers venv: see DEVELOPERS.md)
         for model, kwargs, inputs in _DIFFUSERS:
             out[f"diffusers:{model}"] = ("diffusers", model, kwargs, inputs)
+    if importlib.util.find_spec("ultralytics") is not None:  # (see DEVELOPERS.md)
+        for cfg in _ULTRALYTICS:
+            task = next((t for suffix, t in _ULTRALYTICS_TASKS.items() if suffix in cfg), "DetectionModel")
+            out[f"ultralytics:{cfg}"] = ("ultralytics", task, {"cfg": f"{cfg}.yaml"}, (3, "H", "W"))
     return out
+
+
+#: ultralytics' model files (its cfg/models), the smallest scale of each, every task: YOLOv3 to
+#: YOLO26 and RT-DETR, as ``YOLO("yolov8n.yaml")`` builds them (without weights)
+_ULTRALYTICS = [
+    "yolov3-tiny", "yolov3", "yolov3-spp", "yolov5nu", "yolov6n", "yolov8n", "yolov8n-seg", "yolov8n-pose",
+    "yolov8n-obb", "yolov8n-cls", "yolov8n-p2", "yolov8n-p6", "yolov8n-ghost", "yolov8n-ghost-p2",
+    "yolov8n-ghost-p6", "yolov8n-seg-p6", "yolov8n-pose-p6", "yolov8n-cls-resnet50", "yolov9t", "yolov9c-seg",
+    "yolov10n", "yolo11n", "yolo11n-seg", "yolo11n-pose", "yolo11n-obb", "yolo11n-cls", "yolo12n", "yolo12n-seg",
+    "yolo12n-pose", "yolo12n-obb", "yolo12n-cls", "yolo26n", "yolo26n-seg", "yolo26n-pose", "yolo26n-obb",
+    "yolo26n-cls", "yolo26n-p2", "yolo26n-p6", "yolo26n-depth", "yolo26n-sem", "rtdetr-l", "rtdetr-resnet50",
+    "yolov8n-rtdetr",
+]
+#: the model class of each task, by the model file's suffix (ultralytics.nn.tasks)
+_ULTRALYTICS_TASKS = {"-seg": "SegmentationModel", "-pose": "PoseModel", "-obb": "OBBModel",
+                      "-cls": "ClassificationModel", "rtdetr": "RTDETRDetectionModel"}
 
 
 #: transformers' vision models, each with its default configuration (model class, config class,
@@ -323,6 +343,14 @@ def build(config_id: str):
             import diffusers
 
             return getattr(diffusers, name)(**kwargs)
+        if lib == "ultralytics":
+            import contextlib
+            import io
+
+            from ultralytics.nn import tasks
+
+            with contextlib.redirect_stdout(io.StringIO()):  # (its summary of the model)
+                return getattr(tasks, name)(kwargs["cfg"], verbose=False)
         if lib.startswith("hf"):
             import transformers
 
@@ -439,13 +467,13 @@ def header(elapsed: float) -> list[str]:
     import torch
 
     versions = []
-    for mod in ("segmentation_models_pytorch", "monai", "transformers", "diffusers"):
+    for mod in ("segmentation_models_pytorch", "monai", "transformers", "diffusers", "ultralytics"):
         try:
             versions.append(f"{mod} {__import__(mod).__version__}")
         except Exception:  # noqa: BLE001
             versions.append(f"{mod} ?")
     return [
-        "# Coverage: segmentation_models_pytorch, MONAI, transformers and diffusers",
+        "# Coverage: segmentation_models_pytorch, MONAI, transformers, diffusers and ultralytics",
         "",
         f"Measured by `python bench/libraries.py` on {datetime.date.today()} with torch {torch.__version__}, "
         f"{', '.join(versions)} ({elapsed / 60:.0f} min on this machine). Each configuration (the "
@@ -463,7 +491,10 @@ def header(elapsed: float) -> list[str]:
         "verified on the CPU as well (their forward reads a value with `.item()`). diffusers' models are "
         "called as its pipelines call them, the step (and DiT's class label) a 0-d int64 tensor; "
         "UNet2DConditionModel's text of length S is compared at (H, W, S) = "
-        + ", ".join(f"({h}, {w}, {t})" for h, w, t in SIZES_TEXT_2D) + ".",
+        + ", ".join(f"({h}, {w}, {t})" for h, w, t in SIZES_TEXT_2D) + ". ultralytics' models are built "
+        "from its model files without weights, as `YOLO(\"yolov8n.yaml\")` builds them (`DetectionModel`, "
+        "`SegmentationModel` ... of `ultralytics.nn.tasks`; on the CPU where the constructor runs a forward "
+        "to find its strides), in eval mode, and give their inference outputs.",
         "",
     ]
 

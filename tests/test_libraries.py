@@ -1,5 +1,5 @@
-"""segmentation_models_pytorch and MONAI, and transformers' vision and text models where
-transformers is installed (pytest -m libraries): bench/libraries.py at two sizes.
+"""segmentation_models_pytorch and MONAI, and transformers', diffusers' and ultralytics' models
+where those are installed (pytest -m libraries): bench/libraries.py at two sizes.
 
 Needs both libraries (and einops, for MONAI's transformers) in the zoo venv (DEVELOPERS.md): run
 before landing a change to tracing or rules. Each configuration runs in a child process, built
