@@ -307,6 +307,7 @@ def _analyze(model: nn.Module, inputs: Inputs, prove: bool, batched: bool = True
                                           () if call is None else values, where, {}), whole, call=call)
         except SymshapeError as e:
             if mismatch is None:
+                _refusal_proved(e, model, inputs, batched, where)
                 raise
             raise mismatch from e  # running the module whole did not work either: no answer
         prop = traced.propagation
@@ -328,6 +329,19 @@ def _analyze(model: nn.Module, inputs: Inputs, prove: bool, batched: bool = True
             whole = whole | {scope if scope not in whole else ""}
     _refuse_if_never_runs(prop.steps, inputs.size_names)
     return analysis
+
+
+def _refusal_proved(e: SymshapeError, model: nn.Module, inputs: Inputs, batched: bool, where: tuple) -> None:
+    """A trace that refuses every size (``InvalidInputSize`` at a step) proves itself too: where
+    torch's forward runs at a size (verify.torch_runs), the trace took a path torch does not take,
+    and the refusal never reaches the user (raises TraceMismatch instead). Not for one case of the
+    analysis (``where``), which covers some sizes only."""
+    if not isinstance(e, InvalidInputSize) or where:
+        return
+    ran = verify.torch_runs(model, inputs, batched)
+    if ran is not None:
+        raise TraceMismatch(ran, [f"symshape's trace refuses every size ({e}), and torch's forward runs here"],
+                            [e.layer]) from e
 
 
 def _bound_by_python(model: nn.Module) -> bool:

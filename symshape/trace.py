@@ -91,8 +91,18 @@ def _global_hooks() -> list[str]:
     return [n.lstrip("_") for n in names if getattr(module_, n, None)]
 
 
+def own_forward(m: nn.Module):
+    """The forward set on the module itself, which torch calls in place of its class's
+    (pretrainedmodels sets ``model.forward = types.MethodType(forward, model)`` on the torchvision
+    models it adapts); None where it has none, or one that is its class's own forward."""
+    own = vars(m).get("forward")
+    if own is None or getattr(own, "__self__", None) is m and getattr(own, "__func__", None) is type(m).forward:
+        return None
+    return own
+
+
 def _is_leaf(m: nn.Module) -> bool:
-    if hooked(m):
+    if hooked(m) or own_forward(m) is not None:  # (its own forward is traced, not its class's rule)
         return False
     if rule_for_module(m) is not None:
         return True
@@ -391,6 +401,8 @@ class _Tracer(torch.fx.Tracer):
         self._recording: set[int] = set()
 
     def create_args_for_root(self, root_fn, is_module, concrete_args=None):
+        if is_module:  # (fx traces the class's forward; torch calls the module's own, where it has one)
+            root_fn = _forward_function(self.root, root_fn)
         if self.call is None:
             return super().create_args_for_root(root_fn, is_module, concrete_args)
         counter = itertools.count()
@@ -783,6 +795,19 @@ def library_function(fn) -> LibraryFunction | None:
     return LibraryFunction(fn)
 
 
+def _forward_function(root: nn.Module, fn):
+    """The function torch runs as ``root``'s forward, taking ``root`` first as fx calls it: the
+    class's ``fn``, or the function of a method set on ``root`` itself. A forward set on it that is
+    no method of it is refused by name (fx calls the root's forward with the root first)."""
+    own = own_forward(root)
+    if own is None:
+        return fn
+    if getattr(own, "__self__", None) is root and inspect.isfunction(getattr(own, "__func__", None)):
+        return own.__func__
+    raise UntraceableModel(f"{type(root).__name__}", f"its forward is set on the module itself to {own!r}, which "
+                           "is no method of it: symshape traces a forward that takes the module first", "", HINT)
+
+
 def _sequential_leaves(seq: nn.Sequential, prefix: str, out: list) -> bool:
     """Collect ``(qualname, module)`` of a Sequential of leaves and plain Sequentials."""
     for name, child in seq._modules.items():
@@ -791,7 +816,7 @@ def _sequential_leaves(seq: nn.Sequential, prefix: str, out: list) -> bool:
         qual = f"{prefix}.{name}" if prefix else name
         if _is_leaf(child):
             out.append(qual)
-        elif type(child) is nn.Sequential and not hooked(child):
+        elif type(child) is nn.Sequential and not hooked(child) and own_forward(child) is None:
             if not _sequential_leaves(child, qual, out):
                 return False
         else:
@@ -820,7 +845,7 @@ def _leaf_graph(model: nn.Module, call: tuple | None = None) -> torch.fx.Graph:
 
 
 def _fast_sequential(model: nn.Module) -> torch.fx.Graph | None:
-    if type(model) is not nn.Sequential:
+    if type(model) is not nn.Sequential or own_forward(model) is not None:
         return None
     leaves: list[str] = []
     if not _sequential_leaves(model, "", leaves):

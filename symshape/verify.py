@@ -41,7 +41,7 @@ from .solve import divisible_set, smallest_tied, valid_sizes
 from .trace import CONSTANT, REPEAT_CHECK, trace
 
 __all__ = ["PROOF_SIZES", "Comparison", "Mismatch", "Observation", "VerifyReport", "compare", "disagreements",
-           "observe", "prove", "sample_sizes", "verify"]
+           "observe", "prove", "sample_sizes", "torch_runs", "verify"]
 
 
 @dataclass
@@ -595,6 +595,54 @@ def torch_raises(model: nn.Module, inputs, batched: bool, reason: str) -> str | 
         if not sizes:
             break
     return " and ".join(said) + ", on a meta-device copy of the model"
+
+
+def torch_runs(model: nn.Module, inputs, batched: bool) -> dict | None:
+    """A size where torch's forward runs (every size name alike, the first few of
+    :data:`PROOF_SIZES`): a meta-device copy's forward, and for a model that is not on the meta
+    device its own at the same size (meta kernels check less than the CPU's); None where it
+    raises at each. What an analysis that refuses every size is checked against."""
+    names = list(inputs.size_names)
+    candidates = [{n: v for n in names} for v in PROOF_SIZES[:5]] if names else [{}]
+    copy_ = copy_model(model, "meta")
+    dtype = _dtype(model)
+    for sizes in candidates:
+        args, kwargs = _call_at(inputs, batched, sizes, dtype, "meta")
+        state = random.getstate()  # (a forward may draw from Python's random module too)
+        try:
+            with torch.no_grad(), warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+                warnings.simplefilter("ignore")
+                copy_(*args, **kwargs)
+        except Exception:  # noqa: BLE001 - any refusal is torch's
+            continue
+        finally:
+            random.setstate(state)
+        if _on_meta(model) or _runs_on_cpu(model, *_call_at(inputs, batched, sizes, dtype)):
+            return sizes
+    return None
+
+
+def _runs_on_cpu(model: nn.Module, args, kwargs) -> bool:
+    """Whether the model's own forward runs on these inputs (no_grad; the model left as it was:
+    a lazy one runs on a copy, another's attributes, parameters and buffers are put back)."""
+    state = random.getstate()
+    try:
+        with contextlib.ExitStack() as stack:
+            if has_lazy(model):
+                model = copy_model(model)
+            else:
+                for keeper in (MODEL_RUNS, attributes_kept(model), tensors_kept(model)):
+                    stack.enter_context(keeper)
+            stack.enter_context(torch.random.fork_rng(devices=[]))
+            stack.enter_context(torch.no_grad())
+            stack.enter_context(warnings.catch_warnings())
+            warnings.simplefilter("ignore")
+            model(*args, **kwargs)
+        return True
+    except Exception:  # noqa: BLE001 - any refusal is torch's
+        return False
+    finally:
+        random.setstate(state)
 
 
 def _dtype(model: nn.Module) -> torch.dtype:

@@ -557,3 +557,79 @@ def test_an_attribute_a_tensor_has_not_is_none_as_python_sees_it():
     assert assert_agrees(QuantizedOrNot(), ("T", 4), grid(["T"], [1, 3])) == 2
     a = symshape.analyze(QuantizedOrNot(), ("T", 4))
     assert [s.op for s in a.steps] == ["nn.Linear"]  # (the traced hasattr was true: the model ran whole)
+
+
+def _adapted_alexnet_like() -> nn.Module:
+    """pretrainedmodels' way of adapting a torchvision model: its ``features`` and ``forward``
+    replaced on the instance by methods of it (``types.MethodType``); its class's forward, which
+    still calls ``self.avgpool``, is never run."""
+    import types
+
+    class Net(nn.Module):  # (torchvision's AlexNet, small)
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2), nn.ReLU(), nn.MaxPool2d(2))
+            self.avgpool = nn.AdaptiveAvgPool2d(2)
+            self.classifier = nn.Linear(16, 3)
+
+        def forward(self, x):
+            return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+    model = Net()
+    model._features = model.features
+    del model.features
+    model.last_linear = nn.Linear(4 * 3 * 3, 5)
+
+    def features(self, x):
+        x = F.adaptive_avg_pool2d(self._features(x), 3)
+        return x.view(x.size(0), 4 * 3 * 3)  # (2-D: the class's avgpool would refuse it)
+
+    def forward(self, x):
+        return self.last_linear(self.features(x))
+
+    model.features = types.MethodType(features, model)
+    model.forward = types.MethodType(forward, model)
+    return model
+
+
+def _layer_with_its_own_forward() -> nn.Module:
+    """A layer whose forward is replaced on the instance (a patch that strides a convolution):
+    torch runs the patch, not the layer's class (nor symshape's rule for it)."""
+    import types
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.LazyLinear(3))
+    model[0].forward = types.MethodType(lambda self, x: F.conv2d(x, self.weight, self.bias, stride=2), model[0])
+    return model
+
+
+@pytest.mark.parametrize("make", [_adapted_alexnet_like, _layer_with_its_own_forward])
+def test_a_forward_set_on_the_module_itself_is_the_one_traced(make):
+    model = make().eval()
+    a = symshape.analyze(model, (1, "H", "W"))
+    assert a.verify(sizes=grid(["H", "W"], [3, 5, 6, 13, 14, 17])).ok
+    assert assert_agrees(make().eval(), (1, "H", "W"), grid(["H", "W"], [3, 13, 14, 16])) >= 1
+
+
+def test_a_forward_set_on_the_model_that_is_no_method_of_it_is_refused_by_name():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3))
+    model.forward = lambda x: x * 2
+    with pytest.raises(symshape.UntraceableModel, match="set on the module itself"):
+        symshape.analyze(model, (1, "H", "W"))
+
+
+def test_a_trace_that_refuses_every_size_where_torch_runs_never_reaches_the_user(monkeypatch):
+    # the trace as it was before it followed a forward set on the model: the class's forward,
+    # whose avgpool refuses the 2-D features at every size; torch runs the model's own at 224
+    from symshape import trace as trace_module
+
+    monkeypatch.setattr(trace_module, "own_forward", lambda m: None)
+    with pytest.raises(symshape.TraceMismatch, match="refuses every size") as e:
+        symshape.analyze(_adapted_alexnet_like().eval(), (1, "H", "W"))
+    assert e.value.layers == ["avgpool"]
+
+
+def test_a_model_torch_refuses_at_every_size_is_still_refused_as_such():
+    for model in (nn.Sequential(nn.Flatten(), nn.AdaptiveAvgPool2d(2)),
+                  nn.Sequential(nn.Flatten(), nn.AdaptiveAvgPool2d(2)).to("meta")):
+        with pytest.raises(symshape.InvalidInputSize, match="3D or 4D"):
+            symshape.analyze(model, (1, "H", "W"))
