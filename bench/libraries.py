@@ -1,6 +1,7 @@
 """Beyond timm: segmentation_models_pytorch and MONAI, configured as a new user would, and
-transformers' vision and text models, diffusers' and ultralytics' where they are installed;
-writes docs/coverage-libraries.md.
+transformers' vision and text models, diffusers', ultralytics', pretrainedmodels',
+EfficientNet-PyTorch's, OpenCLIP's and Segment Anything's where they are installed; writes
+docs/coverage-libraries.md.
 
 Runs in the zoo venv with the libraries (see DEVELOPERS.md):
 
@@ -135,7 +136,36 @@ def _configs() -> dict[str, tuple[str, str, dict, tuple]]:
         for cfg in _ULTRALYTICS:
             task = next((t for suffix, t in _ULTRALYTICS_TASKS.items() if suffix in cfg), "DetectionModel")
             out[f"ultralytics:{cfg}"] = ("ultralytics", task, {"cfg": f"{cfg}.yaml"}, (3, "H", "W"))
+    for lib, names in _IMAGE_MODELS.items():  # (each where installed: see DEVELOPERS.md)
+        if importlib.util.find_spec(lib) is not None:
+            for name in names:
+                out[f"{lib}:{name}"] = (lib, name, {}, (3, "H", "W"))
     return out
+
+
+#: image models of the libraries model files are most often copied from, each built as its
+#: README says, without weights: pretrainedmodels' every model (``pretrainedmodels.__dict__[name]
+#: (num_classes=1000, pretrained=None)``, torchvision's adapted and Cadene's own), EfficientNet-
+#: PyTorch's ``EfficientNet.from_name``, OpenCLIP's image towers (``create_model(name).visual``)
+#: and Segment Anything's image encoder (``sam_model_registry[name]().image_encoder``)
+_IMAGE_MODELS = {
+    "pretrainedmodels": [
+        "fbresnet152", "bninception", "resnext101_32x4d", "resnext101_64x4d", "inceptionv4", "inceptionresnetv2",
+        "alexnet", "densenet121", "densenet169", "densenet201", "densenet161", "resnet18", "resnet34", "resnet50",
+        "resnet101", "resnet152", "inceptionv3", "squeezenet1_0", "squeezenet1_1", "vgg11", "vgg11_bn", "vgg13",
+        "vgg13_bn", "vgg16", "vgg16_bn", "vgg19_bn", "vgg19", "nasnetamobile", "nasnetalarge", "dpn68", "dpn68b",
+        "dpn92", "dpn98", "dpn131", "dpn107", "xception", "senet154", "se_resnet50", "se_resnet101", "se_resnet152",
+        "se_resnext50_32x4d", "se_resnext101_32x4d", "cafferesnet101", "pnasnet5large", "polynet"],
+    "efficientnet_pytorch": ["efficientnet-b0", "efficientnet-b3", "efficientnet-b7"],
+    "open_clip": ["RN50", "RN101", "RN50x4", "ViT-B-32", "ViT-B-16", "ViT-L-14", "ViT-S-16", "ViT-M-32-alt",
+                  "convnext_tiny", "convnext_base", "coca_ViT-B-32", "EVA02-B-16", "ViT-B-16-SigLIP",
+                  "ViT-B-16-SigLIP2", "PE-Core-T-16-384", "MobileCLIP-S1", "MobileCLIP2-S0", "ViTamin-S",
+                  "swin_base_patch4_window7_224", "vit_relpos_medium_patch16_cls_224"],
+    "segment_anything": ["vit_b"],
+}
+#: sizes these libraries' models are made for, checked besides the six (the first in --quick)
+_MADE_FOR = {"pretrainedmodels": [(299, 299), (331, 331)], "open_clip": [(384, 384)],
+             "segment_anything": [(1024, 1024)]}
 
 
 #: ultralytics' model files (its cfg/models), the smallest scale of each, every task: YOLOv3 to
@@ -343,6 +373,22 @@ def build(config_id: str):
             import diffusers
 
             return getattr(diffusers, name)(**kwargs)
+        if lib == "pretrainedmodels":
+            import pretrainedmodels
+
+            return pretrainedmodels.__dict__[name](num_classes=1000, pretrained=None)
+        if lib == "efficientnet_pytorch":
+            from efficientnet_pytorch import EfficientNet
+
+            return EfficientNet.from_name(name)
+        if lib == "open_clip":
+            import open_clip
+
+            return open_clip.create_model(name, pretrained=None).visual
+        if lib == "segment_anything":
+            from segment_anything import sam_model_registry
+
+            return sam_model_registry[name]().image_encoder
         if lib == "ultralytics":
             import contextlib
             import io
@@ -388,6 +434,7 @@ def one(config_id: str, quick: bool = False) -> dict:
     sizes = {1: (QUICK_1D, SIZES_1D), 2: (QUICK_2D, SIZES_2D), 3: (QUICK_3D, SIZES_3D)}[len(names)][0 if quick else 1]
     if names == ["H", "W", "S"]:
         sizes = QUICK_TEXT_2D if quick else SIZES_TEXT_2D
+    sizes = sizes + _MADE_FOR.get(lib, [])[:1 if quick else None]
     if lib == "hf-text":
         shape = symshape.Input(shape, torch.long)  # token ids
     if lib == "hf-seq2seq":  # the source's token ids and the target's
@@ -466,14 +513,17 @@ def header(elapsed: float) -> list[str]:
     """The page's title and what was measured how (``elapsed``: the run's seconds)."""
     import torch
 
+    from importlib import metadata
+
     versions = []
-    for mod in ("segmentation_models_pytorch", "monai", "transformers", "diffusers", "ultralytics"):
+    for dist in ("segmentation-models-pytorch", "monai", "transformers", "diffusers", "ultralytics",
+                 "pretrainedmodels", "efficientnet_pytorch", "open_clip_torch", "segment-anything"):
         try:
-            versions.append(f"{mod} {__import__(mod).__version__}")
-        except Exception:  # noqa: BLE001
-            versions.append(f"{mod} ?")
+            versions.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{dist} (not installed)")
     return [
-        "# Coverage: segmentation_models_pytorch, MONAI, transformers, diffusers and ultralytics",
+        "# Coverage: segmentation_models_pytorch, MONAI, transformers, diffusers, ultralytics and model zoos",
         "",
         f"Measured by `python bench/libraries.py` on {datetime.date.today()} with torch {torch.__version__}, "
         f"{', '.join(versions)} ({elapsed / 60:.0f} min on this machine). Each configuration (the "
@@ -494,7 +544,10 @@ def header(elapsed: float) -> list[str]:
         + ", ".join(f"({h}, {w}, {t})" for h, w, t in SIZES_TEXT_2D) + ". ultralytics' models are built "
         "from its model files without weights, as `YOLO(\"yolov8n.yaml\")` builds them (`DetectionModel`, "
         "`SegmentationModel` ... of `ultralytics.nn.tasks`; on the CPU where the constructor runs a forward "
-        "to find its strides), in eval mode, and give their inference outputs.",
+        "to find its strides), in eval mode, and give their inference outputs. pretrainedmodels' every "
+        "model, EfficientNet-PyTorch's, OpenCLIP's image towers and Segment Anything's image encoder are "
+        "built as their READMEs say, without weights, and also checked at the sizes they are made for "
+        "(299×299 and 331×331, 384×384, 1024×1024).",
         "",
     ]
 

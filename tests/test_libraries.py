@@ -1,5 +1,6 @@
-"""segmentation_models_pytorch and MONAI, and transformers', diffusers' and ultralytics' models
-where those are installed (pytest -m libraries): bench/libraries.py at two sizes.
+"""segmentation_models_pytorch and MONAI, and transformers', diffusers', ultralytics' and the
+model zoos' models where those are installed (pytest -m libraries): bench/libraries.py at two
+sizes (and the size a zoo's model is made for).
 
 Needs both libraries (and einops, for MONAI's transformers) in the zoo venv (DEVELOPERS.md): run
 before landing a change to tracing or rules. Each configuration runs in a child process, built
