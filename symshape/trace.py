@@ -797,15 +797,20 @@ def library_function(fn) -> LibraryFunction | None:
 
 def _forward_function(root: nn.Module, fn):
     """The function torch runs as ``root``'s forward, taking ``root`` first as fx calls it: the
-    class's ``fn``, or the function of a method set on ``root`` itself. A forward set on it that is
-    no method of it is refused by name (fx calls the root's forward with the root first)."""
+    class's ``fn``; the function of a method set on ``root`` itself; or, for another callable set
+    on it (accelerate's hooks set ``functools.partial(new_forward, module)``), a call of it that
+    takes the class's parameters (fx reads them through ``__wrapped__``)."""
     own = own_forward(root)
     if own is None:
         return fn
     if getattr(own, "__self__", None) is root and inspect.isfunction(getattr(own, "__func__", None)):
         return own.__func__
-    raise UntraceableModel(f"{type(root).__name__}", f"its forward is set on the module itself to {own!r}, which "
-                           "is no method of it: symshape traces a forward that takes the module first", "", HINT)
+
+    @functools.wraps(fn)
+    def own_call(self, *args, **kwargs):
+        return own(*args, **kwargs)
+
+    return own_call
 
 
 def _sequential_leaves(seq: nn.Sequential, prefix: str, out: list) -> bool:
