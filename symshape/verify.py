@@ -578,19 +578,9 @@ def torch_raises(model: nn.Module, inputs, batched: bool, reason: str) -> str | 
     said = []
     for v in RAISES_AT:
         sizes = {name: v for name in inputs.size_names}
-        args, kwargs = _call_at(inputs, batched, sizes, dtype, "meta")
-        state = random.getstate()  # (a forward may draw from Python's random module too)
-        try:
-            with torch.no_grad(), warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
-                warnings.simplefilter("ignore")
-                copy_(*args, **kwargs)
-        except Exception as e:  # noqa: BLE001 - the refusal compared is any the model raises
-            if f"{type(e).__name__}: {e}" != reason:
-                return None
-        else:
+        e = _raised(copy_, *_call_at(inputs, batched, sizes, dtype, "meta"))
+        if e is None or f"{type(e).__name__}: {e}" != reason:
             return None
-        finally:
-            random.setstate(state)
         said.append("at " + (", ".join(f"{k} = {n}" for k, n in sizes.items()) or "the fixed size"))
         if not sizes:
             break
@@ -607,18 +597,24 @@ def torch_runs(model: nn.Module, inputs, batched: bool) -> dict | None:
     copy_ = copy_model(model, "meta")
     dtype = _dtype(model)
     for sizes in candidates:
-        args, kwargs = _call_at(inputs, batched, sizes, dtype, "meta")
-        state = random.getstate()  # (a forward may draw from Python's random module too)
-        try:
-            with torch.no_grad(), warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
-                warnings.simplefilter("ignore")
-                copy_(*args, **kwargs)
-        except Exception:  # noqa: BLE001 - any refusal is torch's
-            continue
-        finally:
-            random.setstate(state)
-        if _on_meta(model) or _runs_on_cpu(model, *_call_at(inputs, batched, sizes, dtype)):
+        if _raised(copy_, *_call_at(inputs, batched, sizes, dtype, "meta")) is None \
+                and (_on_meta(model) or _runs_on_cpu(model, *_call_at(inputs, batched, sizes, dtype))):
             return sizes
+    return None
+
+
+def _raised(copy_: nn.Module, args, kwargs) -> Exception | None:
+    """What a meta-device copy's forward raised on these inputs (no_grad, torch's and Python's
+    random states as they were), or None where it ran."""
+    state = random.getstate()  # (a forward may draw from Python's random module too)
+    try:
+        with torch.no_grad(), warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+            warnings.simplefilter("ignore")
+            copy_(*args, **kwargs)
+    except Exception as e:  # noqa: BLE001 - the refusal is any the model raises
+        return e
+    finally:
+        random.setstate(state)
     return None
 
 
