@@ -26,7 +26,7 @@ import libraries  # noqa: E402
 
 #: configurations refused by name (docs/coverage-libraries.md says why): every other one analyzes
 #: and agrees with torch, and must stay so
-NOT_YET: set[str] = set()
+NOT_YET: set[str] = {"pretrainedmodels:nasnetalarge"}  # (a view of a tensor whose strides are not followed)
 # (MONAI's SwinUNETR-3d was, until its window counts stopped branching; transformers' Hiera, until
 # a view that only splits where its element count holds was one at any strides; ViTMAE, until
 # gather read the bound of argsort's indices)
