@@ -178,7 +178,6 @@ def test_backends_reject_unknown_names():
         compile_checked([size_symbol("H")], [], [size_symbol("H")], backend="numpy")
 
 
-
 _H, _W = size_symbol("H"), size_symbol("W")
 _RELATION_NAMES = {sympy.Ge: ">=", sympy.Eq: "==", sympy.Ne: "!="}
 
