@@ -603,14 +603,14 @@ def torch_runs(model: nn.Module, inputs, batched: bool) -> dict | None:
     return None
 
 
-def _raised(copy_: nn.Module, args, kwargs) -> Exception | None:
-    """What a meta-device copy's forward raised on these inputs (no_grad, torch's and Python's
-    random states as they were), or None where it ran."""
+def _raised(module: nn.Module, args, kwargs) -> Exception | None:
+    """What ``module``'s forward raised on these inputs (no_grad, torch's and Python's random
+    states as they were), or None where it ran."""
     state = random.getstate()  # (a forward may draw from Python's random module too)
     try:
         with torch.no_grad(), warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
             warnings.simplefilter("ignore")
-            copy_(*args, **kwargs)
+            module(*args, **kwargs)
     except Exception as e:  # noqa: BLE001 - the refusal is any the model raises
         return e
     finally:
@@ -619,26 +619,12 @@ def _raised(copy_: nn.Module, args, kwargs) -> Exception | None:
 
 
 def _runs_on_cpu(model: nn.Module, args, kwargs) -> bool:
-    """Whether the model's own forward runs on these inputs (no_grad; the model left as it was:
-    a lazy one runs on a copy, another's attributes, parameters and buffers are put back)."""
-    state = random.getstate()
-    try:
-        with contextlib.ExitStack() as stack:
-            if has_lazy(model):
-                model = copy_model(model)
-            else:
-                for keeper in (MODEL_RUNS, attributes_kept(model), tensors_kept(model)):
-                    stack.enter_context(keeper)
-            stack.enter_context(torch.random.fork_rng(devices=[]))
-            stack.enter_context(torch.no_grad())
-            stack.enter_context(warnings.catch_warnings())
-            warnings.simplefilter("ignore")
-            model(*args, **kwargs)
-        return True
-    except Exception:  # noqa: BLE001 - any refusal is torch's
-        return False
-    finally:
-        random.setstate(state)
+    """Whether the model's own forward runs on these inputs, the model left as it was (as
+    :func:`observe` leaves it: a lazy one runs on a copy)."""
+    if has_lazy(model):
+        return _raised(copy_model(model), args, kwargs) is None
+    with MODEL_RUNS, attributes_kept(model), tensors_kept(model):
+        return _raised(model, args, kwargs) is None
 
 
 def _dtype(model: nn.Module) -> torch.dtype:
