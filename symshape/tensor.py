@@ -379,7 +379,8 @@ def row_major(shape, strides) -> bool:
     # which is at least 1 where T is 0), or as they are wherever the tensor is not empty
     forms = [[as_expr(s) for s in strides], [nonempty(s) for s in strides]]
     return all(any(_always(f[i] - 1) for f in forms) for i in range(len(strides))) and all(
-        any(_always(f[i] - f[i + 1] * as_expr(shape[i + 1])) for f in forms) for i in range(len(strides) - 1))
+        any(_always(_floors_shifted(f[i] - f[i + 1] * as_expr(shape[i + 1]))) for f in forms)
+        for i in range(len(strides) - 1))
 
 
 def elementwise_layout(inputs, out: "SymTensor") -> "SymTensor":

@@ -560,6 +560,38 @@ def test_row_major_is_decided_symbolically():
     assert not row_major((h, w), (w - 1, 1))  # overlaps where W > 1 ... and is not row-major
     assert row_major((h, w), (sympy.Integer(2) * w, 1))
 
+    a = FloorDiv(h + 21, 16)  # a slice ``[1:, 1:]`` of a map one row and column larger (NASNet)
+    b = FloorDiv(w + 21, 16)
+    assert row_major((2, 336, FloorDiv(h + 5, 16), FloorDiv(w + 5, 16)), (336 * a * b, a * b, b, 1))
+
+
+class PaddedSliceSum(nn.Module):
+    """pretrainedmodels' NASNet-A cells: a map padded on the top and left, a convolution, its
+    first row and column sliced off (``x[:, :, 1:, 1:]``), added to a plain branch,
+    concatenated, pooled and viewed flat. The slice's strides are in ``floor((H + 3)/2)``, its
+    sizes ``floor((H + 1)/2)``: row-major, so torch's sum is contiguous and the view legal."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(2, 2, 3, stride=2, padding=1)
+        self.padded = nn.Conv2d(2, 3, 1)
+        self.plain = nn.Conv2d(2, 3, 1)
+        self.pool = nn.AvgPool2d(2, stride=1)
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = self.padded(F.pad(x, (1, 0, 1, 0)))[:, :, 1:, 1:]
+        z = self.plain(x)
+        out = self.pool(torch.cat([y + z, z + y, z], 1))
+        return out.view(out.size(0), -1)
+
+
+def test_a_sliced_padded_branch_added_to_a_plain_one_is_viewed_as_torch_does():
+    assert_agrees(PaddedSliceSum(), (2, "H", "W"), grid(["H", "W"], [1, 2, 3, 4, 5, 8, 9]))
+    an = symshape.analyze(PaddedSliceSum(), (2, "H", "W"))
+    assert an.steps[-1].rule == "view"  # by its rule, not the model run whole on torch's meta kernels
+    assert an.at(H=8, W=10).output_shape == (1, 9 * 3 * 4)  # 4 x 5 maps, pooled to 3 x 4
+
 
 def test_a_view_whose_minus_one_has_a_fraction_inside_cases_is_one_integer_size():
     """Gemma 4's attention: ``x.reshape(B, N, -1)`` where the token count is defined by cases
