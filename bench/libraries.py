@@ -202,7 +202,7 @@ _HF = [(f"{name}Model", f"{name}Config", {}) for name in (
     ("DetrModel", "DetrConfig", {"use_timm_backbone": False, "use_pretrained_backbone": False, "backbone": None}),
     ("ConditionalDetrModel", "ConditionalDetrConfig", {"use_timm_backbone": False, "use_pretrained_backbone": False}),
     ("RTDetrModel", "RTDetrConfig", {}),
-    ("Mask2FormerModel", "Mask2FormerConfig", {})]
+    ("Mask2FormerModel", "Mask2FormerConfig", {}), ("MaskFormerModel", "MaskFormerConfig", {})]
 
 
 #: ... built and verified on the CPU: their forward reads a value (``.item()``), which a model on

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
-
 import itertools
+import math
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from typing import Any
 
 import sympy
@@ -384,9 +385,34 @@ def row_major(shape, strides) -> bool:
 
 
 def elementwise_layout(inputs, out: "SymTensor") -> "SymTensor":
-    """The layout torch's TensorIterator gives an elementwise op's output: the dim order of its
-    full-size inputs (an input broadcast in all dims but one never decides it). Where those
-    agree on dense strides, the output has them; otherwise its layout is not known."""
+    """The layout torch's TensorIterator gives an elementwise op's output.
+
+    A quick answer first: the first operand decides the order of the dims not of size 1 if it
+    is full-size and dense, or row-major; or full-size operands that agree on dense strides do
+    (:func:`_decided_by_some`). Otherwise it is the dim order TensorIterator's
+    ``reorder_dimensions`` computes from the operands' strides, where every comparison it makes
+    comes out the same at every size (:func:`_reordered`); where one does not, the layout is
+    not known.
+
+    The quick answer records the deciding strides on dims of size 1 too, where TensorIterator's
+    fast set-up may give others (a transposed ``(2, H)`` operand is contiguous at ``H = 1``, and
+    so is its negation); the order of the other dims, which views and ``is_contiguous`` read,
+    is exact. The full order's strides are exact on every dim, but for a layout that is not
+    contiguous only where no dim may be 1 (``loose`` otherwise): where every operand has the
+    output's shape, the fast set-up copies their common layout (contiguous, channels last, or
+    the same dense strides), which orders the dims not of size 1 alike."""
+    laid = _decided_by_some(inputs, out)
+    if laid.contiguous or laid.strides is not None:
+        return laid
+    laid = _reordered(inputs, out)
+    if laid is None:
+        return out.with_shape(out.shape, contiguous=False)
+    return replace(laid, guard=tuple(dict.fromkeys(g for t in inputs for g in t.guard)))  # (each decided)
+
+
+def _decided_by_some(inputs, out: "SymTensor") -> "SymTensor":
+    """The quick answer of :func:`elementwise_layout` (not known where none applies): the order
+    of the dims not of size 1 that the first operand, or full-size operands that agree, decide."""
     first = inputs[0] if inputs else None
     if first is not None and first.shape == out.shape and first.known_strides is not None \
             and dense(out.shape, first.known_strides):
@@ -411,6 +437,269 @@ def elementwise_layout(inputs, out: "SymTensor") -> "SymTensor":
     if not dense(out.shape, strides):
         return out.with_shape(out.shape, contiguous=False)
     return out.with_shape(out.shape, strides=strides)
+
+
+def _reordered(inputs, out: "SymTensor") -> "SymTensor | None":
+    """TensorIterator's own dim order (``reorder_dimensions``), where every comparison it makes
+    comes out the same at every size (else None).
+
+    Each operand's strides are taken over the output's dims (0 where it is broadcast: a missing
+    dim, or one of size 1 against a larger size). Starting from the innermost dim, an insertion
+    sort asks of two dims each operand in turn: a stride of 0 skips the operand; the smaller
+    stride is the inner dim; equal strides put the larger size outside, or go on to the next
+    operand. The output is dense in that order: contiguous where the order is the dims' own
+    (then exactly so: where TensorIterator's fast set-up applies instead, it copies a layout
+    that orders every dim alike)."""
+    n = out.ndim
+    if n <= 1:
+        return out.with_shape(out.shape, contiguous=True)
+    operands = []
+    for t in inputs:
+        strides = _broadcast_strides(t, out.shape)
+        if strides is None:
+            return None
+        operands.append(strides)
+    if not _one_order_where_sampled(operands, out.shape):
+        return None  # (told at a few sizes, before any proof)
+    # an operand's dim of size 1 against one that may be 1: stride 0 where that is larger, its
+    # own where it is 1 (both sizes 1): TensorIterator's order, asked in each case, must agree
+    either = sorted({d for strides in operands for d, s in enumerate(strides) if isinstance(s, tuple)})
+    if len(either) > MAX_BROADCAST_CASES:
+        return None
+    perms = set()
+    for ones in itertools.product((False, True), repeat=len(either)):
+        at_one = {out.shape[d]: sympy.Integer(1) for d, one in zip(either, ones) if one}
+        shape = [as_expr(d).xreplace(at_one) for d in out.shape]
+        case = [[(s[0].xreplace(at_one) if dict(zip(either, ones))[d] else sympy.Integer(0))
+                 if isinstance(s, tuple) else s.xreplace(at_one) for d, s in enumerate(strides)]
+                for strides in operands]
+        found = _insertion_sorted(case, shape)
+        if found is None:
+            return None
+        perms |= found
+    if len(perms) != 1:
+        return None
+    perm = list(perms.pop())
+    if perm == list(range(n - 1, -1, -1)):
+        return out.with_shape(out.shape, contiguous=True)
+    strides, step = [None] * n, sympy.Integer(1)
+    for d in perm:
+        strides[d] = step
+        step = step * as_expr(out.shape[d])
+    # (where every operand has the output's shape, the fast set-up may copy their common layout,
+    # which orders the dims not of size 1 alike)
+    return out.with_shape(out.shape, strides=strides, exact=all(_above_one(d) is True for d in out.shape))
+
+
+def _one_order_where_sampled(operands, shape) -> bool:
+    """Whether TensorIterator orders the dims alike at each of a few sizes (False: the order
+    depends on the size; True also where a size is not a plain number here)."""
+    exprs = [as_expr(d) for d in shape] + [s[0] if isinstance(s, tuple) else s for op in operands for s in op]
+    names = sorted(set().union(*(e.free_symbols for e in exprs)), key=str)
+    orders = set()
+    for values in _SAMPLES:
+        at = {n: values[i % len(values)] + i // len(values) for i, n in enumerate(names)}
+        sizes = [_value(as_expr(d), at) for d in shape]
+        strides = [[(_value(s[0], at) if sizes[d] == 1 else 0) if isinstance(s, tuple) else _value(s, at)
+                    for d, s in enumerate(op)] for op in operands]
+        if None in sizes or any(None in row for row in strides):
+            return True
+        orders.add(tuple(_iterator_order(strides, sizes)))
+        if len(orders) > 1:
+            return False
+    return True
+
+
+def _iterator_order(strides, sizes) -> list:
+    """``reorder_dimensions`` at one size (plain numbers), innermost dim first."""
+    def should_swap(dim0, dim1):
+        for row in strides:
+            s0, s1 = row[dim0], row[dim1]
+            if s0 == 0 or s1 == 0:
+                continue
+            if s0 != s1:
+                return -1 if s0 < s1 else 1
+            if sizes[dim0] > sizes[dim1]:
+                return 1
+        return 0
+
+    n = len(sizes)
+    perm = list(range(n - 1, -1, -1))
+    for i in range(1, n):
+        dim1 = i
+        for dim0 in range(i - 1, -1, -1):
+            order = should_swap(perm[dim0], perm[dim1])
+            if order > 0:
+                perm[dim0], perm[dim1] = perm[dim1], perm[dim0]
+                dim1 = dim0
+            elif order < 0:
+                break
+    return perm
+
+
+def _value(expr: sympy.Expr, at: dict):
+    """``expr``'s value (an int or a Fraction) where its sizes are ``at``; None for a form not
+    followed here (no sympy: asked of every stride at several sizes)."""
+    return _evaluator(expr)(at)
+
+
+@functools.lru_cache(maxsize=8192)
+def _evaluator(expr: sympy.Expr):
+    if expr.is_Integer:
+        value = int(expr)
+        return lambda at: value
+    if expr.is_Rational:
+        value = Fraction(int(expr.p), int(expr.q))
+        return lambda at: value
+    if expr.is_Symbol:
+        return lambda at: at.get(expr)
+    parts = [_evaluator(a) for a in expr.args]
+    combine = {sympy.Add: sum, sympy.Mul: math.prod, sympy.Max: max, sympy.Min: min}.get(type(expr))
+    if combine is None and isinstance(expr, FloorDiv):
+        combine = lambda v: v[0] // v[1] if v[1] != 0 else None  # noqa: E731
+    if combine is None and isinstance(expr, sympy.Pow) and expr.exp.is_Integer and expr.exp >= 0:
+        combine = lambda v: v[0] ** v[1]  # noqa: E731
+    if combine is None:
+        return lambda at: None
+
+    def evaluate(at):
+        values = [p(at) for p in parts]
+        return None if None in values else combine(values)
+    return evaluate
+
+
+#: the most dims broadcast only at some sizes whose cases :func:`_reordered` tells apart
+MAX_BROADCAST_CASES = 3
+
+
+def _insertion_sorted(operands, shape) -> set | None:
+    """Every dim order ``reorder_dimensions``' insertion sort may end with, innermost dim first,
+    following each answer a comparison may give at some size (None: more than
+    ``MAX_BROADCAST_CASES`` orders). ``perm``: the order so far; ``i``, ``dim1``, ``dim0``: where
+    the sort is."""
+    n = len(shape)
+    found, todo = set(), [(list(range(n - 1, -1, -1)), 1, 1, 0)]
+    while todo:
+        perm, i, dim1, dim0 = todo.pop()
+        if i >= n:
+            found.add(tuple(perm))
+            if len(found) > MAX_BROADCAST_CASES:
+                return None
+            continue
+        if dim0 < 0:
+            todo.append((perm, i + 1, i + 1, i))
+            continue
+        for order in _should_swap(operands, shape, perm[dim0], perm[dim1]):
+            if order > 0:
+                swapped = list(perm)
+                swapped[dim0], swapped[dim1] = perm[dim1], perm[dim0]
+                todo.append((swapped, i, dim0, dim0 - 1))
+            elif order < 0:
+                todo.append((perm, i + 1, i + 1, i))
+            else:
+                todo.append((perm, i, dim1, dim0 - 1))
+        if len(todo) > 4 * n * n:
+            return None
+    return found
+
+
+def _broadcast_strides(t: "SymTensor", shape) -> list | None:
+    """An operand's strides over the output's dims, as TensorIterator's ``compute_strides``
+    takes them: 0 where it is broadcast, ``(stride,)`` where it is only at some sizes (a dim of
+    size 1 against one that may be 1). None where its strides are not known."""
+    known = t.known_strides
+    if known is None:
+        return None
+    offset = len(shape) - t.ndim
+    strides = [sympy.Integer(0)] * offset
+    for size, stride, full in zip(t.shape, known, shape[offset:]):
+        if size == 1 and _above_one(full) is True:
+            strides.append(sympy.Integer(0))
+        elif t.loose and _above_one(size) is not True:  # its stride there is not known at size 1
+            return None
+        elif size == full:
+            strides.append(as_expr(stride))
+        elif size == 1:
+            strides.append((as_expr(stride),))
+        else:  # sizes that differ only at some sizes
+            return None
+    return strides
+
+
+def _should_swap(operands, shape, dim0: int, dim1: int, k: int = 0) -> set:
+    """TensorIterator's ``should_swap`` from the ``k``-th operand on: every answer it gives at
+    some size (1 puts ``dim0`` outside ``dim1``, -1 inside, 0 leaves them: the sizes at which
+    each holds are not told apart, so this may hold answers no size gives)."""
+    if k == len(operands):
+        return {0}
+    s0, s1 = operands[k][dim0], operands[k][dim1]
+    zero = [_is_zero(s0), _is_zero(s1)]
+    answers = _should_swap(operands, shape, dim0, dim1, k + 1) if zero != [False, False] else set()
+    if True in zero:
+        return answers
+    signs = _signs(s0, s1)
+    answers |= signs & {-1, 1}  # the smaller stride inside
+    if 0 in signs:  # the larger size outside, or the next operand decides
+        # (where a stride is a number, the other one is that number here: ``w`` is 1 in ``1 == w``)
+        tie = {s1: s0} if s0.is_Number else {s0: s1} if s1.is_Number else {}
+        sizes = _signs(as_expr(shape[dim0]).xreplace(tie), as_expr(shape[dim1]).xreplace(tie))
+        if 1 in sizes:
+            answers.add(1)
+        if sizes - {1}:
+            answers |= _should_swap(operands, shape, dim0, dim1, k + 1)
+    return answers
+
+
+#: the sizes :func:`_signs` tries first: every size alike, and sizes far apart
+_SAMPLES = ((1,), (2,), (7,), (64,), (1, 1000), (1000, 1), (3, 50, 1), (50, 1, 3), (_PROBE,))
+
+
+@functools.lru_cache(maxsize=4096)
+def _signs(a: sympy.Expr, b: sympy.Expr) -> frozenset:
+    """The signs ``a - b`` may have (-1, 0, 1): those it has at some of a few sizes, and those
+    not shown impossible at every size (a proof costs sympy milliseconds: asked only there)."""
+    a, b = as_expr(a), as_expr(b)
+    d = _floors_shifted(a - b)
+    if d.is_Number:
+        return frozenset({int(sympy.sign(d))})
+    num, den = (a / b).as_numer_denom() if b != 0 else (a, sympy.Integer(1))
+    if den != 1 and _positive(b) and _positive(den):  # a product's sign: its factors' ratio
+        d = _floors_shifted(num - den)  # (``96*w`` against ``96*h*w``: ``1 - h``)
+    seen = set()
+    names = sorted(d.free_symbols, key=str)
+    for values in _SAMPLES:
+        at = d.xreplace({n: sympy.Integer(values[i % len(values)] + i // len(values)) for i, n in enumerate(names)})
+        if at.is_Number:
+            seen.add(int(sympy.sign(at)))
+        if len(seen) == 3:
+            break
+    signs = set(seen)
+    if -1 not in seen and not _always(d):
+        signs.add(-1)
+    if 1 not in seen and not _always(-d):
+        signs.add(1)
+    # (where it is seen both ways, 0 is not told apart: an answer that may not hold only costs caution)
+    if 0 not in seen and ({-1, 1} <= seen or not (_always(d - 1) or _always(-d - 1))):
+        signs.add(0)
+    return frozenset(signs)
+
+
+def _positive(e: sympy.Expr) -> bool:
+    """Each factor of ``e`` at least 1 at every size (a number, a size, a floor of sizes ...)."""
+    return all(f.is_Number and f > 0 or _never_below_one(f) for f in sympy.Mul.make_args(e))
+
+
+@functools.lru_cache(maxsize=4096)
+def _never_below_one(f: sympy.Expr) -> bool:
+    low = smallest_value(f)
+    return low is not None and low >= 1
+
+
+def _is_zero(stride) -> bool | None:
+    stride = as_expr(stride)
+    if stride == 0:
+        return True
+    return False if _always(stride - 1) else None
 
 
 @functools.lru_cache(maxsize=4096)

@@ -1000,3 +1000,106 @@ class StoredWeights(nn.Module):
 def test_parameters_and_buffers_have_their_own_strides(transposed):
     accepted = assert_agrees(StoredWeights(transposed), ("T", 4), [{"T": t} for t in (1, 2, 5)])
     assert accepted == (3 if transposed is None else 0)
+
+
+_H, _W = size_symbol("H"), size_symbol("W")
+#: output sizes an operand is laid out over: fixed ones, and sizes that are 1 at some sizes or never
+_SIZES = [sympy.Integer(2), sympy.Integer(3), _H, _W, _H + 1, 2 * _W]
+
+
+@st.composite
+def _operand(draw, out_shape):
+    """An operand of an elementwise op with output ``out_shape``, built as torch builds one: a
+    dense tensor in some dim order (a permutation), each dim maybe a slice of a larger one,
+    maybe of size 1 (expanded, or broadcast), leading dims maybe missing. Returns
+    ``(make, symbolic)``: ``make(sizes)`` the torch tensor at those sizes, and the SymTensor."""
+    n = len(out_shape)
+    ndim = draw(st.integers(max(1, n - 2), n))
+    dims = out_shape[n - ndim:]
+    # (expanded only to a size never 1: torch keeps a stride that ``expand`` leaves at size 1)
+    kinds = [draw(st.sampled_from(["full", "full", "sliced", "one"] + ["expanded"] * (d not in (_H, _W))))
+             for d in dims]
+    order = draw(st.permutations(range(ndim)))  # outermost first, in memory
+    base = [sympy.Integer(1) if k in ("one", "expanded") else d + 2 if k == "sliced" else d
+            for k, d in zip(kinds, dims)]
+
+    def layout(sizes):  # the base's strides, dense in ``order``
+        strides, step = [None] * ndim, 1
+        for i in reversed(order):
+            strides[i] = step
+            step = step * sympy.Max(1, sizes[i])
+        return strides
+
+    def make(at):
+        sizes = [int(as_sized.xreplace(at)) for as_sized in base]
+        full = [int(d.xreplace(at)) for d in dims]
+        t = torch.empty([sizes[i] for i in order]).permute(*[order.index(i) for i in range(ndim)])
+        t = t[tuple(slice(1, 1 + f) if k == "sliced" else slice(None) for k, f in zip(kinds, full))]
+        return t.expand([f if k == "expanded" else -1 for k, f in zip(kinds, full)])
+
+    strides = [0 if k == "expanded" else s for k, s in zip(kinds, layout(base))]
+    shape = [1 if k == "one" else d for k, d in zip(kinds, dims)]
+    return make, SymTensor(tuple(shape), False, strides=tuple(strides))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_SIZES), min_size=2, max_size=4), st.integers(1, 3), st.data())
+def test_an_elementwise_ops_layout_is_torchs_wherever_symshape_says_it(out_shape, count, data):
+    """TensorIterator's dim order, against torch's CPU strides: operands dense in any order,
+    sliced, expanded, broadcast in any dims; one, two or three of them (``neg``, ``+``,
+    ``addcmul``). Where symshape gives a layout, the strides of the dims not of size 1 are
+    torch's at every size; where it follows ``reorder_dimensions`` itself (``_reordered``),
+    those of every dim too, unless it says they may differ there (``loose``)."""
+    from symshape.tensor import _reordered, elementwise_layout
+
+    operands = [data.draw(_operand(out_shape)) for _ in range(count)]
+    n = len(out_shape)  # the broadcast shape: 1 where every operand has 1 or no dim
+    full = [d if any(t.ndim >= n - i and t.shape[i - n + t.ndim] != 1 for _, t in operands) else sympy.Integer(1)
+            for i, d in enumerate(out_shape)]
+    out = elementwise_layout([t for _, t in operands], SymTensor(tuple(full)))
+    order = _reordered([t for _, t in operands], SymTensor(tuple(full)))
+    op = {1: torch.neg, 2: torch.add, 3: torch.addcmul}[count]
+    for h, w in [(1, 1), (1, 3), (2, 1), (2, 5), (4, 4)]:
+        at = {_H: sympy.Integer(h), _W: sympy.Integer(w)}
+        ts = [make(at) for make, _ in operands]
+        real = op(*ts)
+        sizes = [int(d.xreplace(at)) for d in full]
+        if list(real.shape) != sizes:
+            continue  # the operands do not broadcast at these sizes
+        for laid, every in [(out, False), (order, True)]:
+            if laid is None or not laid.contiguous and laid.strides is None:
+                continue  # not known: a view of it is refused, or decided by torch's meta kernels
+            got = [int(sympy.sympify(s).xreplace(at)) for s in laid.known_strides]
+            keep = [i for i, d in enumerate(sizes) if d != 1 or every and not laid.loose]
+            assert [got[i] for i in keep] == [real.stride()[i] for i in keep], \
+                (h, w, every, [(tuple(t.shape), t.stride()) for t in ts], got, real.stride(), laid)
+
+
+class SinePositions(nn.Module):
+    """MaskFormer's (and DETR's) sine position embedding without a mask: grids of ``arange``
+    expanded over the map, divided by per-channel frequencies (broadcast in every dim but one),
+    every other channel's ``sin`` and ``cos`` stacked, flattened, concatenated, permuted to
+    channels first and viewed as a sequence. TensorIterator orders the broadcast quotient's
+    dims as the grid's own (contiguous), so every view is legal."""
+
+    def forward(self, x):  # x: (N, 8, H, W)
+        b, c, h, w = x.shape
+        y_embed = torch.arange(1, h + 1, dtype=x.dtype)[None, :, None].expand(b, h, w)
+        x_embed = torch.arange(1, w + 1, dtype=x.dtype)[None, None, :].expand(b, h, w)
+        dim_t = torch.arange(c // 2, dtype=torch.int64).to(x.dtype)
+        dim_t = 10000 ** (2 * torch.div(dim_t, 2, rounding_mode="floor") / (c // 2))
+        pos_x = x_embed[:, :, :, None] / dim_t
+        pos_y = y_embed[:, :, :, None] / dim_t
+        pos_x = torch.stack((pos_x[:, :, :, 0::2].sin(), pos_x[:, :, :, 1::2].cos()), dim=4).flatten(3)
+        pos_y = torch.stack((pos_y[:, :, :, 0::2].sin(), pos_y[:, :, :, 1::2].cos()), dim=4).flatten(3)
+        pos = torch.cat((pos_y, pos_x), dim=3).permute(0, 3, 1, 2)
+        return pos.view(b, c, h * w).transpose(1, 2) + x.view(b, c, h * w).transpose(1, 2)
+
+
+def test_a_sine_position_embedding_is_traced_op_by_op_and_viewed_as_torch_does():
+    assert_agrees(SinePositions(), (8, "H", "W"), grid(["H", "W"], [1, 2, 3, 5]))
+    an = symshape.analyze(SinePositions(), (8, "H", "W"))
+    # every op by its rule: before, the quotient's layout was not known, and the model ran whole
+    # under torch's meta kernels
+    assert [s.rule for s in an.steps if s.op.endswith("view")] == ["view", "view"]
+    assert an.at(H=3, W=5).output_shape == (1, 15, 8)
