@@ -575,8 +575,8 @@ MAX_BROADCAST_CASES = 3
 def _insertion_sorted(operands, shape) -> set | None:
     """Every dim order ``reorder_dimensions``' insertion sort may end with, innermost dim first,
     following each answer a comparison may give at some size (None: more than
-    ``MAX_BROADCAST_CASES`` orders). ``perm``: the order so far; ``i``, ``dim1``, ``dim0``: where
-    the sort is."""
+    ``MAX_BROADCAST_CASES`` orders, or a sort that branches too often). ``perm``: the order so
+    far; ``i``, ``dim1``, ``dim0``: where the sort is."""
     n = len(shape)
     found, todo = set(), [(list(range(n - 1, -1, -1)), 1, 1, 0)]
     while todo:
@@ -685,7 +685,8 @@ def _signs(a: sympy.Expr, b: sympy.Expr) -> frozenset:
 
 
 def _positive(e: sympy.Expr) -> bool:
-    """Each factor of ``e`` at least 1 at every size (a number, a size, a floor of sizes ...)."""
+    """Each factor of ``e`` positive at every size (a positive number, or at least 1: a size, a
+    floor of sizes ...)."""
     return all(f.is_Number and f > 0 or _never_below_one(f) for f in sympy.Mul.make_args(e))
 
 
