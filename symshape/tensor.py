@@ -468,12 +468,12 @@ def _reordered(inputs, out: "SymTensor") -> "SymTensor | None":
         return None
     perms = set()
     for ones in itertools.product((False, True), repeat=len(either)):
-        at_one = {out.shape[d]: sympy.Integer(1) for d, one in zip(either, ones) if one}
+        one = dict(zip(either, ones))
+        at_one = {out.shape[d]: sympy.Integer(1) for d in either if one[d]}
         shape = [as_expr(d).xreplace(at_one) for d in out.shape]
-        case = [[(s[0].xreplace(at_one) if dict(zip(either, ones))[d] else sympy.Integer(0))
-                 if isinstance(s, tuple) else s.xreplace(at_one) for d, s in enumerate(strides)]
-                for strides in operands]
-        found = _insertion_sorted(case, shape)
+        case = [[(s[0].xreplace(at_one) if one[d] else sympy.Integer(0)) if isinstance(s, tuple)
+                 else s.xreplace(at_one) for d, s in enumerate(strides)] for strides in operands]
+        found = _insertion_sorted(n, lambda dim0, dim1: _should_swap(case, shape, dim0, dim1))
         if found is None:
             return None
         perms |= found
@@ -495,46 +495,42 @@ def _one_order_where_sampled(operands, shape) -> bool:
     """Whether TensorIterator orders the dims alike at each of a few sizes (False: the order
     depends on the size; True also where a size is not a plain number here)."""
     exprs = [as_expr(d) for d in shape] + [s[0] if isinstance(s, tuple) else s for op in operands for s in op]
-    names = sorted(set().union(*(e.free_symbols for e in exprs)), key=str)
     orders = set()
-    for values in _SAMPLES:
-        at = {n: values[i % len(values)] + i // len(values) for i, n in enumerate(names)}
+    for at in _sample_sizes(set().union(*(e.free_symbols for e in exprs))):
         sizes = [_value(as_expr(d), at) for d in shape]
         strides = [[(_value(s[0], at) if sizes[d] == 1 else 0) if isinstance(s, tuple) else _value(s, at)
                     for d, s in enumerate(op)] for op in operands]
         if None in sizes or any(None in row for row in strides):
             return True
-        orders.add(tuple(_iterator_order(strides, sizes)))
+        orders |= _insertion_sorted(len(shape), lambda dim0, dim1: (_swap_at(strides, sizes, dim0, dim1),))
         if len(orders) > 1:
             return False
     return True
 
 
-def _iterator_order(strides, sizes) -> list:
-    """``reorder_dimensions`` at one size (plain numbers), innermost dim first."""
-    def should_swap(dim0, dim1):
-        for row in strides:
-            s0, s1 = row[dim0], row[dim1]
-            if s0 == 0 or s1 == 0:
-                continue
-            if s0 != s1:
-                return -1 if s0 < s1 else 1
-            if sizes[dim0] > sizes[dim1]:
-                return 1
-        return 0
+def _swap_at(strides, sizes, dim0: int, dim1: int) -> int:
+    """TensorIterator's ``should_swap`` at one size (plain numbers)."""
+    for row in strides:
+        s0, s1 = row[dim0], row[dim1]
+        if s0 == 0 or s1 == 0:
+            continue
+        if s0 != s1:
+            return -1 if s0 < s1 else 1
+        if sizes[dim0] > sizes[dim1]:
+            return 1
+    return 0
 
-    n = len(sizes)
-    perm = list(range(n - 1, -1, -1))
-    for i in range(1, n):
-        dim1 = i
-        for dim0 in range(i - 1, -1, -1):
-            order = should_swap(perm[dim0], perm[dim1])
-            if order > 0:
-                perm[dim0], perm[dim1] = perm[dim1], perm[dim0]
-                dim1 = dim0
-            elif order < 0:
-                break
-    return perm
+
+#: the sizes a layout is first tried at: every size alike, and sizes far apart
+_SAMPLES = ((1,), (2,), (7,), (64,), (1, 1000), (1000, 1), (3, 50, 1), (50, 1, 3), (_PROBE,))
+
+
+def _sample_sizes(names):
+    """A value for each size name at each of :data:`_SAMPLES` (names in order, apart where
+    there are more names than a sample has values)."""
+    names = sorted(names, key=str)
+    for values in _SAMPLES:
+        yield {n: values[i % len(values)] + i // len(values) for i, n in enumerate(names)}
 
 
 def _value(expr: sympy.Expr, at: dict):
@@ -545,6 +541,8 @@ def _value(expr: sympy.Expr, at: dict):
 
 @functools.lru_cache(maxsize=8192)
 def _evaluator(expr: sympy.Expr):
+    # (symshape.compiled compiles whole expression lists for the analysis's answers; it sits
+    # above this module, and one closure per expression, cached, is what a stride asks here)
     if expr.is_Integer:
         value = int(expr)
         return lambda at: value
@@ -572,12 +570,12 @@ def _evaluator(expr: sympy.Expr):
 MAX_BROADCAST_CASES = 3
 
 
-def _insertion_sorted(operands, shape) -> set | None:
-    """Every dim order ``reorder_dimensions``' insertion sort may end with, innermost dim first,
-    following each answer a comparison may give at some size (None: more than
-    ``MAX_BROADCAST_CASES`` orders, or a sort that branches too often). ``perm``: the order so
-    far; ``i``, ``dim1``, ``dim0``: where the sort is."""
-    n = len(shape)
+def _insertion_sorted(n: int, answers) -> set | None:
+    """Every order of ``n`` dims ``reorder_dimensions``' insertion sort may end with, innermost
+    dim first, following each answer ``answers(dim0, dim1)`` gives (those ``should_swap`` gives
+    at some size; one, at one size). None: more than ``MAX_BROADCAST_CASES`` orders, or a sort
+    that branches too often. ``perm``: the order so far; ``i``, ``dim1``, ``dim0``: where the
+    sort is."""
     found, todo = set(), [(list(range(n - 1, -1, -1)), 1, 1, 0)]
     while todo:
         perm, i, dim1, dim0 = todo.pop()
@@ -589,7 +587,7 @@ def _insertion_sorted(operands, shape) -> set | None:
         if dim0 < 0:
             todo.append((perm, i + 1, i + 1, i))
             continue
-        for order in _should_swap(operands, shape, perm[dim0], perm[dim1]):
+        for order in answers(perm[dim0], perm[dim1]):
             if order > 0:
                 swapped = list(perm)
                 swapped[dim0], swapped[dim1] = perm[dim1], perm[dim0]
@@ -650,10 +648,6 @@ def _should_swap(operands, shape, dim0: int, dim1: int, k: int = 0) -> set:
     return answers
 
 
-#: the sizes :func:`_signs` tries first: every size alike, and sizes far apart
-_SAMPLES = ((1,), (2,), (7,), (64,), (1, 1000), (1000, 1), (3, 50, 1), (50, 1, 3), (_PROBE,))
-
-
 @functools.lru_cache(maxsize=4096)
 def _signs(a: sympy.Expr, b: sympy.Expr) -> frozenset:
     """The signs ``a - b`` may have (-1, 0, 1): those it has at some of a few sizes, and those
@@ -666,11 +660,10 @@ def _signs(a: sympy.Expr, b: sympy.Expr) -> frozenset:
     if den != 1 and _positive(b) and _positive(den):  # a product's sign: its factors' ratio
         d = _floors_shifted(num - den)  # (``96*w`` against ``96*h*w``: ``1 - h``)
     seen = set()
-    names = sorted(d.free_symbols, key=str)
-    for values in _SAMPLES:
-        at = d.xreplace({n: sympy.Integer(values[i % len(values)] + i // len(values)) for i, n in enumerate(names)})
-        if at.is_Number:
-            seen.add(int(sympy.sign(at)))
+    for at in _sample_sizes(d.free_symbols):
+        value = _value(d, at)
+        if value is not None:
+            seen.add((value > 0) - (value < 0))
         if len(seen) == 3:
             break
     signs = set(seen)
@@ -687,13 +680,7 @@ def _signs(a: sympy.Expr, b: sympy.Expr) -> frozenset:
 def _positive(e: sympy.Expr) -> bool:
     """Each factor of ``e`` positive at every size (a positive number, or at least 1: a size, a
     floor of sizes ...)."""
-    return all(f.is_Number and f > 0 or _never_below_one(f) for f in sympy.Mul.make_args(e))
-
-
-@functools.lru_cache(maxsize=4096)
-def _never_below_one(f: sympy.Expr) -> bool:
-    low = smallest_value(f)
-    return low is not None and low >= 1
+    return all(f.is_Number and f > 0 or _always(f - 1) for f in sympy.Mul.make_args(e))
 
 
 def _is_zero(stride) -> bool | None:
