@@ -286,6 +286,10 @@ _HF_TEXT += [
     ("EsmModel", "EsmConfig", {**_TINY, "vocab_size": 33, "pad_token_id": 1}),
     ("LukeModel", "LukeConfig", {**_TINY, "entity_emb_size": 32}), ("SplinterModel", "SplinterConfig", _TINY),
     ("Data2VecTextModel", "Data2VecTextConfig", _TINY),
+    # (``assert lengths.max().item() <= slen``: a count of the tokens that are not padding, read
+    # with .item(), at most the length at every length: symshape.bounds.ReadValue)
+    ("XLMModel", "XLMConfig", {"n_layers": 2, "emb_dim": 64, "n_heads": 4}),
+    ("FlaubertModel", "FlaubertConfig", {"n_layers": 2, "emb_dim": 64, "n_heads": 4}),
 ]
 #: ... and mixtures of experts (transformers 5 runs the experts with torch._grouped_mm over the
 #: tokens sorted by expert, and puts them back in order through the sort's inverse permutation)

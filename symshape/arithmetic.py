@@ -10,7 +10,9 @@
   short binary fraction (0.5, 0.25), and any other float is followed only through ``int()`` or
   ``math.floor`` of a size times it (``DoubleProduct``: the double Python rounds);
 - ``max``/``min`` of such floats is their exact extremum; a comparison stays a relation, for a
-  branch or ``torch._assert`` to decide.
+  branch or ``torch._assert`` to decide;
+- a value ``.item()`` read from a tensor's entries (``ReadValue``: data, bounds known) is read
+  only by a comparison its bounds decide at every size, which is then ``True`` or ``False``.
 
 Anything else raises ``UnsupportedOperation`` naming the call.
 """
@@ -24,8 +26,9 @@ from fractions import Fraction
 import sympy
 import torch.fx
 
+from .bounds import ReadValue
 from .dims import (DoubleProduct, SizeRatio, as_expr, canonical, exact_quotient, float_extremum, floor_div,
-                   integer_polynomial, size_sqrt, smallest_value)
+                   holds_at_every_size, integer_polynomial, size_sqrt, smallest_value)
 from .errors import NotASize, UnsupportedOperation
 from .rules import target_name
 
@@ -107,8 +110,38 @@ def _true_quotient(args, node: torch.fx.Node, where: str) -> SizeRatio:
     return SizeRatio(a / b)
 
 
+def _read_compared(target, args, kwargs, node: torch.fx.Node, where: str) -> sympy.Basic:
+    """A comparison of a value read from a tensor's entries (:class:`~symshape.bounds.ReadValue`)
+    with a number, a size or another such value, where their bounds decide it at every size:
+    ``lo … hi <= x`` holds where ``hi <= x`` does, and fails where ``lo > x`` does. Anything else
+    it takes part in is refused: its value depends on the data, not on the sizes."""
+    read = next(v for v in args if isinstance(v, ReadValue))
+    if target not in _COMPARISONS or len(args) != 2 or kwargs:
+        raise UnsupportedOperation(target_name(target), where, node.format_node(),
+                                   f"{target_name(target)} of {read}: a value that depends on the data, which "
+                                   "symshape reads only in a comparison its bounds decide")
+    (alo, ahi), (blo, bhi) = ((v.lo, v.hi) if isinstance(v, ReadValue) else (_number(v),) * 2 for v in args)
+    # (a < b) always holds where ahi < blo, never where alo >= bhi; the others alike
+    always, never = {operator.lt: (sympy.Lt(ahi, blo), sympy.Ge(alo, bhi)),
+                     operator.le: (sympy.Le(ahi, blo), sympy.Gt(alo, bhi)),
+                     operator.gt: (sympy.Gt(alo, bhi), sympy.Le(ahi, blo)),
+                     operator.ge: (sympy.Ge(alo, bhi), sympy.Lt(ahi, blo)),
+                     operator.eq: (sympy.And(sympy.Eq(alo, bhi), sympy.Eq(ahi, blo), sympy.Eq(alo, ahi)),
+                                   sympy.Or(sympy.Lt(ahi, blo), sympy.Gt(alo, bhi))),
+                     operator.ne: (sympy.Or(sympy.Lt(ahi, blo), sympy.Gt(alo, bhi)),
+                                   sympy.And(sympy.Eq(alo, bhi), sympy.Eq(ahi, blo), sympy.Eq(alo, ahi)))}[target]
+    for answer, cond in ((sympy.true, always), (sympy.false, never)):
+        if holds_at_every_size(cond):
+            return answer
+    raise UnsupportedOperation(target_name(target), where, node.format_node(),
+                               f"a comparison of {read} that its bounds do not decide at every size: a branch on "
+                               "a value that depends on the data, not on the sizes")
+
+
 def size_arithmetic(target, args, kwargs, node: torch.fx.Node, where: str):
     """Evaluate a call on sizes (no tensor involved): ``x.size(0) * 4``, ``shape[1:]`` ..."""
+    if any(isinstance(v, ReadValue) for v in args):
+        return _read_compared(target, args, kwargs, node, where)
     if args and _symbolic(args[0]) and not kwargs:
         try:
             converted = _converted(target, args)

@@ -58,7 +58,7 @@ import torch
 
 from .dims import FloorDiv, as_expr, decide
 
-__all__ = ["Form", "at_least", "at_most", "bounds", "leaf", "compose", "describe", "subset"]
+__all__ = ["Form", "ReadValue", "at_least", "at_most", "bounds", "leaf", "compose", "describe", "subset"]
 
 #: units in the last place a float op's result is widened by each way (see the module's doc)
 ULPS = 4
@@ -83,6 +83,29 @@ class Form:
 
     def __repr__(self) -> str:
         return f"Form({self.op}, {self.dtype})"
+
+
+class ReadValue:
+    """A number ``.item()`` read from a tensor's entries: data, not a size, of which only bounds
+    are known (every value lies in ``lo … hi``, sympy expressions of the sizes). A comparison its
+    bounds decide at every size is Python's ``True`` or ``False`` (``assert lengths.max().item()
+    <= slen``: XLM's count of the tokens that are not padding, at most the length); any other
+    use is refused by name (symshape.arithmetic). Two are equal where their bounds and dtype are:
+    nothing tells them apart but those."""
+
+    __slots__ = ("lo", "hi", "dtype")
+
+    def __init__(self, lo, hi, dtype: torch.dtype):
+        self.lo, self.hi, self.dtype = as_expr(lo), as_expr(hi), dtype
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, ReadValue) and (self.lo, self.hi, self.dtype) == (other.lo, other.hi, other.dtype)
+
+    def __hash__(self) -> int:
+        return hash((ReadValue, self.lo, self.hi, self.dtype))
+
+    def __repr__(self) -> str:
+        return f"a value read from a tensor's entries, in {self.lo} … {self.hi}"
 
 
 def _kind(dtype) -> str:

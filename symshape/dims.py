@@ -1099,6 +1099,16 @@ def decide(cond) -> bool | None:
     return None if settled is DEPENDS else settled
 
 
+def holds_at_every_size(cond) -> bool:
+    """Whether ``cond`` -- relations of sizes joined by ``And`` and ``Or`` -- holds at every size
+    (each relation as :func:`decide` reads it; False where it cannot tell)."""
+    if isinstance(cond, sympy.And):
+        return all(holds_at_every_size(c) for c in cond.args)
+    if isinstance(cond, sympy.Or):
+        return any(holds_at_every_size(c) for c in cond.args)
+    return cond is sympy.true or decide(cond) is True
+
+
 #: :func:`settle`'s answer for a condition that holds at some sizes and fails at others
 DEPENDS = "depends on the size"
 

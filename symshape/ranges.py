@@ -60,10 +60,10 @@ import torch
 
 from .dims import (DoubleProduct, RelPosReach, SizeRatio, as_expr, canonical, decide, float_extremum, floor_div,
                    integer_polynomial, maximum, minimum)
-from .bounds import compose, leaf, subset
+from .bounds import bounds as form_bounds, compose, leaf, subset
 from .tensor import Pieces, SymTensor, tuple_like
 
-__all__ = ["propagate"]
+__all__ = ["entry_bounds", "propagate"]
 
 _SHAPE_METHODS = frozenset({"view", "reshape", "unsqueeze", "flatten", "expand", "expand_as", "permute",
                             "transpose", "contiguous", "clone", "t", "float", "double", "long", "int",
@@ -106,6 +106,20 @@ def _range(v) -> tuple | None:
         return None
     e = _number(v)
     return None if e is None else (e, e)
+
+
+def entry_bounds(t: SymTensor) -> tuple | None:
+    """``(lo, hi)``: every entry of the integer or bool tensor ``t`` lies in ``lo … hi`` (sympy,
+    finite), from what symshape knows of its entries: exact extremes or known entries first, then
+    a form's bounds, an index bound, a bool's ``0 … 1``; None where it knows no finite bounds (a
+    float tensor's entries are data to symshape)."""
+    if not isinstance(t.dtype, torch.dtype) or t.dtype.is_floating_point or t.dtype.is_complex:
+        return None
+    found = [_range(t), form_bounds(t.entry_form)[:2] if t.entry_form is not None else None,
+             (sympy.Integer(0), t.index_bound - 1) if t.index_bound is not None else None,
+             (sympy.Integer(0), sympy.Integer(1)) if t.dtype == torch.bool else None]
+    return next(((as_expr(lo), as_expr(hi)) for lo, hi in filter(None, found)
+                 if not any(as_expr(e).has(sympy.oo, -sympy.oo, sympy.zoo) for e in (lo, hi))), None)
 
 
 def _flat_values(values) -> list:
@@ -806,6 +820,8 @@ def _with_bound(value, bound):
     return value
 
 
+#: reductions whose every entry is one of the input's (the values of ``max(x, dim)``: _INDICES)
+_EXTREMA = frozenset({"max", "min", "amax", "amin"})
 #: conversions of a bool tensor to integers: entries 0 and 1, below 2
 _TO_INTEGERS = frozenset({"long", "int", "short", "to", "type"})
 #: counts: sums of entries along a dim (every entry at least 0 and below a bound: at most
@@ -894,6 +910,10 @@ def _bounded(name: str | None, target, args, kwargs, value: Any) -> Any:
                 # (the values are entries of the input: below its bound, where it has one)
                 bound = args[0].index_bound if isinstance(args[0], SymTensor) else None
                 return type(value)([_with_bound(value[0], bound), indices])
+    if name in _EXTREMA and args and isinstance(args[0], SymTensor) and args[0].index_bound is not None \
+            and isinstance(value, SymTensor) and not any(isinstance(a, SymTensor)
+                                                         for a in (*args[1:], *kwargs.values())):
+        return _with_bound(value, args[0].index_bound)  # (x.max(), x.amax(d): one of the bounded entries)
     if (name in _MOD or target in _MOD) and len(args) == 2 and not kwargs and isinstance(args[0], SymTensor) and isinstance(value, SymTensor):
         c = _number(args[1])  # t % c lies in 0 … c - 1 for a positive c, whatever t
         if c is not None and (c.is_positive or decide(sympy.Ge(c, 1)) is True) and value.dtype in (torch.int64, None):

@@ -25,7 +25,8 @@ import torch
 import torch.fx
 import torch.nn as nn
 
-from .dims import SizeRatio, decide, implied, smallest_value, solved_equality
+from .bounds import ReadValue
+from .dims import SizeRatio, decide, holds_at_every_size, implied, smallest_value, solved_equality
 from .errors import BoundExceeded, InvalidArgument, ObjectArgument, SizeCases, SymshapeError, UnsupportedOperation, UnsupportedWhereMetaDiffers, UntraceableModel
 from . import callsite, fxstate
 from .helpers import MAX_HELPERS, HelperRefused, branching_helper, helpers_wrapped
@@ -721,6 +722,14 @@ class _Tracer(torch.fx.Tracer):
             raise torch.fx.proxy.TraceError(
                 "a Python branch on a tensor's values (bool() of a tensor): the side torch takes "
                 "depends on the data, not on the sizes")
+        if isinstance(value, ReadValue):  # ``if mask.any().item():`` decided where 0 is or is not in its bounds
+            for answer, cond in ((True, sympy.Or(sympy.Gt(value.lo, 0), sympy.Lt(value.hi, 0))),
+                                 (False, sympy.And(sympy.Eq(value.lo, 0), sympy.Eq(value.hi, 0)))):
+                if holds_at_every_size(cond):
+                    return answer
+            raise torch.fx.proxy.TraceError(
+                f"a Python branch on {value}, whose bounds do not decide it: the side torch takes depends on "
+                "the data, not on the sizes")
         return super().to_bool(obj)
 
     def iter(self, obj: torch.fx.Proxy):

@@ -572,19 +572,23 @@ def torch_raises(model: nn.Module, inputs, batched: bool, reason: str) -> str | 
     """Where torch's own forward of a meta-device copy of ``model`` (its modes, no_grad) raises
     exactly ``reason`` (an exception's ``"Type: message"``) at every size of :data:`RAISES_AT`:
     those sizes, said ("at H = 64, W = 64 and at H = 224, W = 224, on a meta-device copy of the
-    model"); else None. The model itself never runs."""
+    model"); else None. Where the copy stops earlier because the model reads a tensor's values
+    (``.item()``), which a meta tensor has not, the model's own forward on the CPU answers
+    instead (left as it was, as :func:`prove` runs it); a model on the meta device never runs."""
     copy_ = copy_model(model, "meta")
     dtype = _dtype(model)
-    said = []
+    said, where = [], "a meta-device copy of the model"
     for v in RAISES_AT:
         sizes = {name: v for name in inputs.size_names}
         e = _raised(copy_, *_call_at(inputs, batched, sizes, dtype, "meta"))
+        if _reads_values(e) and not _on_meta(model):
+            e, where = _raised_on_cpu(model, *_call_at(inputs, batched, sizes, dtype)), "the model itself"
         if e is None or f"{type(e).__name__}: {e}" != reason:
             return None
         said.append("at " + (", ".join(f"{k} = {n}" for k, n in sizes.items()) or "the fixed size"))
         if not sizes:
             break
-    return " and ".join(said) + ", on a meta-device copy of the model"
+    return " and ".join(said) + f", on {where}"
 
 
 def torch_runs(model: nn.Module, inputs, batched: bool) -> dict | None:
@@ -619,12 +623,17 @@ def _raised(module: nn.Module, args, kwargs) -> Exception | None:
 
 
 def _runs_on_cpu(model: nn.Module, args, kwargs) -> bool:
-    """Whether the model's own forward runs on these inputs, the model left as it was (as
-    :func:`observe` leaves it: a lazy one runs on a copy)."""
+    """Whether the model's own forward runs on these inputs (see :func:`_raised_on_cpu`)."""
+    return _raised_on_cpu(model, args, kwargs) is None
+
+
+def _raised_on_cpu(model: nn.Module, args, kwargs) -> Exception | None:
+    """What the model's own forward raised on these inputs, or None: the model left as it was
+    (as :func:`observe` leaves it: a lazy one runs on a copy)."""
     if has_lazy(model):
-        return _raised(copy_model(model), args, kwargs) is None
+        return _raised(copy_model(model), args, kwargs)
     with MODEL_RUNS, attributes_kept(model), tensors_kept(model):
-        return _raised(model, args, kwargs) is None
+        return _raised(model, args, kwargs)
 
 
 def _dtype(model: nn.Module) -> torch.dtype:

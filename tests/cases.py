@@ -469,6 +469,9 @@ def more_cases() -> list[Case]:
     add(Case("assert_size", lambda: Custom(lambda m, x: (torch._assert(x.shape[2] == 8, "H must be 8"), x)[1]), SHAPES[2], S))
     add(Case("assert_ge", lambda: Custom(lambda m, x: (torch._assert(x.size(3) > 4, "W > 4"), x)[1]), SHAPES[2], S))
     add(Case("F_layer_norm", lambda: Custom(lambda m, x: F.layer_norm(x, (5,))), SHAPES[2], S))
+    add(Case("item_bounded_and_exact", lambda: Custom(lambda m, x: (  # a count is at most W; full(T).item() is T
+        torch._assert((x > 0).sum(3).amax().item() <= x.size(3), "a count of W entries is at most W"),
+        x[:, :, :torch.full((1,), x.size(2)).item() - 1])[1]), SHAPES[2], S))
     # sequence
     add(Case("embedding", lambda: nn.Sequential(Custom(lambda m, x: (x * 0).long()), nn.Embedding(10, 4)), SHAPES[2], S2_SMALL))
     add(Case("embedding_positions", lambda: Custom(lambda m, x: (

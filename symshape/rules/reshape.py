@@ -1,4 +1,5 @@
-"""Reshaping and size queries: Flatten, Unflatten, view/reshape, flatten, size/shape/dim/numel.
+"""Reshaping and size queries: Flatten, Unflatten, view/reshape, flatten, size/shape/dim/numel,
+and ``item()`` of a tensor whose entries symshape bounds.
 
     flatten(start, end):  out[start] = in[start] * ... * in[end]
     view/reshape(*sizes): out = sizes, with one -1 standing for numel / (product of the others)
@@ -17,7 +18,9 @@ import sympy
 import torch
 import torch.nn as nn
 
+from ..bounds import ReadValue
 from ..dims import as_expr, canonical, decide, exact_quotient, product, quotient, quotient_where
+from ..ranges import entry_bounds
 from ..records import Record
 from ..tensor import SymTensor, channels_last_strides, nonempty, standard_strides
 from .common import as_int, require_layout, tensor_arg
@@ -407,6 +410,24 @@ def ndim(ctx: Context, self) -> int:
 def numel(ctx: Context, self):
     """``x.numel()``: the product of the sizes."""
     return tensor_arg(self, "self", ctx).numel()
+
+
+@method_rule("item")
+def item(ctx: Context, self):
+    """``x.item()``: the one entry of a tensor of one element (torch raises for any other count).
+    Where symshape knows that entry exactly (``torch.tensor(L).item()``, a count that can only be
+    0) it is that number; where it bounds it (symshape.ranges: a count of true entries along a
+    dim of size ``n`` lies in ``0 … n``) it is a :class:`~symshape.bounds.ReadValue`, data that
+    only a comparison its bounds decide may read; any other entry is data symshape refuses."""
+    x = tensor_arg(self, "self", ctx)
+    ctx.equal(x.numel(), 1, "item: a Tensor with {lhs} elements cannot be converted to Scalar")
+    found = entry_bounds(x)
+    if found is None:
+        ctx.unsupported("item() of a tensor whose entries are data: symshape knows no bounds of them")
+    lo, hi = found
+    if lo == hi:
+        return bool(lo) if x.dtype == torch.bool else lo
+    return ReadValue(lo, hi, x.dtype)
 
 
 #: a tensor's device, as the analysis runs the model (on the CPU): the same for every size, so
