@@ -462,6 +462,8 @@ def more_cases() -> list[Case]:
     add(Case("reduce_vector_norm", lambda: Custom(lambda m, x: (torch.linalg.vector_norm(x, dim=(1, 3), keepdim=True), torch.linalg.vector_norm(x, 3, (), True), torch.linalg.vector_norm(x))), SHAPES[2], S2_SMALL))
     add(Case("reduce_norm_fro_three_dims", lambda: Custom(lambda m, x: torch.norm(x, p="fro", dim=(1, 2, 3))), SHAPES[2], S2_SMALL))
     add(Case("max_min", lambda: Custom(lambda m, x: (torch.max(x, 1)[0], torch.min(x, 2, keepdim=True)[1], x.max(), x.min(3), torch.max(x, x[:, :1]))), SHAPES[2], S2_SMALL))
+    add(Case("reduce_no_entries", lambda: Custom(lambda m, x: (  # a slice of one row leaves none: torch raises
+        x[:, :, 1:].amax(2), x[:, :, :, 1:].argmin(-1), x[:, :, 1:].max(2)[0], x[:, :, 1:].sum(2), x.sum(()))), SHAPES[2], S))
     add(Case("chunk_spatial", lambda: Custom(lambda m, x: torch.cat(x.chunk(3, dim=2), 2)), SHAPES[2], S))
     add(Case("chunk_channels", lambda: Custom(lambda m, x: torch.chunk(x, 2, 1)[1]), SHAPES[2], S2_SMALL))
     add(Case("split_sections", lambda: Custom(lambda m, x: torch.split(x, [1, 1], 1)[0] + x.split(1, dim=1)[1]), SHAPES[2], S2_SMALL))

@@ -701,6 +701,33 @@ def _reduce(ctx: Context, x: SymTensor, dim, keepdim: bool, what: str) -> SymTen
 _REDUCTIONS = ("mean", "sum", "amax", "amin", "prod", "logsumexp", "nansum", "nanmean", "argmax",
                "argmin", "all", "any")
 
+#: reductions without an identity, which torch refuses over no entries (the others give theirs:
+#: a sum of nothing is 0)
+_WITHOUT_IDENTITY = frozenset({"amax", "amin", "argmax", "argmin", "max", "min"})
+#: reductions that take an empty list of dims as every dim (``all`` and ``any`` reduce none)
+_EMPTY_DIMS_ARE_ALL = frozenset({"sum", "mean", "amax", "amin", "nansum", "nanmean"})
+#: why ``max``/``min`` over no entries is no check of torch's meta kernels (Requirement.meta_unchecked)
+_EMPTY_UNCHECKED = ("torch's meta kernels of max and min do not check that there are entries to reduce; its CPU "
+                    "and CUDA kernels raise")
+
+
+def _entries_to_reduce(ctx: Context, x: SymTensor, dim, what: str) -> None:
+    """torch refuses a reduction without an identity (``amax``, ``argmin``, ``max`` ...) over no
+    entries: over every dim (no ``dim``, or an empty list of them) where ``x`` is empty; over
+    ``dim`` where one of those dims has size 0 (a slice ``x[:, 1:]`` of one column)."""
+    if what not in _WITHOUT_IDENTITY or x.ndim == 0:
+        return
+    unchecked = _EMPTY_UNCHECKED if what in ("max", "min") else ""
+    if dim is None or isinstance(dim, (list, tuple)) and not dim:
+        also = "" if what.startswith("arg") else " Specify the reduction dim with the 'dim' argument."
+        ctx.require(x.numel(), ">=", 1, f"{what}(): Expected reduction dim to be specified for input.numel() "
+                    f"== 0.{also}", meta_unchecked=unchecked)
+        return
+    given = list(dim) if isinstance(dim, (list, tuple)) else [dim]
+    for d, wrapped in dict(zip(_dims(ctx, x, dim, what), given)).items():  # (named as given: -1)
+        ctx.require(x.shape[d], ">=", 1, f"{what}(): Expected reduction dim {wrapped} to have non-zero size.",
+                    meta_unchecked=unchecked)
+
 
 # A reduction's output is allocated contiguous, whatever the input's strides (torch's
 # resize_reduction sets no strides): layout=True, and no meta kernel is asked for them.
@@ -709,10 +736,15 @@ _REDUCTIONS = ("mean", "sum", "amax", "amin", "prod", "logsumexp", "nansum", "na
 @method_rule(*_REDUCTIONS, layout=True)
 def reduction(ctx: Context, input, dim=None, keepdim=False, *, dtype=None, out=None) -> SymTensor:
     """The reduced dims become 1 (``keepdim``) or go; no ``dim``: everything is reduced. The
-    output is contiguous, as torch allocates it."""
+    output is contiguous, as torch allocates it. ``amax``, ``amin``, ``argmax``, ``argmin`` need
+    an entry to reduce: a reduced dim of size 0 (without ``dim``, an empty input) raises."""
     x = tensor_arg(input, "input", ctx)
+    what = ctx.op.rsplit(".", 1)[-1]
     if isinstance(dim, torch.dtype):  # x.sum(torch.float64)
         dim = None
+    if isinstance(dim, (list, tuple)) and not dim and what in _EMPTY_DIMS_ARE_ALL:
+        dim = None  # x.sum(()): every dim, on torch's CPU (its meta kernel of nansum keeps them)
+    _entries_to_reduce(ctx, x, dim, what)
     return _reduce(ctx, x, dim, as_bool(keepdim, "keepdim", ctx), "reduction")
 
 
@@ -762,10 +794,13 @@ def std_var(ctx: Context, input, dim=None, *args, correction=None, unbiased=None
 @method_rule("max", "min")
 def max_min(ctx: Context, input, dim=None, keepdim=False, *args, **kwargs):
     """``max(x)``: a 0-dim tensor; ``max(x, dim)``: ``(values, indices)`` as torch's structseq
-    (``.values``, ``.indices``; the indices int64); ``max(x, y)``: broadcasting."""
+    (``.values``, ``.indices``; the indices int64); ``max(x, y)``: broadcasting. Over no entries
+    (an empty ``x``, a ``dim`` of size 0) torch's CPU and CUDA kernels raise; its meta kernels
+    do not (the requirement says so: ``Requirement.meta_unchecked``)."""
     x = tensor_arg(input, "input", ctx)
     if isinstance(dim, SymTensor):
         return broadcast_shape(ctx, x, dim)
+    _entries_to_reduce(ctx, x, dim, "max" if ctx.op.endswith("max") else "min")
     if dim is None:
         return SymTensor(())
     out = _reduce(ctx, x, dim, as_bool(keepdim, "keepdim", ctx), "max")
