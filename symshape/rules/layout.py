@@ -369,13 +369,14 @@ def _index_tensor(ctx: Context, item):
     return mask, shape, entries
 
 
-def _advanced_getitem(ctx: Context, x: SymTensor, items: list) -> SymTensor:
+def _advanced_getitem(ctx: Context, x: SymTensor, items: list, count: sympy.Symbol | None = None) -> SymTensor:
     """``x[...]`` with tensor or list indices, as torch does it: ints, slices, None and Ellipsis
     first (select, slice, unsqueeze), then ``aten.index`` with the tensors at the dims they
     stand at. Their broadcast shape replaces the indexed dims where those are adjacent, else it
     goes first. Every index must lie in ``-n <= i < n`` (unless the output is empty: torch checks
     them while filling it) and a mask's shape must equal the dims it covers; symshape checks the
-    indices where it knows their entries."""
+    indices where it knows their entries. A mask whose entries it does not know selects
+    ``count`` entries (for ``x[mask] = v``, whose shape does not depend on it), else is refused."""
     indices = [_index_tensor(ctx, i) if _advanced(i) else None for i in items]
     consumed = sum(len(t[1]) if t[0] else 1 for t in indices if t is not None)
     real = consumed + sum(1 for i, t in zip(items, indices) if t is None and i is not None and i is not Ellipsis)
@@ -408,10 +409,10 @@ def _advanced_getitem(ctx: Context, x: SymTensor, items: list) -> SymTensor:
                 ctx.equal(y.shape[p + j], m, f"the shape of the mask {tuple(shape)} does not match the "
                                              f"indexed tensor's size {{lhs}} at dim {p + j}")
                 slots[p + j] = True
-            if entries is None:
+            if entries is None and count is None:
                 ctx.unsupported("indexing with a bool mask whose entries symshape does not know (the output "
                                 "size is its number of True entries)")
-            shapes.append((sum(bool(e) for e in entries),))
+            shapes.append((count if entries is None else sum(bool(e) for e in entries),))
             continue
         slots[p] = True
         shapes.append(tuple(shape))
@@ -1083,13 +1084,37 @@ def assert_(ctx: Context, condition, message="") -> None:
 
 
 
+#: how many entries a bool mask whose entries symshape does not know selects, in ``x[mask] = v``
+#: (a number, or a ``v`` of size 1 along it, fills any count of them: the write has no size of its own)
+_SELECTED = sympy.Symbol("selected", integer=True, nonnegative=True)
+
+
+def _region(ctx: Context, x: SymTensor, index) -> SymTensor:
+    """``x[index]`` as ``x[index] = v`` sees it: as :func:`getitem` computes it, but a bool mask
+    whose entries symshape does not know selects :data:`_SELECTED` entries."""
+    items = list(index) if isinstance(index, tuple) or _sequence_as_tuple(index) else [index]
+    if not any(isinstance(i, SymTensor) and i.dtype in (torch.bool, torch.uint8) and i.values is None
+               for i in items):
+        return getitem(ctx, x, index)
+    items = [slice(*(_index_of(ctx, v) for v in (i.start, i.stop, i.step))) if isinstance(i, slice) else i
+             for i in items]
+    before = len(ctx.requirements)
+    region = _advanced_getitem(ctx, x, items, count=_SELECTED)
+    if any(_SELECTED in (r.lhs.free_symbols | r.rhs.free_symbols) for r in ctx.requirements[before:]):
+        ctx.unsupported("x[mask, idx] = v: an index checked against a region whose size is the mask's number "
+                        "of True entries, which is data")
+    return region
+
+
 @function_rule(operator.setitem)
 def setitem(ctx: Context, value, index, item) -> None:
     """``x[index] = v``: ``x`` keeps its shape; ``v`` must broadcast to ``x[index]`` without
     growing it: each of its dims (right-aligned) is 1 or the region's size, and dims in front of
-    the region's are 1 (torch strips them)."""
+    the region's are 1 (torch strips them). A bool mask may be one whose entries symshape does
+    not know (``x[x < 0] = 0``, ``scores[mask == 2] = big``): a number, or a ``v`` of size 1
+    along the selected entries, fills however many there are."""
     x = tensor_arg(value, "value", ctx)
-    region = getitem(ctx, x, index)
+    region = _region(ctx, x, index)
     if not isinstance(item, SymTensor):
         return None  # a number fills the region
     r, v = region.shape, item.shape
@@ -1099,6 +1124,9 @@ def setitem(ctx: Context, value, index, item) -> None:
     for i, (a, b) in enumerate(zip(reversed(r), reversed(v))):
         if a == b or b == 1:
             continue
+        if _SELECTED in as_expr(a).free_symbols:
+            ctx.unsupported(f"x[mask] = v: v's size {b} at dim -{i + 1} must match the mask's number of True "
+                            "entries, which is data (a v of size 1 there fills any number of them)")
         reason = (f"x[...] = v: v's size ({{lhs}}) at dim -{i + 1} must be 1 or the indexed region's "
                   f"({{rhs}}) (torch: shape mismatch, cannot be broadcast to indexing result)")
         ctx.require(b, "==", a, reason, unless=Requirement(b, "==", 1, reason))
