@@ -278,12 +278,16 @@ def getitem(ctx: Context, value, index):
             if index < len(value.requires) and value.requires[index]:
                 ctx.at_least(*value.requires[index])
         return value[index]
-    x = tensor_arg(value, "value", ctx)
+    return _tensor_item(ctx, tensor_arg(value, "value", ctx), index)
+
+
+def _tensor_item(ctx: Context, x: SymTensor, index, count: sympy.Symbol | None = None) -> SymTensor:
+    """``x[index]`` of a tensor (``count``: see :func:`_advanced_getitem`)."""
     items = list(index) if isinstance(index, tuple) or _sequence_as_tuple(index) else [index]
     items = [slice(*(_index_of(ctx, v) for v in (i.start, i.stop, i.step))) if isinstance(i, slice) else i
              for i in items]
     if any(_advanced(i) for i in items):
-        return _advanced_getitem(ctx, x, items)
+        return _advanced_getitem(ctx, x, items, count)
     real = [i for i in items if i is not None and i is not Ellipsis]
     if len(real) > x.ndim:
         ctx.refuse(f"too many indices for a tensor of dimension {x.ndim}")
@@ -725,8 +729,8 @@ def _entries_to_reduce(ctx: Context, x: SymTensor, dim, what: str) -> None:
                     f"== 0.{also}", meta_unchecked=unchecked)
         return
     given = list(dim) if isinstance(dim, (list, tuple)) else [dim]
-    for d, wrapped in dict(zip(_dims(ctx, x, dim, what), given)).items():  # (named as given: -1)
-        ctx.require(x.shape[d], ">=", 1, f"{what}(): Expected reduction dim {wrapped} to have non-zero size.",
+    for d, named in dict(zip(_dims(ctx, x, dim, what), given)).items():  # (torch names it as given: -1)
+        ctx.require(x.shape[d], ">=", 1, f"{what}(): Expected reduction dim {named} to have non-zero size.",
                     meta_unchecked=unchecked)
 
 
@@ -1092,14 +1096,8 @@ _SELECTED = sympy.Symbol("selected", integer=True, nonnegative=True)
 def _region(ctx: Context, x: SymTensor, index) -> SymTensor:
     """``x[index]`` as ``x[index] = v`` sees it: as :func:`getitem` computes it, but a bool mask
     whose entries symshape does not know selects :data:`_SELECTED` entries."""
-    items = list(index) if isinstance(index, tuple) or _sequence_as_tuple(index) else [index]
-    if not any(isinstance(i, SymTensor) and i.dtype in (torch.bool, torch.uint8) and i.values is None
-               for i in items):
-        return getitem(ctx, x, index)
-    items = [slice(*(_index_of(ctx, v) for v in (i.start, i.stop, i.step))) if isinstance(i, slice) else i
-             for i in items]
     before = len(ctx.requirements)
-    region = _advanced_getitem(ctx, x, items, count=_SELECTED)
+    region = _tensor_item(ctx, x, index, count=_SELECTED)
     if any(_SELECTED in (r.lhs.free_symbols | r.rhs.free_symbols) for r in ctx.requirements[before:]):
         ctx.unsupported("x[mask, idx] = v: an index checked against a region whose size is the mask's number "
                         "of True entries, which is data")
