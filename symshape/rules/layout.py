@@ -710,7 +710,7 @@ _REDUCTIONS = ("mean", "sum", "amax", "amin", "prod", "logsumexp", "nansum", "na
 #: a sum of nothing is 0)
 _WITHOUT_IDENTITY = frozenset({"amax", "amin", "argmax", "argmin", "max", "min"})
 #: reductions that take an empty list of dims as every dim (``all`` and ``any`` reduce none)
-_EMPTY_DIMS_ARE_ALL = frozenset({"sum", "mean", "amax", "amin", "nansum", "nanmean"})
+_EMPTY_DIMS_ARE_ALL = frozenset({"sum", "mean", "amax", "amin", "nansum", "nanmean", "logsumexp"})
 #: why ``max``/``min`` over no entries is no check of torch's meta kernels (Requirement.meta_unchecked)
 _EMPTY_UNCHECKED = ("torch's meta kernels of max and min do not check that there are entries to reduce; its CPU "
                     "and CUDA kernels raise")
@@ -748,6 +748,11 @@ def reduction(ctx: Context, input, dim=None, keepdim=False, *, dtype=None, out=N
     if isinstance(dim, torch.dtype):  # x.sum(torch.float64)
         dim = None
     if isinstance(dim, (list, tuple)) and not dim and what in _EMPTY_DIMS_ARE_ALL:
+        if what == "logsumexp" and x.ndim and not as_bool(keepdim, "keepdim", ctx):
+            # torch's CPU kernel writes its (1, ..., 1) result into a 0-dim output, where the input
+            # has an entry (the meta kernel returns the (1, ..., 1))
+            ctx.require(x.numel(), "==", 0, "logsumexp over an empty list of dims: output with shape [] doesn't "
+                        f"match the broadcast shape [{', '.join(['1'] * x.ndim)}]")
         dim = None  # x.sum(()): every dim, on torch's CPU (its meta kernel of nansum keeps them)
     _entries_to_reduce(ctx, x, dim, what)
     return _reduce(ctx, x, dim, as_bool(keepdim, "keepdim", ctx), "reduction")
