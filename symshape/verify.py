@@ -597,7 +597,8 @@ def torch_runs(model: nn.Module, inputs, batched: bool) -> dict | None:
     device its own at the same size (meta kernels check less than the CPU's); None where it
     raises at each. What an analysis that refuses every size is checked against."""
     names = list(inputs.size_names)
-    candidates = [{n: v for n in names} for v in PROOF_SIZES[:5]] if names else [{}]
+    candidates = [{n: v for n in names} for v in PROOF_SIZES[:5]] + _made_for(inputs, batched, names, {}) \
+        if names else [{}]
     copy_ = copy_model(model, "meta")
     dtype = _dtype(model)
     for sizes in candidates:
@@ -744,6 +745,35 @@ def verify(analysis: Shapes, samples: int = 20, sizes: Sequence[dict] | None = N
 #: are equal, and a model that takes square inputs only is proved at one.
 PROOF_SIZES = (224, 64, 32, 97, 128, 16, 300, 8, 512, 4, 2, 1)
 PROOF_APART = 32
+#: sizes models are made for (Inception's 299, NASNet-A Large's 331, DINOv2's 518, SAM's 1024 ...):
+#: where an analysis accepts none of :data:`PROOF_SIZES`, torch must refuse these too
+MADE_FOR = (256, 299, 331, 384, 448, 518, 1024)
+#: the most elements the inputs may hold at a size of :data:`MADE_FOR` (the model itself may run
+#: there on the CPU: 1024 x 1024 x 3 is within, a volume of 1024³ is not)
+MADE_FOR_ELEMENTS = 2 ** 24
+
+
+def _made_for(inputs, batched: bool, names, extra: dict) -> list[dict]:
+    """The sizes of :data:`MADE_FOR`, every size name alike (and ``extra``), whose inputs hold at
+    most :data:`MADE_FOR_ELEMENTS` elements."""
+    sizes = [{**{n: v for n in names}, **extra} for v in MADE_FOR]
+    return [s for s in sizes if sum(_elements(shape) for shape in _flat_shapes(inputs.concrete(s, batched)))
+            <= MADE_FOR_ELEMENTS]
+
+
+def _flat_shapes(call: tuple) -> list:
+    args, kwargs = call
+    return [*args, *kwargs.values()]
+
+
+def _where_meta_runs(analysis: Shapes, copy_: nn.Module, dtype, sizes: list[dict]) -> dict | None:
+    """The first of ``sizes`` where the meta-device copy's forward runs (in the analysis's mode),
+    or None: for an analysis that accepts none of them, the size to compare it with torch at."""
+    with _mode(copy_, analysis.training):
+        for s in sizes:
+            if _raised(copy_, *_sample_input(analysis, s, dtype, "meta")) is None:
+                return s
+    return None
 
 
 def _smallest_valid(analysis: Shapes, batch: int = 1) -> dict | None:
@@ -855,11 +885,15 @@ def prove(analysis: Shapes) -> str:
         accepted = {**accepted, **batch} if accepted is not None else None
     if accepted is None:  # only a wrong declared in_features fails: torch must raise right there
         accepted = next((s for s, ev in evaluations if ev.failure is None), None)
-    todo = [accepted] if accepted is not None else candidates[:2]
-    known = {_key(s): ev for s, ev in evaluations}  # each evaluated once
     model = analysis.model
     dtype = _dtype(model)
     copy_ = copy_model(model, "meta")
+    if accepted is None and names:  # it refuses every size: where torch runs, the trace is wrong
+        accepted = _where_meta_runs(analysis, copy_, dtype, [
+            c for c in candidates + _made_for(analysis.inputs, analysis.batched, names, {**pinned, **batch})
+            if analysis.covers(c)])
+    todo = [accepted] if accepted is not None else candidates[:2]
+    known = {_key(s): ev for s, ev in evaluations}  # each evaluated once
     with _mode(copy_, analysis.training):
         for sizes in todo:
             obs = _observe(copy_, _sample_input(analysis, sizes, dtype, "meta"), analysis.graph)

@@ -1091,3 +1091,49 @@ def _not_asked_of(settle, lhs):
         assert a is not lhs and b is not lhs, f"sympy asked to settle a relation of {lhs}"
         return settle(a, b, *args, **kwargs)
     return asked
+
+
+def _bogus_pool_rule(monkeypatch, least: int):
+    """nn.MaxPool2d's rule, wrong: it also requires W >= ``least`` of its input."""
+    from symshape.rules import registry
+
+    rule = registry._MODULE_RULES[nn.MaxPool2d]
+    original = rule.fn
+
+    def bogus(ctx, module, x, **kw):
+        ctx.at_least(x.shape[-1], least, "a bogus check")
+        return original(ctx, module, x, **kw)
+
+    monkeypatch.setitem(registry._MODULE_RULES, nn.MaxPool2d, rule.__class__(
+        rule.name, bogus, rule.kind, rule.target, rule.bound, rule.overridable))
+
+
+def test_a_wrong_trace_that_refuses_a_model_made_for_one_size_never_reaches_the_user(monkeypatch):
+    """torch runs this model at 331 x 331 only (NASNet-A Large's size); a wrong rule that refuses
+    it there leaves a trace that accepts no size, and none of the proof's usual sizes runs in
+    torch either. The sizes models are made for are tried too: torch runs at 331, the trace is
+    contradicted, and the model runs whole on torch's meta kernels instead (it had been answered
+    "no input size", proved at 224 x 256 and 224 x 224, where torch refuses it too)."""
+    net = nn.Sequential(nn.Conv2d(1, 1, 331), nn.MaxPool2d(1), nn.Flatten(), nn.Linear(1, 2))
+    assert symshape.analyze(net, (1, "H", "W")).valid_sizes().summary() == "H = 331 and W = 331"
+    _bogus_pool_rule(monkeypatch, 10 ** 6)
+    analysis = symshape.analyze(net, (1, "H", "W"))
+    assert analysis.valid_sizes().summary() == "H = 331 and W = 331"
+    assert analysis.proof == "H=331, W=331" and [s.name for s in analysis.steps] == ["(model)"]
+
+
+def test_a_trace_that_refuses_every_size_of_a_model_made_for_one_size_never_reaches_the_user(monkeypatch):
+    """The same model, with a rule that refuses every size outright: torch's forward at the sizes
+    models are made for runs at 331 x 331, so the refusal is no answer (TraceMismatch)."""
+    from symshape.rules import registry
+
+    rule = registry._MODULE_RULES[nn.MaxPool2d]
+
+    def never(ctx, module, x, **kw):
+        ctx.refuse("a bogus refusal")
+
+    monkeypatch.setitem(registry._MODULE_RULES, nn.MaxPool2d, rule.__class__(
+        rule.name, never, rule.kind, rule.target, rule.bound, rule.overridable))
+    net = nn.Sequential(nn.Conv2d(1, 1, 331), nn.MaxPool2d(1), nn.Flatten(), nn.Linear(1, 2))
+    with pytest.raises(symshape.TraceMismatch, match="refuses every size"):
+        symshape.analyze(net, (1, "H", "W"))
