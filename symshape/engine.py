@@ -29,6 +29,7 @@ from .rules import Context, Fixed, Rule, rule_for_function, rule_for_method, rul
 from .rules.common import require_layout
 from .rules.reshape import view_shape
 from .rules.pointwise import DTYPE_BY_RULE
+from .rules.strides import laid_out, resolved, with_source
 from .records import Record
 from .tensor import Pieces, Repeated, SymTensor, elementwise_layout, has_tensor, kernel_layout, loosened, shapes_of, tensors_in, tuple_like
 from .trace import MAX_SIDES, REPEAT, REPEAT_CHECK, ModelRaised, Path, SizeBranch, is_dynamic, library_function, scope_of, trace, user_line
@@ -201,6 +202,20 @@ def _unknown_layout(value: Any) -> Any:
         return tuple_like(value, (_unknown_layout(v) for v in value))
     if isinstance(value, list):
         return [_unknown_layout(v) for v in value]
+    return value
+
+
+def _with_layouts_resolved(ctx: Context, value: Any) -> Any:
+    """``value`` with each tensor's layout computed where symshape recorded how
+    (symshape.rules.strides.resolved)."""
+    if isinstance(value, SymTensor):
+        return resolved(ctx, value)
+    if isinstance(value, tuple):
+        return tuple_like(value, (_with_layouts_resolved(ctx, v) for v in value))
+    if isinstance(value, list):
+        return [_with_layouts_resolved(ctx, v) for v in value]
+    if isinstance(value, dict):
+        return {k: _with_layouts_resolved(ctx, v) for k, v in value.items()}
     return value
 
 
@@ -747,6 +762,8 @@ class Propagator:
             # device of the fake inputs, as the user's model and input are (no memory is used)
             return copy_model(copy_, "cpu")(*a, **k)
 
+        call.runs_module = True  # (a module's own code: symshape.meta refuses its reads of strides)
+
         # each call runs a fresh copy of the module's meta copy: its result depends on the
         # arguments and the module alone (twelve equal blocks of a ViT ask the same), and trace()
         # asks again at each of its attempts
@@ -944,6 +961,29 @@ class Propagator:
             return _unknown_layout(value)
         return _with_layout_of(value, theirs)
 
+    def _layout_source(self, node: torch.fx.Node, call_args: tuple, kwargs: dict, value: SymTensor) -> SymTensor:
+        """An op's output whose layout symshape does not follow (einsum permutes, multiplies and
+        permutes back), with a way to compute torch's where a later op needs it
+        (symshape.rules.strides.resolved): its meta kernel on the exact layouts of its inputs, under
+        the facts of the step that asks."""
+        cache = self._meta_cache
+
+        def resolve(asking: Context) -> SymTensor | None:
+            args, named = _with_layouts_resolved(asking, (call_args, kwargs))
+            if any(t.known_strides is None for t in tensors_in((args, named))):
+                return None
+            scratch = Context(node.name, asking.op, node.format_node)
+            scratch.facts, scratch.earlier, scratch.cases = asking.facts, asking.earlier, asking.cases
+            try:
+                theirs = _canonical_value(_meta(scratch, node, args, named, cache))
+            except UnsupportedOperation:
+                return None
+            if not isinstance(theirs, SymTensor) or theirs.shape != value.shape or theirs.known_strides is None:
+                return None
+            return laid_out(value, theirs.known_strides, not theirs.exact_strides)
+
+        return with_source(value, resolve)
+
     def _bind(self, node: torch.fx.Node, kind: str, family: str, call_args: tuple, kwargs: dict, value: Any,
               wrote: list = ()) -> Any:
         """Bind ``node`` to ``value`` with what is known of its entries (symshape.ranges); a
@@ -952,6 +992,8 @@ class Propagator:
         ``idx[:] = L``, ``idx[:2].fill_(L)``); ``wrote``: the tensors it was given that a call
         run whole or traced by sides wrote into (Context.wrote)."""
         module = kind == "module"
+        if isinstance(value, SymTensor) and not module and value.known_strides is None and value.layout_source is None:
+            value = self._layout_source(node, call_args, kwargs, value)
         value = ranges.propagate(None if module else node.target, kind, call_args[1:] if module else call_args, kwargs,
                                  value, family)
         self.env[node] = value
@@ -1042,9 +1084,10 @@ class Propagator:
                 ctx = self._context(name, op, node)
                 try:
                     value = _canonical_value(_meta(ctx, node, call_args, kwargs, self._meta_cache))
-                except UnsupportedOperation as meta_refused:
-                    raise UnsupportedArgument(refused.op, refused.where, refused.node,
-                                              f"{refused.detail}; and {meta_refused.detail}") from None
+                except UnsupportedOperation as meta_refused:  # (a layout by cases: analyze() takes each)
+                    detail = f"{refused.detail}; and {meta_refused.detail}"
+                    raise meta_refused if isinstance(meta_refused, SizeCases) else UnsupportedArgument(
+                        refused.op, refused.where, refused.node, detail) from None
                 family = "meta"
                 value = loosened(value, tensors_in((call_args, kwargs)))
             else:
@@ -1300,6 +1343,27 @@ def _counted_pieces(value) -> bool:
     return False
 
 
+def _exact_strides_asked(ctx: Context, x: SymTensor, args, kwargs) -> None:
+    """``x.stride()`` (or ``x.stride(d)``) returns the strides themselves, so a dim that may have
+    size 1 must have its stride exactly: where symshape records another than torch's there
+    (``loose``: after ``contiguous()`` of a tensor that is contiguous at some sizes, a view of a
+    non-contiguous one), the call is refused (``x.transpose(1, 2).contiguous().stride()`` at T = 1
+    is ``(64, 1, 64)`` in torch: no copy was made)."""
+    if x.exact_strides:
+        return
+    dims = range(x.ndim)
+    if args or "dim" in kwargs:
+        d = args[0] if args else kwargs["dim"]
+        if not isinstance(d, int) or not -x.ndim <= d < max(x.ndim, 1):
+            return  # (torch's own message, from the meta kernel)
+        dims = [d % x.ndim]
+    doubtful = [x.shape[i] for i in dims if not (x.shape[i].is_Integer and x.shape[i] != 1
+                                                 or ctx.proves(sympy.Ge(x.shape[i], 2)))]
+    if doubtful:
+        ctx.unsupported(f"stride() of a tensor with a dim of size {doubtful[0]}, which may be 1: torch's stride "
+                        "of a dim of size 1 depends on how it made the tensor there, which symshape does not follow")
+
+
 def _meta(ctx: Context, node: torch.fx.Node, args, kwargs, cache: dict | None = None):
     """No hand rule: torch's own meta kernel, on every side of its branches (symshape.meta).
     ``cache``: results by the call's signature (the op, its arguments' shapes and values): the
@@ -1314,12 +1378,17 @@ def _meta(ctx: Context, node: torch.fx.Node, args, kwargs, cache: dict | None = 
                                    "against them, and its meta kernel cannot see the indices")
     if node.op == "call_method":
         name = node.target
+        if name in _STRIDED_METHODS and isinstance(args[0], SymTensor) \
+                and (args[0].known_strides is None or name == "stride" and not args[0].exact_strides):
+            args = (resolved(ctx, args[0]), *args[1:])  # (where a view or reshape recorded where it came from)
         if name in _STRIDED_METHODS and isinstance(args[0], SymTensor) and args[0].known_strides is None:
             ctx.unsupported(f"{name} of a tensor whose strides symshape does not know (after an op "
                             "whose output layout it does not follow): torch's answer depends on them; "
                             "use reshape, or .contiguous() first")
         if name in _STRIDED_METHODS and isinstance(args[0], SymTensor):
             require_layout(ctx, args[0])
+        if name == "stride" and isinstance(args[0], SymTensor):
+            _exact_strides_asked(ctx, args[0], args[1:], kwargs)
 
         def call(self, *a, **k):
             return getattr(self, name)(*a, **k)

@@ -46,6 +46,7 @@ import torch
 from torch._dispatch.python import enable_python_dispatcher
 from torch._subclasses import fake_tensor
 from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils import _pytree as pytree
 from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode, ShapeEnv
@@ -483,6 +484,9 @@ def _fake_args(value: Any, syms: _Symbols, cpu: "_Cpu | None" = None):
             fake = torch.empty_strided(sizes, [syms.symint(s) for s in value.strides], dtype=dtype)
         else:
             fake = torch.empty(sizes, dtype=dtype)
+        one = value.single_value()
+        if one is not None and dtype != torch.bool:  # read as that number where torch takes a size
+            fake.item_memo = syms.symint(one)  # (__index__: ``x.new_zeros((b, torch.div(T, w) + 1))``)
         if cpu is not None:
             cpu.given(fake, value)
             if value.index_bound is not None or value.entry_range is not None or value.sized:
@@ -794,7 +798,9 @@ def _run(call: Callable, args, kwargs, path: list[bool], facts: tuple = ()) -> t
         return leaf, env.path
     # the Python dispatcher, as torch.export uses it: Python meta kernels and decompositions for
     # ops whose C++ kernels need concrete sizes (F.pad, interpolate ...)
-    with enable_python_dispatcher(), FakeTensorMode(shape_env=env, allow_non_fake_inputs=True), _Cpu(syms) as cpu:
+    with enable_python_dispatcher(), FakeTensorMode(shape_env=env, allow_non_fake_inputs=True), _Cpu(syms) as cpu, \
+            (_StridesRead() if isinstance(call, torch.nn.Module) or getattr(call, "runs_module", False)
+             else contextlib.nullcontext()):
         fake_args, fake_kwargs = _fake_args(args, syms, cpu), _fake_args(kwargs, syms, cpu)
         try:
             out = call(*fake_args, **fake_kwargs)
@@ -821,6 +827,23 @@ def _run(call: Callable, args, kwargs, path: list[bool], facts: tuple = ()) -> t
         leaf.sized = any(cpu.has_sized_entries(t) for t in pytree.tree_leaves(out) if isinstance(t, torch.Tensor))
         leaf.wrote = cpu.wrote
     return leaf, env.path
+
+
+class _StridesRead(TorchFunctionMode):
+    """``x.stride()`` returns the strides themselves, which torch's meta kernels on symbolic sizes
+    choose for the sizes in general (a stride of a dim of size 1, whether a reshape is a view:
+    questions answered without a branch, some inside torch's C++ code): a model's or module's own
+    code run here that reads them is refused (``x.transpose(2, 3).reshape(N, -1,
+    H).stride()`` is another at H == 1). (symshape's own ``stride()`` step runs on a tensor made
+    with the strides it knows, and refuses loose ones itself: symshape.engine.)"""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        # (torch's own decompositions, and symshape's reading of a result, run under this mode too)
+        if func is torch.Tensor.stride \
+                and not sys._getframe(1).f_globals.get("__name__", "").startswith(("torch.", "symshape.")):
+            raise MetaRefusal("stride() in a module's own code: torch's meta kernels choose strides for the sizes "
+                              "in general (where a size is 1, torch's may be others)")
+        return func(*args, **(kwargs or {}))
 
 
 @contextlib.contextmanager

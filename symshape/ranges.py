@@ -472,7 +472,9 @@ def _propagated(target, kind: str, args, kwargs, value: Any, family: str | None)
     if form != value.float_form:
         value = replace(value, float_form=form)
     entries = _entry_form(name, args, kwargs, value)
-    r = _transfer(target, kind, args, kwargs)
+    numbers = value.entry_range is not None and not any(isinstance(v, SymTensor) for v in (*args, *kwargs.values()))
+    # (a 0-dim tensor of two numbers: its rule computed its one entry, symshape.rules.combine.numbers_tensor)
+    r = value.entry_range if numbers else _transfer(target, kind, args, kwargs)
     if r is None or not all(isinstance(e, sympy.Expr) and e.is_integer for e in r):
         if value.entry_range is not None or value.entry_form is not entries:
             value = replace(value, entry_range=None, entry_form=entries)

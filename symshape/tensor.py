@@ -73,6 +73,10 @@ class SymTensor:
     #: every other op drops it (symshape.ranges), and an ``inverse[perm] = arange(n)`` writes
     #: every entry of ``inverse`` (a mixture of experts' tokens put back in order)
     permutation: bool = False
+    #: ``(resolve, layout)``, where the layout recorded here is loose or not known: ``resolve(ctx)``
+    #: computes torch's exactly (a SymTensor, or None), for a later op that needs it
+    #: (symshape.rules.strides.resolved), while ``layout`` is still this tensor's as recorded
+    layout_source: tuple | None = field(default=None, compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "shape", tuple(as_expr(s, "a tensor size") for s in self.shape))
@@ -139,6 +143,25 @@ class SymTensor:
         if contiguous:
             return SymTensor(shape, True, keep, self.dtype)
         return SymTensor(shape, False, keep, self.dtype)
+
+    def single_value(self) -> sympy.Expr | None:
+        """The one entry of a one-element integer or bool tensor, where symshape knows it exactly
+        (a constant, or exact extremes that are one value: ``torch.div(T, 8, rounding_mode="floor")``);
+        else None. torch reads such a tensor as a number where it takes a size or an index
+        (``__index__``): Longformer's ``x.view(n, torch.div(T, 2*w, rounding_mode="trunc"), ...)``
+        (a bool one only as an index: a size must be an integer)."""
+        dtype = self.dtype  # (a torch.dtype where known; this module does not import torch)
+        if not hasattr(dtype, "is_floating_point") or dtype.is_floating_point or dtype.is_complex \
+                or any(as_expr(d) != 1 for d in self.shape):
+            return None
+        one = self.values
+        while isinstance(one, tuple) and len(one) == 1:
+            one = one[0]
+        if isinstance(one, int):
+            return sympy.Integer(int(one))
+        if self.entry_range is not None and sympy.expand(self.entry_range[0] - self.entry_range[1]) == 0:
+            return as_expr(self.entry_range[0])
+        return None
 
     def as_indices(self, bound) -> "SymTensor":
         return replace(self, index_bound=as_expr(bound))
@@ -893,7 +916,9 @@ def loosened(value, inputs):
         if value.contiguous:
             return SymTensor(value.shape, True, value.index_bound, value.dtype, None, True,
                              tuple(dict.fromkeys(value.guard + guard)))
-        return replace(value, guard=tuple(dict.fromkeys(value.guard + guard)))
+        # (a non-contiguous output's strides on dims of size 1 come from the inputs' too)
+        return replace(value, loose=value.loose or any(t.loose for t in inputs),
+                       guard=tuple(dict.fromkeys(value.guard + guard)))
     if isinstance(value, Repeated):
         return replace(value, item=loosened(value.item, inputs), last=loosened(value.last, inputs))
     if isinstance(value, tuple):

@@ -1067,6 +1067,8 @@ class _Retry:
             try:
                 return _fed(_leaf_graph(self.model, self.call), self.model, self.propagator,
                             isinstance(e, SizeBranch))
+            except SizeCases:
+                raise  # analyze() analyzes each case (a side's view whose strides depend on a size of 1)
             except SymshapeError as refused:
                 if isinstance(e, SizeBranch):  # its branches were followed: what a side met is the reason too
                     first = str(refused).splitlines()[0]

@@ -776,6 +776,19 @@ def _where_meta_runs(analysis: Shapes, copy_: nn.Module, dtype, sizes: list[dict
     return None
 
 
+def _covering(analysis: Shapes, names: list, fixed: dict) -> list[dict]:
+    """For a case of the analysis none of the usual sizes is in (``2*floor(T/8) - 1 == 1``: the
+    strides of a view at one chunk), the first size every name alike that is, up to 1024."""
+    if not analysis.where or not names:
+        return []
+    for batch in ({}, {BATCH: 2}) if BATCH not in fixed else ({},):
+        for v in range(1, 1025):
+            sizes = {**{n: v for n in names}, **fixed, **batch}
+            if analysis.covers(sizes):
+                return [sizes]
+    return []
+
+
 def _smallest_valid(analysis: Shapes, batch: int = 1) -> dict | None:
     """The smallest size torch should run (ignoring a wrong declared in_features): every size
     name the same, where a scan up to 1024 finds one (confirmed by evaluating it), else the
@@ -860,15 +873,18 @@ def prove(analysis: Shapes) -> str:
     :class:`~symshape.errors.TraceMismatch` when torch contradicts the analysis; returns where it
     was checked ("H=224, W=224"), or why it could not be (a meta kernel torch lacks)."""
     names = analysis.size_names
-    # a case of the analysis that leaves out batch 1 (a squeeze of dim N: Shapes.where) is proved at batch 2
-    batch = {BATCH: 2} if not analysis.covers({BATCH: 1, **{n: 2 for n in names}}) \
-        and analysis.covers({BATCH: 2, **{n: 2 for n in names}}) else {}
     # a case of a size being 1 (H == 1) is proved with that size 1, the others as usual
     pinned = {str(c.lhs): int(c.rhs) for c in analysis.where
               if isinstance(c, sympy.Eq) and c.lhs.is_Symbol and c.rhs.is_Integer and str(c.lhs) in names}
+    # a case of the analysis that leaves out batch 1 (a squeeze of dim N: Shapes.where) is proved at batch 2
+    batch = {BATCH: 2} if not analysis.covers({BATCH: 1, **{n: 2 for n in names}, **pinned}) \
+        and analysis.covers({BATCH: 2, **{n: 2 for n in names}, **pinned}) else {}
     candidates = [{**sizes, **pinned, **batch} for v in PROOF_SIZES for sizes in _proof_sizes(names, v)] \
         if names else [batch]
-    candidates = [c for c in candidates if analysis.covers(c)] or candidates
+    covered = [c for c in candidates if analysis.covers(c)] or _covering(analysis, names, {**pinned, **batch})
+    if not covered and analysis.where and names:  # (no size of its own: nothing to prove it at)
+        return "not proved: no size of this case found (every size alike, up to 1024)"
+    candidates = covered or candidates
     if names and _recurrent(analysis.model):  # the smallest first: its meta forward unrolls each step
         candidates.sort(key=lambda c: max(c[n] for n in names))
     evaluations = []  # evaluated one at a time: the first candidate is usually accepted

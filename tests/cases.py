@@ -474,6 +474,15 @@ def more_cases() -> list[Case]:
     add(Case("item_bounded_and_exact", lambda: Custom(lambda m, x: (  # a count is at most W; full(T).item() is T
         torch._assert((x > 0).sum(3).amax().item() <= x.size(3), "a count of W entries is at most W"),
         x[:, :, :torch.full((1,), x.size(2)).item() - 1])[1]), SHAPES[2], S))
+    add(Case("numbers_as_tensors", lambda: Custom(lambda m, x: (  # torch.div(H, 2): a 0-dim tensor, an int one a size
+        x.view(x.size(0), x.size(1), torch.div(x.size(2), 2, rounding_mode="floor"), -1),
+        x.new_zeros((torch.floor_divide(x.size(3), 2) + 1, 2)), x * torch.true_divide(x.size(2), 3),
+        torch.add(x.size(2), x.size(3), alpha=2).shape)), SHAPES[2], S))
+    add(Case("as_strided_chunks", lambda: Custom(lambda m, x: (  # overlapping windows of a reshaped transpose
+        x.transpose(2, 3).reshape(x.size(0), -1, x.size(2)).as_strided(
+            (x.size(0), x.size(1) * x.size(3) - 1, 2), (x.size(1) * x.size(2) * x.size(3), 1, 1)),
+        torch.as_strided(x, (x.size(0), 2), (1, 1)), x.transpose(2, 3).reshape(-1, x.size(2)).stride())),
+        SHAPES[2], S))
     # sequence
     add(Case("embedding", lambda: nn.Sequential(Custom(lambda m, x: (x * 0).long()), nn.Embedding(10, 4)), SHAPES[2], S2_SMALL))
     add(Case("embedding_positions", lambda: Custom(lambda m, x: (

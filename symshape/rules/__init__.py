@@ -13,7 +13,7 @@ from .registry import (
     rule_for_module,
     target_name,
 )
-from . import combine, conv, factory, fold, grouped, layout, linear, matmul, move, pad, pointwise, pool, resample, reshape, scatter, sequence  # noqa: E402,F401
+from . import combine, conv, factory, fold, grouped, layout, linear, matmul, move, pad, pointwise, pool, resample, reshape, scatter, sequence, strides  # noqa: E402,F401
 
 __all__ = [
     "Context",

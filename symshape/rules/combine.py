@@ -17,13 +17,13 @@ import operator
 import sympy
 import torch
 
-from ..dims import canonical, decide, equal_where
+from ..dims import as_expr, canonical, decide, equal_where, floor_div, smallest_value
 from ..requirements import Requirement
 from ..tensor import Pieces, Repeated, SymTensor
 from .common import as_int, tensor_arg
 from .registry import Context, function_rule, method_rule
 
-__all__ = ["broadcast_shape"]
+__all__ = ["broadcast_shape", "numbers_tensor"]
 
 
 def broadcast_shape(ctx: Context, a: SymTensor, b: SymTensor) -> SymTensor:
@@ -80,28 +80,104 @@ def _broadcast_size(ctx: Context, x: sympy.Expr, y: sympy.Expr) -> sympy.Expr:
 
 
 # (fx records ``x += y`` on traced values as operator.add: proxies have no in-place dunders)
-_BINARY = (
+_OPERATORS = (
     operator.add, operator.sub, operator.mul, operator.truediv, operator.floordiv, operator.pow,
     operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge, operator.and_,
     operator.or_, operator.xor, operator.mod,
+)
+#: torch's functions of two operands: given two numbers (sizes), torch's own result (a 0-dim
+#: tensor, or its refusal), where on Python numbers the operators above are size arithmetic
+_TORCH_BINARY = (
     torch.add, torch.sub, torch.mul, torch.div, torch.maximum, torch.minimum, torch.eq, torch.ne,
     torch.lt, torch.le, torch.gt, torch.ge, torch.logical_and, torch.logical_or, torch.pow,
+    torch.true_divide, torch.floor_divide,
 )
 
 
-@function_rule(*_BINARY, layout="elementwise")
+@function_rule(*_OPERATORS, layout="elementwise")
+@function_rule(*_TORCH_BINARY, on_sizes=True, layout="elementwise")
 def elementwise(ctx: Context, a, b, *args, **kwargs):
     """Broadcast two tensors; a number broadcasts to anything. (Without a tensor among the
-    arguments the engine never calls a rule: that is size arithmetic.) Tuples of tensors are
+    operands an operator is size arithmetic, and a torch function gives a 0-dim tensor:
+    :func:`numbers_tensor`.) Tuples of tensors are
     Python's: ``+`` joins two, ``*`` repeats one an int number of times. The result's dtype is
     torch's type promotion of the operands' (``arange(n) / 2`` is float32), and what torch
     refuses of the dtypes alone (``mask - mask`` of two bool tensors) it refuses at every size:
     both asked of torch itself (symshape.dtypes)."""
+    if not isinstance(a, SymTensor) and not isinstance(b, SymTensor) and not args \
+            and not isinstance(a, (tuple, list)) and not isinstance(b, (tuple, list)):
+        return numbers_tensor(ctx, a, b, kwargs)
     if isinstance(a, SymTensor) and isinstance(b, SymTensor):
         return broadcast_shape(ctx, a, b)
     if isinstance(a, (tuple, list, Repeated)) or isinstance(b, (tuple, list, Repeated)):
         return _sequence_arithmetic(ctx, a, b)
     return a if isinstance(a, SymTensor) else b
+
+
+#: a size's stand-in where torch is asked what it makes of the operands' kinds
+_SIZE_STAND_IN = 3
+
+
+def numbers_tensor(ctx: Context, a, b, kwargs: dict) -> SymTensor:
+    """``torch.div(T, 8, rounding_mode="trunc") -> ()``: torch wraps two numbers in 0-dim tensors
+    (Longformer's chunk counts). The dtype, and a refusal (``torch.maximum(3, 4)``, ``torch.sub(True,
+    1)``), are torch's own on stand-ins of the operands' kinds (a size is an int); an integer result's
+    value is known exactly, so it is a size where one is taken (``x.view(n, c, ...)``)::
+
+        add: a + alpha*b    sub: a - alpha*b    mul: a*b    floor_divide, div(rounding_mode="floor"): floor(a/b)
+        div(rounding_mode="trunc"): floor(a/b) where a >= 0 and b > 0 at every size
+
+    An integer division needs ``b != 0`` (torch raises ZeroDivisionError)."""
+    name = ctx.op.rsplit(".", 1)[-1]
+    if set(kwargs) - {"alpha", "rounding_mode"} or not _plain_number(kwargs.get("alpha", 1)) \
+            or kwargs.get("rounding_mode") not in (None, "floor", "trunc"):
+        ctx.unsupported(f"{name} of numbers with the arguments {sorted(kwargs)}")
+    if not _plain_number(a) or not _plain_number(b):
+        ctx.unsupported(f"{name} of {type(a).__name__} and {type(b).__name__}")
+
+    def stand_in(v):
+        return _SIZE_STAND_IN if isinstance(v, sympy.Basic) and not v.is_Number else \
+            int(v) if isinstance(v, sympy.Integer) else v
+
+    try:
+        out = getattr(torch, name)(stand_in(a), stand_in(b), **kwargs)
+    except (TypeError, RuntimeError, ValueError) as e:
+        ctx.refuse(f"torch.{name}: {str(e).splitlines()[0]}")
+    sized = any(isinstance(v, sympy.Basic) and not v.is_Number for v in (a, b))
+    value = _integer_value(ctx, name, a, b, kwargs) if not out.dtype.is_floating_point and out.dtype != torch.bool \
+        else None
+    if value is None:
+        return SymTensor((), dtype=out.dtype, sized=sized)
+    value = canonical(value)
+    return SymTensor((), dtype=out.dtype, entry_range=(value, value), sized=sized)
+
+
+def _plain_number(v) -> bool:
+    return isinstance(v, (bool, int, float)) or isinstance(v, sympy.Basic) and (v.is_integer or v.is_Number)
+
+
+def _integer_value(ctx: Context, name: str, a, b, kwargs: dict):
+    a, b = as_expr(a), as_expr(b)  # (a bool is the int it is)
+    alpha = as_expr(kwargs.get("alpha", 1))
+    if name == "add":
+        return a + alpha * b
+    if name in ("sub", "subtract"):
+        return a - alpha * b
+    if name in ("mul", "multiply"):
+        return a * b
+    mode = "floor" if name == "floor_divide" else kwargs.get("rounding_mode")
+    if name not in ("div", "divide", "floor_divide") or mode not in ("floor", "trunc"):
+        return None
+    ctx.require(b, "!=", 0, "ZeroDivisionError")
+    if mode == "trunc" and not (_at_least(ctx, a, 0) and _at_least(ctx, b, 1)):
+        ctx.unsupported(f"torch.{name}({a}, {b}, rounding_mode='trunc') where the operands may have "
+                        "either sign")
+    return floor_div(a, int(b)) if b.is_Integer and b > 0 else sympy.floor(a / b)
+
+
+def _at_least(ctx: Context, v: sympy.Expr, bound: int) -> bool:
+    low = smallest_value(v)
+    return low is not None and low >= bound or ctx.proves(sympy.Ge(v, bound))
 
 
 def _sequence_arithmetic(ctx: Context, a, b):

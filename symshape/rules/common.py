@@ -6,12 +6,14 @@ import numbers
 from typing import Any
 
 import sympy
+import torch
 
+from ..dims import as_expr
 from ..tensor import SymTensor
 from .registry import Context
 
-__all__ = ["as_bool", "as_choice", "as_flag", "as_int", "as_real", "check_rank", "ntuple", "require_layout", "spatial_unit",
-           "tensor_arg"]
+__all__ = ["as_bool", "as_choice", "as_flag", "as_int", "as_real", "check_rank", "ntuple", "require_layout",
+           "size_value", "spatial_unit", "tensor_arg"]
 
 _UNITS = {1: ("positions",), 2: ("rows", "columns"), 3: ("frames", "rows", "columns")}
 
@@ -77,6 +79,25 @@ def ntuple(value: Any, n: int, what: str, ctx: Context) -> tuple[int, ...]:
             ctx.unsupported(f"{what} needs {n} values, got {tuple(value)}")
         return tuple(as_int(v, what, ctx) for v in value)
     return (as_int(value, what, ctx),) * n
+
+
+def size_value(value: Any, what: str, ctx: Context):
+    """A size as torch's argument parser reads it: a one-element integer tensor is its value
+    (``__index__``: Longformer's ``torch.div(T, 2*w, rounding_mode="trunc")`` as a size in a
+    ``view``), where symshape knows it exactly; a float or bool tensor, or one of several
+    elements, is refused as torch refuses it; anything else is returned as it is."""
+    if not isinstance(value, SymTensor):
+        return value
+    dtype = value.dtype
+    integral = dtype is not None and not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)
+    fixed = all(as_expr(d).is_Integer for d in value.shape)
+    if dtype is not None and not integral or fixed and value.numel() != 1:
+        ctx.refuse(f"{what} must be an int or a one-element integer tensor, got a {dtype} tensor of "
+                   f"shape {tuple(value.shape)}")
+    one = value.single_value()
+    if one is None:
+        ctx.unsupported(f"{what} given as a tensor whose value symshape does not know")
+    return one
 
 
 def tensor_arg(value: Any, what: str, ctx: Context) -> SymTensor:

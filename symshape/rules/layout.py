@@ -201,14 +201,10 @@ def _index_of(ctx: Context, v):
         ctx.refuse("only integer tensors of a single element can be converted to an index (a slice bound)")
     if v.dtype is None or any(as_expr(d) != 1 for d in v.shape):
         ctx.unsupported("a slice bound that is a tensor of a dtype or a number of entries symshape does not know")
-    one = v.values
-    while isinstance(one, tuple) and len(one) == 1:
-        one = one[0]
-    if isinstance(one, int):
-        return int(one)
-    if v.entry_range is not None and v.entry_range[0] == v.entry_range[1]:
-        return v.entry_range[0]
-    ctx.unsupported("a slice bound that is a tensor whose value symshape does not know")
+    one = v.single_value()
+    if one is None:
+        ctx.unsupported("a slice bound that is a tensor whose value symshape does not know")
+    return int(one) if one.is_Integer else one
 
 
 def slice_length(n, start, stop, step) -> sympy.Expr:

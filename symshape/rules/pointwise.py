@@ -30,6 +30,7 @@ from ..tensor import SymTensor
 from .common import as_bool, as_int, check_rank, tensor_arg
 from .layout import indexes
 from .registry import Context, function_rule, method_rule, module_rule
+from .strides import contiguous_source
 
 # the CPU kernels' output memory format by input rank (symshape.tensor.kernel_layout), measured:
 # batch norm keeps a contiguous input contiguous and follows another (1D: contiguous); group norm
@@ -117,7 +118,7 @@ def contiguous(ctx: Context, self, *args, **kwargs) -> SymTensor:
         return x.with_shape(x.shape)
     out = x.with_shape(x.shape, contiguous=True)
     if any(not n.is_Integer for n in x.shape):  # a size that may be 1 may make it contiguous there
-        out = replace(out, loose=True, guard=x.guard)
+        out = contiguous_source(x, replace(out, loose=True, guard=x.guard))
     return out
 
 

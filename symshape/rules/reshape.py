@@ -23,8 +23,9 @@ from ..dims import as_expr, canonical, decide, exact_quotient, product, quotient
 from ..ranges import entry_bounds
 from ..records import Record
 from ..tensor import SymTensor, channels_last_strides, nonempty, standard_strides
-from .common import as_int, require_layout, tensor_arg
+from .common import as_int, require_layout, size_value, tensor_arg
 from .registry import Context, function_rule, method_rule, module_rule
+from .strides import compute_stride, recorded, resolved
 
 __all__ = ["flatten_shape", "view_shape"]
 
@@ -68,8 +69,9 @@ def flatten_shape(ctx: Context, x: SymTensor, start_dim: int, end_dim: int) -> S
     if not x.contiguous and x.strides is not None and _mergeable(x, start, end):
         # a view: the merged dims' stride is the innermost one's (torch's computeStride)
         # (exact but for dims of size 1: torch's computeStride merges those differently)
-        return x.with_shape(out.shape, strides=(*x.strides[:start], x.strides[end], *x.strides[end + 1:]), exact=False)
-    return _reshaped(x, out)
+        return recorded(x, x.with_shape(out.shape, strides=(*x.strides[:start], x.strides[end], *x.strides[end + 1:]),
+                                        exact=False), "reshape")
+    return recorded(x, _reshaped(x, out), "reshape")
 
 
 def _mergeable(x: SymTensor, start: int, end: int) -> bool:
@@ -113,7 +115,7 @@ def _text(size) -> str:
 
 def view_shape(ctx: Context, x: SymTensor, sizes: list, what: str) -> SymTensor:
     """``out = sizes``; a single -1 is ``numel / product(others)``, which must divide exactly."""
-    sizes = [as_expr(s, f"{what} size") for s in sizes]
+    sizes = [as_expr(size_value(s, f"{what} size", ctx), f"{what} size") for s in sizes]
     inferred = [i for i, s in enumerate(sizes) if s == -1]
     if len(inferred) > 1:
         ctx.refuse(f"{what}{_shown(sizes)}: only one dimension can be inferred")
@@ -182,13 +184,26 @@ def _viewed(ctx: Context, x: SymTensor, sizes: list, what: str) -> SymTensor:
         # those strides hold only under a guard, elsewhere they may be others: it requires it
         if what == "view" and not _any_format_views(x, out.shape, ctx.same):
             require_layout(ctx, x)
-        return x.with_shape(out.shape, strides=strides, exact=False)
+        return recorded(x, x.with_shape(out.shape, strides=strides, exact=False), what)
     if not x.contiguous and x.strides is None and _splits_only(x, out.shape, ctx.same):
         # a view at any strides (EfficientViT's feat.view(B, -1, H, W) of a (B, C, H, W) tensor
         # whose layout symshape does not follow): the same sizes, the layout still not known
-        return x if tuple(out.shape) == tuple(x.shape) else out.with_shape(out.shape, contiguous=False)
+        return x if tuple(out.shape) == tuple(x.shape) else recorded(x, out.with_shape(out.shape, contiguous=False),
+                                                                      what)
+    exact = resolved(ctx, x) if what == "view" and not x.contiguous and x.strides is None else x
+    if exact is not x and exact.contiguous:
+        return _reshaped(exact, out)
+    if exact is not x:
+        # a layout recorded where a reshape left it unknown (Longformer's chunks): torch's own
+        # computeStride decides, by cases where a size may be 1
+        x = exact
+        found = compute_stride(ctx, x.shape, x.known_strides, out.shape)
+        if found is None:
+            ctx.refuse("view size is not compatible with input tensor's size and stride (at least one dimension "
+                       "spans across two contiguous subspaces). Use .reshape(...) instead.")
+        return x.with_shape(out.shape, strides=found)
     by_strides(ctx, x, what, out.shape)
-    return _reshaped(x, out)
+    return recorded(x, _reshaped(x, out), what)
 
 
 def _same(a, b) -> bool:
