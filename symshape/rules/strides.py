@@ -25,6 +25,7 @@ out as one block)::
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import sympy
@@ -42,25 +43,22 @@ __all__ = ["as_strided", "compute_stride", "contiguous_source", "dense", "laid_o
 
 
 class Undecided(Exception):
-    """A question of computeStride this step's facts do not decide (with ``cases=False``)."""
+    """A question of computeStride this step's facts do not decide, nor a case of the analysis."""
 
 
-def compute_stride(ctx: Context, shape: tuple, strides: tuple, new: tuple, cases: bool = True) -> tuple | None:
+def compute_stride(ctx: Context, shape: tuple, strides: tuple, new: tuple) -> tuple | None:
     """The strides torch's computeStride gives a tensor of ``shape`` and ``strides`` viewed as
     ``new`` (whose element count the caller has checked), or None where it finds none (a view
-    raises; a reshape copies). ``cases``: a size that may be 1 splits the analysis (SizeCases);
-    else such a question raises :class:`Undecided`. A question the step's facts do not decide
-    otherwise is refused by name."""
+    raises; a reshape copies). A size that may be 1 splits the analysis (SizeCases); a question
+    the step's facts do not decide otherwise is refused by name."""
     try:
-        return _compute_stride(ctx, shape, strides, new, cases)
+        return _compute_stride(ctx, shape, strides, new)
     except Undecided as e:
-        if not cases:
-            raise
         ctx.unsupported(f"the strides of a view as {tuple(new)}: torch's computeStride asks whether {e}, which "
                         "symshape does not decide here")
 
 
-def _compute_stride(ctx: Context, shape: tuple, strides: tuple, new: tuple, cases: bool) -> tuple | None:
+def _compute_stride(ctx: Context, shape: tuple, strides: tuple, new: tuple) -> tuple | None:
     if not shape:
         return (sympy.Integer(1),) * len(new)
     if not _proves(ctx, sympy.Ge(product(shape), 1)):
@@ -71,14 +69,14 @@ def _compute_stride(ctx: Context, shape: tuple, strides: tuple, new: tuple, case
     numel_in = numel_view = sympy.Integer(1)
     for d in range(len(shape) - 1, -1, -1):
         numel_in = numel_in * shape[d]
-        if d == 0 or _chunk_ends(ctx, shape[d - 1], strides[d - 1], numel_in * base, cases):
+        if d == 0 or _chunk_ends(ctx, shape[d - 1], strides[d - 1], numel_in * base):
             # (in the last chunk every dim left fits: the element counts are equal, so where
             # numel_view reaches numel_in the dims left have size 1)
-            while view_d >= 0 and (d == 0 or _fits(ctx, numel_view, numel_in, new[view_d], cases)):
+            while view_d >= 0 and (d == 0 or _fits(ctx, numel_view, numel_in, new[view_d])):
                 out[view_d] = numel_view * base
                 numel_view = numel_view * new[view_d]
                 view_d -= 1
-            if not _equal(ctx, numel_view, numel_in, cases):
+            if not _equal(ctx, numel_view, numel_in):
                 return None
             if d > 0:
                 base, numel_in, numel_view = strides[d - 1], sympy.Integer(1), sympy.Integer(1)
@@ -144,17 +142,21 @@ def _is_contiguous(ctx: Context, shape: tuple, strides: tuple) -> bool:
         raise Undecided(f"the tensor of shape {tuple(shape)} is empty")
     expected = sympy.Integer(1)
     for n, s in zip(reversed(shape), reversed(strides)):
-        if _one(ctx, n, True):
+        if _one(ctx, n):
             continue
-        if not _equal(ctx, s, expected, True):
+        if not _equal(ctx, s, expected):
             return False
         expected = expected * n
     return True
 
 
 def with_source(t: SymTensor, resolve) -> SymTensor:
-    """``t`` with ``resolve(ctx)`` as the way to compute its exact layout (SymTensor.layout_source)."""
-    return replace(t, layout_source=(resolve, _layout(t)))
+    """``t`` with ``resolve(ctx)`` as the way to compute its exact layout (SymTensor.layout_source).
+    (A copy of ``t`` with that field set: ``replace`` would normalize its sizes and strides again,
+    on every view and reshape of a model.)"""
+    out = copy.copy(t)
+    object.__setattr__(out, "layout_source", (resolve, _layout(t)))
+    return out
 
 
 def laid_out(t: SymTensor, strides: tuple, loose: bool = False) -> SymTensor:
@@ -237,7 +239,7 @@ def _holds(ctx: Context, cond) -> bool:
     raise Undecided(str(cond))
 
 
-def _one(ctx: Context, size, cases: bool) -> bool:
+def _one(ctx: Context, size) -> bool:
     """``size == 1``: decided, or by cases."""
     size = as_expr(size)
     if size.is_Integer:
@@ -249,21 +251,19 @@ def _one(ctx: Context, size, cases: bool) -> bool:
     if len(factors) > 1 and all((smallest_value(f) or 0) >= 1 for f in factors):
         # a product of sizes is 1 where each is: asked one by one (H*W on the case W != 1 is
         # not 1; the cases are each size's, which the solver reads)
-        return all(_one(ctx, f, cases) for f in factors)
-    if cases:
-        return ctx.size_case(size, "a view's strides", "the strides torch computes")
-    return _holds(ctx, sympy.Eq(size, 1))
+        return all(_one(ctx, f) for f in factors)
+    return ctx.size_case(size, "a view's strides", "the strides torch computes")
 
 
-def _chunk_ends(ctx: Context, size, stride, inner, cases: bool) -> bool:
+def _chunk_ends(ctx: Context, size, stride, inner) -> bool:
     """computeStride's ``size != 1 and stride != inner``; where the strides are decided equal
     (a contiguous block), whether the size is 1 does not matter, and is not asked."""
     if ctx.same(stride, inner) or _proves(ctx, sympy.Eq(stride, inner)):
         return False
-    return not _one(ctx, size, cases) and not _equal(ctx, stride, inner, cases)
+    return not _one(ctx, size) and not _equal(ctx, stride, inner)
 
 
-def _equal(ctx: Context, a, b, cases: bool) -> bool:
+def _equal(ctx: Context, a, b) -> bool:
     """``a == b`` for two strides or element counts: decided, or where their difference is a
     multiple of ``s - 1`` for one size ``s``, the case ``s == 1``."""
     if ctx.same(a, b):
@@ -281,11 +281,11 @@ def _equal(ctx: Context, a, b, cases: bool) -> bool:
         for size in (canonical(factors[0] + 1), canonical(1 - factors[0])):  # (0 exactly where it is 1)
             low = smallest_value(size)
             if low is not None and low >= 1:  # (a size, or a product of sizes)
-                return _one(ctx, size, cases)
+                return _one(ctx, size)
     raise Undecided(f"{a} == {b}")
 
 
-def _fits(ctx: Context, numel_view, numel_in, size, cases: bool) -> bool:
+def _fits(ctx: Context, numel_view, numel_in, size) -> bool:
     """computeStride's ``numel_view < numel_in or size == 1``: also where the dim fits in what is
     left of the chunk (``numel_view * size <= numel_in``: equal counts leave only ``size == 1``)."""
     if _proves(ctx, sympy.Lt(numel_view, numel_in)) or _proves(ctx, sympy.Le(numel_view * size, numel_in)):
@@ -293,9 +293,9 @@ def _fits(ctx: Context, numel_view, numel_in, size, cases: bool) -> bool:
     if _proves(ctx, sympy.Gt(numel_view, numel_in)):
         return False  # (past the chunk already: no view whatever this size is, so it is not asked)
     if _proves(ctx, sympy.Ge(numel_view, numel_in)):
-        return _one(ctx, size, cases)
+        return _one(ctx, size)
     if _proves(ctx, sympy.Le(numel_view, numel_in)):  # less, or equal where a size is 1: by cases
-        return not _equal(ctx, numel_view, numel_in, cases) or _one(ctx, size, cases)
+        return not _equal(ctx, numel_view, numel_in) or _one(ctx, size)
     raise Undecided(f"{numel_view} < {numel_in}")
 
 
