@@ -226,9 +226,25 @@ def _proves(ctx: Context, cond) -> bool:
         low = smallest_value(diff)
         if low is not None and (low > 0 or low >= 0 and isinstance(cond, (sympy.Le, sympy.Ge))):
             return True
-        # ``1 < W`` on the case W != 1: the difference is a size less 1, not 0 here
-        return low == 0 and _proves(ctx, sympy.Ne(canonical(diff + 1), 1))
+        return _positive_factors(ctx, diff, isinstance(cond, (sympy.Lt, sympy.Gt)))
     return False
+
+
+def _positive_factors(ctx: Context, diff, strict: bool) -> bool:
+    """Whether ``diff`` is at least 0 (``strict``: above 0) where the step runs, as a positive
+    number times factors each at least 0 at every size, and, if ``strict``, none 0 here
+    (``3*B*N - 3*B`` is ``3*B*(N - 1)``: above 0 on the case N != 1; ``W - 1`` on W != 1)."""
+    coefficient = sympy.Integer(1)
+    for f in sympy.Mul.make_args(sympy.factor(diff)):
+        if f.is_number:
+            coefficient *= f
+            continue
+        low = smallest_value(f)
+        if low is None or low < 0:
+            return False
+        if strict and low == 0 and not _proves(ctx, sympy.Ne(canonical(f + 1), 1)):
+            return False
+    return bool(coefficient > 0)
 
 
 def _holds(ctx: Context, cond) -> bool:
