@@ -978,7 +978,8 @@ class Propagator:
                 theirs = _canonical_value(_meta(scratch, node, args, named, cache))
             except UnsupportedOperation:
                 return None
-            if not isinstance(theirs, SymTensor) or theirs.shape != value.shape or theirs.known_strides is None:
+            if not isinstance(theirs, SymTensor) or theirs.known_strides is None or len(theirs.shape) != value.ndim \
+                    or any(sympy.expand(a - b) != 0 for a, b in zip(theirs.shape, value.shape)):
                 return None
             return laid_out(value, theirs.known_strides, not theirs.exact_strides)
 
@@ -1349,7 +1350,7 @@ def _exact_strides_asked(ctx: Context, x: SymTensor, args, kwargs) -> None:
     (``loose``: after ``contiguous()`` of a tensor that is contiguous at some sizes, a view of a
     non-contiguous one), the call is refused (``x.transpose(1, 2).contiguous().stride()`` at T = 1
     is ``(64, 1, 64)`` in torch: no copy was made)."""
-    if x.exact_strides:
+    if x.exact_strides or x.ndim == 0:
         return
     dims = range(x.ndim)
     if args or "dim" in kwargs:
