@@ -993,7 +993,8 @@ class Propagator:
         ``idx[:] = L``, ``idx[:2].fill_(L)``); ``wrote``: the tensors it was given that a call
         run whole or traced by sides wrote into (Context.wrote)."""
         module = kind == "module"
-        if isinstance(value, SymTensor) and not module and value.known_strides is None and value.layout_source is None:
+        if isinstance(value, SymTensor) and not module and not value.contiguous and value.strides is None \
+                and value.layout_source is None:  # (its layout not known: how to compute torch's, if asked)
             value = self._layout_source(node, call_args, kwargs, value)
         value = ranges.propagate(None if module else node.target, kind, call_args[1:] if module else call_args, kwargs,
                                  value, family)

@@ -122,8 +122,10 @@ class SymTensor:
 
     @property
     def exact_strides(self) -> bool:
-        """Whether ``known_strides`` are torch's at every size, dims of size 1 included."""
-        return self.known_strides is not None and (not self.loose or (self.contiguous and self.strides is not None))
+        """Whether ``known_strides`` are torch's at every size, dims of size 1 included. (Without
+        computing them: a contiguous tensor's standard strides are a product a size.)"""
+        known = self.contiguous or self.strides is not None
+        return known and (not self.loose or (self.contiguous and self.strides is not None))
 
     def with_shape(self, shape, contiguous: bool | None = None, strides=None, exact: bool = True) -> "SymTensor":
         """The same tensor with another shape (the index bound goes with it only if the shape
