@@ -316,6 +316,9 @@ _HF_TEXT += [
 _HF_TEXT += [("IBertModel", "IBertConfig", _TINY),
              ("DebertaModel", "DebertaConfig", {**_TINY, "relative_attention": True, "max_relative_positions": -1,
                                                 "pos_att_type": ["c2p", "p2c"]})]
+#: ... and Longformer's sliding-window attention (chunks made with as_strided from a padded
+#: length; a branch on whether its float mask marks a global token: symshape.bounds)
+_HF_TEXT += [("LongformerModel", "LongformerConfig", {**_TINY, "attention_window": 8})]
 #: transformers' encoder-decoders, small, called as a user calls them for training or scoring:
 #: ``model(input_ids=..., decoder_input_ids=...)``, the source of length T and the target of length
 #: S (without decoder_input_ids their decoder raises: symshape says so, errors.ForwardRaises)
@@ -325,7 +328,7 @@ _HF_SEQ2SEQ = [(f"{name}Model", f"{name}Config", _S2S) for name in (
     "Bart", "MBart", "PLBart", "Marian", "Pegasus", "Blenderbot", "BlenderbotSmall", "M2M100")] + [
     ("BartForConditionalGeneration", "BartConfig", _S2S), ("MvpModel", "MvpConfig", _S2S),
     ("BigBirdPegasusModel", "BigBirdPegasusConfig", {**_S2S, "attention_type": "original_full"}),
-    ("T5Model", "T5Config", _T5),
+    ("LEDModel", "LEDConfig", {**_S2S, "attention_window": 8}), ("T5Model", "T5Config", _T5),
     ("T5ForConditionalGeneration", "T5Config", _T5)]
 #: ... and Whisper, whose encoder takes log-mel features (16 bins, T frames)
 _WHISPER = {"encoder_layers": 2, "decoder_layers": 2, "d_model": 64, "encoder_attention_heads": 4,

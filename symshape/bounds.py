@@ -32,11 +32,20 @@ fit). What a form follows:
   bool, integer and float dtypes (a float's conversion truncates toward zero; a NaN, an
   infinity, or a value past int64 may give any integer, and does give ``-2**63`` on x86);
 - floats, at concrete ends only, by torch itself: each monotone op (``log``, ``exp``, ``sqrt``,
-  ``floor`` ..., ``+``, ``-``, ``*``, ``/`` by a number) is run on a tensor of the two ends, and
-  its result widened by :data:`ULPS` units in the last place each way (a vectorized ``log`` and
-  a scalar one may differ in the last place; a division by a number may be a multiplication by
-  its reciprocal); a NaN at an end marks the interval as possibly NaN. An integer end that is a
-  size becomes ``∓2**63`` on its way to a float: every int64 lies within.
+  ``floor`` ..., ``+``, ``-``, ``*``, ``/`` by a number, ``clamp`` by numbers) is run on a tensor of
+  the two ends, and its result widened by :data:`ULPS` units in the last place each way (a
+  vectorized ``log`` and a scalar one may differ in the last place; a division by a number may
+  be a multiplication by its reciprocal); a NaN at an end marks the interval as possibly NaN. An
+  integer end that is a size becomes ``∓2**63`` on its way to a float: every int64 lies within.
+  ``where`` and ``masked_fill`` join their branches (numbers as torch converts them to the
+  dtype), narrowing a float compared with a number on each side; a product of two float tensors
+  is bounded by the rounded products of their ends, taken apart by the sides of a ``where``
+  among them (:func:`_float_product`); ``==``, ``!=`` and a cast to bool (``!= 0``) are decided
+  where the bounds decide them;
+- structure: a constant pad (``F.pad(x, p, value=v)``) is x's entries and ``v``, and keeps the
+  sizes it was padded from, through elementwise ops with numbers (:func:`padded`,
+  :func:`unpadded`); ``any``/``all`` of a tensor none of whose entries may be nonzero (zero) are
+  ``False``/``True`` (:func:`reduced`).
 
 Correlation is kept by identity: a form is one object per tensor, and ``where``'s condition
 refines the intervals of the very form it compares wherever it appears in the branches. That
@@ -52,13 +61,15 @@ from __future__ import annotations
 
 import math
 import operator
+import types
 
 import sympy
 import torch
 
-from .dims import FloorDiv, as_expr, decide
+from .dims import FloorDiv, as_expr, holds_at_every_size
 
-__all__ = ["Form", "ReadValue", "at_least", "at_most", "bounds", "leaf", "compose", "describe", "subset"]
+__all__ = ["Form", "ReadValue", "at_least", "at_most", "bounds", "leaf", "compose", "describe", "padded", "reduced",
+           "subset", "unpadded"]
 
 #: units in the last place a float op's result is widened by each way (see the module's doc)
 ULPS = 4
@@ -163,7 +174,11 @@ def _wrapped(dtype, ends: tuple) -> tuple:
     return ends
 
 
-def _number_interval(v) -> tuple:
+def _number_interval(v, dtype=None) -> tuple:
+    """A number's interval; in a float ``dtype``, the number as torch converts it (rounded to
+    the nearest the dtype holds: ``0.1`` is ``0.100000001...`` in float32)."""
+    if dtype is not None and dtype.is_floating_point and isinstance(v, (int, float)) and not isinstance(v, bool):
+        v = float(torch.tensor(v, dtype=torch.float64).to(dtype))
     if isinstance(v, float):
         return v, v, math.isnan(v)
     e = as_expr(v)
@@ -177,7 +192,26 @@ def _leaf(form: Form, over, memo) -> tuple:
 def _subset(form: Form, over, memo) -> tuple:
     """Entries moved, repeated or picked from another tensor's: within its bounds, read plainly
     (its positions are not this tensor's, so no narrowing of a ``where`` applies to them)."""
-    return bounds(form.args[0])[:2]
+    inner = bounds(form.args[0])
+    return inner if form.kind == "float" else inner[:2]
+
+
+def _padded(form: Form, over, memo) -> tuple:
+    """A constant pad's entries: the padded tensor's and the value (``F.pad(x, p, value=v)``):
+    the least interval holding both, read plainly (as :func:`_subset`)."""
+    parts = [bounds(form.args[0]), _number_interval(form.args[1], form.dtype)]
+    return _joined(parts, form.kind == "float", form.dtype)
+
+
+def _joined(parts: list, floating: bool, dtype) -> tuple:
+    """The least interval holding each of ``parts`` (float ones with their NaN flag)."""
+    if floating:
+        parts = [_to_float(p, dtype) if len(p) == 2 else p for p in parts]
+        return min(p[0] for p in parts), max(p[1] for p in parts), any(p[2] for p in parts)
+    lo, hi = parts[0][:2]
+    for plo, phi in parts[1:]:
+        lo, hi = sympy.Min(lo, plo), sympy.Max(hi, phi)
+    return lo, hi
 
 
 def _sum(form: Form, over, memo) -> tuple:
@@ -203,7 +237,7 @@ def _sign(e) -> int | None:
 def _holds(cond) -> bool:
     if cond is sympy.true or cond is sympy.false:
         return bool(cond)
-    return decide(cond) is True
+    return holds_at_every_size(cond)
 
 
 def _product(form: Form, over, memo) -> tuple:
@@ -262,10 +296,14 @@ def _compare(form: Form, over, memo) -> tuple:
     a, b = (_interval(v, over, memo) for v in form.args)
     (alo, ahi), (blo, bhi) = a[:2], b[:2]
     nan = any(len(v) == 3 and v[2] for v in (a, b))  # (a NaN compares false: never "always")
+    apart = sympy.Or(sympy.Lt(ahi, blo), sympy.Lt(bhi, alo))  # (no entry of one equals one of the other)
+    one = sympy.And(sympy.Eq(alo, ahi), sympy.Eq(ahi, blo), sympy.Eq(blo, bhi))  # (each side one and the same value)
     always, never = {"lt": (sympy.Lt(ahi, blo), sympy.Ge(alo, bhi)), "le": (sympy.Le(ahi, blo), sympy.Gt(alo, bhi)),
-                     "gt": (sympy.Gt(alo, bhi), sympy.Le(ahi, blo)), "ge": (sympy.Ge(alo, bhi), sympy.Lt(ahi, blo))
-                     }.get(rel, (sympy.false, sympy.false))
-    if not nan and _holds(always):
+                     "gt": (sympy.Gt(alo, bhi), sympy.Le(ahi, blo)), "ge": (sympy.Ge(alo, bhi), sympy.Lt(ahi, blo)),
+                     "eq": (one, apart), "ne": (apart, one)}[rel]
+    if rel == "ne":  # (a NaN is unequal to everything: never "never")
+        always, never = (always, never) if not nan else (always, sympy.false)
+    if (not nan or rel == "ne") and _holds(always):
         return sympy.Integer(1), sympy.Integer(1)
     if _holds(never):
         return sympy.Integer(0), sympy.Integer(0)
@@ -282,13 +320,11 @@ def _where(form: Form, over, memo) -> tuple:
         if narrowed is None:
             continue  # (no entry takes this side)
         where_over = over if not narrowed else {**over, **narrowed}
-        parts.append(_interval(branch, where_over, {} if narrowed else memo))
+        parts.append(_interval(branch, where_over, {} if narrowed else memo) if isinstance(branch, Form)
+                     else _number_interval(branch, form.dtype))
     if not parts:
         return _interval(a, over, memo)  # (an empty tensor: any bound is true)
-    lo, hi = parts[0]
-    for plo, phi in parts[1:]:
-        lo, hi = sympy.Min(lo, plo), sympy.Max(hi, phi)
-    return lo, hi
+    return _joined(parts, form.kind == "float", form.dtype)
 
 
 def _narrowed(cond, over, memo) -> tuple:
@@ -305,7 +341,11 @@ def _narrowed(cond, over, memo) -> tuple:
     x, k = cond.args
     if not isinstance(x, Form):  # k OP X: X FLIPPED k
         x, k, rel = k, x, {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le"}.get(rel, rel)
-    if isinstance(k, Form) or not isinstance(x, Form) or x.kind != "int" or rel not in ("lt", "le", "gt", "ge"):
+    if isinstance(k, Form) or not isinstance(x, Form):
+        return {}, {}
+    if x.kind == "float":
+        return _float_sides(x, rel, k, _interval(x, over, memo))
+    if x.kind != "int" or rel not in ("lt", "le", "gt", "ge"):
         return {}, {}
     k = as_expr(k)
     lo, hi = _interval(x, over, memo)[:2]
@@ -313,6 +353,22 @@ def _narrowed(cond, over, memo) -> tuple:
     low_side, high_side = (lo, _capped(hi, below, sympy.Min)), (_capped(lo, below + 1, sympy.Max), hi)
     true, false = (low_side, high_side) if rel in ("lt", "le") else (high_side, low_side)
     return tuple(None if _holds(sympy.Gt(s[0], s[1])) else {id(x): s} for s in (true, false))
+
+
+def _float_sides(x: Form, rel: str, k, inner: tuple) -> tuple:
+    """:func:`_narrowed` for a float ``x`` compared with a number ``k`` (closed ends: sound): a
+    NaN entry compares false, so it lies on the false side (the true side of ``!=``)."""
+    k = _float_number(k)
+    if k is None:
+        return {}, {}
+    k = _number_interval(k, x.dtype)[0]
+    lo, hi, nan = inner
+    low, high = (lo, min(hi, k), False), (max(lo, k), hi, False)  # x <= k, x >= k
+    equal = (k, k, False) if lo <= k <= hi else None
+    true = {"lt": low, "le": low, "gt": high, "ge": high, "eq": equal, "ne": (lo, hi, nan)}[rel]
+    false = {"lt": (*high[:2], nan), "le": (*high[:2], nan), "gt": (*low[:2], nan), "ge": (*low[:2], nan),
+             "eq": (lo, hi, nan), "ne": equal}[rel]
+    return tuple(None if s is None or s[0] > s[1] else {id(x): s} for s in (true, false))
 
 
 def _capped(end, k, f):
@@ -382,6 +438,40 @@ def _through_torch(form: Form, inner: tuple, run, direction: int) -> tuple:
     return _widened(a, form.dtype, -1), _widened(b, form.dtype, 1), nan
 
 
+def _float_product(form: Form, over, memo) -> tuple:
+    """``a * b`` of two float tensors: the least and greatest product of their ends, each
+    rounded by torch in the dtype (rounding is monotone, so they bound every rounded product); a
+    NaN among them (``0 * inf``) leaves it unbounded. Where one is a ``where`` whose condition
+    compares a tensor with a number, each side is taken apart with that tensor narrowed, so that
+    ``where(x != 0, min, x) * x`` of an ``x`` in ``0 … 1`` lies in ``min … 0`` (LED's inverted
+    attention mask): its ``x`` is 0 wherever the ``where`` picks ``x``."""
+    a, b = form.args
+    split = next((f for f in (a, b) if f.op == "where"), None)
+    if split is not None:
+        other = b if split is a else a
+        parts = []
+        for branch, narrowed in zip(split.args[1:], _narrowed(split.args[0], over, memo)):
+            if narrowed is not None:
+                here = {**over, **narrowed}
+                parts.append(_ends_product(_float_operand(branch, here, form.dtype),
+                                           _float_operand(other, here, form.dtype), form.dtype))
+        if parts:
+            return _joined(parts, True, form.dtype)
+    return _ends_product(*(_float_operand(v, over, form.dtype) for v in (a, b)), form.dtype)
+
+
+def _float_operand(v, over, dtype) -> tuple:
+    inner = _interval(v, over, {}) if isinstance(v, Form) else _number_interval(v, dtype)
+    return _to_float(inner, dtype) if len(inner) == 2 else inner
+
+
+def _ends_product(a: tuple, b: tuple, dtype) -> tuple:
+    ends = torch.tensor([[a[0], a[1]]], dtype=dtype).T * torch.tensor([[b[0], b[1]]], dtype=dtype)
+    if bool(ends.isnan().any()):
+        return -math.inf, math.inf, True
+    return float(ends.min()), float(ends.max()), a[2] or b[2]
+
+
 def _widened(v: float, dtype, way: int) -> float:
     """``v`` moved :data:`ULPS` units in the last place toward ``way`` (-1 down, 1 up), but never
     past zero: the ops followed get the sign of their result right (a product, a quotient and
@@ -396,9 +486,10 @@ def _widened(v: float, dtype, way: int) -> float:
     return out if (out > 0) == (v > 0) or out == 0.0 else 0.0
 
 
-_INTERVALS = {"leaf": _leaf, "subset": _subset, "add": _sum, "sub": _sum, "neg": _neg, "mul": _product, "floordiv": _quotient,
-              "mod": _quotient, "abs": _abs, "min": _extremum, "max": _extremum, "where": _where, "cast": _cast,
-              "float_op": _float_op, **{f"cmp_{r}": _compare for r in ("lt", "le", "gt", "ge", "eq", "ne")}}
+_INTERVALS = {"leaf": _leaf, "subset": _subset, "pad": _padded, "add": _sum, "sub": _sum, "neg": _neg,
+              "mul": _product, "floordiv": _quotient, "mod": _quotient, "abs": _abs, "min": _extremum,
+              "max": _extremum, "where": _where, "cast": _cast, "float_op": _float_op, "fmul": _float_product,
+              **{f"cmp_{r}": _compare for r in ("lt", "le", "gt", "ge", "eq", "ne")}}
 
 
 # -- building forms from a call --------------------------------------------------------------------
@@ -433,13 +524,21 @@ def compose(name: str, values: list, kwargs: dict, dtype) -> Form | None:
         kwargs = {}
     if kwargs and not (name in _CASTS and set(kwargs) <= {"dtype", "copy", "non_blocking"}):
         return None
+    if name in ("masked_fill", "masked_fill_") and len(values) == 3 and isinstance(values[1], Form):
+        name, values = "where", [values[1], values[2], values[0]]  # (x.masked_fill(m, v): where(m, v, x))
     forms = [v for v in values if isinstance(v, Form)]
     if not forms:
         return None
+    if forms[0].op == "pad" and values[0] is forms[0]:
+        through = _through_pad(name, values, kwargs, dtype)
+        if through is not None:
+            return through
     if name in _COMPARE:
         return Form(f"cmp_{_COMPARE[name]}", tuple(values), dtype) if dtype == torch.bool and len(values) == 2 else None
     if name in _CASTS:
-        return Form("cast", (values[0],), dtype) if isinstance(values[0], Form) and dtype != torch.bool else None
+        if not isinstance(values[0], Form):
+            return None  # (a cast to bool is a test for nonzero: a NaN is True)
+        return Form("cast", (values[0],), dtype) if dtype != torch.bool else Form("cmp_ne", (values[0], 0), dtype)
     if _kind(dtype) == "float":
         return _float_form(name, values, dtype)
     if any(f.kind == "float" for f in forms):
@@ -502,7 +601,14 @@ def _clamp(name: str, values: list, dtype) -> Form | None:
 
 
 def _float_form(name: str, values: list, dtype) -> Form | None:
+    if name == "where" and len(values) == 3 and isinstance(values[0], Form) and values[0].kind == "bool" \
+            and all(isinstance(v, Form) or _float_number(v) is not None for v in values[1:]):
+        return Form("where", tuple(values), dtype)
+    if name in ("clamp", "clip", "clamp_min", "clamp_max") and isinstance(values[0], Form) and len(values) in (2, 3):
+        return _float_clamp(name, values, dtype)
     forms = [v for v in values if isinstance(v, Form)]
+    if name in _MUL and len(values) == 2 and len(forms) == 2:
+        return Form("fmul", tuple(values), dtype)
     if len(forms) != 1:
         return None
     x = forms[0]
@@ -521,6 +627,19 @@ def _float_form(name: str, values: list, dtype) -> Form | None:
         return op(*full)
 
     return Form("float_op", (x,), dtype, (run, direction))
+
+
+def _float_clamp(name: str, values: list, dtype) -> Form | None:
+    """``clamp(x, lo, hi)`` of floats, by numbers (either may be None): monotone in ``x``."""
+    rest = values[1:] if name in ("clamp", "clip") else \
+        ([values[1], None] if name == "clamp_min" else [None, values[1]])
+    lo, hi = (rest + [None])[:2]
+    if any(v is not None and _float_number(v) is None for v in (lo, hi)):
+        return None
+    lo, hi = (None if v is None else _float_number(v) for v in (lo, hi))
+    if lo is None and hi is None:
+        return None  # (torch refuses it)
+    return Form("float_op", (values[0],), dtype, (lambda t, lo=lo, hi=hi: torch.clamp(t, min=lo, max=hi), 1))
 
 
 def _float_number(v):
@@ -561,6 +680,63 @@ def _direction(name: str, at: int, numbers: list) -> int | None:
 
 _TORCH_OPS = {"add": operator.add, "sub": operator.sub, "rsub": lambda a, b: b - a, "mul": operator.mul,
               "div": operator.truediv, **{n: getattr(torch, n) for n in _MONOTONE if not n.startswith("_")}}
+
+
+def padded(form: Form, value, dtype, sizes: tuple, grows: bool) -> Form:
+    """``F.pad(x, amounts, value=value)`` in the constant mode, ``form`` x's entries: bounded by
+    both when asked, a new tensor for correlation. ``sizes``: x's; ``grows``: every amount is
+    at least 0, so that along each dim at most ``sizes[d]`` entries are x's, the others
+    ``value`` (:func:`unpadded`). An elementwise op with numbers keeps the structure: ``pad(x,
+    v) != v`` is ``pad(x != v, False)``."""
+    return Form("pad", (form, value), dtype, (tuple(sizes), grows))
+
+
+def unpadded(form: Form | None) -> tuple | None:
+    """The sizes of the tensor a pad of zeros padded (at most that many entries along each dim
+    may be nonzero: Longformer's ``cumsum(pad(ids, p, value=1).ne(1))`` counts the real tokens
+    only), or None where ``form`` is not such a pad."""
+    if form is None or form.op != "pad" or not form.call[1]:
+        return None
+    value = form.args[1]
+    return form.call[0] if not isinstance(value, bool) and value == 0 or value is False else None
+
+
+def _through_pad(name: str, values: list, kwargs: dict, dtype) -> Form | None:
+    """``op(pad(x, v), numbers)`` as ``pad(op(x, numbers), op(v, numbers))``: the op run by torch
+    on a 0-dim tensor of ``v`` gives the new value, in ``dtype`` (else None)."""
+    pad, rest = values[0], values[1:]
+    if name not in _THROUGH_PAD or any(isinstance(v, Form) for v in rest) \
+            or not isinstance(getattr(torch.Tensor, name, None), _CALLABLE):
+        return None
+    inner = compose(name, [pad.args[0], *rest], kwargs, dtype)
+    if inner is None:
+        return None
+    try:
+        with torch.no_grad():
+            image = getattr(torch.tensor(pad.args[1], dtype=pad.dtype), name)(*rest, **kwargs)
+    except Exception:  # (an argument torch takes only in another form)
+        return None
+    if not isinstance(image, torch.Tensor) or image.dtype != dtype or image.numel() != 1:
+        return None
+    return Form("pad", (inner, image.item()), dtype, pad.call)
+
+
+#: the elementwise ops :func:`_through_pad` takes through a pad: methods of one tensor and numbers
+_THROUGH_PAD = frozenset({*_COMPARE, *_CASTS, *_ADD, *_SUB, *_RSUB, *_MUL, *_DIV, *_FLOORDIV, *_MONOTONE, "abs",
+                          "clamp", "clip", "clamp_min", "clamp_max", "remainder", "__mod__"})
+_CALLABLE = (types.MethodDescriptorType, types.WrapperDescriptorType, types.BuiltinFunctionType, types.FunctionType)
+
+
+def reduced(name: str, form: Form, dtype) -> Form | None:
+    """``any`` (``all``) of a tensor, over one dim or all: False (True) where no entry may be
+    nonzero (zero), whatever the count, an empty reduction's answer included; else None."""
+    lo, hi, *nan = bounds(form)
+    nan = bool(nan and nan[0])
+    if name == "any" and _holds(sympy.Eq(lo, 0)) and _holds(sympy.Eq(hi, 0)) and not nan:
+        return Form("leaf", (sympy.Integer(0), sympy.Integer(0)), dtype)
+    if name == "all" and (_holds(sympy.Gt(lo, 0)) or _holds(sympy.Lt(hi, 0))):
+        return Form("leaf", (sympy.Integer(1), sympy.Integer(1)), dtype)
+    return None
 
 
 def subset(form: Form, dtype) -> Form:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+import math
 import operator
 import types
 from functools import lru_cache, partial
@@ -16,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .arithmetic import SIZE_MODULES, by_a_size, size_arithmetic
+from .bounds import leaf
 from .dims import (FloorDiv, SizeRatio, as_expr, canonical, exact_quotient, positive_shares, split_product_equality,
                    decide, implied, smallest_value, smallest_value_where)
 from .errors import (InvalidArgument, InvalidInputSize, NotASize, ObjectArgument, SizeCases, UnsupportedArgument, UnsupportedOperation,
@@ -271,7 +273,7 @@ def _attr(root: nn.Module, target: str, node: torch.fx.Node):
         # (its own strides, exactly: a parameter stored transposed is no contiguous tensor)
         strides = None if obj.is_contiguous() or obj.layout != torch.strided else tuple(obj.stride())
         return SymTensor(tuple(obj.shape), strides is None, dtype=obj.dtype, values=values, strides=strides,
-                         entry_range=_constant_range(obj) if values is None else None)
+                         entry_range=_constant_range(obj) if values is None else None, entry_form=_float_entries(obj))
     return obj
 
 
@@ -308,6 +310,23 @@ def _constant_values(t: torch.Tensor):
 
 #: the most entries of an integer constant whose least and greatest entry symshape reads
 CONSTANT_RANGE_ENTRIES = 1 << 20
+
+
+def _float_entries(t: torch.Tensor):
+    """A leaf of the least and greatest entry of a small float32 or float64 constant (the
+    ``torch.tensor(0.0)`` of ``where(mask, torch.tensor(0.0), min)``: symshape.bounds), marked
+    where one may be NaN; None for a parameter, a larger one, or one without data."""
+    if isinstance(t, nn.Parameter) or t.is_meta or t.dtype not in (torch.float32, torch.float64) \
+            or not 0 < t.numel() <= CONSTANT_ENTRIES:
+        return None
+    try:
+        entries = t.detach()
+        nan = bool(entries.isnan().any())
+        numbers = entries[~entries.isnan()] if nan else entries
+        ends = (float(numbers.min()), float(numbers.max())) if numbers.numel() else (math.inf, -math.inf)
+    except Exception:  # a tensor subclass without data (fake, functional)
+        return None
+    return leaf(*ends, t.dtype, nan=nan)
 
 
 def _constant_range(t: torch.Tensor) -> tuple | None:
@@ -1003,7 +1022,8 @@ class Propagator:
         owner, plain = (call_args[0], call_args[1:]) if module else (None, call_args)
         written = node.kwargs.get("out")  # (torch.add(a, b, out=a))
         written = written if isinstance(written, torch.fx.Node) else None
-        if first is not None and ranges.writes_in_place(node.target, kind, owner, plain, kwargs):
+        if first is not None and ranges.writes_in_place(node.target, kind, owner, plain, kwargs) \
+                and not ranges.writes_nothing(node.target, kind, plain, kwargs):
             written = first
         elif first is not None and ranges.shares_storage(node.target, kind, owner, plain):
             self._share(node, first)

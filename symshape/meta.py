@@ -964,10 +964,11 @@ def substitute(value: Any, mapping: dict) -> Any:
     """``value`` (a SymTensor, a size, a SizeRatio, containers of them) with ``mapping``'s
     sub-expressions replaced (sympy's ``xreplace``: structural, never evaluated from text)."""
     if isinstance(value, SymTensor):
-        if value.strides is not None:
-            return value.with_shape([d.xreplace(mapping) for d in value.shape],
-                                    strides=[d.xreplace(mapping) for d in value.strides])
-        return value.with_shape(d.xreplace(mapping) for d in value.shape)
+        shape = [d.xreplace(mapping) for d in value.shape]
+        strides = value.strides and [d.xreplace(mapping) for d in value.strides]
+        if tuple(shape) == tuple(value.shape) and (strides is None or tuple(strides) == tuple(value.strides)):
+            return value  # (as it is: a layout it records how to compute still holds)
+        return value.with_shape(shape, strides=strides) if strides is not None else value.with_shape(shape)
     if isinstance(value, sympy.Basic):
         return value.xreplace(mapping)
     if isinstance(value, DoubleProduct):  # keeps its double semantics (never an exact fraction)

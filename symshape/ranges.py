@@ -59,8 +59,8 @@ import sympy
 import torch
 
 from .dims import (DoubleProduct, RelPosReach, SizeRatio, as_expr, canonical, decide, float_extremum, floor_div,
-                   integer_polynomial, maximum, minimum)
-from .bounds import bounds as form_bounds, compose, leaf, subset
+                   integer_polynomial, maximum, minimum, product)
+from .bounds import bounds as form_bounds, compose, leaf, padded, reduced, subset, unpadded
 from .tensor import Pieces, SymTensor, tuple_like
 
 __all__ = ["entry_bounds", "propagate"]
@@ -491,17 +491,43 @@ def _entry_form(name: str | None, args, kwargs, value: SymTensor):
     them (``squeeze``, ``expand``, ``x[i]``, ``gather``: DeBERTa's clamped relative positions
     into a ``gather``); else None."""
     tensors = [a for a in args if isinstance(a, SymTensor)]
-    if not name or not tensors or value.dtype is None or not any(_known(t) for t in tensors) \
+    # (a pad of integers is followed whatever they are: a count of them may skip the padding)
+    counted = name == "pad" and value.dtype in (torch.int64, torch.int32, torch.bool)
+    if not name or not tensors or value.dtype is None or not (counted or any(_known(t) for t in tensors)) \
             or any(isinstance(v, SymTensor) for v in kwargs.values()):
         return None
     values = [_operand_form(a) if isinstance(a, SymTensor) else a for a in args]
     if any(v is None for v, a in zip(values, args) if isinstance(a, SymTensor)):
         return None
+    if name == "pad" and isinstance(args[0], SymTensor) and args[0].dtype == value.dtype:
+        return _padded(values[0], args, kwargs, value.dtype)
+    if name in ("any", "all") and isinstance(args[0], SymTensor) and value.dtype == torch.bool:
+        return reduced(name, values[0], value.dtype)
     form = compose(name, values, kwargs, value.dtype)
     if form is None and (name in _KEEP_ENTRIES or name in _SELECTING) and isinstance(args[0], SymTensor) \
-            and args[0].dtype == value.dtype and value.dtype in (torch.int64, torch.int32):
+            and args[0].dtype == value.dtype and value.dtype in _FORM_DTYPES:
         return subset(values[0], value.dtype)  # (within its bounds, evaluated when an index asks)
     return form
+
+
+#: the dtypes whose entries symshape.bounds follows
+_FORM_DTYPES = (torch.int64, torch.int32, torch.bool, torch.float32, torch.float64)
+
+
+def _padded(form, args, kwargs, dtype):
+    """``F.pad(x, pad, mode, value)``: x's entries, and in the constant mode ``value`` (0 where
+    None) besides, wherever an amount is positive (an amount that is 0 adds none: a bound)."""
+    mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
+    value = kwargs.get("value", args[3] if len(args) > 3 else None)
+    if dtype not in _FORM_DTYPES or mode != "constant":
+        return subset(form, dtype) if dtype in _FORM_DTYPES and mode in ("reflect", "replicate", "circular") else None
+    value = 0 if value is None else int(value) if isinstance(value, bool) else value  # (value=False: 0)
+    amounts = args[1] if len(args) > 1 else kwargs.get("pad")
+    if not isinstance(value, (int, float)) or not isinstance(amounts, (list, tuple)):
+        return None
+    grows = all(_number(a) is not None and (_number(a).is_nonnegative or decide(sympy.Ge(_number(a), 0)) is True)
+                for a in amounts)
+    return padded(form, value, dtype, args[0].shape, grows)
 
 
 def _known(t: SymTensor) -> bool:
@@ -717,6 +743,31 @@ def writes_in_place(target, kind: str, module, args, kwargs) -> bool:
     return _inplace_argument(target, args, kwargs)
 
 
+def writes_nothing(target, kind: str, args, kwargs) -> bool:
+    """Whether an in-place write selects its entries by a bool mask that is never true, so that
+    it writes none (Longformer's ``mask[attention_mask == 2] = max``, where the attention mask's
+    entries lie in ``0 … 1``): ``x[mask] = v``, ``x[..., mask] = v``, ``x.masked_fill_(mask, v)``,
+    ``x.masked_scatter_(mask, v)``, ``x.index_put_((mask,), v)``."""
+    if kind == "module" or len(args) < 2 or kwargs:
+        return False
+    name = "__setitem__" if target is operator.setitem else _op_name(target, kind)
+    if name in ("__setitem__", "index_put_"):
+        index = args[1]
+        picks = index if isinstance(index, (tuple, list)) else (index,)
+    elif name in ("masked_fill_", "masked_scatter_"):
+        picks = (args[1],)
+    else:
+        return False
+    return any(_never_true(p) for p in picks)
+
+
+def _never_true(t) -> bool:
+    if not isinstance(t, SymTensor) or t.dtype != torch.bool:
+        return False
+    ends = entry_bounds(t)
+    return ends is not None and ends[1] == 0
+
+
 def _inplace_argument(target, args, kwargs) -> bool:
     """``inplace=True`` given to a function that takes it (``F.relu(x, inplace=True)``, or by
     position: ``F.relu(x, True)``)."""
@@ -793,6 +844,8 @@ def _op_name(target, kind: str) -> str | None:
         return f"__{name.rstrip('_')}__"
     # (while symshape traces, torch's factories are wrappers around them: symshape.rebinding.FACTORIES)
     target = _unwrapped(target)
+    if target is torch.nn.functional.pad:
+        return "pad"
     name = getattr(target, "__name__", None)
     return name if isinstance(name, str) and _unwrapped(getattr(torch, name, None)) is target else None
 
@@ -882,11 +935,12 @@ def _counted_along(name: str, x: SymTensor, args, kwargs) -> sympy.Expr | None:
     adds up: its dim's size, or ``x``'s every entry without a dim (not for ``cumsum``, which
     needs one); None for several dims."""
     dim = args[1] if len(args) > 1 else kwargs.get("dim")
+    sizes = unpadded(x.entry_form) or x.shape  # (a pad of zeros adds only zeros)
     if dim is None and name != "cumsum":
-        return canonical(x.numel())
+        return canonical(product(sizes))
     if isinstance(dim, int) and not isinstance(dim, bool) and x.ndim > 0:
         try:
-            return x.shape[x.dim(dim)]
+            return sizes[x.dim(dim)]
         except IndexError:
             return None
     return None
