@@ -179,8 +179,8 @@ def _number_interval(v, dtype=None) -> tuple:
     the nearest the dtype holds: ``0.1`` is ``0.100000001...`` in float32)."""
     if dtype is not None and dtype.is_floating_point and isinstance(v, (int, float)) and not isinstance(v, bool):
         v = float(torch.tensor(v, dtype=torch.float64).to(dtype))
-    if isinstance(v, float):
-        return v, v, math.isnan(v)
+    if isinstance(v, float):  # (a NaN: no number, only the NaN, which compares false with all)
+        return (v, v, False) if not math.isnan(v) else (math.inf, -math.inf, True)
     e = as_expr(v)
     return e, e
 
@@ -361,8 +361,10 @@ def _float_sides(x: Form, rel: str, k, inner: tuple) -> tuple:
     k = _float_number(k)
     if k is None:
         return {}, {}
-    k = _number_interval(k, x.dtype)[0]
     lo, hi, nan = inner
+    if math.isnan(k):  # (every comparison with a NaN is false, but !=)
+        return ({id(x): inner}, None) if rel == "ne" else (None, {id(x): inner})
+    k = _number_interval(k, x.dtype)[0]
     low, high = (lo, min(hi, k), False), (max(lo, k), hi, False)  # x <= k, x >= k
     equal = (k, k, False) if lo <= k <= hi else None
     true = {"lt": low, "le": low, "gt": high, "ge": high, "eq": equal, "ne": (lo, hi, nan)}[rel]
@@ -727,15 +729,17 @@ _THROUGH_PAD = frozenset({*_COMPARE, *_CASTS, *_ADD, *_SUB, *_RSUB, *_MUL, *_DIV
 _CALLABLE = (types.MethodDescriptorType, types.WrapperDescriptorType, types.BuiltinFunctionType, types.FunctionType)
 
 
-def reduced(name: str, form: Form, dtype) -> Form | None:
+def reduced(name: str, form: Form, dtype, nonempty: bool) -> Form | None:
     """``any`` (``all``) of a tensor, over one dim or all: False (True) where no entry may be
-    nonzero (zero), whatever the count, an empty reduction's answer included; else None."""
+    nonzero (zero), an empty reduction's answer included; True (False) where every entry is
+    nonzero (zero) and each reduction ``nonempty``; else None. (A NaN is nonzero.)"""
     lo, hi, *nan = bounds(form)
     nan = bool(nan and nan[0])
-    if name == "any" and _holds(sympy.Eq(lo, 0)) and _holds(sympy.Eq(hi, 0)) and not nan:
-        return Form("leaf", (sympy.Integer(0), sympy.Integer(0)), dtype)
-    if name == "all" and (_holds(sympy.Gt(lo, 0)) or _holds(sympy.Lt(hi, 0))):
-        return Form("leaf", (sympy.Integer(1), sympy.Integer(1)), dtype)
+    zero = _holds(sympy.Eq(lo, 0)) and _holds(sympy.Eq(hi, 0)) and not nan
+    nonzero = _holds(sympy.Gt(lo, 0)) or _holds(sympy.Lt(hi, 0))
+    if name == "any" and (zero or nonzero and nonempty) or name == "all" and (nonzero or zero and nonempty):
+        one = int(name == "all" and nonzero or name == "any" and not zero)
+        return Form("leaf", (sympy.Integer(one), sympy.Integer(one)), dtype)
     return None
 
 

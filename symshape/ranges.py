@@ -502,7 +502,9 @@ def _entry_form(name: str | None, args, kwargs, value: SymTensor):
     if name == "pad" and isinstance(args[0], SymTensor) and args[0].dtype == value.dtype:
         return _padded(values[0], args, kwargs, value.dtype)
     if name in ("any", "all") and isinstance(args[0], SymTensor) and value.dtype == torch.bool:
-        return reduced(name, values[0], value.dtype)
+        count = _counted_along(name, args[0], args, kwargs)  # (the entries each answer reduces)
+        nonempty = count is not None and (as_expr(count).is_positive or decide(sympy.Ge(count, 1)) is True)
+        return reduced(name, values[0], value.dtype, nonempty)
     form = compose(name, values, kwargs, value.dtype)
     if form is None and (name in _KEEP_ENTRIES or name in _SELECTING) and isinstance(args[0], SymTensor) \
             and args[0].dtype == value.dtype and value.dtype in _FORM_DTYPES:

@@ -126,7 +126,7 @@ def test_a_write_by_a_mask_that_may_be_true_leaves_the_branch_undecided():
 
 # -- hypothesis: programs of float ops on a mask made from sizes -------------------------------
 
-_NUMBERS = st.sampled_from([0.0, 1.0, -1.0, 2.0, 0.5, 0.1, MIN, MAX, math.inf, -math.inf])
+_NUMBERS = st.sampled_from([0.0, 1.0, -1.0, 2.0, 0.5, 0.1, MIN, MAX, math.inf, -math.inf, math.nan])
 _STEP = st.one_of(
     st.tuples(st.just("where"), _NUMBERS, _NUMBERS, _NUMBERS),   # where(v > a, b, c)
     st.tuples(st.just("clamp"), _NUMBERS, _NUMBERS),
@@ -167,9 +167,9 @@ def _apply(v, step):
 
 
 class Program(nn.Module):
-    def __init__(self, start: str, steps, test: str, threshold: float):
+    def __init__(self, start: str, steps, test: str, threshold: float, reduce: str = "any"):
         super().__init__()
-        self.start, self.steps, self.test, self.threshold = start, steps, test, threshold
+        self.start, self.steps, self.test, self.threshold, self.reduce = start, steps, test, threshold, reduce
 
     def forward(self, ids):
         v = {"ones": lambda: torch.ones(ids.shape), "zeros": lambda: torch.zeros(ids.shape),
@@ -177,21 +177,23 @@ class Program(nn.Module):
         for step in self.steps:
             v = _apply(v, step)
         hit = {"gt": v > self.threshold, "lt": v < self.threshold, "eq": v == self.threshold,
-               "ne": v != self.threshold, "nan": v.isnan()}[self.test]
-        if hit.flatten().any().item():
+               "ne": v != self.threshold}[self.test]
+        if (hit.flatten().any() if self.reduce == "any" else hit.all()).item():
             return v[:, :1]
         return v
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@example(start="padded", steps=[("where", 0.0, 0.0, MIN)], test="gt", threshold=0.0)
-@example(start="ones", steps=[("scale", math.inf), ("scale", 0.0)], test="gt", threshold=0.0)
-@example(start="padded", steps=[("rsub", 1.0), ("fill", MIN), ("square",)], test="lt", threshold=0.0)
-@example(start="zeros", steps=[("write", 0.0, 2.0)], test="gt", threshold=1.0)
+@example(start="padded", steps=[("where", 0.0, 0.0, MIN)], test="gt", threshold=0.0, reduce="any")
+@example(start="ones", steps=[("scale", math.inf), ("scale", 0.0)], test="gt", threshold=0.0, reduce="any")
+@example(start="padded", steps=[("rsub", 1.0), ("fill", MIN), ("square",)], test="lt", threshold=0.0, reduce="any")
+@example(start="zeros", steps=[("write", 0.0, 2.0)], test="gt", threshold=1.0, reduce="any")
+@example(start="ones", steps=[], test="ne", threshold=math.nan, reduce="all")
+@example(start="padded", steps=[("where", 0.5, math.nan, 1.0)], test="eq", threshold=math.nan, reduce="any")
 @given(start=st.sampled_from(["ones", "zeros", "padded"]), steps=st.lists(_STEP, max_size=4),
-       test=st.sampled_from(["gt", "lt", "eq", "ne"]), threshold=_NUMBERS)
-def test_float_bounds_decide_branches_as_torch_does(start, steps, test, threshold):
-    model = Program(start, steps, test, threshold)
+       test=st.sampled_from(["gt", "lt", "eq", "ne"]), threshold=_NUMBERS, reduce=st.sampled_from(["any", "all"]))
+def test_float_bounds_decide_branches_as_torch_does(start, steps, test, threshold, reduce):
+    model = Program(start, steps, test, threshold, reduce)
     try:
         analysis = symshape.analyze(model, symshape.Input(("T",), torch.long))
     except UntraceableModel as e:
