@@ -68,8 +68,8 @@ import torch
 
 from .dims import FloorDiv, as_expr, holds_at_every_size
 
-__all__ = ["Form", "ReadValue", "at_least", "at_most", "bounds", "leaf", "compose", "describe", "padded", "reduced",
-           "subset", "unpadded"]
+__all__ = ["Form", "ReadValue", "at_least", "at_most", "bounds", "leaf", "compose", "describe", "from_data", "padded",
+           "reduced", "subset", "unpadded"]
 
 #: units in the last place a float op's result is widened by each way (see the module's doc)
 ULPS = 4
@@ -773,6 +773,22 @@ def _proved(cond, proves) -> bool:
     if cond is sympy.true or cond is sympy.false:
         return bool(cond)
     return isinstance(cond, sympy.Rel) and proves(cond)
+
+
+def from_data(form: Form) -> bool:
+    """Whether ``form`` reads a tensor whose entries symshape does not bound (a leaf unbounded
+    at an end: token ids, the input's values): then its bounds are the data's, not computed from
+    sizes and constants alone."""
+    seen, stack = set(), [form]
+    while stack:
+        f = stack.pop()
+        if id(f) in seen:
+            continue
+        seen.add(id(f))
+        if f.op == "leaf" and any(e in (_INF, -_INF) or isinstance(e, float) and math.isinf(e) for e in f.args[:2]):
+            return True
+        stack.extend(a for a in f.args if isinstance(a, Form))
+    return False
 
 
 def describe(form: Form) -> str:

@@ -217,6 +217,8 @@ def _transfer(target, kind: str, args, kwargs) -> tuple | None:
     filled = _filled(target, kind, args, kwargs)
     if filled is not None:
         return filled
+    if kind == "function" and _op_name(target, kind) == "pad":
+        return _pad_range(args, kwargs)
     counted = _counted(_op_name(target, kind), args, kwargs)
     if counted is not None:
         return counted
@@ -516,6 +518,50 @@ def _entry_form(name: str | None, args, kwargs, value: SymTensor):
 _FORM_DTYPES = (torch.int64, torch.int32, torch.bool, torch.float32, torch.float64)
 
 
+def _pad_range(args, kwargs) -> tuple | None:
+    """``F.pad(x, amounts, value=v)`` of an x with exact extremes, in the constant mode: the
+    least and greatest of those and ``v``, exactly where x is not empty and the pad adds an entry
+    at every size (every amount at least 0, one of them more)."""
+    x, amounts = args[0] if args else None, args[1] if len(args) > 1 else kwargs.get("pad")
+    mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
+    r = _range(x) if isinstance(x, SymTensor) else None
+    if r is None or mode != "constant" or not isinstance(amounts, (list, tuple)) or len(amounts) > 2 * x.ndim \
+            or x.dtype not in (torch.int64, torch.int32):
+        return None
+    value = _written_as(kwargs.get("value", args[3] if len(args) > 3 else None) or 0, x.dtype)
+    amounts = [_number(a) for a in amounts]
+    if value is None or any(a is None or not _at_least(a, 0) for a in amounts):
+        return None
+    sizes = list(x.shape)
+    for i, a in enumerate(amounts):
+        sizes[len(sizes) - 1 - i // 2] += a
+    grown = sympy.expand(product(sizes) - product(x.shape))
+    if not (_at_least(product(x.shape), 1) and _at_least(grown, 1)):
+        return None
+    return minimum(r[0], sympy.Integer(value)), maximum(r[1], sympy.Integer(value))
+
+
+def _at_least(e, c) -> bool:
+    """``e >= c`` at every size (``c``: 0 or 1; a product of sizes is at least 1)."""
+    e = canonical(e)
+    return bool((e - c).is_nonnegative or c <= 1 and e.is_integer and e.is_positive) or decide(sympy.Ge(e, c)) is True
+
+
+def _written_as(value, dtype):
+    """A number as torch writes it into a tensor of ``dtype`` (truncated to an integer, nonzero
+    as a bool's True, rounded to a float's precision), or None where torch refuses it (past the
+    dtype's range) or symshape does not tell."""
+    if dtype == torch.bool:
+        return bool(value)
+    if dtype in (torch.int64, torch.int32):
+        info = torch.iinfo(dtype)
+        if isinstance(value, float) and not (math.isfinite(value) and info.min <= math.trunc(value) <= info.max):
+            return None
+        return int(value) if info.min <= int(value) <= info.max else None
+    out = float(torch.tensor(value, dtype=torch.float64).to(dtype))
+    return out if math.isfinite(out) or not math.isfinite(value) else None
+
+
 def _padded(form, args, kwargs, dtype):
     """``F.pad(x, pad, mode, value)``: x's entries, and in the constant mode ``value`` (0 where
     None) besides, wherever an amount is positive (an amount that is 0 adds none: a bound)."""
@@ -523,9 +569,11 @@ def _padded(form, args, kwargs, dtype):
     value = kwargs.get("value", args[3] if len(args) > 3 else None)
     if dtype not in _FORM_DTYPES or mode != "constant":
         return subset(form, dtype) if dtype in _FORM_DTYPES and mode in ("reflect", "replicate", "circular") else None
-    value = 0 if value is None else int(value) if isinstance(value, bool) else value  # (value=False: 0)
     amounts = args[1] if len(args) > 1 else kwargs.get("pad")
-    if not isinstance(value, (int, float)) or not isinstance(amounts, (list, tuple)):
+    if not isinstance(value, (int, float, type(None))) or not isinstance(amounts, (list, tuple)):
+        return None
+    value = _written_as(0 if value is None else value, dtype)
+    if value is None:
         return None
     grows = all(_number(a) is not None and (_number(a).is_nonnegative or decide(sympy.Ge(_number(a), 0)) is True)
                 for a in amounts)

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import symshape
-from symshape.errors import UntraceableModel
+from symshape.errors import InvalidInputSize, UnsupportedWhereMetaDiffers, UntraceableModel
 
 LENGTHS = [1, 2, 3, 7, 8, 9, 16, 17]
 MIN, MAX = torch.finfo(torch.float32).min, torch.finfo(torch.float32).max
@@ -201,3 +201,41 @@ def test_float_bounds_decide_branches_as_torch_does(start, steps, test, threshol
         return
     for t in (1, 2, 5):
         assert _predicted(analysis, t) == _shape_at(model, t), (t, steps)
+
+
+class PaddedIndex(nn.Module):
+    """Zeros padded with a float value into an integer tensor: torch truncates it (2.7 is 2), so
+    every index lies in the table's 3 rows at every length."""
+
+    def forward(self, ids):
+        index = F.pad(torch.zeros(ids.shape, dtype=torch.long), (0, 2), value=2.7)
+        return F.embedding(index, torch.zeros(3, 4))
+
+
+def test_a_pad_value_is_the_one_torch_writes():
+    _agrees(PaddedIndex())
+
+
+class PaddedPastTheTable(nn.Module):
+    """Zeros padded with 3.2 (torch writes 3) into 3 rows: refused at every length, as torch
+    does (main had answered every length, taking the entries for data); with an amount that may
+    be 0 (a multiple of 8 needs no padding) the 3 is not there at every length: refused by
+    name, with the bound."""
+
+    def __init__(self, always: bool):
+        super().__init__()
+        self.always = always
+
+    def forward(self, ids):
+        t = ids.shape[1]
+        amount = 2 if self.always else (8 - t % 8) % 8
+        index = F.pad(torch.zeros(ids.shape, dtype=torch.long), (0, amount), value=3.2)
+        return F.embedding(index, torch.zeros(3, 4))
+
+
+def test_a_pad_past_the_table_is_refused_as_torch_refuses_it():
+    with pytest.raises(InvalidInputSize, match=r"index 3 \(the greatest\) into 3 embeddings \(whatever T is\)"):
+        symshape.analyze(PaddedPastTheTable(True), symshape.Input(("T",), torch.long))
+    assert all(_shape_at(PaddedPastTheTable(True), t) is None for t in LENGTHS)
+    with pytest.raises(UnsupportedWhereMetaDiffers, match="made from constants that symshape bounds by 0 … 3"):
+        symshape.analyze(PaddedPastTheTable(False), symshape.Input(("T",), torch.long))

@@ -23,7 +23,7 @@ from dataclasses import replace
 import sympy
 import torch
 
-from ..bounds import at_least, at_most, bounds, describe
+from ..bounds import at_least, at_most, bounds, describe, from_data
 from ..dims import as_expr, canonical, ceil_div, floor_div, maximum, minimum, product, smallest_value
 from ..errors import UnsupportedWhereMetaDiffers
 from ..requirements import Requirement
@@ -608,7 +608,9 @@ def indexes(ctx: Context, idx: SymTensor, n, what: str, refused: str) -> None:
 def unbounded(ctx: Context, idx: SymTensor, n, what: str) -> None:
     """An index symshape knows nothing of, into a dim of size ``n``: its entries are data (token
     ids) and not checked, where ``n`` is fixed and they do not depend on the sizes; else refused
-    (torch checks each entry against ``n``; its meta kernel does not)."""
+    (torch checks each entry against ``n``; its meta kernel does not). An index made from
+    constants alone, whose bound does not fit ``n``, is no data: refused too (zeros padded with
+    a 3 where the pad may add nothing, into 3 rows)."""
     if not n.is_Integer:
         raise UnsupportedWhereMetaDiffers(
             ctx.op, ctx.step, ctx.node,
@@ -621,6 +623,11 @@ def unbounded(ctx: Context, idx: SymTensor, n, what: str) -> None:
             ctx.op, ctx.step, ctx.node,
             f"{what} of size {n}, with indices computed from the input's sizes {how} "
             "(torch checks each index against the size; its meta kernel does not)")
+    if idx.entry_form is not None and not from_data(idx.entry_form):  # (made of constants, not the data)
+        raise UnsupportedWhereMetaDiffers(
+            ctx.op, ctx.step, ctx.node,
+            f"{what} of size {n}, with indices made from constants that symshape bounds by "
+            f"{describe(idx.entry_form)} only (torch checks each index against the size; its meta kernel does not)")
 
 
 @function_rule(torch.gather, layout=True)
