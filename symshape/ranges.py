@@ -518,19 +518,29 @@ def _entry_form(name: str | None, args, kwargs, value: SymTensor):
 _FORM_DTYPES = (torch.int64, torch.int32, torch.bool, torch.float32, torch.float64)
 
 
+def _pad_arguments(args, kwargs) -> tuple:
+    """``F.pad(x, pad, mode, value)``'s amounts (sizes, or None where one is no integer), mode,
+    and value as torch writes it into x's dtype (None where symshape does not tell)."""
+    x, amounts = args[0], args[1] if len(args) > 1 else kwargs.get("pad")
+    mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
+    value = kwargs.get("value", args[3] if len(args) > 3 else None)
+    value = _written_as(0 if value is None else value, x.dtype) if isinstance(value, (int, float, type(None))) \
+        else None
+    amounts = [_number(a) for a in amounts] if isinstance(amounts, (list, tuple)) else None
+    return (None if amounts is None or None in amounts else amounts), mode, value
+
+
 def _pad_range(args, kwargs) -> tuple | None:
     """``F.pad(x, amounts, value=v)`` of an x with exact extremes, in the constant mode: the
     least and greatest of those and ``v``, exactly where x is not empty and the pad adds an entry
     at every size (every amount at least 0, one of them more)."""
-    x, amounts = args[0] if args else None, args[1] if len(args) > 1 else kwargs.get("pad")
-    mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
+    x = args[0] if args else None
     r = _range(x) if isinstance(x, SymTensor) else None
-    if r is None or mode != "constant" or not isinstance(amounts, (list, tuple)) or len(amounts) > 2 * x.ndim \
-            or x.dtype not in (torch.int64, torch.int32):
+    if r is None or x.dtype not in (torch.int64, torch.int32):
         return None
-    value = _written_as(kwargs.get("value", args[3] if len(args) > 3 else None) or 0, x.dtype)
-    amounts = [_number(a) for a in amounts]
-    if value is None or any(a is None or not _at_least(a, 0) for a in amounts):
+    amounts, mode, value = _pad_arguments(args, kwargs)
+    if mode != "constant" or value is None or amounts is None or len(amounts) > 2 * x.ndim \
+            or not all(_at_least(a, 0) for a in amounts):
         return None
     sizes = list(x.shape)
     for i, a in enumerate(amounts):
@@ -563,21 +573,14 @@ def _written_as(value, dtype):
 
 
 def _padded(form, args, kwargs, dtype):
-    """``F.pad(x, pad, mode, value)``: x's entries, and in the constant mode ``value`` (0 where
-    None) besides, wherever an amount is positive (an amount that is 0 adds none: a bound)."""
-    mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
-    value = kwargs.get("value", args[3] if len(args) > 3 else None)
+    """``F.pad(x, pad, mode, value)``'s form: in the constant mode, x's entries and ``value`` (0
+    where None; where an amount is 0 it adds none: a bound), else x's entries only."""
+    amounts, mode, value = _pad_arguments(args, kwargs)
     if dtype not in _FORM_DTYPES or mode != "constant":
         return subset(form, dtype) if dtype in _FORM_DTYPES and mode in ("reflect", "replicate", "circular") else None
-    amounts = args[1] if len(args) > 1 else kwargs.get("pad")
-    if not isinstance(value, (int, float, type(None))) or not isinstance(amounts, (list, tuple)):
-        return None
-    value = _written_as(0 if value is None else value, dtype)
     if value is None:
         return None
-    grows = all(_number(a) is not None and (_number(a).is_nonnegative or decide(sympy.Ge(_number(a), 0)) is True)
-                for a in amounts)
-    return padded(form, value, dtype, args[0].shape, grows)
+    return padded(form, value, dtype, args[0].shape, amounts is not None and all(_at_least(a, 0) for a in amounts))
 
 
 def _known(t: SymTensor) -> bool:
