@@ -41,6 +41,14 @@ class Failure:
     def kind(self) -> str:
         return self.requirement.kind
 
+    def __str__(self) -> str:
+        """The refusal as a sentence: torch refuses the size, or may (a check that reads the
+        tensor's values, ``Requirement.data_dependent``: then why)."""
+        why = self.requirement.data_dependent
+        if why:
+            return f"torch may refuse this size at {self.step}: {self.reason} ({why})"
+        return f"torch refuses this size at {self.step}: {self.reason}"
+
 
 @dataclass(frozen=True)
 class ConcreteStep:
@@ -115,7 +123,7 @@ class Evaluation:
         for f in self.mismatches:
             out.append(f"mismatch at {f.step}: {f.reason}")
         if self.failure:
-            out.append(f"torch refuses this size at {self.failure.step}: {self.failure.reason}")
+            out.append(str(self.failure))
         return "\n".join(out)
 
     __repr__ = __str__

@@ -401,8 +401,7 @@ def _blocks(analysis, sizes: dict | None):
         blocks.append(block)
     failure = None
     if ev is not None and ev.first_problem() is not None:
-        p = ev.first_problem()
-        failure = f"torch refuses this size at {p.step}: {p.reason}"
+        failure = str(ev.first_problem())
     return blocks, ev, failure
 
 

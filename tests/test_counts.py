@@ -9,9 +9,11 @@ import itertools
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 
 import symshape
+import symshape.explain
 from symshape.errors import InvalidInputSize, SymshapeError
 
 
@@ -146,3 +148,17 @@ def test_python_joins_and_repeats_tuples_of_tensors():
         assert a.at(H=h, W=w).output_shape == torch_shapes(model, (1, 3, h, w)) == (1, 12, h, w)
     with pytest.raises(SymshapeError, match="tuple of tensors whose number depends on the input size"):
         symshape.analyze(Call(lambda x: x.unbind(0) + (x,)), ("A", "B"), batch=None)
+
+
+def test_a_refusal_that_depends_on_the_values_says_torch_may_refuse():
+    """``F.one_hot((x > 2).sum(-1), 5)``: past T = 4 a count may reach 5 or not, as the data
+    decides; evaluate() and explain() say torch *may* refuse, and why (they had said it refuses),
+    and torch runs there at some data and raises at other."""
+    model = Call(lambda x: F.one_hot((x > 2).sum(-1), 5))
+    analysis = symshape.analyze(model, ("T",))
+    said = str(analysis.evaluate(T=6))
+    assert "torch may refuse this size at one_hot" in said and "depends on the values" in said
+    assert "torch may refuse this size at one_hot" in str(symshape.explain.explain(analysis, T=6))
+    assert "may refuse" not in str(analysis.evaluate(T=4))
+    assert torch_shapes(model, (1, 6)) == (1, 5)  # (no entry above 2)
+    assert torch_shapes(model, (1, 6)) != torch_shapes(Call(lambda x: F.one_hot((x + 3 > 2).sum(-1), 5)), (1, 6))
