@@ -184,3 +184,31 @@ def test_layouts_after_reshape_are_torchs(make, reshape, read):
     except UnsupportedOperation:
         return
     _agrees(analysis, [{"A": a, "B": b} for a, b in itertools.product((1, 2, 3), (1, 2))])
+
+
+class ChannelsLastThenContiguous(nn.Module):
+    """diffusers' VQModel: an attention block's output reshaped back to a map is channels-last
+    (``transpose(-1, -2).reshape(b, c, h, w)``), a GroupNorm then picks its output's memory
+    format from strides symshape does not follow at a size of 1 (a guard), and the quantizer's
+    ``permute(0, 2, 3, 1).contiguous().view(-1, c)`` follows. contiguous() is contiguous for
+    torch at every size whatever its input was, so the view never fails: 9ac5ec4 to 0be5a4a had
+    kept the guard and answered only H = W = 1 (torch runs at every size)."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm, self.proj = nn.GroupNorm(2, 4), nn.Linear(4, 4)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        y = self.proj(x.view(b, c, h * w).transpose(1, 2))
+        y = y.transpose(-1, -2).reshape(b, c, h, w) + x
+        return self.norm(y).permute(0, 2, 3, 1).contiguous().view(-1, c)
+
+
+def test_a_view_of_contiguous_needs_no_guard():
+    analysis = symshape.analyze(ChannelsLastThenContiguous(), (4, "H", "W"))
+    assert str(analysis.valid_sizes()) == "any H and W"
+    sizes = [{"H": h, "W": w} for h, w in ((1, 1), (1, 3), (2, 2), (3, 5), (8, 8))]
+    for batch in (1, 2):
+        report = analysis.verify(sizes=sizes, batch=batch)
+        assert report.ok and all(r[1] for r in report.results) and not report.notes, report

@@ -113,12 +113,14 @@ def contiguous(ctx: Context, self, *args, **kwargs) -> SymTensor:
     """``out = in``, contiguous in memory."""
     # the tensor itself where torch sees it contiguous, odd size-1 strides and all; else a copy,
     # whose size-1 strides are loose where a size that may be 1 makes torch see it contiguous
+    # (no guard: whatever x's layout at a size, torch's result is contiguous there, so a view of
+    # it never fails; only its size-1 strides may be x's)
     x = tensor_arg(self, "self", ctx)
     if x.contiguous:
-        return x.with_shape(x.shape)
+        return replace(x.with_shape(x.shape), loose=True, guard=()) if x.guard else x.with_shape(x.shape)
     out = x.with_shape(x.shape, contiguous=True)
     if any(not n.is_Integer for n in x.shape):  # a size that may be 1 may make it contiguous there
-        out = contiguous_source(x, replace(out, loose=True, guard=x.guard))
+        out = contiguous_source(x, replace(out, loose=True))
     return out
 
 
