@@ -293,7 +293,10 @@ def _extremum(form: Form, over, memo) -> tuple:
 def _compare(form: Form, over, memo) -> tuple:
     """A comparison's bool: 1 (or 0) where the bounds decide it at every size, else ``0 … 1``."""
     rel = form.op[4:]
-    a, b = (_interval(v, over, memo) for v in form.args)
+    floats = [v.dtype for v in form.args if isinstance(v, Form) and v.kind == "float"]
+    # (a number is compared in the float tensor's dtype: 0.1 is 0.100000001... in float32)
+    a, b = (_interval(v, over, memo) if isinstance(v, Form) else _number_interval(v, floats[0] if floats else None)
+            for v in form.args)
     (alo, ahi), (blo, bhi) = a[:2], b[:2]
     nan = any(len(v) == 3 and v[2] for v in (a, b))  # (a NaN compares false: never "always")
     apart = sympy.Or(sympy.Lt(ahi, blo), sympy.Lt(bhi, alo))  # (no entry of one equals one of the other)

@@ -189,6 +189,7 @@ class Program(nn.Module):
 @example(start="padded", steps=[("rsub", 1.0), ("fill", MIN), ("square",)], test="lt", threshold=0.0, reduce="any")
 @example(start="zeros", steps=[("write", 0.0, 2.0)], test="gt", threshold=1.0, reduce="any")
 @example(start="ones", steps=[], test="ne", threshold=math.nan, reduce="all")
+@example(start="ones", steps=[("where", 0.0, 0.1, 0.0)], test="gt", threshold=0.1, reduce="any")  # (in float32)
 @example(start="padded", steps=[("where", 0.5, math.nan, 1.0)], test="eq", threshold=math.nan, reduce="any")
 @given(start=st.sampled_from(["ones", "zeros", "padded"]), steps=st.lists(_STEP, max_size=4),
        test=st.sampled_from(["gt", "lt", "eq", "ne"]), threshold=_NUMBERS, reduce=st.sampled_from(["any", "all"]))
