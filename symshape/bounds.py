@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import math
 import operator
-import types
 
 import sympy
 import torch
@@ -711,7 +710,7 @@ def _through_pad(name: str, values: list, kwargs: dict, dtype) -> Form | None:
     on a 0-dim tensor of ``v`` gives the new value, in ``dtype`` (else None)."""
     pad, rest = values[0], values[1:]
     if name not in _THROUGH_PAD or any(isinstance(v, Form) for v in rest) \
-            or not isinstance(getattr(torch.Tensor, name, None), _CALLABLE):
+            or not callable(getattr(torch.Tensor, name, None)):
         return None
     inner = compose(name, [pad.args[0], *rest], kwargs, dtype)
     if inner is None:
@@ -729,7 +728,6 @@ def _through_pad(name: str, values: list, kwargs: dict, dtype) -> Form | None:
 #: the elementwise ops :func:`_through_pad` takes through a pad: methods of one tensor and numbers
 _THROUGH_PAD = frozenset({*_COMPARE, *_CASTS, *_ADD, *_SUB, *_RSUB, *_MUL, *_DIV, *_FLOORDIV, *_MONOTONE, "abs",
                           "clamp", "clip", "clamp_min", "clamp_max", "remainder", "__mod__"})
-_CALLABLE = (types.MethodDescriptorType, types.WrapperDescriptorType, types.BuiltinFunctionType, types.FunctionType)
 
 
 def reduced(name: str, form: Form, dtype, nonempty: bool) -> Form | None:

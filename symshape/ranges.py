@@ -188,7 +188,7 @@ def _floor_divided(r: tuple | None, c) -> tuple | None:
     lo, hi = r
     if c.is_Integer:
         return (floor_div(lo, int(c)), floor_div(hi, int(c))) if c > 0 else None
-    if not (c.is_positive or decide(sympy.Ge(c, 1)) is True):
+    if not _at_least(c, 1):
         return None
     q_lo, q_hi = sympy.cancel(lo / c), sympy.cancel((hi + 1) / c)
     if not (integer_polynomial(q_lo) and integer_polynomial(q_hi)):
@@ -286,7 +286,7 @@ def _counted(name: str | None, args, kwargs) -> tuple | None:
     n = _counted_along(name, x, args, kwargs)
     if n is None:
         return None
-    if not (as_expr(n).is_positive or decide(sympy.Ge(n, 1)) is True):
+    if not _at_least(n, 1):
         return None  # (an empty dim: no entries, or a sum of 0)
     c = r[0]
     return (c * n, c * n) if name == "sum" else (c, c * n)
@@ -505,7 +505,7 @@ def _entry_form(name: str | None, args, kwargs, value: SymTensor):
         return _padded(values[0], args, kwargs, value.dtype)
     if name in ("any", "all") and isinstance(args[0], SymTensor) and value.dtype == torch.bool:
         count = _counted_along(name, args[0], args, kwargs)  # (the entries each answer reduces)
-        nonempty = count is not None and (as_expr(count).is_positive or decide(sympy.Ge(count, 1)) is True)
+        nonempty = count is not None and _at_least(count, 1)
         return reduced(name, values[0], value.dtype, nonempty)
     form = compose(name, values, kwargs, value.dtype)
     if form is None and (name in _KEEP_ENTRIES or name in _SELECTING) and isinstance(args[0], SymTensor) \
@@ -552,7 +552,8 @@ def _pad_range(args, kwargs) -> tuple | None:
 
 
 def _at_least(e, c) -> bool:
-    """``e >= c`` at every size (``c``: 0 or 1; a product of sizes is at least 1)."""
+    """``e >= c`` at every size, for an integer ``e`` (``c``: 0 or 1; a product of sizes is at
+    least 1): by sympy's signs, else :func:`decide`."""
     e = canonical(e)
     return bool((e - c).is_nonnegative or c <= 1 and e.is_integer and e.is_positive) or decide(sympy.Ge(e, c)) is True
 
@@ -728,7 +729,7 @@ def written_whole(target: Any, index: Any, item: Any) -> SymTensor | None:
             and target.dtype in (torch.int64, torch.int32)):
         return None
     r = _range(item)
-    bound = r[1] + 1 if r is not None and (r[0].is_nonnegative or decide(sympy.Ge(r[0], 0)) is True) \
+    bound = r[1] + 1 if r is not None and _at_least(r[0], 0) \
         else _operand_bound(item)
     if bound is None or isinstance(item, SymTensor) and item.ndim > 1:
         return None
@@ -947,7 +948,7 @@ def _operand_bound(v) -> sympy.Expr | None:
     if isinstance(v, SymTensor):
         return sympy.Integer(2) if v.dtype == torch.bool else v.index_bound
     c = _number(v)
-    if c is None or not (c.is_nonnegative or decide(sympy.Ge(c, 0)) is True):
+    if c is None or not _at_least(c, 0):
         return None
     return c + 1
 
@@ -1025,13 +1026,13 @@ def _bounded(name: str | None, target, args, kwargs, value: Any) -> Any:
         return _with_bound(value, args[0].index_bound)  # (x.max(), x.amax(d): one of the bounded entries)
     if (name in _MOD or target in _MOD) and len(args) == 2 and not kwargs and isinstance(args[0], SymTensor) and isinstance(value, SymTensor):
         c = _number(args[1])  # t % c lies in 0 … c - 1 for a positive c, whatever t
-        if c is not None and (c.is_positive or decide(sympy.Ge(c, 1)) is True) and value.dtype in (torch.int64, None):
+        if c is not None and _at_least(c, 1) and value.dtype in (torch.int64, None):
             return _with_bound(value, c)
     if (name in _FLOORDIV or target in _FLOORDIV) and len(args) == 2 and not kwargs and isinstance(value, SymTensor) \
             and isinstance(args[0], SymTensor) and args[0].index_bound is not None \
             and value.dtype in (torch.int64, torch.int32):
         c = _number(args[1])  # entries in 0 … b - 1 divided by a positive c: 0 … (b - 1) // c
-        if c is not None and (c.is_positive or decide(sympy.Ge(c, 1)) is True):
+        if c is not None and _at_least(c, 1):
             most = args[0].index_bound - 1
             most = floor_div(most, int(c)) if c.is_Integer else sympy.floor(most / c)
             return _with_bound(value, canonical(most + 1))
